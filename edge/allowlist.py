@@ -1,0 +1,238 @@
+"""Applying allowlist changes to the appliance database.
+
+The sync agent and the file importer both come here. A batch of changes and the new cursor
+are applied in one ``BEGIN IMMEDIATE`` transaction, so an interrupted download or import
+resumes where it stopped. Every row carries the ``seq`` of the change that last wrote it as its
+version, and an upsert only wins over an older version: replaying a batch, or receiving it
+twice, changes nothing. Holder names and document numbers are sealed before they are written.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edge.db import immediate
+from edge.holders import DocumentError, HolderVault, mask_document, mask_name, normalize_document
+from sync.changes import Change, ChangeError, parse_change
+from sync.timeutil import to_iso, utcnow
+
+BATCH = 1000
+
+
+class AllowlistError(Exception):
+    """A change that cannot be applied; the message names the record."""
+
+
+@dataclass
+class ApplyResult:
+    applied: int = 0
+    unchanged: int = 0
+    cursor: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def _t(v):
+    return to_iso(v) if v is not None else None
+
+
+def _guarded_upsert(table: str, row: dict[str, Any], key: str = "id") -> str:
+    cols = ", ".join(row)
+    marks = ", ".join(f":{c}" for c in row)
+    sets = ", ".join(f"{c} = excluded.{c}" for c in row if c != key)
+    return (f"INSERT INTO {table} ({cols}) VALUES ({marks}) ON CONFLICT({key}) DO UPDATE SET "
+            f"{sets} WHERE excluded.version > {table}.version")
+
+
+def _apply_one(conn: sqlite3.Connection, vault: HolderVault, c: Change) -> bool:
+    """Apply one change inside the caller's transaction; True when it changed something."""
+    d, v = c.data, c.seq
+    if c.op == "delete":
+        return _delete(conn, c)
+    if c.type == "venue":
+        # One appliance serves one venue: the venue record replaces whatever was there.
+        cur = conn.execute("SELECT id, version FROM venue").fetchone()
+        if cur and cur[1] >= v:
+            return False
+        conn.execute("DELETE FROM venue")
+        conn.execute("INSERT INTO venue (id, code, name, timezone, version) VALUES (?,?,?,?,?)",
+                     (d["id"], d["code"], d["name"], d["timezone"], v))
+        return True
+    if c.type == "zone":
+        sql = _guarded_upsert("zones", {"id": d["id"], "code": d["code"], "name": d["name"],
+                                        "version": v})
+        return conn.execute(sql, {"id": d["id"], "code": d["code"], "name": d["name"],
+                                  "version": v}).rowcount > 0
+    if c.type == "gate":
+        row = {k: d[k] for k in ("id", "code", "name", "realname_mode", "open_before_min",
+                                 "close_after_min")}
+        row.update(reentry=int(d["reentry"]), version=v)
+        if conn.execute(_guarded_upsert("gates", row), row).rowcount == 0:
+            return False
+        conn.execute("DELETE FROM gate_zones WHERE gate_id = ?", (d["id"],))
+        for zone_id in d["zones"]:
+            conn.execute("INSERT OR IGNORE INTO zones (id, code, name) VALUES (?, ?, ?)",
+                         (zone_id, str(zone_id), f"Zone {zone_id}"))
+            conn.execute("INSERT INTO gate_zones (gate_id, zone_id) VALUES (?, ?)",
+                         (d["id"], zone_id))
+        return True
+    if c.type == "lane":
+        if not conn.execute("SELECT 1 FROM gates WHERE id = ?", (d["gate_id"],)).fetchone():
+            raise AllowlistError(f"lane {d['code']}: gate {d['gate_id']} does not exist")
+        conn.execute(
+            "INSERT INTO lanes (id, code, name, gate_id, direction, passage_timeout_s, enabled) "
+            "VALUES (?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET code = excluded.code, "
+            "name = excluded.name, gate_id = excluded.gate_id, direction = excluded.direction, "
+            "passage_timeout_s = excluded.passage_timeout_s, enabled = excluded.enabled",
+            (d["id"], d["code"], d["name"], d["gate_id"], d["direction"],
+             d["passage_timeout_s"], int(d["enabled"])))
+        return True
+    if c.type == "session":
+        row = {"id": d["id"], "venue_id": d["venue_id"], "name": d["name"],
+               "starts_at": _t(d["starts_at"]), "ends_at": _t(d["ends_at"]),
+               "gates_open_at": _t(d["gates_open_at"]), "version": v}
+        return conn.execute(_guarded_upsert("sessions", row), row).rowcount > 0
+    if c.type == "key":
+        conn.execute(
+            "INSERT INTO hub_keys (key_id, public_key, added_at, retired_at) VALUES (?,?,?,?) "
+            "ON CONFLICT(key_id) DO UPDATE SET public_key = excluded.public_key, "
+            "retired_at = excluded.retired_at",
+            (d["key_id"], d["public_key"], to_iso(utcnow()), _t(d["retired_at"])))
+        return True
+    if c.type == "holder":
+        cur = conn.execute("SELECT version FROM holders WHERE id = ?", (d["id"],)).fetchone()
+        if cur and cur[0] >= v:
+            return False
+        try:
+            number = normalize_document(d["doc_type"], d["doc_number"])
+        except DocumentError as e:
+            raise AllowlistError(f"holder {d['id']}: {e}") from None
+        row = {
+            "id": d["id"], "doc_type": d["doc_type"],
+            "doc_hash": vault.doc_hash(d["doc_type"], number),
+            "name_sealed": vault.seal(d["name"], f"holder:{d['id']}:name"),
+            "doc_sealed": vault.seal(number, f"holder:{d['id']}:doc"),
+            "name_masked": mask_name(d["name"]), "doc_masked": mask_document(number),
+            "version": v,
+        }
+        conn.execute(_guarded_upsert("holders", row), row)
+        return True
+    if c.type == "ticket":
+        row = {k: d[k] for k in ("id", "number", "serial", "kind", "role", "zone_id", "seat_id",
+                                 "seat", "daily_limit", "state", "rfid_uid", "holder_id")}
+        row.update(scope=json.dumps(list(d["scope"])), valid_from=_t(d["valid_from"]),
+                   valid_until=_t(d["valid_until"]), realname=int(d["realname"]), version=v)
+        cur = conn.execute("SELECT version FROM tickets WHERE id = ?", (d["id"],)).fetchone()
+        if cur and cur[0] >= v:
+            return False
+        if row["rfid_uid"]:  # a chip moved to another ticket leaves the old one
+            conn.execute("UPDATE tickets SET rfid_uid = NULL WHERE rfid_uid = ? AND id <> ?",
+                         (row["rfid_uid"], row["id"]))
+        try:
+            conn.execute(_guarded_upsert("tickets", row), row)
+        except sqlite3.IntegrityError as e:
+            raise AllowlistError(f"ticket {d['id']}: {e}") from None
+        return True
+    if c.type == "revocation":
+        row = {"ticket_id": d["ticket_id"], "serial_below": d["serial_below"],
+               "reason": d["reason"], "revoked_at": _t(d["revoked_at"]), "version": v}
+        return conn.execute(_guarded_upsert("revocations", row, key="ticket_id"),
+                            row).rowcount > 0
+    if c.type == "block":
+        row = {"kind": d["kind"], "value": d["value"], "reason": d["reason"], "version": v}
+        conn.execute(
+            "INSERT INTO blocklist (kind, value, reason, version) VALUES "
+            "(:kind, :value, :reason, :version) ON CONFLICT(kind, value) DO UPDATE SET "
+            "reason = excluded.reason, version = excluded.version "
+            "WHERE excluded.version > blocklist.version", row)
+        return True
+    raise AllowlistError(f"cannot apply a {c.type} change")  # unreachable: parse_change checks
+
+
+_DELETE = {
+    "venue": "DELETE FROM venue WHERE id = ?",
+    "zone": "DELETE FROM zones WHERE id = ?",
+    "gate": "DELETE FROM gates WHERE id = ?",
+    "lane": "DELETE FROM lanes WHERE id = ?",
+    "session": "DELETE FROM sessions WHERE id = ?",
+    "key": "DELETE FROM hub_keys WHERE key_id = ?",
+    "holder": "DELETE FROM holders WHERE id = ?",
+    "ticket": "DELETE FROM tickets WHERE id = ?",
+    "revocation": "DELETE FROM revocations WHERE ticket_id = ?",
+    "block": "DELETE FROM blocklist WHERE kind = ? AND value = ?",
+}
+
+
+def _delete(conn: sqlite3.Connection, c: Change) -> bool:
+    try:
+        return conn.execute(_DELETE[c.type], c.key).rowcount > 0
+    except sqlite3.IntegrityError as e:
+        raise AllowlistError(f"{c.type} {c.key}: cannot delete: {e}") from None
+
+
+def apply_changes(conn: sqlite3.Connection, vault: HolderVault, changes: Iterable[Change],
+                  cursor: int | None = None, stream: str = "allowlist") -> ApplyResult:
+    """Apply changes and advance the stream's cursor in one transaction (all or nothing)."""
+    result = ApplyResult()
+    with immediate(conn):
+        for change in changes:
+            if _apply_one(conn, vault, change):
+                result.applied += 1
+                result.counts[change.type] = result.counts.get(change.type, 0) + 1
+            else:
+                result.unchanged += 1
+            result.cursor = max(result.cursor, change.seq)
+        if cursor is not None:
+            result.cursor = max(result.cursor, cursor)
+        conn.execute(
+            "UPDATE sync_state SET cursor = max(cursor, ?), last_ok_at = ? WHERE stream = ?",
+            (result.cursor, to_iso(utcnow()), stream))
+    return result
+
+
+def read_file(path: Path) -> Iterator[tuple[int, Change]]:
+    """Parse an allowlist file (JSON lines); raises AllowlistError naming line and field."""
+    try:
+        f = path.open(encoding="utf-8")
+    except OSError as e:
+        raise AllowlistError(f"{path}: cannot open: {e.strerror}") from None
+    with f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise AllowlistError(f"{path}:{number}: not valid JSON ({e.msg})") from None
+            except UnicodeDecodeError:
+                raise AllowlistError(f"{path}:{number}: not UTF-8 text") from None
+            try:
+                yield number, parse_change(obj)
+            except ChangeError as e:
+                raise AllowlistError(f"{path}:{number}: {e}") from None
+
+
+def import_file(conn: sqlite3.Connection, vault: HolderVault, path: Path,
+                progress: Callable[[int], None] | None = None) -> ApplyResult:
+    """Check the whole file first (nothing is applied if any line is bad), then apply it in
+    batches, each with its cursor, so that an interrupted import resumes safely."""
+    changes = [c for _, c in read_file(path)]
+    total = ApplyResult()
+    for start in range(0, len(changes), BATCH):
+        batch = changes[start:start + BATCH]
+        try:
+            r = apply_changes(conn, vault, batch)
+        except AllowlistError as e:
+            raise AllowlistError(f"{path}: {e}") from None
+        total.applied += r.applied
+        total.unchanged += r.unchanged
+        total.cursor = max(total.cursor, r.cursor)
+        for k, n in r.counts.items():
+            total.counts[k] = total.counts.get(k, 0) + n
+        if progress:
+            progress(start + len(batch))
+    return total

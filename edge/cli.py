@@ -1,0 +1,238 @@
+"""``wicket-edge``: the technician's command line on the appliance.
+
+    wicket-edge --config FILE init            create the config (with a new holder key) and the database, or upgrade it
+    wicket-edge --config FILE import FILE     load an allowlist file (JSON lines of sync changes)
+    wicket-edge --config FILE scan --lane L CODE
+    wicket-edge --config FILE entries
+
+Exit status: 0 success (for ``scan``: admitted), 1 refused by the rules, 2 bad input or a fault.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from edge import config as config_mod
+from edge import db as db_mod
+from edge.allowlist import AllowlistError, import_file
+from edge.engine import Engine, IdDocument, Scan, ScanKind
+from edge.holders import DOC_TYPES, HolderKeyError, HolderVault, generate_holder_key
+from edge.reasons import Reason, colour, words
+from sync.timeutil import from_iso
+
+EXIT_OK, EXIT_REFUSED, EXIT_ERROR = 0, 1, 2
+
+
+class CliError(Exception):
+    pass
+
+
+def _lang(args) -> str:
+    if args.lang:
+        return args.lang
+    env = os.environ.get("LC_ALL") or os.environ.get("LC_MESSAGES") or os.environ.get("LANG", "")
+    return "zh" if env.lower().startswith("zh") else "en"
+
+
+def _open(args):
+    cfg = config_mod.load(args.config)
+    if not cfg.database.exists():
+        raise CliError(f"{cfg.database}: no database yet; run `wicket-edge init` first")
+    conn = db_mod.connect(cfg.database)
+    pending = db_mod.migrations.pending(db_mod.open_db(cfg.database))
+    if pending:
+        raise CliError(f"{cfg.database}: the database needs an upgrade; run `wicket-edge init`")
+    try:
+        vault = HolderVault(cfg.holder_key)
+    except HolderKeyError as e:
+        raise CliError(f"{cfg.path}: holder_key: {e}") from None
+    return cfg, conn, vault
+
+
+def cmd_init(args) -> int:
+    path = config_mod.config_path(args.config)
+    if not path.exists():
+        values = {"holder_key": generate_holder_key()}
+        if args.database:
+            values["database"] = args.database
+        elif args.config:
+            values["database"] = "edge.db"  # beside the config file
+        config_mod.write_new(path, values)
+        print(f"created {path} (owner-only; it holds the key that seals holder data)")
+    cfg = config_mod.load(path)
+    HolderVault(cfg.holder_key)  # a bad key is reported now, not at the first scan
+    existed = cfg.database.exists()
+    db = db_mod.open_db(cfg.database)
+    applied = db_mod.migrate(db)
+    if not existed:
+        print(f"created database {cfg.database}")
+    if applied:
+        print(f"applied migrations: {', '.join(applied)}")
+    else:
+        print(f"database {cfg.database} is up to date")
+    check = db.execute("PRAGMA quick_check").fetchone()[0]
+    if check != "ok":
+        raise CliError(f"{cfg.database}: integrity check failed: {check}")
+    return EXIT_OK
+
+
+def cmd_import(args) -> int:
+    _, conn, vault = _open(args)
+    path = Path(args.file)
+    interactive = sys.stderr.isatty()
+
+    def progress(done: int) -> None:
+        if interactive:
+            print(f"\r  applied {done} changes", end="", file=sys.stderr, flush=True)
+
+    try:
+        result = import_file(conn, vault, path, progress=progress)
+    finally:
+        if interactive:
+            print(file=sys.stderr)
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(result.counts.items())) or "nothing new"
+    print(f"imported {path}: {result.applied} changes applied ({counts}), "
+          f"{result.unchanged} already up to date; cursor {result.cursor}")
+    return EXIT_OK
+
+
+def _read_secret(value: str) -> str:
+    return sys.stdin.readline().strip() if value == "-" else value
+
+
+def cmd_scan(args) -> int:
+    cfg, conn, vault = _open(args)
+    engine = Engine(conn, vault)
+    document = None
+    if args.id_number is not None:
+        document = IdDocument(args.id_type, _read_secret(args.id_number))
+    kind = ScanKind(args.kind)
+    if kind is ScanKind.ID_CARD and document is None:
+        raise CliError("an id_card scan needs --id-number (use - to read it from stdin)")
+    if kind is not ScanKind.ID_CARD and args.code is None:
+        raise CliError("give the scanned code (or --kind id_card with --id-number)")
+    now = from_iso(args.at) if args.at else None
+    scan = Scan(kind, args.code or "", device_id=args.device, document=document)
+    d = engine.decide(scan, args.lane, now)
+    tz = _venue_tz(conn)
+    lang = _lang(args)
+    print(f"{d.verdict.upper():7} {d.reason}  {words(d.reason, lang)}  [{colour(d.reason)}]")
+    if d.detail:
+        print(f"  why:    {d.detail}")
+    if d.ticket:
+        t = d.ticket
+        parts = [f"ticket {t.number or t.id}"]
+        if t.role != "ticket":
+            parts.append(t.role)
+        if t.zone:
+            parts.append(f"zone {t.zone}")
+        if t.seat:
+            parts.append(f"seat {t.seat}")
+        if t.session:
+            parts.append(f"session {t.session}")
+        if d.offline_code:
+            parts.append("not yet in the allowlist: admitted on its signature")
+        print("  " + ", ".join(parts))
+    if d.holder_masked:
+        print(f"  holder: {d.holder_masked.name}  {d.holder_masked.document}")
+    if d.first_entry_at:
+        print(f"  first entry: {_local(d.first_entry_at, tz)}")
+    if d.entry_id:
+        print(f"  entry {d.entry_id} at {_local(d.at, tz)}, lane {d.lane} ({d.direction})")
+    if d.reason is Reason.DEVICE_ERROR:
+        return EXIT_ERROR
+    return EXIT_OK if d.open_lane else EXIT_REFUSED
+
+
+def cmd_entries(args) -> int:
+    _, conn, _ = _open(args)
+    tz = _venue_tz(conn)
+    rows = conn.execute(
+        """SELECT e.at, l.code, e.direction, e.reason, t.number, e.ticket_id, h.name_masked,
+                  h.doc_masked, e.detail, e.acked_at
+           FROM entries e LEFT JOIN lanes l ON l.id = e.lane_id
+           LEFT JOIN tickets t ON t.id = e.ticket_id LEFT JOIN holders h ON h.id = t.holder_id
+           WHERE (? IS NULL OR l.code = ?) ORDER BY e.seq DESC LIMIT ?""",
+        (args.lane, args.lane, args.limit)).fetchall()
+    print(f"{'time':19}  {'lane':8} {'dir':3}  {'reason':17} {'ticket':14} {'holder':24} sent why")
+    for at, lane, direction, reason, number, ticket_id, name, doc, detail, acked in rows:
+        ticket = number or (str(ticket_id) if ticket_id else "-")
+        holder = f"{name} {doc}" if name else "-"
+        print(f"{_local(from_iso(at), tz):19}  {lane or '-':8} {direction:3}  {reason:17} "
+              f"{ticket:14} {holder:24} {'yes' if acked else 'no ':4} {detail}")
+    (total, unsent) = conn.execute(
+        "SELECT count(*), count(*) - count(acked_at) FROM entries").fetchone()
+    print(f"{total} entries recorded, {unsent} not yet acknowledged by the hub")
+    return EXIT_OK
+
+
+def _venue_tz(conn) -> ZoneInfo:
+    row = conn.execute("SELECT timezone FROM venue LIMIT 1").fetchone()
+    return ZoneInfo(row[0] if row else "UTC")
+
+
+def _local(dt: datetime, tz: ZoneInfo) -> str:
+    return dt.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="wicket-edge", description="Wicket venue appliance tools.")
+    p.add_argument("--config", help=f"configuration file (default: ${config_mod.ENV_VAR} or "
+                   f"{config_mod.DEFAULT_PATH})")
+    p.add_argument("--lang", choices=("en", "zh"), help="language of verdicts (default: $LANG)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("init", help="create or upgrade the configuration and the database")
+    s.add_argument("--database", help="database path to write into a new configuration file")
+    s.set_defaults(func=cmd_init)
+
+    s = sub.add_parser("import", help="load an allowlist file (JSON lines)")
+    s.add_argument("file")
+    s.set_defaults(func=cmd_import)
+
+    s = sub.add_parser("scan", help="decide a scan as a lane would, and record it")
+    s.add_argument("--lane", required=True, help="lane code")
+    s.add_argument("--kind", default="qr", choices=[k.value for k in ScanKind])
+    s.add_argument("--device", help="device id to record with the entry")
+    s.add_argument("--id-type", default="resident_id", choices=DOC_TYPES,
+                   help="type of the ID document shown")
+    s.add_argument("--id-number", help="number of the ID document shown; - reads it from stdin")
+    s.add_argument("--at", help="decide as of this ISO 8601 time (testing)")
+    s.add_argument("code", nargs="?", help="the scanned code, RFID UID or ticket number")
+    s.set_defaults(func=cmd_scan)
+
+    s = sub.add_parser("entries", help="recent entries, newest first (holder data masked)")
+    s.add_argument("--limit", type=int, default=20)
+    s.add_argument("--lane", help="only this lane")
+    s.set_defaults(func=cmd_entries)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        level = config_mod.load(args.config).log_level if args.command != "init" else "INFO"
+    except config_mod.ConfigError:
+        level = "INFO"
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (CliError, config_mod.ConfigError, AllowlistError, HolderKeyError) as e:
+        print(f"wicket-edge: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except ValueError as e:  # e.g. a malformed --at time
+        print(f"wicket-edge: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as e:
+        print(f"wicket-edge: {e}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

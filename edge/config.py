@@ -1,0 +1,144 @@
+"""The appliance's configuration file: every setting declared once, unknown keys refused.
+
+The file is TOML (``/etc/wicket/edge.toml`` unless ``--config`` or ``WICKET_CONFIG`` names
+another). It holds what must not live in the database: above all the key that seals holder
+data, so that a copied database file alone reveals no names or document numbers.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DEFAULT_PATH = Path("/etc/wicket/edge.toml")
+ENV_VAR = "WICKET_CONFIG"
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    type: type
+    default: Any
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "database",
+        str,
+        "/var/lib/wicket/edge.db",
+        "Path of the appliance's SQLite database; a relative path is taken from the "
+        "directory of this file.",
+    ),
+    Setting(
+        "holder_key",
+        str,
+        None,
+        "Base64 key that seals holder names and document numbers in the database and keys "
+        "the document-number index. Generated on the appliance, never sent anywhere; losing "
+        "it makes the holder data unreadable (a full sync restores it).",
+    ),
+    Setting(
+        "log_level",
+        str,
+        "INFO",
+        "Log level of the appliance's services: DEBUG, INFO, WARNING or ERROR.",
+    ),
+)
+_BY_NAME = {s.name: s for s in SETTINGS}
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class ConfigError(Exception):
+    """The configuration file is missing, unreadable or has a bad value; the message says which."""
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    database: Path
+    holder_key: str
+    log_level: str
+
+
+def config_path(explicit: str | os.PathLike | None = None) -> Path:
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get(ENV_VAR)
+    return Path(env) if env else DEFAULT_PATH
+
+
+def _line_of(text: str, key: str) -> int | None:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.split("=", 1)[0].strip() == key:
+            return number
+    return None
+
+
+def load(path: str | os.PathLike | None = None) -> Config:
+    path = config_path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: no configuration file; create one with `wicket-edge init --config {path}`"
+        ) from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the configuration file: {e.strerror}") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        setting = _BY_NAME.get(key)
+        line = _line_of(text, key)
+        where = f"{path}:{line}" if line else str(path)
+        if setting is None:
+            known = ", ".join(_BY_NAME)
+            raise ConfigError(f"{where}: unknown setting {key!r} (known settings: {known})")
+        if not isinstance(value, setting.type):
+            raise ConfigError(
+                f"{where}: {key} must be a {setting.type.__name__}, not {type(value).__name__}"
+            )
+        values[key] = value
+    for setting in SETTINGS:
+        if setting.name not in values:
+            if setting.default is None:
+                raise ConfigError(f"{path}: the setting {setting.name!r} is required")
+            values[setting.name] = setting.default
+    level = values["log_level"].upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"{path}: log_level must be one of {', '.join(LOG_LEVELS)}")
+    database = Path(values["database"])
+    if not database.is_absolute():
+        database = path.parent / database
+    return Config(path=path, database=database, holder_key=values["holder_key"], log_level=level)
+
+
+def render(values: dict[str, Any]) -> str:
+    """A commented configuration file holding ``values`` (settings not given keep defaults)."""
+    lines = ["# Wicket edge appliance configuration. Owner-only: it holds the holder key.", ""]
+    for setting in SETTINGS:
+        lines.append("# " + setting.help)
+        value = values.get(setting.name, setting.default)
+        if value is None:
+            continue
+        if isinstance(value, str):
+            escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+            lines.append(f'{setting.name} = "{escaped}"')
+        else:
+            lines.append(f"{setting.name} = {value!r}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_new(path: Path, values: dict[str, Any]) -> None:
+    """Create the file owner-only; never overwrite an existing one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(render(values))

@@ -1,0 +1,276 @@
+"""The appliance's SQLite database: connection set-up and append-only migrations.
+
+Three processes (web, gates, sync) share this one file; it is the only bus between them.
+Every connection runs WAL with ``synchronous=FULL`` (an entry acknowledged to a lane survives
+a power cut), a busy timeout (writers queue instead of failing) and foreign keys. Connections
+are in autocommit mode (``isolation_level=None``): code that writes more than one statement
+opens its own ``BEGIN IMMEDIATE`` transaction, so a check-then-write can never be overtaken.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+BUSY_TIMEOUT_MS = 5000
+migrations = Migrations("wicket-edge")
+
+
+def connect(path: str | os.PathLike) -> sqlite3.Connection:
+    """A connection with the appliance's pragmas; the file and its directory must exist or be creatable."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if mode.lower() != "wal":
+        raise sqlite3.OperationalError(f"{path}: could not switch to WAL (journal_mode={mode})")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+def open_db(path: str | os.PathLike) -> sqlite_utils.Database:
+    """A sqlite-utils Database over :func:`connect`, for migrations, admin and bulk work."""
+    return sqlite_utils.Database(connect(path))
+
+
+def migrate(db: sqlite_utils.Database, stop_before: str | None = None) -> list[str]:
+    """Apply pending migrations in place; returns the names applied."""
+    pending = [m.name for m in migrations.pending(db)]
+    if stop_before is not None and stop_before in pending:
+        pending = pending[: pending.index(stop_before)]
+    migrations.apply(db, stop_before=stop_before)
+    return pending
+
+
+def schema_version(db: sqlite_utils.Database) -> list[str]:
+    return [m.name for m in migrations.applied(db)]
+
+
+@contextlib.contextmanager
+def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on any error."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    else:
+        conn.execute("COMMIT")
+
+
+@migrations()
+def m001_initial(db: sqlite_utils.Database) -> None:
+    _run_script(db, _M001)
+
+
+@migrations()
+def m002_entry_outbox(db: sqlite_utils.Database) -> None:
+    """Entries double as the outbox to the hub: what batch carried them, and the hub's answer."""
+    _run_script(db, _M002)
+
+
+def _run_script(db: sqlite_utils.Database, script: str) -> None:
+    """Run statement by statement inside the migration's transaction (``executescript`` would
+    commit it halfway)."""
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        if line.lstrip().startswith("--"):
+            continue
+        statement += line
+        if sqlite3.complete_statement(statement):
+            db.execute(statement)
+            statement = ""
+    if statement.strip():
+        raise ValueError(f"incomplete SQL statement in migration: {statement[:60]!r}")
+
+
+_M001 = """
+CREATE TABLE venue (
+    id            INTEGER PRIMARY KEY,
+    code          TEXT NOT NULL DEFAULT '',
+    name          TEXT NOT NULL,
+    timezone      TEXT NOT NULL DEFAULT 'Asia/Shanghai',
+    version       INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE zones (
+    id            INTEGER PRIMARY KEY,
+    code          TEXT NOT NULL,
+    name          TEXT NOT NULL,
+    version       INTEGER NOT NULL DEFAULT 0
+);
+-- Entry policy lives on the gate: which zones it admits, re-entry, real-name mode, margins.
+CREATE TABLE gates (
+    id              INTEGER PRIMARY KEY,
+    code            TEXT NOT NULL UNIQUE,
+    name            TEXT NOT NULL,
+    reentry         INTEGER NOT NULL DEFAULT 0 CHECK (reentry IN (0, 1)),
+    realname_mode   TEXT NOT NULL DEFAULT 'ticket'
+                    CHECK (realname_mode IN ('ticket', 'ticket_and_id', 'id_only')),
+    open_before_min INTEGER NOT NULL DEFAULT 30 CHECK (open_before_min >= 0),
+    close_after_min INTEGER NOT NULL DEFAULT 60 CHECK (close_after_min >= 0),
+    version         INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE gate_zones (
+    gate_id  INTEGER NOT NULL REFERENCES gates(id) ON DELETE CASCADE,
+    zone_id  INTEGER NOT NULL REFERENCES zones(id) ON DELETE CASCADE,
+    PRIMARY KEY (gate_id, zone_id)
+) WITHOUT ROWID;
+CREATE TABLE lanes (
+    id                INTEGER PRIMARY KEY,
+    code              TEXT NOT NULL UNIQUE,
+    name              TEXT NOT NULL DEFAULT '',
+    gate_id           INTEGER NOT NULL REFERENCES gates(id),
+    direction         TEXT NOT NULL DEFAULT 'in' CHECK (direction IN ('in', 'out')),
+    passage_timeout_s INTEGER NOT NULL DEFAULT 10 CHECK (passage_timeout_s > 0),
+    enabled           INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1))
+);
+CREATE TABLE devices (
+    id            TEXT PRIMARY KEY,
+    lane_id       INTEGER REFERENCES lanes(id) ON DELETE SET NULL,
+    kind          TEXT NOT NULL,
+    name          TEXT NOT NULL DEFAULT '',
+    config        TEXT NOT NULL DEFAULT '{}',
+    enabled       INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
+    state         TEXT NOT NULL DEFAULT 'unknown',
+    state_detail  TEXT,
+    state_at      TEXT
+);
+CREATE TABLE sessions (
+    id             INTEGER PRIMARY KEY,
+    venue_id       INTEGER NOT NULL,
+    name           TEXT NOT NULL,
+    starts_at      TEXT NOT NULL,
+    ends_at        TEXT NOT NULL,
+    gates_open_at  TEXT,
+    version        INTEGER NOT NULL DEFAULT 0,
+    CHECK (ends_at > starts_at)
+);
+CREATE TABLE hub_keys (
+    key_id      INTEGER PRIMARY KEY CHECK (key_id BETWEEN 1 AND 255),
+    public_key  TEXT NOT NULL,
+    added_at    TEXT NOT NULL,
+    retired_at  TEXT
+);
+-- Names and document numbers are sealed with the appliance's holder key (AES-GCM);
+-- doc_hash is a keyed hash for the ID-card-alone lookup; the masked values are for screens.
+CREATE TABLE holders (
+    id           INTEGER PRIMARY KEY,
+    doc_type     TEXT NOT NULL,
+    doc_hash     TEXT NOT NULL,
+    name_sealed  BLOB NOT NULL,
+    doc_sealed   BLOB NOT NULL,
+    name_masked  TEXT NOT NULL,
+    doc_masked   TEXT NOT NULL,
+    version      INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX holders_doc_hash ON holders(doc_hash);
+-- The allowlist. id is the hub's ticket id, the one a ticket code carries.
+CREATE TABLE tickets (
+    id           INTEGER PRIMARY KEY,
+    number       TEXT NOT NULL UNIQUE,
+    serial       INTEGER NOT NULL DEFAULT 0,
+    kind         TEXT NOT NULL CHECK (kind IN ('session', 'sessions', 'venues')),
+    role         TEXT NOT NULL DEFAULT 'ticket' CHECK (role IN ('ticket', 'staff', 'registered')),
+    scope        TEXT NOT NULL,
+    zone_id      INTEGER NOT NULL DEFAULT 0,
+    seat_id      INTEGER,
+    seat         TEXT,
+    valid_from   TEXT,
+    valid_until  TEXT,
+    daily_limit  INTEGER NOT NULL DEFAULT 0,
+    realname     INTEGER NOT NULL DEFAULT 0 CHECK (realname IN (0, 1)),
+    state        TEXT NOT NULL DEFAULT 'issued' CHECK (state IN ('issued', 'void', 'refunded')),
+    rfid_uid     TEXT UNIQUE,
+    holder_id    INTEGER,
+    version      INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX tickets_holder ON tickets(holder_id) WHERE holder_id IS NOT NULL;
+-- A revocation outlives the ticket row: a code sold and refunded while this appliance was
+-- offline is refused even though its upsert never arrived. serial_below NULL = every code.
+CREATE TABLE revocations (
+    ticket_id     INTEGER PRIMARY KEY,
+    serial_below  INTEGER,
+    reason        TEXT NOT NULL,
+    revoked_at    TEXT,
+    version       INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE blocklist (
+    kind     TEXT NOT NULL CHECK (kind IN ('ticket', 'rfid', 'holder')),
+    value    TEXT NOT NULL,
+    reason   TEXT NOT NULL DEFAULT '',
+    version  INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (kind, value)
+) WITHOUT ROWID;
+-- Every scan, admitted or refused. scan_ref is the code text, RFID UID or typed text; for an
+-- ID-card scan it is the keyed document hash, never the number itself.
+CREATE TABLE entries (
+    seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+    id               TEXT NOT NULL UNIQUE,
+    at               TEXT NOT NULL,
+    day              TEXT NOT NULL,
+    lane_id          INTEGER,
+    gate_id          INTEGER,
+    device_id        TEXT,
+    direction        TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+    scan_kind        TEXT NOT NULL,
+    scan_ref         TEXT NOT NULL,
+    ticket_id        INTEGER,
+    session_id       INTEGER,
+    admitted         INTEGER NOT NULL CHECK (admitted IN (0, 1)),
+    reason           TEXT NOT NULL,
+    detail           TEXT NOT NULL DEFAULT '',
+    offline_code     INTEGER NOT NULL DEFAULT 0 CHECK (offline_code IN (0, 1)),
+    cursor           INTEGER NOT NULL DEFAULT 0,
+    clock_offset_ms  INTEGER
+);
+CREATE INDEX entries_ticket ON entries(ticket_id, seq) WHERE admitted = 1;
+CREATE TABLE sync_state (
+    stream      TEXT PRIMARY KEY,
+    cursor      INTEGER NOT NULL DEFAULT 0,
+    last_ok_at  TEXT,
+    detail      TEXT NOT NULL DEFAULT ''
+);
+INSERT INTO sync_state (stream) VALUES ('allowlist'), ('revocations');
+CREATE TABLE appliance_state (
+    key    TEXT PRIMARY KEY,
+    value  TEXT NOT NULL
+);
+CREATE TABLE staff_users (
+    id                   INTEGER PRIMARY KEY,
+    username             TEXT NOT NULL UNIQUE,
+    password_hash        TEXT NOT NULL,
+    role                 TEXT NOT NULL CHECK (role IN ('admin', 'supervisor', 'gate')),
+    created_at           TEXT NOT NULL,
+    password_changed_at  TEXT,
+    failed_logins        INTEGER NOT NULL DEFAULT 0,
+    locked_until         TEXT,
+    disabled             INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1))
+);
+CREATE TABLE audit_log (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    at       TEXT NOT NULL,
+    actor    TEXT NOT NULL,
+    action   TEXT NOT NULL,
+    subject  TEXT NOT NULL DEFAULT '',
+    detail   TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX audit_log_at ON audit_log(at);
+"""
+
+_M002 = """
+ALTER TABLE entries ADD COLUMN batch_id TEXT;
+ALTER TABLE entries ADD COLUMN acked_at TEXT;
+ALTER TABLE entries ADD COLUMN ack_status TEXT
+    CHECK (ack_status IN ('stored', 'duplicate', 'conflict', 'refused'));
+CREATE INDEX entries_unacked ON entries(seq) WHERE acked_at IS NULL;
+"""

@@ -1,0 +1,24 @@
+"""Times on the wire and in both databases: aware UTC datetimes, written as ISO 8601 with 'Z'."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def to_iso(dt: datetime) -> str:
+    """``2026-07-01T17:02:11.123456Z``; fixed width so that text order is time order."""
+    if dt.tzinfo is None:
+        raise ValueError("naive datetime: times must carry a time zone")
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def from_iso(text: str) -> datetime:
+    """Parse an ISO 8601 time that carries an offset; naive times are refused."""
+    dt = datetime.fromisoformat(text)
+    if dt.tzinfo is None:
+        raise ValueError(f"time without a UTC offset: {text!r}")
+    return dt.astimezone(UTC)
