@@ -83,13 +83,16 @@ def _apply_one(conn: sqlite3.Connection, vault: HolderVault, c: Change) -> bool:
     if c.type == "lane":
         if not conn.execute("SELECT 1 FROM gates WHERE id = ?", (d["gate_id"],)).fetchone():
             raise AllowlistError(f"lane {d['code']}: gate {d['gate_id']} does not exist")
+        row = (d["id"], d["code"], d["name"], d["gate_id"], d["direction"],
+               d["passage_timeout_s"], int(d["enabled"]))
+        if conn.execute("SELECT id, code, name, gate_id, direction, passage_timeout_s, enabled "
+                        "FROM lanes WHERE id = ?", (d["id"],)).fetchone() == row:
+            return False
         conn.execute(
             "INSERT INTO lanes (id, code, name, gate_id, direction, passage_timeout_s, enabled) "
             "VALUES (?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET code = excluded.code, "
             "name = excluded.name, gate_id = excluded.gate_id, direction = excluded.direction, "
-            "passage_timeout_s = excluded.passage_timeout_s, enabled = excluded.enabled",
-            (d["id"], d["code"], d["name"], d["gate_id"], d["direction"],
-             d["passage_timeout_s"], int(d["enabled"])))
+            "passage_timeout_s = excluded.passage_timeout_s, enabled = excluded.enabled", row)
         return True
     if c.type == "session":
         row = {"id": d["id"], "venue_id": d["venue_id"], "name": d["name"],
@@ -97,12 +100,12 @@ def _apply_one(conn: sqlite3.Connection, vault: HolderVault, c: Change) -> bool:
                "gates_open_at": _t(d["gates_open_at"]), "version": v}
         return conn.execute(_guarded_upsert("sessions", row), row).rowcount > 0
     if c.type == "key":
-        conn.execute(
+        return conn.execute(
             "INSERT INTO hub_keys (key_id, public_key, added_at, retired_at) VALUES (?,?,?,?) "
             "ON CONFLICT(key_id) DO UPDATE SET public_key = excluded.public_key, "
-            "retired_at = excluded.retired_at",
-            (d["key_id"], d["public_key"], to_iso(utcnow()), _t(d["retired_at"])))
-        return True
+            "retired_at = excluded.retired_at WHERE public_key IS NOT excluded.public_key "
+            "OR retired_at IS NOT excluded.retired_at",
+            (d["key_id"], d["public_key"], to_iso(utcnow()), _t(d["retired_at"]))).rowcount > 0
     if c.type == "holder":
         cur = conn.execute("SELECT version FROM holders WHERE id = ?", (d["id"],)).fetchone()
         if cur and cur[0] >= v:
@@ -144,12 +147,11 @@ def _apply_one(conn: sqlite3.Connection, vault: HolderVault, c: Change) -> bool:
                             row).rowcount > 0
     if c.type == "block":
         row = {"kind": d["kind"], "value": d["value"], "reason": d["reason"], "version": v}
-        conn.execute(
+        return conn.execute(
             "INSERT INTO blocklist (kind, value, reason, version) VALUES "
             "(:kind, :value, :reason, :version) ON CONFLICT(kind, value) DO UPDATE SET "
             "reason = excluded.reason, version = excluded.version "
-            "WHERE excluded.version > blocklist.version", row)
-        return True
+            "WHERE excluded.version > blocklist.version", row).rowcount > 0
     raise AllowlistError(f"cannot apply a {c.type} change")  # unreachable: parse_change checks
 
 
@@ -197,19 +199,21 @@ def apply_changes(conn: sqlite3.Connection, vault: HolderVault, changes: Iterabl
 def read_file(path: Path) -> Iterator[tuple[int, Change]]:
     """Parse an allowlist file (JSON lines); raises AllowlistError naming line and field."""
     try:
-        f = path.open(encoding="utf-8")
+        f = path.open("rb")
     except OSError as e:
         raise AllowlistError(f"{path}: cannot open: {e.strerror}") from None
     with f:
-        for number, line in enumerate(f, start=1):
+        for number, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise AllowlistError(f"{path}:{number}: not UTF-8 text") from None
             if not line.strip():
                 continue
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
                 raise AllowlistError(f"{path}:{number}: not valid JSON ({e.msg})") from None
-            except UnicodeDecodeError:
-                raise AllowlistError(f"{path}:{number}: not UTF-8 text") from None
             try:
                 yield number, parse_change(obj)
             except ChangeError as e:

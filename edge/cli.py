@@ -11,6 +11,7 @@ Exit status: 0 success (for ``scan``: admitted), 1 refused by the rules, 2 bad i
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import os
 import sys
@@ -18,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from edge import audit
 from edge import config as config_mod
 from edge import db as db_mod
 from edge.allowlist import AllowlistError, import_file
@@ -96,6 +98,9 @@ def cmd_import(args) -> int:
     finally:
         if interactive:
             print(file=sys.stderr)
+    audit.record(conn, f"cli:{getpass.getuser()}", "allowlist.import", str(path.resolve()),
+                 {"applied": result.applied, "unchanged": result.unchanged,
+                  "cursor": result.cursor, "counts": result.counts})
     counts = ", ".join(f"{n} {k}" for k, n in sorted(result.counts.items())) or "nothing new"
     print(f"imported {path}: {result.applied} changes applied ({counts}), "
           f"{result.unchanged} already up to date; cursor {result.cursor}")

@@ -5,9 +5,11 @@ numbers carry valid check digits so that the validators accept them.
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from sync import codes
 from sync.keys import SigningKey
@@ -159,4 +161,27 @@ def build(key: SigningKey, now: datetime, tickets: int = 200, seed: int = 1,
     out.named["unsynced"] = ticket(900007, zone=1, seat=9005, in_allowlist=False).id
     out.named["realname"] = ticket(900008, zone=3, realname=True, seat=9006).id
     out.named["wrong_gate"] = ticket(900009, zone=3, seat=9007).id
+    out.named["seated"] = first + 1 if tickets > 1 else first
+    out.named["other_holder"] = first
     return out
+
+
+def write_files(venue: SampleVenue, allowlist: Path, codes_tsv: Path) -> None:
+    """The allowlist as JSON lines, and a TSV of codes for trying scans by hand: name, ticket
+    number, code, and for real-name tickets the holder's (invented) document number and name.
+    The named special cases come first."""
+    allowlist.parent.mkdir(parents=True, exist_ok=True)
+    codes_tsv.parent.mkdir(parents=True, exist_ok=True)
+    with allowlist.open("w", encoding="utf-8") as f:
+        for change in venue.changes:
+            f.write(json.dumps(change, ensure_ascii=False) + "\n")
+    names = {tid: name for name, tid in venue.named.items()}
+    order = list(venue.named.values()) + [t for t in venue.tickets if t not in names]
+    with codes_tsv.open("w", encoding="utf-8") as f:
+        for tid in order:
+            t = venue.tickets[tid]
+            number, holder_name = "", ""
+            if t.holder_id:
+                holder_name, _, number = venue.holders[t.holder_id]
+            f.write("\t".join([names.get(tid, "ticket"), t.number, t.code, number, holder_name])
+                    + "\n")

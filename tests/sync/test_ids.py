@@ -5,10 +5,10 @@ from sync.timeutil import from_iso, to_iso
 
 
 def test_uuid7_is_version_7_and_carries_the_time():
-    u = uuid7(now_ms=1_750_000_000_123)
+    u = uuid7(now_ms=4_000_000_000_123)
     assert u.version == 7
     assert u.variant == uuid.RFC_4122
-    assert uuid7_time_ms(u) == 1_750_000_000_123
+    assert uuid7_time_ms(u) == 4_000_000_000_123
 
 
 def test_uuid7_increases_within_one_millisecond_and_beyond():

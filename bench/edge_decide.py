@@ -1,0 +1,157 @@
+"""How fast the validation engine decides, against the floor of a durable SQLite write.
+
+A database of 100,000 tickets; 20,000 decisions (80 % first scans, 10 % repeats, 5 % forged,
+5 % revoked) with ``synchronous=FULL``. In the same run, on the same file system, the floor:
+a raw sqlite3 loop doing one indexed SELECT + UPDATE + INSERT per durable transaction.
+
+    .venv/bin/python bench/edge_decide.py [--tickets 100000] [--decisions 20000] [--dir DIR]
+
+Prints one figure per line: decide_per_s, decide_p50_ms, decide_p99_ms, floor_per_s,
+ratio_to_floor. Targets: ratio_to_floor >= 0.6, decide_p99_ms <= 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from edge import db as db_mod  # noqa: E402
+from edge.allowlist import apply_changes  # noqa: E402
+from edge.engine import Engine, Scan, ScanKind  # noqa: E402
+from edge.holders import HolderVault, generate_holder_key  # noqa: E402
+from sync import sample  # noqa: E402
+from sync.changes import parse_change  # noqa: E402
+from sync.keys import generate_signing_key  # noqa: E402
+
+NOW = datetime(2026, 7, 1, 2, 30, tzinfo=UTC)
+
+
+def note(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def build(path: Path, tickets: int):
+    key = generate_signing_key(1)
+    vault = HolderVault(generate_holder_key())
+    t0 = time.perf_counter()
+    venue = sample.build(key, NOW, tickets=tickets, realname_every=10)
+    note(f"built {tickets} signed tickets in {time.perf_counter() - t0:.1f}s")
+    db = db_mod.open_db(path)
+    db_mod.migrate(db)
+    conn = db_mod.connect(path)
+    changes = [parse_change(c) for c in venue.changes]
+    t0 = time.perf_counter()
+    for start in range(0, len(changes), 5000):
+        apply_changes(conn, vault, changes[start:start + 5000])
+    note(f"loaded {len(changes)} changes in {time.perf_counter() - t0:.1f}s")
+    return venue, vault, conn
+
+
+def workload(venue, conn, vault, decisions: int, rng: random.Random) -> list[str]:
+    ids = sorted(t for t in venue.tickets if 1001 <= t < 900000)
+    rng.shuffle(ids)
+    n_first, n_repeat = int(decisions * 0.8), int(decisions * 0.1)
+    n_forged = int(decisions * 0.05)
+    n_revoked = decisions - n_first - n_repeat - n_forged
+    first = ids[:n_first]
+    revoked = ids[n_first:n_first + n_revoked]
+    apply_changes(conn, vault, [
+        parse_change({"seq": 10_000_000 + i, "type": "revocation", "op": "upsert",
+                      "ticket_id": t, "reason": "refunded"}) for i, t in enumerate(revoked)])
+    scans = [venue.tickets[t].code for t in first]
+    for t in rng.sample(first, n_forged):
+        code = venue.tickets[t].code
+        i = rng.randrange(20, len(code))
+        scans.append(code[:i] + ("7" if code[i] != "7" else "8") + code[i + 1:])
+    scans += [venue.tickets[t].code for t in revoked]
+    rng.shuffle(scans)
+    # each repeat goes somewhere after the first scan of its ticket
+    for t in rng.sample(first, n_repeat):
+        code = venue.tickets[t].code
+        scans.insert(rng.randrange(scans.index(code) + 1, len(scans) + 1), code)
+    return scans
+
+
+def run_decide(engine: Engine, scans: list[str]) -> tuple[float, list[float], dict[str, int]]:
+    latencies = []
+    reasons: dict[str, int] = {}
+    t_start = time.perf_counter()
+    for i, code in enumerate(scans):
+        t0 = time.perf_counter()
+        d = engine.decide(Scan(ScanKind.QR, code, device_id="bench"), "C1", NOW)
+        latencies.append(time.perf_counter() - t0)
+        reasons[d.reason] = reasons.get(d.reason, 0) + 1
+        if i and i % 5000 == 0:
+            note(f"  {i} decisions")
+    return time.perf_counter() - t_start, latencies, reasons
+
+
+def run_floor(path: Path, tickets: int, n: int) -> float:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("CREATE TABLE tickets (id INTEGER PRIMARY KEY, code TEXT UNIQUE, used INTEGER)")
+    conn.execute("CREATE TABLE entries (id INTEGER PRIMARY KEY, ticket_id INTEGER, at TEXT)")
+    conn.execute("BEGIN")
+    conn.executemany("INSERT INTO tickets VALUES (?, ?, 0)",
+                     ((i, f"CODE{i:012d}") for i in range(tickets)))
+    conn.execute("COMMIT")
+    rng = random.Random(2)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        code = f"CODE{rng.randrange(tickets):012d}"
+        conn.execute("BEGIN IMMEDIATE")
+        (tid, used) = conn.execute("SELECT id, used FROM tickets WHERE code = ?",
+                                   (code,)).fetchone()
+        conn.execute("UPDATE tickets SET used = used + 1 WHERE id = ?", (tid,))
+        conn.execute("INSERT INTO entries (ticket_id, at) VALUES (?, ?)", (tid, "now"))
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - t0
+    conn.close()
+    return n / elapsed
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--tickets", type=int, default=100_000)
+    p.add_argument("--decisions", type=int, default=20_000)
+    p.add_argument("--dir", default=None,
+                   help="where to put the databases (default: a temporary directory under the "
+                   "repository, i.e. on the file system the appliance data would live on)")
+    args = p.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-", dir=args.dir or ROOT))
+    try:
+        venue, vault, conn = build(work / "edge.db", args.tickets)
+        rng = random.Random(1)
+        scans = workload(venue, conn, vault, args.decisions, rng)
+        engine = Engine(conn, vault)
+        note(f"deciding {len(scans)} scans")
+        elapsed, lat, reasons = run_decide(engine, scans)
+        note("verdicts: " + ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())))
+        note("floor: raw SELECT + UPDATE + INSERT per durable transaction")
+        floor = run_floor(work / "floor.db", args.tickets, args.decisions)
+        per_s = len(scans) / elapsed
+        q = statistics.quantiles([x * 1000 for x in lat], n=100)
+        print(f"decide_per_s: {per_s:.0f}")
+        print(f"decide_p50_ms: {q[49]:.3f}")
+        print(f"decide_p99_ms: {q[98]:.3f}")
+        print(f"floor_per_s: {floor:.0f}")
+        print(f"ratio_to_floor: {per_s / floor:.2f}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Fixtures that build real things: signing keys, a migrated SQLite file, a sample venue."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from edge import db as db_mod
+from edge.allowlist import apply_changes
+from edge.engine import Engine
+from edge.holders import HolderVault, generate_holder_key
+from sync import sample
+from sync.changes import parse_change
+from sync.keys import generate_signing_key
+
+# 10:30 in Shanghai: the sample's first session (09:00-12:00 local) is open.
+NOW = datetime(2026, 7, 1, 2, 30, tzinfo=UTC)
+
+
+@pytest.fixture(scope="session")
+def hub_key():
+    return generate_signing_key(1)
+
+
+@pytest.fixture(scope="session")
+def venue(hub_key):
+    return sample.build(hub_key, NOW, tickets=40)
+
+
+@pytest.fixture
+def holder_key():
+    return generate_holder_key()
+
+
+@pytest.fixture
+def vault(holder_key):
+    return HolderVault(holder_key)
+
+
+@pytest.fixture
+def db_path(tmp_path):
+    path = tmp_path / "edge.db"
+    db_mod.migrate(db_mod.open_db(path))
+    return path
+
+
+@pytest.fixture
+def conn(db_path):
+    c = db_mod.connect(db_path)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def loaded(conn, vault, venue):
+    """A connection to a database holding the sample venue's allowlist."""
+    apply_changes(conn, vault, [parse_change(c) for c in venue.changes])
+    return conn
+
+
+@pytest.fixture
+def engine(loaded, vault):
+    return Engine(loaded, vault)
