@@ -126,8 +126,9 @@ def _apply_one(conn: sqlite3.Connection, vault: HolderVault, c: Change) -> bool:
         return True
     if c.type == "ticket":
         row = {k: d[k] for k in ("id", "number", "serial", "kind", "role", "zone_id", "seat_id",
-                                 "seat", "daily_limit", "state", "rfid_uid", "holder_id")}
-        row.update(scope=json.dumps(list(d["scope"])), valid_from=_t(d["valid_from"]),
+                                 "seat", "daily_limit", "state", "rfid_uid", "code_digest",
+                                 "holder_id")}
+        row.update(scope=",".join(map(str, d["scope"])), valid_from=_t(d["valid_from"]),
                    valid_until=_t(d["valid_until"]), realname=int(d["realname"]), version=v)
         cur = conn.execute("SELECT version FROM tickets WHERE id = ?", (d["id"],)).fetchone()
         if cur and cur[0] >= v:

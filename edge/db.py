@@ -79,6 +79,22 @@ def m002_entry_outbox(db: sqlite_utils.Database) -> None:
     _run_script(db, _M002)
 
 
+CONFIG_TABLES = ("venue", "zones", "gates", "gate_zones", "lanes", "sessions", "hub_keys")
+
+
+@migrations()
+def m003_config_version(db: sqlite_utils.Database) -> None:
+    """A counter that every change to the venue's configuration bumps, so the engine can keep
+    lanes, sessions and keys in memory and re-read them only when another process changed them."""
+    db.execute("INSERT INTO appliance_state (key, value) VALUES ('config_version', '0')")
+    for table in CONFIG_TABLES:
+        for event in ("INSERT", "UPDATE", "DELETE"):
+            db.execute(
+                f"CREATE TRIGGER {table}_{event.lower()}_config AFTER {event} ON {table} "
+                "BEGIN UPDATE appliance_state SET value = CAST(value AS INTEGER) + 1 "
+                "WHERE key = 'config_version'; END")
+
+
 def _run_script(db: sqlite_utils.Database, script: str) -> None:
     """Run statement by statement inside the migration's transaction (``executescript`` would
     commit it halfway)."""
@@ -181,7 +197,7 @@ CREATE TABLE tickets (
     serial       INTEGER NOT NULL DEFAULT 0,
     kind         TEXT NOT NULL CHECK (kind IN ('session', 'sessions', 'venues')),
     role         TEXT NOT NULL DEFAULT 'ticket' CHECK (role IN ('ticket', 'staff', 'registered')),
-    scope        TEXT NOT NULL,
+    scope        TEXT NOT NULL,  -- comma-separated session or venue ids
     zone_id      INTEGER NOT NULL DEFAULT 0,
     seat_id      INTEGER,
     seat         TEXT,
@@ -191,6 +207,7 @@ CREATE TABLE tickets (
     realname     INTEGER NOT NULL DEFAULT 0 CHECK (realname IN (0, 1)),
     state        TEXT NOT NULL DEFAULT 'issued' CHECK (state IN ('issued', 'void', 'refunded')),
     rfid_uid     TEXT UNIQUE,
+    code_digest  TEXT,
     holder_id    INTEGER,
     version      INTEGER NOT NULL DEFAULT 0
 );

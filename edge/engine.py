@@ -13,7 +13,6 @@ becomes a recorded ``UNKNOWN`` or ``FORGED`` entry, and a failing database becom
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 from dataclasses import dataclass, field
@@ -144,12 +143,29 @@ class _Lane:
     venue_id: int | None
     tz: ZoneInfo
     cursor: int
-    clock_offset_ms: int | None
+    clock_offset_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class _Session:
+    id: int
+    name: str
+    venue_id: int
+    starts_at: datetime
+    ends_at: datetime
+    gates_open_at: datetime | None
+
+    def window(self, lane: _Lane) -> tuple[datetime, datetime]:
+        """When the lane admits for this session: gates-open (or start) less the gate's early
+        margin, to the end plus its late margin."""
+        return ((self.gates_open_at or self.starts_at) - lane.open_before,
+                self.ends_at + lane.close_after)
 
 
 @dataclass
 class _Ticket:
-    """What the rules need to know of a ticket, from the allowlist or from its code alone."""
+    """What the rules need to know of a ticket, from the allowlist or from its code alone,
+    together with what the appliance holds against it (revocation, block list)."""
 
     id: int
     number: str | None
@@ -163,8 +179,17 @@ class _Ticket:
     valid_until: datetime | None
     daily_limit: int
     realname: bool
-    holder_id: int | None
+    state: str = "issued"
     current_serial: int = 0  # the serial of the ticket's newest code known here
+    zone: str | None = None
+    holder_id: int | None = None
+    holder_hash: str | None = None
+    holder_masked: HolderView | None = None
+    revoked: bool = False
+    revoked_below: int | None = None
+    revoked_reason: str = ""
+    blocked: bool = False
+    holder_blocked: bool = False
     offline_code: bool = False
 
 
@@ -173,7 +198,7 @@ class _Outcome:
     reason: Reason
     detail: str = ""
     ticket: _Ticket | None = None
-    session: tuple | None = None
+    session: _Session | None = None
     first_entry_at: str | None = None
     scan_ref: str = ""
     stage: int = -1
@@ -184,18 +209,41 @@ _KIND_NAMES = {codes.Kind.SESSION: "session", codes.Kind.SESSIONS: "sessions",
 _ROLE_NAMES = {codes.Role.TICKET: "ticket", codes.Role.STAFF: "staff",
                codes.Role.REGISTERED: "registered"}
 
+# Per decision, one small statement says whether the configuration changed (every change to
+# the configuration tables bumps config_version by trigger) and reads the cursor and clock offset.
+_STATE_SQL = """
+SELECT (SELECT value FROM appliance_state WHERE key = 'config_version'),
+       (SELECT cursor FROM sync_state WHERE stream = 'allowlist'),
+       (SELECT value FROM appliance_state WHERE key = 'clock_offset_ms')
+"""
 _LANE_SQL = """
 SELECT l.id, l.code, l.direction, l.enabled, g.id, g.reentry, g.realname_mode,
        g.open_before_min, g.close_after_min,
        (SELECT group_concat(zone_id) FROM gate_zones WHERE gate_id = g.id),
-       (SELECT id FROM venue LIMIT 1), (SELECT timezone FROM venue LIMIT 1),
-       (SELECT cursor FROM sync_state WHERE stream = 'allowlist'),
-       (SELECT value FROM appliance_state WHERE key = 'clock_offset_ms')
+       (SELECT id FROM venue LIMIT 1), (SELECT timezone FROM venue LIMIT 1)
 FROM lanes l JOIN gates g ON g.id = l.gate_id
 WHERE l.code = ?
 """
-_TICKET_COLUMNS = ("id, number, serial, kind, role, scope, zone_id, seat, valid_from, valid_until,"
-                   " daily_limit, realname, holder_id, state")
+# Everything known of a ticket in one statement: the allowlist row, its holder and zone, and
+# the revocation and block entries (which exist even for tickets not in the allowlist).
+_TICKET_SQL = """
+SELECT q.id, t.number, t.serial, t.kind, t.role, t.scope, t.zone_id, t.seat, t.valid_from,
+       t.valid_until, t.daily_limit, t.realname, t.holder_id, t.state, t.code_digest,
+       h.doc_hash, h.name_masked, h.doc_masked, z.name, r.ticket_id, r.serial_below, r.reason,
+       EXISTS (SELECT 1 FROM blocklist b WHERE b.kind = 'ticket' AND b.value = CAST(q.id AS TEXT)),
+       EXISTS (SELECT 1 FROM blocklist b WHERE b.kind = 'holder' AND b.value = h.doc_hash)
+FROM ({source}) q
+LEFT JOIN tickets t ON t.id = q.id
+LEFT JOIN holders h ON h.id = t.holder_id
+LEFT JOIN zones z ON z.id = t.zone_id
+LEFT JOIN revocations r ON r.ticket_id = q.id
+"""
+_BY_ID = _TICKET_SQL.format(source="SELECT ? AS id")
+_BY_NUMBER = _TICKET_SQL.format(source="SELECT id FROM tickets WHERE number = ?")
+_BY_UID = _TICKET_SQL.format(source="SELECT id FROM tickets WHERE rfid_uid = ?")
+_BY_HOLDER = _TICKET_SQL.format(
+    source="SELECT t2.id FROM tickets t2 JOIN holders h2 ON h2.id = t2.holder_id "
+           "WHERE h2.doc_hash = ?") + " ORDER BY q.id"
 _INSERT_ENTRY = """
 INSERT INTO entries (id, at, day, lane_id, gate_id, device_id, direction, scan_kind, scan_ref,
                      ticket_id, session_id, admitted, reason, detail, offline_code, cursor,
@@ -210,8 +258,10 @@ class Engine:
     def __init__(self, conn: sqlite3.Connection, vault: HolderVault):
         self.conn = conn
         self.vault = vault
-        self._keys_rows: tuple = ()
-        self._keyring = KeyRing()
+        self._config_version: str | None = None
+        self._lanes: dict[str, _Lane] = {}
+        self._session_cache: dict[int, _Session] | None = None
+        self._key_cache: tuple[KeyRing, dict[int, datetime]] | None = None
 
     # -- the one entry point -------------------------------------------------------------
 
@@ -243,13 +293,22 @@ class Engine:
         admitted = outcome.reason is Reason.OK
         entry_id = str(uuid7())
         t = outcome.ticket
-        session_id = outcome.session[0] if outcome.session else None
+        session = outcome.session
         self.conn.execute(_INSERT_ENTRY, (
             entry_id, to_iso(now), now.astimezone(lane.tz).date().isoformat(), lane.id,
             lane.gate_id, scan.device_id, lane.direction, str(scan.kind), outcome.scan_ref,
-            t.id if t else None, session_id, int(admitted), str(outcome.reason),
-            outcome.detail, int(bool(t and t.offline_code)), lane.cursor, lane.clock_offset_ms,
+            t.id if t else None, session.id if session else None, int(admitted),
+            str(outcome.reason), outcome.detail, int(bool(t and t.offline_code)), lane.cursor,
+            lane.clock_offset_ms,
         ))
+        view = None
+        if t is not None:
+            if t.zone is None and t.zone_id:
+                t.zone = self._zone_name(t.zone_id)
+            view = TicketView(
+                id=t.id, number=t.number, kind=t.kind, role=t.role, zone_id=t.zone_id,
+                zone=t.zone, seat=t.seat, session_id=session.id if session else None,
+                session=session.name if session else None)
         return Decision(
             reason=outcome.reason,
             open_lane=admitted,
@@ -257,8 +316,8 @@ class Engine:
             at=now,
             lane=lane_code,
             direction=lane.direction,
-            ticket=self._ticket_view(t, outcome.session) if t else None,
-            holder_masked=self._holder_view(t.holder_id) if t and t.holder_id else None,
+            ticket=view,
+            holder_masked=t.holder_masked if t else None,
             detail=outcome.detail,
             first_entry_at=from_iso(outcome.first_entry_at) if outcome.first_entry_at else None,
             offline_code=bool(t and t.offline_code),
@@ -267,27 +326,52 @@ class Engine:
     # -- configuration -------------------------------------------------------------------
 
     def _lane(self, code: str) -> _Lane:
-        row = self.conn.execute(_LANE_SQL, (code,)).fetchone()
-        if row is None or not row[3]:
-            return _Lane(None, code, "in", None, False, "ticket", timedelta(), timedelta(),
-                         frozenset(), None, ZoneInfo("UTC"), 0, None)
-        zones = frozenset(int(z) for z in row[9].split(",")) if row[9] else frozenset()
-        return _Lane(
-            id=row[0], code=row[1], direction=row[2], gate_id=row[4], reentry=bool(row[5]),
-            realname_mode=row[6], open_before=timedelta(minutes=row[7]),
-            close_after=timedelta(minutes=row[8]), zones=zones, venue_id=row[10],
-            tz=ZoneInfo(row[11] or "UTC"), cursor=row[12] or 0,
-            clock_offset_ms=int(row[13]) if row[13] is not None else None,
-        )
+        """The lane's configuration, from memory unless the configuration changed since."""
+        version, cursor, offset = self.conn.execute(_STATE_SQL).fetchone()
+        if version != self._config_version:
+            self._lanes.clear()
+            self._session_cache = None
+            self._key_cache = None
+            self._config_version = version
+        lane = self._lanes.get(code)
+        if lane is None:
+            row = self.conn.execute(_LANE_SQL, (code,)).fetchone()
+            if row is None or not row[3]:
+                return _Lane(None, code, "in", None, False, "ticket", timedelta(), timedelta(),
+                             frozenset(), None, ZoneInfo("UTC"), 0)
+            zones = frozenset(int(z) for z in row[9].split(",")) if row[9] else frozenset()
+            lane = _Lane(
+                id=row[0], code=row[1], direction=row[2], gate_id=row[4], reentry=bool(row[5]),
+                realname_mode=row[6], open_before=timedelta(minutes=row[7]),
+                close_after=timedelta(minutes=row[8]), zones=zones, venue_id=row[10],
+                tz=ZoneInfo(row[11] or "UTC"), cursor=0)
+            self._lanes[code] = lane
+        lane.cursor = cursor or 0
+        lane.clock_offset_ms = int(offset) if offset is not None else None
+        return lane
 
-    def _keys(self, now: datetime) -> KeyRing:
-        rows = tuple(self.conn.execute(
-            "SELECT key_id, public_key FROM hub_keys WHERE retired_at IS NULL OR retired_at > ?"
-            " ORDER BY key_id", (to_iso(now),)))
-        if rows != self._keys_rows:
-            self._keyring = KeyRing({kid: pub for kid, pub in rows})
-            self._keys_rows = rows
-        return self._keyring
+    def _sessions(self) -> dict[int, _Session]:
+        if self._session_cache is None:
+            self._session_cache = {
+                r[0]: _Session(r[0], r[1], r[2], from_iso(r[3]), from_iso(r[4]),
+                               from_iso(r[5]) if r[5] else None)
+                for r in self.conn.execute(
+                    "SELECT id, name, venue_id, starts_at, ends_at, gates_open_at FROM sessions")}
+        return self._session_cache
+
+    def _keyring_for(self, now: datetime) -> KeyRing:
+        """The hub keys trusted now: all but those retired before ``now``."""
+        if self._key_cache is None:
+            rows = self.conn.execute(
+                "SELECT key_id, public_key, retired_at FROM hub_keys").fetchall()
+            ring = KeyRing({kid: pub for kid, pub, _ in rows})
+            retiring = {kid: from_iso(at) for kid, _, at in rows if at}
+            self._key_cache = (ring, retiring)
+        ring, retiring = self._key_cache
+        if all(now < at for at in retiring.values()):
+            return ring
+        return KeyRing({kid: ring.get(kid) for kid in ring.key_ids()
+                        if kid not in retiring or now < retiring[kid]})
 
     # -- identifying the ticket ----------------------------------------------------------
 
@@ -300,12 +384,10 @@ class Engine:
                 return _Outcome(Reason.UNKNOWN, "not an RFID UID")
             if self._blocked("rfid", uid):
                 return _Outcome(Reason.BLOCKED, "card on the block list", scan_ref=uid)
-            row = self.conn.execute(
-                f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE rfid_uid = ?", (uid,)).fetchone()
+            row = self.conn.execute(_BY_UID, (uid,)).fetchone()
             if row is None:
                 return _Outcome(Reason.UNKNOWN, "card not in the allowlist", scan_ref=uid)
-            return self._check(self._from_row(row, code_serial=None), row[13], scan, lane, now,
-                               scan_ref=uid)
+            return self._check(_from_row(row), scan, lane, now, scan_ref=uid)
         return self._judge_code(scan, lane, now)
 
     def _judge_code(self, scan: Scan, lane: _Lane, now: datetime) -> _Outcome:
@@ -315,24 +397,30 @@ class Engine:
         if len(text) > MAX_CODE_CHARS:
             return _Outcome(Reason.UNKNOWN, "too long to be a ticket code")
         if len(text) < codes.MIN_CHARS:  # too short for a code: a printed or typed ticket number
-            row = self.conn.execute(
-                f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE number = ?", (text,)).fetchone()
+            row = self.conn.execute(_BY_NUMBER, (text,)).fetchone()
             if row is None:
                 return _Outcome(Reason.UNKNOWN, "neither a ticket code nor a known ticket number")
-            return self._check(self._from_row(row, code_serial=None), row[13], scan, lane, now)
+            return self._check(_from_row(row), scan, lane, now)
+        keyring = self._keyring_for(now)
         try:
-            payload = codes.decode(text, self._keys(now))
+            code = codes.read(text)
+            payload = code.payload
+            if payload.key_id not in keyring:
+                codes.verify(code, keyring)  # raises UnknownKey
+            row = self.conn.execute(_BY_ID, (payload.ticket_id,)).fetchone()
+            # The allowlist carries each issued code's fingerprint: a code that matches it is
+            # the one the hub issued. Anything else must prove itself by its signature.
+            if row[1] is None or row[14] != codes.digest(text):
+                codes.verify(code, keyring)
         except codes.CodeError as e:
             reason, detail = _CODE_ERRORS.get(e.code, (Reason.FORGED, "invalid ticket code"))
             return _Outcome(reason, detail)
-        row = self.conn.execute(
-            f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE id = ?", (payload.ticket_id,)).fetchone()
-        if row is None or payload.serial > row[2]:
+        if row[1] is None or payload.serial > row[2]:
             # Sold (or re-issued) after this appliance last synced: the signature vouches for it.
-            ticket = self._from_payload(payload, holder_id=row[12] if row else None)
-            return self._check(ticket, "issued", scan, lane, now)
-        return self._check(self._from_row(row, code_serial=payload.serial), row[13], scan, lane,
-                           now)
+            return self._check(_from_payload(payload, row), scan, lane, now)
+        ticket = _from_row(row)
+        ticket.serial = payload.serial
+        return self._check(ticket, scan, lane, now)
 
     def _judge_document(self, scan: Scan, lane: _Lane, now: datetime) -> _Outcome:
         doc = scan.document
@@ -349,72 +437,43 @@ class Engine:
                             "scan the ticket", scan_ref=ref)
         if self._blocked("holder", doc_hash):
             return _Outcome(Reason.BLOCKED, "holder on the block list", scan_ref=ref)
-        rows = self.conn.execute(
-            f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE holder_id IN "
-            "(SELECT id FROM holders WHERE doc_hash = ?) ORDER BY id", (doc_hash,)).fetchall()
+        rows = self.conn.execute(_BY_HOLDER, (doc_hash,)).fetchall()
         if not rows:
             return _Outcome(Reason.UNKNOWN, "no ticket for this document", scan_ref=ref)
         best: _Outcome | None = None
-        best_stage = -1
         for row in rows:
-            outcome = self._check(self._from_row(row, code_serial=None), row[13], scan, lane,
-                                  now, scan_ref=ref, identified=True)
+            outcome = self._check(_from_row(row), scan, lane, now, scan_ref=ref, identified=True)
             if outcome.reason is Reason.OK:
                 return outcome
-            if outcome.stage > best_stage:
-                best, best_stage = outcome, outcome.stage
-        assert best is not None
+            if best is None or outcome.stage > best.stage:
+                best = outcome
         return best
-
-    def _from_row(self, row: tuple, code_serial: int | None) -> _Ticket:
-        return _Ticket(
-            id=row[0], number=row[1], serial=row[2] if code_serial is None else code_serial,
-            kind=row[3], role=row[4], scope=tuple(json.loads(row[5])), zone_id=row[6],
-            seat=row[7], valid_from=from_iso(row[8]) if row[8] else None,
-            valid_until=from_iso(row[9]) if row[9] else None, daily_limit=row[10],
-            realname=bool(row[11]), holder_id=row[12], current_serial=row[2],
-        )
-
-    def _from_payload(self, p: codes.TicketPayload, holder_id: int | None) -> _Ticket:
-        return _Ticket(
-            id=p.ticket_id, number=None, serial=p.serial, kind=_KIND_NAMES[p.kind],
-            role=_ROLE_NAMES[p.role], scope=tuple(p.scope), zone_id=p.zone,
-            seat=f"#{p.seat}" if p.seat else None, valid_from=p.valid_from,
-            valid_until=p.valid_until, daily_limit=p.daily_limit, realname=p.realname,
-            holder_id=holder_id, current_serial=p.serial, offline_code=True,
-        )
 
     # -- the rules -----------------------------------------------------------------------
 
-    def _check(self, t: _Ticket, state: str, scan: Scan, lane: _Lane, now: datetime,
-               scan_ref: str = "", identified: bool = False) -> _Outcome:
+    def _check(self, t: _Ticket, scan: Scan, lane: _Lane, now: datetime, scan_ref: str = "",
+               identified: bool = False) -> _Outcome:
         outcome = _Outcome(Reason.OK, ticket=t, scan_ref=scan_ref)
         try:
-            outcome.session = self._rules(t, state, scan, lane, now, identified, outcome)
+            outcome.session = self._rules(t, scan, lane, now, identified, outcome)
         except _Refused as r:
             outcome.reason, outcome.detail, outcome.stage = r.reason, r.detail, r.stage
         return outcome
 
-    def _rules(self, t: _Ticket, state: str, scan: Scan, lane: _Lane, now: datetime,
-               identified: bool, outcome: _Outcome) -> tuple | None:
+    def _rules(self, t: _Ticket, scan: Scan, lane: _Lane, now: datetime, identified: bool,
+               outcome: _Outcome) -> _Session | None:
         # 1. revoked: by the hub's revocation list, the ticket's state, or a newer code
-        rev = self.conn.execute(
-            "SELECT serial_below, reason FROM revocations WHERE ticket_id = ?", (t.id,)).fetchone()
-        if rev is not None and (rev[0] is None or t.serial < rev[0]):
-            raise _Refused(Reason.REVOKED, f"revoked: {rev[1]}", STAGE_REVOKED)
-        if state != "issued":
-            raise _Refused(Reason.REVOKED, f"ticket {state}", STAGE_REVOKED)
+        if t.revoked and (t.revoked_below is None or t.serial < t.revoked_below):
+            raise _Refused(Reason.REVOKED, f"revoked: {t.revoked_reason}", STAGE_REVOKED)
+        if t.state != "issued":
+            raise _Refused(Reason.REVOKED, f"ticket {t.state}", STAGE_REVOKED)
         if t.serial < t.current_serial:
             raise _Refused(Reason.REVOKED, "replaced by a newer code", STAGE_REVOKED)
         # 2. blocked
-        if self._blocked("ticket", str(t.id)):
+        if t.blocked:
             raise _Refused(Reason.BLOCKED, "ticket on the block list", STAGE_BLOCKED)
-        holder = None
-        if t.holder_id is not None:
-            holder = self.conn.execute("SELECT doc_hash FROM holders WHERE id = ?",
-                                       (t.holder_id,)).fetchone()
-            if holder and self._blocked("holder", holder[0]):
-                raise _Refused(Reason.BLOCKED, "holder on the block list", STAGE_BLOCKED)
+        if t.holder_blocked:
+            raise _Refused(Reason.BLOCKED, "holder on the block list", STAGE_BLOCKED)
         # 3. scope and time
         session = self._session_for(t, lane, now)
         if t.valid_from and now < t.valid_from:
@@ -427,15 +486,16 @@ class Engine:
             return session  # leaving is always allowed to a valid ticket, and recorded
         # 4. zone -> gate
         if t.zone_id and lane.zones and t.zone_id not in lane.zones:
-            raise _Refused(Reason.WRONG_GATE, f"zone {self._zone_name(t.zone_id)} is not "
-                           "admitted at this gate", STAGE_ZONE)
+            zone = t.zone or self._zone_name(t.zone_id)
+            raise _Refused(Reason.WRONG_GATE, f"zone {zone} is not admitted at this gate",
+                           STAGE_ZONE)
         # 5. real name
         if t.realname and lane.realname_mode != "ticket" and not identified:
             doc = scan.document
             if doc is None:
                 raise _Refused(Reason.REALNAME_REQUIRED, "real-name ticket: read the holder's "
                                "ID card with the ticket", STAGE_REALNAME)
-            if holder is None:
+            if t.holder_hash is None:
                 raise _Refused(Reason.REALNAME_REQUIRED, "holder not on this appliance yet: "
                                "send to the help desk", STAGE_REALNAME)
             try:
@@ -443,7 +503,7 @@ class Engine:
             except DocumentError as e:
                 raise _Refused(Reason.REALNAME_MISMATCH, f"unreadable document: {e.code}",
                                STAGE_REALNAME) from None
-            if presented != holder[0]:
+            if presented != t.holder_hash:
                 raise _Refused(Reason.REALNAME_MISMATCH, "document is not the ticket holder's",
                                STAGE_REALNAME)
         # 6. usage: single entry, anti-passback, per-day limit
@@ -451,43 +511,34 @@ class Engine:
             self._check_usage(t, lane, now, session, outcome)
         return session
 
-    def _session_for(self, t: _Ticket, lane: _Lane, now: datetime) -> tuple | None:
+    def _session_for(self, t: _Ticket, lane: _Lane, now: datetime) -> _Session | None:
         """The session this scan counts for; refuses when none of the ticket's is open now."""
+        sessions = self._sessions()
         if t.kind == "venues":
             if lane.venue_id not in t.scope:
                 raise _Refused(Reason.WRONG_SESSION, "pass not valid at this venue", STAGE_SCOPE)
-            rows = self.conn.execute(
-                "SELECT id, name, starts_at, ends_at, gates_open_at FROM sessions "
-                "WHERE venue_id = ?", (lane.venue_id,)).fetchall()
-            open_now = [r for r in rows if _is_open(self._window(r, lane), now)]
-            return min(open_now, key=lambda r: r[2]) if open_now else None
-        marks = ",".join("?" * len(t.scope))
-        rows = self.conn.execute(
-            f"SELECT id, name, starts_at, ends_at, gates_open_at FROM sessions "
-            f"WHERE id IN ({marks}) AND venue_id = ? ORDER BY starts_at",
-            (*t.scope, lane.venue_id)).fetchall()
-        if not rows:
+            open_now = [s for s in sessions.values()
+                        if s.venue_id == lane.venue_id and _is_open(s.window(lane), now)]
+            return min(open_now, key=lambda s: s.starts_at) if open_now else None
+        mine = sorted((s for sid in t.scope if (s := sessions.get(sid)) is not None
+                       and s.venue_id == lane.venue_id), key=lambda s: s.starts_at)
+        if not mine:
             raise _Refused(Reason.WRONG_SESSION, "not for a session held at this venue",
                            STAGE_SCOPE)
         upcoming = None
-        for row in rows:
-            opens, closes = self._window(row, lane)
+        for session in mine:
+            opens, closes = session.window(lane)
             if opens <= now <= closes:
-                return row
+                return session
             if now < opens and upcoming is None:
-                upcoming = (row, opens)
+                upcoming = (session, opens)
         if upcoming:
-            row, opens = upcoming
-            raise _Refused(Reason.NOT_YET_VALID, f"{row[1]}: gates open {_local(opens, lane)}",
-                           STAGE_SCOPE)
-        raise _Refused(Reason.EXPIRED, f"{rows[-1][1]} is over", STAGE_SCOPE)
+            session, opens = upcoming
+            raise _Refused(Reason.NOT_YET_VALID,
+                           f"{session.name}: gates open {_local(opens, lane)}", STAGE_SCOPE)
+        raise _Refused(Reason.EXPIRED, f"{mine[-1].name} is over", STAGE_SCOPE)
 
-    @staticmethod
-    def _window(row: tuple, lane: _Lane) -> tuple[datetime, datetime]:
-        opens = from_iso(row[4] or row[2]) - lane.open_before
-        return opens, from_iso(row[3]) + lane.close_after
-
-    def _check_usage(self, t: _Ticket, lane: _Lane, now: datetime, session: tuple | None,
+    def _check_usage(self, t: _Ticket, lane: _Lane, now: datetime, session: _Session | None,
                      outcome: _Outcome) -> None:
         day = now.astimezone(lane.tz).date().isoformat()
         if t.daily_limit:
@@ -499,7 +550,7 @@ class Engine:
                 raise _Refused(Reason.ALREADY_ENTERED,
                                f"daily limit of {t.daily_limit} entries reached", STAGE_USAGE)
         if session is not None:
-            where, arg = "session_id = ?", session[0]
+            where, arg = "session_id = ?", session.id
         else:
             where, arg = "session_id IS NULL AND day = ?", day
         last = self.conn.execute(
@@ -523,23 +574,41 @@ class Engine:
         return self.conn.execute("SELECT 1 FROM blocklist WHERE kind = ? AND value = ?",
                                  (kind, value)).fetchone() is not None
 
-    # -- what the screen shows -----------------------------------------------------------
-
     def _zone_name(self, zone_id: int) -> str:
         row = self.conn.execute("SELECT name FROM zones WHERE id = ?", (zone_id,)).fetchone()
         return row[0] if row else f"#{zone_id}"
 
-    def _ticket_view(self, t: _Ticket, session: tuple | None) -> TicketView:
-        return TicketView(
-            id=t.id, number=t.number, kind=t.kind, role=t.role, zone_id=t.zone_id,
-            zone=self._zone_name(t.zone_id) if t.zone_id else None, seat=t.seat,
-            session_id=session[0] if session else None, session=session[1] if session else None,
-        )
 
-    def _holder_view(self, holder_id: int) -> HolderView | None:
-        row = self.conn.execute("SELECT name_masked, doc_masked FROM holders WHERE id = ?",
-                                (holder_id,)).fetchone()
-        return HolderView(row[0], row[1]) if row else None
+def _from_row(row: tuple) -> _Ticket:
+    """A ticket from the allowlist (a _TICKET_SQL row whose ticket exists)."""
+    return _Ticket(
+        id=row[0], number=row[1], serial=row[2], kind=row[3], role=row[4],
+        scope=tuple(map(int, row[5].split(","))), zone_id=row[6], seat=row[7],
+        valid_from=from_iso(row[8]) if row[8] else None,
+        valid_until=from_iso(row[9]) if row[9] else None, daily_limit=row[10],
+        realname=bool(row[11]), holder_id=row[12], state=row[13], current_serial=row[2],
+        holder_hash=row[15], holder_masked=HolderView(row[16], row[17]) if row[15] else None,
+        zone=row[18], **_held_against(row),
+    )
+
+
+def _from_payload(p: codes.TicketPayload, row: tuple) -> _Ticket:
+    """A ticket known only by its verified code (and what the appliance holds against it)."""
+    return _Ticket(
+        id=p.ticket_id, number=row[1], serial=p.serial, kind=_KIND_NAMES[p.kind],
+        role=_ROLE_NAMES[p.role], scope=tuple(p.scope), zone_id=p.zone,
+        seat=f"#{p.seat}" if p.seat else None, valid_from=p.valid_from,
+        valid_until=p.valid_until, daily_limit=p.daily_limit, realname=p.realname,
+        current_serial=p.serial, holder_id=row[12], holder_hash=row[15],
+        holder_masked=HolderView(row[16], row[17]) if row[15] else None, offline_code=True,
+        **_held_against(row),
+    )
+
+
+def _held_against(row: tuple) -> dict:
+    return {"revoked": row[19] is not None, "revoked_below": row[20],
+            "revoked_reason": row[21] or "", "blocked": bool(row[22]),
+            "holder_blocked": bool(row[23])}
 
 
 def _is_open(window: tuple[datetime, datetime], now: datetime) -> bool:

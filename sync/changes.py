@@ -128,6 +128,12 @@ def normalize_uid(text: str) -> str:
     return uid
 
 
+def _digest(v: Any) -> str:
+    if not isinstance(v, str) or len(v) != 32 or any(c not in "0123456789abcdef" for c in v):
+        raise ValueError("must be 32 lower-case hex characters (sync.codes.digest)")
+    return v
+
+
 def _public_key(v: Any) -> str:
     if not isinstance(v, str):
         raise ValueError("must be base64 text")
@@ -208,6 +214,7 @@ SCHEMA: dict[str, tuple[tuple[str, ...], dict[str, tuple[Callable[[Any], Any], b
         "realname": (_bool, False, False),
         "state": (_choice(TICKET_STATES), False, "issued"),
         "rfid_uid": (_uid, False, None),
+        "code_digest": (_digest, False, None),
         "holder_id": (_ID, False, None),
     }),
     "revocation": (("ticket_id",), {

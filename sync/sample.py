@@ -138,7 +138,7 @@ def build(key: SigningKey, now: datetime, tickets: int = 200, seed: int = 1,
                  "valid_from": to_iso(window[0]) if window else None,
                  "valid_until": to_iso(window[1]) if window else None,
                  "daily_limit": daily_limit, "realname": realname, "rfid_uid": rfid,
-                 "holder_id": hid})
+                 "code_digest": codes.digest(t.code), "holder_id": hid})
         return t
 
     first = 1001

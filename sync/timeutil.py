@@ -13,7 +13,9 @@ def to_iso(dt: datetime) -> str:
     """``2026-07-01T17:02:11.123456Z``; fixed width so that text order is time order."""
     if dt.tzinfo is None:
         raise ValueError("naive datetime: times must carry a time zone")
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if dt.tzinfo is not UTC:
+        dt = dt.astimezone(UTC)
+    return dt.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def from_iso(text: str) -> datetime:

@@ -25,11 +25,26 @@ def test_migrations_upgrade_a_first_migration_database_in_place(tmp_path):
     old.close()
 
     db = db_mod.open_db(path)
-    assert db_mod.migrate(db) == ["m002_entry_outbox"]
-    assert db_mod.schema_version(db) == ["m001_initial", "m002_entry_outbox"]
+    assert db_mod.migrate(db) == ["m002_entry_outbox", "m003_config_version"]
+    assert db_mod.schema_version(db) == ["m001_initial", "m002_entry_outbox",
+                                         "m003_config_version"]
     assert {"batch_id", "acked_at", "ack_status"} <= set(db["entries"].columns_dict)
     assert db.execute("SELECT id, reason, acked_at FROM entries").fetchall() == [("e1", "OK", None)]
     assert db_mod.migrate(db) == []  # idempotent
+
+
+def test_configuration_changes_bump_the_config_version(conn):
+    def version():
+        return conn.execute("SELECT value FROM appliance_state WHERE key = 'config_version'"
+                            ).fetchone()[0]
+
+    before = version()
+    conn.execute("INSERT INTO gates (id, code, name) VALUES (1, 'G1', 'Gate 1')")
+    conn.execute("UPDATE gates SET reentry = 1 WHERE id = 1")
+    assert int(version()) == int(before) + 2
+    conn.execute("INSERT INTO entries (id, at, day, direction, scan_kind, scan_ref, admitted, "
+                 "reason) VALUES ('e', 't', 'd', 'in', 'qr', 'x', 0, 'UNKNOWN')")
+    assert int(version()) == int(before) + 2  # entries are not configuration
 
 
 def test_immediate_rolls_back_on_error(conn):
@@ -37,7 +52,7 @@ def test_immediate_rolls_back_on_error(conn):
         with db_mod.immediate(conn):
             conn.execute("INSERT INTO appliance_state (key, value) VALUES ('k', 'v')")
             raise RuntimeError("boom")
-    assert conn.execute("SELECT count(*) FROM appliance_state").fetchone() == (0,)
+    assert conn.execute("SELECT count(*) FROM appliance_state WHERE key = 'k'").fetchone() == (0,)
     assert not conn.in_transaction
 
 
