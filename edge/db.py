@@ -207,7 +207,7 @@ CREATE TABLE tickets (
     realname     INTEGER NOT NULL DEFAULT 0 CHECK (realname IN (0, 1)),
     state        TEXT NOT NULL DEFAULT 'issued' CHECK (state IN ('issued', 'void', 'refunded')),
     rfid_uid     TEXT UNIQUE,
-    code_digest  TEXT,
+    code_digest  TEXT UNIQUE,
     holder_id    INTEGER,
     version      INTEGER NOT NULL DEFAULT 0
 );

@@ -264,11 +264,26 @@ def test_code_signed_with_an_unknown_key_id_is_unknown(engine):
     assert d.reason is Reason.UNKNOWN and "key" in d.detail
 
 
-def test_retired_key_no_longer_verifies(engine, venue, loaded, vault, hub_key):
+def test_retired_key_no_longer_vouches_for_codes_the_allowlist_does_not_know(engine, venue,
+                                                                             loaded, vault,
+                                                                             hub_key):
     apply(loaded, vault, {"type": "key", "op": "upsert", "key_id": 1,
                           "public_key": hub_key.public_key_b64(),
                           "retired_at": "2026-06-30T00:00:00Z"})
-    assert qr(engine, venue.tickets[1002].code).reason is Reason.UNKNOWN
+    assert qr(engine, code_of(venue, "unsynced")).reason is Reason.UNKNOWN
+    # a code the hub listed (by its fingerprint) is still the code the hub issued
+    assert qr(engine, venue.tickets[1002].code).reason is Reason.OK
+
+
+def test_a_code_that_differs_from_the_listed_one_must_carry_a_valid_signature(engine, venue,
+                                                                              hub_key):
+    # same ticket, re-signed with another seat: the fingerprint differs, the signature is good
+    code = codes.encode(codes.TicketPayload(ticket_id=1002, scope=(1,), zone=2, seat=5), hub_key)
+    assert code != venue.tickets[1002].code
+    assert qr(engine, code).reason is Reason.OK
+    forged = codes.encode(codes.TicketPayload(ticket_id=1006, scope=(1,), zone=2),
+                          generate_signing_key(1))
+    assert qr(engine, forged).reason is Reason.FORGED
 
 
 @pytest.mark.parametrize("text", ["", "   ", "hello world", "\x00\x01\x02", "ÄÖÜ票",
