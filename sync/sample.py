@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from sync import codes
+from sync.identity import gb11643_check
 from sync.keys import SigningKey
 from sync.timeutil import to_iso
 
@@ -29,13 +30,11 @@ LANES = [(1, "N1", 1, "in"), (2, "N2", 1, "in"), (3, "S1", 2, "in"), (4, "ID1", 
          (5, "C1", 4, "in"), (9, "X1", 9, "out")]
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰涛明超华平刚桂英建国小红志强"
-WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 
 
 def resident_id(body17: str) -> str:
-    """Append the GB 11643 (ISO 7064 MOD 11-2) check character to a 17-digit body."""
-    total = sum(int(c) * w for c, w in zip(body17, WEIGHTS, strict=True))
-    return body17 + "10X98765432"[total % 11]
+    """Append the GB 11643 check character to a 17-digit body."""
+    return body17 + gb11643_check(body17)
 
 
 def fake_resident_id(rng: random.Random) -> str:
