@@ -1,10 +1,22 @@
-"""Holder data: the one place where personal-data helpers live.
+"""Holder data: the one place the appliance takes its personal-data helpers from.
 
-Names and document numbers are sealed with AES-GCM under a subkey of the appliance's holder
-key (from its configuration file, never the database), with the row and column as associated
-data so that a sealed value copied to another row does not open. Lookups by document use a
-keyed HMAC of the normalised number. Document rules and masking come from
-:mod:`sync.identity`, shared with the hub; screens and logs get masked values only.
+Everything on the edge that validates, masks, seals or looks up a holder's name or document
+number imports it from here. The document rules and the masking rules are shared with the hub
+and live in :mod:`sync.identity`; this module re-exports them unchanged, so both sides accept
+the same numbers and show the same masked values.
+
+What this module adds is holder data at rest on the appliance:
+
+* a sealed value is ``version byte || 96-bit nonce || AES-256-GCM ciphertext and tag``, with a
+  fresh random nonce for every value and the row and column (``holder:55:name``) as associated
+  data, so a value copied to another row or column does not open;
+* the sealing key and the index key are two independent HKDF-SHA256 subkeys of the appliance's
+  ``holder_key``, which lives in the configuration file and never in the database;
+* lookups by document use an HMAC-SHA256 of the document type and the normalised number under
+  the index key, so the database holds no number and no unkeyed hash of one (the space of
+  resident ID numbers is small enough to search exhaustively).
+
+No error raised here carries a key, a name or a full document number.
 """
 
 from __future__ import annotations
@@ -20,7 +32,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from sync.identity import (  # noqa: F401 - the edge's personal-data helpers, in one import
+from sync.identity import (
     DOC_LABELS,
     DOC_TYPES,
     DocumentError,
@@ -30,59 +42,126 @@ from sync.identity import (  # noqa: F401 - the edge's personal-data helpers, in
     normalize_document,
 )
 
-_SEAL_VERSION = 1
+__all__ = [
+    "DOC_LABELS",
+    "DOC_TYPES",
+    "DocumentError",
+    "HolderDataError",
+    "HolderKeyError",
+    "HolderVault",
+    "SEAL_VERSION",
+    "gb11643_check",
+    "generate_holder_key",
+    "mask_document",
+    "mask_name",
+    "normalize_document",
+]
+
+SEAL_VERSION = 1
+KEY_BYTES = 32
+_NONCE_BYTES = 12
+_TAG_BYTES = 16
+_SEAL_INFO = b"wicket holder seal v1"
+_INDEX_INFO = b"wicket holder index v1"
+_BINARY = (bytes, bytearray, memoryview)
 
 
 class HolderKeyError(ValueError):
-    """The holder key in the configuration is not usable."""
+    """The holder key in the configuration is not usable; the message never shows the key."""
 
 
 class HolderDataError(Exception):
-    """A sealed value that does not open: wrong key, wrong place, or tampered."""
+    """A sealed value that does not open: wrong key, wrong row or column, tampered or garbage.
 
-# -- sealing and the keyed index ----------------------------------------------------------------
+    The message names the context (``holder:55:name``) and never any plaintext.
+    """
 
 
 def generate_holder_key() -> str:
-    return base64.b64encode(os.urandom(32)).decode("ascii")
+    """A new random 32-byte holder key as standard base64 text, for the appliance config."""
+    return base64.b64encode(os.urandom(KEY_BYTES)).decode("ascii")
+
+
+def _key_bytes(master_key: str | bytes) -> bytes:
+    """The raw key from base64 text (standard or URL-safe, padding optional) or raw bytes."""
+    if isinstance(master_key, str):
+        text = master_key.strip()
+        if not text:
+            raise HolderKeyError("the holder key is empty")
+        text = text.translate(str.maketrans("-_", "+/"))
+        try:
+            raw = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            raise HolderKeyError("the holder key is not base64 text; a new appliance gets one "
+                                 "from `wicket-edge init`") from None
+        if len(raw) != KEY_BYTES:
+            raise HolderKeyError(f"the holder key must decode to {KEY_BYTES} bytes, not "
+                                 f"{len(raw)}")
+    elif isinstance(master_key, _BINARY):
+        raw = bytes(master_key)
+        if len(raw) != KEY_BYTES:
+            raise HolderKeyError(f"a raw holder key must be {KEY_BYTES} bytes, not {len(raw)} "
+                                 "(pass base64 text as str)")
+    else:
+        raise HolderKeyError("the holder key must be base64 text or raw bytes, not "
+                             f"{type(master_key).__name__}")
+    if not any(raw):
+        raise HolderKeyError("the holder key is all zero bytes: a placeholder, not a key")
+    return raw
+
+
+def _subkey(master: bytes, info: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=info).derive(master)
+
+
+def _context_bytes(context: str) -> bytes:
+    if not isinstance(context, str) or not context:
+        raise ValueError("a sealing context such as 'holder:55:name' is required")
+    return context.encode("utf-8")
 
 
 class HolderVault:
-    """Seals and opens holder values, and computes the keyed document hash."""
+    """Seals and opens holder values, and computes the keyed document hash for lookups."""
 
     def __init__(self, master_key: str | bytes):
-        if isinstance(master_key, str):
-            try:
-                raw = base64.b64decode(master_key.strip(), validate=True)
-            except (binascii.Error, ValueError):
-                raise HolderKeyError("the holder key is not base64 text") from None
-        else:
-            raw = bytes(master_key)
-        if len(raw) != 32:
-            raise HolderKeyError(f"the holder key must be 32 bytes, not {len(raw)}")
-        self._aead = AESGCM(_derive(raw, b"wicket holder seal v1"))
-        self._index_key = _derive(raw, b"wicket holder index v1")
+        raw = _key_bytes(master_key)
+        self._aead = AESGCM(_subkey(raw, _SEAL_INFO))
+        self._index_key = _subkey(raw, _INDEX_INFO)
+
+    def __repr__(self) -> str:
+        return "HolderVault(<key hidden>)"
 
     def seal(self, value: str, context: str) -> bytes:
-        nonce = os.urandom(12)
-        return bytes((_SEAL_VERSION,)) + nonce + self._aead.encrypt(
-            nonce, value.encode("utf-8"), context.encode("utf-8"))
+        """Encrypt ``value`` so that it opens only with this key and this ``context``."""
+        if not isinstance(value, str):
+            raise TypeError(f"only text is sealed, not {type(value).__name__}")
+        aad = _context_bytes(context)
+        nonce = os.urandom(_NONCE_BYTES)
+        return (bytes((SEAL_VERSION,)) + nonce
+                + self._aead.encrypt(nonce, value.encode("utf-8"), aad))
 
     def open(self, blob: bytes, context: str) -> str:
-        if len(blob) < 1 + 12 + 16 or blob[0] != _SEAL_VERSION:
-            raise HolderDataError(f"{context}: not a sealed holder value")
+        """The text sealed under ``context``, or HolderDataError if it cannot be trusted."""
+        aad = _context_bytes(context)
+        if not isinstance(blob, _BINARY):
+            raise HolderDataError(f"{context}: not a sealed holder value "
+                                  f"({type(blob).__name__})")
+        blob = bytes(blob)
+        if len(blob) < 1 + _NONCE_BYTES + _TAG_BYTES:
+            raise HolderDataError(f"{context}: not a sealed holder value (too short)")
+        if blob[0] != SEAL_VERSION:
+            raise HolderDataError(f"{context}: not a sealed holder value (unknown format "
+                                  f"version {blob[0]})")
+        nonce, sealed = blob[1:1 + _NONCE_BYTES], blob[1 + _NONCE_BYTES:]
         try:
-            plain = self._aead.decrypt(blob[1:13], blob[13:], context.encode("utf-8"))
+            plain = self._aead.decrypt(nonce, sealed, aad)
         except InvalidTag:
-            raise HolderDataError(f"{context}: cannot open: wrong key, wrong place or "
-                                  "tampered data") from None
+            raise HolderDataError(f"{context}: cannot open: wrong key, sealed for another row "
+                                  "or column, or tampered with") from None
         return plain.decode("utf-8")
 
     def doc_hash(self, doc_type: str, number: str) -> str:
+        """HMAC-SHA256 (hex) of ``doc_type:normalised number``; DocumentError if invalid."""
         canonical = normalize_document(doc_type, number)
         return hmac.new(self._index_key, f"{doc_type}:{canonical}".encode(),
                         hashlib.sha256).hexdigest()
-
-
-def _derive(master: bytes, info: bytes) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(master)
