@@ -20,7 +20,6 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from edge.db import immediate
 from edge.holders import DocumentError, HolderVault, mask_document
 from edge.reasons import Reason
 from sync import codes
@@ -260,6 +259,8 @@ class Engine:
         self.conn = conn
         self.vault = vault
         self._config_version: str | None = None
+        self._mark: tuple[int, int] | None = None  # (data_version, total_changes) after a decision
+        self._state: tuple = ()
         self._lanes: dict[str, _Lane] = {}
         self._session_cache: dict[int, _Session] | None = None
         self._key_cache: tuple[KeyRing, dict[int, datetime]] | None = None
@@ -268,9 +269,19 @@ class Engine:
 
     def decide(self, scan: Scan, lane: str, now: datetime | None = None) -> Decision:
         now = now or utcnow()
+        conn = self.conn
         try:
-            with immediate(self.conn):
-                return self._decide(scan, lane, now)
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                decision = self._decide(scan, lane, now)
+                conn.execute("COMMIT")
+                self._mark = (conn.execute("PRAGMA data_version").fetchone()[0],
+                              conn.total_changes)
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            return decision
         except sqlite3.Error as e:
             log.error("lane %s: scan not recorded, the database failed: %s", lane, e)
             return Decision(Reason.DEVICE_ERROR, False, None, now, lane, "in",
@@ -328,7 +339,14 @@ class Engine:
 
     def _lane(self, code: str) -> _Lane:
         """The lane's configuration, from memory unless the configuration changed since."""
-        version, cursor, offset = self.conn.execute(_STATE_SQL).fetchone()
+        # data_version moves when another connection commits, total_changes when this one
+        # writes outside decide(); while neither moves, the configuration, cursor and clock
+        # offset read last time are still true.
+        (data_version,) = self.conn.execute("PRAGMA data_version").fetchone()
+        mark = (data_version, self.conn.total_changes)
+        if mark != self._mark:
+            self._state = self.conn.execute(_STATE_SQL).fetchone()
+        version, cursor, offset = self._state
         if version != self._config_version:
             self._lanes.clear()
             self._session_cache = None
@@ -623,6 +641,8 @@ def _scan_ref(scan: Scan) -> str:
     if scan.kind is ScanKind.ID_CARD:
         return "doc:unread"
     text = scan.data.strip()
+    if len(text) <= MAX_SCAN_REF and text.isascii() and text.isprintable():
+        return text  # every real code and ticket number
     ref = text[:MAX_SCAN_REF].encode("unicode_escape").decode("ascii")
     if len(text) > MAX_SCAN_REF:
         ref += f"...(+{len(text) - MAX_SCAN_REF} chars)"
