@@ -8,6 +8,7 @@ every screen and log shows personal data only through :func:`mask_name` and
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import date
 
 DOC_TYPES: tuple[str, ...] = ("resident_id", "residence_permit", "foreign_permanent",
@@ -78,9 +79,14 @@ def normalize_document(doc_type: str, number: str) -> str:
                             + ", ".join(DOC_TYPES))
     if not isinstance(number, str):
         raise DocumentError("bad_characters", f"{label}: the number must be text")
-    n = _STRIP.sub("", number).upper()
+    # NFKC turns full-width digits and letters (typed with a Chinese input method) into ASCII;
+    # anything still outside ASCII cannot be a document number.
+    n = _STRIP.sub("", unicodedata.normalize("NFKC", number))
     if not n:
         raise DocumentError("bad_length", f"{label}: the number is empty")
+    if not n.isascii():
+        raise DocumentError("bad_characters", f"{label}: only digits and the letters A-Z")
+    n = n.upper()
     if doc_type == "resident_id":
         if len(n) == 15 and n.isdigit():
             raise DocumentError("bad_length", f"{label}: 15-digit first-generation numbers are "
@@ -142,8 +148,8 @@ def mask_name(name: str) -> str:
         return _mask_cjk(name.replace(" ", ""))
     words = name.split()
     masked = " ".join(w[0] + "*" * (len(w) - 1) for w in words)
-    if len(words) == 1 and len(name) > 1 and masked == name:
-        return "*" * len(name)
+    if masked == name:  # every word a single letter: nothing was hidden
+        return " ".join("*" * len(w) for w in words)
     return masked
 
 
