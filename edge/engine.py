@@ -260,6 +260,7 @@ class Engine:
         self.vault = vault
         self._config_version: str | None = None
         self._mark: tuple[int, int] | None = None  # (data_version, total_changes) after a decision
+        self._data_version = 0
         self._state: tuple = ()
         self._lanes: dict[str, _Lane] = {}
         self._session_cache: dict[int, _Session] | None = None
@@ -275,8 +276,9 @@ class Engine:
             try:
                 decision = self._decide(scan, lane, now)
                 conn.execute("COMMIT")
-                self._mark = (conn.execute("PRAGMA data_version").fetchone()[0],
-                              conn.total_changes)
+                # no other writer can commit while this transaction holds the write lock, so
+                # the data_version read inside it is still current
+                self._mark = (self._data_version, conn.total_changes)
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
@@ -307,7 +309,7 @@ class Engine:
         t = outcome.ticket
         session = outcome.session
         self.conn.execute(_INSERT_ENTRY, (
-            entry_id, to_iso(now), now.astimezone(lane.tz).date().isoformat(), lane.id,
+            entry_id, to_iso(now), _day(now, lane), lane.id,
             lane.gate_id, scan.device_id, lane.direction, str(scan.kind), outcome.scan_ref,
             t.id if t else None, session.id if session else None, int(admitted),
             str(outcome.reason), outcome.detail, int(bool(t and t.offline_code)), lane.cursor,
@@ -342,8 +344,8 @@ class Engine:
         # data_version moves when another connection commits, total_changes when this one
         # writes outside decide(); while neither moves, the configuration, cursor and clock
         # offset read last time are still true.
-        (data_version,) = self.conn.execute("PRAGMA data_version").fetchone()
-        mark = (data_version, self.conn.total_changes)
+        (self._data_version,) = self.conn.execute("PRAGMA data_version").fetchone()
+        mark = (self._data_version, self.conn.total_changes)
         if mark != self._mark:
             self._state = self.conn.execute(_STATE_SQL).fetchone()
         version, cursor, offset = self._state
@@ -557,7 +559,7 @@ class Engine:
 
     def _check_usage(self, t: _Ticket, lane: _Lane, now: datetime, session: _Session | None,
                      outcome: _Outcome) -> None:
-        day = now.astimezone(lane.tz).date().isoformat()
+        day = _day(now, lane)
         if t.daily_limit:
             (count,) = self.conn.execute(
                 "SELECT count(*) FROM entries WHERE ticket_id = ? AND admitted = 1 "
@@ -626,6 +628,11 @@ def _held_against(row: tuple) -> dict:
     return {"revoked": row[19] is not None, "revoked_below": row[20],
             "revoked_reason": row[21] or "", "blocked": bool(row[22]),
             "holder_blocked": bool(row[23])}
+
+
+def _day(now: datetime, lane: _Lane) -> str:
+    """The venue-local date: passes count their entries per day where the venue is."""
+    return now.astimezone(lane.tz).date().isoformat()
 
 
 def _is_open(window: tuple[datetime, datetime], now: datetime) -> bool:
