@@ -7,9 +7,11 @@ PYTEST_ARGS ?=
 
 .PHONY: test lint venv deps bench clean
 
+# The hub's tests run on SQLite and on PostgreSQL: as root, .ci/postgres starts the Debian
+# cluster and creates the test role; otherwise set WICKET_TEST_PG to an admin URL.
 test: venv
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest $(PYTEST_ARGS)
+	WICKET_TEST_PG="$${WICKET_TEST_PG:-$$(.ci/postgres)}" $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

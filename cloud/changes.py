@@ -1,0 +1,50 @@
+"""Writing and reading the change log (the hub's side of the allowlist cursor).
+
+A change is recorded inside the transaction that caused it. Its ``seq`` comes from the
+``change_log`` counter row, bumped with ``UPDATE ... RETURNING``: a second writer waits on that
+row until the first commits, so seq order is commit order and a reader that pages with
+``seq > cursor`` never passes over a change that commits after it looked. (A database sequence
+hands numbers out at insert time, not commit time, and would let a reader skip one.)
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from cloud.db import change_log, counters
+from sync.changes import parse_change
+from sync.timeutil import utcnow
+
+
+def next_value(conn: sa.Connection, name: str) -> int:
+    """The next value of a counter, taken inside the caller's transaction."""
+    value = conn.execute(
+        sa.update(counters).where(counters.c.name == name)
+        .values(value=counters.c.value + 1).returning(counters.c.value)).scalar_one()
+    return int(value)
+
+
+def record_change(conn: sa.Connection, venue_id: int, change: dict[str, Any],
+                  now: datetime | None = None) -> int:
+    """Append one change for one venue; the record is checked against the sync schema first,
+    so the hub can never serve a change the appliance would refuse."""
+    seq = next_value(conn, "change_log")
+    record = {**change, "seq": seq}
+    parse_change(record)  # raises ChangeError before anything is written
+    conn.execute(sa.insert(change_log).values(
+        seq=seq, venue_id=venue_id, kind=change["type"], op=change["op"], record=record,
+        created_at=now or utcnow()))
+    return seq
+
+
+def changes_since(conn: sa.Connection, venue_id: int, cursor: int, limit: int = 1000
+                  ) -> list[dict[str, Any]]:
+    """The venue's changes after ``cursor``, oldest first."""
+    rows = conn.execute(
+        sa.select(change_log.c.record).where(change_log.c.venue_id == venue_id,
+                                             change_log.c.seq > cursor)
+        .order_by(change_log.c.seq).limit(limit))
+    return [r.record for r in rows]

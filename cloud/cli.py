@@ -1,0 +1,62 @@
+"""``wicket-hub``: the hub's command line.
+
+    wicket-hub [--db URL] init     create or upgrade the hub database
+
+The database URL comes from ``--db``, else ``$WICKET_HUB_DB``, else a SQLite file
+``wicket-hub.db`` in the current directory. PostgreSQL:
+``postgresql+psycopg://user:password@host/dbname``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import sqlalchemy as sa
+
+from cloud.db import DEFAULT_URL, init_db
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, for messages."""
+    return sa.engine.make_url(url).render_as_string(hide_password=True)
+
+
+def cmd_init(args) -> int:
+    applied = init_db(args.db)
+    if applied:
+        print(f"{_safe(args.db)}: applied migrations {', '.join(applied)}")
+    else:
+        print(f"{_safe(args.db)}: up to date")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="wicket-hub", description="Wicket hub tools.")
+    p.add_argument("--db", default=os.environ.get("WICKET_HUB_DB", DEFAULT_URL),
+                   help="database URL (default: $WICKET_HUB_DB or sqlite:///wicket-hub.db)")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("init", help="create or upgrade the hub database")
+    s.set_defaults(func=cmd_init)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except sa.exc.ArgumentError as e:
+        print(f"wicket-hub: bad database URL: {e}", file=sys.stderr)
+        return 2
+    except sa.exc.OperationalError as e:
+        print(f"wicket-hub: cannot reach the database {_safe(args.db)}: {e.orig}",
+              file=sys.stderr)
+        return 2
+    except sa.exc.DBAPIError as e:
+        print(f"wicket-hub: the database {_safe(args.db)} refused: {e.orig}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""The hub's database: SQLAlchemy Core tables, engines for SQLite and PostgreSQL, migrations.
+
+SQLite is the default (a file, no set-up: demos, small venues, tests); PostgreSQL is the
+production database. Both are first-class: every hub test runs on both. Schema changes are
+Alembic migrations (``cloud/migrations``); ``init_db`` brings any database to the newest one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+DEFAULT_URL = "sqlite:///wicket-hub.db"
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+metadata = sa.MetaData(naming_convention={
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+# Single-row counters, each bumped with UPDATE ... RETURNING inside the transaction that uses
+# the value: the row lock orders the writers, so values are handed out in commit order.
+counters = sa.Table(
+    "counters", metadata,
+    sa.Column("name", sa.String(40), primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
+    sa.CheckConstraint("value >= 0", name="value_not_negative"),
+)
+
+# The change log the allowlist is served from: one row per change per venue, written in the
+# same transaction as the sale, refund or edit that caused it. seq comes from the
+# 'change_log' counter, so a reader paging by seq never skips a row that commits late.
+change_log = sa.Table(
+    "change_log", metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("venue_id", sa.Integer, nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("op", sa.String(10), nullable=False),
+    sa.Column("record", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("op IN ('upsert', 'delete')", name="op_known"),
+    sa.Index("ix_change_log_venue_seq", "venue_id", "seq"),
+)
+
+
+def make_engine(url: str = DEFAULT_URL) -> sa.Engine:
+    """An engine for a database URL; SQLite files get WAL, a busy timeout and foreign keys."""
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 10})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record):
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode = WAL")
+            cur.execute("PRAGMA synchronous = FULL")
+            cur.execute("PRAGMA foreign_keys = ON")
+            cur.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _begin_immediate(conn):
+            # take the write lock up front: a transaction that reads and then writes must not
+            # fail halfway because another writer came first
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        # let SQLAlchemy, not the driver, open transactions (so BEGIN IMMEDIATE above is used)
+        @sa.event.listens_for(engine, "connect")
+        def _no_driver_transactions(dbapi_conn, _record):
+            dbapi_conn.isolation_level = None
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def alembic_config(url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def init_db(url: str = DEFAULT_URL) -> list[str]:
+    """Create or upgrade the database to the newest migration; returns the revisions applied."""
+    engine = make_engine(url)
+    before = current_revision(engine)
+    cfg = alembic_config(url)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+    script = ScriptDirectory.from_config(cfg)
+    applied = [r.revision for r in script.iterate_revisions("heads", before or "base")
+               if r.revision != before]
+    engine.dispose()
+    return list(reversed(applied))
+
+
+def current_revision(engine: sa.Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
