@@ -51,6 +51,58 @@ change_log = sa.Table(
 )
 
 
+venues = sa.Table(
+    "venues", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("code", sa.String(40), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("address", sa.String(400), nullable=False, server_default=""),
+    sa.Column("timezone", sa.String(64), nullable=False, server_default="Asia/Shanghai"),
+)
+zones = sa.Table(
+    "zones", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("venue_id", sa.Integer, sa.ForeignKey("venues.id"), nullable=False),
+    sa.Column("code", sa.String(40), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.UniqueConstraint("venue_id", "code"),
+)
+gates = sa.Table(
+    "gates", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("venue_id", sa.Integer, sa.ForeignKey("venues.id"), nullable=False),
+    sa.Column("code", sa.String(40), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("reentry", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("realname_mode", sa.String(20), nullable=False, server_default="ticket"),
+    sa.Column("open_before_min", sa.Integer, nullable=False, server_default="30"),
+    sa.Column("close_after_min", sa.Integer, nullable=False, server_default="60"),
+    sa.UniqueConstraint("venue_id", "code"),
+)
+gate_zones = sa.Table(
+    "gate_zones", metadata,
+    sa.Column("gate_id", sa.Integer, sa.ForeignKey("gates.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("zone_id", sa.Integer, sa.ForeignKey("zones.id", ondelete="CASCADE"),
+              primary_key=True),
+)
+# The venue's seat map. A session's seat configuration starts from it (later migrations).
+seats = sa.Table(
+    "seats", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("venue_id", sa.Integer, sa.ForeignKey("venues.id"), nullable=False),
+    sa.Column("zone_id", sa.Integer, sa.ForeignKey("zones.id"), nullable=False),
+    sa.Column("level", sa.String(20), nullable=False),
+    sa.Column("row", sa.String(20), nullable=False),
+    sa.Column("number", sa.String(20), nullable=False),
+    sa.Column("category", sa.String(40), nullable=False),
+    sa.Column("damaged", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("removed", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("obstructed", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.UniqueConstraint("venue_id", "level", "row", "number"),
+)
+
+
 def make_engine(url: str = DEFAULT_URL) -> sa.Engine:
     """An engine for a database URL; SQLite files get WAL, a busy timeout and foreign keys."""
     if url.startswith("sqlite"):

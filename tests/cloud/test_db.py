@@ -6,22 +6,34 @@ import threading
 
 import pytest
 import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 
 from cloud import cli
 from cloud.changes import changes_since, next_value, record_change
-from cloud.db import current_revision, init_db, make_engine
+from cloud.db import current_revision, init_db, make_engine, metadata
 from sync.changes import ChangeError
 
 ZONE = {"type": "zone", "op": "upsert", "id": 1, "code": "A", "name": "North Stand"}
 
 
 def test_init_creates_and_then_finds_nothing_to_do(hub_url):
-    assert init_db(hub_url) == ["0001"]
+    assert init_db(hub_url) == ["0001", "0002"]
     assert init_db(hub_url) == []
     engine = make_engine(hub_url)
-    assert current_revision(engine) == "0001"
-    assert {"counters", "change_log"} <= set(sa.inspect(engine).get_table_names())
+    assert current_revision(engine) == "0002"
+    assert {"counters", "change_log", "venues", "seats"} <= set(
+        sa.inspect(engine).get_table_names())
     engine.dispose()
+
+
+def test_the_tables_in_code_match_the_migrations(hub_url):
+    init_db(hub_url)
+    engine = make_engine(hub_url)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    engine.dispose()
+    assert diff == []
 
 
 def test_changes_are_recorded_checked_and_read_back_by_venue(hub_url):
@@ -108,7 +120,7 @@ def test_a_reader_paging_by_cursor_never_misses_a_change(hub_url):
 
 def test_cli_init_and_bad_urls(hub_url, capsys):
     assert cli.main(["--db", hub_url, "init"]) == 0
-    assert "applied migrations 0001" in capsys.readouterr().out
+    assert "applied migrations 0001, 0002" in capsys.readouterr().out
     assert cli.main(["--db", hub_url, "init"]) == 0
     out = capsys.readouterr().out
     assert "up to date" in out and "wicket_test:wicket_test" not in out
