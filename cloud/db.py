@@ -103,6 +103,72 @@ seats = sa.Table(
 )
 
 
+# Hub signing keys. A new key is 'published' (sent to every venue) before it becomes 'active'
+# and signs anything, so no appliance meets a code signed with a key it does not know.
+signing_keys = sa.Table(
+    "signing_keys", metadata,
+    sa.Column("key_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("public_key", sa.String(64), nullable=False),
+    sa.Column("private_pem", sa.Text, nullable=False),
+    sa.Column("state", sa.String(12), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("retired_at", sa.DateTime(timezone=True)),
+    sa.CheckConstraint("key_id BETWEEN 1 AND 255", name="key_id_range"),
+    sa.CheckConstraint("state IN ('published', 'active', 'retired')", name="state_known"),
+)
+events = sa.Table(
+    "events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("code", sa.String(40), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=False),
+)
+sessions = sa.Table(
+    "sessions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("event_id", sa.Integer, sa.ForeignKey("events.id"), nullable=False),
+    sa.Column("venue_id", sa.Integer, sa.ForeignKey("venues.id"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("starts_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("ends_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("gates_open_at", sa.DateTime(timezone=True)),
+    sa.CheckConstraint("ends_at > starts_at", name="ends_after_start"),
+)
+holders = sa.Table(
+    "holders", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("doc_type", sa.String(40), nullable=False),
+    sa.Column("doc_number", sa.String(40), nullable=False),
+)
+tickets = sa.Table(
+    "tickets", metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("number", sa.String(40), nullable=False, unique=True),
+    sa.Column("kind", sa.String(10), nullable=False),
+    sa.Column("role", sa.String(12), nullable=False),
+    sa.Column("session_id", sa.Integer, sa.ForeignKey("sessions.id")),
+    sa.Column("scope", sa.JSON, nullable=False),
+    sa.Column("venues", sa.JSON, nullable=False),
+    sa.Column("zone_id", sa.Integer),
+    sa.Column("seat_id", sa.Integer, sa.ForeignKey("seats.id")),
+    sa.Column("valid_from", sa.DateTime(timezone=True)),
+    sa.Column("valid_until", sa.DateTime(timezone=True)),
+    sa.Column("daily_limit", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("serial", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("key_id", sa.Integer, nullable=False),
+    sa.Column("code", sa.String(200), nullable=False),
+    sa.Column("state", sa.String(10), nullable=False, server_default="issued"),
+    sa.Column("rfid_uid", sa.String(20), unique=True),
+    sa.Column("holder_id", sa.Integer, sa.ForeignKey("holders.id")),
+    sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("state IN ('issued', 'void', 'refunded')", name="state_known"),
+    sa.CheckConstraint("kind IN ('session', 'sessions', 'venues')", name="kind_known"),
+    sa.Index("ix_tickets_one_live_per_seat", "session_id", "seat_id", unique=True,
+             sqlite_where=sa.text("state = 'issued' AND seat_id IS NOT NULL"),
+             postgresql_where=sa.text("state = 'issued' AND seat_id IS NOT NULL")),
+)
+
+
 def make_engine(url: str = DEFAULT_URL) -> sa.Engine:
     """An engine for a database URL; SQLite files get WAL, a busy timeout and foreign keys."""
     if url.startswith("sqlite"):

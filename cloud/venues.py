@@ -17,7 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import sqlalchemy as sa
 
 from cloud.changes import record_change
-from cloud.db import gate_zones, gates, seats, venues, zones
+from cloud.db import gate_zones, gates, seats, signing_keys, venues, zones
+from cloud.tickets import key_change
 
 SEAT_COLUMNS = ("level", "zone", "row", "number", "category", "damaged", "removed", "obstructed")
 _FLAGS = {"": False, "0": False, "no": False, "false": False, "n": False,
@@ -63,6 +64,8 @@ def create_venue(conn: sa.Connection, code: str, name: str, address: str = "",
         code=code, name=name, address=address, timezone=timezone)).inserted_primary_key[0]
     record_change(conn, venue_id, {"type": "venue", "op": "upsert", "id": venue_id,
                                    "code": code, "name": name, "timezone": timezone})
+    for row in conn.execute(sa.select(signing_keys).where(signing_keys.c.state != "retired")):
+        record_change(conn, venue_id, key_change(row))
     return venue_id
 
 

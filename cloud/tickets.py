@@ -1,0 +1,228 @@
+"""Signing keys, events and sessions, and tickets with signed codes.
+
+Every change an appliance needs (keys, sessions, holders, tickets, revocations) is written to
+the change log of each venue it concerns, in the transaction that makes it: a ticket sold and
+refunded in one second still reaches the venue as a sale and a revocation, in that order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from cryptography.hazmat.primitives import serialization
+
+from cloud.changes import next_value, record_change
+from cloud.db import events, holders, seats, sessions, signing_keys, tickets, venues, zones
+from sync import codes
+from sync.identity import DocumentError, normalize_document
+from sync.keys import SigningKey, generate_signing_key
+from sync.timeutil import to_iso, utcnow
+
+KINDS = {codes.Kind.SESSION: "session", codes.Kind.SESSIONS: "sessions",
+         codes.Kind.VENUES: "venues"}
+ROLES = {codes.Role.TICKET: "ticket", codes.Role.STAFF: "staff",
+         codes.Role.REGISTERED: "registered"}
+
+
+class TicketError(ValueError):
+    """A sale, key or session request that cannot be carried out; the message says why."""
+
+
+def _utc(dt: datetime | None) -> datetime | None:
+    """Times read back from SQLite come without a zone; they were written in UTC."""
+    if dt is None or dt.tzinfo is not None:
+        return dt
+    return dt.replace(tzinfo=UTC)
+
+
+def _all_venues(conn: sa.Connection) -> list[int]:
+    return [r[0] for r in conn.execute(sa.select(venues.c.id))]
+
+
+def key_change(row) -> dict:
+    change = {"type": "key", "op": "upsert", "key_id": row.key_id, "public_key": row.public_key}
+    if row.retired_at is not None:
+        change["retired_at"] = to_iso(_utc(row.retired_at))
+    return change
+
+
+# -- signing keys ---------------------------------------------------------------------------
+
+
+def create_key(conn: sa.Connection, now: datetime | None = None) -> int:
+    """A new key, published to every venue; it signs nothing until activated."""
+    used = {r[0] for r in conn.execute(sa.select(signing_keys.c.key_id))}
+    free = [k for k in range(1, 256) if k not in used]
+    if not free:
+        raise TicketError("all 255 key ids are in use")
+    key = generate_signing_key(free[0])
+    pem = key.private_key.private_bytes(serialization.Encoding.PEM,
+                                        serialization.PrivateFormat.PKCS8,
+                                        serialization.NoEncryption()).decode("ascii")
+    conn.execute(sa.insert(signing_keys).values(
+        key_id=key.key_id, public_key=key.public_key_b64(), private_pem=pem, state="published",
+        created_at=now or utcnow()))
+    row = conn.execute(sa.select(signing_keys).where(signing_keys.c.key_id == key.key_id)).one()
+    for venue_id in _all_venues(conn):
+        record_change(conn, venue_id, key_change(row))
+    return key.key_id
+
+
+def activate_key(conn: sa.Connection, key_id: int) -> None:
+    """Make a published key the one that signs; the previous one stays trusted."""
+    state = conn.execute(sa.select(signing_keys.c.state)
+                         .where(signing_keys.c.key_id == key_id)).scalar()
+    if state != "published":
+        raise TicketError(f"key {key_id} is {state or 'unknown'}; only a published key can sign")
+    conn.execute(sa.update(signing_keys).where(signing_keys.c.state == "active")
+                 .values(state="published"))
+    conn.execute(sa.update(signing_keys).where(signing_keys.c.key_id == key_id)
+                 .values(state="active"))
+
+
+def active_key(conn: sa.Connection) -> SigningKey:
+    row = conn.execute(sa.select(signing_keys.c.key_id, signing_keys.c.private_pem)
+                       .where(signing_keys.c.state == "active")).first()
+    if row is None:
+        raise TicketError("no active signing key: create one and activate it")
+    private = serialization.load_pem_private_key(row.private_pem.encode("ascii"), password=None)
+    return SigningKey(row.key_id, private)
+
+
+# -- events and sessions --------------------------------------------------------------------
+
+
+def create_event(conn: sa.Connection, code: str, name: str) -> int:
+    return conn.execute(sa.insert(events).values(code=code, name=name)).inserted_primary_key[0]
+
+
+def create_session(conn: sa.Connection, event_id: int, venue_id: int, name: str,
+                   starts_at: datetime, ends_at: datetime,
+                   gates_open_at: datetime | None = None) -> int:
+    if ends_at <= starts_at:
+        raise TicketError("a session must end after it starts")
+    if gates_open_at is not None and gates_open_at > starts_at:
+        raise TicketError("gates must open before the session starts")
+    session_id = conn.execute(sa.insert(sessions).values(
+        event_id=event_id, venue_id=venue_id, name=name, starts_at=starts_at, ends_at=ends_at,
+        gates_open_at=gates_open_at)).inserted_primary_key[0]
+    change = {"type": "session", "op": "upsert", "id": session_id, "venue_id": venue_id,
+              "name": name, "starts_at": to_iso(starts_at), "ends_at": to_iso(ends_at)}
+    if gates_open_at is not None:
+        change["gates_open_at"] = to_iso(gates_open_at)
+    record_change(conn, venue_id, change)
+    return session_id
+
+
+# -- tickets --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Issued:
+    id: int
+    number: str
+    code: str
+
+
+def issue_ticket(conn: sa.Connection, *, session_id: int | None = None,
+                 seat_id: int | None = None, zone_id: int = 0,
+                 kind: codes.Kind = codes.Kind.SESSION, scope: tuple[int, ...] = (),
+                 role: codes.Role = codes.Role.TICKET, valid_from: datetime | None = None,
+                 valid_until: datetime | None = None, daily_limit: int = 0,
+                 holder: tuple[str, str, str] | None = None, rfid_uid: str | None = None,
+                 now: datetime | None = None) -> Issued:
+    """Issue one ticket with its signed code, and send it to every venue it admits to.
+
+    ``holder`` is (name, document type, document number) for a real-name ticket.
+    """
+    key = active_key(conn)
+    seat_label = None
+    if kind is codes.Kind.SESSION:
+        if session_id is None:
+            raise TicketError("a session ticket needs a session")
+        scope = (session_id,)
+    if seat_id is not None:
+        seat = conn.execute(sa.select(seats).where(seats.c.id == seat_id)).first()
+        if seat is None:
+            raise TicketError(f"no seat {seat_id}")
+        if seat.removed or seat.damaged:
+            raise TicketError(f"seat {seat.level}-{seat.row}-{seat.number} cannot be sold")
+        zone_id, seat_label = seat.zone_id, f"{seat.level}-{seat.row}-{seat.number}"
+    if kind is codes.Kind.VENUES:
+        venue_ids = sorted(set(scope))
+    else:
+        venue_ids = sorted({r[0] for r in conn.execute(
+            sa.select(sessions.c.venue_id).where(sessions.c.id.in_(scope)))})
+        if len(venue_ids) == 0 or conn.execute(
+                sa.select(sa.func.count()).select_from(sessions)
+                .where(sessions.c.id.in_(scope))).scalar() != len(set(scope)):
+            raise TicketError(f"unknown session in {sorted(scope)}")
+    holder_change = None
+    holder_id = None
+    if holder is not None:
+        name, doc_type, number = holder
+        try:
+            number = normalize_document(doc_type, number)
+        except DocumentError as e:
+            raise TicketError(str(e)) from None
+        holder_id = conn.execute(sa.insert(holders).values(
+            name=name, doc_type=doc_type, doc_number=number)).inserted_primary_key[0]
+        holder_change = {"type": "holder", "op": "upsert", "id": holder_id, "name": name,
+                         "doc_type": doc_type, "doc_number": number}
+    ticket_id = next_value(conn, "ticket")
+    payload = codes.TicketPayload(
+        ticket_id=ticket_id, kind=kind, scope=tuple(sorted(scope)), role=role, zone=zone_id,
+        seat=seat_id, valid_from=valid_from, valid_until=valid_until, daily_limit=daily_limit,
+        realname=holder is not None)
+    try:
+        code = codes.encode(payload, key)
+    except codes.OutOfRange as e:
+        raise TicketError(f"cannot issue this ticket: {e}") from None
+    number = f"T{ticket_id:09d}"
+    try:
+        conn.execute(sa.insert(tickets).values(
+            id=ticket_id, number=number, kind=KINDS[kind], role=ROLES[role],
+            session_id=session_id if kind is codes.Kind.SESSION else None,
+            scope=list(payload.scope), venues=venue_ids, zone_id=zone_id, seat_id=seat_id,
+            valid_from=valid_from, valid_until=valid_until, daily_limit=daily_limit, serial=0,
+            key_id=key.key_id, code=code, rfid_uid=rfid_uid, holder_id=holder_id,
+            issued_at=now or utcnow()))
+    except sa.exc.IntegrityError:
+        raise TicketError("that seat already has a live ticket for this session") from None
+    change = {"type": "ticket", "op": "upsert", "id": ticket_id, "number": number,
+              "kind": KINDS[kind], "role": ROLES[role], "scope": list(payload.scope),
+              "zone_id": zone_id, "seat_id": seat_id, "seat": seat_label,
+              "daily_limit": daily_limit, "realname": holder is not None,
+              "code_digest": codes.digest(code), "rfid_uid": rfid_uid, "holder_id": holder_id}
+    if valid_from is not None:
+        change.update(valid_from=to_iso(valid_from), valid_until=to_iso(valid_until))
+    for venue_id in venue_ids:
+        if holder_change:
+            record_change(conn, venue_id, holder_change)
+        record_change(conn, venue_id, change)
+    return Issued(ticket_id, number, code)
+
+
+def revoke_ticket(conn: sa.Connection, ticket_id: int, state: str = "refunded",
+                  now: datetime | None = None) -> None:
+    """Void or refund a ticket: its code stops opening gates at every venue it admitted to."""
+    if state not in ("void", "refunded"):
+        raise TicketError(f"a ticket is revoked as void or refunded, not {state!r}")
+    row = conn.execute(sa.select(tickets.c.venues, tickets.c.state)
+                       .where(tickets.c.id == ticket_id).with_for_update()).first()
+    if row is None:
+        raise TicketError(f"no ticket {ticket_id}")
+    if row.state != "issued":
+        raise TicketError(f"ticket {ticket_id} is already {row.state}")
+    conn.execute(sa.update(tickets).where(tickets.c.id == ticket_id).values(state=state))
+    for venue_id in row.venues:
+        record_change(conn, venue_id, {"type": "revocation", "op": "upsert",
+                                       "ticket_id": ticket_id, "reason": state,
+                                       "revoked_at": to_iso(now or utcnow())})
+
+
+def zone_ids(conn: sa.Connection, venue_id: int) -> dict[str, int]:
+    return dict(conn.execute(sa.select(zones.c.code, zones.c.id)
+                             .where(zones.c.venue_id == venue_id)).all())

@@ -1,0 +1,126 @@
+"""Keys, sessions and tickets at the hub, and what reaches an appliance through the change log."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from cloud.changes import changes_since
+from cloud.db import init_db, make_engine, seats
+from cloud.tickets import (
+    TicketError,
+    activate_key,
+    create_event,
+    create_key,
+    create_session,
+    issue_ticket,
+    revoke_ticket,
+)
+from cloud.venues import add_gate, add_zone, create_venue, import_seats_csv
+from edge import db as edge_db
+from edge.allowlist import apply_changes
+from edge.engine import Engine, IdDocument, Scan, ScanKind
+from edge.holders import HolderVault, generate_holder_key
+from edge.reasons import Reason
+from sync import codes
+from sync.changes import parse_change
+from sync.sample import resident_id
+
+START = datetime(2026, 7, 1, 11, 0, tzinfo=UTC)
+HOLDER_ID = resident_id("11010119900307123")
+
+
+@pytest.fixture
+def hub(hub_url):
+    init_db(hub_url)
+    engine = make_engine(hub_url)
+    with engine.begin() as conn:
+        activate_key(conn, create_key(conn))
+        venue = create_venue(conn, "OSC", "Olympic Sports Centre")
+        add_zone(conn, venue, "A", "North Stand")
+        add_zone(conn, venue, "B", "South Stand")
+        add_gate(conn, venue, "G1", "Gate 1", ["A"], realname_mode="ticket_and_id")
+        assert import_seats_csv(conn, venue, "level,zone,row,number,category,damaged\n"
+                                "L1,A,1,1,std,\nL1,A,1,2,std,\nL1,B,2,1,std,yes\n").ok
+        event = create_event(conn, "GAMES", "The Games")
+        session = create_session(conn, event, venue, "Opening", START, START + timedelta(hours=3),
+                                 START - timedelta(hours=1))
+    yield engine, venue, session
+    engine.dispose()
+
+
+def seat(conn, row, number, level="L1"):
+    return conn.execute(sa.select(seats.c.id).where(seats.c.level == level, seats.c.row == row,
+                                                    seats.c.number == number)).scalar_one()
+
+
+def test_a_seat_is_sold_once(hub):
+    engine, venue, session = hub
+    with engine.begin() as conn:
+        issue_ticket(conn, session_id=session, seat_id=seat(conn, "1", "1"))
+    with pytest.raises(TicketError, match="already has a live ticket"):
+        with engine.begin() as conn:
+            issue_ticket(conn, session_id=session, seat_id=seat(conn, "1", "1"))
+
+
+def test_a_damaged_seat_or_a_bad_holder_cannot_be_sold(hub):
+    engine, venue, session = hub
+    with pytest.raises(TicketError, match="cannot be sold"):
+        with engine.begin() as conn:
+            damaged = conn.execute(sa.select(seats.c.id).where(seats.c.damaged)).scalar_one()
+            issue_ticket(conn, session_id=session, seat_id=damaged)
+    with pytest.raises(TicketError, match="check digit") as err:
+        with engine.begin() as conn:
+            issue_ticket(conn, session_id=session, seat_id=seat(conn, "1", "2"),
+                         holder=("张三", "resident_id", HOLDER_ID[:-1] + "0"))
+    assert HOLDER_ID[:-1] not in str(err.value)
+
+
+def test_a_key_signs_only_once_active(hub):
+    engine, venue, session = hub
+    with engine.begin() as conn:
+        new = create_key(conn)
+        with pytest.raises(TicketError, match="only a published key"):
+            activate_key(conn, 99)
+        first = issue_ticket(conn, session_id=session)
+        activate_key(conn, new)
+        second = issue_ticket(conn, session_id=session)
+    assert codes.read(first.code).payload.key_id == 1
+    assert codes.read(second.code).payload.key_id == new
+
+
+def test_the_hub_change_log_drives_a_real_appliance(hub, tmp_path):
+    """Hub → change log → edge database → engine: sold tickets admit, refunds are refused,
+    real-name tickets need the holder's own ID."""
+    engine, venue, session = hub
+    with engine.begin() as conn:
+        plain = issue_ticket(conn, session_id=session, seat_id=seat(conn, "1", "1"))
+        named = issue_ticket(conn, session_id=session, seat_id=seat(conn, "1", "2"),
+                             holder=("张小三", "resident_id", HOLDER_ID))
+        refunded = issue_ticket(conn, session_id=session, zone_id=0)
+        revoke_ticket(conn, refunded.id)
+        with pytest.raises(TicketError, match="already refunded"):
+            revoke_ticket(conn, refunded.id)
+
+    path = tmp_path / "edge.db"
+    edge_db.migrate(edge_db.open_db(path))
+    conn_edge = edge_db.connect(path)
+    vault = HolderVault(generate_holder_key())
+    with engine.connect() as conn:
+        page = changes_since(conn, venue, 0)
+    apply_changes(conn_edge, vault, [parse_change(c) for c in page])
+    conn_edge.execute("INSERT INTO lanes (id, code, gate_id) VALUES (1, 'N1', "
+                      "(SELECT id FROM gates WHERE code = 'G1'))")
+    lane_engine = Engine(conn_edge, vault)
+    at = START - timedelta(minutes=30)
+
+    assert lane_engine.decide(Scan(ScanKind.QR, plain.code), "N1", at).reason is Reason.OK
+    assert lane_engine.decide(Scan(ScanKind.QR, refunded.code), "N1", at).reason is Reason.REVOKED
+    assert lane_engine.decide(Scan(ScanKind.QR, named.code), "N1",
+                              at).reason is Reason.REALNAME_REQUIRED
+    own = IdDocument("resident_id", HOLDER_ID)
+    d = lane_engine.decide(Scan(ScanKind.QR, named.code, document=own), "N1", at)
+    assert d.reason is Reason.OK and d.holder_masked.name == "张*三"
+    assert d.ticket.seat == "L1-1-2"
