@@ -169,6 +169,42 @@ tickets = sa.Table(
 )
 
 
+# An appliance is registered for a venue (state 'pending', with a one-time enrollment token),
+# enrolls once (state 'active', with a credential) and may be revoked. Only hashes of the
+# token and the credential are stored.
+appliances = sa.Table(
+    "appliances", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("venue_id", sa.Integer, sa.ForeignKey("venues.id"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("state", sa.String(10), nullable=False),
+    sa.Column("token_hash", sa.String(64), unique=True),
+    sa.Column("token_expires_at", sa.DateTime(timezone=True)),
+    sa.Column("credential_hash", sa.String(64), unique=True),
+    sa.Column("enrolled_at", sa.DateTime(timezone=True)),
+    sa.Column("last_seen_at", sa.DateTime(timezone=True)),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("state IN ('pending', 'active', 'revoked')", name="state_known"),
+)
+# Entries reported by appliances, stored once forever by their UUID.
+entries = sa.Table(
+    "entries", metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("appliance_id", sa.Integer, sa.ForeignKey("appliances.id"), nullable=False),
+    sa.Column("venue_id", sa.Integer, nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("lane", sa.String(40)),
+    sa.Column("direction", sa.String(3), nullable=False),
+    sa.Column("ticket_id", sa.BigInteger, index=True),
+    sa.Column("session_id", sa.Integer),
+    sa.Column("admitted", sa.Boolean, nullable=False),
+    sa.Column("reason", sa.String(20), nullable=False),
+    sa.Column("cursor", sa.BigInteger, nullable=False),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
 def make_engine(url: str = DEFAULT_URL) -> sa.Engine:
     """An engine for a database URL; SQLite files get WAL, a busy timeout and foreign keys."""
     if url.startswith("sqlite"):

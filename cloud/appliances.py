@@ -1,0 +1,104 @@
+"""Appliances: registration with a one-time enrollment token, enrollment, credentials, revocation.
+
+Tokens and credentials are random 256-bit secrets shown once; the hub keeps only their
+SHA-256, so a copy of the database opens no appliance's door.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+
+from cloud.db import appliances, signing_keys
+from sync.timeutil import utcnow
+
+TOKEN_TTL = timedelta(hours=24)
+
+
+class ApplianceError(Exception):
+    """An enrollment or credential that is refused; ``code`` is the machine-readable reason."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def _utc(dt: datetime | None) -> datetime | None:
+    return dt.replace(tzinfo=UTC) if dt is not None and dt.tzinfo is None else dt
+
+
+@dataclass(frozen=True)
+class Registered:
+    id: int
+    token: str
+    expires_at: datetime
+
+
+def register(conn: sa.Connection, venue_id: int, name: str,
+             now: datetime | None = None) -> Registered:
+    """A new appliance for a venue, with its one-time enrollment token (shown once)."""
+    now = now or utcnow()
+    token = secrets.token_urlsafe(32)
+    appliance_id = conn.execute(sa.insert(appliances).values(
+        venue_id=venue_id, name=name, state="pending", token_hash=_hash(token),
+        token_expires_at=now + TOKEN_TTL, created_at=now)).inserted_primary_key[0]
+    return Registered(appliance_id, token, now + TOKEN_TTL)
+
+
+@dataclass(frozen=True)
+class Enrolled:
+    appliance_id: int
+    venue_id: int
+    credential: str
+    keys: list[dict]
+
+
+def enroll(conn: sa.Connection, token: str, now: datetime | None = None) -> Enrolled:
+    now = now or utcnow()
+    row = conn.execute(sa.select(appliances).where(appliances.c.token_hash == _hash(token))
+                       .with_for_update()).first()
+    if row is None:
+        raise ApplianceError("token_unknown", "this enrollment token is not valid (or was "
+                             "already used)")
+    if row.state != "pending":
+        raise ApplianceError("token_used", "this enrollment token was already used")
+    if _utc(row.token_expires_at) < now:
+        raise ApplianceError("token_expired", "this enrollment token has expired; ask the hub "
+                             "for a new one")
+    credential = secrets.token_urlsafe(32)
+    conn.execute(sa.update(appliances).where(appliances.c.id == row.id).values(
+        state="active", token_hash=None, credential_hash=_hash(credential), enrolled_at=now,
+        last_seen_at=now))
+    keys = [{"key_id": k.key_id, "public_key": k.public_key} for k in conn.execute(
+        sa.select(signing_keys).where(signing_keys.c.state != "retired"))]
+    return Enrolled(row.id, row.venue_id, credential, keys)
+
+
+@dataclass(frozen=True)
+class Appliance:
+    id: int
+    venue_id: int
+
+
+def authenticate(conn: sa.Connection, credential: str, now: datetime | None = None
+                 ) -> Appliance:
+    row = conn.execute(sa.select(appliances.c.id, appliances.c.venue_id, appliances.c.state)
+                       .where(appliances.c.credential_hash == _hash(credential))).first()
+    if row is None or row.state != "active":
+        raise ApplianceError("unauthorized", "unknown or revoked appliance credential")
+    conn.execute(sa.update(appliances).where(appliances.c.id == row.id)
+                 .values(last_seen_at=now or utcnow()))
+    return Appliance(row.id, row.venue_id)
+
+
+def revoke(conn: sa.Connection, appliance_id: int) -> None:
+    conn.execute(sa.update(appliances).where(appliances.c.id == appliance_id)
+                 .values(state="revoked", token_hash=None))

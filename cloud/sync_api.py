@@ -1,0 +1,166 @@
+"""The server side of the sync contract, under ``/api/sync/v1/``.
+
+Every call but enroll carries ``Authorization: Appliance <credential>``; a revoked or unknown
+credential gets 401 everywhere. Bad requests get a 4xx with ``{"error": code, "message": …}``
+and change nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Blueprint, current_app, jsonify, request
+from sqlalchemy.dialects import postgresql, sqlite
+
+from cloud import appliances as appliance_mod
+from cloud.changes import changes_since
+from cloud.db import entries
+from sync.timeutil import from_iso, to_iso, utcnow
+
+bp = Blueprint("sync_api", __name__, url_prefix="/api/sync/v1")
+MAX_PAGE = 5000
+MAX_BATCH = 1000
+ENTRY_FIELDS = {"id", "seq", "at", "lane", "direction", "ticket_id", "session_id", "admitted",
+                "reason", "cursor"}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+@bp.errorhandler(ApiError)
+def _api_error(e: ApiError):
+    return jsonify(error=e.code, message=e.message), e.status
+
+
+@bp.errorhandler(appliance_mod.ApplianceError)
+def _appliance_error(e: appliance_mod.ApplianceError):
+    status = 401 if e.code == "unauthorized" else 400
+    return jsonify(error=e.code, message=str(e)), status
+
+
+def _engine() -> sa.Engine:
+    return current_app.extensions["db"]
+
+
+def _json_body() -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_json", "the request body must be a JSON object")
+    return body
+
+
+def _appliance(conn: sa.Connection) -> appliance_mod.Appliance:
+    scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
+    if scheme != "Appliance" or not credential:
+        raise appliance_mod.ApplianceError("unauthorized", "missing Authorization: Appliance "
+                                           "<credential>")
+    return appliance_mod.authenticate(conn, credential.strip())
+
+
+def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, "bad_argument", f"{name} must be a whole number") from None
+    if not lo <= value <= hi:
+        raise ApiError(400, "bad_argument", f"{name} must be between {lo} and {hi}")
+    return value
+
+
+@bp.post("/enroll")
+def enroll():
+    token = _json_body().get("token")
+    if not isinstance(token, str) or not token:
+        raise ApiError(400, "bad_request", "token is required")
+    with _engine().begin() as conn:
+        e = appliance_mod.enroll(conn, token)
+    return jsonify(appliance_id=e.appliance_id, venue_id=e.venue_id, credential=e.credential,
+                   keys=e.keys, server_time=to_iso(utcnow())), 201
+
+
+@bp.get("/allowlist")
+def allowlist():
+    since = _int_arg("since", 0, 0, 2**62)
+    limit = _int_arg("limit", 1000, 1, MAX_PAGE)
+    with _engine().begin() as conn:
+        a = _appliance(conn)
+        page = changes_since(conn, a.venue_id, since, limit + 1)
+    more = len(page) > limit
+    page = page[:limit]
+    return jsonify(changes=page, cursor=page[-1]["seq"] if page else since, more=more,
+                   server_time=to_iso(utcnow()))
+
+
+@bp.get("/revocations")
+def revocations():
+    since = _int_arg("since", 0, 0, 2**62)
+    with _engine().begin() as conn:
+        a = _appliance(conn)
+        page = [c for c in changes_since(conn, a.venue_id, since, MAX_PAGE)]
+    cursor = page[-1]["seq"] if page else since
+    return jsonify(changes=[c for c in page if c["type"] == "revocation"], cursor=cursor,
+                   more=len(page) == MAX_PAGE, server_time=to_iso(utcnow()))
+
+
+def _check_entry(e: Any) -> dict[str, Any]:
+    if not isinstance(e, dict):
+        raise ApiError(400, "bad_entry", "each entry must be a JSON object")
+    unknown = set(e) - ENTRY_FIELDS
+    if unknown:
+        raise ApiError(400, "bad_entry", f"unknown entry field {sorted(unknown)[0]!r}")
+    try:
+        at = from_iso(e["at"])
+        out = {"id": str(e["id"]), "seq": int(e["seq"]), "at": at, "lane": e.get("lane"),
+               "direction": e["direction"], "ticket_id": e.get("ticket_id"),
+               "session_id": e.get("session_id"), "admitted": bool(e["admitted"]),
+               "reason": str(e["reason"]), "cursor": int(e.get("cursor", 0))}
+    except (KeyError, TypeError, ValueError) as err:
+        raise ApiError(400, "bad_entry", f"entry {e.get('id')!r}: {err}") from None
+    if out["direction"] not in ("in", "out") or len(out["id"]) != 36:
+        raise ApiError(400, "bad_entry", f"entry {out['id']!r}: bad id or direction")
+    return out
+
+
+@bp.post("/entries")
+def push_entries():
+    batch = _json_body().get("entries")
+    if not isinstance(batch, list):
+        raise ApiError(400, "bad_request", "entries must be a list")
+    if len(batch) > MAX_BATCH:
+        raise ApiError(413, "batch_too_large", f"at most {MAX_BATCH} entries per batch")
+    checked = [_check_entry(e) for e in batch]  # the whole batch is checked before any write
+    stored: list[str] = []
+    duplicate: list[str] = []
+    now: datetime = utcnow()
+    with _engine().begin() as conn:
+        a = _appliance(conn)
+        insert = _insert_ignoring_duplicates(conn)
+        for e in checked:
+            # stored once forever: a resend, or the same batch racing itself, inserts nothing
+            new = conn.execute(insert.values(appliance_id=a.id, venue_id=a.venue_id,
+                                             received_at=now, **e)
+                               .returning(entries.c.id)).first()
+            (stored if new is not None else duplicate).append(e["id"])
+    return jsonify(stored=stored, duplicate=duplicate, conflict=[], refused=[])
+
+
+def _insert_ignoring_duplicates(conn: sa.Connection):
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(entries).on_conflict_do_nothing(index_elements=["id"])
+    return sqlite.insert(entries).on_conflict_do_nothing(index_elements=["id"])
+
+
+@bp.post("/heartbeat")
+def heartbeat():
+    _json_body()
+    with _engine().begin() as conn:
+        _appliance(conn)
+    return jsonify(server_time=to_iso(utcnow()), commands=[])
