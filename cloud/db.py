@@ -205,6 +205,25 @@ entries = sa.Table(
 )
 
 
+# What the hub finds among reported entries: a single-entry ticket admitted by two appliances
+# apart from each other, an admission made with a cursor that already carried the ticket's
+# revocation (must never happen), or one made before the revocation reached the venue.
+conflicts = sa.Table(
+    "conflicts", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("ticket_id", sa.BigInteger, nullable=False, index=True),
+    sa.Column("entry_ids", sa.JSON, nullable=False),
+    sa.Column("detail", sa.String(400), nullable=False),
+    sa.Column("detected_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("reviewed_at", sa.DateTime(timezone=True)),
+    sa.Column("reviewed_by", sa.String(80)),
+    sa.Column("note", sa.Text),
+    sa.CheckConstraint("kind IN ('double_admission', 'admitted_after_revocation', "
+                       "'admitted_before_revocation_known')", name="kind_known"),
+)
+
+
 def make_engine(url: str = DEFAULT_URL) -> sa.Engine:
     """An engine for a database URL; SQLite files get WAL, a busy timeout and foreign keys."""
     if url.startswith("sqlite"):

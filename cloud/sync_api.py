@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from cloud import appliances as appliance_mod
 from cloud.changes import changes_since
+from cloud.conflicts import check_entry
 from cloud.db import entries
 from sync.timeutil import from_iso, to_iso, utcnow
 
@@ -139,6 +140,7 @@ def push_entries():
     checked = [_check_entry(e) for e in batch]  # the whole batch is checked before any write
     stored: list[str] = []
     duplicate: list[str] = []
+    conflicted: list[str] = []
     now: datetime = utcnow()
     with _engine().begin() as conn:
         a = _appliance(conn)
@@ -148,8 +150,13 @@ def push_entries():
             new = conn.execute(insert.values(appliance_id=a.id, venue_id=a.venue_id,
                                              received_at=now, **e)
                                .returning(entries.c.id)).first()
-            (stored if new is not None else duplicate).append(e["id"])
-    return jsonify(stored=stored, duplicate=duplicate, conflict=[], refused=[])
+            if new is None:
+                duplicate.append(e["id"])
+                continue
+            stored.append(e["id"])
+            if check_entry(conn, {**e, "appliance_id": a.id}, a.venue_id, now):
+                conflicted.append(e["id"])
+    return jsonify(stored=stored, duplicate=duplicate, conflict=conflicted, refused=[])
 
 
 def _insert_ignoring_duplicates(conn: sa.Connection):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from cloud import appliances
 from cloud.app import create_app
@@ -131,3 +132,34 @@ def test_bad_cursor_arguments(hub):
     for query in ("since=-1", "since=abc", "limit=0", "limit=100000"):
         r = client.get(f"/api/sync/v1/allowlist?{query}", headers=h)
         assert r.status_code == 400 and r.get_json()["error"] == "bad_argument"
+
+
+def test_conflicts_double_admission_and_admission_after_revocation(hub):
+    from cloud.db import conflicts
+    from cloud.tickets import revoke_ticket
+
+    client, engine, reg = hub
+    with engine.begin() as conn:
+        second = appliances.register(conn, 1, "Gate box 2")
+    a = auth(enroll(client, reg.token)[1]["credential"])
+    b = auth(enroll(client, second.token)[1]["credential"])
+    push = lambda h, *es: client.post("/api/sync/v1/entries", json={"entries": list(es)},  # noqa: E731
+                                      headers=h).get_json()
+    # ticket 1 (session 1) admitted by both appliances while they were apart
+    assert push(a, entry(ticket_id=1))["conflict"] == []
+    both = push(b, entry(ticket_id=1))
+    assert len(both["conflict"]) == 1
+    # a refused scan, an exit and a staff-free re-entry on one appliance are no conflict
+    assert push(a, entry(ticket_id=2, admitted=False, reason="WRONG_GATE"),
+                entry(ticket_id=2), entry(ticket_id=2, direction="out"))["conflict"] == []
+    # ticket 3 refunded: the revocation is change seq R
+    with engine.begin() as conn:
+        revoke_ticket(conn, 3)
+        (rev_seq,) = conn.execute(sa.text("SELECT max(seq) FROM change_log")).one()
+    before = push(a, entry(ticket_id=3, cursor=rev_seq - 1))
+    after = push(b, entry(ticket_id=3, cursor=rev_seq))
+    assert before["conflict"] and after["conflict"]
+    with engine.connect() as conn:
+        kinds = sorted(r.kind for r in conn.execute(sa.select(conflicts)))
+    assert kinds == ["admitted_after_revocation", "admitted_before_revocation_known",
+                     "double_admission", "double_admission"]

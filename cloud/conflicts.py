@@ -1,0 +1,84 @@
+"""Finding conflicts among the entries appliances report.
+
+Appliances cut off from each other cannot stop a pass or a copied code from being admitted at
+both; the hub sees it when both have synced, and tells ops. It also checks every admission
+against the ticket's revocation: made with an allowlist cursor that already carried the
+revocation it is a fault that must never happen; made before the revocation reached the venue
+it is expected offline behaviour, recorded so that ops see what got in.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from cloud.db import change_log, conflicts, entries, tickets
+from sync.timeutil import from_iso
+
+
+def _utc(dt: datetime) -> datetime:
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt
+
+
+def check_entry(conn: sa.Connection, entry: dict, venue_id: int, now: datetime) -> list[str]:
+    """Record the conflicts a newly stored entry makes; returns their kinds."""
+    if not entry["admitted"] or entry["direction"] != "in" or entry["ticket_id"] is None:
+        return []
+    found = []
+    ticket = conn.execute(sa.select(tickets.c.role, tickets.c.kind, tickets.c.daily_limit)
+                          .where(tickets.c.id == entry["ticket_id"])).first()
+    if ticket is not None and ticket.role != "staff":
+        found += _double_admission(conn, entry, ticket, now)
+    found += _revocation(conn, entry, venue_id, now)
+    return found
+
+
+def _double_admission(conn, entry, ticket, now) -> list[str]:
+    rows = list(conn.execute(sa.select(
+        entries.c.id, entries.c.appliance_id, entries.c.session_id, entries.c.at).where(
+        entries.c.ticket_id == entry["ticket_id"], entries.c.admitted.is_(True),
+        entries.c.direction == "in", entries.c.id != entry["id"])))
+    if ticket.kind == "session":
+        rows = [r for r in rows if r.session_id == entry["session_id"]]
+        limit = 1
+    else:  # a pass: its daily limit, counted across every appliance
+        day = _utc(entry["at"]).date()
+        rows = [r for r in rows if _utc(r.at).date() == day]
+        limit = ticket.daily_limit
+    elsewhere = {r.appliance_id for r in rows} - {entry["appliance_id"]}
+    if not limit or not elsewhere or len(rows) + 1 <= limit:
+        return []
+    ids = sorted([entry["id"], *(r.id for r in rows)])
+    _record(conn, "double_admission", entry["ticket_id"], ids,
+            f"admitted {len(ids)} times (allowed {limit}) by {len(elsewhere) + 1} appliances",
+            now)
+    return ["double_admission"]
+
+
+def _revocation(conn, entry, venue_id, now) -> list[str]:
+    rev = conn.execute(
+        sa.select(change_log.c.seq, change_log.c.record).where(
+            change_log.c.venue_id == venue_id, change_log.c.kind == "revocation")
+        .where(change_log.c.record["ticket_id"].as_integer() == entry["ticket_id"])
+        .order_by(change_log.c.seq).limit(1)).first()
+    if rev is None:
+        return []
+    if entry["cursor"] >= rev.seq:
+        kind, detail = ("admitted_after_revocation",
+                        f"admitted with allowlist cursor {entry['cursor']}, which carried the "
+                        f"revocation at {rev.seq}")
+    else:
+        revoked_at = rev.record.get("revoked_at")
+        if revoked_at is None or _utc(entry["at"]) < from_iso(revoked_at):
+            return []
+        kind, detail = ("admitted_before_revocation_known",
+                        f"admitted after the refund, before the venue had synced it (cursor "
+                        f"{entry['cursor']} < {rev.seq})")
+    _record(conn, kind, entry["ticket_id"], [entry["id"]], detail, now)
+    return [kind]
+
+
+def _record(conn, kind, ticket_id, entry_ids, detail, now) -> None:
+    conn.execute(sa.insert(conflicts).values(kind=kind, ticket_id=ticket_id, entry_ids=entry_ids,
+                                             detail=detail[:400], detected_at=now))
