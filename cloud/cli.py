@@ -1,6 +1,7 @@
 """``wicket-hub``: the hub's command line.
 
     wicket-hub [--db URL] init     create or upgrade the hub database
+    wicket-hub [--db URL] serve    serve the hub with gunicorn (production WSGI server)
 
 The database URL comes from ``--db``, else ``$WICKET_HUB_DB``, else a SQLite file
 ``wicket-hub.db`` in the current directory. PostgreSQL:
@@ -32,6 +33,34 @@ def cmd_init(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from gunicorn.app.base import BaseApplication
+
+    from cloud.app import create_app
+    from cloud.db import current_revision, make_engine
+
+    engine = make_engine(args.db)
+    if current_revision(engine) is None:
+        print(f"wicket-hub: {_safe(args.db)} has no hub database yet; run `wicket-hub init`",
+              file=sys.stderr)
+        return 2
+    engine.dispose()
+
+    class Hub(BaseApplication):
+        def load_config(self):
+            self.cfg.set("bind", args.bind)
+            self.cfg.set("workers", args.workers)
+            self.cfg.set("accesslog", "-")
+            self.cfg.set("graceful_timeout", 10)
+
+        def load(self):
+            return create_app({"DATABASE_URL": args.db})
+
+    print(f"wicket-hub: serving {_safe(args.db)} on http://{args.bind}", flush=True)
+    Hub().run()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wicket-hub", description="Wicket hub tools.")
     p.add_argument("--db", default=os.environ.get("WICKET_HUB_DB", DEFAULT_URL),
@@ -39,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("init", help="create or upgrade the hub database")
     s.set_defaults(func=cmd_init)
+    s = sub.add_parser("serve", help="serve the hub (gunicorn)")
+    s.add_argument("--bind", default="127.0.0.1:8080", help="address:port (default %(default)s)")
+    s.add_argument("--workers", type=int, default=2)
+    s.set_defaults(func=cmd_serve)
     return p
 
 
