@@ -21,10 +21,15 @@ from sync.timeutil import utcnow
 
 def next_value(conn: sa.Connection, name: str) -> int:
     """The next value of a counter, taken inside the caller's transaction."""
-    value = conn.execute(
+    return next_values(conn, name, 1).start
+
+
+def next_values(conn: sa.Connection, name: str, n: int) -> range:
+    """The next ``n`` values of a counter, in one statement."""
+    last = conn.execute(
         sa.update(counters).where(counters.c.name == name)
-        .values(value=counters.c.value + 1).returning(counters.c.value)).scalar_one()
-    return int(value)
+        .values(value=counters.c.value + n).returning(counters.c.value)).scalar_one()
+    return range(int(last) - n + 1, int(last) + 1)
 
 
 def record_change(conn: sa.Connection, venue_id: int, change: dict[str, Any],
@@ -38,6 +43,22 @@ def record_change(conn: sa.Connection, venue_id: int, change: dict[str, Any],
         seq=seq, venue_id=venue_id, kind=change["type"], op=change["op"], record=record,
         created_at=now or utcnow()))
     return seq
+
+
+def record_changes(conn: sa.Connection, changes: list[tuple[int, dict[str, Any]]],
+                   now: datetime | None = None) -> None:
+    """Append many (venue id, change) pairs in order, with one counter bump and one insert."""
+    if not changes:
+        return
+    now = now or utcnow()
+    rows = []
+    for seq, (venue_id, change) in zip(next_values(conn, "change_log", len(changes)), changes,
+                                       strict=True):
+        record = {**change, "seq": seq}
+        parse_change(record)
+        rows.append({"seq": seq, "venue_id": venue_id, "kind": change["type"],
+                     "op": change["op"], "record": record, "created_at": now})
+    conn.execute(sa.insert(change_log), rows)
 
 
 def changes_since(conn: sa.Connection, venue_id: int, cursor: int, limit: int = 1000

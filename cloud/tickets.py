@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 
-from cloud.changes import next_value, record_change
+from cloud.changes import next_values, record_change, record_changes
 from cloud.db import events, holders, seats, sessions, signing_keys, tickets, venues, zones
 from sync import codes
 from sync.identity import DocumentError, normalize_document
@@ -126,83 +126,117 @@ class Issued:
     code: str
 
 
-def issue_ticket(conn: sa.Connection, *, session_id: int | None = None,
-                 seat_id: int | None = None, zone_id: int = 0,
-                 kind: codes.Kind = codes.Kind.SESSION, scope: tuple[int, ...] = (),
-                 role: codes.Role = codes.Role.TICKET, valid_from: datetime | None = None,
-                 valid_until: datetime | None = None, daily_limit: int = 0,
-                 holder: tuple[str, str, str] | None = None, rfid_uid: str | None = None,
-                 now: datetime | None = None) -> Issued:
-    """Issue one ticket with its signed code, and send it to every venue it admits to.
+@dataclass(frozen=True)
+class TicketSpec:
+    """One ticket to issue. ``holder`` is (name, document type, number) for a real-name one."""
 
-    ``holder`` is (name, document type, document number) for a real-name ticket.
-    """
+    session_id: int | None = None
+    seat_id: int | None = None
+    zone_id: int = 0
+    kind: codes.Kind = codes.Kind.SESSION
+    scope: tuple[int, ...] = ()
+    role: codes.Role = codes.Role.TICKET
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+    daily_limit: int = 0
+    holder: tuple[str, str, str] | None = None
+    rfid_uid: str | None = None
+
+
+def issue_ticket(conn: sa.Connection, now: datetime | None = None, **spec) -> Issued:
+    """Issue one ticket (see :func:`issue_tickets`)."""
+    return issue_tickets(conn, [TicketSpec(**spec)], now)[0]
+
+
+def issue_tickets(conn: sa.Connection, specs: list[TicketSpec],
+                  now: datetime | None = None) -> list[Issued]:
+    """Issue tickets with signed codes and send each to every venue it admits to, in the
+    caller's transaction. Statements are per batch, not per ticket: a sale of one seat and a
+    load of 100,000 take the same path."""
+    now = now or utcnow()
     key = active_key(conn)
-    seat_label = None
-    if kind is codes.Kind.SESSION:
-        if session_id is None:
+    seat_ids = {s.seat_id for s in specs if s.seat_id is not None}
+    seat_rows = {r.id: r for r in conn.execute(sa.select(seats).where(seats.c.id.in_(seat_ids)))
+                 } if seat_ids else {}
+    scopes = [(s.session_id,) if s.kind is codes.Kind.SESSION else tuple(sorted(set(s.scope)))
+              for s in specs]
+    session_ids = {sid for spec, sc in zip(specs, scopes, strict=True)
+                   if spec.kind is not codes.Kind.VENUES for sid in sc}
+    session_venue = dict(conn.execute(sa.select(sessions.c.id, sessions.c.venue_id)
+                                      .where(sessions.c.id.in_(session_ids))).all())
+    holder_rows = []
+    for spec, scope in zip(specs, scopes, strict=True):
+        if spec.kind is codes.Kind.SESSION and spec.session_id is None:
             raise TicketError("a session ticket needs a session")
-        scope = (session_id,)
-    if seat_id is not None:
-        seat = conn.execute(sa.select(seats).where(seats.c.id == seat_id)).first()
-        if seat is None:
-            raise TicketError(f"no seat {seat_id}")
-        if seat.removed or seat.damaged:
-            raise TicketError(f"seat {seat.level}-{seat.row}-{seat.number} cannot be sold")
-        zone_id, seat_label = seat.zone_id, f"{seat.level}-{seat.row}-{seat.number}"
-    if kind is codes.Kind.VENUES:
-        venue_ids = sorted(set(scope))
-    else:
-        venue_ids = sorted({r[0] for r in conn.execute(
-            sa.select(sessions.c.venue_id).where(sessions.c.id.in_(scope)))})
-        if len(venue_ids) == 0 or conn.execute(
-                sa.select(sa.func.count()).select_from(sessions)
-                .where(sessions.c.id.in_(scope))).scalar() != len(set(scope)):
-            raise TicketError(f"unknown session in {sorted(scope)}")
-    holder_change = None
-    holder_id = None
-    if holder is not None:
-        name, doc_type, number = holder
+        if spec.kind is not codes.Kind.VENUES and any(sid not in session_venue for sid in scope):
+            raise TicketError(f"unknown session in {list(scope)}")
+        if spec.seat_id is not None:
+            seat = seat_rows.get(spec.seat_id)
+            if seat is None:
+                raise TicketError(f"no seat {spec.seat_id}")
+            if seat.removed or seat.damaged:
+                raise TicketError(f"seat {seat.level}-{seat.row}-{seat.number} cannot be sold")
+        if spec.holder is not None:
+            name, doc_type, number = spec.holder
+            try:
+                number = normalize_document(doc_type, number)
+            except DocumentError as e:
+                raise TicketError(str(e)) from None
+            holder_rows.append({"name": name, "doc_type": doc_type, "doc_number": number})
+    holder_ids = iter(conn.execute(
+        sa.insert(holders).returning(holders.c.id, sort_by_parameter_order=True), holder_rows
+    ).scalars().all() if holder_rows else [])
+    holder_rows_iter = iter(holder_rows)
+
+    issued, ticket_rows, changes = [], [], []
+    for ticket_id, spec, scope in zip(next_values(conn, "ticket", len(specs)), specs, scopes,
+                                      strict=True):
+        seat = seat_rows.get(spec.seat_id) if spec.seat_id is not None else None
+        zone_id = seat.zone_id if seat is not None else spec.zone_id
+        seat_label = f"{seat.level}-{seat.row}-{seat.number}" if seat is not None else None
+        venue_ids = (sorted(scope) if spec.kind is codes.Kind.VENUES
+                     else sorted({session_venue[sid] for sid in scope}))
+        payload = codes.TicketPayload(
+            ticket_id=ticket_id, kind=spec.kind, scope=scope, role=spec.role, zone=zone_id,
+            seat=spec.seat_id, valid_from=spec.valid_from, valid_until=spec.valid_until,
+            daily_limit=spec.daily_limit, realname=spec.holder is not None)
         try:
-            number = normalize_document(doc_type, number)
-        except DocumentError as e:
-            raise TicketError(str(e)) from None
-        holder_id = conn.execute(sa.insert(holders).values(
-            name=name, doc_type=doc_type, doc_number=number)).inserted_primary_key[0]
-        holder_change = {"type": "holder", "op": "upsert", "id": holder_id, "name": name,
-                         "doc_type": doc_type, "doc_number": number}
-    ticket_id = next_value(conn, "ticket")
-    payload = codes.TicketPayload(
-        ticket_id=ticket_id, kind=kind, scope=tuple(sorted(scope)), role=role, zone=zone_id,
-        seat=seat_id, valid_from=valid_from, valid_until=valid_until, daily_limit=daily_limit,
-        realname=holder is not None)
+            code = codes.encode(payload, key)
+        except codes.OutOfRange as e:
+            raise TicketError(f"cannot issue this ticket: {e}") from None
+        number = f"T{ticket_id:09d}"
+        holder_id = holder_change = None
+        if spec.holder is not None:
+            holder_id, h = next(holder_ids), next(holder_rows_iter)
+            holder_change = {"type": "holder", "op": "upsert", "id": holder_id, **h}
+        ticket_rows.append({
+            "id": ticket_id, "number": number, "kind": KINDS[spec.kind], "role": ROLES[spec.role],
+            "session_id": spec.session_id if spec.kind is codes.Kind.SESSION else None,
+            "scope": list(scope), "venues": venue_ids, "zone_id": zone_id,
+            "seat_id": spec.seat_id, "valid_from": spec.valid_from,
+            "valid_until": spec.valid_until, "daily_limit": spec.daily_limit, "serial": 0,
+            "key_id": key.key_id, "code": code, "state": "issued", "rfid_uid": spec.rfid_uid,
+            "holder_id": holder_id, "issued_at": now})
+        change = {"type": "ticket", "op": "upsert", "id": ticket_id, "number": number,
+                  "kind": KINDS[spec.kind], "role": ROLES[spec.role], "scope": list(scope),
+                  "zone_id": zone_id, "seat_id": spec.seat_id, "seat": seat_label,
+                  "daily_limit": spec.daily_limit, "realname": spec.holder is not None,
+                  "code_digest": codes.digest(code), "rfid_uid": spec.rfid_uid,
+                  "holder_id": holder_id}
+        if spec.valid_from is not None:
+            change.update(valid_from=to_iso(spec.valid_from),
+                          valid_until=to_iso(spec.valid_until))
+        for venue_id in venue_ids:
+            if holder_change:
+                changes.append((venue_id, holder_change))
+            changes.append((venue_id, change))
+        issued.append(Issued(ticket_id, number, code))
     try:
-        code = codes.encode(payload, key)
-    except codes.OutOfRange as e:
-        raise TicketError(f"cannot issue this ticket: {e}") from None
-    number = f"T{ticket_id:09d}"
-    try:
-        conn.execute(sa.insert(tickets).values(
-            id=ticket_id, number=number, kind=KINDS[kind], role=ROLES[role],
-            session_id=session_id if kind is codes.Kind.SESSION else None,
-            scope=list(payload.scope), venues=venue_ids, zone_id=zone_id, seat_id=seat_id,
-            valid_from=valid_from, valid_until=valid_until, daily_limit=daily_limit, serial=0,
-            key_id=key.key_id, code=code, rfid_uid=rfid_uid, holder_id=holder_id,
-            issued_at=now or utcnow()))
+        conn.execute(sa.insert(tickets), ticket_rows)
     except sa.exc.IntegrityError:
-        raise TicketError("that seat already has a live ticket for this session") from None
-    change = {"type": "ticket", "op": "upsert", "id": ticket_id, "number": number,
-              "kind": KINDS[kind], "role": ROLES[role], "scope": list(payload.scope),
-              "zone_id": zone_id, "seat_id": seat_id, "seat": seat_label,
-              "daily_limit": daily_limit, "realname": holder is not None,
-              "code_digest": codes.digest(code), "rfid_uid": rfid_uid, "holder_id": holder_id}
-    if valid_from is not None:
-        change.update(valid_from=to_iso(valid_from), valid_until=to_iso(valid_until))
-    for venue_id in venue_ids:
-        if holder_change:
-            record_change(conn, venue_id, holder_change)
-        record_change(conn, venue_id, change)
-    return Issued(ticket_id, number, code)
+        raise TicketError("a seat already has a live ticket for this session") from None
+    record_changes(conn, changes, now)
+    return issued
 
 
 def revoke_ticket(conn: sa.Connection, ticket_id: int, state: str = "refunded",
