@@ -2,6 +2,8 @@
 
     wicket-hub [--db URL] init     create or upgrade the hub database
     wicket-hub [--db URL] serve    serve the hub with gunicorn (production WSGI server)
+    wicket-hub [--db URL] create-admin --username NAME   (the password is asked for, or read
+                                   from standard input when it is not a terminal)
 
 The database URL comes from ``--db``, else ``$WICKET_HUB_DB``, else a SQLite file
 ``wicket-hub.db`` in the current directory. PostgreSQL:
@@ -11,6 +13,7 @@ The database URL comes from ``--db``, else ``$WICKET_HUB_DB``, else a SQLite fil
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
 import sys
 
@@ -61,6 +64,31 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def cmd_create_admin(args) -> int:
+    from cloud.db import make_engine
+    from cloud.staff import StaffError, create_staff
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            print("wicket-hub: the passwords differ", file=sys.stderr)
+            return 2
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    engine = make_engine(args.db)
+    try:
+        with engine.begin() as conn:
+            staff_id = create_staff(conn, args.username, password, "admin",
+                                    actor=f"cli:{getpass.getuser()}")
+    except StaffError as e:
+        print(f"wicket-hub: {e}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    print(f"created admin {args.username!r} (staff {staff_id})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wicket-hub", description="Wicket hub tools.")
     p.add_argument("--db", default=os.environ.get("WICKET_HUB_DB", DEFAULT_URL),
@@ -72,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--bind", default="127.0.0.1:8080", help="address:port (default %(default)s)")
     s.add_argument("--workers", type=int, default=2)
     s.set_defaults(func=cmd_serve)
+    s = sub.add_parser("create-admin", help="create an admin staff account")
+    s.add_argument("--username", required=True)
+    s.set_defaults(func=cmd_create_admin)
     return p
 
 

@@ -224,6 +224,41 @@ conflicts = sa.Table(
 )
 
 
+staff = sa.Table(
+    "staff", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("username", sa.String(80), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(200), nullable=False),
+    sa.Column("role", sa.String(10), nullable=False),
+    sa.Column("failed_logins", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("locked_until", sa.DateTime(timezone=True)),
+    sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("role IN ('admin', 'sales', 'ops')", name="role_known"),
+)
+# API tokens act with their staff member's role; only their SHA-256 is kept.
+api_tokens = sa.Table(
+    "api_tokens", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("staff_id", sa.Integer, sa.ForeignKey("staff.id"), nullable=False),
+    sa.Column("name", sa.String(80), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+)
+# Who did what to venues, seats, sessions, tickets, appliances and staff, with before/after.
+audit_log = sa.Table(
+    "audit_log", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("actor", sa.String(80), nullable=False),
+    sa.Column("action", sa.String(80), nullable=False),
+    sa.Column("subject", sa.String(200), nullable=False),
+    sa.Column("before", sa.JSON),
+    sa.Column("after", sa.JSON),
+)
+
+
 def make_engine(url: str = DEFAULT_URL) -> sa.Engine:
     """An engine for a database URL; SQLite files get WAL, a busy timeout and foreign keys."""
     if url.startswith("sqlite"):

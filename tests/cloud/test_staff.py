@@ -1,0 +1,92 @@
+"""Staff accounts, lockout, API tokens and the audit log, on both databases."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from cloud import cli
+from cloud.db import audit_log, init_db, make_engine, staff
+from cloud.staff import (
+    MAX_FAILURES,
+    StaffError,
+    check_password,
+    create_staff,
+    create_token,
+    hash_password,
+    login,
+    token_staff,
+)
+from sync.timeutil import utcnow
+
+GOOD = "correct horse battery"
+
+
+@pytest.fixture
+def engine(hub_url):
+    init_db(hub_url)
+    e = make_engine(hub_url)
+    yield e
+    e.dispose()
+
+
+def test_password_hashes_are_salted_and_slow_to_guess():
+    a, b = hash_password(GOOD), hash_password(GOOD)
+    assert a != b and a.startswith("scrypt$32768$8$1$")
+    assert check_password(GOOD, a) and not check_password(GOOD + "!", a)
+    assert not check_password(GOOD, "md5$abc") and not check_password(GOOD, "garbage")
+
+
+@pytest.mark.parametrize("password, message", [
+    ("short", "at least 10"), ("alice-is-here-1", "username"), ("aaaaaaaaaaaa", "different"),
+])
+def test_password_policy(engine, password, message):
+    with pytest.raises(StaffError, match=message):
+        with engine.begin() as conn:
+            create_staff(conn, "alice", password, "sales", actor="test")
+
+
+def test_login_lockout_and_audit(engine):
+    with engine.begin() as conn:
+        create_staff(conn, "alice", GOOD, "sales", actor="test")
+    now = utcnow()
+    for _ in range(MAX_FAILURES):
+        with pytest.raises(StaffError, match="wrong username or password"):
+            login(engine, "alice", "not the password", now)
+    with pytest.raises(StaffError) as err:
+        login(engine, "alice", GOOD, now)
+    assert err.value.code == "locked"
+    assert login(engine, "alice", GOOD, now + timedelta(minutes=16)).role == "sales"
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(staff.c.failed_logins, staff.c.locked_until)).one()
+    assert row == (0, None)
+    with pytest.raises(StaffError) as err:
+        login(engine, "nobody", GOOD, now)
+    assert str(err.value) == "wrong username or password"
+    with engine.connect() as conn:
+        actions = [r.action for r in conn.execute(sa.select(audit_log).order_by(audit_log.c.id))]
+        dump = str(conn.execute(sa.select(audit_log)).all())
+    assert actions == ["staff.create", "staff.locked"] and GOOD not in dump
+
+
+def test_api_tokens_act_with_the_role_and_can_be_unknown(engine):
+    with engine.begin() as conn:
+        ops = create_staff(conn, "olga", GOOD, "ops", actor="test")
+        token = create_token(conn, ops, "wall display", actor="test")
+    with engine.connect() as conn:
+        assert token_staff(conn, token).role == "ops"
+        with pytest.raises(StaffError):
+            token_staff(conn, token + "x")
+
+
+def test_cli_create_admin_reads_the_password_from_stdin(hub_url, monkeypatch, capsys):
+    init_db(hub_url)
+    monkeypatch.setattr("sys.stdin", io.StringIO(GOOD + "\n"))
+    assert cli.main(["--db", hub_url, "create-admin", "--username", "root-admin"]) == 0
+    assert "created admin 'root-admin'" in capsys.readouterr().out
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert cli.main(["--db", hub_url, "create-admin", "--username", "second"]) == 2
+    assert "at least 10" in capsys.readouterr().err
