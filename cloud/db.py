@@ -262,6 +262,9 @@ audit_log = sa.Table(
 def make_engine(url: str = DEFAULT_URL) -> sa.Engine:
     """An engine for a database URL; SQLite files get WAL, a busy timeout and foreign keys."""
     if url.startswith("sqlite"):
+        database = sa.engine.make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url, connect_args={"timeout": 10})
 
         @sa.event.listens_for(engine, "connect")
