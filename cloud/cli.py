@@ -2,6 +2,7 @@
 
     wicket-hub [--db URL] init     create or upgrade the hub database
     wicket-hub [--db URL] serve    serve the hub with gunicorn (production WSGI server)
+    wicket-hub [--db URL] load-demo [--tickets N]   a demo venue, event and tickets
     wicket-hub [--db URL] create-admin --username NAME   (the password is asked for, or read
                                    from standard input when it is not a terminal)
 
@@ -89,6 +90,25 @@ def cmd_create_admin(args) -> int:
     return 0
 
 
+def cmd_load_demo(args) -> int:
+    from cloud.db import make_engine
+    from cloud.demo import load_demo
+    from cloud.venues import VenueError
+
+    engine = make_engine(args.db)
+    try:
+        with engine.begin() as conn:
+            demo = load_demo(conn, tickets=args.tickets)
+    except VenueError as e:
+        print(f"wicket-hub: {e} (the demo is loaded already?)", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    print(f"demo venue {demo.venue_id}: {demo.seats} seats, sessions "
+          f"{', '.join(map(str, demo.session_ids))}, {demo.tickets} tickets issued")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wicket-hub", description="Wicket hub tools.")
     p.add_argument("--db", default=os.environ.get("WICKET_HUB_DB", DEFAULT_URL),
@@ -100,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--bind", default="127.0.0.1:8080", help="address:port (default %(default)s)")
     s.add_argument("--workers", type=int, default=2)
     s.set_defaults(func=cmd_serve)
+    s = sub.add_parser("load-demo", help="load a demo venue, event and tickets")
+    s.add_argument("--tickets", type=int, default=5000)
+    s.set_defaults(func=cmd_load_demo)
     s = sub.add_parser("create-admin", help="create an admin staff account")
     s.add_argument("--username", required=True)
     s.set_defaults(func=cmd_create_admin)
