@@ -7,15 +7,20 @@ refunded in one second still reaches the venue as a sale and a revocation, in th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import csv
+import io
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 
 from cloud.changes import next_values, record_change, record_changes
 from cloud.db import events, holders, seats, sessions, signing_keys, tickets, venues, zones
+from cloud.staff import record
 from sync import codes
+from sync.changes import normalize_uid
 from sync.identity import DocumentError, normalize_document
 from sync.keys import SigningKey, generate_signing_key
 from sync.timeutil import to_iso, utcnow
@@ -217,15 +222,7 @@ def issue_tickets(conn: sa.Connection, specs: list[TicketSpec],
             "valid_until": spec.valid_until, "daily_limit": spec.daily_limit, "serial": 0,
             "key_id": key.key_id, "code": code, "state": "issued", "rfid_uid": spec.rfid_uid,
             "holder_id": holder_id, "issued_at": now})
-        change = {"type": "ticket", "op": "upsert", "id": ticket_id, "number": number,
-                  "kind": KINDS[spec.kind], "role": ROLES[spec.role], "scope": list(scope),
-                  "zone_id": zone_id, "seat_id": spec.seat_id, "seat": seat_label,
-                  "daily_limit": spec.daily_limit, "realname": spec.holder is not None,
-                  "code_digest": codes.digest(code), "rfid_uid": spec.rfid_uid,
-                  "holder_id": holder_id}
-        if spec.valid_from is not None:
-            change.update(valid_from=to_iso(spec.valid_from),
-                          valid_until=to_iso(spec.valid_until))
+        change = ticket_change(ticket_rows[-1], seat_label)
         for venue_id in venue_ids:
             if holder_change:
                 changes.append((venue_id, holder_change))
@@ -237,6 +234,21 @@ def issue_tickets(conn: sa.Connection, specs: list[TicketSpec],
         raise TicketError("a seat already has a live ticket for this session") from None
     record_changes(conn, changes, now)
     return issued
+
+
+def ticket_change(t: Any, seat_label: str | None) -> dict:
+    """The allowlist record of a ticket, from its row (a mapping or a result row)."""
+    t = t._mapping if hasattr(t, "_mapping") else t
+    change = {"type": "ticket", "op": "upsert", "id": t["id"], "number": t["number"],
+              "kind": t["kind"], "role": t["role"], "scope": list(t["scope"]),
+              "zone_id": t["zone_id"] or 0, "seat_id": t["seat_id"], "seat": seat_label,
+              "daily_limit": t["daily_limit"], "realname": t["holder_id"] is not None,
+              "state": t["state"], "code_digest": codes.digest(t["code"]),
+              "rfid_uid": t["rfid_uid"], "holder_id": t["holder_id"]}
+    if t["valid_from"] is not None:
+        change.update(valid_from=to_iso(_utc(t["valid_from"])),
+                      valid_until=to_iso(_utc(t["valid_until"])))
+    return change
 
 
 def revoke_ticket(conn: sa.Connection, ticket_id: int, state: str = "refunded",
@@ -260,3 +272,76 @@ def revoke_ticket(conn: sa.Connection, ticket_id: int, state: str = "refunded",
 def zone_ids(conn: sa.Connection, venue_id: int) -> dict[str, int]:
     return dict(conn.execute(sa.select(zones.c.code, zones.c.id)
                              .where(zones.c.venue_id == venue_id)).all())
+
+
+@dataclass
+class RfidImport:
+    assigned: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def import_rfid_csv(conn: sa.Connection, text: str, actor: str) -> RfidImport:
+    """Chip UIDs from the printing house (CSV: ticket_number, rfid_uid). Every rejected row is
+    reported with its line and why; the UIDs are assigned only if there are none."""
+    report = RfidImport()
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    header = [h.strip().lower() for h in next(reader, [])]
+    if header != ["ticket_number", "rfid_uid"]:
+        report.errors.append("line 1: the header must be ticket_number,rfid_uid")
+        return report
+    wanted: dict[str, str] = {}
+    first_line: dict[str, int] = {}
+    for line, row in enumerate(reader, start=2):
+        if not row or not any(c.strip() for c in row):
+            continue
+        if len(row) != 2:
+            report.errors.append(f"line {line}: expected 2 fields, found {len(row)}")
+            continue
+        number, uid = row[0].strip(), normalize_uid(row[1])
+        if not uid:
+            report.errors.append(f"line {line}: rfid_uid {row[1].strip()!r} is not 4 to 10 "
+                                 "bytes of hex")
+        elif uid in first_line:
+            report.errors.append(f"line {line}: rfid_uid {uid} is also on line "
+                                 f"{first_line[uid]}")
+        elif number in wanted:
+            report.errors.append(f"line {line}: ticket {number} appears twice")
+        else:
+            wanted[number], first_line[uid] = uid, line
+    found = {r.number: r for r in conn.execute(
+        sa.select(tickets).where(tickets.c.number.in_(list(wanted))))} if wanted else {}
+    taken = dict(conn.execute(sa.select(tickets.c.rfid_uid, tickets.c.number)
+                              .where(tickets.c.rfid_uid.in_(list(wanted.values())))).all()
+                 ) if wanted else {}
+    for number, uid in wanted.items():
+        line = first_line[uid]
+        t = found.get(number)
+        if t is None:
+            report.errors.append(f"line {line}: no ticket {number}")
+        elif t.state != "issued":
+            report.errors.append(f"line {line}: ticket {number} is {t.state}")
+        elif taken.get(uid, number) != number:
+            report.errors.append(f"line {line}: rfid_uid {uid} already belongs to ticket "
+                                 f"{taken[uid]}")
+    if report.errors:
+        return report
+    changes = []
+    for number, uid in wanted.items():
+        t = found[number]
+        conn.execute(sa.update(tickets).where(tickets.c.id == t.id).values(rfid_uid=uid))
+        row = conn.execute(sa.select(tickets).where(tickets.c.id == t.id)).one()
+        changes += [(venue_id, ticket_change(row, _seat_label(conn, row.seat_id)))
+                    for venue_id in row.venues]
+    record_changes(conn, changes)
+    report.assigned = len(wanted)
+    record(conn, actor, "ticket.rfid_import", f"tickets:{len(wanted)}", None,
+           {"assigned": len(wanted)})
+    return report
+
+
+def _seat_label(conn: sa.Connection, seat_id: int | None) -> str | None:
+    if seat_id is None:
+        return None
+    s = conn.execute(sa.select(seats.c.level, seats.c.row, seats.c.number)
+                     .where(seats.c.id == seat_id)).one()
+    return f"{s.level}-{s.row}-{s.number}"

@@ -124,3 +124,34 @@ def test_the_hub_change_log_drives_a_real_appliance(hub, tmp_path):
     d = lane_engine.decide(Scan(ScanKind.QR, named.code, document=own), "N1", at)
     assert d.reason is Reason.OK and d.holder_masked.name == "张*三"
     assert d.ticket.seat == "L1-1-2"
+
+
+def test_rfid_uids_from_the_printing_house(hub):
+    from cloud.db import audit_log, tickets
+    from cloud.tickets import import_rfid_csv
+
+    engine, venue, session = hub
+    with engine.begin() as conn:
+        a = issue_ticket(conn, session_id=session)
+        b = issue_ticket(conn, session_id=session)
+        c = issue_ticket(conn, session_id=session)
+        revoke_ticket(conn, c.id)
+    bad = (f"ticket_number,rfid_uid\n{a.number},04:A1:B2:C3\n{b.number},zz\n"
+           f"T999999999,04A1B2C4\n{c.number},04A1B2C5\n{b.number},04a1b2c3\n")
+    with engine.begin() as conn:
+        report = import_rfid_csv(conn, bad, actor="test")
+    assert report.assigned == 0
+    assert [e.split(":")[0] for e in report.errors] == ["line 3", "line 6", "line 4", "line 5"]
+    good = f"ticket_number,rfid_uid\n{a.number},04:A1:B2:C3\n{b.number},04 a1 b2 c4\n"
+    with engine.begin() as conn:
+        report = import_rfid_csv(conn, good, actor="test")
+    assert report.assigned == 2 and not report.errors
+    with engine.connect() as conn:
+        uids = dict(conn.execute(sa.select(tickets.c.number, tickets.c.rfid_uid)
+                                 .where(tickets.c.rfid_uid.is_not(None))).all())
+        last = changes_since(conn, venue, 0)[-1]
+        assert conn.execute(sa.select(audit_log.c.action)).scalars().all() == [
+            "ticket.rfid_import"]
+    assert uids == {a.number: "04A1B2C3", b.number: "04A1B2C4"}
+    assert last["type"] == "ticket" and last["rfid_uid"] == "04A1B2C4"
+    parse_change(last)
