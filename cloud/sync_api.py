@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from cloud import appliances as appliance_mod
 from cloud.changes import changes_since
 from cloud.conflicts import check_entry
-from cloud.db import entries
+from cloud.db import change_log, entries
 from sync.timeutil import from_iso, to_iso, utcnow
 
 bp = Blueprint("sync_api", __name__, url_prefix="/api/sync/v1")
@@ -94,10 +94,20 @@ def allowlist():
     with _engine().begin() as conn:
         a = _appliance(conn)
         page = changes_since(conn, a.venue_id, since, limit + 1)
-    more = len(page) > limit
-    page = page[:limit]
-    return jsonify(changes=page, cursor=page[-1]["seq"] if page else since, more=more,
-                   server_time=to_iso(utcnow()))
+        more = len(page) > limit
+        page = page[:limit]
+        cursor = page[-1]["seq"] if page else since
+        body: dict[str, Any] = {"changes": page, "cursor": cursor, "more": more,
+                                "server_time": to_iso(utcnow())}
+        if not more:
+            # Caught up: how many changes this venue has had up to the cursor. An appliance
+            # that applied every page has counted as many; a different count means a lost
+            # page, and the appliance resyncs.
+            body["checksum"] = {"changes": conn.execute(
+                sa.select(sa.func.count()).select_from(change_log)
+                .where(change_log.c.venue_id == a.venue_id, change_log.c.seq <= cursor)
+            ).scalar_one()}
+    return jsonify(body)
 
 
 @bp.get("/revocations")

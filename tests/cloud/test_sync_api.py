@@ -60,6 +60,7 @@ def test_enroll_once_then_pull_the_venues_allowlist_in_pages(hub):
         page = r.get_json()
         seen += page["changes"]
         cursor, more = page["cursor"], page["more"]
+    assert page["checksum"] == {"changes": len(seen)}  # given once caught up
     kinds = [c["type"] for c in seen]
     assert kinds.count("ticket") == 5 and "venue" in kinds and "key" in kinds
     assert all(c.get("venue_id", 1) == 1 for c in seen if c["type"] == "session")
