@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from cloud.db import appliances, signing_keys
+from cloud.db import appliance_commands, appliances, signing_keys
 from sync.timeutil import utcnow
 
 TOKEN_TTL = timedelta(hours=24)
@@ -102,3 +102,41 @@ def authenticate(conn: sa.Connection, credential: str, now: datetime | None = No
 def revoke(conn: sa.Connection, appliance_id: int) -> None:
     conn.execute(sa.update(appliances).where(appliances.c.id == appliance_id)
                  .values(state="revoked", token_hash=None))
+
+
+COMMANDS = ("resync", "roll_credential", "wipe")
+
+
+def queue_command(conn: sa.Connection, appliance_id: int, command: str) -> None:
+    if command not in COMMANDS:
+        raise ApplianceError("bad_command", f"command must be one of {', '.join(COMMANDS)}")
+    conn.execute(sa.insert(appliance_commands).values(appliance_id=appliance_id,
+                                                      command=command, created_at=utcnow()))
+
+
+def heartbeat(conn: sa.Connection, appliance: Appliance, reported: dict,
+              appliance_time: datetime | None, now: datetime | None = None) -> list[str]:
+    """Keep what the appliance reports; hand over the commands waiting for it (once)."""
+    now = now or utcnow()
+    skew = (None if appliance_time is None
+            else int((appliance_time - now).total_seconds() * 1000))
+    conn.execute(sa.update(appliances).where(appliances.c.id == appliance.id)
+                 .values(reported=reported, clock_skew_ms=skew, last_seen_at=now))
+    pending = conn.execute(
+        sa.select(appliance_commands.c.id, appliance_commands.c.command)
+        .where(appliance_commands.c.appliance_id == appliance.id,
+               appliance_commands.c.delivered_at.is_(None))
+        .order_by(appliance_commands.c.id)).all()
+    if pending:
+        conn.execute(sa.update(appliance_commands)
+                     .where(appliance_commands.c.id.in_([p.id for p in pending]))
+                     .values(delivered_at=now))
+    return [p.command for p in pending]
+
+
+def roll_credential(conn: sa.Connection, appliance: Appliance) -> str:
+    """A new credential; the old one stops working at once."""
+    credential = secrets.token_urlsafe(32)
+    conn.execute(sa.update(appliances).where(appliances.c.id == appliance.id)
+                 .values(credential_hash=_hash(credential)))
+    return credential

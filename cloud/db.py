@@ -184,7 +184,19 @@ appliances = sa.Table(
     sa.Column("enrolled_at", sa.DateTime(timezone=True)),
     sa.Column("last_seen_at", sa.DateTime(timezone=True)),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("reported", sa.JSON),  # the last heartbeat: health, cursors, queue, version
+    sa.Column("clock_skew_ms", sa.BigInteger),
     sa.CheckConstraint("state IN ('pending', 'active', 'revoked')", name="state_known"),
+)
+# Commands for an appliance, handed over in its next heartbeat answer.
+appliance_commands = sa.Table(
+    "appliance_commands", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("appliance_id", sa.Integer, sa.ForeignKey("appliances.id"), nullable=False),
+    sa.Column("command", sa.String(20), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("delivered_at", sa.DateTime(timezone=True)),
+    sa.CheckConstraint("command IN ('resync', 'roll_credential', 'wipe')", name="command_known"),
 )
 # Entries reported by appliances, stored once forever by their UUID.
 entries = sa.Table(

@@ -177,7 +177,23 @@ def _insert_ignoring_duplicates(conn: sa.Connection):
 
 @bp.post("/heartbeat")
 def heartbeat():
-    _json_body()
+    body = _json_body()
+    reported = body.get("state", {})
+    if not isinstance(reported, dict) or len(request.get_data()) > 256 * 1024:
+        raise ApiError(400, "bad_request", "state must be a JSON object under 256 KiB")
+    try:
+        clock = from_iso(body["clock"]) if body.get("clock") else None
+    except (TypeError, ValueError):
+        raise ApiError(400, "bad_request", "clock must be an ISO 8601 time with an offset"
+                       ) from None
     with _engine().begin() as conn:
-        _appliance(conn)
-    return jsonify(server_time=to_iso(utcnow()), commands=[])
+        a = _appliance(conn)
+        commands = appliance_mod.heartbeat(conn, a, reported, clock)
+    return jsonify(server_time=to_iso(utcnow()), commands=commands)
+
+
+@bp.post("/roll")
+def roll():
+    with _engine().begin() as conn:
+        credential = appliance_mod.roll_credential(conn, _appliance(conn))
+    return jsonify(credential=credential)

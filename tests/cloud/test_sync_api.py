@@ -164,3 +164,39 @@ def test_conflicts_double_admission_and_admission_after_revocation(hub):
         kinds = sorted(r.kind for r in conn.execute(sa.select(conflicts)))
     assert kinds == ["admitted_after_revocation", "admitted_before_revocation_known",
                      "double_admission", "double_admission"]
+
+
+def test_heartbeat_keeps_the_report_and_hands_over_commands_once(hub):
+    from cloud.db import appliances as appliances_table
+
+    client, engine, reg = hub
+    h = auth(enroll(client, reg.token)[1]["credential"])
+    with engine.begin() as conn:
+        appliances.queue_command(conn, reg.id, "resync")
+        with pytest.raises(appliances.ApplianceError):
+            appliances.queue_command(conn, reg.id, "explode")
+    ahead = to_iso(utcnow() + timedelta(seconds=5))
+    r = client.post("/api/sync/v1/heartbeat", headers=h,
+                    json={"state": {"queue": 3, "version": "0.1.0"}, "clock": ahead})
+    assert r.status_code == 200 and r.get_json()["commands"] == ["resync"]
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(appliances_table.c.reported,
+                                     appliances_table.c.clock_skew_ms)).first()
+    assert row.reported == {"queue": 3, "version": "0.1.0"}
+    assert 3000 < row.clock_skew_ms < 6000
+    again = client.post("/api/sync/v1/heartbeat", headers=h, json={"state": {}}).get_json()
+    assert again["commands"] == []
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(appliances_table.c.reported,
+                                     appliances_table.c.clock_skew_ms)).first()
+    assert row.reported == {} and row.clock_skew_ms is None
+    bad = client.post("/api/sync/v1/heartbeat", headers=h, json={"state": [], "clock": "x"})
+    assert bad.status_code == 400
+
+
+def test_rolling_the_credential_retires_the_old_one(hub):
+    client, engine, reg = hub
+    old = enroll(client, reg.token)[1]["credential"]
+    new = client.post("/api/sync/v1/roll", headers=auth(old)).get_json()["credential"]
+    assert client.get("/api/sync/v1/allowlist", headers=auth(old)).status_code == 401
+    assert client.get("/api/sync/v1/allowlist", headers=auth(new)).status_code == 200
