@@ -131,7 +131,23 @@ sessions = sa.Table(
     sa.Column("starts_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("ends_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("gates_open_at", sa.DateTime(timezone=True)),
+    sa.Column("on_sale", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("config_confirmed_at", sa.DateTime(timezone=True)),
     sa.CheckConstraint("ends_at > starts_at", name="ends_after_start"),
+)
+# A session's own seat configuration, copied from the venue map when the session is created.
+# Selling claims a row with a conditional UPDATE (status available -> sold).
+session_seats = sa.Table(
+    "session_seats", metadata,
+    sa.Column("session_id", sa.Integer, sa.ForeignKey("sessions.id"), primary_key=True),
+    sa.Column("seat_id", sa.Integer, sa.ForeignKey("seats.id"), primary_key=True),
+    sa.Column("category", sa.String(12), nullable=False),
+    sa.Column("status", sa.String(10), nullable=False, server_default="available"),
+    sa.Column("reserved_for", sa.String(200)),
+    sa.Column("reserved_until", sa.DateTime(timezone=True)),
+    sa.CheckConstraint("category IN ('sellable', 'registered', 'occupied', 'emergency')",
+                       name="category_known"),
+    sa.CheckConstraint("status IN ('available', 'sold')", name="status_known"),
 )
 holders = sa.Table(
     "holders", metadata,

@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 
+from cloud import inventory
 from cloud.changes import next_values, record_change, record_changes
 from cloud.db import events, holders, seats, sessions, signing_keys, tickets, venues, zones
 from cloud.staff import record
@@ -113,6 +114,7 @@ def create_session(conn: sa.Connection, event_id: int, venue_id: int, name: str,
     session_id = conn.execute(sa.insert(sessions).values(
         event_id=event_id, venue_id=venue_id, name=name, starts_at=starts_at, ends_at=ends_at,
         gates_open_at=gates_open_at)).inserted_primary_key[0]
+    inventory.copy_venue_map(conn, session_id, venue_id)
     change = {"type": "session", "op": "upsert", "id": session_id, "venue_id": venue_id,
               "name": name, "starts_at": to_iso(starts_at), "ends_at": to_iso(ends_at)}
     if gates_open_at is not None:
@@ -146,6 +148,7 @@ class TicketSpec:
     daily_limit: int = 0
     holder: tuple[str, str, str] | None = None
     rfid_uid: str | None = None
+    customer: str | None = None  # may buy seats reserved for this name
 
 
 def issue_ticket(conn: sa.Connection, now: datetime | None = None, **spec) -> Issued:
@@ -188,6 +191,13 @@ def issue_tickets(conn: sa.Connection, specs: list[TicketSpec],
             except DocumentError as e:
                 raise TicketError(str(e)) from None
             holder_rows.append({"name": name, "doc_type": doc_type, "doc_number": number})
+    # claim the seats in seat order, so that two batches never wait on each other in a circle
+    for spec in sorted((sp for sp in specs if sp.seat_id is not None
+                        and sp.kind is codes.Kind.SESSION), key=lambda sp: sp.seat_id):
+        try:
+            inventory.claim(conn, spec.session_id, spec.seat_id, spec.customer, now)
+        except inventory.InventoryError as e:
+            raise TicketError(str(e)) from None
     holder_ids = iter(conn.execute(
         sa.insert(holders).returning(holders.c.id, sort_by_parameter_order=True), holder_rows
     ).scalars().all() if holder_rows else [])
@@ -256,13 +266,16 @@ def revoke_ticket(conn: sa.Connection, ticket_id: int, state: str = "refunded",
     """Void or refund a ticket: its code stops opening gates at every venue it admitted to."""
     if state not in ("void", "refunded"):
         raise TicketError(f"a ticket is revoked as void or refunded, not {state!r}")
-    row = conn.execute(sa.select(tickets.c.venues, tickets.c.state)
+    row = conn.execute(sa.select(tickets.c.venues, tickets.c.state, tickets.c.session_id,
+                                 tickets.c.seat_id)
                        .where(tickets.c.id == ticket_id).with_for_update()).first()
     if row is None:
         raise TicketError(f"no ticket {ticket_id}")
     if row.state != "issued":
         raise TicketError(f"ticket {ticket_id} is already {row.state}")
     conn.execute(sa.update(tickets).where(tickets.c.id == ticket_id).values(state=state))
+    if row.session_id is not None and row.seat_id is not None:
+        inventory.release(conn, row.session_id, row.seat_id)
     for venue_id in row.venues:
         record_change(conn, venue_id, {"type": "revocation", "op": "upsert",
                                        "ticket_id": ticket_id, "reason": state,

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from cloud.changes import record_change
 from cloud.db import gate_zones, gates, seats, signing_keys, venues, zones
+from cloud.inventory import follow_venue_map
 from cloud.tickets import key_change
 
 SEAT_COLUMNS = ("level", "zone", "row", "number", "category", "damaged", "removed", "obstructed")
@@ -177,6 +178,8 @@ def import_seats_csv(conn: sa.Connection, venue_id: int, text: str) -> SeatImpor
                      .values({k: sa.bindparam(k) for k in ("zone_id", "category", "damaged",
                                                             "removed", "obstructed")}), changed)
     report.created, report.updated = len(new), len(changed)
+    if new or changed:
+        follow_venue_map(conn, venue_id)
     return report
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
+from cloud import inventory
 from cloud.changes import changes_since
-from cloud.db import init_db, make_engine, seats
+from cloud.db import init_db, make_engine, seats, session_seats, tickets
 from cloud.tickets import (
     TicketError,
     activate_key,
@@ -27,6 +29,7 @@ from edge.reasons import Reason
 from sync import codes
 from sync.changes import parse_change
 from sync.sample import resident_id
+from sync.timeutil import utcnow
 
 START = datetime(2026, 7, 1, 11, 0, tzinfo=UTC)
 HOLDER_ID = resident_id("11010119900307123")
@@ -56,13 +59,93 @@ def seat(conn, row, number, level="L1"):
                                                     seats.c.number == number)).scalar_one()
 
 
-def test_a_seat_is_sold_once(hub):
+def test_a_seat_is_sold_once_and_the_unique_index_backs_the_inventory_up(hub):
     engine, venue, session = hub
     with engine.begin() as conn:
         issue_ticket(conn, session_id=session, seat_id=seat(conn, "1", "1"))
-    with pytest.raises(TicketError, match="already has a live ticket"):
+    with pytest.raises(TicketError, match="not for sale"):
         with engine.begin() as conn:
             issue_ticket(conn, session_id=session, seat_id=seat(conn, "1", "1"))
+    with pytest.raises(TicketError, match="already has a live ticket"):
+        with engine.begin() as conn:  # as if the inventory had a bug: the index still holds
+            conn.execute(sa.update(session_seats).values(status="available"))
+            issue_ticket(conn, session_id=session, seat_id=seat(conn, "1", "1"))
+
+
+def test_concurrent_sales_of_one_seat_sell_it_once(hub):
+    engine, venue, session = hub
+    with engine.connect() as conn:
+        target = seat(conn, "1", "2")
+    results: list[str] = []
+    barrier = threading.Barrier(6)
+
+    def sell() -> None:
+        barrier.wait()
+        try:
+            with engine.begin() as conn:
+                issue_ticket(conn, session_id=session, seat_id=target)
+            results.append("sold")
+        except TicketError:
+            results.append("refused")
+
+    threads = [threading.Thread(target=sell) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == ["refused"] * 5 + ["sold"]
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(tickets)
+                            .where(tickets.c.seat_id == target)).scalar() == 1
+
+
+def test_session_configuration(hub):
+    engine, venue, session = hub
+    with engine.begin() as conn:
+        a, b = seat(conn, "1", "1"), seat(conn, "1", "2")
+        cats = dict(conn.execute(sa.select(session_seats.c.seat_id, session_seats.c.category)
+                                 .where(session_seats.c.session_id == session)).all())
+        assert cats[a] == "sellable" and len(cats) == 3 and "occupied" in cats.values()
+        inventory.set_category(conn, session, [a], "registered")
+        inventory.set_category(conn, session, [b], "emergency")
+        inventory.confirm_configuration(conn, session)
+        with pytest.raises(inventory.InventoryError, match="only emergency seats"):
+            inventory.set_category(conn, session, [a], "sellable")
+        inventory.set_category(conn, session, [b], "sellable")  # emergency may still change
+    with pytest.raises(TicketError, match="not for sale"):
+        with engine.begin() as conn:
+            issue_ticket(conn, session_id=session, seat_id=a)  # registered: not sellable
+    with engine.connect() as conn:  # the venue map is untouched
+        assert conn.execute(sa.select(sa.func.count()).select_from(seats)).scalar() == 3
+
+
+def test_reserved_seats_and_venue_map_changes(hub):
+    engine, venue, session = hub
+    with engine.begin() as conn:
+        b = seat(conn, "1", "2")
+        inventory.reserve(conn, session, [b], "Team Delegation", utcnow() + timedelta(days=1))
+    with pytest.raises(TicketError, match="reserved for someone else"):
+        with engine.begin() as conn:
+            issue_ticket(conn, session_id=session, seat_id=b)
+    with engine.begin() as conn:
+        issue_ticket(conn, session_id=session, seat_id=b, customer="Team Delegation")
+        # the venue adds a seat: the session, not yet on sale, gets it; after going on sale,
+        # a later seat does not reach it
+        import_seats_csv(conn, venue, "level,zone,row,number,category\nL1,A,9,1,std\n")
+        inventory.put_on_sale(conn, session)
+        import_seats_csv(conn, venue, "level,zone,row,number,category\nL1,A,9,2,std\n")
+        in_session = conn.execute(sa.select(sa.func.count()).select_from(session_seats)
+                                  .where(session_seats.c.session_id == session)).scalar()
+    assert in_session == 4
+
+
+def test_a_refund_puts_the_seat_back_on_sale(hub):
+    engine, venue, session = hub
+    with engine.begin() as conn:
+        first = issue_ticket(conn, session_id=session, seat_id=seat(conn, "1", "1"))
+        revoke_ticket(conn, first.id)
+        again = issue_ticket(conn, session_id=session, seat_id=seat(conn, "1", "1"))
+    assert again.id != first.id
 
 
 def test_a_damaged_seat_or_a_bad_holder_cannot_be_sold(hub):
