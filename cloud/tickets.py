@@ -88,6 +88,22 @@ def activate_key(conn: sa.Connection, key_id: int) -> None:
                  .values(state="active"))
 
 
+def retire_key(conn: sa.Connection, key_id: int, now: datetime | None = None) -> None:
+    """Stop trusting a key: appliances refuse codes signed with it that their allowlist does not
+    list. The active key cannot be retired; activate its successor first."""
+    state = conn.execute(sa.select(signing_keys.c.state)
+                         .where(signing_keys.c.key_id == key_id)).scalar()
+    if state is None:
+        raise TicketError(f"no key {key_id}")
+    if state == "active":
+        raise TicketError(f"key {key_id} is the active key; activate another one first")
+    conn.execute(sa.update(signing_keys).where(signing_keys.c.key_id == key_id)
+                 .values(state="retired", retired_at=now or utcnow()))
+    row = conn.execute(sa.select(signing_keys).where(signing_keys.c.key_id == key_id)).one()
+    for venue_id in _all_venues(conn):
+        record_change(conn, venue_id, key_change(row))
+
+
 def active_key(conn: sa.Connection) -> SigningKey:
     row = conn.execute(sa.select(signing_keys.c.key_id, signing_keys.c.private_pem)
                        .where(signing_keys.c.state == "active")).first()
@@ -192,10 +208,14 @@ def issue_tickets(conn: sa.Connection, specs: list[TicketSpec],
                 raise TicketError(str(e)) from None
             holder_rows.append({"name": name, "doc_type": doc_type, "doc_number": number})
     # claim the seats in seat order, so that two batches never wait on each other in a circle
-    for spec in sorted((sp for sp in specs if sp.seat_id is not None
-                        and sp.kind is codes.Kind.SESSION), key=lambda sp: sp.seat_id):
+    # (a pass with a fixed seat holds that seat in every one of its sessions)
+    claims = [(seat_session, spec.seat_id, spec.customer)
+              for spec, scope in zip(specs, scopes, strict=True)
+              if spec.seat_id is not None and spec.kind is not codes.Kind.VENUES
+              for seat_session in scope]
+    for seat_session, seat_id, customer in sorted(claims, key=lambda c: (c[1], c[0])):
         try:
-            inventory.claim(conn, spec.session_id, spec.seat_id, spec.customer, now)
+            inventory.claim(conn, seat_session, seat_id, customer, now)
         except inventory.InventoryError as e:
             raise TicketError(str(e)) from None
     holder_ids = iter(conn.execute(
@@ -266,16 +286,17 @@ def revoke_ticket(conn: sa.Connection, ticket_id: int, state: str = "refunded",
     """Void or refund a ticket: its code stops opening gates at every venue it admitted to."""
     if state not in ("void", "refunded"):
         raise TicketError(f"a ticket is revoked as void or refunded, not {state!r}")
-    row = conn.execute(sa.select(tickets.c.venues, tickets.c.state, tickets.c.session_id,
-                                 tickets.c.seat_id)
+    row = conn.execute(sa.select(tickets.c.venues, tickets.c.state, tickets.c.kind,
+                                 tickets.c.scope, tickets.c.seat_id)
                        .where(tickets.c.id == ticket_id).with_for_update()).first()
     if row is None:
         raise TicketError(f"no ticket {ticket_id}")
     if row.state != "issued":
         raise TicketError(f"ticket {ticket_id} is already {row.state}")
     conn.execute(sa.update(tickets).where(tickets.c.id == ticket_id).values(state=state))
-    if row.session_id is not None and row.seat_id is not None:
-        inventory.release(conn, row.session_id, row.seat_id)
+    if row.seat_id is not None and row.kind != "venues":
+        for seat_session in row.scope:
+            inventory.release(conn, seat_session, row.seat_id)
     for venue_id in row.venues:
         record_change(conn, venue_id, {"type": "revocation", "op": "upsert",
                                        "ticket_id": ticket_id, "reason": state,

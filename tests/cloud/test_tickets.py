@@ -238,3 +238,36 @@ def test_rfid_uids_from_the_printing_house(hub):
     assert uids == {a.number: "04A1B2C3", b.number: "04A1B2C4"}
     assert last["type"] == "ticket" and last["rfid_uid"] == "04A1B2C4"
     parse_change(last)
+
+
+def test_a_pass_with_a_fixed_seat_holds_it_in_every_session(hub):
+    engine, venue, session = hub
+    with engine.begin() as conn:
+        event = conn.execute(sa.text("SELECT event_id FROM sessions")).scalar()
+        evening = create_session(conn, event, venue, "Evening", START + timedelta(hours=6),
+                                 START + timedelta(hours=9))
+        target = seat(conn, "1", "1")
+        pass_ = issue_ticket(conn, kind=codes.Kind.SESSIONS, scope=(session, evening),
+                             seat_id=target, daily_limit=2)
+    for s in (session, evening):
+        with pytest.raises(TicketError, match="not for sale"):
+            with engine.begin() as conn:
+                issue_ticket(conn, session_id=s, seat_id=target)
+    with engine.begin() as conn:
+        revoke_ticket(conn, pass_.id)
+        issue_ticket(conn, session_id=evening, seat_id=target)
+
+
+def test_keys_retire_and_the_venues_hear_of_it(hub):
+    from cloud.tickets import retire_key
+
+    engine, venue, session = hub
+    with engine.begin() as conn:
+        with pytest.raises(TicketError, match="active key"):
+            retire_key(conn, 1)
+        second = create_key(conn)
+        activate_key(conn, second)
+        retire_key(conn, 1)
+        last = changes_since(conn, venue, 0)[-1]
+    assert last["type"] == "key" and last["key_id"] == 1 and last["retired_at"]
+    parse_change(last)
