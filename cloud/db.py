@@ -135,6 +135,18 @@ sessions = sa.Table(
     sa.Column("config_confirmed_at", sa.DateTime(timezone=True)),
     sa.CheckConstraint("ends_at > starts_at", name="ends_after_start"),
 )
+# Prices are integer amounts in the currency's minor unit (fen for CNY), never floats.
+price_tiers = sa.Table(
+    "price_tiers", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("session_id", sa.Integer, sa.ForeignKey("sessions.id"), nullable=False),
+    sa.Column("code", sa.String(20), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False, server_default="CNY"),
+    sa.UniqueConstraint("session_id", "code"),
+    sa.CheckConstraint("amount >= 0", name="amount_not_negative"),
+)
 # A session's own seat configuration, copied from the venue map when the session is created.
 # Selling claims a row with a conditional UPDATE (status available -> sold).
 session_seats = sa.Table(
@@ -177,6 +189,9 @@ tickets = sa.Table(
     sa.Column("rfid_uid", sa.String(20), unique=True),
     sa.Column("holder_id", sa.Integer, sa.ForeignKey("holders.id")),
     sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("price_tier_id", sa.Integer),
+    sa.Column("amount", sa.BigInteger, nullable=False, server_default="0"),  # fen (cents)
+    sa.Column("currency", sa.String(3), nullable=False, server_default="CNY"),
     sa.CheckConstraint("state IN ('issued', 'void', 'refunded')", name="state_known"),
     sa.CheckConstraint("kind IN ('session', 'sessions', 'venues')", name="kind_known"),
     sa.Index("ix_tickets_one_live_per_seat", "session_id", "seat_id", unique=True,

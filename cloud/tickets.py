@@ -18,7 +18,17 @@ from cryptography.hazmat.primitives import serialization
 
 from cloud import inventory
 from cloud.changes import next_values, record_change, record_changes
-from cloud.db import events, holders, seats, sessions, signing_keys, tickets, venues, zones
+from cloud.db import (
+    events,
+    holders,
+    price_tiers,
+    seats,
+    sessions,
+    signing_keys,
+    tickets,
+    venues,
+    zones,
+)
 from cloud.staff import record
 from sync import codes
 from sync.changes import normalize_uid
@@ -139,6 +149,18 @@ def create_session(conn: sa.Connection, event_id: int, venue_id: int, name: str,
     return session_id
 
 
+def add_price_tier(conn: sa.Connection, session_id: int, code: str, name: str, amount: int,
+                   currency: str = "CNY") -> int:
+    """A price for a session, as an integer amount in the minor unit (fen for CNY)."""
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
+        raise TicketError("a price is a whole, non-negative number of fen (cents)")
+    if len(currency) != 3 or not currency.isalpha() or not currency.isupper():
+        raise TicketError("currency is a three-letter ISO 4217 code such as CNY")
+    return conn.execute(sa.insert(price_tiers).values(
+        session_id=session_id, code=code, name=name, amount=amount, currency=currency)
+    ).inserted_primary_key[0]
+
+
 # -- tickets --------------------------------------------------------------------------------
 
 
@@ -165,6 +187,7 @@ class TicketSpec:
     holder: tuple[str, str, str] | None = None
     rfid_uid: str | None = None
     customer: str | None = None  # may buy seats reserved for this name
+    price_tier_id: int | None = None
 
 
 def issue_ticket(conn: sa.Connection, now: datetime | None = None, **spec) -> Issued:
@@ -218,6 +241,15 @@ def issue_tickets(conn: sa.Connection, specs: list[TicketSpec],
             inventory.claim(conn, seat_session, seat_id, customer, now)
         except inventory.InventoryError as e:
             raise TicketError(str(e)) from None
+    tier_ids = {s.price_tier_id for s in specs if s.price_tier_id is not None}
+    tiers = {r.id: r for r in conn.execute(sa.select(price_tiers)
+                                           .where(price_tiers.c.id.in_(tier_ids)))}
+    for spec in specs:
+        tier = tiers.get(spec.price_tier_id)
+        if spec.price_tier_id is not None and (
+                tier is None or spec.kind is not codes.Kind.SESSION
+                or tier.session_id != spec.session_id):
+            raise TicketError(f"price tier {spec.price_tier_id} is not one of this session's")
     holder_ids = iter(conn.execute(
         sa.insert(holders).returning(holders.c.id, sort_by_parameter_order=True), holder_rows
     ).scalars().all() if holder_rows else [])
@@ -251,7 +283,9 @@ def issue_tickets(conn: sa.Connection, specs: list[TicketSpec],
             "seat_id": spec.seat_id, "valid_from": spec.valid_from,
             "valid_until": spec.valid_until, "daily_limit": spec.daily_limit, "serial": 0,
             "key_id": key.key_id, "code": code, "state": "issued", "rfid_uid": spec.rfid_uid,
-            "holder_id": holder_id, "issued_at": now})
+            "holder_id": holder_id, "issued_at": now, "price_tier_id": spec.price_tier_id,
+            "amount": tiers[spec.price_tier_id].amount if spec.price_tier_id else 0,
+            "currency": tiers[spec.price_tier_id].currency if spec.price_tier_id else "CNY"})
         change = ticket_change(ticket_rows[-1], seat_label)
         for venue_id in venue_ids:
             if holder_change:

@@ -271,3 +271,27 @@ def test_keys_retire_and_the_venues_hear_of_it(hub):
         last = changes_since(conn, venue, 0)[-1]
     assert last["type"] == "key" and last["key_id"] == 1 and last["retired_at"]
     parse_change(last)
+
+
+def test_price_tiers_are_integer_fen_and_belong_to_their_session(hub):
+    from cloud.tickets import add_price_tier
+
+    engine, venue, session = hub
+    with engine.begin() as conn:
+        tier = add_price_tier(conn, session, "A", "Category A", 88_000)
+        for bad in (880.0, -1, True):
+            with pytest.raises(TicketError, match="fen"):
+                add_price_tier(conn, session, "X", "Bad", bad)
+        with pytest.raises(TicketError, match="ISO 4217"):
+            add_price_tier(conn, session, "Y", "Bad", 1, currency="yuan")
+        sold = issue_ticket(conn, session_id=session, seat_id=seat(conn, "1", "1"),
+                            price_tier_id=tier)
+        row = conn.execute(sa.select(tickets.c.amount, tickets.c.currency)
+                           .where(tickets.c.id == sold.id)).one()
+        assert tuple(row) == (88_000, "CNY")
+        event = conn.execute(sa.text("SELECT event_id FROM sessions")).scalar()
+        other = create_session(conn, event, venue, "Other", START + timedelta(days=2),
+                               START + timedelta(days=2, hours=1))
+    with pytest.raises(TicketError, match="not one of this session's"):
+        with engine.begin() as conn:
+            issue_ticket(conn, session_id=other, price_tier_id=tier)
