@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
+from cloud.audit import SYSTEM, record
 from cloud.db import appliance_commands, appliances, signing_keys
 from sync.timeutil import utcnow
 
@@ -43,13 +44,15 @@ class Registered:
 
 
 def register(conn: sa.Connection, venue_id: int, name: str,
-             now: datetime | None = None) -> Registered:
+             now: datetime | None = None, actor: str = SYSTEM) -> Registered:
     """A new appliance for a venue, with its one-time enrollment token (shown once)."""
     now = now or utcnow()
     token = secrets.token_urlsafe(32)
     appliance_id = conn.execute(sa.insert(appliances).values(
         venue_id=venue_id, name=name, state="pending", token_hash=_hash(token),
         token_expires_at=now + TOKEN_TTL, created_at=now)).inserted_primary_key[0]
+    record(conn, actor, "appliance.register", f"appliance:{appliance_id}", None,
+           {"venue_id": venue_id, "name": name})
     return Registered(appliance_id, token, now + TOKEN_TTL)
 
 
@@ -99,19 +102,25 @@ def authenticate(conn: sa.Connection, credential: str, now: datetime | None = No
     return Appliance(row.id, row.venue_id)
 
 
-def revoke(conn: sa.Connection, appliance_id: int) -> None:
+def revoke(conn: sa.Connection, appliance_id: int, actor: str = SYSTEM) -> None:
+    before = conn.execute(sa.select(appliances.c.state)
+                          .where(appliances.c.id == appliance_id)).scalar()
     conn.execute(sa.update(appliances).where(appliances.c.id == appliance_id)
                  .values(state="revoked", token_hash=None))
+    record(conn, actor, "appliance.revoke", f"appliance:{appliance_id}", {"state": before},
+           {"state": "revoked"})
 
 
 COMMANDS = ("resync", "roll_credential", "wipe")
 
 
-def queue_command(conn: sa.Connection, appliance_id: int, command: str) -> None:
+def queue_command(conn: sa.Connection, appliance_id: int, command: str,
+                  actor: str = SYSTEM) -> None:
     if command not in COMMANDS:
         raise ApplianceError("bad_command", f"command must be one of {', '.join(COMMANDS)}")
     conn.execute(sa.insert(appliance_commands).values(appliance_id=appliance_id,
                                                       command=command, created_at=utcnow()))
+    record(conn, actor, f"appliance.command.{command}", f"appliance:{appliance_id}")
 
 
 def heartbeat(conn: sa.Connection, appliance: Appliance, reported: dict,

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from cloud.audit import SYSTEM, record
 from cloud.db import seats, session_seats, sessions
 from sync.timeutil import utcnow
 
@@ -57,7 +58,7 @@ def follow_venue_map(conn: sa.Connection, venue_id: int) -> None:
 
 
 def set_category(conn: sa.Connection, session_id: int, seat_ids: list[int],
-                 category: str) -> None:
+                 category: str, actor: str = SYSTEM) -> None:
     if category not in CATEGORIES:
         raise InventoryError(f"category must be one of {', '.join(CATEGORIES)}")
     confirmed = conn.execute(sa.select(sessions.c.config_confirmed_at)
@@ -78,19 +79,25 @@ def set_category(conn: sa.Connection, session_id: int, seat_ids: list[int],
     conn.execute(sa.update(session_seats).where(
         session_seats.c.session_id == session_id, session_seats.c.seat_id.in_(seat_ids))
         .values(category=category))
+    record(conn, actor, "session.seats.category", f"session:{session_id}",
+           {"seats": {r.seat_id: r.category for r in rows}},
+           {"seats": {r.seat_id: category for r in rows}})
 
 
-def confirm_configuration(conn: sa.Connection, session_id: int) -> None:
+def confirm_configuration(conn: sa.Connection, session_id: int, actor: str = SYSTEM) -> None:
     conn.execute(sa.update(sessions).where(sessions.c.id == session_id)
                  .values(config_confirmed_at=utcnow()))
+    record(conn, actor, "session.configuration.confirm", f"session:{session_id}")
 
 
-def put_on_sale(conn: sa.Connection, session_id: int) -> None:
+def put_on_sale(conn: sa.Connection, session_id: int, actor: str = SYSTEM) -> None:
     conn.execute(sa.update(sessions).where(sessions.c.id == session_id).values(on_sale=True))
+    record(conn, actor, "session.on_sale", f"session:{session_id}", {"on_sale": False},
+           {"on_sale": True})
 
 
 def reserve(conn: sa.Connection, session_id: int, seat_ids: list[int], customer: str,
-            until: datetime) -> None:
+            until: datetime, actor: str = SYSTEM) -> None:
     """Keep sellable seats for a named customer until a date."""
     n = conn.execute(sa.update(session_seats).where(
         session_seats.c.session_id == session_id, session_seats.c.seat_id.in_(seat_ids),
@@ -98,6 +105,8 @@ def reserve(conn: sa.Connection, session_id: int, seat_ids: list[int], customer:
         .values(reserved_for=customer, reserved_until=until)).rowcount
     if n != len(set(seat_ids)):
         raise InventoryError("only available sellable seats can be reserved")
+    record(conn, actor, "session.seats.reserve", f"session:{session_id}", None,
+           {"seats": sorted(set(seat_ids)), "until": until.isoformat()})
 
 
 def claim(conn: sa.Connection, session_id: int, seat_id: int, customer: str | None,

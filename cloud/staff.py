@@ -15,11 +15,11 @@ import os
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import sqlalchemy as sa
 
-from cloud.db import api_tokens, audit_log, staff
+from cloud.audit import record
+from cloud.db import api_tokens, staff
 from sync.timeutil import utcnow
 
 ROLES = ("admin", "sales", "ops")
@@ -68,13 +68,6 @@ def check_policy(password: str, username: str) -> None:
         raise StaffError("weak_password", "a password must not contain the username")
     if len(set(password)) < 5:
         raise StaffError("weak_password", "a password needs more different characters")
-
-
-def record(conn: sa.Connection, actor: str, action: str, subject: str,
-           before: dict[str, Any] | None = None, after: dict[str, Any] | None = None) -> None:
-    """One audit row, in the caller's transaction. No passwords or unmasked personal data."""
-    conn.execute(sa.insert(audit_log).values(at=utcnow(), actor=actor, action=action,
-                                             subject=subject, before=before, after=after))
 
 
 def create_staff(conn: sa.Connection, username: str, password: str, role: str,

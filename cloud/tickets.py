@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 
 from cloud import inventory
+from cloud.audit import SYSTEM, record
 from cloud.changes import next_values, record_change, record_changes
 from cloud.db import (
     events,
@@ -29,7 +30,6 @@ from cloud.db import (
     venues,
     zones,
 )
-from cloud.staff import record
 from sync import codes
 from sync.changes import normalize_uid
 from sync.identity import DocumentError, normalize_document
@@ -67,7 +67,7 @@ def key_change(row) -> dict:
 # -- signing keys ---------------------------------------------------------------------------
 
 
-def create_key(conn: sa.Connection, now: datetime | None = None) -> int:
+def create_key(conn: sa.Connection, now: datetime | None = None, actor: str = SYSTEM) -> int:
     """A new key, published to every venue; it signs nothing until activated."""
     used = {r[0] for r in conn.execute(sa.select(signing_keys.c.key_id))}
     free = [k for k in range(1, 256) if k not in used]
@@ -83,10 +83,11 @@ def create_key(conn: sa.Connection, now: datetime | None = None) -> int:
     row = conn.execute(sa.select(signing_keys).where(signing_keys.c.key_id == key.key_id)).one()
     for venue_id in _all_venues(conn):
         record_change(conn, venue_id, key_change(row))
+    record(conn, actor, "key.create", f"key:{key.key_id}", None, {"state": "published"})
     return key.key_id
 
 
-def activate_key(conn: sa.Connection, key_id: int) -> None:
+def activate_key(conn: sa.Connection, key_id: int, actor: str = SYSTEM) -> None:
     """Make a published key the one that signs; the previous one stays trusted."""
     state = conn.execute(sa.select(signing_keys.c.state)
                          .where(signing_keys.c.key_id == key_id)).scalar()
@@ -96,9 +97,12 @@ def activate_key(conn: sa.Connection, key_id: int) -> None:
                  .values(state="published"))
     conn.execute(sa.update(signing_keys).where(signing_keys.c.key_id == key_id)
                  .values(state="active"))
+    record(conn, actor, "key.activate", f"key:{key_id}", {"state": "published"},
+           {"state": "active"})
 
 
-def retire_key(conn: sa.Connection, key_id: int, now: datetime | None = None) -> None:
+def retire_key(conn: sa.Connection, key_id: int, now: datetime | None = None,
+               actor: str = SYSTEM) -> None:
     """Stop trusting a key: appliances refuse codes signed with it that their allowlist does not
     list. The active key cannot be retired; activate its successor first."""
     state = conn.execute(sa.select(signing_keys.c.state)
@@ -112,6 +116,7 @@ def retire_key(conn: sa.Connection, key_id: int, now: datetime | None = None) ->
     row = conn.execute(sa.select(signing_keys).where(signing_keys.c.key_id == key_id)).one()
     for venue_id in _all_venues(conn):
         record_change(conn, venue_id, key_change(row))
+    record(conn, actor, "key.retire", f"key:{key_id}", {"state": state}, {"state": "retired"})
 
 
 def active_key(conn: sa.Connection) -> SigningKey:
@@ -132,7 +137,7 @@ def create_event(conn: sa.Connection, code: str, name: str) -> int:
 
 def create_session(conn: sa.Connection, event_id: int, venue_id: int, name: str,
                    starts_at: datetime, ends_at: datetime,
-                   gates_open_at: datetime | None = None) -> int:
+                   gates_open_at: datetime | None = None, actor: str = SYSTEM) -> int:
     if ends_at <= starts_at:
         raise TicketError("a session must end after it starts")
     if gates_open_at is not None and gates_open_at > starts_at:
@@ -146,6 +151,8 @@ def create_session(conn: sa.Connection, event_id: int, venue_id: int, name: str,
     if gates_open_at is not None:
         change["gates_open_at"] = to_iso(gates_open_at)
     record_change(conn, venue_id, change)
+    record(conn, actor, "session.create", f"session:{session_id}", None,
+           {"venue_id": venue_id, "name": name, "starts_at": to_iso(starts_at)})
     return session_id
 
 
@@ -190,13 +197,14 @@ class TicketSpec:
     price_tier_id: int | None = None
 
 
-def issue_ticket(conn: sa.Connection, now: datetime | None = None, **spec) -> Issued:
+def issue_ticket(conn: sa.Connection, now: datetime | None = None, actor: str = SYSTEM,
+                 **spec) -> Issued:
     """Issue one ticket (see :func:`issue_tickets`)."""
-    return issue_tickets(conn, [TicketSpec(**spec)], now)[0]
+    return issue_tickets(conn, [TicketSpec(**spec)], now, actor)[0]
 
 
 def issue_tickets(conn: sa.Connection, specs: list[TicketSpec],
-                  now: datetime | None = None) -> list[Issued]:
+                  now: datetime | None = None, actor: str = SYSTEM) -> list[Issued]:
     """Issue tickets with signed codes and send each to every venue it admits to, in the
     caller's transaction. Statements are per batch, not per ticket: a sale of one seat and a
     load of 100,000 take the same path."""
@@ -297,6 +305,8 @@ def issue_tickets(conn: sa.Connection, specs: list[TicketSpec],
     except sa.exc.IntegrityError:
         raise TicketError("a seat already has a live ticket for this session") from None
     record_changes(conn, changes, now)
+    record(conn, actor, "ticket.issue", f"tickets:{issued[0].number}..{issued[-1].number}",
+           None, {"count": len(issued), "first": issued[0].id, "last": issued[-1].id})
     return issued
 
 
@@ -316,7 +326,7 @@ def ticket_change(t: Any, seat_label: str | None) -> dict:
 
 
 def revoke_ticket(conn: sa.Connection, ticket_id: int, state: str = "refunded",
-                  now: datetime | None = None) -> None:
+                  now: datetime | None = None, actor: str = SYSTEM) -> None:
     """Void or refund a ticket: its code stops opening gates at every venue it admitted to."""
     if state not in ("void", "refunded"):
         raise TicketError(f"a ticket is revoked as void or refunded, not {state!r}")
@@ -328,6 +338,8 @@ def revoke_ticket(conn: sa.Connection, ticket_id: int, state: str = "refunded",
     if row.state != "issued":
         raise TicketError(f"ticket {ticket_id} is already {row.state}")
     conn.execute(sa.update(tickets).where(tickets.c.id == ticket_id).values(state=state))
+    record(conn, actor, f"ticket.{'void' if state == 'void' else 'refund'}",
+           f"ticket:{ticket_id}", {"state": "issued"}, {"state": state})
     if row.seat_id is not None and row.kind != "venues":
         for seat_session in row.scope:
             inventory.release(conn, seat_session, row.seat_id)

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 
+from cloud.audit import SYSTEM, record
 from cloud.changes import record_change
 from cloud.db import gate_zones, gates, seats, signing_keys, venues, zones
 from cloud.inventory import follow_venue_map
@@ -54,7 +55,7 @@ class SeatImport:
 
 
 def create_venue(conn: sa.Connection, code: str, name: str, address: str = "",
-                 timezone: str = "Asia/Shanghai") -> int:
+                 timezone: str = "Asia/Shanghai", actor: str = SYSTEM) -> int:
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
@@ -67,10 +68,13 @@ def create_venue(conn: sa.Connection, code: str, name: str, address: str = "",
                                    "code": code, "name": name, "timezone": timezone})
     for row in conn.execute(sa.select(signing_keys).where(signing_keys.c.state != "retired")):
         record_change(conn, venue_id, key_change(row))
+    record(conn, actor, "venue.create", f"venue:{venue_id}", None,
+           {"code": code, "name": name, "timezone": timezone})
     return venue_id
 
 
-def add_zone(conn: sa.Connection, venue_id: int, code: str, name: str) -> int:
+def add_zone(conn: sa.Connection, venue_id: int, code: str, name: str,
+             actor: str = SYSTEM) -> int:
     if conn.execute(sa.select(zones.c.id).where(zones.c.venue_id == venue_id,
                                                 zones.c.code == code)).first():
         raise VenueError(f"zone {code!r} exists already at this venue")
@@ -78,13 +82,15 @@ def add_zone(conn: sa.Connection, venue_id: int, code: str, name: str) -> int:
         venue_id=venue_id, code=code, name=name)).inserted_primary_key[0]
     record_change(conn, venue_id, {"type": "zone", "op": "upsert", "id": zone_id, "code": code,
                                    "name": name})
+    record(conn, actor, "zone.create", f"zone:{zone_id}", None,
+           {"venue_id": venue_id, "code": code, "name": name})
     return zone_id
 
 
 def add_gate(conn: sa.Connection, venue_id: int, code: str, name: str,
              zone_codes: Iterable[str] = (), reentry: bool = False,
              realname_mode: str = "ticket", open_before_min: int = 30,
-             close_after_min: int = 60) -> int:
+             close_after_min: int = 60, actor: str = SYSTEM) -> int:
     zone_ids = []
     for zc in zone_codes:
         row = conn.execute(sa.select(zones.c.id).where(zones.c.venue_id == venue_id,
@@ -99,10 +105,12 @@ def add_gate(conn: sa.Connection, venue_id: int, code: str, name: str,
     if zone_ids:
         conn.execute(sa.insert(gate_zones), [{"gate_id": gate_id, "zone_id": z}
                                              for z in zone_ids])
-    record_change(conn, venue_id, {
-        "type": "gate", "op": "upsert", "id": gate_id, "code": code, "name": name,
-        "zones": sorted(zone_ids), "reentry": reentry, "realname_mode": realname_mode,
-        "open_before_min": open_before_min, "close_after_min": close_after_min})
+    gate = {"type": "gate", "op": "upsert", "id": gate_id, "code": code, "name": name,
+            "zones": sorted(zone_ids), "reentry": reentry, "realname_mode": realname_mode,
+            "open_before_min": open_before_min, "close_after_min": close_after_min}
+    record_change(conn, venue_id, gate)
+    record(conn, actor, "gate.create", f"gate:{gate_id}", None,
+           {k: v for k, v in gate.items() if k not in ("type", "op")})
     return gate_id
 
 
@@ -110,7 +118,8 @@ def _flag(value: str) -> bool | None:
     return _FLAGS.get(value.strip().lower())
 
 
-def import_seats_csv(conn: sa.Connection, venue_id: int, text: str) -> SeatImport:
+def import_seats_csv(conn: sa.Connection, venue_id: int, text: str,
+                     actor: str = SYSTEM) -> SeatImport:
     """Add or update the venue's seats from CSV (header: level, zone, row, number, category,
     and optionally damaged, removed, obstructed). Seats are matched by level, row and number.
     Every bad row is reported; the map changes only if there are none."""
@@ -180,6 +189,8 @@ def import_seats_csv(conn: sa.Connection, venue_id: int, text: str) -> SeatImpor
     report.created, report.updated = len(new), len(changed)
     if new or changed:
         follow_venue_map(conn, venue_id)
+        record(conn, actor, "seats.import", f"venue:{venue_id}", None,
+               {"created": len(new), "updated": len(changed)})
     return report
 
 

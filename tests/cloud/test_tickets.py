@@ -233,8 +233,8 @@ def test_rfid_uids_from_the_printing_house(hub):
         uids = dict(conn.execute(sa.select(tickets.c.number, tickets.c.rfid_uid)
                                  .where(tickets.c.rfid_uid.is_not(None))).all())
         last = changes_since(conn, venue, 0)[-1]
-        assert conn.execute(sa.select(audit_log.c.action)).scalars().all() == [
-            "ticket.rfid_import"]
+        assert conn.execute(sa.select(audit_log.c.after).where(
+            audit_log.c.action == "ticket.rfid_import")).scalars().all() == [{"assigned": 2}]
     assert uids == {a.number: "04A1B2C3", b.number: "04A1B2C4"}
     assert last["type"] == "ticket" and last["rfid_uid"] == "04A1B2C4"
     parse_change(last)
@@ -295,3 +295,24 @@ def test_price_tiers_are_integer_fen_and_belong_to_their_session(hub):
     with pytest.raises(TicketError, match="not one of this session's"):
         with engine.begin() as conn:
             issue_ticket(conn, session_id=other, price_tier_id=tier)
+
+
+def test_what_staff_do_is_audited_with_before_and_after(hub):
+    from cloud.db import audit_log
+
+    engine, venue, session = hub
+    with engine.begin() as conn:
+        sold = issue_ticket(conn, session_id=session, seat_id=seat(conn, "1", "1"),
+                            holder=("张小三", "resident_id", HOLDER_ID), actor="staff:7")
+        revoke_ticket(conn, sold.id, actor="staff:7")
+        inventory.set_category(conn, session, [seat(conn, "1", "2")], "emergency",
+                               actor="staff:7")
+        rows = conn.execute(sa.select(audit_log).where(audit_log.c.actor == "staff:7")
+                            .order_by(audit_log.c.id)).all()
+        everything = str(conn.execute(sa.select(audit_log)).all())
+    assert [r.action for r in rows] == ["ticket.issue", "ticket.refund",
+                                        "session.seats.category"]
+    assert rows[1].before == {"state": "issued"} and rows[1].after == {"state": "refunded"}
+    assert HOLDER_ID not in everything and "张小三" not in everything
+    assert {"venue.create", "zone.create", "gate.create", "seats.import", "session.create",
+            "key.create", "key.activate"} <= {a for a in everything.split("'") if "." in a}
