@@ -17,7 +17,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.update(config or {})
     app.extensions["db"] = make_engine(app.config["DATABASE_URL"])
 
+    from cloud.api import bp as api_bp
     from cloud.sync_api import bp as sync_bp
 
     app.register_blueprint(sync_bp)
+    app.register_blueprint(api_bp)
     return app

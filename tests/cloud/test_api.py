@@ -1,0 +1,97 @@
+"""The staff JSON API: role scoping, the box office, refunds, and the OpenAPI file."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from cloud.app import create_app
+from cloud.db import init_db
+from cloud.staff import create_staff, create_token
+from cloud.tickets import activate_key, create_event, create_key, create_session
+from cloud.venues import add_zone, create_venue, import_seats_csv
+from sync.sample import resident_id
+from sync.timeutil import utcnow
+
+OPENAPI = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def api(hub_url):
+    init_db(hub_url)
+    app = create_app({"DATABASE_URL": hub_url, "TESTING": True})
+    engine = app.extensions["db"]
+    tokens = {}
+    with engine.begin() as conn:
+        activate_key(conn, create_key(conn))
+        venue = create_venue(conn, "OSC", "Olympic Sports Centre")
+        add_zone(conn, venue, "A", "North Stand")
+        import_seats_csv(conn, venue, "level,zone,row,number,category\nL1,A,1,1,std\n")
+        start = utcnow() + timedelta(days=1)
+        session = create_session(conn, create_event(conn, "G", "Games"), venue, "Final", start,
+                                 start + timedelta(hours=2))
+        for role in ("admin", "sales", "ops"):
+            staff_id = create_staff(conn, f"{role}-user", PASSWORD, role, actor="test")
+            tokens[role] = {"Authorization": f"Bearer {create_token(conn, staff_id, 't', 'test')}"}
+    yield app.test_client(), tokens, session
+    engine.dispose()
+
+
+def test_roles_decide_who_may_do_what(api):
+    client, tokens, session = api
+    assert client.get("/api/v1/venues").status_code == 401
+    assert client.get("/api/v1/venues", headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert client.get("/api/v1/venues", headers=tokens["ops"]).status_code == 200
+    r = client.post("/api/v1/venues", json={"code": "AQC", "name": "Aquatics"},
+                    headers=tokens["ops"])
+    assert r.status_code == 403 and r.get_json()["error"] == "forbidden"
+    assert client.post("/api/v1/venues", json={"code": "AQC", "name": "Aquatics"},
+                       headers=tokens["admin"]).status_code == 201
+    assert client.post(f"/api/v1/sessions/{session}/tickets", json={},
+                       headers=tokens["ops"]).status_code == 403
+    assert client.get("/api/v1/conflicts", headers=tokens["sales"]).status_code == 403
+    assert client.get("/api/v1/conflicts", headers=tokens["ops"]).get_json() == {"conflicts": []}
+
+
+def test_box_office_sale_lookup_and_refund(api):
+    client, tokens, session = api
+    number = resident_id("11010119900307123")
+    r = client.post(f"/api/v1/sessions/{session}/tickets", headers=tokens["sales"],
+                    json={"seat_id": 1, "holder": {"name": "张小三", "doc_type": "resident_id",
+                                                   "doc_number": number}})
+    assert r.status_code == 201
+    sold = r.get_json()["tickets"][0]
+    again = client.post(f"/api/v1/sessions/{session}/tickets", headers=tokens["sales"],
+                        json={"seat_id": 1})
+    assert again.status_code == 409 and "not for sale" in again.get_json()["message"]
+    t = client.get(f"/api/v1/tickets/{sold['number']}", headers=tokens["ops"]).get_json()
+    assert t["holder"] == {"name": "张*三", "doc_type": "resident_id",
+                           "doc_number": number[:4] + "*" * 10 + number[-4:]}
+    assert number not in json.dumps(t, ensure_ascii=False)
+    assert client.post(f"/api/v1/tickets/{sold['number']}/refund",
+                       headers=tokens["sales"]).get_json()["state"] == "refunded"
+    assert client.post(f"/api/v1/tickets/{sold['number']}/refund",
+                       headers=tokens["sales"]).status_code == 409
+    assert client.get("/api/v1/tickets/T000000999", headers=tokens["ops"]).status_code == 404
+    bad = client.post(f"/api/v1/sessions/{session}/tickets", headers=tokens["sales"],
+                      json={"holder": {"name": "x"}})
+    assert bad.status_code == 400
+
+
+def test_the_openapi_file_matches_the_routes(api):
+    client, tokens, session = api
+    app = client.application
+    spec = json.loads(OPENAPI.read_text())
+    documented = {(m.upper(), p) for p, ops in spec["paths"].items() for m in ops}
+    served = set()
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/api/v1/"):
+            continue
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
+        served |= {(m, path) for m in rule.methods - {"HEAD", "OPTIONS"}}
+    assert documented == served
