@@ -14,27 +14,17 @@ from functools import wraps
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import g, jsonify, request
 
 from cloud import staff as staff_mod
 from cloud.db import conflicts, holders, tickets, venues
+from cloud.http import ApiError, engine, json_blueprint, json_body
 from cloud.tickets import TicketError, TicketSpec, issue_tickets, revoke_ticket
 from cloud.venues import VenueError, create_venue
 from sync.identity import mask_document, mask_name
 from sync.timeutil import to_iso
 
-bp = Blueprint("api", __name__, url_prefix="/api/v1")
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
-@bp.errorhandler(ApiError)
-def _api_error(e: ApiError):
-    return jsonify(error=e.code, message=e.message), e.status
+bp = json_blueprint("api", "/api/v1")
 
 
 @bp.errorhandler(staff_mod.StaffError)
@@ -48,10 +38,6 @@ def _refused(e: Exception):
     return jsonify(error="refused", message=str(e)), 409
 
 
-def _engine() -> sa.Engine:
-    return current_app.extensions["db"]
-
-
 def requires(*roles: str) -> Callable:
     """Admit API tokens of these roles (and admins)."""
     def decorate(view: Callable) -> Callable:
@@ -60,7 +46,7 @@ def requires(*roles: str) -> Callable:
             scheme, _, token = request.headers.get("Authorization", "").partition(" ")
             if scheme != "Bearer" or not token:
                 raise ApiError(401, "unauthorized", "missing Authorization: Bearer <token>")
-            with _engine().connect() as conn:
+            with engine().connect() as conn:
                 who = staff_mod.token_staff(conn, token.strip())
             if who.role != "admin" and who.role not in roles:
                 raise ApiError(403, "forbidden", f"the {who.role} role may not do this")
@@ -68,13 +54,6 @@ def requires(*roles: str) -> Callable:
             return view(*args, **kwargs)
         return wrapper
     return decorate
-
-
-def _body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise ApiError(400, "bad_json", "the request body must be a JSON object")
-    return body
 
 
 def _utc(dt: datetime) -> datetime:
@@ -88,7 +67,7 @@ def _actor() -> str:
 @bp.get("/venues")
 @requires("sales", "ops")
 def list_venues():
-    with _engine().connect() as conn:
+    with engine().connect() as conn:
         rows = conn.execute(sa.select(venues).order_by(venues.c.id)).all()
     return jsonify(venues=[{"id": r.id, "code": r.code, "name": r.name, "address": r.address,
                             "timezone": r.timezone} for r in rows])
@@ -97,10 +76,10 @@ def list_venues():
 @bp.post("/venues")
 @requires()
 def post_venue():
-    b = _body()
+    b = json_body()
     if not isinstance(b.get("code"), str) or not isinstance(b.get("name"), str):
         raise ApiError(400, "bad_request", "code and name are required strings")
-    with _engine().begin() as conn:
+    with engine().begin() as conn:
         venue_id = create_venue(conn, b["code"], b["name"], str(b.get("address", "")),
                                 str(b.get("timezone", "Asia/Shanghai")), actor=_actor())
     return jsonify(id=venue_id), 201
@@ -121,7 +100,7 @@ def _ticket_json(conn: sa.Connection, t) -> dict[str, Any]:
 @bp.get("/tickets/<number>")
 @requires("sales", "ops")
 def get_ticket(number: str):
-    with _engine().connect() as conn:
+    with engine().connect() as conn:
         t = conn.execute(sa.select(tickets).where(tickets.c.number == number)).first()
         if t is None:
             raise ApiError(404, "not_found", f"no ticket {number}")
@@ -132,7 +111,7 @@ def get_ticket(number: str):
 @requires("sales")
 def sell(session_id: int):
     """The box office: one ticket, or several (``{"tickets": [...]}``), for a session."""
-    b = _body()
+    b = json_body()
     items = b.get("tickets", [b])
     if not isinstance(items, list) or not 1 <= len(items) <= 1000:
         raise ApiError(400, "bad_request", "tickets must be a list of 1 to 1000 objects")
@@ -152,7 +131,7 @@ def sell(session_id: int):
         specs.append(TicketSpec(session_id=session_id, seat_id=item.get("seat_id"),
                                 price_tier_id=item.get("price_tier_id"), holder=holder,
                                 customer=item.get("customer")))
-    with _engine().begin() as conn:
+    with engine().begin() as conn:
         issued = issue_tickets(conn, specs, actor=_actor())
     return jsonify(tickets=[{"id": t.id, "number": t.number, "code": t.code} for t in issued]), 201
 
@@ -160,7 +139,7 @@ def sell(session_id: int):
 @bp.post("/tickets/<number>/refund")
 @requires("sales")
 def refund(number: str):
-    with _engine().begin() as conn:
+    with engine().begin() as conn:
         ticket_id = conn.execute(sa.select(tickets.c.id)
                                  .where(tickets.c.number == number)).scalar()
         if ticket_id is None:
@@ -172,7 +151,7 @@ def refund(number: str):
 @bp.get("/conflicts")
 @requires("ops")
 def list_conflicts():
-    with _engine().connect() as conn:
+    with engine().connect() as conn:
         rows = conn.execute(sa.select(conflicts).order_by(conflicts.c.id.desc())
                             .limit(500)).all()
     return jsonify(conflicts=[{"id": r.id, "kind": r.kind, "ticket_id": r.ticket_id,

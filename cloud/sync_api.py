@@ -11,48 +11,27 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, current_app, jsonify, request
+from flask import jsonify, request
 from sqlalchemy.dialects import postgresql, sqlite
 
 from cloud import appliances as appliance_mod
 from cloud.changes import changes_since
 from cloud.conflicts import check_entry
 from cloud.db import change_log, entries
+from cloud.http import ApiError, engine, json_blueprint, json_body
 from sync.timeutil import from_iso, to_iso, utcnow
 
-bp = Blueprint("sync_api", __name__, url_prefix="/api/sync/v1")
+bp = json_blueprint("sync_api", "/api/sync/v1")
 MAX_PAGE = 5000
 MAX_BATCH = 1000
 ENTRY_FIELDS = {"id", "seq", "at", "lane", "direction", "ticket_id", "session_id", "admitted",
                 "reason", "cursor"}
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
-@bp.errorhandler(ApiError)
-def _api_error(e: ApiError):
-    return jsonify(error=e.code, message=e.message), e.status
-
-
 @bp.errorhandler(appliance_mod.ApplianceError)
 def _appliance_error(e: appliance_mod.ApplianceError):
     status = 401 if e.code == "unauthorized" else 400
     return jsonify(error=e.code, message=str(e)), status
-
-
-def _engine() -> sa.Engine:
-    return current_app.extensions["db"]
-
-
-def _json_body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise ApiError(400, "bad_json", "the request body must be a JSON object")
-    return body
 
 
 def _appliance(conn: sa.Connection) -> appliance_mod.Appliance:
@@ -78,10 +57,10 @@ def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
 
 @bp.post("/enroll")
 def enroll():
-    token = _json_body().get("token")
+    token = json_body().get("token")
     if not isinstance(token, str) or not token:
         raise ApiError(400, "bad_request", "token is required")
-    with _engine().begin() as conn:
+    with engine().begin() as conn:
         e = appliance_mod.enroll(conn, token)
     return jsonify(appliance_id=e.appliance_id, venue_id=e.venue_id, credential=e.credential,
                    keys=e.keys, server_time=to_iso(utcnow())), 201
@@ -91,7 +70,7 @@ def enroll():
 def allowlist():
     since = _int_arg("since", 0, 0, 2**62)
     limit = _int_arg("limit", 1000, 1, MAX_PAGE)
-    with _engine().begin() as conn:
+    with engine().begin() as conn:
         a = _appliance(conn)
         page = changes_since(conn, a.venue_id, since, limit + 1)
         more = len(page) > limit
@@ -113,7 +92,7 @@ def allowlist():
 @bp.get("/revocations")
 def revocations():
     since = _int_arg("since", 0, 0, 2**62)
-    with _engine().begin() as conn:
+    with engine().begin() as conn:
         a = _appliance(conn)
         page = [c for c in changes_since(conn, a.venue_id, since, MAX_PAGE)]
     cursor = page[-1]["seq"] if page else since
@@ -142,7 +121,7 @@ def _check_entry(e: Any) -> dict[str, Any]:
 
 @bp.post("/entries")
 def push_entries():
-    batch = _json_body().get("entries")
+    batch = json_body().get("entries")
     if not isinstance(batch, list):
         raise ApiError(400, "bad_request", "entries must be a list")
     if len(batch) > MAX_BATCH:
@@ -152,7 +131,7 @@ def push_entries():
     duplicate: list[str] = []
     conflicted: list[str] = []
     now: datetime = utcnow()
-    with _engine().begin() as conn:
+    with engine().begin() as conn:
         a = _appliance(conn)
         insert = _insert_ignoring_duplicates(conn)
         for e in checked:
@@ -177,7 +156,7 @@ def _insert_ignoring_duplicates(conn: sa.Connection):
 
 @bp.post("/heartbeat")
 def heartbeat():
-    body = _json_body()
+    body = json_body()
     reported = body.get("state", {})
     if not isinstance(reported, dict) or len(request.get_data()) > 256 * 1024:
         raise ApiError(400, "bad_request", "state must be a JSON object under 256 KiB")
@@ -186,7 +165,7 @@ def heartbeat():
     except (TypeError, ValueError):
         raise ApiError(400, "bad_request", "clock must be an ISO 8601 time with an offset"
                        ) from None
-    with _engine().begin() as conn:
+    with engine().begin() as conn:
         a = _appliance(conn)
         commands = appliance_mod.heartbeat(conn, a, reported, clock)
     return jsonify(server_time=to_iso(utcnow()), commands=commands)
@@ -194,6 +173,6 @@ def heartbeat():
 
 @bp.post("/roll")
 def roll():
-    with _engine().begin() as conn:
+    with engine().begin() as conn:
         credential = appliance_mod.roll_credential(conn, _appliance(conn))
     return jsonify(credential=credential)
