@@ -523,6 +523,7 @@ class Engine:
             raise _Refused(Reason.BLOCKED, "holder on the block list", STAGE_BLOCKED)
         # 3. scope and time
         session = self._session_for(t, lane, now)
+        outcome.session = session  # a refusal from here on is recorded with its session too
         if t.valid_from and now < t.valid_from:
             raise _Refused(Reason.NOT_YET_VALID, f"valid from {_local(t.valid_from, lane)}",
                            STAGE_SCOPE)
