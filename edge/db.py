@@ -96,6 +96,13 @@ def m003_config_version(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
+def m004_sync_agent(db: sqlite_utils.Database) -> None:
+    """What the sync agent keeps: per stream the count of changes received (compared with the
+    hub's checksum) and the last error; the hub's reason for a refused entry."""
+    _run_script(db, _M004)
+
+
+@migrations()
 def m006_web(db: sqlite_utils.Database) -> None:
     """The local web pages: a language per staff account, server-side staff sessions, commands
     for the gate runtime (device tests, opening a lane), and where an imported entry came from."""
@@ -297,6 +304,15 @@ ALTER TABLE entries ADD COLUMN acked_at TEXT;
 ALTER TABLE entries ADD COLUMN ack_status TEXT
     CHECK (ack_status IN ('stored', 'duplicate', 'conflict', 'refused'));
 CREATE INDEX entries_unacked ON entries(seq) WHERE acked_at IS NULL;
+"""
+
+_M004 = """
+ALTER TABLE sync_state ADD COLUMN changes INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sync_state ADD COLUMN last_error TEXT;
+ALTER TABLE sync_state ADD COLUMN last_error_at TEXT;
+INSERT INTO sync_state (stream) VALUES ('entries'), ('heartbeat');
+ALTER TABLE entries ADD COLUMN ack_reason TEXT;
+CREATE INDEX entries_refused ON entries(ack_reason) WHERE ack_status = 'refused';
 """
 
 _M006 = """
