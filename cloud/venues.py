@@ -91,6 +91,9 @@ def add_gate(conn: sa.Connection, venue_id: int, code: str, name: str,
              zone_codes: Iterable[str] = (), reentry: bool = False,
              realname_mode: str = "ticket", open_before_min: int = 30,
              close_after_min: int = 60, actor: str = SYSTEM) -> int:
+    if conn.execute(sa.select(gates.c.id).where(gates.c.venue_id == venue_id,
+                                                gates.c.code == code)).first():
+        raise VenueError(f"gate {code!r} exists already at this venue")
     zone_ids = []
     for zc in zone_codes:
         row = conn.execute(sa.select(zones.c.id).where(zones.c.venue_id == venue_id,
