@@ -18,8 +18,14 @@ from cloud.db import DEFAULT_URL, make_engine
 from cloud.secret import hub_secret
 
 
+def instance_path() -> str:
+    """Where the hub keeps files that are not in the database ($WICKET_HUB_INSTANCE, else
+    Flask's instance folder)."""
+    return os.environ.get("WICKET_HUB_INSTANCE") or Flask("cloud").instance_path
+
+
 def create_app(config: dict[str, Any] | None = None) -> Flask:
-    app = Flask("cloud", instance_path=os.environ.get("WICKET_HUB_INSTANCE") or None)
+    app = Flask("cloud", instance_path=instance_path())
     app.config.update(DATABASE_URL=os.environ.get("WICKET_HUB_DB", DEFAULT_URL),
                       MAX_CONTENT_LENGTH=16 * 1024 * 1024,
                       HUB_PUBLIC_URL=os.environ.get("WICKET_HUB_PUBLIC_URL") or None,

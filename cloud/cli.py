@@ -42,8 +42,9 @@ def cmd_init(args) -> int:
 def cmd_serve(args) -> int:
     from gunicorn.app.base import BaseApplication
 
-    from cloud.app import create_app
+    from cloud.app import create_app, instance_path
     from cloud.db import current_revision, make_engine
+    from cloud.secret import SecretError, hub_secret
 
     engine = make_engine(args.db)
     if current_revision(engine) is None:
@@ -51,13 +52,9 @@ def cmd_serve(args) -> int:
               file=sys.stderr)
         return 2
     engine.dispose()
-    from flask import Flask
-
-    from cloud.secret import SecretError, hub_secret
     try:
         # made once here, before the workers start, so that they all sign with the same key
-        secret = hub_secret(args.db, os.environ.get("WICKET_HUB_INSTANCE")
-                            or Flask("cloud").instance_path)
+        secret = hub_secret(args.db, instance_path())
     except (SecretError, OSError) as e:
         print(f"wicket-hub: no secret key for the pages: {e}", file=sys.stderr)
         return 2

@@ -16,6 +16,7 @@ from cloud.venues import (
     create_venue,
     export_seats_csv,
     import_seats_csv,
+    update_gate,
 )
 from sync.changes import REALNAME_MODES
 
@@ -118,33 +119,87 @@ def create_zone(venue_id: int):
     return back("venues.detail", venue_id=venue_id)
 
 
+def _gate_form(code_required: bool = True) -> tuple[dict, str | None]:
+    f = {"code": request.form.get("code", "").strip(), "name": request.form.get("name", "").strip(),
+         "realname_mode": request.form.get("realname_mode", "ticket"),
+         "open_before_min": int_field("open_before_min", 0, 1440, 30),
+         "close_after_min": int_field("close_after_min", 0, 1440, 60),
+         "reentry": request.form.get("reentry") == "yes", "zones": request.form.getlist("zone")}
+    error = None
+    if (code_required and (not f["code"] or len(f["code"]) > CODE_MAX)) or not f["name"]:
+        error = _("A gate needs a code (up to 40 characters) and a name.")
+    elif f["realname_mode"] not in REALNAME_MODES:
+        error = _("Choose one of the real-name modes.")
+    elif f["open_before_min"] is None or f["close_after_min"] is None:
+        error = _("Minutes before and after are whole numbers from 0 to 1440.")
+    return f, error
+
+
 @bp.post("/<int:venue_id>/gates")
 @roles()
 def create_gate(venue_id: int):
-    code, name = request.form.get("code", "").strip(), request.form.get("name", "").strip()
-    mode = request.form.get("realname_mode", "ticket")
-    before = int_field("open_before_min", 0, 1440, 30)
-    after = int_field("close_after_min", 0, 1440, 60)
-    error = None
-    if not code or len(code) > CODE_MAX or not name:
-        error = _("A gate needs a code (up to 40 characters) and a name.")
-    elif mode not in REALNAME_MODES:
-        error = _("Choose one of the real-name modes.")
-    elif before is None or after is None:
-        error = _("Minutes before and after are whole numbers from 0 to 1440.")
+    f, error = _gate_form()
+    code = f["code"]
     if error is None:
         try:
             with engine().begin() as conn:
                 venue_or_404(conn, venue_id)
-                add_gate(conn, venue_id, code, name, request.form.getlist("zone"),
-                         reentry=request.form.get("reentry") == "yes", realname_mode=mode,
-                         open_before_min=before, close_after_min=after, actor=actor())
+                add_gate(conn, venue_id, code, f["name"], f["zones"], reentry=f["reentry"],
+                         realname_mode=f["realname_mode"],
+                         open_before_min=f["open_before_min"],
+                         close_after_min=f["close_after_min"], actor=actor())
         except VenueError as e:
             error = str(e)
     if error:
         refused(error)
         return _detail(venue_id, 422)
     ok(_("Gate %(code)s added.", code=code))
+    return back("venues.detail", venue_id=venue_id)
+
+
+def _gate_or_404(conn: sa.Connection, venue_id: int, gate_id: int):
+    gate = conn.execute(sa.select(gates).where(gates.c.id == gate_id,
+                                               gates.c.venue_id == venue_id)).first()
+    if gate is None:
+        abort(404)
+    return gate
+
+
+def _gate_page(venue_id: int, gate_id: int, status: int = 200):
+    with engine().connect() as conn:
+        v = venue_or_404(conn, venue_id)
+        gate = _gate_or_404(conn, venue_id, gate_id)
+        zone_rows = conn.execute(sa.select(zones).where(zones.c.venue_id == venue_id)
+                                 .order_by(zones.c.code)).all()
+        admitted = set(conn.execute(sa.select(gate_zones.c.zone_id)
+                                    .where(gate_zones.c.gate_id == gate_id)).scalars())
+    return render_template("venues/gate.html", venue=v, gate=gate, zones=zone_rows,
+                           admitted=admitted, modes=REALNAME_MODES), status
+
+
+@bp.get("/<int:venue_id>/gates/<int:gate_id>")
+@roles("sales", "ops")
+def gate(venue_id: int, gate_id: int):
+    return _gate_page(venue_id, gate_id)
+
+
+@bp.post("/<int:venue_id>/gates/<int:gate_id>")
+@roles()
+def edit_gate(venue_id: int, gate_id: int):
+    f, error = _gate_form(code_required=False)
+    if error is None:
+        try:
+            with engine().begin() as conn:
+                _gate_or_404(conn, venue_id, gate_id)
+                update_gate(conn, gate_id, f["name"], f["zones"], f["reentry"],
+                            f["realname_mode"], f["open_before_min"], f["close_after_min"],
+                            actor=actor())
+        except VenueError as e:
+            error = str(e)
+    if error:
+        refused(error)
+        return _gate_page(venue_id, gate_id, 422)
+    ok(_("Gate saved: the venue's appliances take it at their next sync."))
     return back("venues.detail", venue_id=venue_id)
 
 

@@ -101,13 +101,12 @@ def csrf_field() -> Markup:
 def sign_in(who) -> None:
     """A new server-side session, a new cookie and a new CSRF token (no session fixation)."""
     with engine().begin() as conn:
+        if session.get("sid"):  # signing in again ends the session this browser had
+            staff_sessions.end_session(conn, session["sid"])
         token = staff_sessions.start_session(conn, who)
-    lang = session.get("lang")
     session.clear()
     session["sid"] = token
     session["csrf"] = secrets.token_urlsafe(32)
-    if lang:
-        session["lang"] = lang
 
 
 def sign_out() -> None:

@@ -115,3 +115,29 @@ def test_a_good_seat_map_imports_and_downloads_again(hub):
     assert "L2,B,C1,2,贵宾,yes,no,no" in body
     assert len(body.strip().splitlines()) == before + 3
     assert upload(ops, hub.venue, good.encode()).status_code == 403
+
+
+def test_admin_changes_a_gates_zones_and_policy_and_the_venue_is_told(hub):
+    admin = hub.client("admin")
+    with hub.engine.connect() as conn:
+        gate_id = conn.execute(sa.select(gates.c.id).where(gates.c.code == "G1")).scalar()
+    path = f"/venues/{hub.venue}/gates/{gate_id}"
+    assert "Save gate" not in text(hub.client("ops").get(path))
+    assert post(hub.client("ops"), path, {"name": "x"}, page="/venues").status_code == 403
+    r = post(admin, path, {"name": "Gate 1 North", "zone": ["A", "B"], "reentry": "yes",
+                           "realname_mode": "id_only", "open_before_min": "90",
+                           "close_after_min": "15"}, page="/venues")
+    assert r.status_code == 303
+    bad = post(admin, path, {"name": "Gate 1", "zone": ["Q"]}, page="/venues")
+    assert bad.status_code == 422 and "no zone &#39;Q&#39;" in text(bad)
+    with hub.engine.connect() as conn:
+        gate = conn.execute(sa.select(gates).where(gates.c.id == gate_id)).one()
+        sent = conn.execute(sa.select(change_log.c.record).where(change_log.c.kind == "gate")
+                            .order_by(change_log.c.seq.desc())).scalars().first()
+        audit = conn.execute(sa.select(audit_log).where(audit_log.c.action == "gate.update")
+                             ).one()
+    assert (gate.name, gate.reentry, gate.realname_mode, gate.open_before_min) == \
+        ("Gate 1 North", True, "id_only", 90)
+    assert len(sent["zones"]) == 2 and sent["realname_mode"] == "id_only"
+    assert len(audit.before["zones"]) == 1 and audit.actor == f"staff:{hub.staff['admin']}"
+    assert "ID card alone" in text(admin.get(f"/venues/{hub.venue}"))
