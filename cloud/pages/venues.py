@@ -35,16 +35,20 @@ def all_venues(conn: sa.Connection) -> list:
     return conn.execute(sa.select(venues).order_by(venues.c.code)).all()
 
 
-@bp.get("")
-@roles("sales", "ops")
-def index():
+def _index(form: dict, status: int = 200):
     with engine().connect() as conn:
         rows = conn.execute(
             sa.select(venues, sa.func.count(seats.c.id).label("seats"))
             .outerjoin(seats, sa.and_(seats.c.venue_id == venues.c.id,
                                       seats.c.removed.is_(False)))
             .group_by(*venues.c).order_by(venues.c.code)).all()
-    return render_template("venues/index.html", venues=rows, form={})
+    return render_template("venues/index.html", venues=rows, form=form), status
+
+
+@bp.get("")
+@roles("sales", "ops")
+def index():
+    return _index({})
 
 
 @bp.post("")
@@ -65,10 +69,7 @@ def create():
             ok(_("Venue %(code)s created.", code=form["code"]))
             return back("venues.detail", venue_id=venue_id)
     refused(error)
-    with engine().connect() as conn:
-        rows = conn.execute(sa.select(venues, sa.literal(0).label("seats"))
-                            .order_by(venues.c.code)).all()
-    return render_template("venues/index.html", venues=rows, form=form), 422
+    return _index(form, 422)
 
 
 def _detail(venue_id: int, status: int = 200, **extra):
