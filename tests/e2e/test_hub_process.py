@@ -49,12 +49,12 @@ def hub_process(tmp_path):
          "--workers", "2"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONPATH": str(ROOT)}, text=True)
     base = f"http://127.0.0.1:{port}/api/sync/v1"
-    deadline = time.monotonic() + 90  # generous: a loaded 2-core machine starts slowly
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
             requests.post(f"{base}/heartbeat", json={}, timeout=5)
             break
-        except (requests.ConnectionError, requests.Timeout):
+        except (requests.ConnectionError, requests.Timeout):  # not listening, or still booting
             assert proc.poll() is None, proc.stdout.read()
             time.sleep(0.1)
     yield base, token, issued, proc
