@@ -143,10 +143,11 @@ class ModbusTurnstile:
 
     def poll(self, timeout: float) -> list[TurnstileEvent]:
         deadline = time.monotonic() + max(timeout, 0)
-        events = [TurnstileEvent(TurnstileEventKind.TIMEOUT, d) for d in self._orphaned]
-        self._orphaned.clear()
         while True:
-            events += self._scan()
+            scanned = self._scan()  # may raise: orphaned timeouts stay for the next poll
+            events = [TurnstileEvent(TurnstileEventKind.TIMEOUT, d) for d in self._orphaned]
+            self._orphaned.clear()
+            events += scanned
             now = time.monotonic()
             if events or now >= deadline:
                 return events
@@ -221,8 +222,7 @@ class ModbusTurnstile:
         if reply.isError():
             code = getattr(reply, "exception_code", 0)
             detail = f"{what}: board refused with exception {code:02x}"
-            if code == rtu.ILLEGAL_ADDRESS and isinstance(reply, ModbusPDU) \
-                    and what.startswith("flash"):
+            if code == rtu.ILLEGAL_ADDRESS and what.startswith("flash"):
                 detail += " (does this board support flash-on at 0x0200 + relay?)"
             self._health.failed("refused", detail)
             raise PermanentError(detail, self.device_id)

@@ -137,15 +137,18 @@ class OneTechTurnstile:
         self._health.count("unlocks")
 
     def poll(self, timeout: float) -> list[TurnstileEvent]:
-        events, self._orphaned = self._orphaned, []
         deadline = time.monotonic() + max(timeout, 0)
+        events: list[TurnstileEvent] = []
         while True:
             if not self._link.is_open:
                 raise PermanentError("turnstile port is not open", self.device_id)
-            wait = max(min([deadline, *self._pending.values()]) - time.monotonic(), 0)
+            wait = 0.0 if self._orphaned else \
+                max(min([deadline, *self._pending.values()]) - time.monotonic(), 0)
             data = self._guard(lambda wait=wait: self._link.read(wait))
-            events += self._take(data)
-            events += self._expired()
+            # Parsed events are kept across a failure below, like orphaned timeouts.
+            self._orphaned += self._take(data)
+            self._orphaned += self._expired()
+            events, self._orphaned = events + self._orphaned, []
             if events or time.monotonic() >= deadline:
                 return events
 

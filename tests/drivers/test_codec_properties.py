@@ -5,7 +5,7 @@ anything but FrameError."""
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drivers import idcard, modbus_rtu, onetech_turnstile, usb_relay
@@ -15,6 +15,9 @@ from drivers.serial_scanner import LineSplitter
 from drivers.wedge import KeyDecoder, pack_event, parse_events
 from tests.drivers.test_wedge import typed
 
+# No per-example deadline: these tests check results, not speed, and timing varies with load.
+QUIET = settings(deadline=None)
+
 
 def _chunks(data: bytes, cuts: list[int]) -> list[bytes]:
     points = sorted({c % (len(data) + 1) for c in cuts})
@@ -22,6 +25,7 @@ def _chunks(data: bytes, cuts: list[int]) -> list[bytes]:
     return [data[a:b] for a, b in zip(edges, edges[1:], strict=False)]
 
 
+@QUIET
 @given(st.binary(min_size=2, max_size=64), st.data())
 def test_a_crc_always_verifies_and_any_flipped_bit_is_caught(body, data):
     frame = modbus_rtu.with_crc(body)
@@ -33,6 +37,7 @@ def test_a_crc_always_verifies_and_any_flipped_bit_is_caught(body, data):
         modbus_rtu.check_crc(broken)
 
 
+@QUIET
 @given(st.binary(max_size=40))
 def test_parsers_raise_only_frame_errors(data):
     outcomes = []
@@ -45,6 +50,7 @@ def test_parsers_raise_only_frame_errors(data):
     assert len(outcomes) == 5 and all(o is not None for o in outcomes)
 
 
+@QUIET
 @given(st.lists(st.tuples(st.sampled_from([0x81, 0x44]), st.sampled_from(list(Direction))),
                 max_size=6),
        st.lists(st.binary(max_size=5).filter(lambda b: 0xFE not in b), max_size=6))
@@ -58,6 +64,7 @@ def test_onetech_frames_survive_garbage_between_them(messages, noise):
     assert frames == expected and rest == b""
 
 
+@QUIET
 @given(st.lists(st.binary(max_size=300), max_size=4), st.lists(st.integers(0, 2000)))
 def test_idcard_frames_split_the_same_in_any_chunking(payloads, cuts):
     frames = [idcard.reply(0x90, p) for p in payloads]
@@ -69,6 +76,7 @@ def test_idcard_frames_split_the_same_in_any_chunking(payloads, cuts):
     assert got == frames and [idcard.decode_reply(f).data for f in got] == payloads
 
 
+@QUIET
 @given(st.lists(st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E)),
                 max_size=5),
        st.sampled_from([b"\r", b"\n", b"\r\n"]), st.lists(st.integers(0, 500)))
@@ -79,6 +87,7 @@ def test_lines_come_out_the_same_in_any_chunking(lines, end, cuts):
     assert got == [line for line in lines if line]
 
 
+@QUIET
 @given(st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
                         "-._/:?!@#+=", min_size=1, max_size=60),
        st.lists(st.integers(0, 5000)))

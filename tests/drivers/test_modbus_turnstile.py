@@ -199,3 +199,15 @@ def test_a_port_that_does_not_exist_is_permanent(tmp_path):
     with pytest.raises(PermanentError, match="no serial port"):
         turnstile.open()
     assert turnstile.health().state is DeviceState.DOWN
+
+
+def test_an_annulled_unlock_survives_a_failed_poll(board, turnstile):
+    board.person = NEVER
+    turnstile.unlock(Direction.B)
+    turnstile.close()
+    turnstile.open()
+    board.garble = True
+    with pytest.raises(TemporaryError):
+        turnstile.poll(0.0)
+    board.garble = False
+    assert kinds(turnstile.poll(0.0)) == [(Kind.TIMEOUT, Direction.B)]

@@ -10,7 +10,7 @@ from drivers.base import DeviceState, Direction, PermanentError, TemporaryError,
 from drivers.base import TurnstileEventKind as Kind
 from drivers.protocol import FrameError
 from drivers.sim.onetech_turnstile import HESITATES, NEVER, REVERSES, OneTechTurnstileSim
-from tests.drivers.waiting import poll_until
+from tests.drivers.waiting import poll_until, until
 
 
 @pytest.mark.parametrize("frame, code, direction", [
@@ -168,3 +168,16 @@ def test_unplug_and_replug(gate, turnstile):
     assert kinds(turnstile.poll(0.0)) == [(Kind.TIMEOUT, Direction.A)]
     turnstile.unlock(Direction.A)
     assert kinds(poll_until(turnstile, bool)) == [(Kind.PASSED, Direction.A)]
+
+
+def test_an_annulled_open_survives_a_garbled_poll(gate, turnstile):
+    gate.person, gate.gate_timeout_s = NEVER, 30
+    turnstile.unlock(Direction.B)
+    turnstile.close()
+    turnstile.open()
+    noise = b"\xfe\x81\x02\x00\x00\x00\x00\x00\x00\x00"  # a start byte, then no frame
+    gate.send_raw(noise)
+    until(lambda: gate.sent and gate.sent[-1] == noise)
+    with pytest.raises(TemporaryError, match="garbled"):
+        turnstile.poll(0.0)
+    assert kinds(turnstile.poll(0.0)) == [(Kind.TIMEOUT, Direction.B)]
