@@ -1,1 +1,3 @@
-"""Simulators: each speaks its device's protocol over a real transport, with fault switches."""
+"""Simulators: each speaks its device's protocol over a real transport (the far end of a pty
+pair, a loopback socket, a video file), runs its loop in a thread, and has fault switches as
+attributes, for the tests and the demo."""
