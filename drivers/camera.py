@@ -121,6 +121,7 @@ class CameraSettings:
     roi: tuple[float, float, float, float] | None = None  # x, y, w, h as fractions of the frame
     fps: float | None = None        # asked of a camera; the clock of an image sequence (def. 25)
     realtime: bool = False          # play a file or image sequence at its frame rate
+    replay: bool = False            # start a file over when it ends (else it plays once)
     open_timeout_s: float = 5.0     # a stream that does not open in this time is down
     read_timeout_s: float = 3.0     # a live source with no frame for this long is gone
     max_bad_frames: int = 25        # consecutive unreadable frames before the source is gone
@@ -207,6 +208,9 @@ class _FileSource:
         self.fps = fps
         self.total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.index = 0
+        self.ended = False
+        self._pos = 0            # frames into the current pass through the recording
+        self._good_in_pass = False
         self.bad_frames = 0
         self.dropped_frames = 0
         self._bad_run = 0
@@ -224,15 +228,29 @@ class _FileSource:
         while True:
             ok, image = self.cap.read()
             i = self.index
-            self.index += 1
             if ok and image is not None and image.size:
+                self.index += 1
+                self._pos += 1
+                self._good_in_pass = True
                 self._bad_run = 0
                 return Frame(image, i, i / self.fps, time.monotonic(), utcnow())
-            if i >= self.total or self._bad_run >= self.settings.max_bad_frames:
+            if self._pos >= self.total:  # the end of the recording
+                if self.settings.replay and self._good_in_pass:
+                    # start over with the clock running on: a demo loop is one long recording
+                    self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                    self._pos = 0
+                    self._good_in_pass = False
+                    continue
+                self.ended = True
                 raise PermanentError(f"camera source {self.settings.source!r} ended after "
                                      f"{i} frames")
+            self.index += 1
+            self._pos += 1
             self.bad_frames += 1
             self._bad_run += 1
+            if self._bad_run >= self.settings.max_bad_frames:
+                raise PermanentError(f"camera source {self.settings.source!r}: "
+                                     f"{self._bad_run} unreadable frames in a row")
 
     def close(self) -> None:
         self.cap.release()
@@ -342,6 +360,7 @@ class QrCamera:
         self._bad_at: deque[float] = deque(maxlen=50)
         self._last_frame_at: datetime | None = None
         self._last_error = ""
+        self._played_out = False
         self._resolution = ""
         self.frames = 0
         self.bad_frames = 0
@@ -360,6 +379,9 @@ class QrCamera:
     def open(self) -> None:
         if self._source is not None:
             return
+        if self._played_out:
+            raise PermanentError(f"camera {self.device_id}: {self.settings.source} has been "
+                                 "played to its end (set replay to loop it)", self.device_id)
         try:
             cap = _open_capture(self.settings)
         except PermanentError as exc:
@@ -368,8 +390,6 @@ class QrCamera:
         if self.settings.kind in (SourceKind.CAMERA, SourceKind.STREAM):
             self._source = _LiveSource(self.settings, cap)
         else:
-            # A file starts over when reopened; its clock does too.
-            self._debounce.clear()
             self._source = _FileSource(self.settings, cap)
         self._pending.clear()
         self._last_error = ""
@@ -429,6 +449,8 @@ class QrCamera:
         source, self._source = self._source, None
         if source is not None:
             self.bad_frames += source.bad_frames
+            if isinstance(source, _FileSource) and source.ended:
+                self._played_out = True
             source.close()
 
     def _fps(self) -> float:

@@ -179,15 +179,22 @@ def test_codes_in_a_video_come_out_once_each_in_order_with_debounce(tmp_path):
     assert health.metrics["scans"] == 4 and health.metrics["bad_frames"] == 0
 
 
-def test_a_video_reopened_plays_again_from_the_start(tmp_path):
+def test_a_video_plays_once_or_loops_when_replayed(tmp_path):
     code = ticket_like(20)
     video = scenes.write_video(tmp_path / "one.avi", scenes.frames(
-        (640, 480), scenes.timeline([(None, 3), (code, 6), (None, 3)])), fps=15)
-    camera = QrCamera("cam-1", CameraSettings(source=str(video)))
-    camera.open()
-    assert [s.data for s in read_all(camera)] == [code]
-    camera.open()
-    assert [s.data for s in read_all(camera)] == [code]
+        (640, 480), scenes.timeline([(None, 3), (code, 6), (None, 12)])), fps=15)
+    once = QrCamera("cam-1", CameraSettings(source=str(video), debounce_s=0.5))
+    once.open()
+    assert [s.data for s in read_all(once)] == [code]
+    with pytest.raises(PermanentError) as exc:
+        once.open()  # a recording played to its end stays ended: nothing is scanned twice
+    assert "played to its end" in str(exc.value)
+
+    loop = QrCamera("cam-2", CameraSettings(source=str(video), debounce_s=0.5, replay=True))
+    loop.open()
+    scans = read_until(loop, 3)
+    assert [s.data for s in scans] == [code] * 3
+    assert [s.fields["frame"] for s in scans] == [3, 24, 45]  # one clock across the loops
 
 
 def test_a_long_debounce_merges_a_code_presented_twice(tmp_path):
