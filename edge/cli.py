@@ -4,6 +4,7 @@
     wicket-edge --config FILE import FILE     load an allowlist file (JSON lines of sync changes)
     wicket-edge --config FILE scan --lane L CODE
     wicket-edge --config FILE entries
+    wicket-edge --config FILE gates           run the lanes (the gate runtime service)
 
 Exit status: 0 success (for ``scan``: admitted), 1 refused by the rules, 2 bad input or a fault.
 """
@@ -186,6 +187,12 @@ def _local(dt: datetime, tz: ZoneInfo) -> str:
     return dt.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def cmd_gates(args) -> int:
+    from edge.gates import runtime
+
+    return runtime.run_from_config(config_mod.load(args.config), **runtime.options_from(args))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wicket-edge", description="Wicket venue appliance tools.")
     p.add_argument("--config", help=f"configuration file (default: ${config_mod.ENV_VAR} or "
@@ -216,6 +223,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--limit", type=int, default=20)
     s.add_argument("--lane", help="only this lane")
     s.set_defaults(func=cmd_entries)
+
+    from edge.gates.runtime import add_options
+
+    s = sub.add_parser("gates", help="run the lanes: devices, decisions, turnstiles")
+    add_options(s)
+    s.set_defaults(func=cmd_gates)
     return p
 
 
