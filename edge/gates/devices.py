@@ -356,5 +356,5 @@ def _pulse_s(driver: Any) -> float:
     ticks = getattr(driver, "ticks", None)
     if isinstance(ticks, int):
         return ticks / 10
-    pulse_ms = getattr(driver, "pulse_ms", None)
-    return pulse_ms / 1000 if isinstance(pulse_ms, int | float) else 0.0
+    pulse_s = getattr(driver, "pulse_s", None)
+    return float(pulse_s) if isinstance(pulse_s, int | float) else 0.0
