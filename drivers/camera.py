@@ -31,7 +31,15 @@ from typing import Any
 import cv2
 import numpy as np
 
-from drivers.base import DeviceState, Health, PermanentError, Scan, ScanKind, utcnow
+from drivers.base import (
+    DeviceState,
+    Health,
+    PermanentError,
+    Scan,
+    ScanKind,
+    TemporaryError,
+    utcnow,
+)
 from drivers.settings import SettingsError, settings_from
 
 log = logging.getLogger(__name__)
@@ -359,6 +367,7 @@ class QrCamera:
         self._decode_ms: deque[float] = deque(maxlen=50)
         self._bad_at: deque[float] = deque(maxlen=50)
         self._last_frame_at: datetime | None = None
+        self._last_image: np.ndarray | None = None
         self._last_error = ""
         self._played_out = False
         self._resolution = ""
@@ -443,6 +452,31 @@ class QrCamera:
     def close(self) -> None:
         self._close_source()
 
+    def snapshot(self) -> tuple[np.ndarray, list[str]]:
+        """The last frame judged, with the codes zxing-cpp finds in it outlined in green (and
+        the region of interest in blue), and their texts: for an admin aiming the camera."""
+        import zxingcpp
+
+        if self._last_image is None:
+            raise TemporaryError(f"camera {self.device_id}: no frame yet", self.device_id)
+        image = self._last_image
+        picture = image.copy() if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        gray = cv2.cvtColor(picture, cv2.COLOR_BGR2GRAY)
+        found = zxingcpp.read_barcodes(gray, formats=zxingcpp.BarcodeFormat.QRCode)
+        for result in found:
+            p = result.position
+            corners = np.array([[p.top_left.x, p.top_left.y], [p.top_right.x, p.top_right.y],
+                                [p.bottom_right.x, p.bottom_right.y],
+                                [p.bottom_left.x, p.bottom_left.y]], np.int32)
+            cv2.polylines(picture, [corners], True, (0, 200, 0), 3)
+        if self.settings.roi is not None:
+            h, w = picture.shape[:2]
+            x, y, rw, rh = self.settings.roi
+            cv2.rectangle(picture, (int(x * w), int(y * h)), (int((x + rw) * w) - 1,
+                                                               int((y + rh) * h) - 1),
+                          (200, 0, 0), 2)
+        return picture, [r.text for r in found]
+
     # Internals -------------------------------------------------------------------------------
 
     def _close_source(self) -> None:
@@ -480,6 +514,7 @@ class QrCamera:
         self._frame_times.append(frame.grabbed_at)
         self._last_frame_at = frame.at
         image = frame.image
+        self._last_image = image
         self._resolution = f"{image.shape[1]}x{image.shape[0]}" if image.ndim >= 2 else "?"
         t0 = time.perf_counter()
         try:

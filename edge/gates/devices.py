@@ -167,6 +167,7 @@ class DeviceWorker(threading.Thread):
         self._halt = threading.Event()
         self._unlocks: queue.Queue[UnlockRequest] = queue.Queue()
         self._held: UnlockRequest | None = None
+        self._calls: queue.Queue[tuple[Callable, Callable]] = queue.Queue()
         self._next_unlock_at = 0.0
         self._lock = threading.Lock()
 
@@ -181,6 +182,11 @@ class DeviceWorker(threading.Thread):
                          self.has_feedback)
             return
         self._unlocks.put(request)
+
+    def call(self, fn: Callable[[Any], Any], done: Callable[[Any, str | None], None]) -> None:
+        """Run ``fn(driver)`` in this device's thread (the only one that touches the driver);
+        ``done(result, error)`` is called there afterwards."""
+        self._calls.put((fn, done))
 
     def snapshot(self) -> tuple[DeviceState, str, dict[str, Any]]:
         with self._lock:
@@ -209,6 +215,9 @@ class DeviceWorker(threading.Thread):
         finally:
             self._close()
             self._fail_unlocks(f"turnstile {self.row.id} stopped")
+            while not self._calls.empty():
+                _, done = self._calls.get_nowait()
+                done(None, f"device {self.row.id} stopped")
 
     def _connect(self) -> bool:
         try:
@@ -234,6 +243,7 @@ class DeviceWorker(threading.Thread):
     def _serve(self) -> None:
         last_health = 0.0
         while not self._halt.is_set():
+            self._run_calls()
             if self.is_turnstile:
                 self._turnstile_step()
             else:
@@ -242,6 +252,19 @@ class DeviceWorker(threading.Thread):
             if now - last_health > 0.5:
                 last_health = now
                 self._refresh_health()
+
+    def _run_calls(self) -> None:
+        while True:
+            try:
+                fn, done = self._calls.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                result = fn(self.driver)
+            except Exception as exc:  # noqa: BLE001 - the caller gets the failure as text
+                done(None, str(exc) or type(exc).__name__)
+            else:
+                done(result, None)
 
     def _reader_step(self) -> None:
         try:

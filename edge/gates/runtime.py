@@ -313,10 +313,32 @@ class GateRuntime:
             self._finish(item["id"], "failed", {"ok": False, "message": "the device is not up"})
             return
         action = item["args"].get("action", "")
+        if worker.row.kind == "qr_camera" and action == "snapshot":
+            worker.call(lambda driver: driver.snapshot(),
+                        lambda result, error, cid=item["id"]: self._snapshot_done(cid, result,
+                                                                                  error))
+            return
         with self._lock:
             self._tests[worker.row.id] = (item["id"], time.monotonic() + TEST_TIMEOUT_S, action)
         if worker.row.kind == TURNSTILE_KIND:
             worker.unlock(UnlockRequest(Direction.A, f"test:{item['id']}", self._test_unlocked))
+
+    def _snapshot_done(self, cid: int, result, error: str | None) -> None:
+        if error is not None:
+            self._finish_later(cid, "failed", {"ok": False, "message": error})
+            return
+        import base64
+
+        import cv2
+
+        picture, codes = result
+        ok, png = cv2.imencode(".png", picture)
+        if not ok:
+            self._finish_later(cid, "failed", {"ok": False, "message": "cannot encode PNG"})
+            return
+        self._finish_later(cid, "done", {"ok": True, "message": f"{len(codes)} code(s)",
+                                         "codes": codes,
+                                         "snapshot_png": base64.b64encode(png).decode()})
 
     def _test_unlocked(self, token: str, error: str | None, has_feedback: bool) -> None:
         cid = int(token.split(":", 1)[1])

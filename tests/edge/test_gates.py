@@ -301,3 +301,53 @@ def test_systemd_ready_and_watchdog(venue_db, db_path, vault, scanner, tmp_path,
         sink.close()
     assert got[0].startswith("READY=1") and "1 lanes" in got[0]
     assert got[-1] == "STOPPING=1"
+
+
+def test_command(conn, device_id: str, action: str) -> int:
+    now = utcnow()
+    return conn.execute(
+        "INSERT INTO device_commands (created_at, expires_at, actor, command, device_id, args) "
+        "VALUES (?, ?, 'admin1', 'test', ?, ?)",
+        (to_iso(now), to_iso(now + timedelta(seconds=60)), device_id,
+         json.dumps({"action": action}))).lastrowid
+
+
+def test_device_tests_from_the_web_pages(venue_db, db_path, vault, scanner, tmp_path):
+    import base64
+
+    import cv2
+    import numpy as np
+
+    from drivers.sim import scenes
+
+    venue, conn = venue_db
+    shown = code(venue, 1001)
+    video = scenes.write_video(tmp_path / "aim.avi", scenes.frames(
+        (640, 480), scenes.timeline([(shown, 30)])), fps=15)
+    with board_for() as board:
+        add_device(conn, "ts-1", N1, "turnstile", {"port": board.port})
+        add_device(conn, "scan-1", N1, "barcode_scanner", {"port": scanner.port})
+        add_device(conn, "cam-1", None, "qr_camera", {"source": str(video), "realtime": True,
+                                                    "replay": True, "debounce_s": 60})
+        with RuntimeThread(db_path, vault):
+            wait_for(lambda: all(device_state(conn, d) == "up"
+                                 for d in ("ts-1", "scan-1", "cam-1")), what="devices up")
+            pulse = test_command(conn, "ts-1", "pulse")
+            wait_for(lambda: status_of(conn, pulse)[0] == "done", what="the pulse")
+            assert status_of(conn, pulse)[1]["ok"] is True
+            read = test_command(conn, "scan-1", "read_scan")
+            wait_for(lambda: conn.execute("SELECT status FROM device_commands WHERE id = ?",
+                                          (read,)).fetchone()[0] == "running", what="taken")
+            scanner.scan("TEST-LABEL-42")
+            wait_for(lambda: status_of(conn, read)[0] == "done", what="the read")
+            assert status_of(conn, read)[1] == {"ok": True, "message": "read",
+                                                "scan": "TEST-LABEL-42"}
+            snap = test_command(conn, "cam-1", "snapshot")
+            wait_for(lambda: status_of(conn, snap)[0] == "done", what="the snapshot")
+            result = status_of(conn, snap)[1]
+    assert result["codes"] == [shown]
+    png = cv2.imdecode(np.frombuffer(base64.b64decode(result["snapshot_png"]), np.uint8),
+                       cv2.IMREAD_COLOR)
+    assert png.shape == (480, 640, 3)
+    assert entries(conn) == []  # a test scan is not a decision
+    assert flashes(board) == 1
