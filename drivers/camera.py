@@ -131,6 +131,7 @@ class CameraSettings:
     realtime: bool = False          # play a file or image sequence at its frame rate
     replay: bool = False            # start a file over when it ends (else it plays once)
     open_timeout_s: float = 5.0     # a stream that does not open in this time is down
+    http_reader: str = "native"     # MJPEG over HTTP: "native" (newest frame only) or "ffmpeg"
     read_timeout_s: float = 3.0     # a live source with no frame for this long is gone
     max_bad_frames: int = 25        # consecutive unreadable frames before the source is gone
 
@@ -152,6 +153,8 @@ class CameraSettings:
             raise ValueError("fps: must be positive")
         if self.max_bad_frames < 1:
             raise ValueError("max_bad_frames: must be at least 1")
+        if self.http_reader not in ("native", "ffmpeg"):
+            raise ValueError(f"http_reader: {self.http_reader!r} is not native or ffmpeg")
 
     @property
     def kind(self) -> SourceKind:
@@ -392,14 +395,16 @@ class QrCamera:
             raise PermanentError(f"camera {self.device_id}: {self.settings.source} has been "
                                  "played to its end (set replay to loop it)", self.device_id)
         try:
-            cap = _open_capture(self.settings)
+            self._source = self._native_mjpeg()
+            if self._source is None:
+                cap = _open_capture(self.settings)
+                if self.settings.kind in (SourceKind.CAMERA, SourceKind.STREAM):
+                    self._source = _LiveSource(self.settings, cap)
+                else:
+                    self._source = _FileSource(self.settings, cap)
         except PermanentError as exc:
             self._last_error = str(exc)
             raise PermanentError(str(exc), self.device_id) from None
-        if self.settings.kind in (SourceKind.CAMERA, SourceKind.STREAM):
-            self._source = _LiveSource(self.settings, cap)
-        else:
-            self._source = _FileSource(self.settings, cap)
         self._pending.clear()
         self._last_error = ""
         log.info("camera %s: opened %s (%s)", self.device_id, self.settings.source,
@@ -478,6 +483,21 @@ class QrCamera:
         return picture, [r.text for r in found]
 
     # Internals -------------------------------------------------------------------------------
+
+    def _native_mjpeg(self):
+        """An http(s) source read by our own MJPEG reader, or None to let FFmpeg read it."""
+        s = self.settings
+        if s.kind is not SourceKind.STREAM or s.http_reader != "native" \
+                or not str(s.source).lower().startswith(("http://", "https://")):
+            return None
+        from drivers.mjpeg_http import MjpegHttpSource, NotMjpeg
+
+        try:
+            return MjpegHttpSource(s)
+        except NotMjpeg as exc:
+            log.info("camera %s: %s is not MJPEG (%s); reading it with FFmpeg", self.device_id,
+                     s.source, exc)
+            return None
 
     def _close_source(self) -> None:
         source, self._source = self._source, None
