@@ -109,6 +109,15 @@ def m006_web(db: sqlite_utils.Database) -> None:
     _run_script(db, _M006)
 
 
+@migrations()
+def m005_gate_runtime(db: sqlite_utils.Database) -> None:
+    """What the gate runtime keeps: the passage result of each admission made at a lane with a
+    turnstile (an admission without a passage is annulled: ``admitted`` goes back to 0, so the
+    ticket stays unused), each device's health metrics, and the commands the web pages give
+    the runtime."""
+    _run_script(db, _M005)
+
+
 def _run_script(db: sqlite_utils.Database, script: str) -> None:
     """Run statement by statement inside the migration's transaction (``executescript`` would
     commit it halfway)."""
@@ -349,4 +358,40 @@ CREATE TABLE device_commands (
 CREATE INDEX device_commands_pending ON device_commands(id) WHERE status = 'pending';
 -- Entries imported from another appliance's emergency export carry its fingerprint.
 ALTER TABLE entries ADD COLUMN imported_from TEXT;
+"""
+
+# passage: NULL where no turnstile was involved (refusals, handhelds); 'pending' while the lane
+# is open; then 'passed', 'timeout' (nobody came: annulled), 'failed' (the lane could not be
+# opened: annulled), 'no_sensor' (a turnstile without a passage input: the opening counts) or
+# 'unconfirmed' (the runtime stopped while the lane was open: the admission stands, the safe
+# side against a ticket being used twice). An entry still 'pending' is not final: it must not
+# leave the appliance before it is settled.
+_M005 = """
+ALTER TABLE entries ADD COLUMN passage TEXT
+    CHECK (passage IN ('pending', 'passed', 'timeout', 'failed', 'no_sensor', 'unconfirmed'));
+ALTER TABLE entries ADD COLUMN passage_at TEXT;
+CREATE INDEX entries_passage_pending ON entries(seq) WHERE passage = 'pending';
+ALTER TABLE devices ADD COLUMN health TEXT NOT NULL DEFAULT '{}';
+-- Work for the gate runtime, written by the web pages: 'test' a device, 'open_lane' after a
+-- supervisor's override. The runtime takes a pending row (status -> running, taken_at), does
+-- it and writes status done or failed with a JSON result; a row nobody took before expires_at
+-- is never carried out.
+CREATE TABLE IF NOT EXISTS device_commands (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at  TEXT NOT NULL,
+    expires_at  TEXT NOT NULL,
+    actor       TEXT NOT NULL,
+    command     TEXT NOT NULL CHECK (command IN ('test', 'open_lane')),
+    device_id   TEXT REFERENCES devices(id) ON DELETE CASCADE,
+    lane_id     INTEGER,
+    args        TEXT NOT NULL DEFAULT '{}',
+    status      TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'running', 'done', 'failed')),
+    taken_at    TEXT,
+    done_at     TEXT,
+    result      TEXT,
+    CHECK (device_id IS NOT NULL OR lane_id IS NOT NULL)
+);
+CREATE INDEX IF NOT EXISTS device_commands_pending ON device_commands(id)
+    WHERE status = 'pending';
 """
