@@ -303,7 +303,7 @@ def test_systemd_ready_and_watchdog(venue_db, db_path, vault, scanner, tmp_path,
     assert got[-1] == "STOPPING=1"
 
 
-def test_command(conn, device_id: str, action: str) -> int:
+def device_test(conn, device_id: str, action: str) -> int:
     now = utcnow()
     return conn.execute(
         "INSERT INTO device_commands (created_at, expires_at, actor, command, device_id, args) "
@@ -332,17 +332,17 @@ def test_device_tests_from_the_web_pages(venue_db, db_path, vault, scanner, tmp_
         with RuntimeThread(db_path, vault):
             wait_for(lambda: all(device_state(conn, d) == "up"
                                  for d in ("ts-1", "scan-1", "cam-1")), what="devices up")
-            pulse = test_command(conn, "ts-1", "pulse")
+            pulse = device_test(conn, "ts-1", "pulse")
             wait_for(lambda: status_of(conn, pulse)[0] == "done", what="the pulse")
             assert status_of(conn, pulse)[1]["ok"] is True
-            read = test_command(conn, "scan-1", "read_scan")
+            read = device_test(conn, "scan-1", "read_scan")
             wait_for(lambda: conn.execute("SELECT status FROM device_commands WHERE id = ?",
                                           (read,)).fetchone()[0] == "running", what="taken")
             scanner.scan("TEST-LABEL-42")
             wait_for(lambda: status_of(conn, read)[0] == "done", what="the read")
             assert status_of(conn, read)[1] == {"ok": True, "message": "read",
                                                 "scan": "TEST-LABEL-42"}
-            snap = test_command(conn, "cam-1", "snapshot")
+            snap = device_test(conn, "cam-1", "snapshot")
             wait_for(lambda: status_of(conn, snap)[0] == "done", what="the snapshot")
             result = status_of(conn, snap)[1]
     assert result["codes"] == [shown]
