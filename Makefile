@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: test lint venv deps bench clean demo
+.PHONY: test lint venv deps bench clean demo walkthrough
 
 # The hub's tests run on SQLite and on PostgreSQL: as root, .ci/postgres starts the Debian
 # cluster and creates the test role; otherwise set WICKET_TEST_PG to an admin URL.
@@ -26,22 +26,29 @@ $(VENV)/.installed: setup.cfg pyproject.toml .ci/debian-packages
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
-# Until the whole-system demo arrives, `make demo` runs the README's appliance walkthrough in
-# demo/: a signing key, a sample venue, an appliance database, and scans of each kind.
+# `make demo`: the whole system on this machine (the hub, one appliance's web, gates and sync
+# services, the device simulators) until Ctrl-C; ARGS="--for 60" runs it for a fixed time and
+# prints a summary. See docs/demo.md.
+ARGS ?=
 demo: venv
-	@rm -rf demo && mkdir -p demo
-	@$(VENV)/bin/wicket-codes keygen --key-id 1 --out demo/hub-key.json
-	@$(VENV)/bin/wicket-codes sample --key demo/hub-key.json --tickets 500 --out demo/allowlist.jsonl --codes demo/codes.tsv
-	@$(VENV)/bin/wicket-edge --config demo/edge.toml init
-	@$(VENV)/bin/wicket-edge --config demo/edge.toml import demo/allowlist.jsonl
+	$(PY) -m provisioning.demo $(ARGS)
+
+# The README's appliance walkthrough in demo/walkthrough/: a signing key, a sample venue, an
+# appliance database, and scans of each kind through the command line.
+walkthrough: venv
+	@rm -rf demo/walkthrough && mkdir -p demo/walkthrough
+	@$(VENV)/bin/wicket-codes keygen --key-id 1 --out demo/walkthrough/hub-key.json
+	@$(VENV)/bin/wicket-codes sample --key demo/walkthrough/hub-key.json --tickets 500 --out demo/walkthrough/allowlist.jsonl --codes demo/walkthrough/codes.tsv
+	@$(VENV)/bin/wicket-edge --config demo/walkthrough/edge.toml init
+	@$(VENV)/bin/wicket-edge --config demo/walkthrough/edge.toml import demo/walkthrough/allowlist.jsonl
 	@for case in "N1 seated" "N2 seated" "N1 refunded" "N1 unsynced" "N1 wrong_gate" "S1 realname"; do \
 	  set -- $$case; echo; echo "== lane $$1, $$2 ticket"; \
-	  $(VENV)/bin/wicket-edge --config demo/edge.toml scan --lane $$1 "$$(awk -F'\t' -v n=$$2 '$$1 == n { print $$3 }' demo/codes.tsv)" || true; \
+	  $(VENV)/bin/wicket-edge --config demo/walkthrough/edge.toml scan --lane $$1 "$$(awk -F'\t' -v n=$$2 '$$1 == n { print $$3 }' demo/walkthrough/codes.tsv)" || true; \
 	done
 	@echo; echo "== lane S1, realname ticket with the holder's ID card"
-	@awk -F'\t' '$$1 == "realname" { print $$4 }' demo/codes.tsv | \
-	  $(VENV)/bin/wicket-edge --config demo/edge.toml scan --lane S1 --id-number - "$$(awk -F'\t' '$$1 == "realname" { print $$3 }' demo/codes.tsv)"
-	@echo; $(VENV)/bin/wicket-edge --config demo/edge.toml entries
+	@awk -F'\t' '$$1 == "realname" { print $$4 }' demo/walkthrough/codes.tsv | \
+	  $(VENV)/bin/wicket-edge --config demo/walkthrough/edge.toml scan --lane S1 --id-number - "$$(awk -F'\t' '$$1 == "realname" { print $$3 }' demo/walkthrough/codes.tsv)"
+	@echo; $(VENV)/bin/wicket-edge --config demo/walkthrough/edge.toml entries
 
 bench: venv
 	$(PY) bench/edge_decide.py

@@ -1,0 +1,597 @@
+"""``make demo``: the whole system on this machine, from nothing.
+
+    python -m provisioning.demo [--dir demo] [--for SECONDS] [--tickets N]
+
+Everything lives in ``--dir`` (git-ignored ``demo/``), made afresh each run:
+
+1. the hub: ``wicket-hub init`` and ``load-demo`` (the Olympic stadium, its event and tickets)
+   on a SQLite file, one ticket given an RFID chip, an admin login, ``wicket-hub serve``;
+2. an enrollment token for one appliance; ``wicket-edge init``, ``enroll``, the first full
+   ``sync --once``, an admin and a gate login on the appliance, two lanes (N1 at Gate 1, ID1
+   at Gate 5, the ID-only gate);
+3. the device simulators in their own process (``provisioning.demo_devices``): a Modbus
+   turnstile board on a pty, a lane camera (MJPEG over loopback HTTP) playing a video of demo
+   tickets — valid, repeated, forged, refunded — an ID-card reader on a pty, and a virtual RFID
+   card where pcscd is available; their device rows written into the appliance's database;
+4. the appliance's three services as separate processes: ``wicket-edge web``, ``gates`` and
+   ``sync``;
+5. a refund on the hub, after the first sync, of a ticket the camera shows later: the gate
+   refuses it once the next sync has brought the refund.
+
+It prints the pages' addresses and logins (passwords made for this run, shown once and kept
+nowhere), then a status line every few seconds. Ctrl-C (or SIGTERM) stops every process,
+waits for each and exits 0; ``--for`` stops after that many seconds with a summary. The exit
+status is 1 if a process died on its own or did not stop cleanly. Each process logs to
+``demo/logs/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FILM_FPS = 15
+SHOW_FRAMES = 15      # a code held up for a second
+GAP_FRAMES = 30       # two seconds between people
+STATUS_EVERY_S = 5.0
+SYNC = {"sync_revocations_s": 1.0, "sync_allowlist_s": 1.0, "sync_entries_s": 1.0,
+        "heartbeat_s": 5.0, "sync_backoff_max_s": 5.0, "hub_timeout_s": 10.0}
+
+
+class DemoError(Exception):
+    """A step of the set-up failed; the message says which and where its log is."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def password() -> str:
+    return secrets.token_urlsafe(12)
+
+
+@dataclass
+class Child:
+    """One long-running process of the demo, in its own process group (so that Ctrl-C reaches
+    the orchestrator only, which stops the children in order), logging to its own file."""
+
+    name: str
+    argv: list[str]
+    log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen | None = None
+    stopping: bool = False
+
+    def start(self) -> None:
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(self.argv, cwd=ROOT, stdout=log,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         env={**os.environ, **self.env}, process_group=0)
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def died(self) -> bool:
+        """Exited without being asked to."""
+        return self.proc is not None and not self.stopping and self.proc.poll() is not None
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """SIGTERM, wait; SIGKILL to the whole group if it does not stop in time."""
+        if self.proc is None:
+            return None
+        self.stopping = True
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with_group = os.getpgid(self.proc.pid)
+            os.killpg(with_group, signal.SIGKILL)
+            self.proc.wait(10)
+            return None  # not a clean stop
+
+
+class Demo:
+    def __init__(self, directory: Path, tickets: int, film_tickets: int):
+        self.dir = directory.resolve()
+        self.tickets = tickets
+        self.film_tickets = film_tickets
+        self.logs = self.dir / "logs"
+        self.hub_db = self.dir / "hub" / "hub.db"
+        self.hub_url_db = f"sqlite:///{self.hub_db}"
+        self.edge_dir = self.dir / "edge"
+        self.edge_config = self.edge_dir / "edge.toml"
+        self.devices_dir = self.dir / "devices"
+        self.children: dict[str, Child] = {}
+        self.logins: dict[str, tuple[str, str]] = {}
+        self.hub_port = free_port()
+        self.web_port = free_port()
+        self.hub_url = f"http://127.0.0.1:{self.hub_port}"
+        self.web_url = f"http://127.0.0.1:{self.web_port}"
+        self.refund: dict | None = None
+        self.lanes: dict[str, int] = {}
+        self.pcsc: dict | None = None
+        self.devices_ready: dict = {}
+        self.stop_requested = threading.Event()
+        self.started_at = 0.0
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _run(self, what: str, argv: list[str], stdin: str | None = None) -> str:
+        """A set-up step; its output goes to logs/setup.log, a failure stops the demo."""
+        with open(self.logs / "setup.log", "a") as log:
+            log.write(f"$ {' '.join(argv[2:] if argv[0] == sys.executable else argv)}\n")
+            log.flush()
+            r = subprocess.run(argv, cwd=ROOT, input=stdin, capture_output=True, text=True,
+                               timeout=600)
+            log.write(r.stdout + r.stderr)
+        if r.returncode != 0:
+            raise DemoError(f"{what} failed (exit {r.returncode}): "
+                            f"{(r.stderr or r.stdout).strip().splitlines()[-1:]} — see "
+                            f"{self.logs / 'setup.log'}")
+        return r.stdout
+
+    def _hub(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "cloud.cli", "--db", self.hub_url_db, *args]
+
+    def _edge(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "edge.cli", "--config", str(self.edge_config), *args]
+
+    def _hub_engine(self):
+        from cloud.db import make_engine
+
+        return make_engine(self.hub_url_db)
+
+    def _edge_conn(self) -> sqlite3.Connection:
+        from edge import config as config_mod
+        from edge import db as db_mod
+
+        return db_mod.connect(config_mod.load(self.edge_config).database)
+
+    def _child(self, name: str, argv: list[str], env: dict | None = None) -> Child:
+        child = Child(name, argv, self.logs / f"{name}.log", env or {})
+        child.start()
+        self.children[name] = child
+        return child
+
+    def _wait(self, what: str, condition, timeout: float = 120.0, child: Child | None = None):
+        deadline = time.monotonic() + timeout
+        while True:
+            value = condition()
+            if value:
+                return value
+            if child is not None and child.died():
+                raise DemoError(f"{child.name} exited with {child.proc.returncode} while "
+                                f"{what}; see {child.log_path}")
+            if self.stop_requested.is_set():
+                raise KeyboardInterrupt
+            if time.monotonic() > deadline:
+                raise DemoError(f"timed out {what}")
+            time.sleep(0.2)
+
+    # -- set-up -------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """The previous run's files go (``make walkthrough``'s, beside them, stay)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir.chmod(0o700)  # holder data, credentials and keys live here
+        (self.dir / "run.json").unlink(missing_ok=True)
+        for d in (self.logs, self.hub_db.parent, self.edge_dir, self.devices_dir):
+            if d.exists():
+                shutil.rmtree(d)
+            d.mkdir(parents=True)
+
+    def start_hub(self) -> None:
+        say("hub: creating the database and the demo stadium …")
+        self._run("wicket-hub init", self._hub("init"))
+        self._run("wicket-hub load-demo", self._hub("load-demo", "--tickets", str(self.tickets)))
+        hub_admin = password()
+        self._run("wicket-hub create-admin", self._hub("create-admin", "--username", "admin"),
+                  stdin=hub_admin + "\n")
+        self.logins["hub"] = ("admin", hub_admin)
+        self._pick_tickets()
+        hub = self._child("hub", self._hub("serve", "--bind", f"127.0.0.1:{self.hub_port}",
+                                           "--workers", "2"))
+        self._wait("waiting for the hub to answer", self._hub_answers, child=hub)
+
+    def _hub_answers(self) -> bool:
+        import requests
+
+        try:
+            requests.post(f"{self.hub_url}/api/sync/v1/heartbeat", json={}, timeout=2)
+            return True
+        except requests.ConnectionError:
+            return False
+
+    def _pick_tickets(self) -> None:
+        """The film's tickets: of the session open now, seated in Gate 1's zones; the ID
+        cards: holders of two more (Gate 5 takes every zone); one more gets an RFID chip."""
+        import sqlalchemy as sa
+
+        from cloud.db import holders, sessions, tickets, zones
+        from cloud.tickets import import_rfid_csv
+
+        engine = self._hub_engine()
+        try:
+            with engine.begin() as conn:
+                session_id = conn.execute(sa.select(sessions.c.id).order_by(sessions.c.id)
+                                          ).scalars().first()
+                gate1 = [r[0] for r in conn.execute(sa.select(zones.c.id).where(
+                    zones.c.code.in_(["N1", "N2"])))]
+                rows = conn.execute(
+                    sa.select(tickets.c.id, tickets.c.number, tickets.c.code, tickets.c.zone_id,
+                              holders.c.name, holders.c.doc_type, holders.c.doc_number)
+                    .join(holders, holders.c.id == tickets.c.holder_id, isouter=True)
+                    .where(tickets.c.session_id == session_id, tickets.c.state == "issued")
+                    .order_by(tickets.c.id)).all()
+                at_gate1 = [r for r in rows if r.zone_id in gate1]
+                need = self.film_tickets + 4
+                if len(at_gate1) < need:
+                    raise DemoError(f"the demo event has too few tickets for Gate 1 "
+                                    f"({len(at_gate1)}); use --tickets with a larger number")
+                self.film = at_gate1[:self.film_tickets]
+                self.refund = {"id": at_gate1[self.film_tickets].id,
+                               "number": at_gate1[self.film_tickets].number,
+                               "code": at_gate1[self.film_tickets].code}
+                chip = at_gate1[self.film_tickets + 1]
+                self.rfid_uid = secrets.token_hex(4).upper()
+                report = import_rfid_csv(conn, f"ticket_number,rfid_uid\n{chip.number},"
+                                         f"{self.rfid_uid}\n", actor="demo")
+                if report.errors:
+                    raise DemoError(f"RFID chip for the demo: {report.errors[0]}")
+                self.id_cards = [{"name": r.name, "sex": "1", "nation": "01",
+                                  "birth": r.doc_number[6:14], "address": "演示路1号",
+                                  "id_number": r.doc_number, "authority": "演示公安局",
+                                  "valid_from": "20200101", "valid_to": "长期"}
+                                 for r in at_gate1[need - 2:need] if r.doc_number]
+        finally:
+            engine.dispose()
+
+    def enroll_appliance(self) -> None:
+        from cloud import appliances
+
+        say("appliance: enrolling with the hub and taking the first full sync …")
+        engine = self._hub_engine()
+        try:
+            with engine.begin() as conn:
+                venue_id = conn.execute(__import__("sqlalchemy").text(
+                    "SELECT id FROM venues WHERE code = 'OSC'")).scalar_one()
+                token = appliances.register(conn, venue_id, "demo appliance", actor="demo").token
+        finally:
+            engine.dispose()
+        self._run("wicket-edge init", self._edge("init"))
+        text = self.edge_config.read_text().splitlines()
+        text = [line for line in text if line.split("=", 1)[0].strip() not in SYNC]
+        text += [f"{k} = {v!r}" for k, v in SYNC.items()]
+        self.edge_config.write_text("\n".join(text) + "\n")
+        self._run("wicket-edge enroll", self._edge("enroll", "--hub", self.hub_url,
+                                                   "--token", "-"), stdin=token + "\n")
+        self._run("wicket-edge sync --once", self._edge("sync", "--once"))
+        for role, user in (("admin", "admin"), ("gate", "gate")):
+            pw = password()
+            self._run(f"wicket-edge create-user {user}",
+                      self._edge("create-user", "--role", role, user), stdin=pw + "\n")
+            self.logins[f"edge-{role}"] = (user, pw)
+        conn = self._edge_conn()
+        try:
+            gates = dict(conn.execute("SELECT code, id FROM gates"))
+            for code, gate, name in (("N1", "G1", "Gate 1 North, lane 1"),
+                                     ("ID1", "G5", "Gate 5 ID only, lane 1")):
+                if gate not in gates:
+                    raise DemoError(f"the first sync brought no gate {gate}")
+                cur = conn.execute("INSERT INTO lanes (code, name, gate_id, direction, "
+                                   "passage_timeout_s) VALUES (?, ?, ?, 'in', 6)",
+                                   (code, name, gates[gate]))
+                self.lanes[code] = cur.lastrowid
+        finally:
+            conn.close()
+
+    def start_devices(self) -> None:
+        say("devices: turnstile, camera (rendering the film), ID-card reader, RFID …")
+        film: list[list] = [[None, 30]]
+        for i, t in enumerate(self.film):
+            film += [[t.code, SHOW_FRAMES], [None, GAP_FRAMES]]
+            if i == 2:  # a second person shows the first ticket again
+                film += [[self.film[0].code, SHOW_FRAMES], [None, GAP_FRAMES]]
+            if i == 3:  # a ticket nobody sold: one character changed
+                film += [[forged(self.film[1].code), SHOW_FRAMES], [None, GAP_FRAMES]]
+            if i == 5:  # refunded on the hub by then
+                film += [[self.refund["code"], SHOW_FRAMES], [None, GAP_FRAMES]]
+        self.film_seconds = sum(n for _, n in film) / FILM_FPS
+        script = {"film": film, "id_cards": self.id_cards, "rfid_uid": self.rfid_uid}
+        path = self.devices_dir / "script.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # holder data
+        with os.fdopen(fd, "w") as f:
+            json.dump(script, f)
+        ready = self.devices_dir / "ready.json"
+        child = self._child("devices", [sys.executable, "-m", "provisioning.demo_devices",
+                                        "--dir", str(self.devices_dir)])
+        self._wait("waiting for the device simulators", ready.exists, timeout=300, child=child)
+        self.devices_ready = json.loads(ready.read_text())
+        self.pcsc = self.devices_ready.get("pcsc")
+        devices = [
+            ("turnstile-n1", "N1", "turnstile", {"port": self.devices_ready["turnstile"]}),
+            ("camera-n1", "N1", "qr_camera", {"source": self.devices_ready["camera"],
+                                              "debounce_s": 2.0}),
+            ("idcard-id1", "ID1", "id_reader", {"port": self.devices_ready["idcard"]}),
+        ]
+        if self.pcsc:
+            devices.append(("rfid-n1", "N1", "rfid_reader", {"reader": self.pcsc["reader"]}))
+        conn = self._edge_conn()
+        try:
+            for device_id, lane, kind, config in devices:
+                # the readers are switched on once the turnstile is up (see start_services)
+                conn.execute("INSERT INTO devices (id, lane_id, kind, name, config, enabled) "
+                             "VALUES (?, ?, ?, ?, ?, ?)",
+                             (device_id, self.lanes[lane], kind, device_id, json.dumps(config),
+                              int(kind == "turnstile")))
+        finally:
+            conn.close()
+        self.device_count = len(devices)
+
+    def start_services(self) -> None:
+        say("appliance: starting the web, gates and sync services …")
+        env = {"PCSCLITE_CSOCK_NAME": self.pcsc["socket"]} if self.pcsc else {}
+        self._child("gates", self._edge("gates", "--poll", "0.5"), env)
+        web = self._child("web", self._edge("web", "--bind", f"127.0.0.1:{self.web_port}",
+                                            "--workers", "2"))
+        self._child("sync", self._edge("sync"))
+        gates = self.children["gates"]
+        self._wait("waiting for the turnstile", lambda: self.devices_up() >= 1, child=gates)
+        self._set_readers(enabled=True)
+        self._wait("waiting for the lanes' devices",
+                   lambda: self.devices_up() >= self.device_count, child=gates)
+        self._wait("waiting for the appliance's pages", self._web_answers, child=web)
+
+    def _set_readers(self, enabled: bool) -> None:
+        """The web pages' "enable" switch, done in the database the way they do it: the gate
+        runtime follows the devices table."""
+        conn = self._edge_conn()
+        try:
+            conn.execute("UPDATE devices SET enabled = ? WHERE kind != 'turnstile'",
+                         (int(enabled),))
+        finally:
+            conn.close()
+
+    def _web_answers(self) -> bool:
+        import requests
+
+        try:
+            requests.get(f"{self.web_url}/login", timeout=2)
+            return True
+        except requests.ConnectionError:
+            return False
+
+    def make_refund(self) -> None:
+        """Refund one ticket on the hub, as its sales staff would: the appliance has had its
+        first sync, and the camera shows this ticket later in the film."""
+        from cloud.tickets import revoke_ticket
+
+        engine = self._hub_engine()
+        try:
+            with engine.begin() as conn:
+                revoke_ticket(conn, self.refund["id"], "refunded", actor="admin")
+        finally:
+            engine.dispose()
+        say(f"hub: ticket {self.refund['number']} refunded; the camera shows it in about "
+            f"{self._refund_at_s():.0f} s")
+
+    def _refund_at_s(self) -> float:
+        return (30 + 6 * (SHOW_FRAMES + GAP_FRAMES) + 2 * (SHOW_FRAMES + GAP_FRAMES)) / FILM_FPS
+
+    # -- watching -----------------------------------------------------------------------
+
+    def devices_up(self) -> int:
+        conn = self._edge_conn()
+        try:
+            return conn.execute("SELECT count(*) FROM devices WHERE state = 'up'").fetchone()[0]
+        finally:
+            conn.close()
+
+    def edge_counts(self) -> dict:
+        conn = self._edge_conn()
+        try:
+            total, admitted, unsent = conn.execute(
+                "SELECT count(*), coalesce(sum(admitted), 0), count(*) - count(acked_at) "
+                "FROM entries").fetchone()
+            lanes_open = conn.execute(
+                "SELECT count(*) FROM lanes l WHERE l.enabled = 1 AND EXISTS (SELECT 1 FROM "
+                "devices d WHERE d.lane_id = l.id AND d.enabled = 1) AND NOT EXISTS (SELECT 1 "
+                "FROM devices d WHERE d.lane_id = l.id AND d.enabled = 1 AND d.state != 'up')"
+            ).fetchone()[0]
+            refused = conn.execute(
+                "SELECT count(*) FROM entries WHERE ticket_id = ? AND reason = 'REVOKED'",
+                (self.refund["id"],)).fetchone()[0]
+            admitted_refund = conn.execute(
+                "SELECT count(*) FROM entries WHERE ticket_id = ? AND admitted = 1",
+                (self.refund["id"],)).fetchone()[0]
+        finally:
+            conn.close()
+        return {"entries": total, "admitted": admitted, "unsent": unsent,
+                "lanes_open": lanes_open, "lanes": len(self.lanes),
+                "refund_refused": refused > 0 and admitted_refund == 0}
+
+    def hub_counts(self) -> dict:
+        import sqlalchemy as sa
+
+        engine = self._hub_engine()
+        try:
+            with engine.connect() as conn:
+                total, admitted = conn.execute(sa.text(
+                    "SELECT count(*), count(DISTINCT CASE WHEN admitted THEN ticket_id END) "
+                    "FROM entries")).one()
+        finally:
+            engine.dispose()
+        return {"entries": total, "attendance": admitted}
+
+    def status_line(self) -> str:
+        e, h = self.edge_counts(), self.hub_counts()
+        return (f"[{time.monotonic() - self.started_at:5.0f} s] edge: {e['entries']} entries "
+                f"({e['admitted']} admitted, {e['unsent']} unsent) | hub: {h['entries']} "
+                f"entries, attendance {h['attendance']} | lanes open {e['lanes_open']}/"
+                f"{e['lanes']} | refund refused at gate: {'yes' if e['refund_refused'] else 'no'}")
+
+    def banner(self) -> None:
+        hub_user, hub_pw = self.logins["hub"]
+        admin, admin_pw = self.logins["edge-admin"]
+        gate, gate_pw = self.logins["edge-gate"]
+        rfid = (f"virtual card {self.rfid_uid} via pcscd" if self.pcsc
+                else "none (pcscd and vsmartcard-vpcd not available)")
+        print(f"""
+Wicket demo is running. Passwords are made for this run and shown only here.
+
+  Hub (central ops)        {self.hub_url}/            login {hub_user} / {hub_pw}
+  Appliance admin          {self.web_url}/            login {admin} / {admin_pw}
+  Appliance gate screen    {self.web_url}/gate/       login {gate} / {gate_pw}
+
+  Lane N1 (Gate 1 North): camera {self.devices_ready['camera']}
+                          turnstile {self.devices_ready['turnstile']}, RFID: {rfid}
+  Lane ID1 (Gate 5, ID only): ID-card reader {self.devices_ready['idcard']}
+  Refunded on the hub: ticket {self.refund['number']}
+  Logs: {self.logs}/
+""", flush=True)
+
+    # -- the run ------------------------------------------------------------------------
+
+    def run(self, duration: float | None) -> int:
+        self.prepare()
+        self.start_hub()
+        self.enroll_appliance()
+        self.start_devices()
+        self.start_services()
+        self.started_at = time.monotonic()
+        self.make_refund()
+        self.banner()
+        with open(self.dir / "run.json", "w") as f:
+            json.dump({"pid": os.getpid(), "children": {n: c.pid for n, c in
+                                                         self.children.items()},
+                       "pcscd_pid": (self.pcsc or {}).get("pcscd_pid"),
+                       "hub_db": str(self.hub_db), "refunded_ticket": self.refund["id"],
+                       "hub_url": self.hub_url, "web_url": self.web_url}, f, indent=2)
+        say("Ctrl-C stops the demo." if duration is None else f"running for {duration:.0f} s")
+        next_status = 0.0
+        while not self.stop_requested.is_set():
+            now = time.monotonic() - self.started_at
+            dead = [c for c in self.children.values() if c.died()]
+            if dead:
+                for c in dead:
+                    say(f"{c.name} exited on its own with status {c.proc.returncode}; "
+                        f"see {c.log_path}")
+                break
+            if duration is not None and now >= duration:
+                break
+            if now >= next_status:
+                say(self.status_line())
+                next_status = now + STATUS_EVERY_S
+            self.stop_requested.wait(0.25)
+        return 0
+
+    def flush_entries(self, timeout: float = 20.0) -> None:
+        """Before stopping, give the sync agent a moment to send what is queued."""
+        sync = self.children.get("sync")
+        deadline = time.monotonic() + timeout
+        while sync is not None and sync.alive() and time.monotonic() < deadline:
+            if self.edge_counts()["unsent"] == 0:
+                return
+            time.sleep(0.3)
+
+    def stop(self) -> dict[str, int | None]:
+        """Stop every child in order (the lanes first, the hub last), each waited for."""
+        codes: dict[str, int | None] = {}
+        for name in ("gates", "devices", "sync", "web", "hub"):
+            child = self.children.get(name)
+            if child is not None:
+                died = child.died()
+                code = child.stop()
+                codes[name] = None if died else code
+        return codes
+
+
+def forged(code: str) -> str:
+    i = len(code) // 2
+    return code[:i] + ("7" if code[i] != "7" else "8") + code[i + 1:]
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m provisioning.demo",
+                                description="Run the whole Wicket system on this machine.")
+    p.add_argument("--dir", type=Path, default=ROOT / "demo",
+                   help="where the demo keeps its databases and logs (made afresh)")
+    p.add_argument("--for", dest="duration", type=float,
+                   help="stop after this many seconds (from when everything runs) and print "
+                   "a summary")
+    p.add_argument("--tickets", type=int, default=3000,
+                   help="tickets issued for the demo event (default %(default)s)")
+    p.add_argument("--film-tickets", type=int, default=12,
+                   help="valid tickets the lane camera shows (default %(default)s)")
+    args = p.parse_args(argv)
+    if args.film_tickets < 6:
+        p.error("--film-tickets must be at least 6")
+    demo = Demo(args.dir, args.tickets, args.film_tickets)
+
+    def on_signal(signum, frame) -> None:
+        demo.stop_requested.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    failed = False
+    try:
+        demo.run(args.duration)
+    except DemoError as e:
+        print(f"demo: {e}", file=sys.stderr)
+        failed = True
+    except KeyboardInterrupt:
+        pass
+    interrupted = demo.stop_requested.is_set()
+    if demo.started_at and not interrupted:
+        demo.flush_entries()
+    summary = None
+    if demo.started_at:
+        try:
+            summary = (demo.edge_counts(), demo.hub_counts())
+        except Exception as e:  # noqa: BLE001 - the summary must not keep the processes up
+            print(f"demo: no summary: {e}", file=sys.stderr)
+    say("stopping …")
+    codes = demo.stop()
+    unclean = {name: code for name, code in codes.items() if code != 0}
+    for name, code in codes.items():
+        state = "stopped cleanly" if code == 0 else (
+            "died on its own" if code is None and demo.children[name].proc.returncode
+            is not None else f"exit {code}")
+        say(f"  {name:8} pid {demo.children[name].pid}: {state}")
+    if summary is not None:
+        edge, hub = summary
+        say(f"entries_at_edge: {edge['entries']}")
+        say(f"admitted_at_edge: {edge['admitted']}")
+        say(f"attendance_at_hub: {hub['attendance']}")
+        say(f"processes_clean: {'yes' if not unclean else 'no'}")
+        say(f"entries_at_hub: {hub['entries']}")
+        say(f"refund_refused_at_gate: {'yes' if edge['refund_refused'] else 'no'}")
+    return 1 if failed or unclean else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""``make demo ARGS="--for N"`` end to end: the orchestrator as its own process, exactly as the
+Makefile runs it (the hub, the appliance's web, gates and sync services and the device
+simulators all real processes), then what reached the hub read from the hub's database, the
+refunded ticket's verdicts from the appliance's, and every process it started gone."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.e2e.conftest import ENV, ROOT, wait_for
+
+RUN_FOR_S = 45
+
+
+def descendants(pid: int) -> set[int]:
+    """Every living process below ``pid``, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    """A process that exists and is not a zombie waiting for its parent."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_the_demo_runs_the_whole_system_for_a_fixed_time(tmp_path):
+    out_dir = tmp_path / "demo"
+    log = open(tmp_path / "demo.out", "w+")  # noqa: SIM115 (read back after the run)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "provisioning.demo", "--dir", str(out_dir),
+         "--for", str(RUN_FOR_S), "--film-tickets", "6"],
+        cwd=ROOT, env=ENV, stdout=log, stderr=subprocess.STDOUT, text=True)
+    seen: set[int] = set()
+    try:
+        run_file = out_dir / "run.json"
+        wait_for(lambda: run_file.exists() or proc.poll() is not None, timeout=600,
+                 what="the demo to start every process")
+        assert proc.poll() is None, (tmp_path / "demo.out").read_text()
+        run = json.loads(run_file.read_text())
+        deadline = time.monotonic() + RUN_FOR_S + 300
+        while proc.poll() is None and time.monotonic() < deadline:
+            seen |= descendants(proc.pid)  # gunicorn workers, pcscd and all
+            time.sleep(0.5)
+        code = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    log.seek(0)
+    output = log.read()
+    log.close()
+    assert code == 0, output
+
+    # the summary's last lines
+    last = output.strip().splitlines()[-2:]
+    assert re.fullmatch(r"entries_at_hub: \d+", last[0]), output
+    assert last[1] == "refund_refused_at_gate: yes", output
+    summary_hub = int(last[0].split(": ")[1])
+
+    # every process the demo started, and theirs, is gone; the ptys are closed
+    names = set(run["children"])
+    assert names == {"hub", "web", "gates", "sync", "devices"}
+    started = set(run["children"].values()) | seen
+    assert len(seen) > len(names)  # the gunicorn workers were seen too
+    if run["pcscd_pid"]:
+        started.add(run["pcscd_pid"])
+    assert [pid for pid in started if alive(pid)] == []
+    assert "stopped cleanly" in output and output.count("stopped cleanly") == 5, output
+    assert not (out_dir / "devices" / "ttyTURNSTILE").exists()
+    assert not (out_dir / "devices" / "ttyIDCARD").exists()
+
+    # what reached the hub, from the hub's own database
+    hub = sqlite3.connect(run["hub_db"])
+    try:
+        (entries, admitted) = hub.execute(
+            "SELECT count(*), coalesce(sum(admitted), 0) FROM entries").fetchone()
+        refunded = run["refunded_ticket"]
+        state = hub.execute("SELECT state FROM tickets WHERE id = ?", (refunded,)).fetchone()[0]
+        at_hub = hub.execute("SELECT reason, admitted FROM entries WHERE ticket_id = ?",
+                             (refunded,)).fetchall()
+    finally:
+        hub.close()
+    assert entries == summary_hub and admitted >= 5, (entries, admitted)
+    assert state == "refunded"
+    assert at_hub and all(row == ("REVOKED", 0) for row in at_hub), at_hub
+
+    # at the gate: the camera's tickets passed the turnstile, the refunded one was refused
+    edge = sqlite3.connect(out_dir / "edge" / "edge.db")
+    try:
+        verdicts = edge.execute(
+            "SELECT e.reason, e.admitted, e.passage FROM entries e JOIN lanes l "
+            "ON l.id = e.lane_id WHERE l.code = 'N1' AND e.scan_kind = 'qr' ORDER BY e.seq"
+        ).fetchall()
+        refused = edge.execute("SELECT reason FROM entries WHERE ticket_id = ?",
+                               (refunded,)).fetchall()
+        unsent = edge.execute("SELECT count(*) FROM entries WHERE acked_at IS NULL"
+                              ).fetchone()[0]
+    finally:
+        edge.close()
+    reasons = [v[0] for v in verdicts]
+    assert ("OK", 1, "passed") in verdicts
+    assert {"ALREADY_ENTERED", "FORGED", "REVOKED"} <= set(reasons), reasons
+    assert refused and {r[0] for r in refused} == {"REVOKED"}
+    assert unsent == 0
+    # no log of the run carries a holder's document number
+    holders = json.loads((out_dir / "devices" / "script.json").read_text())["id_cards"]
+    logs = "".join(p.read_text(errors="replace") for p in (out_dir / "logs").iterdir())
+    assert holders and not any(card["id_number"] in logs + output for card in holders)
+    assert "Traceback" not in logs
+    assert os.stat(out_dir).st_mode & 0o077 == 0
