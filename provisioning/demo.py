@@ -561,8 +561,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         demo.run(args.duration)
     except DemoError as e:
-        print(f"demo: {e}", file=sys.stderr)
-        failed = True
+        # a step cut short by Ctrl-C during the set-up is no failure
+        if not demo.stop_requested.is_set():
+            print(f"demo: {e}", file=sys.stderr)
+            failed = True
     except KeyboardInterrupt:
         pass
     interrupted = demo.stop_requested.is_set()
