@@ -81,7 +81,8 @@ class Child:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(self.argv, cwd=ROOT, stdout=log,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         env={**os.environ, **self.env}, process_group=0)
+                                         env={**os.environ, **self.env}, process_group=0,
+                                         preexec_fn=_end_with_parent)
 
     @property
     def pid(self) -> int | None:
@@ -108,6 +109,15 @@ class Child:
             os.killpg(with_group, signal.SIGKILL)
             self.proc.wait(10)
             return None  # not a clean stop
+
+
+def _end_with_parent() -> None:
+    """In the child before it runs: SIGTERM it if the orchestrator itself is killed (its own
+    process group keeps Ctrl-C away from it, so nothing else would)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
 class Demo:
@@ -400,6 +410,18 @@ class Demo:
 
     # -- watching -----------------------------------------------------------------------
 
+    def _refund_known(self) -> bool:
+        conn = self._edge_conn()
+        try:
+            # the revocation list (the fast stream) or the ticket's own state
+            row = conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM revocations WHERE ticket_id = :t) OR EXISTS "
+                "(SELECT 1 FROM tickets WHERE id = :t AND state != 'issued')",
+                {"t": self.refund["id"]}).fetchone()
+        finally:
+            conn.close()
+        return bool(row[0])
+
     def devices_up(self) -> int:
         conn = self._edge_conn()
         try:
@@ -480,6 +502,7 @@ Wicket demo is running. Passwords are made for this run and shown only here.
         self.start_services()
         self.started_at = time.monotonic()
         self.make_refund()
+        refund_made: float | None = time.monotonic()
         self.banner()
         with open(self.dir / "run.json", "w") as f:
             json.dump({"pid": os.getpid(), "children": {n: c.pid for n, c in
@@ -499,6 +522,10 @@ Wicket demo is running. Passwords are made for this run and shown only here.
                 break
             if duration is not None and now >= duration:
                 break
+            if refund_made is not None and self._refund_known():
+                say(f"appliance: the refund of ticket {self.refund['number']} arrived "
+                    f"{time.monotonic() - refund_made:.1f} s after it was made")
+                refund_made = None
             if now >= next_status:
                 say(self.status_line())
                 next_status = now + STATUS_EVERY_S

@@ -83,6 +83,7 @@ def test_the_demo_runs_the_whole_system_for_a_fixed_time(tmp_path):
     assert re.fullmatch(r"entries_at_hub: \d+", last[0]), output
     assert last[1] == "refund_refused_at_gate: yes", output
     summary_hub = int(last[0].split(": ")[1])
+    assert re.search(r"the refund of ticket T\d+ arrived [\d.]+ s after it was made", output)
 
     # every process the demo started, and theirs, is gone; the ptys are closed
     names = set(run["children"])
@@ -133,5 +134,11 @@ def test_the_demo_runs_the_whole_system_for_a_fixed_time(tmp_path):
     holders = json.loads((out_dir / "devices" / "script.json").read_text())["id_cards"]
     logs = "".join(p.read_text(errors="replace") for p in (out_dir / "logs").iterdir())
     assert holders and not any(card["id_number"] in logs + output for card in holders)
+    # the run's passwords are in the banner only
+    passwords = re.findall(r"login \S+ / (\S+)", output)
+    assert len(passwords) == 3 and len(set(passwords)) == 3
+    assert not any(pw in logs for pw in passwords)
+    stored = b"".join(p.read_bytes() for p in out_dir.rglob("*") if p.is_file())
+    assert not any(pw.encode() in stored for pw in passwords)
     assert "Traceback" not in logs
     assert os.stat(out_dir).st_mode & 0o077 == 0
