@@ -53,6 +53,9 @@ def serve(config_path: str | None, bind: str | None = None, workers: int | None 
             self.cfg.set("accesslog", "-")
             self.cfg.set("graceful_timeout", 10)
             self.cfg.set("proc_name", "wicket-edge-web")
+            # no runtime control socket: unused here, and its default path is shared by every
+            # gunicorn of the user, so two servers on one box would fight over it
+            self.cfg.set("control_socket_disable", True)
 
         def load(self):
             return create_app(app_config)
