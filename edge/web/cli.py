@@ -29,7 +29,12 @@ def serve(config_path: str | None, bind: str | None = None, workers: int | None 
         print(f"wicket-edge: {cfg.database}: no database yet; run `wicket-edge init`",
               file=sys.stderr)
         return 2
-    if db_mod.migrations.pending(db_mod.open_db(cfg.database)):
+    db = db_mod.open_db(cfg.database)
+    try:
+        pending = list(db_mod.migrations.pending(db))
+    finally:
+        db.close()
+    if pending:
         print(f"wicket-edge: {cfg.database}: the database needs an upgrade; run "
               "`wicket-edge init`", file=sys.stderr)
         return 2
