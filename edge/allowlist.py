@@ -9,6 +9,7 @@ twice, changes nothing. Holder names and document numbers are sealed before they
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
@@ -41,6 +42,12 @@ def _t(v):
 
 
 def _guarded_upsert(table: str, row: dict[str, Any], key: str = "id") -> str:
+    return _upsert_sql(table, tuple(row), key)
+
+
+@functools.lru_cache(maxsize=64)
+def _upsert_sql(table: str, row: tuple[str, ...], key: str) -> str:
+    """The statement text depends only on the table and the columns: built once each."""
     cols = ", ".join(row)
     marks = ", ".join(f":{c}" for c in row)
     sets = ", ".join(f"{c} = excluded.{c}" for c in row if c != key)
