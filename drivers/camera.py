@@ -31,7 +31,15 @@ from typing import Any
 import cv2
 import numpy as np
 
-from drivers.base import DeviceState, Health, PermanentError, Scan, ScanKind, utcnow
+from drivers.base import (
+    DeviceState,
+    Health,
+    PermanentError,
+    Scan,
+    ScanKind,
+    TemporaryError,
+    utcnow,
+)
 from drivers.settings import SettingsError, settings_from
 
 log = logging.getLogger(__name__)
@@ -121,7 +129,9 @@ class CameraSettings:
     roi: tuple[float, float, float, float] | None = None  # x, y, w, h as fractions of the frame
     fps: float | None = None        # asked of a camera; the clock of an image sequence (def. 25)
     realtime: bool = False          # play a file or image sequence at its frame rate
+    replay: bool = False            # start a file over when it ends (else it plays once)
     open_timeout_s: float = 5.0     # a stream that does not open in this time is down
+    http_reader: str = "native"     # MJPEG over HTTP: "native" (newest frame only) or "ffmpeg"
     read_timeout_s: float = 3.0     # a live source with no frame for this long is gone
     max_bad_frames: int = 25        # consecutive unreadable frames before the source is gone
 
@@ -143,6 +153,8 @@ class CameraSettings:
             raise ValueError("fps: must be positive")
         if self.max_bad_frames < 1:
             raise ValueError("max_bad_frames: must be at least 1")
+        if self.http_reader not in ("native", "ffmpeg"):
+            raise ValueError(f"http_reader: {self.http_reader!r} is not native or ffmpeg")
 
     @property
     def kind(self) -> SourceKind:
@@ -207,6 +219,9 @@ class _FileSource:
         self.fps = fps
         self.total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.index = 0
+        self.ended = False
+        self._pos = 0            # frames into the current pass through the recording
+        self._good_in_pass = False
         self.bad_frames = 0
         self.dropped_frames = 0
         self._bad_run = 0
@@ -224,15 +239,29 @@ class _FileSource:
         while True:
             ok, image = self.cap.read()
             i = self.index
-            self.index += 1
             if ok and image is not None and image.size:
+                self.index += 1
+                self._pos += 1
+                self._good_in_pass = True
                 self._bad_run = 0
                 return Frame(image, i, i / self.fps, time.monotonic(), utcnow())
-            if i >= self.total or self._bad_run >= self.settings.max_bad_frames:
+            if self._pos >= self.total:  # the end of the recording
+                if self.settings.replay and self._good_in_pass:
+                    # start over with the clock running on: a demo loop is one long recording
+                    self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                    self._pos = 0
+                    self._good_in_pass = False
+                    continue
+                self.ended = True
                 raise PermanentError(f"camera source {self.settings.source!r} ended after "
                                      f"{i} frames")
+            self.index += 1
+            self._pos += 1
             self.bad_frames += 1
             self._bad_run += 1
+            if self._bad_run >= self.settings.max_bad_frames:
+                raise PermanentError(f"camera source {self.settings.source!r}: "
+                                     f"{self._bad_run} unreadable frames in a row")
 
     def close(self) -> None:
         self.cap.release()
@@ -341,7 +370,9 @@ class QrCamera:
         self._decode_ms: deque[float] = deque(maxlen=50)
         self._bad_at: deque[float] = deque(maxlen=50)
         self._last_frame_at: datetime | None = None
+        self._last_image: np.ndarray | None = None
         self._last_error = ""
+        self._played_out = False
         self._resolution = ""
         self.frames = 0
         self.bad_frames = 0
@@ -360,17 +391,20 @@ class QrCamera:
     def open(self) -> None:
         if self._source is not None:
             return
+        if self._played_out:
+            raise PermanentError(f"camera {self.device_id}: {self.settings.source} has been "
+                                 "played to its end (set replay to loop it)", self.device_id)
         try:
-            cap = _open_capture(self.settings)
+            self._source = self._native_mjpeg()
+            if self._source is None:
+                cap = _open_capture(self.settings)
+                if self.settings.kind in (SourceKind.CAMERA, SourceKind.STREAM):
+                    self._source = _LiveSource(self.settings, cap)
+                else:
+                    self._source = _FileSource(self.settings, cap)
         except PermanentError as exc:
             self._last_error = str(exc)
             raise PermanentError(str(exc), self.device_id) from None
-        if self.settings.kind in (SourceKind.CAMERA, SourceKind.STREAM):
-            self._source = _LiveSource(self.settings, cap)
-        else:
-            # A file starts over when reopened; its clock does too.
-            self._debounce.clear()
-            self._source = _FileSource(self.settings, cap)
         self._pending.clear()
         self._last_error = ""
         log.info("camera %s: opened %s (%s)", self.device_id, self.settings.source,
@@ -423,12 +457,54 @@ class QrCamera:
     def close(self) -> None:
         self._close_source()
 
+    def snapshot(self) -> tuple[np.ndarray, list[str]]:
+        """The last frame judged, with the codes zxing-cpp finds in it outlined in green (and
+        the region of interest in blue), and their texts: for an admin aiming the camera."""
+        import zxingcpp
+
+        if self._last_image is None:
+            raise TemporaryError(f"camera {self.device_id}: no frame yet", self.device_id)
+        image = self._last_image
+        picture = image.copy() if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        gray = cv2.cvtColor(picture, cv2.COLOR_BGR2GRAY)
+        found = zxingcpp.read_barcodes(gray, formats=zxingcpp.BarcodeFormat.QRCode)
+        for result in found:
+            p = result.position
+            corners = np.array([[p.top_left.x, p.top_left.y], [p.top_right.x, p.top_right.y],
+                                [p.bottom_right.x, p.bottom_right.y],
+                                [p.bottom_left.x, p.bottom_left.y]], np.int32)
+            cv2.polylines(picture, [corners], True, (0, 200, 0), 3)
+        if self.settings.roi is not None:
+            h, w = picture.shape[:2]
+            x, y, rw, rh = self.settings.roi
+            cv2.rectangle(picture, (int(x * w), int(y * h)), (int((x + rw) * w) - 1,
+                                                               int((y + rh) * h) - 1),
+                          (200, 0, 0), 2)
+        return picture, [r.text for r in found]
+
     # Internals -------------------------------------------------------------------------------
+
+    def _native_mjpeg(self):
+        """An http(s) source read by our own MJPEG reader, or None to let FFmpeg read it."""
+        s = self.settings
+        if s.kind is not SourceKind.STREAM or s.http_reader != "native" \
+                or not str(s.source).lower().startswith(("http://", "https://")):
+            return None
+        from drivers.mjpeg_http import MjpegHttpSource, NotMjpeg
+
+        try:
+            return MjpegHttpSource(s)
+        except NotMjpeg as exc:
+            log.info("camera %s: %s is not MJPEG (%s); reading it with FFmpeg", self.device_id,
+                     s.source, exc)
+            return None
 
     def _close_source(self) -> None:
         source, self._source = self._source, None
         if source is not None:
             self.bad_frames += source.bad_frames
+            if isinstance(source, _FileSource) and source.ended:
+                self._played_out = True
             source.close()
 
     def _fps(self) -> float:
@@ -458,6 +534,7 @@ class QrCamera:
         self._frame_times.append(frame.grabbed_at)
         self._last_frame_at = frame.at
         image = frame.image
+        self._last_image = image
         self._resolution = f"{image.shape[1]}x{image.shape[0]}" if image.ndim >= 2 else "?"
         t0 = time.perf_counter()
         try:

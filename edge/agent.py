@@ -277,7 +277,9 @@ class Agent:
     # entries ----------------------------------------------------------------------------
 
     def push_entries(self) -> int:
-        """Send every unacknowledged entry, batch by batch; returns how many were sent."""
+        """Send every unacknowledged entry, batch by batch; returns how many were sent. An
+        admission still waiting for its passage is not final (no passage annuls it) and stays
+        until the gate runtime settles it."""
         sent = 0
         after = 0
         while True:
@@ -285,7 +287,9 @@ class Agent:
                 """SELECT e.seq, e.id, e.at, l.code, e.direction, e.ticket_id, e.session_id,
                           e.admitted, e.reason, e.cursor, e.batch_id
                    FROM entries e LEFT JOIN lanes l ON l.id = e.lane_id
-                   WHERE e.acked_at IS NULL AND e.seq > ? ORDER BY e.seq LIMIT ?""",
+                   WHERE e.acked_at IS NULL AND e.seq > ?
+                     AND (e.passage IS NULL OR e.passage <> 'pending')
+                   ORDER BY e.seq LIMIT ?""",
                 (after, self.cfg.sync_batch_size)).fetchall()
             if not rows:
                 return sent

@@ -9,6 +9,7 @@
     wicket-edge --config FILE enroll --hub URL --token TOKEN
     wicket-edge --config FILE sync [--once]   the sync agent (see docs/sync-agent.md)
     wicket-edge --config FILE status [--json]
+    wicket-edge --config FILE gates           run the lanes (the gate runtime service)
 
 Exit status: 0 success (for ``scan``: admitted), 1 refused by the rules, 2 bad input or a fault;
 ``enroll`` and ``sync --once`` also 3 (the hub unreachable or failing: try again) and 4 (the
@@ -258,6 +259,12 @@ def _local(dt: datetime, tz: ZoneInfo) -> str:
     return dt.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def cmd_gates(args) -> int:
+    from edge.gates import runtime
+
+    return runtime.run_from_config(config_mod.load(args.config), **runtime.options_from(args))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wicket-edge", description="Wicket venue appliance tools.")
     p.add_argument("--config", help=f"configuration file (default: ${config_mod.ENV_VAR} or "
@@ -316,6 +323,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("status", help="sync status: streams, lag, queue, refused entries, clock")
     s.add_argument("--json", action="store_true", help="as JSON")
     s.set_defaults(func=cmd_status)
+
+    from edge.gates.runtime import add_options
+
+    s = sub.add_parser("gates", help="run the lanes: devices, decisions, turnstiles")
+    add_options(s)
+    s.set_defaults(func=cmd_gates)
     return p
 
 

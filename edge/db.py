@@ -103,6 +103,15 @@ def m004_sync_agent(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
+def m005_gate_runtime(db: sqlite_utils.Database) -> None:
+    """What the gate runtime keeps: the passage result of each admission made at a lane with a
+    turnstile (an admission without a passage is annulled: ``admitted`` goes back to 0, so the
+    ticket stays unused), and each device's health metrics (the commands the web pages give the
+    runtime are in ``device_commands``, m006)."""
+    _run_script(db, _M005)
+
+
+@migrations()
 def m006_web(db: sqlite_utils.Database) -> None:
     """The local web pages: a language per staff account, server-side staff sessions, commands
     for the gate runtime (device tests, opening a lane), and where an imported entry came from."""
@@ -313,6 +322,20 @@ ALTER TABLE sync_state ADD COLUMN last_error_at TEXT;
 INSERT INTO sync_state (stream) VALUES ('entries'), ('heartbeat');
 ALTER TABLE entries ADD COLUMN ack_reason TEXT;
 CREATE INDEX entries_refused ON entries(ack_reason) WHERE ack_status = 'refused';
+"""
+
+# passage: NULL where no turnstile was involved (refusals, handhelds); 'pending' while the lane
+# is open; then 'passed', 'timeout' (nobody came: annulled), 'failed' (the lane could not be
+# opened: annulled), 'no_sensor' (a turnstile without a passage input: the opening counts) or
+# 'unconfirmed' (the runtime stopped while the lane was open: the admission stands, the safe
+# side against a ticket being used twice). An entry still 'pending' is not final: it must not
+# leave the appliance before it is settled.
+_M005 = """
+ALTER TABLE entries ADD COLUMN passage TEXT
+    CHECK (passage IN ('pending', 'passed', 'timeout', 'failed', 'no_sensor', 'unconfirmed'));
+ALTER TABLE entries ADD COLUMN passage_at TEXT;
+CREATE INDEX entries_passage_pending ON entries(seq) WHERE passage = 'pending';
+ALTER TABLE devices ADD COLUMN health TEXT NOT NULL DEFAULT '{}';
 """
 
 _M006 = """

@@ -250,8 +250,8 @@ _BY_HOLDER = _TICKET_SQL.format(
 _INSERT_ENTRY = """
 INSERT INTO entries (id, at, day, lane_id, gate_id, device_id, direction, scan_kind, scan_ref,
                      ticket_id, session_id, admitted, reason, detail, offline_code, cursor,
-                     clock_offset_ms)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                     clock_offset_ms, passage)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 
@@ -271,13 +271,16 @@ class Engine:
 
     # -- the one entry point -------------------------------------------------------------
 
-    def decide(self, scan: Scan, lane: str, now: datetime | None = None) -> Decision:
+    def decide(self, scan: Scan, lane: str, now: datetime | None = None, *,
+               passage: bool = False) -> Decision:
+        """``passage``: the lane has a turnstile that reports passages; an admitted entry is
+        then recorded as waiting for one (``edge/passages.py`` confirms or annuls it)."""
         now = now or utcnow()
         conn = self.conn
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                decision = self._decide(scan, lane, now)
+                decision = self._decide(scan, lane, now, passage)
                 conn.execute("COMMIT")
                 # no other writer can commit while this transaction holds the write lock, so
                 # the data_version read inside it is still current
@@ -315,7 +318,7 @@ class Engine:
             return Decision(Reason.DEVICE_ERROR, False, None, now, lane, "in",
                             detail=f"database failure: {e}")
 
-    def _decide(self, scan: Scan, lane_code: str, now: datetime,
+    def _decide(self, scan: Scan, lane_code: str, now: datetime, passage: bool = False,
                 record: bool = True) -> Decision:
         lane = self._lane(lane_code)
         if lane.id is None:
@@ -341,7 +344,7 @@ class Engine:
                 lane.gate_id, scan.device_id, lane.direction, str(scan.kind), outcome.scan_ref,
                 t.id if t else None, session.id if session else None, int(admitted),
                 str(outcome.reason), outcome.detail, int(bool(t and t.offline_code)),
-                lane.cursor, lane.clock_offset_ms,
+                lane.cursor, lane.clock_offset_ms, "pending" if admitted and passage else None,
             ))
         else:
             entry_id = None

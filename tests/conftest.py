@@ -62,3 +62,20 @@ def loaded(conn, vault, venue):
 @pytest.fixture
 def engine(loaded, vault):
     return Engine(loaded, vault)
+
+
+@pytest.fixture(scope="session")
+def pcscd(tmp_path_factory):
+    """pcscd with vsmartcard's two virtual slots, started for this test run, stopped after it.
+
+    libpcsclite reads PCSCLITE_CSOCK_NAME once, when the process first talks to PC/SC, so the
+    daemon keeps its socket path for the whole run (a test that stops it starts it again)."""
+    import os
+
+    from drivers.sim.pcscd import VirtualPcscd
+
+    daemon = VirtualPcscd(tmp_path_factory.mktemp("pcscd"))
+    os.environ.update(daemon.env)
+    daemon.start()
+    yield daemon
+    daemon.stop()

@@ -179,15 +179,22 @@ def test_codes_in_a_video_come_out_once_each_in_order_with_debounce(tmp_path):
     assert health.metrics["scans"] == 4 and health.metrics["bad_frames"] == 0
 
 
-def test_a_video_reopened_plays_again_from_the_start(tmp_path):
+def test_a_video_plays_once_or_loops_when_replayed(tmp_path):
     code = ticket_like(20)
     video = scenes.write_video(tmp_path / "one.avi", scenes.frames(
-        (640, 480), scenes.timeline([(None, 3), (code, 6), (None, 3)])), fps=15)
-    camera = QrCamera("cam-1", CameraSettings(source=str(video)))
-    camera.open()
-    assert [s.data for s in read_all(camera)] == [code]
-    camera.open()
-    assert [s.data for s in read_all(camera)] == [code]
+        (640, 480), scenes.timeline([(None, 3), (code, 6), (None, 12)])), fps=15)
+    once = QrCamera("cam-1", CameraSettings(source=str(video), debounce_s=0.5))
+    once.open()
+    assert [s.data for s in read_all(once)] == [code]
+    with pytest.raises(PermanentError) as exc:
+        once.open()  # a recording played to its end stays ended: nothing is scanned twice
+    assert "played to its end" in str(exc.value)
+
+    loop = QrCamera("cam-2", CameraSettings(source=str(video), debounce_s=0.5, replay=True))
+    loop.open()
+    scans = read_until(loop, 3)
+    assert [s.data for s in scans] == [code] * 3
+    assert [s.fields["frame"] for s in scans] == [3, 24, 45]  # one clock across the loops
 
 
 def test_a_long_debounce_merges_a_code_presented_twice(tmp_path):
@@ -297,17 +304,63 @@ def stream_frames(items, seed=5, size=(640, 480)):
     return list(scenes.frames(size, scenes.timeline(items, seed=seed), background="gradient"))
 
 
-def test_codes_over_mjpeg_come_out_once_each_in_order():
+@pytest.mark.parametrize("reader", ["native", "ffmpeg"])
+def test_codes_over_mjpeg_come_out_once_each_in_order(reader):
     codes = [ticket_like(70), ticket_like(71), ticket_like(72)]
     items = [(None, 4), (codes[0], 10), (None, 6), (codes[1], 10), (codes[2], 10), (None, 8)]
     with MjpegServer(stream_frames(items), fps=15) as server:
-        camera = QrCamera("cam-1", CameraSettings(source=server.url, debounce_s=0.3))
+        camera = QrCamera("cam-1", CameraSettings(source=server.url, debounce_s=0.3,
+                                                  http_reader=reader))
         camera.open()
         scans = read_all(camera)
     assert [s.data for s in scans] == codes
     metrics = camera.health().metrics
     assert metrics["frames"] >= sum(n for _, n in items) - metrics["dropped_frames"] - 2
     assert metrics["decode_ms"] is not None and metrics["last_frame_at"] is not None
+
+
+@pytest.mark.parametrize("content_type,boundary", [
+    ("multipart/x-mixed-replace; boundary=frame", b"frame"),
+    ('multipart/x-mixed-replace;boundary="--myboundary"', b"myboundary"),
+    ("multipart/x-mixed-replace; charset=x; Boundary=ab12", b"ab12"),
+])
+def test_mjpeg_boundaries(content_type, boundary):
+    from drivers.mjpeg_http import boundary_of
+
+    assert boundary_of(content_type) == boundary
+
+
+def test_a_url_that_is_not_mjpeg_is_read_by_ffmpeg(tmp_path):
+    import http.server
+    import threading
+
+    code = ticket_like(75)
+    ok, jpeg = cv2.imencode(".jpg", scenes.render((640, 480), scenes.Shot(code)))
+    assert ok
+
+    class Snapshot(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.send_header("Content-Length", str(len(jpeg)))
+            self.end_headers()
+            self.wfile.write(jpeg.tobytes())
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Snapshot)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        camera = QrCamera("cam-1", CameraSettings(
+            source=f"http://127.0.0.1:{server.server_address[1]}/snapshot.jpg"))
+        camera.open()
+        scan = camera.read(10)
+        assert scan is not None and scan.data == code
+        camera.close()
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_garbled_frames_are_counted_and_the_stream_goes_on():

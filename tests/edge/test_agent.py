@@ -119,6 +119,21 @@ def test_a_refused_entry_is_kept_with_its_reason_and_the_rest_get_through(agent,
     assert agent.conn.execute("SELECT count(*) FROM entries").fetchone() == (9,)  # none dropped
 
 
+def test_an_admission_waiting_for_its_passage_stays_until_it_is_settled(agent, hub):
+    ids = add_entries(agent.conn, 3)
+    agent.conn.execute("UPDATE entries SET passage = 'pending' WHERE id = ?", (ids[1],))
+    assert agent.push_entries() == 2
+    assert sorted(hub_entry_ids(hub)) == sorted([ids[0], ids[2]])
+    # no passage came: the runtime annuls the admission, and only then does it leave
+    agent.conn.execute("UPDATE entries SET passage = 'timeout', admitted = 0 WHERE id = ?",
+                       (ids[1],))
+    assert agent.push_entries() == 1
+    assert sorted(hub_entry_ids(hub)) == sorted(ids)
+    with hub["engine"].begin() as conn:
+        assert conn.execute(sa.text("SELECT admitted FROM entries WHERE id = :i"),
+                            {"i": ids[1]}).scalar_one() in (0, False)
+
+
 def test_an_answer_lost_before_the_ack_just_sends_again(agent, hub):
     ids = add_entries(agent.conn, 6)
     agent.push_entries()

@@ -1,0 +1,5 @@
+import sys
+
+from edge.gates.runtime import main
+
+sys.exit(main())
