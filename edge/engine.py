@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -268,13 +269,21 @@ class Engine:
 
     # -- the one entry point -------------------------------------------------------------
 
-    def decide(self, scan: Scan, lane: str, now: datetime | None = None) -> Decision:
+    def decide(self, scan: Scan, lane: str, now: datetime | None = None,
+               on_record: Callable[[Decision], None] | None = None) -> Decision:
+        """Decide ``scan`` at ``lane`` and record it. ``on_record``, when given, runs inside the
+        decision's transaction after the entry is written, so that what the caller keeps about
+        the scan (a handheld's client scan id) commits with the entry or not at all; an exception
+        it raises rolls the decision back and propagates (an ``sqlite3.Error`` becomes the
+        usual ``DEVICE_ERROR`` decision)."""
         now = now or utcnow()
         conn = self.conn
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 decision = self._decide(scan, lane, now)
+                if on_record is not None:
+                    on_record(decision)
                 conn.execute("COMMIT")
                 # no other writer can commit while this transaction holds the write lock, so
                 # the data_version read inside it is still current
