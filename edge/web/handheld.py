@@ -1,0 +1,163 @@
+"""The handheld API (``/api/v1/``, JSON, bearer device tokens) and the handheld page.
+
+The views only translate HTTP to :mod:`edge.handhelds` and back. Every refusal is a 4xx/5xx
+answer ``{"error": code, "message": words}``; verdicts carry the engine's reasons with their
+words in the language the request asks for (``Accept-Language``, English or Chinese) and the
+holder masked. Documented in ``docs/edge-openapi.json``; see ``docs/handheld.md``.
+
+The page (``/handheld/``) is static: everything it does goes through the same API with the
+token it keeps in the browser's localStorage, so it needs no staff session.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from flask import Blueprint, current_app, g, jsonify, request, send_from_directory
+from werkzeug.exceptions import HTTPException
+
+from edge import handhelds
+from edge.handhelds import HandheldError
+
+log = logging.getLogger(__name__)
+
+PAGE_DIR = Path(__file__).resolve().parent / "handheld"
+MAX_BATCH_BYTES = 1024 * 1024
+_STATUS = {
+    "unauthorized": 401,
+    "device_disabled": 403,
+    "lane_not_allowed": 403,
+    "unknown_lane": 404,
+    "lane_disabled": 409,
+    "bad_code": 400,
+    "code_used": 410,
+    "code_expired": 410,
+    "client_scan_id_reused": 409,
+    "batch_too_large": 413,
+}
+
+api = Blueprint("handheld_api", __name__, url_prefix="/api/v1")
+page = Blueprint("handheld_page", __name__, url_prefix="/handheld")
+PUBLIC_ENDPOINTS = {"handheld_api.pair"}
+
+
+def _web():
+    return current_app.extensions["wicket"]
+
+
+def _lang() -> str:
+    return request.accept_languages.best_match(("en", "zh"), default="en") or "en"
+
+
+def _error(status: int, code: str, message: str, **extra):
+    response = jsonify(error=code, message=message, **extra)
+    response.status_code = status
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="wicket-handheld"'
+    return response
+
+
+def _body():
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise HandheldError("bad_json", "the request body must be a JSON object")
+    return body
+
+
+@api.errorhandler(HandheldError)
+def _handheld_error(e: HandheldError):
+    extra = {"items": e.items} if e.items is not None else {}
+    return _error(_STATUS.get(e.code, 400), e.code, e.message, **extra)
+
+
+@api.app_errorhandler(HTTPException)
+def _http_error(e: HTTPException):
+    """Under /api/v1/ even an unknown route or a wrong method answers in JSON."""
+    if not request.path.startswith(api.url_prefix + "/"):
+        return e
+    code = (e.name or "error").lower().replace(" ", "_")
+    return _error(e.code or 500, code, e.description or e.name)
+
+
+@api.errorhandler(Exception)
+def _internal_error(e: Exception):
+    if isinstance(e, HTTPException):
+        return _http_error(e)
+    log.exception("handheld API: internal error on %s %s", request.method, request.path)
+    return _error(500, "internal_error", "the appliance could not handle this request; it is "
+                  "in the appliance log")
+
+
+@api.before_request
+def _authenticate():
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return None
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer":
+        token = ""
+    g.handheld = handhelds.authenticate(_web().conn(), token.strip())
+    return None
+
+
+@api.post("/pair")
+def pair():
+    body = _body()
+    code = body.get("code")
+    if not isinstance(code, str):
+        raise HandheldError("bad_code", "code must be the pairing code the admin page shows")
+    version = body.get("app_version", "")
+    paired = handhelds.pair(_web().conn(), code, app_version=version if isinstance(
+        version, str) else "")
+    return jsonify(device_id=paired.device_id, token=paired.token, name=paired.name,
+                   lanes=handhelds.lanes_for(_web().conn(), handhelds.Handheld(
+                       paired.device_id, paired.name, paired.lanes))), 201
+
+
+@api.get("/lanes")
+def lanes():
+    h = g.handheld
+    return jsonify(device_id=h.device_id, name=h.name,
+                   lanes=handhelds.lanes_for(_web().conn(), h))
+
+
+@api.post("/scan")
+def scan():
+    req = handhelds.parse_scan(_body())
+    return jsonify(handhelds.scan(_web().engine(), g.handheld, req, _lang()))
+
+
+@api.post("/scans")
+def scans():
+    if (request.content_length or 0) > MAX_BATCH_BYTES:
+        raise HandheldError("batch_too_large", f"a batch is at most {MAX_BATCH_BYTES} bytes: "
+                            "send the queue in parts, oldest first")
+    results = handhelds.upload(_web().engine(), g.handheld, _body(), _lang())
+    return jsonify(results=results)
+
+
+@api.post("/heartbeat")
+def heartbeat():
+    return jsonify(handhelds.heartbeat(_web().conn(), g.handheld, _body()))
+
+
+# -- the page --------------------------------------------------------------------------------
+
+
+@page.get("/")
+def index():
+    response = send_from_directory(PAGE_DIR, "index.html", max_age=0)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@page.get("/<any('app.js', 'app.css', 'manifest.json'):name>")
+def asset(name: str):
+    return send_from_directory(PAGE_DIR, name, max_age=0)
+
+
+def register(app) -> None:
+    """Add the API and the page to ``app``; both check their own tokens, never a session."""
+    app.register_blueprint(api)
+    app.register_blueprint(page)
