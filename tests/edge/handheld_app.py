@@ -38,3 +38,10 @@ def make_app(database, holder_key: str) -> Flask:
     app.extensions["wicket"] = _Web(Path(database), HolderVault(holder_key))
     handheld.register(app)
     return app
+
+
+def from_env() -> Flask:
+    """For ``gunicorn 'tests.edge.handheld_app:from_env()'``: the database and holder key
+    come from WICKET_TEST_DB and WICKET_TEST_HOLDER_KEY."""
+    import os
+    return make_app(os.environ["WICKET_TEST_DB"], os.environ["WICKET_TEST_HOLDER_KEY"])

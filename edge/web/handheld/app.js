@@ -134,7 +134,8 @@
     $("device-name").textContent = name ? t("paired_as", name) : "";
     setNet(navigator.onLine !== false && $("net").dataset.state !== "offline");
     renderQueue();
-    if (lastVerdict) showVerdict(lastVerdict);
+    if (lastVerdict && lastVerdict.local) showLocal(lastVerdict.local);
+    else if (lastVerdict) showVerdict(lastVerdict);
   }
 
   function setNet(online) {
@@ -153,6 +154,7 @@
     $("pairing").hidden = true;
     $("scanner").hidden = false;
     fillLanes(store.get(KEY.lanes, []));
+    if (!lastVerdict) showLocal("ready");
     $("scan-input").focus();
   }
 
@@ -163,12 +165,13 @@
     for (const l of lanes) {
       const o = document.createElement("option");
       o.value = l.code;
-      o.textContent = l.code + " · " + l.name + (l.direction === "out" ? " ↑" : "");
+      const name = l.name && l.name !== l.code ? l.name : l.gate.name;
+      o.textContent = l.code + " · " + name + (l.direction === "out" ? " ↑" : "");
       sel.appendChild(o);
     }
     if (lanes.some(l => l.code === keep)) sel.value = keep;
     if (sel.value) store.set(KEY.lane, sel.value);
-    if (!lanes.length) showVerdict({colour: "red", words: t("no_lanes")});
+    if (!lanes.length) showLocal("no_lanes");
   }
 
   function fact(dl, label, value) {
@@ -210,9 +213,16 @@
     box.dataset.clientScanId = v.client_scan_id || "";
   }
 
-  function showQueued() {
-    showVerdict({colour: "queued", words: t("queued_words"), detail: t("queued_detail"),
-                 reason: "QUEUED"});
+  // what the page itself shows (in the screen's language, redrawn when it changes)
+  function showLocal(what) {
+    const v = {
+      ready: {colour: "idle", words: t("ready")},
+      checking: {colour: "busy", words: t("checking")},
+      queued: {colour: "queued", words: t("queued_words"), detail: t("queued_detail"),
+               reason: "QUEUED"},
+      no_lanes: {colour: "red", words: t("no_lanes")},
+    }[what];
+    showVerdict({...v, local: what});
   }
 
   function renderQueue() {
@@ -323,11 +333,11 @@
     if (store.get(KEY.queue, []).length) {
       // older scans first: the appliance decides in the order scans were made
       enqueue(item);
-      showQueued();
+      showLocal("queued");
       await flush();
       return;
     }
-    showVerdict({colour: "busy", words: t("checking")});
+    showLocal("checking");
     try {
       const v = await api("POST", "/scan", item);
       if (!v.recorded) {  // the appliance's database failed: keep it and try again later
@@ -341,7 +351,7 @@
       if (e instanceof NetworkError) {
         // it may or may not have been recorded: the same id resent later returns the truth
         enqueue(item);
-        showQueued();
+        showLocal("queued");
         beep("orange");
         flushSoon();
       } else {
@@ -367,8 +377,12 @@
       const done = new Set(r.results.filter(x => x.recorded).map(x => x.client_scan_id));
       store.set(KEY.queue, store.get(KEY.queue, []).filter(x => !done.has(x.client_scan_id)));
       reportBatch(r.results);
+      // the newest saved scan's verdict goes on the big screen only while its person may
+      // still be waiting; older ones are in the report
       const newest = r.results[r.results.length - 1];
-      if (newest && lastVerdict && lastVerdict.reason === "QUEUED") {
+      const made = Date.parse(part[part.length - 1].scanned_at);
+      if (newest && lastVerdict && lastVerdict.local === "queued" &&
+          Date.now() - made < 60000) {
         showVerdict(newest);
         beep(newest.colour);
       }
