@@ -46,6 +46,10 @@ def _web():
     return current_app.extensions["wicket"]
 
 
+def _group() -> handhelds.GroupCommit:
+    return current_app.extensions["handheld_group"]
+
+
 def _lang() -> str:
     return request.accept_languages.best_match(("en", "zh"), default="en") or "en"
 
@@ -125,7 +129,7 @@ def lanes():
 @api.post("/scan")
 def scan():
     req = handhelds.parse_scan(_body())
-    return jsonify(handhelds.scan(_web().engine(), g.handheld, req, _lang()))
+    return jsonify(handhelds.scan(_web().engine(), g.handheld, req, _lang(), group=_group()))
 
 
 @api.post("/scans")
@@ -133,7 +137,7 @@ def scans():
     if (request.content_length or 0) > MAX_BATCH_BYTES:
         raise HandheldError("batch_too_large", f"a batch is at most {MAX_BATCH_BYTES} bytes: "
                             "send the queue in parts, oldest first")
-    results = handhelds.upload(_web().engine(), g.handheld, _body(), _lang())
+    results = handhelds.upload(_web().engine(), g.handheld, _body(), _lang(), group=_group())
     return jsonify(results=results)
 
 
@@ -158,6 +162,10 @@ def asset(name: str):
 
 
 def register(app) -> None:
-    """Add the API and the page to ``app``; both check their own tokens, never a session."""
+    """Add the API and the page to ``app``; both check their own tokens, never a session.
+    The scans of all request threads of the process share commits (GroupCommit)."""
+    web = app.extensions["wicket"]
+    app.extensions["handheld_group"] = handhelds.GroupCommit(
+        lambda: web.engine(), lock_path=f"{web.database}-handheld.lock")
     app.register_blueprint(api)
     app.register_blueprint(page)
