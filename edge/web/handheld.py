@@ -51,7 +51,12 @@ def _group() -> handhelds.GroupCommit:
 
 
 def _lang() -> str:
-    return request.accept_languages.best_match(("en", "zh"), default="en") or "en"
+    """The first of English and Chinese in the request's Accept-Language, by quality."""
+    for value, _quality in request.accept_languages:  # best first
+        primary = value.split("-")[0].split("_")[0].lower()
+        if primary in ("en", "zh"):
+            return primary
+    return "en"
 
 
 def _error(status: int, code: str, message: str, **extra):

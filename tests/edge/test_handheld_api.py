@@ -184,7 +184,7 @@ def test_verdicts_speak_the_requested_language(client, conn, live_venue):
     v = r.get_json()
     assert v["reason"] == "UNKNOWN" and v["words"] == "无法识别此票" and v["colour"] == "red"
     r = client.post("/api/v1/scan", json=scan_body(live_venue, 900005, "lang-000002"),
-                    headers={**headers, "Accept-Language": "en-GB"})
+                    headers={**headers, "Accept-Language": "en-GB,zh;q=0.5"})
     assert r.get_json()["reason"] == "REVOKED"
     assert r.get_json()["words"] == "Ticket cancelled or refunded"
 
