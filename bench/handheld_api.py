@@ -3,12 +3,12 @@
 A database of 100,000 tickets (built by bench/edge_decide.py's helpers, around the real time,
 since the API decides at the appliance's clock); 16 paired handhelds, each a client with its
 own keep-alive connection, scan concurrently on loopback through the production server
-(gunicorn, gthread workers) with the same mix as bench/edge_decide.py: 80 % first scans,
+(`wicket-edge web`: gunicorn, 2 gthread workers of 8 threads) with the same mix as bench/edge_decide.py: 80 % first scans,
 10 % repeats, 5 % forged, 5 % revoked. In the same run and on the same file, the floor: the
 engine deciding a batch of the same mix in-process, one decision at a time.
 
     .venv/bin/python bench/handheld_api.py [--tickets 100000] [--scans 16000] [--clients 16]
-                                          [--workers 2] [--threads 4] [--dir DIR]
+                                          [--workers 2] [--threads 8] [--dir DIR]
 
 Prints one figure per line: scans_per_s, scan_p50_ms, scan_p99_ms, decide_per_s,
 ratio_http_to_inprocess. Targets: scans_per_s >= 800, scan_p99_ms <= 50.
@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import edge_decide  # noqa: E402
+from edge import config as config_mod  # noqa: E402
 from edge import handhelds  # noqa: E402
 from edge.engine import Engine  # noqa: E402
 from edge.holders import generate_holder_key  # noqa: E402
@@ -80,13 +81,14 @@ def client(port: int, token: str, codes: list[str], start, out) -> None:
     out.put((latencies, reasons, errors))
 
 
-def serve(port: int, workers: int, threads: int, env: dict) -> subprocess.Popen:
+def serve(config: Path, port: int, workers: int, threads: int) -> subprocess.Popen:
+    """`wicket-edge web`'s server (edge.web.cli.serve: gunicorn, gthread workers, its access
+    log) with the given worker and thread counts."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
-         "--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread",
-         "--keep-alive", "30", "--log-level", "warning",
-         "tests.edge.handheld_app:from_env()"],
-        cwd=ROOT, env=env)
+        [sys.executable, "-c", "import sys; from edge.web.cli import serve; "
+         "sys.exit(serve(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])))",
+         str(config), f"127.0.0.1:{port}", str(workers), str(threads)],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -109,7 +111,9 @@ def main() -> int:
     p.add_argument("--scans", type=int, default=16_000, help="scans through the API")
     p.add_argument("--clients", type=int, default=16)
     p.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
-    p.add_argument("--threads", type=int, default=4, help="threads per worker")
+    p.add_argument("--threads", type=int, default=8,
+                   help="threads per worker (enough for every client to be in flight, so that "
+                   "waiting scans can share a commit)")
     p.add_argument("--dir", default=None,
                    help="where to put the database (default: a temporary directory under the "
                    "repository, i.e. on the file system the appliance data would live on)")
@@ -142,9 +146,9 @@ def main() -> int:
         conn.close()
 
         port = free_port()
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "WICKET_TEST_DB": str(path),
-               "WICKET_TEST_HOLDER_KEY": holder_key}
-        proc = serve(port, args.workers, args.threads, env)
+        config = work / "edge.toml"
+        config_mod.write_new(config, {"database": str(path), "holder_key": holder_key})
+        proc = serve(config, port, args.workers, args.threads)
         note(f"gunicorn: {args.workers} workers x {args.threads} threads; {args.clients} "
              f"clients scanning {len(over_http)} codes")
         ctx = multiprocessing.get_context("fork")

@@ -4,6 +4,8 @@
     wicket-edge --config FILE import FILE     load an allowlist file (JSON lines of sync changes)
     wicket-edge --config FILE scan --lane L CODE
     wicket-edge --config FILE entries
+    wicket-edge --config FILE web [--bind HOST:PORT]          serve the local web pages (gunicorn)
+    wicket-edge --config FILE create-user --role ROLE NAME    a staff account for the web pages
 
 Exit status: 0 success (for ``scan``: admitted), 1 refused by the rules, 2 bad input or a fault.
 """
@@ -177,6 +179,32 @@ def cmd_entries(args) -> int:
     return EXIT_OK
 
 
+def cmd_web(args) -> int:
+    from edge.web.cli import serve
+
+    return serve(args.config, args.bind, args.workers)
+
+
+def cmd_create_user(args) -> int:
+    from edge import staff
+
+    _, conn, _ = _open(args)
+    if sys.stdin.isatty():
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            raise CliError("the passwords differ")
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    try:
+        staff.create_user(conn, args.username, password, args.role, f"cli:{getpass.getuser()}",
+                          lang=args.user_lang, must_change=args.must_change)
+    except staff.StaffError as e:
+        raise CliError(str(e)) from None
+    print(f"created {args.role} account {args.username!r}"
+          + (" (the password must be changed at the first login)" if args.must_change else ""))
+    return EXIT_OK
+
+
 def _venue_tz(conn) -> ZoneInfo:
     row = conn.execute("SELECT timezone FROM venue LIMIT 1").fetchone()
     return ZoneInfo(row[0] if row else "UTC")
@@ -216,6 +244,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--limit", type=int, default=20)
     s.add_argument("--lane", help="only this lane")
     s.set_defaults(func=cmd_entries)
+
+    s = sub.add_parser("web", help="serve the local web pages (gunicorn)")
+    s.add_argument("--bind", help="HOST:PORT (default: web_bind from the configuration)")
+    s.add_argument("--workers", type=int, help="worker processes (default: web_workers)")
+    s.set_defaults(func=cmd_web)
+
+    s = sub.add_parser("create-user", help="create a staff account for the web pages "
+                       "(password from the terminal, or one line on stdin)")
+    s.add_argument("--role", required=True, choices=("admin", "supervisor", "gate"))
+    s.add_argument("--user-lang", choices=("en", "zh"), help="the account's page language")
+    s.add_argument("--must-change", action="store_true",
+                   help="make the first login choose a new password")
+    s.add_argument("username")
+    s.set_defaults(func=cmd_create_user)
     return p
 
 

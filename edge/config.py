@@ -47,6 +47,37 @@ SETTINGS: tuple[Setting, ...] = (
         "INFO",
         "Log level of the appliance's services: DEBUG, INFO, WARNING or ERROR.",
     ),
+    Setting(
+        "web_bind",
+        str,
+        "127.0.0.1:8000",
+        "Address and port the local web pages (`wicket-edge web`) listen on. The default "
+        "answers only on the appliance itself; use e.g. 0.0.0.0:8000 to serve the venue network.",
+    ),
+    Setting(
+        "web_workers",
+        int,
+        2,
+        "Number of web worker processes.",
+    ),
+    Setting(
+        "web_idle_minutes",
+        int,
+        30,
+        "A staff session ends after this many minutes without a request.",
+    ),
+    Setting(
+        "web_session_hours",
+        int,
+        12,
+        "A staff session ends this many hours after the login, however busy.",
+    ),
+    Setting(
+        "password_max_age_days",
+        int,
+        180,
+        "A staff password must be changed after this many days (0: never).",
+    ),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -62,6 +93,11 @@ class Config:
     database: Path
     holder_key: str
     log_level: str
+    web_bind: str = "127.0.0.1:8000"
+    web_workers: int = 2
+    web_idle_minutes: int = 30
+    web_session_hours: int = 12
+    password_max_age_days: int = 180
 
 
 def config_path(explicit: str | os.PathLike | None = None) -> Path:
@@ -113,10 +149,21 @@ def load(path: str | os.PathLike | None = None) -> Config:
     level = values["log_level"].upper()
     if level not in LOG_LEVELS:
         raise ConfigError(f"{path}: log_level must be one of {', '.join(LOG_LEVELS)}")
+    host, _, port = values["web_bind"].rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{path}: web_bind must be HOST:PORT, e.g. 127.0.0.1:8000")
+    for name in ("web_workers", "web_idle_minutes", "web_session_hours"):
+        if isinstance(values[name], bool) or values[name] < 1:
+            raise ConfigError(f"{path}: {name} must be a whole number of at least 1")
+    if isinstance(values["password_max_age_days"], bool) or values["password_max_age_days"] < 0:
+        raise ConfigError(f"{path}: password_max_age_days must be 0 or more")
     database = Path(values["database"])
     if not database.is_absolute():
         database = path.parent / database
-    return Config(path=path, database=database, holder_key=values["holder_key"], log_level=level)
+    return Config(path=path, database=database, holder_key=values["holder_key"], log_level=level,
+                  **{name: values[name] for name in ("web_bind", "web_workers", "web_idle_minutes",
+                                                     "web_session_hours",
+                                                     "password_max_age_days")})
 
 
 def render(values: dict[str, Any]) -> str:

@@ -95,6 +95,13 @@ def m003_config_version(db: sqlite_utils.Database) -> None:
                 "WHERE key = 'config_version'; END")
 
 
+@migrations()
+def m006_web(db: sqlite_utils.Database) -> None:
+    """The local web pages: a language per staff account, server-side staff sessions, commands
+    for the gate runtime (device tests, opening a lane), and where an imported entry came from."""
+    _run_script(db, _M006)
+
+
 def _run_script(db: sqlite_utils.Database, script: str) -> None:
     """Run statement by statement inside the migration's transaction (``executescript`` would
     commit it halfway)."""
@@ -290,6 +297,42 @@ ALTER TABLE entries ADD COLUMN acked_at TEXT;
 ALTER TABLE entries ADD COLUMN ack_status TEXT
     CHECK (ack_status IN ('stored', 'duplicate', 'conflict', 'refused'));
 CREATE INDEX entries_unacked ON entries(seq) WHERE acked_at IS NULL;
+"""
+
+_M006 = """
+ALTER TABLE staff_users ADD COLUMN lang TEXT CHECK (lang IN ('en', 'zh'));
+-- A staff session: the browser holds a random token, the database its SHA-256, so that a
+-- logout, a password change or a disabled account ends it everywhere at once.
+CREATE TABLE web_sessions (
+    token_hash  TEXT PRIMARY KEY,
+    staff_id    INTEGER NOT NULL REFERENCES staff_users(id) ON DELETE CASCADE,
+    created_at  TEXT NOT NULL,
+    seen_at     TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX web_sessions_staff ON web_sessions(staff_id);
+-- Work for the gate runtime, written by the web pages: 'test' a device, 'open_lane' after a
+-- supervisor's override. The runtime takes a pending row (status -> running, taken_at), does
+-- it and writes status done or failed with a JSON result; a row nobody took before expires_at
+-- is never carried out (the web pages show it as expired).
+CREATE TABLE device_commands (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at  TEXT NOT NULL,
+    expires_at  TEXT NOT NULL,
+    actor       TEXT NOT NULL,
+    command     TEXT NOT NULL CHECK (command IN ('test', 'open_lane')),
+    device_id   TEXT REFERENCES devices(id) ON DELETE CASCADE,
+    lane_id     INTEGER,
+    args        TEXT NOT NULL DEFAULT '{}',
+    status      TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'running', 'done', 'failed')),
+    taken_at    TEXT,
+    done_at     TEXT,
+    result      TEXT,
+    CHECK (device_id IS NOT NULL OR lane_id IS NOT NULL)
+);
+CREATE INDEX device_commands_pending ON device_commands(id) WHERE status = 'pending';
+-- Entries imported from another appliance's emergency export carry its fingerprint.
+ALTER TABLE entries ADD COLUMN imported_from TEXT;
 """
 
 

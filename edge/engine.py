@@ -13,6 +13,7 @@ becomes a recorded ``UNKNOWN`` or ``FORGED`` entry, and a failing database becom
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -345,7 +346,31 @@ class Engine:
             return [Decision(Reason.DEVICE_ERROR, False, None, item.now or utcnow(), item.lane,
                              "in", detail=f"database failure: {e}") for item in scans]
 
-    def _decide(self, scan: Scan, lane_code: str, now: datetime) -> Decision:
+    def check(self, scan: Scan, lane: str, now: datetime | None = None) -> Decision:
+        """What :meth:`decide` would answer at ``lane`` now, without recording anything: the
+        help desk's "check without admitting". The answer never opens a lane and has no
+        entry id; a later scan of the same ticket is decided as if this check never happened.
+
+        It reads inside one (deferred) transaction, so it sees one consistent state, and takes
+        no write lock: checks never queue behind or ahead of the lanes.
+        """
+        now = now or utcnow()
+        conn = self.conn
+        try:
+            conn.execute("BEGIN")
+            try:
+                decision = self._decide(scan, lane, now, record=False)
+            finally:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            return dataclasses.replace(decision, open_lane=False)
+        except sqlite3.Error as e:
+            log.error("lane %s: check failed, the database failed: %s", lane, e)
+            return Decision(Reason.DEVICE_ERROR, False, None, now, lane, "in",
+                            detail=f"database failure: {e}")
+
+    def _decide(self, scan: Scan, lane_code: str, now: datetime,
+                record: bool = True) -> Decision:
         lane = self._lane(lane_code)
         if lane.id is None:
             outcome = _Outcome(Reason.DEVICE_ERROR, f"lane {lane_code!r} is not configured")
@@ -361,16 +386,19 @@ class Engine:
         if not outcome.scan_ref:
             outcome.scan_ref = _scan_ref(scan)
         admitted = outcome.reason is Reason.OK
-        entry_id = str(uuid7())
         t = outcome.ticket
         session = outcome.session
-        self.conn.execute(_INSERT_ENTRY, (
-            entry_id, to_iso(now), _day(now, lane), lane.id,
-            lane.gate_id, scan.device_id, lane.direction, str(scan.kind), outcome.scan_ref,
-            t.id if t else None, session.id if session else None, int(admitted),
-            str(outcome.reason), outcome.detail, int(bool(t and t.offline_code)), lane.cursor,
-            lane.clock_offset_ms,
-        ))
+        if record:
+            entry_id = str(uuid7())
+            self.conn.execute(_INSERT_ENTRY, (
+                entry_id, to_iso(now), _day(now, lane), lane.id,
+                lane.gate_id, scan.device_id, lane.direction, str(scan.kind), outcome.scan_ref,
+                t.id if t else None, session.id if session else None, int(admitted),
+                str(outcome.reason), outcome.detail, int(bool(t and t.offline_code)),
+                lane.cursor, lane.clock_offset_ms,
+            ))
+        else:
+            entry_id = None
         view = None
         if t is not None:
             if t.zone is None and t.zone_id:
@@ -551,6 +579,7 @@ class Engine:
             raise _Refused(Reason.BLOCKED, "holder on the block list", STAGE_BLOCKED)
         # 3. scope and time
         session = self._session_for(t, lane, now)
+        outcome.session = session  # a refusal from here on is recorded with its session too
         if t.valid_from and now < t.valid_from:
             raise _Refused(Reason.NOT_YET_VALID, f"valid from {_local(t.valid_from, lane)}",
                            STAGE_SCOPE)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from flask import Blueprint, current_app, g, jsonify, request, send_from_directory
+from flask import Blueprint, abort, current_app, g, jsonify, request, send_from_directory
 from werkzeug.exceptions import HTTPException
 
 from edge import handhelds
@@ -80,11 +80,7 @@ def _handheld_error(e: HandheldError):
     return _error(_STATUS.get(e.code, 400), e.code, e.message, **extra)
 
 
-@api.app_errorhandler(HTTPException)
 def _http_error(e: HTTPException):
-    """Under /api/v1/ even an unknown route or a wrong method answers in JSON."""
-    if not request.path.startswith(api.url_prefix + "/"):
-        return e
     code = (e.name or "error").lower().replace(" ", "_")
     return _error(e.code or 500, code, e.description or e.name)
 
@@ -161,14 +157,24 @@ def index():
     return response
 
 
-@page.get("/<any('app.js', 'app.css', 'manifest.json'):name>")
+ASSETS = ("app.js", "app.css", "manifest.json")
+
+
+@page.get("/<name>")
 def asset(name: str):
+    if name not in ASSETS:
+        abort(404)
     return send_from_directory(PAGE_DIR, name, max_age=0)
 
 
 def register(app) -> None:
-    """Add the API and the page to ``app``; both check their own tokens, never a session.
-    The scans of all request threads of the process share commits (GroupCommit)."""
+    """Add the API and the page to ``app``; both check their own tokens, never a staff
+    session (the page is static and goes through the API). The scans of all request threads
+    of the process share commits (GroupCommit)."""
+    from edge.web.auth import own_auth
+
+    own_auth(app, api)
+    own_auth(app, page)
     web = app.extensions["wicket"]
     app.extensions["handheld_group"] = handhelds.GroupCommit(
         lambda: web.engine(), lock_path=f"{web.database}-handheld.lock")

@@ -1,4 +1,4 @@
-"""The handheld page in headless Chromium against the appliance's web service under gunicorn:
+"""The handheld page in headless Chromium against `wicket-edge web` (gunicorn) in a real process:
 pair, scan through the wedge field, see the verdict; lose the server, scan, get it back, and
 the queued scans arrive once."""
 
@@ -20,6 +20,7 @@ from edge.allowlist import apply_changes
 from sync import sample
 from sync.changes import parse_change
 from sync.timeutil import utcnow
+from tests.edge.handheld_app import write_config
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -34,20 +35,19 @@ def free_port() -> int:
 class Server:
     """The web service as a real gunicorn process, stopped and started on the same port."""
 
-    def __init__(self, db_path: Path, holder_key: str, log: Path):
+    def __init__(self, config: Path, log: Path):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "PYTHONPATH": str(ROOT), "WICKET_TEST_DB": str(db_path),
-                    "WICKET_TEST_HOLDER_KEY": holder_key}
+        self.config = config
+        self.env = {**os.environ, "PYTHONPATH": str(ROOT)}
         self.log = log
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
         out = open(self.log, "a")  # noqa: SIM115 - kept open for the process's life
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}",
-             "--workers", "2", "--threads", "4", "--worker-class", "gthread",
-             "tests.edge.handheld_app:from_env()"],
+            [sys.executable, "-m", "edge.cli", "--config", str(self.config), "web",
+             "--bind", f"127.0.0.1:{self.port}", "--workers", "2"],
             cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT)
         out.close()
         deadline = time.monotonic() + 90
@@ -73,7 +73,9 @@ class Server:
 def server(tmp_path, conn, db_path, vault, holder_key, hub_key):
     venue = sample.build(hub_key, utcnow(), tickets=20)
     apply_changes(conn, vault, [parse_change(c) for c in venue.changes])
-    s = Server(db_path, holder_key, tmp_path / "gunicorn.log")
+    config = tmp_path / "edge.toml"
+    write_config(config, db_path, holder_key)
+    s = Server(config, tmp_path / "web.log")
     s.start()
     yield s, venue
     if s.proc is not None:
@@ -166,6 +168,8 @@ def test_pair_scan_go_offline_and_the_queue_arrives_once(server, conn, tmp_path)
     assert [r[2] for r in rows[3:]] == [q["client_scan_id"] for q in queued]
     assert conn.execute("SELECT count(*) FROM entries").fetchone()[0] == 6
     assert conn.execute("SELECT state FROM devices").fetchone() == ("up",)  # heartbeats
+    log = (tmp_path / "web.log").read_text()
+    assert "POST /api/v1/scans" in log  # the access log of the real server
     for number in holder_numbers:
-        assert number not in texts
+        assert number not in texts and number not in log
     assert len(list(shots.glob("*.png"))) == 5

@@ -27,6 +27,7 @@ def test_migrations_upgrade_a_first_migration_database_in_place(tmp_path):
     db = db_mod.open_db(path)
     applied = db_mod.migrate(db)
     assert applied[:2] == ["m002_entry_outbox", "m003_config_version"]
+    assert "m006_web" in applied
     assert applied[-1] == "m007_handhelds"
     assert db_mod.schema_version(db) == ["m001_initial", *applied]
     assert {"batch_id", "acked_at", "ack_status"} <= set(db["entries"].columns_dict)

@@ -121,10 +121,14 @@ def test_every_route_needs_a_live_token(app, client, conn, live_venue):
 
 
 def test_unknown_routes_and_methods_answer_in_json(client):
-    r = client.get("/api/v1/nothing-here")
+    json_please = {"Accept": "application/json"}  # as every handheld client sends
+    r = client.get("/api/v1/nothing-here", headers=json_please)
     assert r.status_code == 404 and r.get_json()["error"] == "not_found"
-    r = client.get("/api/v1/scan")
+    r = client.get("/api/v1/scan", headers=json_please)
     assert r.status_code == 405 and r.get_json()["error"] == "method_not_allowed"
+    r = client.post("/api/v1/scan", data="{not json", headers={
+        **json_please, "Content-Type": "application/json"})
+    assert r.status_code == 401 and r.get_json()["error"] == "unauthorized"
 
 
 # -- scans -------------------------------------------------------------------------------

@@ -1,0 +1,138 @@
+"""Admin pages: the dashboard, staff accounts and the audit log."""
+
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, flash, g, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+
+from edge import staff as staff_mod
+from edge import status
+from edge.web.app import get_conn
+from edge.web.auth import end_sessions, policy_message, require
+
+bp = Blueprint("admin", __name__)
+
+
+@bp.route("/")
+def home():
+    if g.user.may("supervisor"):
+        return redirect(url_for("admin.dashboard"))
+    return redirect(url_for("gate.screen"))
+
+
+def _minutes() -> int:
+    try:
+        return min(max(int(request.args.get("minutes", 15)), 1), 24 * 60)
+    except ValueError:
+        return 15
+
+
+@bp.route("/dashboard")
+@require("supervisor")
+def dashboard():
+    return render_template("dashboard.html", data=status.dashboard(get_conn(), _minutes()))
+
+
+@bp.route("/dashboard.json")
+@require("supervisor")
+def dashboard_json():
+    return jsonify(status.dashboard(get_conn(), _minutes()))
+
+
+@bp.route("/staff", methods=["GET", "POST"])
+@require("admin")
+def staff():
+    conn = get_conn()
+    errors: list[str] = []
+    if request.method == "POST":
+        password = request.form.get("password", "")
+        try:
+            staff_mod.create_user(conn, request.form.get("username", "").strip(), password,
+                                  request.form.get("role", ""), g.user.username,
+                                  lang=request.form.get("lang") or None, must_change=True)
+        except staff_mod.StaffError as e:
+            errors.append(policy_message(e))
+        else:
+            flash(_("Account created: its holder chooses a new password at the first login."),
+                  "ok")
+            return redirect(url_for("admin.staff"))
+    return render_template("staff.html", users=staff_mod.list_users(conn), roles=staff_mod.ROLES,
+                           errors=errors), (400 if errors else 200)
+
+
+@bp.route("/staff/<int:staff_id>", methods=["POST"])
+@require("admin")
+def staff_update(staff_id: int):
+    conn = get_conn()
+    action = request.form.get("action")
+    try:
+        if action == "role":
+            staff_mod.update_user(conn, staff_id, g.user.username, role=request.form.get("role"))
+        elif action in ("disable", "enable"):
+            staff_mod.update_user(conn, staff_id, g.user.username, disabled=action == "disable")
+            if action == "disable":
+                end_sessions(conn, staff_id)
+        elif action == "unlock":
+            staff_mod.update_user(conn, staff_id, g.user.username, unlock=True)
+        elif action == "password":
+            staff_mod.set_password(conn, staff_id, request.form.get("password", ""),
+                                   g.user.username)
+            end_sessions(conn, staff_id)
+        else:
+            return render_template("error.html", status=400, message=_("Unknown action.")), 400
+    except staff_mod.StaffError as e:
+        flash(policy_message(e), "error")
+        return redirect(url_for("admin.staff")), 303
+    flash(_("Account updated."), "ok")
+    return redirect(url_for("admin.staff")), 303
+
+
+AUDIT_PAGE = 100
+
+
+@bp.route("/audit")
+@require("supervisor")
+def audit():
+    conn = get_conn()
+    actor = request.args.get("actor", "").strip()
+    action = request.args.get("action", "").strip()
+    subject = request.args.get("subject", "").strip()
+    since = request.args.get("since", "").strip()
+    until = request.args.get("until", "").strip()
+    try:
+        before = int(request.args.get("before", 0)) or None
+    except ValueError:
+        before = None
+    where, args = [], []
+    if actor:
+        where.append("actor = ?")
+        args.append(actor)
+    if action:
+        where.append("action LIKE ? ESCAPE '\\'")
+        args.append(action.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+    if subject:
+        where.append("subject = ?")
+        args.append(subject)
+    if since:
+        where.append("at >= ?")
+        args.append(since)
+    if until:
+        where.append("at < ?")
+        args.append(until)
+    if before:
+        where.append("id < ?")
+        args.append(before)
+    sql = "SELECT id, at, actor, action, subject, detail FROM audit_log"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    rows = conn.execute(sql + f" ORDER BY id DESC LIMIT {AUDIT_PAGE + 1}", args).fetchall()
+    more = len(rows) > AUDIT_PAGE
+    rows = rows[:AUDIT_PAGE]
+    entries = [{"id": r[0], "at": r[1], "actor": r[2], "action": r[3], "subject": r[4],
+                "detail": json.loads(r[5]) if r[5] else {}} for r in rows]
+    actions = [r[0] for r in conn.execute("SELECT DISTINCT action FROM audit_log ORDER BY action")]
+    return render_template("audit.html", entries=entries, actions=actions, more=more,
+                           filters={"actor": actor, "action": action, "subject": subject,
+                                    "since": since, "until": until})

@@ -1,0 +1,192 @@
+"""The appliance's local web application: ``create_app(config)``, one blueprint per screen area.
+
+Configuration keys (all optional; the appliance's TOML file supplies what is not given):
+
+``EDGE_CONFIG``
+    path of the appliance configuration file (``edge.toml``); default ``$WICKET_CONFIG`` or
+    ``/etc/wicket/edge.toml``. Read once, here, never at import time.
+``DATABASE``
+    path of the appliance database (default: ``database`` from the configuration file).
+``HOLDER_KEY``
+    the holder key (default: ``holder_key`` from the configuration file).
+``SECRET_KEY``
+    signs the session cookie; default: a subkey of the holder key, so every worker process and
+    every restart agrees on it and no secret is stored anywhere new.
+``TESTING``
+    Flask's testing flag.
+``IDLE_MINUTES``, ``SESSION_HOURS``, ``PASSWORD_MAX_AGE_DAYS``
+    session and password lifetimes (default: ``web_idle_minutes``, ``web_session_hours``,
+    ``password_max_age_days`` from the configuration file).
+``SESSION_COOKIE_SECURE``
+    set when the pages are served over TLS.
+
+Every route needs a staff session unless its view is marked :func:`edge.web.auth.public`, or
+its blueprint is registered with :func:`edge.web.auth.own_auth` (a JSON API that checks its own
+bearer tokens and takes no cookies, so CSRF does not apply to it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from flask import Flask, g, request
+
+from edge import config as config_mod
+from edge import db as db_mod
+from edge.engine import Engine
+from edge.holders import HolderVault
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent
+LANGUAGES = ("en", "zh")
+
+
+class EdgeWeb:
+    """What the web app shares between requests: the database path, the vault, and one
+    connection and Engine per thread (an Engine keeps lanes and keys in memory)."""
+
+    def __init__(self, database: Path, vault: HolderVault):
+        self.database = database
+        self.vault = vault
+        self._local = threading.local()
+
+    def conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = db_mod.connect(self.database)
+        return conn
+
+    def engine(self) -> Engine:
+        engine = getattr(self._local, "engine", None)
+        if engine is None:
+            engine = self._local.engine = Engine(self.conn(), self.vault)
+        return engine
+
+
+def _derive_secret(holder_key: str) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                info=b"wicket web session v1").derive(holder_key.strip().encode("utf-8"))
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    config = dict(config or {})
+    app = Flask("edge.web", root_path=str(HERE), static_folder="static",
+                template_folder="templates")
+    needs_file = any(k not in config for k in
+                     ("DATABASE", "HOLDER_KEY", "IDLE_MINUTES", "SESSION_HOURS",
+                      "PASSWORD_MAX_AGE_DAYS"))
+    if needs_file:
+        cfg = config_mod.load(config.get("EDGE_CONFIG"))
+        config.setdefault("DATABASE", str(cfg.database))
+        config.setdefault("HOLDER_KEY", cfg.holder_key)
+        config.setdefault("IDLE_MINUTES", cfg.web_idle_minutes)
+        config.setdefault("SESSION_HOURS", cfg.web_session_hours)
+        config.setdefault("PASSWORD_MAX_AGE_DAYS", cfg.password_max_age_days)
+    config.setdefault("SECRET_KEY", _derive_secret(config["HOLDER_KEY"]))
+    app.config.update(
+        MAX_CONTENT_LENGTH=32 * 1024 * 1024,
+        SESSION_COOKIE_NAME="wicket_edge",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        TEMPLATES_AUTO_RELOAD=False,
+    )
+    app.config.update(config)
+    database = Path(app.config["DATABASE"])
+    if not database.exists():
+        raise config_mod.ConfigError(f"{database}: no database yet; run `wicket-edge init`")
+    pending = db_mod.migrations.pending(db_mod.open_db(database))
+    if pending:
+        raise config_mod.ConfigError(f"{database}: the database needs an upgrade; run "
+                                     "`wicket-edge init`")
+    app.extensions["wicket"] = EdgeWeb(database, HolderVault(app.config["HOLDER_KEY"]))
+
+    from edge.web import i18n
+    i18n.init_app(app)
+
+    from edge.web import auth, helpers
+    auth.init_app(app)
+    helpers.init_app(app)
+    _error_pages(app)
+
+    from edge.web import handheld
+    from edge.web.admin import bp as admin_bp
+    from edge.web.devices import bp as devices_bp
+    from edge.web.emergency import bp as emergency_bp
+    from edge.web.gate import bp as gate_bp
+    from edge.web.venue import bp as venue_bp
+
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(admin_bp)
+    app.register_blueprint(devices_bp)
+    app.register_blueprint(venue_bp)
+    app.register_blueprint(emergency_bp)
+    app.register_blueprint(gate_bp)
+    handheld.register(app)
+
+    @app.after_request
+    def security_headers(response):
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+            "frame-ancestors 'none'; form-action 'self'")
+        if request.endpoint != "static":
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    return app
+
+
+def _error_pages(app: Flask) -> None:
+    from flask import jsonify, render_template
+    from flask_babel import gettext as _
+    from werkzeug.exceptions import HTTPException
+
+    messages = {400: lambda: _("The request was not understood."),
+                403: lambda: _("Your role does not allow this."),
+                404: lambda: _("There is no such page."),
+                405: lambda: _("This page does not take that kind of request."),
+                413: lambda: _("The file is too large.")}
+
+    @app.errorhandler(HTTPException)
+    def http_error(e: HTTPException):
+        from edge.web.auth import wants_json
+
+        message = messages.get(e.code, lambda: e.description)()
+        if wants_json():
+            return jsonify({"error": e.name.lower().replace(" ", "_"), "message": message}), \
+                e.code
+        return render_template("error.html", status=e.code, message=message), e.code
+
+
+def web(app: Flask | None = None) -> EdgeWeb:
+    from flask import current_app
+    return (app or current_app).extensions["wicket"]
+
+
+def get_conn() -> sqlite3.Connection:
+    """This thread's connection to the appliance database."""
+    return web().conn()
+
+
+def get_engine() -> Engine:
+    """This thread's validation engine."""
+    return web().engine()
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("ascii")).hexdigest()
+
+
+def current_user():
+    return g.get("user")

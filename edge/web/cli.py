@@ -1,0 +1,81 @@
+"""``wicket-edge web``: the local web pages behind gunicorn, the production WSGI server.
+
+Its own process (and systemd unit): it shares nothing with the gate runtime and the sync
+agent but the database. Binds ``web_bind`` from the configuration (``127.0.0.1:8000`` unless
+set), or ``--bind``. While the appliance has no admin it prints a one-time setup code that the
+first-run page asks for, so a box reachable from the venue network cannot be claimed by
+whoever finds it first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from edge import config as config_mod
+from edge import db as db_mod
+from edge import staff as staff_mod
+
+
+def serve(config_path: str | None, bind: str | None = None, workers: int | None = None,
+          threads: int = 4) -> int:
+    from gunicorn.app.base import BaseApplication
+
+    from edge.web.app import create_app
+    from edge.web.auth import new_setup_code
+
+    cfg = config_mod.load(config_path)
+    if not cfg.database.exists():
+        print(f"wicket-edge: {cfg.database}: no database yet; run `wicket-edge init`",
+              file=sys.stderr)
+        return 2
+    if db_mod.migrations.pending(db_mod.open_db(cfg.database)):
+        print(f"wicket-edge: {cfg.database}: the database needs an upgrade; run "
+              "`wicket-edge init`", file=sys.stderr)
+        return 2
+    bind = bind or cfg.web_bind
+    conn = db_mod.connect(cfg.database)
+    try:
+        if not staff_mod.has_admin(conn):
+            code = new_setup_code(conn)
+            print(f"wicket-edge: no admin yet: open http://{bind}/first-run and give the setup "
+                  f"code {code}", flush=True)
+    finally:
+        conn.close()
+    app_config = {"EDGE_CONFIG": str(cfg.path)}
+
+    class EdgeWebServer(BaseApplication):
+        def load_config(self):
+            self.cfg.set("bind", bind)
+            self.cfg.set("workers", workers or cfg.web_workers)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("threads", threads)
+            self.cfg.set("accesslog", "-")
+            self.cfg.set("graceful_timeout", 10)
+            self.cfg.set("proc_name", "wicket-edge-web")
+
+        def load(self):
+            return create_app(app_config)
+
+    print(f"wicket-edge: serving the appliance pages on http://{bind}", flush=True)
+    EdgeWebServer().run()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="wicket-edge web",
+                                description="Serve the appliance's local web pages.")
+    p.add_argument("--config", help="configuration file (default: $WICKET_CONFIG or "
+                   f"{config_mod.DEFAULT_PATH})")
+    p.add_argument("--bind", help="HOST:PORT (default: web_bind from the configuration)")
+    p.add_argument("--workers", type=int, help="worker processes (default: web_workers)")
+    args = p.parse_args(argv)
+    try:
+        return serve(args.config, args.bind, args.workers)
+    except config_mod.ConfigError as e:
+        print(f"wicket-edge: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

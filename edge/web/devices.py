@@ -1,0 +1,202 @@
+"""Devices: add, edit, enable/disable, delete, and a test per device kind.
+
+The device rows are the gate runtime's configuration: it reads them, opens each enabled
+device and reports its state back into the row. A test is a ``device_commands`` row the
+runtime carries out (see :mod:`edge.commands`); the page polls for its result.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+
+from edge import audit, commands, hardware
+from edge.db import immediate
+from edge.web.app import get_conn
+from edge.web.auth import require
+
+bp = Blueprint("devices", __name__, url_prefix="/devices")
+DEVICE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
+# where the device is reached: the configuration key the runtime reads, per kind
+CONNECTION_KEY = {"turnstile": "port", "qr_camera": "source", "barcode_scanner": "port",
+                  "rfid_reader": "reader", "id_reader": "port"}
+
+
+def _lanes(conn):
+    return conn.execute("SELECT id, code, name FROM lanes ORDER BY code").fetchall()
+
+
+def _device(conn, device_id: str) -> dict | None:
+    row = conn.execute("SELECT d.id, d.kind, d.name, d.lane_id, d.config, d.enabled, d.state, "
+                       "d.state_detail, d.state_at, l.code FROM devices d LEFT JOIN lanes l "
+                       "ON l.id = d.lane_id WHERE d.id = ?", (device_id,)).fetchone()
+    if row is None:
+        return None
+    config = json.loads(row[4] or "{}")
+    return {"id": row[0], "kind": row[1], "name": row[2], "lane_id": row[3], "config": config,
+            "connection": config.get(CONNECTION_KEY.get(row[1], "port"), ""),
+            "enabled": bool(row[5]), "state": row[6], "state_detail": row[7] or "",
+            "state_at": row[8], "lane": row[9]}
+
+
+def _found():
+    return {"serial": hardware.serial_ports(), "cameras": hardware.cameras(),
+            "pcsc": hardware.pcsc_readers()}
+
+
+def _form(conn, existing: dict | None) -> tuple[dict, list[str]]:
+    """The device described by the submitted form, and what is wrong with it."""
+    f = request.form
+    errors = []
+    device_id = existing["id"] if existing else f.get("id", "").strip()
+    if not DEVICE_ID.match(device_id):
+        errors.append(_("A device id is 1 to 40 letters, digits or . _ -"))
+    kind = f.get("kind", "")
+    if kind not in commands.DEVICE_KINDS:
+        errors.append(_("Choose the kind of device."))
+    lane_id = f.get("lane_id") or None
+    if lane_id is not None:
+        if not lane_id.isdigit() or not conn.execute("SELECT 1 FROM lanes WHERE id = ?",
+                                                     (int(lane_id),)).fetchone():
+            errors.append(_("No such lane."))
+        else:
+            lane_id = int(lane_id)
+    try:
+        extra = json.loads(f.get("settings") or "{}")
+        if not isinstance(extra, dict):
+            raise ValueError
+    except ValueError:
+        errors.append(_("Settings must be a JSON object, e.g. {\"baudrate\": 9600}."))
+        extra = {}
+    connection = (f.get("connection") or f.get("connection_found") or "").strip()
+    config = dict(extra)
+    if connection:
+        config[CONNECTION_KEY.get(kind, "port")] = connection
+    return {"id": device_id, "kind": kind, "name": f.get("name", "").strip()[:80],
+            "lane_id": lane_id, "config": config, "connection": connection,
+            "enabled": f.get("enabled") == "1"}, errors
+
+
+@bp.route("/", methods=["GET", "POST"])
+@require("admin")
+def index():
+    conn = get_conn()
+    errors: list[str] = []
+    draft = None
+    if request.method == "POST":
+        draft, errors = _form(conn, None)
+        if not errors:
+            with immediate(conn):
+                if conn.execute("SELECT 1 FROM devices WHERE id = ?", (draft["id"],)).fetchone():
+                    errors.append(_("There is already a device with this id."))
+                else:
+                    conn.execute(
+                        "INSERT INTO devices (id, lane_id, kind, name, config, enabled) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        (draft["id"], draft["lane_id"], draft["kind"], draft["name"],
+                         json.dumps(draft["config"], sort_keys=True), int(draft["enabled"])))
+                    audit.record(conn, g.user.username, "device.create", f"device:{draft['id']}",
+                                 {k: draft[k] for k in ("kind", "name", "lane_id", "config",
+                                                        "enabled")})
+            if not errors:
+                flash(_("Device added."), "ok")
+                return redirect(url_for("devices.edit", device_id=draft["id"]), 303)
+    devices = [_device(conn, r[0]) for r in conn.execute("SELECT id FROM devices ORDER BY id")]
+    return render_template("devices.html", devices=devices, lanes=_lanes(conn),
+                           kinds=commands.DEVICE_KINDS, found=_found(), errors=errors,
+                           draft=draft), (400 if errors else 200)
+
+
+@bp.route("/<device_id>", methods=["GET", "POST"])
+@require("admin")
+def edit(device_id: str):
+    conn = get_conn()
+    device = _device(conn, device_id)
+    if device is None:
+        abort(404)
+    errors: list[str] = []
+    if request.method == "POST":
+        draft, errors = _form(conn, device)
+        if not errors:
+            with immediate(conn):
+                conn.execute("UPDATE devices SET lane_id = ?, kind = ?, name = ?, config = ?, "
+                             "enabled = ? WHERE id = ?",
+                             (draft["lane_id"], draft["kind"], draft["name"],
+                              json.dumps(draft["config"], sort_keys=True),
+                              int(draft["enabled"]), device_id))
+                audit.record(conn, g.user.username, "device.update", f"device:{device_id}", {
+                    "before": {k: device[k] for k in ("kind", "name", "lane_id", "config",
+                                                      "enabled")},
+                    "after": {k: draft[k] for k in ("kind", "name", "lane_id", "config",
+                                                    "enabled")}})
+            flash(_("Device saved."), "ok")
+            return redirect(url_for("devices.edit", device_id=device_id), 303)
+    return render_template("device.html", device=device, lanes=_lanes(conn),
+                           kinds=commands.DEVICE_KINDS, found=_found(), errors=errors,
+                           tests=commands.recent_commands(conn, device_id)), \
+        (400 if errors else 200)
+
+
+@bp.route("/<device_id>/enabled", methods=["POST"])
+@require("admin")
+def set_enabled(device_id: str):
+    conn = get_conn()
+    enabled = request.form.get("enabled") == "1"
+    with immediate(conn):
+        if conn.execute("UPDATE devices SET enabled = ? WHERE id = ?",
+                        (int(enabled), device_id)).rowcount == 0:
+            abort(404)
+        audit.record(conn, g.user.username, "device.enable" if enabled else "device.disable",
+                     f"device:{device_id}")
+    flash(_("Device enabled.") if enabled else _("Device disabled."), "ok")
+    return redirect(request.form.get("back") == "list" and url_for("devices.index")
+                    or url_for("devices.edit", device_id=device_id), 303)
+
+
+@bp.route("/<device_id>/delete", methods=["POST"])
+@require("admin")
+def delete(device_id: str):
+    conn = get_conn()
+    with immediate(conn):
+        row = conn.execute("SELECT kind, name, lane_id FROM devices WHERE id = ?",
+                           (device_id,)).fetchone()
+        if row is None:
+            abort(404)
+        conn.execute("DELETE FROM devices WHERE id = ?", (device_id,))
+        audit.record(conn, g.user.username, "device.delete", f"device:{device_id}",
+                     {"kind": row[0], "name": row[1], "lane_id": row[2]})
+    flash(_("Device deleted."), "ok")
+    return redirect(url_for("devices.index"), 303)
+
+
+@bp.route("/<device_id>/test", methods=["POST"])
+@require("admin")
+def test(device_id: str):
+    conn = get_conn()
+    try:
+        cid = commands.request_test(conn, device_id, g.user.username)
+    except commands.CommandError as e:
+        if e.code == "not_found":
+            abort(404)
+        if request.headers.get("X-Requested-With") == "fetch":
+            return jsonify({"error": e.code, "message": _("The device is disabled: enable it "
+                                                          "to test it.")}), 409
+        flash(_("The device is disabled: enable it to test it."), "error")
+        return redirect(url_for("devices.edit", device_id=device_id), 303)
+    if request.headers.get("X-Requested-With") == "fetch":
+        return jsonify(commands.get_command(conn, cid)), 201
+    flash(_("Test requested: the result appears below when the gate runtime has done it."),
+          "ok")
+    return redirect(url_for("devices.edit", device_id=device_id), 303)
+
+
+@bp.route("/commands/<int:command_id>.json")
+@require("admin")
+def command(command_id: int):
+    found = commands.get_command(get_conn(), command_id)
+    if found is None:
+        abort(404)
+    return jsonify(found)

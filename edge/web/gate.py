@@ -1,0 +1,230 @@
+"""The gate-staff screen: one lane or several, a verdict readable in one glance, the live feed,
+manual and keyboard-wedge scans, the supervisor's override and the help desk's check.
+
+Scans typed or wedged here go through the same ``Engine.decide`` as every lane; an admitted
+scan asks the gate runtime to open the lane. "Check" runs ``Engine.check``: the same answer,
+nothing recorded, no lane opened. An override ("open anyway") needs a supervisor and a
+reason; it is recorded as an admitted entry whose detail says who and why, an ``open_lane``
+command for the runtime, and an audit row, all in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, abort, g, jsonify, render_template, request
+from flask_babel import gettext as _
+
+from edge import audit, commands, status
+from edge.db import immediate
+from edge.engine import Decision, Scan, ScanKind
+from edge.reasons import Reason, colour, words
+from edge.web.app import get_conn, get_engine
+from edge.web.auth import require
+from edge.web.i18n import current_language
+from sync.ids import uuid7
+from sync.timeutil import from_iso, to_iso, utcnow
+
+log = logging.getLogger(__name__)
+bp = Blueprint("gate", __name__, url_prefix="/gate")
+MAX_INPUT = 2048
+FEED_LIMIT = 30
+MIN_OVERRIDE_REASON = 4
+MAX_OVERRIDE_REASON = 200
+
+
+def _local(conn, iso: str | None) -> str | None:
+    if not iso:
+        return None
+    return from_iso(iso).astimezone(status.venue_tz(conn)).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _lanes(conn) -> list[dict]:
+    return [{"id": r[0], "code": r[1], "name": r[2], "direction": r[3], "gate": r[4],
+             "gate_name": r[5]}
+            for r in conn.execute("SELECT l.id, l.code, l.name, l.direction, g.code, g.name "
+                                  "FROM lanes l JOIN gates g ON g.id = l.gate_id "
+                                  "WHERE l.enabled = 1 ORDER BY l.code")]
+
+
+@bp.route("/")
+def screen():
+    conn = get_conn()
+    lanes = _lanes(conn)
+    chosen = [c for c in request.args.getlist("lane") if c]
+    known = {lane["code"] for lane in lanes}
+    chosen = [c for c in dict.fromkeys(chosen) if c in known][:6]
+    return render_template("gate.html", lanes=lanes,
+                           chosen=[lane for lane in lanes if lane["code"] in chosen],
+                           help_desk=request.args.get("mode") == "check")
+
+
+def verdict_json(conn, d: Decision, lang: str, checked_only: bool = False) -> dict:
+    """What the screen shows for a decision; holder data only masked."""
+    t = d.ticket
+    return {
+        "reason": str(d.reason),
+        "colour": colour(d.reason),
+        "words": words(d.reason, lang),
+        "detail": d.detail,
+        "admitted": d.reason is Reason.OK,
+        "open_lane": d.open_lane,
+        "checked_only": checked_only,
+        "lane": d.lane,
+        "direction": d.direction,
+        "entry_id": d.entry_id,
+        "at": _local(conn, to_iso(d.at)),
+        "ticket": None if t is None else {
+            "number": t.number, "role": t.role, "zone": t.zone, "seat": t.seat,
+            "session": t.session},
+        "holder": None if d.holder_masked is None else {
+            "name": d.holder_masked.name, "document": d.holder_masked.document},
+        "first_entry_at": _local(conn, to_iso(d.first_entry_at)) if d.first_entry_at else None,
+        "offline_code": d.offline_code,
+    }
+
+
+def _body() -> dict:
+    data = request.get_json(silent=True)
+    if data is None:
+        data = request.form.to_dict()
+    if not isinstance(data, dict):
+        abort(400)
+    return data
+
+
+def _bad(message: str, status_code: int = 400):
+    return jsonify({"error": "bad_request", "message": message}), status_code
+
+
+@bp.route("/scan.json", methods=["POST"])
+def scan():
+    """Decide one scan from the screen: ``{"lane", "code", "kind": "qr"|"manual",
+    "mode": "admit"|"check"}``."""
+    data = _body()
+    lane = str(data.get("lane", ""))
+    code = str(data.get("code", ""))[:MAX_INPUT]
+    kind = ScanKind.MANUAL if data.get("kind") == "manual" else ScanKind.QR
+    mode = data.get("mode", "admit")
+    if mode not in ("admit", "check"):
+        return _bad(_("Unknown mode."))
+    if not code.strip():
+        return _bad(_("Scan or type a code first."))
+    conn = get_conn()
+    if not conn.execute("SELECT 1 FROM lanes WHERE code = ? AND enabled = 1",
+                        (lane,)).fetchone():
+        return _bad(_("Choose a lane first."))
+    engine = get_engine()
+    scan_ = Scan(kind, code, device_id=f"web:{g.user.username}")
+    lang = current_language()
+    if mode == "check":
+        d = engine.check(scan_, lane)
+        audit.record(conn, g.user.username, "entry.check", f"lane:{lane}",
+                     {"reason": str(d.reason), "ticket_id": d.ticket.id if d.ticket else None})
+        return jsonify(verdict_json(conn, d, lang, checked_only=True))
+    d = engine.decide(scan_, lane)
+    if d.open_lane:
+        with immediate(conn):
+            lane_id = conn.execute("SELECT id FROM lanes WHERE code = ?", (lane,)).fetchone()[0]
+            commands.request_open(conn, lane_id, g.user.username,
+                                  {"entry_id": d.entry_id, "why": "scan"})
+    log.info("lane %s: screen scan by %s: %s", lane, g.user.username, d.reason)
+    return jsonify(verdict_json(conn, d, lang))
+
+
+@bp.route("/override.json", methods=["POST"])
+@require("supervisor")
+def override():
+    """Open the lane anyway. ``{"lane", "reason", "entry_id"?}``: the refused entry it answers
+    (its ticket and session carry over to the admission)."""
+    data = _body()
+    lane = str(data.get("lane", ""))
+    why = " ".join(str(data.get("reason", "")).split())
+    if not MIN_OVERRIDE_REASON <= len(why) <= MAX_OVERRIDE_REASON:
+        return _bad(_("Say why the lane is opened (%(low)d to %(high)d characters).",
+                      low=MIN_OVERRIDE_REASON, high=MAX_OVERRIDE_REASON))
+    refused_id = data.get("entry_id") or None
+    conn = get_conn()
+    now = utcnow()
+    with immediate(conn):
+        row = conn.execute("SELECT id, gate_id, direction FROM lanes WHERE code = ? AND "
+                           "enabled = 1", (lane,)).fetchone()
+        if row is None:
+            return _bad(_("Choose a lane first."))
+        lane_id, gate_id, direction = row
+        ticket_id = session_id = None
+        if refused_id is not None:
+            ref = conn.execute("SELECT ticket_id, session_id, reason, lane_id FROM entries "
+                               "WHERE id = ?", (str(refused_id),)).fetchone()
+            if ref is None:
+                return _bad(_("That scan is not on this appliance."), 404)
+            ticket_id, session_id = ref[0], ref[1]
+        cursor = conn.execute("SELECT cursor FROM sync_state WHERE stream = 'allowlist'"
+                              ).fetchone()
+        offset = conn.execute("SELECT value FROM appliance_state WHERE key = "
+                              "'clock_offset_ms'").fetchone()
+        entry_id = str(uuid7())
+        day = now.astimezone(status.venue_tz(conn)).date().isoformat()
+        conn.execute(
+            "INSERT INTO entries (id, at, day, lane_id, gate_id, device_id, direction, "
+            "scan_kind, scan_ref, ticket_id, session_id, admitted, reason, detail, cursor, "
+            "clock_offset_ms) VALUES (?, ?, ?, ?, ?, ?, ?, 'manual', ?, ?, ?, 1, 'OK', ?, ?, ?)",
+            (entry_id, to_iso(now), day, lane_id, gate_id, f"web:{g.user.username}", direction,
+             f"override:{refused_id or '-'}", ticket_id, session_id,
+             f"override by {g.user.username}: {why}", cursor[0] if cursor else 0,
+             int(offset[0]) if offset else None))
+        command_id = commands.request_open(conn, lane_id, g.user.username,
+                                           {"entry_id": entry_id, "why": "override"}, now)
+        audit.record(conn, g.user.username, "entry.override", f"lane:{lane}", {
+            "entry_id": entry_id, "refused_entry_id": refused_id, "ticket_id": ticket_id,
+            "reason": why, "command": command_id})
+    log.warning("lane %s opened by override of %s", lane, g.user.username)
+    return jsonify({"entry_id": entry_id, "command_id": command_id, "lane": lane,
+                    "colour": "green", "words": _("Opened by override"),
+                    "at": _local(conn, to_iso(now))}), 201
+
+
+@bp.route("/feed.json")
+def feed():
+    """The newest entries of the chosen lanes (``?lane=N1&lane=N2&after=SEQ``), newest first."""
+    conn = get_conn()
+    lanes = [c for c in request.args.getlist("lane") if c][:12]
+    try:
+        after = int(request.args.get("after", 0))
+    except ValueError:
+        after = 0
+    lang = current_language()
+    where = "e.seq > ?"
+    args: list = [after]
+    if lanes:
+        where += f" AND l.code IN ({','.join('?' * len(lanes))})"
+        args += lanes
+    rows = conn.execute(
+        f"""SELECT e.seq, e.id, e.at, l.code, e.direction, e.reason, e.detail, e.ticket_id,
+                   t.number, z.name, t.seat, h.name_masked, h.doc_masked, e.scan_kind,
+                   e.device_id
+            FROM entries e LEFT JOIN lanes l ON l.id = e.lane_id
+            LEFT JOIN tickets t ON t.id = e.ticket_id LEFT JOIN holders h ON h.id = t.holder_id
+            LEFT JOIN zones z ON z.id = t.zone_id
+            WHERE {where} ORDER BY e.seq DESC LIMIT {FEED_LIMIT}""", args).fetchall()
+    items = []
+    for (seq, entry_id, at, lane, direction, reason, detail, ticket_id, number, zone, seat,
+         name, doc, kind, device) in rows:
+        r = Reason(reason) if reason in Reason.__members__ else Reason.DEVICE_ERROR
+        first = None
+        if r is Reason.ALREADY_ENTERED and ticket_id is not None:
+            hit = conn.execute("SELECT at FROM entries WHERE ticket_id = ? AND admitted = 1 "
+                               "AND direction = 'in' ORDER BY seq LIMIT 1",
+                               (ticket_id,)).fetchone()
+            first = _local(conn, hit[0]) if hit else None
+        items.append({
+            "seq": seq, "entry_id": entry_id, "at": _local(conn, at), "lane": lane,
+            "direction": direction, "reason": reason, "colour": colour(r),
+            "words": words(r, lang), "detail": detail, "ticket": number,
+            "zone": zone, "seat": seat,
+            "holder": {"name": name, "document": doc} if name else None,
+            "first_entry_at": first, "override": detail.startswith("override by "),
+            "source": device or kind,
+        })
+    (last,) = conn.execute("SELECT coalesce(max(seq), 0) FROM entries").fetchone()
+    return jsonify({"items": items, "last_seq": last})

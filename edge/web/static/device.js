@@ -1,0 +1,23 @@
+// Device page: asks before deleting, and polls each test still waiting until its result is in.
+(function () {
+  "use strict";
+  document.querySelectorAll("button.danger").forEach(function (b) {
+    b.addEventListener("click", function (ev) {
+      if (!window.confirm(b.textContent + "?")) { ev.preventDefault(); }
+    });
+  });
+  var section = document.getElementById("device-test");
+  if (!section) { return; }
+  var base = section.dataset.commandUrl.replace(/0\.json$/, "");
+  function poll() {
+    var waiting = section.querySelectorAll("tr[data-status=pending], tr[data-status=running]");
+    if (!waiting.length) { return; }
+    waiting.forEach(function (tr) {
+      fetch(base + tr.dataset.command + ".json", {headers: {"Accept": "application/json", "X-Requested-With": "fetch"}, credentials: "same-origin"})
+        .then(function (r) { return r.json(); })
+        .then(function (c) { if (c.status !== tr.dataset.status) { window.location.reload(); } });
+    });
+    setTimeout(poll, 1500);
+  }
+  setTimeout(poll, 1500);
+})();

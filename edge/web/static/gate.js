@@ -1,0 +1,160 @@
+// The gate-staff screen: wedge and manual scans, verdicts with sound, the live feed, override.
+(function () {
+  "use strict";
+  var root = document.getElementById("gate");
+  if (!root) { return; }
+  var csrf = document.querySelector("meta[name=csrf-token]").content;
+  var t = root.dataset;
+  var panels = {};
+  var shown = {};          // entry ids already shown as a verdict (our own scans)
+  var lastSeq = 0;
+  var audio = null;
+
+  root.querySelectorAll(".lane-panel").forEach(function (p) { panels[p.dataset.lane] = p; });
+
+  // Sound cues, synthesised: no files. Browsers start audio only after a user gesture.
+  function ensureAudio() {
+    if (!audio && (window.AudioContext || window.webkitAudioContext)) {
+      audio = new (window.AudioContext || window.webkitAudioContext)();
+    }
+  }
+  document.addEventListener("keydown", ensureAudio, {once: true});
+  document.addEventListener("pointerdown", ensureAudio, {once: true});
+  function tone(freq, start, length) {
+    var osc = audio.createOscillator(), gain = audio.createGain();
+    osc.type = "square"; osc.frequency.value = freq;
+    gain.gain.setValueAtTime(0.15, audio.currentTime + start);
+    gain.gain.setValueAtTime(0, audio.currentTime + start + length);
+    osc.connect(gain); gain.connect(audio.destination);
+    osc.start(audio.currentTime + start); osc.stop(audio.currentTime + start + length + 0.02);
+  }
+  function beep(colour) {
+    if (!audio) { return; }
+    if (colour === "green") { tone(1320, 0, 0.12); }
+    else if (colour === "orange") { tone(660, 0, 0.15); tone(660, 0.25, 0.15); }
+    else { tone(220, 0, 0.6); }
+  }
+
+  function fact(dl, label, value) {
+    if (!value) { return; }
+    var dt = document.createElement("dt"), dd = document.createElement("dd");
+    dt.textContent = label; dd.textContent = value;
+    dl.appendChild(dt); dl.appendChild(dd);
+  }
+  function show(lane, v) {
+    var panel = panels[lane];
+    if (!panel) { return; }
+    var box = panel.querySelector(".verdict");
+    box.className = "verdict " + v.colour + (v.checked_only ? " checked" : "");
+    box.dataset.reason = v.reason || "";
+    box.querySelector(".words").textContent = v.words;
+    var detail = v.checked_only ? t.tChecked : "";
+    if (v.detail) { detail = detail ? detail + " · " + v.detail : v.detail; }
+    if (v.offline_code) { detail = detail ? detail + " · " + t.tOffline : t.tOffline; }
+    box.querySelector(".detail").textContent = detail;
+    var dl = box.querySelector(".facts");
+    dl.textContent = "";
+    var ticket = v.ticket || {};
+    fact(dl, t.tZone, typeof ticket === "string" ? v.zone : ticket.zone || v.zone);
+    fact(dl, t.tSeat, typeof ticket === "string" ? v.seat : ticket.seat || v.seat);
+    if (v.holder) { fact(dl, t.tHolder, v.holder.name + "  " + v.holder.document); }
+    fact(dl, t.tFirst, v.first_entry_at);
+    panel.dataset.lastEntry = v.entry_id || "";
+    panel.dataset.lastReason = v.reason || "";
+    beep(v.colour);
+  }
+  function post(url, body) {
+    return fetch(url, {method: "POST", credentials: "same-origin",
+      headers: {"Content-Type": "application/json", "Accept": "application/json",
+                "X-CSRF-Token": csrf, "X-Requested-With": "fetch"},
+      body: JSON.stringify(body)})
+      .then(function (r) {
+        if (r.status === 401) { window.location.reload(); }
+        return r.json().then(function (data) { return {status: r.status, data: data}; });
+      });
+  }
+  function failed(lane, message) {
+    show(lane, {colour: "red", words: message || t.tError, reason: "DEVICE_ERROR"});
+  }
+  function scan(lane, code, kind, input) {
+    post(t.scanUrl, {lane: lane, code: code, kind: kind, mode: t.mode}).then(function (res) {
+      if (res.status !== 200) { failed(lane, res.data.message); return; }
+      if (res.data.entry_id) { shown[res.data.entry_id] = true; }
+      show(lane, res.data);
+    }).catch(function () { failed(lane); }).finally(function () {
+      input.value = "";
+      focusWedge();
+    });
+  }
+
+  Object.keys(panels).forEach(function (lane) {
+    var panel = panels[lane];
+    panel.querySelector("form.wedge").addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var input = panel.querySelector(".wedge-input");
+      if (input.value.trim()) { scan(lane, input.value, "qr", input); }
+    });
+    panel.querySelector("form.manual").addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var input = panel.querySelector(".manual-input");
+      if (input.value.trim()) { scan(lane, input.value, "manual", input); }
+    });
+    var ov = panel.querySelector("form.override");
+    if (ov) {
+      ov.addEventListener("submit", function (ev) {
+        ev.preventDefault();
+        var input = ov.querySelector(".override-reason");
+        if (input.value.trim().length < 4) { input.setCustomValidity(t.tReasonNeeded); input.reportValidity(); return; }
+        input.setCustomValidity("");
+        var refused = panel.dataset.lastReason && panel.dataset.lastReason !== "OK" ? panel.dataset.lastEntry : null;
+        post(t.overrideUrl, {lane: lane, reason: input.value, entry_id: refused || null}).then(function (res) {
+          if (res.status !== 201) { failed(lane, res.data.message); return; }
+          shown[res.data.entry_id] = true;
+          show(lane, {colour: "green", words: t.tOverrideDone, reason: "OK", entry_id: res.data.entry_id, detail: input.value});
+          input.value = "";
+        }).catch(function () { failed(lane); });
+      });
+    }
+  });
+
+  // Keep the keyboard wedge's keystrokes landing in a scan field.
+  function focusWedge() {
+    var active = document.activeElement;
+    if (active && active.tagName === "INPUT" && !active.classList.contains("wedge-input")) { return; }
+    if (active && active.classList && active.classList.contains("wedge-input")) { return; }
+    var first = root.querySelector(".wedge-input");
+    if (first) { first.focus(); }
+  }
+  document.addEventListener("click", function () { setTimeout(focusWedge, 0); });
+
+  // The live feed: the lanes' newest entries, whoever scanned them (lanes, handhelds, here).
+  var feed = document.getElementById("feed");
+  var feedUrl = t.feedUrl + "?" + Object.keys(panels).map(function (l) { return "lane=" + encodeURIComponent(l); }).join("&");
+  function row(item) {
+    var li = document.createElement("li");
+    li.className = item.colour;
+    li.dataset.reason = item.reason;
+    [item.at, item.lane, item.words + (item.override ? " (override)" : ""),
+     [item.ticket, item.zone, item.seat, item.holder ? item.holder.name + " " + item.holder.document : ""].filter(Boolean).join(" · ")
+    ].forEach(function (text) { var s = document.createElement("span"); s.textContent = text || ""; li.appendChild(s); });
+    return li;
+  }
+  function poll() {
+    fetch(feedUrl + "&after=" + lastSeq, {headers: {"Accept": "application/json", "X-Requested-With": "fetch"}, credentials: "same-origin"})
+      .then(function (r) { if (r.status === 401) { window.location.reload(); } return r.json(); })
+      .then(function (d) {
+        var first = lastSeq === 0;
+        d.items.slice().reverse().forEach(function (item) {
+          feed.insertBefore(row(item), feed.firstChild);
+          if (!first && !shown[item.entry_id]) { show(item.lane, item); }
+        });
+        while (feed.children.length > 40) { feed.removeChild(feed.lastChild); }
+        lastSeq = Math.max(lastSeq, d.last_seq);
+        root.dataset.feedSeq = String(lastSeq);
+      })
+      .catch(function () { root.dataset.feedSeq = "failed"; })
+      .finally(function () { setTimeout(poll, 1500); });
+  }
+  poll();
+  focusWedge();
+})();
