@@ -6,6 +6,7 @@
     wicket-edge --config FILE entries
     wicket-edge --config FILE web [--bind HOST:PORT]          serve the local web pages (gunicorn)
     wicket-edge --config FILE create-user --role ROLE NAME    a staff account for the web pages
+    wicket-edge --config FILE handheld code|list|revoke       pair handhelds, list them, revoke one
 
 Exit status: 0 success (for ``scan``: admitted), 1 refused by the rules, 2 bad input or a fault.
 """
@@ -205,6 +206,38 @@ def cmd_create_user(args) -> int:
     return EXIT_OK
 
 
+def cmd_handheld(args) -> int:
+    from datetime import timedelta
+
+    from edge import handhelds
+
+    _, conn, _ = _open(args)
+    actor = f"cli:{getpass.getuser()}"
+    try:
+        if args.action == "code":
+            p = handhelds.create_pairing(conn, args.name or "", args.lane or [], actor,
+                                         ttl=timedelta(minutes=args.minutes))
+            lanes = ", ".join(p.lanes) or "every enabled lane"
+            print(f"pairing code {p.code} for {p.name!r} ({lanes}); valid once, until "
+                  f"{_local(p.expires_at, _venue_tz(conn))}")
+        elif args.action == "list":
+            for h in handhelds.list_handhelds(conn):
+                token = "paired" if h["token_live"] else "revoked"
+                seen = h["seen_at"] or "never"
+                print(f"{h['device_id']:16} {h['name'][:24]:24} {token:8} "
+                      f"{','.join(h['lanes']) or 'all lanes':16} last heard {seen}  "
+                      f"{h['state']}")
+        else:
+            if not args.device:
+                raise CliError("revoke needs the handheld's device id (see `handheld list`)")
+            n = handhelds.revoke(conn, args.device, actor)
+            print(f"{args.device}: {n} token(s) revoked" if n else
+                  f"{args.device}: no live token (unknown, or revoked already)")
+    except handhelds.HandheldError as e:
+        raise CliError(e.message) from None
+    return EXIT_OK
+
+
 def _venue_tz(conn) -> ZoneInfo:
     row = conn.execute("SELECT timezone FROM venue LIMIT 1").fetchone()
     return ZoneInfo(row[0] if row else "UTC")
@@ -258,6 +291,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="make the first login choose a new password")
     s.add_argument("username")
     s.set_defaults(func=cmd_create_user)
+
+    s = sub.add_parser("handheld", help="handhelds: a one-time pairing code, the list, revoke one")
+    s.add_argument("action", choices=("code", "list", "revoke"))
+    s.add_argument("device", nargs="?", help="for revoke: the handheld's device id")
+    s.add_argument("--name", help="for code: the handheld's name, e.g. 'Gate 1 PDA 3'")
+    s.add_argument("--lane", action="append", help="for code: a lane it may scan for "
+                   "(repeat; default every enabled lane)")
+    s.add_argument("--minutes", type=int, default=10, help="for code: how long it is valid")
+    s.set_defaults(func=cmd_handheld)
     return p
 
 

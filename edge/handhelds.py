@@ -202,6 +202,27 @@ def revoke(conn: sqlite3.Connection, device_id: str, actor: str,
     return n
 
 
+def list_handhelds(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Every paired handheld with its lanes, token state and last heartbeat (for admins)."""
+    rows = conn.execute(
+        "SELECT d.id, d.name, d.config, d.enabled, d.state, d.state_at, "
+        "EXISTS (SELECT 1 FROM handheld_tokens t WHERE t.device_id = d.id "
+        "AND t.revoked_at IS NULL), s.seen_at, s.battery, s.app_version, s.queue_depth, "
+        "s.clock_skew_ms FROM devices d LEFT JOIN handheld_status s ON s.device_id = d.id "
+        "WHERE d.kind = ? ORDER BY d.name, d.id", (DEVICE_KIND,)).fetchall()
+    out = []
+    for r in rows:
+        try:
+            lanes = json.loads(r[2]).get("lanes") or []
+        except (ValueError, AttributeError):
+            lanes = []
+        out.append({"device_id": r[0], "name": r[1], "lanes": lanes, "enabled": bool(r[3]),
+                    "state": r[4], "state_at": r[5], "token_live": bool(r[6]),
+                    "seen_at": r[7], "battery": r[8], "app_version": r[9],
+                    "queue_depth": r[10], "clock_skew_ms": r[11]})
+    return out
+
+
 def authenticate(conn: sqlite3.Connection, token: str | None) -> Handheld:
     """The handheld a bearer token belongs to, if the token is live and the device enabled."""
     if not token:
