@@ -451,18 +451,12 @@ def scan(engine: Engine, handheld: Handheld, req: ScanRequest, lang: str = "en",
          now: datetime | None = None, group: GroupCommit | None = None) -> dict[str, Any]:
     """Decide one scan, once. A resend of the same client scan id returns the first verdict
     (``duplicate: true``) and decides nothing."""
-    _check_lane_unless_known(engine, handheld, req)
-    return _decide(engine, handheld, [(req, now or utcnow())], lang, group)[0]
-
-
-def _check_lane_unless_known(engine: Engine, handheld: Handheld, req: ScanRequest) -> None:
-    # a resend is answered even if the lane has been taken from the handheld since
-    if _prior(engine.conn, req.client_scan_id) is None:
-        _check_lane(engine.conn, handheld, req.lane)
+    return _decide(engine, handheld, [(req, now or utcnow())], lang, group, check_lanes=True)[0]
 
 
 def _decide(engine: Engine, handheld: Handheld, items: list[tuple[ScanRequest, datetime]],
-            lang: str, group: GroupCommit | None) -> list[dict[str, Any]]:
+            lang: str, group: GroupCommit | None, check_lanes: bool = False
+            ) -> list[dict[str, Any]]:
     """Each scan at its time, once: resends answered from what was kept, the rest decided
     together, each recorded with its client scan id in the decision's transaction."""
     answers: list[dict[str, Any] | None] = [None] * len(items)
@@ -474,7 +468,9 @@ def _decide(engine: Engine, handheld: Handheld, items: list[tuple[ScanRequest, d
         if prior is not None:
             answers[i] = render(_repeat(prior, fingerprint, req.client_scan_id), lang,
                                 req.client_scan_id, True)
-            continue
+            continue  # a resend is answered even if its lane was taken from the handheld since
+        if check_lanes:
+            _check_lane(engine.conn, handheld, req.lane)
         todo.append((i, req, fingerprint))
         jobs.append(GroupScan(
             Scan(req.kind, req.data, device_id=handheld.device_id, document=req.document),

@@ -201,11 +201,22 @@ def test_a_handheld_scans_only_for_its_lanes(client, conn, live_venue):
     r = client.post("/api/v1/scan", json=scan_body(live_venue, 1002, "lane-000001", lane="N2"),
                     headers=headers)
     assert r.status_code == 403 and r.get_json()["error"] == "lane_not_allowed"
+    # a scan recorded before its lane was taken from the handheld is still answered when resent
+    r = client.post("/api/v1/scan", json=scan_body(live_venue, 1002, "lane-000003"),
+                    headers=headers)
+    assert r.get_json()["reason"] == "OK"
+    conn.execute("UPDATE devices SET config = json_set(config, '$.lanes', json('[\"N2\"]'))")
+    r = client.post("/api/v1/scan", json=scan_body(live_venue, 1002, "lane-000003"),
+                    headers=headers)
+    assert r.get_json()["duplicate"] is True and r.get_json()["reason"] == "OK"
+    r = client.post("/api/v1/scan", json=scan_body(live_venue, 1006, "lane-000004"),
+                    headers=headers)
+    assert r.status_code == 403
     everywhere = paired(client, conn, name="Roaming")
     r = client.post("/api/v1/scan", json=scan_body(live_venue, 1002, "lane-000002", lane="Q7"),
                     headers=everywhere)
     assert r.status_code == 404 and r.get_json()["error"] == "unknown_lane"
-    assert entries(conn) == 0
+    assert entries(conn) == 1
 
 
 @pytest.mark.parametrize("bad, word", [
