@@ -304,11 +304,16 @@
   }
 
   function handleAuth(e) {
-    if (e instanceof ApiError && (e.status === 401 || e.status === 403) &&
-        (e.body.error === "unauthorized" || e.body.error === "device_disabled")) {
+    if (e instanceof ApiError && e.status === 401 && e.body.error === "unauthorized") {
+      // revoked: pair again; the queue stays and is sent with the new token
       store.del(KEY.token);
       showPairing();
       $("pair-error").textContent = e.message;
+      return true;
+    }
+    if (e instanceof ApiError && e.body.error === "device_disabled") {
+      // switched off by an admin, perhaps for a moment: keep the token and the queue
+      showVerdict({colour: "red", words: e.message, reason: "device_disabled"});
       return true;
     }
     if (e instanceof NetworkError) setNet(false);
