@@ -156,20 +156,35 @@ def test_pair_scan_go_offline_and_the_queue_arrives_once(server, conn, tmp_path)
         page.reload()
         expect(page.locator("#scanner")).to_be_visible(timeout=30_000)
         expect(page.locator("#queue")).to_be_hidden(timeout=60_000)
+        # a queued scan the appliance will never take (a lane this handheld may not scan
+        # for) is kept aside and shown; the good one behind it still arrives
+        stray = {**queued[0], "client_scan_id": "stray-0001", "lane": "S1",
+                 "data": venue.tickets[1014].code}
+        good = {**queued[0], "client_scan_id": "good-00001", "data": venue.tickets[1018].code}
+        page.evaluate("q => localStorage.setItem('wicket.handheld.queue', JSON.stringify(q))",
+                      [stray, good])
+        page.reload()
+        expect(page.locator("#rejected")).to_contain_text("S1", timeout=60_000)
+        expect(page.locator("#queue")).to_be_hidden(timeout=60_000)
+        rejected = page.evaluate("JSON.parse(localStorage.getItem('wicket.handheld.rejected'))")
+        assert [(r["scan"]["client_scan_id"], r["error"]) for r in rejected] == [
+            ("stray-0001", "lane_not_allowed")]
+        page.screenshot(path=shots / "6-rejected-zh.png")
         texts = page.content()
         browser.close()
 
     rows = conn.execute(
         "SELECT e.ticket_id, e.reason, h.client_scan_id FROM handheld_scans h "
         "JOIN entries e ON e.id = h.entry_id ORDER BY e.seq").fetchall()
-    assert [(r[0], r[1]) for r in rows] == [
+    assert [(r[0], r[1]) for r in rows[:6]] == [
         (1002, "OK"), (1002, "ALREADY_ENTERED"), (realname, "OK"),
         (1006, "OK"), (1010, "OK"), (1006, "ALREADY_ENTERED")]
-    assert [r[2] for r in rows[3:]] == [q["client_scan_id"] for q in queued]
-    assert conn.execute("SELECT count(*) FROM entries").fetchone()[0] == 6
+    assert [r[2] for r in rows[3:6]] == [q["client_scan_id"] for q in queued]
+    assert rows[6:] == [(1018, "OK", "good-00001")]
+    assert conn.execute("SELECT count(*) FROM entries").fetchone()[0] == 7
     assert conn.execute("SELECT state FROM devices").fetchone() == ("up",)  # heartbeats
     log = (tmp_path / "web.log").read_text()
     assert "POST /api/v1/scans" in log  # the access log of the real server
     for number in holder_numbers:
         assert number not in texts and number not in log
-    assert len(list(shots.glob("*.png"))) == 5
+    assert len(list(shots.glob("*.png"))) == 6
