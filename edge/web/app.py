@@ -102,7 +102,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     database = Path(app.config["DATABASE"])
     if not database.exists():
         raise config_mod.ConfigError(f"{database}: no database yet; run `wicket-edge init`")
-    pending = db_mod.migrations.pending(db_mod.open_db(database))
+    db = db_mod.open_db(database)
+    try:
+        pending = list(db_mod.migrations.pending(db))
+    finally:
+        db.close()
     if pending:
         raise config_mod.ConfigError(f"{database}: the database needs an upgrade; run "
                                      "`wicket-edge init`")

@@ -27,27 +27,37 @@ def live_venue(hub_key):
     return sample.build(hub_key, utcnow() + timedelta(minutes=30), tickets=40)
 
 
-@pytest.fixture
-def appliance(tmp_path, live_venue):
-    """An initialised appliance: its config file, database and the venue's allowlist."""
+def make_appliance(directory, venue) -> dict:
+    """An initialised appliance in ``directory``: config file, database, the venue's allowlist."""
+    directory.mkdir(parents=True, exist_ok=True)
     key = generate_holder_key()
-    cfg_path = tmp_path / "edge.toml"
+    cfg_path = directory / "edge.toml"
     config_mod.write_new(cfg_path, {"holder_key": key, "database": "edge.db"})
-    db_path = tmp_path / "edge.db"
+    db_path = directory / "edge.db"
     db_mod.migrate(db_mod.open_db(db_path))
     conn = db_mod.connect(db_path)
-    apply_changes(conn, HolderVault(key), [parse_change(c) for c in live_venue.changes])
-    yield {"config": cfg_path, "db": db_path, "holder_key": key, "conn": conn,
-           "venue": live_venue}
-    conn.close()
+    apply_changes(conn, HolderVault(key), [parse_change(c) for c in venue.changes])
+    usb = directory / "usb"
+    usb.mkdir()
+    return {"config": cfg_path, "db": db_path, "holder_key": key, "conn": conn, "venue": venue,
+            "usb": usb}
+
+
+def app_for(appliance: dict):
+    return create_app({"EDGE_CONFIG": str(appliance["config"]), "TESTING": True,
+                       "USB_ROOTS": [str(appliance["usb"])]})
 
 
 @pytest.fixture
-def app(appliance, tmp_path):
-    usb = tmp_path / "usb"
-    usb.mkdir()
-    return create_app({"EDGE_CONFIG": str(appliance["config"]), "TESTING": True,
-                       "USB_ROOTS": [str(usb)]})
+def appliance(tmp_path, live_venue):
+    a = make_appliance(tmp_path / "box", live_venue)
+    yield a
+    a["conn"].close()
+
+
+@pytest.fixture
+def app(appliance):
+    return app_for(appliance)
 
 
 @pytest.fixture
