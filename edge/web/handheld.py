@@ -14,11 +14,14 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from flask import Blueprint, abort, current_app, g, jsonify, request, send_from_directory
+from flask import Blueprint, Response, abort, current_app, g, jsonify, request
+from flask_babel import force_locale
 from werkzeug.exceptions import HTTPException
 
 from edge import handhelds
 from edge.handhelds import HandheldError
+from edge.web.details import translate
+from edge.web.i18n import LOCALES
 
 log = logging.getLogger(__name__)
 
@@ -127,10 +130,20 @@ def lanes():
                    lanes=handhelds.lanes_for(_web().conn(), h))
 
 
+def _with_detail_words(verdicts: list[dict], lang: str) -> list[dict]:
+    """The engine's detail line (kept in English with the entry) in the verdict's language."""
+    with force_locale(LOCALES[lang]):
+        for v in verdicts:
+            v["detail_words"] = translate(v["detail"])
+    return verdicts
+
+
 @api.post("/scan")
 def scan():
     req = handhelds.parse_scan(_body())
-    return jsonify(handhelds.scan(_web().engine(), g.handheld, req, _lang(), group=_group()))
+    lang = _lang()
+    verdict = handhelds.scan(_web().engine(), g.handheld, req, lang, group=_group())
+    return jsonify(_with_detail_words([verdict], lang)[0])
 
 
 @api.post("/scans")
@@ -138,8 +151,9 @@ def scans():
     if (request.content_length or 0) > MAX_BATCH_BYTES:
         raise HandheldError("batch_too_large", f"a batch is at most {MAX_BATCH_BYTES} bytes: "
                             "send the queue in parts, oldest first")
-    results = handhelds.upload(_web().engine(), g.handheld, _body(), _lang(), group=_group())
-    return jsonify(results=results)
+    lang = _lang()
+    results = handhelds.upload(_web().engine(), g.handheld, _body(), lang, group=_group())
+    return jsonify(results=_with_detail_words(results, lang))
 
 
 @api.post("/heartbeat")
@@ -150,21 +164,31 @@ def heartbeat():
 # -- the page --------------------------------------------------------------------------------
 
 
+ASSETS = {"index.html": "text/html; charset=utf-8",
+          "app.js": "text/javascript; charset=utf-8",
+          "app.css": "text/css; charset=utf-8",
+          "manifest.json": "application/manifest+json"}
+
+
+def _asset(name: str) -> Response:
+    # read whole (a few kilobytes each): no file stays open behind a response nobody closed
+    response = Response((PAGE_DIR / name).read_bytes(), mimetype=ASSETS[name])
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
 @page.get("/")
 def index():
-    response = send_from_directory(PAGE_DIR, "index.html", max_age=0)
+    response = _asset("index.html")
     response.headers["Cache-Control"] = "no-store"
     return response
 
 
-ASSETS = ("app.js", "app.css", "manifest.json")
-
-
 @page.get("/<name>")
 def asset(name: str):
-    if name not in ASSETS:
+    if name not in ASSETS or name == "index.html":
         abort(404)
-    return send_from_directory(PAGE_DIR, name, max_age=0)
+    return _asset(name)
 
 
 def register(app) -> None:

@@ -148,6 +148,7 @@ def test_the_same_client_scan_id_twice_is_one_entry(client, conn, live_venue):
     third = client.post("/api/v1/scan", json={**body, "client_scan_id": "9b2f6c1e-0002"},
                         headers=headers).get_json()
     assert third["reason"] == "ALREADY_ENTERED" and third["colour"] == "orange"
+    assert third["detail"] == third["detail_words"] == "already inside"
     assert third["first_entry_at"] == first["at"]
     # the same id for a different scan is a client bug, said so, and decides nothing
     r = client.post("/api/v1/scan", json={**body, "data": live_venue.tickets[1003].code},
@@ -187,6 +188,8 @@ def test_verdicts_speak_the_requested_language(client, conn, live_venue):
                     headers={**headers, "Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"})
     v = r.get_json()
     assert v["reason"] == "UNKNOWN" and v["words"] == "无法识别此票" and v["colour"] == "red"
+    assert v["detail"] == "neither a ticket code nor a known ticket number"
+    assert v["detail_words"] != v["detail"] and re.search(r"[\u4e00-\u9fff]", v["detail_words"])
     r = client.post("/api/v1/scan", json=scan_body(live_venue, 900005, "lang-000002"),
                     headers={**headers, "Accept-Language": "en-GB,zh;q=0.5"})
     assert r.get_json()["reason"] == "REVOKED"
@@ -403,3 +406,14 @@ def test_the_openapi_file_matches_the_routes(app):
             secured = op.get("security", spec.get("security"))
             assert (secured == []) == (path == "/api/v1/pair"), (method, path)
             assert any(code.startswith("4") for code in op["responses"]), (method, path)
+
+
+def test_the_page_is_served_without_a_session_and_nothing_else_is(client):
+    r = client.get("/handheld/")
+    assert r.status_code == 200 and r.mimetype == "text/html"
+    assert b'src="app.js"' in r.data and "script-src 'self'" in r.headers[
+        "Content-Security-Policy"]
+    assert client.get("/handheld/app.js").mimetype == "text/javascript"
+    assert client.get("/handheld/app.css").mimetype == "text/css"
+    for name in ("handheld.py", "..%2Fapp.py", "index.htm"):
+        assert client.get(f"/handheld/{name}").status_code == 404, name

@@ -195,7 +195,7 @@
     const box = $("verdict");
     box.className = "verdict " + (v.colour || "idle");
     $("verdict-words").textContent = v.words || "";
-    $("verdict-detail").textContent = v.detail || "";
+    $("verdict-detail").textContent = v.detail_words || v.detail || "";
     const dl = $("verdict-facts");
     dl.textContent = "";
     if (v.ticket) {
