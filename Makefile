@@ -45,6 +45,7 @@ demo: venv
 
 bench: venv
 	$(PY) bench/edge_decide.py
+	$(PY) bench/handheld_api.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .hypothesis

@@ -373,3 +373,55 @@ CREATE INDEX device_commands_pending ON device_commands(id) WHERE status = 'pend
 -- Entries imported from another appliance's emergency export carry its fingerprint.
 ALTER TABLE entries ADD COLUMN imported_from TEXT;
 """
+
+
+@migrations()
+def m007_handhelds(db: sqlite_utils.Database) -> None:
+    """Handhelds: one-time pairing codes, device tokens, the client scan ids that make a
+    handheld's scans idempotent, and each handheld's last heartbeat."""
+    _run_script(db, _M007)
+
+
+_M007 = """
+-- A code an admin created for one handheld: shown once on the admin page, only its hash kept.
+-- lanes is a JSON list of lane codes the handheld may scan for; [] means every enabled lane.
+CREATE TABLE handheld_pairings (
+    code_hash   TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    lanes       TEXT NOT NULL DEFAULT '[]',
+    created_at  TEXT NOT NULL,
+    created_by  TEXT NOT NULL,
+    expires_at  TEXT NOT NULL,
+    used_at     TEXT,
+    device_id   TEXT REFERENCES devices(id) ON DELETE SET NULL
+) WITHOUT ROWID;
+-- A paired handheld's bearer token, by its hash; the device is a devices row of kind 'handheld'.
+CREATE TABLE handheld_tokens (
+    token_hash  TEXT PRIMARY KEY,
+    device_id   TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+    created_at  TEXT NOT NULL,
+    revoked_at  TEXT
+) WITHOUT ROWID;
+CREATE INDEX handheld_tokens_device ON handheld_tokens(device_id);
+-- Each scan a handheld sent, by the id the handheld gave it: written in the transaction that
+-- records its entry, so a resent scan returns the verdict it got and is never decided twice.
+-- fingerprint tells a resend from a different scan reusing the id; verdict is language-free
+-- JSON with masked holder data only; scanned_at is the handheld's own clock, as sent.
+CREATE TABLE handheld_scans (
+    client_scan_id  TEXT PRIMARY KEY,
+    device_id       TEXT NOT NULL,
+    entry_id        TEXT NOT NULL UNIQUE REFERENCES entries(id) ON DELETE CASCADE,
+    fingerprint     TEXT NOT NULL,
+    scanned_at      TEXT,
+    verdict         TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE handheld_status (
+    device_id      TEXT PRIMARY KEY REFERENCES devices(id) ON DELETE CASCADE,
+    seen_at        TEXT NOT NULL,
+    battery        INTEGER CHECK (battery BETWEEN 0 AND 100),
+    charging       INTEGER CHECK (charging IN (0, 1)),
+    app_version    TEXT NOT NULL DEFAULT '',
+    queue_depth    INTEGER NOT NULL DEFAULT 0 CHECK (queue_depth >= 0),
+    clock_skew_ms  INTEGER
+) WITHOUT ROWID;
+"""
