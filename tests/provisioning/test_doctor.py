@@ -1,0 +1,82 @@
+"""``wicket-provision doctor`` on an enrolled box: devices matched with what the box has, the
+hub and the credential, the clock, the database; a failing check makes a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from drivers.base import PtyPair
+from tests.provisioning.conftest import provision
+
+
+@pytest.fixture
+def enrolled(hub, box):
+    venue = hub.add_venue("DOC")
+    r = provision("enroll", "--hub", hub.process.url, "--token", hub.token(venue), config=box)
+    assert r.returncode == 0, r.stderr
+    return box
+
+
+def _add_device(box, device_id: str, kind: str, settings: dict) -> None:
+    conn = sqlite3.connect(box.with_name("edge.db"))
+    try:
+        with conn:
+            conn.execute("INSERT INTO devices (id, kind, config) VALUES (?, ?, ?)",
+                         (device_id, kind, json.dumps(settings)))
+    finally:
+        conn.close()
+
+
+def _checks(box) -> tuple[int, dict[str, dict]]:
+    r = provision("doctor", "--json", config=box)
+    checks = json.loads(r.stdout)
+    assert isinstance(checks, list)
+    for c in checks:
+        assert set(c) == {"check", "status", "detail", "fix"}
+        assert c["status"] in ("pass", "warn", "fail")
+        assert c["status"] == "pass" or c["fix"], c
+    return r.returncode, {c["check"]: c for c in checks}
+
+
+def test_a_device_on_a_real_pty_passes_and_a_missing_port_fails(enrolled):
+    with PtyPair() as pty:
+        _add_device(enrolled, "L1-TS", "turnstile", {"port": pty.port, "baudrate": 9600})
+        code, checks = _checks(enrolled)
+        assert checks["device L1-TS"]["status"] == "pass", checks
+        assert pty.port in checks["device L1-TS"]["detail"]
+        for name in ("config", "database", "hub", "clock", "disk"):
+            assert checks[name]["status"] == "pass", checks[name]
+        assert checks["services"]["status"] == "warn"  # no systemd on this machine
+        assert code == 0, checks
+
+        _add_device(enrolled, "L2-ID", "id_reader", {"port": "/dev/ttyUSB-not-here"})
+        code, checks = _checks(enrolled)
+        assert code == 1
+        missing = checks["device L2-ID"]
+        assert missing["status"] == "fail" and "/dev/ttyUSB-not-here" in missing["detail"]
+        assert "does not exist" in missing["detail"] and "port" in missing["fix"]
+        assert checks["device L1-TS"]["status"] == "pass"
+
+        r = provision("doctor", config=enrolled)  # the text form names the failure and the fix
+        assert r.returncode == 1
+        assert "FAIL  device L2-ID" in r.stdout and "fix:" in r.stdout
+
+
+def test_doctor_fails_a_config_readable_by_others_and_an_unreachable_hub(enrolled, hub):
+    enrolled.chmod(0o644)
+    hub.process.stop()
+    code, checks = _checks(enrolled)
+    assert code == 1
+    assert checks["config"]["status"] == "fail" and "chmod 600" in checks["config"]["fix"]
+    assert checks["hub"]["status"] == "fail" and "unreachable" in checks["hub"]["detail"]
+    hub.process.start()
+
+
+def test_doctor_on_a_bare_box_says_to_enroll(box):
+    code, checks = _checks(box)
+    assert code == 1
+    assert checks["config"]["status"] == "fail"
+    assert "wicket-provision enroll" in checks["config"]["fix"]
