@@ -164,6 +164,10 @@ def _char_device(name: str, kind: str, path: str, what: str, fix: str) -> Check:
     try:
         st = os.stat(path)
     except OSError:
+        if what == "serial port":
+            ports = ", ".join(f.path for f in hardware.serial_ports().items) or "none"
+            return Check(name, FAIL, f"{kind}: {what} {path} does not exist (serial ports "
+                         f"on this box: {ports})", fix)
         return Check(name, FAIL, f"{kind}: {what} {path} does not exist", fix)
     if not stat.S_ISCHR(st.st_mode):
         return Check(name, FAIL, f"{kind}: {path} is not a device", fix)

@@ -148,7 +148,12 @@ def run(config_arg: str | None, ticket: Ticket, max_skew_s: float = MAX_SKEW_S,
                 server = from_iso(str(answer.get("server_time"))).timestamp()
             except ValueError:
                 return  # an older hub: the Date header was checked already
-            refuse_skew(time.time() - server, max_skew_s)
+            try:
+                refuse_skew(time.time() - server, max_skew_s)
+            except ProvisionError as e:
+                raise ProvisionError(f"{e} (the clock moved during the enrollment and the "
+                                     "token is spent: register the appliance again on the hub "
+                                     "for a new one)", EXIT_CLOCK) from None
 
         try:
             link = enroll(cfg, conn, ticket.hub, ticket.token, check=check)

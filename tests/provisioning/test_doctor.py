@@ -80,3 +80,12 @@ def test_doctor_on_a_bare_box_says_to_enroll(box):
     assert code == 1
     assert checks["config"]["status"] == "fail"
     assert "wicket-provision enroll" in checks["config"]["fix"]
+
+
+def test_doctor_names_the_line_and_the_setting_of_a_typo(box):
+    box.write_text('holder_key = "k"\n\nsync_entrys_s = 5\n')
+    box.chmod(0o600)
+    code, checks = _checks(box)
+    assert code == 1
+    assert checks["config"]["status"] == "fail"
+    assert "edge.toml:3: unknown setting 'sync_entrys_s'" in checks["config"]["detail"]
