@@ -79,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("enroll", help="create the config and database, enroll with the hub "
                        "and run the first full sync")
     s.add_argument("--hub", help="the hub's base URL, e.g. https://hub.example")
-    s.add_argument("--token", help="the enrollment token; - reads it from stdin")
+    s.add_argument("--token", help="the enrollment token; - reads it from stdin (write "
+                   "--token=TOKEN for a token that begins with -)")
     s.add_argument("--qr", help='the QR payload the hub shows ({"v":1,"hub":…,"token":…}); '
                    "- reads it from stdin")
     s.add_argument("--max-skew", type=float, default=enroll_mod.MAX_SKEW_S,

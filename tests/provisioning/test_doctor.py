@@ -15,7 +15,7 @@ from tests.provisioning.conftest import provision
 @pytest.fixture
 def enrolled(hub, box):
     venue = hub.add_venue("DOC")
-    r = provision("enroll", "--hub", hub.process.url, "--token", hub.token(venue), config=box)
+    r = provision("enroll", "--hub", hub.process.url, f"--token={hub.token(venue)}", config=box)
     assert r.returncode == 0, r.stderr
     return box
 

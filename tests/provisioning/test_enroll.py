@@ -51,7 +51,7 @@ def test_enroll_creates_config_enrolls_and_runs_the_first_full_sync(hub, box):
     assert state == "active"
 
     # the same box again, with a fresh token: refused until it is reset
-    r = provision("enroll", "--hub", hub.process.url, "--token", hub.token(venue, "b2"),
+    r = provision("enroll", "--hub", hub.process.url, "--token=" + hub.token(venue, "b2"),
                   config=box)
     assert r.returncode == 8 and "already enrolled" in r.stderr and "reset" in r.stderr
 
@@ -80,7 +80,7 @@ def test_expired_token_is_refused_and_leaves_nothing(hub, box):
     with hub.begin() as conn:
         conn.execute(sa.text("UPDATE appliances SET token_expires_at = :t"),
                      {"t": utcnow() - timedelta(minutes=1)})
-    r = provision("enroll", "--hub", hub.process.url, "--token", token, config=box)
+    r = provision("enroll", "--hub", hub.process.url, f"--token={token}", config=box)
     assert r.returncode == 5, r.stderr
     assert "expired" in r.stderr and "register the appliance again" in r.stderr
     _nothing_written(box)
@@ -89,12 +89,12 @@ def test_expired_token_is_refused_and_leaves_nothing(hub, box):
 def test_a_used_token_is_refused_on_a_second_box(hub, box, tmp_path):
     venue = hub.add_venue("USE")
     token = hub.token(venue)
-    assert provision("enroll", "--hub", hub.process.url, "--token", token,
+    assert provision("enroll", "--hub", hub.process.url, f"--token={token}",
                      config=box).returncode == 0
     second = tmp_path / "second" / "edge.toml"
     second.parent.mkdir()
     # the hub forgets a token once it is spent: it reads as unknown, and the message says so
-    r = provision("enroll", "--hub", hub.process.url, "--token", token, config=second)
+    r = provision("enroll", "--hub", hub.process.url, f"--token={token}", config=second)
     assert r.returncode == 4, r.stderr
     assert "already used" in r.stderr and "register the appliance again" in r.stderr
     _nothing_written(second)
@@ -105,7 +105,7 @@ def test_the_hubs_token_used_answer_has_its_own_exit(hub, box):
     token = hub.token(venue)
     with hub.begin() as conn:  # a token whose appliance is no longer pending
         conn.execute(sa.text("UPDATE appliances SET state = 'active'"))
-    r = provision("enroll", "--hub", hub.process.url, "--token", token, config=box)
+    r = provision("enroll", "--hub", hub.process.url, f"--token={token}", config=box)
     assert r.returncode == 6, r.stderr
     assert "already used" in r.stderr and "each token enrolls one box once" in r.stderr
     _nothing_written(box)
@@ -124,11 +124,11 @@ def test_wrong_clock_is_refused_before_the_token_is_spent(hub, box):
     assert faketime, "faketime is missing (Debian: faketime)"
     venue = hub.add_venue("CLK")
     token = hub.token(venue)
-    r = provision("enroll", "--hub", hub.process.url, "--token", token, config=box,
+    r = provision("enroll", "--hub", hub.process.url, f"--token={token}", config=box,
                   prefix=(faketime, "-f", "-3h"))
     assert r.returncode == 7, r.stderr
     assert "behind the hub's" in r.stderr and "timedatectl set-ntp true" in r.stderr
     _nothing_written(box)
     # the token was not spent: with the clock right, the same token enrolls the box
-    r = provision("enroll", "--hub", hub.process.url, "--token", token, config=box)
+    r = provision("enroll", "--hub", hub.process.url, f"--token={token}", config=box)
     assert r.returncode == 0, r.stderr

@@ -20,7 +20,7 @@ def box_with_entries(hub, box):
     venue = hub.add_venue("RST")
     with hub.begin() as conn:
         tickets = [issue_ticket(conn, session_id=venue["session"]) for _ in range(3)]
-    r = provision("enroll", "--hub", hub.process.url, "--token", hub.token(venue), config=box)
+    r = provision("enroll", "--hub", hub.process.url, f"--token={hub.token(venue)}", config=box)
     assert r.returncode == 0, r.stderr
     cfg = config_mod.load(box)
     conn = db_mod.connect(cfg.database)
@@ -74,11 +74,11 @@ def test_force_without_a_file_exports_beside_the_database(box_with_entries):
 
 def test_reset_then_the_box_enrolls_again(hub, box):
     venue = hub.add_venue("AGN")
-    assert provision("enroll", "--hub", hub.process.url, "--token", hub.token(venue),
+    assert provision("enroll", "--hub", hub.process.url, f"--token={hub.token(venue)}",
                      config=box).returncode == 0
     r = provision("reset", "--yes", config=box)
     assert r.returncode == 0, r.stderr
     assert _left(box) == {"edge.toml"}
-    r = provision("enroll", "--hub", hub.process.url, "--token", hub.token(venue, "again"),
+    r = provision("enroll", "--hub", hub.process.url, "--token=" + hub.token(venue, "again"),
                   config=box)
     assert r.returncode == 0, r.stderr
