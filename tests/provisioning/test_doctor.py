@@ -89,3 +89,30 @@ def test_doctor_names_the_line_and_the_setting_of_a_typo(box):
     assert code == 1
     assert checks["config"]["status"] == "fail"
     assert "edge.toml:3: unknown setting 'sync_entrys_s'" in checks["config"]["detail"]
+
+
+def test_cameras_are_matched_by_device_node_or_file_and_network_ones_left_to_the_page(tmp_path):
+    from edge import db as db_mod
+    from provisioning import doctor
+
+    path = tmp_path / "edge.db"
+    db_mod.migrate(db_mod.open_db(path))
+    video = tmp_path / "gate.mjpeg"
+    video.write_bytes(b"\xff\xd8")
+    conn = db_mod.connect(path)
+    try:
+        conn.executemany("INSERT INTO devices (id, kind, config, enabled) VALUES (?, ?, ?, ?)", [
+            ("C1", "qr_camera", json.dumps({"source": "/dev/video97"}), 1),
+            ("C2", "qr_camera", json.dumps({"source": str(video)}), 1),
+            ("C3", "qr_camera", json.dumps({"source": "rtsp://user:pw@10.0.0.9/s"}), 1),
+            ("C4", "qr_camera", json.dumps({"source": 96}), 1),
+            ("C5", "qr_camera", json.dumps({"source": "/dev/video95"}), 0),  # disabled
+        ])
+        checks = {c.check: c for c in doctor.devices(conn)}
+    finally:
+        conn.close()
+    assert set(checks) == {"device C1", "device C2", "device C3", "device C4"}
+    assert checks["device C1"].status == "fail" and "/dev/video97" in checks["device C1"].detail
+    assert checks["device C2"].status == "pass"
+    assert checks["device C3"].status == "warn" and "pw" not in checks["device C3"].detail
+    assert checks["device C4"].status == "fail" and "/dev/video96" in checks["device C4"].detail
