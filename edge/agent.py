@@ -134,13 +134,17 @@ def cursor_of(conn: sqlite3.Connection, stream: str) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
-def enroll(cfg: Config, conn: sqlite3.Connection, hub_url: str, token: str) -> HubLink:
-    """Trade the one-time token for a credential; keep it, and the hub's public keys."""
+def enroll(cfg: Config, conn: sqlite3.Connection, hub_url: str, token: str,
+           check: Callable[[dict[str, Any]], None] | None = None) -> HubLink:
+    """Trade the one-time token for a credential; keep it, and the hub's public keys.
+    ``check`` sees the hub's answer before anything is stored and may refuse it by raising."""
     client = HubClient(hub_url, timeout=cfg.hub_timeout_s)
     try:
         answer = client.enroll(token)
     finally:
         client.close()
+    if check is not None:
+        check(answer)
     link = HubLink(hub_url.rstrip("/"), answer["credential"], int(answer["appliance_id"]),
                    int(answer["venue_id"]))
     keys = [parse_change({"type": "key", "op": "upsert", "seq": 0, **k}) for k in answer["keys"]]

@@ -66,30 +66,42 @@ def _open(args):
     return cfg, conn, vault
 
 
-def cmd_init(args) -> int:
-    path = config_mod.config_path(args.config)
-    if not path.exists():
+def initialise(path: Path, database: str | None = None, explicit: bool = True,
+               say=print) -> tuple[config_mod.Config, bool, bool]:
+    """Create the configuration file (owner-only, with a new holder key) if there is none, and
+    create or upgrade the database; shared by ``init`` and ``wicket-provision enroll``.
+    Returns the configuration and whether the file and the database were created now."""
+    created_config = not path.exists()
+    if created_config:
         values = {"holder_key": generate_holder_key()}
-        if args.database:
-            values["database"] = args.database
-        elif args.config:
+        if database:
+            values["database"] = database
+        elif explicit:
             values["database"] = "edge.db"  # beside the config file
         config_mod.write_new(path, values)
-        print(f"created {path} (owner-only; it holds the key that seals holder data)")
+        say(f"created {path} (owner-only; it holds the key that seals holder data)")
     cfg = config_mod.load(path)
     HolderVault(cfg.holder_key)  # a bad key is reported now, not at the first scan
     existed = cfg.database.exists()
     db = db_mod.open_db(cfg.database)
-    applied = db_mod.migrate(db)
-    if not existed:
-        print(f"created database {cfg.database}")
-    if applied:
-        print(f"applied migrations: {', '.join(applied)}")
-    else:
-        print(f"database {cfg.database} is up to date")
-    check = db.execute("PRAGMA quick_check").fetchone()[0]
+    try:
+        applied = db_mod.migrate(db)
+        if not existed:
+            say(f"created database {cfg.database}")
+        if applied:
+            say(f"applied migrations: {', '.join(applied)}")
+        else:
+            say(f"database {cfg.database} is up to date")
+        check = db.execute("PRAGMA quick_check").fetchone()[0]
+    finally:
+        db.conn.close()
     if check != "ok":
         raise CliError(f"{cfg.database}: integrity check failed: {check}")
+    return cfg, created_config, not existed
+
+
+def cmd_init(args) -> int:
+    initialise(config_mod.config_path(args.config), args.database, explicit=bool(args.config))
     return EXIT_OK
 
 
