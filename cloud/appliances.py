@@ -46,9 +46,11 @@ class Registered:
 
 def register(conn: sa.Connection, venue_id: int, name: str,
              now: datetime | None = None, actor: str = SYSTEM) -> Registered:
-    """A new appliance for a venue, with its one-time enrollment token (shown once)."""
+    """A new appliance for a venue, with its one-time enrollment token (shown once). The token
+    is hexadecimal: a field tech may type it, and it can never be taken for a command-line
+    option (a URL-safe token starts with '-' one time in 64)."""
     now = now or utcnow()
-    token = secrets.token_urlsafe(32)
+    token = secrets.token_hex(32)
     appliance_id = conn.execute(sa.insert(appliances).values(
         venue_id=venue_id, name=name, state="pending", token_hash=_hash(token),
         token_expires_at=now + TOKEN_TTL, created_at=now)).inserted_primary_key[0]
