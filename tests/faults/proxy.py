@@ -96,6 +96,7 @@ class Event:
     request: Request
     fault: str | None
     upstream_status: int | None = None
+    upstream_bodies: tuple[bytes, ...] = ()  # every answer the upstream gave (two if duplicated)
 
 
 @dataclass
@@ -290,12 +291,18 @@ class FaultProxy:
             rec.detail = "connection closed before forwarding"
             self._hook(Event("sent", req, fault))
             return
+        bodies: tuple[bytes, ...] = ()
         if fault in ("status_503", "status_429"):
             answer = self._own_answer(fault)
-        else:
-            answer = self._forward_twice(req, rec) if fault == "duplicate" else self._forward(req)
+        elif fault == "duplicate":
+            first, answer = self._forward_twice(req, rec)
+            bodies = (first.body, answer.body)
             rec.upstream_status = answer.status
-        self._hook(Event("answered", req, fault, rec.upstream_status))
+        else:
+            answer = self._forward(req)
+            bodies = (answer.body,)
+            rec.upstream_status = answer.status
+        self._hook(Event("answered", req, fault, rec.upstream_status, bodies))
         if fault == "delay" and u >= 0.5:
             self._sleep((u - 0.5) * 2, rec)
         if fault == "drop_response":
@@ -314,7 +321,7 @@ class FaultProxy:
                 answer = self._replace(fault, answer, u)
             client.sendall(answer.encode())
             rec.client_status = answer.status
-        self._hook(Event("sent", req, fault, rec.upstream_status))
+        self._hook(Event("sent", req, fault, rec.upstream_status, bodies))
 
     def _sleep(self, fraction: float, rec: Record) -> None:
         lo, hi = self.delay
@@ -370,7 +377,7 @@ class FaultProxy:
         finally:
             conn.close()
 
-    def _forward_twice(self, req: Request, rec: Record) -> Answer:
+    def _forward_twice(self, req: Request, rec: Record) -> tuple[Answer, Answer]:
         answers: list[Answer | None] = [None, None]
 
         def send(i: int) -> None:
@@ -384,7 +391,7 @@ class FaultProxy:
         first, second = answers
         assert first is not None and second is not None
         rec.detail = f"sent twice: upstream answered {first.status} and {second.status}"
-        return second
+        return first, second
 
     def _read_request(self, client: socket.socket) -> Request | None:
         buf = b""

@@ -205,20 +205,27 @@ def test_hooks_see_each_phase_and_answered_comes_after_the_upstream_acted(proxy,
     seen = []
 
     def hook(event):
-        seen.append((event.phase, event.fault, event.upstream_status, len(upstream.hits)))
+        seen.append((event.request.n, event.phase, event.fault, event.upstream_status,
+                     len(upstream.hits)))
 
     proxy.add_hook(hook)
     proxy.force("drop_response", "/big")
     with pytest.raises(requests.ConnectionError):
         _get(proxy)
     _get(proxy, "/x")
+    end = time.monotonic() + 10  # the "sent" hooks run after the client has its answer
+    while len(seen) < 6 and time.monotonic() < end:
+        time.sleep(0.01)
     proxy.remove_hook(hook)
     _get(proxy, "/y")
-    assert seen == [("received", "drop_response", None, 0),
-                    ("answered", "drop_response", 200, 1),
-                    ("sent", "drop_response", 200, 1),
-                    ("received", None, None, 1), ("answered", None, 200, 2),
-                    ("sent", None, 200, 2)]
+    # the client may send its next request before the first one's "sent" hook has run
+    first, second = ([s[1:] for s in seen if s[0] == n] for n in (1, 2))
+    assert first == [("received", "drop_response", None, 0),
+                     ("answered", "drop_response", 200, 1),
+                     ("sent", "drop_response", 200, 1)]
+    assert second == [("received", None, None, 1), ("answered", None, 200, 2),
+                      ("sent", None, 200, 2)]
+    assert len(seen) == 6
 
 
 def test_an_unreachable_upstream_is_a_502(upstream):
@@ -234,3 +241,14 @@ def test_garbage_from_the_client_is_logged_not_fatal(proxy):
         s.sendall(b"NONSENSE\r\n\r\n")
         assert s.recv(100) == b""
     assert _get(proxy).json() == BIG
+
+
+def test_a_duplicated_request_shows_both_upstream_answers_to_hooks(proxy, upstream):
+    bodies = []
+    proxy.add_hook(lambda e: bodies.append(e.upstream_bodies) if e.phase == "answered" else None)
+    proxy.force("duplicate", "/api/entries")
+    r = _post(proxy, "/api/entries", {"entries": ["z"]})
+    assert r.status_code == 200
+    (pair,) = bodies
+    assert len(pair) == 2 and all(b'"echo": "{\\"entries\\": [\\"z\\"]}"' in b for b in pair)
+    assert [h[2] for h in upstream.hits] == [b'{"entries": ["z"]}'] * 2
