@@ -15,7 +15,8 @@ from flask import jsonify, request
 from sqlalchemy.dialects import postgresql, sqlite
 
 from cloud import appliances as appliance_mod
-from cloud.changes import changes_since
+from cloud.changes import changes_since, last_seq
+from cloud.compaction import compacted, horizon
 from cloud.conflicts import check_entry
 from cloud.db import change_log, entries
 from cloud.http import ApiError, engine, json_blueprint, json_body
@@ -66,26 +67,45 @@ def enroll():
                    keys=e.keys, server_time=to_iso(utcnow())), 201
 
 
+def _check_horizon(conn: sa.Connection, since: int) -> None:
+    h = horizon(conn)
+    if since and since < h:
+        raise ApiError(410, "cursor_expired", f"cursor {since} is older than the change log "
+                       f"keeps (horizon {h}); sync again from cursor 0")
+
+
 @bp.get("/allowlist")
 def allowlist():
     since = _int_arg("since", 0, 0, 2**62)
     limit = _int_arg("limit", 1000, 1, MAX_PAGE)
     with engine().begin() as conn:
         a = _appliance(conn)
-        page = changes_since(conn, a.venue_id, since, limit + 1)
+        _check_horizon(conn, since)
+        top = last_seq(conn)
+        page = changes_since(conn, a.venue_id, since, limit + 1, upto=top)
         more = len(page) > limit
         page = page[:limit]
-        cursor = page[-1]["seq"] if page else since
+        # caught up: the cursor moves to the newest seq of any venue, so a quiet venue's
+        # cursor keeps up with the log (and stays above the compaction horizon)
+        cursor = page[-1]["seq"] if more else max(top, since)
         body: dict[str, Any] = {"changes": page, "cursor": cursor, "more": more,
                                 "server_time": to_iso(utcnow())}
+        if since == 0:
+            # changes compaction dropped: an appliance starting from 0 counts them as received
+            body["compacted"] = compacted(conn, a.venue_id)
+        if request.args.get("progress") == "1":
+            body["remaining"] = conn.execute(
+                sa.select(sa.func.count()).select_from(change_log)
+                .where(change_log.c.venue_id == a.venue_id, change_log.c.seq > cursor,
+                       change_log.c.seq <= top)).scalar_one()
         if not more:
-            # Caught up: how many changes this venue has had up to the cursor. An appliance
-            # that applied every page has counted as many; a different count means a lost
-            # page, and the appliance resyncs.
+            # Caught up: how many changes this venue has had up to the cursor (compacted ones
+            # included). An appliance that applied every page has counted as many; a
+            # different count means a lost page, and the appliance resyncs.
             body["checksum"] = {"changes": conn.execute(
                 sa.select(sa.func.count()).select_from(change_log)
                 .where(change_log.c.venue_id == a.venue_id, change_log.c.seq <= cursor)
-            ).scalar_one()}
+            ).scalar_one() + compacted(conn, a.venue_id)}
     return jsonify(body)
 
 
@@ -94,10 +114,13 @@ def revocations():
     since = _int_arg("since", 0, 0, 2**62)
     with engine().begin() as conn:
         a = _appliance(conn)
-        page = [c for c in changes_since(conn, a.venue_id, since, MAX_PAGE)]
-    cursor = page[-1]["seq"] if page else since
+        _check_horizon(conn, since)
+        top = last_seq(conn)
+        page = changes_since(conn, a.venue_id, since, MAX_PAGE, upto=top)
+    more = len(page) == MAX_PAGE
+    cursor = page[-1]["seq"] if more else max(top, since)
     return jsonify(changes=[c for c in page if c["type"] == "revocation"], cursor=cursor,
-                   more=len(page) == MAX_PAGE, server_time=to_iso(utcnow()))
+                   more=more, server_time=to_iso(utcnow()))
 
 
 def _check_entry(e: Any) -> dict[str, Any]:

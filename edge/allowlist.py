@@ -178,8 +178,12 @@ def _delete(conn: sqlite3.Connection, c: Change) -> bool:
 
 
 def apply_changes(conn: sqlite3.Connection, vault: HolderVault, changes: Iterable[Change],
-                  cursor: int | None = None, stream: str = "allowlist") -> ApplyResult:
-    """Apply changes and advance the stream's cursor in one transaction (all or nothing)."""
+                  cursor: int | None = None, stream: str = "allowlist",
+                  received: int = 0) -> ApplyResult:
+    """Apply changes and advance the stream's cursor in one transaction (all or nothing).
+
+    ``received`` is added to the stream's count of changes received from the hub, in the same
+    transaction, so the count always matches the cursor (the hub's checksum compares it)."""
     result = ApplyResult()
     with immediate(conn):
         for change in changes:
@@ -194,6 +198,9 @@ def apply_changes(conn: sqlite3.Connection, vault: HolderVault, changes: Iterabl
         conn.execute(
             "UPDATE sync_state SET cursor = max(cursor, ?), last_ok_at = ? WHERE stream = ?",
             (result.cursor, to_iso(utcnow()), stream))
+        if received:
+            conn.execute("UPDATE sync_state SET changes = changes + ? WHERE stream = ?",
+                         (received, stream))
     return result
 
 
