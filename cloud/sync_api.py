@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from flask import jsonify, request
+from flask import abort, jsonify, make_response, request
 from sqlalchemy.dialects import postgresql, sqlite
 
 from cloud import appliances as appliance_mod
@@ -67,11 +67,16 @@ def enroll():
                    keys=e.keys, server_time=to_iso(utcnow())), 201
 
 
-def _check_horizon(conn: sa.Connection, since: int) -> None:
+def _check_horizon(conn: sa.Connection, since: int) -> int:
+    """Refuse a cursor below the compaction horizon with 410 — unless it belongs to a full sync
+    that started from 0 under this same horizon (``full=<horizon>``): nothing was compacted
+    away under its feet. Returns the horizon."""
     h = horizon(conn)
-    if since and since < h:
-        raise ApiError(410, "cursor_expired", f"cursor {since} is older than the change log "
-                       f"keeps (horizon {h}); sync again from cursor 0")
+    if since and since < h and request.args.get("full") != str(h):
+        abort(make_response(jsonify(
+            error="cursor_expired", horizon=h, message=f"cursor {since} is older than the "
+            f"change log keeps (horizon {h}); sync again from cursor 0"), 410))
+    return h
 
 
 @bp.get("/allowlist")
@@ -80,7 +85,7 @@ def allowlist():
     limit = _int_arg("limit", 1000, 1, MAX_PAGE)
     with engine().begin() as conn:
         a = _appliance(conn)
-        _check_horizon(conn, since)
+        h = _check_horizon(conn, since)
         top = last_seq(conn)
         page = changes_since(conn, a.venue_id, since, limit + 1, upto=top)
         more = len(page) > limit
@@ -89,7 +94,7 @@ def allowlist():
         # cursor keeps up with the log (and stays above the compaction horizon)
         cursor = page[-1]["seq"] if more else max(top, since)
         body: dict[str, Any] = {"changes": page, "cursor": cursor, "more": more,
-                                "server_time": to_iso(utcnow())}
+                                "horizon": h, "server_time": to_iso(utcnow())}
         if since == 0:
             # changes compaction dropped: an appliance starting from 0 counts them as received
             body["compacted"] = compacted(conn, a.venue_id)
@@ -114,13 +119,13 @@ def revocations():
     since = _int_arg("since", 0, 0, 2**62)
     with engine().begin() as conn:
         a = _appliance(conn)
-        _check_horizon(conn, since)
+        h = _check_horizon(conn, since)
         top = last_seq(conn)
         page = changes_since(conn, a.venue_id, since, MAX_PAGE, upto=top)
     more = len(page) == MAX_PAGE
     cursor = page[-1]["seq"] if more else max(top, since)
     return jsonify(changes=[c for c in page if c["type"] == "revocation"], cursor=cursor,
-                   more=more, server_time=to_iso(utcnow()))
+                   more=more, horizon=h, server_time=to_iso(utcnow()))
 
 
 def _check_entry(e: Any) -> dict[str, Any]:

@@ -175,10 +175,10 @@ class Agent:
         applied = 0
         while True:
             try:
-                page = self.client.revocations(cursor)
+                page = self.client.revocations(cursor, full=_full(self.conn))
             except CursorExpired as e:
                 allowlist, _ = cursor_of(self.conn, "allowlist")
-                if allowlist < e.horizon:
+                if allowlist < e.horizon or allowlist <= cursor:
                     self.pull_allowlist()  # takes the snapshot, which moves both cursors
                     return applied
                 # the allowlist stream carries every revocation up to its cursor
@@ -187,6 +187,7 @@ class Agent:
                                       "WHERE stream = 'revocations'", (allowlist,))
                 cursor = allowlist
                 continue
+            _note_full(self.conn, cursor, page)
             changes = _parse(page["changes"])
             new = int(page["cursor"])
             r = apply_changes(self.conn, self.vault, changes, cursor=max(new, cursor),
@@ -222,7 +223,9 @@ class Agent:
         total: int | None = None
         while True:
             page = self.client.allowlist(cursor, self.cfg.sync_page_size,
-                                         progress=self.progress is not None and total is None)
+                                         progress=self.progress is not None and total is None,
+                                         full=_full(conn))
+            _note_full(conn, cursor, page)
             if total is None and "remaining" in page:
                 total = int(page["remaining"]) + len(page["changes"])
             changes = _parse(page["changes"])
@@ -332,7 +335,9 @@ class Agent:
             "WHERE acked_at IS NULL").fetchone()
         refused = c.execute("SELECT count(*) FROM entries WHERE ack_status = 'refused'"
                             ).fetchone()[0]
-        return {"software_version": VERSION, "devices": devices, "cursors": cursors,
+        keys = [r[0] for r in c.execute("SELECT key_id FROM hub_keys WHERE retired_at IS NULL "
+                                        "ORDER BY key_id")]
+        return {"software_version": VERSION, "devices": devices, "cursors": cursors, "keys": keys,
                 "queue": {"unsent": unsent, "oldest_unsent_at": oldest, "refused": refused,
                           "last_seq": last_seq or 0}}
 
@@ -407,6 +412,18 @@ class Agent:
                 if isinstance(e, HubUnavailable) and e.status is None:
                     break
         return failures
+
+
+def _full(conn: sqlite3.Connection) -> int | None:
+    value = get_state(conn, "full_sync_horizon")
+    return int(value) if value is not None else None
+
+
+def _note_full(conn: sqlite3.Connection, since: int, page: dict[str, Any]) -> None:
+    """A pull from cursor 0 remembers the hub's horizon, to page through the compacted part."""
+    if since == 0 and "horizon" in page:
+        with immediate(conn):
+            set_state(conn, "full_sync_horizon", str(int(page["horizon"])))
 
 
 def _parse(raw: list[Any]) -> list:

@@ -87,15 +87,23 @@ class HubClient:
                           expect=("appliance_id", "venue_id", "credential", "keys"))
         return body
 
-    def allowlist(self, since: int, limit: int, progress: bool = False) -> dict[str, Any]:
+    def allowlist(self, since: int, limit: int, progress: bool = False,
+                  full: int | None = None) -> dict[str, Any]:
+        """``full``: the horizon a sync from cursor 0 started under, sent while it pages
+        through the compacted part of the log."""
         params: dict[str, Any] = {"since": since, "limit": limit}
+        if full is not None:
+            params["full"] = full
         if progress:
             params["progress"] = 1
         return self._call("GET", "/allowlist", params=params,
                           expect=("changes", "cursor", "more"))
 
-    def revocations(self, since: int) -> dict[str, Any]:
-        return self._call("GET", "/revocations", params={"since": since},
+    def revocations(self, since: int, full: int | None = None) -> dict[str, Any]:
+        params: dict[str, Any] = {"since": since}
+        if full is not None:
+            params["full"] = full
+        return self._call("GET", "/revocations", params=params,
                           expect=("changes", "cursor", "more"))
 
     def push_entries(self, entries: list[dict[str, Any]]) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from edge.holders import HolderVault
 from sync.timeutil import utcnow
 
 ROOT = Path(__file__).resolve().parents[2]
-ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONFAULTHANDLER": "1"}
 FAST = {"sync_revocations_s": 0.3, "sync_allowlist_s": 0.5, "sync_entries_s": 0.3,
         "heartbeat_s": 0.5, "sync_backoff_max_s": 1.0, "hub_timeout_s": 5.0}
 
