@@ -74,7 +74,7 @@ AGENT_SETTINGS = {
 
 CLEAN_ROUND_S = 60
 # what the hub does during a schedule, and how often (relative weights)
-HUB_ACTIONS = {"sell": 45, "refund": 30, "move": 20, "resync": 3, "compact": 0}
+HUB_ACTIONS = {"sell": 45, "refund": 30, "move": 20, "resync": 3, "compact": 2}
 
 
 def schedule_seed(seed: int, index: int) -> int:
