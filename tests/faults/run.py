@@ -93,6 +93,7 @@ class Totals:
     duplicates_answered: int = 0
     failures: list[tuple[int, int, str]] = field(default_factory=list)  # (index, seed, line)
     entries: int = 0
+    entries_before: int = 0  # in worlds rebuilt after a failure
     acked_duplicates: int = 0
     seconds: float = 0.0
     phase_s: Counter = field(default_factory=Counter)
@@ -124,13 +125,22 @@ class World:
     def __init__(self, workdir: Path, seed: int, hub_db: str | None = None):
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
-        self.hub = Hub(workdir, url=hub_db)
-        self.hub.start()
-        self.proxy = FaultProxy(("127.0.0.1", self.hub.port), seed, delay=(0.02, 0.3),
-                                retry_after="0").start()
         self.duplicates_answered = 0
-        self.proxy.add_hook(self._count_duplicates)
-        self.edge = Edge(workdir / "edge", AGENT_SETTINGS)
+        self.proxy: FaultProxy | None = None
+        self.edge: Edge | None = None
+        self.hub = Hub(workdir, url=hub_db)
+        try:
+            self.hub.start()
+            self.proxy = FaultProxy(("127.0.0.1", self.hub.port), seed, delay=(0.02, 0.3),
+                                    retry_after="0").start()
+            self.proxy.add_hook(self._count_duplicates)
+            self.edge = Edge(workdir / "edge", AGENT_SETTINGS)
+            self._enroll()
+        except BaseException:
+            self.close()
+            raise
+
+    def _enroll(self) -> None:
         r = self.edge.enroll(self.proxy.url, self.hub.token)
         if r.returncode != 0:
             raise RuntimeError(f"enroll failed: {r.output}")
@@ -151,11 +161,14 @@ class World:
                 continue  # not the hub's JSON (an error page)
 
     def close(self) -> None:
-        self.proxy.off()
-        if self.edge.agent_alive():
-            self.edge.stop_agent(signal.SIGKILL)
-        self.edge.close()
-        self.proxy.close()
+        if self.proxy is not None:
+            self.proxy.off()
+        if self.edge is not None:
+            if self.edge.agent_alive():
+                self.edge.stop_agent(signal.SIGKILL)
+            self.edge.close()
+        if self.proxy is not None:
+            self.proxy.close()
         self.hub.stop()
 
 
@@ -414,7 +427,7 @@ def run(schedules: int, seed: int, workdir: Path, only: int | None = None,
             t0 = time.monotonic()
             rep = run_schedule(world, index if only is None else s, s, totals)
             totals.schedules += 1
-            totals.entries = rep.edge_entries
+            totals.entries = totals.entries_before + rep.edge_entries
             totals.acked_duplicates = rep.acked_duplicates
             if not rep.ok:
                 totals.failed += 1
@@ -428,6 +441,8 @@ def run(schedules: int, seed: int, workdir: Path, only: int | None = None,
                     f"--schedule-seed {s}")
                 out(f"  replay the run up to it:    .venv/bin/python -m tests.faults.run "
                     f"--seed {seed} --schedules {index + 1}")
+                totals.entries_before += rep.edge_entries
+                totals.duplicates_answered += world.duplicates_answered
                 world.close()
                 world = new_world()
             if progress_every and (index + 1) % progress_every == 0:
