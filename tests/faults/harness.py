@@ -149,9 +149,9 @@ class Hub:
         def up() -> bool:
             assert self.proc.poll() is None, f"the hub exited: see {self.workdir / 'hub.log'}"
             try:
-                return requests.post(f"{self.base}/heartbeat", json={}, timeout=2
+                return requests.post(f"{self.base}/heartbeat", json={}, timeout=10
                                      ).status_code == 401
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or too busy to answer
                 return False
 
         wait_for(up, 60, "the hub to answer")
