@@ -470,6 +470,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--progress", type=int, default=10, help="print progress every N schedules")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    # stopped from outside (a background run ignores SIGINT): stop the hub and agents too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="faults-"))
     print(f"fault run: seed {args.seed}, "
           f"{'schedule seed ' + str(args.schedule_seed) if args.schedule_seed is not None else str(args.schedules) + ' schedules'}"
