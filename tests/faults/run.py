@@ -406,7 +406,10 @@ def _save_failure(world: World, seed: int, into: Path) -> Path:
 
 
 def run(schedules: int, seed: int, workdir: Path, only: int | None = None,
-        hub_db: str | None = None, progress_every: int = 10, out=print) -> Totals:
+        hub_db: str | None = None, progress_every: int = 10, out=print, job: int = 0,
+        jobs: int = 1) -> Totals:
+    """Schedules ``0 .. schedules-1`` of the run with ``seed`` (those of one ``job`` out of
+    ``jobs``, each job with its own world), or only the schedule with seed ``only``."""
     totals = Totals()
     started = time.monotonic()
     world_n = 0
@@ -421,11 +424,12 @@ def run(schedules: int, seed: int, workdir: Path, only: int | None = None,
 
     world = new_world()
     try:
-        seeds = [only] if only is not None else [schedule_seed(seed, i) for i in range(schedules)]
-        for index, s in enumerate(seeds):
+        plan = ([(only, only)] if only is not None
+                else [(i, schedule_seed(seed, i)) for i in range(job, schedules, jobs)])
+        for done, (index, s) in enumerate(plan, start=1):
             world.edge.agent_log_path.write_bytes(b"")  # keep the log of this schedule only
             t0 = time.monotonic()
-            rep = run_schedule(world, index if only is None else s, s, totals)
+            rep = run_schedule(world, index, s, totals)
             totals.schedules += 1
             totals.entries = totals.entries_before + rep.edge_entries
             totals.acked_duplicates = rep.acked_duplicates
@@ -440,14 +444,15 @@ def run(schedules: int, seed: int, workdir: Path, only: int | None = None,
                 out(f"  replay this schedule alone: .venv/bin/python -m tests.faults.run "
                     f"--schedule-seed {s}")
                 out(f"  replay the run up to it:    .venv/bin/python -m tests.faults.run "
-                    f"--seed {seed} --schedules {index + 1}")
+                    f"--seed {seed} --schedules {index + 1}"
+                    + (f" --jobs {jobs}" if jobs > 1 else ""))
                 totals.entries_before += rep.edge_entries
                 totals.duplicates_answered += world.duplicates_answered
                 world.close()
                 world = new_world()
-            if progress_every and (index + 1) % progress_every == 0:
+            if progress_every and done % progress_every == 0:
                 elapsed = time.monotonic() - started
-                out(f"schedule {index + 1}/{len(seeds)}: {sum(totals.faults.values())} faults, "
+                out(f"schedule {done}/{len(plan)}: {sum(totals.faults.values())} faults, "
                     f"{sum(v for k, v in totals.kills.items() if k != 'sigterm')} kills, "
                     f"{totals.failed} failed, {elapsed / totals.schedules:.2f} s/schedule",
                     flush=True)
@@ -455,6 +460,38 @@ def run(schedules: int, seed: int, workdir: Path, only: int | None = None,
         totals.duplicates_answered += world.duplicates_answered
         world.close()
         totals.seconds = time.monotonic() - started
+    return totals
+
+
+def _job(job: int, jobs: int, schedules: int, seed: int, workdir: Path,
+         progress_every: int) -> Totals:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    return run(schedules, seed, workdir / f"job-{job}", progress_every=progress_every,
+               out=lambda *a, **k: print(f"[job {job}]", *a, flush=True), job=job, jobs=jobs)
+
+
+def run_jobs(schedules: int, seed: int, workdir: Path, jobs: int, progress_every: int
+             ) -> Totals:
+    """The same schedules as :func:`run`, dealt round-robin to ``jobs`` processes, each with
+    its own hub, proxy and appliance; the counts are added up."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    started = time.monotonic()
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        parts = [pool.submit(_job, j, jobs, schedules, seed, workdir, progress_every)
+                 for j in range(jobs)]
+        results = [p.result() for p in parts]
+    totals = Totals()
+    for r in results:
+        for name in ("schedules", "failed", "starts", "duplicates_answered", "entries",
+                     "acked_duplicates"):
+            setattr(totals, name, getattr(totals, name) + getattr(r, name))
+        for name in ("faults", "kills", "actions", "scans", "phase_s"):
+            getattr(totals, name).update(getattr(r, name))
+        totals.failures += r.failures
+    totals.failures.sort()
+    totals.seconds = time.monotonic() - started
     return totals
 
 
@@ -468,6 +505,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", help="keep the hub, appliance and logs here (default: a "
                    "temporary directory, removed unless a schedule failed)")
     p.add_argument("--progress", type=int, default=10, help="print progress every N schedules")
+    p.add_argument("--jobs", type=int, default=1, help="deal the schedules to N processes, "
+                   "each with its own hub and appliance (SQLite hub only)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     # stopped from outside (a background run ignores SIGINT): stop the hub and agents too
@@ -476,9 +515,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"fault run: seed {args.seed}, "
           f"{'schedule seed ' + str(args.schedule_seed) if args.schedule_seed is not None else str(args.schedules) + ' schedules'}"
           f", work dir {workdir}", flush=True)
-    totals = run(args.schedules, args.seed, workdir, only=args.schedule_seed,
-                 hub_db=args.hub_db, progress_every=args.progress,
-                 out=lambda *a, **k: print(*a, **{"flush": True, **k}))
+    if args.jobs > 1 and (args.hub_db or args.schedule_seed is not None):
+        p.error("--jobs needs the default SQLite hub and a whole run (not --schedule-seed)")
+    if args.jobs > 1:
+        totals = run_jobs(args.schedules, args.seed, workdir, args.jobs, args.progress)
+    else:
+        totals = run(args.schedules, args.seed, workdir, only=args.schedule_seed,
+                     hub_db=args.hub_db, progress_every=args.progress,
+                     out=lambda *a, **k: print(*a, **{"flush": True, **k}))
     for line in totals.lines():
         print(line)
     if not args.workdir and not totals.failures:
