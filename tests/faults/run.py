@@ -330,7 +330,10 @@ def run_schedule(world: World, index: int, seed: int, totals: Totals) -> Report:
             rep.failures.append(f"the clean round failed (exit {r.returncode}): "
                                 f"{r.output.strip().splitlines()[-1:]}")
     else:  # the clean round by the running agent, faults off
-        if not edge.agent_alive():
+        if edge.killed and edge.agent_alive():  # a kill landed just before the switches were
+            edge.stop_agent(signal.SIGKILL)    # disarmed: let it finish dying
+            _restart(edge, rep, totals)
+        elif not edge.agent_alive():
             _restart(edge, rep, totals)
 
         def done() -> bool:
