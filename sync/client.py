@@ -117,8 +117,10 @@ class HubClient:
                           json_body={"state": state, "clock": clock, "done": done or []},
                           expect=("server_time", "commands"))
 
-    def roll(self) -> str:
-        return self._call("POST", "/roll", json_body={}, expect=("credential",))["credential"]
+    def roll(self, credential: str | None = None) -> str:
+        """A new credential; ``credential`` is one the appliance chose (and kept) itself."""
+        body = {"credential": credential} if credential else {}
+        return self._call("POST", "/roll", json_body=body, expect=("credential",))["credential"]
 
     # -- one request, every failure mapped ---------------------------------------------------
 
