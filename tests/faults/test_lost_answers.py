@@ -1,7 +1,10 @@
-"""One answer lost on the way must not lose what it carried: the hub's commands in a heartbeat
-answer are handed over until the appliance confirms them (found with the fault proxy: the hub
-used to mark a command delivered when it answered, so a wipe whose answer was lost never
-happened)."""
+"""One answer lost on the way must not lose what it carried, nor lock the appliance out.
+
+Found with the fault proxy: the hub marked a command delivered when it answered the heartbeat,
+so a wipe whose answer was lost never happened (now commands are handed over until the
+appliance confirms them); and a lost answer to a credential roll left the appliance with a
+credential the hub no longer took (now the appliance names the new credential, written down
+before it is sent)."""
 
 from __future__ import annotations
 
@@ -51,6 +54,23 @@ def test_a_resync_whose_heartbeat_answer_was_lost_still_happens(world):
     snapshot_at = world.edge.status()["last_snapshot_at"]
     assert world.edge.sync_once().returncode == 0
     assert world.edge.status()["last_snapshot_at"] == snapshot_at  # carried out once
+
+
+def test_a_credential_roll_whose_answer_was_lost_does_not_lock_the_appliance_out(world):
+    _queue(world, "roll_credential")
+    world.proxy.force("drop_response", "/api/sync/v1/roll")
+    first = world.edge.sync_once()
+    assert first.returncode == 3, first.output
+    for _ in range(2):  # the roll is carried out again, then confirmed
+        r = world.edge.sync_once()
+        assert r.returncode == 0, r.output
+    status = world.edge.status()
+    assert status["revoked_at"] is None and status["enrolled"]
+    conn = world.edge.connect()
+    try:
+        assert conn.execute("SELECT count(*) FROM holders").fetchone()[0] > 0
+    finally:
+        conn.close()
 
 
 def test_a_wipe_whose_heartbeat_answer_was_lost_still_happens(world):
