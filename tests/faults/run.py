@@ -12,8 +12,9 @@ the appliance is enrolled through the proxy. Each schedule, from its own seed:
    chosen path (before the hub sees it, after the hub answered but before the agent hears, or
    right after the agent got the answer), or at a random moment;
 2. runs the agent (``wicket-edge sync``) while a lane scans through the engine and the hub
-   sells, refunds, moves seats, now and then asks for a resync or compacts its change log (an
-   appliance behind the horizon then gets 410 and takes a snapshot); a killed agent is
+   sells, refunds, moves seats, now and then asks for a resync or a new credential, or
+   compacts its change log (an appliance behind the horizon then gets 410 and takes a
+   snapshot); a killed agent is
    restarted after a random pause (the lane keeps scanning meanwhile); the schedule lasts a
    random time and at least a random number of requests;
 3. stops the lane and switches faults off; then the clean round: either the running agent
@@ -74,7 +75,7 @@ AGENT_SETTINGS = {
 
 CLEAN_ROUND_S = 60
 # what the hub does during a schedule, and how often (relative weights)
-HUB_ACTIONS = {"sell": 45, "refund": 30, "move": 20, "resync": 3, "compact": 2}
+HUB_ACTIONS = {"sell": 45, "refund": 30, "move": 20, "resync": 3, "compact": 2, "roll": 2}
 
 
 def schedule_seed(seed: int, index: int) -> int:
@@ -148,8 +149,11 @@ class World:
         if r.returncode != 0:
             raise RuntimeError(f"first sync failed: {r.output}")
         self.edge.add_lanes(self.hub.gate_id)
-        link = json.loads((self.edge.config.with_name("edge.hub.json")).read_text())
-        self.credential = link["credential"]
+
+    @property
+    def credential(self) -> str:
+        """The appliance's credential as it holds it now (the hub may have rolled it)."""
+        return json.loads(self.edge.config.with_name("edge.hub.json").read_text())["credential"]
 
     def _count_duplicates(self, event: Event) -> None:
         if event.phase != "answered" or not event.request.path.endswith("/entries"):
@@ -388,10 +392,11 @@ def _hub_action(hub: Hub, rng: random.Random, action: str, totals: Totals) -> No
     elif action == "move":
         hub.move(rng.choice(live[-60:]), rng)
         totals.actions["moved"] += 1
-    elif action == "resync":
+    elif action in ("resync", "roll"):
         with hub.engine.begin() as conn:
-            appliance_mod.queue_command(conn, hub.appliance_id, "resync")
-        totals.actions["resync asked"] += 1
+            appliance_mod.queue_command(conn, hub.appliance_id,
+                                        "resync" if action == "resync" else "roll_credential")
+        totals.actions[f"{action} asked"] += 1
     else:  # the hub forgets superseded changes: an appliance behind it gets 410, a snapshot
         with hub.engine.begin() as conn:
             compact(conn, keep_days=0)
