@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: test lint venv deps bench clean demo
+.PHONY: test lint venv deps bench clean demo faults
 
 # The hub's tests run on SQLite and on PostgreSQL: as root, .ci/postgres starts the Debian
 # cluster and creates the test role; otherwise set WICKET_TEST_PG to an admin URL.
@@ -42,6 +42,12 @@ demo: venv
 	@awk -F'\t' '$$1 == "realname" { print $$4 }' demo/codes.tsv | \
 	  $(VENV)/bin/wicket-edge --config demo/edge.toml scan --lane S1 --id-number - "$$(awk -F'\t' '$$1 == "realname" { print $$3 }' demo/codes.tsv)"
 	@echo; $(VENV)/bin/wicket-edge --config demo/edge.toml entries
+
+# The long fault run (docs/fault-testing.md): seeded schedules of network faults and agent
+# kills against a real hub process; prints its counts, and the seed of any failing schedule.
+ARGS ?= --schedules 1000 --seed 1
+faults: venv
+	$(PY) -m tests.faults.run $(ARGS)
 
 bench: venv
 	$(PY) bench/edge_decide.py

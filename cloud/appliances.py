@@ -138,23 +138,29 @@ def queue_command(conn: sa.Connection, appliance_id: int, command: str,
 
 
 def heartbeat(conn: sa.Connection, appliance: Appliance, reported: dict,
-              appliance_time: datetime | None, now: datetime | None = None) -> list[str]:
-    """Keep what the appliance reports; hand over the commands waiting for it (once)."""
+              appliance_time: datetime | None, now: datetime | None = None,
+              done: list[int] | tuple[int, ...] = ()) -> list[tuple[int, str]]:
+    """Keep what the appliance reports; hand over the commands waiting for it, as (id, name),
+    until it confirms them. ``done`` are the ids the appliance says it has carried out: only
+    those are marked delivered, so an answer lost on the way loses no command (a wipe of a
+    stolen appliance above all); the appliance gets it again in its next heartbeat."""
     now = now or utcnow()
     skew = (None if appliance_time is None
             else int((appliance_time - now).total_seconds() * 1000))
     conn.execute(sa.update(appliances).where(appliances.c.id == appliance.id)
                  .values(reported=reported, clock_skew_ms=skew, last_seen_at=now))
+    if done:
+        conn.execute(sa.update(appliance_commands)
+                     .where(appliance_commands.c.appliance_id == appliance.id,
+                            appliance_commands.c.id.in_(list(done)),
+                            appliance_commands.c.delivered_at.is_(None))
+                     .values(delivered_at=now))
     pending = conn.execute(
         sa.select(appliance_commands.c.id, appliance_commands.c.command)
         .where(appliance_commands.c.appliance_id == appliance.id,
                appliance_commands.c.delivered_at.is_(None))
         .order_by(appliance_commands.c.id)).all()
-    if pending:
-        conn.execute(sa.update(appliance_commands)
-                     .where(appliance_commands.c.id.in_([p.id for p in pending]))
-                     .values(delivered_at=now))
-    return [p.command for p in pending]
+    return [(p.id, p.command) for p in pending]
 
 
 def roll_credential(conn: sa.Connection, appliance: Appliance,

@@ -194,10 +194,16 @@ def heartbeat():
     except (TypeError, ValueError):
         raise ApiError(400, "bad_request", "clock must be an ISO 8601 time with an offset"
                        ) from None
+    done = body.get("done", [])
+    if (not isinstance(done, list) or len(done) > 1000
+            or not all(isinstance(i, int) and not isinstance(i, bool) for i in done)):
+        raise ApiError(400, "bad_request", "done must be a list of command ids")
     with engine().begin() as conn:
         a = _appliance(conn)
-        commands = appliance_mod.heartbeat(conn, a, reported, clock)
-    return jsonify(server_time=to_iso(utcnow()), commands=commands)
+        pending = appliance_mod.heartbeat(conn, a, reported, clock, done=done)
+    # a command stays pending until the appliance lists its id in ``done``
+    return jsonify(server_time=to_iso(utcnow()), commands=[c for _, c in pending],
+                   command_ids=[i for i, _ in pending])
 
 
 @bp.post("/roll")

@@ -376,8 +376,9 @@ class Agent:
 
     def heartbeat(self) -> list[str]:
         """Report, learn the clock skew, carry out the hub's commands; returns them."""
+        done = json.loads(get_state(self.conn, "commands_done") or "[]")
         sent = time.time()
-        answer = self.client.heartbeat(self.report(), to_iso(utcnow()))
+        answer = self.client.heartbeat(self.report(), to_iso(utcnow()), done=done)
         back = time.time()
         try:
             server = from_iso(str(answer["server_time"])).timestamp()
@@ -389,8 +390,21 @@ class Agent:
         if abs(offset_ms) > 60_000:
             log.warning("this appliance's clock is %+.1f s off the hub's", offset_ms / 1000)
         commands = [str(x) for x in answer["commands"]]
-        for command in commands:
+        ids = answer.get("command_ids")
+        if not isinstance(ids, list) or len(ids) != len(commands):
+            ids = [None] * len(commands)  # a hub that hands commands over once, unconfirmed
+        # the hub has recorded the ids this heartbeat confirmed and no longer lists them; a
+        # listed id that was confirmed all the same is confirmed again, not carried out twice
+        with immediate(self.conn):
+            set_state(self.conn, "commands_done", json.dumps([i for i in ids if i in done]))
+        for command_id, command in zip(ids, commands, strict=True):
+            if command_id is not None and command_id in done:
+                continue
             self.carry_out(command)
+            if command_id is not None:  # confirmed to the hub in the next heartbeat
+                with immediate(self.conn):
+                    mine = json.loads(get_state(self.conn, "commands_done") or "[]")
+                    set_state(self.conn, "commands_done", json.dumps(mine + [command_id]))
         return commands
 
     def carry_out(self, command: str) -> None:
