@@ -19,6 +19,7 @@ from cloud.changes import changes_since
 from cloud.conflicts import check_entry
 from cloud.db import change_log, entries
 from cloud.http import ApiError, engine, json_blueprint, json_body
+from cloud.ops import count_entries
 from sync.timeutil import from_iso, to_iso, utcnow
 
 bp = json_blueprint("sync_api", "/api/sync/v1")
@@ -145,6 +146,8 @@ def push_entries():
             stored.append(e["id"])
             if check_entry(conn, {**e, "appliance_id": a.id}, a.venue_id, now):
                 conflicted.append(e["id"])
+        # the ops counters move in the same transaction as the entries they count
+        count_entries(conn, a.venue_id, checked, stored)
     return jsonify(stored=stored, duplicate=duplicate, conflict=conflicted, refused=[])
 
 
