@@ -111,6 +111,17 @@ def revoke(conn: sa.Connection, appliance_id: int, actor: str = SYSTEM) -> None:
            {"state": "revoked"})
 
 
+def rename(conn: sa.Connection, appliance_id: int, name: str, actor: str = SYSTEM) -> None:
+    before = conn.execute(sa.select(appliances.c.name)
+                          .where(appliances.c.id == appliance_id)).scalar()
+    if before is None:
+        raise ApplianceError("not_found", f"no appliance {appliance_id}")
+    conn.execute(sa.update(appliances).where(appliances.c.id == appliance_id)
+                 .values(name=name))
+    record(conn, actor, "appliance.rename", f"appliance:{appliance_id}", {"name": before},
+           {"name": name})
+
+
 COMMANDS = ("resync", "roll_credential", "wipe")
 
 

@@ -1,7 +1,9 @@
 """``wicket-hub``: the hub's command line.
 
     wicket-hub [--db URL] init     create or upgrade the hub database
-    wicket-hub [--db URL] serve    serve the hub with gunicorn (production WSGI server)
+    wicket-hub [--db URL] serve    serve the hub with gunicorn (production WSGI server); the
+                                   pages' secret key comes from $WICKET_HUB_SECRET or an
+                                   owner-only file made once (see cloud/secret.py)
     wicket-hub [--db URL] load-demo [--tickets N]   a demo venue, event and tickets
     wicket-hub [--db URL] create-admin --username NAME   (the password is asked for, or read
                                    from standard input when it is not a terminal)
@@ -40,8 +42,9 @@ def cmd_init(args) -> int:
 def cmd_serve(args) -> int:
     from gunicorn.app.base import BaseApplication
 
-    from cloud.app import create_app
+    from cloud.app import create_app, instance_path
     from cloud.db import current_revision, make_engine
+    from cloud.secret import SecretError, hub_secret
 
     engine = make_engine(args.db)
     if current_revision(engine) is None:
@@ -49,6 +52,15 @@ def cmd_serve(args) -> int:
               file=sys.stderr)
         return 2
     engine.dispose()
+    try:
+        # made once here, before the workers start, so that they all sign with the same key
+        secret = hub_secret(args.db, instance_path())
+    except (SecretError, OSError) as e:
+        print(f"wicket-hub: no secret key for the pages: {e}", file=sys.stderr)
+        return 2
+    config = {"DATABASE_URL": args.db, "SECRET_KEY": secret}
+    if args.public_url:
+        config["HUB_PUBLIC_URL"] = args.public_url
 
     class Hub(BaseApplication):
         def load_config(self):
@@ -58,7 +70,7 @@ def cmd_serve(args) -> int:
             self.cfg.set("graceful_timeout", 10)
 
         def load(self):
-            return create_app({"DATABASE_URL": args.db})
+            return create_app(config)
 
     print(f"wicket-hub: serving {_safe(args.db)} on http://{args.bind}", flush=True)
     Hub().run()
@@ -119,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="serve the hub (gunicorn)")
     s.add_argument("--bind", default="127.0.0.1:8080", help="address:port (default %(default)s)")
     s.add_argument("--workers", type=int, default=2)
+    s.add_argument("--public-url", help="the hub's address as appliances reach it, put in "
+                   "enrollment QR codes (default: $WICKET_HUB_PUBLIC_URL, else the address "
+                   "the page was asked for)")
     s.set_defaults(func=cmd_serve)
     s = sub.add_parser("load-demo", help="load a demo venue, event and tickets")
     s.add_argument("--tickets", type=int, default=5000)

@@ -166,7 +166,7 @@ holders = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("doc_type", sa.String(40), nullable=False),
-    sa.Column("doc_number", sa.String(40), nullable=False),
+    sa.Column("doc_number", sa.String(40), nullable=False, index=True),
 )
 tickets = sa.Table(
     "tickets", metadata,
@@ -368,6 +368,17 @@ api_tokens = sa.Table(
     sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("revoked_at", sa.DateTime(timezone=True)),
+)
+# A signed-in staff member's page session: the browser holds a random token, the hub its
+# SHA-256. It ends on logout, after an idle spell or at its absolute lifetime.
+staff_sessions = sa.Table(
+    "staff_sessions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("staff_id", sa.Integer, sa.ForeignKey("staff.id"), nullable=False, index=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("ended_at", sa.DateTime(timezone=True)),
 )
 # Who did what to venues, seats, sessions, tickets, appliances and staff, with before/after.
 audit_log = sa.Table(

@@ -128,6 +128,25 @@ def login(engine: sa.Engine, username: str, password: str,
     return Staff(row.id, row.username, row.role)
 
 
+def admits(role: str, roles: tuple[str, ...]) -> bool:
+    """The one role rule, shared by the JSON API and the pages: admin admits everywhere."""
+    return role == "admin" or role in roles
+
+
+def unlock_staff(conn: sa.Connection, staff_id: int, actor: str) -> None:
+    """Clear a lockout and the count of wrong passwords, before the lockout runs out."""
+    row = conn.execute(sa.select(staff.c.failed_logins, staff.c.locked_until)
+                       .where(staff.c.id == staff_id)).first()
+    if row is None:
+        raise StaffError("not_found", f"no staff member {staff_id}")
+    conn.execute(sa.update(staff).where(staff.c.id == staff_id)
+                 .values(failed_logins=0, locked_until=None))
+    record(conn, actor, "staff.unlock", f"staff:{staff_id}",
+           {"failed_logins": row.failed_logins,
+            "locked_until": _utc(row.locked_until).isoformat() if row.locked_until else None},
+           {"failed_logins": 0, "locked_until": None})
+
+
 def create_token(conn: sa.Connection, staff_id: int, name: str, actor: str) -> str:
     """A new API token (shown once) acting with the staff member's role."""
     token = "wkt_" + secrets.token_urlsafe(32)

@@ -131,8 +131,13 @@ def active_key(conn: sa.Connection) -> SigningKey:
 # -- events and sessions --------------------------------------------------------------------
 
 
-def create_event(conn: sa.Connection, code: str, name: str) -> int:
-    return conn.execute(sa.insert(events).values(code=code, name=name)).inserted_primary_key[0]
+def create_event(conn: sa.Connection, code: str, name: str, actor: str = SYSTEM) -> int:
+    if conn.execute(sa.select(events.c.id).where(events.c.code == code)).first():
+        raise TicketError(f"an event with code {code!r} exists already")
+    event_id = conn.execute(sa.insert(events).values(code=code, name=name)
+                            ).inserted_primary_key[0]
+    record(conn, actor, "event.create", f"event:{event_id}", None, {"code": code, "name": name})
+    return event_id
 
 
 def create_session(conn: sa.Connection, event_id: int, venue_id: int, name: str,
@@ -157,15 +162,21 @@ def create_session(conn: sa.Connection, event_id: int, venue_id: int, name: str,
 
 
 def add_price_tier(conn: sa.Connection, session_id: int, code: str, name: str, amount: int,
-                   currency: str = "CNY") -> int:
+                   currency: str = "CNY", actor: str = SYSTEM) -> int:
     """A price for a session, as an integer amount in the minor unit (fen for CNY)."""
     if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
         raise TicketError("a price is a whole, non-negative number of fen (cents)")
     if len(currency) != 3 or not currency.isalpha() or not currency.isupper():
         raise TicketError("currency is a three-letter ISO 4217 code such as CNY")
-    return conn.execute(sa.insert(price_tiers).values(
+    if conn.execute(sa.select(price_tiers.c.id).where(price_tiers.c.session_id == session_id,
+                                                      price_tiers.c.code == code)).first():
+        raise TicketError(f"this session has a price tier {code!r} already")
+    tier_id = conn.execute(sa.insert(price_tiers).values(
         session_id=session_id, code=code, name=name, amount=amount, currency=currency)
     ).inserted_primary_key[0]
+    record(conn, actor, "price_tier.create", f"price_tier:{tier_id}", None,
+           {"session_id": session_id, "code": code, "amount": amount, "currency": currency})
+    return tier_id
 
 
 # -- tickets --------------------------------------------------------------------------------

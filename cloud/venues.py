@@ -91,6 +91,9 @@ def add_gate(conn: sa.Connection, venue_id: int, code: str, name: str,
              zone_codes: Iterable[str] = (), reentry: bool = False,
              realname_mode: str = "ticket", open_before_min: int = 30,
              close_after_min: int = 60, actor: str = SYSTEM) -> int:
+    if conn.execute(sa.select(gates.c.id).where(gates.c.venue_id == venue_id,
+                                                gates.c.code == code)).first():
+        raise VenueError(f"gate {code!r} exists already at this venue")
     zone_ids = []
     for zc in zone_codes:
         row = conn.execute(sa.select(zones.c.id).where(zones.c.venue_id == venue_id,
@@ -114,6 +117,39 @@ def add_gate(conn: sa.Connection, venue_id: int, code: str, name: str,
     return gate_id
 
 
+def update_gate(conn: sa.Connection, gate_id: int, name: str, zone_codes: Iterable[str],
+                reentry: bool, realname_mode: str, open_before_min: int, close_after_min: int,
+                actor: str = SYSTEM) -> None:
+    """Change a gate's name, the zones it admits and its entry policy; the venue's appliances
+    get the new gate in the same transaction."""
+    old = conn.execute(sa.select(gates).where(gates.c.id == gate_id).with_for_update()).first()
+    if old is None:
+        raise VenueError(f"no gate {gate_id}")
+    zone_ids = []
+    for zc in zone_codes:
+        row = conn.execute(sa.select(zones.c.id).where(zones.c.venue_id == old.venue_id,
+                                                       zones.c.code == zc)).first()
+        if row is None:
+            raise VenueError(f"gate {old.code}: no zone {zc!r} at this venue")
+        zone_ids.append(row[0])
+    before_zones = sorted(conn.execute(sa.select(gate_zones.c.zone_id)
+                                       .where(gate_zones.c.gate_id == gate_id)).scalars())
+    conn.execute(sa.update(gates).where(gates.c.id == gate_id).values(
+        name=name, reentry=reentry, realname_mode=realname_mode,
+        open_before_min=open_before_min, close_after_min=close_after_min))
+    conn.execute(sa.delete(gate_zones).where(gate_zones.c.gate_id == gate_id))
+    if zone_ids:
+        conn.execute(sa.insert(gate_zones), [{"gate_id": gate_id, "zone_id": z}
+                                             for z in sorted(set(zone_ids))])
+    gate = {"type": "gate", "op": "upsert", "id": gate_id, "code": old.code, "name": name,
+            "zones": sorted(set(zone_ids)), "reentry": reentry, "realname_mode": realname_mode,
+            "open_before_min": open_before_min, "close_after_min": close_after_min}
+    record_change(conn, old.venue_id, gate)
+    record(conn, actor, "gate.update", f"gate:{gate_id}",
+           {"name": old.name, "zones": before_zones, "reentry": old.reentry,
+            "realname_mode": old.realname_mode, "open_before_min": old.open_before_min,
+            "close_after_min": old.close_after_min},
+           {k: v for k, v in gate.items() if k not in ("type", "op", "id", "code")})
 
 def add_lane(conn: sa.Connection, venue_id: int, gate_code: str, code: str, name: str = "",
              direction: str = "in", actor: str = SYSTEM) -> int:
@@ -137,6 +173,7 @@ def add_lane(conn: sa.Connection, venue_id: int, gate_code: str, code: str, name
     record(conn, actor, "lane.create", f"lane:{lane_id}", None,
            {k: v for k, v in lane.items() if k not in ("type", "op")})
     return lane_id
+
 
 def _flag(value: str) -> bool | None:
     return _FLAGS.get(value.strip().lower())

@@ -189,7 +189,7 @@ def test_entries_of_an_unknown_lane_are_shown_by_their_lane_code(hub):
 
 
 def test_entries_stored_before_the_ops_tables_are_counted_by_the_migration(hub_url):
-    """An upgrade from 0009: the entries already stored appear on the dashboard."""
+    """An upgrade from the revision before: the entries already stored appear on the dashboard."""
     from alembic import command
 
     from cloud.db import alembic_config, make_engine
@@ -198,7 +198,7 @@ def test_entries_stored_before_the_ops_tables_are_counted_by_the_migration(hub_u
     engine = make_engine(hub_url)
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0009")
+        command.upgrade(cfg, "0010")
     with engine.begin() as conn:
         activate_key(conn, create_key(conn))
         venue = create_venue(conn, "OSC", "Olympic Sports Centre")

@@ -4,7 +4,7 @@ each session has admitted, alert rules and alerts, wall-display links.
 Entries stored before this revision are counted here once, so the dashboard starts complete.
 
 Revision ID: 0012
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-01
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012"
-down_revision = "0009"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,123 @@
+"""Ticket pages: the box office with real-name holders, finding a ticket by number or by the
+holder's document (POST only, masked), the ticket page with its QR code, refund and void —
+on both databases."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from cloud import inventory
+from cloud.db import audit_log, change_log, tickets
+from cloud.tickets import add_price_tier
+from sync.sample import resident_id
+from tests.cloud.pagekit import build_hub, post, text
+
+NUMBER = resident_id("11010119900307123")
+NAME = "张小三"
+
+
+@pytest.fixture
+def hub(hub_url):
+    h = build_hub(hub_url)
+    with h.engine.begin() as conn:
+        h.tier = add_price_tier(conn, h.session, "A", "Category A", 38000)
+        inventory.confirm_configuration(conn, h.session)
+        inventory.put_on_sale(conn, h.session)
+    yield h
+    h.engine.dispose()
+
+
+def sell(client, hub, **fields):
+    data = {"seating": "seat", "level": "L1", "row": "A1", "number": "1",
+            "price_tier_id": hub.tier, "doc_type": "resident_id", **fields}
+    return post(client, f"/box-office/{hub.session}", data, page="/box-office")
+
+
+def test_the_box_office_issues_a_real_name_ticket_shown_masked(hub):
+    sales = hub.client("sales")
+    assert "Final" in text(sales.get("/box-office"))
+    r = sell(sales, hub, holder_name=NAME, doc_number=NUMBER[:6] + " " + NUMBER[6:])
+    assert r.status_code == 303
+    number = r.headers["Location"].rsplit("/", 1)[1]
+    page = text(sales.get(r.headers["Location"]))
+    assert f"Ticket {number} issued." in page
+    assert "张*三" in page and NUMBER[:4] + "*" * 10 + NUMBER[-4:] in page
+    assert NAME not in page and NUMBER not in page
+    assert "L1-A1-1" in page and "380.00 CNY" in page and "<svg" in page
+    with hub.engine.connect() as conn:
+        t = conn.execute(sa.select(tickets).where(tickets.c.number == number)).one()
+    assert (t.amount, t.state) == (38000, "issued")
+    again = sell(sales, hub, holder_name="李四", doc_number=resident_id("11010119850101001"))
+    assert again.status_code == 409 and "not for sale" in text(again)
+
+
+def test_the_box_office_says_which_field_is_wrong_and_never_echoes_holder_data(hub):
+    sales = hub.client("sales")
+    wrong_digit = NUMBER[:-1] + ("0" if NUMBER[-1] != "0" else "1")
+    r = sell(sales, hub, number="99", holder_name=NAME, doc_number=wrong_digit)
+    assert r.status_code == 422
+    page = text(r)
+    assert "There is no such seat at this venue." in page
+    assert "check digit does not match" in page
+    assert wrong_digit not in page and NAME not in page
+    r = sell(sales, hub, doc_number=NUMBER)
+    assert r.status_code == 422 and "The holder&#39;s name as on the document." in text(r)
+    r = sell(sales, hub, seating="general", zone_id="", price_tier_id="")
+    assert r.status_code == 422 and "Choose a price." in text(r)
+    with hub.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(tickets)).scalar() == 0
+    r = sell(sales, hub, seating="general", zone_id="")
+    assert r.status_code == 303
+    assert "general admission" in text(sales.get(r.headers["Location"]))
+
+
+def test_find_by_number_or_by_document_in_a_post_body(hub):
+    sales = hub.client("sales")
+    number = sell(sales, hub, holder_name=NAME, doc_number=NUMBER).headers["Location"] \
+        .rsplit("/", 1)[1]
+    ops = hub.client("ops")
+    short = str(int(number[1:]))
+    r = ops.get(f"/tickets?number={short}")
+    assert r.status_code == 303 and r.headers["Location"] == f"/tickets/{number}"
+    assert "No ticket with the number T999" in text(ops.get("/tickets?number=T999"))
+    typed_with_spaces = f"{NUMBER[:6]} {NUMBER[6:14]} {NUMBER[14:]}".lower()
+    r = post(ops, "/tickets/holder", {"doc_number": typed_with_spaces}, page="/tickets")
+    page = text(r)
+    assert r.status_code == 200 and number in page and "张*三" in page
+    assert NUMBER not in page and NAME not in page
+    typed = post(ops, "/tickets/holder", {"doc_type": "resident_id", "doc_number": "1101"},
+                 page="/tickets")
+    assert typed.status_code == 422 and "must be 18 characters" in text(typed)
+    none = post(ops, "/tickets/holder", {"doc_type": "passport", "doc_number": "E12345678"},
+                page="/tickets")
+    assert "No tickets for this document." in text(none)
+    assert ops.get("/tickets/holder").status_code in (404, 405)
+
+
+def test_refund_and_void_ask_first_then_revoke_at_every_venue(hub):
+    sales = hub.client("sales")
+    number = sell(sales, hub).headers["Location"].rsplit("/", 1)[1]
+    other = sell(sales, hub, number="2").headers["Location"].rsplit("/", 1)[1]
+    ops = hub.client("ops")
+    assert "Refund" not in text(ops.get(f"/tickets/{number}"))
+    assert post(ops, f"/tickets/{number}/refund", page="/tickets").status_code == 403
+    confirm = text(sales.get(f"/tickets/{number}/refund"))
+    assert "Refund ticket" in confirm and "cannot be undone" in confirm
+    r = post(sales, f"/tickets/{number}/refund", page="/tickets")
+    assert "is refunded" in text(sales.get(r.headers["Location"]))
+    r = post(sales, f"/tickets/{number}/void", page="/tickets")
+    assert "already refunded" in text(sales.get(r.headers["Location"]))
+    post(sales, f"/tickets/{other}/void", page="/tickets")
+    with hub.engine.connect() as conn:
+        states = dict(conn.execute(sa.select(tickets.c.number, tickets.c.state)).all())
+        revocations = conn.execute(sa.select(sa.func.count()).select_from(change_log)
+                                   .where(change_log.c.kind == "revocation")).scalar()
+        actions = list(conn.execute(sa.select(audit_log.c.action).where(
+            audit_log.c.actor == f"staff:{hub.staff['sales']}",
+            audit_log.c.action.in_(["ticket.refund", "ticket.void"]))
+            .order_by(audit_log.c.id)).scalars())
+    assert states == {number: "refunded", other: "void"}
+    assert revocations == 2 and actions == ["ticket.refund", "ticket.void"]
+    # the refunded seat is on sale again
+    assert sell(sales, hub).status_code == 303
