@@ -160,3 +160,18 @@ def roll_credential(conn: sa.Connection, appliance: Appliance) -> str:
     conn.execute(sa.update(appliances).where(appliances.c.id == appliance.id)
                  .values(credential_hash=_hash(credential)))
     return credential
+
+
+def lacking_key(conn: sa.Connection, key_id: int) -> list[int]:
+    """Active appliances whose last heartbeat did not list ``key_id`` among their hub keys.
+
+    A key may sign only once every active appliance has it: a code signed with a key an
+    appliance does not know yet would be refused at its gate while that venue is offline."""
+    rows = conn.execute(sa.select(appliances.c.id, appliances.c.reported)
+                        .where(appliances.c.state == "active"))
+    lacking = []
+    for r in rows:
+        keys = (r.reported or {}).get("keys") if isinstance(r.reported, dict) else None
+        if not isinstance(keys, list) or key_id not in keys:
+            lacking.append(r.id)
+    return lacking

@@ -61,11 +61,19 @@ def record_changes(conn: sa.Connection, changes: list[tuple[int, dict[str, Any]]
     conn.execute(sa.insert(change_log), rows)
 
 
-def changes_since(conn: sa.Connection, venue_id: int, cursor: int, limit: int = 1000
-                  ) -> list[dict[str, Any]]:
-    """The venue's changes after ``cursor``, oldest first."""
-    rows = conn.execute(
-        sa.select(change_log.c.record).where(change_log.c.venue_id == venue_id,
-                                             change_log.c.seq > cursor)
-        .order_by(change_log.c.seq).limit(limit))
-    return [r.record for r in rows]
+def changes_since(conn: sa.Connection, venue_id: int, cursor: int, limit: int = 1000,
+                  upto: int | None = None) -> list[dict[str, Any]]:
+    """The venue's changes after ``cursor`` (and up to ``upto``), oldest first."""
+    query = sa.select(change_log.c.record).where(change_log.c.venue_id == venue_id,
+                                                 change_log.c.seq > cursor)
+    if upto is not None:
+        query = query.where(change_log.c.seq <= upto)
+    return [r.record for r in conn.execute(query.order_by(change_log.c.seq).limit(limit))]
+
+
+def last_seq(conn: sa.Connection) -> int:
+    """The seq of the newest committed change of any venue. Read before the changes: every
+    change up to it has committed (seq order is commit order), so a venue that is caught up to
+    it may move its cursor there, even past seqs that belong to other venues."""
+    return int(conn.execute(sa.select(counters.c.value).where(counters.c.name == "change_log"))
+               .scalar_one())

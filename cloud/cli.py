@@ -5,6 +5,8 @@
                                    pages' secret key comes from $WICKET_HUB_SECRET or an
                                    owner-only file made once (see cloud/secret.py)
     wicket-hub [--db URL] load-demo [--tickets N]   a demo venue, event and tickets
+    wicket-hub [--db URL] compact [--keep-days N]   drop superseded changes and tombstones
+                                   older than N days (default 30) from the change log
     wicket-hub [--db URL] create-admin --username NAME   (the password is asked for, or read
                                    from standard input when it is not a terminal)
 
@@ -121,6 +123,24 @@ def cmd_load_demo(args) -> int:
     return 0
 
 
+def cmd_compact(args) -> int:
+    from cloud.compaction import compact
+    from cloud.db import make_engine
+
+    if args.keep_days < 0:
+        print("wicket-hub: --keep-days must not be negative", file=sys.stderr)
+        return 2
+    engine = make_engine(args.db)
+    try:
+        with engine.begin() as conn:
+            done = compact(conn, args.keep_days)
+    finally:
+        engine.dispose()
+    print(f"change log compacted: {done.superseded} superseded changes and {done.tombstones} "
+          f"tombstones dropped; horizon {done.horizon} (appliances behind it take a snapshot)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wicket-hub", description="Wicket hub tools.")
     p.add_argument("--db", default=os.environ.get("WICKET_HUB_DB", DEFAULT_URL),
@@ -138,6 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("load-demo", help="load a demo venue, event and tickets")
     s.add_argument("--tickets", type=int, default=5000)
     s.set_defaults(func=cmd_load_demo)
+    s = sub.add_parser("compact", help="drop superseded changes and old tombstones from the "
+                       "change log")
+    s.add_argument("--keep-days", type=float, default=30.0,
+                   help="keep every change younger than this (default %(default)s days)")
+    s.set_defaults(func=cmd_compact)
     s = sub.add_parser("create-admin", help="create an admin staff account")
     s.add_argument("--username", required=True)
     s.set_defaults(func=cmd_create_admin)

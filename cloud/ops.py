@@ -47,6 +47,7 @@ CHART_MINUTES = 60
 LIVE_BEFORE = timedelta(hours=3)     # a session is live from this long before it starts
 LIVE_AFTER = timedelta(hours=2)      # ... until this long after it ends
 DEVICE_UP = "up"
+ACTIVE_GATE = timedelta(minutes=10)
 MAX_NOTE = 1000
 
 
@@ -341,6 +342,7 @@ class Device:
     lane: str | None = None
     state: str = "unknown"
     last_scan_at: str | None = None
+    since: str | None = None  # when the device entered its state
     errors: int = 0
     error: str | None = None
 
@@ -397,16 +399,17 @@ def read_report(reported: Any) -> Report:
             lane=str(d["lane"])[:40] if d.get("lane") is not None else None,
             state=str(d.get("state") or "unknown")[:20],
             last_scan_at=iso(_time(_first(d, "last_scan_at", "last_scan"))),
+            since=iso(_time(_first(d, "state_at", "at"))),
             errors=errors if isinstance(errors, int) else len(errors)
             if isinstance(errors, list) else 0,
             error=str(error)[:200] if error is not None else None))
     return Report(
         version=str(version)[:40] if version is not None else None,
         allowlist_cursor=_int(_first(r, "cursors.allowlist", "allowlist_cursor", "cursor")),
-        queued=_int(_first(r, "outbox.unsent", "queue.unsent", "queued", "queue_depth")),
-        oldest_queued_at=_time(_first(r, "outbox.oldest_unsent_at", "oldest_unsent_at",
-                                      "outbox.oldest_unsent_scanned_at")),
-        refused=_int(_first(r, "outbox.refused", "refused", "refused_entries")),
+        queued=_int(_first(r, "queue.unsent", "outbox.unsent", "queued")),
+        oldest_queued_at=_time(_first(r, "queue.oldest_unsent_at", "outbox.oldest_unsent_at",
+                                      "oldest_unsent_at")),
+        refused=_int(_first(r, "queue.refused", "outbox.refused", "refused")),
         last_pull_ok_at=_time(_first(r, "last_pull_ok_at", "sync.last_pull_ok_at")),
         last_push_ok_at=_time(_first(r, "last_push_ok_at", "sync.last_push_ok_at")),
         devices=devices)
@@ -461,14 +464,30 @@ def appliance_status(conn: sa.Connection, now: datetime | None = None,
     return out
 
 
-def gates_online(conn: sa.Connection, status: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per venue: its gates, and how many have a device up on an online appliance."""
+def gates_online(conn: sa.Connection, status: list[dict[str, Any]],
+                 now: datetime | None = None) -> list[dict[str, Any]]:
+    """Per venue: its gates, and how many are online. A gate is online when an online
+    appliance reports a device up on one of its lanes, or — for appliances that do not say
+    which lane a device serves — when one of its lanes scanned within ACTIVE_GATE while an
+    appliance of the venue is online."""
+    now = now or utcnow()
     online_gates: dict[int, set[int]] = defaultdict(set)
+    venues_online = {a["venue_id"] for a in status if a["online"]}
     for a in status:
         if a["online"]:
             for d in a["devices"]:
                 if d["gate_id"] is not None and d["state"] == DEVICE_UP:
                     online_gates[a["venue_id"]].add(d["gate_id"])
+    if venues_online:
+        lane_of = lane_map(conn, venues_online)
+        em = entry_minutes.c
+        for venue_id, lane in conn.execute(
+                sa.select(em.venue_id, em.lane).distinct()
+                .where(em.minute >= minute_of(now) - ACTIVE_GATE,
+                       em.venue_id.in_(venues_online))):
+            known = lane_of.get((venue_id, lane))
+            if known:
+                online_gates[venue_id].add(known.gate_id)
     out = []
     for v in conn.execute(
             sa.select(venues.c.id, venues.c.name, sa.func.count(gates.c.id).label("n"))

@@ -11,12 +11,13 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from flask import jsonify, request
+from flask import abort, jsonify, make_response, request
 from sqlalchemy.dialects import postgresql, sqlite
 
 from cloud import appliances as appliance_mod
-from cloud.changes import changes_since
-from cloud.conflicts import check_entry
+from cloud.changes import changes_since, last_seq
+from cloud.compaction import compacted, horizon
+from cloud.conflicts import check_entries
 from cloud.db import change_log, entries
 from cloud.http import ApiError, engine, json_blueprint, json_body
 from cloud.ops import count_entries
@@ -67,26 +68,50 @@ def enroll():
                    keys=e.keys, server_time=to_iso(utcnow())), 201
 
 
+def _check_horizon(conn: sa.Connection, since: int) -> int:
+    """Refuse a cursor below the compaction horizon with 410 — unless it belongs to a full sync
+    that started from 0 under this same horizon (``full=<horizon>``): nothing was compacted
+    away under its feet. Returns the horizon."""
+    h = horizon(conn)
+    if since and since < h and request.args.get("full") != str(h):
+        abort(make_response(jsonify(
+            error="cursor_expired", horizon=h, message=f"cursor {since} is older than the "
+            f"change log keeps (horizon {h}); sync again from cursor 0"), 410))
+    return h
+
+
 @bp.get("/allowlist")
 def allowlist():
     since = _int_arg("since", 0, 0, 2**62)
     limit = _int_arg("limit", 1000, 1, MAX_PAGE)
     with engine().begin() as conn:
         a = _appliance(conn)
-        page = changes_since(conn, a.venue_id, since, limit + 1)
+        h = _check_horizon(conn, since)
+        top = last_seq(conn)
+        page = changes_since(conn, a.venue_id, since, limit + 1, upto=top)
         more = len(page) > limit
         page = page[:limit]
-        cursor = page[-1]["seq"] if page else since
+        # caught up: the cursor moves to the newest seq of any venue, so a quiet venue's
+        # cursor keeps up with the log (and stays above the compaction horizon)
+        cursor = page[-1]["seq"] if more else max(top, since)
         body: dict[str, Any] = {"changes": page, "cursor": cursor, "more": more,
-                                "server_time": to_iso(utcnow())}
+                                "horizon": h, "server_time": to_iso(utcnow())}
+        if since == 0:
+            # changes compaction dropped: an appliance starting from 0 counts them as received
+            body["compacted"] = compacted(conn, a.venue_id)
+        if request.args.get("progress") == "1":
+            body["remaining"] = conn.execute(
+                sa.select(sa.func.count()).select_from(change_log)
+                .where(change_log.c.venue_id == a.venue_id, change_log.c.seq > cursor,
+                       change_log.c.seq <= top)).scalar_one()
         if not more:
-            # Caught up: how many changes this venue has had up to the cursor. An appliance
-            # that applied every page has counted as many; a different count means a lost
-            # page, and the appliance resyncs.
+            # Caught up: how many changes this venue has had up to the cursor (compacted ones
+            # included). An appliance that applied every page has counted as many; a
+            # different count means a lost page, and the appliance resyncs.
             body["checksum"] = {"changes": conn.execute(
                 sa.select(sa.func.count()).select_from(change_log)
                 .where(change_log.c.venue_id == a.venue_id, change_log.c.seq <= cursor)
-            ).scalar_one()}
+            ).scalar_one() + compacted(conn, a.venue_id)}
     return jsonify(body)
 
 
@@ -95,10 +120,13 @@ def revocations():
     since = _int_arg("since", 0, 0, 2**62)
     with engine().begin() as conn:
         a = _appliance(conn)
-        page = [c for c in changes_since(conn, a.venue_id, since, MAX_PAGE)]
-    cursor = page[-1]["seq"] if page else since
+        h = _check_horizon(conn, since)
+        top = last_seq(conn)
+        page = changes_since(conn, a.venue_id, since, MAX_PAGE, upto=top)
+    more = len(page) == MAX_PAGE
+    cursor = page[-1]["seq"] if more else max(top, since)
     return jsonify(changes=[c for c in page if c["type"] == "revocation"], cursor=cursor,
-                   more=len(page) == MAX_PAGE, server_time=to_iso(utcnow()))
+                   more=more, horizon=h, server_time=to_iso(utcnow()))
 
 
 def _check_entry(e: Any) -> dict[str, Any]:
@@ -128,26 +156,27 @@ def push_entries():
     if len(batch) > MAX_BATCH:
         raise ApiError(413, "batch_too_large", f"at most {MAX_BATCH} entries per batch")
     checked = [_check_entry(e) for e in batch]  # the whole batch is checked before any write
-    stored: list[str] = []
-    duplicate: list[str] = []
-    conflicted: list[str] = []
     now: datetime = utcnow()
     with engine().begin() as conn:
         a = _appliance(conn)
-        insert = _insert_ignoring_duplicates(conn)
-        for e in checked:
-            # stored once forever: a resend, or the same batch racing itself, inserts nothing
-            new = conn.execute(insert.values(appliance_id=a.id, venue_id=a.venue_id,
-                                             received_at=now, **e)
-                               .returning(entries.c.id)).first()
-            if new is None:
-                duplicate.append(e["id"])
-                continue
-            stored.append(e["id"])
-            if check_entry(conn, {**e, "appliance_id": a.id}, a.venue_id, now):
-                conflicted.append(e["id"])
+        rows = [{**e, "appliance_id": a.id, "venue_id": a.venue_id, "received_at": now}
+                for e in checked]
+        # stored once forever: a resend, or the same batch racing itself, inserts nothing
+        new = set(conn.execute(_insert_ignoring_duplicates(conn).returning(entries.c.id), rows)
+                  .scalars()) if rows else set()
+        stored: list[str] = []
+        duplicate: list[str] = []
+        fresh: list[dict] = []
+        for row in rows:
+            if row["id"] in new:
+                new.discard(row["id"])  # an id twice in one batch: the second is a duplicate
+                stored.append(row["id"])
+                fresh.append(row)
+            else:
+                duplicate.append(row["id"])
+        conflicted = list(check_entries(conn, fresh, a.venue_id, now))
         # the ops counters move in the same transaction as the entries they count
-        count_entries(conn, a.venue_id, checked, stored)
+        count_entries(conn, a.venue_id, fresh, stored)
     return jsonify(stored=stored, duplicate=duplicate, conflict=conflicted, refused=[])
 
 

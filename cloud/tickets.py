@@ -87,12 +87,23 @@ def create_key(conn: sa.Connection, now: datetime | None = None, actor: str = SY
     return key.key_id
 
 
-def activate_key(conn: sa.Connection, key_id: int, actor: str = SYSTEM) -> None:
-    """Make a published key the one that signs; the previous one stays trusted."""
+def activate_key(conn: sa.Connection, key_id: int, actor: str = SYSTEM,
+                 force: bool = False) -> None:
+    """Make a published key the one that signs; the previous one stays trusted.
+
+    Refused while an active appliance has not yet reported the key in a heartbeat (unless
+    ``force``): an offline venue must be able to check every code sold."""
+    from cloud.appliances import lacking_key
+
     state = conn.execute(sa.select(signing_keys.c.state)
                          .where(signing_keys.c.key_id == key_id)).scalar()
     if state != "published":
         raise TicketError(f"key {key_id} is {state or 'unknown'}; only a published key can sign")
+    lacking = [] if force else lacking_key(conn, key_id)
+    if lacking:
+        raise TicketError(f"key {key_id}: {len(lacking)} active appliance(s) have not yet "
+                          f"reported having it (appliance {lacking[0]} first); activate it "
+                          "after they have synced")
     conn.execute(sa.update(signing_keys).where(signing_keys.c.state == "active")
                  .values(state="published"))
     conn.execute(sa.update(signing_keys).where(signing_keys.c.key_id == key_id)

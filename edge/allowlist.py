@@ -9,6 +9,7 @@ twice, changes nothing. Holder names and document numbers are sealed before they
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
@@ -41,6 +42,12 @@ def _t(v):
 
 
 def _guarded_upsert(table: str, row: dict[str, Any], key: str = "id") -> str:
+    return _upsert_sql(table, tuple(row), key)
+
+
+@functools.lru_cache(maxsize=64)
+def _upsert_sql(table: str, row: tuple[str, ...], key: str) -> str:
+    """The statement text depends only on the table and the columns: built once each."""
     cols = ", ".join(row)
     marks = ", ".join(f":{c}" for c in row)
     sets = ", ".join(f"{c} = excluded.{c}" for c in row if c != key)
@@ -178,8 +185,12 @@ def _delete(conn: sqlite3.Connection, c: Change) -> bool:
 
 
 def apply_changes(conn: sqlite3.Connection, vault: HolderVault, changes: Iterable[Change],
-                  cursor: int | None = None, stream: str = "allowlist") -> ApplyResult:
-    """Apply changes and advance the stream's cursor in one transaction (all or nothing)."""
+                  cursor: int | None = None, stream: str = "allowlist",
+                  received: int = 0) -> ApplyResult:
+    """Apply changes and advance the stream's cursor in one transaction (all or nothing).
+
+    ``received`` is added to the stream's count of changes received from the hub, in the same
+    transaction, so the count always matches the cursor (the hub's checksum compares it)."""
     result = ApplyResult()
     with immediate(conn):
         for change in changes:
@@ -194,6 +205,9 @@ def apply_changes(conn: sqlite3.Connection, vault: HolderVault, changes: Iterabl
         conn.execute(
             "UPDATE sync_state SET cursor = max(cursor, ?), last_ok_at = ? WHERE stream = ?",
             (result.cursor, to_iso(utcnow()), stream))
+        if received:
+            conn.execute("UPDATE sync_state SET changes = changes + ? WHERE stream = ?",
+                         (received, stream))
     return result
 
 

@@ -4,8 +4,13 @@
     wicket-edge --config FILE import FILE     load an allowlist file (JSON lines of sync changes)
     wicket-edge --config FILE scan --lane L CODE
     wicket-edge --config FILE entries
+    wicket-edge --config FILE enroll --hub URL --token TOKEN
+    wicket-edge --config FILE sync [--once]   the sync agent (see docs/sync-agent.md)
+    wicket-edge --config FILE status [--json]
 
-Exit status: 0 success (for ``scan``: admitted), 1 refused by the rules, 2 bad input or a fault.
+Exit status: 0 success (for ``scan``: admitted), 1 refused by the rules, 2 bad input or a fault;
+``enroll`` and ``sync --once`` also 3 (the hub unreachable or failing: try again) and 4 (the
+hub refused the token or the appliance).
 """
 
 from __future__ import annotations
@@ -177,6 +182,45 @@ def cmd_entries(args) -> int:
     return EXIT_OK
 
 
+def cmd_enroll(args) -> int:
+    from edge.agent import enroll
+    from sync.client import HubUnavailable, Refused, Unauthorized
+
+    cfg, conn, _ = _open(args)
+    try:
+        link = enroll(cfg, conn, args.hub, _read_secret(args.token))
+    except Unauthorized as e:
+        print(f"wicket-edge: {e}", file=sys.stderr)
+        return 4
+    except HubUnavailable as e:
+        print(f"wicket-edge: {e}", file=sys.stderr)
+        return 3
+    except Refused as e:
+        raise CliError(str(e)) from None
+    audit.record(conn, f"cli:{getpass.getuser()}", "appliance.enroll", link.hub_url,
+                 {"appliance_id": link.appliance_id, "venue_id": link.venue_id})
+    print(f"enrolled as appliance {link.appliance_id} of venue {link.venue_id} at "
+          f"{link.hub_url}; credential kept in {cfg.credential_path} (owner-only)")
+    return EXIT_OK
+
+
+def cmd_sync(args) -> int:
+    from edge import sync_service
+
+    return sync_service.main(args.config, once=args.once)
+
+
+def cmd_status(args) -> int:
+    import json
+
+    from edge.sync_status import render, status
+
+    cfg, conn, _ = _open(args)
+    s = status(cfg, conn)
+    print(json.dumps(s, indent=2, sort_keys=True) if args.json else render(s))
+    return EXIT_OK
+
+
 def _venue_tz(conn) -> ZoneInfo:
     row = conn.execute("SELECT timezone FROM venue LIMIT 1").fetchone()
     return ZoneInfo(row[0] if row else "UTC")
@@ -216,6 +260,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--limit", type=int, default=20)
     s.add_argument("--lane", help="only this lane")
     s.set_defaults(func=cmd_entries)
+
+    s = sub.add_parser("enroll", help="enroll this appliance with the hub (one-time token)")
+    s.add_argument("--hub", required=True, help="the hub's base URL, e.g. https://hub.example")
+    s.add_argument("--token", required=True, help="the enrollment token; - reads it from stdin")
+    s.set_defaults(func=cmd_enroll)
+
+    s = sub.add_parser("sync", help="run the sync agent (until SIGTERM), or one round")
+    s.add_argument("--once", action="store_true", help="one round of every step, then exit "
+                   "(0 done, 3 hub unreachable or failing, 4 appliance refused, 2 config)")
+    s.set_defaults(func=cmd_sync)
+
+    s = sub.add_parser("status", help="sync status: streams, lag, queue, refused entries, clock")
+    s.add_argument("--json", action="store_true", help="as JSON")
+    s.set_defaults(func=cmd_status)
     return p
 
 

@@ -47,6 +47,58 @@ SETTINGS: tuple[Setting, ...] = (
         "INFO",
         "Log level of the appliance's services: DEBUG, INFO, WARNING or ERROR.",
     ),
+    Setting(
+        "sync_revocations_s",
+        float,
+        15.0,
+        "Seconds between pulls of the revocation stream (refunds and voids), which runs on "
+        "its own, more often than the full allowlist.",
+    ),
+    Setting(
+        "sync_allowlist_s",
+        float,
+        60.0,
+        "Seconds between pulls of allowlist changes from the hub.",
+    ),
+    Setting(
+        "sync_entries_s",
+        float,
+        10.0,
+        "Seconds between pushes of recorded entries to the hub.",
+    ),
+    Setting(
+        "heartbeat_s",
+        float,
+        60.0,
+        "Seconds between heartbeats (device health, cursors, queue depth, clock) to the hub.",
+    ),
+    Setting(
+        "sync_backoff_max_s",
+        float,
+        300.0,
+        "Longest wait between attempts while the hub is down; waits start at one second and "
+        "double, with jitter, up to this.",
+    ),
+    Setting(
+        "hub_timeout_s",
+        float,
+        30.0,
+        "Seconds the sync agent waits for the hub to connect or answer before it counts the "
+        "attempt as failed.",
+    ),
+    Setting(
+        "sync_page_size",
+        int,
+        2000,
+        "Allowlist changes asked for per page (1 to 5000); each page is applied in one "
+        "transaction.",
+    ),
+    Setting(
+        "sync_batch_size",
+        int,
+        500,
+        "Entries sent to the hub per batch (1 to 1000).",
+    ),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -62,6 +114,19 @@ class Config:
     database: Path
     holder_key: str
     log_level: str
+    sync_revocations_s: float = 15.0
+    sync_allowlist_s: float = 60.0
+    sync_entries_s: float = 10.0
+    heartbeat_s: float = 60.0
+    sync_backoff_max_s: float = 300.0
+    hub_timeout_s: float = 30.0
+    sync_page_size: int = 2000
+    sync_batch_size: int = 500
+
+    @property
+    def credential_path(self) -> Path:
+        """The hub URL and this appliance's credential, owner-only, beside the config file."""
+        return self.path.with_name(self.path.stem + ".hub.json")
 
 
 def config_path(explicit: str | os.PathLike | None = None) -> Path:
@@ -100,7 +165,10 @@ def load(path: str | os.PathLike | None = None) -> Config:
         if setting is None:
             known = ", ".join(_BY_NAME)
             raise ConfigError(f"{where}: unknown setting {key!r} (known settings: {known})")
-        if not isinstance(value, setting.type):
+        if setting.type is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, setting.type) or (setting.type is int
+                                                   and isinstance(value, bool)):
             raise ConfigError(
                 f"{where}: {key} must be a {setting.type.__name__}, not {type(value).__name__}"
             )
@@ -113,10 +181,19 @@ def load(path: str | os.PathLike | None = None) -> Config:
     level = values["log_level"].upper()
     if level not in LOG_LEVELS:
         raise ConfigError(f"{path}: log_level must be one of {', '.join(LOG_LEVELS)}")
+    for name in ("sync_revocations_s", "sync_allowlist_s", "sync_entries_s", "heartbeat_s",
+                 "sync_backoff_max_s", "hub_timeout_s"):
+        if not 0 < values[name] <= 86400:
+            raise ConfigError(f"{path}: {name} must be more than 0 and at most 86400 seconds")
+    for name, hi in (("sync_page_size", 5000), ("sync_batch_size", 1000)):
+        if not 1 <= values[name] <= hi:
+            raise ConfigError(f"{path}: {name} must be between 1 and {hi}")
     database = Path(values["database"])
     if not database.is_absolute():
         database = path.parent / database
-    return Config(path=path, database=database, holder_key=values["holder_key"], log_level=level)
+    return Config(path=path, database=database, holder_key=values["holder_key"], log_level=level,
+                  **{s.name: values[s.name] for s in SETTINGS
+                     if s.name not in ("database", "holder_key", "log_level")})
 
 
 def render(values: dict[str, Any]) -> str:

@@ -95,6 +95,13 @@ def m003_config_version(db: sqlite_utils.Database) -> None:
                 "WHERE key = 'config_version'; END")
 
 
+@migrations()
+def m004_sync_agent(db: sqlite_utils.Database) -> None:
+    """What the sync agent keeps: per stream the count of changes received (compared with the
+    hub's checksum) and the last error; the hub's reason for a refused entry."""
+    _run_script(db, _M004)
+
+
 def _run_script(db: sqlite_utils.Database, script: str) -> None:
     """Run statement by statement inside the migration's transaction (``executescript`` would
     commit it halfway)."""
@@ -290,4 +297,13 @@ ALTER TABLE entries ADD COLUMN acked_at TEXT;
 ALTER TABLE entries ADD COLUMN ack_status TEXT
     CHECK (ack_status IN ('stored', 'duplicate', 'conflict', 'refused'));
 CREATE INDEX entries_unacked ON entries(seq) WHERE acked_at IS NULL;
+"""
+
+_M004 = """
+ALTER TABLE sync_state ADD COLUMN changes INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sync_state ADD COLUMN last_error TEXT;
+ALTER TABLE sync_state ADD COLUMN last_error_at TEXT;
+INSERT INTO sync_state (stream) VALUES ('entries'), ('heartbeat');
+ALTER TABLE entries ADD COLUMN ack_reason TEXT;
+CREATE INDEX entries_refused ON entries(ack_reason) WHERE ack_status = 'refused';
 """

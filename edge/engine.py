@@ -210,9 +210,11 @@ _ROLE_NAMES = {codes.Role.TICKET: "ticket", codes.Role.STAFF: "staff",
 
 # Per decision, one small statement says whether the configuration changed (every change to
 # the configuration tables bumps config_version by trigger) and reads the cursor and clock offset.
+# The cursor an entry carries is the furthest of the two streams: either one at c means every
+# revocation up to c has been applied, which is what the hub judges an admission by.
 _STATE_SQL = """
 SELECT (SELECT value FROM appliance_state WHERE key = 'config_version'),
-       (SELECT cursor FROM sync_state WHERE stream = 'allowlist'),
+       (SELECT max(cursor) FROM sync_state WHERE stream IN ('allowlist', 'revocations')),
        (SELECT value FROM appliance_state WHERE key = 'clock_offset_ms')
 """
 _LANE_SQL = """

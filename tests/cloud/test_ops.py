@@ -233,14 +233,17 @@ def test_appliances_report_devices_lag_queue_skew_and_version(hub):
     oldest = utcnow() - timedelta(seconds=40)
     heartbeat(hub, "box1", {
         "software_version": "0.3.1", "cursors": {"allowlist": head - 2},
-        "outbox": {"unsent": 7, "oldest_unsent_at": to_iso(oldest), "refused": 2},
+        "queue": {"unsent": 7, "oldest_unsent_at": to_iso(oldest), "refused": 2},
         "devices": [{"id": "cam-n1", "kind": "qr_camera", "lane": "N1", "state": "up",
                      "last_scan_at": to_iso(utcnow()), "errors": 0},
                     {"id": "ts-s1", "kind": "turnstile", "lane": "S1", "state": "down",
-                     "error": "no answer on /dev/ttyUSB0", "errors": 3}]},
+                     "error": "no answer on /dev/ttyUSB0", "errors": 3},
+                    # as the edge's agent reports today: no lane, the state's detail and time
+                    {"id": "rfid-1", "kind": "rfid", "state": "degraded",
+                     "detail": "garbled frames", "at": to_iso(utcnow())}]},
         clock=utcnow() + timedelta(seconds=45))
     heartbeat(hub, "box2", {"software_version": "0.3.1", "cursors": {"allowlist": head},
-                            "outbox": {"unsent": 0}})
+                            "queue": {"unsent": 0}})
     with hub.engine.begin() as conn:  # the pool box went quiet ten minutes ago
         conn.execute(sa.update(appliances.appliances).where(
             appliances.appliances.c.id == hub.boxes["pool"]["id"])
@@ -259,16 +262,24 @@ def test_appliances_report_devices_lag_queue_skew_and_version(hub):
     assert (devices["cam-n1"]["gate"], devices["cam-n1"]["state"]) == ("North Gate", "up")
     assert (devices["ts-s1"]["errors"], devices["ts-s1"]["error"]) == (
         3, "no answer on /dev/ttyUSB0")
+    rfid = devices["rfid-1"]
+    assert (rfid["state"], rfid["error"], rfid["gate"]) == ("degraded", "garbled frames", None)
+    assert rfid["since"] is not None and rfid["last_scan_at"] is None
     assert pool["devices"] == [] and pool["version"] is None
     osc = gates["Olympic Sports Centre"]
     assert (osc["gates"], osc["online"], osc["appliances"], osc["appliances_online"]) == (
         3, 1, 2, 2)
     assert (gates["Aquatics Centre"]["online"], gates["Aquatics Centre"]["appliances_online"]
             ) == (0, 0)
+    # a lane that scanned a moment ago puts its gate online, whatever its devices say
+    push(hub, "box2", entry(s, hub.tickets_b[0], lane="S1"))
+    with hub.engine.connect() as conn:
+        gates = {g["venue"]: g for g in ops.gates_online(conn, ops.appliance_status(conn))}
+    assert gates["Olympic Sports Centre"]["online"] == 2
 
 
 def test_a_malformed_report_reads_as_unknown(hub):
-    heartbeat(hub, "box1", {"software_version": 3, "cursors": "x", "outbox": {"unsent": "7"},
+    heartbeat(hub, "box1", {"software_version": 3, "cursors": "x", "queue": {"unsent": "7"},
                             "devices": [17, {"kind": "no id"}, {"id": "d1", "errors": "many"}]})
     with hub.engine.connect() as conn:
         one = next(a for a in ops.appliance_status(conn) if a["name"] == "Gate box 1")
@@ -327,13 +338,13 @@ def audit_actions(hub):
 
 def test_offline_skew_and_lag_alerts_are_raised_and_cleared(hub):
     for box in hub.boxes:
-        heartbeat(hub, box, {"outbox": {"unsent": 0}})
+        heartbeat(hub, box, {"queue": {"unsent": 0}})
     assert evaluate(hub).raised == [] and open_kinds(hub) == []
     pool = hub.boxes["pool"]["id"]
     with hub.engine.begin() as conn:
         conn.execute(sa.update(appliances.appliances).where(appliances.appliances.c.id == pool)
                      .values(last_seen_at=utcnow() - timedelta(minutes=6)))
-    heartbeat(hub, "box1", {"outbox": {"unsent": 3, "oldest_unsent_at":
+    heartbeat(hub, "box1", {"queue": {"unsent": 3, "oldest_unsent_at":
                                        to_iso(utcnow() - timedelta(minutes=10))}},
               clock=utcnow() - timedelta(seconds=90))
     ev = evaluate(hub)
@@ -345,7 +356,7 @@ def test_offline_skew_and_lag_alerts_are_raised_and_cleared(hub):
     assert evaluate(hub).raised == []  # still true: nothing raised twice
     # the pool box comes back, box 1 catches up and fixes its clock
     heartbeat(hub, "pool", {})
-    heartbeat(hub, "box1", {"outbox": {"unsent": 0}}, clock=utcnow())
+    heartbeat(hub, "box1", {"queue": {"unsent": 0}}, clock=utcnow())
     ev = evaluate(hub)
     assert len(ev.cleared) == 3 and open_kinds(hub) == []
     assert audit_actions(hub) == ["alert.raise"] * 3 + ["alert.clear"] * 3

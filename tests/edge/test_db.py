@@ -25,9 +25,10 @@ def test_migrations_upgrade_a_first_migration_database_in_place(tmp_path):
     old.close()
 
     db = db_mod.open_db(path)
-    assert db_mod.migrate(db) == ["m002_entry_outbox", "m003_config_version"]
+    assert db_mod.migrate(db) == ["m002_entry_outbox", "m003_config_version",
+                                  "m004_sync_agent"]
     assert db_mod.schema_version(db) == ["m001_initial", "m002_entry_outbox",
-                                         "m003_config_version"]
+                                         "m003_config_version", "m004_sync_agent"]
     assert {"batch_id", "acked_at", "ack_status"} <= set(db["entries"].columns_dict)
     assert db.execute("SELECT id, reason, acked_at FROM entries").fetchall() == [("e1", "OK", None)]
     assert db_mod.migrate(db) == []  # idempotent
