@@ -257,6 +257,17 @@ def attendance(conn: sa.Connection, session_ids: list[int], now: datetime | None
                         .where(em.session_id.in_(ids))
                         .group_by(em.session_id, em.venue_id, em.lane, em.zone_id)).all(
                         ) if ids else []
+    # scans refused before any session was known (unknown or forged codes, a ticket of no
+    # session) count where they happened: at the venues shown, while their sessions are live
+    spans: dict[int, list[datetime]] = {}
+    for s in session_rows:
+        lo, hi = as_utc(s.starts_at) - LIVE_BEFORE, as_utc(s.ends_at) + LIVE_AFTER
+        span = spans.setdefault(s.venue_id, [lo, hi])
+        span[0], span[1] = min(span[0], lo), max(span[1], hi)
+    sessionless = [r for venue_id, (lo, hi) in spans.items() for r in conn.execute(
+        sa.select(em.venue_id, em.lane, em.zone_id, sa.func.sum(em.refused).label("refused"))
+        .where(em.session_id == 0, em.venue_id == venue_id, em.minute >= lo, em.minute <= hi)
+        .group_by(em.venue_id, em.lane, em.zone_id))]
     since_rate = minute_of(now) - RATE_WINDOW + timedelta(minutes=1)
     recent = conn.execute(sa.select(em.session_id, em.venue_id, em.lane,
                                     sa.func.sum(em.admitted_in).label("n"))
@@ -289,6 +300,14 @@ def attendance(conn: sa.Connection, session_ids: list[int], now: datetime | None
         _add(by_venue.setdefault(r.venue_id, _numbers()), r)
         _add(by_zone.setdefault((r.venue_id, r.zone_id), _numbers()), r)
         _add(by_gate.setdefault(gate_key(r.venue_id, r.lane), _numbers()), r)
+    only_session = {v: [s.id for s in session_rows if s.venue_id == v] for v in spans}
+    for r in sessionless:
+        n = int(r.refused or 0)
+        if len(only_session[r.venue_id]) == 1:
+            per_session[only_session[r.venue_id][0]]["refused"] += n
+        by_venue.setdefault(r.venue_id, _numbers())["refused"] += n
+        by_zone.setdefault((r.venue_id, r.zone_id), _numbers())["refused"] += n
+        by_gate.setdefault(gate_key(r.venue_id, r.lane), _numbers())["refused"] += n
     rate_session: dict[int, float] = defaultdict(float)
     rate_venue: dict[int, float] = defaultdict(float)
     rate_gate: dict[tuple, float] = defaultdict(float)
@@ -310,6 +329,8 @@ def attendance(conn: sa.Connection, session_ids: list[int], now: datetime | None
             "venue_id": s.venue_id, "venue": s.venue, "starts_at": iso(s.starts_at),
             "ends_at": iso(s.ends_at), "gates_open_at": iso(s.gates_open_at), **n})
     totals["rate"] = round(totals["rate"], 1)
+    totals["refused"] += sum(int(r.refused or 0) for r in sessionless
+                             if len(only_session[r.venue_id]) != 1)
     return {
         "at": to_iso(now),
         "sessions": out_sessions,

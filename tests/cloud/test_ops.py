@@ -138,7 +138,7 @@ def test_sold_entered_inside_and_the_breakdowns(hub):
     t = n["totals"]
     assert (t["sold"], t["passes"]) == (10, 1)  # the refunded ticket is not sold; one pass
     assert (t["entered"], t["entries"], t["exits"], t["inside"]) == (5, 6, 2, 4)
-    assert t["refused"] == 1  # the UNKNOWN scan has no session: not this session's
+    assert t["refused"] == 2  # the UNKNOWN scan has no session: it counts at its venue
     assert t["rate"] == round(6 / 5, 1)
     [venue] = n["by_venue"]
     assert (venue["venue"], venue["inside"]) == ("Olympic Sports Centre", 4)
@@ -147,6 +147,7 @@ def test_sold_entered_inside_and_the_breakdowns(hub):
     assert (zones["South Stand"]["entered"], zones["South Stand"]["inside"]) == (2, 1)
     by_gate = {g["gate"]: g for g in n["by_gate"]}
     assert by_gate["North Gate"]["entries"] == 4  # N1 and N2 are both the North Gate
+    assert by_gate["North Gate"]["refused"] == 1
     assert (by_gate["South Gate"]["entries"], by_gate["South Gate"]["refused"]) == (2, 1)
     assert (by_gate["Exit"]["exits"], by_gate["Exit"]["entries"]) == (2, 0)
     assert sum(p["entries"] for p in n["rate"]) == 6 and len(n["rate"]) == ops.CHART_MINUTES
@@ -168,12 +169,14 @@ def test_a_resent_batch_and_a_duplicate_count_nothing_twice(hub):
 def test_a_pass_counts_once_per_entry_in_each_session_it_enters(hub):
     p = hub.day_pass
     push(hub, "box1", entry(hub.session, p))
-    push(hub, "pool", entry(hub.other_session, p, lane="P1"))
+    push(hub, "pool", entry(hub.other_session, p, lane="P1"),
+         entry(None, None, lane="P1", admitted=False, reason="FORGED"))
     # admitted twice at the same session by two boxes: two entries, one ticket entered
     push(hub, "box2", entry(hub.session, p, lane="S1"))
     here, there = numbers(hub)["totals"], numbers(hub, hub.other_session)["totals"]
     assert (here["entered"], here["entries"]) == (1, 2)
-    assert (there["entered"], there["entries"]) == (1, 1)
+    assert (there["entered"], there["entries"], there["refused"]) == (1, 1, 1)
+    assert here["refused"] == 0
     both = numbers(hub, hub.session, hub.other_session)
     assert both["totals"]["entered"] == 2 and both["totals"]["passes"] == 2
     assert [v["venue"] for v in both["by_venue"]] == ["Olympic Sports Centre",
