@@ -105,10 +105,12 @@ def rate_chart(series: list[dict[str, Any]], width: int = 720, height: int = 180
                      f'width="{max(bw - 2, 1):.1f}" height="{h:.1f}" fill="#0b5cad" '
                      f'data-minute="{p["minute"]}" data-entries="{p["entries"]}">'
                      f'<title>{p["minute"][11:16]} UTC: {p["entries"]}</title></rect>')
-    for i in (0, n // 2, n - 1):
+    for i, anchor in ((0, "start"), (n // 2, "middle"), (n - 1, "end")):
         if series:
-            parts.append(f'<text x="{pad_l + i * bw + bw / 2:.1f}" y="{height - 5}" '
-                         f'text-anchor="middle" font-size="11" fill="#5d6872">'
+            x = pad_l + (i + (anchor == "end")) * bw if anchor != "middle" else \
+                pad_l + i * bw + bw / 2
+            parts.append(f'<text x="{x:.1f}" y="{height - 5}" text-anchor="{anchor}" '
+                         f'font-size="11" fill="#5d6872">'
                          f'{_local_hhmm(series[i]["minute"])}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))

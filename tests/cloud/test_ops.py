@@ -433,3 +433,14 @@ def test_evaluations_close_together_run_once(hub):
         assert not alerts.evaluate(conn, now=now + timedelta(seconds=1)).ran
     with hub.engine.begin() as conn:
         assert alerts.evaluate(conn, now=now + timedelta(seconds=6)).ran
+
+
+def test_wicket_hub_alerts_evaluates_from_the_command_line(hub, hub_url, capsys):
+    from cloud import cli
+
+    heartbeat(hub, "box1", {}, clock=utcnow() + timedelta(minutes=5))
+    assert cli.main(["--db", hub_url, "alerts"]) == 0
+    assert f"raised: clock_skew appliance:{hub.boxes['box1']['id']}" in capsys.readouterr().out
+    heartbeat(hub, "box1", {}, clock=utcnow())
+    assert cli.main(["--db", hub_url, "alerts"]) == 0
+    assert "cleared: clock_skew" in capsys.readouterr().out
