@@ -48,6 +48,7 @@ LIVE_BEFORE = timedelta(hours=3)     # a session is live from this long before i
 LIVE_AFTER = timedelta(hours=2)      # ... until this long after it ends
 DEVICE_UP = "up"
 ACTIVE_GATE = timedelta(minutes=10)
+LAG_COUNT_CAP = 100_000
 MAX_NOTE = 1000
 
 
@@ -454,12 +455,16 @@ def appliance_status(conn: sa.Connection, now: datetime | None = None,
         age = (now - as_utc(r.last_seen_at)).total_seconds() if r.last_seen_at else None
         lag_down = lag_down_changes = None
         if rep.allowlist_cursor is not None:
-            behind = conn.execute(
-                sa.select(sa.func.count(), sa.func.min(change_log.c.created_at))
-                .where(change_log.c.venue_id == r.venue_id,
-                       change_log.c.seq > rep.allowlist_cursor)).one()
-            lag_down_changes = int(behind[0])
-            lag_down = max(0.0, (now - as_utc(behind[1])).total_seconds()) if behind[1] else 0.0
+            missing = (sa.select(change_log.c.seq, change_log.c.created_at)
+                       .where(change_log.c.venue_id == r.venue_id,
+                              change_log.c.seq > rep.allowlist_cursor)
+                       .order_by(change_log.c.seq))
+            oldest = conn.execute(missing.limit(1)).first()
+            # counted up to LAG_COUNT_CAP: an appliance far behind must not slow the page
+            lag_down_changes = int(conn.execute(sa.select(sa.func.count()).select_from(
+                missing.limit(LAG_COUNT_CAP).subquery())).scalar_one()) if oldest else 0
+            lag_down = (max(0.0, (now - as_utc(oldest.created_at)).total_seconds())
+                        if oldest else 0.0)
         lag_up = None
         if rep.queued is not None:
             lag_up = (max(0.0, (now - rep.oldest_queued_at).total_seconds())

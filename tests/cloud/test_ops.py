@@ -444,3 +444,39 @@ def test_wicket_hub_alerts_evaluates_from_the_command_line(hub, hub_url, capsys)
     heartbeat(hub, "box1", {}, clock=utcnow())
     assert cli.main(["--db", hub_url, "alerts"]) == 0
     assert "cleared: clock_skew" in capsys.readouterr().out
+
+
+def test_pushes_racing_each_other_count_every_entry_and_each_ticket_once(hub):
+    """Three appliances push admissions of the same tickets at the same moment, each batch in
+    a different order: the counters agree with the stored entries and 'entered' counts each
+    ticket once."""
+    import threading
+
+    s, tickets = hub.session, hub.tickets_a + hub.tickets_b
+    start = threading.Barrier(3)
+    errors: list[BaseException] = []
+
+    def run(box: str, order: list[int]) -> None:
+        client = hub.client.application.test_client()
+        try:
+            start.wait(timeout=30)
+            for t in order:
+                r = client.post("/api/sync/v1/entries", headers=hub.boxes[box]["auth"],
+                                json={"entries": [entry(s, t), entry(s, t, lane="S1")]})
+                assert r.status_code == 200, r.get_json()
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    orders = [tickets, list(reversed(tickets)), tickets[5:] + tickets[:5]]
+    threads = [threading.Thread(target=run, args=(box, order))
+               for box, order in zip(("box1", "box2", "box1"), orders, strict=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    t = numbers(hub)["totals"]
+    assert (t["entered"], t["entries"]) == (len(tickets), 6 * len(tickets))
+    with hub.engine.connect() as conn:
+        stored = conn.execute(sa.select(sa.func.count()).select_from(entries)).scalar()
+    assert stored == 6 * len(tickets)
