@@ -138,11 +138,11 @@ def count_entries(conn: sa.Connection, venue_id: int, batch: list[dict[str, Any]
     if first:
         rows = [{"session_id": s, "ticket_id": t, "entry_id": first[(s, t)]}
                 for s, t in sorted(first)]
-        ins = _insert(conn, entered_tickets)
-        got = conn.execute(ins.values(rows).on_conflict_do_nothing(
-            index_elements=["session_id", "ticket_id"])
-            .returning(entered_tickets.c.entry_id)).scalars().all()
-        firsts = set(got)
+        # many parameter sets for one statement, not one statement with many rows: the
+        # statement is compiled once and cached
+        ins = _insert(conn, entered_tickets).on_conflict_do_nothing(
+            index_elements=["session_id", "ticket_id"]).returning(entered_tickets.c.entry_id)
+        firsts = set(conn.execute(ins, rows).scalars().all())
 
     counts: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     for e in new.values():
@@ -162,10 +162,10 @@ def count_entries(conn: sa.Connection, venue_id: int, batch: list[dict[str, Any]
              "minute": k[4], "admitted_in": c[0], "admitted_out": c[1], "refused": c[2],
              "first_in": c[3]} for k, c in sorted(counts.items())]
     ins = _insert(conn, entry_minutes)
-    conn.execute(ins.values(rows).on_conflict_do_update(
+    conn.execute(ins.on_conflict_do_update(
         index_elements=["session_id", "venue_id", "lane", "zone_id", "minute"],
         set_={col: entry_minutes.c[col] + ins.excluded[col]
-              for col in ("admitted_in", "admitted_out", "refused", "first_in")}))
+              for col in ("admitted_in", "admitted_out", "refused", "first_in")}), rows)
 
 
 # ---------------------------------------------------------------------------------------------
