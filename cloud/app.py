@@ -25,7 +25,7 @@ def instance_path() -> str:
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
-    app = Flask("cloud", instance_path=instance_path())
+    app = Flask("cloud", instance_path=os.environ.get("WICKET_HUB_INSTANCE") or None)
     app.config.update(DATABASE_URL=os.environ.get("WICKET_HUB_DB", DEFAULT_URL),
                       MAX_CONTENT_LENGTH=16 * 1024 * 1024,
                       HUB_PUBLIC_URL=os.environ.get("WICKET_HUB_PUBLIC_URL") or None,

@@ -8,6 +8,7 @@ a message saying so: it is never skipped silently.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 
 import pytest
@@ -32,6 +33,22 @@ def hub_url(request, tmp_path):
         yield sa.engine.make_url(PG_ADMIN).set(database=name).render_as_string(
             hide_password=False)
     finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+        try:
+            _drop(admin, name)
+        finally:
+            admin.dispose()
+
+
+def _drop(admin: sa.Engine, name: str) -> None:
+    """Drop a test database. An autovacuum worker on it belongs to the superuser, and the test
+    role may not end it (InsufficientPrivilege): wait for it to finish, with a deadline."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            return
+        except sa.exc.ProgrammingError as e:
+            if "pg_signal_backend" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)

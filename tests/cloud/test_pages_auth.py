@@ -10,13 +10,22 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
+from flask import url_for
+from werkzeug.routing import AnyConverter, IntegerConverter, PathConverter
 
 from cloud.app import create_app
 from cloud.db import staff, staff_sessions
 from cloud.pages.web import safe_next
 from cloud.secret import SecretError, hub_secret, secret_path
-from cloud.staff import MAX_FAILURES
-from cloud.staff_sessions import ABSOLUTE_LIFETIME, IDLE_TIMEOUT
+from cloud.staff import MAX_FAILURES, Staff
+from cloud.staff_sessions import (
+    ABSOLUTE_LIFETIME,
+    IDLE_TIMEOUT,
+    SessionEnded,
+    check_session,
+    end_session,
+    start_session,
+)
 from sync.timeutil import utcnow
 from tests.cloud.pagekit import PASSWORD, build_hub, csrf, post, sign_in, text
 
@@ -32,24 +41,27 @@ def hub(hub_url):
 
 
 def page_routes(app):
-    """Every page route (not the JSON API or sync), with a URL built from dummy values."""
+    """Every page route (not the JSON API or sync) and method, with URLs built from sample
+    values (each choice of an ``any(...)`` part)."""
     for rule in app.url_map.iter_rules():
         if rule.endpoint.split(".")[0] in ("api", "sync_api"):
             continue
-        values = {a: ("void" if "any" in str(rule._converters[a].__class__).lower() else 1)
-                  for a in rule.arguments}
+        choices: list[dict] = [{}]
         for arg, conv in rule._converters.items():
-            if conv.__class__.__name__ == "AnyConverter":
-                values[arg] = sorted(conv.items)[0] if hasattr(conv, "items") else "void"
-            elif conv.__class__.__name__ == "UnicodeConverter":
-                values[arg] = "x"
-            elif conv.__class__.__name__ == "PathConverter":
-                values[arg] = "hub.css"
-        with app.test_request_context():
-            from flask import url_for
-            url = url_for(rule.endpoint, **values)
-        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
-            yield rule.endpoint, method, url
+            if isinstance(conv, AnyConverter):
+                options = sorted(conv.items)
+            elif isinstance(conv, IntegerConverter):
+                options = [1]
+            elif isinstance(conv, PathConverter):
+                options = ["hub.css"]
+            else:
+                options = ["T000000001"]
+            choices = [{**c, arg: o} for c in choices for o in options]
+        for values in choices:
+            with app.test_request_context():
+                url = url_for(rule.endpoint, **values)
+            for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+                yield rule.endpoint, method, url
 
 
 def test_every_page_refuses_an_anonymous_request(hub):
@@ -244,3 +256,34 @@ def test_language_from_the_switch_else_accept_language(hub):
     assert "场馆" in text(client.get("/venues"))
     client.post("/lang", data={"lang": "en", "csrf_token": csrf(client, "/venues")})
     assert "Venues" in text(client.get("/venues"))
+
+
+def test_session_rules_at_their_limits(hub):
+    who = Staff(hub.staff["sales"], "sales-user", "sales")
+    t0 = utcnow()
+    with hub.engine.begin() as conn:
+        token = start_session(conn, who, t0)
+        # kept alive by use, 25 idle minutes at a time, until its 12 hours are up
+        step = IDLE_TIMEOUT - timedelta(minutes=5)
+        at = t0 + step
+        while at < t0 + ABSOLUTE_LIFETIME:
+            assert check_session(conn, token, at) == who
+            at += step
+        with pytest.raises(SessionEnded) as e:
+            check_session(conn, token, t0 + ABSOLUTE_LIFETIME)
+        assert e.value.reason == "expired"
+        with pytest.raises(SessionEnded) as e:
+            check_session(conn, token, t0)
+        assert e.value.reason == "ended"  # once ended, never back
+        with pytest.raises(SessionEnded) as e:
+            check_session(conn, "not-a-token", t0)
+        assert e.value.reason == "unknown"
+        other = start_session(conn, who, t0)
+        with pytest.raises(SessionEnded) as e:
+            check_session(conn, other, t0 + IDLE_TIMEOUT)
+        assert e.value.reason == "idle"
+        third = start_session(conn, who, t0)
+        end_session(conn, third, t0)
+        with pytest.raises(SessionEnded) as e:
+            check_session(conn, third, t0)
+        assert e.value.reason == "ended"

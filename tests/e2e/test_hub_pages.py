@@ -11,6 +11,7 @@ import stat
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,9 @@ import requests
 
 from cloud.db import init_db, make_engine
 from cloud.staff import create_staff
-from cloud.tickets import activate_key, create_key
+from cloud.tickets import activate_key, create_event, create_key, create_session, issue_ticket
 from cloud.venues import add_zone, create_venue
+from sync.timeutil import utcnow
 from tests.e2e.test_hub_process import ROOT, free_port
 
 PASSWORD = "correct horse battery"
@@ -36,6 +38,10 @@ def hub_pages(tmp_path):
         venue = create_venue(conn, "OSC", "Olympic Sports Centre")
         add_zone(conn, venue, "A", "North Stand")
         create_staff(conn, "chen", PASSWORD, "admin", actor="test")
+        start = utcnow() + timedelta(days=1)
+        session = create_session(conn, create_event(conn, "G", "Games"), venue, "Final", start,
+                                 start + timedelta(hours=2))
+        ticket = issue_ticket(conn, session_id=session)
     engine.dispose()
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "WICKET_HUB_SECRET"}
@@ -47,13 +53,13 @@ def hub_pages(tmp_path):
     deadline = time.monotonic() + 60
     while True:
         try:
-            requests.get(f"{base}/login", timeout=2)
+            requests.get(f"{base}/login", timeout=5)
             break
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening, or still booting
             assert proc.poll() is None, proc.stdout.read()
             assert time.monotonic() < deadline, "the hub did not start"
             time.sleep(0.1)
-    yield base, venue, db, proc
+    yield base, venue, db, proc, ticket
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=30)
     proc.stdout.close()
@@ -64,7 +70,7 @@ def token_of(page: str) -> str:
 
 
 def test_sign_in_and_open_pages_on_a_real_hub_process(hub_pages):
-    base, venue, db, proc = hub_pages
+    base, venue, db, proc, _ticket = hub_pages
     secret = Path(f"{db}.secret")
     assert stat.S_IMODE(secret.stat().st_mode) == 0o600
     web = requests.Session()
@@ -85,13 +91,13 @@ def test_sign_in_and_open_pages_on_a_real_hub_process(hub_pages):
     assert proc.wait(timeout=30) == 0
 
 
-def test_in_a_browser_sign_in_import_a_seat_map_and_register_an_appliance(hub_pages,
-                                                                           tmp_path):
+def test_in_a_browser_sign_in_import_seats_register_an_appliance_and_read_the_codes(
+        hub_pages, tmp_path):
     import cv2
     from playwright.sync_api import sync_playwright
     from zxingcpp import read_barcodes
 
-    base, venue, _db, _proc = hub_pages
+    base, venue, _db, _proc, ticket = hub_pages
     csv = tmp_path / "seats.csv"
     csv.write_text("level,zone,row,number,category\n"
                    + "".join(f"L1,A,1,{n},std\n" for n in range(1, 21)), encoding="utf-8")
@@ -119,7 +125,13 @@ def test_in_a_browser_sign_in_import_a_seat_map_and_register_an_appliance(hub_pa
         payload = page.inner_text("#enroll-payload")
         page.locator("#enroll-qr").screenshot(path=shots / "enroll-qr.png")
         page.screenshot(path=shots / "token.png", full_page=True)
+        page.goto(f"{base}/tickets?number={ticket.number}")
+        page.wait_for_selector("figure.qr svg")
+        page.locator("figure.qr").screenshot(path=shots / "ticket-qr.png")
         browser.close()
+    # the ticket page's QR code reads back as the ticket's signed code
+    assert [b.text for b in read_barcodes(cv2.imread(str(shots / "ticket-qr.png")))] == \
+        [ticket.code]
     assert json.loads(payload)["hub"] == base + "/"
     decoded = [b.text for b in read_barcodes(cv2.imread(str(shots / "enroll-qr.png")))]
     assert decoded == [payload]

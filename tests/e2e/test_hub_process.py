@@ -52,9 +52,9 @@ def hub_process(tmp_path):
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            requests.post(f"{base}/heartbeat", json={}, timeout=1)
+            requests.post(f"{base}/heartbeat", json={}, timeout=5)
             break
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening, or still booting
             assert proc.poll() is None, proc.stdout.read()
             time.sleep(0.1)
     yield base, token, issued, proc
