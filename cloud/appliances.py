@@ -18,6 +18,7 @@ from cloud.db import appliance_commands, appliances, signing_keys
 from sync.timeutil import utcnow
 
 TOKEN_TTL = timedelta(hours=24)
+_URLSAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
 class ApplianceError(Exception):
@@ -154,9 +155,18 @@ def heartbeat(conn: sa.Connection, appliance: Appliance, reported: dict,
     return [p.command for p in pending]
 
 
-def roll_credential(conn: sa.Connection, appliance: Appliance) -> str:
-    """A new credential; the old one stops working at once."""
-    credential = secrets.token_urlsafe(32)
+def roll_credential(conn: sa.Connection, appliance: Appliance,
+                    credential: str | None = None) -> str:
+    """A new credential; the old one stops working at once.
+
+    The appliance may choose the new credential itself (and write it down before asking):
+    then an answer lost on the way back cannot lock it out, it simply tries the new one."""
+    if credential is not None and (
+            not 43 <= len(credential) <= 128
+            or any(c not in _URLSAFE for c in credential)):
+        raise ApplianceError("bad_credential", "a chosen credential must be 43 to 128 "
+                             "URL-safe base64 characters (256 bits or more)")
+    credential = credential or secrets.token_urlsafe(32)
     conn.execute(sa.update(appliances).where(appliances.c.id == appliance.id)
                  .values(credential_hash=_hash(credential)))
     return credential

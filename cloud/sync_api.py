@@ -205,6 +205,9 @@ def heartbeat():
 
 @bp.post("/roll")
 def roll():
+    chosen = (request.get_json(silent=True) or {}).get("credential")
+    if chosen is not None and not isinstance(chosen, str):
+        raise ApiError(400, "bad_request", "credential must be a string")
     with engine().begin() as conn:
-        credential = appliance_mod.roll_credential(conn, _appliance(conn))
+        credential = appliance_mod.roll_credential(conn, _appliance(conn), chosen)
     return jsonify(credential=credential)

@@ -16,9 +16,12 @@ clock skew), where ``wicket-edge status`` and the admin page read it.
 
 from __future__ import annotations
 
+import concurrent.futures
+import dataclasses
 import json
 import logging
 import os
+import secrets
 import sqlite3
 import time
 from collections.abc import Callable
@@ -61,6 +64,7 @@ class HubLink:
     credential: str
     appliance_id: int
     venue_id: int
+    next_credential: str | None = None  # asked for in a roll whose answer may have been lost
 
 
 def load_link(cfg: Config) -> HubLink:
@@ -68,7 +72,8 @@ def load_link(cfg: Config) -> HubLink:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         return HubLink(str(data["hub_url"]), str(data["credential"]),
-                       int(data["appliance_id"]), int(data["venue_id"]))
+                       int(data["appliance_id"]), int(data["venue_id"]),
+                       data.get("next_credential"))
     except FileNotFoundError:
         raise NotEnrolled(f"{path}: this appliance is not enrolled; run `wicket-edge enroll "
                           f"--hub URL --token TOKEN`") from None
@@ -84,7 +89,8 @@ def save_link(cfg: Config, link: HubLink) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump({"hub_url": link.hub_url, "credential": link.credential,
-                   "appliance_id": link.appliance_id, "venue_id": link.venue_id}, f)
+                   "appliance_id": link.appliance_id, "venue_id": link.venue_id,
+                   "next_credential": link.next_credential}, f)
         f.write("\n")
         f.flush()
         os.fsync(f.fileno())
@@ -217,37 +223,56 @@ class Agent:
 
     def pull_into(self, conn: sqlite3.Connection) -> tuple[int, bool]:
         """Pull pages into ``conn`` (the live database or a snapshot) until caught up; returns
-        the changes applied and whether the count received matches the hub's checksum."""
+        the changes applied and whether the count received matches the hub's checksum.
+
+        The next page is fetched while this one is applied (its cursor is known as soon as
+        this page arrives), so the hub's work and the appliance's overlap; a page is still
+        applied only after the one before it has committed."""
         cursor, _ = cursor_of(conn, "allowlist")
         applied = done = 0
         total: int | None = None
-        while True:
-            page = self.client.allowlist(cursor, self.cfg.sync_page_size,
-                                         progress=self.progress is not None and total is None,
-                                         full=_full(conn))
-            _note_full(conn, cursor, page)
-            if total is None and "remaining" in page:
-                total = int(page["remaining"]) + len(page["changes"])
-            changes = _parse(page["changes"])
-            received = len(changes) + (int(page.get("compacted", 0)) if cursor == 0 else 0)
-            new = max(int(page["cursor"]), cursor)
+        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="allowlist") as pool:
+            ahead: concurrent.futures.Future | None = None
             try:
-                r = apply_changes(conn, self.vault, changes, cursor=new, stream="allowlist",
-                                  received=received)
-            except AllowlistError as e:
-                raise HubUnavailable(f"a change from the hub cannot be applied: {e}") from None
-            applied += r.applied
-            done += len(changes)
-            cursor = new
-            if self.progress is not None:
-                self.progress(done, total)
-            if not page["more"]:
-                _, count = cursor_of(conn, "allowlist")
-                expected = int(page.get("checksum", {}).get("changes", count))
-                if expected != count:
-                    log.warning("allowlist checksum: hub counts %s changes up to cursor %s, "
-                                "this appliance received %s", expected, cursor, count)
-                return applied, expected == count
+                while True:
+                    if ahead is None:
+                        page = self.client.allowlist(
+                            cursor, self.cfg.sync_page_size, full=_full(conn),
+                            progress=self.progress is not None and total is None)
+                    else:
+                        page, ahead = ahead.result(), None
+                    _note_full(conn, cursor, page)
+                    if total is None and "remaining" in page:
+                        total = int(page["remaining"]) + len(page["changes"])
+                    new = max(int(page["cursor"]), cursor)
+                    if page["more"]:
+                        ahead = pool.submit(self.client.allowlist, new, self.cfg.sync_page_size,
+                                            full=_full(conn))
+                    changes = _parse(page["changes"])
+                    received = len(changes) + (int(page.get("compacted", 0)) if cursor == 0
+                                               else 0)
+                    try:
+                        r = apply_changes(conn, self.vault, changes, cursor=new,
+                                          stream="allowlist", received=received)
+                    except AllowlistError as e:
+                        raise HubUnavailable(f"a change from the hub cannot be applied: {e}"
+                                             ) from None
+                    applied += r.applied
+                    done += len(changes)
+                    cursor = new
+                    if self.progress is not None:
+                        self.progress(done, total)
+                    if not page["more"]:
+                        break
+            finally:
+                if ahead is not None and not ahead.cancel():
+                    ahead.exception()  # wait for it; its failure no longer matters
+        _, count = cursor_of(conn, "allowlist")
+        expected = int(page.get("checksum", {}).get("changes", count))
+        if expected != count:
+            log.warning("allowlist checksum: hub counts %s changes up to cursor %s, "
+                        "this appliance received %s", expected, cursor, count)
+        return applied, expected == count
 
     # entries ----------------------------------------------------------------------------
 
@@ -375,12 +400,21 @@ class Agent:
             log.warning("unknown command from the hub ignored: %s", command)
 
     def roll_credential(self) -> None:
-        credential = self.client.roll()
-        self.link = HubLink(self.link.hub_url, credential, self.link.appliance_id,
-                            self.link.venue_id)
+        """Choose the new credential, write it down, then ask the hub to switch to it: if the
+        answer is lost, the next 401 tries the new credential before anything is wiped."""
+        chosen = secrets.token_urlsafe(32)
+        self.link = dataclasses.replace(self.link, next_credential=chosen)
         save_link(self.cfg, self.link)
-        self.client.credential = credential
+        self.client.roll(chosen)
+        self._promote()
         log.info("hub credential rolled")
+
+    def _promote(self) -> None:
+        assert self.link.next_credential is not None
+        self.link = dataclasses.replace(self.link, credential=self.link.next_credential,
+                                        next_credential=None)
+        save_link(self.cfg, self.link)
+        self.client.credential = self.link.credential
 
     # one round --------------------------------------------------------------------------
 
@@ -389,7 +423,16 @@ class Agent:
         fn = {"revocations": self.pull_revocations, "allowlist": self.pull_allowlist,
               "entries": self.push_entries, "heartbeat": self.heartbeat}[stream]
         try:
-            result = fn()
+            try:
+                result = fn()
+            except Unauthorized:
+                if self.link.next_credential is None:
+                    raise
+                # a roll whose answer was lost: the hub may already know the new credential
+                self.client.credential = self.link.next_credential
+                result = fn()
+                self._promote()
+                log.info("hub credential roll completed after a lost answer")
         except Unauthorized as e:
             wipe(self.cfg, self.conn, "the hub refused this appliance's credential")
             raise Wiped(str(e)) from None

@@ -114,8 +114,10 @@ class HubClient:
         return self._call("POST", "/heartbeat", json_body={"state": state, "clock": clock},
                           expect=("server_time", "commands"))
 
-    def roll(self) -> str:
-        return self._call("POST", "/roll", json_body={}, expect=("credential",))["credential"]
+    def roll(self, credential: str | None = None) -> str:
+        """A new credential; ``credential`` is one the appliance chose (and kept) itself."""
+        body = {"credential": credential} if credential else {}
+        return self._call("POST", "/roll", json_body=body, expect=("credential",))["credential"]
 
     # -- one request, every failure mapped ---------------------------------------------------
 

@@ -3,6 +3,7 @@ hub databases), and the backoff of the hub link."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import threading
@@ -27,7 +28,7 @@ from cloud.venues import add_gate, add_zone, create_venue
 from edge import config as config_mod
 from edge import db as db_mod
 from edge import snapshot
-from edge.agent import Agent, cursor_of, enroll, load_link
+from edge.agent import Agent, cursor_of, enroll, load_link, save_link
 from edge.holders import HolderVault, generate_holder_key
 from edge.sync_service import HubLinkState
 from edge.sync_status import status
@@ -61,6 +62,8 @@ def hub(hub_url):
     yield {"url": f"http://127.0.0.1:{server.server_port}", "engine": engine, "token": token,
            "tickets": tickets, "session": session, "venue": venue}
     server.shutdown()
+    server.server_close()
+    thread.join(timeout=30)
     engine.dispose()
 
 
@@ -177,3 +180,29 @@ def test_backoff_doubles_with_jitter_up_to_the_cap_and_logs_once(tmp_path, caplo
     assert sum("reachable again" in m for m in messages) == 1
     assert [r.levelname for r in caplog.records] == ["WARNING", "INFO"]
     assert link.ready()
+
+
+def test_a_credential_roll_whose_answer_was_lost_completes_on_the_next_call(agent, hub):
+    # the appliance chose and wrote down the new credential, the hub switched, the answer
+    # never came back
+    chosen = "n" * 43
+    agent.link = dataclasses.replace(agent.link, next_credential=chosen)
+    save_link(agent.cfg, agent.link)
+    with hub["engine"].begin() as conn:
+        appliance = appliances.authenticate(conn, agent.link.credential)
+        appliances.roll_credential(conn, appliance, chosen)
+    agent.step("heartbeat")  # the old credential gets 401; the new one works
+    link = load_link(agent.cfg)
+    assert link.credential == chosen and link.next_credential is None
+    assert agent.conn.execute("SELECT count(*) FROM appliance_state WHERE key = 'revoked_at'"
+                              ).fetchone() == (0,)
+    agent.roll_credential()  # and a roll that goes through
+    assert load_link(agent.cfg).credential not in (chosen, None)
+    agent.step("heartbeat")
+
+
+def test_a_chosen_credential_must_be_long_enough(hub, agent):
+    with hub["engine"].begin() as conn:
+        appliance = appliances.authenticate(conn, agent.link.credential)
+        with pytest.raises(appliances.ApplianceError, match="43 to 128"):
+            appliances.roll_credential(conn, appliance, "short")
