@@ -168,7 +168,11 @@ def load_entries(engine: sa.Engine, world: dict, total: int, rng: random.Random)
 
 
 def heartbeats(client, world: dict) -> None:
+    engine = client.application.extensions["db"]
     for v in world["venues"]:
+        with engine.connect() as conn:  # the appliances are caught up
+            head = conn.execute(sa.text("SELECT max(seq) FROM change_log WHERE venue_id = :v"),
+                                {"v": v["id"]}).scalar()
         v["auth"] = []
         for b in v["boxes"]:
             body = client.post("/api/sync/v1/enroll", json={"token": b.token}).get_json()
@@ -177,7 +181,7 @@ def heartbeats(client, world: dict) -> None:
                         "at": to_iso(utcnow())} for lane in v["lanes"]]
             r = client.post("/api/sync/v1/heartbeat", headers=v["auth"][-1], json={
                 "state": {"software_version": "0.1.0", "devices": devices,
-                          "cursors": {"allowlist": 1},
+                          "cursors": {"allowlist": head},
                           "queue": {"unsent": 0, "oldest_unsent_at": None, "refused": 0}},
                 "clock": to_iso(utcnow())})
             assert r.status_code == 200, r.get_data(as_text=True)

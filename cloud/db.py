@@ -305,6 +305,13 @@ entered_tickets = sa.Table(
     sa.Column("ticket_id", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("entry_id", sa.String(36), nullable=False),
 )
+# Live (issued) tickets per session, kept by triggers on tickets (migration 0012) in the
+# transaction of every sale, refund and void: the dashboard reads one row per session.
+session_sold = sa.Table(
+    "session_sold", metadata,
+    sa.Column("session_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("sold", sa.BigInteger, nullable=False, server_default="0"),
+)
 # Alert thresholds set by ops; a kind without a row uses the default in cloud/alerts.py.
 alert_rules = sa.Table(
     "alert_rules", metadata,

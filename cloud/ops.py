@@ -35,6 +35,7 @@ from cloud.db import (
     gate_zones,
     gates,
     lanes,
+    session_sold,
     sessions,
     tickets,
     venues,
@@ -214,10 +215,8 @@ def sold_counts(conn: sa.Connection, session_rows: list[Any]) -> dict[int, dict[
     """Live (issued) tickets per session, and the passes that admit to it."""
     ids = [s.id for s in session_rows]
     out = {sid: {"sold": 0, "passes": 0} for sid in ids}
-    for sid, n in conn.execute(
-            sa.select(tickets.c.session_id, sa.func.count())
-            .where(tickets.c.session_id.in_(ids), tickets.c.state == "issued")
-            .group_by(tickets.c.session_id)):
+    for sid, n in conn.execute(sa.select(session_sold.c.session_id, session_sold.c.sold)
+                               .where(session_sold.c.session_id.in_(ids))):
         out[sid]["sold"] = int(n)
     passes = conn.execute(sa.select(tickets.c.kind, tickets.c.scope, tickets.c.venues,
                                     tickets.c.valid_from, tickets.c.valid_until)
@@ -265,10 +264,12 @@ def attendance(conn: sa.Connection, session_ids: list[int], now: datetime | None
         lo, hi = as_utc(s.starts_at) - LIVE_BEFORE, as_utc(s.ends_at) + LIVE_AFTER
         span = spans.setdefault(s.venue_id, [lo, hi])
         span[0], span[1] = min(span[0], lo), max(span[1], hi)
-    sessionless = [r for venue_id, (lo, hi) in spans.items() for r in conn.execute(
+    sessionless = conn.execute(
         sa.select(em.venue_id, em.lane, em.zone_id, sa.func.sum(em.refused).label("refused"))
-        .where(em.session_id == 0, em.venue_id == venue_id, em.minute >= lo, em.minute <= hi)
-        .group_by(em.venue_id, em.lane, em.zone_id))]
+        .where(em.session_id == 0, sa.or_(*(
+            sa.and_(em.venue_id == venue_id, em.minute >= lo, em.minute <= hi)
+            for venue_id, (lo, hi) in spans.items())))
+        .group_by(em.venue_id, em.lane, em.zone_id)).all() if spans else []
     since_rate = minute_of(now) - RATE_WINDOW + timedelta(minutes=1)
     recent = conn.execute(sa.select(em.session_id, em.venue_id, em.lane,
                                     sa.func.sum(em.admitted_in).label("n"))

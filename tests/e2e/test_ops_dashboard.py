@@ -58,6 +58,19 @@ def test_an_ops_user_watches_entries_arrive_and_an_appliance_go_dark(hub, make_a
         assert sum(bars) == 5 and len(bars) == 60
         page.screenshot(path=shots / "dashboard-entries.png", full_page=True)
 
+        # a wall display opened with a link an ops user made: no sign-in there
+        page.goto(f"{hub.process.url}/ops/display")
+        page.fill("input[name=name]", "Control room")
+        page.click("button:has-text('Create a display link')")
+        link = page.text_content("#display-url")
+        wall_context = browser.new_context(viewport={"width": 1920, "height": 1080})
+        wall = wall_context.new_page()
+        wall.goto(link)
+        assert wall.url == f"{hub.process.url}/wall"
+        expect(wall.locator("#n-entered")).to_have_text("5", timeout=60_000)
+        assert wall.locator("input[name=password]").count() == 0
+        wall.screenshot(path=shots / "wall.png")
+
         # an offline threshold of a few seconds, set on the alerts page
         page.goto(f"{hub.process.url}/ops/alerts")
         page.fill("input[name='appliance_offline.threshold']", "0.1")
@@ -73,6 +86,8 @@ def test_an_ops_user_watches_entries_arrive_and_an_appliance_go_dark(hub, make_a
         assert page.text_content("#n-appliances") == "0 / 1"
         assert "North box" in page.text_content("#open-alerts")
         page.screenshot(path=shots / "dashboard-offline.png", full_page=True)
+        wall.wait_for_selector("#open-alerts li[data-kind=appliance_offline]", timeout=60_000)
+        wall.screenshot(path=shots / "wall-offline.png")
 
         box.start_agent()
         page.wait_for_selector("#open-alerts", state="detached", timeout=60_000)
@@ -90,4 +105,4 @@ def test_an_ops_user_watches_entries_arrive_and_an_appliance_go_dark(hub, make_a
     assert actions == ["alert.raise", "alert.clear"]
     assert {p.name for p in shots.iterdir()} == {
         "dashboard-empty.png", "dashboard-entries.png", "dashboard-offline.png",
-        "dashboard-back.png"}
+        "dashboard-back.png", "wall.png", "wall-offline.png"}

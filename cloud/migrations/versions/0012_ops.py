@@ -96,11 +96,73 @@ def upgrade() -> None:
         sa.UniqueConstraint("token_hash", name="uq_display_links_token_hash"),
     )
     op.create_index("ix_tickets_session_state", "tickets", ["session_id", "state"])
+    op.create_table(
+        "session_sold",
+        sa.Column("session_id", sa.Integer, nullable=False, autoincrement=False),
+        sa.Column("sold", sa.BigInteger, nullable=False, server_default="0"),
+        sa.PrimaryKeyConstraint("session_id", name="pk_session_sold"),
+    )
+    op.execute("INSERT INTO session_sold (session_id, sold) SELECT session_id, count(*) "
+               "FROM tickets WHERE session_id IS NOT NULL AND state = 'issued' "
+               "GROUP BY session_id")
+    for statement in (PG_TRIGGERS if op.get_bind().dialect.name == "postgresql"
+                      else SQLITE_TRIGGERS):
+        op.execute(statement)
     # evaluations of the alert rules queue on this row and skip when one ran moments ago
     op.bulk_insert(sa.table("counters", sa.column("name", sa.String),
                             sa.column("value", sa.BigInteger)),
                    [{"name": "alerts_evaluated", "value": 0}])
     _count_existing_entries()
+
+
+# Tickets sold per session, counted by the database in the transaction of the sale or refund:
+# per statement on PostgreSQL (a batch of 100,000 tickets is one upsert per session), per row
+# on SQLite.
+PG_TRIGGERS = (
+    """CREATE FUNCTION ops_count_sold() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF TG_OP = 'INSERT' THEN
+        INSERT INTO session_sold (session_id, sold)
+          SELECT session_id, count(*) FROM new_rows
+          WHERE session_id IS NOT NULL AND state = 'issued'
+          GROUP BY session_id ORDER BY session_id
+        ON CONFLICT (session_id) DO UPDATE SET sold = session_sold.sold + excluded.sold;
+      ELSE
+        INSERT INTO session_sold (session_id, sold)
+          SELECT session_id, sum(d) FROM (
+            SELECT session_id, -1 AS d FROM old_rows
+            WHERE session_id IS NOT NULL AND state = 'issued'
+            UNION ALL
+            SELECT session_id, 1 FROM new_rows
+            WHERE session_id IS NOT NULL AND state = 'issued') AS moved
+          GROUP BY session_id HAVING sum(d) <> 0 ORDER BY session_id
+        ON CONFLICT (session_id) DO UPDATE SET sold = session_sold.sold + excluded.sold;
+      END IF;
+      RETURN NULL;
+    END $$""",
+    "CREATE TRIGGER tickets_count_sold_insert AFTER INSERT ON tickets "
+    "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ops_count_sold()",
+    "CREATE TRIGGER tickets_count_sold_update AFTER UPDATE ON tickets "
+    "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows "
+    "FOR EACH STATEMENT EXECUTE FUNCTION ops_count_sold()",
+)
+SQLITE_TRIGGERS = (
+    """CREATE TRIGGER tickets_count_sold_insert AFTER INSERT ON tickets
+    WHEN NEW.session_id IS NOT NULL AND NEW.state = 'issued'
+    BEGIN
+      INSERT INTO session_sold (session_id, sold) VALUES (NEW.session_id, 1)
+      ON CONFLICT (session_id) DO UPDATE SET sold = sold + 1;
+    END""",
+    """CREATE TRIGGER tickets_count_sold_update AFTER UPDATE OF state, session_id ON tickets
+    BEGIN
+      UPDATE session_sold SET sold = sold - 1
+      WHERE OLD.session_id IS NOT NULL AND OLD.state = 'issued'
+        AND session_id = OLD.session_id;
+      INSERT INTO session_sold (session_id, sold)
+      SELECT NEW.session_id, 1 WHERE NEW.session_id IS NOT NULL AND NEW.state = 'issued'
+      ON CONFLICT (session_id) DO UPDATE SET sold = sold + 1;
+    END""",
+)
 
 
 def _count_existing_entries() -> None:
@@ -144,6 +206,14 @@ def _count_existing_entries() -> None:
 
 def downgrade() -> None:
     op.execute("DELETE FROM counters WHERE name = 'alerts_evaluated'")
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TRIGGER tickets_count_sold_update ON tickets")
+        op.execute("DROP TRIGGER tickets_count_sold_insert ON tickets")
+        op.execute("DROP FUNCTION ops_count_sold()")
+    else:
+        op.execute("DROP TRIGGER tickets_count_sold_update")
+        op.execute("DROP TRIGGER tickets_count_sold_insert")
+    op.drop_table("session_sold")
     op.drop_index("ix_tickets_session_state", "tickets")
     op.drop_table("display_links")
     op.drop_index("ix_alerts_raised_at", "alerts")
