@@ -417,7 +417,7 @@ def open_link(token: str):
     with engine().connect() as conn:
         link = _wall_link(conn, token)
     if link is None:
-        abort(404)
+        return render_template("ops/wall_closed.html"), 403
     resp = make_response(redirect(url_for("wall.show"), 303))
     resp.set_cookie(WALL_COOKIE, token, max_age=WALL_MAX_AGE, httponly=True, samesite="Lax",
                     secure=request.is_secure, path="/wall")

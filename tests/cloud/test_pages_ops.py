@@ -185,7 +185,7 @@ def test_a_display_link_opens_the_wall_without_signing_in_until_revoked(hub):
     assert 'id="n-entered">1<' in big and "Sign in" not in big
     assert 'id="n-inside">1<' in text(wall.get("/wall?part=live"))
     assert wall.get("/ops").status_code == 303  # the link opens the wall, nothing else
-    assert hub.app.test_client().get("/wall/open/forged").status_code == 404
+    assert hub.app.test_client().get("/wall/open/forged").status_code == 403
     link_id = int(re.search(r'/ops/display/(\d+)/revoke', page).group(1))
     assert post(ops_user, f"/ops/display/{link_id}/revoke", page="/ops").status_code == 303
     assert wall.get("/wall").status_code == 403
