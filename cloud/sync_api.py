@@ -20,6 +20,7 @@ from cloud.compaction import compacted, horizon
 from cloud.conflicts import check_entries
 from cloud.db import change_log, entries
 from cloud.http import ApiError, engine, json_blueprint, json_body
+from cloud.ops import count_entries
 from sync.timeutil import from_iso, to_iso, utcnow
 
 bp = json_blueprint("sync_api", "/api/sync/v1")
@@ -174,6 +175,8 @@ def push_entries():
             else:
                 duplicate.append(row["id"])
         conflicted = list(check_entries(conn, fresh, a.venue_id, now))
+        # the ops counters move in the same transaction as the entries they count
+        count_entries(conn, a.venue_id, fresh, stored)
     return jsonify(stored=stored, duplicate=duplicate, conflict=conflicted, refused=[])
 
 
