@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: test lint venv deps bench clean demo walkthrough
+.PHONY: test lint venv deps bench clean demo walkthrough faults
 
 # The hub's tests run on SQLite and on PostgreSQL: as root, .ci/postgres starts the Debian
 # cluster and creates the test role; otherwise set WICKET_TEST_PG to an admin URL.
@@ -50,8 +50,14 @@ walkthrough: venv
 	  $(VENV)/bin/wicket-edge --config demo/walkthrough/edge.toml scan --lane S1 --id-number - "$$(awk -F'\t' '$$1 == "realname" { print $$3 }' demo/walkthrough/codes.tsv)"
 	@echo; $(VENV)/bin/wicket-edge --config demo/walkthrough/edge.toml entries
 
+# The long fault run (docs/fault-testing.md): seeded schedules of network faults and agent
+# kills against a real hub process; prints its counts, and the seed of any failing schedule.
+faults: venv
+	$(PY) -m tests.faults.run $(or $(ARGS),--schedules 1000 --seed 1)
+
 bench: venv
 	$(PY) bench/edge_decide.py
+	$(PY) bench/handheld_api.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .hypothesis

@@ -43,11 +43,11 @@ def note(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def build(path: Path, tickets: int):
+def build(path: Path, tickets: int, now: datetime = NOW, holder_key: str | None = None):
     key = generate_signing_key(1)
-    vault = HolderVault(generate_holder_key())
+    vault = HolderVault(holder_key or generate_holder_key())
     t0 = time.perf_counter()
-    venue = sample.build(key, NOW, tickets=tickets, realname_every=10)
+    venue = sample.build(key, now, tickets=tickets, realname_every=10)
     note(f"built {tickets} signed tickets in {time.perf_counter() - t0:.1f}s")
     db = db_mod.open_db(path)
     db_mod.migrate(db)
@@ -89,11 +89,11 @@ ROUNDS = 20
 
 
 def run_decide(engine: Engine, scans: list[str], latencies: list[float],
-               reasons: dict[str, int]) -> float:
+               reasons: dict[str, int], now: datetime = NOW) -> float:
     t_start = time.perf_counter()
     for code in scans:
         t0 = time.perf_counter()
-        d = engine.decide(Scan(ScanKind.QR, code, device_id="bench"), "C1", NOW)
+        d = engine.decide(Scan(ScanKind.QR, code, device_id="bench"), "C1", now)
         latencies.append(time.perf_counter() - t0)
         reasons[d.reason] = reasons.get(d.reason, 0) + 1
     return time.perf_counter() - t_start

@@ -18,6 +18,7 @@ from cloud.db import appliance_commands, appliances, signing_keys
 from sync.timeutil import utcnow
 
 TOKEN_TTL = timedelta(hours=24)
+_URLSAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
 class ApplianceError(Exception):
@@ -45,9 +46,11 @@ class Registered:
 
 def register(conn: sa.Connection, venue_id: int, name: str,
              now: datetime | None = None, actor: str = SYSTEM) -> Registered:
-    """A new appliance for a venue, with its one-time enrollment token (shown once)."""
+    """A new appliance for a venue, with its one-time enrollment token (shown once). The token
+    is hexadecimal: a field tech may type it, and it can never be taken for a command-line
+    option (a URL-safe token starts with '-' one time in 64)."""
     now = now or utcnow()
-    token = secrets.token_urlsafe(32)
+    token = secrets.token_hex(32)
     appliance_id = conn.execute(sa.insert(appliances).values(
         venue_id=venue_id, name=name, state="pending", token_hash=_hash(token),
         token_expires_at=now + TOKEN_TTL, created_at=now)).inserted_primary_key[0]
@@ -135,28 +138,43 @@ def queue_command(conn: sa.Connection, appliance_id: int, command: str,
 
 
 def heartbeat(conn: sa.Connection, appliance: Appliance, reported: dict,
-              appliance_time: datetime | None, now: datetime | None = None) -> list[str]:
-    """Keep what the appliance reports; hand over the commands waiting for it (once)."""
+              appliance_time: datetime | None, now: datetime | None = None,
+              done: list[int] | tuple[int, ...] = ()) -> list[tuple[int, str]]:
+    """Keep what the appliance reports; hand over the commands waiting for it, as (id, name),
+    until it confirms them. ``done`` are the ids the appliance says it has carried out: only
+    those are marked delivered, so an answer lost on the way loses no command (a wipe of a
+    stolen appliance above all); the appliance gets it again in its next heartbeat."""
     now = now or utcnow()
     skew = (None if appliance_time is None
             else int((appliance_time - now).total_seconds() * 1000))
     conn.execute(sa.update(appliances).where(appliances.c.id == appliance.id)
                  .values(reported=reported, clock_skew_ms=skew, last_seen_at=now))
+    if done:
+        conn.execute(sa.update(appliance_commands)
+                     .where(appliance_commands.c.appliance_id == appliance.id,
+                            appliance_commands.c.id.in_(list(done)),
+                            appliance_commands.c.delivered_at.is_(None))
+                     .values(delivered_at=now))
     pending = conn.execute(
         sa.select(appliance_commands.c.id, appliance_commands.c.command)
         .where(appliance_commands.c.appliance_id == appliance.id,
                appliance_commands.c.delivered_at.is_(None))
         .order_by(appliance_commands.c.id)).all()
-    if pending:
-        conn.execute(sa.update(appliance_commands)
-                     .where(appliance_commands.c.id.in_([p.id for p in pending]))
-                     .values(delivered_at=now))
-    return [p.command for p in pending]
+    return [(p.id, p.command) for p in pending]
 
 
-def roll_credential(conn: sa.Connection, appliance: Appliance) -> str:
-    """A new credential; the old one stops working at once."""
-    credential = secrets.token_urlsafe(32)
+def roll_credential(conn: sa.Connection, appliance: Appliance,
+                    credential: str | None = None) -> str:
+    """A new credential; the old one stops working at once.
+
+    The appliance may choose the new credential itself (and write it down before asking):
+    then an answer lost on the way back cannot lock it out, it simply tries the new one."""
+    if credential is not None and (
+            not 43 <= len(credential) <= 128
+            or any(c not in _URLSAFE for c in credential)):
+        raise ApplianceError("bad_credential", "a chosen credential must be 43 to 128 "
+                             "URL-safe base64 characters (256 bits or more)")
+    credential = credential or secrets.token_urlsafe(32)
     conn.execute(sa.update(appliances).where(appliances.c.id == appliance.id)
                  .values(credential_hash=_hash(credential)))
     return credential

@@ -7,6 +7,8 @@
     wicket-hub [--db URL] load-demo [--tickets N]   a demo venue, event and tickets
     wicket-hub [--db URL] compact [--keep-days N]   drop superseded changes and tombstones
                                    older than N days (default 30) from the change log
+    wicket-hub [--db URL] alerts [--every SECONDS]   evaluate the ops alert rules once, or
+                                   every SECONDS until stopped (a scheduler of its own)
     wicket-hub [--db URL] create-admin --username NAME   (the password is asked for, or read
                                    from standard input when it is not a terminal)
 
@@ -141,6 +143,34 @@ def cmd_compact(args) -> int:
     return 0
 
 
+def cmd_alerts(args) -> int:
+    import signal
+    import threading
+    from datetime import timedelta
+
+    from cloud import alerts
+    from cloud.db import make_engine
+
+    engine = make_engine(args.db)
+    stop = threading.Event()
+    if args.every:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    try:
+        while True:
+            with engine.begin() as conn:
+                ev = alerts.evaluate(conn, min_interval=timedelta(
+                    seconds=min(args.every, 5) if args.every else 0))
+            for a in ev.raised:
+                print(f"raised: {a['kind']} {a['subject']}: {a['detail']}", flush=True)
+            for a in ev.cleared:
+                print(f"cleared: {a['kind']} {a['subject']}", flush=True)
+            if not args.every or stop.wait(args.every):
+                return 0
+    finally:
+        engine.dispose()
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wicket-hub", description="Wicket hub tools.")
     p.add_argument("--db", default=os.environ.get("WICKET_HUB_DB", DEFAULT_URL),
@@ -163,6 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--keep-days", type=float, default=30.0,
                    help="keep every change younger than this (default %(default)s days)")
     s.set_defaults(func=cmd_compact)
+    s = sub.add_parser("alerts", help="evaluate the ops alert rules (once, or --every N s)")
+    s.add_argument("--every", type=float, default=0.0,
+                   help="keep evaluating every this many seconds until stopped")
+    s.set_defaults(func=cmd_alerts)
     s = sub.add_parser("create-admin", help="create an admin staff account")
     s.add_argument("--username", required=True)
     s.set_defaults(func=cmd_create_admin)

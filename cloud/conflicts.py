@@ -9,6 +9,8 @@ it is expected offline behaviour, recorded so that ops see what got in.
 
 from __future__ import annotations
 
+from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -23,22 +25,57 @@ def _utc(dt: datetime) -> datetime:
 
 def check_entry(conn: sa.Connection, entry: dict, venue_id: int, now: datetime) -> list[str]:
     """Record the conflicts a newly stored entry makes; returns their kinds."""
-    if not entry["admitted"] or entry["direction"] != "in" or entry["ticket_id"] is None:
-        return []
-    found = []
-    ticket = conn.execute(sa.select(tickets.c.role, tickets.c.kind, tickets.c.daily_limit)
-                          .where(tickets.c.id == entry["ticket_id"])).first()
-    if ticket is not None and ticket.role != "staff":
-        found += _double_admission(conn, entry, ticket, now)
-    found += _revocation(conn, entry, venue_id, now)
+    return check_entries(conn, [entry], venue_id, now).get(entry["id"], [])
+
+
+@dataclass(frozen=True)
+class _Seen:
+    id: str
+    appliance_id: int
+    session_id: int | None
+    at: datetime
+
+
+def check_entries(conn: sa.Connection, stored: list[dict], venue_id: int, now: datetime
+                  ) -> dict[str, list[str]]:
+    """Record the conflicts entries just stored make, taken in order as if one by one (an
+    entry is judged against the entries stored before it, earlier ones of the same batch
+    included), in a handful of statements for the whole batch. Returns kinds by entry id."""
+    relevant = [e for e in stored
+                if e["admitted"] and e["direction"] == "in" and e["ticket_id"] is not None]
+    if not relevant:
+        return {}
+    ticket_ids = sorted({e["ticket_id"] for e in relevant})
+    ticket_rows = {r.id: r for r in conn.execute(
+        sa.select(tickets.c.id, tickets.c.role, tickets.c.kind, tickets.c.daily_limit,
+                  tickets.c.state).where(tickets.c.id.in_(ticket_ids)))}
+    batch = {e["id"] for e in stored}
+    seen: dict[int, list[_Seen]] = defaultdict(list)
+    for r in conn.execute(sa.select(entries.c.id, entries.c.appliance_id, entries.c.session_id,
+                                    entries.c.at, entries.c.ticket_id)
+                          .where(entries.c.ticket_id.in_(ticket_ids),
+                                 entries.c.admitted.is_(True), entries.c.direction == "in")
+                          .order_by(entries.c.at)):
+        if r.id not in batch:
+            seen[r.ticket_id].append(_Seen(r.id, r.appliance_id, r.session_id, r.at))
+    found: dict[str, list[str]] = {}
+    for entry in relevant:
+        kinds = []
+        ticket = ticket_rows.get(entry["ticket_id"])
+        if ticket is not None and ticket.role != "staff":
+            kinds += _double_admission(conn, entry, ticket, seen[entry["ticket_id"]], now)
+        # only a ticket that is no longer 'issued' has a revocation: the change-log search
+        # is left for the few that do
+        if ticket is None or ticket.state != "issued":
+            kinds += _revocation(conn, entry, venue_id, now)
+        seen[entry["ticket_id"]].append(_Seen(entry["id"], entry["appliance_id"],
+                                              entry["session_id"], entry["at"]))
+        if kinds:
+            found[entry["id"]] = kinds
     return found
 
 
-def _double_admission(conn, entry, ticket, now) -> list[str]:
-    rows = list(conn.execute(sa.select(
-        entries.c.id, entries.c.appliance_id, entries.c.session_id, entries.c.at).where(
-        entries.c.ticket_id == entry["ticket_id"], entries.c.admitted.is_(True),
-        entries.c.direction == "in", entries.c.id != entry["id"])))
+def _double_admission(conn, entry, ticket, rows: list[_Seen], now) -> list[str]:
     if ticket.kind == "session":
         rows = [r for r in rows if r.session_id == entry["session_id"]]
         limit = 1

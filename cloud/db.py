@@ -194,6 +194,7 @@ tickets = sa.Table(
     sa.Column("currency", sa.String(3), nullable=False, server_default="CNY"),
     sa.CheckConstraint("state IN ('issued', 'void', 'refunded')", name="state_known"),
     sa.CheckConstraint("kind IN ('session', 'sessions', 'venues')", name="kind_known"),
+    sa.Index("ix_tickets_session_state", "session_id", "state"),
     sa.Index("ix_tickets_one_live_per_seat", "session_id", "seat_id", unique=True,
              sqlite_where=sa.text("state = 'issued' AND seat_id IS NOT NULL"),
              postgresql_where=sa.text("state = 'issued' AND seat_id IS NOT NULL")),
@@ -264,6 +265,92 @@ conflicts = sa.Table(
     sa.Column("note", sa.Text),
     sa.CheckConstraint("kind IN ('double_admission', 'admitted_after_revocation', "
                        "'admitted_before_revocation_known')", name="kind_known"),
+)
+
+
+# Central ops (cloud/ops.py, cloud/alerts.py). Lanes as the hub knows them, so that the lane
+# code an entry carries leads to its gate and the gate's zones.
+lanes = sa.Table(
+    "lanes", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("venue_id", sa.Integer, sa.ForeignKey("venues.id"), nullable=False),
+    sa.Column("gate_id", sa.Integer, sa.ForeignKey("gates.id"), nullable=False),
+    sa.Column("code", sa.String(40), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False, server_default=""),
+    sa.Column("direction", sa.String(3), nullable=False, server_default="in"),
+    sa.UniqueConstraint("venue_id", "code"),
+    sa.CheckConstraint("direction IN ('in', 'out')", name="direction_known"),
+)
+# Entries counted per session, venue, lane, zone and minute, in the transaction that stores
+# them (cloud/ops.py count_entries): the dashboard reads thousands of these rows, not millions
+# of entries. session_id 0 = no session; lane '' = none; zone_id 0 = not known.
+entry_minutes = sa.Table(
+    "entry_minutes", metadata,
+    sa.Column("session_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("venue_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("lane", sa.String(40), primary_key=True),
+    sa.Column("zone_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("minute", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("admitted_in", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("admitted_out", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("refused", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("first_in", sa.Integer, nullable=False, server_default="0"),
+    sa.Index("ix_entry_minutes_minute", "minute", "venue_id"),
+)
+# One row per ticket per session it has been admitted to: its primary key decides, under any
+# concurrency, which admission is the ticket's first (counted as 'entered' once).
+entered_tickets = sa.Table(
+    "entered_tickets", metadata,
+    sa.Column("session_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("ticket_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("entry_id", sa.String(36), nullable=False),
+)
+# Live (issued) tickets per session, kept by triggers on tickets (migration 0012) in the
+# transaction of every sale, refund and void: the dashboard reads one row per session.
+session_sold = sa.Table(
+    "session_sold", metadata,
+    sa.Column("session_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("sold", sa.BigInteger, nullable=False, server_default="0"),
+)
+# Alert thresholds set by ops; a kind without a row uses the default in cloud/alerts.py.
+alert_rules = sa.Table(
+    "alert_rules", metadata,
+    sa.Column("kind", sa.String(30), primary_key=True),
+    sa.Column("threshold", sa.Float, nullable=False),
+    sa.Column("window_min", sa.Integer, nullable=False, server_default="5"),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_by", sa.String(80), nullable=False),
+    sa.CheckConstraint("threshold >= 0", name="threshold_not_negative"),
+    sa.CheckConstraint("window_min BETWEEN 1 AND 240", name="window_range"),
+)
+# Alerts raised and cleared by cloud/alerts.py evaluate(); at most one open per rule and subject.
+alerts = sa.Table(
+    "alerts", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String(30), nullable=False),
+    sa.Column("subject", sa.String(80), nullable=False),
+    sa.Column("venue_id", sa.Integer),
+    sa.Column("value", sa.Float, nullable=False),
+    sa.Column("threshold", sa.Float, nullable=False),
+    sa.Column("detail", sa.String(400), nullable=False),
+    sa.Column("raised_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("cleared_at", sa.DateTime(timezone=True)),
+    sa.Index("ix_alerts_one_open", "kind", "subject", unique=True,
+             sqlite_where=sa.text("cleared_at IS NULL"),
+             postgresql_where=sa.text("cleared_at IS NULL")),
+    sa.Index("ix_alerts_raised_at", "raised_at"),
+)
+# Long-lived links for a wall display, made by an ops user; only the token's SHA-256 is kept.
+display_links = sa.Table(
+    "display_links", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(80), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_by", sa.String(80), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_used_at", sa.DateTime(timezone=True)),
+    sa.Column("revoked_at", sa.DateTime(timezone=True)),
 )
 
 

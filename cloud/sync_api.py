@@ -17,9 +17,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from cloud import appliances as appliance_mod
 from cloud.changes import changes_since, last_seq
 from cloud.compaction import compacted, horizon
-from cloud.conflicts import check_entry
+from cloud.conflicts import check_entries
 from cloud.db import change_log, entries
 from cloud.http import ApiError, engine, json_blueprint, json_body
+from cloud.ops import count_entries
 from sync.timeutil import from_iso, to_iso, utcnow
 
 bp = json_blueprint("sync_api", "/api/sync/v1")
@@ -155,24 +156,27 @@ def push_entries():
     if len(batch) > MAX_BATCH:
         raise ApiError(413, "batch_too_large", f"at most {MAX_BATCH} entries per batch")
     checked = [_check_entry(e) for e in batch]  # the whole batch is checked before any write
-    stored: list[str] = []
-    duplicate: list[str] = []
-    conflicted: list[str] = []
     now: datetime = utcnow()
     with engine().begin() as conn:
         a = _appliance(conn)
-        insert = _insert_ignoring_duplicates(conn)
-        for e in checked:
-            # stored once forever: a resend, or the same batch racing itself, inserts nothing
-            new = conn.execute(insert.values(appliance_id=a.id, venue_id=a.venue_id,
-                                             received_at=now, **e)
-                               .returning(entries.c.id)).first()
-            if new is None:
-                duplicate.append(e["id"])
-                continue
-            stored.append(e["id"])
-            if check_entry(conn, {**e, "appliance_id": a.id}, a.venue_id, now):
-                conflicted.append(e["id"])
+        rows = [{**e, "appliance_id": a.id, "venue_id": a.venue_id, "received_at": now}
+                for e in checked]
+        # stored once forever: a resend, or the same batch racing itself, inserts nothing
+        new = set(conn.execute(_insert_ignoring_duplicates(conn).returning(entries.c.id), rows)
+                  .scalars()) if rows else set()
+        stored: list[str] = []
+        duplicate: list[str] = []
+        fresh: list[dict] = []
+        for row in rows:
+            if row["id"] in new:
+                new.discard(row["id"])  # an id twice in one batch: the second is a duplicate
+                stored.append(row["id"])
+                fresh.append(row)
+            else:
+                duplicate.append(row["id"])
+        conflicted = list(check_entries(conn, fresh, a.venue_id, now))
+        # the ops counters move in the same transaction as the entries they count
+        count_entries(conn, a.venue_id, fresh, stored)
     return jsonify(stored=stored, duplicate=duplicate, conflict=conflicted, refused=[])
 
 
@@ -193,14 +197,23 @@ def heartbeat():
     except (TypeError, ValueError):
         raise ApiError(400, "bad_request", "clock must be an ISO 8601 time with an offset"
                        ) from None
+    done = body.get("done", [])
+    if (not isinstance(done, list) or len(done) > 1000
+            or not all(isinstance(i, int) and not isinstance(i, bool) for i in done)):
+        raise ApiError(400, "bad_request", "done must be a list of command ids")
     with engine().begin() as conn:
         a = _appliance(conn)
-        commands = appliance_mod.heartbeat(conn, a, reported, clock)
-    return jsonify(server_time=to_iso(utcnow()), commands=commands)
+        pending = appliance_mod.heartbeat(conn, a, reported, clock, done=done)
+    # a command stays pending until the appliance lists its id in ``done``
+    return jsonify(server_time=to_iso(utcnow()), commands=[c for _, c in pending],
+                   command_ids=[i for i, _ in pending])
 
 
 @bp.post("/roll")
 def roll():
+    chosen = (request.get_json(silent=True) or {}).get("credential")
+    if chosen is not None and not isinstance(chosen, str):
+        raise ApiError(400, "bad_request", "credential must be a string")
     with engine().begin() as conn:
-        credential = appliance_mod.roll_credential(conn, _appliance(conn))
+        credential = appliance_mod.roll_credential(conn, _appliance(conn), chosen)
     return jsonify(credential=credential)

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from cloud.audit import SYSTEM, record
 from cloud.changes import record_change
-from cloud.db import gate_zones, gates, seats, signing_keys, venues, zones
+from cloud.db import gate_zones, gates, lanes, seats, signing_keys, venues, zones
 from cloud.inventory import follow_venue_map
 from cloud.tickets import key_change
 
@@ -150,6 +150,29 @@ def update_gate(conn: sa.Connection, gate_id: int, name: str, zone_codes: Iterab
             "realname_mode": old.realname_mode, "open_before_min": old.open_before_min,
             "close_after_min": old.close_after_min},
            {k: v for k, v in gate.items() if k not in ("type", "op", "id", "code")})
+
+def add_lane(conn: sa.Connection, venue_id: int, gate_code: str, code: str, name: str = "",
+             direction: str = "in", actor: str = SYSTEM) -> int:
+    """A lane of a gate; its code is what the venue's entries carry, so the hub can count each
+    entry at its gate. Sent to the venue's appliances like zones and gates."""
+    if direction not in ("in", "out"):
+        raise VenueError(f"lane {code}: direction must be in or out")
+    gate_id = conn.execute(sa.select(gates.c.id).where(gates.c.venue_id == venue_id,
+                                                       gates.c.code == gate_code)).scalar()
+    if gate_id is None:
+        raise VenueError(f"lane {code}: no gate {gate_code!r} at this venue")
+    if conn.execute(sa.select(lanes.c.id).where(lanes.c.venue_id == venue_id,
+                                                lanes.c.code == code)).first():
+        raise VenueError(f"lane {code!r} exists already at this venue")
+    lane_id = conn.execute(sa.insert(lanes).values(
+        venue_id=venue_id, gate_id=gate_id, code=code, name=name, direction=direction)
+    ).inserted_primary_key[0]
+    lane = {"type": "lane", "op": "upsert", "id": lane_id, "code": code, "name": name,
+            "gate_id": gate_id, "direction": direction}
+    record_change(conn, venue_id, lane)
+    record(conn, actor, "lane.create", f"lane:{lane_id}", None,
+           {k: v for k, v in lane.items() if k not in ("type", "op")})
+    return lane_id
 
 
 def _flag(value: str) -> bool | None:

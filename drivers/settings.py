@@ -1,10 +1,15 @@
-"""A device's settings, declared once as a frozen dataclass and filled from the device's JSON
-configuration: unknown keys are rejected, every value is checked against its declared type, and
-the error names the key and what was expected."""
+"""A device's settings, filled from the device's JSON configuration: unknown keys are rejected,
+every value is checked against its declared type, and the error names the key and what was
+expected, so a typo in a lane's configuration is a clear error at start rather than a silent
+default.
+
+Settings are declared once: as a frozen dataclass (:func:`settings_from`), or as the driver's
+own keyword arguments (:func:`build`)."""
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import types
 import typing
 from collections.abc import Mapping
@@ -78,3 +83,25 @@ def settings_from(cls: type[T], config: Mapping[str, Any]) -> T:
         return cls(**values)
     except (TypeError, ValueError) as exc:
         raise SettingsError(str(exc)) from exc
+
+
+def build(cls: type, device_id: str, config: Mapping[str, Any]):
+    """``cls(device_id, **config)`` after checking every key and value against the keyword
+    arguments of ``cls.__init__`` and their annotations; raises SettingsError."""
+    if not isinstance(config, Mapping):
+        raise SettingsError(f"the configuration must be an object, got {type(config).__name__}")
+    params = inspect.signature(cls.__init__).parameters
+    hints = typing.get_type_hints(cls.__init__)
+    known = {name for name, p in params.items()
+             if name not in ("self", "device_id") and p.kind is not p.VAR_KEYWORD}
+    unknown = sorted(set(config) - known)
+    if unknown:
+        raise SettingsError(f"{cls.__name__}: unknown setting(s) {', '.join(unknown)}; "
+                            f"known: {', '.join(sorted(known))}")
+    missing = sorted(name for name in known
+                     if params[name].default is inspect.Parameter.empty and name not in config)
+    if missing:
+        raise SettingsError(f"{cls.__name__}: missing setting(s) {', '.join(missing)}")
+    kwargs = {name: _check(name, value, hints[name]) if name in hints else value
+              for name, value in config.items()}
+    return cls(device_id, **kwargs)

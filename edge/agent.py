@@ -16,9 +16,12 @@ clock skew), where ``wicket-edge status`` and the admin page read it.
 
 from __future__ import annotations
 
+import concurrent.futures
+import dataclasses
 import json
 import logging
 import os
+import secrets
 import sqlite3
 import time
 from collections.abc import Callable
@@ -61,6 +64,7 @@ class HubLink:
     credential: str
     appliance_id: int
     venue_id: int
+    next_credential: str | None = None  # asked for in a roll whose answer may have been lost
 
 
 def load_link(cfg: Config) -> HubLink:
@@ -68,7 +72,8 @@ def load_link(cfg: Config) -> HubLink:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         return HubLink(str(data["hub_url"]), str(data["credential"]),
-                       int(data["appliance_id"]), int(data["venue_id"]))
+                       int(data["appliance_id"]), int(data["venue_id"]),
+                       data.get("next_credential"))
     except FileNotFoundError:
         raise NotEnrolled(f"{path}: this appliance is not enrolled; run `wicket-edge enroll "
                           f"--hub URL --token TOKEN`") from None
@@ -84,7 +89,8 @@ def save_link(cfg: Config, link: HubLink) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump({"hub_url": link.hub_url, "credential": link.credential,
-                   "appliance_id": link.appliance_id, "venue_id": link.venue_id}, f)
+                   "appliance_id": link.appliance_id, "venue_id": link.venue_id,
+                   "next_credential": link.next_credential}, f)
         f.write("\n")
         f.flush()
         os.fsync(f.fileno())
@@ -128,13 +134,17 @@ def cursor_of(conn: sqlite3.Connection, stream: str) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
-def enroll(cfg: Config, conn: sqlite3.Connection, hub_url: str, token: str) -> HubLink:
-    """Trade the one-time token for a credential; keep it, and the hub's public keys."""
+def enroll(cfg: Config, conn: sqlite3.Connection, hub_url: str, token: str,
+           check: Callable[[dict[str, Any]], None] | None = None) -> HubLink:
+    """Trade the one-time token for a credential; keep it, and the hub's public keys.
+    ``check`` sees the hub's answer before anything is stored and may refuse it by raising."""
     client = HubClient(hub_url, timeout=cfg.hub_timeout_s)
     try:
         answer = client.enroll(token)
     finally:
         client.close()
+    if check is not None:
+        check(answer)
     link = HubLink(hub_url.rstrip("/"), answer["credential"], int(answer["appliance_id"]),
                    int(answer["venue_id"]))
     keys = [parse_change({"type": "key", "op": "upsert", "seq": 0, **k}) for k in answer["keys"]]
@@ -217,42 +227,63 @@ class Agent:
 
     def pull_into(self, conn: sqlite3.Connection) -> tuple[int, bool]:
         """Pull pages into ``conn`` (the live database or a snapshot) until caught up; returns
-        the changes applied and whether the count received matches the hub's checksum."""
+        the changes applied and whether the count received matches the hub's checksum.
+
+        The next page is fetched while this one is applied (its cursor is known as soon as
+        this page arrives), so the hub's work and the appliance's overlap; a page is still
+        applied only after the one before it has committed."""
         cursor, _ = cursor_of(conn, "allowlist")
         applied = done = 0
         total: int | None = None
-        while True:
-            page = self.client.allowlist(cursor, self.cfg.sync_page_size,
-                                         progress=self.progress is not None and total is None,
-                                         full=_full(conn))
-            _note_full(conn, cursor, page)
-            if total is None and "remaining" in page:
-                total = int(page["remaining"]) + len(page["changes"])
-            changes = _parse(page["changes"])
-            received = len(changes) + (int(page.get("compacted", 0)) if cursor == 0 else 0)
-            new = max(int(page["cursor"]), cursor)
+        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="allowlist") as pool:
+            ahead: concurrent.futures.Future | None = None
             try:
-                r = apply_changes(conn, self.vault, changes, cursor=new, stream="allowlist",
-                                  received=received)
-            except AllowlistError as e:
-                raise HubUnavailable(f"a change from the hub cannot be applied: {e}") from None
-            applied += r.applied
-            done += len(changes)
-            cursor = new
-            if self.progress is not None:
-                self.progress(done, total)
-            if not page["more"]:
-                _, count = cursor_of(conn, "allowlist")
-                expected = int(page.get("checksum", {}).get("changes", count))
-                if expected != count:
-                    log.warning("allowlist checksum: hub counts %s changes up to cursor %s, "
-                                "this appliance received %s", expected, cursor, count)
-                return applied, expected == count
+                while True:
+                    if ahead is None:
+                        page = self.client.allowlist(
+                            cursor, self.cfg.sync_page_size, full=_full(conn),
+                            progress=self.progress is not None and total is None)
+                    else:
+                        page, ahead = ahead.result(), None
+                    _note_full(conn, cursor, page)
+                    if total is None and "remaining" in page:
+                        total = int(page["remaining"]) + len(page["changes"])
+                    new = max(int(page["cursor"]), cursor)
+                    if page["more"]:
+                        ahead = pool.submit(self.client.allowlist, new, self.cfg.sync_page_size,
+                                            full=_full(conn))
+                    changes = _parse(page["changes"])
+                    received = len(changes) + (int(page.get("compacted", 0)) if cursor == 0
+                                               else 0)
+                    try:
+                        r = apply_changes(conn, self.vault, changes, cursor=new,
+                                          stream="allowlist", received=received)
+                    except AllowlistError as e:
+                        raise HubUnavailable(f"a change from the hub cannot be applied: {e}"
+                                             ) from None
+                    applied += r.applied
+                    done += len(changes)
+                    cursor = new
+                    if self.progress is not None:
+                        self.progress(done, total)
+                    if not page["more"]:
+                        break
+            finally:
+                if ahead is not None and not ahead.cancel():
+                    ahead.exception()  # wait for it; its failure no longer matters
+        _, count = cursor_of(conn, "allowlist")
+        expected = int(page.get("checksum", {}).get("changes", count))
+        if expected != count:
+            log.warning("allowlist checksum: hub counts %s changes up to cursor %s, "
+                        "this appliance received %s", expected, cursor, count)
+        return applied, expected == count
 
     # entries ----------------------------------------------------------------------------
 
     def push_entries(self) -> int:
-        """Send every unacknowledged entry, batch by batch; returns how many were sent."""
+        """Send every unacknowledged entry, batch by batch; returns how many were sent. An
+        admission still waiting for its passage is not final (no passage annuls it) and stays
+        until the gate runtime settles it."""
         sent = 0
         after = 0
         while True:
@@ -260,7 +291,9 @@ class Agent:
                 """SELECT e.seq, e.id, e.at, l.code, e.direction, e.ticket_id, e.session_id,
                           e.admitted, e.reason, e.cursor, e.batch_id
                    FROM entries e LEFT JOIN lanes l ON l.id = e.lane_id
-                   WHERE e.acked_at IS NULL AND e.seq > ? ORDER BY e.seq LIMIT ?""",
+                   WHERE e.acked_at IS NULL AND e.seq > ?
+                     AND (e.passage IS NULL OR e.passage <> 'pending')
+                   ORDER BY e.seq LIMIT ?""",
                 (after, self.cfg.sync_batch_size)).fetchall()
             if not rows:
                 return sent
@@ -343,8 +376,9 @@ class Agent:
 
     def heartbeat(self) -> list[str]:
         """Report, learn the clock skew, carry out the hub's commands; returns them."""
+        done = json.loads(get_state(self.conn, "commands_done") or "[]")
         sent = time.time()
-        answer = self.client.heartbeat(self.report(), to_iso(utcnow()))
+        answer = self.client.heartbeat(self.report(), to_iso(utcnow()), done=done)
         back = time.time()
         try:
             server = from_iso(str(answer["server_time"])).timestamp()
@@ -356,8 +390,21 @@ class Agent:
         if abs(offset_ms) > 60_000:
             log.warning("this appliance's clock is %+.1f s off the hub's", offset_ms / 1000)
         commands = [str(x) for x in answer["commands"]]
-        for command in commands:
+        ids = answer.get("command_ids")
+        if not isinstance(ids, list) or len(ids) != len(commands):
+            ids = [None] * len(commands)  # a hub that hands commands over once, unconfirmed
+        # the hub has recorded the ids this heartbeat confirmed and no longer lists them; a
+        # listed id that was confirmed all the same is confirmed again, not carried out twice
+        with immediate(self.conn):
+            set_state(self.conn, "commands_done", json.dumps([i for i in ids if i in done]))
+        for command_id, command in zip(ids, commands, strict=True):
+            if command_id is not None and command_id in done:
+                continue
             self.carry_out(command)
+            if command_id is not None:  # confirmed to the hub in the next heartbeat
+                with immediate(self.conn):
+                    mine = json.loads(get_state(self.conn, "commands_done") or "[]")
+                    set_state(self.conn, "commands_done", json.dumps(mine + [command_id]))
         return commands
 
     def carry_out(self, command: str) -> None:
@@ -375,12 +422,21 @@ class Agent:
             log.warning("unknown command from the hub ignored: %s", command)
 
     def roll_credential(self) -> None:
-        credential = self.client.roll()
-        self.link = HubLink(self.link.hub_url, credential, self.link.appliance_id,
-                            self.link.venue_id)
+        """Choose the new credential, write it down, then ask the hub to switch to it: if the
+        answer is lost, the next 401 tries the new credential before anything is wiped."""
+        chosen = secrets.token_urlsafe(32)
+        self.link = dataclasses.replace(self.link, next_credential=chosen)
         save_link(self.cfg, self.link)
-        self.client.credential = credential
+        self.client.roll(chosen)
+        self._promote()
         log.info("hub credential rolled")
+
+    def _promote(self) -> None:
+        assert self.link.next_credential is not None
+        self.link = dataclasses.replace(self.link, credential=self.link.next_credential,
+                                        next_credential=None)
+        save_link(self.cfg, self.link)
+        self.client.credential = self.link.credential
 
     # one round --------------------------------------------------------------------------
 
@@ -389,7 +445,16 @@ class Agent:
         fn = {"revocations": self.pull_revocations, "allowlist": self.pull_allowlist,
               "entries": self.push_entries, "heartbeat": self.heartbeat}[stream]
         try:
-            result = fn()
+            try:
+                result = fn()
+            except Unauthorized:
+                if self.link.next_credential is None:
+                    raise
+                # a roll whose answer was lost: the hub may already know the new credential
+                self.client.credential = self.link.next_credential
+                result = fn()
+                self._promote()
+                log.info("hub credential roll completed after a lost answer")
         except Unauthorized as e:
             wipe(self.cfg, self.conn, "the hub refused this appliance's credential")
             raise Wiped(str(e)) from None

@@ -9,6 +9,7 @@ twice, changes nothing. Holder names and document numbers are sealed before they
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
@@ -41,6 +42,12 @@ def _t(v):
 
 
 def _guarded_upsert(table: str, row: dict[str, Any], key: str = "id") -> str:
+    return _upsert_sql(table, tuple(row), key)
+
+
+@functools.lru_cache(maxsize=64)
+def _upsert_sql(table: str, row: tuple[str, ...], key: str) -> str:
+    """The statement text depends only on the table and the columns: built once each."""
     cols = ", ".join(row)
     marks = ", ".join(f":{c}" for c in row)
     sets = ", ".join(f"{c} = excluded.{c}" for c in row if c != key)
@@ -130,17 +137,17 @@ def _apply_one(conn: sqlite3.Connection, vault: HolderVault, c: Change) -> bool:
                                  "holder_id")}
         row.update(scope=",".join(map(str, d["scope"])), valid_from=_t(d["valid_from"]),
                    valid_until=_t(d["valid_until"]), realname=int(d["realname"]), version=v)
-        cur = conn.execute("SELECT version FROM tickets WHERE id = ?", (d["id"],)).fetchone()
-        if cur and cur[0] >= v:
-            return False
         if row["rfid_uid"]:  # a chip moved to another ticket leaves the old one
+            cur = conn.execute("SELECT version FROM tickets WHERE id = ?", (d["id"],)).fetchone()
+            if cur and cur[0] >= v:
+                return False
             conn.execute("UPDATE tickets SET rfid_uid = NULL WHERE rfid_uid = ? AND id <> ?",
                          (row["rfid_uid"], row["id"]))
         try:
-            conn.execute(_guarded_upsert("tickets", row), row)
+            # the guarded upsert writes nothing (rowcount 0) when the row is as new already
+            return conn.execute(_guarded_upsert("tickets", row), row).rowcount > 0
         except sqlite3.IntegrityError as e:
             raise AllowlistError(f"ticket {d['id']}: {e}") from None
-        return True
     if c.type == "revocation":
         row = {"ticket_id": d["ticket_id"], "serial_below": d["serial_below"],
                "reason": d["reason"], "revoked_at": _t(d["revoked_at"]), "version": v}

@@ -9,7 +9,8 @@
     wicket-edge --config FILE enroll --hub URL --token TOKEN
     wicket-edge --config FILE sync [--once]   the sync agent (see docs/sync-agent.md)
     wicket-edge --config FILE status [--json]
-    wicket-edge --config FILE gates           run the lanes (the gate runtime service)
+    wicket-edge --config FILE gates                           run the lanes (the gate runtime)
+    wicket-edge --config FILE handheld code|list|revoke       pair handhelds, list them, revoke one
 
 Exit status: 0 success (for ``scan``: admitted), 1 refused by the rules, 2 bad input or a fault;
 ``enroll`` and ``sync --once`` also 3 (the hub unreachable or failing: try again) and 4 (the
@@ -65,30 +66,42 @@ def _open(args):
     return cfg, conn, vault
 
 
-def cmd_init(args) -> int:
-    path = config_mod.config_path(args.config)
-    if not path.exists():
+def initialise(path: Path, database: str | None = None, explicit: bool = True,
+               say=print) -> tuple[config_mod.Config, bool, bool]:
+    """Create the configuration file (owner-only, with a new holder key) if there is none, and
+    create or upgrade the database; shared by ``init`` and ``wicket-provision enroll``.
+    Returns the configuration and whether the file and the database were created now."""
+    created_config = not path.exists()
+    if created_config:
         values = {"holder_key": generate_holder_key()}
-        if args.database:
-            values["database"] = args.database
-        elif args.config:
+        if database:
+            values["database"] = database
+        elif explicit:
             values["database"] = "edge.db"  # beside the config file
         config_mod.write_new(path, values)
-        print(f"created {path} (owner-only; it holds the key that seals holder data)")
+        say(f"created {path} (owner-only; it holds the key that seals holder data)")
     cfg = config_mod.load(path)
     HolderVault(cfg.holder_key)  # a bad key is reported now, not at the first scan
     existed = cfg.database.exists()
     db = db_mod.open_db(cfg.database)
-    applied = db_mod.migrate(db)
-    if not existed:
-        print(f"created database {cfg.database}")
-    if applied:
-        print(f"applied migrations: {', '.join(applied)}")
-    else:
-        print(f"database {cfg.database} is up to date")
-    check = db.execute("PRAGMA quick_check").fetchone()[0]
+    try:
+        applied = db_mod.migrate(db)
+        if not existed:
+            say(f"created database {cfg.database}")
+        if applied:
+            say(f"applied migrations: {', '.join(applied)}")
+        else:
+            say(f"database {cfg.database} is up to date")
+        check = db.execute("PRAGMA quick_check").fetchone()[0]
+    finally:
+        db.conn.close()
     if check != "ok":
         raise CliError(f"{cfg.database}: integrity check failed: {check}")
+    return cfg, created_config, not existed
+
+
+def cmd_init(args) -> int:
+    initialise(config_mod.config_path(args.config), args.database, explicit=bool(args.config))
     return EXIT_OK
 
 
@@ -250,6 +263,38 @@ def cmd_status(args) -> int:
     return EXIT_OK
 
 
+def cmd_handheld(args) -> int:
+    from datetime import timedelta
+
+    from edge import handhelds
+
+    _, conn, _ = _open(args)
+    actor = f"cli:{getpass.getuser()}"
+    try:
+        if args.action == "code":
+            p = handhelds.create_pairing(conn, args.name or "", args.lane or [], actor,
+                                         ttl=timedelta(minutes=args.minutes))
+            lanes = ", ".join(p.lanes) or "every enabled lane"
+            print(f"pairing code {p.code} for {p.name!r} ({lanes}); valid once, until "
+                  f"{_local(p.expires_at, _venue_tz(conn))}")
+        elif args.action == "list":
+            for h in handhelds.list_handhelds(conn):
+                token = "paired" if h["token_live"] else "revoked"
+                seen = h["seen_at"] or "never"
+                print(f"{h['device_id']:16} {h['name'][:24]:24} {token:8} "
+                      f"{','.join(h['lanes']) or 'all lanes':16} last heard {seen}  "
+                      f"{h['state']}")
+        else:
+            if not args.device:
+                raise CliError("revoke needs the handheld's device id (see `handheld list`)")
+            n = handhelds.revoke(conn, args.device, actor)
+            print(f"{args.device}: {n} token(s) revoked" if n else
+                  f"{args.device}: no live token (unknown, or revoked already)")
+    except handhelds.HandheldError as e:
+        raise CliError(e.message) from None
+    return EXIT_OK
+
+
 def _venue_tz(conn) -> ZoneInfo:
     row = conn.execute("SELECT timezone FROM venue LIMIT 1").fetchone()
     return ZoneInfo(row[0] if row else "UTC")
@@ -329,6 +374,15 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("gates", help="run the lanes: devices, decisions, turnstiles")
     add_options(s)
     s.set_defaults(func=cmd_gates)
+
+    s = sub.add_parser("handheld", help="handhelds: a one-time pairing code, the list, revoke one")
+    s.add_argument("action", choices=("code", "list", "revoke"))
+    s.add_argument("device", nargs="?", help="for revoke: the handheld's device id")
+    s.add_argument("--name", help="for code: the handheld's name, e.g. 'Gate 1 PDA 3'")
+    s.add_argument("--lane", action="append", help="for code: a lane it may scan for "
+                   "(repeat; default every enabled lane)")
+    s.add_argument("--minutes", type=int, default=10, help="for code: how long it is valid")
+    s.set_defaults(func=cmd_handheld)
     return p
 
 

@@ -127,7 +127,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "sync_batch_size",
         int,
-        500,
+        1000,
         "Entries sent to the hub per batch (1 to 1000).",
     ),
 )
@@ -157,7 +157,7 @@ class Config:
     sync_backoff_max_s: float = 300.0
     hub_timeout_s: float = 30.0
     sync_page_size: int = 2000
-    sync_batch_size: int = 500
+    sync_batch_size: int = 1000
 
     @property
     def credential_path(self) -> Path:

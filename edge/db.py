@@ -103,19 +103,19 @@ def m004_sync_agent(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
+def m005_gate_runtime(db: sqlite_utils.Database) -> None:
+    """What the gate runtime keeps: the passage result of each admission made at a lane with a
+    turnstile (an admission without a passage is annulled: ``admitted`` goes back to 0, so the
+    ticket stays unused), and each device's health metrics (the commands the web pages give the
+    runtime are in ``device_commands``, m006)."""
+    _run_script(db, _M005)
+
+
+@migrations()
 def m006_web(db: sqlite_utils.Database) -> None:
     """The local web pages: a language per staff account, server-side staff sessions, commands
     for the gate runtime (device tests, opening a lane), and where an imported entry came from."""
     _run_script(db, _M006)
-
-
-@migrations()
-def m005_gate_runtime(db: sqlite_utils.Database) -> None:
-    """What the gate runtime keeps: the passage result of each admission made at a lane with a
-    turnstile (an admission without a passage is annulled: ``admitted`` goes back to 0, so the
-    ticket stays unused), each device's health metrics, and the commands the web pages give
-    the runtime."""
-    _run_script(db, _M005)
 
 
 def _run_script(db: sqlite_utils.Database, script: str) -> None:
@@ -324,6 +324,20 @@ ALTER TABLE entries ADD COLUMN ack_reason TEXT;
 CREATE INDEX entries_refused ON entries(ack_reason) WHERE ack_status = 'refused';
 """
 
+# passage: NULL where no turnstile was involved (refusals, handhelds); 'pending' while the lane
+# is open; then 'passed', 'timeout' (nobody came: annulled), 'failed' (the lane could not be
+# opened: annulled), 'no_sensor' (a turnstile without a passage input: the opening counts) or
+# 'unconfirmed' (the runtime stopped while the lane was open: the admission stands, the safe
+# side against a ticket being used twice). An entry still 'pending' is not final: it must not
+# leave the appliance before it is settled.
+_M005 = """
+ALTER TABLE entries ADD COLUMN passage TEXT
+    CHECK (passage IN ('pending', 'passed', 'timeout', 'failed', 'no_sensor', 'unconfirmed'));
+ALTER TABLE entries ADD COLUMN passage_at TEXT;
+CREATE INDEX entries_passage_pending ON entries(seq) WHERE passage = 'pending';
+ALTER TABLE devices ADD COLUMN health TEXT NOT NULL DEFAULT '{}';
+"""
+
 _M006 = """
 ALTER TABLE staff_users ADD COLUMN lang TEXT CHECK (lang IN ('en', 'zh'));
 -- A staff session: the browser holds a random token, the database its SHA-256, so that a
@@ -360,38 +374,54 @@ CREATE INDEX device_commands_pending ON device_commands(id) WHERE status = 'pend
 ALTER TABLE entries ADD COLUMN imported_from TEXT;
 """
 
-# passage: NULL where no turnstile was involved (refusals, handhelds); 'pending' while the lane
-# is open; then 'passed', 'timeout' (nobody came: annulled), 'failed' (the lane could not be
-# opened: annulled), 'no_sensor' (a turnstile without a passage input: the opening counts) or
-# 'unconfirmed' (the runtime stopped while the lane was open: the admission stands, the safe
-# side against a ticket being used twice). An entry still 'pending' is not final: it must not
-# leave the appliance before it is settled.
-_M005 = """
-ALTER TABLE entries ADD COLUMN passage TEXT
-    CHECK (passage IN ('pending', 'passed', 'timeout', 'failed', 'no_sensor', 'unconfirmed'));
-ALTER TABLE entries ADD COLUMN passage_at TEXT;
-CREATE INDEX entries_passage_pending ON entries(seq) WHERE passage = 'pending';
-ALTER TABLE devices ADD COLUMN health TEXT NOT NULL DEFAULT '{}';
--- Work for the gate runtime, written by the web pages: 'test' a device, 'open_lane' after a
--- supervisor's override. The runtime takes a pending row (status -> running, taken_at), does
--- it and writes status done or failed with a JSON result; a row nobody took before expires_at
--- is never carried out.
-CREATE TABLE IF NOT EXISTS device_commands (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+
+@migrations()
+def m007_handhelds(db: sqlite_utils.Database) -> None:
+    """Handhelds: one-time pairing codes, device tokens, the client scan ids that make a
+    handheld's scans idempotent, and each handheld's last heartbeat."""
+    _run_script(db, _M007)
+
+
+_M007 = """
+-- A code an admin created for one handheld: shown once on the admin page, only its hash kept.
+-- lanes is a JSON list of lane codes the handheld may scan for; [] means every enabled lane.
+CREATE TABLE handheld_pairings (
+    code_hash   TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    lanes       TEXT NOT NULL DEFAULT '[]',
     created_at  TEXT NOT NULL,
+    created_by  TEXT NOT NULL,
     expires_at  TEXT NOT NULL,
-    actor       TEXT NOT NULL,
-    command     TEXT NOT NULL CHECK (command IN ('test', 'open_lane')),
-    device_id   TEXT REFERENCES devices(id) ON DELETE CASCADE,
-    lane_id     INTEGER,
-    args        TEXT NOT NULL DEFAULT '{}',
-    status      TEXT NOT NULL DEFAULT 'pending'
-                CHECK (status IN ('pending', 'running', 'done', 'failed')),
-    taken_at    TEXT,
-    done_at     TEXT,
-    result      TEXT,
-    CHECK (device_id IS NOT NULL OR lane_id IS NOT NULL)
-);
-CREATE INDEX IF NOT EXISTS device_commands_pending ON device_commands(id)
-    WHERE status = 'pending';
+    used_at     TEXT,
+    device_id   TEXT REFERENCES devices(id) ON DELETE SET NULL
+) WITHOUT ROWID;
+-- A paired handheld's bearer token, by its hash; the device is a devices row of kind 'handheld'.
+CREATE TABLE handheld_tokens (
+    token_hash  TEXT PRIMARY KEY,
+    device_id   TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+    created_at  TEXT NOT NULL,
+    revoked_at  TEXT
+) WITHOUT ROWID;
+CREATE INDEX handheld_tokens_device ON handheld_tokens(device_id);
+-- Each scan a handheld sent, by the id the handheld gave it: written in the transaction that
+-- records its entry, so a resent scan returns the verdict it got and is never decided twice.
+-- fingerprint tells a resend from a different scan reusing the id; verdict is language-free
+-- JSON with masked holder data only; scanned_at is the handheld's own clock, as sent.
+CREATE TABLE handheld_scans (
+    client_scan_id  TEXT PRIMARY KEY,
+    device_id       TEXT NOT NULL,
+    entry_id        TEXT NOT NULL UNIQUE REFERENCES entries(id) ON DELETE CASCADE,
+    fingerprint     TEXT NOT NULL,
+    scanned_at      TEXT,
+    verdict         TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE handheld_status (
+    device_id      TEXT PRIMARY KEY REFERENCES devices(id) ON DELETE CASCADE,
+    seen_at        TEXT NOT NULL,
+    battery        INTEGER CHECK (battery BETWEEN 0 AND 100),
+    charging       INTEGER CHECK (charging IN (0, 1)),
+    app_version    TEXT NOT NULL DEFAULT '',
+    queue_depth    INTEGER NOT NULL DEFAULT 0 CHECK (queue_depth >= 0),
+    clock_skew_ms  INTEGER
+) WITHOUT ROWID;
 """

@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -240,8 +241,6 @@ def import_entries(conn: sqlite3.Connection, holder_key: str, data: bytes, actor
 def iter_files(roots: list[str], suffixes: tuple[str, ...] = (".jsonl", ".json")
                ) -> Iterator[str]:
     """Files on mounted USB sticks (under ``roots``) that may be imports, newest first."""
-    import os
-
     found = []
     for root in roots:
         for dirpath, dirnames, filenames in os.walk(root):

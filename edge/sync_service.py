@@ -132,6 +132,9 @@ def run_once(cfg: config_mod.Config) -> int:
         state = HubLinkState(conn, cfg.sync_backoff_max_s)
         try:
             failures = agent.run_once()
+        except sqlite3.OperationalError as e:  # e.g. busy beyond the timeout
+            _say(f"wicket-edge: database busy, try again: {e}")
+            return EXIT_TEMPORARY
         except Wiped as e:
             _say(f"wicket-edge: {e}; personal data wiped, syncing stopped")
             return EXIT_UNAUTHORIZED

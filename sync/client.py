@@ -110,12 +110,17 @@ class HubClient:
         return self._call("POST", "/entries", json_body={"entries": entries},
                           expect=("stored", "duplicate", "conflict", "refused"))
 
-    def heartbeat(self, state: dict[str, Any], clock: str) -> dict[str, Any]:
-        return self._call("POST", "/heartbeat", json_body={"state": state, "clock": clock},
+    def heartbeat(self, state: dict[str, Any], clock: str, done: list[int] | None = None
+                  ) -> dict[str, Any]:
+        """``done``: ids of the hub's commands carried out since the hub last heard of it."""
+        return self._call("POST", "/heartbeat",
+                          json_body={"state": state, "clock": clock, "done": done or []},
                           expect=("server_time", "commands"))
 
-    def roll(self) -> str:
-        return self._call("POST", "/roll", json_body={}, expect=("credential",))["credential"]
+    def roll(self, credential: str | None = None) -> str:
+        """A new credential; ``credential`` is one the appliance chose (and kept) itself."""
+        body = {"credential": credential} if credential else {}
+        return self._call("POST", "/roll", json_body=body, expect=("credential",))["credential"]
 
     # -- one request, every failure mapped ---------------------------------------------------
 

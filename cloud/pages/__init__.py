@@ -49,6 +49,7 @@ def init_pages(app: Flask) -> None:
         auth,
         conflicts,
         keys,
+        ops,
         sessions,
         staff,
         tickets,
@@ -63,7 +64,7 @@ def init_pages(app: Flask) -> None:
     babel.domain_instance = PoDomain({"zh": translations_from_po(
         TRANSLATIONS / "zh" / "LC_MESSAGES" / "messages.po")})
     blueprints = [auth.bp, venues.bp, sessions.bp, tickets.bp, appliances.bp, keys.bp,
-                  staff.bp, conflicts.bp]
+                  staff.bp, conflicts.bp, ops.bp, ops.wall_bp]
     app.extensions[web.PAGES] = {bp.name for bp in blueprints}
     for bp in blueprints:
         app.register_blueprint(bp)

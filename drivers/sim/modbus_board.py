@@ -58,6 +58,11 @@ class ModbusBoardSim(SerialSim):
     def stopped(self) -> None:
         self.coils = [False] * len(self.coils)  # power lost: relays drop out
         self._buffer = b""
+        # The timers that end a PASS pulse are gone with the power: a passage contact is
+        # momentary and must not read as closed after the replug. (The alarm input is the
+        # turnstile's own and keeps its state.)
+        for index in self.pass_inputs.values():
+            self.inputs[index] = False
 
     # --- the bus ---------------------------------------------------------------------------
 

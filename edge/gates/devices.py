@@ -66,7 +66,7 @@ class DeviceRow:
 def build_driver(row: DeviceRow, passage_timeout_s: float | None = None):
     """The driver for a device row. The ``model`` setting picks the driver of a kind with
     several (turnstile: modbus, onetech, usb_relay; barcode_scanner: serial, wedge)."""
-    from drivers import config as driver_config
+    from drivers import settings as driver_config
 
     settings = dict(row.config)
     if "__invalid__" in settings:

@@ -11,6 +11,7 @@ from edge import staff as staff_mod
 from edge import status
 from edge.web.app import get_conn
 from edge.web.auth import end_sessions, policy_message, require
+from edge.web.helpers import kind_name, local
 
 bp = Blueprint("admin", __name__)
 
@@ -29,16 +30,35 @@ def _minutes() -> int:
         return 15
 
 
+def _dashboard() -> dict:
+    """The dashboard's figures, with the words the screen shows for kinds, directions and
+    states in the page's language."""
+    data = status.dashboard(get_conn(), _minutes())
+    for lane in data["lanes"]:
+        lane["direction_name"] = _("in") if lane["direction"] == "in" else _("out")
+    for device in data["devices"]:
+        device["kind_name"] = kind_name(device["kind"])
+        device["state_name"] = device["state"] + (f" ({_('not reporting')})"
+                                                  if device["silent"] else "")
+    for stream in data["sync"]["streams"]:
+        stream["last_ok_local"] = local(stream["last_ok_at"]) or _("never")
+    sync = data["sync"]
+    sync["last_down_local"] = local(sync["last_down_at"]) or _("never")
+    sync["last_up_local"] = local(sync["last_up_at"]) or _("never")
+    data["at_local"] = local(data["at"])
+    return data
+
+
 @bp.route("/dashboard")
 @require("supervisor")
 def dashboard():
-    return render_template("dashboard.html", data=status.dashboard(get_conn(), _minutes()))
+    return render_template("dashboard.html", data=_dashboard())
 
 
 @bp.route("/dashboard.json")
 @require("supervisor")
 def dashboard_json():
-    return jsonify(status.dashboard(get_conn(), _minutes()))
+    return jsonify(_dashboard())
 
 
 @bp.route("/staff", methods=["GET", "POST"])

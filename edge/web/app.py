@@ -102,7 +102,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     database = Path(app.config["DATABASE"])
     if not database.exists():
         raise config_mod.ConfigError(f"{database}: no database yet; run `wicket-edge init`")
-    pending = db_mod.migrations.pending(db_mod.open_db(database))
+    db = db_mod.open_db(database)
+    try:
+        pending = list(db_mod.migrations.pending(db))
+    finally:
+        db.close()
     if pending:
         raise config_mod.ConfigError(f"{database}: the database needs an upgrade; run "
                                      "`wicket-edge init`")
@@ -116,6 +120,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     helpers.init_app(app)
     _error_pages(app)
 
+    from edge.web import handheld
     from edge.web.admin import bp as admin_bp
     from edge.web.devices import bp as devices_bp
     from edge.web.emergency import bp as emergency_bp
@@ -128,6 +133,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(venue_bp)
     app.register_blueprint(emergency_bp)
     app.register_blueprint(gate_bp)
+    handheld.register(app)
 
     @app.after_request
     def security_headers(response):

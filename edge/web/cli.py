@@ -29,7 +29,12 @@ def serve(config_path: str | None, bind: str | None = None, workers: int | None 
         print(f"wicket-edge: {cfg.database}: no database yet; run `wicket-edge init`",
               file=sys.stderr)
         return 2
-    if db_mod.migrations.pending(db_mod.open_db(cfg.database)):
+    db = db_mod.open_db(cfg.database)
+    try:
+        pending = list(db_mod.migrations.pending(db))
+    finally:
+        db.close()
+    if pending:
         print(f"wicket-edge: {cfg.database}: the database needs an upgrade; run "
               "`wicket-edge init`", file=sys.stderr)
         return 2
@@ -53,6 +58,9 @@ def serve(config_path: str | None, bind: str | None = None, workers: int | None 
             self.cfg.set("accesslog", "-")
             self.cfg.set("graceful_timeout", 10)
             self.cfg.set("proc_name", "wicket-edge-web")
+            # no runtime control socket: unused here, and its default path is shared by every
+            # gunicorn of the user, so two servers on one box would fight over it
+            self.cfg.set("control_socket_disable", True)
 
         def load(self):
             return create_app(app_config)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 from flask import (
@@ -25,6 +26,7 @@ from edge import audit, emergency
 from edge.allowlist import AllowlistError, import_file
 from edge.web.app import get_conn, web
 from edge.web.auth import require
+from sync.timeutil import to_iso
 
 log = logging.getLogger(__name__)
 bp = Blueprint("emergency", __name__, url_prefix="/emergency")
@@ -62,6 +64,14 @@ def index():
 @require("admin")
 def export():
     since = request.form.get("since", "").strip() or None
+    if since is not None:
+        try:
+            parsed = datetime.fromisoformat(since)
+        except ValueError:
+            flash(_("Give the time as 2026-07-01T08:00 (UTC), or leave it empty for all "
+                    "entries."), "error")
+            return redirect(url_for("emergency.index"), 303)
+        since = to_iso(parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC))
     name, data = emergency.export_entries(get_conn(), current_app.config["HOLDER_KEY"],
                                           g.user.username, since)
     log.info("entries exported by %s: %s (%d bytes)", g.user.username, name, len(data))

@@ -19,6 +19,7 @@ from edge import audit, commands, status
 from edge.db import immediate
 from edge.engine import Decision, Scan, ScanKind
 from edge.reasons import Reason, colour, words
+from edge.web import details
 from edge.web.app import get_conn, get_engine
 from edge.web.auth import require
 from edge.web.i18n import current_language
@@ -66,7 +67,7 @@ def verdict_json(conn, d: Decision, lang: str, checked_only: bool = False) -> di
         "reason": str(d.reason),
         "colour": colour(d.reason),
         "words": words(d.reason, lang),
-        "detail": d.detail,
+        "detail": details.translate(d.detail),
         "admitted": d.reason is Reason.OK,
         "open_lane": d.open_lane,
         "checked_only": checked_only,
@@ -154,10 +155,14 @@ def override():
         lane_id, gate_id, direction = row
         ticket_id = session_id = None
         if refused_id is not None:
-            ref = conn.execute("SELECT ticket_id, session_id, reason, lane_id FROM entries "
+            ref = conn.execute("SELECT ticket_id, session_id, admitted FROM entries "
                                "WHERE id = ?", (str(refused_id),)).fetchone()
             if ref is None:
                 return _bad(_("That scan is not on this appliance."), 404)
+            if ref[2]:
+                # admitting it twice would count the person twice (and raise a conflict at the
+                # hub); a lane that did not open for an admitted scan is opened without a ticket
+                return _bad(_("That scan was admitted already: open anyway without it."), 409)
             ticket_id, session_id = ref[0], ref[1]
         cursor = conn.execute("SELECT cursor FROM sync_state WHERE stream = 'allowlist'"
                               ).fetchone()
@@ -220,7 +225,7 @@ def feed():
         items.append({
             "seq": seq, "entry_id": entry_id, "at": _local(conn, at), "lane": lane,
             "direction": direction, "reason": reason, "colour": colour(r),
-            "words": words(r, lang), "detail": detail, "ticket": number,
+            "words": words(r, lang), "detail": details.translate(detail), "ticket": number,
             "zone": zone, "seat": seat,
             "holder": {"name": name, "document": doc} if name else None,
             "first_entry_at": first, "override": detail.startswith("override by "),

@@ -166,7 +166,7 @@ def test_conflicts_double_admission_and_admission_after_revocation(hub):
                      "double_admission", "double_admission"]
 
 
-def test_heartbeat_keeps_the_report_and_hands_over_commands_once(hub):
+def test_heartbeat_keeps_the_report_and_hands_over_commands_until_confirmed(hub):
     from cloud.db import appliances as appliances_table
 
     client, engine, reg = hub
@@ -179,18 +179,25 @@ def test_heartbeat_keeps_the_report_and_hands_over_commands_once(hub):
     r = client.post("/api/sync/v1/heartbeat", headers=h,
                     json={"state": {"queue": 3, "version": "0.1.0"}, "clock": ahead})
     assert r.status_code == 200 and r.get_json()["commands"] == ["resync"]
+    (command_id,) = r.get_json()["command_ids"]
     with engine.connect() as conn:
         row = conn.execute(sa.select(appliances_table.c.reported,
                                      appliances_table.c.clock_skew_ms)).first()
     assert row.reported == {"queue": 3, "version": "0.1.0"}
     assert 3000 < row.clock_skew_ms < 6000
+    # not confirmed (the answer may have been lost on the way): handed over again
     again = client.post("/api/sync/v1/heartbeat", headers=h, json={"state": {}}).get_json()
-    assert again["commands"] == []
+    assert again["commands"] == ["resync"] and again["command_ids"] == [command_id]
+    again = client.post("/api/sync/v1/heartbeat", headers=h,
+                        json={"state": {}, "done": [command_id]}).get_json()
+    assert again["commands"] == [] and again["command_ids"] == []
     with engine.connect() as conn:
         row = conn.execute(sa.select(appliances_table.c.reported,
                                      appliances_table.c.clock_skew_ms)).first()
     assert row.reported == {} and row.clock_skew_ms is None
     bad = client.post("/api/sync/v1/heartbeat", headers=h, json={"state": [], "clock": "x"})
+    assert bad.status_code == 400
+    bad = client.post("/api/sync/v1/heartbeat", headers=h, json={"state": {}, "done": ["1"]})
     assert bad.status_code == 400
 
 

@@ -211,3 +211,21 @@ def test_an_annulled_unlock_survives_a_failed_poll(board, turnstile):
         turnstile.poll(0.0)
     board.garble = False
     assert kinds(turnstile.poll(0.0)) == [(Kind.TIMEOUT, Direction.B)]
+
+
+def test_a_board_unplugged_mid_passage_comes_back_with_its_passage_contact_open(board, turnstile):
+    board.person = "passes"
+    board.pass_pulse_s = 30.0  # the contact is still closed when the power goes
+    turnstile.unlock(Direction.A)
+    until(lambda: board.inputs[board.pass_inputs["A"]])
+    board.unplug()
+    assert board.inputs[board.pass_inputs["A"]] is False
+    board.replug()
+    turnstile.close()
+    turnstile.open()
+    turnstile.poll(0.0)
+    board.person = NEVER
+    turnstile.unlock(Direction.A)
+    # nobody passes after the replug: a stuck contact would have reported a passage
+    events = kinds(poll_until(turnstile, bool, timeout=30))
+    assert events == [(Kind.TIMEOUT, Direction.A)]

@@ -71,7 +71,7 @@ class HubProcess:
             try:
                 requests.post(f"{self.url}/api/sync/v1/heartbeat", json={}, timeout=2)
                 return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not up yet, or slow to start
                 assert self.proc.poll() is None, "the hub process exited"
                 time.sleep(0.1)
         raise AssertionError("the hub did not start")

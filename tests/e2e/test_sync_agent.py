@@ -146,8 +146,10 @@ def test_a_revoked_appliance_is_refused_and_wipes_its_personal_data(hub, make_ap
     with hub.begin() as conn:
         appliance_id = conn.execute(sa.text("SELECT id FROM appliances")).scalar()
         appliances.revoke(conn, appliance_id)
-    r = box.cli("sync", "--once")
-    assert r.returncode == 4 and "wiped" in r.stderr
+    box.start_agent()  # the service: its first call gets 401, it wipes and stops
+    wait_for(lambda: box.agent.poll() is not None, what="the agent to stop")
+    code, err = box.stop_agent()
+    assert code == 4 and "personal data wiped" in err
     assert box.query("SELECT count(*) FROM holders") == [(0,)]
     assert box.query("SELECT count(*) FROM tickets WHERE holder_id IS NOT NULL") == [(0,)]
     assert not box.cfg.credential_path.exists()

@@ -77,13 +77,6 @@ class ScriptedBoard(ModbusBoardSim):
         super().__init__(*args, **kw)
         self.script = list(script)
 
-    def stopped(self) -> None:
-        # Unplugging drops the simulator's timers, including the one that ends a PASS pulse;
-        # the turnstile's contact does not stay closed because the board lost power.
-        super().stopped()
-        for index in self.pass_inputs.values():
-            self.inputs[index] = False
-
     def _unlocked(self, direction: str) -> None:
         if self.script:
             self.person = self.script.pop(0)

@@ -345,8 +345,6 @@ def test_chinese_names_keep_only_the_first_and_last_character(name):
     assert masked[0] == name[0]
     assert masked[1:-1] == "*" * (len(name) - 2)
     assert masked[-1] == ("*" if len(name) == 2 else name[-1])
-    if len(name) > 2:
-        assert name[1:-1] not in masked
 
 
 @given(st.lists(st.text(alphabet=cjk, min_size=1, max_size=6), min_size=2, max_size=3))

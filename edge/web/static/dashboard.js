@@ -22,9 +22,9 @@
   }
   var rows = {
     gates: function (d) { return d.gates.map(function (g) { return [g.gate + " " + (g.gate_name || ""), g.admitted, g.refused]; }); },
-    lanes: function (d) { return d.lanes.map(function (l) { return [l.lane, l.gate, l.direction, l.admitted, l.refused]; }); },
-    devices: function (d) { return d.devices.map(function (x) { return [x.id, x.kind, x.lane, x.state + (x.silent ? " (?)" : ""), x.detail]; }); },
-    streams: function (d) { return d.sync.streams.map(function (s) { return [s.stream, s.cursor, s.last_ok_at || "–", s.detail]; }); }
+    lanes: function (d) { return d.lanes.map(function (l) { return [l.lane, l.gate, l.direction_name, l.admitted, l.refused]; }); },
+    devices: function (d) { return d.devices.map(function (x) { return [x.id, x.kind_name, x.lane, x.state_name, x.detail]; }); },
+    streams: function (d) { return d.sync.streams.map(function (s) { return [s.stream, s.cursor, s.last_ok_local, s.detail]; }); }
   };
   function refresh() {
     fetch(root.dataset.url, {headers: {"Accept": "application/json", "X-Requested-With": "fetch"}, credentials: "same-origin"})

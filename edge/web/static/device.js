@@ -6,6 +6,13 @@
       if (!window.confirm(b.textContent + "?")) { ev.preventDefault(); }
     });
   });
+  // picking what the box has fills the connection field (which is what is saved)
+  document.querySelectorAll("select.found").forEach(function (select) {
+    select.addEventListener("change", function () {
+      var field = select.form.querySelector("input[name=connection]");
+      if (field && select.value) { field.value = select.value; }
+    });
+  });
   var section = document.getElementById("device-test");
   if (!section) { return; }
   var base = section.dataset.commandUrl.replace(/0\.json$/, "");

@@ -134,7 +134,7 @@
     var li = document.createElement("li");
     li.className = item.colour;
     li.dataset.reason = item.reason;
-    [item.at, item.lane, item.words + (item.override ? " (override)" : ""),
+    [item.at, item.lane, item.words + (item.override ? " (" + t.tOverride + ")" : ""),
      [item.ticket, item.zone, item.seat, item.holder ? item.holder.name + " " + item.holder.document : ""].filter(Boolean).join(" · ")
     ].forEach(function (text) { var s = document.createElement("span"); s.textContent = text || ""; li.appendChild(s); });
     return li;

@@ -215,3 +215,13 @@ def test_language_from_the_browser_and_per_account(app, as_role, appliance, user
     r = other.get("/gate/", headers={"Accept-Language": "en"})
     assert "闸机".encode() in r.data or "检票".encode() in r.data
     assert b.post("/language", {"lang": "fr"}).status_code == 400
+
+
+def test_login_never_redirects_off_the_appliance(app, users):
+    for target, expected in (("/gate/?lane=N1", "/gate/?lane=N1"), ("//evil.example/", "/"),
+                             ("https://evil.example/", "/"), ("/\\evil.example", "/")):
+        b = Browser(app.test_client())
+        b.get("/login")
+        r = b.post(f"/login?next={target}", {"username": "gate",
+                                             "password": PASSWORDS["gate"]})
+        assert r.status_code == 302 and r.headers["Location"] == expected, target

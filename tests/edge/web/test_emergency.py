@@ -138,6 +138,12 @@ def test_a_changed_or_cut_file_is_refused(as_role, appliance, other):
 def test_own_export_imports_without_a_fingerprint(as_role, appliance):
     scan_some(appliance, 2)
     a = as_role("admin")
+    a.get("/emergency/")
+    r = a.post("/emergency/export", {"since": "yesterday"})
+    assert r.status_code == 303
+    assert "Give the time as" in a.get("/emergency/").data.decode()
+    r = a.post("/emergency/export", {"since": "2999-01-01T00:00"})
+    assert json.loads(r.data.split(b"\n")[0])["count"] == 0
     _, data = export_from(a)
     result = emergency.import_entries(appliance["conn"], appliance["holder_key"], data, "test")
     assert (result.count, result.added, result.present) == (3, 0, 3)

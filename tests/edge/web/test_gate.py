@@ -126,6 +126,14 @@ def test_override_needs_a_supervisor_and_a_reason(as_role, appliance):
     # the ticket now counts as inside
     again = sup.post_json("/gate/scan.json", {"lane": "S1", "code": code_of(venue, "wrong_gate")})
     assert again.json["reason"] == "ALREADY_ENTERED"
+    # an override of an admitted scan would count the person twice: refused
+    r = sup.post_json("/gate/override.json", {**body, "entry_id": entry_id})
+    assert r.status_code == 409
+    # without a scan it opens the lane for nobody's ticket
+    r = sup.post_json("/gate/override.json", {"lane": "N1", "reason": "lane jammed, retry"})
+    assert r.status_code == 201
+    assert conn.execute("SELECT ticket_id, admitted FROM entries WHERE id = ?",
+                        (r.json["entry_id"],)).fetchone() == (None, 1)
     # an unknown refused entry is refused, and nothing is written
     before = conn.execute("SELECT count(*) FROM entries").fetchone()
     r = sup.post_json("/gate/override.json", {**body, "entry_id": "0" * 36})
@@ -160,3 +168,34 @@ def test_the_live_feed_shows_every_source_with_masked_holders(as_role, appliance
     assert later["items"] == []
     only_n2 = b.get("/gate/feed.json?lane=N2").json
     assert [i["lane"] for i in only_n2["items"]] == ["N2"]
+
+
+def test_engine_details_are_shown_in_chinese(as_role, appliance):
+    from edge.web.details import FIXED, PATTERNS
+
+    venue = appliance["venue"]
+    b = as_role("supervisor")
+    b.post("/language", {"lang": "zh"})
+    seen = {}
+    for name, lane in (("seated", "N1"), ("seated", "N2"), ("refunded", "N1"),
+                       ("blocked", "N1"), ("wrong_gate", "N1"), ("evening", "N1"),
+                       ("realname", "S1")):
+        r = b.post_json("/gate/scan.json", {"lane": lane, "code": code_of(venue, name)}).json
+        seen[name if lane != "N2" else "repeat"] = r["detail"]
+    r = b.post_json("/gate/scan.json", {"lane": "N1", "code": "x"}).json
+    seen["typed"] = r["detail"]
+    assert seen["repeat"] == "已在场内"
+    assert seen["wrong_gate"] == "South Stand 区不能从本入口进入"
+    assert seen["realname"] == "实名票：请同时读取持票人身份证"
+    assert seen["typed"] == "既不是票码，也不是已知票号"
+    assert seen["refunded"].startswith("已作废：")
+    assert seen["evening"].startswith("Evening final：") and "开始入场" in seen["evening"]
+    assert seen["blocked"] == "票在黑名单中"
+    assert seen["seated"] == ""
+    feed = b.get("/gate/feed.json?lane=N2").json["items"]
+    assert feed[0]["detail"] == "已在场内"
+    # the entries keep the engine's English for the hub and the logs
+    assert appliance["conn"].execute(
+        "SELECT detail FROM entries WHERE reason = 'ALREADY_ENTERED'").fetchone() == \
+        ("already inside",)
+    assert len(FIXED) >= 30 and len(PATTERNS) >= 10

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from babel.messages.extract import extract_from_dir
+from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.pofile import read_po
 
 from sync.i18n import translations_from_po
@@ -16,8 +16,9 @@ PO = WEB / "translations" / "zh.po"
 def _used_messages() -> set[str]:
     method_map = [("**.py", "python"), ("templates/**.html", "jinja2")]
     found = set()
+    keywords = {**DEFAULT_KEYWORDS, "_l": None}
     for _file, _line, message, _comments, _context in extract_from_dir(
-            str(WEB), method_map, options_map={"templates/**.html": {}}):
+            str(WEB), method_map, options_map={"templates/**.html": {}}, keywords=keywords):
         found.add(message if isinstance(message, str) else message[0])
     return found
 

@@ -38,8 +38,9 @@ def test_every_route_refuses_without_a_session(app, users):
     page = Browser(client)
     page.get("/login")
     checked = 0
+    own = app.extensions.get("wicket_own_auth", set())  # each walks its own (handheld API)
     for endpoint, method, url in routes:
-        if endpoint in OPEN:
+        if endpoint in OPEN or endpoint.split(".")[0] in own:
             continue
         for headers in ({}, {"X-Requested-With": "fetch", "Accept": "application/json"}):
             kw = {"headers": dict(headers)}

@@ -1,0 +1,206 @@
+"""The handheld API (``/api/v1/``, JSON, bearer device tokens) and the handheld page.
+
+The views only translate HTTP to :mod:`edge.handhelds` and back. Every refusal is a 4xx/5xx
+answer ``{"error": code, "message": words}``; verdicts carry the engine's reasons with their
+words in the language the request asks for (``Accept-Language``, English or Chinese) and the
+holder masked. Documented in ``docs/edge-openapi.json``; see ``docs/handheld.md``.
+
+The page (``/handheld/``) is static: everything it does goes through the same API with the
+token it keeps in the browser's localStorage, so it needs no staff session.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from flask import Blueprint, Response, abort, current_app, g, jsonify, request
+from flask_babel import force_locale
+from werkzeug.exceptions import HTTPException
+
+from edge import handhelds
+from edge.handhelds import HandheldError
+from edge.web.details import translate
+from edge.web.i18n import LOCALES
+
+log = logging.getLogger(__name__)
+
+PAGE_DIR = Path(__file__).resolve().parent / "handheld"
+MAX_BATCH_BYTES = 1024 * 1024
+_STATUS = {
+    "unauthorized": 401,
+    "device_disabled": 403,
+    "lane_not_allowed": 403,
+    "unknown_lane": 404,
+    "lane_disabled": 409,
+    "bad_code": 400,
+    "code_used": 410,
+    "code_expired": 410,
+    "client_scan_id_reused": 409,
+    "batch_too_large": 413,
+}
+
+api = Blueprint("handheld_api", __name__, url_prefix="/api/v1")
+page = Blueprint("handheld_page", __name__, url_prefix="/handheld")
+PUBLIC_ENDPOINTS = {"handheld_api.pair"}
+
+
+def _web():
+    return current_app.extensions["wicket"]
+
+
+def _group() -> handhelds.GroupCommit:
+    return current_app.extensions["handheld_group"]
+
+
+def _lang() -> str:
+    """The first of English and Chinese in the request's Accept-Language, by quality."""
+    for value, _quality in request.accept_languages:  # best first
+        primary = value.split("-")[0].split("_")[0].lower()
+        if primary in ("en", "zh"):
+            return primary
+    return "en"
+
+
+def _error(status: int, code: str, message: str, **extra):
+    response = jsonify(error=code, message=message, **extra)
+    response.status_code = status
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="wicket-handheld"'
+    return response
+
+
+def _body():
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise HandheldError("bad_json", "the request body must be a JSON object")
+    return body
+
+
+@api.errorhandler(HandheldError)
+def _handheld_error(e: HandheldError):
+    extra = {"items": e.items} if e.items is not None else {}
+    return _error(_STATUS.get(e.code, 400), e.code, e.message, **extra)
+
+
+def _http_error(e: HTTPException):
+    code = (e.name or "error").lower().replace(" ", "_")
+    return _error(e.code or 500, code, e.description or e.name)
+
+
+@api.errorhandler(Exception)
+def _internal_error(e: Exception):
+    if isinstance(e, HTTPException):
+        return _http_error(e)
+    log.exception("handheld API: internal error on %s %s", request.method, request.path)
+    return _error(500, "internal_error", "the appliance could not handle this request; it is "
+                  "in the appliance log")
+
+
+@api.before_request
+def _authenticate():
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return None
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer":
+        token = ""
+    g.handheld = handhelds.authenticate(_web().conn(), token.strip())
+    return None
+
+
+@api.post("/pair")
+def pair():
+    body = _body()
+    code = body.get("code")
+    if not isinstance(code, str):
+        raise HandheldError("bad_code", "code must be the pairing code the admin page shows")
+    version = body.get("app_version", "")
+    paired = handhelds.pair(_web().conn(), code, app_version=version if isinstance(
+        version, str) else "")
+    return jsonify(device_id=paired.device_id, token=paired.token, name=paired.name,
+                   lanes=handhelds.lanes_for(_web().conn(), handhelds.Handheld(
+                       paired.device_id, paired.name, paired.lanes))), 201
+
+
+@api.get("/lanes")
+def lanes():
+    h = g.handheld
+    return jsonify(device_id=h.device_id, name=h.name,
+                   lanes=handhelds.lanes_for(_web().conn(), h))
+
+
+def _with_detail_words(verdicts: list[dict], lang: str) -> list[dict]:
+    """The engine's detail line (kept in English with the entry) in the verdict's language."""
+    with force_locale(LOCALES[lang]):
+        for v in verdicts:
+            v["detail_words"] = translate(v["detail"])
+    return verdicts
+
+
+@api.post("/scan")
+def scan():
+    req = handhelds.parse_scan(_body())
+    lang = _lang()
+    verdict = handhelds.scan(_web().engine(), g.handheld, req, lang, group=_group())
+    return jsonify(_with_detail_words([verdict], lang)[0])
+
+
+@api.post("/scans")
+def scans():
+    if (request.content_length or 0) > MAX_BATCH_BYTES:
+        raise HandheldError("batch_too_large", f"a batch is at most {MAX_BATCH_BYTES} bytes: "
+                            "send the queue in parts, oldest first")
+    lang = _lang()
+    results = handhelds.upload(_web().engine(), g.handheld, _body(), lang, group=_group())
+    return jsonify(results=_with_detail_words(results, lang))
+
+
+@api.post("/heartbeat")
+def heartbeat():
+    return jsonify(handhelds.heartbeat(_web().conn(), g.handheld, _body()))
+
+
+# -- the page --------------------------------------------------------------------------------
+
+
+ASSETS = {"index.html": "text/html; charset=utf-8",
+          "app.js": "text/javascript; charset=utf-8",
+          "app.css": "text/css; charset=utf-8",
+          "manifest.json": "application/manifest+json"}
+
+
+def _asset(name: str) -> Response:
+    # read whole (a few kilobytes each): no file stays open behind a response nobody closed
+    response = Response((PAGE_DIR / name).read_bytes(), mimetype=ASSETS[name])
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+@page.get("/")
+def index():
+    response = _asset("index.html")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@page.get("/<name>")
+def asset(name: str):
+    if name not in ASSETS or name == "index.html":
+        abort(404)
+    return _asset(name)
+
+
+def register(app) -> None:
+    """Add the API and the page to ``app``; both check their own tokens, never a staff
+    session (the page is static and goes through the API). The scans of all request threads
+    of the process share commits (GroupCommit)."""
+    from edge.web.auth import own_auth
+
+    own_auth(app, api)
+    own_auth(app, page)
+    web = app.extensions["wicket"]
+    app.extensions["handheld_group"] = handhelds.GroupCommit(
+        lambda: web.engine(), lock_path=f"{web.database}-handheld.lock")
+    app.register_blueprint(api)
+    app.register_blueprint(page)

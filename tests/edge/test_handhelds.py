@@ -1,0 +1,150 @@
+"""The handheld rules without HTTP: the engine's on_record hook and the recording race."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+
+import pytest
+
+from edge import db as db_mod
+from edge import handhelds
+from edge.engine import Engine, GroupScan, Scan, ScanKind
+from edge.holders import HolderVault
+from edge.reasons import Reason
+from tests.conftest import NOW
+
+
+def entries(conn) -> int:
+    return conn.execute("SELECT count(*) FROM entries").fetchone()[0]
+
+
+def test_decide_all_commits_once_and_rolls_back_only_the_scan_whose_hook_failed(
+        engine, loaded, venue):
+    class Stop(Exception):
+        pass
+
+    seen = []
+
+    def refuse(conn, decision):
+        assert conn.execute("SELECT count(*) FROM entries WHERE id = ?",
+                            (decision.entry_id,)).fetchone()[0] == 1
+        raise Stop
+
+    def keep(conn, decision):
+        seen.append(decision.entry_id)
+
+    code = venue.tickets[1002].code
+    other = venue.tickets[1006].code
+    results = engine.decide_all([
+        GroupScan(Scan(ScanKind.QR, code), "N1", NOW, refuse),
+        GroupScan(Scan(ScanKind.QR, code), "N1", NOW, keep),
+        GroupScan(Scan(ScanKind.QR, code), "N2", NOW, keep),
+        GroupScan(Scan(ScanKind.QR, other), "N1", NOW)])
+    assert isinstance(results[0], Stop)
+    # the refused scan left nothing behind: the next one is the ticket's first entry
+    assert [r.reason for r in results[1:]] == [Reason.OK, Reason.ALREADY_ENTERED, Reason.OK]
+    assert seen == [results[1].entry_id, results[2].entry_id]
+    assert entries(loaded) == 3 and not loaded.in_transaction
+    # one group, one decision at a time: the same answers as deciding them one by one
+    d = engine.decide(Scan(ScanKind.QR, other), "N2", NOW)
+    assert d.reason is Reason.ALREADY_ENTERED
+
+
+def test_a_database_error_fails_the_whole_group_and_records_nothing(engine, loaded, venue):
+    def broken(conn, decision):
+        conn.execute("INSERT INTO no_such_table VALUES (1)")
+
+    results = engine.decide_all([
+        GroupScan(Scan(ScanKind.QR, venue.tickets[1006].code), "N1", NOW),
+        GroupScan(Scan(ScanKind.QR, venue.tickets[1002].code), "N1", NOW, broken)])
+    assert [r.reason for r in results] == [Reason.DEVICE_ERROR] * 2
+    assert all(not r.open_lane and r.entry_id is None for r in results)
+    assert entries(loaded) == 0
+
+
+def test_a_group_commit_decides_what_waits_together_and_answers_each(loaded, db_path,
+                                                                     holder_key, venue):
+    local = threading.local()
+    commits = []
+
+    def engine_here():
+        if getattr(local, "engine", None) is None:
+            c = db_mod.connect(db_path)
+            c.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+            local.engine = Engine(c, HolderVault(holder_key))
+        return local.engine
+
+    group = handhelds.GroupCommit(engine_here)
+    tickets = [1002 + 4 * i for i in range(8)]
+    barrier = threading.Barrier(len(tickets) * 2)
+    answers = {}
+
+    def send(i, tid):
+        barrier.wait()
+        answers[i] = group.decide([GroupScan(Scan(ScanKind.QR, venue.tickets[tid].code),
+                                             ("N1", "N2")[i % 2], NOW)])[0]
+
+    threads = [threading.Thread(target=send, args=(i, tid))
+               for i, tid in enumerate(tickets + tickets)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(answers) == len(threads)
+    for tid in tickets:
+        reasons = sorted(str(a.reason) for a in answers.values() if a.ticket.id == tid)
+        assert reasons == ["ALREADY_ENTERED", "OK"], tid
+    assert entries(loaded) == len(threads)
+    assert len(commits) < len(threads)  # waiting scans shared commits
+
+
+def test_losing_the_race_for_a_client_scan_id_returns_the_winners_verdict(
+        engine, loaded, venue, db_path, monkeypatch):
+    code = handhelds.create_pairing(loaded, "PDA", [], actor="admin", now=NOW).code
+    paired = handhelds.pair(loaded, code, now=NOW)
+    hh = handhelds.authenticate(loaded, paired.token)
+    req = handhelds.ScanRequest("race-0000001", "N1", ScanKind.QR, venue.tickets[1002].code)
+    winner = handhelds.scan(engine, hh, req, now=NOW)
+    # the loser looked for the id before the winner recorded it, and decides anyway
+    real_prior, calls = handhelds._prior, []
+
+    def stale_prior(conn, csid):
+        calls.append(csid)
+        return None if len(calls) == 1 else real_prior(conn, csid)
+
+    monkeypatch.setattr(handhelds, "_prior", stale_prior)
+    loser = handhelds.scan(engine, hh, req, now=NOW)
+    assert len(calls) == 2
+    assert loser["duplicate"] is True and loser["entry_id"] == winner["entry_id"]
+    assert loser["reason"] == "OK" and entries(loaded) == 1
+
+
+def test_a_failing_database_records_nothing_and_says_so(engine, loaded, venue):
+    code = handhelds.create_pairing(loaded, "PDA", [], actor="admin", now=NOW).code
+    hh = handhelds.authenticate(loaded, handhelds.pair(loaded, code, now=NOW).token)
+    other = sqlite3.connect(loaded.execute("PRAGMA database_list").fetchone()[2], timeout=0)
+    engine.conn.execute("PRAGMA busy_timeout = 0")
+    other.execute("BEGIN IMMEDIATE")  # another writer holds the lock: decide cannot begin
+    req = handhelds.ScanRequest("busy-0000001", "N1", ScanKind.QR, venue.tickets[1002].code)
+    v = handhelds.scan(engine, hh, req, now=NOW)
+    other.execute("ROLLBACK")
+    other.close()
+    assert v["reason"] == "DEVICE_ERROR" and v["recorded"] is False and v["entry_id"] is None
+    again = handhelds.scan(engine, hh, req, now=NOW)
+    assert again["reason"] == "OK" and again["recorded"] is True and not again["duplicate"]
+
+
+def test_a_revoked_handheld_is_refused_and_keeps_its_history(engine, loaded, venue):
+    code = handhelds.create_pairing(loaded, "PDA", [], actor="admin", now=NOW).code
+    paired = handhelds.pair(loaded, code, now=NOW)
+    hh = handhelds.authenticate(loaded, paired.token)
+    handhelds.scan(engine, hh, handhelds.ScanRequest(
+        "hist-0000001", "N1", ScanKind.QR, venue.tickets[1002].code), now=NOW)
+    assert handhelds.revoke(loaded, paired.device_id, actor="admin") == 1
+    with pytest.raises(handhelds.HandheldError) as e:
+        handhelds.authenticate(loaded, paired.token)
+    assert e.value.code == "unauthorized"
+    assert loaded.execute("SELECT state FROM devices WHERE id = ?",
+                          (paired.device_id,)).fetchone() == ("disabled",)
+    assert loaded.execute("SELECT count(*) FROM handheld_scans").fetchone()[0] == 1

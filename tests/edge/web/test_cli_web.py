@@ -1,0 +1,75 @@
+"""`wicket-edge create-user` and `wicket-edge web`'s refusals, run as a technician would, and
+the web settings of the configuration file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edge import config as config_mod
+from edge import db as db_mod
+from edge import staff
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def run(*args, stdin=None):
+    return subprocess.run([sys.executable, "-m", "edge.cli", *args], cwd=ROOT, input=stdin,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def cfg(tmp_path):
+    path = tmp_path / "edge.toml"
+    assert run("--config", str(path), "init").returncode == 0
+    return path
+
+
+def test_create_user_reads_the_password_from_stdin(cfg):
+    r = run("--config", str(cfg), "create-user", "--role", "admin", "--must-change", "boss",
+            stdin="Harbour-lamp-2026\n")
+    assert r.returncode == 0, r.stderr
+    assert "created admin account 'boss'" in r.stdout and "Harbour" not in r.stdout
+    conn = db_mod.connect(config_mod.load(cfg).database)
+    user = staff.login(conn, "boss", "Harbour-lamp-2026")
+    assert user.role == "admin" and user.must_change_password
+    r = run("--config", str(cfg), "create-user", "--role", "gate", "weakling", stdin="abc\n")
+    assert r.returncode == 2 and "at least 10 characters" in r.stderr
+    r = run("--config", str(cfg), "create-user", "--role", "gate", "boss",
+            stdin="Another-pass-99\n")
+    assert r.returncode == 2 and "already an account" in r.stderr
+
+
+def test_web_refuses_a_missing_or_old_database(tmp_path):
+    path = tmp_path / "edge.toml"
+    config_mod.write_new(path, {"holder_key": "x" * 43 + "=", "database": "none.db"})
+    r = run("--config", str(path), "web", "--bind", "127.0.0.1:0")
+    assert r.returncode == 2 and "run `wicket-edge init`" in r.stderr
+    db = db_mod.open_db(tmp_path / "old.db")
+    db_mod.migrate(db, stop_before="m006_web")
+    db.close()
+    path.write_text(path.read_text().replace("none.db", "old.db"))
+    r = run("--config", str(path), "web", "--bind", "127.0.0.1:0")
+    assert r.returncode == 2 and "needs an upgrade" in r.stderr
+
+
+def test_web_settings_defaults_and_refusals(tmp_path):
+    path = tmp_path / "edge.toml"
+    path.write_text('holder_key = "k"\n')
+    c = config_mod.load(path)
+    assert (c.web_bind, c.web_workers, c.web_idle_minutes, c.web_session_hours,
+            c.password_max_age_days) == ("127.0.0.1:8000", 2, 30, 12, 180)
+    for text, message in (('web_bind = "8000"', "HOST:PORT"),
+                          ('web_bind = "0.0.0.0:99999"', "HOST:PORT"),
+                          ("web_workers = 0", "at least 1"),
+                          ('web_idle_minutes = "30"', "must be a int"),
+                          ("password_max_age_days = -1", "0 or more")):
+        path.write_text(f'holder_key = "k"\n{text}\n')
+        with pytest.raises(config_mod.ConfigError, match=message):
+            config_mod.load(path)
+    path.write_text('holder_key = "k"\nweb_bind = "0.0.0.0:8080"\npassword_max_age_days = 0\n')
+    c = config_mod.load(path)
+    assert c.web_bind == "0.0.0.0:8080" and c.password_max_age_days == 0
