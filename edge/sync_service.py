@@ -18,7 +18,6 @@ import random
 import signal
 import sqlite3
 import sys
-import threading
 import time
 from collections.abc import Callable
 
@@ -157,16 +156,16 @@ class Service:
 
     def __init__(self, cfg: config_mod.Config):
         from apscheduler.executors.pool import ThreadPoolExecutor
-        from apscheduler.schedulers.blocking import BlockingScheduler
+        from apscheduler.schedulers.background import BackgroundScheduler
 
         self.cfg = cfg
         self.exit_code = EXIT_OK
-        self.scheduler = BlockingScheduler(executors={"default": ThreadPoolExecutor(1)},
+        self.scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(1)},
                                            job_defaults={"coalesce": True, "max_instances": 1,
                                                          "misfire_grace_time": None})
         self.agent: Agent | None = None
         self.state: HubLinkState | None = None
-        self._stopping = threading.Event()
+        self._stop_code: int | None = None  # set once, by a signal or a job: stop with this
 
     def _agent(self) -> Agent:
         # made in the worker thread: SQLite connections stay in the thread that opened them
@@ -177,7 +176,7 @@ class Service:
         return self.agent
 
     def job(self, stream: str) -> None:
-        if self._stopping.is_set():
+        if self._stop_code is not None:
             return
         try:
             agent = self._agent()
@@ -205,10 +204,11 @@ class Service:
             self.state.ok()
 
     def stop(self, code: int = EXIT_OK) -> None:
-        if not self._stopping.is_set():
-            self.exit_code = code
-            self._stopping.set()
-            self.scheduler.shutdown(wait=False)
+        """Ask the service to stop with ``code``. Called from a signal handler and from the
+        worker thread, so it only sets an attribute: a handler that took a lock (the
+        scheduler's, its executor's) could deadlock with the main thread it interrupted."""
+        if self._stop_code is None:
+            self._stop_code = code
 
     def run(self) -> int:
         from datetime import datetime
@@ -230,6 +230,10 @@ class Service:
             signal.signal(sig, lambda *_: self.stop(EXIT_OK))
         log.info("sync agent started")
         self.scheduler.start()
+        while self._stop_code is None:  # the main thread only waits: signals land here
+            time.sleep(0.2)
+        self.exit_code = self._stop_code
+        self.scheduler.shutdown(wait=False)
         if self.agent is not None:
             self.agent.client.close()
         log.info("sync agent stopped")

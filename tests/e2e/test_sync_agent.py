@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import random
+import signal
+import subprocess
+import time
 from datetime import timedelta
 
 import pytest
@@ -231,3 +234,26 @@ def test_the_hubs_commands_resync_and_roll_the_credential(hub, make_appliance):
     assert after != before
     assert json.loads(box.cli("status", "--json").stdout)["last_snapshot_at"] is not None
     assert box.cli("sync", "--once").returncode == 0  # the new credential works
+
+
+def test_sigterm_the_moment_the_agent_starts_always_stops_it_cleanly(hub, make_appliance):
+    """The first jobs are handed to the worker the instant the agent starts; a SIGTERM landing
+    then must stop it at once with status 0 (a handler that took the scheduler's locks could
+    deadlock with the main thread it interrupted, and the agent would hang until killed)."""
+    venue = hub.add_venue("OSC")
+    box = enrolled(hub, make_appliance, venue)
+    for delay in (0.0, 0.001, 0.005, 0.01, 0.02, 0.05):
+        box.start_agent()
+        assert box.agent is not None
+        while "sync agent started" not in box.agent.stderr.readline():
+            assert box.agent.poll() is None, "the agent exited before it started"
+        time.sleep(delay)
+        box.agent.send_signal(signal.SIGTERM)
+        try:
+            code = box.agent.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            box.agent.kill()
+            raise AssertionError(f"the agent hung on a SIGTERM {delay} s after it started") from None
+        box.agent.stderr.close()
+        box.agent = None
+        assert code == 0
