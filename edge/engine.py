@@ -266,6 +266,12 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 
+def _database_failure(lane: str, now: datetime, error: sqlite3.Error) -> Decision:
+    """The answer when the database failed: nothing was recorded, so the lane stays shut."""
+    return Decision(Reason.DEVICE_ERROR, False, None, now, lane, "in",
+                    detail=f"database failure: {error}")
+
+
 class Engine:
     """Decides scans against one appliance database. One Engine per connection and thread."""
 
@@ -303,8 +309,7 @@ class Engine:
             return decision
         except sqlite3.Error as e:
             log.error("lane %s: scan not recorded, the database failed: %s", lane, e)
-            return Decision(Reason.DEVICE_ERROR, False, None, now, lane, "in",
-                            detail=f"database failure: {e}")
+            return _database_failure(lane, now, e)
 
     def decide_all(self, scans: Sequence[GroupScan]) -> list[Decision | Exception]:
         """Decide several scans in one transaction and one durable commit, in the order given:
@@ -348,8 +353,7 @@ class Engine:
             return out
         except sqlite3.Error as e:
             log.error("%d scans not recorded, the database failed: %s", len(scans), e)
-            return [Decision(Reason.DEVICE_ERROR, False, None, item.now or utcnow(), item.lane,
-                             "in", detail=f"database failure: {e}") for item in scans]
+            return [_database_failure(item.lane, item.now or utcnow(), e) for item in scans]
 
     def check(self, scan: Scan, lane: str, now: datetime | None = None) -> Decision:
         """What :meth:`decide` would answer at ``lane`` now, without recording anything: the
@@ -371,8 +375,7 @@ class Engine:
             return dataclasses.replace(decision, open_lane=False)
         except sqlite3.Error as e:
             log.error("lane %s: check failed, the database failed: %s", lane, e)
-            return Decision(Reason.DEVICE_ERROR, False, None, now, lane, "in",
-                            detail=f"database failure: {e}")
+            return _database_failure(lane, now, e)
 
     def _decide(self, scan: Scan, lane_code: str, now: datetime, passage: bool = False,
                 record: bool = True) -> Decision:
