@@ -31,7 +31,7 @@ from typing import Any
 
 from edge.allowlist import AllowlistError, apply_changes
 from edge.config import Config
-from edge.db import immediate
+from edge.db import UNACKED, acked_mark, advance_acked_mark, immediate
 from edge.holders import HolderVault
 from sync.changes import ChangeError, parse_change
 from sync.client import CursorExpired, HubClient, HubError, HubUnavailable, Refused, Unauthorized
@@ -285,7 +285,7 @@ class Agent:
         admission still waiting for its passage is not final (no passage annuls it) and stays
         until the gate runtime settles it."""
         sent = 0
-        after = 0
+        after = acked_mark(self.conn)
         while True:
             rows = self.conn.execute(
                 """SELECT e.seq, e.id, e.at, l.code, e.direction, e.ticket_id, e.session_id,
@@ -353,6 +353,7 @@ class Agent:
                 "UPDATE entries SET acked_at = ?, ack_status = ?, ack_reason = ? "
                 "WHERE id = ? AND acked_at IS NULL",
                 [(now, s, reason, i) for i, s in status.items()])
+            advance_acked_mark(self.conn)
 
     # heartbeat --------------------------------------------------------------------------
 
@@ -365,7 +366,7 @@ class Agent:
             "SELECT stream, cursor FROM sync_state WHERE stream IN ('allowlist', 'revocations')")}
         unsent, oldest, last_seq = c.execute(
             "SELECT count(*), min(at), (SELECT max(seq) FROM entries) FROM entries "
-            "WHERE acked_at IS NULL").fetchone()
+            f"WHERE {UNACKED}").fetchone()
         refused = c.execute("SELECT count(*) FROM entries WHERE ack_status = 'refused'"
                             ).fetchone()[0]
         keys = [r[0] for r in c.execute("SELECT key_id FROM hub_keys WHERE retired_at IS NULL "

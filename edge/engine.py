@@ -202,6 +202,7 @@ class _Ticket:
     blocked: bool = False
     holder_blocked: bool = False
     offline_code: bool = False
+    admitted_before: bool = True  # False only when no admitted entry of it exists here
 
 
 @dataclass
@@ -237,14 +238,16 @@ SELECT l.id, l.code, l.direction, l.enabled, g.id, g.reentry, g.realname_mode,
 FROM lanes l JOIN gates g ON g.id = l.gate_id
 WHERE l.code = ?
 """
-# Everything known of a ticket in one statement: the allowlist row, its holder and zone, and
-# the revocation and block entries (which exist even for tickets not in the allowlist).
+# Everything known of a ticket in one statement: the allowlist row, its holder and zone, the
+# revocation and block entries (which exist even for tickets not in the allowlist), and whether
+# it was ever admitted here: most scans are first scans, and those need no look at the entries.
 _TICKET_SQL = """
 SELECT q.id, t.number, t.serial, t.kind, t.role, t.scope, t.zone_id, t.seat, t.valid_from,
        t.valid_until, t.daily_limit, t.realname, t.holder_id, t.state, t.code_digest,
        h.doc_hash, h.name_masked, h.doc_masked, z.name, r.ticket_id, r.serial_below, r.reason,
        EXISTS (SELECT 1 FROM blocklist b WHERE b.kind = 'ticket' AND b.value = CAST(q.id AS TEXT)),
-       EXISTS (SELECT 1 FROM blocklist b WHERE b.kind = 'holder' AND b.value = h.doc_hash)
+       EXISTS (SELECT 1 FROM blocklist b WHERE b.kind = 'holder' AND b.value = h.doc_hash),
+       EXISTS (SELECT 1 FROM entries e WHERE e.ticket_id = q.id AND e.admitted = 1)
 FROM ({source}) q
 LEFT JOIN tickets t ON t.id = q.id
 LEFT JOIN holders h ON h.id = t.holder_id
@@ -619,7 +622,7 @@ class Engine:
                 raise _Refused(Reason.REALNAME_MISMATCH, "document is not the ticket holder's",
                                STAGE_REALNAME)
         # 6. usage: single entry, anti-passback, per-day limit
-        if t.role != "staff":
+        if t.role != "staff" and t.admitted_before:
             self._check_usage(t, lane, now, session, outcome)
         return session
 
@@ -720,7 +723,7 @@ def _from_payload(p: codes.TicketPayload, row: tuple) -> _Ticket:
 def _held_against(row: tuple) -> dict:
     return {"revoked": row[19] is not None, "revoked_below": row[20],
             "revoked_reason": row[21] or "", "blocked": bool(row[22]),
-            "holder_blocked": bool(row[23])}
+            "holder_blocked": bool(row[23]), "admitted_before": bool(row[24])}
 
 
 def _day(now: datetime, lane: _Lane) -> str:

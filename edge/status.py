@@ -11,6 +11,7 @@ import sqlite3
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from edge.db import UNACKED
 from sync.timeutil import from_iso, to_iso, utcnow
 
 RECENT_ROWS = 50_000  # the dashboard looks at no more than this many of the newest entries
@@ -102,7 +103,7 @@ def sync_status(conn: sqlite3.Connection, now: datetime) -> dict:
         "count(*) FILTER (WHERE ack_status = 'refused'), "
         "count(*) FILTER (WHERE ack_status = 'conflict'), max(acked_at) FROM entries"
     ).fetchone()
-    oldest = conn.execute("SELECT at FROM entries WHERE acked_at IS NULL ORDER BY seq LIMIT 1"
+    oldest = conn.execute(f"SELECT at FROM entries WHERE {UNACKED} ORDER BY seq LIMIT 1"
                           ).fetchone()
     down = next((s["last_ok_at"] for s in streams if s["stream"] == "allowlist"), None)
     up = next((s["last_ok_at"] for s in streams if s["stream"] == "entries"), None) or last_ack

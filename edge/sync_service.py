@@ -216,6 +216,9 @@ class Service:
         intervals = {"revocations": self.cfg.sync_revocations_s,
                      "allowlist": self.cfg.sync_allowlist_s,
                      "entries": self.cfg.sync_entries_s, "heartbeat": self.cfg.heartbeat_s}
+        # first of all: a stop asked while starting is then a clean stop like any other
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop(EXIT_OK))
         conn, _ = _open(self.cfg)
         try:
             load_link(self.cfg)
@@ -223,11 +226,12 @@ class Service:
             return _not_enrolled(conn, e)
         finally:
             conn.close()
+        if self._stop_code is not None:
+            log.info("sync agent stopped before it started")
+            return self._stop_code
         for stream in STREAMS:
             self.scheduler.add_job(self.job, "interval", args=(stream,), id=stream,
                                    seconds=intervals[stream], next_run_time=datetime.now())
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: self.stop(EXIT_OK))
         log.info("sync agent started")
         self.scheduler.start()
         while self._stop_code is None:  # the main thread only waits: signals land here

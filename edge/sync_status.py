@@ -9,6 +9,7 @@ from typing import Any
 
 from edge.agent import get_state
 from edge.config import Config
+from edge.db import UNACKED
 from sync.timeutil import from_iso, utcnow
 
 
@@ -27,7 +28,7 @@ def status(cfg: Config, conn: sqlite3.Connection) -> dict[str, Any]:
                            "last_error": error if failing else None,
                            "last_error_at": error_at if failing else None}
     queued, oldest = conn.execute(
-        "SELECT count(*), min(at) FROM entries WHERE acked_at IS NULL").fetchone()
+        f"SELECT count(*), min(at) FROM entries WHERE {UNACKED}").fetchone()
     refused = dict(conn.execute(
         "SELECT coalesce(ack_reason, 'refused'), count(*) FROM entries "
         "WHERE ack_status = 'refused' GROUP BY 1 ORDER BY 2 DESC").fetchall())

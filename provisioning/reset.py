@@ -44,7 +44,7 @@ def run(config_arg: str | None, yes: bool, force: bool, export: str | None,
     if cfg.database.exists():
         conn = db_mod.connect(cfg.database)
         try:
-            unacked = conn.execute("SELECT count(*) FROM entries WHERE acked_at IS NULL"
+            unacked = conn.execute(f"SELECT count(*) FROM entries WHERE {db_mod.UNACKED}"
                                    ).fetchone()[0]
             if unacked and not force:
                 raise ResetError(

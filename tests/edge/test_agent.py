@@ -134,14 +134,23 @@ def test_an_admission_waiting_for_its_passage_stays_until_it_is_settled(agent, h
                             {"i": ids[1]}).scalar_one() in (0, False)
 
 
-def test_an_answer_lost_before_the_ack_just_sends_again(agent, hub):
+def test_an_answer_lost_before_the_ack_just_sends_again(agent, hub, monkeypatch):
     ids = add_entries(agent.conn, 6)
-    agent.push_entries()
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("killed")
+
     # as if the agent was killed after the hub stored the batch and before the ack committed
-    agent.conn.execute("UPDATE entries SET acked_at = NULL, ack_status = NULL")
+    with monkeypatch.context() as m:
+        m.setattr(agent, "_ack", killed)
+        with pytest.raises(RuntimeError):
+            agent.push_entries()
+    first_batch = set(hub_entry_ids(hub))
+    assert first_batch and first_batch < set(ids)
     assert agent.push_entries() == 6
     assert sorted(hub_entry_ids(hub)) == sorted(ids)
-    assert {r[0] for r in agent.conn.execute("SELECT ack_status FROM entries")} == {"duplicate"}
+    assert dict(agent.conn.execute("SELECT id, ack_status FROM entries").fetchall()) == {
+        i: "duplicate" if i in first_batch else "stored" for i in ids}
 
 
 def test_a_checksum_mismatch_takes_a_snapshot(agent, hub):

@@ -72,3 +72,47 @@ def test_constraints_refuse_half_formed_rows(conn):
     with pytest.raises(sqlite3.IntegrityError):
         conn.execute("INSERT INTO gates (id, code, name, realname_mode) "
                      "VALUES (1, 'G', 'G', 'face')")
+
+
+def _entry(conn, i: str, acked: bool = False, passage: str | None = None) -> int:
+    conn.execute(
+        "INSERT INTO entries (id, at, day, direction, scan_kind, scan_ref, admitted, reason, "
+        "acked_at, passage) VALUES (?, '2026-07-01T00:00:00.000000Z', '2026-07-01', 'in', 'qr', "
+        "'X', 1, 'OK', ?, ?)", (i, "2026-07-01T00:01:00.000000Z" if acked else None, passage))
+    return conn.execute("SELECT seq FROM entries WHERE id = ?", (i,)).fetchone()[0]
+
+
+def _queue(conn) -> list[str]:
+    return [r[0] for r in conn.execute(f"SELECT id FROM entries WHERE {db_mod.UNACKED} "
+                                       "ORDER BY seq")]
+
+
+def test_the_upgrade_sets_the_acked_mark_below_the_first_unacknowledged_entry(tmp_path):
+    path = tmp_path / "old.db"
+    old = db_mod.open_db(path)
+    db_mod.migrate(old, stop_before="m008_acked_mark")
+    seqs = [_entry(old.conn, "a", acked=True), _entry(old.conn, "b", acked=True),
+            _entry(old.conn, "c"), _entry(old.conn, "d", acked=True), _entry(old.conn, "e")]
+    old.close()
+    db = db_mod.open_db(path)
+    assert db_mod.migrate(db) == ["m008_acked_mark"]
+    assert db_mod.acked_mark(db.conn) == seqs[1]
+    assert _queue(db.conn) == ["c", "e"]
+    assert db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'entries_unacked'"
+                      ).fetchone() == (0,)
+
+
+def test_the_acked_mark_follows_acknowledgements_and_waits_for_the_oldest(conn):
+    assert db_mod.acked_mark(conn) == 0
+    assert db_mod.advance_acked_mark(conn) == 0  # no entries yet
+    a, b, c = _entry(conn, "a"), _entry(conn, "b", passage="pending"), _entry(conn, "c")
+    conn.execute("UPDATE entries SET acked_at = 't' WHERE id IN ('a', 'c')")
+    assert db_mod.advance_acked_mark(conn) == a  # b still waits for its passage
+    assert _queue(conn) == ["b"]
+    conn.execute("UPDATE entries SET acked_at = 't' WHERE id = 'b'")
+    assert db_mod.advance_acked_mark(conn) == c
+    assert _queue(conn) == []
+    d = _entry(conn, "d")  # a new entry is after the mark, in the queue at once
+    assert d > c and _queue(conn) == ["d"]
+    conn.execute("DELETE FROM entries WHERE id = 'd'")
+    assert db_mod.advance_acked_mark(conn) == c  # the mark never goes back

@@ -274,6 +274,7 @@ class Edge:
         self.agent_log_path = workdir / "agent.log"
         self.starts = 0
         self.killed = False
+        self._agent_log_at = 0  # where the running agent's part of the log begins
         self.warm = warm
         self._spare: subprocess.Popen | None = None
         r = self.run("init")
@@ -375,7 +376,19 @@ class Edge:
     def start_agent(self) -> None:
         assert not self.agent_alive()
         self.killed = False
+        self._agent_log_at = self._agent_log_size()
         self.agent = self._launch(["sync"], "agent")
+
+    def _agent_log_size(self) -> int:
+        return self.agent_log_path.stat().st_size if self.agent_log_path.exists() else 0
+
+    def agent_installed_its_handlers(self) -> bool:
+        """Whether the running agent got far enough to handle SIGTERM itself: it says "sync
+        agent started" after. Before, a SIGTERM kills it by the default action, which loses
+        nothing (it has not opened a transaction) but is no clean exit either."""
+        with self.agent_log_path.open("rb") as f:
+            f.seek(self._agent_log_at)
+            return b"sync agent st" in f.read()
 
     def agent_alive(self) -> bool:
         return self.agent is not None and self.agent.poll() is None
