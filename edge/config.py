@@ -61,6 +61,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Number of web worker processes.",
     ),
     Setting(
+        "web_threads",
+        int,
+        8,
+        "Request threads per web worker process.",
+    ),
+    Setting(
         "web_idle_minutes",
         int,
         30,
@@ -147,6 +153,7 @@ class Config:
     log_level: str
     web_bind: str = "127.0.0.1:8000"
     web_workers: int = 2
+    web_threads: int = 8
     web_idle_minutes: int = 30
     web_session_hours: int = 12
     password_max_age_days: int = 180
@@ -220,7 +227,7 @@ def load(path: str | os.PathLike | None = None) -> Config:
     host, _, port = values["web_bind"].rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError(f"{path}: web_bind must be HOST:PORT, e.g. 127.0.0.1:8000")
-    for name in ("web_workers", "web_idle_minutes", "web_session_hours"):
+    for name in ("web_workers", "web_threads", "web_idle_minutes", "web_session_hours"):
         if isinstance(values[name], bool) or values[name] < 1:
             raise ConfigError(f"{path}: {name} must be a whole number of at least 1")
     if isinstance(values["password_max_age_days"], bool) or values["password_max_age_days"] < 0:

@@ -37,6 +37,7 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import Flask, g, request
+from flask.sessions import SecureCookieSessionInterface
 
 from edge import config as config_mod
 from edge import db as db_mod
@@ -69,6 +70,29 @@ class EdgeWeb:
         if engine is None:
             engine = self._local.engine = Engine(self.conn(), self.vault)
         return engine
+
+
+_SECURITY_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Content-Security-Policy",
+     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+     "frame-ancestors 'none'; form-action 'self'"),
+)
+
+
+class _Sessions(SecureCookieSessionInterface):
+    """Signed-cookie staff sessions for the pages, none for the handheld API: its requests
+    carry a device token, never a cookie, and every scan saves the work of opening a session."""
+
+    def __init__(self, api_prefix: str):
+        self.api_prefix = api_prefix
+
+    def open_session(self, app, request):
+        if request.path.startswith(self.api_prefix):
+            return None  # Flask gives the request a null session, which is never saved
+        return super().open_session(app, request)
 
 
 def _derive_secret(holder_key: str) -> bytes:
@@ -121,6 +145,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     _error_pages(app)
 
     from edge.web import handheld
+    app.session_interface = _Sessions(handheld.API_PREFIX)
     from edge.web.admin import bp as admin_bp
     from edge.web.devices import bp as devices_bp
     from edge.web.emergency import bp as emergency_bp
@@ -137,15 +162,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     @app.after_request
     def security_headers(response):
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-        response.headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-            "frame-ancestors 'none'; form-action 'self'")
-        if request.endpoint != "static":
-            response.headers.setdefault("Cache-Control", "no-store")
+        headers = response.headers
+        present = {k.lower() for k in headers.keys()}  # one pass, not one per header
+        for name, value in _SECURITY_HEADERS:
+            if name.lower() not in present:
+                headers.add(name, value)
+        if request.endpoint != "static" and "cache-control" not in present:
+            headers.add("Cache-Control", "no-store")
         return response
 
     return app

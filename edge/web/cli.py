@@ -16,10 +16,29 @@ from edge import config as config_mod
 from edge import db as db_mod
 from edge import staff as staff_mod
 
+# Answered successfully, these are the handheld API's steady traffic: every scan is an entry
+# with its device already, and a log line each would cost the appliance as much as deciding it.
+# Their refusals and errors, and every other request, are logged.
+QUIET_PATHS = frozenset({"/api/v1/scan", "/api/v1/scans", "/api/v1/heartbeat"})
+
+
+def _access_log_class():
+    from gunicorn.glogging import Logger
+
+    class AccessLog(Logger):
+        def access(self, resp, req, environ, request_time):
+            if req.path in QUIET_PATHS and (getattr(resp, "status_code", None) or 500) < 400:
+                return
+            super().access(resp, req, environ, request_time)
+
+    return AccessLog
+
 
 def serve(config_path: str | None, bind: str | None = None, workers: int | None = None,
-          threads: int = 4) -> int:
+          threads: int | None = None) -> int:
     from gunicorn.app.base import BaseApplication
+
+    AccessLog = _access_log_class()  # noqa: N806 - a class
 
     from edge.web.app import create_app
     from edge.web.auth import new_setup_code
@@ -54,8 +73,9 @@ def serve(config_path: str | None, bind: str | None = None, workers: int | None 
             self.cfg.set("bind", bind)
             self.cfg.set("workers", workers or cfg.web_workers)
             self.cfg.set("worker_class", "gthread")
-            self.cfg.set("threads", threads)
+            self.cfg.set("threads", threads or cfg.web_threads)
             self.cfg.set("accesslog", "-")
+            self.cfg.set("logger_class", AccessLog)
             self.cfg.set("graceful_timeout", 10)
             self.cfg.set("proc_name", "wicket-edge-web")
             # no runtime control socket: unused here, and its default path is shared by every
@@ -77,9 +97,10 @@ def main(argv: list[str] | None = None) -> int:
                    f"{config_mod.DEFAULT_PATH})")
     p.add_argument("--bind", help="HOST:PORT (default: web_bind from the configuration)")
     p.add_argument("--workers", type=int, help="worker processes (default: web_workers)")
+    p.add_argument("--threads", type=int, help="threads per worker (default: web_threads)")
     args = p.parse_args(argv)
     try:
-        return serve(args.config, args.bind, args.workers)
+        return serve(args.config, args.bind, args.workers, args.threads)
     except config_mod.ConfigError as e:
         print(f"wicket-edge: {e}", file=sys.stderr)
         return 2

@@ -40,7 +40,8 @@ _STATUS = {
     "batch_too_large": 413,
 }
 
-api = Blueprint("handheld_api", __name__, url_prefix="/api/v1")
+API_PREFIX = "/api/v1/"
+api = Blueprint("handheld_api", __name__, url_prefix=API_PREFIX.rstrip("/"))
 page = Blueprint("handheld_page", __name__, url_prefix="/handheld")
 PUBLIC_ENDPOINTS = {"handheld_api.pair"}
 
@@ -132,9 +133,13 @@ def lanes():
 
 def _with_detail_words(verdicts: list[dict], lang: str) -> list[dict]:
     """The engine's detail line (kept in English with the entry) in the verdict's language."""
-    with force_locale(LOCALES[lang]):
-        for v in verdicts:
-            v["detail_words"] = translate(v["detail"])
+    for v in verdicts:
+        v["detail_words"] = ""
+    worded = [v for v in verdicts if v["detail"]]  # most admissions have none
+    if worded:
+        with force_locale(LOCALES[lang]):
+            for v in worded:
+                v["detail_words"] = translate(v["detail"])
     return verdicts
 
 

@@ -417,3 +417,17 @@ def test_the_page_is_served_without_a_session_and_nothing_else_is(client):
     assert client.get("/handheld/app.css").mimetype == "text/css"
     for name in ("handheld.py", "..%2Fapp.py", "index.htm"):
         assert client.get(f"/handheld/{name}").status_code == 404, name
+
+
+def test_api_answers_open_no_staff_session_and_the_pages_still_do(client, conn, live_venue):
+    headers = paired(client, conn)
+    r = client.post("/api/v1/scan", json=scan_body(live_venue, 1002, "9b2f6c1e-0101"),
+                    headers=headers)
+    assert r.status_code == 200 and r.get_json()["reason"] == "OK"
+    assert "Set-Cookie" not in r.headers
+    assert r.headers["X-Content-Type-Options"] == "nosniff"
+    assert r.headers["Cache-Control"] == "no-store"
+    # a page of the appliance still keeps its session: its form's CSRF token lives there
+    r = client.get("/first-run")
+    assert r.status_code == 200
+    assert "wicket_edge=" in r.headers.get("Set-Cookie", "")

@@ -3,8 +3,11 @@ the web settings of the configuration file."""
 
 from __future__ import annotations
 
+import datetime
+import logging
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -60,11 +63,12 @@ def test_web_settings_defaults_and_refusals(tmp_path):
     path = tmp_path / "edge.toml"
     path.write_text('holder_key = "k"\n')
     c = config_mod.load(path)
-    assert (c.web_bind, c.web_workers, c.web_idle_minutes, c.web_session_hours,
-            c.password_max_age_days) == ("127.0.0.1:8000", 2, 30, 12, 180)
+    assert (c.web_bind, c.web_workers, c.web_threads, c.web_idle_minutes, c.web_session_hours,
+            c.password_max_age_days) == ("127.0.0.1:8000", 2, 8, 30, 12, 180)
     for text, message in (('web_bind = "8000"', "HOST:PORT"),
                           ('web_bind = "0.0.0.0:99999"', "HOST:PORT"),
                           ("web_workers = 0", "at least 1"),
+                          ("web_threads = 0", "at least 1"),
                           ('web_idle_minutes = "30"', "must be a int"),
                           ("password_max_age_days = -1", "0 or more")):
         path.write_text(f'holder_key = "k"\n{text}\n')
@@ -73,3 +77,40 @@ def test_web_settings_defaults_and_refusals(tmp_path):
     path.write_text('holder_key = "k"\nweb_bind = "0.0.0.0:8080"\npassword_max_age_days = 0\n')
     c = config_mod.load(path)
     assert c.web_bind == "0.0.0.0:8080" and c.password_max_age_days == 0
+
+
+def test_the_access_log_skips_only_successful_handheld_traffic():
+    from gunicorn.config import Config
+    from gunicorn.http.wsgi import Response
+
+    from edge.web.cli import _access_log_class
+
+    logged = []
+    cfg = Config()
+    cfg.set("accesslog", "-")
+    log = _access_log_class()(cfg)
+    log.access_log.handlers[:] = []
+    log.access_log.addHandler(type("H", (logging.Handler,), {
+        "emit": lambda self, record: logged.append(record.getMessage())})())
+
+    def answer(method, path, status):
+        req = types.SimpleNamespace(method=method, path=path, query="", version=(1, 1),
+                                    headers=[], uri=path)
+        resp = Response(req, sock=None, cfg=log.cfg)
+        resp.status, resp.status_code, resp.headers, resp.sent = status, int(status[:3]), [], 10
+        log.access(resp, req, {"REMOTE_ADDR": "10.0.0.7", "REQUEST_METHOD": method,
+                               "RAW_URI": path, "SERVER_PROTOCOL": "HTTP/1.1"},
+                   datetime.timedelta(milliseconds=3))
+
+    answer("POST", "/api/v1/scan", "200 OK")
+    answer("POST", "/api/v1/scans", "200 OK")
+    answer("POST", "/api/v1/heartbeat", "200 OK")
+    assert logged == []
+    answer("POST", "/api/v1/scan", "401 UNAUTHORIZED")
+    answer("POST", "/api/v1/scans", "413 REQUEST ENTITY TOO LARGE")
+    answer("POST", "/api/v1/pair", "201 CREATED")
+    answer("GET", "/admin/", "200 OK")
+    assert len(logged) == 4
+    assert [line.split('"')[1] for line in logged] == [
+        "POST /api/v1/scan HTTP/1.1", "POST /api/v1/scans HTTP/1.1", "POST /api/v1/pair HTTP/1.1",
+        "GET /admin/ HTTP/1.1"]
