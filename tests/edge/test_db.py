@@ -107,7 +107,7 @@ def test_the_acked_mark_follows_acknowledgements_and_waits_for_the_oldest(conn):
     assert db_mod.advance_acked_mark(conn) == 0  # no entries yet
     a, b, c = _entry(conn, "a"), _entry(conn, "b", passage="pending"), _entry(conn, "c")
     conn.execute("UPDATE entries SET acked_at = 't' WHERE id IN ('a', 'c')")
-    assert db_mod.advance_acked_mark(conn) == a  # b still waits for its passage
+    assert db_mod.advance_acked_mark(conn) == a == b - 1  # b still waits for its passage
     assert _queue(conn) == ["b"]
     conn.execute("UPDATE entries SET acked_at = 't' WHERE id = 'b'")
     assert db_mod.advance_acked_mark(conn) == c
