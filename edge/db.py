@@ -433,15 +433,16 @@ CREATE TABLE handheld_status (
 # after it that are not. Entries are acknowledged nearly in the order they are made, so the mark
 # stays close behind the newest entry and the queue is a short range of the table's own key; an
 # index of the unacknowledged entries, which every scan would have to write, is not needed.
+# Without the mark (a database edited by hand) the queue is every unacknowledged entry: slower
+# to find, never shorter than it is.
 ACKED_MARK_KEY = "entries_acked_through"
-UNACKED = ("acked_at IS NULL AND seq > (SELECT CAST(value AS INTEGER) FROM appliance_state "
-           f"WHERE key = '{ACKED_MARK_KEY}')")
+_MARK_SQL = ("coalesce((SELECT CAST(value AS INTEGER) FROM appliance_state "
+             f"WHERE key = '{ACKED_MARK_KEY}'), 0)")
+UNACKED = f"acked_at IS NULL AND seq > {_MARK_SQL}"
 
 
 def acked_mark(conn: sqlite3.Connection) -> int:
-    (mark,) = conn.execute("SELECT CAST(value AS INTEGER) FROM appliance_state WHERE key = ?",
-                           (ACKED_MARK_KEY,)).fetchone()
-    return mark
+    return conn.execute(f"SELECT {_MARK_SQL}").fetchone()[0]
 
 
 def advance_acked_mark(conn: sqlite3.Connection) -> int:
@@ -456,7 +457,8 @@ def advance_acked_mark(conn: sqlite3.Connection) -> int:
     else:
         (last,) = conn.execute("SELECT max(seq) FROM entries").fetchone()
         mark = max(mark, last or 0)
-    conn.execute("UPDATE appliance_state SET value = ? WHERE key = ?", (str(mark), ACKED_MARK_KEY))
+    conn.execute("INSERT INTO appliance_state (key, value) VALUES (?, ?) "
+                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (ACKED_MARK_KEY, str(mark)))
     return mark
 
 

@@ -19,15 +19,22 @@ from edge import staff as staff_mod
 # Answered successfully, these are the handheld API's steady traffic: every scan is an entry
 # with its device already, and a log line each would cost the appliance as much as deciding it.
 # Their refusals and errors, and every other request, are logged.
-QUIET_PATHS = frozenset({"/api/v1/scan", "/api/v1/scans", "/api/v1/heartbeat"})
+QUIET_ENDPOINTS = ("scan", "scans", "heartbeat")
 
 
 def _access_log_class():
+    """gunicorn's access log without the successful handheld traffic (gunicorn is imported
+    only by the server, so the class is made when it starts)."""
     from gunicorn.glogging import Logger
+
+    from edge.web.handheld import API_PREFIX
+
+    quiet = frozenset(API_PREFIX + name for name in QUIET_ENDPOINTS)
 
     class AccessLog(Logger):
         def access(self, resp, req, environ, request_time):
-            if req.path in QUIET_PATHS and (getattr(resp, "status_code", None) or 500) < 400:
+            code = resp.status_code  # None when the status line was not a number
+            if req.path in quiet and code is not None and code < 400:
                 return
             super().access(resp, req, environ, request_time)
 

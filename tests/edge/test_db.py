@@ -116,3 +116,13 @@ def test_the_acked_mark_follows_acknowledgements_and_waits_for_the_oldest(conn):
     assert d > c and _queue(conn) == ["d"]
     conn.execute("DELETE FROM entries WHERE id = 'd'")
     assert db_mod.advance_acked_mark(conn) == c  # the mark never goes back
+
+
+def test_without_its_mark_the_queue_is_every_unacknowledged_entry(conn):
+    _entry(conn, "a", acked=True)
+    _entry(conn, "b")
+    conn.execute("DELETE FROM appliance_state WHERE key = ?", (db_mod.ACKED_MARK_KEY,))
+    assert db_mod.acked_mark(conn) == 0
+    assert _queue(conn) == ["b"]
+    assert db_mod.advance_acked_mark(conn) == db_mod.acked_mark(conn) > 0
+    assert _queue(conn) == ["b"]
