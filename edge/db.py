@@ -447,8 +447,9 @@ def acked_mark(conn: sqlite3.Connection) -> int:
 
 def advance_acked_mark(conn: sqlite3.Connection) -> int:
     """Move the mark past the entries acknowledged since; call it in the transaction that
-    acknowledged them. Returns the mark. An entry's seq is never reused (AUTOINCREMENT) and
-    nothing takes an acknowledgement back, so what lies at or below the mark stays acknowledged."""
+    acknowledged them. Returns the mark. An entry's seq is never reused (the newest entry is
+    never deleted, ``entries_kept``) and nothing takes an acknowledgement back, so what lies at
+    or below the mark stays acknowledged."""
     mark = acked_mark(conn)
     first = conn.execute("SELECT seq FROM entries WHERE seq > ? AND acked_at IS NULL "
                          "ORDER BY seq LIMIT 1", (mark,)).fetchone()
@@ -471,3 +472,49 @@ def m008_acked_mark(db: sqlite_utils.Database) -> None:
         "(SELECT min(seq) - 1 FROM entries WHERE acked_at IS NULL), "
         "(SELECT max(seq) FROM entries), 0))", (ACKED_MARK_KEY,))
     db.execute("DROP INDEX entries_unacked")
+
+
+# Entries are kept: one the hub has not acknowledged is the only record of that scan, and the
+# newest one holds the highest seq, which a new entry would otherwise be given again (the queue
+# for the hub relies on seqs never coming back, see ``UNACKED``).
+_ENTRIES_KEPT = """
+CREATE TRIGGER entries_kept BEFORE DELETE ON entries
+WHEN old.acked_at IS NULL OR old.seq >= (SELECT max(seq) FROM entries)
+BEGIN
+    SELECT RAISE(ABORT, 'entries are kept: not one the hub has not acknowledged, nor the newest');
+END
+"""
+
+
+@migrations()
+def m009_entries_without_autoincrement(db: sqlite_utils.Database) -> None:
+    """Entry seqs without ``AUTOINCREMENT``, which wrote the ``sqlite_sequence`` page with
+    every scan: a new seq is then one more than the highest in the table, so the newest entry
+    and every unacknowledged one may no longer be deleted (``entries_kept``), and the mark is
+    lowered to the highest seq there is (a seq above it, given once to a deleted entry, may
+    come back).
+
+    The table's rows are stored the same either way, so only its definition changes, by the
+    procedure SQLite documents for changes that leave the file's content as it is (section 7
+    of "ALTER TABLE"): instant on a table of millions of entries, and needing no free space."""
+    (sql,) = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'entries'"
+                        ).fetchone()
+    new = sql.replace("INTEGER PRIMARY KEY AUTOINCREMENT", "INTEGER PRIMARY KEY", 1)
+    if new == sql:
+        raise sqlite3.DatabaseError("entries: the seq column is not as m001 made it")
+    (version,) = db.execute("PRAGMA schema_version").fetchone()
+    db.execute("PRAGMA writable_schema = ON")
+    try:
+        db.execute("UPDATE sqlite_master SET sql = ? WHERE type = 'table' AND name = 'entries'",
+                   (new,))
+        db.execute(f"PRAGMA schema_version = {version + 1}")
+    finally:
+        db.execute("PRAGMA writable_schema = OFF")
+    db.execute("DELETE FROM sqlite_sequence WHERE name = 'entries'")
+    db.execute(f"UPDATE appliance_state SET value = CAST(min(CAST(value AS INTEGER), coalesce("
+               f"(SELECT max(seq) FROM entries), 0)) AS TEXT) WHERE key = '{ACKED_MARK_KEY}'")
+    db.execute(_ENTRIES_KEPT)
+    (check,) = db.execute("PRAGMA quick_check").fetchone()
+    if check != "ok":
+        raise sqlite3.DatabaseError(f"entries: the database is not sound after the change: "
+                                    f"{check}")

@@ -95,7 +95,7 @@ def test_the_upgrade_sets_the_acked_mark_below_the_first_unacknowledged_entry(tm
             _entry(old.conn, "c"), _entry(old.conn, "d", acked=True), _entry(old.conn, "e")]
     old.close()
     db = db_mod.open_db(path)
-    assert db_mod.migrate(db) == ["m008_acked_mark"]
+    assert db_mod.migrate(db)[0] == "m008_acked_mark"
     assert db_mod.acked_mark(db.conn) == seqs[1]
     assert _queue(db.conn) == ["c", "e"]
     assert db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'entries_unacked'"
@@ -114,8 +114,10 @@ def test_the_acked_mark_follows_acknowledgements_and_waits_for_the_oldest(conn):
     assert _queue(conn) == []
     d = _entry(conn, "d")  # a new entry is after the mark, in the queue at once
     assert d > c and _queue(conn) == ["d"]
-    conn.execute("DELETE FROM entries WHERE id = 'd'")
-    assert db_mod.advance_acked_mark(conn) == c  # the mark never goes back
+    conn.execute("UPDATE entries SET acked_at = 't' WHERE id = 'd'")
+    assert db_mod.advance_acked_mark(conn) == d
+    conn.execute("UPDATE entries SET acked_at = NULL WHERE id = 'd'")  # by hand: not the product
+    assert db_mod.advance_acked_mark(conn) == d  # the mark never goes back
 
 
 def test_without_its_mark_the_queue_is_every_unacknowledged_entry(conn):
@@ -126,3 +128,46 @@ def test_without_its_mark_the_queue_is_every_unacknowledged_entry(conn):
     assert _queue(conn) == ["b"]
     assert db_mod.advance_acked_mark(conn) == db_mod.acked_mark(conn) > 0
     assert _queue(conn) == ["b"]
+
+
+def test_entries_are_kept_until_acknowledged_and_the_newest_always(conn):
+    a, b = _entry(conn, "a", acked=True), _entry(conn, "b")
+    with pytest.raises(sqlite3.IntegrityError, match="entries are kept"):
+        conn.execute("DELETE FROM entries WHERE id = 'b'")  # not acknowledged
+    conn.execute("UPDATE entries SET acked_at = 't' WHERE id = 'b'")
+    with pytest.raises(sqlite3.IntegrityError, match="entries are kept"):
+        conn.execute("DELETE FROM entries WHERE id = 'b'")  # the newest: its seq would come back
+    conn.execute("DELETE FROM entries WHERE id = 'a'")  # an older acknowledged entry may go
+    assert _entry(conn, "c") == b + 1 and a < b
+
+
+def test_the_upgrade_drops_autoincrement_and_keeps_every_entry_and_its_links(tmp_path):
+    path = tmp_path / "old.db"
+    old = db_mod.open_db(path)
+    db_mod.migrate(old, stop_before="m009_entries_without_autoincrement")
+    seqs = [_entry(old.conn, i, acked=True) for i in "abc"]
+    old.execute("INSERT INTO devices (id, kind, name) VALUES ('h1', 'handheld', 'H1')")
+    old.execute("INSERT INTO handheld_scans (client_scan_id, device_id, entry_id, fingerprint, "
+                "verdict) VALUES ('s1', 'h1', 'b', 'f', '{}')")
+    assert db_mod.advance_acked_mark(old.conn) == seqs[2]
+    old.execute("DELETE FROM entries WHERE id = 'c'")  # seq 3 was given once, then deleted
+    old.close()
+
+    db = db_mod.open_db(path)
+    assert db_mod.migrate(db) == ["m009_entries_without_autoincrement"]
+    (sql,) = db.execute("SELECT sql FROM sqlite_master WHERE name = 'entries'").fetchone()
+    assert "AUTOINCREMENT" not in sql and "CHECK (direction IN ('in', 'out'))" in sql
+    assert db.execute("SELECT count(*) FROM sqlite_sequence WHERE name = 'entries'"
+                      ).fetchone() == (0,)
+    assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert [r[0] for r in db.execute("SELECT id FROM entries ORDER BY seq")] == ["a", "b"]
+    # the mark comes down to the highest seq there is, so the seq given again is not hidden
+    assert db_mod.acked_mark(db.conn) == seqs[1]
+    new = _entry(db.conn, "d")
+    assert new == seqs[2] and _queue(db.conn) == ["d"]
+    assert {i.name for i in db["entries"].indexes} >= {"entries_ticket", "entries_passage_pending"}
+    db.conn.execute("PRAGMA foreign_keys = ON")
+    with pytest.raises(sqlite3.IntegrityError):
+        db.execute("INSERT INTO handheld_scans (client_scan_id, device_id, entry_id, fingerprint,"
+                   " verdict) VALUES ('s2', 'h1', 'nope', 'f', '{}')")
+    assert db.execute("SELECT entry_id FROM handheld_scans").fetchall() == [("b",)]

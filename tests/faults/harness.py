@@ -237,21 +237,21 @@ CREATE TABLE IF NOT EXISTS fault_revocations_seen (
 );
 CREATE TRIGGER IF NOT EXISTS fault_seen_revocation_insert AFTER INSERT ON revocations BEGIN
     INSERT OR IGNORE INTO fault_revocations_seen VALUES (NEW.ticket_id,
-        coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'entries'), 0));
+        coalesce((SELECT max(seq) FROM entries), 0));
 END;
 CREATE TRIGGER IF NOT EXISTS fault_seen_revocation_update AFTER UPDATE ON revocations BEGIN
     INSERT OR IGNORE INTO fault_revocations_seen VALUES (NEW.ticket_id,
-        coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'entries'), 0));
+        coalesce((SELECT max(seq) FROM entries), 0));
 END;
 CREATE TRIGGER IF NOT EXISTS fault_seen_ticket_insert AFTER INSERT ON tickets
 WHEN NEW.state <> 'issued' BEGIN
     INSERT OR IGNORE INTO fault_revocations_seen VALUES (NEW.id,
-        coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'entries'), 0));
+        coalesce((SELECT max(seq) FROM entries), 0));
 END;
 CREATE TRIGGER IF NOT EXISTS fault_seen_ticket_update AFTER UPDATE OF state ON tickets
 WHEN NEW.state <> 'issued' BEGIN
     INSERT OR IGNORE INTO fault_revocations_seen VALUES (NEW.id,
-        coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'entries'), 0));
+        coalesce((SELECT max(seq) FROM entries), 0));
 END;
 """
 

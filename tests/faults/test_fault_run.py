@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from cloud.db import entries as hub_entries
+from edge.db import immediate
 from sync.ids import uuid7
 from sync.timeutil import to_iso, utcnow
 from tests.faults.harness import check
@@ -152,7 +153,19 @@ def plant_admitted_after_revocation(w):
     _edge_sql(w, "INSERT INTO entries (id, at, day, direction, scan_kind, scan_ref, ticket_id, "
                  "admitted, reason, acked_at) VALUES (?, ?, '2026-12-01', 'in', 'qr', 'x', ?, "
                  "1, 'OK', ?)", (entry_id, to_iso(utcnow()), w.revoked, to_iso(utcnow())))
-    return lambda: _edge_sql(w, "DELETE FROM entries WHERE id = ?", (entry_id,))
+
+    def undo():  # behind the appliance's back: it never lets its newest entry go
+        conn = w.edge.connect()
+        try:
+            with immediate(conn):
+                (trigger,) = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' "
+                                          "AND name = 'entries_kept'").fetchone()
+                conn.execute("DROP TRIGGER entries_kept")
+                conn.execute("DELETE FROM entries WHERE id = ?", (entry_id,))
+                conn.execute(trigger)
+        finally:
+            conn.close()
+    return undo
 
 
 PLANTED = {
