@@ -332,10 +332,11 @@ class Engine:
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                for item in scans:
+                for n, item in enumerate(scans):
                     conn.execute("SAVEPOINT scan")
                     try:
-                        decision = self._decide(item.scan, item.lane, item.now or utcnow())
+                        decision = self._decide(item.scan, item.lane, item.now or utcnow(),
+                                                fresh=n == 0)
                         if item.on_record is not None:
                             item.on_record(conn, decision)
                     except sqlite3.Error:
@@ -381,8 +382,8 @@ class Engine:
             return _database_failure(lane, now, e)
 
     def _decide(self, scan: Scan, lane_code: str, now: datetime, passage: bool = False,
-                record: bool = True) -> Decision:
-        lane = self._lane(lane_code)
+                record: bool = True, fresh: bool = True) -> Decision:
+        lane = self._lane(lane_code, fresh)
         if lane.id is None:
             outcome = _Outcome(Reason.DEVICE_ERROR, f"lane {lane_code!r} is not configured")
         else:
@@ -434,15 +435,18 @@ class Engine:
 
     # -- configuration -------------------------------------------------------------------
 
-    def _lane(self, code: str) -> _Lane:
-        """The lane's configuration, from memory unless the configuration changed since."""
+    def _lane(self, code: str, fresh: bool = True) -> _Lane:
+        """The lane's configuration, from memory unless the configuration changed since.
+        ``fresh=False``: a later scan of the same write transaction, which nobody else can
+        have changed the configuration in since its first scan looked."""
         # data_version moves when another connection commits, total_changes when this one
         # writes outside decide(); while neither moves, the configuration, cursor and clock
         # offset read last time are still true.
-        (self._data_version,) = self.conn.execute("PRAGMA data_version").fetchone()
-        mark = (self._data_version, self.conn.total_changes)
-        if mark != self._mark:
-            self._state = self.conn.execute(_STATE_SQL).fetchone()
+        if fresh:
+            (self._data_version,) = self.conn.execute("PRAGMA data_version").fetchone()
+            mark = (self._data_version, self.conn.total_changes)
+            if mark != self._mark:
+                self._state = self.conn.execute(_STATE_SQL).fetchone()
         version, cursor, offset = self._state
         if version != self._config_version:
             self._lanes.clear()

@@ -72,7 +72,7 @@ class EdgeWeb:
         return engine
 
 
-_SECURITY_HEADERS = (
+SECURITY_HEADERS = (
     ("X-Content-Type-Options", "nosniff"),
     ("X-Frame-Options", "DENY"),
     ("Referrer-Policy", "no-referrer"),
@@ -159,12 +159,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(emergency_bp)
     app.register_blueprint(gate_bp)
     handheld.register(app)
+    from edge.web.scan_path import ScanPath
+    app.wsgi_app = ScanPath(app, app.wsgi_app)
 
     @app.after_request
     def security_headers(response):
         headers = response.headers
         present = {k.lower() for k in headers.keys()}  # one pass, not one per header
-        for name, value in _SECURITY_HEADERS:
+        for name, value in SECURITY_HEADERS:
             if name.lower() not in present:
                 headers.add(name, value)
         if request.endpoint != "static" and "cache-control" not in present:

@@ -79,7 +79,10 @@ def csrf_token() -> str:
 
 
 def wants_json() -> bool:
-    return (request.path.endswith(".json") or request.is_json
+    from edge.web.handheld import API_PREFIX  # the API's own refusals (404, 405) too
+
+    return (request.path.endswith(".json") or request.path.startswith(API_PREFIX)
+            or request.is_json
             or request.accept_mimetypes.best == "application/json"
             or request.headers.get("X-Requested-With") == "fetch")
 

@@ -51,6 +51,22 @@ def test_decide_all_commits_once_and_rolls_back_only_the_scan_whose_hook_failed(
     assert d.reason is Reason.ALREADY_ENTERED
 
 
+def test_a_group_looks_at_the_configuration_once_and_still_sees_a_change_before_it(
+        engine, loaded, venue):
+    engine.decide(Scan(ScanKind.QR, venue.tickets[1002].code), "N1", NOW)
+    loaded.execute("UPDATE lanes SET enabled = 0 WHERE code = 'N2'")  # before the group
+    statements = []
+    loaded.set_trace_callback(statements.append)
+    results = engine.decide_all([
+        GroupScan(Scan(ScanKind.QR, venue.tickets[t].code), lane, NOW)
+        for t, lane in ((1006, "N1"), (1007, "N1"), (1008, "N2"))])
+    loaded.set_trace_callback(None)
+    assert results[0].reason is Reason.OK and results[2].reason is Reason.DEVICE_ERROR
+    assert len(statements) > 8  # the trace saw the group
+    # the write transaction holds the lock: what its first scan read stays true to the end
+    assert sum(s.startswith("PRAGMA data_version") for s in statements) == 1
+
+
 def test_a_database_error_fails_the_whole_group_and_records_nothing(engine, loaded, venue):
     def broken(conn, decision):
         conn.execute("INSERT INTO no_such_table VALUES (1)")
