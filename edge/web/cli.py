@@ -41,11 +41,34 @@ def _access_log_class():
     return AccessLog
 
 
+# How long a worker process that already has more connections than threads waits after taking
+# one more, so that a less busy worker takes the next: handhelds that connect at the same moment
+# (a shift starting, the Wi-Fi coming back) would otherwise all land in the first worker to wake,
+# which then serves them all on one core while the other worker idles.
+ACCEPT_YIELD_S = 0.002
+
+
+def _worker_class():
+    """gunicorn's threaded worker, spreading connections over the worker processes."""
+    import time
+
+    from gunicorn.workers.gthread import ThreadWorker
+
+    class Worker(ThreadWorker):
+        def accept(self, listener):
+            super().accept(listener)
+            if self.nr_conns > self.cfg.threads:
+                time.sleep(ACCEPT_YIELD_S)
+
+    return Worker
+
+
 def serve(config_path: str | None, bind: str | None = None, workers: int | None = None,
           threads: int | None = None) -> int:
     from gunicorn.app.base import BaseApplication
 
     AccessLog = _access_log_class()  # noqa: N806 - a class
+    WorkerClass = _worker_class()  # noqa: N806 - a class
 
     from edge.web.app import create_app
     from edge.web.auth import new_setup_code
@@ -79,7 +102,7 @@ def serve(config_path: str | None, bind: str | None = None, workers: int | None 
         def load_config(self):
             self.cfg.set("bind", bind)
             self.cfg.set("workers", workers or cfg.web_workers)
-            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("worker_class", WorkerClass)
             self.cfg.set("threads", threads or cfg.web_threads)
             self.cfg.set("accesslog", "-")
             self.cfg.set("logger_class", AccessLog)

@@ -114,3 +114,24 @@ def test_the_access_log_skips_only_successful_handheld_traffic():
     assert [line.split('"')[1] for line in logged] == [
         "POST /api/v1/scan HTTP/1.1", "POST /api/v1/scans HTTP/1.1", "POST /api/v1/pair HTTP/1.1",
         "GET /admin/ HTTP/1.1"]
+
+
+def test_a_worker_with_more_connections_than_threads_lets_another_take_the_next(monkeypatch):
+    from gunicorn.workers.gthread import ThreadWorker
+
+    from edge.web import cli
+
+    waits = []
+    monkeypatch.setattr("time.sleep", waits.append)
+
+    def accepted(self, listener):
+        self.nr_conns += 1
+
+    monkeypatch.setattr(ThreadWorker, "accept", accepted)
+    worker = cli._worker_class().__new__(cli._worker_class())
+    worker.cfg = type("Cfg", (), {"threads": 2})()
+    worker.nr_conns = 0
+    for _ in range(4):
+        worker.accept(None)
+    assert worker.nr_conns == 4
+    assert waits == [cli.ACCEPT_YIELD_S] * 2  # the third and fourth: more than its 2 threads
