@@ -9,21 +9,14 @@ from werkzeug.test import Client
 
 from edge.allowlist import apply_changes
 from edge.web.scan_path import ScanPath
-from sync import sample
 from sync.changes import parse_change
-from sync.timeutil import utcnow
 from tests.edge.handheld_app import make_app
 from tests.edge.test_handheld_api import paired, scan_body
 
 
-@pytest.fixture(scope="module")
-def live_venue(hub_key):
-    """The sample venue around the real time: the API decides at the appliance's clock."""
-    return sample.build(hub_key, utcnow(), tickets=40)
-
-
 @pytest.fixture
 def app(conn, db_path, vault, holder_key, live_venue):
+    """The handheld API's app over the sample venue (``live_venue``: around now)."""
     apply_changes(conn, vault, [parse_change(c) for c in live_venue.changes])
     return make_app(db_path, holder_key)
 
