@@ -54,39 +54,70 @@ def _group() -> handhelds.GroupCommit:
     return current_app.extensions["handheld_group"]
 
 
-def _lang() -> str:
-    """The first of English and Chinese in the request's Accept-Language, by quality."""
-    for value, _quality in request.accept_languages:  # best first
+INTERNAL_ERROR = "the appliance could not handle this request; it is in the appliance log"
+CHALLENGE = ("WWW-Authenticate", 'Bearer realm="wicket-handheld"')  # with every 401
+
+
+def pick_lang(accept) -> str:
+    """The first of English and Chinese in an Accept-Language (werkzeug's LanguageAccept), by
+    quality."""
+    for value, _quality in accept:  # best first
         primary = value.split("-")[0].split("_")[0].lower()
         if primary in ("en", "zh"):
             return primary
     return "en"
 
 
-def _error(status: int, code: str, message: str, **extra):
-    response = jsonify(error=code, message=message, **extra)
+def bearer_token(header: str) -> str:
+    """The token of an ``Authorization: Bearer`` header; empty for any other."""
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def refusal(e: HandheldError) -> tuple[int, dict]:
+    """A refused request's status and body."""
+    body = {"error": e.code, "message": e.message}
+    if e.items is not None:
+        body["items"] = e.items
+    return _STATUS.get(e.code, 400), body
+
+
+def _lang() -> str:
+    return pick_lang(request.accept_languages)
+
+
+def _error(status: int, body: dict):
+    response = jsonify(body)
     response.status_code = status
     if status == 401:
-        response.headers["WWW-Authenticate"] = 'Bearer realm="wicket-handheld"'
+        response.headers[CHALLENGE[0]] = CHALLENGE[1]
     return response
 
 
-def _body():
-    body = request.get_json(silent=True)
+def json_object(body) -> dict:
+    """``body`` (parsed JSON, or None where it was none) if it is an object; else ``bad_json``."""
     if not isinstance(body, dict):
         raise HandheldError("bad_json", "the request body must be a JSON object")
     return body
 
 
+def _body():
+    return json_object(request.get_json(silent=True))
+
+
 @api.errorhandler(HandheldError)
 def _handheld_error(e: HandheldError):
-    extra = {"items": e.items} if e.items is not None else {}
-    return _error(_STATUS.get(e.code, 400), e.code, e.message, **extra)
+    return _error(*refusal(e))
+
+
+def http_refusal(e: HTTPException) -> tuple[int, dict]:
+    """An HTTP error's status and body, in the API's shape."""
+    code = (e.name or "error").lower().replace(" ", "_")
+    return e.code or 500, {"error": code, "message": e.description or e.name}
 
 
 def _http_error(e: HTTPException):
-    code = (e.name or "error").lower().replace(" ", "_")
-    return _error(e.code or 500, code, e.description or e.name)
+    return _error(*http_refusal(e))
 
 
 @api.errorhandler(Exception)
@@ -94,19 +125,15 @@ def _internal_error(e: Exception):
     if isinstance(e, HTTPException):
         return _http_error(e)
     log.exception("handheld API: internal error on %s %s", request.method, request.path)
-    return _error(500, "internal_error", "the appliance could not handle this request; it is "
-                  "in the appliance log")
+    return _error(500, {"error": "internal_error", "message": INTERNAL_ERROR})
 
 
 @api.before_request
 def _authenticate():
     if request.endpoint in PUBLIC_ENDPOINTS:
         return None
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer":
-        token = ""
-    g.handheld = handhelds.authenticate(_web().conn(), token.strip())
+    g.handheld = handhelds.authenticate(_web().conn(),
+                                        bearer_token(request.headers.get("Authorization", "")))
     return None
 
 
@@ -131,8 +158,10 @@ def lanes():
                    lanes=handhelds.lanes_for(_web().conn(), h))
 
 
-def _with_detail_words(verdicts: list[dict], lang: str) -> list[dict]:
-    """The engine's detail line (kept in English with the entry) in the verdict's language."""
+def with_detail_words(verdicts: list[dict], lang: str) -> list[dict]:
+    """The engine's detail line (kept in English with the entry) in the verdict's language.
+    Needs an application context whose ``g`` holds something (flask_babel forces a locale
+    only then)."""
     for v in verdicts:
         v["detail_words"] = ""
     worded = [v for v in verdicts if v["detail"]]  # most admissions have none
@@ -148,7 +177,7 @@ def scan():
     req = handhelds.parse_scan(_body())
     lang = _lang()
     verdict = handhelds.scan(_web().engine(), g.handheld, req, lang, group=_group())
-    return jsonify(_with_detail_words([verdict], lang)[0])
+    return jsonify(with_detail_words([verdict], lang)[0])
 
 
 @api.post("/scans")
@@ -158,7 +187,7 @@ def scans():
                             "send the queue in parts, oldest first")
     lang = _lang()
     results = handhelds.upload(_web().engine(), g.handheld, _body(), lang, group=_group())
-    return jsonify(results=_with_detail_words(results, lang))
+    return jsonify(results=with_detail_words(results, lang))
 
 
 @api.post("/heartbeat")
