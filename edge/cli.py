@@ -201,7 +201,7 @@ def cmd_entries(args) -> int:
 def cmd_web(args) -> int:
     from edge.web.cli import serve
 
-    return serve(args.config, args.bind, args.workers)
+    return serve(args.config, args.bind, args.workers, args.threads)
 
 
 def cmd_create_user(args) -> int:
@@ -344,6 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("web", help="serve the local web pages (gunicorn)")
     s.add_argument("--bind", help="HOST:PORT (default: web_bind from the configuration)")
     s.add_argument("--workers", type=int, help="worker processes (default: web_workers)")
+    s.add_argument("--threads", type=int, help="threads per worker (default: web_threads)")
     s.set_defaults(func=cmd_web)
 
     s = sub.add_parser("create-user", help="create a staff account for the web pages "

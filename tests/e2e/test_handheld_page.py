@@ -35,7 +35,8 @@ def free_port() -> int:
 class Server:
     """The web service as a real gunicorn process, stopped and started on the same port."""
 
-    def __init__(self, config: Path, log: Path):
+    def __init__(self, config: Path, log: Path, *args: str):
+        self.args = args  # more options for `wicket-edge web`
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.config = config
@@ -47,7 +48,7 @@ class Server:
         out = open(self.log, "a")  # noqa: SIM115 - kept open for the process's life
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "edge.cli", "--config", str(self.config), "web",
-             "--bind", f"127.0.0.1:{self.port}", "--workers", "2"],
+             "--bind", f"127.0.0.1:{self.port}", "--workers", "2", *self.args],
             cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT)
         out.close()
         deadline = time.monotonic() + 90
