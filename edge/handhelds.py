@@ -5,7 +5,8 @@ A handheld (a PDA with a scanner, or a phone running the handheld page) is a dev
 created on the appliance's page, and from then on proves itself with a bearer token. Only the
 hashes of codes and tokens are stored.
 
-Every scan a handheld sends carries an id the handheld chose (``client_scan_id``). The first
+Every scan a handheld sends carries an id the handheld chose (``client_scan_id``), its own:
+another handheld's scan with the same id is another scan. The first
 time an id arrives the scan is decided by the engine, and the id is written with the entry in
 the same transaction; every later arrival of the id returns the verdict of that first decision
 and decides nothing. A handheld can therefore resend whatever it is unsure about, as often as
@@ -350,9 +351,12 @@ def render(record: dict[str, Any], lang: str, client_scan_id: str, duplicate: bo
             "colour": colour(reason), "duplicate": duplicate, "recorded": recorded}
 
 
-def _prior(conn: sqlite3.Connection, client_scan_id: str) -> tuple[str, str] | None:
+def _prior(conn: sqlite3.Connection, handheld: Handheld,
+           client_scan_id: str) -> tuple[str, str] | None:
+    """What this handheld's scan of this id got; another handheld's ids are not its own."""
     return conn.execute("SELECT fingerprint, verdict FROM handheld_scans "
-                        "WHERE client_scan_id = ?", (client_scan_id,)).fetchone()
+                        "WHERE device_id = ? AND client_scan_id = ?",
+                        (handheld.device_id, client_scan_id)).fetchone()
 
 
 def _repeat(prior: tuple[str, str], fingerprint: str, client_scan_id: str) -> dict[str, Any]:
@@ -464,7 +468,7 @@ def _decide(engine: Engine, handheld: Handheld, items: list[tuple[ScanRequest, d
     jobs: list[GroupScan] = []
     for i, (req, at) in enumerate(items):
         fingerprint = _fingerprint(engine, req)
-        prior = _prior(engine.conn, req.client_scan_id)
+        prior = _prior(engine.conn, handheld, req.client_scan_id)
         if prior is not None:
             answers[i] = render(_repeat(prior, fingerprint, req.client_scan_id), lang,
                                 req.client_scan_id, True)
@@ -479,7 +483,7 @@ def _decide(engine: Engine, handheld: Handheld, items: list[tuple[ScanRequest, d
     for (i, req, fingerprint), result in zip(todo, results, strict=True):
         if isinstance(result, _AlreadyRecorded):
             # the same id arrived twice at once and the other request recorded it first
-            prior = _prior(engine.conn, req.client_scan_id)
+            prior = _prior(engine.conn, handheld, req.client_scan_id)
             answers[i] = render(_repeat(prior, fingerprint, req.client_scan_id), lang,
                                 req.client_scan_id, True)
         elif isinstance(result, BaseException):
@@ -531,7 +535,7 @@ def parse_batch(engine: Engine, handheld: Handheld, body: Any,
             if seen.setdefault(req.client_scan_id, fingerprint) != fingerprint:
                 raise HandheldError("client_scan_id_reused", "the same client scan id twice in "
                                     "this batch for different scans")
-            prior = _prior(engine.conn, req.client_scan_id)
+            prior = _prior(engine.conn, handheld, req.client_scan_id)
             if prior is not None:
                 _repeat(prior, fingerprint, req.client_scan_id)
             else:

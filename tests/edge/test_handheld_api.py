@@ -157,6 +157,35 @@ def test_the_same_client_scan_id_twice_is_one_entry(client, conn, live_venue):
     assert entries(conn) == 2
 
 
+def test_two_handhelds_using_the_same_scan_id_each_get_their_own_verdict(client, conn,
+                                                                        live_venue):
+    one = paired(client, conn, name="PDA 1")
+    two = paired(client, conn, name="PDA 2")
+    first = client.post("/api/v1/scan", json=scan_body(live_venue, 1002, "shared-0001"),
+                        headers=one).get_json()
+    other = client.post("/api/v1/scan", json=scan_body(live_venue, 1006, "shared-0001",
+                                                       lane="N2"), headers=two)
+    assert other.status_code == 200, other.get_json()
+    assert other.get_json()["duplicate"] is False and other.get_json()["reason"] == "OK"
+    assert other.get_json()["entry_id"] != first["entry_id"]
+    # the same ticket under the same id from the second handheld is its own scan, not a replay
+    replay = client.post("/api/v1/scan", json=scan_body(live_venue, 1002, "shared-0002"),
+                         headers=one).get_json()
+    stolen = client.post("/api/v1/scan", json=scan_body(live_venue, 1002, "shared-0002"),
+                         headers=two).get_json()
+    assert replay["reason"] == "ALREADY_ENTERED" and stolen["duplicate"] is False
+    assert stolen["entry_id"] != replay["entry_id"]
+    t = to_iso(utcnow())
+    batch = client.post("/api/v1/scans", headers=two, json={"scans": [
+        scan_body(live_venue, 1006, "shared-0001", lane="N2", scanned_at=t)]})
+    assert batch.status_code == 200
+    (resent,) = batch.get_json()["results"]  # its own earlier scan, sent again
+    assert resent["duplicate"] is True and resent["entry_id"] == other.get_json()["entry_id"]
+    assert conn.execute("SELECT count(*) FROM handheld_scans WHERE client_scan_id = "
+                        "'shared-0001'").fetchone() == (2,)
+    assert entries(conn) == 4
+
+
 def test_the_same_id_sent_at_once_from_many_threads_is_decided_once(app, conn, live_venue,
                                                                     db_path):
     headers = paired(app.test_client(), conn)

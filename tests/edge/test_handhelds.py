@@ -125,9 +125,9 @@ def test_losing_the_race_for_a_client_scan_id_returns_the_winners_verdict(
     # the loser looked for the id before the winner recorded it, and decides anyway
     real_prior, calls = handhelds._prior, []
 
-    def stale_prior(conn, csid):
+    def stale_prior(conn, handheld, csid):
         calls.append(csid)
-        return None if len(calls) == 1 else real_prior(conn, csid)
+        return None if len(calls) == 1 else real_prior(conn, handheld, csid)
 
     monkeypatch.setattr(handhelds, "_prior", stale_prior)
     loser = handhelds.scan(engine, hh, req, now=NOW)
