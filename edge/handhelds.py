@@ -39,7 +39,7 @@ from typing import Any
 
 from edge import audit
 from edge.db import immediate
-from edge.engine import Decision, Engine, GroupScan, IdDocument, Scan, ScanKind
+from edge.engine import Decision, Engine, GroupScan, IdDocument, Lateness, Scan, ScanKind
 from edge.holders import DOC_TYPES, DocumentError
 from edge.reasons import Reason, colour, words
 from sync.timeutil import from_iso, to_iso, utcnow
@@ -459,8 +459,8 @@ def scan(engine: Engine, handheld: Handheld, req: ScanRequest, lang: str = "en",
 
 
 def _decide(engine: Engine, handheld: Handheld, items: list[tuple[ScanRequest, datetime]],
-            lang: str, group: GroupCommit | None, check_lanes: bool = False
-            ) -> list[dict[str, Any]]:
+            lang: str, group: GroupCommit | None, check_lanes: bool = False,
+            late: Lateness | None = None) -> list[dict[str, Any]]:
     """Each scan at its time, once: resends answered from what was kept, the rest decided
     together, each recorded with its client scan id in the decision's transaction."""
     answers: list[dict[str, Any] | None] = [None] * len(items)
@@ -478,7 +478,7 @@ def _decide(engine: Engine, handheld: Handheld, items: list[tuple[ScanRequest, d
         todo.append((i, req, fingerprint))
         jobs.append(GroupScan(
             Scan(req.kind, req.data, device_id=handheld.device_id, document=req.document),
-            req.lane, at, _keeper(handheld, req, fingerprint)))
+            req.lane, at, _keeper(handheld, req, fingerprint), late))
     results = group.decide(jobs) if group is not None else engine.decide_all(jobs)
     for (i, req, fingerprint), result in zip(todo, results, strict=True):
         if isinstance(result, _AlreadyRecorded):
@@ -551,13 +551,20 @@ def parse_batch(engine: Engine, handheld: Handheld, body: Any,
 
 
 def upload(engine: Engine, handheld: Handheld, body: Any, lang: str = "en",
-           now: datetime | None = None, group: GroupCommit | None = None) -> list[dict[str, Any]]:
+           now: datetime | None = None, group: GroupCommit | None = None,
+           max_age: timedelta | None = None) -> list[dict[str, Any]]:
     """Decide a batch of queued scans in the order given, each at the time it was made (the
-    handheld's clock corrected by its skew, never later than now), each idempotent."""
+    handheld's clock corrected by its skew, never later than now), each idempotent.
+
+    A scan that arrives too late is refused (``EXPIRED``, recorded) instead of admitted: after
+    the entry window it counts for closed (the session's, or the ticket's validity), or, with
+    ``max_age`` (the ``handheld_offline_max_age_min`` setting), longer than that after it was
+    made. Otherwise a ticket scanned offline could be let in hours later on a window long shut."""
     now = now or utcnow()
     scans, skew = parse_batch(engine, handheld, body, now)
+    late = Lateness(now, max_age)
     return _decide(engine, handheld, [(req, min(req.scanned_at + skew, now)) for req in scans],
-                   lang, group)
+                   lang, group, late=late)
 
 
 # -- heartbeat -----------------------------------------------------------------------------

@@ -306,6 +306,33 @@ def test_a_batch_is_decided_in_order_at_the_handhelds_corrected_time(client, con
     assert entries(conn) == 4
 
 
+def test_the_configured_maximum_age_refuses_old_offline_scans_on_arrival(
+        conn, db_path, holder_key, vault, live_venue, tmp_path):
+    from edge import config as config_mod
+    from edge.web.app import create_app
+
+    apply_changes(conn, vault, [parse_change(c) for c in live_venue.changes])
+    cfg = tmp_path / "edge.toml"
+    config_mod.write_new(cfg, {"database": str(db_path), "holder_key": holder_key,
+                               "handheld_offline_max_age_min": 5})
+    client = create_app({"EDGE_CONFIG": str(cfg), "TESTING": True}).test_client()
+    headers = paired(client, conn)
+    now = utcnow()
+    r = client.post("/api/v1/scans", headers={**headers, "Accept-Language": "zh-CN"}, json={
+        "sent_at": to_iso(now), "scans": [
+            scan_body(live_venue, 1002, "aged-000001", scanned_at=to_iso(now - timedelta(
+                minutes=10))),
+            scan_body(live_venue, 1006, "aged-000002", lane="N2",
+                      scanned_at=to_iso(now - timedelta(minutes=1)))]})
+    old, fresh = r.get_json()["results"]
+    assert old["reason"] == "EXPIRED" and old["colour"] != "green" and old["recorded"]
+    assert old["detail"] == "offline scan arrived more than 5 minutes after it was made"
+    assert old["detail_words"] == "离线扫描在扫描后超过 5 分钟才送达"
+    assert fresh["reason"] == "OK"
+    assert conn.execute("SELECT reason, admitted FROM entries WHERE id = ?",
+                        (old["entry_id"],)).fetchone() == ("EXPIRED", 0)
+
+
 def test_a_scan_from_the_future_is_decided_at_the_appliances_time(client, conn, live_venue):
     headers = paired(client, conn)
     ahead = to_iso(utcnow() + timedelta(hours=5))
