@@ -267,8 +267,9 @@ def read_signed(conn: sqlite3.Connection, data: bytes, name: str,
             raise AllowlistError(f"{name}:{number}: not UTF-8 text") from None
         try:
             obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise AllowlistError(f"{name}:{number}: not valid JSON ({e.msg})") from None
+        except ValueError as e:  # JSONDecodeError, or a number too long to convert
+            raise AllowlistError(f"{name}:{number}: not valid JSON "
+                                 f"({getattr(e, 'msg', 'number too long')})") from None
         if isinstance(obj, dict) and obj.get("type") == "key":
             raise AllowlistError(f"{name}:{number}: a hub key record: keys reach the appliance "
                                  "only by sync with the hub, never in a file")
