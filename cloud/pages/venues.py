@@ -268,8 +268,9 @@ def export_allowlist_file(venue_id: int):
         with engine().begin() as conn:
             venue_or_404(conn, venue_id)
             export = export_allowlist(conn, venue_id, actor())
-    except ExportError as e:
-        refused(str(e))
+    except ExportError:  # the venue exists: what can fail is the key
+        refused(_("There is no active signing key: create one and activate it on the Keys "
+                  "page first."))
         return back("venues.confirm_export_allowlist", venue_id=venue_id)
     return Response(export.data, mimetype="application/x-ndjson",
                     headers={"Content-Disposition": f'attachment; filename="{export.name}"',
