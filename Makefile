@@ -33,13 +33,15 @@ ARGS ?=
 demo: venv
 	$(PY) -m provisioning.demo $(ARGS)
 
-# The README's appliance walkthrough in demo/walkthrough/: a signing key, a sample venue, an
-# appliance database, and scans of each kind through the command line.
+# The README's appliance walkthrough in demo/walkthrough/: a signing key, a sample venue signed
+# with it, an appliance database that trusts the key (there is no hub to sync it from), and
+# scans of each kind through the command line.
 walkthrough: venv
 	@rm -rf demo/walkthrough && mkdir -p demo/walkthrough
 	@$(VENV)/bin/wicket-codes keygen --key-id 1 --out demo/walkthrough/hub-key.json
 	@$(VENV)/bin/wicket-codes sample --key demo/walkthrough/hub-key.json --tickets 500 --out demo/walkthrough/allowlist.jsonl --codes demo/walkthrough/codes.tsv
 	@$(VENV)/bin/wicket-edge --config demo/walkthrough/edge.toml init
+	@$(VENV)/bin/wicket-edge --config demo/walkthrough/edge.toml trust-key "$$($(VENV)/bin/wicket-codes pubkey --key demo/walkthrough/hub-key.json)"
 	@$(VENV)/bin/wicket-edge --config demo/walkthrough/edge.toml import demo/walkthrough/allowlist.jsonl
 	@for case in "N1 seated" "N2 seated" "N1 refunded" "N1 unsynced" "N1 wrong_gate" "S1 realname"; do \
 	  set -- $$case; echo; echo "== lane $$1, $$2 ticket"; \

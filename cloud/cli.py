@@ -11,6 +11,9 @@
                                    every SECONDS until stopped (a scheduler of its own)
     wicket-hub [--db URL] create-admin --username NAME   (the password is asked for, or read
                                    from standard input when it is not a terminal)
+    wicket-hub [--db URL] export-allowlist --venue CODE|ID --out FILE   the venue's allowlist,
+                                   signed with the active key, for an offline appliance
+                                   (written owner-only: it holds holder data; audited)
 
 The database URL comes from ``--db``, else ``$WICKET_HUB_DB``, else a SQLite file
 ``wicket-hub.db`` in the current directory. PostgreSQL:
@@ -171,6 +174,40 @@ def cmd_alerts(args) -> int:
         engine.dispose()
 
 
+def cmd_export_allowlist(args) -> int:
+    from cloud.allowlist_export import ExportError, export_allowlist
+    from cloud.db import make_engine
+
+    engine = make_engine(args.db)
+    try:
+        fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        print(f"wicket-hub: {args.out}: already exists; not overwriting it", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"wicket-hub: {args.out}: {e.strerror}", file=sys.stderr)
+        return 2
+    try:
+        with os.fdopen(fd, "wb") as f, engine.begin() as conn:
+            # written inside the transaction: a file that cannot be written is not audited
+            export = export_allowlist(conn, args.venue, f"cli:{getpass.getuser()}")
+            f.write(export.data)
+            f.flush()
+            os.fsync(f.fileno())
+    except ExportError as e:
+        os.unlink(args.out)
+        print(f"wicket-hub: {e}", file=sys.stderr)
+        return 2
+    except BaseException:
+        os.unlink(args.out)
+        raise
+    finally:
+        engine.dispose()
+    print(f"{args.out}: the allowlist of venue {export.venue_code}, {export.changes} changes, "
+          f"signed with key {export.key_id} (owner-only: it holds holder data)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wicket-hub", description="Wicket hub tools.")
     p.add_argument("--db", default=os.environ.get("WICKET_HUB_DB", DEFAULT_URL),
@@ -197,6 +234,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--every", type=float, default=0.0,
                    help="keep evaluating every this many seconds until stopped")
     s.set_defaults(func=cmd_alerts)
+    s = sub.add_parser("export-allowlist", help="write a venue's allowlist as a signed file "
+                       "for an appliance without the network")
+    s.add_argument("--venue", required=True, help="the venue's code or id")
+    s.add_argument("--out", required=True, help="the file to write (not overwritten)")
+    s.set_defaults(func=cmd_export_allowlist)
     s = sub.add_parser("create-admin", help="create an admin staff account")
     s.add_argument("--username", required=True)
     s.set_defaults(func=cmd_create_admin)

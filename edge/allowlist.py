@@ -1,6 +1,7 @@
 """Applying allowlist changes to the appliance database.
 
-The sync agent and the file importer both come here. A batch of changes and the new cursor
+The sync agent and the file importer both come here. A file is imported only when the hub
+signed it with a key this appliance already trusts, and never brings a key of its own. A batch of changes and the new cursor
 are applied in one ``BEGIN IMMEDIATE`` transaction, so an interrupted download or import
 resumes where it stopped. Every row carries the ``seq`` of the change that last wrote it as its
 version, and an upsert only wins over an older version: replaying a batch, or receiving it
@@ -12,15 +13,21 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from edge.db import immediate
 from edge.holders import DocumentError, HolderVault, mask_document, mask_name, normalize_document
+from sync import allowlist_file
+from sync.allowlist_file import SignedAllowlist, SignedFileError
 from sync.changes import Change, ChangeError, parse_change
-from sync.timeutil import to_iso, utcnow
+from sync.keys import KeyFileError, load_public_key
+from sync.timeutil import from_iso, to_iso, utcnow
 
 BATCH = 1000
 
@@ -35,6 +42,8 @@ class ApplyResult:
     unchanged: int = 0
     cursor: int = 0
     counts: dict[str, int] = field(default_factory=dict)
+    signed_by: int | None = None  # the hub key that signed an imported file
+    exported_at: str | None = None
 
 
 def _t(v):
@@ -211,42 +220,90 @@ def apply_changes(conn: sqlite3.Connection, vault: HolderVault, changes: Iterabl
     return result
 
 
-def read_file(path: Path) -> Iterator[tuple[int, Change]]:
-    """Parse an allowlist file (JSON lines); raises AllowlistError naming line and field."""
+def _trusted_key(conn: sqlite3.Connection, now: datetime
+                 ) -> Callable[[int], Ed25519PublicKey | None]:
+    """The hub keys this appliance trusts now (those the sync gave it, not retired yet)."""
+    rows = {kid: (pub, retired) for kid, pub, retired in conn.execute(
+        "SELECT key_id, public_key, retired_at FROM hub_keys")}
+
+    def key_for(key_id: int) -> Ed25519PublicKey | None:
+        row = rows.get(key_id)
+        if row is None or (row[1] and from_iso(row[1]) <= now):
+            return None
+        try:
+            return load_public_key(row[0])
+        except KeyFileError:
+            return None
+
+    return key_for
+
+
+def own_venue(conn: sqlite3.Connection) -> int | None:
+    """The venue this appliance serves: from its allowlist, else from its enrollment."""
+    row = conn.execute("SELECT id FROM venue LIMIT 1").fetchone()
+    if row is None:
+        row = conn.execute("SELECT value FROM appliance_state WHERE key = 'hub_venue_id'"
+                           ).fetchone()
     try:
-        f = path.open("rb")
-    except OSError as e:
-        raise AllowlistError(f"{path}: cannot open: {e.strerror}") from None
-    with f:
-        for number, raw in enumerate(f, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                raise AllowlistError(f"{path}:{number}: not UTF-8 text") from None
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise AllowlistError(f"{path}:{number}: not valid JSON ({e.msg})") from None
-            try:
-                yield number, parse_change(obj)
-            except ChangeError as e:
-                raise AllowlistError(f"{path}:{number}: {e}") from None
+        return int(row[0]) if row and row[0] is not None else None
+    except ValueError:
+        return None
+
+
+def read_signed(conn: sqlite3.Connection, data: bytes, name: str,
+                now: datetime | None = None) -> tuple[SignedAllowlist, list[Change]]:
+    """Verify a signed allowlist file (see ``sync/allowlist_file.py``) against the hub keys
+    this appliance holds, and parse its changes; raises AllowlistError naming the file, and
+    the line and field where one is wrong. A key record is refused: keys come by sync only."""
+    try:
+        signed = allowlist_file.read(data, _trusted_key(conn, now or utcnow()), own_venue(conn))
+    except SignedFileError as e:
+        raise AllowlistError(f"{name}: {e}") from None
+    changes = []
+    for number, raw in signed.lines:
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise AllowlistError(f"{name}:{number}: not UTF-8 text") from None
+        try:
+            obj = json.loads(line)
+        except ValueError as e:  # JSONDecodeError, or a number too long to convert
+            raise AllowlistError(f"{name}:{number}: not valid JSON "
+                                 f"({getattr(e, 'msg', 'number too long')})") from None
+        if isinstance(obj, dict) and obj.get("type") == "key":
+            raise AllowlistError(f"{name}:{number}: a hub key record: keys reach the appliance "
+                                 "only by sync with the hub, never in a file")
+        try:
+            change = parse_change(obj)
+        except ChangeError as e:
+            raise AllowlistError(f"{name}:{number}: {e}") from None
+        if change.type == "venue" and change.key != (signed.venue_id,):
+            raise AllowlistError(f"{name}:{number}: a venue record for another venue than the "
+                                 "file's")
+        changes.append(change)
+    return signed, changes
 
 
 def import_file(conn: sqlite3.Connection, vault: HolderVault, path: Path,
-                progress: Callable[[int], None] | None = None) -> ApplyResult:
-    """Check the whole file first (nothing is applied if any line is bad), then apply it in
-    batches, each with its cursor, so that an interrupted import resumes safely."""
-    changes = [c for _, c in read_file(path)]
-    total = ApplyResult()
+                progress: Callable[[int], None] | None = None,
+                name: str | None = None) -> ApplyResult:
+    """Verify the hub's signature and check the whole file first (nothing is applied if it is
+    not signed by a hub key this appliance trusts, or if any line is bad), then apply it in
+    batches, each with its cursor, so that an interrupted import resumes safely. ``name`` is
+    how messages call the file (default: its path)."""
+    name = name or str(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise AllowlistError(f"{name}: cannot open: {e.strerror}") from None
+    signed, changes = read_signed(conn, data, name)
+    total = ApplyResult(signed_by=signed.key_id, exported_at=signed.exported_at)
     for start in range(0, len(changes), BATCH):
         batch = changes[start:start + BATCH]
         try:
             r = apply_changes(conn, vault, batch)
         except AllowlistError as e:
-            raise AllowlistError(f"{path}: {e}") from None
+            raise AllowlistError(f"{name}: {e}") from None
         total.applied += r.applied
         total.unchanged += r.unchanged
         total.cursor = max(total.cursor, r.cursor)

@@ -1,7 +1,8 @@
 """``wicket-edge``: the technician's command line on the appliance.
 
     wicket-edge --config FILE init            create the config (with a new holder key) and the database, or upgrade it
-    wicket-edge --config FILE import FILE     load an allowlist file (JSON lines of sync changes)
+    wicket-edge --config FILE import FILE     load an allowlist file the hub signed (see docs/sync-agent.md)
+    wicket-edge --config FILE trust-key KEY_ID:BASE64   a hub key for an appliance without a hub
     wicket-edge --config FILE scan --lane L CODE
     wicket-edge --config FILE entries
     wicket-edge --config FILE web [--bind HOST:PORT]          serve the local web pages (gunicorn)
@@ -121,10 +122,45 @@ def cmd_import(args) -> int:
             print(file=sys.stderr)
     audit.record(conn, f"cli:{getpass.getuser()}", "allowlist.import", str(path.resolve()),
                  {"applied": result.applied, "unchanged": result.unchanged,
-                  "cursor": result.cursor, "counts": result.counts})
+                  "cursor": result.cursor, "counts": result.counts,
+                  "signed_by": result.signed_by, "exported_at": result.exported_at})
     counts = ", ".join(f"{n} {k}" for k, n in sorted(result.counts.items())) or "nothing new"
-    print(f"imported {path}: {result.applied} changes applied ({counts}), "
+    print(f"imported {path} (signed by hub key {result.signed_by}, exported "
+          f"{result.exported_at}): {result.applied} changes applied ({counts}), "
           f"{result.unchanged} already up to date; cursor {result.cursor}")
+    return EXIT_OK
+
+
+def cmd_trust_key(args) -> int:
+    """A hub key given at the shell, for an appliance that has no hub (the walkthrough, a test
+    bench): an enrolled appliance takes its keys only from its hub, by the authenticated sync,
+    and a file import never brings one."""
+    from edge.agent import get_state
+    from sync.keys import KeyFileError, KeyRing
+    from sync.timeutil import to_iso, utcnow
+
+    cfg, conn, _ = _open(args)
+    if Path(cfg.credential_path).exists() or get_state(conn, "hub_appliance_id"):
+        raise CliError("this appliance is enrolled with a hub: it takes hub keys only from "
+                       "the hub, by sync")
+    key_id, _, b64 = args.key.partition(":")
+    try:
+        if not key_id.isdigit():
+            raise KeyFileError("the key id is not a number")
+        kid = int(key_id)
+        KeyRing().add(kid, b64)
+    except KeyFileError as e:
+        raise CliError(f"{args.key[:60]!r}: expected KEY_ID:BASE64 ({e})") from None
+    with db_mod.immediate(conn):
+        row = conn.execute("SELECT public_key FROM hub_keys WHERE key_id = ?", (kid,)).fetchone()
+        if row is not None and row[0] != b64:
+            raise CliError(f"hub key {kid} is already trusted with another public key")
+        if row is None:
+            conn.execute("INSERT INTO hub_keys (key_id, public_key, added_at) VALUES (?, ?, ?)",
+                         (kid, b64, to_iso(utcnow())))
+            audit.record(conn, f"cli:{getpass.getuser()}", "hub_key.trust", f"key:{kid}",
+                         {"public_key": b64})
+    print(f"hub key {kid} trusted" + (" already" if row is not None else ""))
     return EXIT_OK
 
 
@@ -321,9 +357,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--database", help="database path to write into a new configuration file")
     s.set_defaults(func=cmd_init)
 
-    s = sub.add_parser("import", help="load an allowlist file (JSON lines)")
+    s = sub.add_parser("import", help="load an allowlist file the hub signed (JSON lines)")
     s.add_argument("file")
     s.set_defaults(func=cmd_import)
+
+    s = sub.add_parser("trust-key", help="trust a hub key on an appliance without a hub "
+                       "(an enrolled one takes keys from its hub only)")
+    s.add_argument("key", help="KEY_ID:BASE64, as `wicket-codes pubkey` prints it")
+    s.set_defaults(func=cmd_trust_key)
 
     s = sub.add_parser("scan", help="decide a scan as a lane would, and record it")
     s.add_argument("--lane", required=True, help="lane code")

@@ -136,6 +136,16 @@ SETTINGS: tuple[Setting, ...] = (
         1000,
         "Entries sent to the hub per batch (1 to 1000).",
     ),
+    Setting(
+        "handheld_offline_max_age_min",
+        int,
+        0,
+        "How old a scan a handheld made offline may be when it reaches the appliance, in "
+        "minutes; an older one that would have been admitted is refused (EXPIRED) and recorded. "
+        "0: as old as its own entry window allows (it must arrive before the window of the "
+        "session it counts for closes: the gate's close-after margin after the session's end; "
+        "for a ticket without a session, before its validity ends).",
+    ),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -165,6 +175,7 @@ class Config:
     hub_timeout_s: float = 30.0
     sync_page_size: int = 2000
     sync_batch_size: int = 1000
+    handheld_offline_max_age_min: int = 0
 
     @property
     def credential_path(self) -> Path:
@@ -239,6 +250,8 @@ def load(path: str | os.PathLike | None = None) -> Config:
     for name, hi in (("sync_page_size", 5000), ("sync_batch_size", 1000)):
         if not 1 <= values[name] <= hi:
             raise ConfigError(f"{path}: {name} must be between 1 and {hi}")
+    if values["handheld_offline_max_age_min"] < 0:
+        raise ConfigError(f"{path}: handheld_offline_max_age_min must be 0 or more minutes")
     database = Path(values["database"])
     if not database.is_absolute():
         database = path.parent / database

@@ -518,3 +518,30 @@ def m009_entries_without_autoincrement(db: sqlite_utils.Database) -> None:
     if check != "ok":
         raise sqlite3.DatabaseError(f"entries: the database is not sound after the change: "
                                     f"{check}")
+
+
+@migrations()
+def m011_handheld_scan_ids(db: sqlite_utils.Database) -> None:
+    """A client scan id is the handheld's own: the key of ``handheld_scans`` becomes (device,
+    client scan id), so two handhelds that happen to choose the same id each get their own
+    verdict, and one cannot replay or block another's scan by its id."""
+    _run_script(db, _M011)
+
+
+_M011 = """
+CREATE TABLE handheld_scans_m011 (
+    device_id       TEXT NOT NULL,
+    client_scan_id  TEXT NOT NULL,
+    entry_id        TEXT NOT NULL UNIQUE REFERENCES entries(id) ON DELETE CASCADE,
+    fingerprint     TEXT NOT NULL,
+    scanned_at      TEXT,
+    verdict         TEXT NOT NULL,
+    PRIMARY KEY (device_id, client_scan_id)
+) WITHOUT ROWID;
+INSERT INTO handheld_scans_m011 (device_id, client_scan_id, entry_id, fingerprint, scanned_at,
+                                 verdict)
+    SELECT device_id, client_scan_id, entry_id, fingerprint, scanned_at, verdict
+    FROM handheld_scans;
+DROP TABLE handheld_scans;
+ALTER TABLE handheld_scans_m011 RENAME TO handheld_scans;
+"""

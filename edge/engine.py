@@ -112,6 +112,19 @@ class GroupScan:
     lane: str
     now: datetime | None = None
     on_record: Callable[[sqlite3.Connection, Decision], None] | None = None
+    late: Lateness | None = None  # a scan made offline: when it arrived, how old it may be
+
+
+@dataclass(frozen=True)
+class Lateness:
+    """A scan decided at the time it was made (``GroupScan.now``) that reached the appliance
+    only at ``arrived``, from a handheld's offline queue. Were it admitted, it is refused as
+    ``EXPIRED`` instead when it arrived after the entry window it counts for had closed (the
+    session's window at this gate, or the ticket's own validity), or, with ``max_age``, more
+    than that after it was made."""
+
+    arrived: datetime
+    max_age: timedelta | None = None
 
 
 class _Refused(Exception):
@@ -336,7 +349,7 @@ class Engine:
                     conn.execute("SAVEPOINT scan")
                     try:
                         decision = self._decide(item.scan, item.lane, item.now or utcnow(),
-                                                fresh=n == 0)
+                                                fresh=n == 0, late=item.late)
                         if item.on_record is not None:
                             item.on_record(conn, decision)
                     except sqlite3.Error:
@@ -382,7 +395,8 @@ class Engine:
             return _database_failure(lane, now, e)
 
     def _decide(self, scan: Scan, lane_code: str, now: datetime, passage: bool = False,
-                record: bool = True, fresh: bool = True) -> Decision:
+                record: bool = True, fresh: bool = True,
+                late: Lateness | None = None) -> Decision:
         lane = self._lane(lane_code, fresh)
         if lane.id is None:
             outcome = _Outcome(Reason.DEVICE_ERROR, f"lane {lane_code!r} is not configured")
@@ -395,6 +409,8 @@ class Engine:
                 log.exception("lane %s: internal error while deciding a %s scan", lane_code,
                               scan.kind)
                 outcome = _Outcome(Reason.DEVICE_ERROR, "internal error: see the appliance log")
+        if late is not None and outcome.reason is Reason.OK:
+            _refuse_if_late(outcome, lane, now, late)
         if not outcome.scan_ref:
             outcome.scan_ref = _scan_ref(scan)
         admitted = outcome.reason is Reason.OK
@@ -733,6 +749,23 @@ def _held_against(row: tuple) -> dict:
 def _day(now: datetime, lane: _Lane) -> str:
     """The venue-local date: passes count their entries per day where the venue is."""
     return now.astimezone(lane.tz).date().isoformat()
+
+
+def _refuse_if_late(outcome: _Outcome, lane: _Lane, made: datetime, late: Lateness) -> None:
+    """Turn the admission of an offline scan that arrived too late into an EXPIRED refusal."""
+    if late.max_age is not None:
+        if late.arrived - made > late.max_age:
+            minutes = int(late.max_age.total_seconds() // 60)
+            outcome.reason = Reason.EXPIRED
+            outcome.detail = f"offline scan arrived more than {minutes} minutes after it was made"
+        return
+    t = outcome.ticket
+    closes = (outcome.session.window(lane)[1] if outcome.session is not None
+              else t.valid_until if t is not None else None)
+    if closes is not None and late.arrived > closes:
+        outcome.reason = Reason.EXPIRED
+        outcome.detail = ("offline scan arrived after its entry window closed at "
+                          f"{_local(closes, lane)}")
 
 
 def _is_open(window: tuple[datetime, datetime], now: datetime) -> bool:

@@ -5,7 +5,8 @@ A handheld (a PDA with a scanner, or a phone running the handheld page) is a dev
 created on the appliance's page, and from then on proves itself with a bearer token. Only the
 hashes of codes and tokens are stored.
 
-Every scan a handheld sends carries an id the handheld chose (``client_scan_id``). The first
+Every scan a handheld sends carries an id the handheld chose (``client_scan_id``), its own:
+another handheld's scan with the same id is another scan. The first
 time an id arrives the scan is decided by the engine, and the id is written with the entry in
 the same transaction; every later arrival of the id returns the verdict of that first decision
 and decides nothing. A handheld can therefore resend whatever it is unsure about, as often as
@@ -38,7 +39,7 @@ from typing import Any
 
 from edge import audit
 from edge.db import immediate
-from edge.engine import Decision, Engine, GroupScan, IdDocument, Scan, ScanKind
+from edge.engine import Decision, Engine, GroupScan, IdDocument, Lateness, Scan, ScanKind
 from edge.holders import DOC_TYPES, DocumentError
 from edge.reasons import Reason, colour, words
 from sync.timeutil import from_iso, to_iso, utcnow
@@ -350,9 +351,12 @@ def render(record: dict[str, Any], lang: str, client_scan_id: str, duplicate: bo
             "colour": colour(reason), "duplicate": duplicate, "recorded": recorded}
 
 
-def _prior(conn: sqlite3.Connection, client_scan_id: str) -> tuple[str, str] | None:
+def _prior(conn: sqlite3.Connection, handheld: Handheld,
+           client_scan_id: str) -> tuple[str, str] | None:
+    """What this handheld's scan of this id got; another handheld's ids are not its own."""
     return conn.execute("SELECT fingerprint, verdict FROM handheld_scans "
-                        "WHERE client_scan_id = ?", (client_scan_id,)).fetchone()
+                        "WHERE device_id = ? AND client_scan_id = ?",
+                        (handheld.device_id, client_scan_id)).fetchone()
 
 
 def _repeat(prior: tuple[str, str], fingerprint: str, client_scan_id: str) -> dict[str, Any]:
@@ -455,8 +459,8 @@ def scan(engine: Engine, handheld: Handheld, req: ScanRequest, lang: str = "en",
 
 
 def _decide(engine: Engine, handheld: Handheld, items: list[tuple[ScanRequest, datetime]],
-            lang: str, group: GroupCommit | None, check_lanes: bool = False
-            ) -> list[dict[str, Any]]:
+            lang: str, group: GroupCommit | None, check_lanes: bool = False,
+            late: Lateness | None = None) -> list[dict[str, Any]]:
     """Each scan at its time, once: resends answered from what was kept, the rest decided
     together, each recorded with its client scan id in the decision's transaction."""
     answers: list[dict[str, Any] | None] = [None] * len(items)
@@ -464,7 +468,7 @@ def _decide(engine: Engine, handheld: Handheld, items: list[tuple[ScanRequest, d
     jobs: list[GroupScan] = []
     for i, (req, at) in enumerate(items):
         fingerprint = _fingerprint(engine, req)
-        prior = _prior(engine.conn, req.client_scan_id)
+        prior = _prior(engine.conn, handheld, req.client_scan_id)
         if prior is not None:
             answers[i] = render(_repeat(prior, fingerprint, req.client_scan_id), lang,
                                 req.client_scan_id, True)
@@ -474,12 +478,12 @@ def _decide(engine: Engine, handheld: Handheld, items: list[tuple[ScanRequest, d
         todo.append((i, req, fingerprint))
         jobs.append(GroupScan(
             Scan(req.kind, req.data, device_id=handheld.device_id, document=req.document),
-            req.lane, at, _keeper(handheld, req, fingerprint)))
+            req.lane, at, _keeper(handheld, req, fingerprint), late))
     results = group.decide(jobs) if group is not None else engine.decide_all(jobs)
     for (i, req, fingerprint), result in zip(todo, results, strict=True):
         if isinstance(result, _AlreadyRecorded):
             # the same id arrived twice at once and the other request recorded it first
-            prior = _prior(engine.conn, req.client_scan_id)
+            prior = _prior(engine.conn, handheld, req.client_scan_id)
             answers[i] = render(_repeat(prior, fingerprint, req.client_scan_id), lang,
                                 req.client_scan_id, True)
         elif isinstance(result, BaseException):
@@ -531,7 +535,7 @@ def parse_batch(engine: Engine, handheld: Handheld, body: Any,
             if seen.setdefault(req.client_scan_id, fingerprint) != fingerprint:
                 raise HandheldError("client_scan_id_reused", "the same client scan id twice in "
                                     "this batch for different scans")
-            prior = _prior(engine.conn, req.client_scan_id)
+            prior = _prior(engine.conn, handheld, req.client_scan_id)
             if prior is not None:
                 _repeat(prior, fingerprint, req.client_scan_id)
             else:
@@ -547,13 +551,20 @@ def parse_batch(engine: Engine, handheld: Handheld, body: Any,
 
 
 def upload(engine: Engine, handheld: Handheld, body: Any, lang: str = "en",
-           now: datetime | None = None, group: GroupCommit | None = None) -> list[dict[str, Any]]:
+           now: datetime | None = None, group: GroupCommit | None = None,
+           max_age: timedelta | None = None) -> list[dict[str, Any]]:
     """Decide a batch of queued scans in the order given, each at the time it was made (the
-    handheld's clock corrected by its skew, never later than now), each idempotent."""
+    handheld's clock corrected by its skew, never later than now), each idempotent.
+
+    A scan that arrives too late is refused (``EXPIRED``, recorded) instead of admitted: after
+    the entry window it counts for closed (the session's, or the ticket's validity), or, with
+    ``max_age`` (the ``handheld_offline_max_age_min`` setting), longer than that after it was
+    made. Otherwise a ticket scanned offline could be let in hours later on a window long shut."""
     now = now or utcnow()
     scans, skew = parse_batch(engine, handheld, body, now)
+    late = Lateness(now, max_age)
     return _decide(engine, handheld, [(req, min(req.scanned_at + skew, now)) for req in scans],
-                   lang, group)
+                   lang, group, late=late)
 
 
 # -- heartbeat -----------------------------------------------------------------------------

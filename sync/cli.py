@@ -3,6 +3,7 @@
     wicket-codes keygen --key-id 1 --out hub-key.json
     wicket-codes sign --key hub-key.json --ticket 1001 --session 7 [--zone 3 --seat 4567 ...]
     wicket-codes verify --pubkey 1:BASE64 CODE
+    wicket-codes pubkey --key hub-key.json          the public half, as 1:BASE64
     wicket-codes sample --key hub-key.json --out allowlist.jsonl --codes codes.tsv
 """
 
@@ -87,9 +88,15 @@ def cmd_sample(args) -> int:
     key = load_signing_key(args.key)
     now = from_iso(args.at) if args.at else utcnow()
     venue = sample.build(key, now, tickets=args.tickets)
-    sample.write_files(venue, Path(args.out), Path(args.codes))
+    sample.write_files(venue, Path(args.out), Path(args.codes), key, utcnow())
     print(f"sample venue with {len(venue.tickets)} tickets: {len(venue.changes)} changes in "
-          f"{args.out}, codes in {args.codes}")
+          f"{args.out} (signed with key {key.key_id}), codes in {args.codes}")
+    return 0
+
+
+def cmd_pubkey(args) -> int:
+    key = load_signing_key(args.key)
+    print(f"{key.key_id}:{key.public_key_b64()}")
     return 0
 
 
@@ -123,10 +130,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("code")
     s.set_defaults(func=cmd_verify)
 
-    s = sub.add_parser("sample", help="a sample venue: allowlist file and codes")
+    s = sub.add_parser("pubkey", help="print a signing key's public half as KEY_ID:BASE64")
+    s.add_argument("--key", required=True, help="signing key file")
+    s.set_defaults(func=cmd_pubkey)
+
+    s = sub.add_parser("sample", help="a sample venue: signed allowlist file and codes")
     s.add_argument("--key", required=True)
     s.add_argument("--tickets", type=int, default=500)
-    s.add_argument("--out", required=True, help="allowlist file to write (JSON lines)")
+    s.add_argument("--out", required=True, help="allowlist file to write (JSON lines, signed "
+                   "with --key as the hub signs its exports)")
     s.add_argument("--codes", required=True, help="TSV of codes to write")
     s.add_argument("--at", help="build the sessions around this ISO time (default: now)")
     s.set_defaults(func=cmd_sample)

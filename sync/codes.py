@@ -290,8 +290,11 @@ def _parse(data: bytes) -> tuple[TicketPayload, int]:
     if form & _HAS_WINDOW:
         start = r.varint("valid_from", 0, 2**40)
         duration = r.varint("duration", 1, MAX_DURATION_MIN)
-        valid_from = EPOCH + timedelta(minutes=start)
-        valid_until = valid_from + timedelta(minutes=duration)
+        try:
+            valid_from = EPOCH + timedelta(minutes=start)
+            valid_until = valid_from + timedelta(minutes=duration)
+        except OverflowError:
+            raise OutOfRange("valid_from: the validity ends after the year 9999") from None
     elif kind is Kind.VENUES:
         raise OutOfRange("a venue pass needs a validity window")
     daily_limit = r.varint("daily limit") if kind is not Kind.SESSION else 0

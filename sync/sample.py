@@ -5,18 +5,18 @@ numbers carry valid check digits so that the validators accept them.
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sync import codes
+from sync import allowlist_file, codes
 from sync.identity import gb11643_check
 from sync.keys import SigningKey
 from sync.timeutil import to_iso
 
 VENUE_ID = 1
+VENUE_CODE = "OSC"
 ZONES = [(1, "A", "North Stand"), (2, "B", "East Stand"), (3, "C", "South Stand"),
          (4, "D", "VIP Box")]
 # id, code, name, zones, realname_mode, reentry
@@ -83,7 +83,7 @@ def build(key: SigningKey, now: datetime, tickets: int = 200, seed: int = 1,
                 (2, "Evening final", base + timedelta(hours=6), base + timedelta(hours=9)),
                 (3, "Tomorrow's semifinal", base + timedelta(days=1),
                  base + timedelta(days=1, hours=3))]
-    add({"type": "venue", "op": "upsert", "id": VENUE_ID, "code": "OSC",
+    add({"type": "venue", "op": "upsert", "id": VENUE_ID, "code": VENUE_CODE,
          "name": "Olympic Sports Centre Stadium", "timezone": "Asia/Shanghai"})
     add({"type": "key", "op": "upsert", "key_id": key.key_id,
          "public_key": key.public_key_b64()})
@@ -165,15 +165,20 @@ def build(key: SigningKey, now: datetime, tickets: int = 200, seed: int = 1,
     return out
 
 
-def write_files(venue: SampleVenue, allowlist: Path, codes_tsv: Path) -> None:
-    """The allowlist as JSON lines, and a TSV of codes for trying scans by hand: name, ticket
-    number, code, and for real-name tickets the holder's (invented) document number and name.
-    The named special cases come first."""
+def signed_allowlist(venue: SampleVenue, key: SigningKey, now: datetime) -> bytes:
+    """The venue's allowlist as the hub exports it: signed with ``key`` (the sample's hub key),
+    without the key record, which an appliance takes only from the sync."""
+    return allowlist_file.sign(venue.changes, key, {"id": VENUE_ID, "code": VENUE_CODE}, now)
+
+
+def write_files(venue: SampleVenue, allowlist: Path, codes_tsv: Path, key: SigningKey,
+                now: datetime) -> None:
+    """The allowlist as a signed file (JSON lines, see ``sync/allowlist_file.py``), and a TSV of
+    codes for trying scans by hand: name, ticket number, code, and for real-name tickets the
+    holder's (invented) document number and name. The named special cases come first."""
     allowlist.parent.mkdir(parents=True, exist_ok=True)
     codes_tsv.parent.mkdir(parents=True, exist_ok=True)
-    with allowlist.open("w", encoding="utf-8") as f:
-        for change in venue.changes:
-            f.write(json.dumps(change, ensure_ascii=False) + "\n")
+    allowlist.write_bytes(signed_allowlist(venue, key, now))
     names = {tid: name for name, tid in venue.named.items()}
     order = list(venue.named.values()) + [t for t in venue.tickets if t not in names]
     with codes_tsv.open("w", encoding="utf-8") as f:

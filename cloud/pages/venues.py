@@ -7,7 +7,8 @@ import sqlalchemy as sa
 from flask import Response, abort, render_template, request
 from flask_babel import gettext as _
 
-from cloud.db import gate_zones, gates, seats, venues, zones
+from cloud.allowlist_export import ExportError, export_allowlist
+from cloud.db import gate_zones, gates, seats, signing_keys, venues, zones
 from cloud.pages.web import actor, back, engine, int_field, ok, page_blueprint, refused, roles
 from cloud.venues import (
     VenueError,
@@ -246,3 +247,31 @@ def export_seats(venue_id: int):
     return Response("\ufeff" + text, mimetype="text/csv",
                     headers={"Content-Disposition":
                              f'attachment; filename="seats-venue-{v.id}.csv"'})
+
+
+@bp.get("/<int:venue_id>/allowlist")
+@roles()
+def confirm_export_allowlist(venue_id: int):
+    with engine().connect() as conn:
+        v = venue_or_404(conn, venue_id)
+        key_id = conn.execute(sa.select(signing_keys.c.key_id)
+                              .where(signing_keys.c.state == "active")).scalar()
+    return render_template("venues/export_allowlist.html", venue=v, key_id=key_id)
+
+
+@bp.post("/<int:venue_id>/allowlist")
+@roles()
+def export_allowlist_file(venue_id: int):
+    """The signed file, for an appliance without the network: audited, admins only (it carries
+    holder data as the sync does)."""
+    try:
+        with engine().begin() as conn:
+            venue_or_404(conn, venue_id)
+            export = export_allowlist(conn, venue_id, actor())
+    except ExportError:  # the venue exists: what can fail is the key
+        refused(_("There is no active signing key: create one and activate it on the Keys "
+                  "page first."))
+        return back("venues.confirm_export_allowlist", venue_id=venue_id)
+    return Response(export.data, mimetype="application/x-ndjson",
+                    headers={"Content-Disposition": f'attachment; filename="{export.name}"',
+                             "Cache-Control": "no-store"})

@@ -19,6 +19,9 @@ Configuration keys (all optional; the appliance's TOML file supplies what is not
     ``password_max_age_days`` from the configuration file).
 ``SESSION_COOKIE_SECURE``
     set when the pages are served over TLS.
+``HANDHELD_OFFLINE_MAX_AGE_MIN``
+    the oldest offline handheld scan admitted on arrival, in minutes; 0 (the default when not
+    given): its own entry window (``handheld_offline_max_age_min`` from the configuration file).
 
 Every route needs a staff session unless its view is marked :func:`edge.web.auth.public`, or
 its blueprint is registered with :func:`edge.web.auth.own_auth` (a JSON API that checks its own
@@ -114,6 +117,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         config.setdefault("IDLE_MINUTES", cfg.web_idle_minutes)
         config.setdefault("SESSION_HOURS", cfg.web_session_hours)
         config.setdefault("PASSWORD_MAX_AGE_DAYS", cfg.password_max_age_days)
+        config.setdefault("HANDHELD_OFFLINE_MAX_AGE_MIN", cfg.handheld_offline_max_age_min)
     config.setdefault("SECRET_KEY", _derive_secret(config["HOLDER_KEY"]))
     app.config.update(
         MAX_CONTENT_LENGTH=32 * 1024 * 1024,

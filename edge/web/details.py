@@ -72,6 +72,10 @@ PATTERNS = (
      lambda m: _("%(session)s: gates open %(at)s", session=m["session"], at=m["at"])),
     (re.compile(r"^(?P<session>.+) is over$"),
      lambda m: _("%(session)s is over", session=m["session"])),
+    (re.compile(r"^offline scan arrived after its entry window closed at (?P<at>.+)$"),
+     lambda m: _("offline scan arrived after its entry window closed at %(at)s", at=m["at"])),
+    (re.compile(r"^offline scan arrived more than (?P<n>\d+) minutes after it was made$"),
+     lambda m: _("offline scan arrived more than %(n)s minutes after it was made", n=m["n"])),
 )
 
 

@@ -1,5 +1,6 @@
 """Emergency pages: export entries as a signed file, import another appliance's export, and
-load an allowlist file from a USB stick when the network is gone for long. All audited."""
+load an allowlist file the hub signed from a USB stick when the network is gone for long (a
+file not signed by a hub key this appliance already holds is refused). All audited."""
 
 from __future__ import annotations
 
@@ -127,16 +128,18 @@ def import_allowlist():
         tmp.write(data)
         tmp.flush()
         try:
-            result = import_file(conn, web().vault, Path(tmp.name))
+            result = import_file(conn, web().vault, Path(tmp.name),
+                                 name=os.path.basename(source) or "file")
         except AllowlistError as e:
-            message = str(e).replace(tmp.name, os.path.basename(source) or "file")
+            message = str(e)
             audit.record(conn, g.user.username, "allowlist.import_refused", source,
                          {"error": message})
             flash(_("Import refused: %(why)s", why=message), "error")
             return redirect(url_for("emergency.index"), 303)
     audit.record(conn, g.user.username, "allowlist.import", source,
                  {"applied": result.applied, "unchanged": result.unchanged,
-                  "cursor": result.cursor, "counts": result.counts})
+                  "cursor": result.cursor, "counts": result.counts,
+                  "signed_by": result.signed_by, "exported_at": result.exported_at})
     flash(_("Allowlist imported: %(applied)d changes applied, %(unchanged)d already up to "
             "date.", applied=result.applied, unchanged=result.unchanged), "ok")
     return redirect(url_for("emergency.index"), 303)

@@ -12,6 +12,7 @@ token it keeps in the browser's localStorage, so it needs no staff session.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from pathlib import Path
 
 from flask import Blueprint, Response, abort, current_app, g, jsonify, request
@@ -186,7 +187,9 @@ def scans():
         raise HandheldError("batch_too_large", f"a batch is at most {MAX_BATCH_BYTES} bytes: "
                             "send the queue in parts, oldest first")
     lang = _lang()
-    results = handhelds.upload(_web().engine(), g.handheld, _body(), lang, group=_group())
+    minutes = current_app.config.get("HANDHELD_OFFLINE_MAX_AGE_MIN") or 0
+    results = handhelds.upload(_web().engine(), g.handheld, _body(), lang, group=_group(),
+                               max_age=timedelta(minutes=minutes) if minutes else None)
     return jsonify(results=with_detail_words(results, lang))
 
 

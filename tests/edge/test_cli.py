@@ -9,6 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from sync import allowlist_file
+from sync.keys import generate_signing_key, load_signing_key
+from sync.timeutil import utcnow
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -32,8 +36,14 @@ def site(tmp_path_factory):
     assert "created" in init.stdout
     cfg_text = (d / "edge.toml").read_text()
     (d / "edge.toml").write_text(cfg_text.replace('log_level = "INFO"', 'log_level = "DEBUG"'))
+    unsigned_by_a_known_key = run("edge.cli", "--config", cfg, "import",
+                                  str(d / "allowlist.jsonl"))
+    assert unsigned_by_a_known_key.returncode == 2
+    assert "hub key 1, which this appliance does not trust" in unsigned_by_a_known_key.stderr
+    pub = run("sync.cli", "pubkey", "--key", str(d / "hub-key.json"), check_exit=0).stdout
+    run("edge.cli", "--config", cfg, "trust-key", pub.strip(), check_exit=0)
     imp = run("edge.cli", "--config", cfg, "import", str(d / "allowlist.jsonl"), check_exit=0)
-    assert "changes applied" in imp.stdout
+    assert "changes applied" in imp.stdout and "signed by hub key 1" in imp.stdout
     with open(d / "codes.tsv", encoding="utf-8") as f:
         rows = {r[0]: r for r in csv.reader(f, delimiter="\t")}
     return d, cfg, rows
@@ -94,7 +104,13 @@ def test_bad_input_gets_a_clear_error_and_exit_2(site, tmp_path):
     bad.write_text('{"seq": 1, "type": "zone", "op": "upsert", "id": "x", "code": "A", '
                    '"name": "A"}\n')
     imp = run("edge.cli", "--config", cfg, "import", str(bad))
-    assert imp.returncode == 2 and "bad.jsonl:1: zone.id: must be an integer" in imp.stderr
+    assert imp.returncode == 2 and "bad.jsonl: not signed by the hub" in imp.stderr
+    key = load_signing_key(d / "hub-key.json")
+    bad.write_bytes(allowlist_file.sign([{"seq": 1, "type": "zone", "op": "upsert", "id": "x",
+                                          "code": "A", "name": "A"}], key,
+                                        {"id": 1, "code": "OSC"}, utcnow()))
+    imp = run("edge.cli", "--config", cfg, "import", str(bad))
+    assert imp.returncode == 2 and "bad.jsonl:2: zone.id: must be an integer" in imp.stderr
     lane = scan(cfg, "NOPE", rows["seated"][2])
     assert lane.returncode == 2 and "not configured" in lane.stdout
     at = scan(cfg, "N1", rows["seated"][2], "--at", "yesterday")
@@ -106,8 +122,33 @@ def test_import_is_audited(site):
 
     d, cfg, rows = site
     conn = sqlite3.connect(d / "edge.db")
-    (action, detail) = conn.execute("SELECT action, detail FROM audit_log").fetchone()
-    assert action == "allowlist.import" and '"applied":' in detail
+    rows = conn.execute("SELECT action, detail FROM audit_log ORDER BY id").fetchall()
+    assert [a for a, _ in rows[:2]] == ["hub_key.trust", "allowlist.import"]
+    assert '"applied":' in rows[1][1] and '"signed_by": 1' in rows[1][1]
+
+
+def test_trust_key_is_refused_on_an_enrolled_appliance_and_never_replaces_a_key(site):
+    d, cfg, rows = site
+    other = generate_signing_key(1)
+    r = run("edge.cli", "--config", cfg, "trust-key", f"1:{other.public_key_b64()}")
+    assert r.returncode == 2 and "already trusted with another public key" in r.stderr
+    for bad in ("one:AAAA", "1:not-base64", "300:" + other.public_key_b64()):
+        r = run("edge.cli", "--config", cfg, "trust-key", bad)
+        assert r.returncode == 2 and "expected KEY_ID:BASE64" in r.stderr, bad
+    import sqlite3
+
+    conn = sqlite3.connect(d / "edge.db")
+    conn.execute("INSERT INTO appliance_state (key, value) VALUES ('hub_appliance_id', '7') "
+                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+    conn.commit()
+    try:
+        r = run("edge.cli", "--config", cfg, "trust-key", f"2:{other.public_key_b64()}")
+        assert r.returncode == 2 and "enrolled" in r.stderr
+        assert conn.execute("SELECT count(*) FROM hub_keys WHERE key_id = 2").fetchone() == (0,)
+    finally:
+        conn.execute("DELETE FROM appliance_state WHERE key = 'hub_appliance_id'")
+        conn.commit()
+        conn.close()
 
 
 def test_init_upgrades_and_is_idempotent(site):

@@ -31,6 +31,10 @@ def test_unknown_key_is_refused_with_its_line_and_name(tmp_path):
     ('holder_key = 5\n', "holder_key must be a str"),
     ('holder_key = "k"\nlog_level = "LOUD"\n', "log_level must be one of"),
     ('holder_key = "k\n', "not valid TOML"),
+    ('holder_key = "k"\nhandheld_offline_max_age_min = -1\n',
+     "handheld_offline_max_age_min must be 0 or more"),
+    ('holder_key = "k"\nhandheld_offline_max_age_min = "1h"\n',
+     "handheld_offline_max_age_min must be a int"),
 ])
 def test_bad_files_get_clear_errors(tmp_path, text, message):
     with pytest.raises(config.ConfigError, match=message):

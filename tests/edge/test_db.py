@@ -154,7 +154,7 @@ def test_the_upgrade_drops_autoincrement_and_keeps_every_entry_and_its_links(tmp
     old.close()
 
     db = db_mod.open_db(path)
-    assert db_mod.migrate(db) == ["m009_entries_without_autoincrement"]
+    assert db_mod.migrate(db)[0] == "m009_entries_without_autoincrement"
     (sql,) = db.execute("SELECT sql FROM sqlite_master WHERE name = 'entries'").fetchone()
     assert "AUTOINCREMENT" not in sql and "CHECK (direction IN ('in', 'out'))" in sql
     assert db.execute("SELECT count(*) FROM sqlite_sequence WHERE name = 'entries'"
@@ -171,3 +171,33 @@ def test_the_upgrade_drops_autoincrement_and_keeps_every_entry_and_its_links(tmp
         db.execute("INSERT INTO handheld_scans (client_scan_id, device_id, entry_id, fingerprint,"
                    " verdict) VALUES ('s2', 'h1', 'nope', 'f', '{}')")
     assert db.execute("SELECT entry_id FROM handheld_scans").fetchall() == [("b",)]
+
+
+def test_the_upgrade_keys_handheld_scan_ids_by_device_and_keeps_every_scan(tmp_path):
+    path = tmp_path / "old.db"
+    old = db_mod.open_db(path)
+    db_mod.migrate(old, stop_before="m011_handheld_scan_ids")
+    _entry(old.conn, "a")
+    old.execute("INSERT INTO devices (id, kind, name) VALUES ('h1', 'handheld', 'H1')")
+    old.execute("INSERT INTO devices (id, kind, name) VALUES ('h2', 'handheld', 'H2')")
+    old.execute("INSERT INTO handheld_scans (client_scan_id, device_id, entry_id, fingerprint, "
+                "scanned_at, verdict) VALUES ('s1', 'h1', 'a', 'f', 't', '{}')")
+    old.close()
+
+    db = db_mod.open_db(path)
+    assert "m011_handheld_scan_ids" in db_mod.migrate(db)
+    assert db.execute("SELECT device_id, client_scan_id, entry_id, fingerprint, scanned_at, "
+                      "verdict FROM handheld_scans").fetchall() == [("h1", "s1", "a", "f", "t",
+                                                                     "{}")]
+    _entry(db.conn, "b")
+    db.execute("INSERT INTO handheld_scans (client_scan_id, device_id, entry_id, fingerprint, "
+               "verdict) VALUES ('s1', 'h2', 'b', 'f', '{}')")  # another handheld, same id
+    with pytest.raises(sqlite3.IntegrityError):
+        db.execute("INSERT INTO handheld_scans (client_scan_id, device_id, entry_id, "
+                   "fingerprint, verdict) VALUES ('s1', 'h2', 'a', 'g', '{}')")
+    db.conn.execute("PRAGMA foreign_keys = ON")
+    with pytest.raises(sqlite3.IntegrityError):
+        db.execute("INSERT INTO handheld_scans (client_scan_id, device_id, entry_id, fingerprint,"
+                   " verdict) VALUES ('s9', 'h1', 'nope', 'f', '{}')")
+    assert db.execute("PRAGMA foreign_key_check").fetchall() == []
+    assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -284,6 +284,31 @@ def test_a_code_that_differs_from_the_listed_one_must_carry_a_valid_signature(en
     forged = codes.encode(codes.TicketPayload(ticket_id=1006, scope=(1,), zone=2),
                           generate_signing_key(1))
     assert qr(engine, forged).reason is Reason.FORGED
+
+
+def _signed(hub_key, body: bytes) -> str:
+    return codes.from_bytes(body + hub_key.private_key.sign(body))
+
+
+def test_a_signed_code_valid_past_the_year_9999_is_forged_not_a_device_error(engine, loaded,
+                                                                             hub_key):
+    # ticket 5, session 1, zone 0, a validity window starting 2**40 minutes after 2020
+    body = b"\x01\x01\x40\x05\x00\x01\x00" + codes._varint(2**40) + b"\x01"
+    d = qr(engine, _signed(hub_key, body))
+    assert d.reason is Reason.FORGED and not d.open_lane and d.entry_id
+    assert "impossible values" in d.detail
+    assert loaded.execute("SELECT reason FROM entries WHERE id = ?",
+                          (d.entry_id,)).fetchone() == ("FORGED",)
+
+
+def test_a_signed_code_with_the_largest_numbers_is_judged_not_a_device_error(engine, hub_key):
+    last = datetime(9999, 12, 31, 23, 0, tzinfo=UTC)
+    huge = codes.TicketPayload(ticket_id=2**40 - 1, kind=codes.Kind.VENUES, scope=(2**63 - 1,),
+                               zone=2**63 - 1, seat=2**63 - 1, valid_from=last,
+                               valid_until=last + timedelta(minutes=59),
+                               daily_limit=2**63 - 1)
+    d = qr(engine, codes.encode(huge, hub_key))
+    assert d.reason is not Reason.DEVICE_ERROR and not d.open_lane
 
 
 @pytest.mark.parametrize("text", ["", "   ", "hello world", "\x00\x01\x02", "ÄÖÜ票",

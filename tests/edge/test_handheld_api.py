@@ -157,6 +157,35 @@ def test_the_same_client_scan_id_twice_is_one_entry(client, conn, live_venue):
     assert entries(conn) == 2
 
 
+def test_two_handhelds_using_the_same_scan_id_each_get_their_own_verdict(client, conn,
+                                                                        live_venue):
+    one = paired(client, conn, name="PDA 1")
+    two = paired(client, conn, name="PDA 2")
+    first = client.post("/api/v1/scan", json=scan_body(live_venue, 1002, "shared-0001"),
+                        headers=one).get_json()
+    other = client.post("/api/v1/scan", json=scan_body(live_venue, 1006, "shared-0001",
+                                                       lane="N2"), headers=two)
+    assert other.status_code == 200, other.get_json()
+    assert other.get_json()["duplicate"] is False and other.get_json()["reason"] == "OK"
+    assert other.get_json()["entry_id"] != first["entry_id"]
+    # the same ticket under the same id from the second handheld is its own scan, not a replay
+    replay = client.post("/api/v1/scan", json=scan_body(live_venue, 1002, "shared-0002"),
+                         headers=one).get_json()
+    stolen = client.post("/api/v1/scan", json=scan_body(live_venue, 1002, "shared-0002"),
+                         headers=two).get_json()
+    assert replay["reason"] == "ALREADY_ENTERED" and stolen["duplicate"] is False
+    assert stolen["entry_id"] != replay["entry_id"]
+    t = to_iso(utcnow())
+    batch = client.post("/api/v1/scans", headers=two, json={"scans": [
+        scan_body(live_venue, 1006, "shared-0001", lane="N2", scanned_at=t)]})
+    assert batch.status_code == 200
+    (resent,) = batch.get_json()["results"]  # its own earlier scan, sent again
+    assert resent["duplicate"] is True and resent["entry_id"] == other.get_json()["entry_id"]
+    assert conn.execute("SELECT count(*) FROM handheld_scans WHERE client_scan_id = "
+                        "'shared-0001'").fetchone() == (2,)
+    assert entries(conn) == 4
+
+
 def test_the_same_id_sent_at_once_from_many_threads_is_decided_once(app, conn, live_venue,
                                                                     db_path):
     headers = paired(app.test_client(), conn)
@@ -275,6 +304,33 @@ def test_a_batch_is_decided_in_order_at_the_handhelds_corrected_time(client, con
     assert [x["duplicate"] for x in again.get_json()["results"]] == [True] * 4
     assert [x["reason"] for x in again.get_json()["results"]] == [x["reason"] for x in results]
     assert entries(conn) == 4
+
+
+def test_the_configured_maximum_age_refuses_old_offline_scans_on_arrival(
+        conn, db_path, holder_key, vault, live_venue, tmp_path):
+    from edge import config as config_mod
+    from edge.web.app import create_app
+
+    apply_changes(conn, vault, [parse_change(c) for c in live_venue.changes])
+    cfg = tmp_path / "edge.toml"
+    config_mod.write_new(cfg, {"database": str(db_path), "holder_key": holder_key,
+                               "handheld_offline_max_age_min": 5})
+    client = create_app({"EDGE_CONFIG": str(cfg), "TESTING": True}).test_client()
+    headers = paired(client, conn)
+    now = utcnow()
+    r = client.post("/api/v1/scans", headers={**headers, "Accept-Language": "zh-CN"}, json={
+        "sent_at": to_iso(now), "scans": [
+            scan_body(live_venue, 1002, "aged-000001", scanned_at=to_iso(now - timedelta(
+                minutes=10))),
+            scan_body(live_venue, 1006, "aged-000002", lane="N2",
+                      scanned_at=to_iso(now - timedelta(minutes=1)))]})
+    old, fresh = r.get_json()["results"]
+    assert old["reason"] == "EXPIRED" and old["colour"] != "green" and old["recorded"]
+    assert old["detail"] == "offline scan arrived more than 5 minutes after it was made"
+    assert old["detail_words"] == "离线扫描在扫描后超过 5 分钟才送达"
+    assert fresh["reason"] == "OK"
+    assert conn.execute("SELECT reason, admitted FROM entries WHERE id = ?",
+                        (old["entry_id"],)).fetchone() == ("EXPIRED", 0)
 
 
 def test_a_scan_from_the_future_is_decided_at_the_appliances_time(client, conn, live_venue):

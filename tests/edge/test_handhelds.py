@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from datetime import timedelta
 
 import pytest
 
@@ -12,6 +13,7 @@ from edge import handhelds
 from edge.engine import Engine, GroupScan, Scan, ScanKind
 from edge.holders import HolderVault
 from edge.reasons import Reason
+from sync.timeutil import from_iso, to_iso
 from tests.conftest import NOW
 
 
@@ -125,9 +127,9 @@ def test_losing_the_race_for_a_client_scan_id_returns_the_winners_verdict(
     # the loser looked for the id before the winner recorded it, and decides anyway
     real_prior, calls = handhelds._prior, []
 
-    def stale_prior(conn, csid):
+    def stale_prior(conn, handheld, csid):
         calls.append(csid)
-        return None if len(calls) == 1 else real_prior(conn, csid)
+        return None if len(calls) == 1 else real_prior(conn, handheld, csid)
 
     monkeypatch.setattr(handhelds, "_prior", stale_prior)
     loser = handhelds.scan(engine, hh, req, now=NOW)
@@ -164,3 +166,87 @@ def test_a_revoked_handheld_is_refused_and_keeps_its_history(engine, loaded, ven
     assert loaded.execute("SELECT state FROM devices WHERE id = ?",
                           (paired.device_id,)).fetchone() == ("disabled",)
     assert loaded.execute("SELECT count(*) FROM handheld_scans").fetchone()[0] == 1
+
+
+# -- offline scans that arrive too late ------------------------------------------------------
+
+
+def _handheld(loaded):
+    code = handhelds.create_pairing(loaded, "PDA", [], actor="admin", now=NOW).code
+    return handhelds.authenticate(loaded, handhelds.pair(loaded, code, now=NOW).token)
+
+
+def _batch(venue, made, *tickets, lane="N1"):
+    """Scans made at ``made`` by a handheld whose clock is right (no ``sent_at``: no skew)."""
+    return {"scans": [
+        {"client_scan_id": f"late-{tid:08d}", "lane": lane, "kind": "qr",
+         "data": venue.tickets[tid].code, "scanned_at": to_iso(made)} for tid in tickets]}
+
+
+def _window_closes(loaded, session=1, gate="G1"):
+    (ends,) = loaded.execute("SELECT ends_at FROM sessions WHERE id = ?", (session,)).fetchone()
+    (after,) = loaded.execute("SELECT close_after_min FROM gates WHERE code = ?",
+                              (gate,)).fetchone()
+    return from_iso(ends) + timedelta(minutes=after)
+
+
+def test_an_offline_scan_arriving_after_its_sessions_entry_window_is_refused(engine, loaded,
+                                                                             venue):
+    hh = _handheld(loaded)
+    closes = _window_closes(loaded)
+    made = NOW  # session 1 is open: admitted, had it arrived in time
+    in_time = handhelds.upload(engine, hh, _batch(venue, made, 1002), now=closes)
+    assert [r["reason"] for r in in_time] == ["OK"]
+    late = handhelds.upload(engine, hh, _batch(venue, made, 1006),
+                            now=closes + timedelta(seconds=1))
+    (r,) = late
+    assert r["reason"] == "EXPIRED" and r["verdict"] == "refuse" and not r["open_lane"]
+    assert r["detail"].startswith("offline scan arrived after its entry window closed at ")
+    assert r["at"] == to_iso(made) and r["recorded"] is True
+    row = loaded.execute("SELECT reason, admitted, ticket_id, session_id, detail FROM entries "
+                         "WHERE id = ?", (r["entry_id"],)).fetchone()
+    assert row[:4] == ("EXPIRED", 0, 1006, 1) and row[4] == r["detail"]
+    # refused, not used: the holder can still come in at a lane while the session is on
+    assert engine.decide(Scan(ScanKind.QR, venue.tickets[1006].code), "N1",
+                         NOW).reason is Reason.OK
+
+
+def test_a_late_scan_keeps_its_own_refusal_and_a_resend_gets_the_same_verdict(engine, loaded,
+                                                                              venue):
+    hh = _handheld(loaded)
+    later = _window_closes(loaded) + timedelta(days=1)
+    body = _batch(venue, NOW, venue.named["refunded"], 1010)
+    first = handhelds.upload(engine, hh, body, now=later)
+    assert [r["reason"] for r in first] == ["REVOKED", "EXPIRED"]
+    again = handhelds.upload(engine, hh, body, now=later + timedelta(hours=1))
+    assert [(r["reason"], r["duplicate"]) for r in again] == [("REVOKED", True),
+                                                              ("EXPIRED", True)]
+    assert entries(loaded) == 2
+
+
+def test_a_fixed_maximum_age_refuses_older_offline_scans_inside_the_window(engine, loaded,
+                                                                           venue):
+    hh = _handheld(loaded)
+    arrived = NOW + timedelta(minutes=30)  # session 1 is still open
+    fresh = handhelds.upload(engine, hh, _batch(venue, arrived - timedelta(minutes=15), 1002),
+                             now=arrived, max_age=timedelta(minutes=15))
+    old = handhelds.upload(engine, hh, _batch(venue, arrived - timedelta(minutes=16), 1006),
+                           now=arrived, max_age=timedelta(minutes=15))
+    assert fresh[0]["reason"] == "OK"
+    assert old[0]["reason"] == "EXPIRED"
+    assert old[0]["detail"] == "offline scan arrived more than 15 minutes after it was made"
+
+
+def test_a_ticket_without_a_session_must_arrive_within_its_validity(engine, loaded, venue):
+    hh = _handheld(loaded)
+    (until,) = loaded.execute("SELECT valid_until FROM tickets WHERE id = ?",
+                              (venue.named["staff"],)).fetchone()
+    body = _batch(venue, NOW, venue.named["staff"])
+    (r,) = handhelds.upload(engine, hh, body, now=from_iso(until) + timedelta(minutes=1))
+    assert r["reason"] == "EXPIRED" and "entry window closed" in r["detail"]
+
+
+def test_a_scan_sent_live_is_never_judged_late(engine, loaded, venue):
+    hh = _handheld(loaded)
+    req = handhelds.ScanRequest("live-0000001", "N1", ScanKind.QR, venue.tickets[1002].code)
+    assert handhelds.scan(engine, hh, req, now=NOW)["reason"] == "OK"

@@ -190,3 +190,54 @@ def test_digest_is_stable_and_short():
     code = _code()
     assert codes.digest(code) == codes.digest(code) and len(codes.digest(code)) == 32
     assert codes.digest(code) != codes.digest(code[:-1] + "0")
+
+
+@st.composite
+def _well_formed_bodies(draw):
+    """Payload bytes laid out as the format says, each field any number a varint can hold
+    (so dates past the year 9999, zones and seats of 2**63 - 1), signed with a real key."""
+    big = st.integers(0, 2**63 - 1)
+    form = draw(st.integers(0, 0x7F))
+    out = bytearray((codes.VERSION, KEY.key_id, form))
+    for _ in range(draw(st.integers(3, 8))):
+        out += codes._varint(draw(big | st.integers(0, 2**40 + 10)))
+    return bytes(out)
+
+
+def _only_code_errors(text):
+    """``read`` and ``verify`` either give a payload or raise a CodeError: nothing else."""
+    try:
+        codes.verify(codes.read(text), RING)
+    except codes.CodeError:
+        pass
+
+
+@given(_well_formed_bodies())
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_signed_payloads_with_overflowing_fields_raise_only_code_errors(body):
+    _only_code_errors(_resign(body))
+
+
+@given(st.binary(max_size=300))
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_read_and_verify_take_any_bytes(data):
+    _only_code_errors(data)
+    _only_code_errors(data.decode("latin-1"))
+    if data:
+        _only_code_errors(codes.from_bytes(data))
+
+
+@given(st.text(max_size=300))
+@settings(max_examples=400, deadline=None)
+def test_read_and_verify_take_any_text(text):
+    _only_code_errors(text)
+
+
+def test_a_validity_date_past_the_year_9999_is_out_of_range():
+    start = (datetime(9999, 12, 31, tzinfo=UTC) - codes.EPOCH) // timedelta(minutes=1)
+    body = b"\x01\x03\x40" + b"\x01\x00\x01\x00" + codes._varint(start) + codes._varint(2000)
+    with pytest.raises(codes.OutOfRange, match="9999"):
+        codes.decode(_resign(body), RING)
+    with pytest.raises(codes.OutOfRange, match="9999"):
+        codes.decode(_resign(b"\x01\x03\x40\x01\x00\x01\x00" + codes._varint(2**40) + b"\x01"),
+                     RING)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 import json
 
@@ -10,6 +11,9 @@ import pytest
 from edge import emergency, staff
 from edge.engine import Engine, Scan, ScanKind
 from edge.holders import HolderVault
+from sync import allowlist_file
+from sync.keys import generate_signing_key
+from sync.timeutil import utcnow
 from tests.edge.web.conftest import PASSWORDS, Browser, app_for, make_appliance
 
 
@@ -162,19 +166,23 @@ def test_a_path_outside_the_usb_stick_is_refused(as_role, appliance, tmp_path):
     assert "Choose a file from the USB stick" in a.get("/emergency/").data.decode()
 
 
-def test_allowlist_import_from_usb(as_role, appliance):
+FAMILY = {"seq": 10_000, "type": "zone", "op": "upsert", "id": 7, "code": "F",
+          "name": "Family Zone"}
+OSC = {"id": 1, "code": "OSC"}
+
+
+def test_allowlist_import_from_usb(as_role, appliance, hub_key):
     conn = appliance["conn"]
     a = as_role("admin")
     good = appliance["usb"] / "update.jsonl"
-    good.write_text(json.dumps({"seq": 10_000, "type": "zone", "op": "upsert", "id": 7,
-                                "code": "F", "name": "Family Zone"}) + "\n", encoding="utf-8")
+    good.write_bytes(allowlist_file.sign([FAMILY], hub_key, OSC, utcnow()))
     bad = appliance["usb"] / "broken.jsonl"
-    bad.write_text('{"seq": 10001, "type": "zone", "op": "upsert", "id": 8}\nnot json\n',
-                   encoding="utf-8")
+    bad.write_bytes(allowlist_file.sign([{"seq": 10001, "type": "zone", "op": "upsert",
+                                          "id": 8}], hub_key, OSC, utcnow()))
     a.get("/emergency/")
     a.post("/emergency/import-allowlist", {"path": str(bad)})
     page = a.get("/emergency/").data.decode()
-    assert "Import refused" in page and "broken.jsonl:1" in page
+    assert "Import refused" in page and "broken.jsonl:2" in page
     assert conn.execute("SELECT count(*) FROM zones WHERE id = 8").fetchone() == (0,)
     a.post("/emergency/import-allowlist", {"path": str(good)})
     assert "Allowlist imported: 1 changes applied" in a.get("/emergency/").data.decode()
@@ -182,3 +190,34 @@ def test_allowlist_import_from_usb(as_role, appliance):
     actions = [r[0] for r in conn.execute("SELECT action FROM audit_log WHERE action LIKE "
                                           "'allowlist.%' ORDER BY id")]
     assert actions == ["allowlist.import_refused", "allowlist.import"]
+    (detail,) = conn.execute("SELECT detail FROM audit_log WHERE action = 'allowlist.import'"
+                             ).fetchone()
+    assert json.loads(detail)["signed_by"] == hub_key.key_id
+
+
+@pytest.mark.parametrize("make, why", [
+    (lambda key: (json.dumps(FAMILY) + "\n").encode(), "not signed by the hub"),
+    (lambda key: allowlist_file.sign([FAMILY], generate_signing_key(key.key_id), OSC,
+                                     utcnow()), "signature does not match hub key 1"),
+    (lambda key: allowlist_file.sign([FAMILY], generate_signing_key(9), OSC, utcnow()),
+     "hub key 9, which this appliance does not trust"),
+    (lambda key: allowlist_file.sign([FAMILY], key, OSC, utcnow()).replace(b"Family",
+                                                                          b"Famine"),
+     "changed after the hub signed it"),
+    (lambda key: allowlist_file.sign([FAMILY], key, {"id": 2, "code": "WKS"}, utcnow()),
+     "this file is for venue"),
+])
+def test_the_page_refuses_every_file_the_hub_did_not_sign_for_this_venue(as_role, appliance,
+                                                                         hub_key, make, why):
+    conn = appliance["conn"]
+    a = as_role("admin")
+    a.get("/emergency/")
+    r = a.post("/emergency/import-allowlist", {"file": (io.BytesIO(make(hub_key)),
+                                                        "update.jsonl")})
+    assert r.status_code == 303
+    page = a.get("/emergency/").data.decode()
+    assert "Import refused" in page and "update.jsonl: " in page, page
+    assert why in html.unescape(page)
+    assert conn.execute("SELECT count(*) FROM zones WHERE id = 7").fetchone() == (0,)
+    assert conn.execute("SELECT count(*) FROM audit_log WHERE action = "
+                        "'allowlist.import_refused'").fetchone() == (1,)
