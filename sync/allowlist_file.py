@@ -69,6 +69,7 @@ def sign(changes: Iterable[dict[str, Any]], key: SigningKey, venue: dict[str, An
          now: datetime, cursor: int | None = None) -> bytes:
     """The signed file of ``changes`` for ``venue`` (``{"id", "code"}``). Key records are left
     out: an appliance takes keys only from the sync."""
+    changes = list(changes)  # read twice below
     body_lines = [json.dumps(c, ensure_ascii=False, sort_keys=True) for c in changes
                   if c.get("type") != "key"]
     seqs = [c.get("seq", 0) for c in changes]
