@@ -17,6 +17,7 @@ from markupsafe import Markup
 
 from edge import audit, commands, handhelds, hardware
 from edge.db import immediate
+from edge.web import device_forms
 from edge.web.app import get_conn
 from edge.web.auth import require
 from sync.timeutil import to_iso
@@ -67,6 +68,13 @@ def _form(conn, existing: dict | None) -> tuple[dict, list[str]]:
             errors.append(_("No such lane."))
         else:
             lane_id = int(lane_id)
+    connection = (f.get("connection") or f.get("connection_found") or "").strip()
+    if kind == device_forms.TURNSTILE:  # a form per driver, never JSON
+        config, wrong = device_forms.turnstile_config(f, device_id, connection)
+        errors += wrong
+        return {"id": device_id, "kind": kind, "name": f.get("name", "").strip()[:80],
+                "lane_id": lane_id, "config": config, "connection": connection,
+                "enabled": f.get("enabled") == "1", "submitted": f.to_dict()}, errors
     try:
         extra = json.loads(f.get("settings") or "{}")
         if not isinstance(extra, dict):
@@ -74,7 +82,6 @@ def _form(conn, existing: dict | None) -> tuple[dict, list[str]]:
     except ValueError:
         errors.append(_("Settings must be a JSON object, e.g. {\"baudrate\": 9600}."))
         extra = {}
-    connection = (f.get("connection") or f.get("connection_found") or "").strip()
     config = dict(extra)
     if connection:
         config[CONNECTION_KEY.get(kind, "port")] = connection
@@ -114,9 +121,19 @@ def _index_page(conn, **extra) -> str:
     devices = [_device(conn, r[0]) for r in conn.execute(
         "SELECT id FROM devices WHERE kind != ? ORDER BY id", (handhelds.DEVICE_KIND,))]
     values = {"errors": [], "draft": None, "pairing_errors": [], "pairing_draft": None, **extra}
+    draft = values["draft"]
     return render_template("devices.html", devices=devices, lanes=_lanes(conn),
                            kinds=commands.DEVICE_KINDS, found=_found(),
-                           handhelds=handhelds.list_handhelds(conn), **values)
+                           handhelds=handhelds.list_handhelds(conn),
+                           **_turnstile(draft, draft), **values)
+
+
+def _turnstile(device: dict | None, draft: dict | None) -> dict:
+    """The per-driver turnstile forms for the device form, with what was submitted kept."""
+    submitted = (draft or {}).get("submitted")
+    return {"turnstile_forms": device_forms.turnstile_forms(device, submitted),
+            "turnstile_model": (submitted or {}).get("model")
+            or device_forms.current_model(device)}
 
 
 # -- handhelds -----------------------------------------------------------------------------
@@ -175,6 +192,7 @@ def edit(device_id: str):
     if device is None:
         abort(404)
     errors: list[str] = []
+    draft = None
     if request.method == "POST":
         draft, errors = _form(conn, device)
         if not errors:
@@ -193,8 +211,8 @@ def edit(device_id: str):
             return redirect(url_for("devices.edit", device_id=device_id), 303)
     return render_template("device.html", device=device, lanes=_lanes(conn),
                            kinds=commands.DEVICE_KINDS, found=_found(), errors=errors,
-                           tests=commands.recent_commands(conn, device_id)), \
-        (400 if errors else 200)
+                           tests=commands.recent_commands(conn, device_id),
+                           **_turnstile(device, draft)), (400 if errors else 200)
 
 
 @bp.route("/<device_id>/enabled", methods=["POST"])
