@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from cloud.audit import SYSTEM, record
-from cloud.db import appliance_commands, appliances, signing_keys
+from cloud.db import appliance_commands, appliance_lanes, appliances, signing_keys
 from sync.timeutil import utcnow
 
 TOKEN_TTL = timedelta(hours=24)
@@ -149,6 +149,8 @@ def heartbeat(conn: sa.Connection, appliance: Appliance, reported: dict,
             else int((appliance_time - now).total_seconds() * 1000))
     conn.execute(sa.update(appliances).where(appliances.c.id == appliance.id)
                  .values(reported=reported, clock_skew_ms=skew, last_seen_at=now))
+    if isinstance(reported.get("lanes"), list):
+        keep_lanes(conn, appliance, reported["lanes"], now)
     if done:
         conn.execute(sa.update(appliance_commands)
                      .where(appliance_commands.c.appliance_id == appliance.id,
@@ -161,6 +163,37 @@ def heartbeat(conn: sa.Connection, appliance: Appliance, reported: dict,
                appliance_commands.c.delivered_at.is_(None))
         .order_by(appliance_commands.c.id)).all()
     return [(p.id, p.command) for p in pending]
+
+
+MAX_LANES = 500
+
+
+def keep_lanes(conn: sa.Connection, appliance: Appliance, reported: list,
+               now: datetime | None = None) -> None:
+    """Replace the lanes the hub keeps for this appliance with those it reports: each
+    ``{code, gate, name}`` (gate: the gate's code at the venue, or None). The sync schema has
+    checked the shape; a lane without a code is passed over, a repeated code counted once. The
+    ops pages lead a lane's entries and devices to its gate through these (cloud/ops.py)."""
+    now = now or utcnow()
+    rows: dict[str, dict] = {}
+    for lane in reported[:MAX_LANES]:
+        if not isinstance(lane, dict) or not isinstance(lane.get("code"), str) \
+                or not lane["code"]:
+            continue
+        gate = lane.get("gate")
+        name = lane.get("name")
+        rows.setdefault(lane["code"][:32], {
+            "appliance_id": appliance.id, "code": lane["code"][:32],
+            "gate_code": gate[:64] if isinstance(gate, str) and gate else None,
+            "name": name[:128] if isinstance(name, str) else "", "reported_at": now})
+    al = appliance_lanes.c
+    known = {(r.code, r.gate_code, r.name) for r in conn.execute(
+        sa.select(al.code, al.gate_code, al.name).where(al.appliance_id == appliance.id))}
+    if known == {(r["code"], r["gate_code"], r["name"]) for r in rows.values()}:
+        return  # unchanged since the last heartbeat: nothing written
+    conn.execute(sa.delete(appliance_lanes).where(al.appliance_id == appliance.id))
+    if rows:
+        conn.execute(sa.insert(appliance_lanes), [rows[c] for c in sorted(rows)])
 
 
 def roll_credential(conn: sa.Connection, appliance: Appliance,

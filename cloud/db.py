@@ -281,6 +281,17 @@ lanes = sa.Table(
     sa.UniqueConstraint("venue_id", "code"),
     sa.CheckConstraint("direction IN ('in', 'out')", name="direction_known"),
 )
+# Lanes as each appliance last reported them in its heartbeat (cloud/appliances.py): an entry's
+# lane leads to its gate through these where the hub's own ``lanes`` define none.
+appliance_lanes = sa.Table(
+    "appliance_lanes", metadata,
+    sa.Column("appliance_id", sa.Integer, sa.ForeignKey("appliances.id"), primary_key=True,
+              autoincrement=False),
+    sa.Column("code", sa.String(32), primary_key=True),
+    sa.Column("gate_code", sa.String(64)),
+    sa.Column("name", sa.String(128), nullable=False, server_default=""),
+    sa.Column("reported_at", sa.DateTime(timezone=True), nullable=False),
+)
 # Entries counted per session, venue, lane, zone and minute, in the transaction that stores
 # them (cloud/ops.py count_entries): the dashboard reads thousands of these rows, not millions
 # of entries. session_id 0 = no session; lane '' = none; zone_id 0 = not known.

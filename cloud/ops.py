@@ -7,7 +7,8 @@ ticket is *entered* once per session, on its first admission (``entered_tickets`
 one under any concurrency); every admission is an *entry*; *inside* is entries minus exits. A
 pass is counted once per entry, in the session it entered.
 
-Lanes lead to gates through the hub's ``lanes`` table; an entry's zone is its ticket's zone, or
+Lanes lead to gates through the hub's ``lanes`` table, or else through the lanes each appliance
+reports in its heartbeat (``appliance_lanes``); an entry's zone is its ticket's zone, or
 else the zone of its gate when the gate admits exactly one. Appliances are read from what
 their last heartbeat reported (:func:`read_report`). Plain functions on a connection; no Flask.
 """
@@ -25,6 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from cloud.audit import record
 from cloud.db import (
+    appliance_lanes,
     appliances,
     change_log,
     conflicts,
@@ -86,21 +88,40 @@ class Lane:
 
 def lane_map(conn: sa.Connection, venue_ids: Iterable[int] | None = None
              ) -> dict[tuple[int, str], Lane]:
-    """(venue id, lane code) -> the lane's gate and, where it has one zone, that zone."""
+    """(venue id, lane code) -> the lane's gate and, where it has one zone, that zone.
+
+    The hub's own lanes first; then the lanes the venue's active appliances report in their
+    heartbeats (``appliance_lanes``), whose gate code is looked up at the appliance's venue. A
+    lane the hub defines is never overridden by a report; a reported lane's direction is "in"
+    (an entry carries its own direction, which is what the counts use)."""
     q = sa.select(lanes.c.venue_id, lanes.c.code, lanes.c.gate_id, lanes.c.direction)
+    al = appliance_lanes.c
+    reported = (sa.select(appliances.c.venue_id, al.code, gates.c.id.label("gate_id"))
+                .join(appliances, appliances.c.id == al.appliance_id)
+                .join(gates, sa.and_(gates.c.venue_id == appliances.c.venue_id,
+                                     gates.c.code == al.gate_code))
+                .where(appliances.c.state == "active")
+                .order_by(al.reported_at, al.appliance_id))
     gz = sa.select(gate_zones.c.gate_id, gate_zones.c.zone_id)
     if venue_ids is not None:
         venue_ids = list(venue_ids)
         q = q.where(lanes.c.venue_id.in_(venue_ids))
+        reported = reported.where(appliances.c.venue_id.in_(venue_ids))
         gz = gz.join(gates, gates.c.id == gate_zones.c.gate_id).where(
             gates.c.venue_id.in_(venue_ids))
     zones_of: dict[int, list[int]] = defaultdict(list)
     for gate_id, zone_id in conn.execute(gz):
         zones_of[gate_id].append(zone_id)
-    return {(r.venue_id, r.code): Lane(r.venue_id, r.code, r.gate_id, r.direction,
-                                       zones_of[r.gate_id][0]
-                                       if len(zones_of[r.gate_id]) == 1 else 0)
-            for r in conn.execute(q)}
+
+    def lane(venue_id: int, code: str, gate_id: int, direction: str) -> Lane:
+        return Lane(venue_id, code, gate_id, direction,
+                    zones_of[gate_id][0] if len(zones_of[gate_id]) == 1 else 0)
+
+    out = {(r.venue_id, r.code): lane(r.venue_id, r.code, r.gate_id, "in")
+           for r in conn.execute(reported)}  # the latest report of a code wins
+    out.update({(r.venue_id, r.code): lane(r.venue_id, r.code, r.gate_id, r.direction)
+                for r in conn.execute(q)})
+    return out
 
 
 def _insert(conn: sa.Connection, table: sa.Table):

@@ -41,8 +41,10 @@ from drivers.base import (
     TurnstileEventKind,
 )
 from drivers.health import HealthTracker
+from drivers.settings import BAUD_RATES, Field
 
 log = logging.getLogger(__name__)
+RELAYS = INPUTS = tuple(range(8))  # an 8-channel board
 
 
 class _FlashOnRequest(WriteSingleCoilRequest):
@@ -64,6 +66,32 @@ class ModbusTurnstile:
     ``poll_ms`` (50), ``reply_timeout_ms`` (300), ``down_after`` (3 failed exchanges)."""
 
     has_feedback = True
+    # the Devices page's form (drivers.settings.from_form); the port is the page's own field
+    # and passage_timeout_s the lane's
+    FORM = {
+        "unit": Field("Board address (Modbus unit)", "The address set on the board, 1 to 247 "
+                      "(Waveshare boards leave the factory at 1).", minimum=1, maximum=247),
+        "baudrate": Field("Baud rate", "The board's serial speed (8 data bits, no parity, "
+                          "1 stop bit).", choices=BAUD_RATES),
+        "unlock_a": Field("Unlock relay, direction A", "The relay wired to the turnstile's "
+                          "unlock input for direction A.", choices=RELAYS),
+        "unlock_b": Field("Unlock relay, direction B", "The relay for direction B; none for a "
+                          "one-way lane.", choices=(None, *RELAYS), none_label="none: one way"),
+        "pass_a": Field("Passage input, direction A", "The board input the turnstile's "
+                        "passage contact for direction A is wired to.", choices=INPUTS),
+        "pass_b": Field("Passage input, direction B", "The input for direction B's passage "
+                        "contact; none for a one-way lane.", choices=(None, *INPUTS),
+                        none_label="none: one way"),
+        "alarm_input": Field("Alarm input", "The input the turnstile's alarm contact is wired "
+                             "to, if any.", choices=(None, *INPUTS), none_label="not wired"),
+        "pulse_ms": Field("Unlock pulse (ms)", "How long the relay closes; the board times it, "
+                          "in steps of 100 ms.", minimum=100, maximum=0x7FFF * 100),
+        "reply_timeout_ms": Field("Reply timeout (ms)", "How long to wait for the board's "
+                                  "answer before counting a failed exchange.",
+                                  minimum=50, maximum=5000),
+        "down_after": Field("Down after", "Failed exchanges in a row before the board is "
+                            "reported down.", minimum=1, maximum=100),
+    }
 
     def __init__(self, device_id: str, port: str, baudrate: int = 9600, unit: int = 1,
                  unlock_a: int = 0, unlock_b: int | None = 1, pass_a: int = 0,

@@ -41,6 +41,7 @@ from drivers.base import (
 from drivers.health import HealthTracker
 from drivers.protocol import FrameError
 from drivers.serial_link import SerialLink
+from drivers.settings import BAUD_RATES, Field
 
 START, END, FRAME_LEN = 0xFE, 0xAB, 7
 OPEN, PASSED, NOT_PASSED = 0x80, 0x81, 0x44
@@ -101,6 +102,16 @@ class OneTechTurnstile:
     passage time set on the gate), ``down_after`` (3 unanswered opens in a row)."""
 
     has_feedback = True
+    # the Devices page's form (drivers.settings.from_form); the port is the page's own field
+    FORM = {
+        "baudrate": Field("Baud rate", "The gate's RS-485 speed, as set on its controller.",
+                          choices=BAUD_RATES),
+        "answer_timeout_s": Field("Answer timeout (s)", "How long to wait for the gate's "
+                                  "passed or not-passed answer after an open: longer than "
+                                  "the passage time set on the gate.", minimum=1, maximum=120),
+        "down_after": Field("Down after", "Opens in a row without an answer before the gate "
+                            "is reported down.", minimum=1, maximum=100),
+    }
 
     def __init__(self, device_id: str, port: str, baudrate: int = 9600,
                  answer_timeout_s: float = 15.0, down_after: int = 3):

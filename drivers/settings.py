@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
 
 
 class SettingsError(ValueError):
@@ -105,3 +106,100 @@ def build(cls: type, device_id: str, config: Mapping[str, Any]):
     kwargs = {name: _check(name, value, hints[name]) if name in hints else value
               for name, value in config.items()}
     return cls(device_id, **kwargs)
+
+
+# -- forms ------------------------------------------------------------------------------------
+# A driver that is set up on a page declares, beside its keyword arguments, how each setting is
+# shown: ``FORM = {name: Field(...)}``, in the order of the form. The type, the default and
+# whether None is allowed come from the arguments themselves (:func:`form_fields`); a page
+# turns the submitted text back into a configuration with :func:`from_form`.
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+    """How one setting is offered on a form. Words are English, looked up in the page's
+    catalogue by the page."""
+
+    label: str
+    help: str = ""
+    choices: tuple = ()           # the values offered, in order; None among them: none_label
+    none_label: str = ""
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class FormField:
+    name: str
+    field: Field
+    type: type                    # int, float or str
+    optional: bool                # None is a value
+    default: Any                  # inspect.Parameter.empty when required
+
+
+class FieldError(SettingsError):
+    """A form value refused: ``name`` is the setting, ``problem`` a fixed code
+    (``whole_number``, ``number``, ``choice``, ``minimum``, ``maximum``), ``limit`` the bound."""
+
+    def __init__(self, name: str, label: str, problem: str, value: str, limit: Any = None):
+        super().__init__(f"{label} ({name}): {value!r}: {problem}"
+                         + (f" {limit}" if limit is not None else ""))
+        self.name, self.label, self.problem, self.value, self.limit = (
+            name, label, problem, value, limit)
+
+
+def form_fields(cls: type) -> list[FormField]:
+    """The settings ``cls`` declares for forms, with their type and default from its
+    arguments; a declared setting that is not an argument of ``cls`` is a programming error."""
+    params = inspect.signature(cls.__init__).parameters
+    hints = typing.get_type_hints(cls.__init__)
+    out = []
+    for name, field in cls.FORM.items():
+        if name not in params:
+            raise TypeError(f"{cls.__name__}.FORM: {name!r} is not one of its arguments")
+        hint = hints[name]
+        args = typing.get_args(hint)
+        optional = type(None) in args
+        base = next((a for a in args if a is not type(None)), hint) if args else hint
+        out.append(FormField(name, field, base, optional, params[name].default))
+    return out
+
+
+def _number(ff: FormField, text: str) -> Any:
+    label = ff.field.label
+    try:
+        value = int(text) if ff.type is int else float(text) if ff.type is float else text
+    except ValueError:
+        raise FieldError(ff.name, label, "whole_number" if ff.type is int else "number",
+                         text) from None
+    if isinstance(value, float) and value != value:  # NaN
+        raise FieldError(ff.name, label, "number", text)
+    if ff.field.minimum is not None and value < ff.field.minimum:
+        raise FieldError(ff.name, label, "minimum", text, ff.field.minimum)
+    if ff.field.maximum is not None and value > ff.field.maximum:
+        raise FieldError(ff.name, label, "maximum", text, ff.field.maximum)
+    return value
+
+
+def from_form(cls: type, form: Mapping[str, str]) -> dict[str, Any]:
+    """The configuration the form's text values describe, for the settings ``cls`` declares:
+    a setting missing from the form is left at its default; an empty value is None for a
+    setting that may be None (a "none" choice) and else the default; a value equal to the
+    default is left out; a choice must be one of those offered. Raises :class:`FieldError`
+    naming the first bad setting."""
+    config: dict[str, Any] = {}
+    for ff in form_fields(cls):
+        if ff.name not in form:
+            continue
+        text = str(form[ff.name]).strip()
+        if text == "":
+            value = None if ff.optional else ff.default
+            if value is inspect.Parameter.empty:
+                raise FieldError(ff.name, ff.field.label, "required", text)
+        else:
+            value = _number(ff, text)
+        if ff.field.choices and value not in ff.field.choices:
+            raise FieldError(ff.name, ff.field.label, "choice", text)
+        if value != ff.default:
+            config[ff.name] = value
+    return config

@@ -20,11 +20,13 @@ from drivers.base import Direction, Health, PermanentError, TurnstileEvent
 from drivers.health import HealthTracker
 from drivers.protocol import FrameError, sum8
 from drivers.serial_link import SerialLink
+from drivers.settings import BAUD_RATES, Field
 
 log = logging.getLogger(__name__)
 
 START = 0xA0
 FRAME_LEN = 4
+CHANNELS = tuple(range(1, 9))
 
 
 def encode(channel: int, on: bool) -> bytes:
@@ -69,6 +71,18 @@ class UsbRelayTurnstile:
     has one direction), ``pulse_ms`` (500)."""
 
     has_feedback = False
+    # the Devices page's form (drivers.settings.from_form); the port is the page's own field
+    FORM = {
+        "channel_a": Field("Relay, direction A", "The relay (1 to 8) wired to the turnstile's "
+                           "unlock input for direction A.", choices=CHANNELS),
+        "channel_b": Field("Relay, direction B", "The relay for direction B; none for a "
+                           "one-way lane.", choices=(None, *CHANNELS),
+                           none_label="none: one way"),
+        "pulse_ms": Field("Unlock pulse (ms)", "How long the relay stays closed (at least "
+                          "100 ms).", minimum=100, maximum=10_000),
+        "baudrate": Field("Baud rate", "The relay's serial speed (LCUS boards: 9600).",
+                          choices=BAUD_RATES),
+    }
 
     def __init__(self, device_id: str, port: str, baudrate: int = 9600, channel_a: int = 1,
                  channel_b: int | None = None, pulse_ms: int = 500):

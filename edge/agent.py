@@ -359,9 +359,16 @@ class Agent:
 
     def report(self) -> dict[str, Any]:
         c = self.conn
-        devices = [{"id": r[0], "kind": r[1], "state": r[2], "detail": r[3], "at": r[4]}
-                   for r in c.execute("SELECT id, kind, state, state_detail, state_at "
-                                      "FROM devices WHERE enabled = 1 ORDER BY id LIMIT 200")]
+        devices = [{"id": r[0], "kind": r[1], "state": r[2], "detail": r[3], "at": r[4],
+                    "lane": r[5]}
+                   for r in c.execute("SELECT d.id, d.kind, d.state, d.state_detail, d.state_at, "
+                                      "l.code FROM devices d LEFT JOIN lanes l ON l.id = "
+                                      "d.lane_id WHERE d.enabled = 1 ORDER BY d.id LIMIT 200")]
+        # the venue's lanes and their gates, so that the hub counts each entry at its gate
+        # (the sync schema's lengths: code 32, gate 64, name 128)
+        lanes = [{"code": r[0][:32], "gate": r[1][:64] if r[1] else None, "name": r[2][:128]}
+                 for r in c.execute("SELECT l.code, g.code, l.name FROM lanes l LEFT JOIN "
+                                    "gates g ON g.id = l.gate_id ORDER BY l.code LIMIT 500")]
         cursors = {r[0]: r[1] for r in c.execute(
             "SELECT stream, cursor FROM sync_state WHERE stream IN ('allowlist', 'revocations')")}
         unsent, oldest, last_seq = c.execute(
@@ -371,7 +378,8 @@ class Agent:
                             ).fetchone()[0]
         keys = [r[0] for r in c.execute("SELECT key_id FROM hub_keys WHERE retired_at IS NULL "
                                         "ORDER BY key_id")]
-        return {"software_version": VERSION, "devices": devices, "cursors": cursors, "keys": keys,
+        return {"software_version": VERSION, "devices": devices, "lanes": lanes,
+                "cursors": cursors, "keys": keys,
                 "queue": {"unsent": unsent, "oldest_unsent_at": oldest, "refused": refused,
                           "last_seq": last_seq or 0}}
 

@@ -545,3 +545,22 @@ INSERT INTO handheld_scans_m011 (device_id, client_scan_id, entry_id, fingerprin
 DROP TABLE handheld_scans;
 ALTER TABLE handheld_scans_m011 RENAME TO handheld_scans;
 """
+
+
+@migrations()
+def m013_pairing(db: sqlite_utils.Database) -> None:
+    """Pairing attempts that count against the rate limit (edge/handhelds.py ``pair``): kept in
+    the database, so the limit holds across the web service's worker processes."""
+    _run_script(db, _M013)
+
+
+_M013 = """
+-- One row per pairing attempt that failed or is under way, with the client's address; rows
+-- older than the limit's window are deleted by the next attempt.
+CREATE TABLE handheld_pair_attempts (
+    id      INTEGER PRIMARY KEY,
+    client  TEXT NOT NULL,
+    at      TEXT NOT NULL
+);
+CREATE INDEX handheld_pair_attempts_at ON handheld_pair_attempts(at);
+"""

@@ -27,6 +27,7 @@ import fcntl
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import secrets
@@ -53,6 +54,11 @@ MAX_PAIRING_TTL = timedelta(hours=24)
 # far beyond what can be tried against the pairing endpoint before a code expires.
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 CODE_LENGTH = 8
+# Pairing attempts: at most this many failed ones per client address, and in all, within
+# PAIR_WINDOW; more are answered 429 with Retry-After
+PAIR_WINDOW = timedelta(minutes=1)
+PAIR_FAILURES_PER_CLIENT = 5
+PAIR_FAILURES_OVERALL = 30
 MAX_BATCH = 500
 MAX_NAME = 64
 MAX_CLIENT_SCAN_ID = 64
@@ -148,10 +154,52 @@ def create_pairing(conn: sqlite3.Connection, name: str, lanes: list[str] | tuple
     return Pairing(f"{code[:4]}-{code[4:]}", name, lanes, expires)
 
 
+class TooManyAttempts(HandheldError):
+    """Pairing refused for now: too many failed attempts in the window; try after
+    ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__("too_many_attempts", message)
+        self.retry_after = retry_after
+
+
+def _claim_attempt(conn: sqlite3.Connection, client: str, now: datetime) -> int:
+    """Count this pairing attempt against the limits, or refuse it: at most
+    PAIR_FAILURES_PER_CLIENT failed (or unfinished) attempts per client address and
+    PAIR_FAILURES_OVERALL in all within PAIR_WINDOW. The counting and the claim are one
+    transaction in the shared database, so the web service's workers share the limit."""
+    since = to_iso(now - PAIR_WINDOW)
+    with immediate(conn):
+        conn.execute("DELETE FROM handheld_pair_attempts WHERE at <= ?", (since,))
+        for where, args, limit in (
+                ("client = ?", (client,), PAIR_FAILURES_PER_CLIENT),
+                ("1 = 1", (), PAIR_FAILURES_OVERALL)):
+            n, oldest = conn.execute(f"SELECT count(*), min(at) FROM handheld_pair_attempts "
+                                     f"WHERE {where}", args).fetchone()
+            if n >= limit:
+                wait = from_iso(oldest) + PAIR_WINDOW - now
+                raise TooManyAttempts("too many wrong pairing codes: wait a minute and try "
+                                      "again", max(1, math.ceil(wait.total_seconds())))
+        return conn.execute("INSERT INTO handheld_pair_attempts (client, at) VALUES (?, ?)",
+                            (client, to_iso(now))).lastrowid
+
+
 def pair(conn: sqlite3.Connection, code: str, app_version: str = "",
-         now: datetime | None = None) -> Paired:
-    """Exchange a pairing code for a device token: the code works once, before it expires."""
+         now: datetime | None = None, client: str = "") -> Paired:
+    """Exchange a pairing code for a device token: the code works once, before it expires.
+
+    Attempts are rate-limited per client address and overall (:func:`_claim_attempt`): a
+    refused one raises :class:`TooManyAttempts`; a failed one counts for PAIR_WINDOW, a
+    successful one not at all."""
     now = now or utcnow()
+    attempt = _claim_attempt(conn, client or "-", now)
+    paired = _pair(conn, code, app_version, now)
+    with immediate(conn):
+        conn.execute("DELETE FROM handheld_pair_attempts WHERE id = ?", (attempt,))
+    return paired
+
+
+def _pair(conn: sqlite3.Connection, code: str, app_version: str, now: datetime) -> Paired:
     code = normalize_code(code)
     if len(code) != CODE_LENGTH or any(c not in CODE_ALPHABET for c in code):
         raise HandheldError("bad_code", "that is not a pairing code: ask an admin for a new one")

@@ -47,6 +47,11 @@ FILM_FPS = 15
 SHOW_FRAMES = 15      # a code held up for a second
 GAP_FRAMES = 30       # two seconds between people
 STATUS_EVERY_S = 5.0
+# The refused-scan ratio at which the demo's hub raises an alert: its own script refuses
+# about a third of the scans at Gate 1 (a repeat, a forgery, the refund, an RFID re-tap), which
+# must not keep an alert red; a gate refusing most of its scans still raises one
+DEMO_REFUSED_RATIO = 50.0
+PAIRING_TTL_MIN = 24 * 60
 SYNC = {"sync_revocations_s": 1.0, "sync_allowlist_s": 1.0, "sync_entries_s": 1.0,
         "heartbeat_s": 5.0, "sync_backoff_max_s": 5.0, "hub_timeout_s": 10.0}
 
@@ -138,6 +143,8 @@ class Demo:
         self.hub_url = f"http://127.0.0.1:{self.hub_port}"
         self.web_url = f"http://127.0.0.1:{self.web_port}"
         self.refund: dict | None = None
+        self.wall_url = ""
+        self.pairing_code = ""
         self.lanes: dict[str, int] = {}
         self.pcsc: dict | None = None
         self.devices_ready: dict = {}
@@ -219,6 +226,7 @@ class Demo:
                   stdin=hub_admin + "\n")
         self.logins["hub"] = ("admin", hub_admin)
         self._pick_tickets()
+        self._ops_setup()
         hub = self._child("hub", self._hub("serve", "--bind", f"127.0.0.1:{self.hub_port}",
                                            "--workers", "2"))
         self._wait("waiting for the hub to answer", self._hub_answers, child=hub)
@@ -276,6 +284,35 @@ class Demo:
         finally:
             engine.dispose()
 
+    def _ops_setup(self) -> None:
+        """The hub's alert rule for refused scans set above what the demo's own script refuses
+        (so that no alert stays red once the script has played), and a wall-display link, as
+        an ops user makes them on the Alerts and Wall display pages."""
+        import hashlib
+
+        import sqlalchemy as sa
+
+        from cloud import alerts
+        from cloud.audit import record
+        from cloud.db import display_links
+        from sync.timeutil import utcnow
+
+        token = secrets.token_urlsafe(32)
+        engine = self._hub_engine()
+        try:
+            with engine.begin() as conn:
+                rule = alerts.get_rules(conn)["refused_ratio"]
+                alerts.set_rule(conn, "refused_ratio", DEMO_REFUSED_RATIO, rule.window_min,
+                                True, actor="demo")
+                link_id = conn.execute(sa.insert(display_links).values(
+                    name="Demo wall", token_hash=hashlib.sha256(token.encode()).hexdigest(),
+                    created_by="demo", created_at=utcnow())).inserted_primary_key[0]
+                record(conn, "demo", "display_link.create", f"display_link:{link_id}", None,
+                       {"name": "Demo wall"})
+        finally:
+            engine.dispose()
+        self.wall_url = f"{self.hub_url}/wall/open/{token}"
+
     def enroll_appliance(self) -> None:
         from cloud import appliances
 
@@ -312,6 +349,15 @@ class Demo:
                                    "passage_timeout_s) VALUES (?, ?, ?, 'in', 6)",
                                    (code, name, gates[gate]))
                 self.lanes[code] = cur.lastrowid
+            # a handheld pairs with this code (shown in the banner only), as with one an admin
+            # makes on the Devices page
+            from datetime import timedelta
+
+            from edge import handhelds
+
+            self.pairing_code = handhelds.create_pairing(
+                conn, "Demo handheld", [], actor="demo",
+                ttl=timedelta(minutes=PAIRING_TTL_MIN)).code
         finally:
             conn.close()
 
@@ -327,7 +373,10 @@ class Demo:
             if i == 5:  # refunded on the hub by then
                 film += [[self.refund["code"], SHOW_FRAMES], [None, GAP_FRAMES]]
         self.film_seconds = sum(n for _, n in film) / FILM_FPS
-        script = {"film": film, "id_cards": self.id_cards, "rfid_uid": self.rfid_uid}
+        # played once, each card laid twice and the RFID card tapped twice: then the lanes are
+        # quiet, and the hub's refused-scan ratio falls back as the window moves on
+        script = {"film": film, "film_plays": 1, "id_cards": self.id_cards,
+                  "id_card_rounds": 2, "rfid_uid": self.rfid_uid, "rfid_taps": 2}
         path = self.devices_dir / "script.json"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # holder data
         with os.fdopen(fd, "w") as f:
@@ -484,6 +533,11 @@ Wicket demo is running. Passwords are made for this run and shown only here.
   Hub (central ops)        {self.hub_url}/            login {hub_user} / {hub_pw}
   Appliance admin          {self.web_url}/            login {admin} / {admin_pw}
   Appliance gate screen    {self.web_url}/gate/       login {gate} / {gate_pw}
+  Handheld page            {self.web_url}/handheld/   pairing code {self.pairing_code}
+                           (type it there once; valid 24 h; more codes: appliance admin,
+                           Devices, Handhelds)
+  Wall display             {self.wall_url}
+                           (no login; more links: hub, Operations, Wall display)
 
   Lane N1 (Gate 1 North): camera {self.devices_ready['camera']}
                           turnstile {self.devices_ready['turnstile']}, RFID: {rfid}

@@ -9,9 +9,11 @@ the ID cards to lay on the reader, the RFID card's UID) and brings up
   by a person walking through, reported on the passage input;
 - a lane camera on loopback HTTP (MJPEG, ``drivers.sim.mjpeg``) playing a video file of the
   film's tickets, generated here with ``drivers.sim.scenes``; the film starts when the first
-  viewer connects and plays again at its end;
+  viewer connects and plays again at its end, ``film_plays`` times in all when the script
+  says;
 - an ID-card reader on a pty (``drivers.sim.idcard``) with the script's cards laid on it in
-  turn;
+  turn (``id_card_rounds`` times each when the script says; the RFID card ``rfid_taps``
+  times);
 - where pcscd and vsmartcard's vpcd are installed, a private pcscd with a virtual reader and a
   virtual RFID card tapped on it now and then (``drivers.sim.pcscd``, ``drivers.sim.vcard``).
 
@@ -49,11 +51,13 @@ RFID_EVERY_S = 9.0
 
 class Film:
     """The camera's picture: a video file read frame by frame, an empty scene until someone
-    watches, then the film from its first frame; at its end it starts again."""
+    watches, then the film from its first frame; at its end it starts again, up to
+    ``max_plays`` times (None: for ever), then the empty scene."""
 
-    def __init__(self, path: Path, blank):
+    def __init__(self, path: Path, blank, max_plays: int | None = None):
         self.path = path
         self.blank = blank
+        self.max_plays = max_plays
         self.server: MjpegServer | None = None
         self.plays = 0
         self._capture: cv2.VideoCapture | None = None
@@ -62,6 +66,8 @@ class Film:
         if self.server is None or self.server.connections == 0:
             return self.blank
         if self._capture is None:
+            if self.max_plays is not None and self.plays >= self.max_plays:
+                return self.blank
             self._capture = cv2.VideoCapture(str(self.path))
             self.plays += 1
             log.info("camera: the film starts (play %d)", self.plays)
@@ -109,7 +115,8 @@ class Devices:
         self.reader.start()
         log.info("ID-card reader on %s", self.reader.port)
         video = make_film(d, self.script["film"])
-        self.film = Film(video, scenes.render(SIZE, scenes.Shot(None), "gradient"))
+        self.film = Film(video, scenes.render(SIZE, scenes.Shot(None), "gradient"),
+                         self.script.get("film_plays"))
         self.camera = MjpegServer(self.film, fps=FPS)
         self.film.server = self.camera
         self.camera.start()
@@ -139,6 +146,8 @@ class Devices:
         """Lay the ID cards on the reader in turn and tap the RFID card now and then (on the
         reader for two seconds), from when the gate runtime first watches the camera."""
         cards = self.script.get("id_cards") or []
+        rounds, max_taps = self.script.get("id_card_rounds"), self.script.get("rfid_taps")
+        layings = None if rounds is None else rounds * len(cards)
         while self.camera.connections == 0:  # nobody at the lanes yet
             if self.stop.wait(0.25):
                 return
@@ -148,12 +157,14 @@ class Devices:
             t = time.monotonic() - start
             if cards and t >= (shown + 1) * ID_CARD_EVERY_S:
                 self.reader.remove()
-                self.reader.present(cards[shown % len(cards)])
+                if layings is None or shown < layings:
+                    self.reader.present(cards[shown % len(cards)])
                 shown += 1
             if self.card is None:
                 continue
             try:
-                if not self.card.inserted and t >= (taps + 0.5) * RFID_EVERY_S:
+                if (not self.card.inserted and t >= (taps + 0.5) * RFID_EVERY_S
+                        and (max_taps is None or taps < max_taps)):
                     self.card.insert()
                     taps += 1
                 elif self.card.inserted and t >= (taps - 0.5) * RFID_EVERY_S + 2:

@@ -142,9 +142,12 @@ def devices(conn: sqlite3.Connection) -> list[Check]:
                              "edit the device on the admin page"))
             continue
         if "port" in settings:
-            out.append(_char_device(name, kind, str(settings["port"]), "serial port",
-                                    "check the cable and the port name (`ls -l "
-                                    "/dev/serial/by-id/`), or edit the device's port"))
+            found = _char_device(name, kind, str(settings["port"]), "serial port",
+                                 "check the cable and the port name (`ls -l "
+                                 "/dev/serial/by-id/`), or edit the device's port")
+            out.append(found)
+            if kind == "turnstile" and found.status != FAIL:
+                out.append(board_answers(f"{name} answers", device_id, settings))
         elif "path" in settings:
             out.append(_char_device(name, kind, str(settings["path"]), "input device",
                                     "check the scanner's cable (`ls /dev/input/by-id/`)"))
@@ -176,6 +179,58 @@ def _char_device(name: str, kind: str, path: str, what: str, fix: str) -> Check:
                      "the service user `wicket` reaches it through the dialout/video/input "
                      "groups; run doctor as that user or as root to be sure")
     return Check(name, PASS, f"{kind}: {what} {path} present")
+
+
+PROBE_REPLY_MS = 2000  # a board answers in milliseconds; a loaded box must not read as FAIL
+BOARD_FIX = ("check the board's power, the RS-485 wiring (A to A, B to B), and that its unit "
+             "address and baud rate are the device's (admin page, Devices)")
+
+
+def board_answers(name: str, device_id: str, settings: dict) -> Check:
+    """Ask a turnstile's board for its inputs through its driver (one Modbus read): a port
+    that exists with nothing answering on it is a FAIL. A One-Tech tripod and a USB relay have
+    no query that does not open the lane: those are left to the page's Test. While the gate
+    runtime runs it holds the port, so the board is not probed then."""
+    from drivers import settings as driver_settings
+    from drivers.base import PermanentError, TemporaryError
+    from drivers.modbus_turnstile import ModbusTurnstile
+
+    config = dict(settings)
+    model = config.pop("model", None) or "modbus"
+    if model != "modbus":
+        return Check(name, WARN, f"turnstile ({model}): this board has no query that leaves "
+                     "the lane shut, so doctor does not ask it",
+                     "test it from the admin page (Devices, Test opens the lane once)")
+    if gates_running():
+        return Check(name, WARN, "not probed: the gate runtime holds the port (its view of "
+                     "the board is the device's state on the admin page)",
+                     "to probe the board here: `systemctl stop wicket-edge-gates`, doctor "
+                     "again, then `systemctl start wicket-edge-gates`")
+    config["reply_timeout_ms"] = max(int(config.get("reply_timeout_ms") or 0), PROBE_REPLY_MS)
+    config["down_after"] = 1
+    try:
+        board = driver_settings.build(ModbusTurnstile, device_id, config)
+    except (driver_settings.SettingsError, TypeError, ValueError) as e:
+        return Check(name, FAIL, f"turnstile: its settings cannot be used: {e}",
+                     "edit the device on the admin page (Devices)")
+    where = f"unit {board.unit} on {board.port} at {board.baudrate} baud"
+    try:
+        board.open()
+        board.poll(0)  # one read of the board's inputs
+    except (PermanentError, TemporaryError) as e:
+        return Check(name, FAIL, f"turnstile: the Modbus board ({where}) does not answer: {e}",
+                     BOARD_FIX)
+    finally:
+        board.close()
+    return Check(name, PASS, f"turnstile: the Modbus board ({where}) answers")
+
+
+def gates_running() -> bool:
+    if not systemd_running():
+        return False
+    done = subprocess.run(["systemctl", "is-active", "wicket-edge-gates"], capture_output=True,
+                          text=True, timeout=30)
+    return done.stdout.strip() == "active"
 
 
 def _camera(name: str, kind: str, source: object) -> Check:

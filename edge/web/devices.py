@@ -10,13 +10,17 @@ from __future__ import annotations
 import json
 import re
 
+import segno
 from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from markupsafe import Markup
 
-from edge import audit, commands, hardware
+from edge import audit, commands, handhelds, hardware
 from edge.db import immediate
+from edge.web import device_forms
 from edge.web.app import get_conn
 from edge.web.auth import require
+from sync.timeutil import to_iso
 
 bp = Blueprint("devices", __name__, url_prefix="/devices")
 DEVICE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
@@ -64,6 +68,13 @@ def _form(conn, existing: dict | None) -> tuple[dict, list[str]]:
             errors.append(_("No such lane."))
         else:
             lane_id = int(lane_id)
+    connection = (f.get("connection") or f.get("connection_found") or "").strip()
+    if kind == device_forms.TURNSTILE:  # a form per driver, never JSON
+        config, wrong = device_forms.turnstile_config(f, device_id, connection)
+        errors += wrong
+        return {"id": device_id, "kind": kind, "name": f.get("name", "").strip()[:80],
+                "lane_id": lane_id, "config": config, "connection": connection,
+                "enabled": f.get("enabled") == "1", "submitted": f.to_dict()}, errors
     try:
         extra = json.loads(f.get("settings") or "{}")
         if not isinstance(extra, dict):
@@ -71,7 +82,6 @@ def _form(conn, existing: dict | None) -> tuple[dict, list[str]]:
     except ValueError:
         errors.append(_("Settings must be a JSON object, e.g. {\"baudrate\": 9600}."))
         extra = {}
-    connection = (f.get("connection") or f.get("connection_found") or "").strip()
     config = dict(extra)
     if connection:
         config[CONNECTION_KEY.get(kind, "port")] = connection
@@ -104,10 +114,74 @@ def index():
             if not errors:
                 flash(_("Device added."), "ok")
                 return redirect(url_for("devices.edit", device_id=draft["id"]), 303)
-    devices = [_device(conn, r[0]) for r in conn.execute("SELECT id FROM devices ORDER BY id")]
+    return _index_page(conn, errors=errors, draft=draft), (400 if errors else 200)
+
+
+def _index_page(conn, **extra) -> str:
+    devices = [_device(conn, r[0]) for r in conn.execute(
+        "SELECT id FROM devices WHERE kind != ? ORDER BY id", (handhelds.DEVICE_KIND,))]
+    values = {"errors": [], "draft": None, "pairing_errors": [], "pairing_draft": None, **extra}
+    draft = values["draft"]
     return render_template("devices.html", devices=devices, lanes=_lanes(conn),
-                           kinds=commands.DEVICE_KINDS, found=_found(), errors=errors,
-                           draft=draft), (400 if errors else 200)
+                           kinds=commands.DEVICE_KINDS, found=_found(),
+                           handhelds=handhelds.list_handhelds(conn),
+                           **_turnstile(draft, draft), **values)
+
+
+def _turnstile(device: dict | None, draft: dict | None) -> dict:
+    """The per-driver turnstile forms for the device form, with what was submitted kept."""
+    submitted = (draft or {}).get("submitted")
+    return {"turnstile_forms": device_forms.turnstile_forms(device, submitted),
+            "turnstile_model": (submitted or {}).get("model")
+            or device_forms.current_model(device)}
+
+
+# -- handhelds -----------------------------------------------------------------------------
+
+
+PAIRING_ERRORS = {
+    "bad_name": lambda e: _("A handheld needs a name of 1 to %(n)s characters.",
+                            n=handhelds.MAX_NAME),
+    "unknown_lane": lambda e: _("No such lane."),
+}
+
+
+@bp.post("/handhelds/pair")
+@require("admin")
+def pair_handheld():
+    """A one-time pairing code for one handheld, shown once (as text and as a QR code that
+    opens the handheld page with the code)."""
+    conn = get_conn()
+    name = request.form.get("name", "")
+    lanes = request.form.getlist("lane")
+    try:
+        pairing = handhelds.create_pairing(conn, name, lanes, actor=g.user.username)
+    except handhelds.HandheldError as e:
+        words = PAIRING_ERRORS.get(e.code, lambda e: e.message)(e)
+        return _index_page(conn, pairing_errors=[words],
+                           pairing_draft={"name": name, "lanes": lanes}), 400
+    url = f"{request.host_url}handheld/#code={pairing.code}"
+    return render_template("handheld_code.html", pairing=pairing, url=url, qr=qr_svg(url),
+                           expires_at=to_iso(pairing.expires_at),
+                           page_url=f"{request.host_url}handheld/")
+
+
+@bp.post("/handhelds/<device_id>/revoke")
+@require("admin")
+def revoke_handheld(device_id: str):
+    conn = get_conn()
+    if not any(h["device_id"] == device_id for h in handhelds.list_handhelds(conn)):
+        abort(404)
+    handhelds.revoke(conn, device_id, g.user.username)
+    flash(_("Handheld %(name)s revoked: it must be paired again to scan.", name=device_id),
+          "ok")
+    return redirect(url_for("devices.index") + "#handhelds", 303)
+
+
+def qr_svg(data: str) -> Markup:
+    """A QR code (never a Micro QR, which phones do not read) as inline SVG."""
+    return Markup(segno.make(data, error="m", micro=False).svg_inline(
+        scale=4, border=4, dark="#000", light="#fff", title=None))
 
 
 @bp.route("/<device_id>", methods=["GET", "POST"])
@@ -118,6 +192,7 @@ def edit(device_id: str):
     if device is None:
         abort(404)
     errors: list[str] = []
+    draft = None
     if request.method == "POST":
         draft, errors = _form(conn, device)
         if not errors:
@@ -136,8 +211,8 @@ def edit(device_id: str):
             return redirect(url_for("devices.edit", device_id=device_id), 303)
     return render_template("device.html", device=device, lanes=_lanes(conn),
                            kinds=commands.DEVICE_KINDS, found=_found(), errors=errors,
-                           tests=commands.recent_commands(conn, device_id)), \
-        (400 if errors else 200)
+                           tests=commands.recent_commands(conn, device_id),
+                           **_turnstile(device, draft)), (400 if errors else 200)
 
 
 @bp.route("/<device_id>/enabled", methods=["POST"])

@@ -39,6 +39,7 @@ _STATUS = {
     "code_expired": 410,
     "client_scan_id_reused": 409,
     "batch_too_large": 413,
+    "too_many_attempts": 429,
 }
 
 API_PREFIX = "/api/v1/"
@@ -108,7 +109,10 @@ def _body():
 
 @api.errorhandler(HandheldError)
 def _handheld_error(e: HandheldError):
-    return _error(*refusal(e))
+    response = _error(*refusal(e))
+    if isinstance(e, handhelds.TooManyAttempts):
+        response.headers["Retry-After"] = str(e.retry_after)
+    return response
 
 
 def http_refusal(e: HTTPException) -> tuple[int, dict]:
@@ -146,7 +150,7 @@ def pair():
         raise HandheldError("bad_code", "code must be the pairing code the admin page shows")
     version = body.get("app_version", "")
     paired = handhelds.pair(_web().conn(), code, app_version=version if isinstance(
-        version, str) else "")
+        version, str) else "", client=request.remote_addr or "")
     return jsonify(device_id=paired.device_id, token=paired.token, name=paired.name,
                    lanes=handhelds.lanes_for(_web().conn(), handhelds.Handheld(
                        paired.device_id, paired.name, paired.lanes))), 201

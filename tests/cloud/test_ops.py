@@ -481,3 +481,42 @@ def test_pushes_racing_each_other_count_every_entry_and_each_ticket_once(hub):
     with hub.engine.connect() as conn:
         stored = conn.execute(sa.select(sa.func.count()).select_from(entries)).scalar()
     assert stored == 6 * len(tickets)
+
+
+def test_lanes_reported_in_a_heartbeat_lead_to_gates_and_the_hubs_own_lanes_win(hub):
+    """Through the sync API: an appliance's heartbeat says which gate each of its lanes is at;
+    a lane the hub defines keeps the hub's gate, a gate code the venue does not have leads
+    nowhere, and a revoked appliance's lanes are forgotten."""
+    s, a = hub.session, hub.tickets_a
+    now = utcnow()
+    heartbeat(hub, "box1", {"lanes": [
+        {"code": "N9", "gate": "N", "name": "North, lane 9"},
+        {"code": "N1", "gate": "S", "name": "reported at the wrong gate"},
+        {"code": "Q1", "gate": "NOPE", "name": "a gate the hub does not have"},
+        {"code": "F1", "gate": None, "name": "no gate"}],
+        "devices": [{"id": "ts-n9", "kind": "turnstile", "lane": "N9", "state": "up"}]})
+    push(hub, "box1", entry(s, a[0], lane="N9", at=now), entry(s, a[1], lane="N1", at=now),
+         entry(s, a[2], lane="Q1", at=now))
+    with hub.engine.connect() as conn:
+        by_gate = {(g["gate"], g["lane"]): g["entered"]
+                   for g in ops.attendance(conn, [s], now=now)["by_gate"]}
+        status = ops.appliance_status(conn)
+        online = {g["venue"]: g["online"] for g in ops.gates_online(conn, status)}
+    assert by_gate == {("North Gate", None): 2, (None, "Q1"): 1}
+    assert online["Olympic Sports Centre"] == 1
+    box = next(x for x in status if x["name"] == "Gate box 1")
+    assert [(d["id"], d["gate"]) for d in box["devices"]] == [("ts-n9", "North Gate")]
+    with hub.engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT code, gate_code, name FROM appliance_lanes "
+                                    "ORDER BY code")).all()
+    assert [tuple(r) for r in rows] == [("F1", None, "no gate"),
+                                        ("N1", "S", "reported at the wrong gate"),
+                                        ("N9", "N", "North, lane 9"),
+                                        ("Q1", "NOPE", "a gate the hub does not have")]
+    # a heartbeat without lanes (an older appliance) keeps them; a revoked appliance's go
+    heartbeat(hub, "box1", {})
+    with hub.engine.begin() as conn:
+        assert ("N1" in {c for (_v, c) in ops.lane_map(conn)}
+                and (hub.venue, "N9") in ops.lane_map(conn))
+        appliances.revoke(conn, hub.boxes["box1"]["id"])
+        assert (hub.venue, "N9") not in ops.lane_map(conn)

@@ -8,12 +8,19 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
+import requests
+
+from cloud import alerts
+from cloud.db import make_engine
+from provisioning.demo import DEMO_REFUSED_RATIO
 from tests.e2e.conftest import ENV, ROOT, wait_for
 
 RUN_FOR_S = 45
@@ -64,6 +71,11 @@ def test_the_demo_runs_the_whole_system_for_a_fixed_time(tmp_path):
                  what="the demo to start every process")
         assert proc.poll() is None, (tmp_path / "demo.out").read_text()
         run = json.loads(run_file.read_text())
+        seen |= descendants(proc.pid)
+        log.flush()
+        banner = (tmp_path / "demo.out").read_text()
+        pairing_code = check_banner(banner, run)
+        watch_ops(banner, run, tmp_path / "screenshots")
         deadline = time.monotonic() + RUN_FOR_S + 300
         while proc.poll() is None and time.monotonic() < deadline:
             seen |= descendants(proc.pid)  # gunicorn workers, pcscd and all
@@ -142,3 +154,61 @@ def test_the_demo_runs_the_whole_system_for_a_fixed_time(tmp_path):
     assert not any(pw.encode() in stored for pw in passwords)
     assert "Traceback" not in logs
     assert os.stat(out_dir).st_mode & 0o077 == 0
+    assert pairing_code not in logs and pairing_code.encode() not in stored
+
+    # the demo's own scripted refusals leave no alert raised once its script has played
+    engine = make_engine(f"sqlite:///{run['hub_db']}")
+    try:
+        with engine.begin() as conn:
+            alerts.evaluate(conn, min_interval=timedelta(0))
+            assert alerts.open_alerts(conn) == []
+            assert alerts.get_rules(conn)["refused_ratio"].threshold == DEMO_REFUSED_RATIO
+    finally:
+        engine.dispose()
+
+
+def check_banner(banner: str, run: dict) -> str:
+    """The banner names the handheld page with a code that pairs, and the wall display;
+    returns the code."""
+    web, hub = run["web_url"], run["hub_url"]
+    handheld = re.search(rf"Handheld page +{re.escape(web)}/handheld/ +pairing code "
+                         r"([A-Z2-9]{4}-[A-Z2-9]{4})", banner)
+    assert handheld and "Devices, Handhelds" in banner, banner
+    r = requests.post(f"{web}/api/v1/pair", json={"code": handheld.group(1)}, timeout=30)
+    assert r.status_code == 201, r.text
+    assert requests.get(f"{web}/handheld/", timeout=30).status_code == 200
+    wall = re.search(rf"Wall display +({re.escape(hub)}/wall/open/\S+)", banner)
+    assert wall, banner
+    opened = requests.get(wall.group(1), timeout=30)
+    assert opened.status_code == 200 and opened.url == f"{hub}/wall", opened.url
+    return handheld.group(1)
+
+
+def watch_ops(banner: str, run: dict, shots: Path) -> None:
+    """The hub's ops dashboard in a browser while the demo runs: every entry counted at its
+    gate (the appliance reports its lanes) and the gates with devices up online. Its screenshot
+    is the README's (``WICKET_SCREENSHOTS=docs/screenshots`` writes it there)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    user, pw = re.search(r"Hub \(central ops\) +\S+ +login (\S+) / (\S+)", banner).groups()
+    shots.mkdir()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(f"{run['hub_url']}/ops")
+        page.fill("input[name=username]", user)
+        page.fill("input[name=password]", pw)
+        page.click("main button[type=submit]")
+        page.wait_for_url(re.compile(r"/ops$"))
+        venue = page.locator("#by-venue tbody tr", has_text="Olympic")
+        expect(venue.locator("td").nth(4)).to_have_text("2 / 6", timeout=120_000)
+        gate1 = page.locator("#by-gate tbody tr", has_text="Gate 1")
+        expect(gate1).to_have_count(1, timeout=120_000)
+        wait_for(lambda: int(gate1.locator("td").nth(2).text_content()) >= 3, timeout=120,
+                 what="three entries at Gate 1 on the dashboard")
+        assert "not on the hub" not in page.text_content("#by-gate")
+        page.screenshot(path=shots / "ops-dashboard.png", full_page=True)
+        browser.close()
+    target = os.environ.get("WICKET_SCREENSHOTS")
+    if target:
+        shutil.copy(shots / "ops-dashboard.png", Path(target) / "ops-dashboard.png")

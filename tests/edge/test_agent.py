@@ -230,3 +230,42 @@ def test_a_chosen_credential_must_be_long_enough(hub, agent):
         appliance = appliances.authenticate(conn, agent.link.credential)
         with pytest.raises(appliances.ApplianceError, match="43 to 128"):
             appliances.roll_credential(conn, appliance, "short")
+
+
+def test_the_appliances_lanes_lead_its_entries_and_devices_to_their_gate_at_the_hub(agent, hub):
+    """The hub defines no lanes here: the appliance's heartbeat says which gate each lane is
+    at, and the ops pages count attendance per gate and gates online from that."""
+    from cloud import ops
+    from edge.engine import Engine, Scan, ScanKind
+    from edge.reasons import Reason
+
+    agent.pull_allowlist()
+    gate = agent.conn.execute("SELECT id FROM gates WHERE code = 'G1'").fetchone()[0]
+    lane = agent.conn.execute("INSERT INTO lanes (code, name, gate_id) VALUES ('L7', "
+                              "'Gate 1, lane 7', ?)", (gate,)).lastrowid
+    agent.conn.execute("INSERT INTO devices (id, lane_id, kind, state) VALUES ('ts-l7', ?, "
+                       "'turnstile', 'up')", (lane,))
+    report = agent.report()
+    assert report["lanes"] == [{"code": "L7", "gate": "G1", "name": "Gate 1, lane 7"}]
+    assert report["devices"][0]["lane"] == "L7"
+
+    engine = Engine(agent.conn, HolderVault(agent.cfg.holder_key))
+    for t in hub["tickets"][:3]:
+        assert engine.decide(Scan(ScanKind.QR, t.code), "L7").reason is Reason.OK
+    assert engine.decide(Scan(ScanKind.QR, hub["tickets"][0].code), "L7").reason is not Reason.OK
+    agent.heartbeat()
+    assert agent.push_entries() == 4
+    with hub["engine"].connect() as conn:
+        by_gate = ops.attendance(conn, [hub["session"]])["by_gate"]
+        online = ops.gates_online(conn, ops.appliance_status(conn))
+    assert [(g["gate"], g["lane"], g["entered"], g["refused"]) for g in by_gate] == [
+        ("Gate 1", None, 3, 1)]
+    assert [(v["gates"], v["online"]) for v in online] == [(1, 1)]
+
+    # a lane moved to no gate the hub knows: its entries are the lane's, not a gate's
+    agent.conn.execute("DELETE FROM devices")
+    agent.conn.execute("DELETE FROM lanes")
+    agent.heartbeat()
+    with hub["engine"].connect() as conn:
+        by_gate = ops.attendance(conn, [hub["session"]])["by_gate"]
+    assert [(g["gate"], g["lane"]) for g in by_gate] == [(None, "L7")]

@@ -9,6 +9,7 @@ import sqlite3
 import pytest
 
 from drivers.base import PtyPair
+from drivers.sim.modbus_board import ModbusBoardSim
 from tests.provisioning.conftest import provision
 
 
@@ -43,7 +44,8 @@ def _checks(box) -> tuple[int, dict[str, dict]]:
 
 def test_a_device_on_a_real_pty_passes_and_a_missing_port_fails(enrolled):
     with PtyPair() as pty:
-        _add_device(enrolled, "L1-TS", "turnstile", {"port": pty.port, "baudrate": 9600})
+        # a scanner's port is only looked for (a turnstile's board is asked: see below)
+        _add_device(enrolled, "L1-TS", "barcode_scanner", {"port": pty.port, "baudrate": 9600})
         code, checks = _checks(enrolled)
         assert checks["device L1-TS"]["status"] == "pass", checks
         assert pty.port in checks["device L1-TS"]["detail"]
@@ -116,3 +118,27 @@ def test_cameras_are_matched_by_device_node_or_file_and_network_ones_left_to_the
     assert checks["device C2"].status == "pass"
     assert checks["device C3"].status == "warn" and "pw" not in checks["device C3"].detail
     assert checks["device C4"].status == "fail" and "/dev/video96" in checks["device C4"].detail
+
+
+def test_a_turnstile_passes_only_when_its_modbus_board_answers(enrolled):
+    """The port existing is not enough: doctor reads the board's inputs through the driver."""
+    board = ModbusBoardSim(unit=3)
+    board.start()
+    try:
+        _add_device(enrolled, "N1-TS", "turnstile", {"port": board.port, "unit": 3})
+        code, checks = _checks(enrolled)
+        assert checks["device N1-TS"]["status"] == "pass"
+        answers = checks["device N1-TS answers"]
+        assert answers["status"] == "pass" and "unit 3" in answers["detail"], answers
+        assert code == 0, checks
+        assert any(r.function == 2 for r in board.requests)  # FC02: read discrete inputs
+
+        board.silence = True  # powered off, or the RS-485 pair swapped: the port is still there
+        code, checks = _checks(enrolled)
+        assert checks["device N1-TS"]["status"] == "pass"
+        answers = checks["device N1-TS answers"]
+        assert answers["status"] == "fail" and "does not answer" in answers["detail"], answers
+        assert "wiring" in answers["fix"]
+        assert code == 1
+    finally:
+        board.stop()

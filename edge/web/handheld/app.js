@@ -18,7 +18,8 @@
   const T = {
     en: {
       title: "Wicket handheld", pair_title: "Pair this handheld",
-      pair_help: "Ask an admin for a pairing code on the appliance's Devices page.",
+      pair_help: "Ask an admin for a pairing code: on the appliance's Devices page, under " +
+        "Handhelds. Type it here, or scan its QR code with this device's camera.",
       pair_button: "Pair", lane: "Lane", ready: "Ready to scan", check: "Check",
       scan_placeholder: "Scan or type a ticket", camera_on: "Use the camera",
       camera_off: "Stop the camera", send_now: "Send now", unpair: "Unpair",
@@ -39,7 +40,7 @@
     },
     zh: {
       title: "Wicket 手持验票", pair_title: "配对此手持设备",
-      pair_help: "请管理员在设备页面生成配对码。",
+      pair_help: "请管理员在设备页面的“手持设备”处生成配对码，在此输入，或用本设备的摄像头扫描其二维码。",
       pair_button: "配对", lane: "通道", ready: "请扫码", check: "验票",
       scan_placeholder: "扫码或输入票号", camera_on: "使用摄像头",
       camera_off: "关闭摄像头", send_now: "立即上传", unpair: "解除配对",
@@ -519,6 +520,14 @@
       flushSoon(0);
     } else {
       showPairing();
+      // the QR code on the Devices page opens this page as /handheld/#code=XXXX-XXXX: the
+      // code is in the fragment (never sent to the server), taken out of the address at once
+      const code = new URLSearchParams(location.hash.slice(1)).get("code");
+      if (code) {
+        history.replaceState(null, "", location.pathname + location.search);
+        $("pair-code").value = code;
+        pair(code);
+      }
     }
     setInterval(heartbeat, HEARTBEAT_MS);
   }

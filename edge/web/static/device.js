@@ -13,6 +13,26 @@
       if (field && select.value) { field.value = select.value; }
     });
   });
+  // a turnstile is set up with its model's own fields: only the chosen model's are shown,
+  // and the JSON settings only for the other kinds (the server reads the same way)
+  document.querySelectorAll("select[name=kind]").forEach(function (kind) {
+    var form = kind.form;
+    var turnstile = form.querySelector(".turnstile-settings");
+    var model = form.querySelector("select.turnstile-model");
+    var json = form.querySelector(".json-settings");
+    if (!turnstile || !model) { return; }
+    function show() {
+      var isTurnstile = kind.value === "turnstile";
+      turnstile.hidden = !isTurnstile;
+      if (json) { json.hidden = isTurnstile; }
+      form.querySelectorAll(".model-settings").forEach(function (set) {
+        set.hidden = set.dataset.model !== model.value;
+      });
+    }
+    kind.addEventListener("change", show);
+    model.addEventListener("change", show);
+    show();
+  });
   var section = document.getElementById("device-test");
   if (!section) { return; }
   var base = section.dataset.commandUrl.replace(/0\.json$/, "");

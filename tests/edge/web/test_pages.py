@@ -72,16 +72,16 @@ def test_devices_add_edit_disable_test_and_delete(as_role, appliance):
     page = b.get("/devices/").data.decode()
     assert "Found on this box" in page and "PC/SC" in page
     r = b.post("/devices/", {"id": "N1-GATE", "kind": "turnstile", "name": "North 1 turnstile",
-                             "lane_id": "1", "connection": "/dev/ttyUSB0",
-                             "settings": '{"baudrate": 9600}', "enabled": "1"})
+                             "lane_id": "1", "connection": "/dev/ttyUSB0", "model": "modbus",
+                             "setting.modbus.baudrate": "19200", "enabled": "1"})
     assert r.status_code == 303 and r.headers["Location"].endswith("/devices/N1-GATE")
     row = conn.execute("SELECT kind, lane_id, config, enabled FROM devices WHERE id = 'N1-GATE'"
                        ).fetchone()
     assert row[:2] == ("turnstile", 1) and row[3] == 1
-    assert json.loads(row[2]) == {"baudrate": 9600, "port": "/dev/ttyUSB0"}
+    assert json.loads(row[2]) == {"model": "modbus", "baudrate": 19200, "port": "/dev/ttyUSB0"}
     # refused input keeps the form and changes nothing
     for bad in ({"id": "N1-GATE", "kind": "turnstile"}, {"id": "bad id!", "kind": "turnstile"},
-                {"id": "X", "kind": "toaster"}, {"id": "Y", "kind": "turnstile",
+                {"id": "X", "kind": "toaster"}, {"id": "Y", "kind": "qr_camera",
                                                  "settings": "[1]"},
                 {"id": "Z", "kind": "turnstile", "lane_id": "99"}):
         assert b.post("/devices/", bad).status_code == 400, bad
