@@ -23,6 +23,7 @@ The schemas are plain data: ``docs/sync-agent.md`` describes them in words.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -117,6 +118,7 @@ PULL = _object({
     "progress": {"type": "integer", "enum": [0, 1]},
 })
 QUERY_INTS = ("since", "limit", "full", "progress")
+_WHOLE = re.compile(r"-?[0-9]{1,30}")
 
 DEVICE = _object({
     "id": _text(80, min_length=1),
@@ -188,14 +190,16 @@ def _pointer(path: Any) -> str:
 def _format_checker(now: datetime) -> FormatChecker:
     checker = FormatChecker(formats=())
 
-    @checker.checks("date-time", raises=ValueError)
+    # ValueError: not a time, or no offset; OverflowError: a time at the edge of year 1 or 9999
+    # that its offset takes out of range
+    @checker.checks("date-time", raises=(ValueError, OverflowError))
     def _recent(value: Any) -> bool:
         if not isinstance(value, str):
             return True
-        t = from_iso(value)  # ValueError: not a time, or no offset
+        t = from_iso(value)
         return now - TIME_WINDOW <= t <= now + TIME_WINDOW
 
-    @checker.checks("wicket-since", raises=ValueError)
+    @checker.checks("wicket-since", raises=(ValueError, OverflowError))
     def _since(value: Any) -> bool:
         if not isinstance(value, str):
             return True
@@ -254,7 +258,7 @@ def query_args(args: Mapping[str, str], names: tuple[str, ...] = QUERY_INTS) -> 
     for :func:`check`; an unknown argument is kept as text, so the schema names it."""
     out: dict[str, Any] = {}
     for key, value in args.items():
-        if key in names and value.isascii() and value.lstrip("-").isdigit() and len(value) < 30:
+        if key in names and _WHOLE.fullmatch(value):
             out[key] = int(value)
         else:
             out[key] = value[:100]

@@ -159,6 +159,8 @@ def _bad_entries():
         ("id", "{" + e["id"][1:-1] + "}", "/entries/1/id"),
         ("at", "9999-12-31T23:59:59Z", "/entries/1/at"),
         ("at", "1970-01-01T00:00:00Z", "/entries/1/at"),
+        ("at", "0001-01-01T00:00:00+14:00", "/entries/1/at"),
+        ("at", "9999-12-31T23:59:59-14:00", "/entries/1/at"),
         ("at", "2026-07-01T12:00:00", "/entries/1/at"),
         ("at", 1751371200, "/entries/1/at"),
         ("direction", "up", "/entries/1/direction"),
@@ -245,6 +247,9 @@ def test_kind_and_staff_are_accepted(hub):
     ({"state": []}, "/state"),
     ({"state": {}, "clock": "x"}, "/clock"),
     ({"state": {}, "clock": "1970-01-01T00:00:00Z"}, "/clock"),
+    ({"state": {}, "clock": "9999-12-31T23:59:59-14:00"}, "/clock"),
+    ({"state": {"devices": [{"id": "d", "at": "0001-01-01T00:00:00+14:00"}]}},
+     "/state/devices/0/at"),
     ({"state": {}, "done": ["1"]}, "/done/0"),
     ({"state": {}, "done": [1.0]}, "/done/0"),
     ({"state": {}, "done": [2**63]}, "/done/0"),
@@ -282,6 +287,7 @@ def test_a_full_report_with_lanes_is_kept(hub):
     ("since=-1", "/since"), ("since=abc", "/since"), ("since=" + "9" * 40, "/since"),
     ("since=" + str(2**63), "/since"), ("limit=0", "/limit"), ("limit=100000", "/limit"),
     ("progress=2", "/progress"), ("full=x", "/full"), ("colour=red", "/colour"),
+    ("since=--5", "/since"), ("since=%00", "/since"), ("since=", "/since"),
 ])
 def test_bad_pull_arguments_are_named(hub, query, field):
     for path in ("allowlist", "revocations"):

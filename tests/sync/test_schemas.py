@@ -64,6 +64,9 @@ def test_query_arguments_become_numbers_only_where_they_are_numbers():
     assert schemas.query_args({"since": "12", "limit": "x", "colour": "1"}) == {
         "since": 12, "limit": "x", "colour": "1"}
     assert schemas.query_args({"since": "9" * 40}) == {"since": "9" * 40}
+    for text in ("--5", "-", "+5", " 5", "5 ", "٣", "0x10", "1e3"):
+        assert schemas.query_args({"since": text}) == {"since": text}
+    assert schemas.query_args({"since": "-5"}) == {"since": -5}
 
 
 # -- secrets -----------------------------------------------------------------------------------
