@@ -21,7 +21,17 @@ import sqlalchemy as sa
 
 from cloud import ops
 from cloud.audit import SYSTEM, record
-from cloud.db import alert_rules, alerts, audit_log, counters, entry_minutes, gates, sessions
+from cloud.db import (
+    alert_rules,
+    alerts,
+    appliances,
+    audit_log,
+    counters,
+    entry_minutes,
+    gates,
+    sessions,
+    venues,
+)
 from sync.timeutil import to_iso, utcnow
 
 log = logging.getLogger(__name__)
@@ -227,12 +237,16 @@ def _refused_entries(conn: sa.Connection, rule: Rule, now: datetime,
         seen[1] += n
         for reason, k in (after.get("reasons") or {}).items():
             seen[2][reason] += k if isinstance(k, int) else 0
+    names = {f"appliance:{r.id}": f"{r.name} ({r.venue})" for r in conn.execute(
+        sa.select(appliances.c.id, appliances.c.name, venues.c.name.label("venue"))
+        .join(venues, venues.c.id == appliances.c.venue_id))} if per else {}
     for subject, (venue_id, n, reasons) in per.items():
         if n > rule.threshold:
             why = ", ".join(f"{k} {reason}" for reason, k in sorted(reasons.items()))
             firing[("entries_refused", subject)] = Firing(
                 venue_id, float(n), rule.threshold,
-                f"{subject}: {n} entries refused in the last {rule.window_min} min ({why})")
+                f"{names.get(subject, subject)}: {n} entries of another venue refused in the "
+                f"last {rule.window_min} min ({why})")
 
 
 def _entry_rules(conn: sa.Connection, rules: dict[str, Rule], now: datetime,

@@ -100,7 +100,9 @@ def test_venue_b_cannot_write_venue_a_attendance(hub):
             audit_log.c.action == "sync.entries_refused")).scalar_one()
     assert (alert["kind"], alert["subject"], alert["value"]) == (
         "entries_refused", f"appliance:{hub['appliance_b']}", 5.0)
-    assert alert["venue_id"] == hub["venue_b"] and "5 other_venue" in alert["detail"]
+    assert alert["venue_id"] == hub["venue_b"]
+    assert alert["detail"].startswith("Pool box (Aquatics Centre): 5 entries")
+    assert "(5 other_venue)" in alert["detail"]
     assert audited["reasons"] == {"other_venue": 5}
     # A's own appliance still admits the same tickets: not a conflict with the refused ones
     mine = push(hub, "a", entry(sa_, tickets[0]), entry(sa_, tickets[1]))
