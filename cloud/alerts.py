@@ -21,7 +21,17 @@ import sqlalchemy as sa
 
 from cloud import ops
 from cloud.audit import SYSTEM, record
-from cloud.db import alert_rules, alerts, counters, entry_minutes, gates, sessions
+from cloud.db import (
+    alert_rules,
+    alerts,
+    appliances,
+    audit_log,
+    counters,
+    entry_minutes,
+    gates,
+    sessions,
+    venues,
+)
 from sync.timeutil import to_iso, utcnow
 
 log = logging.getLogger(__name__)
@@ -48,7 +58,9 @@ DEFAULTS: dict[str, tuple[float, int, bool, str]] = {
     "clock_skew": (30.0, 5, True, "s"),
     "low_entry_rate": (2.0, 5, False, "per_min"),
     "refused_ratio": (20.0, 5, True, "percent"),
+    "entries_refused": (0.0, 60, True, "entries"),
 }
+REFUSED_ACTION = "sync.entries_refused"  # the audit rows entries_refused counts
 KINDS = tuple(DEFAULTS)
 
 
@@ -134,6 +146,7 @@ def evaluate(conn: sa.Connection, now: datetime | None = None,
         conn, now, timedelta(minutes=rules["appliance_offline"].threshold))
     _appliance_rules(rules, status, firing)
     _entry_rules(conn, rules, now, firing)
+    _refused_entries(conn, rules["entries_refused"], now, firing)
 
     result = Evaluation(ran=True)
     open_rows = {(a.kind, a.subject): a for a in conn.execute(
@@ -191,6 +204,49 @@ def _appliance_rules(rules: dict[str, Rule], status: list[dict[str, Any]],
             firing[("clock_skew", subject)] = Firing(
                 a["venue_id"], abs(a["clock_skew_s"]), skew.threshold,
                 f"{a['name']} ({a['venue']}): clock {a['clock_skew_s']:+g} s from the hub's")
+
+
+def refused_entries(conn: sa.Connection, appliance_id: int, venue_id: int,
+                    refused: dict[str, str]) -> None:
+    """Keep, in the audit log, the entries the hub refused from an appliance (how many, why,
+    the first ids); the ``entries_refused`` rule counts them. The caller's transaction."""
+    reasons: dict[str, int] = defaultdict(int)
+    for reason in refused.values():
+        reasons[reason] += 1
+    record(conn, f"appliance:{appliance_id}", REFUSED_ACTION, f"appliance:{appliance_id}",
+           None, {"venue_id": venue_id, "count": len(refused), "reasons": dict(reasons),
+                  "entries": sorted(refused)[:20]})
+    log.warning("appliance %s reported %s entries not of its venue %s: refused (%s)",
+                appliance_id, len(refused), venue_id, dict(reasons))
+
+
+def _refused_entries(conn: sa.Connection, rule: Rule, now: datetime,
+                     firing: dict[tuple[str, str], Firing]) -> None:
+    """An appliance that reported entries of another venue (or of none the hub knows) in the
+    rule's window: an appliance's credential used against a venue that is not its own."""
+    if not rule.enabled:
+        return
+    per: dict[str, list] = {}
+    for r in conn.execute(sa.select(audit_log.c.subject, audit_log.c.after)
+                          .where(audit_log.c.action == REFUSED_ACTION,
+                                 audit_log.c.at >= now - timedelta(minutes=rule.window_min))
+                          .order_by(audit_log.c.id)):
+        after = r.after if isinstance(r.after, dict) else {}
+        n = after.get("count") if isinstance(after.get("count"), int) else 0
+        seen = per.setdefault(r.subject, [after.get("venue_id"), 0, defaultdict(int)])
+        seen[1] += n
+        for reason, k in (after.get("reasons") or {}).items():
+            seen[2][reason] += k if isinstance(k, int) else 0
+    names = {f"appliance:{r.id}": f"{r.name} ({r.venue})" for r in conn.execute(
+        sa.select(appliances.c.id, appliances.c.name, venues.c.name.label("venue"))
+        .join(venues, venues.c.id == appliances.c.venue_id))} if per else {}
+    for subject, (venue_id, n, reasons) in per.items():
+        if n > rule.threshold:
+            why = ", ".join(f"{k} {reason}" for reason, k in sorted(reasons.items()))
+            firing[("entries_refused", subject)] = Firing(
+                venue_id, float(n), rule.threshold,
+                f"{names.get(subject, subject)}: {n} entries of another venue refused in the "
+                f"last {rule.window_min} min ({why})")
 
 
 def _entry_rules(conn: sa.Connection, rules: dict[str, Rule], now: datetime,

@@ -15,10 +15,10 @@ import sqlalchemy as sa
 
 from cloud.audit import SYSTEM, record
 from cloud.db import appliance_commands, appliance_lanes, appliances, signing_keys
+from sync.credentials import WeakSecret, check_credential, check_token
 from sync.timeutil import utcnow
 
 TOKEN_TTL = timedelta(hours=24)
-_URLSAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
 class ApplianceError(Exception):
@@ -68,7 +68,12 @@ class Enrolled:
 
 
 def enroll(conn: sa.Connection, token: str, now: datetime | None = None) -> Enrolled:
+    """A malformed token is refused before it is looked up (``token_malformed``)."""
     now = now or utcnow()
+    try:
+        check_token(token)
+    except WeakSecret as e:
+        raise ApplianceError(e.code, str(e)) from None
     row = conn.execute(sa.select(appliances).where(appliances.c.token_hash == _hash(token))
                        .with_for_update()).first()
     if row is None:
@@ -94,14 +99,16 @@ class Appliance:
     venue_id: int
 
 
-def authenticate(conn: sa.Connection, credential: str, now: datetime | None = None
-                 ) -> Appliance:
+def authenticate(conn: sa.Connection, credential: str, now: datetime | None = None,
+                 touch: bool = True) -> Appliance:
+    """The active appliance of ``credential``; ``touch`` notes that it was seen ``now``."""
     row = conn.execute(sa.select(appliances.c.id, appliances.c.venue_id, appliances.c.state)
                        .where(appliances.c.credential_hash == _hash(credential))).first()
     if row is None or row.state != "active":
         raise ApplianceError("unauthorized", "unknown or revoked appliance credential")
-    conn.execute(sa.update(appliances).where(appliances.c.id == row.id)
-                 .values(last_seen_at=now or utcnow()))
+    if touch:
+        conn.execute(sa.update(appliances).where(appliances.c.id == row.id)
+                     .values(last_seen_at=now or utcnow()))
     return Appliance(row.id, row.venue_id)
 
 
@@ -201,12 +208,13 @@ def roll_credential(conn: sa.Connection, appliance: Appliance,
     """A new credential; the old one stops working at once.
 
     The appliance may choose the new credential itself (and write it down before asking):
-    then an answer lost on the way back cannot lock it out, it simply tries the new one."""
-    if credential is not None and (
-            not 43 <= len(credential) <= 128
-            or any(c not in _URLSAFE for c in credential)):
-        raise ApplianceError("bad_credential", "a chosen credential must be 43 to 128 "
-                             "URL-safe base64 characters (256 bits or more)")
+    then an answer lost on the way back cannot lock it out, it simply tries the new one. A
+    chosen credential must pass :func:`sync.credentials.check_credential`."""
+    if credential is not None:
+        try:
+            check_credential(credential)  # well formed, and not a guessable string
+        except WeakSecret as e:
+            raise ApplianceError(e.code, str(e)) from None
     credential = credential or secrets.token_urlsafe(32)
     conn.execute(sa.update(appliances).where(appliances.c.id == appliance.id)
                  .values(credential_hash=_hash(credential)))

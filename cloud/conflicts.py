@@ -15,12 +15,43 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from cloud.db import change_log, conflicts, entries, tickets
+from cloud.db import change_log, conflicts, entries, sessions, tickets
 from sync.timeutil import from_iso
 
 
 def _utc(dt: datetime) -> datetime:
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt
+
+
+def foreign_entries(conn: sa.Connection, venue_id: int, checked: list[dict]) -> dict[str, str]:
+    """Entries an appliance of ``venue_id`` may not report, with the reason: a session that is
+    not one of the venue's (``other_venue``) or none the hub knows (``unknown_session``); an
+    admission of a ticket not valid at the venue (``other_venue``) or unknown to the hub
+    (``unknown_ticket``). A refused scan of another venue's ticket is a visitor at the wrong
+    venue, and is kept. Lane codes are the venue's own (the hub reads them within the
+    appliance's venue), so a lane cannot name another venue's. Returns reasons by entry id."""
+    session_ids = sorted({e["session_id"] for e in checked if e["session_id"] is not None})
+    ticket_ids = sorted({e["ticket_id"] for e in checked
+                         if e["admitted"] and e["ticket_id"] is not None})
+    venue_of = dict(conn.execute(sa.select(sessions.c.id, sessions.c.venue_id)
+                                 .where(sessions.c.id.in_(session_ids))).all()
+                    ) if session_ids else {}
+    venues_of = dict(conn.execute(sa.select(tickets.c.id, tickets.c.venues)
+                                  .where(tickets.c.id.in_(ticket_ids))).all()
+                     ) if ticket_ids else {}
+    refused: dict[str, str] = {}
+    for e in checked:
+        sid, tid = e["session_id"], e["ticket_id"]
+        reason = None
+        if sid is not None:
+            reason = ("unknown_session" if sid not in venue_of
+                      else "other_venue" if venue_of[sid] != venue_id else None)
+        if reason is None and e["admitted"] and tid is not None:
+            reason = ("unknown_ticket" if tid not in venues_of
+                      else "other_venue" if venue_id not in (venues_of[tid] or []) else None)
+        if reason is not None:
+            refused.setdefault(e["id"], reason)
+    return refused
 
 
 def check_entry(conn: sa.Connection, entry: dict, venue_id: int, now: datetime) -> list[str]:

@@ -33,6 +33,7 @@ from edge.allowlist import AllowlistError, apply_changes
 from edge.config import Config
 from edge.db import UNACKED, acked_mark, advance_acked_mark, immediate
 from edge.holders import HolderVault
+from sync import schemas
 from sync.changes import ChangeError, parse_change
 from sync.client import CursorExpired, HubClient, HubError, HubUnavailable, Refused, Unauthorized
 from sync.ids import uuid7
@@ -309,6 +310,16 @@ class Agent:
         wire = [{"id": r[1], "seq": r[0], "at": r[2], "lane": r[3], "direction": r[4],
                  "ticket_id": r[5], "session_id": r[6], "admitted": bool(r[7]),
                  "reason": r[8], "cursor": r[9]} for r in rows]
+        invalid = _unsendable(wire)
+        if invalid:  # the hub would refuse them: kept here as refused, the rest go on
+            for entry_id, field in invalid.items():
+                self._ack({entry_id: "refused"}, reason="bad_entry")
+                log.warning("entry %s does not match the sync schema (%s); it is kept and "
+                            "shown as refused", entry_id, field)
+            rows = [r for r in rows if r[1] not in invalid]
+            wire = [w for w in wire if w["id"] not in invalid]
+            if not rows:
+                return
         try:
             answer = self.client.push_entries(wire)
         except Refused as e:
@@ -359,8 +370,8 @@ class Agent:
 
     def report(self) -> dict[str, Any]:
         c = self.conn
-        devices = [{"id": r[0], "kind": r[1], "state": r[2], "detail": r[3], "at": r[4],
-                    "lane": r[5]}
+        devices = [{"id": r[0], "kind": r[1], "state": r[2], "detail": r[3] and r[3][:1000],
+                    "at": r[4], "lane": r[5]}
                    for r in c.execute("SELECT d.id, d.kind, d.state, d.state_detail, d.state_at, "
                                       "l.code FROM devices d LEFT JOIN lanes l ON l.id = "
                                       "d.lane_id WHERE d.enabled = 1 ORDER BY d.id LIMIT 200")]
@@ -486,6 +497,17 @@ class Agent:
                 if isinstance(e, HubUnavailable) and e.status is None:
                     break
         return failures
+
+
+def _unsendable(wire: list[dict[str, Any]]) -> dict[str, str]:
+    """Entries the sync schema refuses, with the field it names, by entry id."""
+    bad = {}
+    for w in wire:
+        try:
+            schemas.check("entries", {"entries": [w]})
+        except schemas.Invalid as e:
+            bad[str(w["id"])] = e.field.removeprefix("/entries/0") + ": " + e.message
+    return bad
 
 
 def _full(conn: sqlite3.Connection) -> int | None:

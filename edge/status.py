@@ -118,6 +118,9 @@ def sync_status(conn: sqlite3.Connection, now: datetime) -> dict:
         "queued": queued,
         "oldest_queued_at": oldest[0] if oldest else None,
         "refused": refused,
+        "refused_by_reason": [{"reason": r, "count": n} for r, n in conn.execute(
+            "SELECT coalesce(ack_reason, 'refused'), count(*) FROM entries "
+            "WHERE ack_status = 'refused' GROUP BY 1 ORDER BY 2 DESC, 1")],
         "conflicts": conflicts,
         "clock_offset_ms": int(offset[0]) if offset else None,
     }

@@ -24,6 +24,7 @@ from edge.agent import Agent, HubLink, NotEnrolled, enroll, load_link
 from edge.cli import initialise
 from edge.holders import HolderVault
 from sync.client import API, HubError, HubUnavailable, Unauthorized
+from sync.credentials import WeakSecret, check_token
 from sync.timeutil import from_iso
 
 EXIT_BAD_INPUT = 2
@@ -79,6 +80,11 @@ def check_ticket(hub: str, token: str) -> Ticket:
                              f"not {hub!r}", EXIT_BAD_INPUT)
     if not token:
         raise ProvisionError("the enrollment token is empty", EXIT_BAD_INPUT)
+    try:
+        check_token(token)  # a typo or a made-up token is refused before the hub is asked
+    except WeakSecret as e:
+        raise ProvisionError(f"{e}. Fix: check the token (copy it again, or scan the QR "
+                             "code the hub's Appliances page shows)", EXIT_BAD_TOKEN) from None
     return Ticket(hub, token)
 
 

@@ -25,6 +25,8 @@ from typing import Any
 import requests
 import urllib3
 
+from sync.credentials import check_credential
+
 log = logging.getLogger(__name__)
 API = "/api/sync/v1"
 
@@ -118,7 +120,10 @@ class HubClient:
                           expect=("server_time", "commands"))
 
     def roll(self, credential: str | None = None) -> str:
-        """A new credential; ``credential`` is one the appliance chose (and kept) itself."""
+        """A new credential; ``credential`` is one the appliance chose (and kept) itself, and
+        must pass :func:`sync.credentials.check_credential` (else ``WeakSecret``, unsent)."""
+        if credential:
+            check_credential(credential)
         body = {"credential": credential} if credential else {}
         return self._call("POST", "/roll", json_body=body, expect=("credential",))["credential"]
 

@@ -237,6 +237,8 @@ RULE_WORDS = {
     "clock_skew": lambda: _("Clock skew above N seconds"),
     "low_entry_rate": lambda: _("Entry rate at a gate below N per minute while gates are open"),
     "refused_ratio": lambda: _("Refused scans at a gate above N %"),
+    "entries_refused": lambda: _("Entries of another venue (or unknown to the hub) reported "
+                                 "by an appliance: more than N in the window"),
 }
 
 

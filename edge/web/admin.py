@@ -11,7 +11,7 @@ from edge import staff as staff_mod
 from edge import status
 from edge.web.app import get_conn
 from edge.web.auth import end_sessions, policy_message, require
-from edge.web.helpers import kind_name, local
+from edge.web.helpers import kind_name, local, refusal_words
 
 bp = Blueprint("admin", __name__)
 
@@ -45,6 +45,8 @@ def _dashboard() -> dict:
     sync = data["sync"]
     sync["last_down_local"] = local(sync["last_down_at"]) or _("never")
     sync["last_up_local"] = local(sync["last_up_at"]) or _("never")
+    for refused in sync["refused_by_reason"]:
+        refused["words"] = refusal_words(refused["reason"])
     data["at_local"] = local(data["at"])
     return data
 

@@ -84,3 +84,15 @@ def init_app(app: Flask) -> None:
                                  status_name=status_name, test_hint=test_hint,
                                  password_rules=password_rules,
                                  now_iso=lambda: to_iso(utcnow()))
+
+
+def refusal_words(code: str) -> str:
+    """Why the hub refused an entry (its reason code), in the page's language; a code without
+    words is shown as it is."""
+    words = {
+        "other_venue": _("a ticket or session of another venue"),
+        "unknown_ticket": _("a ticket the hub does not know"),
+        "unknown_session": _("a session the hub does not know"),
+        "bad_entry": _("not a valid entry record"),
+    }
+    return words.get(code, code)

@@ -177,13 +177,14 @@ def test_heartbeat_keeps_the_report_and_hands_over_commands_until_confirmed(hub)
             appliances.queue_command(conn, reg.id, "explode")
     ahead = to_iso(utcnow() + timedelta(seconds=5))
     r = client.post("/api/sync/v1/heartbeat", headers=h,
-                    json={"state": {"queue": 3, "version": "0.1.0"}, "clock": ahead})
+                    json={"state": {"queue": {"unsent": 3}, "software_version": "0.1.0"},
+                          "clock": ahead})
     assert r.status_code == 200 and r.get_json()["commands"] == ["resync"]
     (command_id,) = r.get_json()["command_ids"]
     with engine.connect() as conn:
         row = conn.execute(sa.select(appliances_table.c.reported,
                                      appliances_table.c.clock_skew_ms)).first()
-    assert row.reported == {"queue": 3, "version": "0.1.0"}
+    assert row.reported == {"queue": {"unsent": 3}, "software_version": "0.1.0"}
     assert 3000 < row.clock_skew_ms < 6000
     # not confirmed (the answer may have been lost on the way): handed over again
     again = client.post("/api/sync/v1/heartbeat", headers=h, json={"state": {}}).get_json()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
+import secrets
 import threading
 from datetime import timedelta
 
@@ -32,6 +33,7 @@ from edge.agent import Agent, cursor_of, enroll, load_link, save_link
 from edge.holders import HolderVault, generate_holder_key
 from edge.sync_service import HubLinkState
 from edge.sync_status import status
+from sync import schemas
 from sync.client import HubUnavailable
 from sync.ids import uuid7
 from sync.timeutil import to_iso, utcnow
@@ -82,13 +84,15 @@ def agent(hub, tmp_path):
     conn.close()
 
 
-def add_entries(conn, n, bad_id=None):
+def add_entries(conn, n, bad_id=None, tickets=()):
+    """``n`` admissions, of the hub's ``tickets`` in turn (the hub refuses tickets it does
+    not know)."""
     ids = []
     for i in range(n):
         eid = str(uuid7()) if i != bad_id else "not-a-uuid"
         conn.execute("INSERT INTO entries (id, at, day, direction, scan_kind, scan_ref, "
                      "ticket_id, admitted, reason) VALUES (?, ?, '2026-07-01', 'in', 'qr', 'x', "
-                     "?, 1, 'OK')", (eid, to_iso(utcnow()), 1000 + i))
+                     "?, 1, 'OK')", (eid, to_iso(utcnow()), tickets[i % len(tickets)].id))
         ids.append(eid)
     return ids
 
@@ -108,7 +112,7 @@ def test_pages_apply_with_their_cursor_and_the_checksum_agrees(agent, hub):
 
 
 def test_a_refused_entry_is_kept_with_its_reason_and_the_rest_get_through(agent, hub):
-    ids = add_entries(agent.conn, 9, bad_id=5)
+    ids = add_entries(agent.conn, 9, bad_id=5, tickets=hub["tickets"])
     assert agent.push_entries() == 9
     assert sorted(hub_entry_ids(hub)) == sorted(i for i in ids if i != "not-a-uuid")
     rows = dict(agent.conn.execute("SELECT id, ack_status FROM entries").fetchall())
@@ -119,8 +123,45 @@ def test_a_refused_entry_is_kept_with_its_reason_and_the_rest_get_through(agent,
     assert agent.conn.execute("SELECT count(*) FROM entries").fetchone() == (9,)  # none dropped
 
 
+def test_an_entry_of_another_venue_is_refused_by_the_hub_kept_and_shown(agent, hub):
+    """The hub refuses an admission of another venue's ticket (``other_venue``): the appliance
+    keeps it as refused with that reason, reports it, and sends it no more."""
+    with hub["engine"].begin() as conn:
+        other = create_venue(conn, "AQC", "Aquatics Centre")
+        event = create_event(conn, "SWIM", "Swim")
+        elsewhere = create_session(conn, event, other, "Heats", utcnow(),
+                                   utcnow() + timedelta(hours=2))
+        foreign = issue_ticket(conn, session_id=elsewhere)
+    ours = add_entries(agent.conn, 2, tickets=hub["tickets"])
+    (theirs,) = add_entries(agent.conn, 1, tickets=[foreign])
+    assert agent.push_entries() == 3
+    assert sorted(hub_entry_ids(hub)) == sorted(ours)
+    rows = {r[0]: r[1:] for r in agent.conn.execute(
+        "SELECT id, ack_status, ack_reason FROM entries")}
+    assert rows[theirs] == ("refused", "other_venue")
+    assert status(agent.cfg, agent.conn)["entries"]["refused_by_reason"] == {"other_venue": 1}
+    assert agent.report()["queue"]["refused"] == 1
+    assert agent.push_entries() == 0  # kept, never sent again
+    assert agent.conn.execute("SELECT count(*) FROM entries").fetchone() == (3,)
+
+
+def test_the_agents_report_and_entries_match_the_sync_schemas(agent, hub):
+    agent.conn.execute("INSERT INTO devices (id, kind, state, state_detail, state_at) VALUES "
+                       "('cam', 'qr_camera', 'degraded', ?, '2021-03-01T00:00:00.000000Z')",
+                       ("x" * 5000,))
+    add_entries(agent.conn, 1, tickets=hub["tickets"])
+    schemas.check("heartbeat", {"state": agent.report(), "clock": to_iso(utcnow()),
+                                "done": [1]})
+    agent.step("heartbeat")  # the hub takes it
+    agent.conn.execute("UPDATE entries SET reason = 'ADMITTED'")  # not a reason of the contract
+    assert agent.push_entries() == 1
+    assert hub_entry_ids(hub) == []
+    assert agent.conn.execute("SELECT ack_status, ack_reason FROM entries").fetchone() == (
+        "refused", "bad_entry")
+
+
 def test_an_admission_waiting_for_its_passage_stays_until_it_is_settled(agent, hub):
-    ids = add_entries(agent.conn, 3)
+    ids = add_entries(agent.conn, 3, tickets=hub["tickets"])
     agent.conn.execute("UPDATE entries SET passage = 'pending' WHERE id = ?", (ids[1],))
     assert agent.push_entries() == 2
     assert sorted(hub_entry_ids(hub)) == sorted([ids[0], ids[2]])
@@ -135,7 +176,7 @@ def test_an_admission_waiting_for_its_passage_stays_until_it_is_settled(agent, h
 
 
 def test_an_answer_lost_before_the_ack_just_sends_again(agent, hub, monkeypatch):
-    ids = add_entries(agent.conn, 6)
+    ids = add_entries(agent.conn, 6, tickets=hub["tickets"])
 
     def killed(*args, **kwargs):
         raise RuntimeError("killed")
@@ -209,7 +250,7 @@ def test_backoff_doubles_with_jitter_up_to_the_cap_and_logs_once(tmp_path, caplo
 def test_a_credential_roll_whose_answer_was_lost_completes_on_the_next_call(agent, hub):
     # the appliance chose and wrote down the new credential, the hub switched, the answer
     # never came back
-    chosen = "n" * 43
+    chosen = secrets.token_urlsafe(32)
     agent.link = dataclasses.replace(agent.link, next_credential=chosen)
     save_link(agent.cfg, agent.link)
     with hub["engine"].begin() as conn:

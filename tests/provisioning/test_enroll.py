@@ -5,10 +5,12 @@ nothing left half-written on the box."""
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 import sqlite3
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from cloud.tickets import issue_ticket
@@ -112,10 +114,21 @@ def test_the_hubs_token_used_answer_has_its_own_exit(hub, box):
 
 
 def test_unreachable_hub_is_refused_and_leaves_nothing(box):
-    r = provision("enroll", "--hub", f"http://127.0.0.1:{free_port()}", "--token", "t",
-                  config=box)
+    r = provision("enroll", "--hub", f"http://127.0.0.1:{free_port()}", "--token",
+                  secrets.token_hex(32), config=box)
     assert r.returncode == 3, r.stderr
     assert "cannot reach the hub" in r.stderr
+    _nothing_written(box)
+
+
+@pytest.mark.parametrize("token", ["t", "0" * 64, "0123456789abcdef" * 4,
+                                   "0123456789ABCDEF" * 4])
+def test_a_malformed_or_guessable_token_is_refused_before_the_hub_is_asked(box, token):
+    r = provision("enroll", "--hub", f"http://127.0.0.1:{free_port()}", "--token", token,
+                  config=box)
+    assert r.returncode == 4, r.stderr
+    assert "not valid" in r.stderr or "too predictable" in r.stderr
+    assert "Fix:" in r.stderr and (len(token) < 8 or token not in r.stderr)
     _nothing_written(box)
 
 

@@ -24,7 +24,8 @@
     gates: function (d) { return d.gates.map(function (g) { return [g.gate + " " + (g.gate_name || ""), g.admitted, g.refused]; }); },
     lanes: function (d) { return d.lanes.map(function (l) { return [l.lane, l.gate, l.direction_name, l.admitted, l.refused]; }); },
     devices: function (d) { return d.devices.map(function (x) { return [x.id, x.kind_name, x.lane, x.state_name, x.detail]; }); },
-    streams: function (d) { return d.sync.streams.map(function (s) { return [s.stream, s.cursor, s.last_ok_local, s.detail]; }); }
+    streams: function (d) { return d.sync.streams.map(function (s) { return [s.stream, s.cursor, s.last_ok_local, s.detail]; }); },
+    refused: function (d) { return d.sync.refused_by_reason.map(function (r) { return [r.words, r.count]; }); }
   };
   function refresh() {
     fetch(root.dataset.url, {headers: {"Accept": "application/json", "X-Requested-With": "fetch"}, credentials: "same-origin"})

@@ -229,3 +229,26 @@ def test_audit_log_filters(as_role, appliance):
                      (to_iso(utcnow()),))
     page = b.get("/audit?action=bulk.test").data.decode()
     assert "Older" in page and page.count("bulk.test</td>") == 100
+
+
+def test_the_dashboard_shows_why_the_hub_refused_entries_in_both_languages(as_role, appliance):
+    conn = appliance["conn"]
+    engine = Engine(conn, HolderVault(appliance["holder_key"]))
+    tickets = [t for t in appliance["venue"].tickets.values() if t.session_id == 1
+               and t.zone_id in (1, 2)]
+    for t in tickets[:3]:
+        engine.decide(Scan(ScanKind.QR, t.code), "N1")
+    now = to_iso(utcnow())
+    conn.executemany("UPDATE entries SET acked_at = ?, ack_status = 'refused', ack_reason = ? "
+                     "WHERE seq = ?", [(now, "other_venue", 1), (now, "other_venue", 2),
+                                       (now, "bad_request", 3)])
+    d = as_role("supervisor").get("/dashboard.json").json
+    assert d["sync"]["refused_by_reason"] == [
+        {"reason": "other_venue", "count": 2, "words": "a ticket or session of another venue"},
+        {"reason": "bad_request", "count": 1, "words": "bad_request"}]
+    page = as_role("supervisor").get("/dashboard").data.decode()
+    table = page[page.index('id="refused-by-reason"'):]
+    assert "a ticket or session of another venue</td><td>2<" in table
+    sup = as_role("supervisor")
+    sup.post("/language", {"lang": "zh"})
+    assert "其他场馆的票或场次" in sup.get("/dashboard").data.decode()
