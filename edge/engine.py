@@ -8,7 +8,9 @@ opens for a scan the database could lose.
 
 Nothing a person holds up to a reader can raise out of here: a malformed or hostile scan
 becomes a recorded ``UNKNOWN`` or ``FORGED`` entry, and a failing database becomes a
-``DEVICE_ERROR`` decision that keeps the lane shut.
+``DEVICE_ERROR`` decision that keeps the lane shut. A lane that does not exist (or is
+disabled) is the caller's mistake, not a scan: :class:`UnknownLane` is raised and nothing is
+recorded.
 """
 
 from __future__ import annotations
@@ -112,6 +114,16 @@ class GroupScan:
     lane: str
     now: datetime | None = None
     on_record: Callable[[sqlite3.Connection, Decision], None] | None = None
+
+
+class UnknownLane(LookupError):
+    """The lane code names no lane of this appliance (``code = "unknown_lane"``) or a disabled
+    one (``code = "lane_disabled"``); nothing was recorded."""
+
+    def __init__(self, lane: str, disabled: bool = False):
+        self.lane = lane
+        self.code = "lane_disabled" if disabled else "unknown_lane"
+        super().__init__(f"lane {lane} is disabled" if disabled else f"no such lane: {lane}")
 
 
 class _Refused(Exception):
@@ -294,7 +306,8 @@ class Engine:
     def decide(self, scan: Scan, lane: str, now: datetime | None = None, *,
                passage: bool = False) -> Decision:
         """``passage``: the lane has a turnstile that reports passages; an admitted entry is
-        then recorded as waiting for one (``edge/passages.py`` confirms or annuls it)."""
+        then recorded as waiting for one (``edge/passages.py`` confirms or annuls it).
+        Raises :class:`UnknownLane`, recording nothing, for a lane that is not there."""
         now = now or utcnow()
         conn = self.conn
         try:
@@ -385,16 +398,15 @@ class Engine:
                 record: bool = True, fresh: bool = True) -> Decision:
         lane = self._lane(lane_code, fresh)
         if lane.id is None:
-            outcome = _Outcome(Reason.DEVICE_ERROR, f"lane {lane_code!r} is not configured")
-        else:
-            try:
-                outcome = self._judge(scan, lane, now)
-            except sqlite3.Error:
-                raise
-            except Exception:  # noqa: BLE001 - a bug must not reach the lane; it is recorded
-                log.exception("lane %s: internal error while deciding a %s scan", lane_code,
-                              scan.kind)
-                outcome = _Outcome(Reason.DEVICE_ERROR, "internal error: see the appliance log")
+            raise UnknownLane(lane_code, disabled=lane.gate_id is not None)
+        try:
+            outcome = self._judge(scan, lane, now)
+        except sqlite3.Error:
+            raise
+        except Exception:  # noqa: BLE001 - a bug must not reach the lane; it is recorded
+            log.exception("lane %s: internal error while deciding a %s scan", lane_code,
+                          scan.kind)
+            outcome = _Outcome(Reason.DEVICE_ERROR, "internal error: see the appliance log")
         if not outcome.scan_ref:
             outcome.scan_ref = _scan_ref(scan)
         admitted = outcome.reason is Reason.OK
@@ -456,9 +468,9 @@ class Engine:
         lane = self._lanes.get(code)
         if lane is None:
             row = self.conn.execute(_LANE_SQL, (code,)).fetchone()
-            if row is None or not row[3]:
-                return _Lane(None, code, "in", None, False, "ticket", timedelta(), timedelta(),
-                             frozenset(), None, ZoneInfo("UTC"), 0)
+            if row is None or not row[3]:  # gate_id says whether it exists, disabled
+                return _Lane(None, code, "in", None if row is None else row[4], False, "ticket",
+                             timedelta(), timedelta(), frozenset(), None, ZoneInfo("UTC"), 0)
             zones = frozenset(int(z) for z in row[9].split(",")) if row[9] else frozenset()
             lane = _Lane(
                 id=row[0], code=row[1], direction=row[2], gate_id=row[4], reentry=bool(row[5]),

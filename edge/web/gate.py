@@ -17,7 +17,7 @@ from flask_babel import gettext as _
 
 from edge import audit, commands, status
 from edge.db import immediate
-from edge.engine import Decision, Scan, ScanKind
+from edge.engine import Decision, Scan, ScanKind, UnknownLane
 from edge.reasons import Reason, colour, words
 from edge.web import details
 from edge.web.app import get_conn, get_engine
@@ -118,12 +118,17 @@ def scan():
     engine = get_engine()
     scan_ = Scan(kind, code, device_id=f"web:{g.user.username}")
     lang = current_language()
+    try:
+        if mode == "check":
+            d = engine.check(scan_, lane)
+        else:
+            d = engine.decide(scan_, lane)
+    except UnknownLane:  # disabled or removed since the look above
+        return _bad(_("Choose a lane first."))
     if mode == "check":
-        d = engine.check(scan_, lane)
         audit.record(conn, g.user.username, "entry.check", f"lane:{lane}",
                      {"reason": str(d.reason), "ticket_id": d.ticket.id if d.ticket else None})
         return jsonify(verdict_json(conn, d, lang, checked_only=True))
-    d = engine.decide(scan_, lane)
     if d.open_lane:
         with immediate(conn):
             lane_id = conn.execute("SELECT id FROM lanes WHERE code = ?", (lane,)).fetchone()[0]

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from edge.allowlist import apply_changes
-from edge.engine import Engine, IdDocument, Scan, ScanKind
+from edge.engine import Engine, GroupScan, IdDocument, Scan, ScanKind, UnknownLane
 from edge.reasons import Reason
 from sync import codes
 from sync.changes import parse_change
@@ -385,10 +385,21 @@ def sample_id(body17):
 # -- faults ---------------------------------------------------------------------------------------
 
 
-def test_unknown_lane_is_a_recorded_device_error(engine, venue, loaded):
-    d = qr(engine, venue.tickets[1002].code, lane="NOPE")
-    assert d.reason is Reason.DEVICE_ERROR and not d.open_lane
-    assert entries(loaded)[-1][0] == "DEVICE_ERROR"
+def test_a_scan_on_a_lane_that_does_not_exist_is_an_error_not_an_entry(engine, venue, loaded):
+    before = entries(loaded)
+    with pytest.raises(UnknownLane, match="no such lane: NOPE") as raised:
+        qr(engine, venue.tickets[1002].code, lane="NOPE")
+    assert raised.value.code == "unknown_lane" and raised.value.lane == "NOPE"
+    loaded.execute("UPDATE lanes SET enabled = 0 WHERE code = 'C1'")
+    with pytest.raises(UnknownLane, match="lane C1 is disabled") as raised:
+        qr(engine, venue.tickets[1002].code, lane="C1")
+    assert raised.value.code == "lane_disabled"
+    with pytest.raises(UnknownLane):
+        engine.check(Scan(ScanKind.QR, venue.tickets[1002].code), "NOPE")
+    (result,) = engine.decide_all([GroupScan(Scan(ScanKind.QR, venue.tickets[1002].code),
+                                             "NOPE")])
+    assert isinstance(result, UnknownLane)
+    assert entries(loaded) == before
 
 
 def test_full_database_keeps_the_lane_shut_and_says_so(engine, venue, loaded):
