@@ -229,3 +229,25 @@ def test_audit_log_filters(as_role, appliance):
                      (to_iso(utcnow()),))
     page = b.get("/audit?action=bulk.test").data.decode()
     assert "Older" in page and page.count("bulk.test</td>") == 100
+
+
+def test_an_unknown_device_setting_is_refused_with_its_name_on_add_and_edit(as_role, appliance):
+    conn = appliance["conn"]
+    b = as_role("admin")
+    r = b.post("/devices/", {"id": "N1-GATE", "kind": "turnstile", "lane_id": "1",
+                             "connection": "/dev/ttyUSB0", "settings": '{"baudrat": 9600}',
+                             "enabled": "1"})
+    assert r.status_code == 400
+    assert "unknown setting(s) baudrat" in r.data.decode()
+    assert conn.execute("SELECT count(*) FROM devices").fetchone() == (0,)
+    r = b.post("/devices/", {"id": "N1-GATE", "kind": "turnstile", "lane_id": "1",
+                             "connection": "/dev/ttyUSB0", "settings": '{"pulse_ms": "long"}',
+                             "enabled": "1"})
+    assert r.status_code == 400 and "pulse_ms" in r.data.decode()
+    assert b.post("/devices/", {"id": "N1-CAM", "kind": "qr_camera", "lane_id": "1",
+                                "connection": "/dev/video0", "enabled": "1"}).status_code == 303
+    r = b.post("/devices/N1-CAM", {"kind": "qr_camera", "lane_id": "1", "enabled": "1",
+                                   "connection": "/dev/video0", "settings": '{"fsp": 15}'})
+    assert r.status_code == 400 and "fsp" in r.data.decode()
+    assert json.loads(conn.execute("SELECT config FROM devices WHERE id = 'N1-CAM'"
+                                   ).fetchone()[0]) == {"source": "/dev/video0"}
