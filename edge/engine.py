@@ -618,8 +618,10 @@ class Engine:
         # 4. zone -> gate
         if t.zone_id and lane.zones and t.zone_id not in lane.zones:
             zone = t.zone or self._zone_name(t.zone_id)
-            raise _Refused(Reason.WRONG_GATE, f"zone {zone} is not admitted at this gate",
-                           STAGE_ZONE)
+            gates = self._gates_admitting(t.zone_id)
+            where = f": go to {', '.join(gates)}" if gates else ""
+            raise _Refused(Reason.WRONG_GATE, f"zone {zone} is not admitted at this gate"
+                           f"{where}", STAGE_ZONE)
         # 5. real name
         if t.realname and lane.realname_mode != "ticket" and not identified:
             doc = scan.document
@@ -704,6 +706,16 @@ class Engine:
     def _blocked(self, kind: str, value: str) -> bool:
         return self.conn.execute("SELECT 1 FROM blocklist WHERE kind = ? AND value = ?",
                                  (kind, value)).fetchone() is not None
+
+    def _gates_admitting(self, zone_id: int, most: int = 5) -> list[str]:
+        """The names of the gates whose entry lanes admit ``zone_id`` (a gate without a zone
+        list admits every zone): where a WRONG_GATE refusal sends the holder."""
+        return [name for (name,) in self.conn.execute(
+            "SELECT coalesce(nullif(g.name, ''), g.code) FROM gates g WHERE EXISTS "
+            "(SELECT 1 FROM lanes l WHERE l.gate_id = g.id AND l.enabled = 1 "
+            "AND l.direction = 'in') AND (EXISTS (SELECT 1 FROM gate_zones z WHERE "
+            "z.gate_id = g.id AND z.zone_id = ?) OR NOT EXISTS (SELECT 1 FROM gate_zones z "
+            "WHERE z.gate_id = g.id)) ORDER BY g.code LIMIT ?", (zone_id, most))]
 
     def _zone_name(self, zone_id: int) -> str:
         row = self.conn.execute("SELECT name FROM zones WHERE id = ?", (zone_id,)).fetchone()

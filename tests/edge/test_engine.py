@@ -143,7 +143,10 @@ def test_venue_pass_for_another_venue_is_wrong_session(engine, hub_key):
 def test_zone_not_admitted_at_this_gate_is_wrong_gate(engine, venue):
     d = qr(engine, code_of(venue, "wrong_gate"), "N1")
     assert d.reason is Reason.WRONG_GATE
-    assert "South Stand" in d.detail
+    # it names the gates whose entry lanes admit the zone (G2 lists it; G3 and G4 list none,
+    # so admit every zone; the exit gate has no entry lane)
+    assert d.detail == ("zone South Stand is not admitted at this gate: go to Gate 2 South, "
+                        "Gate 3 ID only, Gate 4 Concourse")
 
 
 # -- passes ---------------------------------------------------------------------------------

@@ -185,7 +185,8 @@ def test_engine_details_are_shown_in_chinese(as_role, appliance):
     r = b.post_json("/gate/scan.json", {"lane": "N1", "code": "x"}).json
     seen["typed"] = r["detail"]
     assert seen["repeat"] == "已在场内"
-    assert seen["wrong_gate"] == "South Stand 区不能从本入口进入"
+    assert seen["wrong_gate"] == ("South Stand 区不能从本入口进入，请走：Gate 2 South, "
+                                  "Gate 3 ID only, Gate 4 Concourse")
     assert seen["realname"] == "实名票：请同时读取持票人身份证"
     assert seen["typed"] == "既不是票码，也不是已知票号"
     assert seen["refunded"].startswith("已作废：")
