@@ -518,3 +518,12 @@ def m009_entries_without_autoincrement(db: sqlite_utils.Database) -> None:
     if check != "ok":
         raise sqlite3.DatabaseError(f"entries: the database is not sound after the change: "
                                     f"{check}")
+
+
+@migrations()
+def m012_gate_truth(db: sqlite_utils.Database) -> None:
+    """``devices.seen_at``: when the gate runtime last reported the device alive. The runtime
+    writes it on a fixed beat whether or not anything changed, so a healthy device whose
+    state has held for hours is not shown as not reporting (``state_at`` moves only with the
+    state)."""
+    db.execute("ALTER TABLE devices ADD COLUMN seen_at TEXT")

@@ -116,3 +116,28 @@ def test_cameras_are_matched_by_device_node_or_file_and_network_ones_left_to_the
     assert checks["device C2"].status == "pass"
     assert checks["device C3"].status == "warn" and "pw" not in checks["device C3"].detail
     assert checks["device C4"].status == "fail" and "/dev/video96" in checks["device C4"].detail
+
+
+def test_a_turnstile_the_gate_runtime_reports_down_is_a_fail(tmp_path):
+    from edge import db as db_mod
+    from provisioning import doctor
+
+    path = tmp_path / "edge.db"
+    db_mod.migrate(db_mod.open_db(path))
+    conn = db_mod.connect(path)
+    try:
+        conn.executemany(
+            "INSERT INTO devices (id, kind, config, enabled, state, state_detail, state_at) "
+            "VALUES (?, ?, '{}', ?, ?, ?, ?)", [
+                ("T1", "turnstile", 1, "down",
+                 "no board answers as unit 1 on /dev/ttyUSB0: board not answering",
+                 "2026-07-01T10:00:00.000000Z"),
+                ("T2", "turnstile", 1, "up", "", "2026-07-01T10:00:00.000000Z"),
+                ("T3", "turnstile", 0, "down", "gate runtime stopped", None),  # disabled
+            ])
+        checks = doctor.device_states(conn)
+    finally:
+        conn.close()
+    assert [(c.check, c.status) for c in checks] == [("device T1 state", "fail")]
+    assert "no board answers as unit 1" in checks[0].detail
+    assert "RS-485" in checks[0].fix
