@@ -136,6 +136,13 @@ SETTINGS: tuple[Setting, ...] = (
         1000,
         "Entries sent to the hub per batch (1 to 1000).",
     ),
+    Setting(
+        "verdict_fade_s",
+        float,
+        8.0,
+        "Seconds a verdict stays on the gate screen and the handheld page before they show "
+        "Ready again (0: until the next scan). A help-desk check stays until staff dismiss it.",
+    ),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -165,6 +172,7 @@ class Config:
     hub_timeout_s: float = 30.0
     sync_page_size: int = 2000
     sync_batch_size: int = 1000
+    verdict_fade_s: float = 8.0
 
     @property
     def credential_path(self) -> Path:
@@ -239,6 +247,8 @@ def load(path: str | os.PathLike | None = None) -> Config:
     for name, hi in (("sync_page_size", 5000), ("sync_batch_size", 1000)):
         if not 1 <= values[name] <= hi:
             raise ConfigError(f"{path}: {name} must be between 1 and {hi}")
+    if not 0 <= values["verdict_fade_s"] <= 3600:
+        raise ConfigError(f"{path}: verdict_fade_s must be between 0 and 3600 seconds")
     database = Path(values["database"])
     if not database.is_absolute():
         database = path.parent / database
