@@ -196,7 +196,9 @@
     });
   }
   function poll() {
-    var watch = Object.keys(watching).slice(0, 20).map(function (id) { return "&watch=" + encodeURIComponent(id); }).join("");
+    var ids = Object.keys(watching);  // the newest 20 (one left pending by a stopped runtime must not crowd out the rest)
+    ids.slice(0, Math.max(0, ids.length - 20)).forEach(function (id) { delete watching[id]; });
+    var watch = ids.slice(-20).map(function (id) { return "&watch=" + encodeURIComponent(id); }).join("");
     fetch(feedUrl + "&after=" + lastSeq + watch, {headers: {"Accept": "application/json", "X-Requested-With": "fetch"}, credentials: "same-origin"})
       .then(function (r) { if (r.status === 401) { window.location.reload(); } return r.json(); })
       .then(function (d) {
