@@ -35,7 +35,7 @@ def _staff_error(e: staff_mod.StaffError):
 @bp.errorhandler(TicketError)
 @bp.errorhandler(VenueError)
 def _refused(e: Exception):
-    return jsonify(error="refused", message=str(e)), 409
+    return jsonify(error=getattr(e, "code", "refused"), message=str(e)), 409
 
 
 def requires(*roles: str) -> Callable:
@@ -139,12 +139,20 @@ def sell(session_id: int):
 @bp.post("/tickets/<number>/refund")
 @requires("sales")
 def refund(number: str):
+    """Body (optional): ``{"reason": text}``, needed, with an admin's token, for a ticket that
+    has admitted someone (409 ``admitted_needs_supervisor`` / ``reason_required``)."""
+    body = request.get_json(silent=True)
+    body = body if isinstance(body, dict) else {}
+    reason = body.get("reason", "")
+    if not isinstance(reason, str):
+        raise ApiError(400, "bad_request", "reason must be text")
     with engine().begin() as conn:
         ticket_id = conn.execute(sa.select(tickets.c.id)
                                  .where(tickets.c.number == number)).scalar()
         if ticket_id is None:
             raise ApiError(404, "not_found", f"no ticket {number}")
-        revoke_ticket(conn, ticket_id, "refunded", actor=_actor())
+        revoke_ticket(conn, ticket_id, "refunded", actor=_actor(), reason=reason,
+                      supervisor=staff_mod.admits(g.staff.role, staff_mod.SUPERVISOR_ROLES))
     return jsonify(number=number, state="refunded")
 
 

@@ -23,6 +23,9 @@ from cloud.db import api_tokens, staff
 from sync.timeutil import utcnow
 
 ROLES = ("admin", "sales", "ops")
+# Who confirms what a clerk may not do alone (a refund of a ticket that has admitted someone):
+# the hub's supervisors are its admins.
+SUPERVISOR_ROLES = ("admin",)
 MIN_PASSWORD = 10
 MAX_FAILURES = 5
 LOCKOUT = timedelta(minutes=15)

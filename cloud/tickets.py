@@ -20,6 +20,7 @@ from cloud import inventory
 from cloud.audit import SYSTEM, record
 from cloud.changes import next_values, record_change, record_changes
 from cloud.db import (
+    entries,
     events,
     holders,
     price_tiers,
@@ -43,7 +44,15 @@ ROLES = {codes.Role.TICKET: "ticket", codes.Role.STAFF: "staff",
 
 
 class TicketError(ValueError):
-    """A sale, key or session request that cannot be carried out; the message says why."""
+    """A sale, key or session request that cannot be carried out; the message says why and
+    ``code`` which refusal it is (``refused`` unless a caller needs to tell them apart)."""
+
+    def __init__(self, message: str, code: str = "refused"):
+        super().__init__(message)
+        self.code = code
+
+
+MIN_REFUND_REASON, MAX_REFUND_REASON = 4, 200
 
 
 def _utc(dt: datetime | None) -> datetime | None:
@@ -347,21 +356,46 @@ def ticket_change(t: Any, seat_label: str | None) -> dict:
     return change
 
 
+def admissions(conn: sa.Connection, ticket_id: int) -> int:
+    """How many times the appliances report this ticket admitted someone (pushed entries)."""
+    return conn.execute(sa.select(sa.func.count()).select_from(entries).where(
+        entries.c.ticket_id == ticket_id, entries.c.admitted.is_(True))).scalar_one()
+
+
 def revoke_ticket(conn: sa.Connection, ticket_id: int, state: str = "refunded",
-                  now: datetime | None = None, actor: str = SYSTEM) -> None:
-    """Void or refund a ticket: its code stops opening gates at every venue it admitted to."""
+                  now: datetime | None = None, actor: str = SYSTEM, *,
+                  supervisor: bool = False, reason: str = "") -> None:
+    """Void or refund a ticket: its code stops opening gates at every venue it admitted to.
+
+    A refund of a ticket that has already admitted someone (as the appliances reported) gives
+    money back for a visit that took place: it is refused (``admitted_needs_supervisor``)
+    unless a supervisor confirms it (``supervisor``) with a ``reason`` of 4 to 200 characters
+    (``reason_required``), which the audit record keeps with the number of admissions."""
     if state not in ("void", "refunded"):
         raise TicketError(f"a ticket is revoked as void or refunded, not {state!r}")
     row = conn.execute(sa.select(tickets.c.venues, tickets.c.state, tickets.c.kind,
                                  tickets.c.scope, tickets.c.seat_id)
                        .where(tickets.c.id == ticket_id).with_for_update()).first()
     if row is None:
-        raise TicketError(f"no ticket {ticket_id}")
+        raise TicketError(f"no ticket {ticket_id}", "not_found")
     if row.state != "issued":
-        raise TicketError(f"ticket {ticket_id} is already {row.state}")
+        raise TicketError(f"ticket {ticket_id} is already {row.state}", "not_live")
+    after: dict[str, Any] = {"state": state}
+    admitted = admissions(conn, ticket_id) if state == "refunded" else 0
+    if admitted:
+        if not supervisor:
+            raise TicketError(f"ticket {ticket_id} has admitted someone ({admitted} "
+                              "admissions): only a supervisor may refund it, with a reason",
+                              "admitted_needs_supervisor")
+        why = " ".join(reason.split())
+        if not MIN_REFUND_REASON <= len(why) <= MAX_REFUND_REASON:
+            raise TicketError(f"say why a ticket that has admitted someone is refunded "
+                              f"({MIN_REFUND_REASON} to {MAX_REFUND_REASON} characters)",
+                              "reason_required")
+        after.update(admissions=admitted, reason=why)
     conn.execute(sa.update(tickets).where(tickets.c.id == ticket_id).values(state=state))
     record(conn, actor, f"ticket.{'void' if state == 'void' else 'refund'}",
-           f"ticket:{ticket_id}", {"state": "issued"}, {"state": state})
+           f"ticket:{ticket_id}", {"state": "issued"}, after)
     if row.seat_id is not None and row.kind != "venues":
         for seat_session in row.scope:
             inventory.release(conn, seat_session, row.seat_id)

@@ -15,7 +15,8 @@ input's edges are reported both ways, and its state at open as ALARM_ON if it is
 Health: every exchange is timed; a reply that never comes counts as a timeout, bytes that do
 not make a valid frame as a CRC error. A failed exchange makes the board DEGRADED and raises
 :class:`TemporaryError`; ``down_after`` failures in a row make it DOWN and raise
-:class:`PermanentError`, as does the port vanishing.
+:class:`PermanentError`, as does the port vanishing. Opening reads the inputs once: a port
+with no board answering on it does not open (``PermanentError``, DOWN).
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ from drivers.settings import BAUD_RATES, Field
 
 log = logging.getLogger(__name__)
 RELAYS = INPUTS = tuple(range(8))  # an 8-channel board
+# pymodbus logs every unanswered request at ERROR, again at each retry of a board that is not
+# there; each failure reaches this driver as an exception, and the device's owner logs the
+# state change once.
+logging.getLogger("pymodbus.logging").setLevel(logging.CRITICAL)
 
 
 class _FlashOnRequest(WriteSingleCoilRequest):
@@ -142,6 +147,29 @@ class ModbusTurnstile:
         self._client = client
         self._last = None
         self._health.opened()
+        self._probe()
+
+    def _probe(self) -> None:
+        """A port opens whether or not a board is wired to it: the board is open only once it
+        answers. A board silent for ``down_after`` reads in a row (or refusing them) leaves the
+        driver closed and DOWN, so a lane with no board never shows as up between retries."""
+        failure: Exception | None = None
+        for _ in range(self._health.down_after):
+            try:
+                self._exchange("read inputs", lambda c: c.read_discrete_inputs(
+                    self._first_input, count=self._input_count, device_id=self.unit))
+                return
+            except TemporaryError as exc:
+                failure = exc
+            except PermanentError as exc:
+                failure = exc
+                break
+        detail = f"no board answers as unit {self.unit} on {self.port}: {failure}"
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+        self._health.down(detail)
+        raise PermanentError(detail, self.device_id)
 
     def close(self) -> None:
         """Closes the port. Unlocks still waiting for a passage are reported as TIMEOUT by
@@ -260,4 +288,4 @@ class ModbusTurnstile:
     def _lost(self, detail: str) -> None:
         self.close()
         self._health.down(detail)
-        log.warning("%s: board down: %s", self.device_id, detail)
+        log.debug("%s: board down: %s", self.device_id, detail)  # the device's owner logs it

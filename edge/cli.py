@@ -33,7 +33,7 @@ from edge import audit
 from edge import config as config_mod
 from edge import db as db_mod
 from edge.allowlist import AllowlistError, import_file
-from edge.engine import Engine, IdDocument, Scan, ScanKind
+from edge.engine import Engine, IdDocument, Scan, ScanKind, UnknownLane
 from edge.holders import DOC_TYPES, HolderKeyError, HolderVault, generate_holder_key
 from edge.reasons import Reason, colour, words
 from sync.timeutil import from_iso
@@ -181,7 +181,12 @@ def cmd_scan(args) -> int:
         raise CliError("give the scanned code (or --kind id_card with --id-number)")
     now = from_iso(args.at) if args.at else None
     scan = Scan(kind, args.code or "", device_id=args.device, document=document)
-    d = engine.decide(scan, args.lane, now)
+    try:
+        d = engine.decide(scan, args.lane, now)
+    except UnknownLane as e:
+        known = ", ".join(r[0] for r in conn.execute(
+            "SELECT code FROM lanes WHERE enabled = 1 ORDER BY code")) or "none"
+        raise CliError(f"{e}; nothing recorded (enabled lanes: {known})") from None
     tz = _venue_tz(conn)
     lang = _lang(args)
     print(f"{d.verdict.upper():7} {d.reason}  {words(d.reason, lang)}  [{colour(d.reason)}]")

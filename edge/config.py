@@ -146,6 +146,13 @@ SETTINGS: tuple[Setting, ...] = (
         "session it counts for closes: the gate's close-after margin after the session's end; "
         "for a ticket without a session, before its validity ends).",
     ),
+    Setting(
+        "verdict_fade_s",
+        float,
+        8.0,
+        "Seconds a verdict stays on the gate screen and the handheld page before they show "
+        "Ready again (0: until the next scan). A help-desk check stays until staff dismiss it.",
+    ),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -176,6 +183,7 @@ class Config:
     sync_page_size: int = 2000
     sync_batch_size: int = 1000
     handheld_offline_max_age_min: int = 0
+    verdict_fade_s: float = 8.0
 
     @property
     def credential_path(self) -> Path:
@@ -252,6 +260,8 @@ def load(path: str | os.PathLike | None = None) -> Config:
             raise ConfigError(f"{path}: {name} must be between 1 and {hi}")
     if values["handheld_offline_max_age_min"] < 0:
         raise ConfigError(f"{path}: handheld_offline_max_age_min must be 0 or more minutes")
+    if not 0 <= values["verdict_fade_s"] <= 3600:
+        raise ConfigError(f"{path}: verdict_fade_s must be between 0 and 3600 seconds")
     database = Path(values["database"])
     if not database.is_absolute():
         database = path.parent / database

@@ -548,6 +548,15 @@ ALTER TABLE handheld_scans_m011 RENAME TO handheld_scans;
 
 
 @migrations()
+def m012_gate_truth(db: sqlite_utils.Database) -> None:
+    """``devices.seen_at``: when the gate runtime last reported the device alive. The runtime
+    writes it on a fixed beat whether or not anything changed, so a healthy device whose
+    state has held for hours is not shown as not reporting (``state_at`` moves only with the
+    state)."""
+    db.execute("ALTER TABLE devices ADD COLUMN seen_at TEXT")
+
+
+@migrations()
 def m013_pairing(db: sqlite_utils.Database) -> None:
     """Pairing attempts that count against the rate limit (edge/handhelds.py ``pair``): kept in
     the database, so the limit holds across the web service's worker processes."""

@@ -8,7 +8,9 @@ opens for a scan the database could lose.
 
 Nothing a person holds up to a reader can raise out of here: a malformed or hostile scan
 becomes a recorded ``UNKNOWN`` or ``FORGED`` entry, and a failing database becomes a
-``DEVICE_ERROR`` decision that keeps the lane shut.
+``DEVICE_ERROR`` decision that keeps the lane shut. A lane that does not exist (or is
+disabled) is the caller's mistake, not a scan: :class:`UnknownLane` is raised and nothing is
+recorded.
 """
 
 from __future__ import annotations
@@ -125,6 +127,16 @@ class Lateness:
 
     arrived: datetime
     max_age: timedelta | None = None
+
+
+class UnknownLane(LookupError):
+    """The lane code names no lane of this appliance (``code = "unknown_lane"``) or a disabled
+    one (``code = "lane_disabled"``); nothing was recorded."""
+
+    def __init__(self, lane: str, disabled: bool = False):
+        self.lane = lane
+        self.code = "lane_disabled" if disabled else "unknown_lane"
+        super().__init__(f"lane {lane} is disabled" if disabled else f"no such lane: {lane}")
 
 
 class _Refused(Exception):
@@ -307,7 +319,8 @@ class Engine:
     def decide(self, scan: Scan, lane: str, now: datetime | None = None, *,
                passage: bool = False) -> Decision:
         """``passage``: the lane has a turnstile that reports passages; an admitted entry is
-        then recorded as waiting for one (``edge/passages.py`` confirms or annuls it)."""
+        then recorded as waiting for one (``edge/passages.py`` confirms or annuls it).
+        Raises :class:`UnknownLane`, recording nothing, for a lane that is not there."""
         now = now or utcnow()
         conn = self.conn
         try:
@@ -399,16 +412,15 @@ class Engine:
                 late: Lateness | None = None) -> Decision:
         lane = self._lane(lane_code, fresh)
         if lane.id is None:
-            outcome = _Outcome(Reason.DEVICE_ERROR, f"lane {lane_code!r} is not configured")
-        else:
-            try:
-                outcome = self._judge(scan, lane, now)
-            except sqlite3.Error:
-                raise
-            except Exception:  # noqa: BLE001 - a bug must not reach the lane; it is recorded
-                log.exception("lane %s: internal error while deciding a %s scan", lane_code,
-                              scan.kind)
-                outcome = _Outcome(Reason.DEVICE_ERROR, "internal error: see the appliance log")
+            raise UnknownLane(lane_code, disabled=lane.gate_id is not None)
+        try:
+            outcome = self._judge(scan, lane, now)
+        except sqlite3.Error:
+            raise
+        except Exception:  # noqa: BLE001 - a bug must not reach the lane; it is recorded
+            log.exception("lane %s: internal error while deciding a %s scan", lane_code,
+                          scan.kind)
+            outcome = _Outcome(Reason.DEVICE_ERROR, "internal error: see the appliance log")
         if late is not None and outcome.reason is Reason.OK:
             _refuse_if_late(outcome, lane, now, late)
         if not outcome.scan_ref:
@@ -472,9 +484,9 @@ class Engine:
         lane = self._lanes.get(code)
         if lane is None:
             row = self.conn.execute(_LANE_SQL, (code,)).fetchone()
-            if row is None or not row[3]:
-                return _Lane(None, code, "in", None, False, "ticket", timedelta(), timedelta(),
-                             frozenset(), None, ZoneInfo("UTC"), 0)
+            if row is None or not row[3]:  # gate_id says whether it exists, disabled
+                return _Lane(None, code, "in", None if row is None else row[4], False, "ticket",
+                             timedelta(), timedelta(), frozenset(), None, ZoneInfo("UTC"), 0)
             zones = frozenset(int(z) for z in row[9].split(",")) if row[9] else frozenset()
             lane = _Lane(
                 id=row[0], code=row[1], direction=row[2], gate_id=row[4], reentry=bool(row[5]),
@@ -622,8 +634,10 @@ class Engine:
         # 4. zone -> gate
         if t.zone_id and lane.zones and t.zone_id not in lane.zones:
             zone = t.zone or self._zone_name(t.zone_id)
-            raise _Refused(Reason.WRONG_GATE, f"zone {zone} is not admitted at this gate",
-                           STAGE_ZONE)
+            gates = self._gates_admitting(t.zone_id)
+            where = f": go to {', '.join(gates)}" if gates else ""
+            raise _Refused(Reason.WRONG_GATE, f"zone {zone} is not admitted at this gate"
+                           f"{where}", STAGE_ZONE)
         # 5. real name
         if t.realname and lane.realname_mode != "ticket" and not identified:
             doc = scan.document
@@ -708,6 +722,16 @@ class Engine:
     def _blocked(self, kind: str, value: str) -> bool:
         return self.conn.execute("SELECT 1 FROM blocklist WHERE kind = ? AND value = ?",
                                  (kind, value)).fetchone() is not None
+
+    def _gates_admitting(self, zone_id: int, most: int = 5) -> list[str]:
+        """The names of the gates whose entry lanes admit ``zone_id`` (a gate without a zone
+        list admits every zone): where a WRONG_GATE refusal sends the holder."""
+        return [name for (name,) in self.conn.execute(
+            "SELECT coalesce(nullif(g.name, ''), g.code) FROM gates g WHERE EXISTS "
+            "(SELECT 1 FROM lanes l WHERE l.gate_id = g.id AND l.enabled = 1 "
+            "AND l.direction = 'in') AND (EXISTS (SELECT 1 FROM gate_zones z WHERE "
+            "z.gate_id = g.id AND z.zone_id = ?) OR NOT EXISTS (SELECT 1 FROM gate_zones z "
+            "WHERE z.gate_id = g.id)) ORDER BY g.code LIMIT ?", (zone_id, most))]
 
     def _zone_name(self, zone_id: int) -> str:
         row = self.conn.execute("SELECT name FROM zones WHERE id = ?", (zone_id,)).fetchone()

@@ -40,7 +40,16 @@ from typing import Any
 
 from edge import audit
 from edge.db import immediate
-from edge.engine import Decision, Engine, GroupScan, IdDocument, Lateness, Scan, ScanKind
+from edge.engine import (
+    Decision,
+    Engine,
+    GroupScan,
+    IdDocument,
+    Lateness,
+    Scan,
+    ScanKind,
+    UnknownLane,
+)
 from edge.holders import DOC_TYPES, DocumentError
 from edge.reasons import Reason, colour, words
 from sync.timeutil import from_iso, to_iso, utcnow
@@ -534,6 +543,8 @@ def _decide(engine: Engine, handheld: Handheld, items: list[tuple[ScanRequest, d
             prior = _prior(engine.conn, handheld, req.client_scan_id)
             answers[i] = render(_repeat(prior, fingerprint, req.client_scan_id), lang,
                                 req.client_scan_id, True)
+        elif isinstance(result, UnknownLane):  # removed since the lane was checked
+            raise HandheldError(result.code, str(result))
         elif isinstance(result, BaseException):
             raise result
         elif result.entry_id is None:  # the database failed: the handheld must send it again

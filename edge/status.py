@@ -15,7 +15,9 @@ from edge.db import UNACKED
 from sync.timeutil import from_iso, to_iso, utcnow
 
 RECENT_ROWS = 50_000  # the dashboard looks at no more than this many of the newest entries
-DEVICE_SILENT = timedelta(seconds=90)  # a device whose state is older is shown as not reporting
+# a device not reported for longer is shown as not reporting: the gate runtime reports each
+# running device every 20 s (edge/gates/runtime.py BEAT_S), a handheld with each contact
+DEVICE_SILENT = timedelta(seconds=90)
 
 
 def venue_tz(conn: sqlite3.Connection) -> ZoneInfo:
@@ -81,10 +83,11 @@ def people_inside(conn: sqlite3.Connection, now: datetime) -> int:
 
 def devices(conn: sqlite3.Connection, now: datetime) -> list[dict]:
     out = []
-    for dev_id, kind, name, enabled, state, detail, state_at, lane in conn.execute(
+    for dev_id, kind, name, enabled, state, detail, state_at, lane, seen_at in conn.execute(
             "SELECT d.id, d.kind, d.name, d.enabled, d.state, d.state_detail, d.state_at, "
-            "l.code FROM devices d LEFT JOIN lanes l ON l.id = d.lane_id ORDER BY d.id"):
-        silent = bool(enabled) and (state_at is None or now - from_iso(state_at) > DEVICE_SILENT)
+            "l.code, max(coalesce(d.seen_at, ''), coalesce(d.state_at, '')) FROM devices d "
+            "LEFT JOIN lanes l ON l.id = d.lane_id ORDER BY d.id"):
+        silent = bool(enabled) and (not seen_at or now - from_iso(seen_at) > DEVICE_SILENT)
         out.append({"id": dev_id, "kind": kind, "name": name, "enabled": bool(enabled),
                     "state": state if enabled else "disabled", "detail": detail or "",
                     "state_at": state_at, "lane": lane, "silent": silent})

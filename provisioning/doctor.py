@@ -51,6 +51,7 @@ def run(config_arg: str | None, max_skew_s: float = MAX_SKEW_S) -> list[Check]:
     try:
         if conn is not None:
             checks.extend(devices(conn))
+            checks.extend(device_states(conn))
         checks.extend(hub(cfg, conn, max_skew_s))
         checks.append(disk(cfg.database))
         checks.append(services())
@@ -160,6 +161,28 @@ def devices(conn: sqlite3.Connection) -> list[Check]:
         else:
             out.append(Check(name, WARN, f"{kind}: nothing in its configuration to look for",
                              "test the device from the admin page"))
+    return out
+
+
+_DOWN_FIX = {
+    "turnstile": "check the board's power, its RS-485 wiring (A to A, B to B) and its unit "
+                 "address; the gate runtime's log says more: `journalctl -u wicket-edge-gates`",
+}
+
+
+def device_states(conn: sqlite3.Connection) -> list[Check]:
+    """A FAIL for each enabled device the gate runtime reports down (a turnstile whose port
+    opens but whose board never answers is one): the port being there is not enough."""
+    out = []
+    for device_id, kind, detail, state_at in conn.execute(
+            "SELECT id, kind, state_detail, state_at FROM devices WHERE enabled = 1 "
+            "AND state = 'down' AND kind != 'handheld' ORDER BY id"):
+        since = f" since {state_at}" if state_at else ""
+        out.append(Check(f"device {device_id} state", FAIL,
+                         f"{kind}: the gate runtime reports it down{since}: {detail or '-'}",
+                         _DOWN_FIX.get(kind, "check its cable and power, then test it from "
+                                       "the admin page (Devices, Test); `journalctl -u "
+                                       "wicket-edge-gates` says more")))
     return out
 
 

@@ -13,11 +13,31 @@ import unicodedata
 import sqlalchemy as sa
 from flask import abort, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext
 
-from cloud.db import holders, price_tiers, seats, sessions, tickets, venues, zones
+from cloud.db import (
+    appliances,
+    entries,
+    holders,
+    price_tiers,
+    seats,
+    sessions,
+    tickets,
+    venues,
+    zones,
+)
 from cloud.pages.sessions import session_or_404, session_rows
-from cloud.pages.web import actor, back, engine, ok, page_blueprint, qr_svg, refused, roles
-from cloud.tickets import TicketError, TicketSpec, issue_tickets, revoke_ticket
+from cloud.pages.web import actor, back, can, engine, ok, page_blueprint, qr_svg, refused, roles
+from cloud.staff import SUPERVISOR_ROLES
+from cloud.tickets import (
+    MAX_REFUND_REASON,
+    MIN_REFUND_REASON,
+    TicketError,
+    TicketSpec,
+    admissions,
+    issue_tickets,
+    revoke_ticket,
+)
 from sync.identity import DOC_TYPES, DocumentError, mask_document, normalize_document
 
 bp = page_blueprint("tickets")
@@ -120,9 +140,46 @@ def _ticket_page(number: str, template: str = "tickets/detail.html", **extra):
             if t.holder_id else None
         scope_sessions = conn.execute(sa.select(sessions.c.id, sessions.c.name).where(
             sessions.c.id.in_(list(t.scope)))).all() if t.kind == "sessions" else []
+        history = entry_history(conn, t.id)
+        admitted = admissions(conn, t.id)
     tz = venue_rows[0].timezone if venue_rows else None
     return render_template(template, t=t, venues=venue_rows, zone=zone, holder=holder, tz=tz,
-                           scope_sessions=scope_sessions, qr=qr_svg(t.code, scale=3), **extra)
+                           scope_sessions=scope_sessions, qr=qr_svg(t.code, scale=3),
+                           history=history, admissions=admitted, history_limit=MAX_HISTORY,
+                           reason_words=entry_reason_words,
+                           supervisor=can(*SUPERVISOR_ROLES), **extra)
+
+
+MAX_HISTORY = 200
+# The appliances' reasons (edge/reasons.py: a closed set), as the hub's pages say them.
+ENTRY_REASONS = {
+    "OK": lazy_gettext("admitted"), "ALREADY_ENTERED": lazy_gettext("already used"),
+    "UNKNOWN": lazy_gettext("not recognised"), "FORGED": lazy_gettext("forged code"),
+    "REVOKED": lazy_gettext("revoked"), "NOT_YET_VALID": lazy_gettext("not valid yet"),
+    "EXPIRED": lazy_gettext("expired"), "WRONG_SESSION": lazy_gettext("wrong session"),
+    "WRONG_GATE": lazy_gettext("wrong gate"),
+    "REALNAME_REQUIRED": lazy_gettext("ID card required"),
+    "REALNAME_MISMATCH": lazy_gettext("ID card does not match"),
+    "BLOCKED": lazy_gettext("blocked"), "DEVICE_ERROR": lazy_gettext("device error"),
+}
+
+
+def entry_reason_words(reason: str) -> str:
+    words = ENTRY_REASONS.get(reason)
+    return str(words) if words is not None else reason
+
+
+def entry_history(conn: sa.Connection, ticket_id: int) -> list:
+    """The ticket's entries as the appliances pushed them, newest first: time, appliance,
+    lane, direction, admitted or refused and the reason."""
+    return conn.execute(
+        sa.select(entries.c.at, entries.c.lane, entries.c.direction, entries.c.admitted,
+                  entries.c.reason, appliances.c.name.label("appliance"),
+                  venues.c.name.label("venue"), venues.c.timezone)
+        .join(appliances, appliances.c.id == entries.c.appliance_id)
+        .outerjoin(venues, venues.c.id == entries.c.venue_id)
+        .where(entries.c.ticket_id == ticket_id)
+        .order_by(entries.c.at.desc(), entries.c.seq.desc()).limit(MAX_HISTORY)).all()
 
 
 @bp.get("/tickets/<number>")
@@ -140,15 +197,30 @@ def confirm_revoke(number: str, action: str):
     return _ticket_page(number, "tickets/revoke.html", action=action)
 
 
+def _revoke_refusal(e: TicketError) -> str:
+    if e.code == "admitted_needs_supervisor":
+        return _("This ticket has admitted someone at a gate: only a supervisor (an admin) may "
+                 "refund it, with a reason.")
+    if e.code == "reason_required":
+        return _("Say why this ticket is refunded although it has admitted someone "
+                 "(%(low)d to %(high)d characters).", low=MIN_REFUND_REASON,
+                 high=MAX_REFUND_REASON)
+    return str(e)
+
+
 @bp.post("/tickets/<number>/<any(void, refund):action>")
 @roles("sales")
 def revoke(number: str, action: str):
     try:
         with engine().begin() as conn:
             t = ticket_or_404(conn, number)
-            revoke_ticket(conn, t.id, REVOKE[action], actor=actor())
+            revoke_ticket(conn, t.id, REVOKE[action], actor=actor(),
+                          supervisor=can(*SUPERVISOR_ROLES),
+                          reason=request.form.get("reason", "")[:1000])
     except TicketError as e:
-        refused(str(e))
+        refused(_revoke_refusal(e))
+        if e.code == "reason_required":
+            return back("tickets.confirm_revoke", number=number, action=action)
     else:
         ok(_("Ticket %(number)s is void: its code no longer opens any gate.", number=number)
            if action == "void" else

@@ -115,6 +115,17 @@ def build_driver(row: DeviceRow, passage_timeout_s: float | None = None):
                             f"(known: {', '.join(KINDS)})")
 
 
+def config_problem(kind: str, config: Mapping[str, Any]) -> str | None:
+    """What is wrong with a device's settings (an unknown setting by its name, a missing or
+    mistyped one), as the runtime would find when it builds the driver; None when they do.
+    Builds the driver without opening anything: for the pages that save devices."""
+    try:
+        build_driver(DeviceRow("check", None, kind, config, True))
+    except DeviceConfigError as exc:
+        return str(exc).removeprefix("device check: ")
+    return None
+
+
 @dataclass
 class Backoff:
     """Exponential backoff with full jitter in [delay/2, delay]."""

@@ -31,7 +31,7 @@ from drivers.base import Scan as DriverScan
 from drivers.base import ScanKind as DriverKind
 from edge import audit, passages
 from edge import db as db_mod
-from edge.engine import Decision, Engine, IdDocument, Scan, ScanKind
+from edge.engine import Decision, Engine, IdDocument, Scan, ScanKind, UnknownLane
 from edge.gates.devices import DeviceWorker, UnlockRequest
 from edge.holders import HolderVault
 from edge.reasons import Reason
@@ -198,8 +198,13 @@ class LaneWorker(threading.Thread):
 
     def _decide(self, scan: DriverScan, document: IdDocument | None) -> Decision | None:
         turnstile = self.turnstile()
-        decision = self.engine.decide(engine_scan(scan, document), self.config.code,
-                                      passage=turnstile is not None)
+        try:
+            decision = self.engine.decide(engine_scan(scan, document), self.config.code,
+                                          passage=turnstile is not None)
+        except UnknownLane as e:  # removed or disabled since this thread was told
+            log.warning("lane %s: scan from %s not decided: %s", self.config.code,
+                        scan.device_id, e)
+            return None
         self.decisions += 1
         ticket = decision.ticket.id if decision.ticket else None
         log.info("lane %s: %s scan from %s: %s (ticket %s)", self.config.code, scan.kind.value,

@@ -9,7 +9,9 @@ It follows the database, the only bus between the appliance's processes:
   gate screen) and ``test`` (a turnstile pulse, the next scan of a reader), taken once, never
   after they expired;
 - each device's state and metrics, written back to ``devices`` (state, state_detail, state_at,
-  health) in one transaction every ``health_s``;
+  health) in one transaction every ``health_s``, and ``seen_at`` for every device whose
+  thread is alive every ``beat_s`` whether or not anything changed (the pages show a device
+  whose ``seen_at`` is old as not reporting);
 - systemd: ``READY=1`` once running, ``WATCHDOG=1`` while every lane thread is alive and
   turning, ``STOPPING=1`` on the way out.
 
@@ -59,17 +61,20 @@ FROM lanes l JOIN gates g ON g.id = l.gate_id
 """
 _DEVICES_SQL = "SELECT id, lane_id, kind, config, enabled FROM devices ORDER BY id"
 TEST_TIMEOUT_S = 20.0
+BEAT_S = 20.0  # a third of what the pages wait before showing a device as not reporting
 
 
 class GateRuntime:
     def __init__(self, db_path: str | Path, vault: HolderVault, *, poll_s: float = 0.5,
-                 health_s: float = 2.0, backoff_s: tuple[float, float] = (0.5, 30.0),
+                 health_s: float = 2.0, beat_s: float = BEAT_S,
+                 backoff_s: tuple[float, float] = (0.5, 30.0),
                  realname_window_s: float = 20.0,
                  factory: Callable[[DeviceRow, float | None], Any] = build_driver):
         self.db_path = db_path
         self.vault = vault
         self.poll_s = poll_s
         self.health_s = health_s
+        self.beat_s = beat_s
         self.backoff_s = backoff_s
         self.realname_window_s = realname_window_s
         self.factory = factory
@@ -116,7 +121,7 @@ class GateRuntime:
         self.conn = db_mod.connect(self.db_path)
         passages.settle_orphans(self.conn, utcnow())
         watchdog = notify.watchdog_interval()
-        last_ping = last_health = 0.0
+        last_ping = last_health = last_beat = 0.0
         ready = False
         try:
             while not self.stopping.is_set():
@@ -128,6 +133,9 @@ class GateRuntime:
                     if now - last_health >= self.health_s or self._health_changed():
                         last_health = now
                         self._write_health()
+                    if now - last_beat >= self.beat_s:
+                        last_beat = now
+                        self._beat()
                 except sqlite3.Error as exc:
                     log.error("gate runtime: database error: %s", exc)
                 if not ready:
@@ -254,6 +262,14 @@ class GateRuntime:
             for device_id, state, detail, metrics in updates:
                 self._record_state(device_id, state, detail, metrics)
 
+    def _beat(self) -> None:
+        """Liveness, on a fixed beat: every device whose thread is running is reported seen."""
+        alive = [(to_iso(utcnow()), device_id) for device_id, worker in
+                 list(self.workers.items()) if worker.is_alive()]
+        if alive:
+            with immediate(self.conn):
+                self.conn.executemany("UPDATE devices SET seen_at = ? WHERE id = ?", alive)
+
     def _record_state(self, device_id: str, state: DeviceState, detail: str,
                       metrics: dict) -> None:
         health = json.dumps(metrics, sort_keys=True, default=str)
@@ -261,9 +277,10 @@ class GateRuntime:
         if previous == (state.value, detail, health):
             return
         if previous is None or previous[:2] != (state.value, detail):
+            now = to_iso(utcnow())
             self.conn.execute("UPDATE devices SET state = ?, state_detail = ?, state_at = ?, "
-                              "health = ? WHERE id = ?",
-                              (state.value, detail[:300], to_iso(utcnow()), health, device_id))
+                              "seen_at = ?, health = ? WHERE id = ?",
+                              (state.value, detail[:300], now, now, health, device_id))
         else:
             self.conn.execute("UPDATE devices SET health = ? WHERE id = ?", (health, device_id))
         self._written[device_id] = (state.value, detail, health)

@@ -17,6 +17,9 @@ Configuration keys (all optional; the appliance's TOML file supplies what is not
 ``IDLE_MINUTES``, ``SESSION_HOURS``, ``PASSWORD_MAX_AGE_DAYS``
     session and password lifetimes (default: ``web_idle_minutes``, ``web_session_hours``,
     ``password_max_age_days`` from the configuration file).
+``VERDICT_FADE_S``
+    seconds a verdict stays on the gate screen and the handheld page (default:
+    ``verdict_fade_s`` from the configuration file).
 ``SESSION_COOKIE_SECURE``
     set when the pages are served over TLS.
 ``HANDHELD_OFFLINE_MAX_AGE_MIN``
@@ -118,6 +121,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         config.setdefault("SESSION_HOURS", cfg.web_session_hours)
         config.setdefault("PASSWORD_MAX_AGE_DAYS", cfg.password_max_age_days)
         config.setdefault("HANDHELD_OFFLINE_MAX_AGE_MIN", cfg.handheld_offline_max_age_min)
+        config.setdefault("VERDICT_FADE_S", cfg.verdict_fade_s)
+    config.setdefault("VERDICT_FADE_S", config_mod.Config.verdict_fade_s)
     config.setdefault("SECRET_KEY", _derive_secret(config["HOLDER_KEY"]))
     app.config.update(
         MAX_CONTENT_LENGTH=32 * 1024 * 1024,

@@ -49,9 +49,26 @@ FIXED = {
     "not for a session held at this venue": _l("not for a session held at this venue"),
     "already inside": _l("already inside"),
     "re-entry not allowed at this gate": _l("re-entry not allowed at this gate"),
+    "the turnstile reports nobody passed": _l("the turnstile reports nobody passed"),
+    "passage unconfirmed: the gate runtime stopped while the lane was open":
+        _l("passage unconfirmed: the gate runtime stopped while the lane was open"),
 }
 
+def _state(state: str) -> str:
+    from edge.web.helpers import device_state_name
+
+    return device_state_name("silent" if state == "not reporting" else state)
+
+
 PATTERNS = (
+    (re.compile(r"^lane not opened: (?P<why>.+)$"),
+     lambda m: _("lane not opened: %(why)s", why=translate(m["why"]))),
+    (re.compile(r"^turnstile (?P<device>\S+) is (?P<state>up|degraded|down|unknown|disabled|"
+                r"not reporting)$"),
+     lambda m: _("turnstile %(device)s is %(state)s", device=m["device"],
+                 state=_state(m["state"]))),
+    (re.compile(r"^no passage within (?P<s>[0-9.]+) s$"),
+     lambda m: _("no passage within %(s)s s", s=m["s"])),
     (re.compile(r"^lane '(?P<lane>.+)' is not configured$"),
      lambda m: _("lane %(lane)s is not configured", lane=m["lane"])),
     (re.compile(r"^unreadable document: (?P<code>\w+)$"),
@@ -62,6 +79,9 @@ PATTERNS = (
      lambda m: _("valid from %(at)s", at=m["at"])),
     (re.compile(r"^valid until (?P<at>.+)$"),
      lambda m: _("valid until %(at)s", at=m["at"])),
+    (re.compile(r"^zone (?P<zone>.+?) is not admitted at this gate: go to (?P<gates>.+)$"),
+     lambda m: _("zone %(zone)s is not admitted at this gate: go to %(gates)s",
+                 zone=m["zone"], gates=m["gates"])),
     (re.compile(r"^zone (?P<zone>.+) is not admitted at this gate$"),
      lambda m: _("zone %(zone)s is not admitted at this gate", zone=m["zone"])),
     (re.compile(r"^daily limit of (?P<n>\d+) entries reached$"),

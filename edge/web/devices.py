@@ -17,6 +17,7 @@ from markupsafe import Markup
 
 from edge import audit, commands, handhelds, hardware
 from edge.db import immediate
+from edge.gates.devices import config_problem
 from edge.web import device_forms
 from edge.web.app import get_conn
 from edge.web.auth import require
@@ -85,6 +86,10 @@ def _form(conn, existing: dict | None) -> tuple[dict, list[str]]:
     config = dict(extra)
     if connection:
         config[CONNECTION_KEY.get(kind, "port")] = connection
+    if not errors:
+        problem = config_problem(kind, config)
+        if problem is not None:  # as the gate runtime would refuse it: name the setting
+            errors.append(_("Settings: %(problem)s", problem=problem))
     return {"id": device_id, "kind": kind, "name": f.get("name", "").strip()[:80],
             "lane_id": lane_id, "config": config, "connection": connection,
             "enabled": f.get("enabled") == "1"}, errors

@@ -2,7 +2,11 @@
 manual and keyboard-wedge scans, the supervisor's override and the help desk's check.
 
 Scans typed or wedged here go through the same ``Engine.decide`` as every lane; an admitted
-scan asks the gate runtime to open the lane. "Check" runs ``Engine.check``: the same answer,
+scan asks the gate runtime to open the lane. At a lane with a turnstile the admission waits
+for its passage like a lane's own scan; when the turnstile is down or not reporting it is
+annulled at once, and the screen shows "Valid — lane did not open" (``edge/web/outcome.py``)
+instead of "go ahead". The feed carries each entry's outcome, and the screen asks again about
+the admissions it shows until their passage has settled. "Check" runs ``Engine.check``: the same answer,
 nothing recorded, no lane opened. An override ("open anyway") needs a supervisor and a
 reason; it is recorded as an admitted entry whose detail says who and why, an ``open_lane``
 command for the runtime, and an audit row, all in one transaction.
@@ -12,14 +16,14 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, abort, g, jsonify, render_template, request
+from flask import Blueprint, abort, current_app, g, jsonify, render_template, request
 from flask_babel import gettext as _
 
-from edge import audit, commands, status
+from edge import audit, commands, passages, status
 from edge.db import immediate
-from edge.engine import Decision, Scan, ScanKind
+from edge.engine import Decision, Scan, ScanKind, UnknownLane
 from edge.reasons import Reason, colour, words
-from edge.web import details
+from edge.web import details, outcome
 from edge.web.app import get_conn, get_engine
 from edge.web.auth import require
 from edge.web.i18n import current_language
@@ -30,6 +34,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("gate", __name__, url_prefix="/gate")
 MAX_INPUT = 2048
 FEED_LIMIT = 30
+MAX_WATCH = 20  # admissions a screen may ask about at once (?watch=ENTRY_ID)
 MIN_OVERRIDE_REASON = 4
 MAX_OVERRIDE_REASON = 200
 
@@ -57,19 +62,31 @@ def screen():
     chosen = [c for c in dict.fromkeys(chosen) if c in known][:6]
     return render_template("gate.html", lanes=lanes,
                            chosen=[lane for lane in lanes if lane["code"] in chosen],
-                           help_desk=request.args.get("mode") == "check")
+                           help_desk=request.args.get("mode") == "check",
+                           fade_s=current_app.config.get("VERDICT_FADE_S", 0),
+                           devices=outcome.lane_devices(conn, chosen))
 
 
 def verdict_json(conn, d: Decision, lang: str, checked_only: bool = False) -> dict:
-    """What the screen shows for a decision; holder data only masked."""
+    """What the screen shows for a decision, after what its lane did (an admission annulled
+    because the lane did not open is amber, not green); holder data only masked."""
     t = d.ticket
+    seen = {"colour": colour(d.reason), "words": words(d.reason, lang),
+            "detail": details.translate(d.detail), "admitted": d.reason is Reason.OK,
+            "settled": True, "not_opened": False}
+    if d.entry_id is not None:
+        row = conn.execute(
+            "SELECT reason, passage, detail, EXISTS (SELECT 1 FROM device_commands WHERE "
+            "command = 'open_lane' AND status IN ('pending', 'running') AND "
+            "json_extract(args, '$.entry_id') = entries.id) FROM entries WHERE id = ?",
+            (d.entry_id,)).fetchone()
+        if row is not None:  # an opening asked of the runtime is pending until it is done
+            seen = outcome.shown(row[0], "pending" if row[1] is None and row[3] else row[1],
+                                 row[2] or "", lang)
     return {
         "reason": str(d.reason),
-        "colour": colour(d.reason),
-        "words": words(d.reason, lang),
-        "detail": details.translate(d.detail),
-        "admitted": d.reason is Reason.OK,
-        "open_lane": d.open_lane,
+        **seen,
+        "open_lane": d.open_lane and not seen["not_opened"],
         "checked_only": checked_only,
         "lane": d.lane,
         "direction": d.direction,
@@ -118,13 +135,24 @@ def scan():
     engine = get_engine()
     scan_ = Scan(kind, code, device_id=f"web:{g.user.username}")
     lang = current_language()
+    turnstile = outcome.lane_turnstile(conn, lane) if mode == "admit" else None
+    try:
+        if mode == "check":
+            d = engine.check(scan_, lane)
+        else:
+            # pending from the start where it will be annulled at once: never sent as admitted
+            d = engine.decide(scan_, lane, passage=bool(turnstile and turnstile[1]))
+    except UnknownLane:  # disabled or removed since the look above
+        return _bad(_("Choose a lane first."))
     if mode == "check":
-        d = engine.check(scan_, lane)
         audit.record(conn, g.user.username, "entry.check", f"lane:{lane}",
                      {"reason": str(d.reason), "ticket_id": d.ticket.id if d.ticket else None})
         return jsonify(verdict_json(conn, d, lang, checked_only=True))
-    d = engine.decide(scan_, lane)
-    if d.open_lane:
+    if d.open_lane and turnstile is not None and turnstile[1]:
+        # the turnstile cannot open: the admission is annulled now, the ticket stays unused
+        passages.annul(conn, d.entry_id, utcnow(), passages.FAILED,
+                       f"lane not opened: {turnstile[1]}")
+    elif d.open_lane:
         with immediate(conn):
             lane_id = conn.execute("SELECT id FROM lanes WHERE code = ?", (lane,)).fetchone()[0]
             commands.request_open(conn, lane_id, g.user.username,
@@ -191,9 +219,13 @@ def override():
 
 @bp.route("/feed.json")
 def feed():
-    """The newest entries of the chosen lanes (``?lane=N1&lane=N2&after=SEQ``), newest first."""
+    """The newest entries of the chosen lanes (``?lane=N1&lane=N2&after=SEQ``), newest first,
+    each with its lane's outcome; ``updates``: the entries named by ``?watch=ENTRY_ID`` (the
+    admissions the screen shows while their passage is pending) as they are now; ``devices``:
+    the chosen lanes' devices and their states."""
     conn = get_conn()
     lanes = [c for c in request.args.getlist("lane") if c][:12]
+    watch = [w for w in request.args.getlist("watch") if w][:MAX_WATCH]
     try:
         after = int(request.args.get("after", 0))
     except ValueError:
@@ -204,32 +236,43 @@ def feed():
     if lanes:
         where += f" AND l.code IN ({','.join('?' * len(lanes))})"
         args += lanes
+    items = _feed_items(conn, f"{where} ORDER BY e.seq DESC LIMIT {FEED_LIMIT}", args, lang)
+    updates = _feed_items(conn, f"e.id IN ({','.join('?' * len(watch))})", watch, lang) \
+        if watch else []
+    (last,) = conn.execute("SELECT coalesce(max(seq), 0) FROM entries").fetchone()
+    return jsonify({"items": items, "last_seq": last, "updates": updates,
+                    "devices": outcome.lane_devices(conn, lanes)})
+
+
+def _feed_items(conn, where: str, args: list, lang: str) -> list[dict]:
     rows = conn.execute(
         f"""SELECT e.seq, e.id, e.at, l.code, e.direction, e.reason, e.detail, e.ticket_id,
                    t.number, z.name, t.seat, h.name_masked, h.doc_masked, e.scan_kind,
-                   e.device_id
+                   e.device_id, CASE WHEN e.passage IS NULL AND e.reason = 'OK' AND EXISTS (
+                       SELECT 1 FROM device_commands c WHERE c.command = 'open_lane'
+                       AND c.lane_id = e.lane_id AND c.status IN ('pending', 'running')
+                       AND c.expires_at > ? AND json_extract(c.args, '$.entry_id') = e.id)
+                   THEN 'pending' ELSE e.passage END
             FROM entries e LEFT JOIN lanes l ON l.id = e.lane_id
             LEFT JOIN tickets t ON t.id = e.ticket_id LEFT JOIN holders h ON h.id = t.holder_id
             LEFT JOIN zones z ON z.id = t.zone_id
-            WHERE {where} ORDER BY e.seq DESC LIMIT {FEED_LIMIT}""", args).fetchall()
+            WHERE {where}""", [to_iso(utcnow()), *args]).fetchall()
     items = []
     for (seq, entry_id, at, lane, direction, reason, detail, ticket_id, number, zone, seat,
-         name, doc, kind, device) in rows:
-        r = Reason(reason) if reason in Reason.__members__ else Reason.DEVICE_ERROR
+         name, doc, kind, device, passage) in rows:
         first = None
-        if r is Reason.ALREADY_ENTERED and ticket_id is not None:
+        if reason == Reason.ALREADY_ENTERED.value and ticket_id is not None:
             hit = conn.execute("SELECT at FROM entries WHERE ticket_id = ? AND admitted = 1 "
                                "AND direction = 'in' ORDER BY seq LIMIT 1",
                                (ticket_id,)).fetchone()
             first = _local(conn, hit[0]) if hit else None
         items.append({
             "seq": seq, "entry_id": entry_id, "at": _local(conn, at), "lane": lane,
-            "direction": direction, "reason": reason, "colour": colour(r),
-            "words": words(r, lang), "detail": details.translate(detail), "ticket": number,
+            "direction": direction, "reason": reason,
+            **outcome.shown(reason, passage, detail or "", lang), "ticket": number,
             "zone": zone, "seat": seat,
             "holder": {"name": name, "document": doc} if name else None,
             "first_entry_at": first, "override": detail.startswith("override by "),
             "source": device or kind,
         })
-    (last,) = conn.execute("SELECT coalesce(max(seq), 0) FROM entries").fetchone()
-    return jsonify({"items": items, "last_seq": last})
+    return items

@@ -153,14 +153,16 @@ def pair():
         version, str) else "", client=request.remote_addr or "")
     return jsonify(device_id=paired.device_id, token=paired.token, name=paired.name,
                    lanes=handhelds.lanes_for(_web().conn(), handhelds.Handheld(
-                       paired.device_id, paired.name, paired.lanes))), 201
+                       paired.device_id, paired.name, paired.lanes)),
+                   verdict_fade_s=current_app.config["VERDICT_FADE_S"]), 201
 
 
 @api.get("/lanes")
 def lanes():
     h = g.handheld
     return jsonify(device_id=h.device_id, name=h.name,
-                   lanes=handhelds.lanes_for(_web().conn(), h))
+                   lanes=handhelds.lanes_for(_web().conn(), h),
+                   verdict_fade_s=current_app.config["VERDICT_FADE_S"])
 
 
 def with_detail_words(verdicts: list[dict], lang: str) -> list[dict]:

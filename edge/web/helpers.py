@@ -46,6 +46,13 @@ def kind_name(kind: str) -> str:
             "id_reader": _("ID-card reader")}.get(kind, kind)
 
 
+def device_state_name(state: str) -> str:
+    """A device's state as the gate runtime reports it (``silent``: not reported lately)."""
+    return {"up": _("up"), "degraded": _("degraded"), "down": _("down"),
+            "unknown": _("unknown"), "disabled": _("disabled"),
+            "silent": _("not reporting")}.get(state, state)
+
+
 def mode_name(mode: str) -> str:
     return {"ticket": _("ticket only"), "ticket_and_id": _("ticket and matching ID card"),
             "id_only": _("ID card alone finds the ticket")}.get(mode, mode)

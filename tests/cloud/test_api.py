@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from cloud.app import create_app
 from cloud.db import init_db
@@ -95,3 +96,38 @@ def test_the_openapi_file_matches_the_routes(api):
         path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
         served |= {(m, path) for m in rule.methods - {"HEAD", "OPTIONS"}}
     assert documented == served
+
+
+def test_a_refund_of_a_ticket_that_admitted_someone_needs_an_admin_and_a_reason(api):
+    import uuid
+
+    from cloud import appliances
+    from cloud.db import audit_log, entries, tickets
+
+    client, tokens, session = api
+    sold = client.post(f"/api/v1/sessions/{session}/tickets", headers=tokens["sales"],
+                       json={"seat_id": 1}).get_json()["tickets"][0]
+    engine = client.application.extensions["db"]
+    with engine.begin() as conn:
+        venue = conn.execute(sa.select(tickets.c.venues).where(tickets.c.id == sold["id"])
+                             ).scalar_one()[0]
+        box = appliances.register(conn, venue, "box").id
+        now = utcnow()
+        conn.execute(sa.insert(entries).values(
+            id=str(uuid.uuid4()), appliance_id=box, venue_id=venue, seq=1, at=now, lane="N1",
+            direction="in", ticket_id=sold["id"], session_id=session, admitted=True,
+            reason="OK", cursor=1, received_at=now))
+    url = f"/api/v1/tickets/{sold['number']}/refund"
+    r = client.post(url, headers=tokens["sales"], json={"reason": "asked for it"})
+    assert r.status_code == 409 and r.get_json()["error"] == "admitted_needs_supervisor"
+    r = client.post(url, headers=tokens["admin"])
+    assert r.status_code == 409 and r.get_json()["error"] == "reason_required"
+    assert client.post(url, headers=tokens["admin"], json={"reason": 7}).status_code == 400
+    r = client.post(url, headers=tokens["admin"], json={"reason": "event cancelled at half"})
+    assert r.status_code == 200 and r.get_json()["state"] == "refunded"
+    r = client.post(url, headers=tokens["admin"], json={"reason": "event cancelled at half"})
+    assert r.status_code == 409 and r.get_json()["error"] == "not_live"
+    with engine.connect() as conn:
+        after = conn.execute(sa.select(audit_log.c.after).where(
+            audit_log.c.action == "ticket.refund")).scalar_one()
+    assert after == {"state": "refunded", "admissions": 1, "reason": "event cancelled at half"}

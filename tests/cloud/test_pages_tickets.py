@@ -121,3 +121,81 @@ def test_refund_and_void_ask_first_then_revoke_at_every_venue(hub):
     assert revocations == 2 and actions == ["ticket.refund", "ticket.void"]
     # the refunded seat is on sale again
     assert sell(sales, hub).status_code == 303
+
+
+def _entered(hub, number: str, *, admitted: bool = True, reason: str = "OK",
+             lane: str = "N1", minutes: int = 0) -> None:
+    """An entry of the ticket as an appliance pushes it (cloud/sync_api.py stores these)."""
+    import uuid
+    from datetime import timedelta
+
+    from cloud import appliances
+    from cloud.db import appliances as appliances_table
+    from cloud.db import entries
+    from sync.timeutil import utcnow
+
+    with hub.engine.begin() as conn:
+        appliance = conn.execute(sa.select(appliances_table.c.id).limit(1)).scalar()
+        if appliance is None:
+            appliance = appliances.register(conn, hub.venue, "North gate box").id
+        ticket_id = conn.execute(sa.select(tickets.c.id).where(tickets.c.number == number)
+                                 ).scalar_one()
+        now = utcnow() + timedelta(minutes=minutes)
+        conn.execute(sa.insert(entries).values(
+            id=str(uuid.uuid4()), appliance_id=appliance, venue_id=hub.venue, seq=1, at=now,
+            lane=lane, direction="in", ticket_id=ticket_id, session_id=hub.session,
+            admitted=admitted, reason=reason, cursor=1, received_at=now))
+
+
+def test_a_ticket_that_admitted_someone_is_refunded_only_by_a_supervisor_with_a_reason(hub):
+    sales, admin = hub.client("sales"), hub.client("admin")
+    number = sell(sales, hub).headers["Location"].rsplit("/", 1)[1]
+    _entered(hub, number, admitted=False, reason="NOT_YET_VALID", lane="S1", minutes=-5)
+    _entered(hub, number)
+    # the ticket page shows what the appliances reported
+    page = text(sales.get(f"/tickets/{number}"))
+    assert "North gate box" in page and "not valid yet" in page and "S1" in page
+    assert page.index("admitted") < page.index("not valid yet")  # newest first
+    # a clerk is told, and refused (coded, translated) even when posting directly
+    confirm = text(sales.get(f"/tickets/{number}/refund"))
+    assert "only a supervisor" in confirm and "Yes, refund it" not in confirm
+    r = post(sales, f"/tickets/{number}/refund", {"reason": "customer asked"},
+             page="/tickets")
+    assert "only a supervisor (an admin) may refund it" in text(
+        sales.get(r.headers["Location"]))
+    # a supervisor must give a reason
+    confirm = text(admin.get(f"/tickets/{number}/refund"))
+    assert "say why it is refunded all the same" in confirm and 'name="reason"' in confirm
+    r = post(admin, f"/tickets/{number}/refund", {"reason": " ok "}, page="/tickets")
+    assert r.headers["Location"].endswith(f"/tickets/{number}/refund")
+    assert "Say why this ticket is refunded" in text(admin.get(r.headers["Location"]))
+    with hub.engine.connect() as conn:
+        assert conn.execute(sa.select(tickets.c.state).where(tickets.c.number == number)
+                            ).scalar() == "issued"
+        assert conn.execute(sa.select(sa.func.count()).select_from(change_log).where(
+            change_log.c.kind == "revocation")).scalar() == 0
+    r = post(admin, f"/tickets/{number}/refund",
+             {"reason": "show cancelled after the first half"}, page="/tickets")
+    assert "is refunded" in text(admin.get(r.headers["Location"]))
+    with hub.engine.connect() as conn:
+        audit = conn.execute(sa.select(audit_log.c.actor, audit_log.c.after).where(
+            audit_log.c.action == "ticket.refund")).one()
+    assert audit.actor == f"staff:{hub.staff['admin']}"
+    assert audit.after == {"state": "refunded", "admissions": 1,
+                           "reason": "show cancelled after the first half"}
+    # a ticket nobody used is refunded by the clerk as before, with nothing asked
+    unused = sell(sales, hub, number="2").headers["Location"].rsplit("/", 1)[1]
+    _entered(hub, unused, admitted=False, reason="WRONG_GATE")
+    assert "Reason (required)" not in text(sales.get(f"/tickets/{unused}/refund"))
+    r = post(sales, f"/tickets/{unused}/refund", page="/tickets")
+    assert "is refunded" in text(sales.get(r.headers["Location"]))
+
+
+def test_the_ticket_page_shows_its_entry_history_in_chinese(hub):
+    sales = hub.client("sales")
+    number = sell(sales, hub).headers["Location"].rsplit("/", 1)[1]
+    assert "No appliance has reported an entry" in text(sales.get(f"/tickets/{number}"))
+    _entered(hub, number, admitted=False, reason="WRONG_GATE")
+    post(sales, "/lang", {"lang": "zh"}, page=f"/tickets/{number}")
+    page = text(sales.get(f"/tickets/{number}"))
+    assert "入口不符" in page and "已拒绝" in page and "场馆验票主机" in page

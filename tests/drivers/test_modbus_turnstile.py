@@ -156,13 +156,25 @@ def test_a_silent_board_goes_down_after_three_tries_and_comes_back_on_reopen(boa
     turnstile.close()
 
 
-def test_a_board_on_another_unit_address_never_answers(board):
-    turnstile = make(board, unit=7, reply_timeout_ms=200, down_after=2)
-    with pytest.raises(TemporaryError):
-        turnstile.poll(0.0)
-    with pytest.raises(PermanentError):
-        turnstile.poll(0.0)
+def test_a_board_on_another_unit_address_never_answers_so_it_never_opens(board):
+    with pytest.raises(PermanentError, match="no board answers as unit 7"):
+        make(board, unit=7, reply_timeout_ms=200, down_after=2)
     assert board.requests == []
+
+
+def test_a_port_with_no_board_answering_does_not_open_and_stays_down(board):
+    board.silence = True
+    turnstile = ModbusTurnstile("t", board.port, reply_timeout_ms=100)
+    for _ in range(2):  # every retry ends where it began: down, never up in between
+        with pytest.raises(PermanentError, match="no board answers as unit 1"):
+            turnstile.open()
+        assert turnstile.health().state is DeviceState.DOWN
+        with pytest.raises(PermanentError, match="not open"):
+            turnstile.poll(0.0)
+    board.silence = False
+    turnstile.open()
+    assert turnstile.health().state is DeviceState.UP and turnstile.poll(0.0) == []
+    turnstile.close()
 
 
 def test_a_board_without_flash_on_is_a_clear_permanent_error(board):

@@ -189,3 +189,35 @@ def test_pair_scan_go_offline_and_the_queue_arrives_once(server, conn, tmp_path)
     for number in holder_numbers:
         assert number not in texts and number not in log
     assert len(list(shots.glob("*.png"))) == 6
+
+
+def test_a_verdict_shows_its_time_and_gives_way_to_ready_after_the_appliances_seconds(
+        server, conn):
+    import re
+
+    from playwright.sync_api import expect, sync_playwright
+
+    srv, venue = server
+    code = handhelds.create_pairing(conn, "Gate 1 phone", ["N1"], actor="admin").code
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_context(locale="en-GB").new_page()
+            page.clock.install()
+            page.goto(f"{srv.url}/handheld/")
+            page.fill("#pair-code", code)
+            page.click("#pair-form button")
+            expect(page.locator("#scanner")).to_be_visible(timeout=30_000)
+            assert page.evaluate("localStorage.getItem('wicket.handheld.fade')") == "8"
+            page.keyboard.type(venue.tickets[1002].code)
+            page.keyboard.press("Enter")
+            expect(page.locator("#verdict")).to_have_class("verdict green", timeout=30_000)
+            expect(page.locator("#verdict-at")).to_have_text(re.compile(r"^\d\d:\d\d:\d\d$"))
+            page.clock.run_for(7000)
+            expect(page.locator("#verdict")).to_have_class("verdict green")
+            page.clock.run_for(1500)  # verdict_fade_s is 8 s by default
+            expect(page.locator("#verdict")).to_have_class("verdict idle")
+            expect(page.locator("#verdict-words")).to_have_text("Ready to scan")
+            expect(page.locator("#verdict-at")).to_have_text("")
+        finally:
+            browser.close()

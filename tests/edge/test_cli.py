@@ -112,7 +112,10 @@ def test_bad_input_gets_a_clear_error_and_exit_2(site, tmp_path):
     imp = run("edge.cli", "--config", cfg, "import", str(bad))
     assert imp.returncode == 2 and "bad.jsonl:2: zone.id: must be an integer" in imp.stderr
     lane = scan(cfg, "NOPE", rows["seated"][2])
-    assert lane.returncode == 2 and "not configured" in lane.stdout
+    assert lane.returncode == 2 and "no such lane: NOPE; nothing recorded" in lane.stderr
+    assert "enabled lanes: " in lane.stderr and lane.stdout == ""
+    listed = run("edge.cli", "--config", cfg, "entries")
+    assert "NOPE" not in listed.stdout and "DEVICE_ERROR" not in listed.stdout
     at = scan(cfg, "N1", rows["seated"][2], "--at", "yesterday")
     assert at.returncode == 2 and "Traceback" not in at.stderr
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from edge.allowlist import apply_changes
-from edge.engine import Engine, IdDocument, Scan, ScanKind
+from edge.engine import Engine, GroupScan, IdDocument, Scan, ScanKind, UnknownLane
 from edge.reasons import Reason
 from sync import codes
 from sync.changes import parse_change
@@ -143,7 +143,10 @@ def test_venue_pass_for_another_venue_is_wrong_session(engine, hub_key):
 def test_zone_not_admitted_at_this_gate_is_wrong_gate(engine, venue):
     d = qr(engine, code_of(venue, "wrong_gate"), "N1")
     assert d.reason is Reason.WRONG_GATE
-    assert "South Stand" in d.detail
+    # it names the gates whose entry lanes admit the zone (G2 lists it; G3 and G4 list none,
+    # so admit every zone; the exit gate has no entry lane)
+    assert d.detail == ("zone South Stand is not admitted at this gate: go to Gate 2 South, "
+                        "Gate 3 ID only, Gate 4 Concourse")
 
 
 # -- passes ---------------------------------------------------------------------------------
@@ -410,10 +413,21 @@ def sample_id(body17):
 # -- faults ---------------------------------------------------------------------------------------
 
 
-def test_unknown_lane_is_a_recorded_device_error(engine, venue, loaded):
-    d = qr(engine, venue.tickets[1002].code, lane="NOPE")
-    assert d.reason is Reason.DEVICE_ERROR and not d.open_lane
-    assert entries(loaded)[-1][0] == "DEVICE_ERROR"
+def test_a_scan_on_a_lane_that_does_not_exist_is_an_error_not_an_entry(engine, venue, loaded):
+    before = entries(loaded)
+    with pytest.raises(UnknownLane, match="no such lane: NOPE") as raised:
+        qr(engine, venue.tickets[1002].code, lane="NOPE")
+    assert raised.value.code == "unknown_lane" and raised.value.lane == "NOPE"
+    loaded.execute("UPDATE lanes SET enabled = 0 WHERE code = 'C1'")
+    with pytest.raises(UnknownLane, match="lane C1 is disabled") as raised:
+        qr(engine, venue.tickets[1002].code, lane="C1")
+    assert raised.value.code == "lane_disabled"
+    with pytest.raises(UnknownLane):
+        engine.check(Scan(ScanKind.QR, venue.tickets[1002].code), "NOPE")
+    (result,) = engine.decide_all([GroupScan(Scan(ScanKind.QR, venue.tickets[1002].code),
+                                             "NOPE")])
+    assert isinstance(result, UnknownLane)
+    assert entries(loaded) == before
 
 
 def test_full_database_keeps_the_lane_shut_and_says_so(engine, venue, loaded):

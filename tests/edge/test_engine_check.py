@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from edge.engine import IdDocument, Scan, ScanKind
+from edge.engine import IdDocument, Scan, ScanKind, UnknownLane
 from edge.reasons import Reason
 from tests.conftest import NOW
 
@@ -69,8 +69,10 @@ def test_check_between_decisions_keeps_the_engine_current(engine, venue, db_path
     other = db_mod.connect(db_path)
     other.execute("UPDATE lanes SET enabled = 0 WHERE code = 'N2'")
     other.close()
-    assert engine.check(qr(venue, "other_holder"), "N2", NOW).reason is Reason.DEVICE_ERROR
-    assert engine.decide(qr(venue, "other_holder"), "N2", NOW).reason is Reason.DEVICE_ERROR
+    with pytest.raises(UnknownLane, match="N2 is disabled"):
+        engine.check(qr(venue, "other_holder"), "N2", NOW)
+    with pytest.raises(UnknownLane, match="N2 is disabled"):
+        engine.decide(qr(venue, "other_holder"), "N2", NOW)
     assert engine.decide(qr(venue, "other_holder"), "N1", NOW).reason is Reason.OK
 
 

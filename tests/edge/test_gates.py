@@ -351,3 +351,73 @@ def test_device_tests_from_the_web_pages(venue_db, db_path, vault, scanner, tmp_
     assert png.shape == (480, 640, 3)
     assert entries(conn) == []  # a test scan is not a decision
     assert flashes(board) == 1
+
+
+def test_a_turnstile_with_no_board_answering_stays_down_with_one_log_line(
+        venue_db, db_path, vault, caplog):
+    import logging
+
+    venue, conn = venue_db
+    opens = []
+
+    def factory(row, timeout):
+        driver = build_driver(row, timeout)
+        real_open = driver.open
+
+        def counted_open():
+            opens.append(1)
+            return real_open()
+        driver.open = counted_open
+        return driver
+
+    caplog.set_level(logging.DEBUG, logger="edge.gates.devices")
+    with board_for(silence=True) as board:
+        port = board.port
+        add_device(conn, "ts-1", N1, "turnstile", {"port": board.port,
+                                                   "reply_timeout_ms": 50})
+        with RuntimeThread(db_path, vault, factory=factory, backoff_s=(0.05, 0.1)):
+            wait_for(lambda: len(opens) >= 5, what="five attempts to open the board")
+            assert device_state(conn, "ts-1") == "down"
+            assert "no board answers as unit 1" in conn.execute(
+                "SELECT state_detail FROM devices WHERE id = 'ts-1'").fetchone()[0]
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO
+            and (r.name != "edge.gates.devices" or "ts-1" in r.getMessage())]
+    assert said == [f"device ts-1 down: no board answers as unit 1 on {port}: "
+                    "board not answering: read inputs: no reply within 0.05 s"]
+
+
+def test_the_runtime_reports_healthy_devices_seen_on_a_fixed_beat(venue_db, db_path, vault,
+                                                                  scanner):
+    venue, conn = venue_db
+    add_device(conn, "scan-1", N1, "barcode_scanner", {"port": scanner.port})
+
+    def seen():
+        return conn.execute("SELECT state, state_at, seen_at FROM devices WHERE id = 'scan-1'"
+                            ).fetchone()
+
+    with RuntimeThread(db_path, vault, beat_s=0.1):
+        wait_for(lambda: seen()[0] == "up", what="scanner up")
+        state_at = seen()[1]
+        first = wait_for(lambda: seen()[2] if seen()[2] > state_at else None,
+                         what="a beat after the state was written")
+        wait_for(lambda: seen()[2] > first, what="the next beat")
+        assert seen()[:2] == ("up", state_at)  # nothing changed but the beat
+
+
+def test_a_device_is_not_reporting_only_when_its_beat_is_old():
+    from edge import status
+
+    conn = __import__("sqlite3").connect(":memory:")
+    conn.executescript("CREATE TABLE lanes (id INTEGER, code TEXT); CREATE TABLE devices ("
+                       "id TEXT, kind TEXT, name TEXT, enabled INTEGER, state TEXT, "
+                       "state_detail TEXT, state_at TEXT, seen_at TEXT, lane_id INTEGER)")
+    now = utcnow()
+    rows = [("steady", now - timedelta(hours=3), now - timedelta(seconds=25)),
+            ("silent", now - timedelta(hours=3), now - timedelta(seconds=95)),
+            ("handheld", now - timedelta(seconds=30), None),
+            ("never", None, None)]
+    for device_id, state_at, seen_at in rows:
+        conn.execute("INSERT INTO devices VALUES (?, 'turnstile', '', 1, 'up', '', ?, ?, NULL)",
+                     (device_id, state_at and to_iso(state_at), seen_at and to_iso(seen_at)))
+    silent = {d["id"]: d["silent"] for d in status.devices(conn, now)}
+    assert silent == {"steady": False, "silent": True, "handheld": False, "never": True}

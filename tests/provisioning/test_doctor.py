@@ -142,3 +142,28 @@ def test_a_turnstile_passes_only_when_its_modbus_board_answers(enrolled):
         assert code == 1
     finally:
         board.stop()
+
+
+def test_a_turnstile_the_gate_runtime_reports_down_is_a_fail(tmp_path):
+    from edge import db as db_mod
+    from provisioning import doctor
+
+    path = tmp_path / "edge.db"
+    db_mod.migrate(db_mod.open_db(path))
+    conn = db_mod.connect(path)
+    try:
+        conn.executemany(
+            "INSERT INTO devices (id, kind, config, enabled, state, state_detail, state_at) "
+            "VALUES (?, ?, '{}', ?, ?, ?, ?)", [
+                ("T1", "turnstile", 1, "down",
+                 "no board answers as unit 1 on /dev/ttyUSB0: board not answering",
+                 "2026-07-01T10:00:00.000000Z"),
+                ("T2", "turnstile", 1, "up", "", "2026-07-01T10:00:00.000000Z"),
+                ("T3", "turnstile", 0, "down", "gate runtime stopped", None),  # disabled
+            ])
+        checks = doctor.device_states(conn)
+    finally:
+        conn.close()
+    assert [(c.check, c.status) for c in checks] == [("device T1 state", "fail")]
+    assert "no board answers as unit 1" in checks[0].detail
+    assert "RS-485" in checks[0].fix

@@ -10,7 +10,7 @@
   const KEY = {token: "wicket.handheld.token", lane: "wicket.handheld.lane",
                lanes: "wicket.handheld.lanes", name: "wicket.handheld.name",
                queue: "wicket.handheld.queue", rejected: "wicket.handheld.rejected",
-               lang: "wicket.handheld.lang"};
+               lang: "wicket.handheld.lang", fade: "wicket.handheld.fade"};
   const BATCH = 200;            // scans per upload (the appliance takes up to 500)
   const TIMEOUT_MS = 6000;      // a scan that takes longer is queued
   const HEARTBEAT_MS = 30000;
@@ -191,7 +191,20 @@
     } catch (e) { return iso; }
   }
 
+  // A verdict from the appliance shows its time and gives way to "Ready" after the
+  // appliance's verdict_fade_s (0: it stays); what the page says itself (queued) stays.
+  let fadeTimer = null;
+  function clock(iso) {
+    try {
+      return new Date(iso).toLocaleTimeString(lang === "zh" ? "zh-CN" : "en-GB",
+                                              {hour: "2-digit", minute: "2-digit", second: "2-digit"});
+    } catch (e) { return iso; }
+  }
   function showVerdict(v) {
+    clearTimeout(fadeTimer);
+    const fade = Number(store.get(KEY.fade, 8));
+    $("verdict-at").textContent = v.at && !v.local ? clock(v.at) : "";
+    if (v.at && !v.local && fade > 0) fadeTimer = setTimeout(() => showLocal("ready"), fade * 1000);
     lastVerdict = v;
     const box = $("verdict");
     box.className = "verdict " + (v.colour || "idle");
@@ -283,6 +296,7 @@
       store.set(KEY.token, r.token);
       store.set(KEY.name, r.name);
       store.set(KEY.lanes, r.lanes);
+      store.set(KEY.fade, r.verdict_fade_s);
       applyLang();
       showScanner();
       heartbeat();
@@ -297,6 +311,7 @@
       const r = await api("GET", "/lanes");
       store.set(KEY.lanes, r.lanes);
       store.set(KEY.name, r.name);
+      store.set(KEY.fade, r.verdict_fade_s);
       fillLanes(r.lanes);
       applyLang();
     } catch (e) {

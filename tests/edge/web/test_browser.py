@@ -97,6 +97,17 @@ def carry_out_tests(db_path: Path) -> int:
     return done
 
 
+def report_up(db_path: Path, device_id: str) -> None:
+    """Play the gate runtime's part of reporting a device up and alive."""
+    conn = db_mod.connect(db_path)
+    try:
+        now = to_iso(utcnow())
+        conn.execute("UPDATE devices SET state = 'up', state_at = ?, seen_at = ? WHERE id = ?",
+                     (now, now, device_id))
+    finally:
+        conn.close()
+
+
 def decide_as_runtime(box: dict, code: str, lane: str) -> None:
     from edge.engine import Engine, Scan, ScanKind
     from edge.holders import HolderVault
@@ -169,7 +180,9 @@ def test_admin_and_gate_staff_in_a_real_browser(web_process, tmp_path):
             page.click("form.narrow button[type=submit]")
             expect(page.locator("table.grid")).to_contain_text("steward")
 
-            # the gate screen: a verdict per scan, with sound cues and the live feed
+            # the gate screen: a verdict per scan, with sound cues and the live feed (the
+            # simulated gate runtime reports the lane's turnstile up: it would open)
+            report_up(web_process["box"]["db"], "N1-GATE")
             page.goto(base + "/gate/")
             page.check("input[name=lane][value=N1]")
             page.check("input[name=lane][value=N2]")

@@ -185,7 +185,8 @@ def test_engine_details_are_shown_in_chinese(as_role, appliance):
     r = b.post_json("/gate/scan.json", {"lane": "N1", "code": "x"}).json
     seen["typed"] = r["detail"]
     assert seen["repeat"] == "已在场内"
-    assert seen["wrong_gate"] == "South Stand 区不能从本入口进入"
+    assert seen["wrong_gate"] == ("South Stand 区不能从本入口进入，请走：Gate 2 South, "
+                                  "Gate 3 ID only, Gate 4 Concourse")
     assert seen["realname"] == "实名票：请同时读取持票人身份证"
     assert seen["typed"] == "既不是票码，也不是已知票号"
     assert seen["refunded"].startswith("已作废：")
@@ -199,3 +200,96 @@ def test_engine_details_are_shown_in_chinese(as_role, appliance):
         "SELECT detail FROM entries WHERE reason = 'ALREADY_ENTERED'").fetchone() == \
         ("already inside",)
     assert len(FIXED) >= 30 and len(PATTERNS) >= 10
+
+
+def _turnstile(conn, lane_id: int, state: str, seen_s: float = 5) -> None:
+    from datetime import timedelta
+
+    from sync.timeutil import to_iso, utcnow
+
+    at = to_iso(utcnow() - timedelta(seconds=seen_s))
+    conn.execute("INSERT INTO devices (id, lane_id, kind, name, config, state, state_detail, "
+                 "state_at, seen_at) VALUES (?, ?, 'turnstile', '', '{}', ?, ?, ?, ?)",
+                 (f"TS{lane_id}", lane_id, state, "no board answers" if state == "down" else "",
+                  at, at))
+
+
+def test_a_valid_ticket_at_a_lane_whose_turnstile_is_down_is_amber_and_stays_unused(
+        as_role, appliance):
+    venue, conn = appliance["venue"], appliance["conn"]
+    _turnstile(conn, 1, "down")
+    b = as_role("gate")
+    seated = code_of(venue, "seated")
+    v = b.post_json("/gate/scan.json", {"lane": "N1", "code": seated}).json
+    assert (v["reason"], v["colour"], v["words"]) == ("OK", "amber", "Valid — lane did not open")
+    assert v["detail"] == "lane not opened: turnstile TS1 is down"
+    assert v["admitted"] is False and v["open_lane"] is False and v["at"]
+    # nothing asked of the runtime; the entry is annulled, never sent as an admission
+    assert conn.execute("SELECT count(*) FROM device_commands").fetchone() == (0,)
+    assert conn.execute("SELECT admitted, passage FROM entries WHERE id = ?",
+                        (v["entry_id"],)).fetchone() == (0, "failed")
+    item = b.get("/gate/feed.json?lane=N1").json["items"][0]
+    assert (item["colour"], item["words"], item["not_opened"]) == (
+        "amber", "Valid — lane did not open", True)
+    # a turnstile not reporting is no better; the ticket was never used, so it is valid again
+    _turnstile(conn, 2, "up", seen_s=600)
+    v = b.post_json("/gate/scan.json", {"lane": "N2", "code": seated}).json
+    assert v["colour"] == "amber" and v["detail"] == "lane not opened: turnstile TS2 is not " \
+        "reporting"
+    b.post("/language", {"lang": "zh"})
+    v = b.post_json("/gate/scan.json", {"lane": "N1", "code": seated}).json
+    assert v["words"] == "票有效——通道未打开" and v["detail"] == "通道未打开：闸机 TS1 状态：故障"
+
+
+def test_an_admission_the_runtime_could_not_let_through_turns_amber_in_the_feed(
+        as_role, appliance):
+    from edge import passages
+    from edge.engine import Engine, Scan, ScanKind
+    from edge.holders import HolderVault
+    from sync.timeutil import utcnow
+
+    venue, conn = appliance["venue"], appliance["conn"]
+    _turnstile(conn, 1, "up")
+    b = as_role("gate")
+    v = b.post_json("/gate/scan.json", {"lane": "N1", "code": code_of(venue, "seated")}).json
+    assert (v["colour"], v["settled"]) == ("green", False)  # the lane is opening: watched
+    watch = f"/gate/feed.json?lane=N1&watch={v['entry_id']}"
+    (update,) = b.get(watch).json["updates"]
+    assert update["settled"] is False and update["colour"] == "green"
+    # the runtime takes the command, and the turnstile fails to open
+    conn.execute("UPDATE device_commands SET status = 'failed'")
+    assert passages.await_passage(conn, v["entry_id"])
+    passages.annul(conn, v["entry_id"], utcnow(), passages.FAILED,
+                   "lane not opened: flash relay 0: board refused with exception 02")
+    (update,) = b.get(watch).json["updates"]
+    assert (update["settled"], update["colour"], update["admitted"]) == (True, "amber", False)
+    assert update["detail"] == "lane not opened: flash relay 0: board refused with exception 02"
+    # a lane's own camera scan whose holder never walked through
+    engine = Engine(conn, HolderVault(appliance["holder_key"]))
+    other = venue.tickets[venue.named["other_holder"]]
+    d = engine.decide(Scan(ScanKind.QR, other.code, device_id="N1-CAM"), "N1", passage=True)
+    item = b.get("/gate/feed.json?lane=N1").json["items"][0]
+    assert (item["entry_id"], item["colour"], item["settled"]) == (d.entry_id, "green", False)
+    passages.annul(conn, d.entry_id, utcnow(), passages.TIMEOUT, "no passage within 5 s")
+    (update,) = b.get(f"/gate/feed.json?lane=N1&watch={d.entry_id}").json["updates"]
+    assert (update["colour"], update["words"], update["detail"]) == (
+        "amber", "Valid — lane did not open", "no passage within 5 s")
+
+
+def test_the_screen_shows_each_lanes_devices_and_the_verdict_fade_setting(as_role, appliance):
+    from sync.timeutil import to_iso, utcnow
+
+    conn = appliance["conn"]
+    _turnstile(conn, 1, "down")
+    now = to_iso(utcnow())
+    conn.execute("INSERT INTO devices (id, lane_id, kind, name, config, state, state_at, "
+                 "seen_at) VALUES ('CAM1', 1, 'qr_camera', '', '{}', 'up', ?, ?)", (now, now))
+    b = as_role("gate")
+    page = b.get("/gate/?lane=N1&lane=N2").data.decode()
+    assert 'data-fade-s="8.0"' in page
+    assert '<li class="state-up" data-device="CAM1"' in page and "QR camera CAM1: up" in page
+    assert '<li class="state-down" data-device="TS1"' in page and "turnstile TS1: down" in page
+    assert "No devices on this lane" in page  # N2
+    devices = b.get("/gate/feed.json?lane=N1&lane=N2").json["devices"]
+    assert [(d["id"], d["state"]) for d in devices["N1"]] == [("CAM1", "up"), ("TS1", "down")]
+    assert devices["N2"] == []

@@ -252,3 +252,27 @@ def test_the_dashboard_shows_why_the_hub_refused_entries_in_both_languages(as_ro
     sup = as_role("supervisor")
     sup.post("/language", {"lang": "zh"})
     assert "其他场馆的票或场次" in sup.get("/dashboard").data.decode()
+
+
+def test_an_unknown_device_setting_is_refused_with_its_name_on_add_and_edit(as_role, appliance):
+    """A device whose settings come as JSON (a turnstile's come from its driver's own form,
+    tested in test_device_forms.py)."""
+    conn = appliance["conn"]
+    b = as_role("admin")
+    r = b.post("/devices/", {"id": "N1-CAM", "kind": "qr_camera", "lane_id": "1",
+                             "connection": "/dev/video0", "settings": '{"fsp": 15}',
+                             "enabled": "1"})
+    assert r.status_code == 400
+    assert "unknown setting(s) fsp" in r.data.decode()
+    assert conn.execute("SELECT count(*) FROM devices").fetchone() == (0,)
+    r = b.post("/devices/", {"id": "N1-CAM", "kind": "qr_camera", "lane_id": "1",
+                             "connection": "/dev/video0", "settings": '{"fps": "fast"}',
+                             "enabled": "1"})
+    assert r.status_code == 400 and "fps" in r.data.decode()
+    assert b.post("/devices/", {"id": "N1-CAM", "kind": "qr_camera", "lane_id": "1",
+                                "connection": "/dev/video0", "enabled": "1"}).status_code == 303
+    r = b.post("/devices/N1-CAM", {"kind": "qr_camera", "lane_id": "1", "enabled": "1",
+                                   "connection": "/dev/video0", "settings": '{"fsp": 15}'})
+    assert r.status_code == 400 and "fsp" in r.data.decode()
+    assert json.loads(conn.execute("SELECT config FROM devices WHERE id = 'N1-CAM'"
+                                   ).fetchone()[0]) == {"source": "/dev/video0"}
