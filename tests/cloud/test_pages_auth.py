@@ -7,6 +7,7 @@ import os
 import re
 import stat
 from datetime import timedelta
+from urllib.parse import unquote
 
 import pytest
 import sqlalchemy as sa
@@ -140,6 +141,20 @@ def test_sign_in_returns_to_the_page_asked_for_and_never_elsewhere(hub):
     assert safe_next("https://evil.example/") is None
     assert safe_next("/\\evil.example") is None
     assert safe_next("/tickets?number=T1") == "/tickets?number=T1"
+
+
+@pytest.mark.parametrize("raw", ["/%09/evil.example", "//evil.example", "/%5Cevil.example",
+                                 "%5C/evil.example", "https://evil.example",
+                                 "/%252F%252Fevil.example", "javascript:alert(1)",
+                                 "/%00/evil.example", "%20//evil.example"])
+def test_sign_in_and_the_language_switch_never_send_a_browser_off_the_hub(hub, raw):
+    client = hub.client()
+    r = client.post(f"/login?next={raw}", data={"username": "ops-user", "password": PASSWORD,
+                                                "csrf_token": csrf(client)})
+    assert r.status_code == 303 and r.headers["Location"] == "/"
+    r = client.post("/lang", data={"lang": "en", "next": unquote(raw),
+                                   "csrf_token": csrf(client, "/")})
+    assert r.status_code == 303 and r.headers["Location"] == "/"
 
 
 def test_the_cookie_is_httponly_and_samesite_lax_and_sign_in_makes_a_new_session(hub):

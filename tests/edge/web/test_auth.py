@@ -219,7 +219,11 @@ def test_language_from_the_browser_and_per_account(app, as_role, appliance, user
 
 def test_login_never_redirects_off_the_appliance(app, users):
     for target, expected in (("/gate/?lane=N1", "/gate/?lane=N1"), ("//evil.example/", "/"),
-                             ("https://evil.example/", "/"), ("/\\evil.example", "/")):
+                             ("https://evil.example/", "/"), ("/\\evil.example", "/"),
+                             ("/%09/evil.example", "/"), ("/%5Cevil.example", "/"),
+                             ("%5C/evil.example", "/"), ("/%252F%252Fevil.example", "/"),
+                             ("javascript:alert(1)", "/"), ("/%00/evil.example", "/"),
+                             ("/%0D%0A/evil.example", "/"), ("%20//evil.example", "/")):
         b = Browser(app.test_client())
         b.get("/login")
         r = b.post(f"/login?next={target}", {"username": "gate",
