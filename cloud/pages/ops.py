@@ -11,7 +11,6 @@ page shows as CSV.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import secrets
@@ -39,6 +38,7 @@ from cloud.audit import record
 from cloud.db import display_links
 from cloud.pages.web import actor, back, engine, ok, page_blueprint, public, refused, roles
 from sync.timeutil import from_iso, utcnow
+from sync.websafe import CsvWriter
 
 bp = page_blueprint("ops", "/ops")
 wall_bp = page_blueprint("wall", "/wall")
@@ -288,7 +288,7 @@ def set_rules():
 def export_csv():
     view = request.args.get("view", "dashboard")
     out = io.StringIO()
-    w = csv.writer(out, lineterminator="\n")
+    w = CsvWriter(out, lineterminator="\n")
     with engine().connect() as conn:
         if view == "dashboard":
             ids, _chosen = _selected(conn)
