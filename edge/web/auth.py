@@ -225,8 +225,11 @@ def login():
                                    current_app.config["PASSWORD_MAX_AGE_DAYS"])
         except staff_mod.StaffError as e:
             log.info("login refused for an account (%s) from %s", e.code, request.remote_addr)
-            error = (_("Too many wrong passwords: the account is locked for 15 minutes.")
-                     if e.code == "locked" else _("Wrong username or password."))
+            # one answer for a wrong password, an unknown user and a locked account, so that
+            # nobody learns from it whether an account exists or is locked
+            error = _("Wrong username or password, or the account is locked after too many "
+                      "wrong passwords (it opens again after 15 minutes, or when an admin "
+                      "unlocks it).")
         else:
             start_session(conn, user)
             log.info("staff %s logged in from %s", user.username, request.remote_addr)

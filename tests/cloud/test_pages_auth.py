@@ -3,6 +3,7 @@ key, and languages — on both databases."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import stat
@@ -302,3 +303,42 @@ def test_session_rules_at_their_limits(hub):
         with pytest.raises(SessionEnded) as e:
             check_session(conn, third, t0)
         assert e.value.reason == "ended"
+
+
+def test_sign_in_answers_alike_for_a_locked_an_unknown_and_a_wrong_password_account(
+        hub, monkeypatch):
+    """Same status, body (but for the username the form gives back) and headers, and exactly
+    one password hash each (counted, not timed)."""
+    with hub.engine.begin() as conn:
+        conn.execute(sa.update(staff).where(staff.c.id == hub.staff["ops"]).values(
+            locked_until=utcnow() + timedelta(minutes=10)))
+        conn.execute(sa.update(staff).where(staff.c.id == hub.staff["sales"]).values(
+            disabled=True))
+    hashes = []
+    real_scrypt = hashlib.scrypt
+
+    def counting_scrypt(*args, **kwargs):
+        hashes.append(1)
+        return real_scrypt(*args, **kwargs)
+
+    client = hub.client()
+    token = csrf(client)
+    monkeypatch.setattr(hashlib, "scrypt", counting_scrypt)
+    answers = {}
+    for case, username, password in (
+            ("locked, right password", "ops-user", PASSWORD),
+            ("locked, wrong password", "ops-user", "not the password"),
+            ("unknown", "nobody-user", "not the password"),
+            ("wrong password", "admin-user", "not the password"),
+            ("disabled", "sales-user", PASSWORD)):
+        hashes.clear()
+        r = client.post("/login", data={"username": username, "password": password,
+                                        "csrf_token": token})
+        assert len(hashes) == 1, case
+        body = text(r).replace(f'value="{username}"', 'value="…"')
+        headers = sorted((k, v) for k, v in r.headers.items() if k != "Content-Length")
+        answers[case] = (r.status_code, body, headers)
+    first = answers["unknown"]
+    assert first[0] == 401
+    assert all(answer == first for answer in answers.values()), \
+        [case for case, answer in answers.items() if answer != first]
