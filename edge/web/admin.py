@@ -12,6 +12,7 @@ from edge import status
 from edge.web.app import get_conn
 from edge.web.auth import end_sessions, policy_message, require
 from edge.web.helpers import kind_name, local
+from edge.web.query import query_int, query_text
 
 bp = Blueprint("admin", __name__)
 
@@ -24,10 +25,7 @@ def home():
 
 
 def _minutes() -> int:
-    try:
-        return min(max(int(request.args.get("minutes", 15)), 1), 24 * 60)
-    except ValueError:
-        return 15
+    return query_int("minutes", 15, 1, 24 * 60)
 
 
 def _dashboard() -> dict:
@@ -116,15 +114,9 @@ AUDIT_PAGE = 100
 @require("supervisor")
 def audit():
     conn = get_conn()
-    actor = request.args.get("actor", "").strip()
-    action = request.args.get("action", "").strip()
-    subject = request.args.get("subject", "").strip()
-    since = request.args.get("since", "").strip()
-    until = request.args.get("until", "").strip()
-    try:
-        before = int(request.args.get("before", 0)) or None
-    except ValueError:
-        before = None
+    actor, action, subject, since, until = (query_text(name) for name in (
+        "actor", "action", "subject", "since", "until"))
+    before = query_int("before")
     where, args = [], []
     if actor:
         where.append("actor = ?")

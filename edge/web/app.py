@@ -190,8 +190,10 @@ def _error_pages(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException):
         from edge.web.auth import wants_json
+        from edge.web.query import BadArgument
 
-        message = messages.get(e.code, lambda: e.description)()
+        message = (e.description if isinstance(e, BadArgument)  # names the argument
+                   else messages.get(e.code, lambda: e.description)())
         if wants_json():
             return jsonify({"error": e.name.lower().replace(" ", "_"), "message": message}), \
                 e.code

@@ -23,6 +23,7 @@ from edge.web import details
 from edge.web.app import get_conn, get_engine
 from edge.web.auth import require
 from edge.web.i18n import current_language
+from edge.web.query import query_int
 from sync.ids import uuid7
 from sync.timeutil import from_iso, to_iso, utcnow
 
@@ -194,10 +195,7 @@ def feed():
     """The newest entries of the chosen lanes (``?lane=N1&lane=N2&after=SEQ``), newest first."""
     conn = get_conn()
     lanes = [c for c in request.args.getlist("lane") if c][:12]
-    try:
-        after = int(request.args.get("after", 0))
-    except ValueError:
-        after = 0
+    after = query_int("after", 0, 0)
     lang = current_language()
     where = "e.seq > ?"
     args: list = [after]
