@@ -12,6 +12,9 @@
     wicket-hub [--db URL] create-admin --username NAME   (the password is asked for, or read
                                    from standard input when it is not a terminal)
 
+Exit status: 0 done, 2 bad input or the database unreachable, 74 the disk is full or
+read-only (one line says which file; see ``sync/diskfault.py``).
+
 The database URL comes from ``--db``, else ``$WICKET_HUB_DB``, else a SQLite file
 ``wicket-hub.db`` in the current directory. PostgreSQL:
 ``postgresql+psycopg://user:password@host/dbname``.
@@ -27,6 +30,7 @@ import sys
 import sqlalchemy as sa
 
 from cloud.db import DEFAULT_URL, init_db
+from sync.diskfault import disk_problem, guard
 
 
 def _safe(url: str) -> str:
@@ -60,6 +64,8 @@ def cmd_serve(args) -> int:
         # made once here, before the workers start, so that they all sign with the same key
         secret = hub_secret(args.db, instance_path())
     except (SecretError, OSError) as e:
+        if disk_problem(e, [instance_path()]):
+            raise  # said as a disk problem, with its own exit status
         print(f"wicket-hub: no secret key for the pages: {e}", file=sys.stderr)
         return 2
     config = {"DATABASE_URL": args.db, "SECRET_KEY": secret}
@@ -203,10 +209,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _disk_paths(args) -> list[str]:
+    """What the hub writes on this machine: a SQLite database, the instance folder."""
+    from cloud.app import instance_path
+
+    url = sa.engine.make_url(args.db)
+    database = [url.database] if url.get_backend_name() == "sqlite" and url.database else []
+    return [*database, instance_path()]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        return guard("wicket-hub", lambda: args.func(args), lambda: _disk_paths(args))
     except sa.exc.ArgumentError as e:
         print(f"wicket-hub: bad database URL: {e}", file=sys.stderr)
         return 2

@@ -14,7 +14,8 @@
 
 Exit status: 0 success (for ``scan``: admitted), 1 refused by the rules, 2 bad input or a fault;
 ``enroll`` and ``sync --once`` also 3 (the hub unreachable or failing: try again) and 4 (the
-hub refused the token or the appliance).
+hub refused the token or the appliance); every command and service 74 when the disk is full or
+read-only (one line says which file; see ``sync/diskfault.py``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from edge.allowlist import AllowlistError, import_file
 from edge.engine import Engine, IdDocument, Scan, ScanKind
 from edge.holders import DOC_TYPES, HolderKeyError, HolderVault, generate_holder_key
 from edge.reasons import Reason, colour, words
+from sync.diskfault import guard
 from sync.timeutil import from_iso
 
 EXIT_OK, EXIT_REFUSED, EXIT_ERROR = 0, 1, 2
@@ -310,6 +312,16 @@ def cmd_gates(args) -> int:
     return runtime.run_from_config(config_mod.load(args.config), **runtime.options_from(args))
 
 
+def disk_paths(config: str | None) -> list[Path]:
+    """What the appliance's programs write: the database, and the configuration file's
+    directory (the credential beside it); the paths a disk problem is looked for on."""
+    path = config_mod.config_path(config)
+    try:
+        return [config_mod.load(path).database, path]
+    except config_mod.ConfigError:
+        return [path]
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wicket-edge", description="Wicket venue appliance tools.")
     p.add_argument("--config", help=f"configuration file (default: ${config_mod.ENV_VAR} or "
@@ -395,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         level = "INFO"
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        return args.func(args)
+        return guard("wicket-edge", lambda: args.func(args), lambda: disk_paths(args.config))
     except (CliError, config_mod.ConfigError, AllowlistError, HolderKeyError) as e:
         print(f"wicket-edge: {e}", file=sys.stderr)
         return EXIT_ERROR

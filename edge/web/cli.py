@@ -15,6 +15,7 @@ import sys
 from edge import config as config_mod
 from edge import db as db_mod
 from edge import staff as staff_mod
+from sync.diskfault import guard
 
 # Answered successfully, these are the handheld API's steady traffic: every scan is an entry
 # with its device already, and a log line each would cost the appliance as much as deciding it.
@@ -129,8 +130,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, help="worker processes (default: web_workers)")
     p.add_argument("--threads", type=int, help="threads per worker (default: web_threads)")
     args = p.parse_args(argv)
+    from edge.cli import disk_paths
+
     try:
-        return serve(args.config, args.bind, args.workers, args.threads)
+        return guard("wicket-edge web", lambda: serve(args.config, args.bind, args.workers,
+                                                      args.threads),
+                     lambda: disk_paths(args.config))
     except config_mod.ConfigError as e:
         print(f"wicket-edge: {e}", file=sys.stderr)
         return 2
