@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-from flask import Blueprint, flash, g, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 
 from edge import staff as staff_mod
@@ -50,7 +61,19 @@ def _dashboard() -> dict:
 @bp.route("/dashboard")
 @require("supervisor")
 def dashboard():
-    return render_template("dashboard.html", data=_dashboard())
+    return render_template("dashboard.html", data=_dashboard(), certificate=_certificate())
+
+
+def _certificate():
+    """The pages' certificate, for staff to compare its fingerprint with what a browser or a
+    handheld shows the first time (docs/handheld.md); None when there is none."""
+    from edge import tls
+
+    path = current_app.config.get("WEB_CERT")
+    try:
+        return tls.describe(Path(path)) if path else None
+    except tls.TlsError:
+        return None
 
 
 @bp.route("/dashboard.json")

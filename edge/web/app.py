@@ -18,7 +18,10 @@ Configuration keys (all optional; the appliance's TOML file supplies what is not
     session and password lifetimes (default: ``web_idle_minutes``, ``web_session_hours``,
     ``password_max_age_days`` from the configuration file).
 ``SESSION_COOKIE_SECURE``
-    set when the pages are served over TLS.
+    makes the session cookie Secure even over plain HTTP; over TLS it is Secure anyway.
+``WEB_CERT``
+    the certificate the pages are served with (default: ``web_cert`` from the configuration
+    file), whose fingerprint the dashboard shows.
 
 Every route needs a staff session unless its view is marked :func:`edge.web.auth.public`, or
 its blueprint is registered with :func:`edge.web.auth.own_auth` (a JSON API that checks its own
@@ -36,7 +39,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from flask import Flask, g, request
+from flask import Flask, g, has_request_context, request
 from flask.sessions import SecureCookieSessionInterface
 
 from edge import config as config_mod
@@ -94,6 +97,10 @@ class _Sessions(SecureCookieSessionInterface):
             return None  # Flask gives the request a null session, which is never saved
         return super().open_session(app, request)
 
+    def get_cookie_secure(self, app) -> bool:
+        """Secure whenever the page came over TLS, whatever the configuration says."""
+        return super().get_cookie_secure(app) or (has_request_context() and request.is_secure)
+
 
 def _derive_secret(holder_key: str) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
@@ -114,6 +121,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         config.setdefault("IDLE_MINUTES", cfg.web_idle_minutes)
         config.setdefault("SESSION_HOURS", cfg.web_session_hours)
         config.setdefault("PASSWORD_MAX_AGE_DAYS", cfg.password_max_age_days)
+        config.setdefault("WEB_CERT", str(cfg.web_cert))
     config.setdefault("SECRET_KEY", _derive_secret(config["HOLDER_KEY"]))
     app.config.update(
         MAX_CONTENT_LENGTH=32 * 1024 * 1024,
