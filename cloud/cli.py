@@ -31,6 +31,7 @@ import sqlalchemy as sa
 
 from cloud.db import DEFAULT_URL, init_db
 from sync.diskfault import disk_problem, guard
+from sync.websafe import bind_host, is_loopback
 
 
 def _safe(url: str) -> str:
@@ -54,6 +55,9 @@ def cmd_serve(args) -> int:
     from cloud.db import current_revision, make_engine
     from cloud.secret import SecretError, hub_secret
 
+    if not 0 <= args.trusted_proxies <= 5:
+        print("wicket-hub: --trusted-proxies must be 0 to 5", file=sys.stderr)
+        return 2
     engine = make_engine(args.db)
     if current_revision(engine) is None:
         print(f"wicket-hub: {_safe(args.db)} has no hub database yet; run `wicket-hub init`",
@@ -68,7 +72,9 @@ def cmd_serve(args) -> int:
             raise  # said as a disk problem, with its own exit status
         print(f"wicket-hub: no secret key for the pages: {e}", file=sys.stderr)
         return 2
-    config = {"DATABASE_URL": args.db, "SECRET_KEY": secret}
+    config = {"DATABASE_URL": args.db, "SECRET_KEY": secret,
+              "SESSION_COOKIE_SECURE": secure_cookies(args.secure_cookies, args.bind),
+              "TRUSTED_PROXIES": args.trusted_proxies}
     if args.public_url:
         config["HUB_PUBLIC_URL"] = args.public_url
 
@@ -82,9 +88,24 @@ def cmd_serve(args) -> int:
         def load(self):
             return create_app(config)
 
-    print(f"wicket-hub: serving {_safe(args.db)} on http://{args.bind}", flush=True)
+    print(f"wicket-hub: serving {_safe(args.db)} on http://{args.bind} (cookies "
+          f"{'Secure' if config['SESSION_COOKIE_SECURE'] else 'Secure only over TLS'}, "
+          f"{args.trusted_proxies} trusted proxies)", flush=True)
     Hub().run()
     return 0
+
+
+def secure_cookies(mode: str, bind: str) -> bool:
+    """Whether the page cookies are marked Secure: ``on``, ``off``, or ``auto`` — as
+    $WICKET_HUB_SECURE_COOKIES says, else on unless the hub binds a loopback address (then
+    only a proxy on the same machine reaches it, which tells it about TLS: see
+    --trusted-proxies)."""
+    from cloud.app import secure_cookies_env
+
+    if mode != "auto":
+        return mode == "on"
+    env = secure_cookies_env()
+    return (not is_loopback(bind_host(bind))) if env is None else env
 
 
 def cmd_create_admin(args) -> int:
@@ -190,6 +211,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--public-url", help="the hub's address as appliances reach it, put in "
                    "enrollment QR codes (default: $WICKET_HUB_PUBLIC_URL, else the address "
                    "the page was asked for)")
+    s.add_argument("--secure-cookies", choices=("auto", "on", "off"), default="auto",
+                   help="mark the page cookies Secure (default auto: "
+                   "$WICKET_HUB_SECURE_COOKIES=1/0, else on unless --bind is a loopback "
+                   "address; a page that came over TLS sets a Secure cookie anyway)")
+    s.add_argument("--trusted-proxies", type=int,
+                   default=int(os.environ.get("WICKET_HUB_TRUSTED_PROXIES") or 0),
+                   help="how many reverse proxies in front of the hub to believe about "
+                   "X-Forwarded-Proto/-Host/-Port/-For (default $WICKET_HUB_TRUSTED_PROXIES "
+                   "or 0: the headers are ignored)")
     s.set_defaults(func=cmd_serve)
     s = sub.add_parser("load-demo", help="load a demo venue, event and tickets")
     s.add_argument("--tickets", type=int, default=5000)

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from sync.timeutil import utcnow
+from sync.websafe import bind_host, is_loopback
 
 VALID_DAYS = 825  # the longest phones accept for a certificate they are told to trust
 TLS_MODES = ("auto", "on", "off")
@@ -43,20 +44,6 @@ class CertInfo:
     fingerprint: str  # SHA-256, colon-separated upper-case hex, as browsers show it
     names: tuple[str, ...]  # DNS names and IP addresses it is valid for
     not_after: datetime
-
-
-def is_loopback(host: str) -> bool:
-    host = host.strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def bind_host(bind: str) -> str:
-    return bind.rpartition(":")[0].strip("[]")
 
 
 def serves_tls(mode: str, bind: str) -> bool:

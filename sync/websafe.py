@@ -1,5 +1,6 @@
-"""Two rules both web sites must apply the same way: where a page may send a browser back to,
-and what a spreadsheet may find at the start of a cell.
+"""Rules both web sites must apply the same way: where a page may send a browser back to,
+what a spreadsheet may find at the start of a cell, and when a server answers only its own
+machine (the appliance's HTTPS and the hub's Secure cookies default on otherwise).
 
 ``local_path`` keeps a ``next`` parameter (the page to return to after signing in or switching
 the language) to a path on the same site. Browsers are generous readers of a ``Location``: they
@@ -17,6 +18,7 @@ a file the hub exports imports again unchanged.
 from __future__ import annotations
 
 import csv
+import ipaddress
 import unicodedata
 from urllib.parse import unquote, urlsplit
 
@@ -82,3 +84,19 @@ def csv_uncell(text: str) -> str:
     if text.startswith("'") and text[1:2] and text[1:].startswith(FORMULA_START):
         return text[1:]
     return text
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a server bound to ``host`` answers only on its own machine."""
+    host = host.strip().strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def bind_host(bind: str) -> str:
+    """The host of a ``HOST:PORT`` bind (``[::1]:8000`` gives ``::1``)."""
+    return bind.rpartition(":")[0].strip("[]")
