@@ -34,17 +34,6 @@ def query_int(name: str, default: int | None = None, lo: int = 1, hi: int = MAX_
     return int(raw)
 
 
-def query_choice(name: str, choices: tuple[str, ...], default: str) -> str:
-    """``?name=`` as one of ``choices``."""
-    raw = request.args.get(name, "").strip()
-    if not raw:
-        return default
-    if raw not in choices:
-        raise BadArgument(_("The address asks for %(name)s=%(value)s: one of %(choices)s is "
-                            "expected.", name=name, value=raw[:40], choices=", ".join(choices)))
-    return raw
-
-
 def query_text(name: str, max_length: int = 200) -> str:
     """``?name=`` as free text (a search), printable and at most ``max_length`` characters."""
     raw = request.args.get(name, "").strip()
