@@ -142,3 +142,10 @@ def test_web_tls_takes_only_its_three_values(tmp_path):
     config_mod.write_new(config, {"holder_key": generate_holder_key(), "web_tls": "maybe"})
     with pytest.raises(config_mod.ConfigError, match="web_tls must be auto, on or off"):
         config_mod.load(config)
+
+
+def test_the_dashboard_shows_the_certificates_fingerprint(appliance, as_role):
+    info = tls.make_self_signed(appliance["config"].parent / "web-cert.pem",
+                                appliance["config"].parent / "web-key.pem", ["localhost"])
+    page = as_role("supervisor").get("/dashboard").get_data(as_text=True)
+    assert f'<code id="cert-fingerprint">{info.fingerprint}</code>' in page
