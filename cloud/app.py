@@ -4,7 +4,11 @@ Settings, from ``config`` or else the environment: ``DATABASE_URL`` ($WICKET_HUB
 ``SECRET_KEY`` (see cloud/secret.py: $WICKET_HUB_SECRET or an owner-only file),
 ``HUB_PUBLIC_URL`` ($WICKET_HUB_PUBLIC_URL, the address appliances reach the hub at, put in
 enrollment QR codes; default: the address the page was asked for), ``SESSION_COOKIE_SECURE``
-($WICKET_HUB_SECURE_COOKIES=1 behind TLS).
+($WICKET_HUB_SECURE_COOKIES=1 or 0; ``wicket-hub serve`` turns it on unless it binds a
+loopback address; a page that came over TLS sets a Secure cookie whatever it says),
+``TRUSTED_PROXIES`` ($WICKET_HUB_TRUSTED_PROXIES, default 0: how many reverse proxies in front
+of the hub to believe about the client's scheme, host and address through X-Forwarded-Proto,
+-Host, -Port and -For, with werkzeug's ProxyFix; with 0 those headers are ignored).
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from flask import Flask
+from flask import Flask, has_request_context, request
+from flask.sessions import SecureCookieSessionInterface
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from cloud.db import DEFAULT_URL, make_engine
 from cloud.secret import hub_secret
@@ -24,13 +30,45 @@ def instance_path() -> str:
     return os.environ.get("WICKET_HUB_INSTANCE") or Flask("cloud").instance_path
 
 
+class _Sessions(SecureCookieSessionInterface):
+    def get_cookie_secure(self, app) -> bool:
+        """Secure whenever the page came over TLS (as a trusted proxy says, with
+        TRUSTED_PROXIES), whatever the configuration says."""
+        return super().get_cookie_secure(app) or (has_request_context() and request.is_secure)
+
+
+def secure_cookies_env() -> bool | None:
+    """$WICKET_HUB_SECURE_COOKIES: 1 (on) or 0 (off), or None when unset."""
+    value = os.environ.get("WICKET_HUB_SECURE_COOKIES", "").strip()
+    if value not in ("", "0", "1"):
+        raise ValueError("WICKET_HUB_SECURE_COOKIES must be 1 or 0")
+    return None if value == "" else value == "1"
+
+
+def _proxies(value: Any) -> int:
+    try:
+        hops = int(value or 0)
+    except ValueError:
+        raise ValueError("TRUSTED_PROXIES ($WICKET_HUB_TRUSTED_PROXIES) must be a whole "
+                         "number of proxies, 0 or more") from None
+    if not 0 <= hops <= 5:
+        raise ValueError("TRUSTED_PROXIES ($WICKET_HUB_TRUSTED_PROXIES) must be 0 to 5")
+    return hops
+
+
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask("cloud", instance_path=os.environ.get("WICKET_HUB_INSTANCE") or None)
     app.config.update(DATABASE_URL=os.environ.get("WICKET_HUB_DB", DEFAULT_URL),
                       MAX_CONTENT_LENGTH=16 * 1024 * 1024,
                       HUB_PUBLIC_URL=os.environ.get("WICKET_HUB_PUBLIC_URL") or None,
-                      SESSION_COOKIE_SECURE=os.environ.get("WICKET_HUB_SECURE_COOKIES") == "1")
+                      SESSION_COOKIE_SECURE=secure_cookies_env() or False,
+                      TRUSTED_PROXIES=_proxies(os.environ.get("WICKET_HUB_TRUSTED_PROXIES")))
     app.config.update(config or {})
+    app.session_interface = _Sessions()
+    hops = _proxies(app.config["TRUSTED_PROXIES"])
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops,
+                                x_port=hops)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = hub_secret(app.config["DATABASE_URL"], app.instance_path)
     app.extensions["db"] = make_engine(app.config["DATABASE_URL"])

@@ -15,6 +15,9 @@
                                    signed with the active key, for an offline appliance
                                    (written owner-only: it holds holder data; audited)
 
+Exit status: 0 done, 2 bad input or the database unreachable, 74 the disk is full or
+read-only (one line says which file; see ``sync/diskfault.py``).
+
 The database URL comes from ``--db``, else ``$WICKET_HUB_DB``, else a SQLite file
 ``wicket-hub.db`` in the current directory. PostgreSQL:
 ``postgresql+psycopg://user:password@host/dbname``.
@@ -30,6 +33,8 @@ import sys
 import sqlalchemy as sa
 
 from cloud.db import DEFAULT_URL, init_db
+from sync.diskfault import disk_problem, guard
+from sync.websafe import bind_host, is_loopback
 
 
 def _safe(url: str) -> str:
@@ -53,6 +58,9 @@ def cmd_serve(args) -> int:
     from cloud.db import current_revision, make_engine
     from cloud.secret import SecretError, hub_secret
 
+    if not 0 <= args.trusted_proxies <= 5:
+        print("wicket-hub: --trusted-proxies must be 0 to 5", file=sys.stderr)
+        return 2
     engine = make_engine(args.db)
     if current_revision(engine) is None:
         print(f"wicket-hub: {_safe(args.db)} has no hub database yet; run `wicket-hub init`",
@@ -63,9 +71,13 @@ def cmd_serve(args) -> int:
         # made once here, before the workers start, so that they all sign with the same key
         secret = hub_secret(args.db, instance_path())
     except (SecretError, OSError) as e:
+        if disk_problem(e, [instance_path()]):
+            raise  # said as a disk problem, with its own exit status
         print(f"wicket-hub: no secret key for the pages: {e}", file=sys.stderr)
         return 2
-    config = {"DATABASE_URL": args.db, "SECRET_KEY": secret}
+    config = {"DATABASE_URL": args.db, "SECRET_KEY": secret,
+              "SESSION_COOKIE_SECURE": secure_cookies(args.secure_cookies, args.bind),
+              "TRUSTED_PROXIES": args.trusted_proxies}
     if args.public_url:
         config["HUB_PUBLIC_URL"] = args.public_url
 
@@ -79,9 +91,24 @@ def cmd_serve(args) -> int:
         def load(self):
             return create_app(config)
 
-    print(f"wicket-hub: serving {_safe(args.db)} on http://{args.bind}", flush=True)
+    print(f"wicket-hub: serving {_safe(args.db)} on http://{args.bind} (cookies "
+          f"{'Secure' if config['SESSION_COOKIE_SECURE'] else 'Secure only over TLS'}, "
+          f"{args.trusted_proxies} trusted proxies)", flush=True)
     Hub().run()
     return 0
+
+
+def secure_cookies(mode: str, bind: str) -> bool:
+    """Whether the page cookies are marked Secure: ``on``, ``off``, or ``auto`` — as
+    $WICKET_HUB_SECURE_COOKIES says, else on unless the hub binds a loopback address (then
+    only a proxy on the same machine reaches it, which tells it about TLS: see
+    --trusted-proxies)."""
+    from cloud.app import secure_cookies_env
+
+    if mode != "auto":
+        return mode == "on"
+    env = secure_cookies_env()
+    return (not is_loopback(bind_host(bind))) if env is None else env
 
 
 def cmd_create_admin(args) -> int:
@@ -221,6 +248,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--public-url", help="the hub's address as appliances reach it, put in "
                    "enrollment QR codes (default: $WICKET_HUB_PUBLIC_URL, else the address "
                    "the page was asked for)")
+    s.add_argument("--secure-cookies", choices=("auto", "on", "off"), default="auto",
+                   help="mark the page cookies Secure (default auto: "
+                   "$WICKET_HUB_SECURE_COOKIES=1/0, else on unless --bind is a loopback "
+                   "address; a page that came over TLS sets a Secure cookie anyway)")
+    s.add_argument("--trusted-proxies", type=int,
+                   default=int(os.environ.get("WICKET_HUB_TRUSTED_PROXIES") or 0),
+                   help="how many reverse proxies in front of the hub to believe about "
+                   "X-Forwarded-Proto/-Host/-Port/-For (default $WICKET_HUB_TRUSTED_PROXIES "
+                   "or 0: the headers are ignored)")
     s.set_defaults(func=cmd_serve)
     s = sub.add_parser("load-demo", help="load a demo venue, event and tickets")
     s.add_argument("--tickets", type=int, default=5000)
@@ -245,10 +281,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _disk_paths(args) -> list[str]:
+    """What the hub writes on this machine: a SQLite database, the instance folder."""
+    from cloud.app import instance_path
+
+    url = sa.engine.make_url(args.db)
+    database = [url.database] if url.get_backend_name() == "sqlite" and url.database else []
+    return [*database, instance_path()]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        return guard("wicket-hub", lambda: args.func(args), lambda: _disk_paths(args))
     except sa.exc.ArgumentError as e:
         print(f"wicket-hub: bad database URL: {e}", file=sys.stderr)
         return 2

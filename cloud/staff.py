@@ -8,7 +8,6 @@ caller sees never says whether the username exists.
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import hmac
 import os
@@ -30,6 +29,10 @@ MIN_PASSWORD = 10
 MAX_FAILURES = 5
 LOCKOUT = timedelta(minutes=15)
 _N, _R, _P = 2**15, 8, 1
+# What an unknown username's password is checked against: the cost of a real hash, a digest
+# nothing hashes to (random bytes, not the hash of anything), made without hashing at start.
+DUMMY_HASH = (f"scrypt${_N}${_R}${_P}${base64.b64encode(os.urandom(16)).decode()}$"
+              f"{base64.b64encode(os.urandom(64)).decode()}")
 
 
 class StaffError(Exception):
@@ -108,14 +111,13 @@ def login(engine: sa.Engine, username: str, password: str,
     refused = StaffError("bad_login", "wrong username or password")
     with engine.begin() as conn:
         row = conn.execute(sa.select(staff).where(staff.c.username == username)).first()
-        if row is None:
-            check_password(password, _dummy_hash())  # the same time for unknown users
-            raise refused
-        if row.disabled:
+        # exactly one password hash whatever the account's state (unknown, disabled, locked or
+        # not), so that the time taken tells nobody which it is
+        ok = check_password(password, row.password_hash if row is not None else DUMMY_HASH)
+        if row is None or row.disabled:
             raise refused
         if row.locked_until is not None and _utc(row.locked_until) > now:
             raise StaffError("locked", "too many wrong passwords: try again later")
-        ok = check_password(password, row.password_hash)
         if ok and (row.failed_logins or row.locked_until):
             conn.execute(sa.update(staff).where(staff.c.id == row.id)
                          .values(failed_logins=0, locked_until=None))
@@ -170,8 +172,3 @@ def token_staff(conn: sa.Connection, token: str) -> Staff:
     if row is None or row.disabled:
         raise StaffError("unauthorized", "unknown or revoked API token")
     return Staff(row.id, row.username, row.role)
-
-
-@functools.cache
-def _dummy_hash() -> str:
-    return hash_password(secrets.token_hex(8))

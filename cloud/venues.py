@@ -21,6 +21,7 @@ from cloud.changes import record_change
 from cloud.db import gate_zones, gates, lanes, seats, signing_keys, venues, zones
 from cloud.inventory import follow_venue_map
 from cloud.tickets import key_change
+from sync.websafe import CsvWriter, csv_uncell
 
 SEAT_COLUMNS = ("level", "zone", "row", "number", "category", "damaged", "removed", "obstructed")
 _FLAGS = {"": False, "0": False, "no": False, "false": False, "n": False,
@@ -199,7 +200,8 @@ def import_seats_csv(conn: sa.Connection, venue_id: int, text: str,
     reader.fieldnames = header
     wanted: dict[tuple[str, str, str], dict] = {}
     for line, raw in enumerate(reader, start=2):
-        row = {k: (v or "").strip() for k, v in raw.items() if k is not None}
+        # a file the hub exported: cells it neutralised (level "-1") read back as they were
+        row = {k: csv_uncell((v or "").strip()) for k, v in raw.items() if k is not None}
         if None in raw:
             report.errors.append(RowError(line, "row", "more fields than the header has"))
             continue
@@ -257,7 +259,7 @@ def import_seats_csv(conn: sa.Connection, venue_id: int, text: str,
 
 def export_seats_csv(conn: sa.Connection, venue_id: int) -> str:
     out = io.StringIO()
-    w = csv.writer(out, lineterminator="\n")
+    w = CsvWriter(out, lineterminator="\n")
     w.writerow(SEAT_COLUMNS)
     q = (sa.select(seats.c.level, zones.c.code, seats.c.row, seats.c.number, seats.c.category,
                    seats.c.damaged, seats.c.removed, seats.c.obstructed)

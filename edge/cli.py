@@ -12,10 +12,12 @@
     wicket-edge --config FILE status [--json]
     wicket-edge --config FILE gates                           run the lanes (the gate runtime)
     wicket-edge --config FILE handheld code|list|revoke       pair handhelds, list them, revoke one
+    wicket-edge --config FILE tls [--new]     the web pages' certificate and its fingerprint
 
 Exit status: 0 success (for ``scan``: admitted), 1 refused by the rules, 2 bad input or a fault;
 ``enroll`` and ``sync --once`` also 3 (the hub unreachable or failing: try again) and 4 (the
-hub refused the token or the appliance).
+hub refused the token or the appliance); every command and service 74 when the disk is full or
+read-only (one line says which file; see ``sync/diskfault.py``).
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from edge.allowlist import AllowlistError, import_file
 from edge.engine import Engine, IdDocument, Scan, ScanKind, UnknownLane
 from edge.holders import DOC_TYPES, HolderKeyError, HolderVault, generate_holder_key
 from edge.reasons import Reason, colour, words
+from edge.tls import TlsError, ensure_certificate
+from sync.diskfault import guard
 from sync.timeutil import from_iso
 
 EXIT_OK, EXIT_REFUSED, EXIT_ERROR = 0, 1, 2
@@ -98,6 +102,10 @@ def initialise(path: Path, database: str | None = None, explicit: bool = True,
         db.conn.close()
     if check != "ok":
         raise CliError(f"{cfg.database}: integrity check failed: {check}")
+    try:
+        ensure_certificate(cfg.web_cert, cfg.web_key, cfg.web_bind, cfg.web_tls_names, say)
+    except TlsError as e:
+        raise CliError(str(e)) from None
     return cfg, created_config, not existed
 
 
@@ -345,10 +353,53 @@ def _local(dt: datetime, tz: ZoneInfo) -> str:
     return dt.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def cmd_tls(args) -> int:
+    """The web pages' certificate: its fingerprint for staff to compare when a browser or a
+    handheld first meets it (docs/handheld.md); ``--new`` replaces it with a new one."""
+    from edge import tls
+
+    cfg = config_mod.load(args.config)
+    try:
+        if args.new:
+            info = tls.make_self_signed(cfg.web_cert, cfg.web_key, tls.certificate_names(
+                cfg.web_bind, cfg.web_tls_names))
+            audit_path = cfg.database if cfg.database.exists() else None
+            if audit_path is not None:
+                conn = db_mod.connect(audit_path)
+                audit.record(conn, f"cli:{getpass.getuser()}", "web.certificate",
+                             str(cfg.web_cert), {"fingerprint": info.fingerprint})
+                conn.close()
+            print(f"created a new self-signed certificate {cfg.web_cert}; restart the web "
+                  "service (systemctl restart wicket-edge-web) and trust it again on every "
+                  "handheld")
+        else:
+            info = tls.describe(cfg.web_cert)
+    except tls.TlsError as e:
+        raise CliError(f"{e}; run `wicket-edge init` to make one") from None
+    served = tls.serves_tls(cfg.web_tls, cfg.web_bind)
+    print(f"certificate  {cfg.web_cert}")
+    print(f"SHA-256      {info.fingerprint}")
+    print(f"valid for    {', '.join(info.names) or '(no names)'}")
+    print(f"valid until  {info.not_after:%Y-%m-%d}")
+    print(f"web pages    {'https' if served else 'http'}://{cfg.web_bind}/ (web_tls = "
+          f"{cfg.web_tls})")
+    return EXIT_OK
+
+
 def cmd_gates(args) -> int:
     from edge.gates import runtime
 
     return runtime.run_from_config(config_mod.load(args.config), **runtime.options_from(args))
+
+
+def disk_paths(config: str | None) -> list[Path]:
+    """What the appliance's programs write: the database, and the configuration file's
+    directory (the credential beside it); the paths a disk problem is looked for on."""
+    path = config_mod.config_path(config)
+    try:
+        return [config_mod.load(path).database, path]
+    except config_mod.ConfigError:
+        return [path]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -422,6 +473,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_options(s)
     s.set_defaults(func=cmd_gates)
 
+    s = sub.add_parser("tls", help="the web pages' certificate: its SHA-256 fingerprint, "
+                       "names and expiry (--new: replace it with a new self-signed one)")
+    s.add_argument("--new", action="store_true", help="make a new self-signed certificate "
+                   "and key in place of the configured ones")
+    s.set_defaults(func=cmd_tls)
+
     s = sub.add_parser("handheld", help="handhelds: a one-time pairing code, the list, revoke one")
     s.add_argument("action", choices=("code", "list", "revoke"))
     s.add_argument("device", nargs="?", help="for revoke: the handheld's device id")
@@ -441,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
         level = "INFO"
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        return args.func(args)
+        return guard("wicket-edge", lambda: args.func(args), lambda: disk_paths(args.config))
     except (CliError, config_mod.ConfigError, AllowlistError, HolderKeyError) as e:
         print(f"wicket-edge: {e}", file=sys.stderr)
         return EXIT_ERROR

@@ -67,6 +67,35 @@ SETTINGS: tuple[Setting, ...] = (
         "Request threads per web worker process.",
     ),
     Setting(
+        "web_tls",
+        str,
+        "auto",
+        "HTTPS for the local web pages: auto (HTTPS unless web_bind is a loopback address), "
+        "on, or off (plain HTTP, for tests and a demo on one machine).",
+    ),
+    Setting(
+        "web_cert",
+        str,
+        "web-cert.pem",
+        "PEM certificate the web pages are served with; a relative path is taken from the "
+        "directory of this file. `wicket-edge init` makes a self-signed one when neither it "
+        "nor web_key exists; point both at a venue's own certificate to use that instead.",
+    ),
+    Setting(
+        "web_key",
+        str,
+        "web-key.pem",
+        "PEM private key of web_cert (owner-only); a relative path is taken from the "
+        "directory of this file.",
+    ),
+    Setting(
+        "web_tls_names",
+        str,
+        "",
+        "More host names and IP addresses, comma-separated, for the self-signed certificate "
+        "to name beside the host name, localhost and the appliance's own addresses.",
+    ),
+    Setting(
         "web_idle_minutes",
         int,
         30,
@@ -171,6 +200,10 @@ class Config:
     web_bind: str = "127.0.0.1:8000"
     web_workers: int = 2
     web_threads: int = 8
+    web_tls: str = "auto"
+    web_cert: Path = Path("web-cert.pem")
+    web_key: Path = Path("web-key.pem")
+    web_tls_names: str = ""
     web_idle_minutes: int = 30
     web_session_hours: int = 12
     password_max_age_days: int = 180
@@ -262,12 +295,16 @@ def load(path: str | os.PathLike | None = None) -> Config:
         raise ConfigError(f"{path}: handheld_offline_max_age_min must be 0 or more minutes")
     if not 0 <= values["verdict_fade_s"] <= 3600:
         raise ConfigError(f"{path}: verdict_fade_s must be between 0 and 3600 seconds")
-    database = Path(values["database"])
-    if not database.is_absolute():
-        database = path.parent / database
+    if values["web_tls"] not in ("auto", "on", "off"):
+        raise ConfigError(f"{path}: web_tls must be auto, on or off")
+    database, web_cert, web_key = (
+        p if p.is_absolute() else path.parent / p
+        for p in (Path(values[name]) for name in ("database", "web_cert", "web_key")))
     return Config(path=path, database=database, holder_key=values["holder_key"], log_level=level,
+                  web_cert=web_cert, web_key=web_key,
                   **{s.name: values[s.name] for s in SETTINGS
-                     if s.name not in ("database", "holder_key", "log_level")})
+                     if s.name not in ("database", "holder_key", "log_level", "web_cert",
+                                       "web_key")})
 
 
 def render(values: dict[str, Any]) -> str:

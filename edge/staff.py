@@ -12,12 +12,10 @@ Rules here are plain functions on a sqlite3 connection; the web pages and the CL
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import hmac
 import os
 import re
-import secrets
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -37,6 +35,10 @@ _N, _R, _P = 2**15, 8, 1
 _MAXMEM = 64 * 1024 * 1024
 _USERNAME = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
 # The most common choices; a password containing one of them is refused whatever else it has.
+# What an unknown username's password is checked against: the cost of a real hash, a digest
+# nothing hashes to (random bytes, not the hash of anything), made without hashing at start.
+DUMMY_HASH = (f"scrypt${_N}${_R}${_P}${base64.b64encode(os.urandom(16)).decode()}$"
+              f"{base64.b64encode(os.urandom(64)).decode()}")
 _COMMON = ("password", "123456", "12345678", "qwerty", "abc123", "111111", "iloveyou",
            "admin", "welcome", "letmein", "wicket", "000000", "888888", "666666", "woaini")
 
@@ -181,14 +183,15 @@ def login(conn: sqlite3.Connection, username: str, password: str, max_age_days: 
         "SELECT id, username, password_hash, role, disabled, failed_logins, locked_until, "
         "password_changed_at, lang FROM staff_users WHERE username = ?",
         (username,)).fetchone()
+    # Exactly one password hash whatever the account's state (unknown, locked, disabled or
+    # not), so that the time taken tells nobody which it is.
+    ok = check_password(password, row[2] if row is not None else DUMMY_HASH)
     if row is None:
-        check_password(password, _dummy_hash())  # the same time for unknown users
         raise refused
     staff_id, name, stored, role, disabled, failures, locked_until, changed_at, lang = row
     if locked_until and from_iso(locked_until) > now:
         raise StaffError("locked", "too many wrong passwords: try again in 15 minutes or ask "
                          "an admin to unlock the account")
-    ok = check_password(password, stored)
     if not ok:
         with immediate(conn):
             (failures,) = conn.execute(
@@ -295,8 +298,3 @@ def list_users(conn: sqlite3.Connection) -> list[dict]:
     keys = ("id", "username", "role", "disabled", "created_at", "password_changed_at",
             "failed_logins", "locked_until", "lang")
     return [dict(zip(keys, r, strict=True)) for r in rows]
-
-
-@functools.cache
-def _dummy_hash() -> str:
-    return hash_password(secrets.token_hex(8))

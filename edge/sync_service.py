@@ -27,6 +27,7 @@ from edge.agent import STREAMS, Agent, NotEnrolled, Wiped, get_state, load_link,
 from edge.db import immediate
 from edge.holders import HolderKeyError, HolderVault
 from sync.client import HubError, HubUnavailable
+from sync.diskfault import guard
 from sync.timeutil import to_iso, utcnow
 
 log = logging.getLogger(__name__)
@@ -245,12 +246,17 @@ class Service:
 
 
 def main(config_path: str | None = None, once: bool = False) -> int:
-    try:
+    from edge.cli import disk_paths
+
+    def work() -> int:
         cfg = config_mod.load(config_path)
         if once:
             return run_once(cfg)
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
         return Service(cfg).run()
+
+    try:
+        return guard("wicket-edge sync", work, lambda: disk_paths(config_path))
     except config_mod.ConfigError as e:
         _say(f"wicket-edge: {e}")
         return EXIT_CONFIG

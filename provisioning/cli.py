@@ -10,6 +10,7 @@ Exit status of ``enroll``: 0 enrolled and synced, 2 bad input or configuration, 
 unreachable, 4 token not valid, 5 token expired, 6 token already used, 7 clock off the hub's,
 8 already enrolled (``reset`` first), 9 enrolled but the first sync failed (it is retried).
 ``doctor``: 0 no check failed, 1 at least one failed. ``reset``: 1 refused or not confirmed.
+Every command: 74 when the disk is full or read-only (one line says which file).
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ import sys
 from pathlib import Path
 
 from edge import config as config_mod
-from edge.cli import CliError
+from edge.cli import CliError, disk_paths
 from edge.holders import HolderKeyError
 from provisioning import doctor as doctor_mod
 from provisioning import enroll as enroll_mod
 from provisioning import install as install_mod
 from provisioning import reset as reset_mod
+from sync.diskfault import guard
 
 PROG = "wicket-provision"
 
@@ -117,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level="WARNING", format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s")
     try:
-        return args.func(args)
+        return guard(PROG, lambda: args.func(args), lambda: disk_paths(args.config))
     except enroll_mod.ProvisionError as e:
         print(f"{PROG}: {e}", file=sys.stderr)
         return e.exit_code

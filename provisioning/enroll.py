@@ -145,6 +145,7 @@ def run(config_arg: str | None, ticket: Ticket, max_skew_s: float = MAX_SKEW_S,
         timeout = config_mod.load(path).hub_timeout_s
     refuse_skew(hub_clock_skew(ticket.hub, timeout), max_skew_s)
 
+    tls_files = [p for p in _tls_files(path) if not p.exists()]
     cfg, made_config, made_db = initialise(path, explicit=config_arg is not None, say=say)
     conn = db_mod.connect(cfg.database)
     link: HubLink | None = None
@@ -189,6 +190,17 @@ def run(config_arg: str | None, ticket: Ticket, max_skew_s: float = MAX_SKEW_S,
         conn.close()
         if link is None:
             _undo(cfg, made_config, made_db)
+            for p in tls_files:
+                p.unlink(missing_ok=True)
+
+
+def _tls_files(path: Path) -> list[Path]:
+    """The web certificate and key the configuration at ``path`` names (or will name)."""
+    if path.exists():
+        cfg = config_mod.load(path)
+        return [cfg.web_cert, cfg.web_key]
+    defaults = {s.name: s.default for s in config_mod.SETTINGS}
+    return [path.parent / defaults["web_cert"], path.parent / defaults["web_key"]]
 
 
 def _undo(cfg: config_mod.Config, made_config: bool, made_db: bool) -> None:

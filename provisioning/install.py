@@ -103,14 +103,15 @@ def _group_exists(name: str) -> bool:
 
 
 def _own_config(config_arg: str | None, uid: int | None, gid: int | None, say) -> None:
-    """The config and the credential: readable by the service user only (0600, owned by it)."""
+    """The config, the credential and the web pages' TLS key: readable by the service user
+    only (0600, owned by it)."""
     path = config_mod.config_path(config_arg)
     if not path.exists():
         say(f"{path} does not exist yet: run `wicket-provision enroll` before starting the "
             "services")
         return
     cfg = config_mod.load(path)
-    for p in (path, cfg.credential_path):
+    for p in (path, cfg.credential_path, cfg.web_key):
         if p.exists():
             os.chmod(p, 0o600)
             os.chown(p, uid, gid)

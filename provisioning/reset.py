@@ -82,6 +82,10 @@ def run(config_arg: str | None, yes: bool, force: bool, export: str | None,
     if with_config:
         cfg.path.unlink(missing_ok=True)
         removed.append(f"{cfg.path} (the holder key with it)")
+        for p in (cfg.web_cert, cfg.web_key):  # the web pages' certificate goes with it
+            if p.exists():
+                p.unlink()
+                removed.append(str(p))
     say("removed: " + (", ".join(removed) or "nothing (already clean)"))
     say("enroll again with `wicket-provision enroll --hub URL --token TOKEN`"
         + ("" if with_config else f" (the configuration {cfg.path} and its holder key stay)"))

@@ -13,6 +13,7 @@ from flask_babel import gettext as _
 
 from cloud import appliances as appliance_mod
 from cloud.db import appliance_commands, appliances, venues
+from cloud.pages.query import query_int
 from cloud.pages.venues import all_venues
 from cloud.pages.web import (
     actor,
@@ -63,7 +64,7 @@ def _stale(a) -> bool:
 
 
 def _list(status: int = 200, **extra):
-    venue_filter = request.args.get("venue", type=int)
+    venue_filter = query_int("venue")
     with engine().connect() as conn:
         pending = (sa.select(sa.func.count()).select_from(appliance_commands)
                    .where(appliance_commands.c.appliance_id == appliances.c.id,

@@ -11,7 +11,6 @@ page shows as CSV.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import secrets
@@ -37,8 +36,10 @@ from markupsafe import Markup
 from cloud import alerts, ops
 from cloud.audit import record
 from cloud.db import display_links
+from cloud.pages.query import query_choice, query_int
 from cloud.pages.web import actor, back, engine, ok, page_blueprint, public, refused, roles
 from sync.timeutil import from_iso, utcnow
+from sync.websafe import CsvWriter
 
 bp = page_blueprint("ops", "/ops")
 wall_bp = page_blueprint("wall", "/wall")
@@ -52,12 +53,11 @@ WALL_MAX_AGE = 366 * 86400
 
 def _selected(conn: sa.Connection) -> tuple[list[int], dict[str, Any]]:
     """The sessions asked for (?session=…, ?event=…), else the live ones."""
-    chosen: dict[str, Any] = {"session": None, "event": None}
-    if request.args.get("session", "").isdigit():
-        chosen["session"] = int(request.args["session"])
+    chosen: dict[str, Any] = {"session": query_int("session"), "event": query_int("event")}
+    if chosen["session"] is not None:
+        chosen["event"] = None
         return [chosen["session"]], chosen
-    if request.args.get("event", "").isdigit():
-        chosen["event"] = int(request.args["event"])
+    if chosen["event"] is not None:
         return ops.event_sessions(conn, chosen["event"]), chosen
     return ops.live_sessions(conn), chosen
 
@@ -155,8 +155,13 @@ def _render(template: str, live: str, **ctx):
     return render_template(template, live_template=live, refresh_s=REFRESH_S, **ctx)
 
 
+QUERY_KEYS = ("session", "event", "show")  # the filters a page carries into its own links
+
+
 def _query(**over) -> dict[str, Any]:
-    args = {k: v for k, v in request.args.items() if k != "part"}
+    """The page's filters for its links (each is parsed by the page before it renders; any
+    other argument of the address is dropped, never passed on to ``url_for``)."""
+    args = {k: request.args[k] for k in QUERY_KEYS if request.args.get(k)}
     args.update({k: v for k, v in over.items() if v is not None})
     return args
 
@@ -203,7 +208,11 @@ def appliance_list():
 
 
 def _reviewed_filter() -> bool | None:
-    return {"open": False, "reviewed": True}.get(request.args.get("show", "open"))
+    return {"open": False, "reviewed": True}.get(_show())
+
+
+def _show() -> str:
+    return query_choice("show", ("open", "reviewed", "all"), "open")
 
 
 @bp.get("/conflicts")
@@ -212,7 +221,7 @@ def conflict_list():
     with engine().connect() as conn:
         rows = ops.conflict_list(conn, reviewed=_reviewed_filter())
     return _render("ops/conflicts.html", "ops/_conflicts_live.html", conflicts=rows,
-                   show=request.args.get("show", "open"), query=_query())
+                   show=_show(), query=_query())
 
 
 @bp.post("/conflicts/<int:conflict_id>/review")
@@ -290,7 +299,7 @@ def set_rules():
 def export_csv():
     view = request.args.get("view", "dashboard")
     out = io.StringIO()
-    w = csv.writer(out, lineterminator="\n")
+    w = CsvWriter(out, lineterminator="\n")
     with engine().connect() as conn:
         if view == "dashboard":
             ids, _chosen = _selected(conn)

@@ -12,6 +12,7 @@ from flask_babel import gettext as _
 
 from cloud import inventory
 from cloud.db import events, price_tiers, seats, session_seats, sessions, venues, zones
+from cloud.pages.query import query_text
 from cloud.pages.venues import all_venues
 from cloud.pages.web import (
     actor,
@@ -251,8 +252,7 @@ def _seats_page(session_id: int, zone: str, row: str, status: int = 200):
 @bp.get("/<int:session_id>/seats")
 @roles("sales")
 def seat_list(session_id: int):
-    return _seats_page(session_id, request.args.get("zone", "").strip(),
-                       request.args.get("row", "").strip())
+    return _seats_page(session_id, query_text("zone", 40), query_text("row", 40))
 
 
 @bp.post("/<int:session_id>/seats")

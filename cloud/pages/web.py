@@ -13,7 +13,6 @@ import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import segno
@@ -36,6 +35,7 @@ from markupsafe import Markup
 from cloud import staff_sessions
 from cloud.staff import admits
 from sync.timeutil import utcnow
+from sync.websafe import local_path
 
 PAGES = "wicket_pages"
 CSRF_FIELD = "csrf_token"
@@ -118,11 +118,9 @@ def sign_out() -> None:
 
 
 def safe_next(target: str | None) -> str | None:
-    """A local path to return to after sign-in, or None (never another site)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return None
-    parts = urlsplit(target)
-    return None if parts.scheme or parts.netloc else target
+    """A local path to return to after sign-in, or None (never another site): see
+    :func:`sync.websafe.local_path`."""
+    return local_path(target)
 
 
 def before_page() -> Any:

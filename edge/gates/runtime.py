@@ -50,6 +50,7 @@ from edge.gates.devices import (
 )
 from edge.gates.lane import LaneConfig, LaneWorker
 from edge.holders import HolderKeyError, HolderVault
+from sync.diskfault import guard
 from sync.identity import mask_document
 from sync.timeutil import from_iso, to_iso, utcnow
 
@@ -458,7 +459,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=cfg.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return run_from_config(cfg, **options_from(args))
+    from edge.cli import disk_paths
+
+    return guard("wicket-edge gates", lambda: run_from_config(cfg, **options_from(args)),
+                 lambda: disk_paths(args.config))
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:

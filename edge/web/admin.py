@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-from flask import Blueprint, flash, g, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 
 from edge import staff as staff_mod
@@ -12,6 +23,7 @@ from edge import status
 from edge.web.app import get_conn
 from edge.web.auth import end_sessions, policy_message, require
 from edge.web.helpers import kind_name, local, refusal_words
+from edge.web.query import query_int, query_text
 
 bp = Blueprint("admin", __name__)
 
@@ -24,10 +36,7 @@ def home():
 
 
 def _minutes() -> int:
-    try:
-        return min(max(int(request.args.get("minutes", 15)), 1), 24 * 60)
-    except ValueError:
-        return 15
+    return query_int("minutes", 15, 1, 24 * 60)
 
 
 def _dashboard() -> dict:
@@ -54,7 +63,19 @@ def _dashboard() -> dict:
 @bp.route("/dashboard")
 @require("supervisor")
 def dashboard():
-    return render_template("dashboard.html", data=_dashboard())
+    return render_template("dashboard.html", data=_dashboard(), certificate=_certificate())
+
+
+def _certificate():
+    """The pages' certificate, for staff to compare its fingerprint with what a browser or a
+    handheld shows the first time (docs/handheld.md); None when there is none."""
+    from edge import tls
+
+    path = current_app.config.get("WEB_CERT")
+    try:
+        return tls.describe(Path(path)) if path else None
+    except tls.TlsError:
+        return None
 
 
 @bp.route("/dashboard.json")
@@ -118,15 +139,9 @@ AUDIT_PAGE = 100
 @require("supervisor")
 def audit():
     conn = get_conn()
-    actor = request.args.get("actor", "").strip()
-    action = request.args.get("action", "").strip()
-    subject = request.args.get("subject", "").strip()
-    since = request.args.get("since", "").strip()
-    until = request.args.get("until", "").strip()
-    try:
-        before = int(request.args.get("before", 0)) or None
-    except ValueError:
-        before = None
+    actor, action, subject, since, until = (query_text(name) for name in (
+        "actor", "action", "subject", "since", "until"))
+    before = query_int("before")
     where, args = [], []
     if actor:
         where.append("actor = ?")

@@ -21,7 +21,10 @@ Configuration keys (all optional; the appliance's TOML file supplies what is not
     seconds a verdict stays on the gate screen and the handheld page (default:
     ``verdict_fade_s`` from the configuration file).
 ``SESSION_COOKIE_SECURE``
-    set when the pages are served over TLS.
+    makes the session cookie Secure even over plain HTTP; over TLS it is Secure anyway.
+``WEB_CERT``
+    the certificate the pages are served with (default: ``web_cert`` from the configuration
+    file), whose fingerprint the dashboard shows.
 ``HANDHELD_OFFLINE_MAX_AGE_MIN``
     the oldest offline handheld scan admitted on arrival, in minutes; 0 (the default when not
     given): its own entry window (``handheld_offline_max_age_min`` from the configuration file).
@@ -42,7 +45,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from flask import Flask, g, request
+from flask import Flask, g, has_request_context, request
 from flask.sessions import SecureCookieSessionInterface
 
 from edge import config as config_mod
@@ -100,6 +103,10 @@ class _Sessions(SecureCookieSessionInterface):
             return None  # Flask gives the request a null session, which is never saved
         return super().open_session(app, request)
 
+    def get_cookie_secure(self, app) -> bool:
+        """Secure whenever the page came over TLS, whatever the configuration says."""
+        return super().get_cookie_secure(app) or (has_request_context() and request.is_secure)
+
 
 def _derive_secret(holder_key: str) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
@@ -122,6 +129,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         config.setdefault("PASSWORD_MAX_AGE_DAYS", cfg.password_max_age_days)
         config.setdefault("HANDHELD_OFFLINE_MAX_AGE_MIN", cfg.handheld_offline_max_age_min)
         config.setdefault("VERDICT_FADE_S", cfg.verdict_fade_s)
+        config.setdefault("WEB_CERT", str(cfg.web_cert))
     config.setdefault("VERDICT_FADE_S", config_mod.Config.verdict_fade_s)
     config.setdefault("SECRET_KEY", _derive_secret(config["HOLDER_KEY"]))
     app.config.update(
@@ -199,8 +207,10 @@ def _error_pages(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException):
         from edge.web.auth import wants_json
+        from edge.web.query import BadArgument
 
-        message = messages.get(e.code, lambda: e.description)()
+        message = (e.description if isinstance(e, BadArgument)  # names the argument
+                   else messages.get(e.code, lambda: e.description)())
         if wants_json():
             return jsonify({"error": e.name.lower().replace(" ", "_"), "message": message}), \
                 e.code

@@ -40,6 +40,7 @@ from edge.db import immediate
 from edge.web.app import get_conn, token_hash
 from edge.web.i18n import LANGUAGES
 from sync.timeutil import from_iso, to_iso, utcnow
+from sync.websafe import local_path
 
 log = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__)
@@ -203,10 +204,10 @@ def end_sessions(conn, staff_id: int, keep: str | None = None) -> None:
                  (staff_id, token_hash(keep) if keep else None))
 
 
-def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url_for("admin.home")
+def safe_next(target: str | None) -> str:
+    """Where to send the browser after a login or a language switch: ``target`` if it is a
+    path on this appliance (see :func:`sync.websafe.local_path`), else the home page."""
+    return local_path(target) or url_for("admin.home")
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -224,14 +225,17 @@ def login():
                                    current_app.config["PASSWORD_MAX_AGE_DAYS"])
         except staff_mod.StaffError as e:
             log.info("login refused for an account (%s) from %s", e.code, request.remote_addr)
-            error = (_("Too many wrong passwords: the account is locked for 15 minutes.")
-                     if e.code == "locked" else _("Wrong username or password."))
+            # one answer for a wrong password, an unknown user and a locked account, so that
+            # nobody learns from it whether an account exists or is locked
+            error = _("Wrong username or password, or the account is locked after too many "
+                      "wrong passwords (it opens again after 15 minutes, or when an admin "
+                      "unlocks it).")
         else:
             start_session(conn, user)
             log.info("staff %s logged in from %s", user.username, request.remote_addr)
             if user.must_change_password:
                 return redirect(url_for("auth.password"))
-            return redirect(_safe_next(request.args.get("next")))
+            return redirect(safe_next(request.args.get("next")))
     return render_template("login.html", error=error), (401 if error else 200)
 
 
@@ -352,4 +356,4 @@ def language():
     user = _session_user(get_conn()) if session.get("sid") else None
     if user is not None:
         staff_mod.set_language(get_conn(), user.id, lang)
-    return redirect(_safe_next(request.form.get("next")))
+    return redirect(safe_next(request.form.get("next")))

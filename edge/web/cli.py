@@ -2,7 +2,8 @@
 
 Its own process (and systemd unit): it shares nothing with the gate runtime and the sync
 agent but the database. Binds ``web_bind`` from the configuration (``127.0.0.1:8000`` unless
-set), or ``--bind``. While the appliance has no admin it prints a one-time setup code that the
+set), or ``--bind``; over HTTPS with ``web_cert`` and ``web_key`` unless the bind is a loopback
+address or ``web_tls = "off"`` (see edge/tls.py). While the appliance has no admin it prints a one-time setup code that the
 first-run page asks for, so a box reachable from the venue network cannot be claimed by
 whoever finds it first.
 """
@@ -15,6 +16,8 @@ import sys
 from edge import config as config_mod
 from edge import db as db_mod
 from edge import staff as staff_mod
+from edge import tls
+from sync.diskfault import guard
 
 # Answered successfully, these are the handheld API's steady traffic: every scan is an entry
 # with its device already, and a log line each would cost the appliance as much as deciding it.
@@ -88,14 +91,28 @@ def serve(config_path: str | None, bind: str | None = None, workers: int | None 
               "`wicket-edge init`", file=sys.stderr)
         return 2
     bind = bind or cfg.web_bind
+    use_tls = tls.serves_tls(cfg.web_tls, bind)
+    scheme = "https" if use_tls else "http"
+    if use_tls:
+        try:
+            cert = tls.describe(cfg.web_cert)
+        except tls.TlsError as e:
+            print(f"wicket-edge: {e}; run `wicket-edge init` to make a self-signed one, or set "
+                  "web_cert and web_key (or web_tls = \"off\" for plain HTTP)", file=sys.stderr)
+            return 2
+        if not cfg.web_key.exists():
+            print(f"wicket-edge: {cfg.web_key}: the key of {cfg.web_cert} is missing",
+                  file=sys.stderr)
+            return 2
     conn = db_mod.connect(cfg.database)
     try:
         if not staff_mod.has_admin(conn):
             code = new_setup_code(conn)
-            print(f"wicket-edge: no admin yet: open http://{bind}/first-run and give the setup "
-                  f"code {code}", flush=True)
+            print(f"wicket-edge: no admin yet: open {scheme}://{bind}/first-run and give the "
+                  f"setup code {code}", flush=True)
     finally:
         conn.close()
+    # the session cookie is Secure whenever the request came over TLS (see edge.web.app)
     app_config = {"EDGE_CONFIG": str(cfg.path)}
 
     class EdgeWebServer(BaseApplication):
@@ -111,11 +128,16 @@ def serve(config_path: str | None, bind: str | None = None, workers: int | None 
             # no runtime control socket: unused here, and its default path is shared by every
             # gunicorn of the user, so two servers on one box would fight over it
             self.cfg.set("control_socket_disable", True)
+            if use_tls:
+                self.cfg.set("certfile", str(cfg.web_cert))
+                self.cfg.set("keyfile", str(cfg.web_key))
 
         def load(self):
             return create_app(app_config)
 
-    print(f"wicket-edge: serving the appliance pages on http://{bind}", flush=True)
+    print(f"wicket-edge: serving the appliance pages on {scheme}://{bind}", flush=True)
+    if use_tls:
+        print(f"wicket-edge: certificate SHA-256 fingerprint {cert.fingerprint}", flush=True)
     EdgeWebServer().run()
     return 0
 
@@ -129,8 +151,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, help="worker processes (default: web_workers)")
     p.add_argument("--threads", type=int, help="threads per worker (default: web_threads)")
     args = p.parse_args(argv)
+    from edge.cli import disk_paths
+
     try:
-        return serve(args.config, args.bind, args.workers, args.threads)
+        return guard("wicket-edge web", lambda: serve(args.config, args.bind, args.workers,
+                                                      args.threads),
+                     lambda: disk_paths(args.config))
     except config_mod.ConfigError as e:
         print(f"wicket-edge: {e}", file=sys.stderr)
         return 2

@@ -27,6 +27,7 @@ from edge.web import details, outcome
 from edge.web.app import get_conn, get_engine
 from edge.web.auth import require
 from edge.web.i18n import current_language
+from edge.web.query import query_int
 from sync.ids import uuid7
 from sync.timeutil import from_iso, to_iso, utcnow
 
@@ -226,10 +227,7 @@ def feed():
     conn = get_conn()
     lanes = [c for c in request.args.getlist("lane") if c][:12]
     watch = [w for w in request.args.getlist("watch") if w][:MAX_WATCH]
-    try:
-        after = int(request.args.get("after", 0))
-    except ValueError:
-        after = 0
+    after = query_int("after", 0, 0)
     lang = current_language()
     where = "e.seq > ?"
     args: list = [after]

@@ -3,10 +3,12 @@ key, and languages — on both databases."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import stat
 from datetime import timedelta
+from urllib.parse import unquote
 
 import pytest
 import sqlalchemy as sa
@@ -140,6 +142,20 @@ def test_sign_in_returns_to_the_page_asked_for_and_never_elsewhere(hub):
     assert safe_next("https://evil.example/") is None
     assert safe_next("/\\evil.example") is None
     assert safe_next("/tickets?number=T1") == "/tickets?number=T1"
+
+
+@pytest.mark.parametrize("raw", ["/%09/evil.example", "//evil.example", "/%5Cevil.example",
+                                 "%5C/evil.example", "https://evil.example",
+                                 "/%252F%252Fevil.example", "javascript:alert(1)",
+                                 "/%00/evil.example", "%20//evil.example"])
+def test_sign_in_and_the_language_switch_never_send_a_browser_off_the_hub(hub, raw):
+    client = hub.client()
+    r = client.post(f"/login?next={raw}", data={"username": "ops-user", "password": PASSWORD,
+                                                "csrf_token": csrf(client)})
+    assert r.status_code == 303 and r.headers["Location"] == "/"
+    r = client.post("/lang", data={"lang": "en", "next": unquote(raw),
+                                   "csrf_token": csrf(client, "/")})
+    assert r.status_code == 303 and r.headers["Location"] == "/"
 
 
 def test_the_cookie_is_httponly_and_samesite_lax_and_sign_in_makes_a_new_session(hub):
@@ -287,3 +303,42 @@ def test_session_rules_at_their_limits(hub):
         with pytest.raises(SessionEnded) as e:
             check_session(conn, third, t0)
         assert e.value.reason == "ended"
+
+
+def test_sign_in_answers_alike_for_a_locked_an_unknown_and_a_wrong_password_account(
+        hub, monkeypatch):
+    """Same status, body (but for the username the form gives back) and headers, and exactly
+    one password hash each (counted, not timed)."""
+    with hub.engine.begin() as conn:
+        conn.execute(sa.update(staff).where(staff.c.id == hub.staff["ops"]).values(
+            locked_until=utcnow() + timedelta(minutes=10)))
+        conn.execute(sa.update(staff).where(staff.c.id == hub.staff["sales"]).values(
+            disabled=True))
+    hashes = []
+    real_scrypt = hashlib.scrypt
+
+    def counting_scrypt(*args, **kwargs):
+        hashes.append(1)
+        return real_scrypt(*args, **kwargs)
+
+    client = hub.client()
+    token = csrf(client)
+    monkeypatch.setattr(hashlib, "scrypt", counting_scrypt)
+    answers = {}
+    for case, username, password in (
+            ("locked, right password", "ops-user", PASSWORD),
+            ("locked, wrong password", "ops-user", "not the password"),
+            ("unknown", "nobody-user", "not the password"),
+            ("wrong password", "admin-user", "not the password"),
+            ("disabled", "sales-user", PASSWORD)):
+        hashes.clear()
+        r = client.post("/login", data={"username": username, "password": password,
+                                        "csrf_token": token})
+        assert len(hashes) == 1, case
+        body = text(r).replace(f'value="{username}"', 'value="…"')
+        headers = sorted((k, v) for k, v in r.headers.items() if k != "Content-Length")
+        answers[case] = (r.status_code, body, headers)
+    first = answers["unknown"]
+    assert first[0] == 401
+    assert all(answer == first for answer in answers.values()), \
+        [case for case, answer in answers.items() if answer != first]

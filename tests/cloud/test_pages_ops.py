@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from cloud import appliances
+from cloud.db import appliances as appliance_table
 from cloud.db import audit_log, gates, venues
 from cloud.tickets import issue_ticket
 from cloud.venues import add_lane
@@ -201,3 +202,21 @@ def test_the_ops_pages_in_chinese(hub):
     page = text(ops_user.get("/ops"))
     assert "在场人数" in page and "每分钟入场" in page
     assert "告警" in text(ops_user.get("/ops/alerts"))
+
+
+def test_csv_export_cells_never_start_a_formula(hub):
+    with hub.engine.begin() as conn:
+        conn.execute(sa.update(appliance_table).where(appliance_table.c.name == "Gate box 2")
+                     .values(name="=HYPERLINK(\"http://evil.example\",\"x\")"))
+        conn.execute(sa.update(venues).where(venues.c.id == hub.venue).values(name="@SUM(1)"))
+    hub.app.test_client().post("/api/sync/v1/heartbeat", headers=hub.auth[0], json={"state": {
+        "software_version": "0.1.0", "clock_skew_s": -2.5,
+        "devices": [{"id": "-cam", "kind": "qr", "state": "up", "error": "+1"}]}})
+    push(hub, 0, entry(hub, hub.tickets[0]))
+    for view in ("dashboard", "appliances"):
+        rows = list(csv.reader(io.StringIO(text(
+            hub.client("ops").get(f"/ops/export.csv?view={view}")))))
+        cells = [c for r in rows for c in r]
+        assert not any(c.startswith(("=", "+", "-", "@", "\t", "\r")) for c in cells), view
+    assert "'=HYPERLINK(\"http://evil.example\",\"x\")" in cells and "'@SUM(1)" in cells
+    assert "'-cam" in cells

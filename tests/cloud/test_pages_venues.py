@@ -3,6 +3,7 @@ nothing changed) and download it — on both databases."""
 
 from __future__ import annotations
 
+import csv
 import io
 import re
 
@@ -141,3 +142,24 @@ def test_admin_changes_a_gates_zones_and_policy_and_the_venue_is_told(hub):
     assert len(sent["zones"]) == 2 and sent["realname_mode"] == "id_only"
     assert len(audit.before["zones"]) == 1 and audit.actor == f"staff:{hub.staff['admin']}"
     assert "ID card alone" in text(admin.get(f"/venues/{hub.venue}"))
+
+
+def test_seat_map_cells_that_a_spreadsheet_would_run_are_neutralised_and_read_back(hub):
+    admin = hub.client("admin")
+    before = seat_count(hub)
+    hostile = ("level,zone,row,number,category\n"
+               "-1,A,=HYPERLINK(\"x\"),1,std\n"
+               "-1,A,@SUM(A1),2,+cmd\n")
+    assert upload(admin, hub.venue, hostile.encode()).status_code == 303
+    body = admin.get(f"/venues/{hub.venue}/seats.csv").get_data().decode("utf-8-sig")
+    rows = list(csv.reader(io.StringIO(body)))
+    exported = [r for r in rows if r[0].startswith("'-")]
+    assert sorted(exported) == [
+        ["'-1", "A", "'=HYPERLINK(\"x\")", "1", "std", "no", "no", "no"],
+        ["'-1", "A", "'@SUM(A1)", "2", "'+cmd", "no", "no", "no"]]
+    assert not any(cell.startswith(("=", "+", "-", "@")) for r in rows for cell in r)
+    # the exported file imports again as the same seats: nothing new, nothing changed
+    r = upload(admin, hub.venue, body.encode())
+    assert r.status_code == 303
+    assert f"0 new, 0 changed, {before + 2} unchanged" in text(admin.get(r.headers["Location"]))
+    assert seat_count(hub) == before + 2

@@ -59,7 +59,8 @@ def test_reset_refuses_with_unacknowledged_entries_then_force_exports_them(box_w
     header, entries = read_export(export.read_bytes(), signing_key(holder_key), None)
     assert header["count"] == 2 and len(entries) == 2
     assert all(e["admitted"] for e in entries)
-    assert _left(box) == {"edge.toml", "saved.jsonl"}  # no database, no credential
+    # no database, no credential; the configuration and the web certificate stay
+    assert _left(box) == {"edge.toml", "web-cert.pem", "web-key.pem", "saved.jsonl"}
     assert config_mod.load(box).holder_key == holder_key  # the key stays unless asked
 
 
@@ -78,7 +79,7 @@ def test_reset_then_the_box_enrolls_again(hub, box):
                      config=box).returncode == 0
     r = provision("reset", "--yes", config=box)
     assert r.returncode == 0, r.stderr
-    assert _left(box) == {"edge.toml"}
+    assert _left(box) == {"edge.toml", "web-cert.pem", "web-key.pem"}
     r = provision("enroll", "--hub", hub.process.url, "--token=" + hub.token(venue, "again"),
                   config=box)
     assert r.returncode == 0, r.stderr

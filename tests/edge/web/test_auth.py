@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 
 import pytest
@@ -219,9 +220,49 @@ def test_language_from_the_browser_and_per_account(app, as_role, appliance, user
 
 def test_login_never_redirects_off_the_appliance(app, users):
     for target, expected in (("/gate/?lane=N1", "/gate/?lane=N1"), ("//evil.example/", "/"),
-                             ("https://evil.example/", "/"), ("/\\evil.example", "/")):
+                             ("https://evil.example/", "/"), ("/\\evil.example", "/"),
+                             ("/%09/evil.example", "/"), ("/%5Cevil.example", "/"),
+                             ("%5C/evil.example", "/"), ("/%252F%252Fevil.example", "/"),
+                             ("javascript:alert(1)", "/"), ("/%00/evil.example", "/"),
+                             ("/%0D%0A/evil.example", "/"), ("%20//evil.example", "/")):
         b = Browser(app.test_client())
         b.get("/login")
         r = b.post(f"/login?next={target}", {"username": "gate",
                                              "password": PASSWORDS["gate"]})
         assert r.status_code == 302 and r.headers["Location"] == expected, target
+
+
+def test_sign_in_answers_alike_for_a_locked_an_unknown_and_a_wrong_password_account(
+        app, appliance, users, monkeypatch):
+    """Same status, body and headers, and exactly one password hash each (counted, not
+    timed): nothing tells an attacker whether an account exists or is locked."""
+    conn = appliance["conn"]
+    conn.execute("UPDATE staff_users SET locked_until = ? WHERE username = 'supervisor'",
+                 (to_iso(utcnow() + timedelta(minutes=10)),))
+    conn.execute("UPDATE staff_users SET disabled = 1 WHERE username = 'gate'")
+    staff.create_user(conn, "clerk", "Amber-signal-58", "gate", "test")
+    hashes = []
+    real_scrypt = hashlib.scrypt
+
+    def counting_scrypt(*args, **kwargs):
+        hashes.append(1)
+        return real_scrypt(*args, **kwargs)
+
+    b = Browser(app.test_client())
+    b.get("/login")
+    monkeypatch.setattr(hashlib, "scrypt", counting_scrypt)
+    answers = {}
+    for case, username, password in (
+            ("locked, right password", "supervisor", PASSWORDS["supervisor"]),
+            ("locked, wrong password", "supervisor", "Not-the-password-1"),
+            ("unknown", "nobody", "Not-the-password-1"),
+            ("wrong password", "clerk", "Not-the-password-1"),
+            ("disabled", "gate", PASSWORDS["gate"])):
+        hashes.clear()
+        r = b.post("/login", {"username": username, "password": password})
+        assert len(hashes) == 1, case
+        answers[case] = (r.status_code, r.data, sorted(r.headers.items()))
+    first = answers["unknown"]
+    assert first[0] == 401 and b"Wrong username or password" in first[1]
+    assert all(answer == first for answer in answers.values()), \
+        [case for case, answer in answers.items() if answer != first]

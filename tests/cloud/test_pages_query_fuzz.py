@@ -1,0 +1,72 @@
+"""Every GET route of the hub, signed in as an admin over sample data (tickets, entries, a
+conflict, an alert, a wall-display link), answers hostile query strings with 4xx, never 5xx:
+a bad argument is refused naming the field, not a traceback. See tests/webfuzz.py."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from cloud import alerts, appliances
+from cloud.db import sessions
+from cloud.staff import create_token
+from cloud.tickets import issue_ticket
+from cloud.venues import add_lane
+from sync.ids import uuid7
+from sync.timeutil import to_iso, utcnow
+from tests.cloud.pagekit import build_hub, text
+from tests.webfuzz import concrete_paths, fuzz
+
+
+def sample_hub(url: str):
+    hub = build_hub(url)
+    with hub.engine.begin() as conn:
+        add_lane(conn, hub.venue, "G1", "L1")
+        now = utcnow()
+        conn.execute(sa.update(sessions).where(sessions.c.id == hub.session).values(
+            starts_at=now + timedelta(minutes=30), ends_at=now + timedelta(hours=3)))
+        tickets = [issue_ticket(conn, session_id=hub.session) for _ in range(3)]
+        boxes = [appliances.register(conn, hub.venue, f"Gate box {n}") for n in (1, 2)]
+        token = create_token(conn, hub.staff["admin"], "fuzz", "test")
+    client = hub.app.test_client()
+    creds = [client.post("/api/sync/v1/enroll", json={"token": b.token}).get_json()["credential"]
+             for b in boxes]
+    entry = {"id": "", "seq": 1, "at": to_iso(utcnow()), "lane": "L1", "direction": "in",
+             "ticket_id": tickets[0].id, "session_id": hub.session, "admitted": True,
+             "reason": "OK", "cursor": 1}
+    for cred in creds:  # the same ticket admitted by two boxes: a conflict
+        r = client.post("/api/sync/v1/entries", json={"entries": [{**entry, "id": str(uuid7())}]},
+                        headers={"Authorization": f"Appliance {cred}"})
+        assert r.status_code == 200
+    with hub.engine.begin() as conn:
+        alerts.evaluate(conn)
+    return hub, tickets, boxes, token, creds
+
+
+def test_no_query_string_makes_any_hub_page_or_api_fail(hub_url):
+    hub, tickets, boxes, token, creds = sample_hub(hub_url)
+    admin = hub.client("admin")
+    paths = concrete_paths(hub.app, {
+        "venue_id": str(hub.venue), "gate_id": "1", "session_id": str(hub.session),
+        "number": tickets[0].number, "appliance_id": str(boxes[0].id), "key_id": "1",
+        "tickets.confirm_revoke.action": "refund", "appliances.confirm.action": "revoke",
+        "token": "not-a-link"}, skip=("static",))
+
+    def headers(path: str) -> dict:
+        if path.startswith("/api/sync/"):
+            return {"Authorization": f"Appliance {creds[0]}"}
+        if path.startswith("/api/"):
+            return {"Authorization": f"Bearer {token}"}
+        return {}
+
+    failures = fuzz(hub.app, admin, paths, headers)
+    assert not failures, "\n".join(failures)
+    # a refused argument is named on the page, in the page's language
+    r = admin.get("/ops?session=99999999999999999999")
+    assert r.status_code == 400 and "session=99999999999999999999" in text(r)
+    r = admin.get("/appliances?venue=²", headers={"Accept-Language": "zh"})
+    assert r.status_code == 400 and "venue=²" in text(r) and "整数" in text(r)
+    assert admin.get("/ops/conflicts?show=everything").status_code == 400
+    assert admin.get(f"/ops?session={hub.session}&view=x").status_code == 200
+    hub.engine.dispose()
