@@ -154,7 +154,7 @@ def test_the_upgrade_drops_autoincrement_and_keeps_every_entry_and_its_links(tmp
     old.close()
 
     db = db_mod.open_db(path)
-    assert db_mod.migrate(db) == ["m009_entries_without_autoincrement"]
+    assert db_mod.migrate(db)[0] == "m009_entries_without_autoincrement"
     (sql,) = db.execute("SELECT sql FROM sqlite_master WHERE name = 'entries'").fetchone()
     assert "AUTOINCREMENT" not in sql and "CHECK (direction IN ('in', 'out'))" in sql
     assert db.execute("SELECT count(*) FROM sqlite_sequence WHERE name = 'entries'"
@@ -171,3 +171,22 @@ def test_the_upgrade_drops_autoincrement_and_keeps_every_entry_and_its_links(tmp
         db.execute("INSERT INTO handheld_scans (client_scan_id, device_id, entry_id, fingerprint,"
                    " verdict) VALUES ('s2', 'h1', 'nope', 'f', '{}')")
     assert db.execute("SELECT entry_id FROM handheld_scans").fetchall() == [("b",)]
+
+
+def test_the_upgrade_keeps_overrides_apart_from_typed_ticket_numbers(tmp_path):
+    """Before m010 a supervisor's override was recorded as a manual scan; after it, it is an
+    override naming its supervisor, so it never counts as an admission by ticket number."""
+    path = tmp_path / "old.db"
+    old = db_mod.open_db(path)
+    db_mod.migrate(old, stop_before="m010_manual_entry")
+    old.execute("INSERT INTO entries (id, at, day, device_id, direction, scan_kind, scan_ref, "
+                "admitted, reason) VALUES ('o', 't', 'd', 'web:sue', 'in', 'manual', "
+                "'override:-', 1, 'OK'), ('m', 't', 'd', 'web:al', 'in', 'manual', "
+                "'T00001001', 1, 'OK')")
+    old.execute("INSERT INTO gates (id, code, name) VALUES (1, 'G1', 'Gate 1')")
+    old.close()
+    db = db_mod.open_db(path)
+    assert "m010_manual_entry" in db_mod.migrate(db)
+    assert db.execute("SELECT id, scan_kind, staff FROM entries ORDER BY id").fetchall() == [
+        ("m", "manual", None), ("o", "override", "sue")]
+    assert db.execute("SELECT manual_entry FROM gates").fetchall() == [(0,)]
