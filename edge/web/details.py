@@ -49,6 +49,13 @@ FIXED = {
     "not for a session held at this venue": _l("not for a session held at this venue"),
     "already inside": _l("already inside"),
     "re-entry not allowed at this gate": _l("re-entry not allowed at this gate"),
+    "not a scan a reader makes": _l("not a scan a reader makes"),
+    "a ticket number is accepted only from signed-in staff":
+        _l("a ticket number is accepted only from signed-in staff"),
+    "ticket numbers are not accepted at this gate":
+        _l("ticket numbers are not accepted at this gate"),
+    "ticket number mistyped: its check character does not match":
+        _l("ticket number mistyped: its check character does not match"),
 }
 
 PATTERNS = (
