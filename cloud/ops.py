@@ -51,6 +51,7 @@ DEVICE_UP = "up"
 ACTIVE_GATE = timedelta(minutes=10)
 LAG_COUNT_CAP = 100_000
 MAX_NOTE = 1000
+MANUAL = "manual"  # the scan kind of a ticket number typed by staff (never an override)
 
 
 class OpsError(ValueError):
@@ -145,7 +146,7 @@ def count_entries(conn: sa.Connection, venue_id: int, batch: list[dict[str, Any]
             index_elements=["session_id", "ticket_id"]).returning(entered_tickets.c.entry_id)
         firsts = set(conn.execute(ins, rows).scalars().all())
 
-    counts: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    counts: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
     for e in new.values():
         lane = e["lane"] or ""
         zone = ticket_zone.get(e["ticket_id"]) or 0
@@ -159,14 +160,16 @@ def count_entries(conn: sa.Connection, venue_id: int, batch: list[dict[str, Any]
         else:
             c[0] += 1
             c[3] += e["id"] in firsts
+            c[4] += e.get("kind") == MANUAL  # admitted on a ticket number typed by staff
     rows = [{"session_id": k[0], "venue_id": k[1], "lane": k[2], "zone_id": k[3],
              "minute": k[4], "admitted_in": c[0], "admitted_out": c[1], "refused": c[2],
-             "first_in": c[3]} for k, c in sorted(counts.items())]
+             "first_in": c[3], "manual_in": c[4]} for k, c in sorted(counts.items())]
     ins = _insert(conn, entry_minutes)
     conn.execute(ins.on_conflict_do_update(
         index_elements=["session_id", "venue_id", "lane", "zone_id", "minute"],
         set_={col: entry_minutes.c[col] + ins.excluded[col]
-              for col in ("admitted_in", "admitted_out", "refused", "first_in")}), rows)
+              for col in ("admitted_in", "admitted_out", "refused", "first_in", "manual_in")}),
+        rows)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -200,7 +203,7 @@ def event_sessions(conn: sa.Connection, event_id: int) -> list[int]:
 
 
 def _numbers() -> dict[str, int]:
-    return {"entered": 0, "entries": 0, "exits": 0, "inside": 0, "refused": 0}
+    return {"entered": 0, "entries": 0, "exits": 0, "inside": 0, "refused": 0, "by_number": 0}
 
 
 def _add(into: dict[str, Any], r: Any) -> None:
@@ -209,6 +212,7 @@ def _add(into: dict[str, Any], r: Any) -> None:
     into["exits"] += int(r.admitted_out or 0)
     into["inside"] += int(r.admitted_in or 0) - int(r.admitted_out or 0)
     into["refused"] += int(r.refused or 0)
+    into["by_number"] += int(r.manual_in or 0)
 
 
 def sold_counts(conn: sa.Connection, session_rows: list[Any]) -> dict[int, dict[str, int]]:
@@ -252,7 +256,8 @@ def attendance(conn: sa.Connection, session_ids: list[int], now: datetime | None
     sums = [sa.func.sum(em.admitted_in).label("admitted_in"),
             sa.func.sum(em.admitted_out).label("admitted_out"),
             sa.func.sum(em.refused).label("refused"),
-            sa.func.sum(em.first_in).label("first_in")]
+            sa.func.sum(em.first_in).label("first_in"),
+            sa.func.sum(em.manual_in).label("manual_in")]
     rows = conn.execute(sa.select(em.session_id, em.venue_id, em.lane, em.zone_id, *sums)
                         .where(em.session_id.in_(ids))
                         .group_by(em.session_id, em.venue_id, em.lane, em.zone_id)).all(

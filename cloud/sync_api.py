@@ -27,7 +27,7 @@ bp = json_blueprint("sync_api", "/api/sync/v1")
 MAX_PAGE = 5000
 MAX_BATCH = 1000
 ENTRY_FIELDS = {"id", "seq", "at", "lane", "direction", "ticket_id", "session_id", "admitted",
-                "reason", "cursor"}
+                "reason", "cursor", "kind", "staff"}
 
 
 @bp.errorhandler(appliance_mod.ApplianceError)
@@ -140,7 +140,8 @@ def _check_entry(e: Any) -> dict[str, Any]:
         out = {"id": str(e["id"]), "seq": int(e["seq"]), "at": at, "lane": e.get("lane"),
                "direction": e["direction"], "ticket_id": e.get("ticket_id"),
                "session_id": e.get("session_id"), "admitted": bool(e["admitted"]),
-               "reason": str(e["reason"]), "cursor": int(e.get("cursor", 0))}
+               "reason": str(e["reason"]), "cursor": int(e.get("cursor", 0)),
+               "kind": e.get("kind"), "staff": e.get("staff")}
     except (KeyError, TypeError, ValueError) as err:
         raise ApiError(400, "bad_entry", f"entry {e.get('id')!r}: {err}") from None
     if out["direction"] not in ("in", "out") or len(out["id"]) != 36:

@@ -481,3 +481,23 @@ def test_pushes_racing_each_other_count_every_entry_and_each_ticket_once(hub):
     with hub.engine.connect() as conn:
         stored = conn.execute(sa.select(sa.func.count()).select_from(entries)).scalar()
     assert stored == 6 * len(tickets)
+
+
+def test_admissions_by_ticket_number_are_counted_apart_and_kept_with_their_staff(hub):
+    s = hub.session
+    now = utcnow()
+    a = hub.tickets_a
+    typed = entry(s, a[0], at=now, kind="manual", staff="alice")
+    push(hub, "box1", typed, entry(s, a[1], at=now, kind="qr"), entry(s, a[2], at=now),
+         entry(s, a[3], at=now, kind="override", staff="sue"),
+         entry(s, a[4], at=now, kind="manual", staff="bob", admitted=False, reason="UNKNOWN"),
+         entry(s, a[5], lane="X1", direction="out", at=now, kind="manual", staff="bob"))
+    push(hub, "box1", typed)  # a resend counts nothing twice
+    t = numbers(hub)["totals"]
+    assert (t["entries"], t["by_number"]) == (4, 1)  # an override is not a typed number
+    by_gate = {g["gate"]: g for g in numbers(hub)["by_gate"]}
+    assert (by_gate["North Gate"]["by_number"], by_gate["Exit"]["by_number"]) == (1, 0)
+    with hub.engine.connect() as conn:
+        kept = conn.execute(sa.select(entries.c.kind, entries.c.staff)
+                            .where(entries.c.id == typed["id"])).one()
+    assert tuple(kept) == ("manual", "alice")

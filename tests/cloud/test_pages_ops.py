@@ -201,3 +201,15 @@ def test_the_ops_pages_in_chinese(hub):
     page = text(ops_user.get("/ops"))
     assert "在场人数" in page and "每分钟入场" in page
     assert "告警" in text(ops_user.get("/ops/alerts"))
+
+
+def test_the_dashboard_shows_admissions_by_ticket_number_apart(hub):
+    ops_user = hub.client("ops")
+    push(hub, 0, entry(hub, hub.tickets[0], kind="manual", staff="alice"),
+         entry(hub, hub.tickets[1], kind="qr"),
+         entry(hub, hub.tickets[2], kind="override", staff="sue"))
+    live = text(ops_user.get("/ops?part=live"))
+    assert 'id="n-entered">3<' in live and 'id="n-by-number">1<' in live
+    assert "Admitted by ticket number" in live and "By ticket number" in live
+    ops_user.set_cookie("wicket_lang", "zh")
+    assert "凭票号人工放行" in text(ops_user.get("/ops?part=live"))
