@@ -230,3 +230,14 @@ def test_a_chosen_credential_must_be_long_enough(hub, agent):
         appliance = appliances.authenticate(conn, agent.link.credential)
         with pytest.raises(appliances.ApplianceError, match="43 to 128"):
             appliances.roll_credential(conn, appliance, "short")
+
+
+def test_entries_reach_the_hub_with_their_scan_kind_and_staff_member(agent, hub):
+    scanned, typed = add_entries(agent.conn, 2)
+    agent.conn.execute("UPDATE entries SET scan_kind = 'manual', staff = 'alice' WHERE id = ?",
+                       (typed,))
+    assert agent.push_entries() == 2
+    with hub["engine"].begin() as conn:
+        kept = {r[0]: (r[1], r[2])
+                for r in conn.execute(sa.text("SELECT id, kind, staff FROM entries"))}
+    assert kept == {scanned: ("qr", None), typed: ("manual", "alice")}
