@@ -551,7 +551,7 @@ def conflict_list(conn: sa.Connection, reviewed: bool | None = None, limit: int 
     found = {e.id: e for e in conn.execute(
         sa.select(entries.c.id, entries.c.at, entries.c.appliance_id, entries.c.venue_id,
                   entries.c.lane, entries.c.direction, entries.c.admitted, entries.c.reason,
-                  entries.c.cursor, entries.c.session_id,
+                  entries.c.cursor, entries.c.session_id, entries.c.kind, entries.c.staff,
                   appliances.c.name.label("appliance"))
         .join(appliances, appliances.c.id == entries.c.appliance_id)
         .where(entries.c.id.in_(entry_ids)))} if entry_ids else {}
@@ -570,7 +570,8 @@ def conflict_list(conn: sa.Connection, reviewed: bool | None = None, limit: int 
             "entries": [{"id": e.id, "at": iso(e.at), "appliance_id": e.appliance_id,
                          "appliance": e.appliance, "venue_id": e.venue_id, "lane": e.lane,
                          "direction": e.direction, "admitted": e.admitted,
-                         "reason": e.reason, "cursor": e.cursor, "session_id": e.session_id}
+                         "reason": e.reason, "cursor": e.cursor, "session_id": e.session_id,
+                         "by_number": e.kind == MANUAL, "staff": e.staff}
                         for e in sorted((found[i] for i in r.entry_ids if i in found),
                                         key=lambda e: (as_utc(e.at), e.id))]})
     return out

@@ -25,6 +25,7 @@ from cloud.tickets import (
 from cloud.venues import add_gate, add_lane, add_zone, create_venue
 from sync import codes
 from sync.ids import uuid7
+from sync.numbers import is_number
 from sync.timeutil import to_iso, utcnow
 
 
@@ -296,12 +297,14 @@ def test_conflicts_with_their_entries_and_a_review_that_is_audited(hub):
     s, t = hub.session, hub.tickets_a[0]
     first = entry(s, t)
     push(hub, "box1", first)
-    second = entry(s, t, lane="S1")
+    second = entry(s, t, lane="S1", kind="manual", staff="alice")
     assert push(hub, "box2", second)["conflict"] == [second["id"]]
     with hub.engine.connect() as conn:
         [c] = ops.conflict_list(conn)
         assert ops.unreviewed_conflicts(conn) == 1
-    assert c["kind"] == "double_admission" and c["ticket"]["number"].startswith("T")
+    assert c["kind"] == "double_admission" and is_number(c["ticket"]["number"])
+    assert [(e["by_number"], e["staff"]) for e in c["entries"]] == [(False, None),
+                                                                      (True, "alice")]
     assert [e["id"] for e in c["entries"]] == [first["id"], second["id"]]
     assert [e["appliance"] for e in c["entries"]] == ["Gate box 1", "Gate box 2"]
     with pytest.raises(ops.OpsError, match="note"):
