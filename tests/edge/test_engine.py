@@ -9,8 +9,11 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from drivers.base import Scan as DriverScan
+from drivers.base import ScanKind as DriverKind
 from edge.allowlist import apply_changes
 from edge.engine import Engine, IdDocument, Scan, ScanKind
+from edge.gates.lane import engine_scan
 from edge.reasons import Reason
 from sync import codes
 from sync.changes import normalize_uid, parse_change
@@ -328,6 +331,18 @@ def test_a_ticket_number_from_any_reader_is_refused(engine, venue, loaded, vault
     assert loaded.execute("SELECT count(*) FROM entries WHERE admitted = 1").fetchone() == (0,)
     # the ticket itself is unused: its code admits
     assert qr(engine, venue.tickets[1002].code).reason is Reason.OK
+
+
+@pytest.mark.parametrize("reader", list(DriverKind))
+def test_a_ticket_number_from_every_drivers_reader_is_refused_at_the_lane(engine, venue, loaded,
+                                                                          vault, reader):
+    """What the gate runtime hands the engine for each driver's scan (lane camera and serial
+    scanner: qr; serial and wedge barcode scanners: barcode; RFID and OSDP readers; the
+    ID-card reader), carrying a valid ticket number, at a gate that admits typed numbers."""
+    allow_manual_entry(loaded, vault)
+    number = venue.tickets[1002].number
+    d = engine.decide(engine_scan(DriverScan(reader, number, "N1-DEV")), "N1", NOW)
+    assert d.reason is Reason.UNKNOWN and not d.open_lane and d.ticket is None
 
 
 def test_a_typed_ticket_number_admits_only_from_named_staff_where_the_gate_allows_it(
