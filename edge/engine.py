@@ -49,8 +49,6 @@ class ScanKind(StrEnum):
     OVERRIDE = "override"
 
 
-# What a reader or a handheld may send; the others are written by people through their pages.
-READER_KINDS = (ScanKind.QR, ScanKind.RFID, ScanKind.ID_CARD)
 MAX_STAFF = 64
 
 
