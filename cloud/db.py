@@ -77,6 +77,8 @@ gates = sa.Table(
     sa.Column("realname_mode", sa.String(20), nullable=False, server_default="ticket"),
     sa.Column("open_before_min", sa.Integer, nullable=False, server_default="30"),
     sa.Column("close_after_min", sa.Integer, nullable=False, server_default="60"),
+    # admit on a ticket number typed by signed-in staff (never on one a reader read)
+    sa.Column("manual_entry", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.UniqueConstraint("venue_id", "code"),
 )
 gate_zones = sa.Table(
@@ -246,6 +248,10 @@ entries = sa.Table(
     sa.Column("reason", sa.String(20), nullable=False),
     sa.Column("cursor", sa.BigInteger, nullable=False),
     sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    # the scan kind (qr, rfid, id_card, manual, override) and, for a ticket number typed by
+    # staff or an override, the staff member; both null from appliances that did not say
+    sa.Column("kind", sa.String(20)),
+    sa.Column("staff", sa.String(64)),
 )
 
 
@@ -306,6 +312,7 @@ entry_minutes = sa.Table(
     sa.Column("admitted_out", sa.Integer, nullable=False, server_default="0"),
     sa.Column("refused", sa.Integer, nullable=False, server_default="0"),
     sa.Column("first_in", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("manual_in", sa.Integer, nullable=False, server_default="0"),  # by ticket number
     sa.Index("ix_entry_minutes_minute", "minute", "venue_id"),
 )
 # One row per ticket per session it has been admitted to: its primary key decides, under any

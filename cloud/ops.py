@@ -53,6 +53,7 @@ DEVICE_UP = "up"
 ACTIVE_GATE = timedelta(minutes=10)
 LAG_COUNT_CAP = 100_000
 MAX_NOTE = 1000
+MANUAL = "manual"  # the scan kind of a ticket number typed by staff (never an override)
 
 
 class OpsError(ValueError):
@@ -166,7 +167,7 @@ def count_entries(conn: sa.Connection, venue_id: int, batch: list[dict[str, Any]
             index_elements=["session_id", "ticket_id"]).returning(entered_tickets.c.entry_id)
         firsts = set(conn.execute(ins, rows).scalars().all())
 
-    counts: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    counts: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
     for e in new.values():
         lane = e["lane"] or ""
         zone = ticket_zone.get(e["ticket_id"]) or 0
@@ -180,14 +181,16 @@ def count_entries(conn: sa.Connection, venue_id: int, batch: list[dict[str, Any]
         else:
             c[0] += 1
             c[3] += e["id"] in firsts
+            c[4] += e.get("kind") == MANUAL  # admitted on a ticket number typed by staff
     rows = [{"session_id": k[0], "venue_id": k[1], "lane": k[2], "zone_id": k[3],
              "minute": k[4], "admitted_in": c[0], "admitted_out": c[1], "refused": c[2],
-             "first_in": c[3]} for k, c in sorted(counts.items())]
+             "first_in": c[3], "manual_in": c[4]} for k, c in sorted(counts.items())]
     ins = _insert(conn, entry_minutes)
     conn.execute(ins.on_conflict_do_update(
         index_elements=["session_id", "venue_id", "lane", "zone_id", "minute"],
         set_={col: entry_minutes.c[col] + ins.excluded[col]
-              for col in ("admitted_in", "admitted_out", "refused", "first_in")}), rows)
+              for col in ("admitted_in", "admitted_out", "refused", "first_in", "manual_in")}),
+        rows)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -221,7 +224,7 @@ def event_sessions(conn: sa.Connection, event_id: int) -> list[int]:
 
 
 def _numbers() -> dict[str, int]:
-    return {"entered": 0, "entries": 0, "exits": 0, "inside": 0, "refused": 0}
+    return {"entered": 0, "entries": 0, "exits": 0, "inside": 0, "refused": 0, "by_number": 0}
 
 
 def _add(into: dict[str, Any], r: Any) -> None:
@@ -230,6 +233,7 @@ def _add(into: dict[str, Any], r: Any) -> None:
     into["exits"] += int(r.admitted_out or 0)
     into["inside"] += int(r.admitted_in or 0) - int(r.admitted_out or 0)
     into["refused"] += int(r.refused or 0)
+    into["by_number"] += int(r.manual_in or 0)
 
 
 def sold_counts(conn: sa.Connection, session_rows: list[Any]) -> dict[int, dict[str, int]]:
@@ -273,7 +277,8 @@ def attendance(conn: sa.Connection, session_ids: list[int], now: datetime | None
     sums = [sa.func.sum(em.admitted_in).label("admitted_in"),
             sa.func.sum(em.admitted_out).label("admitted_out"),
             sa.func.sum(em.refused).label("refused"),
-            sa.func.sum(em.first_in).label("first_in")]
+            sa.func.sum(em.first_in).label("first_in"),
+            sa.func.sum(em.manual_in).label("manual_in")]
     rows = conn.execute(sa.select(em.session_id, em.venue_id, em.lane, em.zone_id, *sums)
                         .where(em.session_id.in_(ids))
                         .group_by(em.session_id, em.venue_id, em.lane, em.zone_id)).all(
@@ -567,7 +572,7 @@ def conflict_list(conn: sa.Connection, reviewed: bool | None = None, limit: int 
     found = {e.id: e for e in conn.execute(
         sa.select(entries.c.id, entries.c.at, entries.c.appliance_id, entries.c.venue_id,
                   entries.c.lane, entries.c.direction, entries.c.admitted, entries.c.reason,
-                  entries.c.cursor, entries.c.session_id,
+                  entries.c.cursor, entries.c.session_id, entries.c.kind, entries.c.staff,
                   appliances.c.name.label("appliance"))
         .join(appliances, appliances.c.id == entries.c.appliance_id)
         .where(entries.c.id.in_(entry_ids)))} if entry_ids else {}
@@ -586,7 +591,8 @@ def conflict_list(conn: sa.Connection, reviewed: bool | None = None, limit: int 
             "entries": [{"id": e.id, "at": iso(e.at), "appliance_id": e.appliance_id,
                          "appliance": e.appliance, "venue_id": e.venue_id, "lane": e.lane,
                          "direction": e.direction, "admitted": e.admitted,
-                         "reason": e.reason, "cursor": e.cursor, "session_id": e.session_id}
+                         "reason": e.reason, "cursor": e.cursor, "session_id": e.session_id,
+                         "by_number": e.kind == MANUAL, "staff": e.staff}
                         for e in sorted((found[i] for i in r.entry_ids if i in found),
                                         key=lambda e: (as_utc(e.at), e.id))]})
     return out

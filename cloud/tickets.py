@@ -31,7 +31,7 @@ from cloud.db import (
     venues,
     zones,
 )
-from sync import codes
+from sync import codes, numbers
 from sync.changes import normalize_uid
 from sync.identity import DocumentError, normalize_document
 from sync.keys import SigningKey, generate_signing_key
@@ -295,6 +295,7 @@ def issue_tickets(conn: sa.Connection, specs: list[TicketSpec],
     holder_rows_iter = iter(holder_rows)
 
     issued, ticket_rows, changes = [], [], []
+    fresh_numbers = iter(new_numbers(conn, len(specs)))
     for ticket_id, spec, scope in zip(next_values(conn, "ticket", len(specs)), specs, scopes,
                                       strict=True):
         seat = seat_rows.get(spec.seat_id) if spec.seat_id is not None else None
@@ -310,7 +311,7 @@ def issue_tickets(conn: sa.Connection, specs: list[TicketSpec],
             code = codes.encode(payload, key)
         except codes.OutOfRange as e:
             raise TicketError(f"cannot issue this ticket: {e}") from None
-        number = f"T{ticket_id:09d}"
+        number = next(fresh_numbers)
         holder_id = holder_change = None
         if spec.holder is not None:
             holder_id, h = next(holder_ids), next(holder_rows_iter)
@@ -336,9 +337,28 @@ def issue_tickets(conn: sa.Connection, specs: list[TicketSpec],
     except sa.exc.IntegrityError:
         raise TicketError("a seat already has a live ticket for this session") from None
     record_changes(conn, changes, now)
-    record(conn, actor, "ticket.issue", f"tickets:{issued[0].number}..{issued[-1].number}",
+    record(conn, actor, "ticket.issue", f"tickets:{issued[0].id}..{issued[-1].id}",
            None, {"count": len(issued), "first": issued[0].id, "last": issued[-1].id})
     return issued
+
+
+NUMBER_LOOKUP_CHUNK = 1000
+
+
+def new_numbers(conn: sa.Connection, count: int) -> list[str]:
+    """``count`` random ticket numbers (``sync/numbers.py``), none of them issued before and
+    no two alike. A number says nothing about its ticket, its sale or its neighbours. Numbers
+    already taken are drawn again (at 50 random bits, about once in a billion sales of a
+    million-ticket hub); the unique index on ``tickets.number`` stands behind this check."""
+    chosen: set[str] = set()
+    while len(chosen) < count:
+        fresh = {numbers.new_number() for _ in range(count - len(chosen))} - chosen
+        todo = sorted(fresh)
+        for i in range(0, len(todo), NUMBER_LOOKUP_CHUNK):
+            fresh -= set(conn.execute(sa.select(tickets.c.number).where(
+                tickets.c.number.in_(todo[i:i + NUMBER_LOOKUP_CHUNK]))).scalars())
+        chosen |= fresh
+    return list(chosen)
 
 
 def ticket_change(t: Any, seat_label: str | None) -> dict:

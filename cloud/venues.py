@@ -91,7 +91,9 @@ def add_zone(conn: sa.Connection, venue_id: int, code: str, name: str,
 def add_gate(conn: sa.Connection, venue_id: int, code: str, name: str,
              zone_codes: Iterable[str] = (), reentry: bool = False,
              realname_mode: str = "ticket", open_before_min: int = 30,
-             close_after_min: int = 60, actor: str = SYSTEM) -> int:
+             close_after_min: int = 60, actor: str = SYSTEM, manual_entry: bool = False) -> int:
+    """A gate and its entry policy. ``manual_entry``: its lanes also admit on a ticket number
+    typed by signed-in staff (never on one a reader read)."""
     if conn.execute(sa.select(gates.c.id).where(gates.c.venue_id == venue_id,
                                                 gates.c.code == code)).first():
         raise VenueError(f"gate {code!r} exists already at this venue")
@@ -104,14 +106,16 @@ def add_gate(conn: sa.Connection, venue_id: int, code: str, name: str,
         zone_ids.append(row[0])
     gate_id = conn.execute(sa.insert(gates).values(
         venue_id=venue_id, code=code, name=name, reentry=reentry, realname_mode=realname_mode,
-        open_before_min=open_before_min, close_after_min=close_after_min)
+        open_before_min=open_before_min, close_after_min=close_after_min,
+        manual_entry=manual_entry)
     ).inserted_primary_key[0]
     if zone_ids:
         conn.execute(sa.insert(gate_zones), [{"gate_id": gate_id, "zone_id": z}
                                              for z in zone_ids])
     gate = {"type": "gate", "op": "upsert", "id": gate_id, "code": code, "name": name,
             "zones": sorted(zone_ids), "reentry": reentry, "realname_mode": realname_mode,
-            "open_before_min": open_before_min, "close_after_min": close_after_min}
+            "open_before_min": open_before_min, "close_after_min": close_after_min,
+            "manual_entry": manual_entry}
     record_change(conn, venue_id, gate)
     record(conn, actor, "gate.create", f"gate:{gate_id}", None,
            {k: v for k, v in gate.items() if k not in ("type", "op")})
@@ -120,9 +124,9 @@ def add_gate(conn: sa.Connection, venue_id: int, code: str, name: str,
 
 def update_gate(conn: sa.Connection, gate_id: int, name: str, zone_codes: Iterable[str],
                 reentry: bool, realname_mode: str, open_before_min: int, close_after_min: int,
-                actor: str = SYSTEM) -> None:
+                actor: str = SYSTEM, manual_entry: bool | None = None) -> None:
     """Change a gate's name, the zones it admits and its entry policy; the venue's appliances
-    get the new gate in the same transaction."""
+    get the new gate in the same transaction. ``manual_entry`` None keeps it as it is."""
     old = conn.execute(sa.select(gates).where(gates.c.id == gate_id).with_for_update()).first()
     if old is None:
         raise VenueError(f"no gate {gate_id}")
@@ -135,21 +139,25 @@ def update_gate(conn: sa.Connection, gate_id: int, name: str, zone_codes: Iterab
         zone_ids.append(row[0])
     before_zones = sorted(conn.execute(sa.select(gate_zones.c.zone_id)
                                        .where(gate_zones.c.gate_id == gate_id)).scalars())
+    if manual_entry is None:
+        manual_entry = old.manual_entry
     conn.execute(sa.update(gates).where(gates.c.id == gate_id).values(
         name=name, reentry=reentry, realname_mode=realname_mode,
-        open_before_min=open_before_min, close_after_min=close_after_min))
+        open_before_min=open_before_min, close_after_min=close_after_min,
+        manual_entry=manual_entry))
     conn.execute(sa.delete(gate_zones).where(gate_zones.c.gate_id == gate_id))
     if zone_ids:
         conn.execute(sa.insert(gate_zones), [{"gate_id": gate_id, "zone_id": z}
                                              for z in sorted(set(zone_ids))])
     gate = {"type": "gate", "op": "upsert", "id": gate_id, "code": old.code, "name": name,
             "zones": sorted(set(zone_ids)), "reentry": reentry, "realname_mode": realname_mode,
-            "open_before_min": open_before_min, "close_after_min": close_after_min}
+            "open_before_min": open_before_min, "close_after_min": close_after_min,
+            "manual_entry": bool(manual_entry)}
     record_change(conn, old.venue_id, gate)
     record(conn, actor, "gate.update", f"gate:{gate_id}",
            {"name": old.name, "zones": before_zones, "reentry": old.reentry,
             "realname_mode": old.realname_mode, "open_before_min": old.open_before_min,
-            "close_after_min": old.close_after_min},
+            "close_after_min": old.close_after_min, "manual_entry": old.manual_entry},
            {k: v for k, v in gate.items() if k not in ("type", "op", "id", "code")})
 
 def add_lane(conn: sa.Connection, venue_id: int, gate_code: str, code: str, name: str = "",

@@ -290,7 +290,7 @@ class Agent:
         while True:
             rows = self.conn.execute(
                 """SELECT e.seq, e.id, e.at, l.code, e.direction, e.ticket_id, e.session_id,
-                          e.admitted, e.reason, e.cursor, e.batch_id
+                          e.admitted, e.reason, e.cursor, e.batch_id, e.scan_kind, e.staff
                    FROM entries e LEFT JOIN lanes l ON l.id = e.lane_id
                    WHERE e.acked_at IS NULL AND e.seq > ?
                      AND (e.passage IS NULL OR e.passage <> 'pending')
@@ -309,7 +309,7 @@ class Agent:
     def _send(self, rows: list[tuple]) -> None:
         wire = [{"id": r[1], "seq": r[0], "at": r[2], "lane": r[3], "direction": r[4],
                  "ticket_id": r[5], "session_id": r[6], "admitted": bool(r[7]),
-                 "reason": r[8], "cursor": r[9]} for r in rows]
+                 "reason": r[8], "cursor": r[9], "kind": r[11], "staff": r[12]} for r in rows]
         invalid = _unsendable(wire)
         if invalid:  # the hub would refuse them: kept here as refused, the rest go on
             for entry_id, field in invalid.items():

@@ -86,7 +86,7 @@ def _apply_one(conn: sqlite3.Connection, vault: HolderVault, c: Change) -> bool:
     if c.type == "gate":
         row = {k: d[k] for k in ("id", "code", "name", "realname_mode", "open_before_min",
                                  "close_after_min")}
-        row.update(reentry=int(d["reentry"]), version=v)
+        row.update(reentry=int(d["reentry"]), manual_entry=int(d["manual_entry"]), version=v)
         if conn.execute(_guarded_upsert("gates", row), row).rowcount == 0:
             return False
         conn.execute("DELETE FROM gate_zones WHERE gate_id = ?", (d["id"],))

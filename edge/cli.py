@@ -176,6 +176,14 @@ def _read_secret(value: str) -> str:
     return sys.stdin.readline().strip() if value == "-" else value
 
 
+def _cli_staff() -> str:
+    """Who typed a ticket number at the command line: the technician's OS account."""
+    try:
+        return f"cli:{getpass.getuser()}"[:64]
+    except (KeyError, OSError):
+        return "cli"
+
+
 def cmd_scan(args) -> int:
     cfg, conn, vault = _open(args)
     engine = Engine(conn, vault)
@@ -188,13 +196,18 @@ def cmd_scan(args) -> int:
     if kind is not ScanKind.ID_CARD and args.code is None:
         raise CliError("give the scanned code (or --kind id_card with --id-number)")
     now = from_iso(args.at) if args.at else None
-    scan = Scan(kind, args.code or "", device_id=args.device, document=document)
+    staff = _cli_staff() if kind is ScanKind.MANUAL else None
+    scan = Scan(kind, args.code or "", device_id=args.device, document=document, staff=staff)
     try:
         d = engine.decide(scan, args.lane, now)
     except UnknownLane as e:
         known = ", ".join(r[0] for r in conn.execute(
             "SELECT code FROM lanes WHERE enabled = 1 ORDER BY code")) or "none"
         raise CliError(f"{e}; nothing recorded (enabled lanes: {known})") from None
+    if kind is ScanKind.MANUAL:
+        audit.record(conn, staff, "entry.manual", f"lane:{args.lane}", {
+            "entry_id": d.entry_id, "reason": str(d.reason),
+            "ticket_id": d.ticket.id if d.ticket else None})
     tz = _venue_tz(conn)
     lang = _lang(args)
     print(f"{d.verdict.upper():7} {d.reason}  {words(d.reason, lang)}  [{colour(d.reason)}]")
@@ -213,6 +226,8 @@ def cmd_scan(args) -> int:
             parts.append(f"session {t.session}")
         if d.offline_code:
             parts.append("not yet in the allowlist: admitted on its signature")
+        if d.by_number:
+            parts.append(f"admitted by ticket number, typed by {d.staff}")
         print("  " + ", ".join(parts))
     if d.holder_masked:
         print(f"  holder: {d.holder_masked.name}  {d.holder_masked.document}")
@@ -230,13 +245,16 @@ def cmd_entries(args) -> int:
     tz = _venue_tz(conn)
     rows = conn.execute(
         """SELECT e.at, l.code, e.direction, e.reason, t.number, e.ticket_id, h.name_masked,
-                  h.doc_masked, e.detail, e.acked_at
+                  h.doc_masked, e.detail, e.acked_at, e.scan_kind, e.staff, e.admitted
            FROM entries e LEFT JOIN lanes l ON l.id = e.lane_id
            LEFT JOIN tickets t ON t.id = e.ticket_id LEFT JOIN holders h ON h.id = t.holder_id
            WHERE (? IS NULL OR l.code = ?) ORDER BY e.seq DESC LIMIT ?""",
         (args.lane, args.lane, args.limit)).fetchall()
     print(f"{'time':19}  {'lane':8} {'dir':3}  {'reason':17} {'ticket':14} {'holder':24} sent why")
-    for at, lane, direction, reason, number, ticket_id, name, doc, detail, acked in rows:
+    for (at, lane, direction, reason, number, ticket_id, name, doc, detail, acked, kind, staff,
+         admitted) in rows:
+        if kind == ScanKind.MANUAL and admitted:
+            detail = f"admitted by ticket number, typed by {staff}"
         ticket = number or (str(ticket_id) if ticket_id else "-")
         holder = f"{name} {doc}" if name else "-"
         print(f"{_local(from_iso(at), tz):19}  {lane or '-':8} {direction:3}  {reason:17} "
@@ -424,7 +442,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("scan", help="decide a scan as a lane would, and record it")
     s.add_argument("--lane", required=True, help="lane code")
-    s.add_argument("--kind", default="qr", choices=[k.value for k in ScanKind])
+    s.add_argument("--kind", default="qr",
+                   choices=[k.value for k in ScanKind if k is not ScanKind.OVERRIDE],
+                   help="what read it: qr (any camera or barcode scanner), rfid, id_card; "
+                   "manual is a ticket number typed by the technician, admitted only where "
+                   "the gate's policy allows it and recorded with the OS user")
     s.add_argument("--device", help="device id to record with the entry")
     s.add_argument("--id-type", default="resident_id", choices=DOC_TYPES,
                    help="type of the ID document shown")

@@ -521,6 +521,22 @@ def m009_entries_without_autoincrement(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
+def m010_manual_entry(db: sqlite_utils.Database) -> None:
+    """Ticket numbers typed by staff: a gate admits by number only where its policy says so
+    (``gates.manual_entry``, off), and an entry names the staff member who typed the number
+    (``entries.staff``). A supervisor's override, recorded until now as a ``manual`` scan, is
+    an ``override`` with its supervisor as staff, so it is never counted as admitted by number."""
+    _run_script(db, """
+ALTER TABLE gates ADD COLUMN manual_entry INTEGER NOT NULL DEFAULT 0
+    CHECK (manual_entry IN (0, 1));
+ALTER TABLE entries ADD COLUMN staff TEXT;
+UPDATE entries SET scan_kind = 'override',
+       staff = CASE WHEN device_id LIKE 'web:%' THEN substr(device_id, 5) END
+ WHERE scan_kind = 'manual' AND scan_ref LIKE 'override:%';
+""")
+
+
+@migrations()
 def m011_handheld_scan_ids(db: sqlite_utils.Database) -> None:
     """A client scan id is the handheld's own: the key of ``handheld_scans`` becomes (device,
     client scan id), so two handhelds that happen to choose the same id each get their own

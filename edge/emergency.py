@@ -48,9 +48,11 @@ VERSION = 1
 MAX_FILE_BYTES = 512 * 1024 * 1024
 COLUMNS = ("id", "at", "day", "lane_id", "gate_id", "device_id", "direction", "scan_kind",
            "scan_ref", "ticket_id", "session_id", "admitted", "reason", "detail", "offline_code",
-           "cursor", "clock_offset_ms", "imported_from")
+           "cursor", "clock_offset_ms", "imported_from", "staff")
+# columns a file written before they existed may lack (read as null)
+OPTIONAL = ("staff",)
 _INT_OR_NULL = ("lane_id", "gate_id", "ticket_id", "session_id", "clock_offset_ms")
-_TEXT_OR_NULL = ("device_id", "imported_from")
+_TEXT_OR_NULL = ("device_id", "imported_from", "staff")
 
 
 class ExportFileError(Exception):
@@ -177,8 +179,9 @@ def _check_entry(line: bytes, number: int) -> dict:
         e = json.loads(line)
     except ValueError:
         raise ExportFileError(f"line {number}: not JSON") from None
-    if not isinstance(e, dict) or set(e) != set(COLUMNS):
+    if not isinstance(e, dict) or not set(COLUMNS) - set(OPTIONAL) <= set(e) <= set(COLUMNS):
         raise ExportFileError(f"line {number}: not an entry record")
+    e = {name: None for name in OPTIONAL} | e
 
     def bad(field: str):
         return ExportFileError(f"line {number}: bad {field}")

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 from edge.holders import DocumentError, HolderVault, mask_document
 from edge.reasons import Reason
-from sync import codes
+from sync import codes, numbers
 from sync.changes import normalize_uid
 from sync.ids import uuid7
 from sync.keys import KeyRing
@@ -39,10 +39,19 @@ MAX_CODE_CHARS = 1024  # far above the longest valid code (a 32-session pass)
 
 
 class ScanKind(StrEnum):
+    """How a scan came to be. Every reader's scan (a camera, a barcode or wedge scanner, a
+    handheld's camera or scanner) is ``QR``, ``RFID`` or ``ID_CARD``; only ``MANUAL`` is a
+    ticket number typed by a signed-in staff member, and ``OVERRIDE`` is a supervisor's "open
+    anyway", which the gate screen records and the engine never decides."""
+
     QR = "qr"
     RFID = "rfid"
     ID_CARD = "id_card"
     MANUAL = "manual"
+    OVERRIDE = "override"
+
+
+MAX_STAFF = 64
 
 
 @dataclass(frozen=True)
@@ -60,12 +69,15 @@ class IdDocument:
 @dataclass(frozen=True)
 class Scan:
     """What a reader saw. ``data`` is the code text, RFID UID or typed text; an ID-card scan
-    carries its document in ``document`` (also used for the ID shown with a ticket)."""
+    carries its document in ``document`` (also used for the ID shown with a ticket).
+    ``staff`` names who typed a ``MANUAL`` scan (a staff member's user name, a handheld's
+    name, ``cli:<user>``); a manual scan without one is refused."""
 
     kind: ScanKind
     data: str = ""
     device_id: str | None = None
     document: IdDocument | None = None
+    staff: str | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +112,8 @@ class Decision:
     detail: str = ""
     first_entry_at: datetime | None = None
     offline_code: bool = False
+    by_number: bool = False  # admitted on a ticket number typed by ``staff``
+    staff: str | None = None
 
     @property
     def verdict(self) -> str:
@@ -180,6 +194,7 @@ class _Lane:
     tz: ZoneInfo
     cursor: int
     clock_offset_ms: int | None = None
+    manual_entry: bool = False  # the gate admits on a ticket number typed by staff
 
 
 @dataclass(frozen=True)
@@ -239,6 +254,7 @@ class _Outcome:
     first_entry_at: str | None = None
     scan_ref: str = ""
     stage: int = -1
+    by_number: bool = False
 
 
 _KIND_NAMES = {codes.Kind.SESSION: "session", codes.Kind.SESSIONS: "sessions",
@@ -259,7 +275,7 @@ _LANE_SQL = """
 SELECT l.id, l.code, l.direction, l.enabled, g.id, g.reentry, g.realname_mode,
        g.open_before_min, g.close_after_min,
        (SELECT group_concat(zone_id) FROM gate_zones WHERE gate_id = g.id),
-       (SELECT id FROM venue LIMIT 1), (SELECT timezone FROM venue LIMIT 1)
+       (SELECT id FROM venue LIMIT 1), (SELECT timezone FROM venue LIMIT 1), g.manual_entry
 FROM lanes l JOIN gates g ON g.id = l.gate_id
 WHERE l.code = ?
 """
@@ -289,8 +305,8 @@ _BY_HOLDER = _TICKET_SQL.format(
 _INSERT_ENTRY = """
 INSERT INTO entries (id, at, day, lane_id, gate_id, device_id, direction, scan_kind, scan_ref,
                      ticket_id, session_id, admitted, reason, detail, offline_code, cursor,
-                     clock_offset_ms, passage)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                     clock_offset_ms, passage, staff)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 
@@ -436,6 +452,7 @@ class Engine:
                 t.id if t else None, session.id if session else None, int(admitted),
                 str(outcome.reason), outcome.detail, int(bool(t and t.offline_code)),
                 lane.cursor, lane.clock_offset_ms, "pending" if admitted and passage else None,
+                _staff(scan),
             ))
         else:
             entry_id = None
@@ -459,6 +476,8 @@ class Engine:
             detail=outcome.detail,
             first_entry_at=from_iso(outcome.first_entry_at) if outcome.first_entry_at else None,
             offline_code=bool(t and t.offline_code),
+            by_number=admitted and outcome.by_number,
+            staff=_staff(scan),
         )
 
     # -- configuration -------------------------------------------------------------------
@@ -492,7 +511,7 @@ class Engine:
                 id=row[0], code=row[1], direction=row[2], gate_id=row[4], reentry=bool(row[5]),
                 realname_mode=row[6], open_before=timedelta(minutes=row[7]),
                 close_after=timedelta(minutes=row[8]), zones=zones, venue_id=row[10],
-                tz=ZoneInfo(row[11] or "UTC"), cursor=0)
+                tz=ZoneInfo(row[11] or "UTC"), cursor=0, manual_entry=bool(row[12]))
             self._lanes[code] = lane
         lane.cursor = cursor or 0
         lane.clock_offset_ms = int(offset) if offset is not None else None
@@ -536,7 +555,40 @@ class Engine:
             if row is None:
                 return _Outcome(Reason.UNKNOWN, "card not in the allowlist", scan_ref=uid)
             return self._check(_from_row(row), scan, lane, now, scan_ref=uid)
+        if scan.kind is ScanKind.MANUAL:
+            return self._judge_typed(scan, lane, now)
+        if scan.kind is not ScanKind.QR:
+            return _Outcome(Reason.UNKNOWN, "not a scan a reader makes")
         return self._judge_code(scan, lane, now)
+
+    def _judge_typed(self, scan: Scan, lane: _Lane, now: datetime) -> _Outcome:
+        """Text typed by staff: a ticket number where the gate allows it, or a code.
+
+        A ticket number is printed on the ticket and shown in every verdict, so it is never a
+        credential on its own: it is looked up only when a named staff member typed it, at a
+        gate whose policy admits by number. A signed code typed in full is judged as a code."""
+        text = scan.data.strip()
+        if len(text) >= codes.MIN_CHARS:
+            return self._judge_code(scan, lane, now)
+        if not text:
+            return _Outcome(Reason.UNKNOWN, "empty scan")
+        if not (scan.staff or "").strip():
+            return _Outcome(Reason.UNKNOWN, "a ticket number is accepted only from signed-in "
+                            "staff")
+        if not lane.manual_entry:
+            return _Outcome(Reason.UNKNOWN, "ticket numbers are not accepted at this gate")
+        row = self.conn.execute(_BY_NUMBER, (text,)).fetchone()
+        if row is None:
+            typed = numbers.normalize(text)
+            if numbers.looks_like_number(typed) and not numbers.is_number(typed):
+                return _Outcome(Reason.UNKNOWN, "ticket number mistyped: its check character "
+                                "does not match")
+            row = self.conn.execute(_BY_NUMBER, (typed,)).fetchone()
+        if row is None:
+            return _Outcome(Reason.UNKNOWN, "neither a ticket code nor a known ticket number")
+        outcome = self._check(_from_row(row), scan, lane, now)
+        outcome.by_number = True
+        return outcome
 
     def _judge_code(self, scan: Scan, lane: _Lane, now: datetime) -> _Outcome:
         text = scan.data.strip()
@@ -544,11 +596,9 @@ class Engine:
             return _Outcome(Reason.UNKNOWN, "empty scan")
         if len(text) > MAX_CODE_CHARS:
             return _Outcome(Reason.UNKNOWN, "too long to be a ticket code")
-        if len(text) < codes.MIN_CHARS:  # too short for a code: a printed or typed ticket number
-            row = self.conn.execute(_BY_NUMBER, (text,)).fetchone()
-            if row is None:
-                return _Outcome(Reason.UNKNOWN, "neither a ticket code nor a known ticket number")
-            return self._check(_from_row(row), scan, lane, now)
+        if len(text) < codes.MIN_CHARS:
+            # too short for a code; a ticket number, whatever read it, proves nothing
+            return _Outcome(Reason.UNKNOWN, "not a ticket code")
         # The allowlist carries the fingerprint of each code the hub issued: a scan that matches
         # one is that code, and needs no parsing or signature check. Anything else must prove
         # itself by its signature (a ticket sold after the last sync, a forgery, a stale code).
@@ -798,6 +848,13 @@ def _is_open(window: tuple[datetime, datetime], now: datetime) -> bool:
 
 def _local(dt: datetime, lane: _Lane) -> str:
     return dt.astimezone(lane.tz).strftime("%Y-%m-%d %H:%M")
+
+
+def _staff(scan: Scan) -> str | None:
+    """Who typed a manual scan, as recorded with its entry."""
+    if scan.kind is not ScanKind.MANUAL:
+        return None
+    return (scan.staff or "").strip()[:MAX_STAFF] or None
 
 
 def _scan_ref(scan: Scan) -> str:

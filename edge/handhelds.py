@@ -73,6 +73,9 @@ MAX_NAME = 64
 MAX_CLIENT_SCAN_ID = 64
 MAX_DATA = 2048
 MAX_APP_VERSION = 64
+# qr and rfid are what the handheld's camera or scanner read, judged as a code or a card only;
+# manual is a ticket number typed on the handheld, admitted only where the gate's policy allows
+# and recorded with the handheld's name (a handheld has no staff sign-in of its own)
 SCAN_KINDS = (ScanKind.QR, ScanKind.RFID, ScanKind.MANUAL)
 _CLIENT_SCAN_ID = re.compile(r"[A-Za-z0-9._:-]{8,64}")
 
@@ -534,7 +537,8 @@ def _decide(engine: Engine, handheld: Handheld, items: list[tuple[ScanRequest, d
             _check_lane(engine.conn, handheld, req.lane)
         todo.append((i, req, fingerprint))
         jobs.append(GroupScan(
-            Scan(req.kind, req.data, device_id=handheld.device_id, document=req.document),
+            Scan(req.kind, req.data, device_id=handheld.device_id, document=req.document,
+                 staff=handheld.name if req.kind is ScanKind.MANUAL else None),
             req.lane, at, _keeper(handheld, req, fingerprint), late))
     results = group.decide(jobs) if group is not None else engine.decide_all(jobs)
     for (i, req, fingerprint), result in zip(todo, results, strict=True):

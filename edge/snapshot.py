@@ -50,7 +50,7 @@ REPLACED = ("gate_zones", "tickets", "holders", "revocations", "blocklist", "ses
 # zone the hub no longer has goes only once nothing on the appliance refers to it.
 MERGED = {"zones": ("code", "name", "version"),
           "gates": ("code", "name", "reentry", "realname_mode", "open_before_min",
-                    "close_after_min", "version"),
+                    "close_after_min", "manual_entry", "version"),
           "lanes": ("code", "name", "gate_id", "direction", "passage_timeout_s", "enabled")}
 
 

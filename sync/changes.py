@@ -169,6 +169,7 @@ SCHEMA: dict[str, tuple[tuple[str, ...], dict[str, tuple[Callable[[Any], Any], b
         "realname_mode": (_choice(REALNAME_MODES), False, "ticket"),
         "open_before_min": (_int(0, 24 * 60), False, 30),
         "close_after_min": (_int(0, 24 * 60), False, 60),
+        "manual_entry": (_bool, False, False),
     }),
     "lane": (("id",), {
         "id": (_ID, True, None),

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sync import allowlist_file, codes
+from sync import allowlist_file, codes, numbers
 from sync.identity import gb11643_check
 from sync.keys import SigningKey
 from sync.timeutil import to_iso
@@ -35,6 +35,14 @@ GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰涛明超华平刚桂英�
 def resident_id(body17: str) -> str:
     """Append the GB 11643 check character to a 17-digit body."""
     return body17 + gb11643_check(body17)
+
+
+def sample_number(ticket_id: int) -> str:
+    """A ticket number in the hub's format (``sync/numbers.py``), the same for a ticket id on
+    every build: random-looking, but reproducible for tests and the walkthrough."""
+    rng = random.Random(f"ticket-number-{ticket_id}")
+    body = "".join(rng.choice(numbers.ALPHABET) for _ in range(numbers.RANDOM_SYMBOLS))
+    return body + numbers.check_symbol(body)
 
 
 def fake_resident_id(rng: random.Random) -> str:
@@ -124,7 +132,7 @@ def build(key: SigningKey, now: datetime, tickets: int = 200, seed: int = 1,
             ticket_id=tid, kind=kind, scope=scope, role=role, zone=zone, seat=seat,
             valid_from=window[0] if window else None, valid_until=window[1] if window else None,
             daily_limit=daily_limit, realname=realname)
-        number = f"T{tid:08d}"
+        number = sample_number(tid)
         t = SampleTicket(tid, number, codes.encode(payload, key), session, zone, hid, rfid)
         out.tickets[tid] = t
         if in_allowlist:

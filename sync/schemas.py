@@ -42,7 +42,7 @@ REASONS = ("OK", "ALREADY_ENTERED", "UNKNOWN", "FORGED", "REVOKED", "NOT_YET_VAL
            "WRONG_SESSION", "WRONG_GATE", "REALNAME_REQUIRED", "REALNAME_MISMATCH", "BLOCKED",
            "DEVICE_ERROR")
 # the edge's ScanKind values (edge/engine.py): what read the scan, ``manual`` when typed
-SCAN_KINDS = ("qr", "rfid", "id_card", "manual")
+SCAN_KINDS = ("qr", "rfid", "id_card", "manual", "override")
 # why the hub refuses an entry it otherwise accepts (listed in the push answer's ``refused``)
 REFUSALS = ("other_venue", "unknown_ticket", "unknown_session")
 

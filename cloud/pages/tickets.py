@@ -38,6 +38,7 @@ from cloud.tickets import (
     issue_tickets,
     revoke_ticket,
 )
+from sync import numbers
 from sync.identity import DOC_TYPES, DocumentError, mask_document, normalize_document
 
 bp = page_blueprint("tickets")
@@ -46,7 +47,12 @@ _NUMBER = re.compile(r"T?(\d{1,12})")
 
 
 def normal_ticket_number(text: str) -> str | None:
-    """``T000000042``, ``t42`` or ``42`` → ``T000000042``."""
+    """A ticket number as typed: ``7kq2-m9xa-pc4`` → ``7KQ2M9XAPC4`` (the format of
+    ``sync/numbers.py``, its check character right); a number of the older format as
+    ``T000000042``, ``t42`` or ``42`` → ``T000000042``."""
+    typed = numbers.normalize(text)
+    if numbers.is_number(typed):
+        return typed
     m = _NUMBER.fullmatch(text.strip().upper())
     return f"T{int(m.group(1)):09d}" if m else None
 

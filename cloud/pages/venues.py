@@ -126,7 +126,8 @@ def _gate_form(code_required: bool = True) -> tuple[dict, str | None]:
          "realname_mode": request.form.get("realname_mode", "ticket"),
          "open_before_min": int_field("open_before_min", 0, 1440, 30),
          "close_after_min": int_field("close_after_min", 0, 1440, 60),
-         "reentry": request.form.get("reentry") == "yes", "zones": request.form.getlist("zone")}
+         "reentry": request.form.get("reentry") == "yes", "zones": request.form.getlist("zone"),
+         "manual_entry": request.form.get("manual_entry") == "yes"}
     error = None
     if (code_required and (not f["code"] or len(f["code"]) > CODE_MAX)) or not f["name"]:
         error = _("A gate needs a code (up to 40 characters) and a name.")
@@ -149,7 +150,8 @@ def create_gate(venue_id: int):
                 add_gate(conn, venue_id, code, f["name"], f["zones"], reentry=f["reentry"],
                          realname_mode=f["realname_mode"],
                          open_before_min=f["open_before_min"],
-                         close_after_min=f["close_after_min"], actor=actor())
+                         close_after_min=f["close_after_min"], actor=actor(),
+                         manual_entry=f["manual_entry"])
         except VenueError as e:
             error = str(e)
     if error:
@@ -195,7 +197,7 @@ def edit_gate(venue_id: int, gate_id: int):
                 _gate_or_404(conn, venue_id, gate_id)
                 update_gate(conn, gate_id, f["name"], f["zones"], f["reentry"],
                             f["realname_mode"], f["open_before_min"], f["close_after_min"],
-                            actor=actor())
+                            actor=actor(), manual_entry=f["manual_entry"])
         except VenueError as e:
             error = str(e)
     if error:

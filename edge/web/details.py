@@ -52,6 +52,13 @@ FIXED = {
     "the turnstile reports nobody passed": _l("the turnstile reports nobody passed"),
     "passage unconfirmed: the gate runtime stopped while the lane was open":
         _l("passage unconfirmed: the gate runtime stopped while the lane was open"),
+    "not a scan a reader makes": _l("not a scan a reader makes"),
+    "a ticket number is accepted only from signed-in staff":
+        _l("a ticket number is accepted only from signed-in staff"),
+    "ticket numbers are not accepted at this gate":
+        _l("ticket numbers are not accepted at this gate"),
+    "ticket number mistyped: its check character does not match":
+        _l("ticket number mistyped: its check character does not match"),
 }
 
 def _state(state: str) -> str:

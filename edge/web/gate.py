@@ -1,6 +1,11 @@
 """The gate-staff screen: one lane or several, a verdict readable in one glance, the live feed,
 manual and keyboard-wedge scans, the supervisor's override and the help desk's check.
 
+A wedged or pasted scan is a reader's scan (``/gate/scan.json``): a signed code or nothing. A
+ticket number typed by the signed-in staff member is a separate act (``/gate/manual.json``),
+offered only at lanes whose gate admits by number (its ``manual_entry`` policy) and recorded
+as a ``manual`` scan naming the staff member.
+
 Scans typed or wedged here go through the same ``Engine.decide`` as every lane; an admitted
 scan asks the gate runtime to open the lane. At a lane with a turnstile the admission waits
 for its passage like a lane's own scan; when the turnstile is down or not reporting it is
@@ -48,9 +53,9 @@ def _local(conn, iso: str | None) -> str | None:
 
 def _lanes(conn) -> list[dict]:
     return [{"id": r[0], "code": r[1], "name": r[2], "direction": r[3], "gate": r[4],
-             "gate_name": r[5]}
-            for r in conn.execute("SELECT l.id, l.code, l.name, l.direction, g.code, g.name "
-                                  "FROM lanes l JOIN gates g ON g.id = l.gate_id "
+             "gate_name": r[5], "manual_entry": bool(r[6])}
+            for r in conn.execute("SELECT l.id, l.code, l.name, l.direction, g.code, g.name, "
+                                  "g.manual_entry FROM lanes l JOIN gates g ON g.id = l.gate_id "
                                   "WHERE l.enabled = 1 ORDER BY l.code")]
 
 
@@ -116,14 +121,38 @@ def _bad(message: str, status_code: int = 400):
     return jsonify({"error": "bad_request", "message": message}), status_code
 
 
+def _decide(conn, scan_: Scan, lane: str, mode: str, why: str) -> Decision:
+    """Check, or decide and act on, a scan from the screen: an admission asks the gate runtime
+    to open the lane, or, where the lane's turnstile cannot open (down, not reporting), is
+    annulled at once and the ticket stays unused. Raises ``UnknownLane``."""
+    engine = get_engine()
+    if mode == "check":
+        return engine.check(scan_, lane)
+    turnstile = outcome.lane_turnstile(conn, lane)
+    # pending from the start where it will be annulled at once: never sent as admitted
+    d = engine.decide(scan_, lane, passage=bool(turnstile and turnstile[1]))
+    if d.open_lane and turnstile is not None and turnstile[1]:
+        passages.annul(conn, d.entry_id, utcnow(), passages.FAILED,
+                       f"lane not opened: {turnstile[1]}")
+    elif d.open_lane:
+        with immediate(conn):
+            lane_id = conn.execute("SELECT id FROM lanes WHERE code = ?", (lane,)).fetchone()[0]
+            commands.request_open(conn, lane_id, g.user.username,
+                                  {"entry_id": d.entry_id, "why": why})
+    return d
+
+
 @bp.route("/scan.json", methods=["POST"])
 def scan():
-    """Decide one scan from the screen: ``{"lane", "code", "kind": "qr"|"manual",
-    "mode": "admit"|"check"}``."""
+    """Decide one scan from the screen: ``{"lane", "code", "kind": "qr", "mode":
+    "admit"|"check"}`` (typed ticket numbers go to ``/gate/manual.json``)."""
     data = _body()
     lane = str(data.get("lane", ""))
     code = str(data.get("code", ""))[:MAX_INPUT]
-    kind = ScanKind.MANUAL if data.get("kind") == "manual" else ScanKind.QR
+    if data.get("kind", "qr") != "qr":
+        return _bad(_("kind: a scan here is what a scanner read; type ticket numbers in the "
+                      "ticket-number field."))
+    kind = ScanKind.QR
     mode = data.get("mode", "admit")
     if mode not in ("admit", "check"):
         return _bad(_("Unknown mode."))
@@ -133,33 +162,53 @@ def scan():
     if not conn.execute("SELECT 1 FROM lanes WHERE code = ? AND enabled = 1",
                         (lane,)).fetchone():
         return _bad(_("Choose a lane first."))
-    engine = get_engine()
     scan_ = Scan(kind, code, device_id=f"web:{g.user.username}")
     lang = current_language()
-    turnstile = outcome.lane_turnstile(conn, lane) if mode == "admit" else None
     try:
-        if mode == "check":
-            d = engine.check(scan_, lane)
-        else:
-            # pending from the start where it will be annulled at once: never sent as admitted
-            d = engine.decide(scan_, lane, passage=bool(turnstile and turnstile[1]))
+        d = _decide(conn, scan_, lane, mode, "scan")
     except UnknownLane:  # disabled or removed since the look above
         return _bad(_("Choose a lane first."))
     if mode == "check":
         audit.record(conn, g.user.username, "entry.check", f"lane:{lane}",
                      {"reason": str(d.reason), "ticket_id": d.ticket.id if d.ticket else None})
         return jsonify(verdict_json(conn, d, lang, checked_only=True))
-    if d.open_lane and turnstile is not None and turnstile[1]:
-        # the turnstile cannot open: the admission is annulled now, the ticket stays unused
-        passages.annul(conn, d.entry_id, utcnow(), passages.FAILED,
-                       f"lane not opened: {turnstile[1]}")
-    elif d.open_lane:
-        with immediate(conn):
-            lane_id = conn.execute("SELECT id FROM lanes WHERE code = ?", (lane,)).fetchone()[0]
-            commands.request_open(conn, lane_id, g.user.username,
-                                  {"entry_id": d.entry_id, "why": "scan"})
     log.info("lane %s: screen scan by %s: %s", lane, g.user.username, d.reason)
     return jsonify(verdict_json(conn, d, lang))
+
+
+@bp.route("/manual.json", methods=["POST"])
+def manual():
+    """Admit (or, at the help desk, check) on a ticket number typed by the signed-in staff
+    member: ``{"lane", "code", "mode": "admit"|"check"}``. Refused with 403 at a lane whose
+    gate does not admit by ticket number; the engine enforces the same policy."""
+    data = _body()
+    lane = str(data.get("lane", ""))
+    code = str(data.get("code", ""))[:MAX_INPUT]
+    mode = data.get("mode", "admit")
+    if mode not in ("admit", "check"):
+        return _bad(_("Unknown mode."))
+    if not code.strip():
+        return _bad(_("Type a ticket number first."))
+    conn = get_conn()
+    row = conn.execute("SELECT g.manual_entry FROM lanes l JOIN gates g ON g.id = l.gate_id "
+                       "WHERE l.code = ? AND l.enabled = 1", (lane,)).fetchone()
+    if row is None:
+        return _bad(_("Choose a lane first."))
+    if not row[0]:
+        return _bad(_("Ticket numbers are not accepted at this gate."), 403)
+    user = g.user.username
+    scan_ = Scan(ScanKind.MANUAL, code, device_id=f"web:{user}", staff=user)
+    try:
+        d = _decide(conn, scan_, lane, mode, "manual")
+    except UnknownLane:  # disabled or removed since the look above
+        return _bad(_("Choose a lane first."))
+    audit.record(conn, user, "entry.check_number" if mode == "check" else "entry.manual",
+                 f"lane:{lane}", {"entry_id": d.entry_id, "reason": str(d.reason),
+                                  "ticket_id": d.ticket.id if d.ticket else None})
+    log.info("lane %s: ticket number typed by %s: %s", lane, user, d.reason)
+    out = verdict_json(conn, d, current_language(), checked_only=mode == "check")
+    out.update(by_number=d.by_number, staff=d.staff)
+    return jsonify(out)
 
 
 @bp.route("/override.json", methods=["POST"])
@@ -202,11 +251,12 @@ def override():
         conn.execute(
             "INSERT INTO entries (id, at, day, lane_id, gate_id, device_id, direction, "
             "scan_kind, scan_ref, ticket_id, session_id, admitted, reason, detail, cursor, "
-            "clock_offset_ms) VALUES (?, ?, ?, ?, ?, ?, ?, 'manual', ?, ?, ?, 1, 'OK', ?, ?, ?)",
+            "clock_offset_ms, staff) VALUES (?, ?, ?, ?, ?, ?, ?, 'override', ?, ?, ?, 1, 'OK', "
+            "?, ?, ?, ?)",
             (entry_id, to_iso(now), day, lane_id, gate_id, f"web:{g.user.username}", direction,
              f"override:{refused_id or '-'}", ticket_id, session_id,
              f"override by {g.user.username}: {why}", cursor[0] if cursor else 0,
-             int(offset[0]) if offset else None))
+             int(offset[0]) if offset else None, g.user.username))
         command_id = commands.request_open(conn, lane_id, g.user.username,
                                            {"entry_id": entry_id, "why": "override"}, now)
         audit.record(conn, g.user.username, "entry.override", f"lane:{lane}", {
@@ -250,14 +300,14 @@ def _feed_items(conn, where: str, args: list, lang: str) -> list[dict]:
                        SELECT 1 FROM device_commands c WHERE c.command = 'open_lane'
                        AND c.lane_id = e.lane_id AND c.status IN ('pending', 'running')
                        AND c.expires_at > ? AND json_extract(c.args, '$.entry_id') = e.id)
-                   THEN 'pending' ELSE e.passage END
+                   THEN 'pending' ELSE e.passage END, e.admitted, e.staff
             FROM entries e LEFT JOIN lanes l ON l.id = e.lane_id
             LEFT JOIN tickets t ON t.id = e.ticket_id LEFT JOIN holders h ON h.id = t.holder_id
             LEFT JOIN zones z ON z.id = t.zone_id
             WHERE {where}""", [to_iso(utcnow()), *args]).fetchall()
     items = []
     for (seq, entry_id, at, lane, direction, reason, detail, ticket_id, number, zone, seat,
-         name, doc, kind, device, passage) in rows:
+         name, doc, kind, device, passage, admitted, staff) in rows:
         first = None
         if reason == Reason.ALREADY_ENTERED.value and ticket_id is not None:
             hit = conn.execute("SELECT at FROM entries WHERE ticket_id = ? AND admitted = 1 "
@@ -272,5 +322,6 @@ def _feed_items(conn, where: str, args: list, lang: str) -> list[dict]:
             "holder": {"name": name, "document": doc} if name else None,
             "first_entry_at": first, "override": detail.startswith("override by "),
             "source": device or kind,
+            "by_number": kind == ScanKind.MANUAL and bool(admitted), "staff": staff,
         })
     return items

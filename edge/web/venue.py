@@ -38,12 +38,13 @@ def _int(value: str | None, low: int, high: int) -> int | None:
 def _gates(conn):
     gates = []
     for row in conn.execute("SELECT id, code, name, reentry, realname_mode, open_before_min, "
-                            "close_after_min FROM gates ORDER BY code"):
+                            "close_after_min, manual_entry FROM gates ORDER BY code"):
         zones = [z for (z,) in conn.execute("SELECT zone_id FROM gate_zones WHERE gate_id = ? "
                                             "ORDER BY zone_id", (row[0],))]
         gates.append({"id": row[0], "code": row[1], "name": row[2], "reentry": bool(row[3]),
                       "realname_mode": row[4], "open_before_min": row[5],
-                      "close_after_min": row[6], "zones": zones})
+                      "close_after_min": row[6], "zones": zones,
+                      "manual_entry": bool(row[7])})
     return gates
 
 
@@ -136,7 +137,8 @@ def gate_save():
     zones = sorted({int(z) for z in f.getlist("zones") if z.isdigit()})
     policy = {"code": code, "name": name, "reentry": f.get("reentry") == "1",
               "realname_mode": mode, "open_before_min": before_min,
-              "close_after_min": after_min, "zones": zones}
+              "close_after_min": after_min, "zones": zones,
+              "manual_entry": f.get("manual_entry") == "1"}
     gate_id = _int(f.get("id"), 1, 2**31)
     try:
         with immediate(conn):
@@ -156,6 +158,8 @@ def gate_save():
                          "open_before_min = ?, close_after_min = ? WHERE id = ?",
                          (code, name, int(policy["reentry"]), mode, before_min, after_min,
                           gate_id))
+            conn.execute("UPDATE gates SET manual_entry = ? WHERE id = ?",
+                         (int(policy["manual_entry"]), gate_id))
             conn.execute("DELETE FROM gate_zones WHERE gate_id = ?", (gate_id,))
             conn.executemany("INSERT INTO gate_zones (gate_id, zone_id) VALUES (?, ?)",
                              [(gate_id, z) for z in zones])

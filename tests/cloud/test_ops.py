@@ -25,6 +25,7 @@ from cloud.tickets import (
 from cloud.venues import add_gate, add_lane, add_zone, create_venue
 from sync import codes
 from sync.ids import uuid7
+from sync.numbers import is_number
 from sync.timeutil import to_iso, utcnow
 
 
@@ -305,12 +306,14 @@ def test_conflicts_with_their_entries_and_a_review_that_is_audited(hub):
     s, t = hub.session, hub.tickets_a[0]
     first = entry(s, t)
     push(hub, "box1", first)
-    second = entry(s, t, lane="S1")
+    second = entry(s, t, lane="S1", kind="manual", staff="alice")
     assert push(hub, "box2", second)["conflict"] == [second["id"]]
     with hub.engine.connect() as conn:
         [c] = ops.conflict_list(conn)
         assert ops.unreviewed_conflicts(conn) == 1
-    assert c["kind"] == "double_admission" and c["ticket"]["number"].startswith("T")
+    assert c["kind"] == "double_admission" and is_number(c["ticket"]["number"])
+    assert [(e["by_number"], e["staff"]) for e in c["entries"]] == [(False, None),
+                                                                      (True, "alice")]
     assert [e["id"] for e in c["entries"]] == [first["id"], second["id"]]
     assert [e["appliance"] for e in c["entries"]] == ["Gate box 1", "Gate box 2"]
     with pytest.raises(ops.OpsError, match="note"):
@@ -529,3 +532,23 @@ def test_lanes_reported_in_a_heartbeat_lead_to_gates_and_the_hubs_own_lanes_win(
                 and (hub.venue, "N9") in ops.lane_map(conn))
         appliances.revoke(conn, hub.boxes["box1"]["id"])
         assert (hub.venue, "N9") not in ops.lane_map(conn)
+
+
+def test_admissions_by_ticket_number_are_counted_apart_and_kept_with_their_staff(hub):
+    s = hub.session
+    now = utcnow()
+    a = hub.tickets_a
+    typed = entry(s, a[0], at=now, kind="manual", staff="alice")
+    push(hub, "box1", typed, entry(s, a[1], at=now, kind="qr"), entry(s, a[2], at=now),
+         entry(s, a[3], at=now, kind="override", staff="sue"),
+         entry(s, a[4], at=now, kind="manual", staff="bob", admitted=False, reason="UNKNOWN"),
+         entry(s, a[5], lane="X1", direction="out", at=now, kind="manual", staff="bob"))
+    push(hub, "box1", typed)  # a resend counts nothing twice
+    t = numbers(hub)["totals"]
+    assert (t["entries"], t["by_number"]) == (4, 1)  # an override is not a typed number
+    by_gate = {g["gate"]: g for g in numbers(hub)["by_gate"]}
+    assert (by_gate["North Gate"]["by_number"], by_gate["Exit"]["by_number"]) == (1, 0)
+    with hub.engine.connect() as conn:
+        kept = conn.execute(sa.select(entries.c.kind, entries.c.staff)
+                            .where(entries.c.id == typed["id"])).one()
+    assert tuple(kept) == ("manual", "alice")

@@ -220,3 +220,15 @@ def test_csv_export_cells_never_start_a_formula(hub):
         assert not any(c.startswith(("=", "+", "-", "@", "\t", "\r")) for c in cells), view
     assert "'=HYPERLINK(\"http://evil.example\",\"x\")" in cells and "'@SUM(1)" in cells
     assert "'-cam" in cells
+
+
+def test_the_dashboard_shows_admissions_by_ticket_number_apart(hub):
+    ops_user = hub.client("ops")
+    push(hub, 0, entry(hub, hub.tickets[0], kind="manual", staff="alice"),
+         entry(hub, hub.tickets[1], kind="qr"),
+         entry(hub, hub.tickets[2], kind="override", staff="sue"))
+    live = text(ops_user.get("/ops?part=live"))
+    assert 'id="n-entered">3<' in live and 'id="n-by-number">1<' in live
+    assert "Admitted by ticket number" in live and "By ticket number" in live
+    ops_user.set_cookie("wicket_lang", "zh")
+    assert "凭票号人工放行" in text(ops_user.get("/ops?part=live"))

@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from cloud.db import audit_log, change_log, gates, seats, venues
+from sync.changes import parse_change
 from tests.cloud.pagekit import build_hub, post, text
 
 
@@ -163,3 +164,33 @@ def test_seat_map_cells_that_a_spreadsheet_would_run_are_neutralised_and_read_ba
     assert r.status_code == 303
     assert f"0 new, 0 changed, {before + 2} unchanged" in text(admin.get(r.headers["Location"]))
     assert seat_count(hub) == before + 2
+
+
+def test_a_gate_admits_on_typed_ticket_numbers_only_when_an_admin_says_so(hub):
+    admin = hub.client("admin")
+    with hub.engine.connect() as conn:
+        gate_id = conn.execute(sa.select(gates.c.id).where(gates.c.code == "G1")).scalar()
+        assert conn.execute(sa.select(gates.c.manual_entry).where(gates.c.id == gate_id)
+                            ).scalar() is False  # off by default
+    path = f"/venues/{hub.venue}/gates/{gate_id}"
+    assert 'name="manual_entry"' in text(admin.get(path))
+    form = {"name": "Gate 1", "zone": ["A"], "realname_mode": "ticket",
+            "open_before_min": "30", "close_after_min": "60"}
+
+    def state():
+        with hub.engine.connect() as conn:
+            sent = conn.execute(sa.select(change_log.c.record).where(change_log.c.kind == "gate")
+                                .order_by(change_log.c.seq.desc())).scalars().first()
+            stored = conn.execute(sa.select(gates.c.manual_entry)
+                                  .where(gates.c.id == gate_id)).scalar()
+        # the record is one the appliances accept
+        return stored, parse_change({**sent, "seq": 1}).data["manual_entry"]
+
+    assert post(admin, path, {**form, "manual_entry": "yes"}, page="/venues").status_code == 303
+    assert state() == (True, True)  # stored, and sent to the venue's appliances
+    assert post(admin, path, form, page="/venues").status_code == 303
+    assert state() == (False, False)
+    with hub.engine.connect() as conn:
+        audit = conn.execute(sa.select(audit_log).where(audit_log.c.action == "gate.update")
+                             .order_by(audit_log.c.id)).all()
+    assert (audit[0].before["manual_entry"], audit[0].after["manual_entry"]) == (False, True)

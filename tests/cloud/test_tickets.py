@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -13,11 +14,13 @@ from cloud.changes import changes_since
 from cloud.db import init_db, make_engine, seats, session_seats, tickets
 from cloud.tickets import (
     TicketError,
+    TicketSpec,
     activate_key,
     create_event,
     create_key,
     create_session,
     issue_ticket,
+    issue_tickets,
     revoke_ticket,
 )
 from cloud.venues import add_gate, add_zone, create_venue, import_seats_csv
@@ -316,3 +319,42 @@ def test_what_staff_do_is_audited_with_before_and_after(hub):
     assert HOLDER_ID not in everything and "张小三" not in everything
     assert {"venue.create", "zone.create", "gate.create", "seats.import", "session.create",
             "key.create", "key.activate"} <= {a for a in everything.split("'") if "." in a}
+
+
+# -- ticket numbers ----------------------------------------------------------------------------
+
+
+def test_ticket_numbers_are_random_fixed_length_and_carry_a_check_symbol(hub):
+    from sync import numbers
+
+    engine, _venue, session = hub
+    with engine.begin() as conn:
+        issued = issue_tickets(conn, [TicketSpec(session_id=session) for _ in range(300)])
+    got = [t.number for t in issued]
+    assert len(set(got)) == len(got)
+    for number in got:
+        assert len(number) == numbers.LENGTH == 11
+        assert set(number) <= set(numbers.ALPHABET) and not set(number) & set("ILOU")
+        assert numbers.is_number(number) and numbers.check_symbol(number[:-1]) == number[-1]
+    # nothing follows from a neighbour's number: consecutive tickets share no long prefix,
+    # and the numbers are in no order of their ids
+    pairs = zip(got, got[1:], strict=False)
+    assert max(len(os.path.commonprefix([a, b])) for a, b in pairs) < 5
+    assert got != sorted(got) and got != sorted(got, reverse=True)
+    # every symbol turns up in every random position
+    for position in range(numbers.RANDOM_SYMBOLS):
+        assert len({n[position] for n in got}) > 20
+
+
+def test_a_number_already_taken_is_drawn_again(hub, monkeypatch):
+    from cloud import tickets as tickets_mod
+    from sync import numbers
+
+    engine, _venue, session = hub
+    with engine.begin() as conn:
+        taken = issue_ticket(conn, session_id=session).number
+    draws = iter([taken, taken, "7KQ2M9XAPC" + numbers.check_symbol("7KQ2M9XAPC")])
+    monkeypatch.setattr(numbers, "new_number", lambda: next(draws))
+    with engine.begin() as conn:
+        again = tickets_mod.issue_ticket(conn, session_id=session)
+    assert again.number == "7KQ2M9XAPC" + numbers.check_symbol("7KQ2M9XAPC") != taken

@@ -171,6 +171,17 @@ def test_pair_scan_go_offline_and_the_queue_arrives_once(server, conn, tmp_path)
         assert [(r["scan"]["client_scan_id"], r["error"]) for r in rejected] == [
             ("stray-0001", "lane_not_allowed")]
         page.screenshot(path=shots / "6-rejected-zh.png")
+
+        # a ticket number: read by the scanner it is no code; typed, this gate takes none
+        number = venue.tickets[1019].number
+        page.fill("#scan-input", number)
+        page.press("#scan-input", "Enter")
+        expect(page.locator("#verdict-detail")).to_have_text("不是票码", timeout=30_000)
+        page.fill("#number-input", number)
+        page.press("#number-input", "Enter")
+        expect(page.locator("#verdict-detail")).to_have_text("本入口不接受凭票号入场",
+                                                             timeout=30_000)
+        expect(verdict).to_have_class("verdict red")
         texts = page.content()
         browser.close()
 
@@ -181,8 +192,11 @@ def test_pair_scan_go_offline_and_the_queue_arrives_once(server, conn, tmp_path)
         (1002, "OK"), (1002, "ALREADY_ENTERED"), (realname, "OK"),
         (1006, "OK"), (1010, "OK"), (1006, "ALREADY_ENTERED")]
     assert [r[2] for r in rows[3:6]] == [q["client_scan_id"] for q in queued]
-    assert rows[6:] == [(1018, "OK", "good-00001")]
-    assert conn.execute("SELECT count(*) FROM entries").fetchone()[0] == 7
+    assert rows[6] == (1018, "OK", "good-00001")
+    assert [r[:2] for r in rows[7:]] == [(None, "UNKNOWN"), (None, "UNKNOWN")]
+    assert conn.execute("SELECT scan_kind FROM entries WHERE reason = 'UNKNOWN' ORDER BY seq"
+                        ).fetchall() == [("qr",), ("manual",)]
+    assert conn.execute("SELECT count(*) FROM entries").fetchone()[0] == 9
     assert conn.execute("SELECT state FROM devices").fetchone() == ("up",)  # heartbeats
     log = (tmp_path / "web.log").read_text()
     assert "POST /api/v1/scans" in log  # the access log of the real server

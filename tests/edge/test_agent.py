@@ -310,3 +310,14 @@ def test_the_appliances_lanes_lead_its_entries_and_devices_to_their_gate_at_the_
     with hub["engine"].connect() as conn:
         by_gate = ops.attendance(conn, [hub["session"]])["by_gate"]
     assert [(g["gate"], g["lane"]) for g in by_gate] == [(None, "L7")]
+
+
+def test_entries_reach_the_hub_with_their_scan_kind_and_staff_member(agent, hub):
+    scanned, typed = add_entries(agent.conn, 2)
+    agent.conn.execute("UPDATE entries SET scan_kind = 'manual', staff = 'alice' WHERE id = ?",
+                       (typed,))
+    assert agent.push_entries() == 2
+    with hub["engine"].begin() as conn:
+        kept = {r[0]: (r[1], r[2])
+                for r in conn.execute(sa.text("SELECT id, kind, staff FROM entries"))}
+    assert kept == {scanned: ("qr", None), typed: ("manual", "alice")}

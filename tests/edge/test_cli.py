@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import getpass
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -158,3 +160,24 @@ def test_init_upgrades_and_is_idempotent(site):
     d, cfg, rows = site
     again = run("edge.cli", "--config", cfg, "init", check_exit=0)
     assert "up to date" in again.stdout
+
+
+def test_a_technician_types_a_ticket_number_only_where_the_gate_allows_it(site):
+    d, cfg, rows = site
+    number = rows["ticket"][1]
+    for kind in ("qr", "rfid"):
+        refused = scan(cfg, "N1", number, "--kind", kind)
+        assert refused.returncode == 1 and "UNKNOWN" in refused.stdout, refused.stdout
+    typed = scan(cfg, "N1", number, "--kind", "manual")
+    assert typed.returncode == 1 and "ticket numbers are not accepted at this gate" in typed.stdout
+    gate = {"type": "gate", "op": "upsert", "seq": 10**9, "id": 1, "code": "G1",
+            "name": "Gate 1 North", "zones": [1, 2], "manual_entry": True}
+    (d / "policy.jsonl").write_text(json.dumps(gate) + "\n")
+    run("edge.cli", "--config", cfg, "import", str(d / "policy.jsonl"), check_exit=0)
+    assert scan(cfg, "N1", number, "--kind", "qr").returncode == 1  # a reader: still refused
+    typed = scan(cfg, "N1", number, "--kind", "manual")
+    assert typed.returncode == 0 and typed.stdout.startswith("ADMIT"), typed.stdout
+    assert f"typed by cli:{getpass.getuser()}" in typed.stdout
+    listed = run("edge.cli", "--config", cfg, "entries", "--limit", "1", check_exit=0).stdout
+    assert "admitted by ticket number, typed by cli:" in listed
+    assert "override" not in run("edge.cli", "--config", cfg, "scan", "--help").stdout

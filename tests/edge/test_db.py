@@ -201,3 +201,22 @@ def test_the_upgrade_keys_handheld_scan_ids_by_device_and_keeps_every_scan(tmp_p
                    " verdict) VALUES ('s9', 'h1', 'nope', 'f', '{}')")
     assert db.execute("PRAGMA foreign_key_check").fetchall() == []
     assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_the_upgrade_keeps_overrides_apart_from_typed_ticket_numbers(tmp_path):
+    """Before m010 a supervisor's override was recorded as a manual scan; after it, it is an
+    override naming its supervisor, so it never counts as an admission by ticket number."""
+    path = tmp_path / "old.db"
+    old = db_mod.open_db(path)
+    db_mod.migrate(old, stop_before="m010_manual_entry")
+    old.execute("INSERT INTO entries (id, at, day, device_id, direction, scan_kind, scan_ref, "
+                "admitted, reason) VALUES ('o', 't', 'd', 'web:sue', 'in', 'manual', "
+                "'override:-', 1, 'OK'), ('m', 't', 'd', 'web:al', 'in', 'manual', "
+                "'T00001001', 1, 'OK')")
+    old.execute("INSERT INTO gates (id, code, name) VALUES (1, 'G1', 'Gate 1')")
+    old.close()
+    db = db_mod.open_db(path)
+    assert "m010_manual_entry" in db_mod.migrate(db)
+    assert db.execute("SELECT id, scan_kind, staff FROM entries ORDER BY id").fetchall() == [
+        ("m", "manual", None), ("o", "override", "sue")]
+    assert db.execute("SELECT manual_entry FROM gates").fetchall() == [(0,)]

@@ -6,12 +6,17 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
+from drivers.base import Scan as DriverScan
+from drivers.base import ScanKind as DriverKind
 from edge.allowlist import apply_changes
 from edge.engine import Engine, GroupScan, IdDocument, Scan, ScanKind, UnknownLane
+from edge.gates.lane import engine_scan
 from edge.reasons import Reason
 from sync import codes
-from sync.changes import parse_change
+from sync.changes import normalize_uid, parse_change
 from sync.keys import generate_signing_key
 from tests.conftest import NOW
 
@@ -46,7 +51,7 @@ def apply(conn, vault, *changes, seq=10_000):
 def test_first_scan_admits_and_records(engine, venue, loaded):
     d = qr(engine, venue.tickets[1002].code)
     assert d.reason is Reason.OK and d.open_lane and d.verdict == "admit"
-    assert d.ticket.number == "T00001002" and d.ticket.zone == "East Stand"
+    assert d.ticket.number == venue.tickets[1002].number and d.ticket.zone == "East Stand"
     assert d.ticket.session == "Opening match"
     assert entries(loaded) == [("OK", 1, 1002, "in", venue.tickets[1002].code)]
 
@@ -331,9 +336,91 @@ def test_signed_code_sold_after_the_last_sync_is_admitted_on_its_signature(engin
     assert qr(engine, code_of(venue, "unsynced"), "N2").reason is Reason.ALREADY_ENTERED
 
 
-def test_manually_typed_ticket_number(engine):
-    d = qr(engine, " T00001002 ", kind=ScanKind.MANUAL)
-    assert d.reason is Reason.OK and d.ticket.id == 1002
+def allow_manual_entry(conn, vault, gate_id=1, code="G1", zones=(1, 2), allowed=True):
+    apply(conn, vault, {"type": "gate", "op": "upsert", "id": gate_id, "code": code,
+                        "name": f"Gate {code}", "zones": list(zones), "manual_entry": allowed})
+
+
+@pytest.mark.parametrize("kind", [ScanKind.QR, ScanKind.RFID, ScanKind.ID_CARD,
+                                  ScanKind.OVERRIDE])
+@pytest.mark.parametrize("manual_entry", [False, True])
+def test_a_ticket_number_from_any_reader_is_refused(engine, venue, loaded, vault, kind,
+                                                    manual_entry):
+    """Every reader (lane camera, barcode and wedge scanners, RFID, a handheld's camera) sends
+    QR, RFID or ID-card scans: a ticket number among them proves nothing, even at a gate that
+    admits typed numbers and even when staff are named."""
+    allow_manual_entry(loaded, vault, allowed=manual_entry)
+    number = venue.tickets[1002].number
+    for text in (number, f" {number} ", number.lower()):
+        d = engine.decide(Scan(kind, text, device_id="cam-1", staff="alice",
+                               document=IdDocument("resident_id", text)), "N1", NOW)
+        assert d.reason in (Reason.UNKNOWN, Reason.FORGED) and not d.open_lane, (kind, text)
+        assert d.ticket is None and not d.by_number
+    assert loaded.execute("SELECT count(*) FROM entries WHERE admitted = 1").fetchone() == (0,)
+    # the ticket itself is unused: its code admits
+    assert qr(engine, venue.tickets[1002].code).reason is Reason.OK
+
+
+@pytest.mark.parametrize("reader", list(DriverKind))
+def test_a_ticket_number_from_every_drivers_reader_is_refused_at_the_lane(engine, venue, loaded,
+                                                                          vault, reader):
+    """What the gate runtime hands the engine for each driver's scan (lane camera and serial
+    scanner: qr; serial and wedge barcode scanners: barcode; RFID and OSDP readers; the
+    ID-card reader), carrying a valid ticket number, at a gate that admits typed numbers."""
+    allow_manual_entry(loaded, vault)
+    number = venue.tickets[1002].number
+    d = engine.decide(engine_scan(DriverScan(reader, number, "N1-DEV")), "N1", NOW)
+    assert d.reason is Reason.UNKNOWN and not d.open_lane and d.ticket is None
+
+
+def test_a_typed_ticket_number_admits_only_from_named_staff_where_the_gate_allows_it(
+        engine, venue, loaded, vault):
+    number = venue.tickets[1002].number
+    d = engine.decide(Scan(ScanKind.MANUAL, number, "web:alice", staff="alice"), "N1", NOW)
+    assert d.reason is Reason.UNKNOWN and not d.open_lane
+    assert d.detail == "ticket numbers are not accepted at this gate"
+    allow_manual_entry(loaded, vault)
+    d = engine.decide(Scan(ScanKind.MANUAL, number, "web:alice"), "N1", NOW)
+    assert d.reason is Reason.UNKNOWN
+    assert d.detail == "a ticket number is accepted only from signed-in staff"
+    assert engine.decide(Scan(ScanKind.MANUAL, number, staff="  "), "N1", NOW).reason \
+        is Reason.UNKNOWN
+    # another gate's policy does not carry over
+    d = engine.decide(Scan(ScanKind.MANUAL, venue.tickets[1006].number, staff="alice"), "C1",
+                      NOW)
+    assert d.detail == "ticket numbers are not accepted at this gate"
+    d = engine.decide(Scan(ScanKind.MANUAL, f" {number} ", "web:alice", staff="alice"), "N1",
+                      NOW)
+    assert d.reason is Reason.OK and d.ticket.id == 1002 and d.open_lane
+    assert d.by_number and d.staff == "alice"
+    row = loaded.execute("SELECT scan_kind, staff, admitted FROM entries WHERE id = ?",
+                         (d.entry_id,)).fetchone()
+    assert row == ("manual", "alice", 1)
+    # the rules still apply to a typed number: single entry
+    d = engine.decide(Scan(ScanKind.MANUAL, number, staff="bob"), "N2", NOW)
+    assert d.reason is Reason.ALREADY_ENTERED and not d.by_number
+    # an unknown number is unknown; a code typed in full is judged as a code
+    d = engine.decide(Scan(ScanKind.MANUAL, "T99999999", staff="alice"), "N1", NOW)
+    assert d.detail == "neither a ticket code nor a known ticket number"
+    d = engine.decide(Scan(ScanKind.MANUAL, code_of(venue, "rfid"), staff="alice"), "N1",
+                      NOW)
+    assert d.reason is Reason.OK and not d.by_number
+
+
+def test_typed_numbers_of_the_hub_format_are_read_forgivingly_and_checked(engine, venue,
+                                                                          loaded, vault):
+    from sync import numbers
+    body = "7KQ2M9XAPC"
+    number = body + numbers.check_symbol(body)
+    listed = next(c for c in venue.changes if c["type"] == "ticket" and c["id"] == 1002)
+    apply(loaded, vault, {**{k: v for k, v in listed.items() if k != "seq"}, "number": number})
+    allow_manual_entry(loaded, vault)
+    typo = "8" + number[1:]
+    d = engine.decide(Scan(ScanKind.MANUAL, typo, staff="alice"), "N1", NOW)
+    assert d.detail == "ticket number mistyped: its check character does not match"
+    typed = f"{number[:4].lower()}-{number[4:8]} {number[8:]}".replace("0", "o")
+    d = engine.decide(Scan(ScanKind.MANUAL, typed, staff="alice"), "N1", NOW)
+    assert d.reason is Reason.OK and d.ticket.id == 1002 and d.by_number
 
 
 # -- RFID ------------------------------------------------------------------------------------
@@ -462,3 +549,38 @@ def test_engine_reads_configuration_changes_made_by_another_process(engine, venu
 def test_decide_uses_a_fresh_engine_per_connection(loaded, vault, venue):
     assert Engine(loaded, vault).decide(Scan(ScanKind.QR, venue.tickets[1002].code), "N1",
                                         NOW).reason is Reason.OK
+
+
+# -- property: nothing short of a code admits unless staff typed it --------------------------
+
+
+def _short_texts(venue):
+    numbers_ = [t.number for t in venue.tickets.values()]
+    near = st.sampled_from(numbers_).flatmap(lambda n: st.sampled_from(
+        [n, n.lower(), f" {n}\n", n + "\x00", n[:-1], f"{n[:3]}-{n[3:]}"]))
+    rfid = st.just("04A1B2C3D4E5F6")
+    return st.one_of(near, rfid, st.text(max_size=codes.MIN_CHARS - 1),
+                     st.text(alphabet=codes.ALPHABET, max_size=codes.MIN_CHARS - 1))
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_no_text_under_the_code_length_admits_unless_typed_by_staff(engine, venue, loaded,
+                                                                     vault, data):
+    """Whatever a reader sends that is shorter than the shortest signed code (a ticket number,
+    one mangled, any text at all) never admits: only a manual scan can admit on such text.
+    The gate here admits typed numbers and every scan names staff, so nothing but the kind
+    stands between the text and an admission."""
+    allow_manual_entry(loaded, vault)
+    text = data.draw(_short_texts(venue), label="text")
+    assume(len(text.strip()) < codes.MIN_CHARS)
+    kind = data.draw(st.sampled_from([k for k in ScanKind if k is not ScanKind.MANUAL]),
+                     label="kind")
+    if kind is ScanKind.RFID:
+        assume(normalize_uid(text) != "04A1B2C3D4E5F6")  # the one card listed for a ticket
+    lane = data.draw(st.sampled_from(["N1", "N2", "C1", "X1"]), label="lane")
+    staff = data.draw(st.one_of(st.none(), st.text(max_size=70)), label="staff")
+    d = engine.check(Scan(kind, text, "dev", staff=staff,
+                          document=IdDocument("resident_id", text)), lane, NOW)
+    assert d.reason is not Reason.OK and not d.open_lane

@@ -217,7 +217,7 @@ def test_verdicts_speak_the_requested_language(client, conn, live_venue):
                     headers={**headers, "Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"})
     v = r.get_json()
     assert v["reason"] == "UNKNOWN" and v["words"] == "无法识别此票" and v["colour"] == "red"
-    assert v["detail"] == "neither a ticket code nor a known ticket number"
+    assert v["detail"] == "ticket numbers are not accepted at this gate"
     assert v["detail_words"] != v["detail"] and re.search(r"[\u4e00-\u9fff]", v["detail_words"])
     r = client.post("/api/v1/scan", json=scan_body(live_venue, 900005, "lang-000002"),
                     headers={**headers, "Accept-Language": "en-GB,zh;q=0.5"})
@@ -487,3 +487,49 @@ def test_api_answers_open_no_staff_session_and_the_pages_still_do(client, conn, 
     r = client.get("/first-run")
     assert r.status_code == 200
     assert "wicket_edge=" in r.headers.get("Set-Cookie", "")
+
+
+# -- ticket numbers ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["qr", "rfid"])
+def test_a_ticket_number_read_by_a_handhelds_camera_or_scanner_is_refused(client, conn,
+                                                                          live_venue, kind):
+    """Even at a gate that admits typed numbers: what the camera or scanner read is judged
+    as a code or a card, and a home-made QR saying a ticket number is neither."""
+    conn.execute("UPDATE gates SET manual_entry = 1")
+    headers = paired(client, conn)
+    number = live_venue.tickets[1002].number
+    for i, data in enumerate((number, f"{number}\n", number.lower())):
+        r = client.post("/api/v1/scan", json={"client_scan_id": f"num-{kind}-{i:04d}",
+                                              "lane": "N1", "kind": kind, "data": data},
+                        headers=headers)
+        assert r.status_code == 200 and r.get_json()["reason"] == "UNKNOWN", data
+        assert r.get_json()["open_lane"] is False and r.get_json()["ticket"] is None
+    r = client.post("/api/v1/scans", json={"sent_at": to_iso(utcnow()), "scans": [
+        {"client_scan_id": f"num-{kind}-off1", "lane": "N1", "kind": kind, "data": number,
+         "scanned_at": to_iso(utcnow())}]}, headers=headers)
+    assert r.status_code == 200 and r.get_json()["results"][0]["reason"] == "UNKNOWN"
+    assert conn.execute("SELECT count(*) FROM entries WHERE admitted = 1").fetchone() == (0,)
+
+
+def test_a_number_typed_on_a_handheld_admits_only_where_the_gate_allows_it(client, conn,
+                                                                            live_venue):
+    headers = paired(client, conn, name="North PDA 3")
+    number = live_venue.tickets[1002].number
+
+    def typed(csid, lane="N1"):
+        return client.post("/api/v1/scan", json={"client_scan_id": csid, "lane": lane,
+                                                 "kind": "manual", "data": number},
+                           headers=headers).get_json()
+
+    v = typed("typed-00001")
+    assert v["reason"] == "UNKNOWN" and v["detail"] == "ticket numbers are not accepted at this gate"
+    conn.execute("UPDATE gates SET manual_entry = 1 WHERE code = 'G1'")
+    v = typed("typed-00002")
+    assert v["reason"] == "OK" and v["open_lane"] is True and v["ticket"]["number"] == number
+    row = conn.execute("SELECT scan_kind, staff, device_id FROM entries WHERE id = ?",
+                       (v["entry_id"],)).fetchone()
+    assert row[:2] == ("manual", "North PDA 3") and row[2].startswith("hh-")
+    assert typed("typed-00003", lane="C1")["detail"] == \
+        "ticket numbers are not accepted at this gate"

@@ -21,7 +21,8 @@
       pair_help: "Ask an admin for a pairing code: on the appliance's Devices page, under " +
         "Handhelds. Type it here, or scan its QR code with this device's camera.",
       pair_button: "Pair", lane: "Lane", ready: "Ready to scan", check: "Check",
-      scan_placeholder: "Scan or type a ticket", camera_on: "Use the camera",
+      scan_placeholder: "Scan a ticket", camera_on: "Use the camera",
+      number_placeholder: "Type a ticket number",
       camera_off: "Stop the camera", send_now: "Send now", unpair: "Unpair",
       checking: "Checking…", online: "online", offline: "offline",
       queued_words: "Saved: not checked yet",
@@ -42,7 +43,8 @@
       title: "Wicket 手持验票", pair_title: "配对此手持设备",
       pair_help: "请管理员在设备页面的“手持设备”处生成配对码，在此输入，或用本设备的摄像头扫描其二维码。",
       pair_button: "配对", lane: "通道", ready: "请扫码", check: "验票",
-      scan_placeholder: "扫码或输入票号", camera_on: "使用摄像头",
+      scan_placeholder: "扫描票码", camera_on: "使用摄像头",
+      number_placeholder: "输入票号",
       camera_off: "关闭摄像头", send_now: "立即上传", unpair: "解除配对",
       checking: "验票中…", online: "在线", offline: "离线",
       queued_words: "已保存，尚未验票",
@@ -501,7 +503,16 @@
       const value = input.value;
       input.value = "";
       input.focus();
-      submitScan(value, value.trim().length < 20 ? "manual" : "qr");
+      submitScan(value, "qr");  // what the scanner read (a wedge types it here): a code or nothing
+    });
+    // a ticket number typed by hand: admitted only where the gate allows ticket numbers
+    $("number-form").addEventListener("submit", ev => {
+      ev.preventDefault();
+      const input = $("number-input");
+      const value = input.value;
+      input.value = "";
+      if (value.trim()) submitScan(value, "manual");
+      $("scan-input").focus();
     });
     $("lane").addEventListener("change", () => {
       store.set(KEY.lane, $("lane").value);

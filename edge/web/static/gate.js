@@ -111,6 +111,20 @@
     });
   }
 
+  // A ticket number typed by the signed-in staff member: its own route, recorded with them.
+  function typeNumber(lane, form, input) {
+    post(form.dataset.url, {lane: lane, code: input.value, mode: t.mode}).then(function (res) {
+      if (res.status !== 200) { failed(lane, res.data.message); return; }
+      var v = res.data;
+      if (v.entry_id) { shown[v.entry_id] = true; }
+      if (v.by_number) { v.detail = v.detail ? v.detail + " · " + form.dataset.tByNumber : form.dataset.tByNumber; }
+      show(lane, v);
+    }).catch(function () { failed(lane); }).finally(function () {
+      input.value = "";
+      focusWedge();
+    });
+  }
+
   Object.keys(panels).forEach(function (lane) {
     var panel = panels[lane];
     panel.querySelector("form.wedge").addEventListener("submit", function (ev) {
@@ -118,11 +132,14 @@
       var input = panel.querySelector(".wedge-input");
       if (input.value.trim()) { scan(lane, input.value, "qr", input); }
     });
-    panel.querySelector("form.manual").addEventListener("submit", function (ev) {
-      ev.preventDefault();
-      var input = panel.querySelector(".manual-input");
-      if (input.value.trim()) { scan(lane, input.value, "manual", input); }
-    });
+    var typed = panel.querySelector("form.manual");  // only where the gate admits by number
+    if (typed) {
+      typed.addEventListener("submit", function (ev) {
+        ev.preventDefault();
+        var input = typed.querySelector(".manual-input");
+        if (input.value.trim()) { typeNumber(lane, typed, input); }
+      });
+    }
     panel.querySelector(".verdict .dismiss").addEventListener("click", function () { ready(panel); });
     var ov = panel.querySelector("form.override");
     if (ov) {
@@ -166,7 +183,9 @@
     li.className = item.colour;
     li.dataset.reason = item.reason;
     li.dataset.entry = item.entry_id;
-    [item.at, item.lane, item.words + (item.not_opened && item.detail ? ": " + item.detail : "") + (item.override ? " (" + t.tOverride + ")" : ""),
+    [item.at, item.lane, item.words + (item.not_opened && item.detail ? ": " + item.detail : "") +
+       (item.override ? " (" + t.tOverride + ")" : "") +
+       (item.by_number ? " (" + feed.dataset.tByNumber + (item.staff ? ": " + item.staff : "") + ")" : ""),
      [item.ticket, item.zone, item.seat, item.holder ? item.holder.name + " " + item.holder.document : ""].filter(Boolean).join(" · ")
     ].forEach(function (text) { var s = document.createElement("span"); s.textContent = text || ""; li.appendChild(s); });
     return li;

@@ -180,6 +180,14 @@ def test_admin_and_gate_staff_in_a_real_browser(web_process, tmp_path):
             page.click("form.narrow button[type=submit]")
             expect(page.locator("table.grid")).to_contain_text("steward")
 
+            # gate G1 admits on ticket numbers typed by staff (off by default)
+            page.goto(base + "/venue/")
+            g1 = page.locator("form.policy", has=page.locator("input[name=code][value=G1]"))
+            g1.locator("input[name=manual_entry]").check()
+            g1.locator("button[type=submit]").click()
+            expect(page.locator("form.policy", has=page.locator(
+                "input[name=code][value=G1]")).locator("input[name=manual_entry]")).to_be_checked()
+
             # the gate screen: a verdict per scan, with sound cues and the live feed (the
             # simulated gate runtime reports the lane's turnstile up: it would open)
             report_up(web_process["box"]["db"], "N1-GATE")
@@ -206,13 +214,25 @@ def test_admin_and_gate_staff_in_a_real_browser(web_process, tmp_path):
             expect(verdict).to_have_class(re.compile(r"\bred\b"))
             expect(verdict.locator(".words")).to_have_text("Ticket not recognised")
             expect(page.locator("#feed li")).to_have_count(3)
+            # a ticket number typed by the signed-in admin admits, and says so
+            typed = [t for t in venue.tickets.values()  # the last: not the one used below
+                     if t.session_id == 1 and t.zone_id in (1, 2) and t.id != seated.id
+                     and t.id < 900000][-1]
+            n1.locator(".manual-input").fill(typed.number)
+            n1.locator(".manual-input").press("Enter")
+            expect(verdict).to_have_class(re.compile(r"\bgreen\b"))
+            expect(verdict.locator(".detail")).to_contain_text("admitted by ticket number")
+            expect(page.locator("#feed li").first).to_contain_text(
+                "admitted by ticket number: admin")
+            expect(page.locator("#feed li")).to_have_count(4)
+            assert n2.locator(".manual-input").count() == 1  # N2 is of gate G1 too
             page.screenshot(path=shots / "06-gate-refused.png", full_page=True)
             # a scan by the lane's own reader (the gate runtime) shows up on its own
             other = next(t for t in venue.tickets.values()
                          if t.session_id == 1 and t.zone_id in (1, 2) and t.id != seated.id)
             decide_as_runtime(web_process["box"], other.code, "N2")
             expect(n2.locator(".verdict")).to_have_class(re.compile(r"\bgreen\b"))
-            expect(page.locator("#feed li")).to_have_count(4)
+            expect(page.locator("#feed li")).to_have_count(5)
             # the supervisor's override opens the lane anyway
             n1.locator(".override-reason").fill("ticket printed damaged, checked by hand")
             n1.locator("form.override button").click()

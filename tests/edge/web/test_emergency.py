@@ -58,6 +58,9 @@ def fingerprint_of(b: Browser) -> str:
 
 def test_export_then_import_on_another_appliance(as_role, appliance, other):
     tickets = scan_some(appliance)
+    typed = appliance["conn"].execute("SELECT id FROM entries ORDER BY seq").fetchone()[0]
+    appliance["conn"].execute("UPDATE entries SET scan_kind = 'manual', staff = 'alice' "
+                              "WHERE id = ?", (typed,))
     a = as_role("admin")
     name, data = export_from(a)
     assert name.startswith("wicket-entries-OSC-") and name.endswith(".jsonl")
@@ -88,6 +91,8 @@ def test_export_then_import_on_another_appliance(as_role, appliance, other):
     assert len(rows) == 4 and {r[1] for r in rows} == {fp} and {r[2] for r in rows} == {None}
     ours = {r[0] for r in appliance["conn"].execute("SELECT id FROM entries")}
     assert {r[0] for r in rows} == ours
+    assert other["conn"].execute("SELECT scan_kind, staff FROM entries WHERE id = ?",
+                                 (typed,)).fetchone() == ("manual", "alice")
     # the other appliance now knows these tickets are used
     engine = Engine(other["conn"], HolderVault(other["holder_key"]))
     assert engine.decide(Scan(ScanKind.QR, tickets[0].code), "N2").reason == "ALREADY_ENTERED"
@@ -221,3 +226,15 @@ def test_the_page_refuses_every_file_the_hub_did_not_sign_for_this_venue(as_role
     assert conn.execute("SELECT count(*) FROM zones WHERE id = 7").fetchone() == (0,)
     assert conn.execute("SELECT count(*) FROM audit_log WHERE action = "
                         "'allowlist.import_refused'").fetchone() == (1,)
+
+
+
+
+def test_an_entry_written_before_entries_named_their_staff_is_read(appliance):
+    scan_some(appliance)
+    row = appliance["conn"].execute(
+        f"SELECT {', '.join(emergency.COLUMNS)} FROM entries LIMIT 1").fetchone()
+    old = {k: v for k, v in zip(emergency.COLUMNS, row, strict=True) if k != "staff"}
+    assert emergency._check_entry(json.dumps(old).encode(), 2)["staff"] is None
+    with pytest.raises(emergency.ExportFileError, match="not an entry record"):
+        emergency._check_entry(json.dumps({**old, "staff": None, "extra": 1}).encode(), 2)

@@ -53,16 +53,18 @@ def test_admit_then_repeat_then_refusals(as_role, appliance):
         assert (r.json["reason"], r.json["colour"]) == (reason, "red"), name
     r = b.post_json("/gate/scan.json", {"lane": "N1", "code": "garbage-not-a-code"})
     assert r.json["reason"] == "UNKNOWN" and r.json["colour"] == "red"
-    # a typed ticket number is a manual scan
+    # a ticket number wedged or pasted as a scan proves nothing
     other = venue.tickets[venue.named["other_holder"]]
-    r = b.post_json("/gate/scan.json", {"lane": "N1", "code": other.number, "kind": "manual"})
-    assert r.json["reason"] == "OK"
+    r = b.post_json("/gate/scan.json", {"lane": "N1", "code": other.number})
+    assert r.json["reason"] == "UNKNOWN" and not r.json["open_lane"]
     kinds = [k for (k,) in appliance["conn"].execute("SELECT scan_kind FROM entries ORDER BY seq")]
-    assert kinds[-1] == "manual" and kinds[0] == "qr"
+    assert set(kinds) == {"qr"}
     assert len(kinds) == 7
     # bad requests get clear errors and record nothing
     assert b.post_json("/gate/scan.json", {"lane": "ZZ", "code": "x"}).status_code == 400
     assert b.post_json("/gate/scan.json", {"lane": "N1", "code": "  "}).status_code == 400
+    r = b.post_json("/gate/scan.json", {"lane": "N1", "code": other.number, "kind": "manual"})
+    assert r.status_code == 400 and r.json["message"].startswith("kind:")
     assert appliance["conn"].execute("SELECT count(*) FROM entries").fetchone() == (7,)
 
 
@@ -112,7 +114,7 @@ def test_override_needs_a_supervisor_and_a_reason(as_role, appliance):
     entry_id = r.json["entry_id"]
     row = conn.execute("SELECT admitted, reason, detail, ticket_id, scan_kind FROM entries "
                        "WHERE id = ?", (entry_id,)).fetchone()
-    assert row[0] == 1 and row[1] == "OK" and row[4] == "manual"
+    assert row[0] == 1 and row[1] == "OK" and row[4] == "override"
     assert row[2] == "override by supervisor: zone C guest escorted by steward"
     assert row[3] == venue.named["wrong_gate"]
     cmd = conn.execute("SELECT command, status, args FROM device_commands WHERE id = ?",
@@ -183,12 +185,16 @@ def test_engine_details_are_shown_in_chinese(as_role, appliance):
         r = b.post_json("/gate/scan.json", {"lane": lane, "code": code_of(venue, name)}).json
         seen[name if lane != "N2" else "repeat"] = r["detail"]
     r = b.post_json("/gate/scan.json", {"lane": "N1", "code": "x"}).json
+    seen["short"] = r["detail"]
+    _allow_numbers(appliance["conn"])
+    r = b.post_json("/gate/manual.json", {"lane": "N1", "code": "x"}).json
     seen["typed"] = r["detail"]
     assert seen["repeat"] == "已在场内"
     assert seen["wrong_gate"] == ("South Stand 区不能从本入口进入，请走：Gate 2 South, "
                                   "Gate 3 ID only, Gate 4 Concourse")
     assert seen["realname"] == "实名票：请同时读取持票人身份证"
     assert seen["typed"] == "既不是票码，也不是已知票号"
+    assert seen["short"] == "不是票码"
     assert seen["refunded"].startswith("已作废：")
     assert seen["evening"].startswith("Evening final：") and "开始入场" in seen["evening"]
     assert seen["blocked"] == "票在黑名单中"
@@ -293,3 +299,51 @@ def test_the_screen_shows_each_lanes_devices_and_the_verdict_fade_setting(as_rol
     devices = b.get("/gate/feed.json?lane=N1&lane=N2").json["devices"]
     assert [(d["id"], d["state"]) for d in devices["N1"]] == [("CAM1", "up"), ("TS1", "down")]
     assert devices["N2"] == []
+
+
+def _allow_numbers(conn, gate_code="G1", allowed=True):
+    conn.execute("UPDATE gates SET manual_entry = ? WHERE code = ?", (int(allowed), gate_code))
+
+
+def test_typed_ticket_numbers_only_where_the_gate_allows_them(as_role, appliance):
+    venue, conn = appliance["venue"], appliance["conn"]
+    b = as_role("gate")
+    number = venue.tickets[venue.named["seated"]].number
+    # off by default: no field on the screen, and the route refuses without recording
+    page = b.get("/gate/?lane=N1").data.decode()
+    assert 'class="manual-input"' not in page
+    r = b.post_json("/gate/manual.json", {"lane": "N1", "code": number})
+    assert r.status_code == 403
+    assert conn.execute("SELECT count(*) FROM entries").fetchone() == (0,)
+
+    _allow_numbers(conn)
+    page = b.get("/gate/?lane=N1&lane=S1").data.decode()
+    assert page.count('class="manual-input"') == 1  # N1's gate only
+    assert b.post_json("/gate/manual.json", {"lane": "S1", "code": number}).status_code == 403
+    r = b.post_json("/gate/manual.json", {"lane": "N1", "code": f" {number} "})
+    assert r.status_code == 200
+    v = r.json
+    assert (v["reason"], v["open_lane"], v["by_number"], v["staff"]) == ("OK", True, True, "gate")
+    row = conn.execute("SELECT scan_kind, staff, admitted, device_id FROM entries WHERE id = ?",
+                       (v["entry_id"],)).fetchone()
+    assert row == ("manual", "gate", 1, "web:gate")
+    assert conn.execute("SELECT action, actor FROM audit_log WHERE action = 'entry.manual'"
+                        ).fetchall() == [("entry.manual", "gate")]
+    cmd = conn.execute("SELECT command, args FROM device_commands").fetchone()
+    assert cmd[0] == "open_lane" and json.loads(cmd[1])["why"] == "manual"
+    # the feed says how the entry was admitted, and by whom
+    item = b.get("/gate/feed.json?lane=N1").json["items"][0]
+    assert item["by_number"] is True and item["staff"] == "gate"
+    # the number is still only a way to find the ticket: it is used now
+    r = b.post_json("/gate/manual.json", {"lane": "N1", "code": number})
+    assert r.json["reason"] == "ALREADY_ENTERED" and r.json["by_number"] is False
+    assert b.post_json("/gate/manual.json", {"lane": "N1", "code": " "}).status_code == 400
+    assert b.post_json("/gate/manual.json", {"lane": "ZZ", "code": number}).status_code == 400
+
+
+def test_typed_numbers_need_a_signed_in_staff_member(browser, appliance):
+    _allow_numbers(appliance["conn"])
+    number = appliance["venue"].tickets[appliance["venue"].named["seated"]].number
+    r = browser.post_json("/gate/manual.json", {"lane": "N1", "code": number})
+    assert r.status_code in (400, 401)  # tests/edge/web/test_routes.py: the login check
+    assert appliance["conn"].execute("SELECT count(*) FROM entries").fetchone() == (0,)

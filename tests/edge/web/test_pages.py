@@ -276,3 +276,23 @@ def test_an_unknown_device_setting_is_refused_with_its_name_on_add_and_edit(as_r
     assert r.status_code == 400 and "fsp" in r.data.decode()
     assert json.loads(conn.execute("SELECT config FROM devices WHERE id = 'N1-CAM'"
                                    ).fetchone()[0]) == {"source": "/dev/video0"}
+
+
+def test_an_admin_lets_a_gate_admit_on_typed_ticket_numbers(as_role, appliance):
+    conn = appliance["conn"]
+    number = appliance["venue"].tickets[appliance["venue"].named["seated"]].number
+    engine = Engine(conn, HolderVault(appliance["holder_key"]))
+    typed = Scan(ScanKind.MANUAL, number, staff="gate")
+    assert engine.check(typed, "N1").detail == "ticket numbers are not accepted at this gate"
+    b = as_role("admin")
+    assert 'name="manual_entry"' in b.get("/venue/").data.decode()
+    gate = {"id": "1", "code": "G1", "name": "Gate 1 North", "zones": ["1", "2"],
+            "realname_mode": "ticket", "open_before_min": "30", "close_after_min": "60"}
+    assert b.post("/venue/gates", {**gate, "manual_entry": "1"}).status_code == 303
+    assert conn.execute("SELECT manual_entry FROM gates WHERE id = 1").fetchone() == (1,)
+    assert engine.check(typed, "N1").reason == "OK"
+    detail = json.loads(conn.execute("SELECT detail FROM audit_log WHERE action = 'gate.update'"
+                                     ).fetchone()[0])
+    assert detail["before"]["manual_entry"] is False and detail["after"]["manual_entry"] is True
+    assert b.post("/venue/gates", gate).status_code == 303  # unticked: off again
+    assert conn.execute("SELECT manual_entry FROM gates WHERE id = 1").fetchone() == (0,)
