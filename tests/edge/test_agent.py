@@ -313,7 +313,7 @@ def test_the_appliances_lanes_lead_its_entries_and_devices_to_their_gate_at_the_
 
 
 def test_entries_reach_the_hub_with_their_scan_kind_and_staff_member(agent, hub):
-    scanned, typed = add_entries(agent.conn, 2)
+    scanned, typed = add_entries(agent.conn, 2, tickets=hub["tickets"])
     agent.conn.execute("UPDATE entries SET scan_kind = 'manual', staff = 'alice' WHERE id = ?",
                        (typed,))
     assert agent.push_entries() == 2

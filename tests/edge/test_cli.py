@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import getpass
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -172,7 +171,9 @@ def test_a_technician_types_a_ticket_number_only_where_the_gate_allows_it(site):
     assert typed.returncode == 1 and "ticket numbers are not accepted at this gate" in typed.stdout
     gate = {"type": "gate", "op": "upsert", "seq": 10**9, "id": 1, "code": "G1",
             "name": "Gate 1 North", "zones": [1, 2], "manual_entry": True}
-    (d / "policy.jsonl").write_text(json.dumps(gate) + "\n")
+    # the gate's new policy comes as the hub's signed export would bring it
+    (d / "policy.jsonl").write_bytes(allowlist_file.sign(
+        [gate], load_signing_key(d / "hub-key.json"), {"id": 1, "code": "OSC"}, utcnow()))
     run("edge.cli", "--config", cfg, "import", str(d / "policy.jsonl"), check_exit=0)
     assert scan(cfg, "N1", number, "--kind", "qr").returncode == 1  # a reader: still refused
     typed = scan(cfg, "N1", number, "--kind", "manual")
