@@ -32,6 +32,7 @@
                      "(kept on this handheld):",
       zone: "Zone", seat: "Seat", session: "Session", holder: "Holder", id: "ID",
       ticket: "Ticket", first_entry: "First entry", lang_button: "中文",
+      lang_label: "Language",
       no_lanes: "This handheld may not scan for any lane: ask an admin.",
       unpair_confirm: "Unpair this handheld? Scans not yet sent stay queued.",
       paired_as: name => "Paired as " + name,
@@ -51,6 +52,7 @@
       rejected: n => n + " 条离线扫码被主机拒收（仍保存在本机）：",
       zone: "区域", seat: "座位", session: "场次", holder: "持票人", id: "证件",
       ticket: "票号", first_entry: "首次入场", lang_button: "English",
+      lang_label: "语言",
       no_lanes: "此设备没有可用的通道，请联系管理员。",
       unpair_confirm: "确定解除配对？未上传的扫码仍会保留。",
       paired_as: name => "设备名：" + name,
@@ -128,7 +130,9 @@
     document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
     document.querySelectorAll("[data-t]").forEach(el => { el.textContent = t(el.dataset.t); });
     document.querySelectorAll("[data-tp]").forEach(el => { el.placeholder = t(el.dataset.tp); });
-    $("lang").textContent = t("lang_button");
+    $("lang").textContent = t("lang_button");  // the other language, in its own words
+    $("lang").lang = lang === "zh" ? "en" : "zh-CN";
+    $("lang").setAttribute("aria-label", t("lang_label"));
     document.title = t("title");
     const name = store.get(KEY.name, "");
     $("device-name").textContent = name ? t("paired_as", name) : "";
