@@ -51,13 +51,22 @@ FIXED = {
     "re-entry not allowed at this gate": _l("re-entry not allowed at this gate"),
 }
 
+# why the hub revoked a ticket (the revocation record's reason: the ticket's new state)
+REVOCATION_REASONS = {"refunded": _l("refunded"), "void": _l("void")}
+
+
+def _revocation_reason(why: str) -> str:
+    known = REVOCATION_REASONS.get(why)
+    return str(known) if known is not None else why
+
+
 PATTERNS = (
     (re.compile(r"^lane '(?P<lane>.+)' is not configured$"),
      lambda m: _("lane %(lane)s is not configured", lane=m["lane"])),
     (re.compile(r"^unreadable document: (?P<code>\w+)$"),
      lambda m: _("unreadable document: %(code)s", code=m["code"])),
     (re.compile(r"^revoked: (?P<why>.*)$"),
-     lambda m: _("revoked: %(why)s", why=m["why"])),
+     lambda m: _("revoked: %(why)s", why=_revocation_reason(m["why"]))),
     (re.compile(r"^valid from (?P<at>.+)$"),
      lambda m: _("valid from %(at)s", at=m["at"])),
     (re.compile(r"^valid until (?P<at>.+)$"),

@@ -349,6 +349,23 @@ def crawl(page, base: str, seeds: list[str], strings: set[str], words: set[str],
     return problems, seen
 
 
+def gate_verdicts(page, base: str, codes: list[str]) -> list[tuple[str, str]]:
+    """The help desk's check of each code on lane N1 (nothing admitted): what the lane's
+    panel says, verdict, detail and facts."""
+    url = base + "/gate/?lane=N1&mode=check"
+    page.goto(url, wait_until="networkidle")
+    panel = page.locator(".lane-panel[data-lane=N1]")
+    shown = []
+    for code in codes:
+        panel.evaluate("p => { p.dataset.lastReason = ''; }")
+        panel.locator(".wedge-input").fill(code)
+        panel.locator(".wedge-input").press("Enter")
+        page.wait_for_function("() => document.querySelector('.lane-panel[data-lane=N1]')"
+                               ".dataset.lastReason")
+        shown.append((f"{url} (checking {code[:12]}…)", panel.locator(".verdict").inner_text()))
+    return shown
+
+
 def sign_in(page, url: str, username: str, password: str) -> None:
     page.goto(url + "/login")
     page.fill("input[name=username]", username)
@@ -366,6 +383,9 @@ def test_every_page_of_both_sites_speaks_one_language(world, tmp_path):
     hub_seeds = [f"/tickets/{n}" for n in (world.refund["number"], world.film[0].number,
                                             world.film[5].number)]
     edge_seeds = ["/gate/?lane=N1&lane=ID1", "/handheld/"]
+    # and every verdict the demo's lane shows: used, refunded, void, forged, not a code
+    gate_codes = [world.film[0].code, world.refund["code"], world.film[3].code,
+                  forged(world.film[1].code), "HELLO-THERE"]
     report: list[str] = []
     counts = {}
     with sync_playwright() as p:
@@ -382,6 +402,11 @@ def test_every_page_of_both_sites_speaks_one_language(world, tmp_path):
                     problems, seen = crawl(page, base, seeds, strings, words, lang)
                     counts[(lang, site)] = len(seen)
                     print(f"{lang} {site}: {len(seen)} pages", *sorted(seen), sep="\n  ")
+                    if site == "appliance":
+                        for url, text in gate_verdicts(page, base, gate_codes):
+                            found = (english_left(text, strings, words) if lang == "zh"
+                                     else chinese_left(text, strings))
+                            problems[url] += found
                     for url, found in sorted(problems.items()):
                         report += [f"[{lang}] {url}: {f}" for f in found]
                 context.close()
