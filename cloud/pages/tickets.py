@@ -17,6 +17,7 @@ from flask_babel import gettext as _
 from cloud.db import holders, price_tiers, seats, sessions, tickets, venues, zones
 from cloud.pages.sessions import session_or_404, session_rows
 from cloud.pages.web import actor, back, engine, ok, page_blueprint, qr_svg, refused, roles
+from cloud.pages.words import rule_error
 from cloud.tickets import TicketError, TicketSpec, issue_tickets, revoke_ticket
 from sync.identity import DOC_TYPES, DocumentError, mask_document, normalize_document
 
@@ -67,7 +68,7 @@ def holder_search():
         try:
             number = normalize_document(doc_type, raw)
         except DocumentError as e:
-            errors["doc_number"] = str(e)
+            errors["doc_number"] = rule_error(e)
     else:
         number = _generic_document(raw)
     results = None
@@ -148,7 +149,7 @@ def revoke(number: str, action: str):
             t = ticket_or_404(conn, number)
             revoke_ticket(conn, t.id, REVOKE[action], actor=actor())
     except TicketError as e:
-        refused(str(e))
+        refused(rule_error(e))
     else:
         ok(_("Ticket %(number)s is void: its code no longer opens any gate.", number=number)
            if action == "void" else
@@ -239,7 +240,7 @@ def sell(session_id: int):
             try:
                 normalize_document(f["doc_type"], f["doc_number"])
             except DocumentError as e:
-                errors["doc_number"] = str(e)
+                errors["doc_number"] = rule_error(e)
         holder = (f["holder_name"], f["doc_type"], f["doc_number"])
     if not s.on_sale:
         errors["session"] = _("This session is not on sale.")
@@ -253,7 +254,7 @@ def sell(session_id: int):
                 price_tier_id=tier_id, holder=holder, customer=f["customer"] or None)],
                 actor=actor())[0]
     except TicketError as e:
-        refused(_("No ticket was issued: %(why)s", why=str(e)))
+        refused(_("No ticket was issued: %(why)s", why=rule_error(e)))
         return _sale_form(session_id, keep, {}, 409)
     ok(_("Ticket %(number)s issued.", number=issued.number))
     return back("tickets.detail", number=issued.number)

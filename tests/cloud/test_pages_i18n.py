@@ -43,3 +43,35 @@ def test_the_po_loader_translates_and_keeps_placeholders():
         zh = t.gettext(msgid)
         for placeholder in ("%(n)s", "%(name)s", "%(number)s", "%(code)s"):
             assert (placeholder in msgid) == (placeholder in zh), msgid
+
+
+def test_a_rules_refusal_is_in_chinese_on_a_chinese_page(hub_url):
+    """What the hub's rules refuse reaches a Chinese page in Chinese (by the rule's sentence, or
+    a document error by its code); an English page keeps the rule's own sentence."""
+    from tests.cloud.pagekit import build_hub, csrf, post, text
+
+    hub = build_hub(hub_url)
+    try:
+        for lang, expected in (("zh", ("代码为 OSC 的场馆已存在。", "场次的结束时间必须晚于开始时间。",
+                                       "密码至少需要 10 个字符。", "证件号码长度不对。")),
+                               ("en", ("a venue with code 'OSC' exists already",
+                                       "a session must end after it starts",
+                                       "a password needs at least 10 characters",
+                                       "must be 18 characters, not 5"))):
+            admin = hub.client("admin")
+            admin.post("/lang", data={"lang": lang, "next": "/",
+                                      "csrf_token": csrf(admin, "/venues")})
+            pages = [
+                post(admin, "/venues", {"code": "OSC", "name": "Again"}, page="/venues"),
+                post(admin, "/sessions", {"event_id": "1", "venue_id": hub.venue, "name": "B",
+                                          "starts_at": "2027-08-01T19:30",
+                                          "ends_at": "2027-08-01T18:00"}, page="/sessions"),
+                post(admin, "/staff", {"username": "li", "role": "ops", "password": "short",
+                                       "password_again": "short"}, page="/staff"),
+                post(admin, "/tickets/holder", {"doc_type": "resident_id",
+                                                "doc_number": "11010"}, page="/tickets")]
+            for page, words in zip(pages, expected, strict=True):
+                assert page.status_code in (400, 422)
+                assert words in text(page).replace("&#39;", "'"), (lang, words)
+    finally:
+        hub.engine.dispose()

@@ -54,6 +54,7 @@ SKIP_PATHS = re.compile(r"/(logout|lang|language)$|\.(csv|json|jsonl|txt|png|svg
                         r"|/export|/download")
 MAX_PAGES = 400
 NOTHING = "zz-nothing-9"  # what the error states search for
+WALL_NAME = "North stand screen"  # the display link the test makes
 
 COLLECT = """() => {
   const lang = (document.documentElement.lang || '').slice(0, 2);
@@ -211,7 +212,7 @@ def data_words(demo: Demo) -> tuple[set[str], set[str]]:
     from cloud.db import appliances, events, gates, holders, sessions, staff, venues, zones
     from sync.identity import mask_name
 
-    strings: set[str] = {"demo appliance", demo.rfid_uid, NOTHING}
+    strings: set[str] = {"demo appliance", demo.rfid_uid, NOTHING, WALL_NAME}
     engine = demo._hub_engine()
     try:
         with engine.connect() as conn:
@@ -317,6 +318,28 @@ def _error_urls(url: str) -> list[str]:
     return out
 
 
+def visible_text(got: dict) -> str:
+    """What a reader sees and hears, less what is marked as another language."""
+    text = got["text"]
+    for foreign in got["foreign"]:
+        text = text.replace(foreign, " ", 1)
+    return "\n".join([got["title"], text, *got["attrs"]])
+
+
+def wall_display(page, base: str) -> list[tuple[str, str]]:
+    """The wall display an ops user opens with a display link (made on its POST form), and
+    the page a wrong link shows."""
+    page.goto(base + "/ops/display", wait_until="networkidle")
+    page.fill("input[name=name]", WALL_NAME)
+    page.locator("main form.row button").click()
+    link = page.locator("#display-url").inner_text()
+    shown = []
+    for url in (link, base + "/wall/open/" + NOTHING):
+        page.goto(url, wait_until="networkidle")
+        shown.append((page.url, visible_text(page.evaluate(COLLECT))))
+    return shown
+
+
 def crawl(page, base: str, seeds: list[str], strings: set[str], words: set[str],
           lang: str) -> tuple[dict[str, list], set[str]]:
     problems: dict[str, list[str]] = defaultdict(list)
@@ -330,10 +353,7 @@ def crawl(page, base: str, seeds: list[str], strings: set[str], words: set[str],
         seen.add(url)
         page.goto(url, wait_until="networkidle")
         got = page.evaluate(COLLECT)
-        text = got["text"]
-        for foreign in got["foreign"]:
-            text = text.replace(foreign, " ", 1)
-        text = "\n".join([got["title"], text, *got["attrs"]])
+        text = visible_text(got)
         found = (english_left(text, strings, words) if lang == "zh"
                  else chinese_left(text, strings))
         if found:
@@ -402,11 +422,12 @@ def test_every_page_of_both_sites_speaks_one_language(world, tmp_path):
                     problems, seen = crawl(page, base, seeds, strings, words, lang)
                     counts[(lang, site)] = len(seen)
                     print(f"{lang} {site}: {len(seen)} pages", *sorted(seen), sep="\n  ")
-                    if site == "appliance":
-                        for url, text in gate_verdicts(page, base, gate_codes):
-                            found = (english_left(text, strings, words) if lang == "zh"
-                                     else chinese_left(text, strings))
-                            problems[url] += found
+                    extra = (gate_verdicts(page, base, gate_codes) if site == "appliance"
+                             else wall_display(page, base))
+                    for url, text in extra:
+                        found = (english_left(text, strings, words) if lang == "zh"
+                                 else chinese_left(text, strings))
+                        problems[url] += found
                     for url, found in sorted(problems.items()):
                         report += [f"[{lang}] {url}: {f}" for f in found]
                 context.close()
