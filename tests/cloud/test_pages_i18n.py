@@ -75,3 +75,41 @@ def test_a_rules_refusal_is_in_chinese_on_a_chinese_page(hub_url):
                 assert words in text(page).replace("&#39;", "'"), (lang, words)
     finally:
         hub.engine.dispose()
+
+
+def test_alert_conflict_and_device_details_are_put_in_chinese(hub_url):
+    """The sentences cloud/alerts.py and cloud/conflicts.py write, and what appliances report
+    of their devices, in the words of a Chinese page (values kept)."""
+    from cloud.pages import words
+    from tests.cloud.pagekit import build_hub
+
+    hub = build_hub(hub_url)
+    try:
+        with hub.app.test_request_context("/", headers={"Accept-Language": "zh-CN"}):
+            assert words.alert_detail("box (OSC): no contact for 7.5 min") == \
+                "box (OSC)：已 7.5 分钟无联系"
+            assert words.alert_detail("box (OSC): down 12 s, up None s") == \
+                "box (OSC)：落后中心 12 秒，入场记录积压 – 秒"
+            assert words.alert_detail("box (OSC): clock +3.2 s from the hub's") == \
+                "box (OSC)：时钟与中心相差 +3.2 秒"
+            assert words.alert_detail("Gate 1: 4 of 10 scans refused in the last 5 min") == \
+                "Gate 1：最近 5 分钟内 10 次验票中拒绝 4 次"
+            assert words.alert_detail("Gate 1 (Final): 0.5 entries per minute over the last "
+                                      "10 min") == "Gate 1 (Final)：最近 10 分钟内每分钟入场 0.5 人"
+            assert words.conflict_detail("admitted 2 times (allowed 1) by 2 appliances") == \
+                "由 2 台主机放行 2 次（允许 1 次）"
+            assert words.conflict_detail("admitted with allowlist cursor 9, which carried the "
+                                         "revocation at 7") == \
+                "放行时白名单位置为 9，已包含该吊销（位于 7）"
+            assert words.conflict_detail("admitted after the refund, before the venue had "
+                                         "synced it (cursor 5 < 7)") == \
+                "退票后、场馆同步前被放行（白名单位置 5，退票位于 7）"
+            assert words.device_kind("qr_camera") == "二维码摄像头"
+            assert words.device_state("down") == "离线"
+            assert str(words.device_detail("gate runtime stopped")) == "闸机运行服务已停止"
+            assert str(words.device_detail("port /dev/ttyUSB0 <gone>")) == \
+                '<span class="driver-said" lang="en">port /dev/ttyUSB0 &lt;gone&gt;</span>'
+            assert words.reason_words("ALREADY_ENTERED") == "票已使用"
+            assert words.alert_detail("something new") == "something new"
+    finally:
+        hub.engine.dispose()
