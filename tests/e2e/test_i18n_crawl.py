@@ -386,12 +386,21 @@ def gate_verdicts(page, base: str, codes: list[str]) -> list[tuple[str, str]]:
     return shown
 
 
-def sign_in(page, url: str, username: str, password: str) -> None:
-    page.goto(url + "/login")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", password)
-    page.locator("main form button[type=submit]").first.click()
-    page.wait_for_load_state("networkidle")
+def sign_in(page, url: str, username: str, password: str) -> list[tuple[str, str]]:
+    """Sign in as a person would, after a mistyped password: what the sign-in page and its
+    refusal said, then signed in."""
+    shown = []
+    for attempt in (password + "-typo", password):
+        page.goto(url + "/login", wait_until="networkidle")
+        if attempt == password:
+            shown.append((page.url, visible_text(page.evaluate(COLLECT))))
+        page.fill("input[name=username]", username)
+        page.fill("input[name=password]", attempt)
+        page.locator("main form button[type=submit]").first.click()
+        page.wait_for_load_state("networkidle")
+        if attempt != password:
+            shown.append((page.url + " (wrong password)", visible_text(page.evaluate(COLLECT))))
+    return shown
 
 
 def test_every_page_of_both_sites_speaks_one_language(world, tmp_path):
@@ -418,13 +427,13 @@ def test_every_page_of_both_sites_speaks_one_language(world, tmp_path):
                 for site, base, login, seeds in (("hub", world.hub_url, "hub", hub_seeds),
                                                  ("appliance", world.web_url, "edge-admin",
                                                   edge_seeds)):
-                    sign_in(page, base, *world.logins[login])
+                    signing_in = sign_in(page, base, *world.logins[login])
                     problems, seen = crawl(page, base, seeds, strings, words, lang)
                     counts[(lang, site)] = len(seen)
                     print(f"{lang} {site}: {len(seen)} pages", *sorted(seen), sep="\n  ")
                     extra = (gate_verdicts(page, base, gate_codes) if site == "appliance"
                              else wall_display(page, base))
-                    for url, text in extra:
+                    for url, text in signing_in + extra:
                         found = (english_left(text, strings, words) if lang == "zh"
                                  else chinese_left(text, strings))
                         problems[url] += found
