@@ -2,19 +2,22 @@
 
 The demo's own builders (``provisioning.demo.Demo``: ``wicket-hub load-demo``, the enrolled
 appliance, its logins and lanes) make the hub and the appliance; the test adds what a day at
-the demo leaves behind (scans of every outcome, a refund and a void, device states, an
-override, the sync to the hub, alerts and conflicts). Then one Chromium, one context per
-language, signs in as an admin on each site and follows every same-origin link from the home
-page (GET only; never logout or a download), plus the error states a GET reaches (an unknown
-id, a search that finds nothing, every GET form sent with what it offers).
+the demo leaves behind (scans of every outcome, a refund, a void admitted before the appliance
+knew of it, device states, the sync to the hub, alerts and a conflict). Then one Chromium, one
+context per language, signs in as an admin on each site (after one mistyped password) and
+follows every same-origin link from the home page (GET only; never logout or a download), plus
+the error states a GET reaches (an unknown id, a search that finds nothing, every GET form sent
+with what it offers); on the appliance it also checks the help desk's verdict for each of the
+demo's kinds of ticket, on the hub the wall display a display link opens.
 
 On each page the visible text (``innerText``, the title, placeholders, ``aria-label``, ``alt``,
 the ``title`` attribute and the words of input buttons) is checked: in Chinese no English word
 may remain once the data is taken out, in English no Chinese character. The data is what the
 test and the demo made (names of venue, zones, gates, lanes, sessions, devices, users, ticket
-numbers, masked holders), plus numbers, times, ids and a short list of units, protocols and
-the product's name. Text marked as another language (``lang``: the language switch's own
-names) is that language's, on purpose. A failure lists every offending text with its page.
+numbers, masked holders), plus numbers, times, ids, paths, a record shown as JSON, a short
+list of units, protocols and formats and the product's name. Text marked as another language
+(``lang``: the language switch's own names, a device driver's own message) is that
+language's, on purpose. A failure lists every offending text with its page.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ CODE_LIKE = re.compile(r"(?<![\w-])[\w.:+/-]*\d[\w.:+/-]*"  # T00001005, N1-CAM,
                        r"|(?<![\w/])/[\w.*/-]+"              # /dev/ttyUSB0, /media
                        r"|\b[a-z_]+(?:\.[a-z_]+)+\b"           # audit actions: staff.create
                        r"|\b[a-z_]+:[\w.@-]+"                  # subjects: staff:1, cli:root
-                       r"|\{.*\}")                             # a record shown as JSON
+                       r"|\{.*\}", re.ASCII)                   # a record shown as JSON
 SKIP_PATHS = re.compile(r"/(logout|lang|language)$|\.(csv|json|jsonl|txt|png|svg|pdf|zip)$"
                         r"|/export|/download")
 MAX_PAGES = 400
