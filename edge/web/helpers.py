@@ -94,6 +94,57 @@ def device_detail(detail: str | None) -> Markup:
     return Markup('<span class="driver-said" lang="%s">%s</span>') % (lang, words)
 
 
+def _sentence(template: str) -> re.Pattern:
+    """A sentence written with ``{name}`` for each value (quoted or not), as a pattern."""
+    parts = re.split(r"\{(\w+)\}", template)
+    return re.compile("^" + "".join(re.escape(p) if i % 2 == 0 else f"'?(?P<{p}>.+?)'?"
+                                    for i, p in enumerate(parts)) + "$")
+
+
+# why an emergency entry export is refused (edge/emergency.py writes them in English, for the
+# audit log and the command line)
+_EXPORT_FILE_ERRORS = tuple((_sentence(t), r) for t, r in (
+    ("the file is too large to be an entry export",
+     lambda m: _("The file is too large to be an entry export.")),
+    ("not an entry export: no header and signature lines",
+     lambda m: _("Not an entry export: no header and signature lines.")),
+    ("not an entry export: unreadable header or signature",
+     lambda m: _("Not an entry export: unreadable header or signature.")),
+    ("not an entry export (wrong format)", lambda m: _("Not an entry export (wrong format).")),
+    ("entry export version {v} is not supported here",
+     lambda m: _("Entry export version %(v)s is not supported here.", v=m["v"])),
+    ("the signature does not match: the file was changed or damaged after it was exported",
+     lambda m: _("The signature does not match: the file was changed or damaged after it was "
+                 "exported.")),
+    ("this file comes from appliance {fp}: give that appliance's fingerprint (shown on its "
+     "emergency page) to import it",
+     lambda m: _("This file comes from appliance %(fp)s: give that appliance's fingerprint "
+                 "(shown on its emergency page) to import it.", fp=m["fp"])),
+    ("this file was signed by appliance {fp}, not by the appliance whose fingerprint was given",
+     lambda m: _("This file was signed by appliance %(fp)s, not by the appliance whose "
+                 "fingerprint was given.", fp=m["fp"])),
+    ("the header announces {n} entries, the file holds {m}",
+     lambda m: _("The header announces %(n)s entries, the file holds %(m)s.", n=m["n"],
+                 m=m["m"])),
+    ("line {n}: not JSON", lambda m: _("Line %(n)s: not JSON.", n=m["n"])),
+    ("line {n}: not an entry record", lambda m: _("Line %(n)s: not an entry record.", n=m["n"])),
+    ("line {n}: bad {field}",
+     lambda m: _("Line %(n)s: bad %(field)s.", n=m["n"], field=m["field"])),
+    ("this file comes from venue {theirs}, not from this appliance's venue {ours}",
+     lambda m: _("This file comes from venue %(theirs)s, not from this appliance's venue "
+                 "%(ours)s.", theirs=m["theirs"], ours=m["ours"])),
+))
+
+
+def export_file_error(text: str) -> str:
+    """Why an entry export was refused, in the page's language (as written if not known)."""
+    for pattern, render in _EXPORT_FILE_ERRORS:
+        m = pattern.match(text)
+        if m:
+            return render(m)
+    return text
+
+
 def hardware_note(listing) -> str:
     """Why a list of the box's ports, cameras or readers is empty, in the page's language."""
     return {"serial_unlisted": _("Serial ports cannot be listed."),

@@ -76,3 +76,20 @@ def test_device_states_details_streams_and_notes_are_in_the_page_language(as_rol
     assert {s["stream_name"] for s in d["sync"]["streams"]} >= {"白名单", "吊销列表"}
     b.post("/language", {"lang": "en"})
     assert "<td>down</td>" in b.get("/devices/").data.decode()
+
+
+def test_a_refused_entry_import_says_why_in_the_page_language(as_role):
+    """edge/emergency.py refuses a file in English (for the audit log); the page says why in
+    the staff member's language."""
+    import io
+
+    b = as_role("admin")
+    b.post("/language", {"lang": "zh"})
+    for data, words in ((b"just one line", "不是入场记录导出文件：没有文件头和签名行。"),
+                        (b"{]\n{]\n", "不是入场记录导出文件：文件头或签名无法读取。")):
+        b.get("/emergency/")
+        r = b.client.post("/emergency/import-entries", data={
+            "csrf_token": b.csrf, "fingerprint": "",
+            "file": (io.BytesIO(data), "entries.jsonl")})
+        assert r.status_code == 303
+        assert "导入被拒绝" in (page := b.get("/emergency/").data.decode()) and words in page
