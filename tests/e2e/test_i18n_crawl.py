@@ -8,7 +8,8 @@ context per language, signs in as an admin on each site (after one mistyped pass
 follows every same-origin link from the home page (GET only; never logout or a download), plus
 the error states a GET reaches (an unknown id, a search that finds nothing, every GET form sent
 with what it offers); on the appliance it also checks the help desk's verdict for each of the
-demo's kinds of ticket, on the hub the wall display a display link opens.
+demo's kinds of ticket and the handheld page's answer to a wrong pairing code, on the hub the
+wall display a display link opens.
 
 On each page the visible text (``innerText``, the title, placeholders, ``aria-label``, ``alt``,
 the ``title`` attribute and the words of input buttons) is checked: in Chinese no English word
@@ -329,6 +330,15 @@ def visible_text(got: dict) -> str:
     return "\n".join([got["title"], text, *got["attrs"]])
 
 
+def handheld_pairing(page, base: str) -> list[tuple[str, str]]:
+    """The handheld page refusing a pairing code nobody made."""
+    page.goto(base + "/handheld/", wait_until="networkidle")
+    page.fill("#pair-code", "ZZZZ-ZZZZ-ZZZZ")
+    page.locator("#pair-form button[type=submit]").click()
+    page.wait_for_function("() => document.getElementById('pair-error').textContent")
+    return [(page.url + " (a wrong pairing code)", visible_text(page.evaluate(COLLECT)))]
+
+
 def wall_display(page, base: str) -> list[tuple[str, str]]:
     """The wall display an ops user opens with a display link (made on its POST form), and
     the page a wrong link shows."""
@@ -434,7 +444,8 @@ def test_every_page_of_both_sites_speaks_one_language(world, tmp_path):
                     problems, seen = crawl(page, base, seeds, strings, words, lang)
                     counts[(lang, site)] = len(seen)
                     print(f"{lang} {site}: {len(seen)} pages", *sorted(seen), sep="\n  ")
-                    extra = (gate_verdicts(page, base, gate_codes) if site == "appliance"
+                    extra = (gate_verdicts(page, base, gate_codes)
+                             + handheld_pairing(page, base) if site == "appliance"
                              else wall_display(page, base))
                     for url, text in signing_in + extra:
                         found = (english_left(text, strings, words) if lang == "zh"
