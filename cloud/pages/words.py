@@ -205,6 +205,27 @@ _RULE_ERRORS: tuple[tuple[re.Pattern, Render], ...] = tuple((_rule(t), r) for t,
      lambda m: _("%(rule)s: the window is 1 to 240 minutes.", rule=_rule_name(m["kind"]))),
 ))
 
+# what is wrong with a row of a seat map (cloud/venues.py, import_seats_csv); the column's
+# name stays as the file spells it
+_SEAT_ROW_ERRORS: tuple[tuple[re.Pattern, Render], ...] = tuple((_rule(t), r) for t, r in (
+    ("missing column(s) {cols}; expected {all}",
+     lambda m: _("Missing columns %(cols)s; the columns are %(all)s.", cols=m["cols"],
+                 all=m["all"])),
+    ("unknown column(s) {cols}; expected {all}",
+     lambda m: _("Unknown columns %(cols)s; the columns are %(all)s.", cols=m["cols"],
+                 all=m["all"])),
+    ("more fields than the header has", lambda m: _("More fields than the header has.")),
+    ("empty", lambda m: _("Empty.")),
+    ("longer than {n} characters", lambda m: _("Longer than %(n)s characters.", n=m["n"])),
+    ("no zone {zone} at this venue (zones: {zones})",
+     lambda m: _("This venue has no zone %(zone)s (its zones: %(zones)s).", zone=m["zone"],
+                 zones=m["zones"])),
+    ("{value} is not yes/no", lambda m: _("%(value)s is not yes/no.", value=m["value"])),
+    ("seat {seat} appears twice (first on line {line})",
+     lambda m: _("Seat %(seat)s appears twice (first on line %(line)s).", seat=m["seat"],
+                 line=m["line"])),
+))
+
 # a document number refused, by its code (sync/identity.py)
 _DOCUMENT_ERRORS: dict[str, Callable[[], str]] = {
     "bad_birth_date": lambda: _("The birth date in the document number is not a real date."),
@@ -233,6 +254,13 @@ def rule_error(error: Exception) -> str:
     if isinstance(error, DocumentError) and error.code in _DOCUMENT_ERRORS:
         return _DOCUMENT_ERRORS[error.code]()
     return _match(_RULE_ERRORS, text) or text
+
+
+def seat_row_error(message: str) -> str:
+    """What is wrong with a row of an imported seat map, in the page's language."""
+    if (get_locale() or Locale("en")).language == "en":
+        return message
+    return _match(_SEAT_ROW_ERRORS, message) or message
 
 
 def _none(value: str) -> str:
@@ -268,4 +296,4 @@ def conflict_detail(detail: str | None) -> str:
 
 TEMPLATE_GLOBALS = {"reason_words": reason_words, "device_kind": device_kind, "device_state": device_state,
                     "device_detail": device_detail, "alert_detail": alert_detail,
-                    "conflict_detail": conflict_detail}
+                    "conflict_detail": conflict_detail, "seat_row_error": seat_row_error}

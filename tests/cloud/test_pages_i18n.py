@@ -113,3 +113,26 @@ def test_alert_conflict_and_device_details_are_put_in_chinese(hub_url):
             assert words.alert_detail("something new") == "something new"
     finally:
         hub.engine.dispose()
+
+
+def test_a_bad_seat_map_is_explained_in_chinese(hub_url):
+    import io
+
+    from tests.cloud.pagekit import build_hub, csrf, post, text
+
+    hub = build_hub(hub_url)
+    try:
+        admin = hub.client("admin")
+        admin.post("/lang", data={"lang": "zh", "next": "/",
+                                  "csrf_token": csrf(admin, "/venues")})
+        data = (b"level,zone,row,number,category,damaged\n"
+                b"L1,A,A1,1,std,perhaps\nL1,Q,A1,2,,\nL1,A,A1,1,std,\nL1,A,A1,1,std,\n")
+        r = post(admin, f"/venues/{hub.venue}/seats", {"file": (io.BytesIO(data), "s.csv")},
+                 page="/venues", content_type="multipart/form-data")
+        page = text(r).replace("&#39;", "'")
+        assert r.status_code == 422
+        for words in ("perhaps 不是 yes/no。", "本场馆没有区域 Q（现有区域：A, B）。", "为空。",
+                      "座位 L1/A1/1 出现了两次（第一次在第 4 行）。"):
+            assert words in page, words
+    finally:
+        hub.engine.dispose()
