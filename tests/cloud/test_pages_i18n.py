@@ -136,3 +136,36 @@ def test_a_bad_seat_map_is_explained_in_chinese(hub_url):
             assert words in page, words
     finally:
         hub.engine.dispose()
+
+
+def test_every_reason_device_kind_and_state_has_its_words_on_both_sites(hub_url):
+    """The sets of codes the pages put in words are the sets the code has: the engine's
+    reasons, the device kinds and the device states."""
+    from flask import Flask
+
+    from cloud.pages import words
+    from drivers.base import DeviceState
+    from edge.commands import DEVICE_KINDS
+    from edge.reasons import Reason
+    from edge.web import helpers
+    from edge.web import i18n as edge_i18n
+    from tests.cloud.pagekit import build_hub
+
+    hub = build_hub(hub_url)
+    try:
+        with hub.app.test_request_context("/", headers={"Accept-Language": "zh-CN"}):
+            for code in Reason:
+                assert words.reason_words(code.value) != code.value, code
+            for kind in DEVICE_KINDS:
+                assert words.device_kind(kind) != kind, kind
+            for state in DeviceState:
+                assert words.device_state(state.value) != state.value, state
+    finally:
+        hub.engine.dispose()
+    edge_pages = Flask("edge_words")
+    edge_i18n.init_app(edge_pages)  # the appliance's catalogue, as its pages load it
+    with edge_pages.test_request_context("/", headers={"Accept-Language": "zh-CN"}):
+        for kind in DEVICE_KINDS:
+            assert helpers.kind_name(kind) != kind, kind
+        for state in DeviceState:
+            assert helpers.state_name(state.value) != state.value, state
