@@ -93,3 +93,11 @@ def test_a_refused_entry_import_says_why_in_the_page_language(as_role):
             "file": (io.BytesIO(data), "entries.jsonl")})
         assert r.status_code == 303
         assert "导入被拒绝" in (page := b.get("/emergency/").data.decode()) and words in page
+
+
+def test_the_json_refusals_a_page_shows_are_in_its_language(app):
+    """A page's script shows the message of a refused request: it is in the page's language."""
+    r = app.test_client().get("/dashboard.json", headers={
+        "Accept-Language": "zh-CN", "X-Requested-With": "fetch"})
+    assert r.status_code == 401 and r.json == {"error": "first_run",
+                                               "message": "本主机还没有管理员。"}
