@@ -24,6 +24,7 @@ class Found:
 class Listing:
     items: list[Found]
     note: str = ""     # why the list is empty or partial
+    code: str = ""     # the same as a fixed code, for the pages to put in words
 
 
 def serial_ports() -> Listing:
@@ -32,7 +33,7 @@ def serial_ports() -> Listing:
         ports = list_ports.comports()
     except OSError as e:
         log.warning("cannot list serial ports: %s", e)
-        return Listing([], f"cannot list serial ports: {e}")
+        return Listing([], f"cannot list serial ports: {e}", "serial_unlisted")
     items = []
     for p in sorted(ports, key=lambda p: p.device):
         desc = p.description if p.description and p.description != "n/a" else ""
@@ -42,7 +43,7 @@ def serial_ports() -> Listing:
     by_id = sorted(glob.glob("/dev/serial/by-id/*"))  # names that survive re-plugging
     for path in by_id:
         items.append(Found(path, f"{os.path.basename(path)} -> {os.path.realpath(path)}"))
-    return Listing(items, "" if items else "no serial ports found")
+    return Listing(items, *(("", "") if items else ("no serial ports found", "no_serial")))
 
 
 def cameras() -> Listing:
@@ -56,8 +57,9 @@ def cameras() -> Listing:
         except OSError:
             name = ""
         items.append(Found(path, name or path))
-    return Listing(items, "" if items else
-                   "no cameras (/dev/video*) found; a network camera takes its RTSP or HTTP URL")
+    return Listing(items, *(("", "") if items else (
+        "no cameras (/dev/video*) found; a network camera takes its RTSP or HTTP URL",
+        "no_camera")))
 
 
 def pcsc_readers() -> Listing:
@@ -66,11 +68,13 @@ def pcsc_readers() -> Listing:
         from smartcard.pcsc.PCSCExceptions import BaseSCardException
         from smartcard.System import readers
     except ImportError as e:
-        return Listing([], f"PC/SC support is not installed: {e}")
+        return Listing([], f"PC/SC support is not installed: {e}", "pcsc_missing")
     try:
         found = readers()
     except (SmartcardException, BaseSCardException) as e:
         log.info("no PC/SC readers listed: %s", e)
-        return Listing([], "the PC/SC service (pcscd) is not running or has no readers")
+        return Listing([], "the PC/SC service (pcscd) is not running or has no readers",
+                       "pcsc_down")
     items = [Found(str(r), str(r)) for r in found]
-    return Listing(items, "" if items else "no PC/SC readers connected")
+    return Listing(items, *(("", "") if items else ("no PC/SC readers connected",
+                                                    "no_pcsc_reader")))

@@ -10,7 +10,7 @@ from flask import Flask, request, session
 from flask_babel import Babel, Domain, get_locale
 from werkzeug.exceptions import HTTPException
 
-from cloud.pages import web
+from cloud.pages import web, words
 from cloud.staff_sessions import ABSOLUTE_LIFETIME
 from sync.i18n import translations_from_po
 from sync.identity import DOC_TYPES, mask_document, mask_name
@@ -74,6 +74,7 @@ def init_pages(app: Flask) -> None:
         csrf_field=web.csrf_field, can=web.can, LANGUAGES=LANGUAGES, DOC_TYPES=DOC_TYPES,
         current_language=chosen_language, doc_words=web.doc_words,
         state_words=web.state_words)
+    app.jinja_env.globals.update(words.TEMPLATE_GLOBALS)
     app.jinja_env.filters.update(
         localtime=web.localtime, age=web.age, money=web.money, mask_name=mask_name,
         mask_document=mask_document)

@@ -13,6 +13,7 @@ from flask_babel import gettext as _
 
 from cloud import appliances as appliance_mod
 from cloud.db import appliance_commands, appliances, venues
+from cloud.ops import read_report
 from cloud.pages.query import query_int
 from cloud.pages.venues import all_venues
 from cloud.pages.web import (
@@ -44,16 +45,24 @@ def hub_url() -> str:
 
 
 def _summary(reported) -> str:
-    """A short line from what the appliance last reported."""
+    """A short line, in the page's language, from what the appliance last reported (what it
+    reported in full is on the ops pages)."""
     if not isinstance(reported, dict) or not reported:
         return ""
+    rep = read_report(reported)
     parts = []
-    for key, value in list(reported.items())[:6]:
-        if isinstance(value, (dict, list)):
-            value = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-        text = f"{key}: {value}"
-        parts.append(text if len(text) <= 80 else text[:77] + "…")
-    return "; ".join(parts)
+    if rep.version:
+        parts.append(_("version %(version)s", version=rep.version))
+    if rep.devices:
+        parts.append(_("devices up: %(up)d of %(n)d", n=len(rep.devices),
+                       up=sum(d.state == "up" for d in rep.devices)))
+    if rep.allowlist_cursor is not None:
+        parts.append(_("allowlist at %(n)d", n=rep.allowlist_cursor))
+    if rep.queued is not None:
+        parts.append(_("entries not sent: %(n)d", n=rep.queued))
+    if rep.refused:
+        parts.append(_("entries refused by the hub: %(n)d", n=rep.refused))
+    return _("; ").join(parts)
 
 
 def _stale(a) -> bool:

@@ -9,6 +9,7 @@ from flask_babel import gettext as _
 
 from cloud.db import signing_keys, tickets
 from cloud.pages.web import actor, back, engine, ok, page_blueprint, refused, roles
+from cloud.pages.words import rule_error
 from cloud.tickets import TicketError, activate_key, create_key, retire_key
 
 bp = page_blueprint("keys", "/keys")
@@ -45,7 +46,7 @@ def activate(key_id: int):
         with engine().begin() as conn:
             activate_key(conn, key_id, actor=actor())
     except TicketError as e:
-        refused(str(e))
+        refused(rule_error(e))
     else:
         ok(_("Key %(id)s now signs new tickets.", id=key_id))
     return back("keys.index")
@@ -73,7 +74,7 @@ def retire(key_id: int):
         with engine().begin() as conn:
             retire_key(conn, key_id, actor=actor())
     except TicketError as e:
-        refused(str(e))
+        refused(rule_error(e))
     else:
         ok(_("Key %(id)s is retired: appliances no longer trust codes signed with it.",
              id=key_id))

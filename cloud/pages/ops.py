@@ -38,6 +38,7 @@ from cloud.audit import record
 from cloud.db import display_links
 from cloud.pages.query import query_choice, query_int
 from cloud.pages.web import actor, back, engine, ok, page_blueprint, public, refused, roles
+from cloud.pages.words import rule_error
 from sync.timeutil import from_iso, utcnow
 from sync.websafe import CsvWriter
 
@@ -231,7 +232,7 @@ def review(conflict_id: int):
         with engine().begin() as conn:
             ops.review_conflict(conn, conflict_id, request.form.get("note", ""), actor())
     except ops.OpsError as e:
-        refused(_("Not reviewed: %(reason)s", reason=str(e)))
+        refused(_("Not reviewed: %(reason)s", reason=rule_error(e)))
     else:
         ok(_("Conflict %(n)s marked reviewed.", n=conflict_id))
     return back("ops.conflict_list")
@@ -285,7 +286,7 @@ def set_rules():
                 alerts.set_rule(conn, kind, threshold or old.threshold, window or old.window_min,
                                 enabled, actor())
     except (alerts.AlertError, ValueError) as e:
-        refused(_("Nothing was changed: %(reason)s", reason=str(e)))
+        refused(_("Nothing was changed: %(reason)s", reason=rule_error(e)))
     else:
         ok(_("Alert rules saved."))
     return back("ops.alert_list")

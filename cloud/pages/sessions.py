@@ -25,6 +25,7 @@ from cloud.pages.web import (
     refused,
     roles,
 )
+from cloud.pages.words import rule_error
 from cloud.tickets import TicketError, add_price_tier, create_event, create_session
 from sync.timeutil import utcnow
 
@@ -113,7 +114,7 @@ def create():
                                         times["ends_at"], times.get("gates_open_at"),
                                         actor=actor())
     except TicketError as e:
-        refused(str(e))
+        refused(rule_error(e))
         return _index({**f, "errors": {}}, 422)
     ok(_("Session %(name)s created.", name=f["name"]))
     return back("sessions.detail", session_id=session_id)
@@ -180,7 +181,7 @@ def create_tier(session_id: int):
                 session_or_404(conn, session_id)
                 add_price_tier(conn, session_id, code, name, amount, currency, actor=actor())
         except TicketError as e:
-            refused(str(e))
+            refused(rule_error(e))
         else:
             ok(_("Price tier %(code)s added.", code=code))
     return back("sessions.detail", session_id=session_id)
@@ -293,7 +294,7 @@ def seat_action(session_id: int):
             else:
                 abort(400)
     except inventory.InventoryError as e:
-        refused(str(e))
+        refused(rule_error(e))
         return _seats_page(session_id, zone, row, 422)
     ok(message)
     return back("sessions.seat_list", session_id=session_id, zone=zone, row=row)

@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from cloud import staff as staff_mod
 from cloud.db import staff
 from cloud.pages.web import actor, back, engine, ok, page_blueprint, refused, roles, utc
+from cloud.pages.words import rule_error
 from sync.timeutil import utcnow
 
 bp = page_blueprint("staff", "/staff")
@@ -46,7 +47,7 @@ def create():
         with engine().begin() as conn:
             staff_mod.create_staff(conn, username, password, role, actor=actor())
     except staff_mod.StaffError as e:
-        refused(str(e))
+        refused(rule_error(e))
         return _index({"username": username, "role": role}, 422)
     ok(_("Staff member %(name)s created.", name=username))
     return back("staff.index")
@@ -59,7 +60,7 @@ def unlock(staff_id: int):
         with engine().begin() as conn:
             staff_mod.unlock_staff(conn, staff_id, actor=actor())
     except staff_mod.StaffError as e:
-        refused(str(e))
+        refused(rule_error(e))
     else:
         ok(_("The account is unlocked."))
     return back("staff.index")

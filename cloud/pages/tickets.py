@@ -28,6 +28,7 @@ from cloud.db import (
 )
 from cloud.pages.sessions import session_or_404, session_rows
 from cloud.pages.web import actor, back, can, engine, ok, page_blueprint, qr_svg, refused, roles
+from cloud.pages.words import rule_error
 from cloud.staff import SUPERVISOR_ROLES
 from cloud.tickets import (
     MAX_REFUND_REASON,
@@ -93,7 +94,7 @@ def holder_search():
         try:
             number = normalize_document(doc_type, raw)
         except DocumentError as e:
-            errors["doc_number"] = str(e)
+            errors["doc_number"] = rule_error(e)
     else:
         number = _generic_document(raw)
     results = None
@@ -211,7 +212,7 @@ def _revoke_refusal(e: TicketError) -> str:
         return _("Say why this ticket is refunded although it has admitted someone "
                  "(%(low)d to %(high)d characters).", low=MIN_REFUND_REASON,
                  high=MAX_REFUND_REASON)
-    return str(e)
+    return rule_error(e)
 
 
 @bp.post("/tickets/<number>/<any(void, refund):action>")
@@ -317,7 +318,7 @@ def sell(session_id: int):
             try:
                 normalize_document(f["doc_type"], f["doc_number"])
             except DocumentError as e:
-                errors["doc_number"] = str(e)
+                errors["doc_number"] = rule_error(e)
         holder = (f["holder_name"], f["doc_type"], f["doc_number"])
     if not s.on_sale:
         errors["session"] = _("This session is not on sale.")
@@ -331,7 +332,7 @@ def sell(session_id: int):
                 price_tier_id=tier_id, holder=holder, customer=f["customer"] or None)],
                 actor=actor())[0]
     except TicketError as e:
-        refused(_("No ticket was issued: %(why)s", why=str(e)))
+        refused(_("No ticket was issued: %(why)s", why=rule_error(e)))
         return _sale_form(session_id, keep, {}, 409)
     ok(_("Ticket %(number)s issued.", number=issued.number))
     return back("tickets.detail", number=issued.number)

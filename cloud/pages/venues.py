@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from cloud.allowlist_export import ExportError, export_allowlist
 from cloud.db import gate_zones, gates, seats, signing_keys, venues, zones
 from cloud.pages.web import actor, back, engine, int_field, ok, page_blueprint, refused, roles
+from cloud.pages.words import rule_error
 from cloud.venues import (
     VenueError,
     add_gate,
@@ -65,7 +66,7 @@ def create():
                 venue_id = create_venue(conn, form["code"], form["name"], form["address"],
                                         form["timezone"] or "Asia/Shanghai", actor=actor())
         except VenueError as e:
-            error = str(e)
+            error = rule_error(e)
         else:
             ok(_("Venue %(code)s created.", code=form["code"]))
             return back("venues.detail", venue_id=venue_id)
@@ -115,7 +116,7 @@ def create_zone(venue_id: int):
             venue_or_404(conn, venue_id)
             add_zone(conn, venue_id, code, name, actor=actor())
     except VenueError as e:
-        refused(str(e))
+        refused(rule_error(e))
         return _detail(venue_id, 422)
     ok(_("Zone %(code)s added.", code=code))
     return back("venues.detail", venue_id=venue_id)
@@ -153,7 +154,7 @@ def create_gate(venue_id: int):
                          close_after_min=f["close_after_min"], actor=actor(),
                          manual_entry=f["manual_entry"])
         except VenueError as e:
-            error = str(e)
+            error = rule_error(e)
     if error:
         refused(error)
         return _detail(venue_id, 422)
@@ -199,7 +200,7 @@ def edit_gate(venue_id: int, gate_id: int):
                             f["realname_mode"], f["open_before_min"], f["close_after_min"],
                             actor=actor(), manual_entry=f["manual_entry"])
         except VenueError as e:
-            error = str(e)
+            error = rule_error(e)
     if error:
         refused(error)
         return _gate_page(venue_id, gate_id, 422)

@@ -22,7 +22,14 @@ from edge import staff as staff_mod
 from edge import status
 from edge.web.app import get_conn
 from edge.web.auth import end_sessions, policy_message, require
-from edge.web.helpers import kind_name, local, refusal_words
+from edge.web.helpers import (
+    device_detail_words,
+    kind_name,
+    local,
+    refusal_words,
+    state_name,
+    stream_name,
+)
 from edge.web.query import query_int, query_text
 
 bp = Blueprint("admin", __name__)
@@ -47,9 +54,11 @@ def _dashboard() -> dict:
         lane["direction_name"] = _("in") if lane["direction"] == "in" else _("out")
     for device in data["devices"]:
         device["kind_name"] = kind_name(device["kind"])
-        device["state_name"] = device["state"] + (f" ({_('not reporting')})"
-                                                  if device["silent"] else "")
+        device["state_name"] = state_name(device["state"]) + (f" ({_('not reporting')})"
+                                                              if device["silent"] else "")
+        device["detail_words"], device["detail_lang"] = device_detail_words(device["detail"])
     for stream in data["sync"]["streams"]:
+        stream["stream_name"] = stream_name(stream["stream"])
         stream["last_ok_local"] = local(stream["last_ok_at"]) or _("never")
     sync = data["sync"]
     sync["last_down_local"] = local(sync["last_down_at"]) or _("never")

@@ -130,7 +130,8 @@ def _guard():
         return None
     if not staff_mod.has_admin(conn):
         if wants_json():
-            return jsonify({"error": "first_run", "message": "no admin yet"}), 401
+            return jsonify({"error": "first_run",
+                            "message": _("This appliance has no admin yet.")}), 401
         return redirect(url_for("auth.first_run"))
     user = _session_user(conn)
     if user is None:
@@ -142,7 +143,7 @@ def _guard():
     if user.must_change_password and endpoint not in ("auth.password", "auth.logout"):
         if wants_json():
             return jsonify({"error": "password_expired",
-                            "message": "change the password first"}), 403
+                            "message": _("Choose a new password first.")}), 403
         return redirect(url_for("auth.password"))
     role = getattr(view, "_wicket_role", "gate")
     if not user.may(role):

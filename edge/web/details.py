@@ -67,6 +67,15 @@ def _state(state: str) -> str:
     return device_state_name("silent" if state == "not reporting" else state)
 
 
+# why the hub revoked a ticket (the revocation record's reason: the ticket's new state)
+REVOCATION_REASONS = {"refunded": _l("refunded"), "void": _l("void")}
+
+
+def _revocation_reason(why: str) -> str:
+    known = REVOCATION_REASONS.get(why)
+    return str(known) if known is not None else why
+
+
 PATTERNS = (
     (re.compile(r"^lane not opened: (?P<why>.+)$"),
      lambda m: _("lane not opened: %(why)s", why=translate(m["why"]))),
@@ -81,7 +90,7 @@ PATTERNS = (
     (re.compile(r"^unreadable document: (?P<code>\w+)$"),
      lambda m: _("unreadable document: %(code)s", code=m["code"])),
     (re.compile(r"^revoked: (?P<why>.*)$"),
-     lambda m: _("revoked: %(why)s", why=m["why"])),
+     lambda m: _("revoked: %(why)s", why=_revocation_reason(m["why"]))),
     (re.compile(r"^valid from (?P<at>.+)$"),
      lambda m: _("valid from %(at)s", at=m["at"])),
     (re.compile(r"^valid until (?P<at>.+)$"),

@@ -27,6 +27,7 @@ from edge import audit, emergency
 from edge.allowlist import AllowlistError, import_file
 from edge.web.app import get_conn, web
 from edge.web.auth import require
+from edge.web.helpers import export_file_error
 from sync.timeutil import to_iso
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,7 @@ def import_entries():
     except emergency.ExportFileError as e:
         audit.record(get_conn(), g.user.username, "entries.import_refused", source,
                      {"error": str(e)})
-        flash(_("Import refused: %(why)s", why=str(e)), "error")
+        flash(_("Import refused: %(why)s", why=export_file_error(str(e))), "error")
         return redirect(url_for("emergency.index"), 303)
     flash(_("Imported %(added)d entries from appliance %(appliance)s (%(present)d were already "
             "here).", added=result.added, appliance=result.appliance, present=result.present),

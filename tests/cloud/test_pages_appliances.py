@@ -46,12 +46,12 @@ def test_registering_shows_the_token_once_and_it_enrolls(hub):
     assert admin.post("/api/sync/v1/enroll", json={"token": token}).status_code in (400, 401)
     credential = enrolled.get_json()["credential"]
     beat = admin.post("/api/sync/v1/heartbeat",
-                      json={"state": {"software_version": "0.1", "keys": [1]},
+                      json={"state": {"queue": {"unsent": 3}, "software_version": "0.1"},
                             "clock": to_iso(utcnow() + timedelta(seconds=5))},
                       headers={"Authorization": f"Appliance {credential}"})
     assert beat.status_code == 200
     listing = text(hub.client("ops").get(f"/appliances?venue={hub.venue}"))
-    assert "software_version: 0.1" in listing and "keys: [1]" in listing
+    assert "version 0.1; entries not sent: 3" in listing
     assert re.search(r'class="num bad">\+[45]\.\d s<', listing)  # five seconds ahead
     assert re.search(r"\d+ s ago", listing)
 

@@ -34,6 +34,19 @@
                      "(kept on this handheld):",
       zone: "Zone", seat: "Seat", session: "Session", holder: "Holder", id: "ID",
       ticket: "Ticket", first_entry: "First entry", lang_button: "中文",
+      lang_label: "Language",
+      // the API's refusals, by their code (its own message is English)
+      api_bad_code: "That is not a pairing code: ask an admin for a new one.",
+      api_code_used: "This pairing code has been used already: ask an admin for a new one.",
+      api_code_expired: "This pairing code has expired: ask an admin for a new one.",
+      api_unauthorized: "This handheld is not paired, or its pairing was revoked: pair it again.",
+      api_device_disabled: "This handheld is switched off on the appliance.",
+      api_lane_not_allowed: "This handheld may not scan for this lane.",
+      api_unknown_lane: "No such lane.",
+      api_lane_disabled: "This lane is switched off.",
+      api_client_scan_id_reused: "This scan's id was used already for another scan.",
+      api_batch_too_large: "Too many saved scans at once.",
+      api_internal_error: "The appliance could not handle this request; it is in its log.",
       no_lanes: "This handheld may not scan for any lane: ask an admin.",
       unpair_confirm: "Unpair this handheld? Scans not yet sent stay queued.",
       paired_as: name => "Paired as " + name,
@@ -54,6 +67,18 @@
       rejected: n => n + " 条离线扫码被主机拒收（仍保存在本机）：",
       zone: "区域", seat: "座位", session: "场次", holder: "持票人", id: "证件",
       ticket: "票号", first_entry: "首次入场", lang_button: "English",
+      lang_label: "语言",
+      api_bad_code: "这不是配对码：请向管理员索取新的配对码。",
+      api_code_used: "此配对码已被使用：请向管理员索取新的配对码。",
+      api_code_expired: "此配对码已过期：请向管理员索取新的配对码。",
+      api_unauthorized: "此手持机未配对，或配对已被撤销：请重新配对。",
+      api_device_disabled: "此手持机已在主机上停用。",
+      api_lane_not_allowed: "此手持机不能为该通道验票。",
+      api_unknown_lane: "没有这个通道。",
+      api_lane_disabled: "该通道已停用。",
+      api_client_scan_id_reused: "此扫码编号已用于另一条扫码。",
+      api_batch_too_large: "一次上传的离线扫码过多。",
+      api_internal_error: "主机无法处理此请求，详情见主机日志。",
       no_lanes: "此设备没有可用的通道，请联系管理员。",
       unpair_confirm: "确定解除配对？未上传的扫码仍会保留。",
       paired_as: name => "设备名：" + name,
@@ -93,7 +118,9 @@
   class NetworkError extends Error {}
   class ApiError extends Error {
     constructor(status, body) {
-      super(body && body.message || ("HTTP " + status));
+      // the words for the refusal's code in the screen's language; else the API's own
+      const words = body && body.error && T[lang]["api_" + body.error];
+      super(words || body && body.message || ("HTTP " + status));
       this.status = status; this.body = body || {};
     }
   }
@@ -131,7 +158,9 @@
     document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
     document.querySelectorAll("[data-t]").forEach(el => { el.textContent = t(el.dataset.t); });
     document.querySelectorAll("[data-tp]").forEach(el => { el.placeholder = t(el.dataset.tp); });
-    $("lang").textContent = t("lang_button");
+    $("lang").textContent = t("lang_button");  // the other language, in its own words
+    $("lang").lang = lang === "zh" ? "en" : "zh-CN";
+    $("lang").setAttribute("aria-label", t("lang_label"));
     document.title = t("title");
     const name = store.get(KEY.name, "");
     $("device-name").textContent = name ? t("paired_as", name) : "";

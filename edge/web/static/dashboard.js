@@ -16,6 +16,10 @@
   function cells(tr, values) {
     values.forEach(function (v) {
       var td = document.createElement("td");
+      if (v != null && typeof v === "object") {  // words in another language: {text, lang}
+        if (v.lang) { td.lang = v.lang; }
+        v = v.text;
+      }
       td.textContent = v == null ? "" : String(v);
       tr.appendChild(td);
     });
@@ -23,8 +27,8 @@
   var rows = {
     gates: function (d) { return d.gates.map(function (g) { return [g.gate + " " + (g.gate_name || ""), g.admitted, g.refused]; }); },
     lanes: function (d) { return d.lanes.map(function (l) { return [l.lane, l.gate, l.direction_name, l.admitted, l.refused]; }); },
-    devices: function (d) { return d.devices.map(function (x) { return [x.id, x.kind_name, x.lane, x.state_name, x.detail]; }); },
-    streams: function (d) { return d.sync.streams.map(function (s) { return [s.stream, s.cursor, s.last_ok_local, s.detail]; }); },
+    devices: function (d) { return d.devices.map(function (x) { return [x.id, x.kind_name, x.lane, x.state_name, {text: x.detail_words, lang: x.detail_lang}]; }); },
+    streams: function (d) { return d.sync.streams.map(function (s) { return [s.stream_name, s.cursor, s.last_ok_local, s.detail]; }); },
     refused: function (d) { return d.sync.refused_by_reason.map(function (r) { return [r.words, r.count]; }); }
   };
   function refresh() {

@@ -195,7 +195,7 @@ def test_engine_details_are_shown_in_chinese(as_role, appliance):
     assert seen["realname"] == "实名票：请同时读取持票人身份证"
     assert seen["typed"] == "既不是票码，也不是已知票号"
     assert seen["short"] == "不是票码"
-    assert seen["refunded"].startswith("已作废：")
+    assert seen["refunded"] == "票已失效：已退票"
     assert seen["evening"].startswith("Evening final：") and "开始入场" in seen["evening"]
     assert seen["blocked"] == "票在黑名单中"
     assert seen["seated"] == ""

@@ -1,0 +1,479 @@
+"""Every page of both sites, with the demo's data, in one language only.
+
+The demo's own builders (``provisioning.demo.Demo``: ``wicket-hub load-demo``, the enrolled
+appliance, its logins and lanes) make the hub and the appliance; the test adds what a day at
+the demo leaves behind (scans of every outcome, a refund, a void admitted before the appliance
+knew of it, device states, the sync to the hub, alerts and a conflict). Then one Chromium, one
+context per language, signs in as an admin on each site (after one mistyped password) and
+follows every same-origin link from the home page (GET only; never logout or a download), plus
+the error states a GET reaches (an unknown id, a search that finds nothing, every GET form sent
+with what it offers); on the appliance it also checks the help desk's verdict for each of the
+demo's kinds of ticket and the handheld page's answer to a wrong pairing code, on the hub the
+wall display a display link opens.
+
+On each page the visible text (``innerText``, the title, placeholders, ``aria-label``, ``alt``,
+the ``title`` attribute and the words of input buttons) is checked: in Chinese no English word
+may remain once the data is taken out, in English no Chinese character. The data is what the
+test and the demo made (names of venue, zones, gates, lanes, sessions, devices, users, ticket
+numbers, masked holders), plus numbers, times, ids, paths, a record shown as JSON, a short
+list of units, protocols and formats and the product's name. Text marked as another language
+(``lang``: the language switch's own names, a device driver's own message) is that
+language's, on purpose. A failure lists every offending text with its page.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import pytest
+import sqlalchemy as sa
+
+from provisioning.demo import Demo, forged
+
+# Words that are not English prose in either language: units, protocols, formats and the
+# product's name, as both sites print them.
+VOCABULARY = {
+    "Wicket", "QR", "RFID", "UID", "ID", "Modbus", "RTU", "RS", "USB", "HTTP", "HTTPS", "TLS",
+    "PDF", "CSV", "JSON", "API", "URL", "IP", "SHA", "UTC", "GMT", "CST", "ms", "s", "min", "h",
+    "MB", "KB", "GB", "kB", "B", "fen", "CNY", "EUR", "USD", "PC", "SC", "OSDP", "UUID", "Ed",
+    "pcscd", "RTSP", "MJPEG", "Wi", "Fi",
+    "U",  # U 盘, the Chinese word for a USB stick
+    "N",  # an alert rule's threshold, as its formula names it: 超过 N 秒
+    "PEM", "TCP", "HID", "NFC", "JSONL", "ZIP", "bps",
+}
+# Literal names a file must carry (the seat-map CSV's columns and values), each given with its
+# Chinese gloss in brackets: "level（层）".
+GLOSSED = re.compile(r"\b[a-z_]+（[^）]*）|（[a-z]+/[a-z]+）")
+CJK = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]+")
+WORD = re.compile(r"[A-Za-z][A-Za-z'’]*")
+# ids, codes, hashes, times and numbers are data however they are spelt
+CODE_LIKE = re.compile(r"(?<![\w-])[\w.:+/-]*\d[\w.:+/-]*"  # T00001005, N1-CAM, 12:30
+                       r"|https?://\S+"                        # addresses
+                       r"|(?<![\w/])/[\w.*/-]+"              # /dev/ttyUSB0, /media
+                       r"|\b[a-z_]+(?:\.[a-z_]+)+\b"           # audit actions: staff.create
+                       r"|\b[a-z_]+:[\w.@-]+"                  # subjects: staff:1, cli:root
+                       r"|\{.*\}", re.ASCII)                   # a record shown as JSON
+SKIP_PATHS = re.compile(r"/(logout|lang|language)$|\.(csv|json|jsonl|txt|png|svg|pdf|zip)$"
+                        r"|/export|/download")
+MAX_PAGES = 400
+NOTHING = "zz-nothing-9"  # what the error states search for
+WALL_NAME = "North stand screen"  # the display link the test makes
+
+COLLECT = """() => {
+  const lang = (document.documentElement.lang || '').slice(0, 2);
+  const foreign = [...document.querySelectorAll('body [lang]')]
+    .filter(e => e.lang.slice(0, 2) !== lang).map(e => e.innerText || e.textContent);
+  const attrs = [];
+  for (const e of document.querySelectorAll('[placeholder],[aria-label],[alt],[title]')) {
+    for (const a of ['placeholder', 'aria-label', 'alt', 'title']) {
+      if (e.hasAttribute(a)) attrs.push(e.getAttribute(a));
+    }
+  }
+  for (const e of document.querySelectorAll(
+      'input[type=submit],input[type=button],input[type=reset]')) attrs.push(e.value);
+  const links = [...document.querySelectorAll('a[href]')].map(a => a.href);
+  const forms = [...document.querySelectorAll('form')]
+    .filter(f => (f.getAttribute('method') || 'get').toLowerCase() === 'get')
+    .map(f => ({action: f.action, fields: [...f.elements].filter(e => e.name).map(e => ({
+      name: e.name, type: e.type, tag: e.tagName,
+      options: e.tagName === 'SELECT' ? [...e.options].map(o => o.value) : [],
+      value: e.value}))}));
+  return {title: document.title, text: document.body.innerText, foreign, attrs, links, forms};
+}"""
+
+
+# -- the demo's world ----------------------------------------------------------------------
+
+
+def _edge_engine(demo: Demo):
+    from edge import config as config_mod
+    from edge.engine import Engine
+    from edge.holders import HolderVault
+
+    cfg = config_mod.load(demo.edge_config)
+    return Engine(demo._edge_conn(), HolderVault(cfg.holder_key))
+
+
+def _scan(engine, lane: str, text: str, device: str) -> str:
+    from edge.engine import Scan, ScanKind
+
+    return engine.decide(Scan(ScanKind.QR, text, device_id=device), lane).reason
+
+
+def _id_card(engine, lane: str, card: dict) -> str:
+    from edge.engine import IdDocument, Scan, ScanKind
+
+    doc = IdDocument("resident_id", card["id_number"], card["name"])
+    return engine.decide(Scan(ScanKind.ID_CARD, "", device_id="idcard-id1", document=doc),
+                         lane).reason
+
+
+def _devices(demo: Demo) -> None:
+    """The demo's device rows (``Demo.start_devices``), in the states a day leaves them in."""
+    rows = [("turnstile-n1", "N1", "turnstile", {"port": "/dev/ttyUSB0"}, "up", ""),
+            ("camera-n1", "N1", "qr_camera", {"source": "http://127.0.0.1:8081/stream.mjpg",
+                                              "debounce_s": 2.0}, "degraded",
+             "camera camera-n1: no frame yet"),
+            ("idcard-id1", "ID1", "id_reader", {"port": "/dev/ttyUSB1"}, "down",
+             "gate runtime stopped"),
+            ("rfid-n1", "N1", "rfid_reader", {"reader": "Virtual PCD 00 00"}, "unknown", "")]
+    conn = demo._edge_conn()
+    try:
+        for device_id, lane, kind, config, state, detail in rows:
+            conn.execute("INSERT INTO devices (id, lane_id, kind, name, config, enabled, state, "
+                         "state_detail, state_at) VALUES (?, ?, ?, ?, ?, 1, ?, ?, "
+                         "strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+                         (device_id, demo.lanes[lane], kind, device_id, json.dumps(config),
+                          state, detail or None))
+    finally:
+        conn.close()
+
+
+def _void(demo: Demo, number: str) -> None:
+    from cloud.db import tickets
+    from cloud.tickets import revoke_ticket
+
+    engine = demo._hub_engine()
+    try:
+        with engine.begin() as conn:
+            ticket_id = conn.execute(sa.select(tickets.c.id).where(tickets.c.number == number)
+                                     ).scalar_one()
+            revoke_ticket(conn, ticket_id, "void", actor="admin")
+    finally:
+        engine.dispose()
+
+
+def _hub_extras(demo: Demo) -> None:
+    """The alert rules an ops lead would tighten on the alerts page, evaluated now: the
+    demo's own refusals and its one appliance raise alerts."""
+    from datetime import timedelta
+
+    from cloud import alerts
+
+    engine = demo._hub_engine()
+    try:
+        with engine.begin() as conn:
+            alerts.set_rule(conn, "refused_ratio", 5, 60, True, actor="admin")
+            alerts.set_rule(conn, "sync_lag", 0, 5, True, actor="admin")
+            alerts.set_rule(conn, "clock_skew", 0, 5, True, actor="admin")
+            alerts.set_rule(conn, "low_entry_rate", 1000, 5, True, actor="admin")
+            alerts.evaluate(conn, min_interval=timedelta(0))
+    finally:
+        engine.dispose()
+
+
+def build_world(demo: Demo) -> None:
+    demo.prepare()
+    demo.start_hub()
+    demo.enroll_appliance()
+    _devices(demo)
+    engine = _edge_engine(demo)
+    try:
+        film = demo.film
+        outcomes = [_scan(engine, "N1", film[0].code, "camera-n1"),
+                    _scan(engine, "N1", film[0].code, "camera-n1"),
+                    _scan(engine, "N1", forged(film[1].code), "camera-n1"),
+                    _scan(engine, "N1", "HELLO-THERE", "camera-n1"),
+                    _scan(engine, "ID1", film[4].code, "camera-n1"),
+                    _scan(engine, "N1", film[2].code, "camera-n1")]
+        for card in demo.id_cards:
+            outcomes.append(_id_card(engine, "ID1", card))
+        demo.make_refund()
+        _void(demo, film[3].number)
+        # admitted before the appliance heard of the void: a conflict at the hub
+        outcomes.append(_scan(engine, "N1", film[3].code, "camera-n1"))
+        demo._run("wicket-edge sync --once", demo._edge("sync", "--once"))
+        outcomes += [_scan(engine, "N1", demo.refund["code"], "camera-n1"),
+                     _scan(engine, "N1", film[4].code, "camera-n1"),
+                     _scan(engine, "N1", film[4].code, "camera-n1")]
+        outcomes += [_scan(engine, "N1", f"NOT-A-CODE-{i}", "camera-n1") for i in range(8)]
+    finally:
+        engine.conn.close()
+    wanted = {"OK", "ALREADY_ENTERED", "FORGED", "UNKNOWN", "REALNAME_REQUIRED", "REVOKED"}
+    assert wanted <= set(outcomes), outcomes
+    demo._run("wicket-edge sync --once", demo._edge("sync", "--once"))
+    _hub_extras(demo)
+    web = demo._child("web", demo._edge("web", "--bind", f"127.0.0.1:{demo.web_port}",
+                                        "--workers", "1"))
+    demo._wait("waiting for the appliance's pages", demo._web_answers, child=web)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    demo = Demo(tmp_path_factory.mktemp("demo") / "demo", tickets=300, film_tickets=6)
+    try:
+        build_world(demo)
+        yield demo
+    finally:
+        for child in demo.children.values():
+            child.stop()
+
+
+def data_strings(demo: Demo) -> list[str]:
+    """Everything the demo and the test put in, longest first (a name is taken out whole, so
+    a word of it, "Gate" or "North", is not thereby allowed elsewhere)."""
+    from cloud.db import (
+        appliances,
+        events,
+        gates,
+        holders,
+        sessions,
+        signing_keys,
+        staff,
+        tickets,
+        venues,
+        zones,
+    )
+    from sync.identity import mask_name
+
+    strings: set[str] = {"demo appliance", demo.rfid_uid, NOTHING, WALL_NAME}
+    engine = demo._hub_engine()
+    try:
+        with engine.connect() as conn:
+            for table, cols in ((venues, ("code", "name", "address", "timezone")),
+                                (zones, ("code", "name")), (gates, ("code", "name")),
+                                (events, ("code", "name")), (sessions, ("name",)),
+                                (appliances, ("name",)), (staff, ("username",))):
+                for row in conn.execute(sa.select(*(table.c[c] for c in cols))):
+                    strings |= {str(v) for v in row if v}
+            for (name,) in conn.execute(sa.select(holders.c.name)):
+                strings |= {name, mask_name(name)}
+            strings |= set(conn.execute(sa.select(tickets.c.number)).scalars())
+            # the keys page shows the start of each public key
+            strings |= {k[:16] for k in conn.execute(sa.select(signing_keys.c.public_key)
+                                                     ).scalars()}
+    finally:
+        engine.dispose()
+    strings |= {v for card in demo.id_cards for v in (card["address"], card["authority"])}
+    conn = demo._edge_conn()
+    try:
+        for (config,) in conn.execute("SELECT config FROM devices"):
+            strings |= {str(v) for v in json.loads(config).values()}
+        for sql in ("SELECT code, name FROM lanes", "SELECT id, name FROM devices",
+                    "SELECT username FROM staff_users", "SELECT code, name FROM zones",
+                    "SELECT code, name FROM gates", "SELECT name FROM sessions"):
+            for row in conn.execute(sql):
+                strings |= {str(v) for v in row if v}
+    finally:
+        conn.close()
+    # codes (N1, T000000010) are left to CODE_LIKE, which also takes them inside longer codes
+    return sorted((s for s in strings if len(s) > 1 and not CODE_LIKE.fullmatch(s)),
+                  key=len, reverse=True)
+
+
+# -- the crawl -----------------------------------------------------------------------------
+
+
+def _strip_data(text: str, strings: list[str]) -> str:
+    for s in strings:
+        text = text.replace(s, " ")
+    return CODE_LIKE.sub(" ", GLOSSED.sub(" ", text))
+
+
+def english_left(text: str, strings: list[str]) -> list[str]:
+    found = []
+    for line in text.splitlines():
+        rest = _strip_data(line, strings)
+        bad = [w for w in WORD.findall(rest) if w not in VOCABULARY]
+        if bad:
+            found.append(f"{line.strip()!r} (english: {' '.join(bad)})")
+    return found
+
+
+def chinese_left(text: str, strings: list[str]) -> list[str]:
+    found = []
+    for line in text.splitlines():
+        rest = line
+        for s in strings:
+            rest = rest.replace(s, " ")
+        bad = CJK.findall(rest)
+        if bad:
+            found.append(f"{line.strip()!r} (chinese: {' '.join(bad)})")
+    return found
+
+
+def _same_site(base: str, url: str) -> str | None:
+    parts = urlsplit(url)
+    if f"{parts.scheme}://{parts.netloc}" != base or SKIP_PATHS.search(parts.path):
+        return None
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, parts.query, ""))
+
+
+def _form_urls(base: str, form: dict) -> list[str]:
+    """A GET form sent with what it offers (every box ticked, the first choice), and once
+    with a value that matches nothing in every text field."""
+    filled, nothing = [], []
+    for f in form["fields"]:
+        if f["type"] in ("checkbox", "radio"):
+            filled.append((f["name"], f["value"]))
+        elif f["tag"] == "SELECT":
+            value = next((o for o in f["options"] if o), "")
+            filled.append((f["name"], value))
+            nothing.append((f["name"], value))
+        elif f["type"] not in ("submit", "button", "hidden"):
+            filled.append((f["name"], f["value"]))
+            nothing.append((f["name"], NOTHING))
+        elif f["type"] == "hidden":
+            filled.append((f["name"], f["value"]))
+            nothing.append((f["name"], f["value"]))
+    action = form["action"].split("?")[0]
+    return [f"{action}?{urlencode(q)}" for q in (filled, nothing) if q]
+
+
+def _error_urls(url: str) -> list[str]:
+    """An unknown id in place of each id of the path; a nonsense value for each parameter."""
+    parts = urlsplit(url)
+    segments = parts.path.split("/")
+    out = []
+    for i, seg in enumerate(segments):
+        if seg.isdigit() or re.fullmatch(r"T\d{6,}|[A-Z0-9]{8,}", seg):
+            wrong = segments[:i] + ["999999" if seg.isdigit() else "ZZ9999999"] + segments[i + 1:]
+            out.append(urlunsplit((parts.scheme, parts.netloc, "/".join(wrong), "", "")))
+    for name, _value in parse_qsl(parts.query):
+        out.append(urlunsplit((parts.scheme, parts.netloc, parts.path,
+                               urlencode({name: "zz<bad>"}), "")))
+    return out
+
+
+def visible_text(got: dict) -> str:
+    """What a reader sees and hears, less what is marked as another language."""
+    text = got["text"]
+    for foreign in got["foreign"]:
+        text = text.replace(foreign, " ", 1)
+    return "\n".join([got["title"], text, *got["attrs"]])
+
+
+def handheld_pairing(page, base: str) -> list[tuple[str, str]]:
+    """The handheld page refusing a pairing code nobody made."""
+    page.goto(base + "/handheld/", wait_until="networkidle")
+    page.fill("#pair-code", "ZZZZ-ZZZZ-ZZZZ")
+    page.locator("#pair-form button[type=submit]").click()
+    page.wait_for_function("() => document.getElementById('pair-error').textContent")
+    return [(page.url + " (a wrong pairing code)", visible_text(page.evaluate(COLLECT)))]
+
+
+def wall_display(page, base: str) -> list[tuple[str, str]]:
+    """The wall display an ops user opens with a display link (made on its POST form), and
+    the page a wrong link shows."""
+    page.goto(base + "/ops/display", wait_until="networkidle")
+    page.fill("input[name=name]", WALL_NAME)
+    page.locator("main form.row button").click()
+    link = page.locator("#display-url").inner_text()
+    shown = []
+    for url in (link, base + "/wall/open/" + NOTHING):
+        page.goto(url, wait_until="networkidle")
+        shown.append((page.url, visible_text(page.evaluate(COLLECT))))
+    return shown
+
+
+def crawl(page, base: str, seeds: list[str], strings: list[str], lang: str) -> tuple[dict[str, list], set[str]]:
+    problems: dict[str, list[str]] = defaultdict(list)
+    seen: set[str] = set()
+    todo = [base + "/", *(base + s for s in seeds)]
+    errors_done: set[str] = set()
+    while todo and len(seen) < MAX_PAGES:
+        url = todo.pop(0)
+        if url in seen:
+            continue
+        seen.add(url)
+        page.goto(url, wait_until="networkidle")
+        got = page.evaluate(COLLECT)
+        text = visible_text(got)
+        found = (english_left(text, strings) if lang == "zh"
+                 else chinese_left(text, strings))
+        if found:
+            problems[url] += found
+        links = [u for u in (_same_site(base, h) for h in got["links"]) if u]
+        for form in got["forms"]:
+            links += [u for u in (_same_site(base, f) for f in _form_urls(base, form)) if u]
+        shape = re.sub(r"\d+", "#", urlsplit(url).path)
+        if shape not in errors_done:
+            errors_done.add(shape)
+            links += _error_urls(url)
+        todo += [u for u in links if u not in seen]
+    return problems, seen
+
+
+def gate_verdicts(page, base: str, codes: list[str]) -> list[tuple[str, str]]:
+    """The help desk's check of each code on lane N1 (nothing admitted): what the lane's
+    panel says, verdict, detail and facts."""
+    url = base + "/gate/?lane=N1&mode=check"
+    page.goto(url, wait_until="networkidle")
+    panel = page.locator(".lane-panel[data-lane=N1]")
+    shown = []
+    for code in codes:
+        panel.evaluate("p => { p.dataset.lastReason = ''; }")
+        panel.locator(".wedge-input").fill(code)
+        panel.locator(".wedge-input").press("Enter")
+        page.wait_for_function("() => document.querySelector('.lane-panel[data-lane=N1]')"
+                               ".dataset.lastReason")
+        shown.append((f"{url} (checking {code[:12]}…)", panel.locator(".verdict").inner_text()))
+    return shown
+
+
+def sign_in(page, url: str, username: str, password: str) -> list[tuple[str, str]]:
+    """Sign in as a person would, after a mistyped password: what the sign-in page and its
+    refusal said, then signed in."""
+    shown = []
+    for attempt in (password + "-typo", password):
+        page.goto(url + "/login", wait_until="networkidle")
+        if attempt == password:
+            shown.append((page.url, visible_text(page.evaluate(COLLECT))))
+        page.fill("input[name=username]", username)
+        page.fill("input[name=password]", attempt)
+        page.locator("main form button[type=submit]").first.click()
+        page.wait_for_load_state("networkidle")
+        if attempt != password:
+            shown.append((page.url + " (wrong password)", visible_text(page.evaluate(COLLECT))))
+    return shown
+
+
+def test_every_page_of_both_sites_speaks_one_language(world, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    strings = data_strings(world)
+    # beside the links: the pages the demo's banner names (the refunded ticket, the handheld
+    # page), a ticket that admitted someone and one that did not, the gate screen admitting
+    hub_seeds = [f"/tickets/{n}" for n in (world.refund["number"], world.film[0].number,
+                                            world.film[5].number)]
+    edge_seeds = ["/gate/?lane=N1&lane=ID1", "/handheld/"]
+    # and every verdict the demo's lane shows: used, refunded, void, forged, not a code
+    gate_codes = [world.film[0].code, world.refund["code"], world.film[3].code,
+                  forged(world.film[1].code), "HELLO-THERE"]
+    report: list[str] = []
+    counts = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium")
+        try:
+            for lang, locale in (("zh", "zh-CN"), ("en", "en-GB")):
+                # the appliance may serve its own self-signed certificate
+                context = browser.new_context(locale=locale, ignore_https_errors=True)
+                context.set_default_timeout(60_000)
+                page = context.new_page()
+                for site, base, login, seeds in (("hub", world.hub_url, "hub", hub_seeds),
+                                                 ("appliance", world.web_url, "edge-admin",
+                                                  edge_seeds)):
+                    signing_in = sign_in(page, base, *world.logins[login])
+                    problems, seen = crawl(page, base, seeds, strings, lang)
+                    counts[(lang, site)] = len(seen)
+                    print(f"{lang} {site}: {len(seen)} pages", *sorted(seen), sep="\n  ")
+                    extra = (gate_verdicts(page, base, gate_codes)
+                             + handheld_pairing(page, base) if site == "appliance"
+                             else wall_display(page, base))
+                    for url, text in signing_in + extra:
+                        found = (english_left(text, strings) if lang == "zh"
+                                 else chinese_left(text, strings))
+                        problems[url] += found
+                    for url, found in sorted(problems.items()):
+                        report += [f"[{lang}] {url}: {f}" for f in found]
+                context.close()
+        finally:
+            browser.close()
+    print(counts)
+    assert all(n > 5 for n in counts.values()), counts
+    if report:
+        pytest.fail(f"{len(report)} texts in the wrong language:\n" + "\n".join(report),
+                    pytrace=False)
