@@ -18,7 +18,7 @@ from flask_babel import gettext as _
 from edge import passages, status
 from edge.reasons import Reason, colour, words
 from edge.web import details
-from edge.web.helpers import device_state_name, kind_name
+from edge.web.helpers import device_detail_words, device_state_name, kind_name
 from sync.timeutil import utcnow
 
 NOT_OPENED = (passages.FAILED, passages.TIMEOUT)
@@ -75,5 +75,5 @@ def lane_devices(conn: sqlite3.Connection, lanes: list[str],
             out[device["lane"]].append({
                 "id": device["id"], "kind": device["kind"], "kind_name": kind_name(
                     device["kind"]), "state": state, "state_name": device_state_name(state),
-                "detail": device["detail"]})
+                "detail": device_detail_words(device["detail"])[0]})
     return out

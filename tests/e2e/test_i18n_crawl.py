@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from collections import defaultdict
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -43,6 +44,7 @@ VOCABULARY = {
     "U",  # U 盘, the Chinese word for a USB stick
     "N",  # an alert rule's threshold, as its formula names it: 超过 N 秒
     "PEM", "TCP", "HID", "NFC", "JSONL", "ZIP", "bps",
+    "A",  # a turnstile's direction A (B is a unit above), as its contacts are labelled
 }
 # Literal names a file must carry (the seat-map CSV's columns and values), each given with its
 # Chinese gloss in brackets: "level（层）".
@@ -55,6 +57,7 @@ CODE_LIKE = re.compile(r"(?<![\w-])[\w.:+/-]*\d[\w.:+/-]*"  # T00001005, N1-CAM,
                        r"|(?<![\w/])/[\w.*/-]+"              # /dev/ttyUSB0, /media
                        r"|\b[a-z_]+(?:\.[a-z_]+)+\b"           # audit actions: staff.create
                        r"|\b[a-z_]+:[\w.@-]+"                  # subjects: staff:1, cli:root
+                       r"|`[^`]+`"                             # a command to type
                        r"|\{.*\}", re.ASCII)                   # a record shown as JSON
 SKIP_PATHS = re.compile(r"/(logout|lang|language)$|\.(csv|json|jsonl|txt|png|svg|pdf|zip)$"
                         r"|/export|/download")
@@ -229,7 +232,10 @@ def data_strings(demo: Demo) -> list[str]:
     )
     from sync.identity import mask_name
 
-    strings: set[str] = {"demo appliance", demo.rfid_uid, NOTHING, WALL_NAME}
+    # the demo's own wall display and handheld, this machine's names in the appliance's
+    # certificate, and the turnstile makers' names in the driver forms
+    strings: set[str] = {"demo appliance", demo.rfid_uid, NOTHING, WALL_NAME, "Demo wall",
+                         "Demo handheld", "demo", socket.gethostname(), "localhost", "One-Tech"}
     engine = demo._hub_engine()
     try:
         with engine.connect() as conn:
