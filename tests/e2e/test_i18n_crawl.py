@@ -265,6 +265,11 @@ def data_strings(demo: Demo) -> list[str]:
                 strings |= {str(v) for v in row if v}
     finally:
         conn.close()
+    # what this machine has plugged in, as the Devices page lists it (a PC/SC reader's name)
+    from edge import hardware
+
+    for listing in (hardware.serial_ports(), hardware.cameras(), hardware.pcsc_readers()):
+        strings |= {v for found in listing.items for v in (found.path, found.description)}
     # codes (N1, T000000010) are left to CODE_LIKE, which also takes them inside longer codes
     return sorted((s for s in strings if len(s) > 1 and not CODE_LIKE.fullmatch(s)),
                   key=len, reverse=True)

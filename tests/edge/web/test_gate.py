@@ -244,7 +244,7 @@ def test_a_valid_ticket_at_a_lane_whose_turnstile_is_down_is_amber_and_stays_unu
         "reporting"
     b.post("/language", {"lang": "zh"})
     v = b.post_json("/gate/scan.json", {"lane": "N1", "code": seated}).json
-    assert v["words"] == "票有效——通道未打开" and v["detail"] == "通道未打开：闸机 TS1 状态：故障"
+    assert v["words"] == "票有效——通道未打开" and v["detail"] == "通道未打开：闸机 TS1 状态：离线"
 
 
 def test_an_admission_the_runtime_could_not_let_through_turns_amber_in_the_feed(
