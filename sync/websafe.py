@@ -13,16 +13,21 @@ format or whitespace other than the plain space, and no backslash.
 ``=``, ``+``, ``-``, ``@``, a tab or a carriage return is written with a leading apostrophe
 (OWASP's advice). Numbers are numbers and stay as they are. ``csv_uncell`` undoes it, so that
 a file the hub exports imports again unchanged.
+
+``whole_number`` and ``plain_text`` read a query argument as both sites' typed query helpers
+do (each site words the refusal in its own catalogue).
 """
 
 from __future__ import annotations
 
 import csv
 import ipaddress
+import re
 import unicodedata
 from urllib.parse import unquote, urlsplit
 
 MAX_PATH = 2048
+_WHOLE = re.compile(r"-?[0-9]{1,18}", re.ASCII)
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -100,3 +105,17 @@ def is_loopback(host: str) -> bool:
 def bind_host(bind: str) -> str:
     """The host of a ``HOST:PORT`` bind (``[::1]:8000`` gives ``::1``)."""
     return bind.rpartition(":")[0].strip("[]")
+
+
+def whole_number(raw: str, lo: int, hi: int) -> int | None:
+    """``raw`` as a whole number from ``lo`` to ``hi`` in ASCII digits, or None. ``int()``
+    alone would take ``²`` or ``١`` for a digit, or a 20-digit id the database cannot hold."""
+    if not _WHOLE.fullmatch(raw):
+        return None
+    n = int(raw)
+    return n if lo <= n <= hi else None
+
+
+def plain_text(raw: str, max_length: int) -> bool:
+    """Free text (a search) that is printable and at most ``max_length`` characters."""
+    return len(raw) <= max_length and raw.isprintable()

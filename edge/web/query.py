@@ -7,14 +7,13 @@ argument, never passed on to the database (where a 20-digit id overflows) or to 
 
 from __future__ import annotations
 
-import re
-
 from flask import request
 from flask_babel import gettext as _
 from werkzeug.exceptions import BadRequest
 
+from sync.websafe import plain_text, whole_number
+
 MAX_ID = 2**63 - 1  # the largest integer SQLite stores
-_INT = re.compile(r"-?[0-9]{1,18}")
 
 
 class BadArgument(BadRequest):
@@ -27,17 +26,18 @@ def query_int(name: str, default: int | None = None, lo: int = 1, hi: int = MAX_
     raw = request.args.get(name, "").strip()
     if not raw:
         return default
-    if not _INT.fullmatch(raw) or not lo <= int(raw) <= hi:
+    number = whole_number(raw, lo, hi)
+    if number is None:
         raise BadArgument(_("The address asks for %(name)s=%(value)s: a whole number from "
                             "%(lo)s to %(hi)s is expected.", name=name, value=raw[:40],
                             lo=lo, hi=hi))
-    return int(raw)
+    return number
 
 
 def query_text(name: str, max_length: int = 200) -> str:
     """``?name=`` as free text (a search), printable and at most ``max_length`` characters."""
     raw = request.args.get(name, "").strip()
-    if len(raw) > max_length or not raw.isprintable():
+    if not plain_text(raw, max_length):
         raise BadArgument(_("The address asks for %(name)s with text that is too long or holds "
                             "control characters (at most %(n)s characters).", name=name,
                             n=max_length))

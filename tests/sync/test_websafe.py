@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sync import websafe
 from sync.websafe import csv_cell, csv_row, csv_uncell, local_path
 
 # Targets as they reach the page (the query string already decoded once), each of which a
@@ -66,3 +67,12 @@ def test_other_cells_are_left_alone(cell):
     assert csv_cell(cell) == cell
     if isinstance(cell, str):
         assert csv_uncell(cell) == cell
+
+
+def test_a_query_number_is_ascii_digits_within_its_range():
+    assert websafe.whole_number("42", 1, 100) == 42
+    assert websafe.whole_number("-5", -10, 0) == -5
+    for raw in ("²", "١٢", "4.0", "1e3", "", " 4", "0x10", "1" * 19, "101", "0"):
+        assert websafe.whole_number(raw, 1, 100) is None, raw
+    assert websafe.plain_text("Gate 1", 10) and not websafe.plain_text("a\x00b", 10)
+    assert not websafe.plain_text("x" * 11, 10)
