@@ -575,7 +575,7 @@
       flushSoon(0);
     } else {
       showPairing();
-      // the QR code on the Devices page opens this page as /handheld/#code=XXXX-XXXX: the
+      // the QR code on the Devices page opens this page as /handheld/#code=K7QM-4XR2 (a pairing code): the
       // code is in the fragment (never sent to the server), taken out of the address at once
       const code = new URLSearchParams(location.hash.slice(1)).get("code");
       if (code) {
