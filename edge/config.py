@@ -171,9 +171,9 @@ SETTINGS: tuple[Setting, ...] = (
         0,
         "How old a scan a handheld made offline may be when it reaches the appliance, in "
         "minutes; an older one that would have been admitted is refused (EXPIRED) and recorded. "
-        "0: as old as its own entry window allows (it must arrive before the window of the "
-        "session it counts for closes: the gate's close-after margin after the session's end; "
-        "for a ticket without a session, before its validity ends).",
+        "0: no limit beyond its own entry window, which always applies (it must arrive before "
+        "the window of the session it counts for closes: the gate's close-after margin after "
+        "the session's end; for a ticket without a session, before its validity ends).",
     ),
     Setting(
         "verdict_fade_s",

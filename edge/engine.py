@@ -826,12 +826,14 @@ def _day(now: datetime, lane: _Lane) -> str:
 
 
 def _refuse_if_late(outcome: _Outcome, lane: _Lane, made: datetime, late: Lateness) -> None:
-    """Turn the admission of an offline scan that arrived too late into an EXPIRED refusal."""
-    if late.max_age is not None:
-        if late.arrived - made > late.max_age:
-            minutes = int(late.max_age.total_seconds() // 60)
-            outcome.reason = Reason.EXPIRED
-            outcome.detail = f"offline scan arrived more than {minutes} minutes after it was made"
+    """Turn the admission of an offline scan that arrived too late into an EXPIRED refusal.
+    The entry window is judged by the appliance's own time of arrival, whatever times the
+    handheld sent; ``max_age`` (from the handheld's scan time) is a further limit, never a
+    way past the window."""
+    if late.max_age is not None and late.arrived - made > late.max_age:
+        minutes = int(late.max_age.total_seconds() // 60)
+        outcome.reason = Reason.EXPIRED
+        outcome.detail = f"offline scan arrived more than {minutes} minutes after it was made"
         return
     t = outcome.ticket
     closes = (outcome.session.window(lane)[1] if outcome.session is not None

@@ -377,6 +377,7 @@ def test_a_turnstile_with_no_board_answering_stays_down_with_one_log_line(
                                                    "reply_timeout_ms": 50})
         with RuntimeThread(db_path, vault, factory=factory, backoff_s=(0.05, 0.1)):
             wait_for(lambda: len(opens) >= 5, what="five attempts to open the board")
+            wait_for(lambda: device_state(conn, "ts-1") == "down", what="the state row")
             assert device_state(conn, "ts-1") == "down"
             assert "no board answers as unit 1" in conn.execute(
                 "SELECT state_detail FROM devices WHERE id = 'ts-1'").fetchone()[0]

@@ -237,6 +237,17 @@ def test_a_fixed_maximum_age_refuses_older_offline_scans_inside_the_window(engin
     assert old[0]["detail"] == "offline scan arrived more than 15 minutes after it was made"
 
 
+def test_a_maximum_age_is_no_way_past_the_entry_window(engine, loaded, venue):
+    """A handheld chooses the scan times it sends: a scan claimed to be a minute old that
+    reaches the appliance after its window closed is still refused, by the time it arrived."""
+    hh = _handheld(loaded)
+    arrived = _window_closes(loaded) + timedelta(seconds=1)
+    (r,) = handhelds.upload(engine, hh, _batch(venue, arrived - timedelta(minutes=1), 1006),
+                            now=arrived, max_age=timedelta(days=365))
+    assert r["reason"] == "EXPIRED"
+    assert r["detail"].startswith("offline scan arrived after its entry window closed at ")
+
+
 def test_a_ticket_without_a_session_must_arrive_within_its_validity(engine, loaded, venue):
     hh = _handheld(loaded)
     (until,) = loaded.execute("SELECT valid_until FROM tickets WHERE id = ?",
