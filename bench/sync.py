@@ -46,9 +46,9 @@ from cloud.tickets import (  # noqa: E402
 from cloud.venues import add_gate, add_zone, create_venue  # noqa: E402
 from edge import config as config_mod  # noqa: E402
 from edge import db as edge_db  # noqa: E402
-from edge.agent import Agent, enroll, load_link  # noqa: E402
 from edge.allowlist import apply_changes  # noqa: E402
 from edge.holders import HolderVault, generate_holder_key  # noqa: E402
+from edge.uplink.agent import Agent, enroll, load_link  # noqa: E402
 from sync.changes import parse_change  # noqa: E402
 from sync.ids import uuid7  # noqa: E402
 from sync.sample import fake_resident_id  # noqa: E402

@@ -143,7 +143,7 @@ def cmd_trust_key(args) -> int:
     """A hub key given at the shell, for an appliance that has no hub (the walkthrough, a test
     bench): an enrolled appliance takes its keys only from its hub, by the authenticated sync,
     and a file import never brings one."""
-    from edge.agent import get_state
+    from edge.uplink.agent import get_state
     from sync.keys import KeyFileError, KeyRing
     from sync.timeutil import to_iso, utcnow
 
@@ -292,7 +292,7 @@ def cmd_create_user(args) -> int:
 
 
 def cmd_enroll(args) -> int:
-    from edge.agent import enroll
+    from edge.uplink.agent import enroll
     from sync.client import HubUnavailable, Refused, Unauthorized
 
     cfg, conn, _ = _open(args)
@@ -314,7 +314,7 @@ def cmd_enroll(args) -> int:
 
 
 def cmd_sync(args) -> int:
-    from edge import sync_service
+    from edge.uplink import service as sync_service
 
     return sync_service.main(args.config, once=args.once)
 
@@ -322,7 +322,7 @@ def cmd_sync(args) -> int:
 def cmd_status(args) -> int:
     import json
 
-    from edge.sync_status import render, status
+    from edge.uplink.status import render, status
 
     cfg, conn, _ = _open(args)
     s = status(cfg, conn)

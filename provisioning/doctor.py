@@ -21,8 +21,8 @@ from pathlib import Path
 from edge import config as config_mod
 from edge import db as db_mod
 from edge import hardware
-from edge.agent import NotEnrolled, load_link
-from edge.sync_status import status as sync_status
+from edge.uplink.agent import NotEnrolled, load_link
+from edge.uplink.status import status as sync_status
 from sync.client import CursorExpired, HubClient, HubUnavailable, Refused, Unauthorized
 from sync.timeutil import from_iso, utcnow
 

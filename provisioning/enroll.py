@@ -20,9 +20,9 @@ import requests
 from edge import audit
 from edge import config as config_mod
 from edge import db as db_mod
-from edge.agent import Agent, HubLink, NotEnrolled, enroll, load_link
 from edge.cli import initialise
 from edge.holders import HolderVault
+from edge.uplink.agent import Agent, HubLink, NotEnrolled, enroll, load_link
 from sync.client import API, HubError, HubUnavailable, Unauthorized
 from sync.credentials import WeakSecret, check_token
 from sync.timeutil import from_iso

@@ -13,7 +13,7 @@ from pathlib import Path
 from edge import config as config_mod
 from edge import db as db_mod
 from edge.emergency import export_entries
-from edge.snapshot import staging_path
+from edge.uplink.snapshot import staging_path
 from sync.timeutil import utcnow
 
 EXIT_REFUSED = 1

@@ -28,11 +28,11 @@ from cloud.tickets import (
 from cloud.venues import add_gate, add_zone, create_venue
 from edge import config as config_mod
 from edge import db as db_mod
-from edge import snapshot
-from edge.agent import Agent, cursor_of, enroll, load_link, save_link
 from edge.holders import HolderVault, generate_holder_key
-from edge.sync_service import HubLinkState
-from edge.sync_status import status
+from edge.uplink import snapshot
+from edge.uplink.agent import Agent, cursor_of, enroll, load_link, save_link
+from edge.uplink.service import HubLinkState
+from edge.uplink.status import status
 from sync import schemas
 from sync.client import HubUnavailable
 from sync.ids import uuid7
@@ -229,7 +229,7 @@ def test_backoff_doubles_with_jitter_up_to_the_cap_and_logs_once(tmp_path, caplo
     now = [0.0]
     link = HubLinkState(db.conn, backoff_max_s=8, rng=random.Random(1), clock=lambda: now[0])
     delays = []
-    with caplog.at_level(logging.INFO, logger="edge.sync_service"):
+    with caplog.at_level(logging.INFO, logger="edge.uplink.service"):
         for _ in range(7):
             assert link.ready()
             link.failed(HubUnavailable("down"))

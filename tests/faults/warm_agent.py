@@ -13,9 +13,9 @@ import sys
 import apscheduler.executors.pool  # noqa: F401 - imported ahead: this is the point of the process
 import apscheduler.schedulers.blocking  # noqa: F401
 
-import edge.agent  # noqa: F401
-import edge.snapshot  # noqa: F401
-import edge.sync_service  # noqa: F401
+import edge.uplink.agent  # noqa: F401
+import edge.uplink.service  # noqa: F401
+import edge.uplink.snapshot  # noqa: F401
 from edge import cli
 
 

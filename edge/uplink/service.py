@@ -23,9 +23,9 @@ from collections.abc import Callable
 
 from edge import config as config_mod
 from edge import db as db_mod
-from edge.agent import STREAMS, Agent, NotEnrolled, Wiped, get_state, load_link, set_state
 from edge.db import immediate
 from edge.holders import HolderKeyError, HolderVault
+from edge.uplink.agent import STREAMS, Agent, NotEnrolled, Wiped, get_state, load_link, set_state
 from sync.client import HubError, HubUnavailable
 from sync.diskfault import guard
 from sync.timeutil import to_iso, utcnow

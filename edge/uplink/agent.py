@@ -212,7 +212,7 @@ class Agent:
 
     def pull_allowlist(self) -> int:
         """Catch the allowlist up with the hub; returns the changes applied."""
-        from edge import snapshot
+        from edge.uplink import snapshot
 
         if snapshot.pending(self.cfg, self.conn):
             return snapshot.take(self)
@@ -428,7 +428,7 @@ class Agent:
         return commands
 
     def carry_out(self, command: str) -> None:
-        from edge import snapshot
+        from edge.uplink import snapshot
 
         log.info("the hub asks for: %s", command)
         if command == "resync":

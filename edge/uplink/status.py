@@ -7,9 +7,9 @@ import sqlite3
 from datetime import datetime
 from typing import Any
 
-from edge.agent import get_state
 from edge.config import Config
 from edge.db import UNACKED
+from edge.uplink.agent import get_state
 from sync.timeutil import from_iso, utcnow
 
 

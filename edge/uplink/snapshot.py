@@ -31,14 +31,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edge import db as db_mod
-from edge.agent import get_state, set_state
 from edge.config import Config
 from edge.db import immediate
+from edge.uplink.agent import get_state, set_state
 from sync.client import CursorExpired, HubUnavailable
 from sync.timeutil import to_iso, utcnow
 
 if TYPE_CHECKING:
-    from edge.agent import Agent
+    from edge.uplink.agent import Agent
 
 log = logging.getLogger(__name__)
 
