@@ -31,7 +31,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml .ci/debian-packages
 # prints a summary. See docs/demo.md.
 ARGS ?=
 demo: venv
-	$(PY) -m provisioning.demo $(ARGS)
+	$(PY) -m tools.demo $(ARGS)
 
 # The README's appliance walkthrough in demo/walkthrough/: a signing key, a sample venue signed
 # with it, an appliance database that trusts the key (there is no hub to sync it from), and

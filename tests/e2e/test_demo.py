@@ -20,8 +20,8 @@ import requests
 
 from cloud import alerts
 from cloud.db import make_engine
-from provisioning.demo import DEMO_REFUSED_RATIO
 from tests.e2e.conftest import ENV, ROOT, wait_for
+from tools.demo.run import DEMO_REFUSED_RATIO
 
 RUN_FOR_S = 45
 
@@ -61,7 +61,7 @@ def test_the_demo_runs_the_whole_system_for_a_fixed_time(tmp_path):
     out_dir = tmp_path / "demo"
     log = open(tmp_path / "demo.out", "w+")  # noqa: SIM115 (read back after the run)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "provisioning.demo", "--dir", str(out_dir),
+        [sys.executable, "-m", "tools.demo", "--dir", str(out_dir),
          "--for", str(RUN_FOR_S), "--film-tickets", "6"],
         cwd=ROOT, env=ENV, stdout=log, stderr=subprocess.STDOUT, text=True)
     seen: set[int] = set()

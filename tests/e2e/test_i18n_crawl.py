@@ -32,7 +32,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import pytest
 import sqlalchemy as sa
 
-from provisioning.demo import Demo, forged
+from tools.demo.run import Demo, forged
 
 # Words that are not English prose in either language: units, protocols, formats and the
 # product's name, as both sites print them.

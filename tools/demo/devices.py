@@ -187,7 +187,7 @@ class Devices:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m provisioning.demo_devices",
+    p = argparse.ArgumentParser(prog="python -m tools.demo.devices",
                                 description="The demo's device simulators.")
     p.add_argument("--dir", required=True, type=Path,
                    help="directory with script.json; ready.json is written there")

@@ -42,7 +42,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FILM_FPS = 15
 SHOW_FRAMES = 15      # a code held up for a second
 GAP_FRAMES = 30       # two seconds between people
@@ -382,7 +382,7 @@ class Demo:
         with os.fdopen(fd, "w") as f:
             json.dump(script, f)
         ready = self.devices_dir / "ready.json"
-        child = self._child("devices", [sys.executable, "-m", "provisioning.demo_devices",
+        child = self._child("devices", [sys.executable, "-m", "tools.demo.devices",
                                         "--dir", str(self.devices_dir)])
         self._wait("waiting for the device simulators", ready.exists, timeout=300, child=child)
         self.devices_ready = json.loads(ready.read_text())
@@ -617,7 +617,7 @@ def say(text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m provisioning.demo",
+    p = argparse.ArgumentParser(prog="python -m tools.demo",
                                 description="Run the whole Wicket system on this machine.")
     p.add_argument("--dir", type=Path, default=ROOT / "demo",
                    help="where the demo keeps its databases and logs (made afresh)")
