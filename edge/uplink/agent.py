@@ -3,7 +3,7 @@
 * **revocations** — refunds and voids on their own, more often than the rest;
 * **allowlist** — every change, page by page; each page and its cursor in one transaction; when
   caught up the count of changes received is compared with the hub's checksum, and a mismatch
-  (or a 410 for a cursor older than the hub's horizon) takes a snapshot (:mod:`edge.snapshot`);
+  (or a 410 for a cursor older than the hub's horizon) takes a snapshot (:mod:`edge.uplink.snapshot`);
 * **entries** — the outbox, in batches keyed by entry UUID; an entry is marked acknowledged only
   after the hub's answer names it, so a crash between send and answer just sends it again (the
   hub answers ``duplicate``); an entry the hub refuses is kept, with the reason, never dropped;

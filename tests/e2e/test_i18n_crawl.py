@@ -1,6 +1,6 @@
 """Every page of both sites, with the demo's data, in one language only.
 
-The demo's own builders (``provisioning.demo.Demo``: ``wicket-hub load-demo``, the enrolled
+The demo's own builders (``tools.demo.run.Demo``: ``wicket-hub load-demo``, the enrolled
 appliance, its logins and lanes) make the hub and the appliance; the test adds what a day at
 the demo leaves behind (scans of every outcome, a refund, a void admitted before the appliance
 knew of it, device states, the sync to the hub, alerts and a conflict). Then one Chromium, one

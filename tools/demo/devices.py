@@ -1,8 +1,8 @@
 """The demo's devices, in a process of their own: the hardware a venue's lanes would have.
 
-    python -m provisioning.demo_devices --dir demo/devices
+    python -m tools.demo.devices --dir demo/devices
 
-reads ``script.json`` in that directory (written by ``provisioning.demo``: the film's shots,
+reads ``script.json`` in that directory (written by ``tools.demo``: the film's shots,
 the ID cards to lay on the reader, the RFID card's UID) and brings up
 
 - a Modbus turnstile board on a pty (``drivers.sim.modbus_board``): every unlock is followed

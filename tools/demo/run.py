@@ -1,6 +1,6 @@
 """``make demo``: the whole system on this machine, from nothing.
 
-    python -m provisioning.demo [--dir demo] [--for SECONDS] [--tickets N]
+    python -m tools.demo [--dir demo] [--for SECONDS] [--tickets N]
 
 Everything lives in ``--dir`` (git-ignored ``demo/``), made afresh each run:
 
@@ -9,7 +9,7 @@ Everything lives in ``--dir`` (git-ignored ``demo/``), made afresh each run:
 2. an enrollment token for one appliance; ``wicket-edge init``, ``enroll``, the first full
    ``sync --once``, an admin and a gate login on the appliance, two lanes (N1 at Gate 1, ID1
    at Gate 5, the ID-only gate);
-3. the device simulators in their own process (``provisioning.demo_devices``): a Modbus
+3. the device simulators in their own process (``tools.demo.devices``): a Modbus
    turnstile board on a pty, a lane camera (MJPEG over loopback HTTP) playing a video of demo
    tickets — valid, repeated, forged, refunded — an ID-card reader on a pty, and a virtual RFID
    card where pcscd is available; their device rows written into the appliance's database;
