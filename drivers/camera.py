@@ -40,6 +40,7 @@ from drivers.base import (
     TemporaryError,
     utcnow,
 )
+from drivers.frames import Frame
 from drivers.settings import SettingsError, settings_from
 
 log = logging.getLogger(__name__)
@@ -163,15 +164,6 @@ class CameraSettings:
 
 # ---------------------------------------------------------------------------------------------
 # Transport: frame sources
-
-@dataclass
-class Frame:
-    image: np.ndarray
-    index: int            # frames the source has delivered before this one
-    t: float              # the source's clock in seconds (media time, or monotonic when live)
-    grabbed_at: float     # time.monotonic() when the frame arrived
-    at: datetime          # the same instant in UTC
-
 
 def _open_capture(settings: CameraSettings) -> cv2.VideoCapture:
     src = settings.source

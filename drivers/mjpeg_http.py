@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from drivers.base import PermanentError, utcnow
+from drivers.frames import Frame
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +50,6 @@ class MjpegHttpSource:
     live = True
 
     def __init__(self, settings):
-        from drivers.camera import Frame  # the camera's frame type
-
-        self._frame_type = Frame
         self.settings = settings
         url = urlsplit(str(settings.source))
         cls = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
@@ -183,7 +181,7 @@ class MjpegHttpSource:
             jpeg, index, arrived = latest
             image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_GRAYSCALE)
             if image is not None and image.size:
-                return self._frame_type(image, index, arrived, arrived, utcnow())
+                return Frame(image, index, arrived, arrived, utcnow())
             self.bad_frames += 1
             if time.monotonic() >= deadline:
                 return None
