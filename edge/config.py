@@ -307,6 +307,16 @@ def load(path: str | os.PathLike | None = None) -> Config:
                                        "web_key")})
 
 
+def disk_paths(config: str | os.PathLike | None) -> list[Path]:
+    """What the appliance's programs write: the database, and the configuration file's
+    directory (the credential beside it); the paths a disk problem is looked for on."""
+    path = config_path(config)
+    try:
+        return [load(path).database, path]
+    except ConfigError:
+        return [path]
+
+
 def render(values: dict[str, Any]) -> str:
     """A commented configuration file holding ``values`` (settings not given keep defaults)."""
     lines = ["# Wicket edge appliance configuration. Owner-only: it holds the holder key.", ""]

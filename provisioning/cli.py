@@ -22,7 +22,8 @@ import sys
 from pathlib import Path
 
 from edge import config as config_mod
-from edge.cli import CliError, disk_paths
+from edge.cli import CliError
+from edge.config import disk_paths
 from edge.holders import HolderKeyError
 from provisioning import doctor as doctor_mod
 from provisioning import enroll as enroll_mod

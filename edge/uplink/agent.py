@@ -3,7 +3,8 @@
 * **revocations** — refunds and voids on their own, more often than the rest;
 * **allowlist** — every change, page by page; each page and its cursor in one transaction; when
   caught up the count of changes received is compared with the hub's checksum, and a mismatch
-  (or a 410 for a cursor older than the hub's horizon) takes a snapshot (:mod:`edge.uplink.snapshot`);
+  (or a 410 for a cursor older than the hub's horizon) takes a snapshot
+  (:mod:`edge.uplink.snapshot`);
 * **entries** — the outbox, in batches keyed by entry UUID; an entry is marked acknowledged only
   after the hub's answer names it, so a crash between send and answer just sends it again (the
   hub answers ``duplicate``); an entry the hub refuses is kept, with the reason, never dropped;
@@ -33,6 +34,8 @@ from edge.allowlist import AllowlistError, apply_changes
 from edge.config import Config
 from edge.db import UNACKED, acked_mark, advance_acked_mark, immediate
 from edge.holders import HolderVault
+from edge.uplink import snapshot
+from edge.uplink.state import cursor_of, get_state, set_state, stream_failed, stream_ok
 from sync import schemas
 from sync.changes import ChangeError, parse_change
 from sync.client import CursorExpired, HubClient, HubError, HubUnavailable, Refused, Unauthorized
@@ -101,38 +104,6 @@ def save_link(cfg: Config, link: HubLink) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
-
-
-# -- state kept in the database --------------------------------------------------------------
-
-
-def set_state(conn: sqlite3.Connection, key: str, value: str | None) -> None:
-    if value is None:
-        conn.execute("DELETE FROM appliance_state WHERE key = ?", (key,))
-    else:
-        conn.execute("INSERT INTO appliance_state (key, value) VALUES (?, ?) ON CONFLICT(key) "
-                     "DO UPDATE SET value = excluded.value", (key, value))
-
-
-def get_state(conn: sqlite3.Connection, key: str) -> str | None:
-    row = conn.execute("SELECT value FROM appliance_state WHERE key = ?", (key,)).fetchone()
-    return row[0] if row else None
-
-
-def stream_ok(conn: sqlite3.Connection, stream: str) -> None:
-    conn.execute("UPDATE sync_state SET last_ok_at = ?, last_error = NULL WHERE stream = ?",
-                 (to_iso(utcnow()), stream))
-
-
-def stream_failed(conn: sqlite3.Connection, stream: str, error: str) -> None:
-    conn.execute("UPDATE sync_state SET last_error = ?, last_error_at = ? WHERE stream = ?",
-                 (error[:300], to_iso(utcnow()), stream))
-
-
-def cursor_of(conn: sqlite3.Connection, stream: str) -> tuple[int, int]:
-    row = conn.execute("SELECT cursor, changes FROM sync_state WHERE stream = ?",
-                       (stream,)).fetchone()
-    return int(row[0]), int(row[1])
 
 
 def enroll(cfg: Config, conn: sqlite3.Connection, hub_url: str, token: str,
@@ -212,8 +183,6 @@ class Agent:
 
     def pull_allowlist(self) -> int:
         """Catch the allowlist up with the hub; returns the changes applied."""
-        from edge.uplink import snapshot
-
         if snapshot.pending(self.cfg, self.conn):
             return snapshot.take(self)
         try:
@@ -428,8 +397,6 @@ class Agent:
         return commands
 
     def carry_out(self, command: str) -> None:
-        from edge.uplink import snapshot
-
         log.info("the hub asks for: %s", command)
         if command == "resync":
             snapshot.take(self, reason="asked by the hub")

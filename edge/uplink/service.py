@@ -25,7 +25,8 @@ from edge import config as config_mod
 from edge import db as db_mod
 from edge.db import immediate
 from edge.holders import HolderKeyError, HolderVault
-from edge.uplink.agent import STREAMS, Agent, NotEnrolled, Wiped, get_state, load_link, set_state
+from edge.uplink.agent import STREAMS, Agent, NotEnrolled, Wiped, load_link
+from edge.uplink.state import get_state, set_state
 from sync.client import HubError, HubUnavailable
 from sync.diskfault import guard
 from sync.timeutil import to_iso, utcnow
@@ -246,8 +247,6 @@ class Service:
 
 
 def main(config_path: str | None = None, once: bool = False) -> int:
-    from edge.cli import disk_paths
-
     def work() -> int:
         cfg = config_mod.load(config_path)
         if once:
@@ -256,7 +255,7 @@ def main(config_path: str | None = None, once: bool = False) -> int:
         return Service(cfg).run()
 
     try:
-        return guard("wicket-edge sync", work, lambda: disk_paths(config_path))
+        return guard("wicket-edge sync", work, lambda: config_mod.disk_paths(config_path))
     except config_mod.ConfigError as e:
         _say(f"wicket-edge: {e}")
         return EXIT_CONFIG

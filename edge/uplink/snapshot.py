@@ -28,17 +28,14 @@ from __future__ import annotations
 import logging
 import sqlite3
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from edge import db as db_mod
 from edge.config import Config
 from edge.db import immediate
-from edge.uplink.agent import get_state, set_state
+from edge.uplink.state import get_state, set_state
 from sync.client import CursorExpired, HubUnavailable
 from sync.timeutil import to_iso, utcnow
-
-if TYPE_CHECKING:
-    from edge.uplink.agent import Agent
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +49,16 @@ MERGED = {"zones": ("code", "name", "version"),
           "gates": ("code", "name", "reentry", "realname_mode", "open_before_min",
                     "close_after_min", "manual_entry", "version"),
           "lanes": ("code", "name", "gate_id", "direction", "passage_timeout_s", "enabled")}
+
+
+class Puller(Protocol):
+    """What a snapshot needs of the agent (:class:`edge.uplink.agent.Agent`): its settings, the
+    live database, and a pull of the allowlist into a given database."""
+
+    cfg: Config
+    conn: sqlite3.Connection
+
+    def pull_into(self, conn: sqlite3.Connection) -> tuple[int, bool]: ...
 
 
 def staging_path(cfg: Config) -> Path:
@@ -68,7 +75,7 @@ def _remove(path: Path) -> None:
         p.unlink(missing_ok=True)
 
 
-def take(agent: Agent, reason: str = "") -> int:
+def take(agent: Puller, reason: str = "") -> int:
     """Download (or resume) the staging copy, check it, swap it in; returns changes applied."""
     cfg, conn = agent.cfg, agent.conn
     path = staging_path(cfg)

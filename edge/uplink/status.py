@@ -9,7 +9,7 @@ from typing import Any
 
 from edge.config import Config
 from edge.db import UNACKED
-from edge.uplink.agent import get_state
+from edge.uplink.state import get_state
 from sync.timeutil import from_iso, utcnow
 
 
