@@ -20,14 +20,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sync.names import DIRECTIONS, TICKET_KINDS, TICKET_ROLES
 from sync.timeutil import from_iso
 
 OPS = ("upsert", "delete")
-TICKET_KINDS = ("session", "sessions", "venues")
-TICKET_ROLES = ("ticket", "staff", "registered")
 TICKET_STATES = ("issued", "void", "refunded")
 REALNAME_MODES = ("ticket", "ticket_and_id", "id_only")
-DIRECTIONS = ("in", "out")
 BLOCK_KINDS = ("ticket", "rfid", "holder")
 MAX_TEXT = 200
 

@@ -32,17 +32,15 @@ from typing import Any
 from jsonschema import Draft202012Validator, FormatChecker, validators
 from jsonschema.exceptions import ValidationError
 
+from sync.names import DIRECTIONS, SCAN_KINDS
 from sync.timeutil import from_iso, utcnow
 
-# -- closed sets of values, shared by both sides ----------------------------------------------
+# -- closed sets of values, shared by both sides (directions and scan kinds: sync.names) -------
 
-DIRECTIONS = ("in", "out")
 # the edge's Reason values (edge/reasons.py): every verdict an entry can carry
 REASONS = ("OK", "ALREADY_ENTERED", "UNKNOWN", "FORGED", "REVOKED", "NOT_YET_VALID", "EXPIRED",
            "WRONG_SESSION", "WRONG_GATE", "REALNAME_REQUIRED", "REALNAME_MISMATCH", "BLOCKED",
            "DEVICE_ERROR")
-# the edge's ScanKind values (edge/engine.py): what read the scan, ``manual`` when typed
-SCAN_KINDS = ("qr", "rfid", "id_card", "manual", "override")
 # why the hub refuses an entry it otherwise accepts (listed in the push answer's ``refused``)
 REFUSALS = ("other_venue", "unknown_ticket", "unknown_session")
 
