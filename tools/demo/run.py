@@ -27,22 +27,19 @@ status is 1 if a process died on its own or did not stop cleanly. Each process l
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import secrets
 import shutil
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tools.demo.children import ROOT, Child, free_port, password
+
 FILM_FPS = 15
 SHOW_FRAMES = 15      # a code held up for a second
 GAP_FRAMES = 30       # two seconds between people
@@ -58,71 +55,6 @@ SYNC = {"sync_revocations_s": 1.0, "sync_allowlist_s": 1.0, "sync_entries_s": 1.
 
 class DemoError(Exception):
     """A step of the set-up failed; the message says which and where its log is."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def password() -> str:
-    return secrets.token_urlsafe(12)
-
-
-@dataclass
-class Child:
-    """One long-running process of the demo, in its own process group (so that Ctrl-C reaches
-    the orchestrator only, which stops the children in order), logging to its own file."""
-
-    name: str
-    argv: list[str]
-    log_path: Path
-    env: dict[str, str] = field(default_factory=dict)
-    proc: subprocess.Popen | None = None
-    stopping: bool = False
-
-    def start(self) -> None:
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(self.argv, cwd=ROOT, stdout=log,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         env={**os.environ, **self.env}, process_group=0,
-                                         preexec_fn=_end_with_parent)
-
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc else None
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def died(self) -> bool:
-        """Exited without being asked to."""
-        return self.proc is not None and not self.stopping and self.proc.poll() is not None
-
-    def stop(self, timeout: float = 30.0) -> int | None:
-        """SIGTERM, wait; SIGKILL to the whole group if it does not stop in time."""
-        if self.proc is None:
-            return None
-        self.stopping = True
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with_group = os.getpgid(self.proc.pid)
-            os.killpg(with_group, signal.SIGKILL)
-            self.proc.wait(10)
-            return None  # not a clean stop
-
-
-def _end_with_parent() -> None:
-    """In the child before it runs: SIGTERM it if the orchestrator itself is killed (its own
-    process group keeps Ctrl-C away from it, so nothing else would)."""
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
 class Demo:
@@ -614,67 +546,3 @@ def forged(code: str) -> str:
 
 def say(text: str) -> None:
     print(text, flush=True)
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tools.demo",
-                                description="Run the whole Wicket system on this machine.")
-    p.add_argument("--dir", type=Path, default=ROOT / "demo",
-                   help="where the demo keeps its databases and logs (made afresh)")
-    p.add_argument("--for", dest="duration", type=float,
-                   help="stop after this many seconds (from when everything runs) and print "
-                   "a summary")
-    p.add_argument("--tickets", type=int, default=3000,
-                   help="tickets issued for the demo event (default %(default)s)")
-    p.add_argument("--film-tickets", type=int, default=12,
-                   help="valid tickets the lane camera shows (default %(default)s)")
-    args = p.parse_args(argv)
-    if args.film_tickets < 6:
-        p.error("--film-tickets must be at least 6")
-    demo = Demo(args.dir, args.tickets, args.film_tickets)
-
-    def on_signal(signum, frame) -> None:
-        demo.stop_requested.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    failed = False
-    try:
-        demo.run(args.duration)
-    except DemoError as e:
-        # a step cut short by Ctrl-C during the set-up is no failure
-        if not demo.stop_requested.is_set():
-            print(f"demo: {e}", file=sys.stderr)
-            failed = True
-    except KeyboardInterrupt:
-        pass
-    interrupted = demo.stop_requested.is_set()
-    if demo.started_at and not interrupted:
-        demo.flush_entries()
-    summary = None
-    if demo.started_at:
-        try:
-            summary = (demo.edge_counts(), demo.hub_counts())
-        except Exception as e:  # noqa: BLE001 - the summary must not keep the processes up
-            print(f"demo: no summary: {e}", file=sys.stderr)
-    say("stopping …")
-    codes = demo.stop()
-    unclean = {name: code for name, code in codes.items() if code != 0}
-    for name, code in codes.items():
-        state = "stopped cleanly" if code == 0 else (
-            "died on its own" if code is None and demo.children[name].proc.returncode
-            is not None else f"exit {code}")
-        say(f"  {name:8} pid {demo.children[name].pid}: {state}")
-    if summary is not None:
-        edge, hub = summary
-        say(f"entries_at_edge: {edge['entries']}")
-        say(f"admitted_at_edge: {edge['admitted']}")
-        say(f"attendance_at_hub: {hub['attendance']}")
-        say(f"processes_clean: {'yes' if not unclean else 'no'}")
-        say(f"entries_at_hub: {hub['entries']}")
-        say(f"refund_refused_at_gate: {'yes' if edge['refund_refused'] else 'no'}")
-    return 1 if failed or unclean else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
