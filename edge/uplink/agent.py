@@ -36,10 +36,17 @@ from edge.db import UNACKED, acked_mark, advance_acked_mark, immediate
 from edge.holders import HolderVault
 from edge.uplink import snapshot
 from edge.uplink.state import cursor_of, get_state, set_state, stream_failed, stream_ok
-from sync import schemas
 from sync.changes import ChangeError, parse_change
 from sync.client import CursorExpired, HubClient, HubError, HubUnavailable, Refused, Unauthorized
 from sync.ids import uuid7
+from sync.records import (
+    BadField,
+    DeviceReport,
+    EntryRecord,
+    LaneReport,
+    QueueReport,
+    StateReport,
+)
 from sync.timeutil import from_iso, to_iso, utcnow
 
 log = logging.getLogger(__name__)
@@ -241,7 +248,7 @@ class Agent:
             finally:
                 if ahead is not None and not ahead.cancel():
                     ahead.exception()  # wait for it; its failure no longer matters
-        _, count = cursor_of(conn, "allowlist")
+        count = cursor_of(conn, "allowlist").changes
         expected = int(page.get("checksum", {}).get("changes", count))
         if expected != count:
             log.warning("allowlist checksum: hub counts %s changes up to cursor %s, "
@@ -257,49 +264,46 @@ class Agent:
         sent = 0
         after = acked_mark(self.conn)
         while True:
-            rows = self.conn.execute(
-                """SELECT e.seq, e.id, e.at, l.code, e.direction, e.ticket_id, e.session_id,
-                          e.admitted, e.reason, e.cursor, e.batch_id, e.scan_kind, e.staff
+            rows = _named(self.conn,
+                """SELECT e.seq, e.id, e.at, l.code AS lane, e.direction, e.ticket_id,
+                          e.session_id, e.admitted, e.reason, e.cursor, e.batch_id,
+                          e.scan_kind AS kind, e.staff
                    FROM entries e LEFT JOIN lanes l ON l.id = e.lane_id
                    WHERE e.acked_at IS NULL AND e.seq > ?
                      AND (e.passage IS NULL OR e.passage <> 'pending')
                    ORDER BY e.seq LIMIT ?""",
-                (after, self.cfg.sync_batch_size)).fetchall()
+                (after, self.cfg.sync_batch_size))
             if not rows:
                 return sent
-            batch_id = next((r[10] for r in rows if r[10]), None) or str(uuid7())
+            batch_id = next((r["batch_id"] for r in rows if r["batch_id"]), None) or str(uuid7())
             with immediate(self.conn):  # the batch is written down before it is sent
                 self.conn.executemany("UPDATE entries SET batch_id = ? WHERE seq = ? "
-                                      "AND batch_id IS NULL", [(batch_id, r[0]) for r in rows])
-            self._send(rows)
+                                      "AND batch_id IS NULL", [(batch_id, r["seq"]) for r in rows])
+            self._send([_entry_record(r) for r in rows])
             sent += len(rows)
-            after = rows[-1][0]
+            after = rows[-1]["seq"]
 
-    def _send(self, rows: list[tuple]) -> None:
-        wire = [{"id": r[1], "seq": r[0], "at": r[2], "lane": r[3], "direction": r[4],
-                 "ticket_id": r[5], "session_id": r[6], "admitted": bool(r[7]),
-                 "reason": r[8], "cursor": r[9], "kind": r[11], "staff": r[12]} for r in rows]
-        invalid = _unsendable(wire)
+    def _send(self, records: list[EntryRecord]) -> None:
+        invalid = _unsendable(records)
         if invalid:  # the hub would refuse them: kept here as refused, the rest go on
             for entry_id, field in invalid.items():
                 self._ack({entry_id: "refused"}, reason="bad_entry")
                 log.warning("entry %s does not match the sync schema (%s); it is kept and "
                             "shown as refused", entry_id, field)
-            rows = [r for r in rows if r[1] not in invalid]
-            wire = [w for w in wire if w["id"] not in invalid]
-            if not rows:
+            records = [r for r in records if r.id not in invalid]
+            if not records:
                 return
         try:
-            answer = self.client.push_entries(wire)
+            answer = self.client.push_entries([r.to_wire() for r in records])
         except Refused as e:
-            if len(rows) > 1:  # find the entries the hub refuses; send the others
-                half = len(rows) // 2
-                self._send(rows[:half])
-                self._send(rows[half:])
+            if len(records) > 1:  # find the entries the hub refuses; send the others
+                half = len(records) // 2
+                self._send(records[:half])
+                self._send(records[half:])
                 return
-            self._ack({rows[0][1]: "refused"}, reason=(e.code or str(e))[:200])
+            self._ack({records[0].id: "refused"}, reason=(e.code or str(e))[:200])
             log.warning("the hub refused entry %s (%s); it is kept and shown as refused",
-                        rows[0][1], e.code or e)
+                        records[0].id, e.code or e)
             return
         status: dict[str, str] = {}
         for i in answer["stored"]:
@@ -314,7 +318,7 @@ class Agent:
                 refused[str(item.get("id"))] = str(item.get("reason", "refused"))[:200]
             else:
                 refused[str(item)] = "refused"
-        ours = {r[1] for r in rows}
+        ours = {r.id for r in records}
         self._ack({i: s for i, s in status.items() if i in ours})
         for i, reason in refused.items():
             if i in ours:
@@ -338,30 +342,38 @@ class Agent:
     # heartbeat --------------------------------------------------------------------------
 
     def report(self) -> dict[str, Any]:
+        """The heartbeat's report, as sent (:meth:`state_report` on the wire)."""
+        return self.state_report().to_wire()
+
+    def state_report(self) -> StateReport:
         c = self.conn
-        devices = [{"id": r[0], "kind": r[1], "state": r[2], "detail": r[3] and r[3][:1000],
-                    "at": r[4], "lane": r[5]}
-                   for r in c.execute("SELECT d.id, d.kind, d.state, d.state_detail, d.state_at, "
-                                      "l.code FROM devices d LEFT JOIN lanes l ON l.id = "
-                                      "d.lane_id WHERE d.enabled = 1 ORDER BY d.id LIMIT 200")]
+        devices = tuple(
+            DeviceReport(id=r["id"], kind=r["kind"], state=r["state"],
+                         detail=r["detail"] and r["detail"][:1000], at=r["at"], lane=r["lane"])
+            for r in _named(c, "SELECT d.id, d.kind, d.state, d.state_detail AS detail, "
+                            "d.state_at AS at, l.code AS lane FROM devices d LEFT JOIN lanes l "
+                            "ON l.id = d.lane_id WHERE d.enabled = 1 ORDER BY d.id LIMIT 200"))
         # the venue's lanes and their gates, so that the hub counts each entry at its gate
         # (the sync schema's lengths: code 32, gate 64, name 128)
-        lanes = [{"code": r[0][:32], "gate": r[1][:64] if r[1] else None, "name": r[2][:128]}
-                 for r in c.execute("SELECT l.code, g.code, l.name FROM lanes l LEFT JOIN "
-                                    "gates g ON g.id = l.gate_id ORDER BY l.code LIMIT 500")]
-        cursors = {r[0]: r[1] for r in c.execute(
-            "SELECT stream, cursor FROM sync_state WHERE stream IN ('allowlist', 'revocations')")}
-        unsent, oldest, last_seq = c.execute(
-            "SELECT count(*), min(at), (SELECT max(seq) FROM entries) FROM entries "
-            f"WHERE {UNACKED}").fetchone()
+        lanes = tuple(
+            LaneReport(code=r["code"][:32], gate=r["gate"][:64] if r["gate"] else None,
+                       name=r["name"][:128])
+            for r in _named(c, "SELECT l.code, g.code AS gate, l.name FROM lanes l LEFT JOIN "
+                            "gates g ON g.id = l.gate_id ORDER BY l.code LIMIT 500"))
+        cursors = {r["stream"]: r["cursor"] for r in _named(
+            c, "SELECT stream, cursor FROM sync_state "
+            "WHERE stream IN ('allowlist', 'revocations')")}
+        queue = _named(c, "SELECT count(*) AS unsent, min(at) AS oldest, "
+                       f"(SELECT max(seq) FROM entries) AS last_seq FROM entries WHERE {UNACKED}"
+                       )[0]
         refused = c.execute("SELECT count(*) FROM entries WHERE ack_status = 'refused'"
                             ).fetchone()[0]
-        keys = [r[0] for r in c.execute("SELECT key_id FROM hub_keys WHERE retired_at IS NULL "
-                                        "ORDER BY key_id")]
-        return {"software_version": VERSION, "devices": devices, "lanes": lanes,
-                "cursors": cursors, "keys": keys,
-                "queue": {"unsent": unsent, "oldest_unsent_at": oldest, "refused": refused,
-                          "last_seq": last_seq or 0}}
+        keys = tuple(r["key_id"] for r in _named(
+            c, "SELECT key_id FROM hub_keys WHERE retired_at IS NULL ORDER BY key_id"))
+        return StateReport(
+            software_version=VERSION, devices=devices, lanes=lanes, cursors=cursors, keys=keys,
+            queue=QueueReport(unsent=queue["unsent"], oldest_unsent_at=queue["oldest"],
+                              refused=refused, last_seq=queue["last_seq"] or 0))
 
     def heartbeat(self) -> list[str]:
         """Report, learn the clock skew, carry out the hub's commands; returns them."""
@@ -466,15 +478,30 @@ class Agent:
         return failures
 
 
-def _unsendable(wire: list[dict[str, Any]]) -> dict[str, str]:
+def _unsendable(records: list[EntryRecord]) -> dict[str, str]:
     """Entries the sync schema refuses, with the field it names, by entry id."""
     bad = {}
-    for w in wire:
+    for r in records:
         try:
-            schemas.check("entries", {"entries": [w]})
-        except schemas.Invalid as e:
-            bad[str(w["id"])] = e.field.removeprefix("/entries/0") + ": " + e.message
+            EntryRecord.from_wire(r.to_wire())
+        except BadField as e:
+            bad[str(r.id)] = e.field + ": " + e.invalid.message
     return bad
+
+
+def _named(conn: sqlite3.Connection, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
+    """Rows read by column name (the connection's own row type is left as it is)."""
+    cur = conn.cursor()
+    cur.row_factory = sqlite3.Row
+    return cur.execute(sql, params).fetchall()
+
+
+def _entry_record(r: sqlite3.Row) -> EntryRecord:
+    return EntryRecord(id=r["id"], seq=r["seq"], at=r["at"], lane=r["lane"],
+                       direction=r["direction"], ticket_id=r["ticket_id"],
+                       session_id=r["session_id"], admitted=bool(r["admitted"]),
+                       reason=r["reason"], cursor=r["cursor"], kind=r["kind"],
+                       staff=r["staff"])
 
 
 def _full(conn: sqlite3.Connection) -> int | None:

@@ -6,6 +6,7 @@ agent, the snapshot, the service and the status read and write through."""
 from __future__ import annotations
 
 import sqlite3
+from typing import NamedTuple
 
 from sync.timeutil import to_iso, utcnow
 
@@ -33,7 +34,16 @@ def stream_failed(conn: sqlite3.Connection, stream: str, error: str) -> None:
                  (error[:300], to_iso(utcnow()), stream))
 
 
-def cursor_of(conn: sqlite3.Connection, stream: str) -> tuple[int, int]:
-    row = conn.execute("SELECT cursor, changes FROM sync_state WHERE stream = ?",
-                       (stream,)).fetchone()
-    return int(row[0]), int(row[1])
+class StreamCursor(NamedTuple):
+    """How far a stream has come: its cursor, and the changes received up to it."""
+
+    cursor: int
+    changes: int
+
+
+def cursor_of(conn: sqlite3.Connection, stream: str) -> StreamCursor:
+    cur = conn.cursor()
+    cur.row_factory = sqlite3.Row
+    row = cur.execute("SELECT cursor, changes FROM sync_state WHERE stream = ?",
+                      (stream,)).fetchone()
+    return StreamCursor(cursor=int(row["cursor"]), changes=int(row["changes"]))
