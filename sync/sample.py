@@ -13,6 +13,7 @@ from pathlib import Path
 from sync import allowlist_file, codes, numbers
 from sync.identity import gb11643_check
 from sync.keys import SigningKey
+from sync.names import KIND_NAMES, ROLE_NAMES
 from sync.timeutil import to_iso
 
 VENUE_ID = 1
@@ -71,83 +72,91 @@ class SampleVenue:
     named: dict[str, int] = field(default_factory=dict)  # role in the walkthrough -> ticket id
 
 
-def build(key: SigningKey, now: datetime, tickets: int = 200, seed: int = 1,
-          realname_every: int = 2) -> SampleVenue:
-    """A venue with four zones, five gates, six lanes and three sessions around ``now``, and
-    ``tickets`` seated tickets for the session that is open now, plus one of each special case
-    (a day pass, a staff card, an RFID ticket, a refunded ticket, a blocked ticket, a ticket
-    for the evening session)."""
-    rng = random.Random(seed)
-    out = SampleVenue()
-    seq = 0
+class _Builder:
+    """Numbers the changes as they are added, and makes holders and tickets."""
 
-    def add(obj: dict) -> None:
-        nonlocal seq
-        seq += 1
-        out.changes.append({"seq": seq, **obj})
+    def __init__(self, key: SigningKey, rng: random.Random):
+        self.key, self.rng = key, rng
+        self.out = SampleVenue()
+        self.seq = 0
+        self.next_holder = 1
 
-    base = now.replace(minute=0, second=0, microsecond=0)
-    sessions = [(1, "Opening match", base - timedelta(hours=1), base + timedelta(hours=2)),
-                (2, "Evening final", base + timedelta(hours=6), base + timedelta(hours=9)),
-                (3, "Tomorrow's semifinal", base + timedelta(days=1),
-                 base + timedelta(days=1, hours=3))]
-    add({"type": "venue", "op": "upsert", "id": VENUE_ID, "code": VENUE_CODE,
-         "name": "Olympic Sports Centre Stadium", "timezone": "Asia/Shanghai"})
-    add({"type": "key", "op": "upsert", "key_id": key.key_id,
-         "public_key": key.public_key_b64()})
-    for zid, code, name in ZONES:
-        add({"type": "zone", "op": "upsert", "id": zid, "code": code, "name": name})
-    for gid, code, name, zones, mode, reentry in GATES:
-        add({"type": "gate", "op": "upsert", "id": gid, "code": code, "name": name,
-             "zones": zones, "realname_mode": mode, "reentry": reentry})
-    for lid, code, gate, direction in LANES:
-        add({"type": "lane", "op": "upsert", "id": lid, "code": code, "gate_id": gate,
-             "direction": direction})
-    for sid, name, starts, ends in sessions:
-        out.sessions[sid] = (starts, ends)
-        add({"type": "session", "op": "upsert", "id": sid, "venue_id": VENUE_ID, "name": name,
-             "starts_at": to_iso(starts), "ends_at": to_iso(ends),
-             "gates_open_at": to_iso(starts - timedelta(minutes=60))})
+    def add(self, obj: dict) -> None:
+        self.seq += 1
+        self.out.changes.append({"seq": self.seq, **obj})
 
-    next_holder = 1
+    def places(self, base: datetime) -> None:
+        """The venue, the key, its zones, gates, lanes and three sessions around ``base``."""
+        sessions = [(1, "Opening match", base - timedelta(hours=1), base + timedelta(hours=2)),
+                    (2, "Evening final", base + timedelta(hours=6), base + timedelta(hours=9)),
+                    (3, "Tomorrow's semifinal", base + timedelta(days=1),
+                     base + timedelta(days=1, hours=3))]
+        add = self.add
+        add({"type": "venue", "op": "upsert", "id": VENUE_ID, "code": VENUE_CODE,
+             "name": "Olympic Sports Centre Stadium", "timezone": "Asia/Shanghai"})
+        add({"type": "key", "op": "upsert", "key_id": self.key.key_id,
+             "public_key": self.key.public_key_b64()})
+        for zid, code, name in ZONES:
+            add({"type": "zone", "op": "upsert", "id": zid, "code": code, "name": name})
+        for gid, code, name, zones, mode, reentry in GATES:
+            add({"type": "gate", "op": "upsert", "id": gid, "code": code, "name": name,
+                 "zones": zones, "realname_mode": mode, "reentry": reentry})
+        for lid, code, gate, direction in LANES:
+            add({"type": "lane", "op": "upsert", "id": lid, "code": code, "gate_id": gate,
+                 "direction": direction})
+        for sid, name, starts, ends in sessions:
+            self.out.sessions[sid] = (starts, ends)
+            add({"type": "session", "op": "upsert", "id": sid, "venue_id": VENUE_ID,
+                 "name": name, "starts_at": to_iso(starts), "ends_at": to_iso(ends),
+                 "gates_open_at": to_iso(starts - timedelta(minutes=60))})
 
-    def holder() -> int:
-        nonlocal next_holder
-        hid, next_holder = next_holder, next_holder + 1
+    def holder(self) -> int:
+        rng = self.rng
+        hid, self.next_holder = self.next_holder, self.next_holder + 1
         name = rng.choice(SURNAMES) + "".join(rng.choice(GIVEN) for _ in range(rng.choice((1, 2))))
         number = fake_resident_id(rng)
-        out.holders[hid] = (name, "resident_id", number)
-        add({"type": "holder", "op": "upsert", "id": hid, "name": name,
-             "doc_type": "resident_id", "doc_number": number})
+        self.out.holders[hid] = (name, "resident_id", number)
+        self.add({"type": "holder", "op": "upsert", "id": hid, "name": name,
+                  "doc_type": "resident_id", "doc_number": number})
         return hid
 
-    def ticket(tid: int, *, session: int | None = 1, zone: int = 1, realname: bool = False,
+    def ticket(self, tid: int, *, session: int | None = 1, zone: int = 1, realname: bool = False,
                kind: codes.Kind = codes.Kind.SESSION, role: codes.Role = codes.Role.TICKET,
                scope: tuple[int, ...] | None = None, window: tuple[datetime, datetime] | None = None,
                daily_limit: int = 0, rfid: str | None = None, seat: int | None = None,
                in_allowlist: bool = True) -> SampleTicket:
-        hid = holder() if realname else None
+        hid = self.holder() if realname else None
         scope = scope or (session,)
         payload = codes.TicketPayload(
             ticket_id=tid, kind=kind, scope=scope, role=role, zone=zone, seat=seat,
             valid_from=window[0] if window else None, valid_until=window[1] if window else None,
             daily_limit=daily_limit, realname=realname)
         number = sample_number(tid)
-        t = SampleTicket(tid, number, codes.encode(payload, key), session, zone, hid, rfid)
-        out.tickets[tid] = t
+        t = SampleTicket(tid, number, codes.encode(payload, self.key), session, zone, hid, rfid)
+        self.out.tickets[tid] = t
         if in_allowlist:
             zone_code = ZONES[zone - 1][1] if zone else ""
-            add({"type": "ticket", "op": "upsert", "id": tid, "number": number,
-                 "kind": ["session", "sessions", "venues"][kind],
-                 "role": ["ticket", "staff", "registered"][role], "scope": list(scope),
-                 "zone_id": zone, "seat_id": seat,
-                 "seat": f"{zone_code}-{seat // 100}-{seat % 100}" if seat else None,
-                 "valid_from": to_iso(window[0]) if window else None,
-                 "valid_until": to_iso(window[1]) if window else None,
-                 "daily_limit": daily_limit, "realname": realname, "rfid_uid": rfid,
-                 "code_digest": codes.digest(t.code), "holder_id": hid})
+            self.add({"type": "ticket", "op": "upsert", "id": tid, "number": number,
+                      "kind": KIND_NAMES[kind], "role": ROLE_NAMES[role], "scope": list(scope),
+                      "zone_id": zone, "seat_id": seat,
+                      "seat": f"{zone_code}-{seat // 100}-{seat % 100}" if seat else None,
+                      "valid_from": to_iso(window[0]) if window else None,
+                      "valid_until": to_iso(window[1]) if window else None,
+                      "daily_limit": daily_limit, "realname": realname, "rfid_uid": rfid,
+                      "code_digest": codes.digest(t.code), "holder_id": hid})
         return t
 
+
+def build(key: SigningKey, now: datetime, tickets: int = 200, seed: int = 1,
+          realname_every: int = 2) -> SampleVenue:
+    """A venue with four zones, five gates, six lanes and three sessions around ``now``, and
+    ``tickets`` seated tickets for the session that is open now, plus one of each special case
+    (a day pass, a staff card, an RFID ticket, a refunded ticket, a blocked ticket, a ticket
+    for the evening session)."""
+    b = _Builder(key, random.Random(seed))
+    base = now.replace(minute=0, second=0, microsecond=0)
+    b.places(base)
+    ticket, out = b.ticket, b.out
     first = 1001
     for i in range(tickets):
         zone = 1 + i % 4
@@ -161,10 +170,10 @@ def build(key: SigningKey, now: datetime, tickets: int = 200, seed: int = 1,
     out.named["rfid"] = ticket(900003, zone=1, rfid="04A1B2C3D4E5F6", seat=9001).id
     out.named["evening"] = ticket(900004, session=2, zone=1, seat=9002).id
     out.named["refunded"] = ticket(900005, zone=1, seat=9003).id
-    add({"type": "revocation", "op": "upsert", "ticket_id": 900005, "reason": "refunded"})
+    b.add({"type": "revocation", "op": "upsert", "ticket_id": 900005, "reason": "refunded"})
     out.named["blocked"] = ticket(900006, zone=2, seat=9004).id
-    add({"type": "block", "op": "upsert", "kind": "ticket", "value": "900006",
-         "reason": "resold above face value"})
+    b.add({"type": "block", "op": "upsert", "kind": "ticket", "value": "900006",
+           "reason": "resold above face value"})
     out.named["unsynced"] = ticket(900007, zone=1, seat=9005, in_allowlist=False).id
     out.named["realname"] = ticket(900008, zone=3, realname=True, seat=9006).id
     out.named["wrong_gate"] = ticket(900009, zone=3, seat=9007).id
