@@ -66,110 +66,156 @@ def _upsert_sql(table: str, row: tuple[str, ...], key: str) -> str:
 
 def _apply_one(conn: sqlite3.Connection, vault: HolderVault, c: Change) -> bool:
     """Apply one change inside the caller's transaction; True when it changed something."""
-    d, v = c.data, c.seq
     if c.op == "delete":
         return _delete(conn, c)
-    if c.type == "venue":
-        # One appliance serves one venue: the venue record replaces whatever was there.
-        cur = conn.execute("SELECT id, version FROM venue").fetchone()
-        if cur and cur[1] >= v:
-            return False
-        conn.execute("DELETE FROM venue")
-        conn.execute("INSERT INTO venue (id, code, name, timezone, version) VALUES (?,?,?,?,?)",
-                     (d["id"], d["code"], d["name"], d["timezone"], v))
-        return True
-    if c.type == "zone":
-        sql = _guarded_upsert("zones", {"id": d["id"], "code": d["code"], "name": d["name"],
-                                        "version": v})
-        return conn.execute(sql, {"id": d["id"], "code": d["code"], "name": d["name"],
-                                  "version": v}).rowcount > 0
-    if c.type == "gate":
-        row = {k: d[k] for k in ("id", "code", "name", "realname_mode", "open_before_min",
-                                 "close_after_min")}
-        row.update(reentry=int(d["reentry"]), manual_entry=int(d["manual_entry"]), version=v)
-        if conn.execute(_guarded_upsert("gates", row), row).rowcount == 0:
-            return False
-        conn.execute("DELETE FROM gate_zones WHERE gate_id = ?", (d["id"],))
-        for zone_id in d["zones"]:
-            conn.execute("INSERT OR IGNORE INTO zones (id, code, name) VALUES (?, ?, ?)",
-                         (zone_id, str(zone_id), f"Zone {zone_id}"))
-            conn.execute("INSERT INTO gate_zones (gate_id, zone_id) VALUES (?, ?)",
-                         (d["id"], zone_id))
-        return True
-    if c.type == "lane":
-        if not conn.execute("SELECT 1 FROM gates WHERE id = ?", (d["gate_id"],)).fetchone():
-            raise AllowlistError(f"lane {d['code']}: gate {d['gate_id']} does not exist")
-        row = (d["id"], d["code"], d["name"], d["gate_id"], d["direction"],
-               d["passage_timeout_s"], int(d["enabled"]))
-        if conn.execute("SELECT id, code, name, gate_id, direction, passage_timeout_s, enabled "
-                        "FROM lanes WHERE id = ?", (d["id"],)).fetchone() == row:
-            return False
-        conn.execute(
-            "INSERT INTO lanes (id, code, name, gate_id, direction, passage_timeout_s, enabled) "
-            "VALUES (?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET code = excluded.code, "
-            "name = excluded.name, gate_id = excluded.gate_id, direction = excluded.direction, "
-            "passage_timeout_s = excluded.passage_timeout_s, enabled = excluded.enabled", row)
-        return True
-    if c.type == "session":
-        row = {"id": d["id"], "venue_id": d["venue_id"], "name": d["name"],
-               "starts_at": _t(d["starts_at"]), "ends_at": _t(d["ends_at"]),
-               "gates_open_at": _t(d["gates_open_at"]), "version": v}
-        return conn.execute(_guarded_upsert("sessions", row), row).rowcount > 0
-    if c.type == "key":
-        return conn.execute(
-            "INSERT INTO hub_keys (key_id, public_key, added_at, retired_at) VALUES (?,?,?,?) "
-            "ON CONFLICT(key_id) DO UPDATE SET public_key = excluded.public_key, "
-            "retired_at = excluded.retired_at WHERE public_key IS NOT excluded.public_key "
-            "OR retired_at IS NOT excluded.retired_at",
-            (d["key_id"], d["public_key"], to_iso(utcnow()), _t(d["retired_at"]))).rowcount > 0
-    if c.type == "holder":
-        cur = conn.execute("SELECT version FROM holders WHERE id = ?", (d["id"],)).fetchone()
+    apply = _APPLY.get(c.type)
+    if apply is None:  # unreachable: parse_change checks
+        raise AllowlistError(f"cannot apply a {c.type} change")
+    return apply(conn, vault, c.data, c.seq)
+
+
+def _apply_venue(conn: sqlite3.Connection, vault: HolderVault, d: dict[str, Any], v: int
+                 ) -> bool:
+    # One appliance serves one venue: the venue record replaces whatever was there.
+    cur = conn.execute("SELECT id, version FROM venue").fetchone()
+    if cur and cur[1] >= v:
+        return False
+    conn.execute("DELETE FROM venue")
+    conn.execute("INSERT INTO venue (id, code, name, timezone, version) VALUES (?,?,?,?,?)",
+                 (d["id"], d["code"], d["name"], d["timezone"], v))
+    return True
+
+
+def _apply_zone(conn: sqlite3.Connection, vault: HolderVault, d: dict[str, Any], v: int
+                ) -> bool:
+    sql = _guarded_upsert("zones", {"id": d["id"], "code": d["code"], "name": d["name"],
+                                    "version": v})
+    return conn.execute(sql, {"id": d["id"], "code": d["code"], "name": d["name"],
+                              "version": v}).rowcount > 0
+
+
+def _apply_gate(conn: sqlite3.Connection, vault: HolderVault, d: dict[str, Any], v: int
+                ) -> bool:
+    row = {k: d[k] for k in ("id", "code", "name", "realname_mode", "open_before_min",
+                             "close_after_min")}
+    row.update(reentry=int(d["reentry"]), manual_entry=int(d["manual_entry"]), version=v)
+    if conn.execute(_guarded_upsert("gates", row), row).rowcount == 0:
+        return False
+    conn.execute("DELETE FROM gate_zones WHERE gate_id = ?", (d["id"],))
+    for zone_id in d["zones"]:
+        conn.execute("INSERT OR IGNORE INTO zones (id, code, name) VALUES (?, ?, ?)",
+                     (zone_id, str(zone_id), f"Zone {zone_id}"))
+        conn.execute("INSERT INTO gate_zones (gate_id, zone_id) VALUES (?, ?)",
+                     (d["id"], zone_id))
+    return True
+
+
+def _apply_lane(conn: sqlite3.Connection, vault: HolderVault, d: dict[str, Any], v: int
+                ) -> bool:
+    if not conn.execute("SELECT 1 FROM gates WHERE id = ?", (d["gate_id"],)).fetchone():
+        raise AllowlistError(f"lane {d['code']}: gate {d['gate_id']} does not exist")
+    row = (d["id"], d["code"], d["name"], d["gate_id"], d["direction"],
+           d["passage_timeout_s"], int(d["enabled"]))
+    if conn.execute("SELECT id, code, name, gate_id, direction, passage_timeout_s, enabled "
+                    "FROM lanes WHERE id = ?", (d["id"],)).fetchone() == row:
+        return False
+    conn.execute(
+        "INSERT INTO lanes (id, code, name, gate_id, direction, passage_timeout_s, enabled) "
+        "VALUES (?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET code = excluded.code, "
+        "name = excluded.name, gate_id = excluded.gate_id, direction = excluded.direction, "
+        "passage_timeout_s = excluded.passage_timeout_s, enabled = excluded.enabled", row)
+    return True
+
+
+def _apply_session(conn: sqlite3.Connection, vault: HolderVault, d: dict[str, Any], v: int
+                   ) -> bool:
+    row = {"id": d["id"], "venue_id": d["venue_id"], "name": d["name"],
+           "starts_at": _t(d["starts_at"]), "ends_at": _t(d["ends_at"]),
+           "gates_open_at": _t(d["gates_open_at"]), "version": v}
+    return conn.execute(_guarded_upsert("sessions", row), row).rowcount > 0
+
+
+def _apply_key(conn: sqlite3.Connection, vault: HolderVault, d: dict[str, Any], v: int
+               ) -> bool:
+    return conn.execute(
+        "INSERT INTO hub_keys (key_id, public_key, added_at, retired_at) VALUES (?,?,?,?) "
+        "ON CONFLICT(key_id) DO UPDATE SET public_key = excluded.public_key, "
+        "retired_at = excluded.retired_at WHERE public_key IS NOT excluded.public_key "
+        "OR retired_at IS NOT excluded.retired_at",
+        (d["key_id"], d["public_key"], to_iso(utcnow()), _t(d["retired_at"]))).rowcount > 0
+
+
+def _apply_holder(conn: sqlite3.Connection, vault: HolderVault, d: dict[str, Any], v: int
+                  ) -> bool:
+    cur = conn.execute("SELECT version FROM holders WHERE id = ?", (d["id"],)).fetchone()
+    if cur and cur[0] >= v:
+        return False
+    try:
+        number = normalize_document(d["doc_type"], d["doc_number"])
+    except DocumentError as e:
+        raise AllowlistError(f"holder {d['id']}: {e}") from None
+    row = {
+        "id": d["id"], "doc_type": d["doc_type"],
+        "doc_hash": vault.doc_hash(d["doc_type"], number),
+        "name_sealed": vault.seal(d["name"], f"holder:{d['id']}:name"),
+        "doc_sealed": vault.seal(number, f"holder:{d['id']}:doc"),
+        "name_masked": mask_name(d["name"]), "doc_masked": mask_document(number),
+        "version": v,
+    }
+    conn.execute(_guarded_upsert("holders", row), row)
+    return True
+
+
+def _apply_ticket(conn: sqlite3.Connection, vault: HolderVault, d: dict[str, Any], v: int
+                  ) -> bool:
+    row = {k: d[k] for k in ("id", "number", "serial", "kind", "role", "zone_id", "seat_id",
+                             "seat", "daily_limit", "state", "rfid_uid", "code_digest",
+                             "holder_id")}
+    row.update(scope=",".join(map(str, d["scope"])), valid_from=_t(d["valid_from"]),
+               valid_until=_t(d["valid_until"]), realname=int(d["realname"]), version=v)
+    if row["rfid_uid"]:  # a chip moved to another ticket leaves the old one
+        cur = conn.execute("SELECT version FROM tickets WHERE id = ?", (d["id"],)).fetchone()
         if cur and cur[0] >= v:
             return False
-        try:
-            number = normalize_document(d["doc_type"], d["doc_number"])
-        except DocumentError as e:
-            raise AllowlistError(f"holder {d['id']}: {e}") from None
-        row = {
-            "id": d["id"], "doc_type": d["doc_type"],
-            "doc_hash": vault.doc_hash(d["doc_type"], number),
-            "name_sealed": vault.seal(d["name"], f"holder:{d['id']}:name"),
-            "doc_sealed": vault.seal(number, f"holder:{d['id']}:doc"),
-            "name_masked": mask_name(d["name"]), "doc_masked": mask_document(number),
-            "version": v,
-        }
-        conn.execute(_guarded_upsert("holders", row), row)
-        return True
-    if c.type == "ticket":
-        row = {k: d[k] for k in ("id", "number", "serial", "kind", "role", "zone_id", "seat_id",
-                                 "seat", "daily_limit", "state", "rfid_uid", "code_digest",
-                                 "holder_id")}
-        row.update(scope=",".join(map(str, d["scope"])), valid_from=_t(d["valid_from"]),
-                   valid_until=_t(d["valid_until"]), realname=int(d["realname"]), version=v)
-        if row["rfid_uid"]:  # a chip moved to another ticket leaves the old one
-            cur = conn.execute("SELECT version FROM tickets WHERE id = ?", (d["id"],)).fetchone()
-            if cur and cur[0] >= v:
-                return False
-            conn.execute("UPDATE tickets SET rfid_uid = NULL WHERE rfid_uid = ? AND id <> ?",
-                         (row["rfid_uid"], row["id"]))
-        try:
-            # the guarded upsert writes nothing (rowcount 0) when the row is as new already
-            return conn.execute(_guarded_upsert("tickets", row), row).rowcount > 0
-        except sqlite3.IntegrityError as e:
-            raise AllowlistError(f"ticket {d['id']}: {e}") from None
-    if c.type == "revocation":
-        row = {"ticket_id": d["ticket_id"], "serial_below": d["serial_below"],
-               "reason": d["reason"], "revoked_at": _t(d["revoked_at"]), "version": v}
-        return conn.execute(_guarded_upsert("revocations", row, key="ticket_id"),
-                            row).rowcount > 0
-    if c.type == "block":
-        row = {"kind": d["kind"], "value": d["value"], "reason": d["reason"], "version": v}
-        return conn.execute(
-            "INSERT INTO blocklist (kind, value, reason, version) VALUES "
-            "(:kind, :value, :reason, :version) ON CONFLICT(kind, value) DO UPDATE SET "
-            "reason = excluded.reason, version = excluded.version "
-            "WHERE excluded.version > blocklist.version", row).rowcount > 0
-    raise AllowlistError(f"cannot apply a {c.type} change")  # unreachable: parse_change checks
+        conn.execute("UPDATE tickets SET rfid_uid = NULL WHERE rfid_uid = ? AND id <> ?",
+                     (row["rfid_uid"], row["id"]))
+    try:
+        # the guarded upsert writes nothing (rowcount 0) when the row is as new already
+        return conn.execute(_guarded_upsert("tickets", row), row).rowcount > 0
+    except sqlite3.IntegrityError as e:
+        raise AllowlistError(f"ticket {d['id']}: {e}") from None
+
+
+def _apply_revocation(conn: sqlite3.Connection, vault: HolderVault, d: dict[str, Any], v: int
+                      ) -> bool:
+    row = {"ticket_id": d["ticket_id"], "serial_below": d["serial_below"],
+           "reason": d["reason"], "revoked_at": _t(d["revoked_at"]), "version": v}
+    return conn.execute(_guarded_upsert("revocations", row, key="ticket_id"),
+                        row).rowcount > 0
+
+
+def _apply_block(conn: sqlite3.Connection, vault: HolderVault, d: dict[str, Any], v: int
+                 ) -> bool:
+    row = {"kind": d["kind"], "value": d["value"], "reason": d["reason"], "version": v}
+    return conn.execute(
+        "INSERT INTO blocklist (kind, value, reason, version) VALUES "
+        "(:kind, :value, :reason, :version) ON CONFLICT(kind, value) DO UPDATE SET "
+        "reason = excluded.reason, version = excluded.version "
+        "WHERE excluded.version > blocklist.version", row).rowcount > 0
+
+
+_APPLY: dict[str, Callable[[sqlite3.Connection, HolderVault, dict[str, Any], int], bool]] = {
+    "venue": _apply_venue,
+    "zone": _apply_zone,
+    "gate": _apply_gate,
+    "lane": _apply_lane,
+    "session": _apply_session,
+    "key": _apply_key,
+    "holder": _apply_holder,
+    "ticket": _apply_ticket,
+    "revocation": _apply_revocation,
+    "block": _apply_block,
+}
 
 
 _DELETE = {
