@@ -35,6 +35,7 @@ from edge import audit
 from edge import config as config_mod
 from edge import db as db_mod
 from edge.allowlist import AllowlistError, import_file
+from edge.config import disk_paths
 from edge.engine import Engine, IdDocument, Scan, ScanKind, UnknownLane
 from edge.holders import DOC_TYPES, HolderKeyError, HolderVault, generate_holder_key
 from edge.reasons import Reason, colour, words
@@ -408,16 +409,6 @@ def cmd_gates(args) -> int:
     from edge.gates import runtime
 
     return runtime.run_from_config(config_mod.load(args.config), **runtime.options_from(args))
-
-
-def disk_paths(config: str | None) -> list[Path]:
-    """What the appliance's programs write: the database, and the configuration file's
-    directory (the credential beside it); the paths a disk problem is looked for on."""
-    path = config_mod.config_path(config)
-    try:
-        return [config_mod.load(path).database, path]
-    except config_mod.ConfigError:
-        return [path]
 
 
 def build_parser() -> argparse.ArgumentParser:

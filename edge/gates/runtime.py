@@ -459,10 +459,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=cfg.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from edge.cli import disk_paths
-
     return guard("wicket-edge gates", lambda: run_from_config(cfg, **options_from(args)),
-                 lambda: disk_paths(args.config))
+                 lambda: config_mod.disk_paths(args.config))
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:

@@ -19,15 +19,12 @@ from edge import audit, commands, handhelds, hardware
 from edge.db import immediate
 from edge.gates.devices import config_problem
 from edge.web import device_forms
-from edge.web.app import get_conn
 from edge.web.auth import require
+from edge.web.context import get_conn
 from sync.timeutil import to_iso
 
 bp = Blueprint("devices", __name__, url_prefix="/devices")
 DEVICE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
-# where the device is reached: the configuration key the runtime reads, per kind
-CONNECTION_KEY = {"turnstile": "port", "qr_camera": "source", "barcode_scanner": "port",
-                  "rfid_reader": "reader", "id_reader": "port"}
 
 
 def _lanes(conn):
@@ -42,7 +39,7 @@ def _device(conn, device_id: str) -> dict | None:
         return None
     config = json.loads(row[4] or "{}")
     return {"id": row[0], "kind": row[1], "name": row[2], "lane_id": row[3], "config": config,
-            "connection": config.get(CONNECTION_KEY.get(row[1], "port"), ""),
+            "connection": config.get(device_forms.CONNECTION_KEY.get(row[1], "port"), ""),
             "enabled": bool(row[5]), "state": row[6], "state_detail": row[7] or "",
             "state_at": row[8], "lane": row[9]}
 
@@ -85,7 +82,7 @@ def _form(conn, existing: dict | None) -> tuple[dict, list[str]]:
         extra = {}
     config = dict(extra)
     if connection:
-        config[CONNECTION_KEY.get(kind, "port")] = connection
+        config[device_forms.CONNECTION_KEY.get(kind, "port")] = connection
     if not errors:
         problem = config_problem(kind, config)
         if problem is not None:  # as the gate runtime would refuse it: name the setting

@@ -29,8 +29,8 @@ from edge.db import immediate
 from edge.engine import Decision, Scan, ScanKind, UnknownLane
 from edge.reasons import Reason, colour, words
 from edge.web import details, outcome
-from edge.web.app import get_conn, get_engine
 from edge.web.auth import require
+from edge.web.context import get_conn, get_engine
 from edge.web.i18n import current_language
 from edge.web.query import query_int
 from sync.ids import uuid7

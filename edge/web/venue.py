@@ -18,8 +18,8 @@ from flask_babel import gettext as _
 
 from edge import audit
 from edge.db import immediate
-from edge.web.app import get_conn
 from edge.web.auth import require
+from edge.web.context import get_conn
 
 bp = Blueprint("venue", __name__, url_prefix="/venue")
 CODE = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
