@@ -3,9 +3,10 @@
 The hub sends the venue's gates, zones and lanes with the allowlist; these pages edit them on
 the appliance (a venue without a hub, or a change that cannot wait). A gate or zone the hub
 changes later takes the hub's version again (its change carries a newer version than the
-one stored); lanes follow the hub whenever it sends them. Every change is audited with the
-state before and after (``edge/venue_config.py`` writes them all), and the engine picks it up at its next scan (the configuration
-version moves by trigger).
+one stored); lanes follow the hub whenever it sends them. ``edge/venue_config.py`` writes every
+change, audited with the state before and after; this page only reads the form and puts the
+refusals in words. The engine picks a change up at its next scan (the configuration version
+moves by trigger).
 """
 
 from __future__ import annotations
