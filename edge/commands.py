@@ -3,12 +3,15 @@
 The database is the only bus between the appliance's processes: the web process writes a
 command, the gate runtime (which owns the devices) carries it out and writes the result back.
 
-Protocol for the runtime:
+Both sides are here. The pages queue with :func:`request_test` and :func:`request_open` and
+read with :func:`get_command`, :func:`recent_commands` and :func:`pending_openings`; the
+runtime (``edge/gates/``):
 
-1. take the oldest pending command that has not expired, with
-   ``UPDATE device_commands SET status = 'running', taken_at = :now
-   WHERE id = :id AND status = 'pending' AND expires_at > :now`` (one row changed: it is yours);
-2. do it, then ``UPDATE … SET status = 'done' | 'failed', done_at = :now, result = :json``.
+1. takes the oldest pending commands that have not expired with :func:`take` (each row is
+   claimed by one conditional UPDATE, ``status = 'pending' AND expires_at > now``: a command
+   taken twice, or after it expired, is not);
+2. does each, then records its outcome with :func:`finish` (``done`` or ``failed``, and a
+   result).
 
 A command nobody took before ``expires_at`` is never carried out: opening a lane a minute late
 would let the wrong person through. ``result`` is a JSON object; the keys the pages show are
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -111,3 +115,60 @@ def recent_commands(conn: sqlite3.Connection, device_id: str | None = None,
         rows = conn.execute(f"SELECT {_COLUMNS} FROM device_commands WHERE device_id = ? "
                             "ORDER BY id DESC LIMIT ?", (device_id, limit))
     return [command_view(r) for r in rows]
+
+
+# -- the gate runtime's side ---------------------------------------------------------------------
+
+
+def take(conn: sqlite3.Connection, now: datetime | None = None, limit: int = 20) -> list[dict]:
+    """Claim the oldest pending commands that have not expired (``status`` -> ``running``);
+    each as ``id``, ``command``, ``device_id``, ``lane_id``, ``args`` (a dict, empty when the
+    stored one is not a JSON object) and ``actor``. An expired command is left pending, never
+    carried out: opening a lane late would admit the wrong person."""
+    now = now or utcnow()
+    rows = conn.execute(
+        "SELECT id, command, device_id, lane_id, args, actor, expires_at FROM "
+        "device_commands WHERE status = 'pending' ORDER BY id LIMIT ?", (limit,)).fetchall()
+    taken = []
+    for cid, command, device_id, lane_id, args, actor, expires_at in rows:
+        if from_iso(expires_at) <= now:
+            continue
+        if not conn.execute(
+                "UPDATE device_commands SET status = 'running', taken_at = ? WHERE id = ? "
+                "AND status = 'pending' AND expires_at > ?",
+                (to_iso(now), cid, to_iso(now))).rowcount:
+            continue
+        try:
+            parsed = json.loads(args or "{}")
+        except ValueError:
+            parsed = {}
+        taken.append({"id": cid, "command": command, "device_id": device_id,
+                      "lane_id": lane_id, "args": parsed if isinstance(parsed, dict) else {},
+                      "actor": actor})
+    return taken
+
+
+def finish(conn: sqlite3.Connection, cid: int, status: str, result: dict[str, Any],
+           now: datetime | None = None) -> None:
+    """Record what came of a command: ``status`` ``done`` or ``failed``, and its result (see
+    the keys above)."""
+    conn.execute(
+        "UPDATE device_commands SET status = ?, done_at = ?, result = ? WHERE id = ?",
+        (status, to_iso(now or utcnow()), json.dumps(result, ensure_ascii=False), cid))
+
+
+def pending_openings(conn: sqlite3.Connection, entry_ids: Iterable[str],
+                     now: datetime | None = None) -> set[str]:
+    """Of these entries, those whose lane's opening is still to come: an ``open_lane``
+    command for the entry at its lane, waiting or being carried out, and not expired (one
+    that expired waiting is never carried out, so nothing is pending any more)."""
+    ids = list(dict.fromkeys(entry_ids))
+    if not ids:
+        return set()
+    rows = conn.execute(
+        f"""SELECT e.id FROM entries e WHERE e.id IN ({','.join('?' * len(ids))}) AND EXISTS (
+                SELECT 1 FROM device_commands c WHERE c.command = 'open_lane'
+                AND c.lane_id = e.lane_id AND c.status IN ('pending', 'running')
+                AND c.expires_at > ? AND json_extract(c.args, '$.entry_id') = e.id)""",
+        [*ids, to_iso(now or utcnow())])
+    return {entry_id for (entry_id,) in rows}

@@ -340,3 +340,13 @@ def write_new(path: Path, values: dict[str, Any]) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(render(values))
+
+
+def disk_paths(config: str | os.PathLike | None) -> list[Path]:
+    """What the appliance's programs write: the database, and the configuration file's
+    directory (the credential beside it); the paths a disk problem is looked for on."""
+    path = config_path(config)
+    try:
+        return [load(path).database, path]
+    except ConfigError:
+        return [path]

@@ -81,16 +81,22 @@ def people_inside(conn: sqlite3.Connection, now: datetime) -> int:
     return inside
 
 
-def devices(conn: sqlite3.Connection, now: datetime) -> list[dict]:
+def devices(conn: sqlite3.Connection, now: datetime, lane: str | None = None,
+            kind: str | None = None) -> list[dict]:
+    """Every device (or only those of the lane coded ``lane``, of kind ``kind``) as last
+    reported, by id; ``silent``: enabled but not reported for :data:`DEVICE_SILENT`."""
+    where = [f for f, v in (("l.code = ?", lane), ("d.kind = ?", kind)) if v is not None]
+    args = [v for v in (lane, kind) if v is not None]
     out = []
-    for dev_id, kind, name, enabled, state, detail, state_at, lane, seen_at in conn.execute(
+    for dev_id, kind_, name, enabled, state, detail, state_at, lane_, seen_at in conn.execute(
             "SELECT d.id, d.kind, d.name, d.enabled, d.state, d.state_detail, d.state_at, "
             "l.code, max(coalesce(d.seen_at, ''), coalesce(d.state_at, '')) FROM devices d "
-            "LEFT JOIN lanes l ON l.id = d.lane_id ORDER BY d.id"):
+            "LEFT JOIN lanes l ON l.id = d.lane_id "
+            f"{'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY d.id", args):
         silent = bool(enabled) and (not seen_at or now - from_iso(seen_at) > DEVICE_SILENT)
-        out.append({"id": dev_id, "kind": kind, "name": name, "enabled": bool(enabled),
+        out.append({"id": dev_id, "kind": kind_, "name": name, "enabled": bool(enabled),
                     "state": state if enabled else "disabled", "detail": detail or "",
-                    "state_at": state_at, "lane": lane, "silent": silent})
+                    "state_at": state_at, "lane": lane_, "silent": silent})
     return out
 
 

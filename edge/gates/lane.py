@@ -16,7 +16,6 @@ ID card alone finds the holder's ticket. Manual "open lane" commands take the sa
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -29,13 +28,13 @@ from pathlib import Path
 from drivers.base import Direction, TurnstileEvent, TurnstileEventKind
 from drivers.base import Scan as DriverScan
 from drivers.base import ScanKind as DriverKind
-from edge import audit, passages
+from edge import audit, commands, passages
 from edge import db as db_mod
 from edge.engine import Decision, Engine, IdDocument, Scan, ScanKind, UnknownLane
 from edge.gates.devices import DeviceWorker, UnlockRequest
 from edge.holders import HolderVault
 from edge.reasons import Reason
-from sync.timeutil import to_iso, utcnow
+from sync.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -316,6 +315,4 @@ class LaneWorker(threading.Thread):
         self._open(token, str(entry_id) if entry_id else None, None, turnstile, command["id"])
 
     def _finish_command(self, command_id: int, status: str, result: dict) -> None:
-        self.conn.execute(
-            "UPDATE device_commands SET status = ?, done_at = ?, result = ? WHERE id = ?",
-            (status, to_iso(utcnow()), json.dumps(result, ensure_ascii=False), command_id))
+        commands.finish(self.conn, command_id, status, result)

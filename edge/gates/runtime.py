@@ -6,8 +6,8 @@ It follows the database, the only bus between the appliance's processes:
   enabled or disabled is picked up within ``poll_s``, without a restart (its thread is
   replaced; the other devices carry on);
 - ``device_commands`` from the web pages: ``open_lane`` (a supervisor's override, a scan on the
-  gate screen) and ``test`` (a turnstile pulse, the next scan of a reader), taken once, never
-  after they expired;
+  gate screen) and ``test`` (a turnstile pulse, the next scan of a reader:
+  ``edge/gates/device_test.py``), taken once, never after they expired (``edge/commands.py``);
 - each device's state and metrics, written back to ``devices`` (state, state_detail, state_at,
   health) in one transaction every ``health_s``, and ``seen_at`` for every device whose
   thread is alive every ``beat_s`` whether or not anything changed (the pages show a device
@@ -33,26 +33,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from drivers.base import DeviceState, Direction, Scan, TurnstileEvent, TurnstileEventKind
+from drivers.base import DeviceState, Scan, TurnstileEvent
+from edge import commands, passages
 from edge import config as config_mod
 from edge import db as db_mod
-from edge import passages
 from edge.db import immediate
 from edge.gates import notify
+from edge.gates.device_test import DeviceTests
 from edge.gates.devices import (
     KINDS,
     TURNSTILE_KIND,
     Backoff,
     DeviceRow,
     DeviceWorker,
-    UnlockRequest,
     build_driver,
 )
 from edge.gates.lane import LaneConfig, LaneWorker
 from edge.holders import HolderKeyError, HolderVault
 from sync.diskfault import guard
-from sync.identity import mask_document
-from sync.timeutil import from_iso, to_iso, utcnow
+from sync.timeutil import to_iso, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +60,6 @@ SELECT l.id, l.code, l.direction, l.passage_timeout_s, l.enabled, g.realname_mod
 FROM lanes l JOIN gates g ON g.id = l.gate_id
 """
 _DEVICES_SQL = "SELECT id, lane_id, kind, config, enabled FROM devices ORDER BY id"
-TEST_TIMEOUT_S = 20.0
 BEAT_S = 20.0  # a third of what the pages wait before showing a device as not reporting
 
 
@@ -85,7 +83,7 @@ class GateRuntime:
         self.devices: dict[str, DeviceRow] = {}
         self.workers: dict[str, DeviceWorker] = {}
         self._written: dict[str, tuple] = {}
-        self._tests: dict[str, tuple[int, float, str]] = {}  # device -> (command, deadline, act)
+        self.tests = DeviceTests(db_path)
         self._lock = threading.Lock()
         self.conn = None
 
@@ -99,7 +97,7 @@ class GateRuntime:
         return None
 
     def _scan_from(self, device_id: str, scan: Scan) -> None:
-        if self._test_result(device_id, scan=scan):
+        if self.tests.report(device_id, scan=scan):
             return
         row = self.devices.get(device_id)
         lane = self.lane_workers.get(row.lane_id) if row and row.lane_id is not None else None
@@ -109,7 +107,7 @@ class GateRuntime:
         lane.post_scan(scan)
 
     def _events_from(self, device_id: str, events: list[TurnstileEvent]) -> None:
-        if self._test_result(device_id, events=events):
+        if self.tests.report(device_id, events=events):
             return
         row = self.devices.get(device_id)
         lane = self.lane_workers.get(row.lane_id) if row and row.lane_id is not None else None
@@ -129,7 +127,7 @@ class GateRuntime:
                 try:
                     self._follow_configuration()
                     self._take_commands()
-                    self._expire_tests()
+                    self.tests.expire(self.conn)
                     now = time.monotonic()
                     if now - last_health >= self.health_s or self._health_changed():
                         last_health = now
@@ -289,134 +287,21 @@ class GateRuntime:
     # commands ---------------------------------------------------------------------------------
 
     def _take_commands(self) -> None:
-        now = utcnow()
-        rows = self.conn.execute(
-            "SELECT id, command, device_id, lane_id, args, actor, expires_at FROM "
-            "device_commands WHERE status = 'pending' ORDER BY id LIMIT 20").fetchall()
-        for cid, command, device_id, lane_id, args, actor, expires_at in rows:
-            if from_iso(expires_at) <= now:
-                continue  # never carried out: opening a lane late would admit the wrong person
-            taken = self.conn.execute(
-                "UPDATE device_commands SET status = 'running', taken_at = ? WHERE id = ? "
-                "AND status = 'pending' AND expires_at > ?",
-                (to_iso(now), cid, to_iso(now))).rowcount
-            if not taken:
-                continue
-            try:
-                parsed = json.loads(args or "{}")
-            except ValueError:
-                parsed = {}
-            item = {"id": cid, "command": command, "device_id": device_id, "lane_id": lane_id,
-                    "args": parsed if isinstance(parsed, dict) else {}, "actor": actor}
-            if command == "open_lane":
-                lane = self.lane_workers.get(lane_id)
+        """Carry out what the pages asked (see :mod:`edge.commands`): an opening goes to its
+        lane's thread, a test to :class:`DeviceTests`."""
+        for item in commands.take(self.conn):
+            if item["command"] == "open_lane":
+                lane = self.lane_workers.get(item["lane_id"])
                 if lane is None:
-                    self._finish(cid, "failed", {"ok": False, "message":
-                                                 "the lane is not running (no enabled devices)"})
+                    commands.finish(self.conn, item["id"], "failed", {
+                        "ok": False, "message": "the lane is not running (no enabled devices)"})
                 else:
                     lane.post_command(item)
-            elif command == "test":
-                self._start_test(item)
+            elif item["command"] == "test":
+                self.tests.start(self.conn, item, self.workers.get(item["device_id"] or ""))
             else:
-                self._finish(cid, "failed", {"ok": False, "message": f"unknown command {command}"})
-
-    def _finish(self, cid: int, status: str, result: dict) -> None:
-        self.conn.execute(
-            "UPDATE device_commands SET status = ?, done_at = ?, result = ? WHERE id = ?",
-            (status, to_iso(utcnow()), json.dumps(result, ensure_ascii=False), cid))
-
-    def _start_test(self, item: dict) -> None:
-        worker = self.workers.get(item["device_id"] or "")
-        if worker is None or not worker.usable:
-            self._finish(item["id"], "failed", {"ok": False, "message": "the device is not up"})
-            return
-        action = item["args"].get("action", "")
-        if worker.row.kind == "qr_camera" and action == "snapshot":
-            worker.call(lambda driver: driver.snapshot(),
-                        lambda result, error, cid=item["id"]: self._snapshot_done(cid, result,
-                                                                                  error))
-            return
-        with self._lock:
-            self._tests[worker.row.id] = (item["id"], time.monotonic() + TEST_TIMEOUT_S, action)
-        if worker.row.kind == TURNSTILE_KIND:
-            worker.unlock(UnlockRequest(Direction.A, f"test:{item['id']}", self._test_unlocked))
-
-    def _snapshot_done(self, cid: int, result, error: str | None) -> None:
-        if error is not None:
-            self._finish_later(cid, "failed", {"ok": False, "message": error})
-            return
-        import base64
-
-        import cv2
-
-        picture, codes = result
-        ok, png = cv2.imencode(".png", picture)
-        if not ok:
-            self._finish_later(cid, "failed", {"ok": False, "message": "cannot encode PNG"})
-            return
-        self._finish_later(cid, "done", {"ok": True, "message": f"{len(codes)} code(s)",
-                                         "codes": codes,
-                                         "snapshot_png": base64.b64encode(png).decode()})
-
-    def _test_unlocked(self, token: str, error: str | None, has_feedback: bool) -> None:
-        cid = int(token.split(":", 1)[1])
-        with self._lock:
-            device = next((d for d, t in self._tests.items() if t[0] == cid), None)
-            if device is None or (error is None and has_feedback):
-                return
-            del self._tests[device]
-        ok = error is None
-        self._finish_later(cid, "done" if ok else "failed",
-                           {"ok": ok, "message": error or "pulsed (no passage input to report)"})
-
-    def _test_result(self, device_id: str, scan: Scan | None = None,
-                     events: list[TurnstileEvent] | None = None) -> bool:
-        """A device under test reports to its test, not to its lane."""
-        with self._lock:
-            test = self._tests.get(device_id)
-            if test is None:
-                return False
-            if events is not None and not any(e.kind in (TurnstileEventKind.PASSED,
-                                                        TurnstileEventKind.TIMEOUT)
-                                              for e in events):
-                return False
-            del self._tests[device_id]
-        cid = test[0]
-        if scan is not None:
-            result: dict[str, Any] = {"ok": True, "message": "read"}
-            if scan.kind.value == "id_card":
-                result["document"] = mask_document(scan.data)
-            elif scan.kind.value == "rfid":
-                result["uid"] = scan.data
-            else:
-                result["scan"] = scan.data
-        else:
-            kinds = {e.kind for e in events or []}
-            passed = TurnstileEventKind.PASSED in kinds
-            result = {"ok": passed, "message": "opened; a passage was reported" if passed
-                      else "opened; nobody passed"}
-        self._finish_later(cid, "done", result)
-        return True
-
-    def _finish_later(self, cid: int, status: str, result: dict) -> None:
-        """From a device's thread: its own short connection (the supervisor's is not shared)."""
-        conn = db_mod.connect(self.db_path)
-        try:
-            conn.execute(
-                "UPDATE device_commands SET status = ?, done_at = ?, result = ? WHERE id = ?",
-                (status, to_iso(utcnow()), json.dumps(result, ensure_ascii=False), cid))
-        finally:
-            conn.close()
-
-    def _expire_tests(self) -> None:
-        now = time.monotonic()
-        with self._lock:
-            expired = [(d, t) for d, t in self._tests.items() if t[1] <= now]
-            for device_id, _ in expired:
-                del self._tests[device_id]
-        for _, (cid, _, _) in expired:
-            self._finish(cid, "done", {"ok": False, "message":
-                                       f"nothing within {TEST_TIMEOUT_S:g} s"})
+                commands.finish(self.conn, item["id"], "failed", {
+                    "ok": False, "message": f"unknown command {item['command']}"})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -459,10 +344,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=cfg.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from edge.cli import disk_paths
-
     return guard("wicket-edge gates", lambda: run_from_config(cfg, **options_from(args)),
-                 lambda: disk_paths(args.config))
+                 lambda: config_mod.disk_paths(args.config))
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:

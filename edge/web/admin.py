@@ -20,8 +20,8 @@ from flask_babel import gettext as _
 
 from edge import staff as staff_mod
 from edge import status
-from edge.web.app import get_conn
 from edge.web.auth import end_sessions, policy_message, require
+from edge.web.context import get_conn
 from edge.web.helpers import (
     device_detail_words,
     kind_name,

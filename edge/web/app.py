@@ -36,59 +36,29 @@ bearer tokens and takes no cookies, so CSRF does not apply to it).
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import sqlite3
-import threading
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from flask import Flask, g, has_request_context, request
+from flask import Flask, has_request_context, jsonify, render_template, request
 from flask.sessions import SecureCookieSessionInterface
+from flask_babel import gettext as _
+from werkzeug.exceptions import HTTPException
 
 from edge import config as config_mod
 from edge import db as db_mod
-from edge.engine import Engine
 from edge.holders import HolderVault
+from edge.web import admin, auth, devices, emergency, gate, handheld, helpers, i18n, venue
+from edge.web.context import API_PREFIX, SECURITY_HEADERS, EdgeWeb
+from edge.web.query import BadArgument
+from edge.web.scan_path import ScanPath
 
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
 LANGUAGES = ("en", "zh")
-
-
-class EdgeWeb:
-    """What the web app shares between requests: the database path, the vault, and one
-    connection and Engine per thread (an Engine keeps lanes and keys in memory)."""
-
-    def __init__(self, database: Path, vault: HolderVault):
-        self.database = database
-        self.vault = vault
-        self._local = threading.local()
-
-    def conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = db_mod.connect(self.database)
-        return conn
-
-    def engine(self) -> Engine:
-        engine = getattr(self._local, "engine", None)
-        if engine is None:
-            engine = self._local.engine = Engine(self.conn(), self.vault)
-        return engine
-
-
-SECURITY_HEADERS = (
-    ("X-Content-Type-Options", "nosniff"),
-    ("X-Frame-Options", "DENY"),
-    ("Referrer-Policy", "no-referrer"),
-    ("Content-Security-Policy",
-     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-     "frame-ancestors 'none'; form-action 'self'"),
-)
 
 
 class _Sessions(SecureCookieSessionInterface):
@@ -153,30 +123,19 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                                      "`wicket-edge init`")
     app.extensions["wicket"] = EdgeWeb(database, HolderVault(app.config["HOLDER_KEY"]))
 
-    from edge.web import i18n
     i18n.init_app(app)
-
-    from edge.web import auth, helpers
     auth.init_app(app)
     helpers.init_app(app)
     _error_pages(app)
 
-    from edge.web import handheld
-    app.session_interface = _Sessions(handheld.API_PREFIX)
-    from edge.web.admin import bp as admin_bp
-    from edge.web.devices import bp as devices_bp
-    from edge.web.emergency import bp as emergency_bp
-    from edge.web.gate import bp as gate_bp
-    from edge.web.venue import bp as venue_bp
-
+    app.session_interface = _Sessions(API_PREFIX)
     app.register_blueprint(auth.bp)
-    app.register_blueprint(admin_bp)
-    app.register_blueprint(devices_bp)
-    app.register_blueprint(venue_bp)
-    app.register_blueprint(emergency_bp)
-    app.register_blueprint(gate_bp)
+    app.register_blueprint(admin.bp)
+    app.register_blueprint(devices.bp)
+    app.register_blueprint(venue.bp)
+    app.register_blueprint(emergency.bp)
+    app.register_blueprint(gate.bp)
     handheld.register(app)
-    from edge.web.scan_path import ScanPath
     app.wsgi_app = ScanPath(app, app.wsgi_app)
 
     @app.after_request
@@ -194,10 +153,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 
 def _error_pages(app: Flask) -> None:
-    from flask import jsonify, render_template
-    from flask_babel import gettext as _
-    from werkzeug.exceptions import HTTPException
-
     messages = {400: lambda: _("The request was not understood."),
                 403: lambda: _("Your role does not allow this."),
                 404: lambda: _("There is no such page."),
@@ -206,35 +161,10 @@ def _error_pages(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException):
-        from edge.web.auth import wants_json
-        from edge.web.query import BadArgument
-
         message = (e.description if isinstance(e, BadArgument)  # names the argument
                    else messages.get(e.code, lambda: e.description)())
-        if wants_json():
+        if auth.wants_json():
             return jsonify({"error": e.name.lower().replace(" ", "_"), "message": message}), \
                 e.code
         return render_template("error.html", status=e.code, message=message), e.code
 
-
-def web(app: Flask | None = None) -> EdgeWeb:
-    from flask import current_app
-    return (app or current_app).extensions["wicket"]
-
-
-def get_conn() -> sqlite3.Connection:
-    """This thread's connection to the appliance database."""
-    return web().conn()
-
-
-def get_engine() -> Engine:
-    """This thread's validation engine."""
-    return web().engine()
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode("ascii")).hexdigest()
-
-
-def current_user():
-    return g.get("user")

@@ -37,7 +37,7 @@ from flask_babel import refresh
 
 from edge import staff as staff_mod
 from edge.db import immediate
-from edge.web.app import get_conn, token_hash
+from edge.web.context import API_PREFIX, get_conn, token_hash
 from edge.web.i18n import LANGUAGES
 from sync.timeutil import from_iso, to_iso, utcnow
 from sync.websafe import local_path
@@ -80,9 +80,8 @@ def csrf_token() -> str:
 
 
 def wants_json() -> bool:
-    from edge.web.handheld import API_PREFIX  # the API's own refusals (404, 405) too
-
-    return (request.path.endswith(".json") or request.path.startswith(API_PREFIX)
+    return (request.path.endswith(".json")
+            or request.path.startswith(API_PREFIX)  # the API's own refusals (404, 405) too
             or request.is_json
             or request.accept_mimetypes.best == "application/json"
             or request.headers.get("X-Requested-With") == "fetch")

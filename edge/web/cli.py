@@ -30,7 +30,7 @@ def _access_log_class():
     only by the server, so the class is made when it starts)."""
     from gunicorn.glogging import Logger
 
-    from edge.web.handheld import API_PREFIX
+    from edge.web.context import API_PREFIX
 
     quiet = frozenset(API_PREFIX + name for name in QUIET_ENDPOINTS)
 
@@ -151,12 +151,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, help="worker processes (default: web_workers)")
     p.add_argument("--threads", type=int, help="threads per worker (default: web_threads)")
     args = p.parse_args(argv)
-    from edge.cli import disk_paths
 
     try:
         return guard("wicket-edge web", lambda: serve(args.config, args.bind, args.workers,
                                                       args.threads),
-                     lambda: disk_paths(args.config))
+                     lambda: config_mod.disk_paths(args.config))
     except config_mod.ConfigError as e:
         print(f"wicket-edge: {e}", file=sys.stderr)
         return 2

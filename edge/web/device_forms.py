@@ -13,6 +13,9 @@ from drivers.turnstiles import DEFAULT_MODEL, MODELS
 
 TURNSTILE = "turnstile"
 PREFIX = "setting."  # form field names: setting.<model>.<setting>
+# where the device is reached: the configuration key the runtime reads, per kind
+CONNECTION_KEY = {"turnstile": "port", "qr_camera": "source", "barcode_scanner": "port",
+                  "rfid_reader": "reader", "id_reader": "port"}
 
 
 def _text(value: Any) -> str:

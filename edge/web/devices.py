@@ -8,26 +8,20 @@ runtime carries out (see :mod:`edge.commands`); the page polls for its result.
 from __future__ import annotations
 
 import json
-import re
 
 import segno
 from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from markupsafe import Markup
 
-from edge import audit, commands, handhelds, hardware
-from edge.db import immediate
+from edge import commands, handhelds, hardware, venue_config
 from edge.gates.devices import config_problem
 from edge.web import device_forms
-from edge.web.app import get_conn
 from edge.web.auth import require
+from edge.web.context import get_conn
 from sync.timeutil import to_iso
 
 bp = Blueprint("devices", __name__, url_prefix="/devices")
-DEVICE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
-# where the device is reached: the configuration key the runtime reads, per kind
-CONNECTION_KEY = {"turnstile": "port", "qr_camera": "source", "barcode_scanner": "port",
-                  "rfid_reader": "reader", "id_reader": "port"}
 
 
 def _lanes(conn):
@@ -42,7 +36,7 @@ def _device(conn, device_id: str) -> dict | None:
         return None
     config = json.loads(row[4] or "{}")
     return {"id": row[0], "kind": row[1], "name": row[2], "lane_id": row[3], "config": config,
-            "connection": config.get(CONNECTION_KEY.get(row[1], "port"), ""),
+            "connection": config.get(device_forms.CONNECTION_KEY.get(row[1], "port"), ""),
             "enabled": bool(row[5]), "state": row[6], "state_detail": row[7] or "",
             "state_at": row[8], "lane": row[9]}
 
@@ -55,20 +49,13 @@ def _found():
 def _form(conn, existing: dict | None) -> tuple[dict, list[str]]:
     """The device described by the submitted form, and what is wrong with it."""
     f = request.form
-    errors = []
     device_id = existing["id"] if existing else f.get("id", "").strip()
-    if not DEVICE_ID.match(device_id):
-        errors.append(_("A device id is 1 to 40 letters, digits or . _ -"))
     kind = f.get("kind", "")
-    if kind not in commands.DEVICE_KINDS:
-        errors.append(_("Choose the kind of device."))
     lane_id = f.get("lane_id") or None
-    if lane_id is not None:
-        if not lane_id.isdigit() or not conn.execute("SELECT 1 FROM lanes WHERE id = ?",
-                                                     (int(lane_id),)).fetchone():
-            errors.append(_("No such lane."))
-        else:
-            lane_id = int(lane_id)
+    if lane_id is not None and lane_id.isdigit():
+        lane_id = int(lane_id)
+    errors = [REFUSALS[code]() for code in
+              venue_config.device_problems(conn, device_id, kind, lane_id)]
     connection = (f.get("connection") or f.get("connection_found") or "").strip()
     if kind == device_forms.TURNSTILE:  # a form per driver, never JSON
         config, wrong = device_forms.turnstile_config(f, device_id, connection)
@@ -85,7 +72,7 @@ def _form(conn, existing: dict | None) -> tuple[dict, list[str]]:
         extra = {}
     config = dict(extra)
     if connection:
-        config[CONNECTION_KEY.get(kind, "port")] = connection
+        config[device_forms.CONNECTION_KEY.get(kind, "port")] = connection
     if not errors:
         problem = config_problem(kind, config)
         if problem is not None:  # as the gate runtime would refuse it: name the setting
@@ -93,6 +80,15 @@ def _form(conn, existing: dict | None) -> tuple[dict, list[str]]:
     return {"id": device_id, "kind": kind, "name": f.get("name", "").strip()[:80],
             "lane_id": lane_id, "config": config, "connection": connection,
             "enabled": f.get("enabled") == "1"}, errors
+
+
+REFUSALS = {
+    "bad_device_id": lambda: _("A device id is 1 to 40 letters, digits or . _ -"),
+    "bad_device_kind": lambda: _("Choose the kind of device."),
+    "unknown_lane": lambda: _("No such lane."),
+    "device_exists": lambda: _("There is already a device with this id."),
+}
+_SAVED = ("kind", "name", "lane_id", "config", "enabled")
 
 
 @bp.route("/", methods=["GET", "POST"])
@@ -104,18 +100,11 @@ def index():
     if request.method == "POST":
         draft, errors = _form(conn, None)
         if not errors:
-            with immediate(conn):
-                if conn.execute("SELECT 1 FROM devices WHERE id = ?", (draft["id"],)).fetchone():
-                    errors.append(_("There is already a device with this id."))
-                else:
-                    conn.execute(
-                        "INSERT INTO devices (id, lane_id, kind, name, config, enabled) "
-                        "VALUES (?, ?, ?, ?, ?, ?)",
-                        (draft["id"], draft["lane_id"], draft["kind"], draft["name"],
-                         json.dumps(draft["config"], sort_keys=True), int(draft["enabled"])))
-                    audit.record(conn, g.user.username, "device.create", f"device:{draft['id']}",
-                                 {k: draft[k] for k in ("kind", "name", "lane_id", "config",
-                                                        "enabled")})
+            try:
+                venue_config.create_device(conn, g.user.username, device_id=draft["id"],
+                                           **{k: draft[k] for k in _SAVED})
+            except venue_config.VenueConfigError as e:
+                errors.append(REFUSALS[e.code]())
             if not errors:
                 flash(_("Device added."), "ok")
                 return redirect(url_for("devices.edit", device_id=draft["id"]), 303)
@@ -201,17 +190,13 @@ def edit(device_id: str):
     if request.method == "POST":
         draft, errors = _form(conn, device)
         if not errors:
-            with immediate(conn):
-                conn.execute("UPDATE devices SET lane_id = ?, kind = ?, name = ?, config = ?, "
-                             "enabled = ? WHERE id = ?",
-                             (draft["lane_id"], draft["kind"], draft["name"],
-                              json.dumps(draft["config"], sort_keys=True),
-                              int(draft["enabled"]), device_id))
-                audit.record(conn, g.user.username, "device.update", f"device:{device_id}", {
-                    "before": {k: device[k] for k in ("kind", "name", "lane_id", "config",
-                                                      "enabled")},
-                    "after": {k: draft[k] for k in ("kind", "name", "lane_id", "config",
-                                                    "enabled")}})
+            try:
+                venue_config.update_device(conn, g.user.username, device_id,
+                                           **{k: draft[k] for k in _SAVED})
+            except venue_config.VenueConfigError as e:
+                if e.code != "not_found":
+                    raise
+                abort(404)  # deleted since the look above
             flash(_("Device saved."), "ok")
             return redirect(url_for("devices.edit", device_id=device_id), 303)
     return render_template("device.html", device=device, lanes=_lanes(conn),
@@ -225,12 +210,10 @@ def edit(device_id: str):
 def set_enabled(device_id: str):
     conn = get_conn()
     enabled = request.form.get("enabled") == "1"
-    with immediate(conn):
-        if conn.execute("UPDATE devices SET enabled = ? WHERE id = ?",
-                        (int(enabled), device_id)).rowcount == 0:
-            abort(404)
-        audit.record(conn, g.user.username, "device.enable" if enabled else "device.disable",
-                     f"device:{device_id}")
+    try:
+        venue_config.set_device_enabled(conn, g.user.username, device_id, enabled)
+    except venue_config.VenueConfigError:
+        abort(404)
     flash(_("Device enabled.") if enabled else _("Device disabled."), "ok")
     return redirect(request.form.get("back") == "list" and url_for("devices.index")
                     or url_for("devices.edit", device_id=device_id), 303)
@@ -239,15 +222,10 @@ def set_enabled(device_id: str):
 @bp.route("/<device_id>/delete", methods=["POST"])
 @require("admin")
 def delete(device_id: str):
-    conn = get_conn()
-    with immediate(conn):
-        row = conn.execute("SELECT kind, name, lane_id FROM devices WHERE id = ?",
-                           (device_id,)).fetchone()
-        if row is None:
-            abort(404)
-        conn.execute("DELETE FROM devices WHERE id = ?", (device_id,))
-        audit.record(conn, g.user.username, "device.delete", f"device:{device_id}",
-                     {"kind": row[0], "name": row[1], "lane_id": row[2]})
+    try:
+        venue_config.delete_device(get_conn(), g.user.username, device_id)
+    except venue_config.VenueConfigError:
+        abort(404)
     flash(_("Device deleted."), "ok")
     return redirect(url_for("devices.index"), 303)
 

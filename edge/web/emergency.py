@@ -25,8 +25,8 @@ from flask_babel import gettext as _
 
 from edge import audit, emergency
 from edge.allowlist import AllowlistError, import_file
-from edge.web.app import get_conn, web
 from edge.web.auth import require
+from edge.web.context import get_conn, web
 from edge.web.helpers import export_file_error
 from sync.timeutil import to_iso
 

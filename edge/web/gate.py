@@ -29,8 +29,8 @@ from edge.db import immediate
 from edge.engine import Decision, Scan, ScanKind, UnknownLane
 from edge.reasons import Reason, colour, words
 from edge.web import details, outcome
-from edge.web.app import get_conn, get_engine
 from edge.web.auth import require
+from edge.web.context import get_conn, get_engine
 from edge.web.i18n import current_language
 from edge.web.query import query_int
 from sync.ids import uuid7
@@ -81,14 +81,13 @@ def verdict_json(conn, d: Decision, lang: str, checked_only: bool = False) -> di
             "detail": details.translate(d.detail), "admitted": d.reason is Reason.OK,
             "settled": True, "not_opened": False}
     if d.entry_id is not None:
-        row = conn.execute(
-            "SELECT reason, passage, detail, EXISTS (SELECT 1 FROM device_commands WHERE "
-            "command = 'open_lane' AND status IN ('pending', 'running') AND "
-            "json_extract(args, '$.entry_id') = entries.id) FROM entries WHERE id = ?",
-            (d.entry_id,)).fetchone()
+        row = conn.execute("SELECT reason, passage, detail FROM entries WHERE id = ?",
+                           (d.entry_id,)).fetchone()
         if row is not None:  # an opening asked of the runtime is pending until it is done
-            seen = outcome.shown(row[0], "pending" if row[1] is None and row[3] else row[1],
-                                 row[2] or "", lang)
+            opening = row[1] is None and d.entry_id in commands.pending_openings(
+                conn, [d.entry_id])
+            seen = outcome.shown(row[0], "pending" if opening else row[1], row[2] or "",
+                                 lang)
     return {
         "reason": str(d.reason),
         **seen,
@@ -296,18 +295,18 @@ def _feed_items(conn, where: str, args: list, lang: str) -> list[dict]:
     rows = conn.execute(
         f"""SELECT e.seq, e.id, e.at, l.code, e.direction, e.reason, e.detail, e.ticket_id,
                    t.number, z.name, t.seat, h.name_masked, h.doc_masked, e.scan_kind,
-                   e.device_id, CASE WHEN e.passage IS NULL AND e.reason = 'OK' AND EXISTS (
-                       SELECT 1 FROM device_commands c WHERE c.command = 'open_lane'
-                       AND c.lane_id = e.lane_id AND c.status IN ('pending', 'running')
-                       AND c.expires_at > ? AND json_extract(c.args, '$.entry_id') = e.id)
-                   THEN 'pending' ELSE e.passage END, e.admitted, e.staff
+                   e.device_id, e.passage, e.admitted, e.staff
             FROM entries e LEFT JOIN lanes l ON l.id = e.lane_id
             LEFT JOIN tickets t ON t.id = e.ticket_id LEFT JOIN holders h ON h.id = t.holder_id
             LEFT JOIN zones z ON z.id = t.zone_id
-            WHERE {where}""", [to_iso(utcnow()), *args]).fetchall()
+            WHERE {where}""", args).fetchall()
+    # an admission whose opening is asked of the runtime is pending until it is done
+    opening = commands.pending_openings(conn, [r[1] for r in rows if r[15] is None
+                                               and r[5] == Reason.OK.value])
     items = []
     for (seq, entry_id, at, lane, direction, reason, detail, ticket_id, number, zone, seat,
          name, doc, kind, device, passage, admitted, staff) in rows:
+        passage = "pending" if entry_id in opening else passage
         first = None
         if reason == Reason.ALREADY_ENTERED.value and ticket_id is not None:
             hit = conn.execute("SELECT at FROM entries WHERE ticket_id = ? AND admitted = 1 "

@@ -21,6 +21,8 @@ from werkzeug.exceptions import HTTPException
 
 from edge import handhelds
 from edge.handhelds import HandheldError
+from edge.web.auth import own_auth
+from edge.web.context import API_PREFIX, web
 from edge.web.details import translate
 from edge.web.i18n import LOCALES
 
@@ -42,14 +44,9 @@ _STATUS = {
     "too_many_attempts": 429,
 }
 
-API_PREFIX = "/api/v1/"
 api = Blueprint("handheld_api", __name__, url_prefix=API_PREFIX.rstrip("/"))
 page = Blueprint("handheld_page", __name__, url_prefix="/handheld")
 PUBLIC_ENDPOINTS = {"handheld_api.pair"}
-
-
-def _web():
-    return current_app.extensions["wicket"]
 
 
 def _group() -> handhelds.GroupCommit:
@@ -137,7 +134,7 @@ def _internal_error(e: Exception):
 def _authenticate():
     if request.endpoint in PUBLIC_ENDPOINTS:
         return None
-    g.handheld = handhelds.authenticate(_web().conn(),
+    g.handheld = handhelds.authenticate(web().conn(),
                                         bearer_token(request.headers.get("Authorization", "")))
     return None
 
@@ -149,10 +146,10 @@ def pair():
     if not isinstance(code, str):
         raise HandheldError("bad_code", "code must be the pairing code the admin page shows")
     version = body.get("app_version", "")
-    paired = handhelds.pair(_web().conn(), code, app_version=version if isinstance(
+    paired = handhelds.pair(web().conn(), code, app_version=version if isinstance(
         version, str) else "", client=request.remote_addr or "")
     return jsonify(device_id=paired.device_id, token=paired.token, name=paired.name,
-                   lanes=handhelds.lanes_for(_web().conn(), handhelds.Handheld(
+                   lanes=handhelds.lanes_for(web().conn(), handhelds.Handheld(
                        paired.device_id, paired.name, paired.lanes)),
                    verdict_fade_s=current_app.config["VERDICT_FADE_S"]), 201
 
@@ -161,7 +158,7 @@ def pair():
 def lanes():
     h = g.handheld
     return jsonify(device_id=h.device_id, name=h.name,
-                   lanes=handhelds.lanes_for(_web().conn(), h),
+                   lanes=handhelds.lanes_for(web().conn(), h),
                    verdict_fade_s=current_app.config["VERDICT_FADE_S"])
 
 
@@ -183,7 +180,7 @@ def with_detail_words(verdicts: list[dict], lang: str) -> list[dict]:
 def scan():
     req = handhelds.parse_scan(_body())
     lang = _lang()
-    verdict = handhelds.scan(_web().engine(), g.handheld, req, lang, group=_group())
+    verdict = handhelds.scan(web().engine(), g.handheld, req, lang, group=_group())
     return jsonify(with_detail_words([verdict], lang)[0])
 
 
@@ -194,14 +191,14 @@ def scans():
                             "send the queue in parts, oldest first")
     lang = _lang()
     minutes = current_app.config.get("HANDHELD_OFFLINE_MAX_AGE_MIN") or 0
-    results = handhelds.upload(_web().engine(), g.handheld, _body(), lang, group=_group(),
+    results = handhelds.upload(web().engine(), g.handheld, _body(), lang, group=_group(),
                                max_age=timedelta(minutes=minutes) if minutes else None)
     return jsonify(results=with_detail_words(results, lang))
 
 
 @api.post("/heartbeat")
 def heartbeat():
-    return jsonify(handhelds.heartbeat(_web().conn(), g.handheld, _body()))
+    return jsonify(handhelds.heartbeat(web().conn(), g.handheld, _body()))
 
 
 # -- the page --------------------------------------------------------------------------------
@@ -238,12 +235,10 @@ def register(app) -> None:
     """Add the API and the page to ``app``; both check their own tokens, never a staff
     session (the page is static and goes through the API). The scans of all request threads
     of the process share commits (GroupCommit)."""
-    from edge.web.auth import own_auth
-
     own_auth(app, api)
     own_auth(app, page)
-    web = app.extensions["wicket"]
+    shared = web(app)
     app.extensions["handheld_group"] = handhelds.GroupCommit(
-        lambda: web.engine(), lock_path=f"{web.database}-handheld.lock")
+        lambda: shared.engine(), lock_path=f"{shared.database}-handheld.lock")
     app.register_blueprint(api)
     app.register_blueprint(page)

@@ -11,7 +11,8 @@ from markupsafe import Markup
 
 from edge import staff as staff_mod
 from edge import status
-from edge.web.app import get_conn
+from edge.web import device_forms
+from edge.web.context import get_conn
 from sync.timeutil import from_iso, to_iso, utcnow
 
 
@@ -189,9 +190,8 @@ def password_rules() -> str:
 
 
 def extra_settings(config: dict, kind: str) -> str:
-    from edge.web.devices import CONNECTION_KEY
-
-    rest = {k: v for k, v in config.items() if k != CONNECTION_KEY.get(kind, "port")}
+    connection = device_forms.CONNECTION_KEY.get(kind, "port")
+    rest = {k: v for k, v in config.items() if k != connection}
     return json.dumps(rest, ensure_ascii=False, sort_keys=True) if rest else ""
 
 

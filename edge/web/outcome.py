@@ -54,8 +54,8 @@ def lane_turnstile(conn: sqlite3.Connection, lane: str,
     """The lane's turnstile as the gate runtime last reported it: ``(device id, why it cannot
     open)``, the reason empty while it is up (or degraded) and reporting; None for a lane
     without an enabled turnstile (staff let people through by hand)."""
-    for device in status.devices(conn, now or utcnow()):
-        if device["lane"] != lane or device["kind"] != "turnstile" or not device["enabled"]:
+    for device in status.devices(conn, now or utcnow(), lane=lane, kind="turnstile"):
+        if not device["enabled"]:
             continue
         if device["silent"]:
             return device["id"], f"turnstile {device['id']} is not reporting"

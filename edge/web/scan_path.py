@@ -27,6 +27,7 @@ from werkzeug.http import parse_accept_header
 from edge import handhelds
 from edge.handhelds import HandheldError
 from edge.web import handheld as api
+from edge.web.context import API_PREFIX, SECURITY_HEADERS
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +36,9 @@ class ScanPath:
     """The WSGI application: ``POST {API_PREFIX}scan`` here, everything else to ``inner``."""
 
     def __init__(self, app: Flask, inner):
-        from edge.web.app import SECURITY_HEADERS
-
         self.app = app
         self.inner = inner
-        self.path = api.API_PREFIX + "scan"
+        self.path = API_PREFIX + "scan"
         self.web = app.extensions["wicket"]
         self.group = app.extensions["handheld_group"]
         self.max_bytes = app.config.get("MAX_CONTENT_LENGTH")

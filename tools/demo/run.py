@@ -270,6 +270,8 @@ class Demo:
             self._run(f"wicket-edge create-user {user}",
                       self._edge("create-user", "--role", role, user), stdin=pw + "\n")
             self.logins[f"edge-{role}"] = (user, pw)
+        from edge import venue_config
+
         conn = self._edge_conn()
         try:
             gates = dict(conn.execute("SELECT code, id FROM gates"))
@@ -277,10 +279,9 @@ class Demo:
                                      ("ID1", "G5", "Gate 5 ID only, lane 1")):
                 if gate not in gates:
                     raise DemoError(f"the first sync brought no gate {gate}")
-                cur = conn.execute("INSERT INTO lanes (code, name, gate_id, direction, "
-                                   "passage_timeout_s) VALUES (?, ?, ?, 'in', 6)",
-                                   (code, name, gates[gate]))
-                self.lanes[code] = cur.lastrowid
+                self.lanes[code] = venue_config.save_lane(
+                    conn, "demo", code=code, name=name, gate_id=gates[gate], direction="in",
+                    passage_timeout_s=6)
             # a handheld pairs with this code (shown in the banner only), as with one an admin
             # makes on the Devices page
             from datetime import timedelta
@@ -327,14 +328,15 @@ class Demo:
         ]
         if self.pcsc:
             devices.append(("rfid-n1", "N1", "rfid_reader", {"reader": self.pcsc["reader"]}))
+        from edge import venue_config
+
         conn = self._edge_conn()
         try:
             for device_id, lane, kind, config in devices:
                 # the readers are switched on once the turnstile is up (see start_services)
-                conn.execute("INSERT INTO devices (id, lane_id, kind, name, config, enabled) "
-                             "VALUES (?, ?, ?, ?, ?, ?)",
-                             (device_id, self.lanes[lane], kind, device_id, json.dumps(config),
-                              int(kind == "turnstile")))
+                venue_config.create_device(conn, "demo", device_id=device_id, kind=kind,
+                                           name=device_id, lane_id=self.lanes[lane],
+                                           config=config, enabled=kind == "turnstile")
         finally:
             conn.close()
         self.device_count = len(devices)
@@ -354,12 +356,15 @@ class Demo:
         self._wait("waiting for the appliance's pages", self._web_answers, child=web)
 
     def _set_readers(self, enabled: bool) -> None:
-        """The web pages' "enable" switch, done in the database the way they do it: the gate
-        runtime follows the devices table."""
+        """The web pages' "enable" switch, through the same function: the gate runtime
+        follows the devices table."""
+        from edge import venue_config
+
         conn = self._edge_conn()
         try:
-            conn.execute("UPDATE devices SET enabled = ? WHERE kind != 'turnstile'",
-                         (int(enabled),))
+            for (device_id,) in conn.execute("SELECT id FROM devices WHERE kind != 'turnstile'"
+                                             ).fetchall():
+                venue_config.set_device_enabled(conn, "demo", device_id, enabled)
         finally:
             conn.close()
 

@@ -347,3 +347,36 @@ def test_typed_numbers_need_a_signed_in_staff_member(browser, appliance):
     r = browser.post_json("/gate/manual.json", {"lane": "N1", "code": number})
     assert r.status_code in (400, 401)  # tests/edge/web/test_routes.py: the login check
     assert appliance["conn"].execute("SELECT count(*) FROM entries").fetchone() == (0,)
+
+
+def test_an_admission_whose_opening_expired_untaken_is_not_shown_as_opening(
+        app, as_role, appliance):
+    """An ``open_lane`` command nobody took before it expired is never carried out: the
+    verdict and the feed both stop showing the admission as waiting for its lane."""
+    from datetime import timedelta
+
+    from edge import commands
+    from edge.engine import Engine, Scan, ScanKind
+    from edge.holders import HolderVault
+    from edge.web.gate import verdict_json
+    from sync.timeutil import to_iso, utcnow
+
+    venue, conn = appliance["venue"], appliance["conn"]
+    b = as_role("gate")
+    engine = Engine(conn, HolderVault(appliance["holder_key"]))
+    d = engine.decide(Scan(ScanKind.QR, code_of(venue, "seated"), device_id="web:gate"), "N1")
+    (lane_id,) = conn.execute("SELECT id FROM lanes WHERE code = 'N1'").fetchone()
+    commands.request_open(conn, lane_id, "gate", {"entry_id": d.entry_id, "why": "scan"},
+                          utcnow() - timedelta(minutes=1))
+    with app.test_request_context():
+        v = verdict_json(conn, d, "en")
+    assert (v["colour"], v["admitted"], v["settled"]) == ("green", True, True)
+    (update,) = b.get(f"/gate/feed.json?lane=N1&watch={d.entry_id}").json["updates"]
+    assert (update["colour"], update["settled"]) == ("green", True)
+    # the same command still to be taken: the admission waits for its lane on both
+    conn.execute("UPDATE device_commands SET expires_at = ?",
+                 (to_iso(utcnow() + timedelta(minutes=1)),))
+    with app.test_request_context():
+        assert verdict_json(conn, d, "en")["settled"] is False
+    (update,) = b.get(f"/gate/feed.json?lane=N1&watch={d.entry_id}").json["updates"]
+    assert update["settled"] is False
