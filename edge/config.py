@@ -341,12 +341,3 @@ def write_new(path: Path, values: dict[str, Any]) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(render(values))
 
-
-def disk_paths(config: str | os.PathLike | None) -> list[Path]:
-    """What the appliance's programs write: the database, and the configuration file's
-    directory (the credential beside it); the paths a disk problem is looked for on."""
-    path = config_path(config)
-    try:
-        return [load(path).database, path]
-    except ConfigError:
-        return [path]
