@@ -417,7 +417,13 @@ def build_parser() -> argparse.ArgumentParser:
                    f"{config_mod.DEFAULT_PATH})")
     p.add_argument("--lang", choices=("en", "zh"), help="language of verdicts (default: $LANG)")
     sub = p.add_subparsers(dest="command", required=True)
+    _data_commands(sub)
+    _service_commands(sub)
+    return p
 
+
+def _data_commands(sub) -> None:
+    """The database's own commands: set it up, load and trust, scan and read."""
     s = sub.add_parser("init", help="create or upgrade the configuration and the database")
     s.add_argument("--database", help="database path to write into a new configuration file")
     s.set_defaults(func=cmd_init)
@@ -451,6 +457,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lane", help="only this lane")
     s.set_defaults(func=cmd_entries)
 
+
+def _service_commands(sub) -> None:
+    """The appliance's processes and their accounts, hub link, certificate and handhelds."""
     s = sub.add_parser("web", help="serve the local web pages (gunicorn)")
     s.add_argument("--bind", help="HOST:PORT (default: web_bind from the configuration)")
     s.add_argument("--workers", type=int, help="worker processes (default: web_workers)")
@@ -500,7 +509,6 @@ def build_parser() -> argparse.ArgumentParser:
                    "(repeat; default every enabled lane)")
     s.add_argument("--minutes", type=int, default=10, help="for code: how long it is valid")
     s.set_defaults(func=cmd_handheld)
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:
