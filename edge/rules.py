@@ -80,10 +80,6 @@ DETAILS: dict[str, str] = {
     "override": "override by %(user)s: %(why)s",
 }
 
-# a ticket state the hub refuses by, worded on its own
-_STATE_DETAILS = {"refunded": "ticket_refunded", "void": "ticket_void"}
-
-
 class Detail(NamedTuple):
     """Why a verdict is what it is: a code of :data:`DETAILS` and its parameters."""
 
@@ -135,8 +131,10 @@ CODE_ERRORS: dict[str, tuple[Reason, str]] = {
 
 
 def code_error(code: str) -> tuple[Reason, Detail]:
-    reason, what = CODE_ERRORS.get(code, (Reason.FORGED, "invalid_code"))
-    return reason, Detail(what)
+    known = CODE_ERRORS.get(code)
+    if known is None:
+        return Reason.FORGED, Detail("invalid_code")
+    return known[0], Detail(known[1])
 
 
 @dataclass
@@ -219,8 +217,12 @@ def check_standing(t: TicketFacts) -> None:
     if t.revoked and (t.revoked_below is None or t.serial < t.revoked_below):
         raise Refused(Reason.REVOKED, detail("revoked", why=t.revoked_reason), STAGE_REVOKED)
     if t.state != "issued":
-        code = _STATE_DETAILS.get(t.state)
-        why = Detail(code) if code else detail("ticket_state", state=t.state)
+        if t.state == "refunded":
+            why = Detail("ticket_refunded")
+        elif t.state == "void":
+            why = Detail("ticket_void")
+        else:
+            why = detail("ticket_state", state=t.state)
         raise Refused(Reason.REVOKED, why, STAGE_REVOKED)
     if t.serial < t.current_serial:
         raise Refused(Reason.REVOKED, Detail("replaced"), STAGE_REVOKED)
@@ -321,8 +323,8 @@ def check_reentry(t: TicketFacts, lane: LaneConfig, last_direction: str | None) 
         return
     if last_direction == "out" and (lane.reentry or t.role == "registered"):
         return
-    why = "already_inside" if last_direction == "in" else "reentry_refused"
-    raise Refused(Reason.ALREADY_ENTERED, Detail(why), STAGE_USAGE)
+    why = Detail("already_inside") if last_direction == "in" else Detail("reentry_refused")
+    raise Refused(Reason.ALREADY_ENTERED, why, STAGE_USAGE)
 
 
 @dataclass(frozen=True)
