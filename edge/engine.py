@@ -293,7 +293,7 @@ class Engine:
         except Exception:  # noqa: BLE001 - a bug must not reach the lane; it is recorded
             log.exception("lane %s: internal error while deciding a %s scan", lane_code,
                           scan.kind)
-            outcome = _Outcome(Reason.DEVICE_ERROR, Detail("internal_error"))
+            outcome = _Outcome(Reason.DEVICE_ERROR, rules.detail("internal_error"))
         if late is not None and outcome.reason is Reason.OK:
             why = rules.too_late(lane, now, late, outcome.session, outcome.ticket)
             if why is not None:
@@ -395,7 +395,7 @@ class Engine:
             if not uid:
                 return _unknown("not_rfid")
             if facts.blocked(self.conn, "rfid", uid):
-                return _Outcome(Reason.BLOCKED, Detail("card_blocked"), scan_ref=uid)
+                return _Outcome(Reason.BLOCKED, rules.detail("card_blocked"), scan_ref=uid)
             row = facts.read_ticket(self.conn, facts.BY_UID, uid)
             if row is None:
                 return _unknown("card_unknown", scan_ref=uid)
@@ -473,7 +473,7 @@ class Engine:
         if lane.realname_mode != "id_only":
             return _unknown("id_alone_refused", scan_ref=ref)
         if facts.blocked(self.conn, "holder", doc_hash):
-            return _Outcome(Reason.BLOCKED, Detail("holder_blocked"), scan_ref=ref)
+            return _Outcome(Reason.BLOCKED, rules.detail("holder_blocked"), scan_ref=ref)
         rows = facts.read_tickets(self.conn, facts.BY_HOLDER, doc_hash)
         if not rows:
             return _unknown("no_ticket_for_document", scan_ref=ref)
@@ -511,8 +511,9 @@ class Engine:
         if not rules.zone_admitted(t, lane):
             raise rules.wrong_gate(t.zone or facts.zone_name(self.conn, t.zone_id),
                                    facts.gates_admitting(self.conn, t.zone_id))
-        rules.check_realname(t, lane, scan.document, identified, self.vault.doc_hash,
-                             DocumentError)
+        if t.realname:
+            rules.check_realname(t, lane, scan.document, identified, self.vault.doc_hash,
+                                 DocumentError)
         if rules.usage_limited(t):
             self._check_usage(t, lane, now, session, outcome)
         return session

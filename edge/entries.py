@@ -16,7 +16,7 @@ from typing import NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
 from edge.reasons import Reason
-from edge.rules import Detail, day
+from edge.rules import Detail, day, detail
 from sync.ids import uuid7
 from sync.timeutil import to_iso
 
@@ -34,6 +34,7 @@ INSERT INTO entries (id, at, day, lane_id, gate_id, device_id, direction, scan_k
                      detail_params, offline_code, cursor, clock_offset_ms, passage, staff)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
+_json = json.JSONEncoder(ensure_ascii=False).encode  # one encoder, not one per entry
 
 
 class Stamp(NamedTuple):
@@ -82,7 +83,7 @@ def write_entry(conn: sqlite3.Connection, lane: Place, stamp: Stamp, at: datetim
         text = code = params = None
     else:
         text, code = why.text, why.code
-        params = json.dumps(dict(why.params), ensure_ascii=False) if why.params else None
+        params = _json(why.params) if why.params else None
     conn.execute(_INSERT, (
         entry_id, to_iso(at), day(at, lane.tz), lane.id, lane.gate_id, device_id,
         lane.direction, scan_kind, scan_ref, ticket_id, session_id, int(admitted), str(reason),
@@ -131,5 +132,5 @@ def record_override(conn: sqlite3.Connection, lane_code: str, user: str, why: st
     entry_id = write_entry(
         conn, place, read_stamp(conn), now, device_id=f"web:{user}", scan_kind="override",
         scan_ref=f"override:{refused_id or '-'}", ticket_id=ticket_id, session_id=session_id,
-        reason=Reason.OK, why=Detail("override", {"user": user, "why": why}), staff=user)
+        reason=Reason.OK, why=detail("override", user=user, why=why), staff=user)
     return Override(entry_id, lane_id, ticket_id)

@@ -133,19 +133,22 @@ def no_lane(code: str, gate_id: int | None) -> LaneConfig:
                       frozenset(), None, ZoneInfo("UTC"))
 
 
+_named = tuple.__new__  # a row as its NamedTuple, without a Python-level constructor call
+
+
 def read_lane(conn: sqlite3.Connection, code: str) -> LaneRow | None:
     row = conn.execute(LANE_SQL, (code,)).fetchone()
-    return None if row is None else LaneRow._make(row)
+    return None if row is None else _named(LaneRow, row)
 
 
 def read_ticket(conn: sqlite3.Connection, sql: str, key) -> TicketRow | None:
     """The first row of one of the ``BY_*`` statements for ``key``."""
     row = conn.execute(sql, (key,)).fetchone()
-    return None if row is None else TicketRow._make(row)
+    return None if row is None else _named(TicketRow, row)
 
 
 def read_tickets(conn: sqlite3.Connection, sql: str, key) -> list[TicketRow]:
-    return [TicketRow._make(row) for row in conn.execute(sql, (key,))]
+    return [_named(TicketRow, row) for row in conn.execute(sql, (key,))]
 
 
 def from_row(row: TicketRow) -> TicketFacts:
@@ -157,7 +160,8 @@ def from_row(row: TicketRow) -> TicketFacts:
         valid_until=from_iso(row.valid_until) if row.valid_until else None,
         daily_limit=row.daily_limit, realname=bool(row.realname), holder_id=row.holder_id,
         state=row.state, current_serial=row.serial, holder_hash=row.doc_hash,
-        holder_masked=_holder(row), zone=row.zone_name, **_held_against(row),
+        holder_masked=HolderView(row.name_masked, row.doc_masked) if row.doc_hash else None,
+        zone=row.zone_name, **_held_against(row),
     )
 
 
@@ -169,12 +173,9 @@ def from_payload(p: codes.TicketPayload, row: TicketRow) -> TicketFacts:
         seat=f"#{p.seat}" if p.seat else None, valid_from=p.valid_from,
         valid_until=p.valid_until, daily_limit=p.daily_limit, realname=p.realname,
         current_serial=p.serial, holder_id=row.holder_id, holder_hash=row.doc_hash,
-        holder_masked=_holder(row), offline_code=True, **_held_against(row),
+        holder_masked=HolderView(row.name_masked, row.doc_masked) if row.doc_hash else None,
+        offline_code=True, **_held_against(row),
     )
-
-
-def _holder(row: TicketRow) -> HolderView | None:
-    return HolderView(row.name_masked, row.doc_masked) if row.doc_hash else None
 
 
 def _held_against(row: TicketRow) -> dict:

@@ -81,21 +81,19 @@ DETAILS: dict[str, str] = {
 }
 
 class Detail(NamedTuple):
-    """Why a verdict is what it is: a code of :data:`DETAILS` and its parameters."""
+    """Why a verdict is what it is: a code of :data:`DETAILS`, its parameters, and its English
+    words (as kept with the entry). Made by :func:`detail`."""
 
     code: str
-    params: Mapping[str, Any] = {}
-
-    @property
-    def text(self) -> str:
-        """The English words, as kept with the entry."""
-        return render(DETAILS[self.code], self.params)
+    params: Mapping[str, Any]
+    text: str
 
 
 def detail(code: str, /, **params: Any) -> Detail:
-    if code not in DETAILS:
-        raise KeyError(f"no such detail code: {code}")
-    return Detail(code, params)
+    """The detail ``code`` with its parameters, worded in English once, here."""
+    if not params:
+        return _PLAIN[code]
+    return Detail(code, params, render(DETAILS[code], params))
 
 
 def render(template: str, params: Mapping[str, Any]) -> str:
@@ -104,6 +102,9 @@ def render(template: str, params: Mapping[str, Any]) -> str:
         return template
     return template % {k: ", ".join(map(str, v)) if isinstance(v, list | tuple) else v
                        for k, v in params.items()}
+
+
+_PLAIN = {code: Detail(code, {}, words) for code, words in DETAILS.items()}
 
 
 class Refused(Exception):
@@ -133,8 +134,8 @@ CODE_ERRORS: dict[str, tuple[Reason, str]] = {
 def code_error(code: str) -> tuple[Reason, Detail]:
     known = CODE_ERRORS.get(code)
     if known is None:
-        return Reason.FORGED, Detail("invalid_code")
-    return known[0], Detail(known[1])
+        return Reason.FORGED, detail("invalid_code")
+    return known[0], detail(known[1])
 
 
 @dataclass
@@ -218,18 +219,18 @@ def check_standing(t: TicketFacts) -> None:
         raise Refused(Reason.REVOKED, detail("revoked", why=t.revoked_reason), STAGE_REVOKED)
     if t.state != "issued":
         if t.state == "refunded":
-            why = Detail("ticket_refunded")
+            why = detail("ticket_refunded")
         elif t.state == "void":
-            why = Detail("ticket_void")
+            why = detail("ticket_void")
         else:
             why = detail("ticket_state", state=t.state)
         raise Refused(Reason.REVOKED, why, STAGE_REVOKED)
     if t.serial < t.current_serial:
-        raise Refused(Reason.REVOKED, Detail("replaced"), STAGE_REVOKED)
+        raise Refused(Reason.REVOKED, detail("replaced"), STAGE_REVOKED)
     if t.blocked:
-        raise Refused(Reason.BLOCKED, Detail("ticket_blocked"), STAGE_BLOCKED)
+        raise Refused(Reason.BLOCKED, detail("ticket_blocked"), STAGE_BLOCKED)
     if t.holder_blocked:
-        raise Refused(Reason.BLOCKED, Detail("holder_blocked"), STAGE_BLOCKED)
+        raise Refused(Reason.BLOCKED, detail("holder_blocked"), STAGE_BLOCKED)
 
 
 def session_for(t: TicketFacts, lane: LaneConfig, sessions: Mapping[int, Session],
@@ -237,14 +238,14 @@ def session_for(t: TicketFacts, lane: LaneConfig, sessions: Mapping[int, Session
     """3. The session this scan counts for; refuses when none of the ticket's is open now."""
     if t.kind == "venues":
         if lane.venue_id not in t.scope:
-            raise Refused(Reason.WRONG_SESSION, Detail("pass_wrong_venue"), STAGE_SCOPE)
+            raise Refused(Reason.WRONG_SESSION, detail("pass_wrong_venue"), STAGE_SCOPE)
         open_now = [s for s in sessions.values()
                     if s.venue_id == lane.venue_id and is_open(s.window(lane), now)]
         return min(open_now, key=lambda s: s.starts_at) if open_now else None
     mine = sorted((s for sid in t.scope if (s := sessions.get(sid)) is not None
                    and s.venue_id == lane.venue_id), key=lambda s: s.starts_at)
     if not mine:
-        raise Refused(Reason.WRONG_SESSION, Detail("no_session_here"), STAGE_SCOPE)
+        raise Refused(Reason.WRONG_SESSION, detail("no_session_here"), STAGE_SCOPE)
     upcoming = None
     for session in mine:
         opens, closes = session.window(lane)
@@ -290,16 +291,16 @@ def check_realname(t: TicketFacts, lane: LaneConfig, document: Any, identified: 
     if not t.realname or lane.realname_mode == "ticket" or identified:
         return
     if document is None:
-        raise Refused(Reason.REALNAME_REQUIRED, Detail("realname_required"), STAGE_REALNAME)
+        raise Refused(Reason.REALNAME_REQUIRED, detail("realname_required"), STAGE_REALNAME)
     if t.holder_hash is None:
-        raise Refused(Reason.REALNAME_REQUIRED, Detail("holder_not_here"), STAGE_REALNAME)
+        raise Refused(Reason.REALNAME_REQUIRED, detail("holder_not_here"), STAGE_REALNAME)
     try:
         presented = doc_hash(document.doc_type, document.number)
     except errors as e:
         raise Refused(Reason.REALNAME_MISMATCH, detail("unreadable_document", code=e.code),
                       STAGE_REALNAME) from None
     if presented != t.holder_hash:
-        raise Refused(Reason.REALNAME_MISMATCH, Detail("not_holders_document"), STAGE_REALNAME)
+        raise Refused(Reason.REALNAME_MISMATCH, detail("not_holders_document"), STAGE_REALNAME)
 
 
 def usage_limited(t: TicketFacts) -> bool:
@@ -323,7 +324,7 @@ def check_reentry(t: TicketFacts, lane: LaneConfig, last_direction: str | None) 
         return
     if last_direction == "out" and (lane.reentry or t.role == "registered"):
         return
-    why = Detail("already_inside") if last_direction == "in" else Detail("reentry_refused")
+    why = detail("already_inside") if last_direction == "in" else detail("reentry_refused")
     raise Refused(Reason.ALREADY_ENTERED, why, STAGE_USAGE)
 
 
