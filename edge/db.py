@@ -589,3 +589,18 @@ CREATE TABLE handheld_pair_attempts (
 );
 CREATE INDEX handheld_pair_attempts_at ON handheld_pair_attempts(at);
 """
+
+
+@migrations()
+def m014_detail_codes(db: sqlite_utils.Database) -> None:
+    """``entries.detail_code`` and ``detail_params``: why a verdict is what it is, as a stable
+    code and its parameters (JSON) beside the English ``detail`` (edge/rules.py ``DETAILS``),
+    so that screens word it in their language by the code. Older rows keep NULL and are shown
+    with their English words."""
+    _run_script(db, _M014)
+
+
+_M014 = """
+ALTER TABLE entries ADD COLUMN detail_code TEXT;
+ALTER TABLE entries ADD COLUMN detail_params TEXT;
+"""

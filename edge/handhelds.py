@@ -392,7 +392,8 @@ def verdict_record(d: Decision) -> dict[str, Any]:
     h = d.holder_masked
     return {
         "entry_id": d.entry_id, "reason": str(d.reason), "verdict": d.verdict,
-        "open_lane": d.open_lane, "detail": d.detail, "lane": d.lane,
+        "open_lane": d.open_lane, "detail": d.detail, "detail_code": d.detail_code,
+        "detail_params": dict(d.detail_params), "lane": d.lane,
         "direction": d.direction, "at": to_iso(d.at),
         "ticket": None if t is None else {
             "number": t.number, "kind": t.kind, "role": t.role, "zone": t.zone,

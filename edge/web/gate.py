@@ -19,21 +19,21 @@ command for the runtime, and an audit row, all in one transaction.
 
 from __future__ import annotations
 
+import json
 import logging
 
 from flask import Blueprint, abort, current_app, g, jsonify, render_template, request
 from flask_babel import gettext as _
 
-from edge import audit, commands, passages, status
+from edge import audit, commands, entries, passages, status
 from edge.db import immediate
 from edge.engine import Decision, Scan, ScanKind, UnknownLane
 from edge.reasons import Reason, colour, words
-from edge.web import details, outcome
+from edge.web import detail_words, outcome
 from edge.web.auth import require
 from edge.web.context import get_conn, get_engine
 from edge.web.i18n import current_language
 from edge.web.query import query_int
-from sync.ids import uuid7
 from sync.timeutil import from_iso, to_iso, utcnow
 
 log = logging.getLogger(__name__)
@@ -78,8 +78,8 @@ def verdict_json(conn, d: Decision, lang: str, checked_only: bool = False) -> di
     because the lane did not open is amber, not green); holder data only masked."""
     t = d.ticket
     seen = {"colour": colour(d.reason), "words": words(d.reason, lang),
-            "detail": details.translate(d.detail), "admitted": d.reason is Reason.OK,
-            "settled": True, "not_opened": False}
+            "detail": detail_words.translate(d.detail_code, d.detail_params, d.detail),
+            "admitted": d.reason is Reason.OK, "settled": True, "not_opened": False}
     if d.entry_id is not None:
         row = conn.execute("SELECT reason, passage, detail FROM entries WHERE id = ?",
                            (d.entry_id,)).fetchone()
@@ -87,7 +87,7 @@ def verdict_json(conn, d: Decision, lang: str, checked_only: bool = False) -> di
             opening = row[1] is None and d.entry_id in commands.pending_openings(
                 conn, [d.entry_id])
             seen = outcome.shown(row[0], "pending" if opening else row[1], row[2] or "",
-                                 lang)
+                                 lang, d.detail_code, d.detail_params)
     return {
         "reason": str(d.reason),
         **seen,
@@ -222,45 +222,28 @@ def override():
         return _bad(_("Say why the lane is opened (%(low)d to %(high)d characters).",
                       low=MIN_OVERRIDE_REASON, high=MAX_OVERRIDE_REASON))
     refused_id = data.get("entry_id") or None
+    refused_id = None if refused_id is None else str(refused_id)
     conn = get_conn()
     now = utcnow()
-    with immediate(conn):
-        row = conn.execute("SELECT id, gate_id, direction FROM lanes WHERE code = ? AND "
-                           "enabled = 1", (lane,)).fetchone()
-        if row is None:
-            return _bad(_("Choose a lane first."))
-        lane_id, gate_id, direction = row
-        ticket_id = session_id = None
-        if refused_id is not None:
-            ref = conn.execute("SELECT ticket_id, session_id, admitted FROM entries "
-                               "WHERE id = ?", (str(refused_id),)).fetchone()
-            if ref is None:
-                return _bad(_("That scan is not on this appliance."), 404)
-            if ref[2]:
-                # admitting it twice would count the person twice (and raise a conflict at the
-                # hub); a lane that did not open for an admitted scan is opened without a ticket
-                return _bad(_("That scan was admitted already: open anyway without it."), 409)
-            ticket_id, session_id = ref[0], ref[1]
-        cursor = conn.execute("SELECT cursor FROM sync_state WHERE stream = 'allowlist'"
-                              ).fetchone()
-        offset = conn.execute("SELECT value FROM appliance_state WHERE key = "
-                              "'clock_offset_ms'").fetchone()
-        entry_id = str(uuid7())
-        day = now.astimezone(status.venue_tz(conn)).date().isoformat()
-        conn.execute(
-            "INSERT INTO entries (id, at, day, lane_id, gate_id, device_id, direction, "
-            "scan_kind, scan_ref, ticket_id, session_id, admitted, reason, detail, cursor, "
-            "clock_offset_ms, staff) VALUES (?, ?, ?, ?, ?, ?, ?, 'override', ?, ?, ?, 1, 'OK', "
-            "?, ?, ?, ?)",
-            (entry_id, to_iso(now), day, lane_id, gate_id, f"web:{g.user.username}", direction,
-             f"override:{refused_id or '-'}", ticket_id, session_id,
-             f"override by {g.user.username}: {why}", cursor[0] if cursor else 0,
-             int(offset[0]) if offset else None, g.user.username))
-        command_id = commands.request_open(conn, lane_id, g.user.username,
-                                           {"entry_id": entry_id, "why": "override"}, now)
-        audit.record(conn, g.user.username, "entry.override", f"lane:{lane}", {
-            "entry_id": entry_id, "refused_entry_id": refused_id, "ticket_id": ticket_id,
-            "reason": why, "command": command_id})
+    user = g.user.username
+    try:
+        with immediate(conn):
+            done = entries.record_override(conn, lane, user, why, refused_id, now)
+            command_id = commands.request_open(conn, done.lane_id, user,
+                                               {"entry_id": done.entry_id, "why": "override"},
+                                               now)
+            audit.record(conn, user, "entry.override", f"lane:{lane}", {
+                "entry_id": done.entry_id, "refused_entry_id": refused_id,
+                "ticket_id": done.ticket_id, "reason": why, "command": command_id})
+    except entries.OverrideRefused as e:
+        if e.code == "unknown_entry":
+            return _bad(_("That scan is not on this appliance."), 404)
+        if e.code == "already_admitted":
+            # admitting it twice would count the person twice (and raise a conflict at the
+            # hub); a lane that did not open for an admitted scan is opened without a ticket
+            return _bad(_("That scan was admitted already: open anyway without it."), 409)
+        return _bad(_("Choose a lane first."))
+    entry_id = done.entry_id
     log.warning("lane %s opened by override of %s", lane, g.user.username)
     return jsonify({"entry_id": entry_id, "command_id": command_id, "lane": lane,
                     "colour": "green", "words": _("Opened by override"),
@@ -295,7 +278,7 @@ def _feed_items(conn, where: str, args: list, lang: str) -> list[dict]:
     rows = conn.execute(
         f"""SELECT e.seq, e.id, e.at, l.code, e.direction, e.reason, e.detail, e.ticket_id,
                    t.number, z.name, t.seat, h.name_masked, h.doc_masked, e.scan_kind,
-                   e.device_id, e.passage, e.admitted, e.staff
+                   e.device_id, e.passage, e.admitted, e.staff, e.detail_code, e.detail_params
             FROM entries e LEFT JOIN lanes l ON l.id = e.lane_id
             LEFT JOIN tickets t ON t.id = e.ticket_id LEFT JOIN holders h ON h.id = t.holder_id
             LEFT JOIN zones z ON z.id = t.zone_id
@@ -305,7 +288,7 @@ def _feed_items(conn, where: str, args: list, lang: str) -> list[dict]:
                                                and r[5] == Reason.OK.value])
     items = []
     for (seq, entry_id, at, lane, direction, reason, detail, ticket_id, number, zone, seat,
-         name, doc, kind, device, passage, admitted, staff) in rows:
+         name, doc, kind, device, passage, admitted, staff, detail_code, params) in rows:
         passage = "pending" if entry_id in opening else passage
         first = None
         if reason == Reason.ALREADY_ENTERED.value and ticket_id is not None:
@@ -316,7 +299,8 @@ def _feed_items(conn, where: str, args: list, lang: str) -> list[dict]:
         items.append({
             "seq": seq, "entry_id": entry_id, "at": _local(conn, at), "lane": lane,
             "direction": direction, "reason": reason,
-            **outcome.shown(reason, passage, detail or "", lang), "ticket": number,
+            **outcome.shown(reason, passage, detail or "", lang, detail_code,
+                            json.loads(params) if params else None), "ticket": number,
             "zone": zone, "seat": seat,
             "holder": {"name": name, "document": doc} if name else None,
             "first_entry_at": first, "override": detail.startswith("override by "),

@@ -21,9 +21,9 @@ from werkzeug.exceptions import HTTPException
 
 from edge import handhelds
 from edge.handhelds import HandheldError
+from edge.web import detail_words
 from edge.web.auth import own_auth
 from edge.web.context import API_PREFIX, web
-from edge.web.details import translate
 from edge.web.i18n import LOCALES
 
 log = logging.getLogger(__name__)
@@ -163,7 +163,8 @@ def lanes():
 
 
 def with_detail_words(verdicts: list[dict], lang: str) -> list[dict]:
-    """The engine's detail line (kept in English with the entry) in the verdict's language.
+    """The engine's detail line (kept in English with the entry) in the verdict's language,
+    by its code (a verdict kept before details had codes is worded in English).
     Needs an application context whose ``g`` holds something (flask_babel forces a locale
     only then)."""
     for v in verdicts:
@@ -172,7 +173,8 @@ def with_detail_words(verdicts: list[dict], lang: str) -> list[dict]:
     if worded:
         with force_locale(LOCALES[lang]):
             for v in worded:
-                v["detail_words"] = translate(v["detail"])
+                v["detail_words"] = detail_words.translate(
+                    v.get("detail_code"), v.get("detail_params"), v["detail"])
     return verdicts
 
 

@@ -143,6 +143,37 @@ def test_override_needs_a_supervisor_and_a_reason(as_role, appliance):
     assert conn.execute("SELECT count(*) FROM entries").fetchone() == before
 
 
+def test_an_override_is_stamped_like_the_engines_entries(as_role, appliance):
+    """The override's entry goes through the engine's writer: the cursor is the furthest of
+    the allowlist and revocation streams (the screen once took the allowlist's alone), the
+    day and clock offset are the engine's, and its detail has a code."""
+    venue, conn = appliance["venue"], appliance["conn"]
+    (allowlist,) = conn.execute(
+        "SELECT cursor FROM sync_state WHERE stream = 'allowlist'").fetchone()
+    conn.execute("UPDATE sync_state SET cursor = ? WHERE stream = 'revocations'",
+                 (allowlist + 57,))
+    conn.execute("INSERT INTO appliance_state (key, value) VALUES ('clock_offset_ms', '-1234') "
+                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+    sup = as_role("supervisor")
+    refused = sup.post_json("/gate/scan.json", {"lane": "N1",
+                                                "code": code_of(venue, "wrong_gate")}).json
+    r = sup.post_json("/gate/override.json", {"lane": "N1", "reason": "escorted by steward",
+                                              "entry_id": refused["entry_id"]})
+    assert r.status_code == 201
+    columns = "cursor, clock_offset_ms, day, lane_id, gate_id, direction"
+    engine_row = conn.execute(f"SELECT {columns} FROM entries WHERE id = ?",
+                              (refused["entry_id"],)).fetchone()
+    override_row = conn.execute(f"SELECT {columns} FROM entries WHERE id = ?",
+                                (r.json["entry_id"],)).fetchone()
+    assert engine_row[0] == allowlist + 57 and engine_row[1] == -1234
+    assert override_row == engine_row
+    coded = conn.execute("SELECT detail, detail_code, detail_params FROM entries WHERE id = ?",
+                         (r.json["entry_id"],)).fetchone()
+    assert coded[0] == "override by supervisor: escorted by steward"
+    assert (coded[1], json.loads(coded[2])) == (
+        "override", {"user": "supervisor", "why": "escorted by steward"})
+
+
 def test_the_live_feed_shows_every_source_with_masked_holders(as_role, appliance):
     from edge.engine import Engine, Scan, ScanKind
     from edge.holders import HolderVault
@@ -173,8 +204,6 @@ def test_the_live_feed_shows_every_source_with_masked_holders(as_role, appliance
 
 
 def test_engine_details_are_shown_in_chinese(as_role, appliance):
-    from edge.web.details import FIXED, PATTERNS
-
     venue = appliance["venue"]
     b = as_role("supervisor")
     b.post("/language", {"lang": "zh"})
@@ -205,7 +234,6 @@ def test_engine_details_are_shown_in_chinese(as_role, appliance):
     assert appliance["conn"].execute(
         "SELECT detail FROM entries WHERE reason = 'ALREADY_ENTERED'").fetchone() == \
         ("already inside",)
-    assert len(FIXED) >= 30 and len(PATTERNS) >= 10
 
 
 def _turnstile(conn, lane_id: int, state: str, seen_s: float = 5) -> None:
