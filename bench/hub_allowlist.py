@@ -28,10 +28,11 @@ sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
 
-from cloud import appliances  # noqa: E402
 from cloud.app import create_app  # noqa: E402
-from cloud.db import init_db  # noqa: E402
-from cloud.tickets import (  # noqa: E402
+from cloud.catalog.venues import add_zone, create_venue  # noqa: E402
+from cloud.core.db import init_db  # noqa: E402
+from cloud.fleet import appliances  # noqa: E402
+from cloud.sales.tickets import (  # noqa: E402
     TicketSpec,
     activate_key,
     create_event,
@@ -40,7 +41,6 @@ from cloud.tickets import (  # noqa: E402
     issue_tickets,
     revoke_ticket,
 )
-from cloud.venues import add_zone, create_venue  # noqa: E402
 from sync.sample import fake_resident_id  # noqa: E402
 from sync.timeutil import utcnow  # noqa: E402
 

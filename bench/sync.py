@@ -32,9 +32,10 @@ sys.path.insert(0, str(ROOT))
 import requests  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
-from cloud import appliances  # noqa: E402
-from cloud.db import change_log, init_db, make_engine  # noqa: E402
-from cloud.tickets import (  # noqa: E402
+from cloud.catalog.venues import add_gate, add_zone, create_venue  # noqa: E402
+from cloud.core.db import change_log, init_db, make_engine  # noqa: E402
+from cloud.fleet import appliances  # noqa: E402
+from cloud.sales.tickets import (  # noqa: E402
     TicketSpec,
     activate_key,
     create_event,
@@ -43,7 +44,6 @@ from cloud.tickets import (  # noqa: E402
     issue_tickets,
     revoke_ticket,
 )
-from cloud.venues import add_gate, add_zone, create_venue  # noqa: E402
 from edge import config as config_mod  # noqa: E402
 from edge import db as edge_db  # noqa: E402
 from edge.agent import Agent, enroll, load_link  # noqa: E402

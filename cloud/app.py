@@ -20,8 +20,8 @@ from flask import Flask, has_request_context, request
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from cloud.db import DEFAULT_URL, make_engine
-from cloud.secret import hub_secret
+from cloud.core.db import DEFAULT_URL, make_engine
+from cloud.web.secret import hub_secret
 
 
 def instance_path() -> str:
@@ -73,11 +73,21 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.config["SECRET_KEY"] = hub_secret(app.config["DATABASE_URL"], app.instance_path)
     app.extensions["db"] = make_engine(app.config["DATABASE_URL"])
 
-    from cloud.api import bp as api_bp
-    from cloud.pages import init_pages
-    from cloud.sync_api import bp as sync_bp
+    from cloud.catalog import session_pages, venue_pages
+    from cloud.fleet import api as sync_api
+    from cloud.fleet import key_pages
+    from cloud.fleet import pages as appliance_pages
+    from cloud.ops import conflict_pages
+    from cloud.ops import pages as ops_pages
+    from cloud.sales import api
+    from cloud.sales import pages as ticket_pages
+    from cloud.staff import pages as staff_pages
+    from cloud.web import auth
+    from cloud.web.pages import init_pages
 
-    app.register_blueprint(sync_bp)
-    app.register_blueprint(api_bp)
-    init_pages(app)
+    app.register_blueprint(sync_api.bp)
+    app.register_blueprint(api.bp)
+    init_pages(app, [auth.bp, venue_pages.bp, session_pages.bp, ticket_pages.bp,
+                     appliance_pages.bp, key_pages.bp, staff_pages.bp, conflict_pages.bp,
+                     ops_pages.bp, ops_pages.wall_bp])
     return app

@@ -14,8 +14,9 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from cloud.db import seats
-from cloud.tickets import (
+from cloud.catalog.venues import add_gate, add_zone, create_venue, import_seats_csv
+from cloud.core.db import seats
+from cloud.sales.tickets import (
     TicketSpec,
     activate_key,
     create_event,
@@ -23,7 +24,6 @@ from cloud.tickets import (
     create_session,
     issue_tickets,
 )
-from cloud.venues import add_gate, add_zone, create_venue, import_seats_csv
 from sync import codes
 from sync.sample import GIVEN, SURNAMES, fake_resident_id
 from sync.timeutil import utcnow

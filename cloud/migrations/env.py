@@ -3,7 +3,7 @@ the URL in the configuration when run from the alembic command line."""
 
 from alembic import context
 
-from cloud.db import make_engine, metadata
+from cloud.core.db import make_engine, metadata
 
 config = context.config
 target_metadata = metadata

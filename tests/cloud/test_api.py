@@ -11,10 +11,10 @@ import pytest
 import sqlalchemy as sa
 
 from cloud.app import create_app
-from cloud.db import init_db
-from cloud.staff import create_staff, create_token
-from cloud.tickets import activate_key, create_event, create_key, create_session
-from cloud.venues import add_zone, create_venue, import_seats_csv
+from cloud.catalog.venues import add_zone, create_venue, import_seats_csv
+from cloud.core.db import init_db
+from cloud.sales.tickets import activate_key, create_event, create_key, create_session
+from cloud.staff.staff import create_staff, create_token
 from sync.sample import resident_id
 from sync.timeutil import utcnow
 
@@ -101,8 +101,8 @@ def test_the_openapi_file_matches_the_routes(api):
 def test_a_refund_of_a_ticket_that_admitted_someone_needs_an_admin_and_a_reason(api):
     import uuid
 
-    from cloud import appliances
-    from cloud.db import audit_log, entries, tickets
+    from cloud.core.db import audit_log, entries, tickets
+    from cloud.fleet import appliances
 
     client, tokens, session = api
     sold = client.post(f"/api/v1/sessions/{session}/tickets", headers=tokens["sales"],

@@ -11,10 +11,13 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from cloud import alerts, appliances, ops
 from cloud.app import create_app
-from cloud.db import audit_log, entries, entry_minutes, init_db
-from cloud.tickets import (
+from cloud.catalog.venues import add_gate, add_lane, add_zone, create_venue
+from cloud.core.db import audit_log, entries, entry_minutes, init_db
+from cloud.fleet import appliances
+from cloud.ops import alerts
+from cloud.ops import attendance as ops
+from cloud.sales.tickets import (
     activate_key,
     create_event,
     create_key,
@@ -22,7 +25,6 @@ from cloud.tickets import (
     issue_ticket,
     revoke_ticket,
 )
-from cloud.venues import add_gate, add_lane, add_zone, create_venue
 from sync import codes
 from sync.ids import uuid7
 from sync.numbers import is_number
@@ -196,7 +198,7 @@ def test_entries_stored_before_the_ops_tables_are_counted_by_the_migration(hub_u
     """An upgrade from the revision before: the entries already stored appear on the dashboard."""
     from alembic import command
 
-    from cloud.db import alembic_config, make_engine
+    from cloud.core.db import alembic_config, make_engine
 
     cfg = alembic_config(hub_url)
     engine = make_engine(hub_url)

@@ -16,11 +16,8 @@ from flask import url_for
 from werkzeug.routing import AnyConverter, IntegerConverter, PathConverter
 
 from cloud.app import create_app
-from cloud.db import staff, staff_sessions
-from cloud.pages.web import safe_next
-from cloud.secret import SecretError, hub_secret, secret_path
-from cloud.staff import MAX_FAILURES, Staff
-from cloud.staff_sessions import (
+from cloud.core.db import staff, staff_sessions
+from cloud.staff.sessions import (
     ABSOLUTE_LIFETIME,
     IDLE_TIMEOUT,
     SessionEnded,
@@ -28,6 +25,9 @@ from cloud.staff_sessions import (
     end_session,
     start_session,
 )
+from cloud.staff.staff import MAX_FAILURES, Staff
+from cloud.web.secret import SecretError, hub_secret, secret_path
+from cloud.web.web import safe_next
 from sync.timeutil import utcnow
 from tests.cloud.pagekit import PASSWORD, build_hub, csrf, post, sign_in, text
 

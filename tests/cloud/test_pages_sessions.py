@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
-from cloud.db import audit_log, events, price_tiers, session_seats, sessions
+from cloud.core.db import audit_log, events, price_tiers, session_seats, sessions
 from tests.cloud.pagekit import build_hub, post, text
 
 

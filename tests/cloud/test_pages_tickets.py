@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from cloud import inventory
-from cloud.db import audit_log, change_log, tickets
-from cloud.tickets import add_price_tier
+from cloud.core.db import audit_log, change_log, tickets
+from cloud.inventory import seats as inventory
+from cloud.sales.tickets import add_price_tier
 from sync.sample import resident_id
 from tests.cloud.pagekit import build_hub, post, text
 
@@ -134,9 +134,9 @@ def _entered(hub, number: str, *, admitted: bool = True, reason: str = "OK",
     import uuid
     from datetime import timedelta
 
-    from cloud import appliances
-    from cloud.db import appliances as appliances_table
-    from cloud.db import entries
+    from cloud.core.db import appliances as appliances_table
+    from cloud.core.db import entries
+    from cloud.fleet import appliances
     from sync.timeutil import utcnow
 
     with hub.engine.begin() as conn:

@@ -10,7 +10,7 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from cloud.db import audit_log, change_log, gates, seats, venues
+from cloud.core.db import audit_log, change_log, gates, seats, venues
 from sync.changes import parse_change
 from tests.cloud.pagekit import build_hub, post, text
 

@@ -9,8 +9,8 @@ import pytest
 import sqlalchemy as sa
 
 from cloud import cli
-from cloud.db import audit_log, init_db, make_engine, staff
-from cloud.staff import (
+from cloud.core.db import audit_log, init_db, make_engine, staff
+from cloud.staff.staff import (
     MAX_FAILURES,
     StaffError,
     check_password,

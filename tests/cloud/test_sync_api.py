@@ -7,11 +7,11 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from cloud import appliances
 from cloud.app import create_app
-from cloud.db import init_db
-from cloud.tickets import activate_key, create_event, create_key, create_session, issue_ticket
-from cloud.venues import add_zone, create_venue
+from cloud.catalog.venues import add_zone, create_venue
+from cloud.core.db import init_db
+from cloud.fleet import appliances
+from cloud.sales.tickets import activate_key, create_event, create_key, create_session, issue_ticket
 from sync.ids import uuid7
 from sync.timeutil import to_iso, utcnow
 
@@ -136,8 +136,8 @@ def test_bad_cursor_arguments(hub):
 
 
 def test_conflicts_double_admission_and_admission_after_revocation(hub):
-    from cloud.db import conflicts
-    from cloud.tickets import revoke_ticket
+    from cloud.core.db import conflicts
+    from cloud.sales.tickets import revoke_ticket
 
     client, engine, reg = hub
     with engine.begin() as conn:
@@ -167,7 +167,7 @@ def test_conflicts_double_admission_and_admission_after_revocation(hub):
 
 
 def test_heartbeat_keeps_the_report_and_hands_over_commands_until_confirmed(hub):
-    from cloud.db import appliances as appliances_table
+    from cloud.core.db import appliances as appliances_table
 
     client, engine, reg = hub
     h = auth(enroll(client, reg.token)[1]["credential"])

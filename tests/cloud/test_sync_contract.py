@@ -9,11 +9,13 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from cloud import alerts, appliances, ops
 from cloud.app import create_app
-from cloud.db import audit_log, conflicts, entered_tickets, entries, entry_minutes, init_db
-from cloud.tickets import activate_key, create_event, create_key, create_session, issue_ticket
-from cloud.venues import add_gate, add_lane, add_zone, create_venue
+from cloud.catalog.venues import add_gate, add_lane, add_zone, create_venue
+from cloud.core.db import audit_log, conflicts, entered_tickets, entries, entry_minutes, init_db
+from cloud.fleet import appliances
+from cloud.ops import alerts
+from cloud.ops import attendance as ops
+from cloud.sales.tickets import activate_key, create_event, create_key, create_session, issue_ticket
 from sync.ids import uuid7
 from sync.timeutil import to_iso, utcnow
 

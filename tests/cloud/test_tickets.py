@@ -9,10 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from cloud import inventory
-from cloud.changes import changes_since
-from cloud.db import init_db, make_engine, seats, session_seats, tickets
-from cloud.tickets import (
+from cloud.catalog.venues import add_gate, add_zone, create_venue, import_seats_csv
+from cloud.core.changes import changes_since
+from cloud.core.db import init_db, make_engine, seats, session_seats, tickets
+from cloud.inventory import seats as inventory
+from cloud.sales.tickets import (
     TicketError,
     TicketSpec,
     activate_key,
@@ -23,7 +24,6 @@ from cloud.tickets import (
     issue_tickets,
     revoke_ticket,
 )
-from cloud.venues import add_gate, add_zone, create_venue, import_seats_csv
 from edge import db as edge_db
 from edge.allowlist import apply_changes
 from edge.engine import Engine, IdDocument, Scan, ScanKind
@@ -213,8 +213,8 @@ def test_the_hub_change_log_drives_a_real_appliance(hub, tmp_path):
 
 
 def test_rfid_uids_from_the_printing_house(hub):
-    from cloud.db import audit_log, tickets
-    from cloud.tickets import import_rfid_csv
+    from cloud.core.db import audit_log, tickets
+    from cloud.sales.tickets import import_rfid_csv
 
     engine, venue, session = hub
     with engine.begin() as conn:
@@ -262,7 +262,7 @@ def test_a_pass_with_a_fixed_seat_holds_it_in_every_session(hub):
 
 
 def test_keys_retire_and_the_venues_hear_of_it(hub):
-    from cloud.tickets import retire_key
+    from cloud.sales.tickets import retire_key
 
     engine, venue, session = hub
     with engine.begin() as conn:
@@ -277,7 +277,7 @@ def test_keys_retire_and_the_venues_hear_of_it(hub):
 
 
 def test_price_tiers_are_integer_fen_and_belong_to_their_session(hub):
-    from cloud.tickets import add_price_tier
+    from cloud.sales.tickets import add_price_tier
 
     engine, venue, session = hub
     with engine.begin() as conn:
@@ -301,7 +301,7 @@ def test_price_tiers_are_integer_fen_and_belong_to_their_session(hub):
 
 
 def test_what_staff_do_is_audited_with_before_and_after(hub):
-    from cloud.db import audit_log
+    from cloud.core.db import audit_log
 
     engine, venue, session = hub
     with engine.begin() as conn:
@@ -347,7 +347,7 @@ def test_ticket_numbers_are_random_fixed_length_and_carry_a_check_symbol(hub):
 
 
 def test_a_number_already_taken_is_drawn_again(hub, monkeypatch):
-    from cloud import tickets as tickets_mod
+    from cloud.sales import tickets as tickets_mod
     from sync import numbers
 
     engine, _venue, session = hub

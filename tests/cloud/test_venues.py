@@ -7,9 +7,7 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from cloud.changes import changes_since
-from cloud.db import init_db, make_engine, seats
-from cloud.venues import (
+from cloud.catalog.venues import (
     VenueError,
     add_gate,
     add_zone,
@@ -17,6 +15,8 @@ from cloud.venues import (
     export_seats_csv,
     import_seats_csv,
 )
+from cloud.core.changes import changes_since
+from cloud.core.db import init_db, make_engine, seats
 
 HEADER = "level,zone,row,number,category,damaged,removed,obstructed\n"
 

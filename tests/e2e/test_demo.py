@@ -18,8 +18,8 @@ from pathlib import Path
 
 import requests
 
-from cloud import alerts
-from cloud.db import make_engine
+from cloud.core.db import make_engine
+from cloud.ops import alerts
 from provisioning.demo import DEMO_REFUSED_RATIO
 from tests.e2e.conftest import ENV, ROOT, wait_for
 

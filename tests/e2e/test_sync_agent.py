@@ -13,10 +13,10 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from cloud import appliances
-from cloud.changes import record_change
-from cloud.compaction import compact
-from cloud.tickets import TicketError, activate_key, create_key, issue_ticket, revoke_ticket
+from cloud.core.changes import record_change
+from cloud.core.compaction import compact
+from cloud.fleet import appliances
+from cloud.sales.tickets import TicketError, activate_key, create_key, issue_ticket, revoke_ticket
 from edge.reasons import Reason
 from sync import codes
 from sync.sample import fake_resident_id

@@ -14,10 +14,11 @@ import pytest
 import sqlalchemy as sa
 from werkzeug.serving import make_server
 
-from cloud import appliances
 from cloud.app import create_app
-from cloud.db import init_db
-from cloud.tickets import (
+from cloud.catalog.venues import add_gate, add_zone, create_venue
+from cloud.core.db import init_db
+from cloud.fleet import appliances
+from cloud.sales.tickets import (
     activate_key,
     create_event,
     create_key,
@@ -25,7 +26,6 @@ from cloud.tickets import (
     issue_ticket,
     revoke_ticket,
 )
-from cloud.venues import add_gate, add_zone, create_venue
 from edge import config as config_mod
 from edge import db as db_mod
 from edge import snapshot
@@ -276,7 +276,7 @@ def test_a_chosen_credential_must_be_long_enough(hub, agent):
 def test_the_appliances_lanes_lead_its_entries_and_devices_to_their_gate_at_the_hub(agent, hub):
     """The hub defines no lanes here: the appliance's heartbeat says which gate each lane is
     at, and the ops pages count attendance per gate and gates online from that."""
-    from cloud import ops
+    from cloud.ops import attendance as ops
     from edge.engine import Engine, Scan, ScanKind
     from edge.reasons import Reason
 

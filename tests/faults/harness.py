@@ -36,8 +36,8 @@ from pathlib import Path
 import requests
 import sqlalchemy as sa
 
-from cloud import appliances as appliance_mod
-from cloud.db import (
+from cloud.catalog.venues import add_gate, add_zone, create_venue, import_seats_csv
+from cloud.core.db import (
     appliances,
     change_log,
     conflicts,
@@ -50,7 +50,8 @@ from cloud.db import (
     signing_keys,
     tickets,
 )
-from cloud.tickets import (
+from cloud.fleet import appliances as appliance_mod
+from cloud.sales.tickets import (
     TicketSpec,
     activate_key,
     create_event,
@@ -59,7 +60,6 @@ from cloud.tickets import (
     issue_tickets,
     revoke_ticket,
 )
-from cloud.venues import add_gate, add_zone, create_venue, import_seats_csv
 from edge import db as edge_db
 from edge.engine import Engine, Scan, ScanKind
 from edge.holders import HolderVault

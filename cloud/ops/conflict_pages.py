@@ -1,0 +1,22 @@
+"""Conflicts found among the entries appliances report, for ops."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import render_template
+
+from cloud.core.db import conflicts, tickets
+from cloud.web.web import engine, page_blueprint, roles
+
+bp = page_blueprint("conflicts", "/conflicts")
+
+
+@bp.get("")
+@roles("ops")
+def index():
+    with engine().connect() as conn:
+        rows = conn.execute(
+            sa.select(conflicts, tickets.c.number)
+            .outerjoin(tickets, tickets.c.id == conflicts.c.ticket_id)
+            .order_by(conflicts.c.id.desc()).limit(500)).all()
+    return render_template("conflicts.html", conflicts=rows)

@@ -1,0 +1,152 @@
+"""Finding conflicts among the entries appliances report.
+
+Appliances cut off from each other cannot stop a pass or a copied code from being admitted at
+both; the hub sees it when both have synced, and tells ops. It also checks every admission
+against the ticket's revocation: made with an allowlist cursor that already carried the
+revocation it is a fault that must never happen; made before the revocation reached the venue
+it is expected offline behaviour, recorded so that ops see what got in.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from cloud.core.db import change_log, conflicts, entries, sessions, tickets
+from sync.timeutil import from_iso
+
+
+def _utc(dt: datetime) -> datetime:
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt
+
+
+def foreign_entries(conn: sa.Connection, venue_id: int, checked: list[dict]) -> dict[str, str]:
+    """Entries an appliance of ``venue_id`` may not report, with the reason: a session that is
+    not one of the venue's (``other_venue``) or none the hub knows (``unknown_session``); an
+    admission of a ticket not valid at the venue (``other_venue``) or unknown to the hub
+    (``unknown_ticket``). A refused scan of another venue's ticket is a visitor at the wrong
+    venue, and is kept. Lane codes are the venue's own (the hub reads them within the
+    appliance's venue), so a lane cannot name another venue's. Returns reasons by entry id."""
+    session_ids = sorted({e["session_id"] for e in checked if e["session_id"] is not None})
+    ticket_ids = sorted({e["ticket_id"] for e in checked
+                         if e["admitted"] and e["ticket_id"] is not None})
+    venue_of = dict(conn.execute(sa.select(sessions.c.id, sessions.c.venue_id)
+                                 .where(sessions.c.id.in_(session_ids))).all()
+                    ) if session_ids else {}
+    venues_of = dict(conn.execute(sa.select(tickets.c.id, tickets.c.venues)
+                                  .where(tickets.c.id.in_(ticket_ids))).all()
+                     ) if ticket_ids else {}
+    refused: dict[str, str] = {}
+    for e in checked:
+        sid, tid = e["session_id"], e["ticket_id"]
+        reason = None
+        if sid is not None:
+            reason = ("unknown_session" if sid not in venue_of
+                      else "other_venue" if venue_of[sid] != venue_id else None)
+        if reason is None and e["admitted"] and tid is not None:
+            reason = ("unknown_ticket" if tid not in venues_of
+                      else "other_venue" if venue_id not in (venues_of[tid] or []) else None)
+        if reason is not None:
+            refused.setdefault(e["id"], reason)
+    return refused
+
+
+def check_entry(conn: sa.Connection, entry: dict, venue_id: int, now: datetime) -> list[str]:
+    """Record the conflicts a newly stored entry makes; returns their kinds."""
+    return check_entries(conn, [entry], venue_id, now).get(entry["id"], [])
+
+
+@dataclass(frozen=True)
+class _Seen:
+    id: str
+    appliance_id: int
+    session_id: int | None
+    at: datetime
+
+
+def check_entries(conn: sa.Connection, stored: list[dict], venue_id: int, now: datetime
+                  ) -> dict[str, list[str]]:
+    """Record the conflicts entries just stored make, taken in order as if one by one (an
+    entry is judged against the entries stored before it, earlier ones of the same batch
+    included), in a handful of statements for the whole batch. Returns kinds by entry id."""
+    relevant = [e for e in stored
+                if e["admitted"] and e["direction"] == "in" and e["ticket_id"] is not None]
+    if not relevant:
+        return {}
+    ticket_ids = sorted({e["ticket_id"] for e in relevant})
+    ticket_rows = {r.id: r for r in conn.execute(
+        sa.select(tickets.c.id, tickets.c.role, tickets.c.kind, tickets.c.daily_limit,
+                  tickets.c.state).where(tickets.c.id.in_(ticket_ids)))}
+    batch = {e["id"] for e in stored}
+    seen: dict[int, list[_Seen]] = defaultdict(list)
+    for r in conn.execute(sa.select(entries.c.id, entries.c.appliance_id, entries.c.session_id,
+                                    entries.c.at, entries.c.ticket_id)
+                          .where(entries.c.ticket_id.in_(ticket_ids),
+                                 entries.c.admitted.is_(True), entries.c.direction == "in")
+                          .order_by(entries.c.at)):
+        if r.id not in batch:
+            seen[r.ticket_id].append(_Seen(r.id, r.appliance_id, r.session_id, r.at))
+    found: dict[str, list[str]] = {}
+    for entry in relevant:
+        kinds = []
+        ticket = ticket_rows.get(entry["ticket_id"])
+        if ticket is not None and ticket.role != "staff":
+            kinds += _double_admission(conn, entry, ticket, seen[entry["ticket_id"]], now)
+        # only a ticket that is no longer 'issued' has a revocation: the change-log search
+        # is left for the few that do
+        if ticket is None or ticket.state != "issued":
+            kinds += _revocation(conn, entry, venue_id, now)
+        seen[entry["ticket_id"]].append(_Seen(entry["id"], entry["appliance_id"],
+                                              entry["session_id"], entry["at"]))
+        if kinds:
+            found[entry["id"]] = kinds
+    return found
+
+
+def _double_admission(conn, entry, ticket, rows: list[_Seen], now) -> list[str]:
+    if ticket.kind == "session":
+        rows = [r for r in rows if r.session_id == entry["session_id"]]
+        limit = 1
+    else:  # a pass: its daily limit, counted across every appliance
+        day = _utc(entry["at"]).date()
+        rows = [r for r in rows if _utc(r.at).date() == day]
+        limit = ticket.daily_limit
+    elsewhere = {r.appliance_id for r in rows} - {entry["appliance_id"]}
+    if not limit or not elsewhere or len(rows) + 1 <= limit:
+        return []
+    ids = sorted([entry["id"], *(r.id for r in rows)])
+    _record(conn, "double_admission", entry["ticket_id"], ids,
+            f"admitted {len(ids)} times (allowed {limit}) by {len(elsewhere) + 1} appliances",
+            now)
+    return ["double_admission"]
+
+
+def _revocation(conn, entry, venue_id, now) -> list[str]:
+    rev = conn.execute(
+        sa.select(change_log.c.seq, change_log.c.record).where(
+            change_log.c.venue_id == venue_id, change_log.c.kind == "revocation")
+        .where(change_log.c.record["ticket_id"].as_integer() == entry["ticket_id"])
+        .order_by(change_log.c.seq).limit(1)).first()
+    if rev is None:
+        return []
+    if entry["cursor"] >= rev.seq:
+        kind, detail = ("admitted_after_revocation",
+                        f"admitted with allowlist cursor {entry['cursor']}, which carried the "
+                        f"revocation at {rev.seq}")
+    else:
+        revoked_at = rev.record.get("revoked_at")
+        if revoked_at is None or _utc(entry["at"]) < from_iso(revoked_at):
+            return []
+        kind, detail = ("admitted_before_revocation_known",
+                        f"admitted after the refund, before the venue had synced it (cursor "
+                        f"{entry['cursor']} < {rev.seq})")
+    _record(conn, kind, entry["ticket_id"], [entry["id"]], detail, now)
+    return [kind]
+
+
+def _record(conn, kind, ticket_id, entry_ids, detail, now) -> None:
+    conn.execute(sa.insert(conflicts).values(kind=kind, ticket_id=ticket_id, entry_ids=entry_ids,
+                                             detail=detail[:400], detected_at=now))
