@@ -37,11 +37,14 @@ import sqlalchemy as sa  # noqa: E402
 
 from cloud.app import create_app  # noqa: E402
 from cloud.catalog.venues import add_gate, add_lane, add_zone, create_venue  # noqa: E402
-from cloud.core.db import entries, entry_minutes, init_db, make_engine, tickets  # noqa: E402
+from cloud.core.db import init_db, make_engine  # noqa: E402
 from cloud.fleet import appliances  # noqa: E402
+from cloud.fleet.tables import entries  # noqa: E402
 from cloud.ops import alerts  # noqa: E402
 from cloud.ops import attendance as ops  # noqa: E402
 from cloud.ops.pages import dashboard_data  # noqa: E402
+from cloud.ops.tables import entry_minutes  # noqa: E402
+from cloud.sales.tables import tickets  # noqa: E402
 from cloud.sales.tickets import activate_key, create_event, create_key, create_session  # noqa: E402
 from cloud.staff.staff import create_staff  # noqa: E402
 from sync.ids import uuid7  # noqa: E402

@@ -33,7 +33,8 @@ import requests  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
 from cloud.catalog.venues import add_gate, add_zone, create_venue  # noqa: E402
-from cloud.core.db import change_log, init_db, make_engine  # noqa: E402
+from cloud.core.changes import change_log  # noqa: E402
+from cloud.core.db import init_db, make_engine  # noqa: E402
 from cloud.fleet import appliances  # noqa: E402
 from cloud.sales.tickets import (  # noqa: E402
     TicketSpec,

@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
+from cloud.catalog.tables import seats
 from cloud.catalog.venues import add_gate, add_zone, create_venue, import_seats_csv
-from cloud.core.db import seats
 from cloud.sales.tickets import (
     TicketSpec,
     activate_key,

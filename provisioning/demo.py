@@ -245,7 +245,8 @@ class Demo:
         cards: holders of two more (Gate 5 takes every zone); one more gets an RFID chip."""
         import sqlalchemy as sa
 
-        from cloud.core.db import holders, sessions, tickets, zones
+        from cloud.catalog.tables import sessions, zones
+        from cloud.sales.tables import holders, tickets
         from cloud.sales.tickets import import_rfid_csv
 
         engine = self._hub_engine()
@@ -293,8 +294,8 @@ class Demo:
         import sqlalchemy as sa
 
         from cloud.core.audit import record
-        from cloud.core.db import display_links
         from cloud.ops import alerts
+        from cloud.ops.tables import display_links
         from sync.timeutil import utcnow
 
         token = secrets.token_urlsafe(32)

@@ -10,9 +10,10 @@ import sqlalchemy as sa
 from flask import abort, render_template, request
 from flask_babel import gettext as _
 
+from cloud.catalog.tables import events, price_tiers, seats, sessions, venues, zones
 from cloud.catalog.venue_pages import all_venues
-from cloud.core.db import events, price_tiers, seats, session_seats, sessions, venues, zones
 from cloud.inventory import seats as inventory
+from cloud.inventory.tables import session_seats
 from cloud.sales.tickets import TicketError, add_price_tier, create_event, create_session
 from cloud.web.query import query_text
 from cloud.web.web import (

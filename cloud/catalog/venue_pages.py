@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from flask import Response, abort, render_template, request
 from flask_babel import gettext as _
 
+from cloud.catalog.tables import gate_zones, gates, seats, venues, zones
 from cloud.catalog.venues import (
     VenueError,
     add_gate,
@@ -16,7 +17,7 @@ from cloud.catalog.venues import (
     import_seats_csv,
     update_gate,
 )
-from cloud.core.db import gate_zones, gates, seats, signing_keys, venues, zones
+from cloud.core.trust import signing_keys
 from cloud.fleet.allowlist_export import ExportError, export_allowlist
 from cloud.web.web import actor, back, engine, int_field, ok, page_blueprint, refused, roles
 from cloud.web.words import rule_error

@@ -16,9 +16,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 
+from cloud.catalog.tables import gate_zones, gates, lanes, seats, venues, zones
 from cloud.core.audit import SYSTEM, record
 from cloud.core.changes import record_change
-from cloud.core.db import gate_zones, gates, lanes, seats, signing_keys, venues, zones
+from cloud.core.trust import signing_keys
 from cloud.inventory.seats import follow_venue_map
 from cloud.sales.tickets import key_change
 from sync.websafe import CsvWriter, csv_uncell

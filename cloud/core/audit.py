@@ -8,8 +8,20 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cloud.core.db import audit_log
+from cloud.core.db import UtcDateTime, metadata
 from sync.timeutil import utcnow
+
+# Who did what to venues, seats, sessions, tickets, appliances and staff, with before/after.
+audit_log = sa.Table(
+    "audit_log", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", UtcDateTime(), nullable=False, index=True),
+    sa.Column("actor", sa.String(80), nullable=False),
+    sa.Column("action", sa.String(80), nullable=False),
+    sa.Column("subject", sa.String(200), nullable=False),
+    sa.Column("before", sa.JSON),
+    sa.Column("after", sa.JSON),
+)
 
 SYSTEM = "system"
 

@@ -14,9 +14,34 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cloud.core.db import change_log, counters
+from cloud.core.db import UtcDateTime, metadata
 from sync.changes import parse_change
 from sync.timeutil import utcnow
+
+# Single-row counters, each bumped with UPDATE ... RETURNING inside the transaction that uses
+# the value: the row lock orders the writers, so values are handed out in commit order.
+counters = sa.Table(
+    "counters", metadata,
+    sa.Column("name", sa.String(40), primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
+    sa.CheckConstraint("value >= 0", name="value_not_negative"),
+)
+
+
+# The change log the allowlist is served from: one row per change per venue, written in the
+# same transaction as the sale, refund or edit that caused it. seq comes from the
+# 'change_log' counter, so a reader paging by seq never skips a row that commits late.
+change_log = sa.Table(
+    "change_log", metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("venue_id", sa.Integer, nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("op", sa.String(10), nullable=False),
+    sa.Column("record", sa.JSON, nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.CheckConstraint("op IN ('upsert', 'delete')", name="op_known"),
+    sa.Index("ix_change_log_venue_seq", "venue_id", "seq"),
+)
 
 
 def next_value(conn: sa.Connection, name: str) -> int:

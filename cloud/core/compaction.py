@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from cloud.core.db import change_log, counters
+from cloud.core.changes import change_log, counters
 from sync.changes import SCHEMA
 from sync.timeutil import utcnow
 

@@ -18,9 +18,9 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from cloud.catalog.tables import venues
 from cloud.core.audit import record
 from cloud.core.changes import changes_since, last_seq
-from cloud.core.db import venues
 from cloud.sales.tickets import TicketError, active_key
 from sync import allowlist_file
 from sync.timeutil import utcnow

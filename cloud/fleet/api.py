@@ -18,10 +18,10 @@ import sqlalchemy as sa
 from flask import abort, jsonify, make_response, request
 from sqlalchemy.dialects import postgresql, sqlite
 
-from cloud.core.changes import changes_since, last_seq
+from cloud.core.changes import change_log, changes_since, last_seq
 from cloud.core.compaction import compacted, horizon
-from cloud.core.db import change_log, entries
 from cloud.fleet import appliances as appliance_mod
+from cloud.fleet.tables import entries
 from cloud.ops import alerts
 from cloud.ops.attendance import count_entries
 from cloud.ops.conflicts import check_entries, foreign_entries

@@ -14,7 +14,8 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from cloud.core.audit import SYSTEM, record
-from cloud.core.db import appliance_commands, appliance_lanes, appliances, signing_keys
+from cloud.core.trust import signing_keys
+from cloud.fleet.tables import appliance_commands, appliance_lanes, appliances
 from sync.credentials import WeakSecret, check_credential, check_token
 from sync.timeutil import utcnow
 

@@ -7,7 +7,8 @@ import sqlalchemy as sa
 from flask import render_template, request
 from flask_babel import gettext as _
 
-from cloud.core.db import signing_keys, tickets
+from cloud.core.trust import signing_keys
+from cloud.sales.tables import tickets
 from cloud.sales.tickets import TicketError, activate_key, create_key, retire_key
 from cloud.web.web import actor, back, engine, ok, page_blueprint, refused, roles
 from cloud.web.words import rule_error

@@ -11,9 +11,10 @@ import sqlalchemy as sa
 from flask import abort, current_app, render_template, request
 from flask_babel import gettext as _
 
+from cloud.catalog.tables import venues
 from cloud.catalog.venue_pages import all_venues
-from cloud.core.db import appliance_commands, appliances, venues
 from cloud.fleet import appliances as appliance_mod
+from cloud.fleet.tables import appliance_commands, appliances
 from cloud.ops.attendance import read_report
 from cloud.web.query import query_int
 from cloud.web.web import (

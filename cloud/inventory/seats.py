@@ -13,8 +13,9 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from cloud.catalog.tables import seats, sessions
 from cloud.core.audit import SYSTEM, record
-from cloud.core.db import seats, session_seats, sessions
+from cloud.inventory.tables import session_seats
 from sync.timeutil import utcnow
 
 CATEGORIES = ("sellable", "registered", "occupied", "emergency")

@@ -19,19 +19,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cloud.core.audit import SYSTEM, record
-from cloud.core.db import (
-    alert_rules,
-    alerts,
-    appliances,
-    audit_log,
-    counters,
-    entry_minutes,
-    gates,
-    sessions,
-    venues,
-)
+from cloud.catalog.tables import gates, sessions, venues
+from cloud.core.audit import SYSTEM, audit_log, record
+from cloud.core.changes import counters
+from cloud.fleet.tables import appliances
 from cloud.ops import attendance as ops
+from cloud.ops.tables import alert_rules, alerts, entry_minutes
 from sync.timeutil import to_iso, utcnow
 
 log = logging.getLogger(__name__)

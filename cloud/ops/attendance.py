@@ -24,25 +24,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from cloud.catalog.tables import events, gate_zones, gates, lanes, sessions, venues, zones
 from cloud.core.audit import record
-from cloud.core.db import (
-    appliance_lanes,
-    appliances,
-    change_log,
-    conflicts,
-    entered_tickets,
-    entries,
-    entry_minutes,
-    events,
-    gate_zones,
-    gates,
-    lanes,
-    session_sold,
-    sessions,
-    tickets,
-    venues,
-    zones,
-)
+from cloud.core.changes import change_log
+from cloud.fleet.tables import appliance_lanes, appliances, entries
+from cloud.ops.tables import conflicts, entered_tickets, entry_minutes, session_sold
+from cloud.sales.tables import tickets
 from sync.timeutil import from_iso, to_iso, utcnow
 
 RATE_WINDOW = timedelta(minutes=5)   # "entries per minute now" is the mean over this window

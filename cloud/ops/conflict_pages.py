@@ -5,7 +5,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import render_template
 
-from cloud.core.db import conflicts, tickets
+from cloud.ops.tables import conflicts
+from cloud.sales.tables import tickets
 from cloud.web.web import engine, page_blueprint, roles
 
 bp = page_blueprint("conflicts", "/conflicts")

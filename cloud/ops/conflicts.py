@@ -15,7 +15,11 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from cloud.core.db import change_log, conflicts, entries, sessions, tickets
+from cloud.catalog.tables import sessions
+from cloud.core.changes import change_log
+from cloud.fleet.tables import entries
+from cloud.ops.tables import conflicts
+from cloud.sales.tables import tickets
 from sync.timeutil import from_iso
 
 

@@ -34,9 +34,9 @@ from flask_babel import gettext as _
 from markupsafe import Markup
 
 from cloud.core.audit import record
-from cloud.core.db import display_links
 from cloud.ops import alerts
 from cloud.ops import attendance as ops
+from cloud.ops.tables import display_links
 from cloud.web.query import query_choice, query_int
 from cloud.web.web import actor, back, engine, ok, page_blueprint, public, refused, roles
 from cloud.web.words import rule_error

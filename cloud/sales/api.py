@@ -16,8 +16,10 @@ from typing import Any
 import sqlalchemy as sa
 from flask import g, jsonify, request
 
+from cloud.catalog.tables import venues
 from cloud.catalog.venues import VenueError, create_venue
-from cloud.core.db import conflicts, holders, tickets, venues
+from cloud.ops.tables import conflicts
+from cloud.sales.tables import holders, tickets
 from cloud.sales.tickets import TicketError, TicketSpec, issue_tickets, revoke_ticket
 from cloud.staff import staff as staff_mod
 from cloud.web.http import ApiError, engine, json_blueprint, json_body

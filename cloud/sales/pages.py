@@ -16,17 +16,9 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext
 
 from cloud.catalog.session_pages import session_or_404, session_rows
-from cloud.core.db import (
-    appliances,
-    entries,
-    holders,
-    price_tiers,
-    seats,
-    sessions,
-    tickets,
-    venues,
-    zones,
-)
+from cloud.catalog.tables import price_tiers, seats, sessions, venues, zones
+from cloud.fleet.tables import appliances, entries
+from cloud.sales.tables import holders, tickets
 from cloud.sales.tickets import (
     MAX_REFUND_REASON,
     MIN_REFUND_REASON,

@@ -16,21 +16,13 @@ from typing import Any
 import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 
+from cloud.catalog.tables import events, price_tiers, seats, sessions, venues, zones
 from cloud.core.audit import SYSTEM, record
 from cloud.core.changes import next_values, record_change, record_changes
-from cloud.core.db import (
-    entries,
-    events,
-    holders,
-    price_tiers,
-    seats,
-    sessions,
-    signing_keys,
-    tickets,
-    venues,
-    zones,
-)
+from cloud.core.trust import signing_keys
+from cloud.fleet.tables import entries
 from cloud.inventory import seats as inventory
+from cloud.sales.tables import holders, tickets
 from sync import codes, numbers
 from sync.changes import normalize_uid
 from sync.identity import DocumentError, normalize_document

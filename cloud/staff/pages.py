@@ -7,8 +7,8 @@ import sqlalchemy as sa
 from flask import render_template, request
 from flask_babel import gettext as _
 
-from cloud.core.db import staff
 from cloud.staff import staff as staff_mod
+from cloud.staff.tables import staff
 from cloud.web.web import actor, back, engine, ok, page_blueprint, refused, roles, utc
 from cloud.web.words import rule_error
 from sync.timeutil import utcnow

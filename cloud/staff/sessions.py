@@ -16,8 +16,8 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from cloud.core.db import staff, staff_sessions
 from cloud.staff.staff import Staff
+from cloud.staff.tables import staff, staff_sessions
 from sync.timeutil import utcnow
 
 IDLE_TIMEOUT = timedelta(minutes=30)

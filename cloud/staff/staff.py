@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from cloud.core.audit import record
-from cloud.core.db import api_tokens, staff
+from cloud.staff.tables import api_tokens, staff
 from sync.timeutil import utcnow
 
 ROLES = ("admin", "sales", "ops")

@@ -6,7 +6,9 @@ import sqlalchemy as sa
 from flask import g, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from cloud.core.db import appliances, conflicts, sessions, venues
+from cloud.catalog.tables import sessions, venues
+from cloud.fleet.tables import appliances
+from cloud.ops.tables import conflicts
 from cloud.staff import staff as staff_mod
 from cloud.web.pages import LANG_COOKIE, LANGUAGES
 from cloud.web.web import engine, page_blueprint, public, roles, safe_next, sign_in, sign_out

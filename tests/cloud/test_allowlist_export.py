@@ -14,8 +14,9 @@ import pytest
 import sqlalchemy as sa
 
 from cloud.catalog.venues import create_venue
+from cloud.core.audit import audit_log
 from cloud.core.changes import changes_since
-from cloud.core.db import audit_log, signing_keys
+from cloud.core.trust import signing_keys
 from cloud.fleet.allowlist_export import ExportError, export_allowlist
 from cloud.sales.tickets import activate_key, create_key, issue_ticket
 from edge.allowlist import AllowlistError, apply_changes, import_file

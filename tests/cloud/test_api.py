@@ -101,8 +101,10 @@ def test_the_openapi_file_matches_the_routes(api):
 def test_a_refund_of_a_ticket_that_admitted_someone_needs_an_admin_and_a_reason(api):
     import uuid
 
-    from cloud.core.db import audit_log, entries, tickets
+    from cloud.core.audit import audit_log
     from cloud.fleet import appliances
+    from cloud.fleet.tables import entries
+    from cloud.sales.tables import tickets
 
     client, tokens, session = api
     sold = client.post(f"/api/v1/sessions/{session}/tickets", headers=tokens["sales"],

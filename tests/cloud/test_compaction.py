@@ -10,9 +10,9 @@ import sqlalchemy as sa
 
 from cloud.app import create_app
 from cloud.catalog.venues import add_zone, create_venue
-from cloud.core.changes import record_change
+from cloud.core.changes import change_log, record_change
 from cloud.core.compaction import compact, compacted, horizon
-from cloud.core.db import change_log, init_db
+from cloud.core.db import init_db
 from cloud.fleet import appliances
 from cloud.sales.tickets import (
     activate_key,

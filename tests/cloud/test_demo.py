@@ -2,7 +2,8 @@ import sqlalchemy as sa
 
 from cloud import cli
 from cloud.core.changes import changes_since
-from cloud.core.db import init_db, make_engine, tickets
+from cloud.core.db import init_db, make_engine
+from cloud.sales.tables import tickets
 from sync.changes import parse_change
 
 

@@ -13,10 +13,13 @@ import sqlalchemy as sa
 
 from cloud.app import create_app
 from cloud.catalog.venues import add_gate, add_lane, add_zone, create_venue
-from cloud.core.db import audit_log, entries, entry_minutes, init_db
+from cloud.core.audit import audit_log
+from cloud.core.db import init_db
 from cloud.fleet import appliances
+from cloud.fleet.tables import entries
 from cloud.ops import alerts
 from cloud.ops import attendance as ops
+from cloud.ops.tables import entry_minutes
 from cloud.sales.tickets import (
     activate_key,
     create_event,

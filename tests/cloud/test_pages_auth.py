@@ -16,7 +16,6 @@ from flask import url_for
 from werkzeug.routing import AnyConverter, IntegerConverter, PathConverter
 
 from cloud.app import create_app
-from cloud.core.db import staff, staff_sessions
 from cloud.staff.sessions import (
     ABSOLUTE_LIFETIME,
     IDLE_TIMEOUT,
@@ -26,6 +25,7 @@ from cloud.staff.sessions import (
     start_session,
 )
 from cloud.staff.staff import MAX_FAILURES, Staff
+from cloud.staff.tables import staff, staff_sessions
 from cloud.web.secret import SecretError, hub_secret, secret_path
 from cloud.web.web import safe_next
 from sync.timeutil import utcnow

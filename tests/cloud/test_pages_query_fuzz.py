@@ -8,8 +8,8 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
+from cloud.catalog.tables import sessions
 from cloud.catalog.venues import add_lane
-from cloud.core.db import sessions
 from cloud.fleet import appliances
 from cloud.ops import alerts
 from cloud.sales.tickets import issue_ticket

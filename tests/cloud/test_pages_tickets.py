@@ -7,8 +7,10 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from cloud.core.db import audit_log, change_log, tickets
+from cloud.core.audit import audit_log
+from cloud.core.changes import change_log
 from cloud.inventory import seats as inventory
+from cloud.sales.tables import tickets
 from cloud.sales.tickets import add_price_tier
 from sync.sample import resident_id
 from tests.cloud.pagekit import build_hub, post, text
@@ -134,9 +136,9 @@ def _entered(hub, number: str, *, admitted: bool = True, reason: str = "OK",
     import uuid
     from datetime import timedelta
 
-    from cloud.core.db import appliances as appliances_table
-    from cloud.core.db import entries
     from cloud.fleet import appliances
+    from cloud.fleet.tables import appliances as appliances_table
+    from cloud.fleet.tables import entries
     from sync.timeutil import utcnow
 
     with hub.engine.begin() as conn:

@@ -136,7 +136,7 @@ def test_bad_cursor_arguments(hub):
 
 
 def test_conflicts_double_admission_and_admission_after_revocation(hub):
-    from cloud.core.db import conflicts
+    from cloud.ops.tables import conflicts
     from cloud.sales.tickets import revoke_ticket
 
     client, engine, reg = hub
@@ -167,7 +167,7 @@ def test_conflicts_double_admission_and_admission_after_revocation(hub):
 
 
 def test_heartbeat_keeps_the_report_and_hands_over_commands_until_confirmed(hub):
-    from cloud.core.db import appliances as appliances_table
+    from cloud.fleet.tables import appliances as appliances_table
 
     client, engine, reg = hub
     h = auth(enroll(client, reg.token)[1]["credential"])

@@ -9,10 +9,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
+from cloud.catalog.tables import seats
 from cloud.catalog.venues import add_gate, add_zone, create_venue, import_seats_csv
 from cloud.core.changes import changes_since
-from cloud.core.db import init_db, make_engine, seats, session_seats, tickets
+from cloud.core.db import init_db, make_engine
 from cloud.inventory import seats as inventory
+from cloud.inventory.tables import session_seats
+from cloud.sales.tables import tickets
 from cloud.sales.tickets import (
     TicketError,
     TicketSpec,
@@ -213,7 +216,8 @@ def test_the_hub_change_log_drives_a_real_appliance(hub, tmp_path):
 
 
 def test_rfid_uids_from_the_printing_house(hub):
-    from cloud.core.db import audit_log, tickets
+    from cloud.core.audit import audit_log
+    from cloud.sales.tables import tickets
     from cloud.sales.tickets import import_rfid_csv
 
     engine, venue, session = hub
@@ -301,7 +305,7 @@ def test_price_tiers_are_integer_fen_and_belong_to_their_session(hub):
 
 
 def test_what_staff_do_is_audited_with_before_and_after(hub):
-    from cloud.core.db import audit_log
+    from cloud.core.audit import audit_log
 
     engine, venue, session = hub
     with engine.begin() as conn:

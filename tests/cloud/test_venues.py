@@ -7,6 +7,7 @@ import time
 import pytest
 import sqlalchemy as sa
 
+from cloud.catalog.tables import seats
 from cloud.catalog.venues import (
     VenueError,
     add_gate,
@@ -16,7 +17,7 @@ from cloud.catalog.venues import (
     import_seats_csv,
 )
 from cloud.core.changes import changes_since
-from cloud.core.db import init_db, make_engine, seats
+from cloud.core.db import init_db, make_engine
 
 HEADER = "level,zone,row,number,category,damaged,removed,obstructed\n"
 

@@ -36,21 +36,16 @@ from pathlib import Path
 import requests
 import sqlalchemy as sa
 
+from cloud.catalog.tables import sessions
 from cloud.catalog.venues import add_gate, add_zone, create_venue, import_seats_csv
-from cloud.core.db import (
-    appliances,
-    change_log,
-    conflicts,
-    counters,
-    entries,
-    init_db,
-    make_engine,
-    session_seats,
-    sessions,
-    signing_keys,
-    tickets,
-)
+from cloud.core.changes import change_log, counters
+from cloud.core.db import init_db, make_engine
+from cloud.core.trust import signing_keys
 from cloud.fleet import appliances as appliance_mod
+from cloud.fleet.tables import appliances, entries
+from cloud.inventory.tables import session_seats
+from cloud.ops.tables import conflicts
+from cloud.sales.tables import tickets
 from cloud.sales.tickets import (
     TicketSpec,
     activate_key,

@@ -51,8 +51,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from cloud.core.changes import change_log
 from cloud.core.compaction import compact
-from cloud.core.db import change_log
 from cloud.fleet import appliances as appliance_mod
 from sync.timeutil import to_iso, utcnow
 from tests.faults.harness import SYNC_PREFIX, Edge, Hub, Report, Scanner, check, wait_for
