@@ -36,16 +36,18 @@ sys.path.insert(0, str(ROOT))
 import sqlalchemy as sa  # noqa: E402
 
 from cloud.app import create_app  # noqa: E402
+from cloud.catalog.events import create_event  # noqa: E402
 from cloud.catalog.venues import add_gate, add_lane, add_zone, create_venue  # noqa: E402
 from cloud.core.db import init_db, make_engine  # noqa: E402
 from cloud.fleet import appliances  # noqa: E402
+from cloud.fleet.keys import activate_key, create_key  # noqa: E402
 from cloud.fleet.tables import entries  # noqa: E402
+from cloud.inventory.sessions import create_session  # noqa: E402
 from cloud.ops import alerts  # noqa: E402
 from cloud.ops import attendance as ops  # noqa: E402
 from cloud.ops.pages import dashboard_data  # noqa: E402
 from cloud.ops.tables import entry_minutes  # noqa: E402
 from cloud.sales.tables import tickets  # noqa: E402
-from cloud.sales.tickets import activate_key, create_event, create_key, create_session  # noqa: E402
 from cloud.staff.staff import create_staff  # noqa: E402
 from sync.ids import uuid7  # noqa: E402
 from sync.timeutil import to_iso, utcnow  # noqa: E402

@@ -73,10 +73,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.config["SECRET_KEY"] = hub_secret(app.config["DATABASE_URL"], app.instance_path)
     app.extensions["db"] = make_engine(app.config["DATABASE_URL"])
 
+    from cloud.catalog import api as catalog_api
     from cloud.catalog import session_pages, venue_pages
     from cloud.fleet import api as sync_api
     from cloud.fleet import key_pages
     from cloud.fleet import pages as appliance_pages
+    from cloud.ops import api as ops_api
     from cloud.ops import conflict_pages
     from cloud.ops import pages as ops_pages
     from cloud.sales import api
@@ -85,8 +87,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from cloud.web import auth
     from cloud.web.pages import init_pages
 
-    app.register_blueprint(sync_api.bp)
-    app.register_blueprint(api.bp)
+    for bp in (sync_api.bp, ops_api.sync_bp, api.bp, catalog_api.bp, ops_api.bp):
+        app.register_blueprint(bp)
     init_pages(app, [auth.bp, venue_pages.bp, session_pages.bp, ticket_pages.bp,
                      appliance_pages.bp, key_pages.bp, staff_pages.bp, conflict_pages.bp,
                      ops_pages.bp, ops_pages.wall_bp])

@@ -137,7 +137,7 @@ def cmd_create_admin(args) -> int:
 
 
 def cmd_load_demo(args) -> int:
-    from cloud.catalog.venues import VenueError
+    from cloud.catalog.errors import CatalogError
     from cloud.core.db import make_engine
     from cloud.demo import load_demo
 
@@ -145,7 +145,7 @@ def cmd_load_demo(args) -> int:
     try:
         with engine.begin() as conn:
             demo = load_demo(conn, tickets=args.tickets)
-    except VenueError as e:
+    except CatalogError as e:
         print(f"wicket-hub: {e} (the demo is loaded already?)", file=sys.stderr)
         return 2
     finally:

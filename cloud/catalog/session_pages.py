@@ -9,12 +9,15 @@ from decimal import Decimal, InvalidOperation
 import sqlalchemy as sa
 from flask import abort, render_template, request
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext
 
+from cloud.catalog.events import add_price_tier, create_event
 from cloud.catalog.tables import events, price_tiers, seats, sessions, venues, zones
 from cloud.catalog.venue_pages import all_venues
+from cloud.core.errors import HubError
 from cloud.inventory import seats as inventory
+from cloud.inventory.sessions import create_session
 from cloud.inventory.tables import session_seats
-from cloud.sales.tickets import TicketError, add_price_tier, create_event, create_session
 from cloud.web.query import query_text
 from cloud.web.web import (
     actor,
@@ -104,18 +107,14 @@ def create():
     try:
         with engine().begin() as conn:
             if f["event_id"]:
-                event_id = conn.execute(sa.select(events.c.id).where(
-                    events.c.id == (int(f["event_id"]) if f["event_id"].isdigit() else -1))
-                ).scalar()
-                if event_id is None:
-                    raise TicketError(_("No such event."))
+                event_id = int(f["event_id"]) if f["event_id"].isdigit() else -1
             else:
                 event_id = create_event(conn, f["event_code"], f["event_name"], actor=actor())
             session_id = create_session(conn, event_id, venue.id, f["name"], times["starts_at"],
                                         times["ends_at"], times.get("gates_open_at"),
                                         actor=actor())
-    except TicketError as e:
-        refused(rule_error(e))
+    except HubError as e:
+        refused(_("No such event.") if e.code == "unknown_event" else rule_error(e))
         return _index({**f, "errors": {}}, 422)
     ok(_("Session %(name)s created.", name=f["name"]))
     return back("sessions.detail", session_id=session_id)
@@ -181,7 +180,7 @@ def create_tier(session_id: int):
             with engine().begin() as conn:
                 session_or_404(conn, session_id)
                 add_price_tier(conn, session_id, code, name, amount, currency, actor=actor())
-        except TicketError as e:
+        except HubError as e:
             refused(rule_error(e))
         else:
             ok(_("Price tier %(code)s added.", code=code))
@@ -203,13 +202,14 @@ def confirm(session_id: int):
 @bp.post("/<int:session_id>/on-sale")
 @roles("sales")
 def on_sale(session_id: int):
-    with engine().begin() as conn:
-        s = session_or_404(conn, session_id)
-        if s.config_confirmed_at is None:
-            refused(_("Confirm the seat configuration before the session goes on sale."))
-            return back("sessions.detail", session_id=session_id)
-        if not s.on_sale:
+    try:
+        with engine().begin() as conn:
+            session_or_404(conn, session_id)
             inventory.put_on_sale(conn, session_id, actor=actor())
+    except HubError as e:
+        refused(_("Confirm the seat configuration before the session goes on sale.")
+                if e.code == "not_confirmed" else rule_error(e))
+        return back("sessions.detail", session_id=session_id)
     ok(_("The session is on sale."))
     return back("sessions.detail", session_id=session_id)
 
@@ -251,6 +251,14 @@ def _seats_page(session_id: int, zone: str, row: str, status: int = 200):
                                                     s.timezone)), status
 
 
+# The seat page's own words for the reservation rules' refusals.
+RESERVE_WORDS = {
+    "reservation_customer_bad": lazy_gettext("Give the name of the customer the seats are kept "
+                                             "for."),
+    "reservation_in_past": lazy_gettext("The reservation must end in the future."),
+}
+
+
 @bp.get("/<int:session_id>/seats")
 @roles("sales")
 def seat_list(session_id: int):
@@ -279,23 +287,18 @@ def seat_action(session_id: int):
                                        request.form.get("category", ""), actor=actor())
                 message = _("%(n)s seats changed category.", n=len(seat_ids))
             elif action == "reserve":
-                customer = request.form.get("customer", "").strip()
-                if not customer or len(customer) > 200:
-                    raise inventory.InventoryError(_("Give the name of the customer the seats "
-                                                     "are kept for."))
+                customer = request.form.get("customer", "")
                 try:
                     until = parse_local(request.form.get("until", ""), s.timezone)
                 except ValueError:
-                    raise inventory.InventoryError(_("Give the date and time until which the "
-                                                     "seats are kept.")) from None
-                if until <= utcnow():
-                    raise inventory.InventoryError(_("The reservation must end in the future."))
+                    refused(_("Give the date and time until which the seats are kept."))
+                    return _seats_page(session_id, zone, row, 422)
                 inventory.reserve(conn, session_id, seat_ids, customer, until, actor=actor())
                 message = _("%(n)s seats reserved.", n=len(seat_ids))
             else:
                 abort(400)
-    except inventory.InventoryError as e:
-        refused(rule_error(e))
+    except HubError as e:
+        refused(str(RESERVE_WORDS[e.code]) if e.code in RESERVE_WORDS else rule_error(e))
         return _seats_page(session_id, zone, row, 422)
     ok(message)
     return back("sessions.seat_list", session_id=session_id, zone=zone, row=row)

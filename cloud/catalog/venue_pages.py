@@ -7,18 +7,12 @@ import sqlalchemy as sa
 from flask import Response, abort, render_template, request
 from flask_babel import gettext as _
 
+from cloud.catalog.errors import CatalogError
 from cloud.catalog.tables import gate_zones, gates, seats, venues, zones
-from cloud.catalog.venues import (
-    VenueError,
-    add_gate,
-    add_zone,
-    create_venue,
-    export_seats_csv,
-    import_seats_csv,
-    update_gate,
-)
+from cloud.catalog.venues import add_gate, add_zone, create_venue, update_gate
 from cloud.core.trust import signing_keys
 from cloud.fleet.allowlist_export import ExportError, export_allowlist
+from cloud.inventory.seat_map import export_seats_csv, import_seats_csv
 from cloud.web.web import actor, back, engine, int_field, ok, page_blueprint, refused, roles
 from cloud.web.words import rule_error
 from sync.changes import REALNAME_MODES
@@ -66,7 +60,7 @@ def create():
             with engine().begin() as conn:
                 venue_id = create_venue(conn, form["code"], form["name"], form["address"],
                                         form["timezone"] or "Asia/Shanghai", actor=actor())
-        except VenueError as e:
+        except CatalogError as e:
             error = rule_error(e)
         else:
             ok(_("Venue %(code)s created.", code=form["code"]))
@@ -116,7 +110,7 @@ def create_zone(venue_id: int):
         with engine().begin() as conn:
             venue_or_404(conn, venue_id)
             add_zone(conn, venue_id, code, name, actor=actor())
-    except VenueError as e:
+    except CatalogError as e:
         refused(rule_error(e))
         return _detail(venue_id, 422)
     ok(_("Zone %(code)s added.", code=code))
@@ -154,7 +148,7 @@ def create_gate(venue_id: int):
                          open_before_min=f["open_before_min"],
                          close_after_min=f["close_after_min"], actor=actor(),
                          manual_entry=f["manual_entry"])
-        except VenueError as e:
+        except CatalogError as e:
             error = rule_error(e)
     if error:
         refused(error)
@@ -200,7 +194,7 @@ def edit_gate(venue_id: int, gate_id: int):
                 update_gate(conn, gate_id, f["name"], f["zones"], f["reentry"],
                             f["realname_mode"], f["open_before_min"], f["close_after_min"],
                             actor=actor(), manual_entry=f["manual_entry"])
-        except VenueError as e:
+        except CatalogError as e:
             error = rule_error(e)
     if error:
         refused(error)

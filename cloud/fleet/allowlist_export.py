@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from cloud.catalog.tables import venues
 from cloud.core.audit import record
 from cloud.core.changes import changes_since, last_seq
-from cloud.sales.tickets import TicketError, active_key
+from cloud.fleet.keys import SigningKeyError, active_key
 from sync import allowlist_file
 from sync.timeutil import utcnow
 
@@ -62,7 +62,7 @@ def export_allowlist(conn: sa.Connection, venue: str | int, actor: str,
     v = find_venue(conn, venue)
     try:
         key = active_key(conn)
-    except TicketError as e:
+    except SigningKeyError as e:
         raise ExportError(str(e)) from None
     top = last_seq(conn)
     changes: list[dict] = []

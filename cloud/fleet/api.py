@@ -3,9 +3,9 @@
 Every call but enroll carries ``Authorization: Appliance <credential>``; a revoked or unknown
 credential gets 401 everywhere. Every request is checked against its schema in
 :mod:`sync.schemas` before a field is read: a bad one gets 400 with ``{"error": code, "field":
-JSON pointer, "message": …}`` and changes nothing. Entries naming another venue's ticket or
-session are refused one by one (answered in ``refused`` with their reason, never stored or
-counted) and raise the ``entries_refused`` alert.
+JSON pointer, "message": …}`` and changes nothing. Here: enrolling, pulling the allowlist and
+revocations, the heartbeat and rolling the credential; the entries an appliance pushes are
+received by central ops (``cloud/ops/api.py``) with the helpers below.
 """
 
 from __future__ import annotations
@@ -15,34 +15,22 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from flask import abort, jsonify, make_response, request
-from sqlalchemy.dialects import postgresql, sqlite
+from flask import Blueprint, abort, jsonify, make_response, request
 
 from cloud.core.changes import change_log, changes_since, last_seq
 from cloud.core.compaction import compacted, horizon
 from cloud.fleet import appliances as appliance_mod
-from cloud.fleet.tables import entries
-from cloud.ops import alerts
-from cloud.ops.attendance import count_entries
-from cloud.ops.conflicts import check_entries, foreign_entries
 from cloud.web.http import ApiError, engine, json_blueprint
 from sync import schemas
 from sync.timeutil import from_iso, to_iso, utcnow
 
-bp = json_blueprint("sync_api", "/api/sync/v1")
 MAX_PAGE = 5000
 MAX_BATCH = schemas.MAX_BATCH
 MAX_BODY = 4 * 1024 * 1024  # a full batch of entries is about 300 KiB
 MAX_HEARTBEAT = 256 * 1024
 
 
-@bp.errorhandler(appliance_mod.ApplianceError)
-def _appliance_error(e: appliance_mod.ApplianceError):
-    status = 401 if e.code == "unauthorized" else 400
-    return jsonify(error=e.code, message=str(e)), status
-
-
-def _appliance(conn: sa.Connection | None = None) -> appliance_mod.Appliance:
+def calling_appliance(conn: sa.Connection | None = None) -> appliance_mod.Appliance:
     """The calling appliance, or 401. Without ``conn``, a read-only look first: a revoked
     appliance hears 401 (and wipes) whatever it sent, and nobody unknown gets the body read."""
     scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
@@ -63,12 +51,26 @@ class BadField(Exception):
         self.code, self.invalid = code, invalid
 
 
-@bp.errorhandler(BadField)
-def _bad_field(e: BadField):
-    return jsonify(error=e.code, field=e.invalid.field, message=str(e.invalid)), 400
+def sync_blueprint(name: str) -> Blueprint:
+    """A blueprint of the sync contract: its refusals answered as the appliances expect."""
+    bp = json_blueprint(name, "/api/sync/v1")
+
+    @bp.errorhandler(appliance_mod.ApplianceError)
+    def _appliance_error(e: appliance_mod.ApplianceError):
+        status = 401 if e.code == "unauthorized" else 400
+        return jsonify(error=e.code, message=str(e)), status
+
+    @bp.errorhandler(BadField)
+    def _bad_field(e: BadField):
+        return jsonify(error=e.code, field=e.invalid.field, message=str(e.invalid)), 400
+
+    return bp
 
 
-def _check(kind: str, body: Any, code: str, now: datetime | None = None) -> Any:
+bp = sync_blueprint("sync_api")
+
+
+def check_request(kind: str, body: Any, code: str, now: datetime | None = None) -> Any:
     try:
         return schemas.check(kind, body, now)
     except schemas.Invalid as e:
@@ -77,7 +79,7 @@ def _check(kind: str, body: Any, code: str, now: datetime | None = None) -> Any:
         raise BadField(code, e) from None
 
 
-def _body(limit: int = MAX_BODY) -> Any:
+def sync_body(limit: int = MAX_BODY) -> Any:
     """The request's JSON, whatever it is (the schema judges it); too large is 413, not JSON
     (or nested past what the parser takes) is 400."""
     if (request.content_length or 0) > limit:
@@ -93,13 +95,13 @@ def _body(limit: int = MAX_BODY) -> Any:
 
 def _pull_args() -> dict[str, Any]:
     args = schemas.query_args(request.args)
-    _check("pull", args, "bad_argument")
+    check_request("pull", args, "bad_argument")
     return args
 
 
 @bp.post("/enroll")
 def enroll():
-    token = _check("enroll", _body(), "bad_request")["token"]
+    token = check_request("enroll", sync_body(), "bad_request")["token"]
     with engine().begin() as conn:
         e = appliance_mod.enroll(conn, token)
     return jsonify(appliance_id=e.appliance_id, venue_id=e.venue_id, credential=e.credential,
@@ -120,11 +122,11 @@ def _check_horizon(conn: sa.Connection, since: int, full: int | None) -> int:
 
 @bp.get("/allowlist")
 def allowlist():
-    _appliance()
+    calling_appliance()
     args = _pull_args()
     since, limit = args.get("since", 0), args.get("limit", 1000)
     with engine().begin() as conn:
-        a = _appliance(conn)
+        a = calling_appliance(conn)
         h = _check_horizon(conn, since, args.get("full"))
         top = last_seq(conn)
         page = changes_since(conn, a.venue_id, since, limit + 1, upto=top)
@@ -156,11 +158,11 @@ def allowlist():
 
 @bp.get("/revocations")
 def revocations():
-    _appliance()
+    calling_appliance()
     args = _pull_args()
     since = args.get("since", 0)
     with engine().begin() as conn:
-        a = _appliance(conn)
+        a = calling_appliance(conn)
         h = _check_horizon(conn, since, args.get("full"))
         top = last_seq(conn)
         page = changes_since(conn, a.venue_id, since, MAX_PAGE, upto=top)
@@ -170,70 +172,15 @@ def revocations():
                    more=more, horizon=h, server_time=to_iso(utcnow()))
 
 
-def _entry(e: dict[str, Any]) -> dict[str, Any]:
-    """A checked entry as the hub keeps it; ``kind`` and ``staff`` pass through."""
-    return {"id": e["id"], "seq": e["seq"], "at": from_iso(e["at"]), "lane": e.get("lane"),
-            "direction": e["direction"], "ticket_id": e.get("ticket_id"),
-            "session_id": e.get("session_id"), "admitted": e["admitted"],
-            "reason": e["reason"], "cursor": e.get("cursor", 0), "kind": e.get("kind"),
-            "staff": e.get("staff")}
-
-
-@bp.post("/entries")
-def push_entries():
-    _appliance()
-    body = _body()
-    batch = body.get("entries") if isinstance(body, dict) else None
-    if isinstance(batch, list) and len(batch) > MAX_BATCH:
-        raise ApiError(413, "batch_too_large", f"at most {MAX_BATCH} entries per batch")
-    now: datetime = utcnow()
-    # the whole batch is checked before any write
-    checked = [_entry(e) for e in _check("entries", body, "bad_entry", now)["entries"]]
-    with engine().begin() as conn:
-        a = _appliance(conn)
-        refused = foreign_entries(conn, a.venue_id, checked)
-        columns = set(entries.c.keys())
-        rows = [{**{k: v for k, v in e.items() if k in columns}, "appliance_id": a.id,
-                 "venue_id": a.venue_id, "received_at": now}
-                for e in checked if e["id"] not in refused]
-        # stored once forever: a resend, or the same batch racing itself, inserts nothing
-        new = set(conn.execute(_insert_ignoring_duplicates(conn).returning(entries.c.id), rows)
-                  .scalars()) if rows else set()
-        stored: list[str] = []
-        duplicate: list[str] = []
-        fresh: list[dict] = []
-        for row in rows:
-            if row["id"] in new:
-                new.discard(row["id"])  # an id twice in one batch: the second is a duplicate
-                stored.append(row["id"])
-                fresh.append(row)
-            else:
-                duplicate.append(row["id"])
-        conflicted = list(check_entries(conn, fresh, a.venue_id, now))
-        # the ops counters move in the same transaction as the entries they count
-        count_entries(conn, a.venue_id, fresh, stored)
-        if refused:
-            alerts.refused_entries(conn, a.id, a.venue_id, refused)
-            alerts.evaluate(conn, now)
-    return jsonify(stored=stored, duplicate=duplicate, conflict=conflicted,
-                   refused=[{"id": i, "reason": r} for i, r in refused.items()])
-
-
-def _insert_ignoring_duplicates(conn: sa.Connection):
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(entries).on_conflict_do_nothing(index_elements=["id"])
-    return sqlite.insert(entries).on_conflict_do_nothing(index_elements=["id"])
-
-
 @bp.post("/heartbeat")
 def heartbeat():
-    _appliance()
-    body = _check("heartbeat", _body(MAX_HEARTBEAT), "bad_request")
+    calling_appliance()
+    body = check_request("heartbeat", sync_body(MAX_HEARTBEAT), "bad_request")
     reported = body.get("state", {})
     clock = from_iso(body["clock"]) if body.get("clock") else None
     done = body.get("done", [])
     with engine().begin() as conn:
-        a = _appliance(conn)
+        a = calling_appliance(conn)
         pending = appliance_mod.heartbeat(conn, a, reported, clock, done=done)
     # a command stays pending until the appliance lists its id in ``done``
     return jsonify(server_time=to_iso(utcnow()), commands=[c for _, c in pending],
@@ -242,10 +189,10 @@ def heartbeat():
 
 @bp.post("/roll")
 def roll():
-    _appliance()
+    calling_appliance()
     # no body at all asks the hub to choose
-    chosen = _check("roll", _body() if request.get_data() else {}, "bad_request"
+    chosen = check_request("roll", sync_body() if request.get_data() else {}, "bad_request"
                     ).get("credential")
     with engine().begin() as conn:
-        credential = appliance_mod.roll_credential(conn, _appliance(conn), chosen)
+        credential = appliance_mod.roll_credential(conn, calling_appliance(conn), chosen)
     return jsonify(credential=credential)

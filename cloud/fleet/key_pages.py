@@ -8,8 +8,8 @@ from flask import render_template, request
 from flask_babel import gettext as _
 
 from cloud.core.trust import signing_keys
+from cloud.fleet.keys import SigningKeyError, activate_key, create_key, retire_key
 from cloud.sales.tables import tickets
-from cloud.sales.tickets import TicketError, activate_key, create_key, retire_key
 from cloud.web.web import actor, back, engine, ok, page_blueprint, refused, roles
 from cloud.web.words import rule_error
 
@@ -46,7 +46,7 @@ def activate(key_id: int):
     try:
         with engine().begin() as conn:
             activate_key(conn, key_id, actor=actor())
-    except TicketError as e:
+    except SigningKeyError as e:
         refused(rule_error(e))
     else:
         ok(_("Key %(id)s now signs new tickets.", id=key_id))
@@ -74,7 +74,7 @@ def retire(key_id: int):
     try:
         with engine().begin() as conn:
             retire_key(conn, key_id, actor=actor())
-    except TicketError as e:
+    except SigningKeyError as e:
         refused(rule_error(e))
     else:
         ok(_("Key %(id)s is retired: appliances no longer trust codes signed with it.",

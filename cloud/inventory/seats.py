@@ -15,14 +15,38 @@ import sqlalchemy as sa
 
 from cloud.catalog.tables import seats, sessions
 from cloud.core.audit import SYSTEM, record
+from cloud.core.errors import Code, HubError
 from cloud.inventory.tables import session_seats
 from sync.timeutil import utcnow
 
 CATEGORIES = ("sellable", "registered", "occupied", "emergency")
+MAX_CUSTOMER = 200
 
 
-class InventoryError(ValueError):
-    pass
+class InventoryError(HubError):
+    """A seat configuration change, reservation or sale of a seat that cannot be made."""
+
+    codes = {
+        "unknown_category": Code(422, "category must be one of %(categories)s"),
+        "seats_not_in_session": Code(422, "some seats are not in this session's configuration"),
+        "seat_sold": Code(409, "seat %(seat_id)s is sold"),
+        "seat_category_locked": Code(
+            409, "seat %(seat_id)s: after the configuration is confirmed only emergency seats "
+                 "may change category"),
+        "seats_not_reservable": Code(409, "only available sellable seats can be reserved"),
+        "seat_not_for_sale": Code(
+            409, "seat %(seat_id)s is not for sale in this session (sold, not sellable, or "
+                 "reserved for someone else)"),
+        "reservation_customer_bad": Code(
+            422, "give the name of the customer the seats are kept for (up to 200 characters)"),
+        "reservation_in_past": Code(422, "the reservation must end in the future"),
+        "unknown_session": Code(404, "no session %(session_id)s"),
+        "not_confirmed": Code(409, "session %(session_id)s: confirm the seat configuration "
+                                   "before the session goes on sale"),
+        "unknown_event": Code(404, "no event %(event_id)s"),
+        "session_ends_before_start": Code(422, "a session must end after it starts"),
+        "gates_open_after_start": Code(422, "gates must open before the session starts"),
+    }
 
 
 def _utc(dt):
@@ -61,7 +85,7 @@ def follow_venue_map(conn: sa.Connection, venue_id: int) -> None:
 def set_category(conn: sa.Connection, session_id: int, seat_ids: list[int],
                  category: str, actor: str = SYSTEM) -> None:
     if category not in CATEGORIES:
-        raise InventoryError(f"category must be one of {', '.join(CATEGORIES)}")
+        raise InventoryError("unknown_category", categories=", ".join(CATEGORIES))
     confirmed = conn.execute(sa.select(sessions.c.config_confirmed_at)
                              .where(sessions.c.id == session_id)).scalar()
     rows = conn.execute(sa.select(session_seats.c.seat_id, session_seats.c.category,
@@ -70,13 +94,12 @@ def set_category(conn: sa.Connection, session_id: int, seat_ids: list[int],
                                session_seats.c.seat_id.in_(seat_ids))
                         .with_for_update()).all()
     if len(rows) != len(set(seat_ids)):
-        raise InventoryError("some seats are not in this session's configuration")
+        raise InventoryError("seats_not_in_session")
     for r in rows:
         if r.status == "sold":
-            raise InventoryError(f"seat {r.seat_id} is sold")
+            raise InventoryError("seat_sold", seat_id=r.seat_id)
         if confirmed is not None and r.category != "emergency":
-            raise InventoryError(f"seat {r.seat_id}: after the configuration is confirmed only "
-                                 "emergency seats may change category")
+            raise InventoryError("seat_category_locked", seat_id=r.seat_id)
     conn.execute(sa.update(session_seats).where(
         session_seats.c.session_id == session_id, session_seats.c.seat_id.in_(seat_ids))
         .values(category=category))
@@ -92,6 +115,16 @@ def confirm_configuration(conn: sa.Connection, session_id: int, actor: str = SYS
 
 
 def put_on_sale(conn: sa.Connection, session_id: int, actor: str = SYSTEM) -> None:
+    """Open a session for sale, once its seat configuration is confirmed (a session already
+    on sale stays as it is)."""
+    s = conn.execute(sa.select(sessions.c.on_sale, sessions.c.config_confirmed_at)
+                     .where(sessions.c.id == session_id).with_for_update()).first()
+    if s is None:
+        raise InventoryError("unknown_session", session_id=session_id)
+    if s.on_sale:
+        return
+    if s.config_confirmed_at is None:
+        raise InventoryError("not_confirmed", session_id=session_id)
     conn.execute(sa.update(sessions).where(sessions.c.id == session_id).values(on_sale=True))
     record(conn, actor, "session.on_sale", f"session:{session_id}", {"on_sale": False},
            {"on_sale": True})
@@ -99,13 +132,19 @@ def put_on_sale(conn: sa.Connection, session_id: int, actor: str = SYSTEM) -> No
 
 def reserve(conn: sa.Connection, session_id: int, seat_ids: list[int], customer: str,
             until: datetime, actor: str = SYSTEM) -> None:
-    """Keep sellable seats for a named customer until a date."""
+    """Keep sellable seats for a named customer (1 to 200 characters) until a date in the
+    future."""
+    customer = customer.strip()
+    if not 1 <= len(customer) <= MAX_CUSTOMER:
+        raise InventoryError("reservation_customer_bad")
+    if until <= utcnow():
+        raise InventoryError("reservation_in_past")
     n = conn.execute(sa.update(session_seats).where(
         session_seats.c.session_id == session_id, session_seats.c.seat_id.in_(seat_ids),
         session_seats.c.category == "sellable", session_seats.c.status == "available")
         .values(reserved_for=customer, reserved_until=until)).rowcount
     if n != len(set(seat_ids)):
-        raise InventoryError("only available sellable seats can be reserved")
+        raise InventoryError("seats_not_reservable")
     record(conn, actor, "session.seats.reserve", f"session:{session_id}", None,
            {"seats": sorted(set(seat_ids)), "until": until.isoformat()})
 
@@ -122,8 +161,7 @@ def claim(conn: sa.Connection, session_id: int, seat_id: int, customer: str | No
         session_seats.c.status == "available", session_seats.c.category == "sellable", allowed)
         .values(status="sold").returning(session_seats.c.seat_id)).first()
     if got is None:
-        raise InventoryError(f"seat {seat_id} is not for sale in this session (sold, not "
-                             "sellable, or reserved for someone else)")
+        raise InventoryError("seat_not_for_sale", seat_id=seat_id)
 
 
 def release(conn: sa.Connection, session_id: int, seat_id: int) -> None:

@@ -1,90 +1,27 @@
-"""The hub's JSON API for staff tools, under ``/api/v1/`` (described in docs/openapi.json).
+"""The hub's JSON API for staff tools, under ``/api/v1/`` (described in docs/openapi.json): its
+tickets. (Venues: ``cloud/catalog/api.py``; conflicts: ``cloud/ops/api.py``.)
 
 Every call carries ``Authorization: Bearer <API token>``; the token acts with its staff
 member's role, and each route names the roles it admits (admin admits everywhere). Errors are
-``{"error": code, "message": words}`` with a 4xx status; a refused request changes nothing.
-Holder data leaves only masked.
+``{"error": code, "message": words, "params": {...}}`` with a 4xx status; a refused request
+changes nothing. Holder data leaves only masked.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
-from functools import wraps
 from typing import Any
 
 import sqlalchemy as sa
 from flask import g, jsonify, request
 
-from cloud.catalog.tables import venues
-from cloud.catalog.venues import VenueError, create_venue
-from cloud.ops.tables import conflicts
+from cloud.sales.selling import sell as sell_tickets
 from cloud.sales.tables import holders, tickets
-from cloud.sales.tickets import TicketError, TicketSpec, issue_tickets, revoke_ticket
+from cloud.sales.tickets import TicketSpec, revoke_ticket
 from cloud.staff import staff as staff_mod
-from cloud.web.http import ApiError, engine, json_blueprint, json_body
+from cloud.web.http import ApiError, api_actor, api_blueprint, engine, json_body, requires
 from sync.identity import mask_document, mask_name
-from sync.timeutil import to_iso
 
-bp = json_blueprint("api", "/api/v1")
-
-
-@bp.errorhandler(staff_mod.StaffError)
-def _staff_error(e: staff_mod.StaffError):
-    return jsonify(error=e.code, message=str(e)), 401
-
-
-@bp.errorhandler(TicketError)
-@bp.errorhandler(VenueError)
-def _refused(e: Exception):
-    return jsonify(error=getattr(e, "code", "refused"), message=str(e)), 409
-
-
-def requires(*roles: str) -> Callable:
-    """Admit API tokens of these roles (and admins)."""
-    def decorate(view: Callable) -> Callable:
-        @wraps(view)
-        def wrapper(*args, **kwargs):
-            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-            if scheme != "Bearer" or not token:
-                raise ApiError(401, "unauthorized", "missing Authorization: Bearer <token>")
-            with engine().connect() as conn:
-                who = staff_mod.token_staff(conn, token.strip())
-            if not staff_mod.admits(who.role, roles):
-                raise ApiError(403, "forbidden", f"the {who.role} role may not do this")
-            g.staff = who
-            return view(*args, **kwargs)
-        return wrapper
-    return decorate
-
-
-def _utc(dt: datetime) -> datetime:
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt
-
-
-def _actor() -> str:
-    return f"staff:{g.staff.id}"
-
-
-@bp.get("/venues")
-@requires("sales", "ops")
-def list_venues():
-    with engine().connect() as conn:
-        rows = conn.execute(sa.select(venues).order_by(venues.c.id)).all()
-    return jsonify(venues=[{"id": r.id, "code": r.code, "name": r.name, "address": r.address,
-                            "timezone": r.timezone} for r in rows])
-
-
-@bp.post("/venues")
-@requires()
-def post_venue():
-    b = json_body()
-    if not isinstance(b.get("code"), str) or not isinstance(b.get("name"), str):
-        raise ApiError(400, "bad_request", "code and name are required strings")
-    with engine().begin() as conn:
-        venue_id = create_venue(conn, b["code"], b["name"], str(b.get("address", "")),
-                                str(b.get("timezone", "Asia/Shanghai")), actor=_actor())
-    return jsonify(id=venue_id), 201
+bp = api_blueprint("api")
 
 
 def _ticket_json(conn: sa.Connection, t) -> dict[str, Any]:
@@ -134,7 +71,7 @@ def sell(session_id: int):
                                 price_tier_id=item.get("price_tier_id"), holder=holder,
                                 customer=item.get("customer")))
     with engine().begin() as conn:
-        issued = issue_tickets(conn, specs, actor=_actor())
+        issued = sell_tickets(conn, session_id, specs, actor=api_actor())
     return jsonify(tickets=[{"id": t.id, "number": t.number, "code": t.code} for t in issued]), 201
 
 
@@ -153,18 +90,6 @@ def refund(number: str):
                                  .where(tickets.c.number == number)).scalar()
         if ticket_id is None:
             raise ApiError(404, "not_found", f"no ticket {number}")
-        revoke_ticket(conn, ticket_id, "refunded", actor=_actor(), reason=reason,
+        revoke_ticket(conn, ticket_id, "refunded", actor=api_actor(), reason=reason,
                       supervisor=staff_mod.admits(g.staff.role, staff_mod.SUPERVISOR_ROLES))
     return jsonify(number=number, state="refunded")
-
-
-@bp.get("/conflicts")
-@requires("ops")
-def list_conflicts():
-    with engine().connect() as conn:
-        rows = conn.execute(sa.select(conflicts).order_by(conflicts.c.id.desc())
-                            .limit(500)).all()
-    return jsonify(conflicts=[{"id": r.id, "kind": r.kind, "ticket_id": r.ticket_id,
-                               "entry_ids": r.entry_ids, "detail": r.detail,
-                               "detected_at": to_iso(_utc(r.detected_at)),
-                               "reviewed": r.reviewed_at is not None} for r in rows])

@@ -17,15 +17,16 @@ from flask_babel import lazy_gettext
 
 from cloud.catalog.session_pages import session_or_404, session_rows
 from cloud.catalog.tables import price_tiers, seats, sessions, venues, zones
+from cloud.core.errors import HubError
 from cloud.fleet.tables import appliances, entries
+from cloud.sales.selling import sale_problems
+from cloud.sales.selling import sell as sell_tickets
 from cloud.sales.tables import holders, tickets
 from cloud.sales.tickets import (
     MAX_REFUND_REASON,
     MIN_REFUND_REASON,
-    TicketError,
     TicketSpec,
     admissions,
-    issue_tickets,
     revoke_ticket,
 )
 from cloud.staff.staff import SUPERVISOR_ROLES
@@ -196,7 +197,7 @@ def confirm_revoke(number: str, action: str):
     return _ticket_page(number, "tickets/revoke.html", action=action)
 
 
-def _revoke_refusal(e: TicketError) -> str:
+def _revoke_refusal(e: HubError) -> str:
     if e.code == "admitted_needs_supervisor":
         return _("This ticket has admitted someone at a gate: only a supervisor (an admin) may "
                  "refund it, with a reason.")
@@ -216,7 +217,7 @@ def revoke(number: str, action: str):
             revoke_ticket(conn, t.id, REVOKE[action], actor=actor(),
                           supervisor=can(*SUPERVISOR_ROLES),
                           reason=request.form.get("reason", "")[:1000])
-    except TicketError as e:
+    except HubError as e:
         refused(_revoke_refusal(e))
         if e.code == "reason_required":
             return back("tickets.confirm_revoke", number=number, action=action)
@@ -256,6 +257,49 @@ def sell_form(session_id: int):
     return _sale_form(session_id, {"seating": "seat"}, {})
 
 
+# Which field of the sale form a refusal of the sale's rules belongs beside, and the words
+# the form says it in; a refusal not listed here is shown above the form.
+SALE_FIELDS = {
+    "not_on_sale": ("session", lazy_gettext("This session is not on sale.")),
+    "unknown_zone": ("zone_id", lazy_gettext("Choose one of this venue's zones.")),
+    "tier_required": ("price_tier_id", lazy_gettext("Choose a price.")),
+    "tier_not_for_session": ("price_tier_id", lazy_gettext("Choose a price.")),
+    "holder_name_missing": ("holder_name", lazy_gettext("The holder's name as on the document.")),
+    "holder_name_bad": ("holder_name", lazy_gettext("A name of up to 200 printable characters.")),
+    "document_unknown_type": ("doc_type", lazy_gettext("Choose the document type.")),
+}
+
+
+def _seating(conn: sa.Connection, s, f: dict, errors: dict) -> tuple[int | None, int]:
+    """The seat (by level, row and number at the session's venue) or the zone the form asks
+    for; what cannot be found is marked in ``errors``."""
+    seat_id, zone_id = None, 0
+    if f["seating"] == "seat":
+        for key in ("level", "row", "number"):
+            if not f[key]:
+                errors[key] = _("Required for a seated ticket.")
+        if not errors:
+            seat_id = conn.execute(sa.select(seats.c.id).where(
+                seats.c.venue_id == s.venue_id, seats.c.level == f["level"],
+                seats.c.row == f["row"], seats.c.number == f["number"])).scalar()
+            if seat_id is None:
+                errors["number"] = _("There is no such seat at this venue.")
+    elif f["seating"] == "general":
+        if f["zone_id"]:
+            zone_id = int(f["zone_id"]) if f["zone_id"].isdigit() else -1
+    else:
+        errors["seating"] = _("Choose a seat or general admission.")
+    return seat_id, zone_id
+
+
+def _holder(f: dict, errors: dict) -> tuple[str, str, str] | None:
+    if not (f["holder_name"] or f["doc_number"]):
+        return None
+    if f["doc_type"] and not f["doc_number"]:
+        errors["doc_number"] = _("The document number.")
+    return f["holder_name"], f["doc_type"], f["doc_number"]
+
+
 @bp.post("/box-office/<int:session_id>")
 @roles("sales")
 def sell(session_id: int):
@@ -267,63 +311,20 @@ def sell(session_id: int):
     errors: dict[str, str] = {}
     with engine().connect() as conn:
         s = session_or_404(conn, session_id)
-        seat_id = None
-        zone_id = 0
-        if f["seating"] == "seat":
-            for key in ("level", "row", "number"):
-                if not f[key]:
-                    errors[key] = _("Required for a seated ticket.")
-            if not errors:
-                seat = conn.execute(sa.select(seats).where(
-                    seats.c.venue_id == s.venue_id, seats.c.level == f["level"],
-                    seats.c.row == f["row"], seats.c.number == f["number"])).first()
-                if seat is None:
-                    errors["number"] = _("There is no such seat at this venue.")
-                else:
-                    seat_id = seat.id
-        elif f["seating"] == "general":
-            if f["zone_id"]:
-                zone_id = conn.execute(sa.select(zones.c.id).where(
-                    zones.c.venue_id == s.venue_id,
-                    zones.c.id == (int(f["zone_id"]) if f["zone_id"].isdigit() else -1))
-                ).scalar()
-                if zone_id is None:
-                    errors["zone_id"] = _("Choose one of this venue's zones.")
-        else:
-            errors["seating"] = _("Choose a seat or general admission.")
-        tier_ids = set(conn.execute(sa.select(price_tiers.c.id)
-                                    .where(price_tiers.c.session_id == session_id)).scalars())
-    tier_id = int(f["price_tier_id"]) if f["price_tier_id"].isdigit() else None
-    if tier_ids and tier_id not in tier_ids:
-        errors["price_tier_id"] = _("Choose a price.")
-    holder = None
-    if f["holder_name"] or f["doc_number"]:
-        if not f["holder_name"]:
-            errors["holder_name"] = _("The holder's name as on the document.")
-        elif len(f["holder_name"]) > 200 or not f["holder_name"].isprintable():
-            errors["holder_name"] = _("A name of up to 200 printable characters.")
-        if f["doc_type"] not in DOC_TYPES:
-            errors["doc_type"] = _("Choose the document type.")
-        elif not f["doc_number"]:
-            errors["doc_number"] = _("The document number.")
-        else:
-            try:
-                normalize_document(f["doc_type"], f["doc_number"])
-            except DocumentError as e:
-                errors["doc_number"] = rule_error(e)
-        holder = (f["holder_name"], f["doc_type"], f["doc_number"])
-    if not s.on_sale:
-        errors["session"] = _("This session is not on sale.")
+        seat_id, zone_id = _seating(conn, s, f, errors)
+        spec = TicketSpec(session_id=session_id, seat_id=seat_id, zone_id=zone_id,
+                          price_tier_id=int(f["price_tier_id"]) if f["price_tier_id"].isdigit()
+                          else None, holder=_holder(f, errors), customer=f["customer"] or None)
+        for problem in sale_problems(conn, session_id, spec):
+            field, words = SALE_FIELDS.get(problem.code, ("doc_number", None))
+            errors.setdefault(field, str(words) if words else rule_error(problem))
     if errors:
         refused(_("No ticket was issued: see the marked fields."))
         return _sale_form(session_id, keep, errors, 422)
     try:
         with engine().begin() as conn:
-            issued = issue_tickets(conn, [TicketSpec(
-                session_id=session_id, seat_id=seat_id, zone_id=zone_id or 0,
-                price_tier_id=tier_id, holder=holder, customer=f["customer"] or None)],
-                actor=actor())[0]
-    except TicketError as e:
+            issued = sell_tickets(conn, session_id, [spec], actor=actor())[0]
+    except HubError as e:
         refused(_("No ticket was issued: %(why)s", why=rule_error(e)))
         return _sale_form(session_id, keep, {}, 409)
     ok(_("Ticket %(number)s issued.", number=issued.number))

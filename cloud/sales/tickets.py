@@ -1,8 +1,9 @@
-"""Signing keys, events and sessions, and tickets with signed codes.
+"""Tickets with signed codes: issued (the one writer of ticket rows), revoked, and given the
+RFID chips the printing house assigned.
 
-Every change an appliance needs (keys, sessions, holders, tickets, revocations) is written to
-the change log of each venue it concerns, in the transaction that makes it: a ticket sold and
-refunded in one second still reaches the venue as a sale and a revocation, in that order.
+Every change an appliance needs (holders, tickets, revocations) is written to the change log of
+each venue it concerns, in the transaction that makes it: a ticket sold and refunded in one
+second still reaches the venue as a sale and a revocation, in that order.
 """
 
 from __future__ import annotations
@@ -10,23 +11,23 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from cryptography.hazmat.primitives import serialization
 
-from cloud.catalog.tables import events, price_tiers, seats, sessions, venues, zones
+from cloud.catalog.tables import price_tiers, seats, sessions, zones
 from cloud.core.audit import SYSTEM, record
 from cloud.core.changes import next_values, record_change, record_changes
-from cloud.core.trust import signing_keys
+from cloud.core.errors import Code, HubError
+from cloud.fleet.keys import active_key
 from cloud.fleet.tables import entries
 from cloud.inventory import seats as inventory
 from cloud.sales.tables import holders, tickets
 from sync import codes, numbers
 from sync.changes import normalize_uid
 from sync.identity import DocumentError, normalize_document
-from sync.keys import SigningKey, generate_signing_key
+from sync.keys import SigningKey
 from sync.timeutil import to_iso, utcnow
 
 KINDS = {codes.Kind.SESSION: "session", codes.Kind.SESSIONS: "sessions",
@@ -35,163 +36,52 @@ ROLES = {codes.Role.TICKET: "ticket", codes.Role.STAFF: "staff",
          codes.Role.REGISTERED: "registered"}
 
 
-class TicketError(ValueError):
-    """A sale, key or session request that cannot be carried out; the message says why and
-    ``code`` which refusal it is (``refused`` unless a caller needs to tell them apart)."""
+# What is wrong with a holder's document number (sync/identity.py DocumentError codes), in
+# general words; the refusal itself carries the precise sentence.
+DOCUMENT_PROBLEMS = {
+    "bad_birth_date": "the birth date in the document number is not a real date",
+    "bad_length": "the document number has the wrong length",
+    "bad_characters": "the document number has characters this document does not use",
+    "bad_region": "the document number does not start as this document's do",
+    "bad_check_digit": "the check digit does not match: the number is mistyped",
+    "unknown_type": "unknown document type",
+}
 
-    def __init__(self, message: str, code: str = "refused"):
-        super().__init__(message)
-        self.code = code
+
+class TicketError(HubError):
+    """A sale or a revocation that cannot be carried out."""
+
+    codes = {
+        "unknown_session": Code(404, "unknown session in %(scope)s"),
+        "session_required": Code(422, "a session ticket needs a session"),
+        "not_on_sale": Code(409, "session %(session_id)s is not on sale"),
+        "unknown_seat": Code(404, "no seat %(seat_id)s"),
+        "seat_not_sellable": Code(409, "seat %(seat)s cannot be sold"),
+        "unknown_zone": Code(422, "zone %(zone_id)s is not one of this venue's zones"),
+        "tier_required": Code(422, "this session is sold at a price: choose one of its price "
+                                   "tiers"),
+        "tier_not_for_session": Code(422, "price tier %(tier_id)s is not one of this "
+                                          "session's"),
+        "holder_name_missing": Code(422, "the holder's name is missing"),
+        "holder_name_bad": Code(422, "the holder's name must be up to 200 printable "
+                                     "characters"),
+        **{f"document_{code}": Code(422, message) for code, message in DOCUMENT_PROBLEMS.items()},
+        "code_out_of_range": Code(422, "cannot issue this ticket: %(detail)s"),
+        "seat_taken": Code(409, "a seat already has a live ticket for this session"),
+        "bad_revoke_state": Code(422, "a ticket is revoked as void or refunded, not "
+                                      "'%(state)s'"),
+        "unknown_ticket": Code(404, "no ticket %(ticket)s"),
+        "not_live": Code(409, "ticket %(ticket)s is already %(state)s"),
+        "admitted_needs_supervisor": Code(
+            409, "ticket %(ticket)s has admitted someone (%(admissions)s admissions): only a "
+                 "supervisor may refund it, with a reason"),
+        "reason_required": Code(
+            409, "say why a ticket that has admitted someone is refunded (%(low)s to %(high)s "
+                 "characters)"),
+    }
 
 
 MIN_REFUND_REASON, MAX_REFUND_REASON = 4, 200
-
-
-def _utc(dt: datetime | None) -> datetime | None:
-    """Times read back from SQLite come without a zone; they were written in UTC."""
-    if dt is None or dt.tzinfo is not None:
-        return dt
-    return dt.replace(tzinfo=UTC)
-
-
-def _all_venues(conn: sa.Connection) -> list[int]:
-    return [r[0] for r in conn.execute(sa.select(venues.c.id))]
-
-
-def key_change(row) -> dict:
-    change = {"type": "key", "op": "upsert", "key_id": row.key_id, "public_key": row.public_key}
-    if row.retired_at is not None:
-        change["retired_at"] = to_iso(_utc(row.retired_at))
-    return change
-
-
-# -- signing keys ---------------------------------------------------------------------------
-
-
-def create_key(conn: sa.Connection, now: datetime | None = None, actor: str = SYSTEM) -> int:
-    """A new key, published to every venue; it signs nothing until activated."""
-    used = {r[0] for r in conn.execute(sa.select(signing_keys.c.key_id))}
-    free = [k for k in range(1, 256) if k not in used]
-    if not free:
-        raise TicketError("all 255 key ids are in use")
-    key = generate_signing_key(free[0])
-    pem = key.private_key.private_bytes(serialization.Encoding.PEM,
-                                        serialization.PrivateFormat.PKCS8,
-                                        serialization.NoEncryption()).decode("ascii")
-    conn.execute(sa.insert(signing_keys).values(
-        key_id=key.key_id, public_key=key.public_key_b64(), private_pem=pem, state="published",
-        created_at=now or utcnow()))
-    row = conn.execute(sa.select(signing_keys).where(signing_keys.c.key_id == key.key_id)).one()
-    for venue_id in _all_venues(conn):
-        record_change(conn, venue_id, key_change(row))
-    record(conn, actor, "key.create", f"key:{key.key_id}", None, {"state": "published"})
-    return key.key_id
-
-
-def activate_key(conn: sa.Connection, key_id: int, actor: str = SYSTEM,
-                 force: bool = False) -> None:
-    """Make a published key the one that signs; the previous one stays trusted.
-
-    Refused while an active appliance has not yet reported the key in a heartbeat (unless
-    ``force``): an offline venue must be able to check every code sold."""
-    from cloud.fleet.appliances import lacking_key
-
-    state = conn.execute(sa.select(signing_keys.c.state)
-                         .where(signing_keys.c.key_id == key_id)).scalar()
-    if state != "published":
-        raise TicketError(f"key {key_id} is {state or 'unknown'}; only a published key can sign")
-    lacking = [] if force else lacking_key(conn, key_id)
-    if lacking:
-        raise TicketError(f"key {key_id}: {len(lacking)} active appliance(s) have not yet "
-                          f"reported having it (appliance {lacking[0]} first); activate it "
-                          "after they have synced")
-    conn.execute(sa.update(signing_keys).where(signing_keys.c.state == "active")
-                 .values(state="published"))
-    conn.execute(sa.update(signing_keys).where(signing_keys.c.key_id == key_id)
-                 .values(state="active"))
-    record(conn, actor, "key.activate", f"key:{key_id}", {"state": "published"},
-           {"state": "active"})
-
-
-def retire_key(conn: sa.Connection, key_id: int, now: datetime | None = None,
-               actor: str = SYSTEM) -> None:
-    """Stop trusting a key: appliances refuse codes signed with it that their allowlist does not
-    list. The active key cannot be retired; activate its successor first."""
-    state = conn.execute(sa.select(signing_keys.c.state)
-                         .where(signing_keys.c.key_id == key_id)).scalar()
-    if state is None:
-        raise TicketError(f"no key {key_id}")
-    if state == "active":
-        raise TicketError(f"key {key_id} is the active key; activate another one first")
-    conn.execute(sa.update(signing_keys).where(signing_keys.c.key_id == key_id)
-                 .values(state="retired", retired_at=now or utcnow()))
-    row = conn.execute(sa.select(signing_keys).where(signing_keys.c.key_id == key_id)).one()
-    for venue_id in _all_venues(conn):
-        record_change(conn, venue_id, key_change(row))
-    record(conn, actor, "key.retire", f"key:{key_id}", {"state": state}, {"state": "retired"})
-
-
-def active_key(conn: sa.Connection) -> SigningKey:
-    row = conn.execute(sa.select(signing_keys.c.key_id, signing_keys.c.private_pem)
-                       .where(signing_keys.c.state == "active")).first()
-    if row is None:
-        raise TicketError("no active signing key: create one and activate it")
-    private = serialization.load_pem_private_key(row.private_pem.encode("ascii"), password=None)
-    return SigningKey(row.key_id, private)
-
-
-# -- events and sessions --------------------------------------------------------------------
-
-
-def create_event(conn: sa.Connection, code: str, name: str, actor: str = SYSTEM) -> int:
-    if conn.execute(sa.select(events.c.id).where(events.c.code == code)).first():
-        raise TicketError(f"an event with code {code!r} exists already")
-    event_id = conn.execute(sa.insert(events).values(code=code, name=name)
-                            ).inserted_primary_key[0]
-    record(conn, actor, "event.create", f"event:{event_id}", None, {"code": code, "name": name})
-    return event_id
-
-
-def create_session(conn: sa.Connection, event_id: int, venue_id: int, name: str,
-                   starts_at: datetime, ends_at: datetime,
-                   gates_open_at: datetime | None = None, actor: str = SYSTEM) -> int:
-    if ends_at <= starts_at:
-        raise TicketError("a session must end after it starts")
-    if gates_open_at is not None and gates_open_at > starts_at:
-        raise TicketError("gates must open before the session starts")
-    session_id = conn.execute(sa.insert(sessions).values(
-        event_id=event_id, venue_id=venue_id, name=name, starts_at=starts_at, ends_at=ends_at,
-        gates_open_at=gates_open_at)).inserted_primary_key[0]
-    inventory.copy_venue_map(conn, session_id, venue_id)
-    change = {"type": "session", "op": "upsert", "id": session_id, "venue_id": venue_id,
-              "name": name, "starts_at": to_iso(starts_at), "ends_at": to_iso(ends_at)}
-    if gates_open_at is not None:
-        change["gates_open_at"] = to_iso(gates_open_at)
-    record_change(conn, venue_id, change)
-    record(conn, actor, "session.create", f"session:{session_id}", None,
-           {"venue_id": venue_id, "name": name, "starts_at": to_iso(starts_at)})
-    return session_id
-
-
-def add_price_tier(conn: sa.Connection, session_id: int, code: str, name: str, amount: int,
-                   currency: str = "CNY", actor: str = SYSTEM) -> int:
-    """A price for a session, as an integer amount in the minor unit (fen for CNY)."""
-    if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
-        raise TicketError("a price is a whole, non-negative number of fen (cents)")
-    if len(currency) != 3 or not currency.isalpha() or not currency.isupper():
-        raise TicketError("currency is a three-letter ISO 4217 code such as CNY")
-    if conn.execute(sa.select(price_tiers.c.id).where(price_tiers.c.session_id == session_id,
-                                                      price_tiers.c.code == code)).first():
-        raise TicketError(f"this session has a price tier {code!r} already")
-    tier_id = conn.execute(sa.insert(price_tiers).values(
-        session_id=session_id, code=code, name=name, amount=amount, currency=currency)
-    ).inserted_primary_key[0]
-    record(conn, actor, "price_tier.create", f"price_tier:{tier_id}", None,
-           {"session_id": session_id, "code": code, "amount": amount, "currency": currency})
-    return tier_id
-
-
-# -- tickets --------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -230,71 +120,114 @@ def issue_tickets(conn: sa.Connection, specs: list[TicketSpec],
                   now: datetime | None = None, actor: str = SYSTEM) -> list[Issued]:
     """Issue tickets with signed codes and send each to every venue it admits to, in the
     caller's transaction. Statements are per batch, not per ticket: a sale of one seat and a
-    load of 100,000 take the same path."""
+    load of 100,000 take the same path. This is the one writer of tickets; a sale goes
+    through :func:`cloud.sales.selling.sell`, which checks what a sale needs first."""
     now = now or utcnow()
     key = active_key(conn)
-    seat_ids = {s.seat_id for s in specs if s.seat_id is not None}
-    seat_rows = {r.id: r for r in conn.execute(sa.select(seats).where(seats.c.id.in_(seat_ids)))
-                 } if seat_ids else {}
-    scopes = [(s.session_id,) if s.kind is codes.Kind.SESSION else tuple(sorted(set(s.scope)))
-              for s in specs]
-    session_ids = {sid for spec, sc in zip(specs, scopes, strict=True)
-                   if spec.kind is not codes.Kind.VENUES for sid in sc}
-    session_venue = dict(conn.execute(sa.select(sessions.c.id, sessions.c.venue_id)
-                                      .where(sessions.c.id.in_(session_ids))).all())
-    holder_rows = []
-    for spec, scope in zip(specs, scopes, strict=True):
-        if spec.kind is codes.Kind.SESSION and spec.session_id is None:
-            raise TicketError("a session ticket needs a session")
-        if spec.kind is not codes.Kind.VENUES and any(sid not in session_venue for sid in scope):
-            raise TicketError(f"unknown session in {list(scope)}")
-        if spec.seat_id is not None:
-            seat = seat_rows.get(spec.seat_id)
-            if seat is None:
-                raise TicketError(f"no seat {spec.seat_id}")
-            if seat.removed or seat.damaged:
-                raise TicketError(f"seat {seat.level}-{seat.row}-{seat.number} cannot be sold")
-        if spec.holder is not None:
-            name, doc_type, number = spec.holder
-            try:
-                number = normalize_document(doc_type, number)
-            except DocumentError as e:
-                raise TicketError(str(e)) from None
-            holder_rows.append({"name": name, "doc_type": doc_type, "doc_number": number})
-    # claim the seats in seat order, so that two batches never wait on each other in a circle
-    # (a pass with a fixed seat holds that seat in every one of its sessions)
-    claims = [(seat_session, spec.seat_id, spec.customer)
-              for spec, scope in zip(specs, scopes, strict=True)
-              if spec.seat_id is not None and spec.kind is not codes.Kind.VENUES
-              for seat_session in scope]
-    for seat_session, seat_id, customer in sorted(claims, key=lambda c: (c[1], c[0])):
-        try:
-            inventory.claim(conn, seat_session, seat_id, customer, now)
-        except inventory.InventoryError as e:
-            raise TicketError(str(e)) from None
-    tier_ids = {s.price_tier_id for s in specs if s.price_tier_id is not None}
-    tiers = {r.id: r for r in conn.execute(sa.select(price_tiers)
-                                           .where(price_tiers.c.id.in_(tier_ids)))}
-    for spec in specs:
-        tier = tiers.get(spec.price_tier_id)
-        if spec.price_tier_id is not None and (
-                tier is None or spec.kind is not codes.Kind.SESSION
-                or tier.session_id != spec.session_id):
-            raise TicketError(f"price tier {spec.price_tier_id} is not one of this session's")
+    batch = _Batch.load(conn, specs)
+    holder_rows = [_holder_row(spec) for spec in specs if spec.holder is not None]
+    _claim_seats(conn, batch, now)
     holder_ids = iter(conn.execute(
         sa.insert(holders).returning(holders.c.id, sort_by_parameter_order=True), holder_rows
     ).scalars().all() if holder_rows else [])
     holder_rows_iter = iter(holder_rows)
-
     issued, ticket_rows, changes = [], [], []
     fresh_numbers = iter(new_numbers(conn, len(specs)))
-    for ticket_id, spec, scope in zip(next_values(conn, "ticket", len(specs)), specs, scopes,
-                                      strict=True):
-        seat = seat_rows.get(spec.seat_id) if spec.seat_id is not None else None
+    for ticket_id, spec, scope in zip(next_values(conn, "ticket", len(specs)), specs,
+                                      batch.scopes, strict=True):
+        holder_id = holder_change = None
+        if spec.holder is not None:
+            holder_id, h = next(holder_ids), next(holder_rows_iter)
+            holder_change = {"type": "holder", "op": "upsert", "id": holder_id, **h}
+        row, seat_label = batch.row(ticket_id, spec, scope, key, next(fresh_numbers), holder_id,
+                                    now)
+        ticket_rows.append(row)
+        change = ticket_change(row, seat_label)
+        for venue_id in row["venues"]:
+            if holder_change:
+                changes.append((venue_id, holder_change))
+            changes.append((venue_id, change))
+        issued.append(Issued(ticket_id, row["number"], row["code"]))
+    try:
+        conn.execute(sa.insert(tickets), ticket_rows)
+    except sa.exc.IntegrityError:
+        raise TicketError("seat_taken") from None
+    record_changes(conn, changes, now)
+    record(conn, actor, "ticket.issue", f"tickets:{issued[0].id}..{issued[-1].id}",
+           None, {"count": len(issued), "first": issued[0].id, "last": issued[-1].id})
+    return issued
+
+
+def _holder_row(spec: TicketSpec) -> dict[str, str]:
+    name, doc_type, number = spec.holder
+    return {"name": name, "doc_type": doc_type, "doc_number": normal_document(doc_type, number)}
+
+
+def normal_document(doc_type: str, number: str) -> str:
+    """A holder's document number as stored, or a refusal coded by what is wrong with it."""
+    try:
+        return normalize_document(doc_type, number)
+    except DocumentError as e:
+        raise TicketError(f"document_{e.code}", str(e)) from None
+
+
+@dataclass
+class _Batch:
+    """What a batch of tickets refers to, read once and checked: seats, sessions, price tiers."""
+
+    specs: list[TicketSpec]
+    scopes: list[tuple[int, ...]]
+    seat_rows: dict[int, Any]
+    session_venue: dict[int, int]
+    tiers: dict[int, Any]
+
+    @classmethod
+    def load(cls, conn: sa.Connection, specs: list[TicketSpec]) -> _Batch:
+        seat_ids = {s.seat_id for s in specs if s.seat_id is not None}
+        seat_rows = {r.id: r for r in conn.execute(sa.select(seats).where(
+            seats.c.id.in_(seat_ids)))} if seat_ids else {}
+        scopes = [(s.session_id,) if s.kind is codes.Kind.SESSION
+                  else tuple(sorted(set(s.scope))) for s in specs]
+        session_ids = {sid for spec, sc in zip(specs, scopes, strict=True)
+                       if spec.kind is not codes.Kind.VENUES for sid in sc}
+        session_venue = dict(conn.execute(sa.select(sessions.c.id, sessions.c.venue_id)
+                                          .where(sessions.c.id.in_(session_ids))).all())
+        tier_ids = {s.price_tier_id for s in specs if s.price_tier_id is not None}
+        tiers = {r.id: r for r in conn.execute(sa.select(price_tiers)
+                                               .where(price_tiers.c.id.in_(tier_ids)))}
+        batch = cls(specs, scopes, seat_rows, session_venue, tiers)
+        batch.check()
+        return batch
+
+    def check(self) -> None:
+        for spec, scope in zip(self.specs, self.scopes, strict=True):
+            if spec.kind is codes.Kind.SESSION and spec.session_id is None:
+                raise TicketError("session_required")
+            if spec.kind is not codes.Kind.VENUES and any(
+                    sid not in self.session_venue for sid in scope):
+                raise TicketError("unknown_session", scope=list(scope))
+            if spec.seat_id is not None:
+                seat = self.seat_rows.get(spec.seat_id)
+                if seat is None:
+                    raise TicketError("unknown_seat", seat_id=spec.seat_id)
+                if seat.removed or seat.damaged:
+                    raise TicketError("seat_not_sellable", seat=_label(seat))
+            if spec.holder is not None:
+                normal_document(spec.holder[1], spec.holder[2])
+        for spec in self.specs:
+            tier = self.tiers.get(spec.price_tier_id)
+            if spec.price_tier_id is not None and (
+                    tier is None or spec.kind is not codes.Kind.SESSION
+                    or tier.session_id != spec.session_id):
+                raise TicketError("tier_not_for_session", tier_id=spec.price_tier_id)
+
+    def row(self, ticket_id: int, spec: TicketSpec, scope: tuple[int, ...], key: SigningKey,
+            number: str, holder_id: int | None, now: datetime) -> tuple[dict, str | None]:
+        """The ticket's row, its code signed, and its seat's label."""
+        seat = self.seat_rows.get(spec.seat_id) if spec.seat_id is not None else None
         zone_id = seat.zone_id if seat is not None else spec.zone_id
-        seat_label = f"{seat.level}-{seat.row}-{seat.number}" if seat is not None else None
         venue_ids = (sorted(scope) if spec.kind is codes.Kind.VENUES
-                     else sorted({session_venue[sid] for sid in scope}))
+                     else sorted({self.session_venue[sid] for sid in scope}))
         payload = codes.TicketPayload(
             ticket_id=ticket_id, kind=spec.kind, scope=scope, role=spec.role, zone=zone_id,
             seat=spec.seat_id, valid_from=spec.valid_from, valid_until=spec.valid_until,
@@ -302,13 +235,9 @@ def issue_tickets(conn: sa.Connection, specs: list[TicketSpec],
         try:
             code = codes.encode(payload, key)
         except codes.OutOfRange as e:
-            raise TicketError(f"cannot issue this ticket: {e}") from None
-        number = next(fresh_numbers)
-        holder_id = holder_change = None
-        if spec.holder is not None:
-            holder_id, h = next(holder_ids), next(holder_rows_iter)
-            holder_change = {"type": "holder", "op": "upsert", "id": holder_id, **h}
-        ticket_rows.append({
+            raise TicketError("code_out_of_range", detail=str(e)) from None
+        tier = self.tiers.get(spec.price_tier_id) if spec.price_tier_id else None
+        return {
             "id": ticket_id, "number": number, "kind": KINDS[spec.kind], "role": ROLES[spec.role],
             "session_id": spec.session_id if spec.kind is codes.Kind.SESSION else None,
             "scope": list(scope), "venues": venue_ids, "zone_id": zone_id,
@@ -316,22 +245,24 @@ def issue_tickets(conn: sa.Connection, specs: list[TicketSpec],
             "valid_until": spec.valid_until, "daily_limit": spec.daily_limit, "serial": 0,
             "key_id": key.key_id, "code": code, "state": "issued", "rfid_uid": spec.rfid_uid,
             "holder_id": holder_id, "issued_at": now, "price_tier_id": spec.price_tier_id,
-            "amount": tiers[spec.price_tier_id].amount if spec.price_tier_id else 0,
-            "currency": tiers[spec.price_tier_id].currency if spec.price_tier_id else "CNY"})
-        change = ticket_change(ticket_rows[-1], seat_label)
-        for venue_id in venue_ids:
-            if holder_change:
-                changes.append((venue_id, holder_change))
-            changes.append((venue_id, change))
-        issued.append(Issued(ticket_id, number, code))
-    try:
-        conn.execute(sa.insert(tickets), ticket_rows)
-    except sa.exc.IntegrityError:
-        raise TicketError("a seat already has a live ticket for this session") from None
-    record_changes(conn, changes, now)
-    record(conn, actor, "ticket.issue", f"tickets:{issued[0].id}..{issued[-1].id}",
-           None, {"count": len(issued), "first": issued[0].id, "last": issued[-1].id})
-    return issued
+            "amount": tier.amount if tier is not None else 0,
+            "currency": tier.currency if tier is not None else "CNY",
+        }, _label(seat) if seat is not None else None
+
+
+def _label(seat: Any) -> str:
+    return f"{seat.level}-{seat.row}-{seat.number}"
+
+
+def _claim_seats(conn: sa.Connection, batch: _Batch, now: datetime) -> None:
+    """Claim the seats in seat order, so that two batches never wait on each other in a circle
+    (a pass with a fixed seat holds that seat in every one of its sessions)."""
+    claims = [(seat_session, spec.seat_id, spec.customer)
+              for spec, scope in zip(batch.specs, batch.scopes, strict=True)
+              if spec.seat_id is not None and spec.kind is not codes.Kind.VENUES
+              for seat_session in scope]
+    for seat_session, seat_id, customer in sorted(claims, key=lambda c: (c[1], c[0])):
+        inventory.claim(conn, seat_session, seat_id, customer, now)
 
 
 NUMBER_LOOKUP_CHUNK = 1000
@@ -363,8 +294,8 @@ def ticket_change(t: Any, seat_label: str | None) -> dict:
               "state": t["state"], "code_digest": codes.digest(t["code"]),
               "rfid_uid": t["rfid_uid"], "holder_id": t["holder_id"]}
     if t["valid_from"] is not None:
-        change.update(valid_from=to_iso(_utc(t["valid_from"])),
-                      valid_until=to_iso(_utc(t["valid_until"])))
+        change.update(valid_from=to_iso(t["valid_from"]),
+                      valid_until=to_iso(t["valid_until"]))
     return change
 
 
@@ -384,26 +315,24 @@ def revoke_ticket(conn: sa.Connection, ticket_id: int, state: str = "refunded",
     unless a supervisor confirms it (``supervisor``) with a ``reason`` of 4 to 200 characters
     (``reason_required``), which the audit record keeps with the number of admissions."""
     if state not in ("void", "refunded"):
-        raise TicketError(f"a ticket is revoked as void or refunded, not {state!r}")
+        raise TicketError("bad_revoke_state", state=state)
     row = conn.execute(sa.select(tickets.c.venues, tickets.c.state, tickets.c.kind,
                                  tickets.c.scope, tickets.c.seat_id)
                        .where(tickets.c.id == ticket_id).with_for_update()).first()
     if row is None:
-        raise TicketError(f"no ticket {ticket_id}", "not_found")
+        raise TicketError("unknown_ticket", ticket=ticket_id)
     if row.state != "issued":
-        raise TicketError(f"ticket {ticket_id} is already {row.state}", "not_live")
+        raise TicketError("not_live", ticket=ticket_id, state=row.state)
     after: dict[str, Any] = {"state": state}
     admitted = admissions(conn, ticket_id) if state == "refunded" else 0
     if admitted:
         if not supervisor:
-            raise TicketError(f"ticket {ticket_id} has admitted someone ({admitted} "
-                              "admissions): only a supervisor may refund it, with a reason",
-                              "admitted_needs_supervisor")
+            raise TicketError("admitted_needs_supervisor", ticket=ticket_id,
+                              admissions=admitted)
         why = " ".join(reason.split())
         if not MIN_REFUND_REASON <= len(why) <= MAX_REFUND_REASON:
-            raise TicketError(f"say why a ticket that has admitted someone is refunded "
-                              f"({MIN_REFUND_REASON} to {MAX_REFUND_REASON} characters)",
-                              "reason_required")
+            raise TicketError("reason_required", low=MIN_REFUND_REASON,
+                              high=MAX_REFUND_REASON)
         after.update(admissions=admitted, reason=why)
     conn.execute(sa.update(tickets).where(tickets.c.id == ticket_id).values(state=state))
     record(conn, actor, f"ticket.{'void' if state == 'void' else 'refund'}",

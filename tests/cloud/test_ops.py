@@ -12,22 +12,18 @@ import pytest
 import sqlalchemy as sa
 
 from cloud.app import create_app
+from cloud.catalog.events import create_event
 from cloud.catalog.venues import add_gate, add_lane, add_zone, create_venue
 from cloud.core.audit import audit_log
 from cloud.core.db import init_db
 from cloud.fleet import appliances
+from cloud.fleet.keys import activate_key, create_key
 from cloud.fleet.tables import entries
+from cloud.inventory.sessions import create_session
 from cloud.ops import alerts
 from cloud.ops import attendance as ops
 from cloud.ops.tables import entry_minutes
-from cloud.sales.tickets import (
-    activate_key,
-    create_event,
-    create_key,
-    create_session,
-    issue_ticket,
-    revoke_ticket,
-)
+from cloud.sales.tickets import issue_ticket, revoke_ticket
 from sync import codes
 from sync.ids import uuid7
 from sync.numbers import is_number

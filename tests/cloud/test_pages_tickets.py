@@ -7,11 +7,11 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
+from cloud.catalog.events import add_price_tier
 from cloud.core.audit import audit_log
 from cloud.core.changes import change_log
 from cloud.inventory import seats as inventory
 from cloud.sales.tables import tickets
-from cloud.sales.tickets import add_price_tier
 from sync.sample import resident_id
 from tests.cloud.pagekit import build_hub, post, text
 

@@ -8,10 +8,13 @@ import pytest
 import sqlalchemy as sa
 
 from cloud.app import create_app
+from cloud.catalog.events import create_event
 from cloud.catalog.venues import add_zone, create_venue
 from cloud.core.db import init_db
 from cloud.fleet import appliances
-from cloud.sales.tickets import activate_key, create_event, create_key, create_session, issue_ticket
+from cloud.fleet.keys import activate_key, create_key
+from cloud.inventory.sessions import create_session
+from cloud.sales.tickets import issue_ticket
 from sync.ids import uuid7
 from sync.timeutil import to_iso, utcnow
 

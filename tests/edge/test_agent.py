@@ -15,17 +15,13 @@ import sqlalchemy as sa
 from werkzeug.serving import make_server
 
 from cloud.app import create_app
+from cloud.catalog.events import create_event
 from cloud.catalog.venues import add_gate, add_zone, create_venue
 from cloud.core.db import init_db
 from cloud.fleet import appliances
-from cloud.sales.tickets import (
-    activate_key,
-    create_event,
-    create_key,
-    create_session,
-    issue_ticket,
-    revoke_ticket,
-)
+from cloud.fleet.keys import activate_key, create_key
+from cloud.inventory.sessions import create_session
+from cloud.sales.tickets import issue_ticket, revoke_ticket
 from edge import config as config_mod
 from edge import db as db_mod
 from edge import snapshot
