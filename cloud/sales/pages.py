@@ -15,10 +15,10 @@ from flask import abort, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext
 
-from cloud.catalog.session_pages import session_or_404, session_rows
 from cloud.catalog.tables import price_tiers, seats, sessions, venues, zones
 from cloud.core.errors import HubError
 from cloud.fleet.tables import appliances, entries
+from cloud.inventory.pages import session_or_404, session_rows
 from cloud.sales.selling import sale_problems
 from cloud.sales.selling import sell as sell_tickets
 from cloud.sales.tables import holders, tickets
