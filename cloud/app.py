@@ -90,7 +90,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     for bp in (sync_api.bp, ops_api.sync_bp, api.bp, catalog_api.bp, ops_api.bp):
         app.register_blueprint(bp)
-    init_pages(app, [auth.bp, venue_pages.bp, session_pages.bp, ticket_pages.bp,
-                     appliance_pages.bp, key_pages.bp, staff_pages.bp, conflict_pages.bp,
-                     ops_pages.bp, ops_pages.wall_bp])
+    init_pages(app, [auth.bp, venue_pages.bp, session_pages.bp, session_pages.seat_map_bp,
+                     ticket_pages.bp, appliance_pages.bp, appliance_pages.allowlist_bp,
+                     key_pages.bp, staff_pages.bp, conflict_pages.bp, ops_pages.bp,
+                     ops_pages.wall_bp])
     return app

@@ -4,15 +4,12 @@ CSV. Everyone reads; only admins change a venue."""
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Response, abort, render_template, request
+from flask import abort, render_template, request
 from flask_babel import gettext as _
 
 from cloud.catalog.errors import CatalogError
 from cloud.catalog.tables import gate_zones, gates, seats, venues, zones
 from cloud.catalog.venues import add_gate, add_zone, create_venue, update_gate
-from cloud.core.trust import signing_keys
-from cloud.fleet.allowlist_export import ExportError, export_allowlist
-from cloud.inventory.seat_map import export_seats_csv, import_seats_csv
 from cloud.web.web import actor, back, engine, int_field, ok, page_blueprint, refused, roles
 from cloud.web.words import rule_error
 from sync.changes import REALNAME_MODES
@@ -69,7 +66,7 @@ def create():
     return _index(form, 422)
 
 
-def _detail(venue_id: int, status: int = 200, **extra):
+def venue_page(venue_id: int, status: int = 200, **extra):
     with engine().connect() as conn:
         v = venue_or_404(conn, venue_id)
         zone_rows = conn.execute(
@@ -96,7 +93,7 @@ def _detail(venue_id: int, status: int = 200, **extra):
 @bp.get("/<int:venue_id>")
 @roles("sales", "ops")
 def detail(venue_id: int):
-    return _detail(venue_id)
+    return venue_page(venue_id)
 
 
 @bp.post("/<int:venue_id>/zones")
@@ -105,14 +102,14 @@ def create_zone(venue_id: int):
     code, name = request.form.get("code", "").strip(), request.form.get("name", "").strip()
     if not code or len(code) > CODE_MAX or not name:
         refused(_("A zone needs a code (up to 40 characters) and a name."))
-        return _detail(venue_id, 422)
+        return venue_page(venue_id, 422)
     try:
         with engine().begin() as conn:
             venue_or_404(conn, venue_id)
             add_zone(conn, venue_id, code, name, actor=actor())
     except CatalogError as e:
         refused(rule_error(e))
-        return _detail(venue_id, 422)
+        return venue_page(venue_id, 422)
     ok(_("Zone %(code)s added.", code=code))
     return back("venues.detail", venue_id=venue_id)
 
@@ -152,7 +149,7 @@ def create_gate(venue_id: int):
             error = rule_error(e)
     if error:
         refused(error)
-        return _detail(venue_id, 422)
+        return venue_page(venue_id, 422)
     ok(_("Gate %(code)s added.", code=code))
     return back("venues.detail", venue_id=venue_id)
 
@@ -201,75 +198,3 @@ def edit_gate(venue_id: int, gate_id: int):
         return _gate_page(venue_id, gate_id, 422)
     ok(_("Gate saved: the venue's appliances take it at their next sync."))
     return back("venues.detail", venue_id=venue_id)
-
-
-def _csv_text(data: bytes) -> str | None:
-    """UTF-8 (with or without BOM), else GB 18030 as spreadsheets in China save it."""
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    return None
-
-
-@bp.post("/<int:venue_id>/seats")
-@roles()
-def import_seats(venue_id: int):
-    upload = request.files.get("file")
-    if upload is None or not upload.filename:
-        refused(_("Choose a CSV file to import."))
-        return _detail(venue_id, 422)
-    text = _csv_text(upload.read())
-    if text is None:
-        refused(_("The file is neither UTF-8 nor GB 18030 text: save it as CSV (UTF-8)."))
-        return _detail(venue_id, 422)
-    with engine().begin() as conn:
-        venue_or_404(conn, venue_id)
-        report = import_seats_csv(conn, venue_id, text, actor=actor())
-    if not report.ok:
-        refused(_("The seat map was not changed: %(n)s row errors. Fix them and import the "
-                  "whole file again.", n=len(report.errors)))
-        return _detail(venue_id, 422, import_errors=report.errors)
-    ok(_("Seat map imported: %(created)s new, %(updated)s changed, %(unchanged)s unchanged.",
-         created=report.created, updated=report.updated, unchanged=report.unchanged))
-    return back("venues.detail", venue_id=venue_id)
-
-
-@bp.get("/<int:venue_id>/seats.csv")
-@roles("sales", "ops")
-def export_seats(venue_id: int):
-    with engine().connect() as conn:
-        v = venue_or_404(conn, venue_id)
-        text = export_seats_csv(conn, venue_id)
-    return Response("\ufeff" + text, mimetype="text/csv",
-                    headers={"Content-Disposition":
-                             f'attachment; filename="seats-venue-{v.id}.csv"'})
-
-
-@bp.get("/<int:venue_id>/allowlist")
-@roles()
-def confirm_export_allowlist(venue_id: int):
-    with engine().connect() as conn:
-        v = venue_or_404(conn, venue_id)
-        key_id = conn.execute(sa.select(signing_keys.c.key_id)
-                              .where(signing_keys.c.state == "active")).scalar()
-    return render_template("venues/export_allowlist.html", venue=v, key_id=key_id)
-
-
-@bp.post("/<int:venue_id>/allowlist")
-@roles()
-def export_allowlist_file(venue_id: int):
-    """The signed file, for an appliance without the network: audited, admins only (it carries
-    holder data as the sync does)."""
-    try:
-        with engine().begin() as conn:
-            venue_or_404(conn, venue_id)
-            export = export_allowlist(conn, venue_id, actor())
-    except ExportError:  # the venue exists: what can fail is the key
-        refused(_("There is no active signing key: create one and activate it on the Keys "
-                  "page first."))
-        return back("venues.confirm_export_allowlist", venue_id=venue_id)
-    return Response(export.data, mimetype="application/x-ndjson",
-                    headers={"Content-Disposition": f'attachment; filename="{export.name}"',
-                             "Cache-Control": "no-store"})

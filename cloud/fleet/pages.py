@@ -8,12 +8,14 @@ from __future__ import annotations
 import json
 
 import sqlalchemy as sa
-from flask import abort, current_app, render_template, request
+from flask import Response, abort, current_app, render_template, request
 from flask_babel import gettext as _
 
 from cloud.catalog.tables import venues
-from cloud.catalog.venue_pages import all_venues
+from cloud.catalog.venue_pages import all_venues, venue_or_404
+from cloud.core.trust import signing_keys
 from cloud.fleet import appliances as appliance_mod
+from cloud.fleet.allowlist_export import ExportError, export_allowlist
 from cloud.fleet.tables import appliance_commands, appliances
 from cloud.ops.attendance import read_report
 from cloud.web.query import query_int
@@ -31,6 +33,8 @@ from cloud.web.web import (
 from sync.timeutil import to_iso, utcnow
 
 bp = page_blueprint("appliances", "/appliances")
+# a venue's signed allowlist file, for an appliance without the network
+allowlist_bp = page_blueprint("allowlist", "/venues")
 SKEW_WARN_MS = 2000
 STALE_AFTER_S = 300
 
@@ -180,3 +184,31 @@ def revoke(appliance_id: int):
     ok(_("%(name)s is revoked: every call it makes is refused, and it wipes its personal data.",
          name=a.name))
     return back("appliances.index")
+
+
+@allowlist_bp.get("/<int:venue_id>/allowlist")
+@roles()
+def confirm_export_allowlist(venue_id: int):
+    with engine().connect() as conn:
+        v = venue_or_404(conn, venue_id)
+        key_id = conn.execute(sa.select(signing_keys.c.key_id)
+                              .where(signing_keys.c.state == "active")).scalar()
+    return render_template("venues/export_allowlist.html", venue=v, key_id=key_id)
+
+
+@allowlist_bp.post("/<int:venue_id>/allowlist")
+@roles()
+def export_allowlist_file(venue_id: int):
+    """The signed file, for an appliance without the network: audited, admins only (it carries
+    holder data as the sync does)."""
+    try:
+        with engine().begin() as conn:
+            venue_or_404(conn, venue_id)
+            export = export_allowlist(conn, venue_id, actor())
+    except ExportError:  # the venue exists: what can fail is the key
+        refused(_("There is no active signing key: create one and activate it on the Keys "
+                  "page first."))
+        return back("allowlist.confirm_export_allowlist", venue_id=venue_id)
+    return Response(export.data, mimetype="application/x-ndjson",
+                    headers={"Content-Disposition": f'attachment; filename="{export.name}"',
+                             "Cache-Control": "no-store"})

@@ -7,15 +7,16 @@ from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
 import sqlalchemy as sa
-from flask import abort, render_template, request
+from flask import Response, abort, render_template, request
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext
 
 from cloud.catalog.events import add_price_tier, create_event
 from cloud.catalog.tables import events, price_tiers, seats, sessions, venues, zones
-from cloud.catalog.venue_pages import all_venues
+from cloud.catalog.venue_pages import all_venues, venue_or_404, venue_page
 from cloud.core.errors import HubError
 from cloud.inventory import seats as inventory
+from cloud.inventory.seat_map import export_seats_csv, import_seats_csv
 from cloud.inventory.sessions import create_session
 from cloud.inventory.tables import session_seats
 from cloud.web.query import query_text
@@ -34,6 +35,8 @@ from cloud.web.words import rule_error
 from sync.timeutil import utcnow
 
 bp = page_blueprint("sessions", "/sessions")
+# the venue map's CSV, on the venue's page
+seat_map_bp = page_blueprint("seat_map", "/venues")
 SEAT_PAGE = 1000
 
 
@@ -302,3 +305,50 @@ def seat_action(session_id: int):
         return _seats_page(session_id, zone, row, 422)
     ok(message)
     return back("sessions.seat_list", session_id=session_id, zone=zone, row=row)
+
+
+# -- the venue's seat map -------------------------------------------------------------------
+
+
+def _csv_text(data: bytes) -> str | None:
+    """UTF-8 (with or without BOM), else GB 18030 as spreadsheets in China save it."""
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return None
+
+
+@seat_map_bp.post("/<int:venue_id>/seats")
+@roles()
+def import_seats(venue_id: int):
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        refused(_("Choose a CSV file to import."))
+        return venue_page(venue_id, 422)
+    text = _csv_text(upload.read())
+    if text is None:
+        refused(_("The file is neither UTF-8 nor GB 18030 text: save it as CSV (UTF-8)."))
+        return venue_page(venue_id, 422)
+    with engine().begin() as conn:
+        venue_or_404(conn, venue_id)
+        report = import_seats_csv(conn, venue_id, text, actor=actor())
+    if not report.ok:
+        refused(_("The seat map was not changed: %(n)s row errors. Fix them and import the "
+                  "whole file again.", n=len(report.errors)))
+        return venue_page(venue_id, 422, import_errors=report.errors)
+    ok(_("Seat map imported: %(created)s new, %(updated)s changed, %(unchanged)s unchanged.",
+         created=report.created, updated=report.updated, unchanged=report.unchanged))
+    return back("venues.detail", venue_id=venue_id)
+
+
+@seat_map_bp.get("/<int:venue_id>/seats.csv")
+@roles("sales", "ops")
+def export_seats(venue_id: int):
+    with engine().connect() as conn:
+        v = venue_or_404(conn, venue_id)
+        text = export_seats_csv(conn, venue_id)
+    return Response("\ufeff" + text, mimetype="text/csv",
+                    headers={"Content-Disposition":
+                             f'attachment; filename="seats-venue-{v.id}.csv"'})
