@@ -76,13 +76,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from cloud.catalog import api as catalog_api
     from cloud.catalog import venue_pages
     from cloud.fleet import api as sync_api
-    from cloud.fleet import key_pages
     from cloud.fleet import pages as appliance_pages
     from cloud.inventory import pages as session_pages
     from cloud.ops import api as ops_api
     from cloud.ops import conflict_pages
     from cloud.ops import pages as ops_pages
-    from cloud.sales import api
+    from cloud.sales import api, key_pages
     from cloud.sales import pages as ticket_pages
     from cloud.staff import pages as staff_pages
     from cloud.web import auth

@@ -1,5 +1,5 @@
 """Signing keys: a new key is published to every venue, then activated to sign; an old one is
-retired. Admins only."""
+retired. Each key shows how many tickets it signed. Admins only."""
 
 from __future__ import annotations
 
