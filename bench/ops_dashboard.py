@@ -45,6 +45,7 @@ from cloud.fleet.tables import entries  # noqa: E402
 from cloud.inventory.sessions import create_session  # noqa: E402
 from cloud.ops import alerts  # noqa: E402
 from cloud.ops import attendance as ops  # noqa: E402
+from cloud.ops import devices as ops_devices  # noqa: E402
 from cloud.ops.pages import dashboard_data  # noqa: E402
 from cloud.ops.tables import entry_minutes  # noqa: E402
 from cloud.sales.tables import tickets  # noqa: E402
@@ -265,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         with hub_engine.connect() as conn:
             data_ms = timed(lambda: dashboard_data(conn, live))
             attendance_ms = timed(lambda: ops.attendance(conn, live))
-            appliances_ms = timed(lambda: ops.appliance_status(conn))
+            appliances_ms = timed(lambda: ops_devices.appliance_status(conn))
             raw = raw_attendance(conn, live)
             raw_ms = timed(lambda: raw_attendance(conn, live), runs=3)
             count_ms = timed(lambda: conn.execute(sa.text("SELECT count(*) FROM entries")

@@ -16,8 +16,8 @@ from cloud.catalog.venue_pages import all_venues, venue_or_404
 from cloud.core.trust import signing_keys
 from cloud.fleet import appliances as appliance_mod
 from cloud.fleet.allowlist_export import ExportError, export_allowlist
+from cloud.fleet.report import read_report
 from cloud.fleet.tables import appliance_commands, appliances
-from cloud.ops.attendance import read_report
 from cloud.web.query import query_int
 from cloud.web.web import (
     actor,

@@ -24,6 +24,7 @@ from cloud.core.audit import SYSTEM, audit_log, record
 from cloud.core.changes import counters
 from cloud.fleet.tables import appliances
 from cloud.ops import attendance as ops
+from cloud.ops import devices as ops_devices
 from cloud.ops.tables import alert_rules, alerts, entry_minutes
 from sync.timeutil import to_iso, utcnow
 
@@ -135,7 +136,7 @@ def evaluate(conn: sa.Connection, now: datetime | None = None,
         return Evaluation(ran=False)
     rules = get_rules(conn)
     firing: dict[tuple[str, str], Firing] = {}
-    status = ops.appliance_status(
+    status = ops_devices.appliance_status(
         conn, now, timedelta(minutes=rules["appliance_offline"].threshold))
     _appliance_rules(rules, status, firing)
     _entry_rules(conn, rules, now, firing)

@@ -1,4 +1,6 @@
-"""Central ops: attendance, appliances and their devices, conflicts — what the ops pages show.
+"""Central ops: attendance — entries counted as they arrive, and read back per session, gate,
+lane and zone for the dashboard. (Appliances and devices: ``devices.py``; conflicts:
+``conflicts.py``.)
 
 Attendance is read from ``entry_minutes``, counted per session, venue, lane, zone and minute in
 the transaction that stores the entries (:func:`count_entries`, called by the entries push),
@@ -9,8 +11,8 @@ pass is counted once per entry, in the session it entered.
 
 Lanes lead to gates through the hub's ``lanes`` table, or else through the lanes each appliance
 reports in its heartbeat (``appliance_lanes``); an entry's zone is its ticket's zone, or
-else the zone of its gate when the gate admits exactly one. Appliances are read from what
-their last heartbeat reported (:func:`read_report`). Plain functions on a connection; no Flask.
+else the zone of its gate when the gate admits exactly one. Plain functions on a connection;
+no Flask.
 """
 
 from __future__ import annotations
@@ -25,26 +27,16 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from cloud.catalog.tables import events, gate_zones, gates, lanes, sessions, venues, zones
-from cloud.core.audit import record
-from cloud.core.changes import change_log
-from cloud.fleet.tables import appliance_lanes, appliances, entries
-from cloud.ops.tables import conflicts, entered_tickets, entry_minutes, session_sold
+from cloud.fleet.tables import appliance_lanes, appliances
+from cloud.ops.tables import entered_tickets, entry_minutes, session_sold
 from cloud.sales.tables import tickets
-from sync.timeutil import from_iso, to_iso, utcnow
+from sync.timeutil import to_iso, utcnow
 
 RATE_WINDOW = timedelta(minutes=5)   # "entries per minute now" is the mean over this window
 CHART_MINUTES = 60
 LIVE_BEFORE = timedelta(hours=3)     # a session is live from this long before it starts
 LIVE_AFTER = timedelta(hours=2)      # ... until this long after it ends
-DEVICE_UP = "up"
-ACTIVE_GATE = timedelta(minutes=10)
-LAG_COUNT_CAP = 100_000
-MAX_NOTE = 1000
 MANUAL = "manual"  # the scan kind of a ticket number typed by staff (never an override)
-
-
-class OpsError(ValueError):
-    """A refused ops action (unknown conflict, bad note); the message says why."""
 
 
 def as_utc(dt: datetime | None) -> datetime | None:
@@ -257,86 +249,14 @@ def attendance(conn: sa.Connection, session_ids: list[int], now: datetime | None
         .join(venues, venues.c.id == sessions.c.venue_id)
         .where(sessions.c.id.in_(session_ids))
         .order_by(sessions.c.starts_at, sessions.c.id)).all()
-    ids = [s.id for s in session_rows]
-    venue_ids = sorted({s.venue_id for s in session_rows})
-    sold = sold_counts(conn, session_rows) if ids else {}
-    em = entry_minutes.c
-    sums = [sa.func.sum(em.admitted_in).label("admitted_in"),
-            sa.func.sum(em.admitted_out).label("admitted_out"),
-            sa.func.sum(em.refused).label("refused"),
-            sa.func.sum(em.first_in).label("first_in"),
-            sa.func.sum(em.manual_in).label("manual_in")]
-    rows = conn.execute(sa.select(em.session_id, em.venue_id, em.lane, em.zone_id, *sums)
-                        .where(em.session_id.in_(ids))
-                        .group_by(em.session_id, em.venue_id, em.lane, em.zone_id)).all(
-                        ) if ids else []
-    # scans refused before any session was known (unknown or forged codes, a ticket of no
-    # session) count where they happened: at the venues shown, while their sessions are live
-    spans: dict[int, list[datetime]] = {}
-    for s in session_rows:
-        lo, hi = as_utc(s.starts_at) - LIVE_BEFORE, as_utc(s.ends_at) + LIVE_AFTER
-        span = spans.setdefault(s.venue_id, [lo, hi])
-        span[0], span[1] = min(span[0], lo), max(span[1], hi)
-    sessionless = conn.execute(
-        sa.select(em.venue_id, em.lane, em.zone_id, sa.func.sum(em.refused).label("refused"))
-        .where(em.session_id == 0, sa.or_(*(
-            sa.and_(em.venue_id == venue_id, em.minute >= lo, em.minute <= hi)
-            for venue_id, (lo, hi) in spans.items())))
-        .group_by(em.venue_id, em.lane, em.zone_id)).all() if spans else []
-    since_rate = minute_of(now) - RATE_WINDOW + timedelta(minutes=1)
-    recent = conn.execute(sa.select(em.session_id, em.venue_id, em.lane,
-                                    sa.func.sum(em.admitted_in).label("n"))
-                          .where(em.session_id.in_(ids), em.minute >= since_rate)
-                          .group_by(em.session_id, em.venue_id, em.lane)).all() if ids else []
-    start = minute_of(now) - timedelta(minutes=minutes - 1)
-    series = {minute_of(m): int(n or 0) for m, n in conn.execute(
-        sa.select(em.minute, sa.func.sum(em.admitted_in)).where(
-            em.session_id.in_(ids), em.minute >= start).group_by(em.minute))} if ids else {}
-
-    lane_of = lane_map(conn, venue_ids)
-    gate_rows = {g.id: g for g in conn.execute(sa.select(gates.c.id, gates.c.venue_id,
-                                                         gates.c.code, gates.c.name)
-                                               .where(gates.c.venue_id.in_(venue_ids)))}
-    zone_rows = {z.id: z for z in conn.execute(sa.select(zones.c.id, zones.c.code,
-                                                         zones.c.name)
-                                               .where(zones.c.venue_id.in_(venue_ids)))}
-    venue_name = {s.venue_id: s.venue for s in session_rows}
-    per_session = {s.id: _numbers() for s in session_rows}
-    by_venue: dict[int, dict[str, Any]] = {}
-    by_zone: dict[tuple[int, int], dict[str, Any]] = {}
-    by_gate: dict[tuple[int, int | None, str], dict[str, Any]] = {}
-
-    def gate_key(venue_id: int, lane: str) -> tuple[int, int | None, str]:
-        known = lane_of.get((venue_id, lane))
-        return (venue_id, known.gate_id, "") if known else (venue_id, None, lane)
-
-    for r in rows:
-        _add(per_session[r.session_id], r)
-        _add(by_venue.setdefault(r.venue_id, _numbers()), r)
-        _add(by_zone.setdefault((r.venue_id, r.zone_id), _numbers()), r)
-        _add(by_gate.setdefault(gate_key(r.venue_id, r.lane), _numbers()), r)
-    only_session = {v: [s.id for s in session_rows if s.venue_id == v] for v in spans}
-    for r in sessionless:
-        n = int(r.refused or 0)
-        if len(only_session[r.venue_id]) == 1:
-            per_session[only_session[r.venue_id][0]]["refused"] += n
-        by_venue.setdefault(r.venue_id, _numbers())["refused"] += n
-        by_zone.setdefault((r.venue_id, r.zone_id), _numbers())["refused"] += n
-        by_gate.setdefault(gate_key(r.venue_id, r.lane), _numbers())["refused"] += n
-    rate_session: dict[int, float] = defaultdict(float)
-    rate_venue: dict[int, float] = defaultdict(float)
-    rate_gate: dict[tuple, float] = defaultdict(float)
-    per_min = RATE_WINDOW.total_seconds() / 60
-    for r in recent:
-        rate_session[r.session_id] += int(r.n or 0) / per_min
-        rate_venue[r.venue_id] += int(r.n or 0) / per_min
-        rate_gate[gate_key(r.venue_id, r.lane)] += int(r.n or 0) / per_min
-
+    read = _Minutes.read(conn, session_rows, now, minutes)
+    tally = _Tally.count(conn, session_rows, read)
+    sold = sold_counts(conn, session_rows) if read.ids else {}
     out_sessions = []
     totals = {**_numbers(), "sold": 0, "passes": 0, "rate": 0.0}
     for s in session_rows:
-        n = {**per_session[s.id], **sold.get(s.id, {"sold": 0, "passes": 0}),
-             "rate": round(rate_session[s.id], 1)}
+        n = {**tally.per_session[s.id], **sold.get(s.id, {"sold": 0, "passes": 0}),
+             "rate": round(tally.rate_session[s.id], 1)}
         for k in totals:
             totals[k] += n[k]
         out_sessions.append({
@@ -344,269 +264,143 @@ def attendance(conn: sa.Connection, session_ids: list[int], now: datetime | None
             "venue_id": s.venue_id, "venue": s.venue, "starts_at": iso(s.starts_at),
             "ends_at": iso(s.ends_at), "gates_open_at": iso(s.gates_open_at), **n})
     totals["rate"] = round(totals["rate"], 1)
-    totals["refused"] += sum(int(r.refused or 0) for r in sessionless
-                             if len(only_session[r.venue_id]) != 1)
-    return {
-        "at": to_iso(now),
-        "sessions": out_sessions,
-        "totals": totals,
-        "by_venue": [{"venue_id": v, "venue": venue_name.get(v, str(v)), **n,
-                      "rate": round(rate_venue[v], 1)} for v, n in sorted(by_venue.items())],
-        "by_zone": [{"venue_id": v, "venue": venue_name.get(v, str(v)), "zone_id": z or None,
-                     "zone": zone_rows[z].name if z in zone_rows else None, **n}
-                    for (v, z), n in sorted(by_zone.items())],
-        "by_gate": sorted(({"venue_id": k[0], "venue": venue_name.get(k[0], str(k[0])),
-                            "gate_id": k[1],
-                            "gate": gate_rows[k[1]].name if k[1] in gate_rows else None,
-                            "lane": k[2] or None, **n, "rate": round(rate_gate[k], 1)}
-                           for k, n in by_gate.items()),
-                          key=lambda g: (g["venue_id"], g["gate"] or "", g["lane"] or "")),
-        "rate": [{"minute": to_iso(start + timedelta(minutes=i)),
-                  "entries": series.get(start + timedelta(minutes=i), 0)}
-                 for i in range(minutes)],
-    }
+    totals["refused"] += sum(int(r.refused or 0) for r in read.sessionless
+                             if len(tally.only_session[r.venue_id]) != 1)
+    return {"at": to_iso(now), "sessions": out_sessions, "totals": totals,
+            **tally.breakdowns(session_rows),
+            "rate": [{"minute": to_iso(read.start + timedelta(minutes=i)),
+                      "entries": read.series.get(read.start + timedelta(minutes=i), 0)}
+                     for i in range(minutes)]}
+
+
+@dataclass
+class _Minutes:
+    """The ``entry_minutes`` rows of some sessions, summed as the dashboard needs them."""
+
+    ids: list[int]
+    rows: list[Any]
+    sessionless: list[Any]
+    recent: list[Any]
+    series: dict[datetime, int]
+    spans: dict[int, list[datetime]]
+    start: datetime
+
+    @classmethod
+    def read(cls, conn: sa.Connection, session_rows: list[Any], now: datetime,
+             minutes: int) -> _Minutes:
+        ids = [s.id for s in session_rows]
+        em = entry_minutes.c
+        sums = [sa.func.sum(em.admitted_in).label("admitted_in"),
+                sa.func.sum(em.admitted_out).label("admitted_out"),
+                sa.func.sum(em.refused).label("refused"),
+                sa.func.sum(em.first_in).label("first_in"),
+                sa.func.sum(em.manual_in).label("manual_in")]
+        rows = conn.execute(sa.select(em.session_id, em.venue_id, em.lane, em.zone_id, *sums)
+                            .where(em.session_id.in_(ids))
+                            .group_by(em.session_id, em.venue_id, em.lane, em.zone_id)).all(
+                            ) if ids else []
+        # scans refused before any session was known (unknown or forged codes, a ticket of no
+        # session) count where they happened: at the venues shown, while their sessions are live
+        spans: dict[int, list[datetime]] = {}
+        for s in session_rows:
+            lo, hi = as_utc(s.starts_at) - LIVE_BEFORE, as_utc(s.ends_at) + LIVE_AFTER
+            span = spans.setdefault(s.venue_id, [lo, hi])
+            span[0], span[1] = min(span[0], lo), max(span[1], hi)
+        sessionless = conn.execute(
+            sa.select(em.venue_id, em.lane, em.zone_id, sa.func.sum(em.refused).label("refused"))
+            .where(em.session_id == 0, sa.or_(*(
+                sa.and_(em.venue_id == venue_id, em.minute >= lo, em.minute <= hi)
+                for venue_id, (lo, hi) in spans.items())))
+            .group_by(em.venue_id, em.lane, em.zone_id)).all() if spans else []
+        since_rate = minute_of(now) - RATE_WINDOW + timedelta(minutes=1)
+        recent = conn.execute(sa.select(em.session_id, em.venue_id, em.lane,
+                                        sa.func.sum(em.admitted_in).label("n"))
+                              .where(em.session_id.in_(ids), em.minute >= since_rate)
+                              .group_by(em.session_id, em.venue_id, em.lane)).all(
+                              ) if ids else []
+        start = minute_of(now) - timedelta(minutes=minutes - 1)
+        series = {minute_of(m): int(n or 0) for m, n in conn.execute(
+            sa.select(em.minute, sa.func.sum(em.admitted_in)).where(
+                em.session_id.in_(ids), em.minute >= start).group_by(em.minute))} if ids else {}
+        return cls(ids, rows, sessionless, recent, series, spans, start)
+
+
+@dataclass
+class _Tally:
+    """The minutes added up per session, venue, zone and gate, with entries per minute now."""
+
+    lane_of: dict[tuple[int, str], Lane]
+    gate_rows: dict[int, Any]
+    zone_rows: dict[int, Any]
+    only_session: dict[int, list[int]]
+    per_session: dict[int, dict[str, Any]]
+    by_venue: dict[int, dict[str, Any]] = field(default_factory=dict)
+    by_zone: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
+    by_gate: dict[tuple[int, int | None, str], dict[str, Any]] = field(default_factory=dict)
+    rate_session: dict[int, float] = field(default_factory=lambda: defaultdict(float))
+    rate_venue: dict[int, float] = field(default_factory=lambda: defaultdict(float))
+    rate_gate: dict[tuple, float] = field(default_factory=lambda: defaultdict(float))
+
+    @classmethod
+    def count(cls, conn: sa.Connection, session_rows: list[Any], read: _Minutes) -> _Tally:
+        venue_ids = sorted({s.venue_id for s in session_rows})
+        tally = cls(
+            lane_of=lane_map(conn, venue_ids),
+            gate_rows={g.id: g for g in conn.execute(
+                sa.select(gates.c.id, gates.c.venue_id, gates.c.code, gates.c.name)
+                .where(gates.c.venue_id.in_(venue_ids)))},
+            zone_rows={z.id: z for z in conn.execute(
+                sa.select(zones.c.id, zones.c.code, zones.c.name)
+                .where(zones.c.venue_id.in_(venue_ids)))},
+            only_session={v: [s.id for s in session_rows if s.venue_id == v]
+                          for v in read.spans},
+            per_session={s.id: _numbers() for s in session_rows})
+        for r in read.rows:
+            _add(tally.per_session[r.session_id], r)
+            _add(tally.by_venue.setdefault(r.venue_id, _numbers()), r)
+            _add(tally.by_zone.setdefault((r.venue_id, r.zone_id), _numbers()), r)
+            _add(tally.by_gate.setdefault(tally.gate_key(r.venue_id, r.lane), _numbers()), r)
+        for r in read.sessionless:
+            n = int(r.refused or 0)
+            if len(tally.only_session[r.venue_id]) == 1:
+                tally.per_session[tally.only_session[r.venue_id][0]]["refused"] += n
+            tally.by_venue.setdefault(r.venue_id, _numbers())["refused"] += n
+            tally.by_zone.setdefault((r.venue_id, r.zone_id), _numbers())["refused"] += n
+            tally.by_gate.setdefault(tally.gate_key(r.venue_id, r.lane), _numbers()
+                                     )["refused"] += n
+        per_min = RATE_WINDOW.total_seconds() / 60
+        for r in read.recent:
+            tally.rate_session[r.session_id] += int(r.n or 0) / per_min
+            tally.rate_venue[r.venue_id] += int(r.n or 0) / per_min
+            tally.rate_gate[tally.gate_key(r.venue_id, r.lane)] += int(r.n or 0) / per_min
+        return tally
+
+    def gate_key(self, venue_id: int, lane: str) -> tuple[int, int | None, str]:
+        known = self.lane_of.get((venue_id, lane))
+        return (venue_id, known.gate_id, "") if known else (venue_id, None, lane)
+
+    def breakdowns(self, session_rows: list[Any]) -> dict[str, list[dict[str, Any]]]:
+        venue_name = {s.venue_id: s.venue for s in session_rows}
+        return {
+            "by_venue": [{"venue_id": v, "venue": venue_name.get(v, str(v)), **n,
+                          "rate": round(self.rate_venue[v], 1)}
+                         for v, n in sorted(self.by_venue.items())],
+            "by_zone": [{"venue_id": v, "venue": venue_name.get(v, str(v)), "zone_id": z or None,
+                         "zone": self.zone_rows[z].name if z in self.zone_rows else None, **n}
+                        for (v, z), n in sorted(self.by_zone.items())],
+            "by_gate": sorted(({"venue_id": k[0], "venue": venue_name.get(k[0], str(k[0])),
+                                "gate_id": k[1],
+                                "gate": self.gate_rows[k[1]].name if k[1] in self.gate_rows
+                                else None,
+                                "lane": k[2] or None, **n, "rate": round(self.rate_gate[k], 1)}
+                               for k, n in self.by_gate.items()),
+                              key=lambda g: (g["venue_id"], g["gate"] or "", g["lane"] or "")),
+        }
 
 
 # ---------------------------------------------------------------------------------------------
 # Appliances and devices
 
 
-@dataclass
-class Device:
-    id: str
-    kind: str = ""
-    lane: str | None = None
-    state: str = "unknown"
-    last_scan_at: str | None = None
-    since: str | None = None  # when the device entered its state
-    errors: int = 0
-    error: str | None = None
-
-
-@dataclass
-class Report:
-    """What an appliance's last heartbeat said, read leniently: a missing field is None."""
-
-    version: str | None = None
-    allowlist_cursor: int | None = None
-    queued: int | None = None
-    oldest_queued_at: datetime | None = None
-    refused: int | None = None
-    last_pull_ok_at: datetime | None = None
-    last_push_ok_at: datetime | None = None
-    devices: list[Device] = field(default_factory=list)
-
-
-def _first(d: dict, *paths: str) -> Any:
-    for path in paths:
-        v: Any = d
-        for part in path.split("."):
-            v = v.get(part) if isinstance(v, dict) else None
-        if v is not None:
-            return v
-    return None
-
-
-def _int(v: Any) -> int | None:
-    return v if isinstance(v, int) and not isinstance(v, bool) else None
-
-
-def _time(v: Any) -> datetime | None:
-    if not isinstance(v, str):
-        return None
-    try:
-        return from_iso(v)
-    except ValueError:
-        return None
-
-
-def read_report(reported: Any) -> Report:
-    """The fields ops need from a heartbeat's ``state``; anything malformed reads as unknown."""
-    r = reported if isinstance(reported, dict) else {}
-    version = _first(r, "software_version", "version")
-    devices = []
-    for d in _first(r, "devices") or []:
-        if not isinstance(d, dict) or d.get("id") is None:
-            continue
-        errors = _first(d, "errors", "error_count")
-        error = _first(d, "error", "last_error", "detail", "state_detail")
-        devices.append(Device(
-            id=str(d["id"])[:80], kind=str(d.get("kind") or "")[:40],
-            lane=str(d["lane"])[:40] if d.get("lane") is not None else None,
-            state=str(d.get("state") or "unknown")[:20],
-            last_scan_at=iso(_time(_first(d, "last_scan_at", "last_scan"))),
-            since=iso(_time(_first(d, "state_at", "at"))),
-            errors=errors if isinstance(errors, int) else len(errors)
-            if isinstance(errors, list) else 0,
-            error=str(error)[:200] if error is not None else None))
-    return Report(
-        version=str(version)[:40] if version is not None else None,
-        allowlist_cursor=_int(_first(r, "cursors.allowlist", "allowlist_cursor", "cursor")),
-        queued=_int(_first(r, "queue.unsent", "outbox.unsent", "queued")),
-        oldest_queued_at=_time(_first(r, "queue.oldest_unsent_at", "outbox.oldest_unsent_at",
-                                      "oldest_unsent_at")),
-        refused=_int(_first(r, "queue.refused", "outbox.refused", "refused")),
-        last_pull_ok_at=_time(_first(r, "last_pull_ok_at", "sync.last_pull_ok_at")),
-        last_push_ok_at=_time(_first(r, "last_push_ok_at", "sync.last_push_ok_at")),
-        devices=devices)
-
-
-def appliance_status(conn: sa.Connection, now: datetime | None = None,
-                     offline_after: timedelta = timedelta(minutes=5)) -> list[dict[str, Any]]:
-    """Every enrolled appliance: online or not by the age of its last contact, sync lag each
-    way, queued and refused entries, clock skew, version, and each device it reports."""
-    now = now or utcnow()
-    rows = conn.execute(
-        sa.select(appliances, venues.c.name.label("venue"))
-        .join(venues, venues.c.id == appliances.c.venue_id)
-        .where(appliances.c.state != "pending")
-        .order_by(appliances.c.venue_id, appliances.c.id)).all()
-    lane_of = lane_map(conn, {r.venue_id for r in rows})
-    gate_names = dict(conn.execute(sa.select(gates.c.id, gates.c.name)).all()) if rows else {}
-    out = []
-    for r in rows:
-        rep = read_report(r.reported)
-        age = (now - as_utc(r.last_seen_at)).total_seconds() if r.last_seen_at else None
-        lag_down = lag_down_changes = None
-        if rep.allowlist_cursor is not None:
-            missing = (sa.select(change_log.c.seq, change_log.c.created_at)
-                       .where(change_log.c.venue_id == r.venue_id,
-                              change_log.c.seq > rep.allowlist_cursor)
-                       .order_by(change_log.c.seq))
-            oldest = conn.execute(missing.limit(1)).first()
-            # counted up to LAG_COUNT_CAP: an appliance far behind must not slow the page
-            lag_down_changes = int(conn.execute(sa.select(sa.func.count()).select_from(
-                missing.limit(LAG_COUNT_CAP).subquery())).scalar_one()) if oldest else 0
-            lag_down = (max(0.0, (now - as_utc(oldest.created_at)).total_seconds())
-                        if oldest else 0.0)
-        lag_up = None
-        if rep.queued is not None:
-            lag_up = (max(0.0, (now - rep.oldest_queued_at).total_seconds())
-                      if rep.queued and rep.oldest_queued_at else 0.0)
-        devices = []
-        for d in rep.devices:
-            lane = lane_of.get((r.venue_id, d.lane)) if d.lane else None
-            devices.append({**d.__dict__, "gate_id": lane.gate_id if lane else None,
-                            "gate": gate_names.get(lane.gate_id) if lane else None})
-        out.append({
-            "id": r.id, "name": r.name, "venue_id": r.venue_id, "venue": r.venue,
-            "state": r.state, "last_seen_at": iso(r.last_seen_at),
-            "heartbeat_age_s": round(age, 1) if age is not None else None,
-            "online": r.state == "active" and age is not None
-            and age <= offline_after.total_seconds(),
-            "version": rep.version,
-            "clock_skew_s": r.clock_skew_ms / 1000 if r.clock_skew_ms is not None else None,
-            "queued": rep.queued, "refused": rep.refused,
-            "lag_down_s": round(lag_down, 1) if lag_down is not None else None,
-            "lag_down_changes": lag_down_changes,
-            "lag_up_s": round(lag_up, 1) if lag_up is not None else None,
-            "devices": devices})
-    return out
-
-
-def gates_online(conn: sa.Connection, status: list[dict[str, Any]],
-                 now: datetime | None = None) -> list[dict[str, Any]]:
-    """Per venue: its gates, and how many are online. A gate is online when an online
-    appliance reports a device up on one of its lanes, or — for appliances that do not say
-    which lane a device serves — when one of its lanes scanned within ACTIVE_GATE while an
-    appliance of the venue is online."""
-    now = now or utcnow()
-    online_gates: dict[int, set[int]] = defaultdict(set)
-    venues_online = {a["venue_id"] for a in status if a["online"]}
-    for a in status:
-        if a["online"]:
-            for d in a["devices"]:
-                if d["gate_id"] is not None and d["state"] == DEVICE_UP:
-                    online_gates[a["venue_id"]].add(d["gate_id"])
-    if venues_online:
-        lane_of = lane_map(conn, venues_online)
-        em = entry_minutes.c
-        for venue_id, lane in conn.execute(
-                sa.select(em.venue_id, em.lane).distinct()
-                .where(em.minute >= minute_of(now) - ACTIVE_GATE,
-                       em.venue_id.in_(venues_online))):
-            known = lane_of.get((venue_id, lane))
-            if known:
-                online_gates[venue_id].add(known.gate_id)
-    out = []
-    for v in conn.execute(
-            sa.select(venues.c.id, venues.c.name, sa.func.count(gates.c.id).label("n"))
-            .join(gates, gates.c.venue_id == venues.c.id, isouter=True)
-            .group_by(venues.c.id, venues.c.name).order_by(venues.c.id)):
-        out.append({"venue_id": v.id, "venue": v.name, "gates": int(v.n),
-                    "online": len(online_gates[v.id]),
-                    "appliances": sum(1 for a in status if a["venue_id"] == v.id
-                                      and a["state"] == "active"),
-                    "appliances_online": sum(1 for a in status
-                                             if a["venue_id"] == v.id and a["online"])})
-    return out
-
-
 # ---------------------------------------------------------------------------------------------
 # Conflicts
-
-
-def conflict_list(conn: sa.Connection, reviewed: bool | None = None, limit: int = 200
-                  ) -> list[dict[str, Any]]:
-    """Conflicts, newest first, each with its ticket and the entries involved."""
-    q = sa.select(conflicts).order_by(conflicts.c.id.desc()).limit(limit)
-    if reviewed is not None:
-        q = q.where(conflicts.c.reviewed_at.is_not(None) if reviewed
-                    else conflicts.c.reviewed_at.is_(None))
-    rows = conn.execute(q).all()
-    entry_ids = {e for r in rows for e in r.entry_ids}
-    ticket_ids = {r.ticket_id for r in rows}
-    found = {e.id: e for e in conn.execute(
-        sa.select(entries.c.id, entries.c.at, entries.c.appliance_id, entries.c.venue_id,
-                  entries.c.lane, entries.c.direction, entries.c.admitted, entries.c.reason,
-                  entries.c.cursor, entries.c.session_id, entries.c.kind, entries.c.staff,
-                  appliances.c.name.label("appliance"))
-        .join(appliances, appliances.c.id == entries.c.appliance_id)
-        .where(entries.c.id.in_(entry_ids)))} if entry_ids else {}
-    ticket_rows = {t.id: t for t in conn.execute(
-        sa.select(tickets.c.id, tickets.c.number, tickets.c.kind, tickets.c.state)
-        .where(tickets.c.id.in_(ticket_ids)))} if ticket_ids else {}
-    out = []
-    for r in rows:
-        t = ticket_rows.get(r.ticket_id)
-        out.append({
-            "id": r.id, "kind": r.kind, "detail": r.detail,
-            "detected_at": iso(r.detected_at), "reviewed_at": iso(r.reviewed_at),
-            "reviewed_by": r.reviewed_by, "note": r.note,
-            "ticket": {"id": r.ticket_id, "number": t.number if t else None,
-                       "kind": t.kind if t else None, "state": t.state if t else None},
-            "entries": [{"id": e.id, "at": iso(e.at), "appliance_id": e.appliance_id,
-                         "appliance": e.appliance, "venue_id": e.venue_id, "lane": e.lane,
-                         "direction": e.direction, "admitted": e.admitted,
-                         "reason": e.reason, "cursor": e.cursor, "session_id": e.session_id,
-                         "by_number": e.kind == MANUAL, "staff": e.staff}
-                        for e in sorted((found[i] for i in r.entry_ids if i in found),
-                                        key=lambda e: (as_utc(e.at), e.id))]})
-    return out
-
-
-def review_conflict(conn: sa.Connection, conflict_id: int, note: str, actor: str,
-                    now: datetime | None = None) -> None:
-    """Mark a conflict reviewed with a note; audited. Reviewing again replaces the note."""
-    note = (note or "").strip()
-    if not note:
-        raise OpsError("a review needs a note saying what was found or done")
-    if len(note) > MAX_NOTE:
-        raise OpsError(f"a note is at most {MAX_NOTE} characters")
-    row = conn.execute(sa.select(conflicts.c.reviewed_at, conflicts.c.reviewed_by,
-                                 conflicts.c.note)
-                       .where(conflicts.c.id == conflict_id).with_for_update()).first()
-    if row is None:
-        raise OpsError(f"no conflict {conflict_id}")
-    now = now or utcnow()
-    conn.execute(sa.update(conflicts).where(conflicts.c.id == conflict_id)
-                 .values(reviewed_at=now, reviewed_by=actor, note=note))
-    record(conn, actor, "conflict.review", f"conflict:{conflict_id}",
-           {"reviewed_at": iso(row.reviewed_at), "reviewed_by": row.reviewed_by,
-            "note": row.note},
-           {"reviewed_at": to_iso(now), "reviewed_by": actor, "note": note})
-
-
-def unreviewed_conflicts(conn: sa.Connection) -> int:
-    return int(conn.execute(sa.select(sa.func.count()).select_from(conflicts)
-                            .where(conflicts.c.reviewed_at.is_(None))).scalar_one())

@@ -12,15 +12,19 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 
 from cloud.catalog.tables import sessions
+from cloud.core.audit import record
 from cloud.core.changes import change_log
-from cloud.fleet.tables import entries
+from cloud.core.errors import Code, HubError
+from cloud.fleet.tables import appliances, entries
+from cloud.ops.attendance import MANUAL, as_utc, iso
 from cloud.ops.tables import conflicts
 from cloud.sales.tables import tickets
-from sync.timeutil import from_iso
+from sync.timeutil import from_iso, to_iso, utcnow
 
 
 def _utc(dt: datetime) -> datetime:
@@ -154,3 +158,84 @@ def _revocation(conn, entry, venue_id, now) -> list[str]:
 def _record(conn, kind, ticket_id, entry_ids, detail, now) -> None:
     conn.execute(sa.insert(conflicts).values(kind=kind, ticket_id=ticket_id, entry_ids=entry_ids,
                                              detail=detail[:400], detected_at=now))
+
+
+# -- reviewing conflicts --------------------------------------------------------------------
+
+MAX_NOTE = 1000
+
+
+class OpsError(HubError):
+    """A refused review of a conflict."""
+
+    codes = {
+        "note_missing": Code(422, "a review needs a note saying what was found or done"),
+        "note_too_long": Code(422, "a note is at most %(limit)s characters"),
+        "unknown_conflict": Code(404, "no conflict %(conflict_id)s"),
+    }
+
+
+def conflict_list(conn: sa.Connection, reviewed: bool | None = None, limit: int = 200
+                  ) -> list[dict[str, Any]]:
+    """Conflicts, newest first, each with its ticket and the entries involved."""
+    q = sa.select(conflicts).order_by(conflicts.c.id.desc()).limit(limit)
+    if reviewed is not None:
+        q = q.where(conflicts.c.reviewed_at.is_not(None) if reviewed
+                    else conflicts.c.reviewed_at.is_(None))
+    rows = conn.execute(q).all()
+    entry_ids = {e for r in rows for e in r.entry_ids}
+    ticket_ids = {r.ticket_id for r in rows}
+    found = {e.id: e for e in conn.execute(
+        sa.select(entries.c.id, entries.c.at, entries.c.appliance_id, entries.c.venue_id,
+                  entries.c.lane, entries.c.direction, entries.c.admitted, entries.c.reason,
+                  entries.c.cursor, entries.c.session_id, entries.c.kind, entries.c.staff,
+                  appliances.c.name.label("appliance"))
+        .join(appliances, appliances.c.id == entries.c.appliance_id)
+        .where(entries.c.id.in_(entry_ids)))} if entry_ids else {}
+    ticket_rows = {t.id: t for t in conn.execute(
+        sa.select(tickets.c.id, tickets.c.number, tickets.c.kind, tickets.c.state)
+        .where(tickets.c.id.in_(ticket_ids)))} if ticket_ids else {}
+    out = []
+    for r in rows:
+        t = ticket_rows.get(r.ticket_id)
+        out.append({
+            "id": r.id, "kind": r.kind, "detail": r.detail,
+            "detected_at": iso(r.detected_at), "reviewed_at": iso(r.reviewed_at),
+            "reviewed_by": r.reviewed_by, "note": r.note,
+            "ticket": {"id": r.ticket_id, "number": t.number if t else None,
+                       "kind": t.kind if t else None, "state": t.state if t else None},
+            "entries": [{"id": e.id, "at": iso(e.at), "appliance_id": e.appliance_id,
+                         "appliance": e.appliance, "venue_id": e.venue_id, "lane": e.lane,
+                         "direction": e.direction, "admitted": e.admitted,
+                         "reason": e.reason, "cursor": e.cursor, "session_id": e.session_id,
+                         "by_number": e.kind == MANUAL, "staff": e.staff}
+                        for e in sorted((found[i] for i in r.entry_ids if i in found),
+                                        key=lambda e: (as_utc(e.at), e.id))]})
+    return out
+
+
+def review_conflict(conn: sa.Connection, conflict_id: int, note: str, actor: str,
+                    now: datetime | None = None) -> None:
+    """Mark a conflict reviewed with a note; audited. Reviewing again replaces the note."""
+    note = (note or "").strip()
+    if not note:
+        raise OpsError("note_missing")
+    if len(note) > MAX_NOTE:
+        raise OpsError("note_too_long", limit=MAX_NOTE)
+    row = conn.execute(sa.select(conflicts.c.reviewed_at, conflicts.c.reviewed_by,
+                                 conflicts.c.note)
+                       .where(conflicts.c.id == conflict_id).with_for_update()).first()
+    if row is None:
+        raise OpsError("unknown_conflict", conflict_id=conflict_id)
+    now = now or utcnow()
+    conn.execute(sa.update(conflicts).where(conflicts.c.id == conflict_id)
+                 .values(reviewed_at=now, reviewed_by=actor, note=note))
+    record(conn, actor, "conflict.review", f"conflict:{conflict_id}",
+           {"reviewed_at": iso(row.reviewed_at), "reviewed_by": row.reviewed_by,
+            "note": row.note},
+           {"reviewed_at": to_iso(now), "reviewed_by": actor, "note": note})
+
+
+def unreviewed_conflicts(conn: sa.Connection) -> int:
+    return int(conn.execute(sa.select(sa.func.count()).select_from(conflicts)
+                            .where(conflicts.c.reviewed_at.is_(None))).scalar_one())

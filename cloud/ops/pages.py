@@ -36,6 +36,8 @@ from markupsafe import Markup
 from cloud.core.audit import record
 from cloud.ops import alerts
 from cloud.ops import attendance as ops
+from cloud.ops import conflicts as ops_conflicts
+from cloud.ops import devices as ops_devices
 from cloud.ops.tables import display_links
 from cloud.web.query import query_choice, query_int
 from cloud.web.web import actor, back, engine, ok, page_blueprint, public, refused, roles
@@ -73,14 +75,14 @@ def dashboard_data(conn: sa.Connection, session_ids: list[int],
                    now: datetime | None = None) -> dict[str, Any]:
     now = now or utcnow()
     rules = alerts.get_rules(conn)
-    status = ops.appliance_status(conn, now,
+    status = ops_devices.appliance_status(conn, now,
                                   timedelta(minutes=rules["appliance_offline"].threshold))
     return {"attendance": ops.attendance(conn, session_ids, now),
             "appliances": {"total": sum(a["state"] == "active" for a in status),
                            "online": sum(a["online"] for a in status)},
-            "gates": ops.gates_online(conn, status, now),
+            "gates": ops_devices.gates_online(conn, status, now),
             "alerts": alerts.open_alerts(conn),
-            "conflicts": ops.unreviewed_conflicts(conn)}
+            "conflicts": ops_conflicts.unreviewed_conflicts(conn)}
 
 
 def rate_chart(series: list[dict[str, Any]], width: int = 720, height: int = 180) -> Markup:
@@ -199,9 +201,9 @@ def appliance_list():
     _evaluate_alerts()
     with engine().connect() as conn:
         rules = alerts.get_rules(conn)
-        status = ops.appliance_status(
+        status = ops_devices.appliance_status(
             conn, offline_after=timedelta(minutes=rules["appliance_offline"].threshold))
-        gates = ops.gates_online(conn, status)
+        gates = ops_devices.gates_online(conn, status)
     return _render("ops/appliances.html", "ops/_appliances_live.html", appliances=status,
                    gates=gates, rules=rules, query=_query())
 
@@ -221,7 +223,7 @@ def _show() -> str:
 @roles("ops")
 def conflict_list():
     with engine().connect() as conn:
-        rows = ops.conflict_list(conn, reviewed=_reviewed_filter())
+        rows = ops_conflicts.conflict_list(conn, reviewed=_reviewed_filter())
     return _render("ops/conflicts.html", "ops/_conflicts_live.html", conflicts=rows,
                    show=_show(), query=_query())
 
@@ -231,8 +233,8 @@ def conflict_list():
 def review(conflict_id: int):
     try:
         with engine().begin() as conn:
-            ops.review_conflict(conn, conflict_id, request.form.get("note", ""), actor())
-    except ops.OpsError as e:
+            ops_conflicts.review_conflict(conn, conflict_id, request.form.get("note", ""), actor())
+    except ops_conflicts.OpsError as e:
         refused(_("Not reviewed: %(reason)s", reason=rule_error(e)))
     else:
         ok(_("Conflict %(n)s marked reviewed.", n=conflict_id))
@@ -335,7 +337,7 @@ def export_csv():
                         "clock_skew_s", "queued", "refused", "lag_down_s", "lag_down_changes",
                         "lag_up_s", "device", "kind", "gate", "state", "last_scan_at",
                         "errors", "error"])
-            for ap in ops.appliance_status(conn, offline_after=timedelta(
+            for ap in ops_devices.appliance_status(conn, offline_after=timedelta(
                     minutes=alerts.get_rules(conn)["appliance_offline"].threshold)):
                 base = [ap["name"], ap["venue"], ap["online"], ap["heartbeat_age_s"],
                         ap["version"], ap["clock_skew_s"], ap["queued"], ap["refused"],
@@ -348,7 +350,7 @@ def export_csv():
             w.writerow(["conflict", "kind", "ticket", "detected_at", "detail", "entry", "at",
                         "appliance", "lane", "direction", "reason", "cursor", "reviewed_at",
                         "reviewed_by", "note"])
-            for c in ops.conflict_list(conn, reviewed=_reviewed_filter(), limit=5000):
+            for c in ops_conflicts.conflict_list(conn, reviewed=_reviewed_filter(), limit=5000):
                 for e in c["entries"] or [None]:
                     w.writerow([c["id"], c["kind"], c["ticket"]["number"] or c["ticket"]["id"],
                                 c["detected_at"], c["detail"],

@@ -273,6 +273,7 @@ def test_the_appliances_lanes_lead_its_entries_and_devices_to_their_gate_at_the_
     """The hub defines no lanes here: the appliance's heartbeat says which gate each lane is
     at, and the ops pages count attendance per gate and gates online from that."""
     from cloud.ops import attendance as ops
+    from cloud.ops import devices as ops_devices
     from edge.engine import Engine, Scan, ScanKind
     from edge.reasons import Reason
 
@@ -294,7 +295,7 @@ def test_the_appliances_lanes_lead_its_entries_and_devices_to_their_gate_at_the_
     assert agent.push_entries() == 4
     with hub["engine"].connect() as conn:
         by_gate = ops.attendance(conn, [hub["session"]])["by_gate"]
-        online = ops.gates_online(conn, ops.appliance_status(conn))
+        online = ops_devices.gates_online(conn, ops_devices.appliance_status(conn))
     assert [(g["gate"], g["lane"], g["entered"], g["refused"]) for g in by_gate] == [
         ("Gate 1", None, 3, 1)]
     assert [(v["gates"], v["online"]) for v in online] == [(1, 1)]
