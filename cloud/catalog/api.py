@@ -26,7 +26,7 @@ def list_venues():
 def post_venue():
     b = json_body()
     if not isinstance(b.get("code"), str) or not isinstance(b.get("name"), str):
-        raise ApiError(400, "bad_request", "code and name are required strings")
+        raise ApiError("bad_venue_fields")
     with engine().begin() as conn:
         venue_id = create_venue(conn, b["code"], b["name"], str(b.get("address", "")),
                                 str(b.get("timezone", "Asia/Shanghai")), actor=api_actor())

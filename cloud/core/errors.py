@@ -22,12 +22,22 @@ class Code:
     message: str
 
 
+# What any request can be refused for before a rule is reached (the JSON APIs and the sync
+# contract): the area error classes that raise one of these include them in their codes.
+PROTOCOL = {
+    "unauthorized": Code(401, "this request needs valid credentials"),
+    "forbidden": Code(403, "the %(role)s role may not do this"),
+    "bad_json": Code(400, "the request body must be a JSON object"),
+    "too_large": Code(413, "the request body must be under %(limit)s bytes"),
+}
+
+
 class HubError(ValueError):
     """A request a rule refuses; nothing was changed. ``code`` says which refusal it is,
     ``params`` the values its message names. ``message`` overrides the template's sentence
     (for a detail no template can say, such as a parser's own words)."""
 
-    codes: ClassVar[dict[str, Code]] = {}
+    codes: ClassVar[dict[str, Code]] = PROTOCOL
 
     def __init__(self, code: str, message: str | None = None, /, **params: Any):
         known = self.codes.get(code)

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from cloud.catalog.tables import venues
 from cloud.core.audit import record
 from cloud.core.changes import changes_since, last_seq
+from cloud.core.errors import Code, HubError
 from cloud.fleet.keys import SigningKeyError, active_key
 from sync import allowlist_file
 from sync.timeutil import utcnow
@@ -28,8 +29,13 @@ from sync.timeutil import utcnow
 PAGE = 5000
 
 
-class ExportError(ValueError):
-    """An export that cannot be made; the message says why."""
+class ExportError(HubError):
+    """An export that cannot be made."""
+
+    codes = {
+        "unknown_venue": Code(404, "no venue '%(venue)s'"),
+        "no_active_key": SigningKeyError.codes["no_active_key"],
+    }
 
 
 @dataclass(frozen=True)
@@ -51,7 +57,7 @@ def find_venue(conn: sa.Connection, venue: str | int):
     if row is None:
         row = conn.execute(query.where(venues.c.code == str(venue))).first()
     if row is None:
-        raise ExportError(f"no venue {venue!r}")
+        raise ExportError("unknown_venue", venue=venue)
     return row
 
 
@@ -62,8 +68,8 @@ def export_allowlist(conn: sa.Connection, venue: str | int, actor: str,
     v = find_venue(conn, venue)
     try:
         key = active_key(conn)
-    except SigningKeyError as e:
-        raise ExportError(str(e)) from None
+    except SigningKeyError:
+        raise ExportError("no_active_key") from None
     top = last_seq(conn)
     changes: list[dict] = []
     cursor = 0

@@ -15,10 +15,11 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, jsonify, make_response, request
+from flask import Blueprint, jsonify, request
 
 from cloud.core.changes import change_log, changes_since, last_seq
 from cloud.core.compaction import compacted, horizon
+from cloud.core.errors import Code, HubError
 from cloud.fleet import appliances as appliance_mod
 from cloud.web.http import ApiError, engine, json_blueprint
 from sync import schemas
@@ -43,26 +44,29 @@ def calling_appliance(conn: sa.Connection | None = None) -> appliance_mod.Applia
     return appliance_mod.authenticate(conn, credential.strip())
 
 
-class BadField(Exception):
-    """A request that does not match its schema, answered 400 naming the field."""
+class SyncError(HubError):
+    """A sync request refused before any rule: it does not match its schema (the message is
+    the schema's own, ``field`` the JSON pointer to what is wrong), or it pulls from a cursor
+    compaction has passed."""
 
-    def __init__(self, code: str, invalid: schemas.Invalid):
-        super().__init__(str(invalid))
-        self.code, self.invalid = code, invalid
+    codes = {
+        "bad_request": Code(400, "the request does not match its schema at %(field)s"),
+        "bad_entry": Code(400, "an entry does not match its schema at %(field)s"),
+        "bad_argument": Code(400, "a query argument is not valid at %(field)s"),
+        "cursor_expired": Code(410, "cursor %(cursor)s is older than the change log keeps "
+                                    "(horizon %(horizon)s); sync again from cursor 0"),
+    }
 
 
 def sync_blueprint(name: str) -> Blueprint:
-    """A blueprint of the sync contract: its refusals answered as the appliances expect."""
+    """A blueprint of the sync contract. Its refusals also carry their ``field`` (a bad
+    request) or ``horizon`` (an expired cursor) at the top, where appliances read them."""
     bp = json_blueprint(name, "/api/sync/v1")
 
-    @bp.errorhandler(appliance_mod.ApplianceError)
-    def _appliance_error(e: appliance_mod.ApplianceError):
-        status = 401 if e.code == "unauthorized" else 400
-        return jsonify(error=e.code, message=str(e)), status
-
-    @bp.errorhandler(BadField)
-    def _bad_field(e: BadField):
-        return jsonify(error=e.code, field=e.invalid.field, message=str(e.invalid)), 400
+    @bp.errorhandler(SyncError)
+    def _sync_error(e: SyncError):
+        top = {k: e.params[k] for k in ("field", "horizon") if k in e.params}
+        return jsonify({**e.as_json(), **top}), e.status
 
     return bp
 
@@ -76,21 +80,21 @@ def check_request(kind: str, body: Any, code: str, now: datetime | None = None) 
     except schemas.Invalid as e:
         if kind == "entries" and not e.field.startswith("/entries/"):
             code = "bad_request"  # the batch itself, not one of its entries
-        raise BadField(code, e) from None
+        raise SyncError(code, str(e), field=e.field) from None
 
 
 def sync_body(limit: int = MAX_BODY) -> Any:
     """The request's JSON, whatever it is (the schema judges it); too large is 413, not JSON
     (or nested past what the parser takes) is 400."""
     if (request.content_length or 0) > limit:
-        raise ApiError(413, "too_large", f"the request body must be under {limit} bytes")
+        raise ApiError("too_large", limit=limit)
     data = request.get_data(cache=True)
     if len(data) > limit:
-        raise ApiError(413, "too_large", f"the request body must be under {limit} bytes")
+        raise ApiError("too_large", limit=limit)
     try:
         return json.loads(data)
     except (ValueError, RecursionError):
-        raise ApiError(400, "bad_json", "the request body must be a JSON object") from None
+        raise ApiError("bad_json") from None
 
 
 def _pull_args() -> dict[str, Any]:
@@ -114,9 +118,7 @@ def _check_horizon(conn: sa.Connection, since: int, full: int | None) -> int:
     away under its feet. Returns the horizon."""
     h = horizon(conn)
     if since and since < h and full != h:
-        abort(make_response(jsonify(
-            error="cursor_expired", horizon=h, message=f"cursor {since} is older than the "
-            f"change log keeps (horizon {h}); sync again from cursor 0"), 410))
+        raise SyncError("cursor_expired", cursor=since, horizon=h)
     return h
 
 

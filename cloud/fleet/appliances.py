@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from cloud.core.audit import SYSTEM, record
+from cloud.core.errors import PROTOCOL, Code, HubError
 from cloud.core.trust import signing_keys
 from cloud.fleet.tables import appliance_commands, appliance_lanes, appliances
 from sync.credentials import WeakSecret, check_credential, check_token
@@ -22,12 +23,23 @@ from sync.timeutil import utcnow
 TOKEN_TTL = timedelta(hours=24)
 
 
-class ApplianceError(Exception):
-    """An enrollment or credential that is refused; ``code`` is the machine-readable reason."""
+class ApplianceError(HubError):
+    """An enrollment, credential or appliance request that is refused."""
 
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
+    codes = {
+        "unauthorized": PROTOCOL["unauthorized"],
+        # a token or credential that is not well formed or guessable (sync/credentials.py)
+        "token_malformed": Code(400, "this enrollment token is not valid"),
+        "bad_credential": Code(400, "a credential must be 43 to 128 URL-safe base64 "
+                                    "characters"),
+        "weak_secret": Code(400, "this secret is too predictable"),
+        "token_unknown": Code(400, "this enrollment token is not valid (or was already used)"),
+        "token_used": Code(400, "this enrollment token was already used"),
+        "token_expired": Code(400, "this enrollment token has expired; ask the hub for a new "
+                                   "one"),
+        "unknown_appliance": Code(404, "no appliance %(appliance_id)s"),
+        "bad_command": Code(422, "command must be one of %(commands)s"),
+    }
 
 
 def _hash(secret: str) -> str:
@@ -78,13 +90,11 @@ def enroll(conn: sa.Connection, token: str, now: datetime | None = None) -> Enro
     row = conn.execute(sa.select(appliances).where(appliances.c.token_hash == _hash(token))
                        .with_for_update()).first()
     if row is None:
-        raise ApplianceError("token_unknown", "this enrollment token is not valid (or was "
-                             "already used)")
+        raise ApplianceError("token_unknown")
     if row.state != "pending":
-        raise ApplianceError("token_used", "this enrollment token was already used")
+        raise ApplianceError("token_used")
     if _utc(row.token_expires_at) < now:
-        raise ApplianceError("token_expired", "this enrollment token has expired; ask the hub "
-                             "for a new one")
+        raise ApplianceError("token_expired")
     credential = secrets.token_urlsafe(32)
     conn.execute(sa.update(appliances).where(appliances.c.id == row.id).values(
         state="active", token_hash=None, credential_hash=_hash(credential), enrolled_at=now,
@@ -126,7 +136,7 @@ def rename(conn: sa.Connection, appliance_id: int, name: str, actor: str = SYSTE
     before = conn.execute(sa.select(appliances.c.name)
                           .where(appliances.c.id == appliance_id)).scalar()
     if before is None:
-        raise ApplianceError("not_found", f"no appliance {appliance_id}")
+        raise ApplianceError("unknown_appliance", appliance_id=appliance_id)
     conn.execute(sa.update(appliances).where(appliances.c.id == appliance_id)
                  .values(name=name))
     record(conn, actor, "appliance.rename", f"appliance:{appliance_id}", {"name": before},
@@ -139,7 +149,7 @@ COMMANDS = ("resync", "roll_credential", "wipe")
 def queue_command(conn: sa.Connection, appliance_id: int, command: str,
                   actor: str = SYSTEM) -> None:
     if command not in COMMANDS:
-        raise ApplianceError("bad_command", f"command must be one of {', '.join(COMMANDS)}")
+        raise ApplianceError("bad_command", commands=", ".join(COMMANDS))
     conn.execute(sa.insert(appliance_commands).values(appliance_id=appliance_id,
                                                       command=command, created_at=utcnow()))
     record(conn, actor, f"appliance.command.{command}", f"appliance:{appliance_id}")

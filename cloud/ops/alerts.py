@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from cloud.catalog.tables import gates, sessions, venues
 from cloud.core.audit import SYSTEM, audit_log, record
 from cloud.core.changes import counters
+from cloud.core.errors import Code, HubError
 from cloud.fleet.tables import appliances
 from cloud.ops import attendance as ops
 from cloud.ops import devices as ops_devices
@@ -58,8 +59,18 @@ REFUSED_ACTION = "sync.entries_refused"  # the audit rows entries_refused counts
 KINDS = tuple(DEFAULTS)
 
 
-class AlertError(ValueError):
-    """A rule that cannot be set as asked; the message says why."""
+class AlertError(HubError):
+    """An alert rule that cannot be set as asked."""
+
+    codes = {
+        "unknown_alert_rule": Code(422, "no alert rule '%(kind)s'"),
+        "alert_not_numbers": Code(422, "%(kind)s: threshold and window must be numbers"),
+        "alert_threshold_negative": Code(422, "%(kind)s: the threshold must be a number of 0 "
+                                              "or more"),
+        "alert_threshold_percent": Code(422, "%(kind)s: the threshold is a percentage (0 to "
+                                             "100)"),
+        "alert_window_range": Code(422, "%(kind)s: the window is 1 to 240 minutes"),
+    }
 
 
 def get_rules(conn: sa.Connection) -> dict[str, Rule]:
@@ -77,18 +88,18 @@ def set_rule(conn: sa.Connection, kind: str, threshold: float, window_min: int,
              enabled: bool, actor: str) -> Rule:
     """Change one rule; audited with the rule before and after."""
     if kind not in DEFAULTS:
-        raise AlertError(f"no alert rule {kind!r}")
+        raise AlertError("unknown_alert_rule", kind=kind)
     try:
         threshold = float(threshold)
         window_min = int(window_min)
     except (TypeError, ValueError):
-        raise AlertError(f"{kind}: threshold and window must be numbers") from None
+        raise AlertError("alert_not_numbers", kind=kind) from None
     if not threshold >= 0 or threshold > 1e9:
-        raise AlertError(f"{kind}: the threshold must be a number of 0 or more")
+        raise AlertError("alert_threshold_negative", kind=kind)
     if kind == "refused_ratio" and threshold > 100:
-        raise AlertError("refused_ratio: the threshold is a percentage (0 to 100)")
+        raise AlertError("alert_threshold_percent", kind=kind)
     if not 1 <= window_min <= 240:
-        raise AlertError(f"{kind}: the window is 1 to 240 minutes")
+        raise AlertError("alert_window_range", kind=kind)
     before = get_rules(conn)[kind]
     now = utcnow()
     values = {"threshold": threshold, "window_min": window_min, "enabled": bool(enabled),

@@ -56,7 +56,7 @@ def push_entries():
     body = sync_body()
     batch = body.get("entries") if isinstance(body, dict) else None
     if isinstance(batch, list) and len(batch) > MAX_BATCH:
-        raise ApiError(413, "batch_too_large", f"at most {MAX_BATCH} entries per batch")
+        raise ApiError("batch_too_large", limit=MAX_BATCH)
     now: datetime = utcnow()
     # the whole batch is checked before any write
     checked = [_entry(e) for e in check_request("entries", body, "bad_entry", now)["entries"]]

@@ -288,7 +288,10 @@ def set_rules():
                     continue
                 alerts.set_rule(conn, kind, threshold or old.threshold, window or old.window_min,
                                 enabled, actor())
-    except (alerts.AlertError, ValueError) as e:
+    except alerts.AlertError as e:
+        refused(_("Nothing was changed: %(reason)s",
+                  reason=rule_error(e, kind=rule_words(e.params["kind"]))))
+    except ValueError as e:
         refused(_("Nothing was changed: %(reason)s", reason=rule_error(e)))
     else:
         ok(_("Alert rules saved."))

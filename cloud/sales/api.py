@@ -16,12 +16,13 @@ from flask import g, jsonify, request
 
 from cloud.sales.selling import sell as sell_tickets
 from cloud.sales.tables import holders, tickets
-from cloud.sales.tickets import TicketSpec, revoke_ticket
+from cloud.sales.tickets import TicketError, TicketSpec, revoke_ticket
 from cloud.staff import staff as staff_mod
 from cloud.web.http import ApiError, api_actor, api_blueprint, engine, json_body, requires
 from sync.identity import mask_document, mask_name
 
 bp = api_blueprint("api")
+MAX_TICKETS = 1000
 
 
 def _ticket_json(conn: sa.Connection, t) -> dict[str, Any]:
@@ -42,7 +43,7 @@ def get_ticket(number: str):
     with engine().connect() as conn:
         t = conn.execute(sa.select(tickets).where(tickets.c.number == number)).first()
         if t is None:
-            raise ApiError(404, "not_found", f"no ticket {number}")
+            raise TicketError("unknown_ticket", ticket=number)
         return jsonify(_ticket_json(conn, t))
 
 
@@ -52,21 +53,21 @@ def sell(session_id: int):
     """The box office: one ticket, or several (``{"tickets": [...]}``), for a session."""
     b = json_body()
     items = b.get("tickets", [b])
-    if not isinstance(items, list) or not 1 <= len(items) <= 1000:
-        raise ApiError(400, "bad_request", "tickets must be a list of 1 to 1000 objects")
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_TICKETS:
+        raise ApiError("bad_ticket_list", limit=MAX_TICKETS)
     specs = []
     for item in items:
         if not isinstance(item, dict):
-            raise ApiError(400, "bad_request", "each ticket is an object")
+            raise ApiError("bad_ticket_item")
         holder = item.get("holder")
         if holder is not None:
             if not isinstance(holder, dict) or not all(
                     isinstance(holder.get(k), str) for k in ("name", "doc_type", "doc_number")):
-                raise ApiError(400, "bad_request", "holder needs name, doc_type, doc_number")
+                raise ApiError("bad_holder")
             holder = (holder["name"], holder["doc_type"], holder["doc_number"])
         for key in ("seat_id", "price_tier_id"):
             if item.get(key) is not None and not isinstance(item[key], int):
-                raise ApiError(400, "bad_request", f"{key} must be a whole number")
+                raise ApiError("bad_whole_number", field=key)
         specs.append(TicketSpec(session_id=session_id, seat_id=item.get("seat_id"),
                                 price_tier_id=item.get("price_tier_id"), holder=holder,
                                 customer=item.get("customer")))
@@ -84,12 +85,12 @@ def refund(number: str):
     body = body if isinstance(body, dict) else {}
     reason = body.get("reason", "")
     if not isinstance(reason, str):
-        raise ApiError(400, "bad_request", "reason must be text")
+        raise ApiError("bad_reason")
     with engine().begin() as conn:
         ticket_id = conn.execute(sa.select(tickets.c.id)
                                  .where(tickets.c.number == number)).scalar()
         if ticket_id is None:
-            raise ApiError(404, "not_found", f"no ticket {number}")
+            raise TicketError("unknown_ticket", ticket=number)
         revoke_ticket(conn, ticket_id, "refunded", actor=api_actor(), reason=reason,
                       supervisor=staff_mod.admits(g.staff.role, staff_mod.SUPERVISOR_ROLES))
     return jsonify(number=number, state="refunded")

@@ -35,7 +35,7 @@ class _Session:
         s = conn.execute(sa.select(sessions.c.venue_id, sessions.c.on_sale)
                          .where(sessions.c.id == session_id)).first()
         if s is None:
-            raise TicketError("unknown_session", scope=[session_id])
+            raise TicketError("unknown_session", session_id=session_id)
         tiers = conn.execute(sa.select(price_tiers.c.id)
                              .where(price_tiers.c.session_id == session_id)).scalars()
         zone_ids = conn.execute(sa.select(zones.c.id)

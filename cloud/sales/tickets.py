@@ -23,6 +23,7 @@ from cloud.core.errors import Code, HubError
 from cloud.fleet.keys import active_key
 from cloud.fleet.tables import entries
 from cloud.inventory import seats as inventory
+from cloud.inventory.seats import InventoryError
 from cloud.sales.tables import holders, tickets
 from sync import codes, numbers
 from sync.changes import normalize_uid
@@ -52,7 +53,7 @@ class TicketError(HubError):
     """A sale or a revocation that cannot be carried out."""
 
     codes = {
-        "unknown_session": Code(404, "unknown session in %(scope)s"),
+        "unknown_session": InventoryError.codes["unknown_session"],
         "session_required": Code(422, "a session ticket needs a session"),
         "not_on_sale": Code(409, "session %(session_id)s is not on sale"),
         "unknown_seat": Code(404, "no seat %(seat_id)s"),
@@ -205,7 +206,8 @@ class _Batch:
                 raise TicketError("session_required")
             if spec.kind is not codes.Kind.VENUES and any(
                     sid not in self.session_venue for sid in scope):
-                raise TicketError("unknown_session", scope=list(scope))
+                raise TicketError("unknown_session", session_id=next(
+                    sid for sid in scope if sid not in self.session_venue))
             if spec.seat_id is not None:
                 seat = self.seat_rows.get(spec.seat_id)
                 if seat is None:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from cloud.core.audit import record
+from cloud.core.errors import Code, HubError
 from cloud.staff.tables import api_tokens, staff
 from sync.timeutil import utcnow
 
@@ -35,12 +36,21 @@ DUMMY_HASH = (f"scrypt${_N}${_R}${_P}${base64.b64encode(os.urandom(16)).decode()
               f"{base64.b64encode(os.urandom(64)).decode()}")
 
 
-class StaffError(Exception):
-    """A refused login, account or token request; ``code`` is machine-readable."""
+class StaffError(HubError):
+    """A refused login, account or token request."""
 
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
+    codes = {
+        "password_too_short": Code(422, "a password needs at least %(min)s characters"),
+        "password_has_username": Code(422, "a password must not contain the username"),
+        "password_too_simple": Code(422, "a password needs more different characters"),
+        "bad_role": Code(422, "role must be one of %(roles)s"),
+        "bad_username": Code(422, "a username is 1 to 80 printable characters"),
+        "username_taken": Code(409, "there is already a staff member '%(username)s'"),
+        "bad_login": Code(401, "wrong username or password"),
+        "locked": Code(401, "too many wrong passwords: try again later"),
+        "unknown_staff": Code(404, "no staff member %(staff_id)s"),
+        "bad_token": Code(401, "unknown or revoked API token"),
+    }
 
 
 def _utc(dt: datetime | None) -> datetime | None:
@@ -69,22 +79,22 @@ def check_password(password: str, stored: str) -> bool:
 
 def check_policy(password: str, username: str) -> None:
     if len(password) < MIN_PASSWORD:
-        raise StaffError("weak_password", f"a password needs at least {MIN_PASSWORD} characters")
+        raise StaffError("password_too_short", min=MIN_PASSWORD)
     if username.lower() in password.lower():
-        raise StaffError("weak_password", "a password must not contain the username")
+        raise StaffError("password_has_username")
     if len(set(password)) < 5:
-        raise StaffError("weak_password", "a password needs more different characters")
+        raise StaffError("password_too_simple")
 
 
 def create_staff(conn: sa.Connection, username: str, password: str, role: str,
                  actor: str) -> int:
     if role not in ROLES:
-        raise StaffError("bad_role", f"role must be one of {', '.join(ROLES)}")
+        raise StaffError("bad_role", roles=", ".join(ROLES))
     if not username or len(username) > 80 or not username.isprintable():
-        raise StaffError("bad_username", "a username is 1 to 80 printable characters")
+        raise StaffError("bad_username")
     check_policy(password, username)
     if conn.execute(sa.select(staff.c.id).where(staff.c.username == username)).first():
-        raise StaffError("exists", f"there is already a staff member {username!r}")
+        raise StaffError("username_taken", username=username)
     staff_id = conn.execute(sa.insert(staff).values(
         username=username, password_hash=hash_password(password), role=role,
         created_at=utcnow())).inserted_primary_key[0]
@@ -108,7 +118,7 @@ def login(engine: sa.Engine, username: str, password: str,
     before the refusal is raised, so no caller's rollback can forget it.
     """
     now = now or utcnow()
-    refused = StaffError("bad_login", "wrong username or password")
+    refused = StaffError("bad_login")
     with engine.begin() as conn:
         row = conn.execute(sa.select(staff).where(staff.c.username == username)).first()
         # exactly one password hash whatever the account's state (unknown, disabled, locked or
@@ -117,7 +127,7 @@ def login(engine: sa.Engine, username: str, password: str,
         if row is None or row.disabled:
             raise refused
         if row.locked_until is not None and _utc(row.locked_until) > now:
-            raise StaffError("locked", "too many wrong passwords: try again later")
+            raise StaffError("locked")
         if ok and (row.failed_logins or row.locked_until):
             conn.execute(sa.update(staff).where(staff.c.id == row.id)
                          .values(failed_logins=0, locked_until=None))
@@ -143,7 +153,7 @@ def unlock_staff(conn: sa.Connection, staff_id: int, actor: str) -> None:
     row = conn.execute(sa.select(staff.c.failed_logins, staff.c.locked_until)
                        .where(staff.c.id == staff_id)).first()
     if row is None:
-        raise StaffError("not_found", f"no staff member {staff_id}")
+        raise StaffError("unknown_staff", staff_id=staff_id)
     conn.execute(sa.update(staff).where(staff.c.id == staff_id)
                  .values(failed_logins=0, locked_until=None))
     record(conn, actor, "staff.unlock", f"staff:{staff_id}",
@@ -170,5 +180,5 @@ def token_staff(conn: sa.Connection, token: str) -> Staff:
         .where(api_tokens.c.token_hash == hashlib.sha256(token.encode()).hexdigest(),
                api_tokens.c.revoked_at.is_(None))).first()
     if row is None or row.disabled:
-        raise StaffError("unauthorized", "unknown or revoked API token")
+        raise StaffError("bad_token")
     return Staff(row.id, row.username, row.role)

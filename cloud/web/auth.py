@@ -1,34 +1,15 @@
-"""Signing in and out, the language switch, and the start page."""
+"""Signing in and out, and the language switch. (The start page: ``cloud/home.py``.)"""
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from flask import g, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from cloud.catalog.tables import sessions, venues
-from cloud.fleet.tables import appliances
-from cloud.ops.tables import conflicts
 from cloud.staff import staff as staff_mod
 from cloud.web.pages import LANG_COOKIE, LANGUAGES
-from cloud.web.web import engine, page_blueprint, public, roles, safe_next, sign_in, sign_out
+from cloud.web.web import engine, page_blueprint, public, safe_next, sign_in, sign_out
 
 bp = page_blueprint("auth")
-
-
-@bp.get("/")
-@roles("sales", "ops")
-def home():
-    with engine().connect() as conn:
-        counts = {
-            "venues": conn.execute(sa.select(sa.func.count()).select_from(venues)).scalar(),
-            "sessions": conn.execute(sa.select(sa.func.count()).select_from(sessions)).scalar(),
-            "appliances": conn.execute(sa.select(sa.func.count()).select_from(appliances)
-                                       .where(appliances.c.state == "active")).scalar(),
-            "conflicts": conn.execute(sa.select(sa.func.count()).select_from(conflicts)
-                                      .where(conflicts.c.reviewed_at.is_(None))).scalar(),
-        }
-    return render_template("home.html", counts=counts)
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -36,7 +17,7 @@ def home():
 def login():
     target = safe_next(request.values.get("next"))
     if g.staff is not None and request.method == "GET":
-        return redirect(target or url_for("auth.home"), 303)
+        return redirect(target or url_for("home.home"), 303)
     error = None
     username = ""
     if request.method == "POST":
@@ -52,7 +33,7 @@ def login():
                       "unlocks it).")
         else:
             sign_in(who)
-            return redirect(target or url_for("auth.home"), 303)
+            return redirect(target or url_for("home.home"), 303)
     status = 200 if error is None else 401
     return render_template("login.html", error=error, username=username, next=target), status
 
@@ -68,7 +49,7 @@ def logout():
 @public
 def set_language():
     lang = request.form.get("lang", "")
-    resp = make_response(redirect(safe_next(request.form.get("next")) or url_for("auth.home"),
+    resp = make_response(redirect(safe_next(request.form.get("next")) or url_for("home.home"),
                                   303))
     if lang in LANGUAGES:
         resp.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, httponly=True, samesite="Lax",

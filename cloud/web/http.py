@@ -2,7 +2,8 @@
 API tokens' roles.
 
 A refusal is answered ``{"error": code, "message": english, "params": {...}}`` with the status
-its code names (:class:`cloud.core.errors.HubError`); a refused request changes nothing.
+its code names (:class:`cloud.core.errors.HubError`); a refused request changes nothing. (A
+staff token's refusal is always 401.)
 """
 
 from __future__ import annotations
@@ -14,24 +15,28 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Blueprint, current_app, g, jsonify, request
 
-from cloud.core.errors import HubError
+from cloud.core.errors import PROTOCOL, Code, HubError
 from cloud.staff import staff as staff_mod
 
 
-class ApiError(Exception):
-    """A refused request: answered as ``{"error": code, "message": words}`` with ``status``."""
+class ApiError(HubError):
+    """A request refused before any rule is reached: no token, a role that may not, a body
+    that is not what the call takes."""
 
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+    codes = {
+        **PROTOCOL,
+        "bad_venue_fields": Code(400, "code and name are required strings"),
+        "bad_ticket_list": Code(400, "tickets must be a list of 1 to %(limit)s objects"),
+        "bad_ticket_item": Code(400, "each ticket is an object"),
+        "bad_holder": Code(400, "holder needs name, doc_type, doc_number"),
+        "bad_whole_number": Code(400, "%(field)s must be a whole number"),
+        "bad_reason": Code(400, "reason must be text"),
+        "batch_too_large": Code(413, "at most %(limit)s entries per batch"),
+    }
 
 
 def json_blueprint(name: str, url_prefix: str) -> Blueprint:
     bp = Blueprint(name, __name__, url_prefix=url_prefix)
-
-    @bp.errorhandler(ApiError)
-    def _api_error(e: ApiError):
-        return jsonify(error=e.code, message=e.message), e.status
 
     @bp.errorhandler(HubError)
     def _hub_error(e: HubError):
@@ -47,7 +52,7 @@ def engine() -> sa.Engine:
 def json_body() -> dict[str, Any]:
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
-        raise ApiError(400, "bad_json", "the request body must be a JSON object")
+        raise ApiError("bad_json")
     return body
 
 
@@ -58,11 +63,11 @@ def requires(*roles: str) -> Callable:
         def wrapper(*args, **kwargs):
             scheme, _, token = request.headers.get("Authorization", "").partition(" ")
             if scheme != "Bearer" or not token:
-                raise ApiError(401, "unauthorized", "missing Authorization: Bearer <token>")
+                raise ApiError("unauthorized", "missing Authorization: Bearer <token>")
             with engine().connect() as conn:
                 who = staff_mod.token_staff(conn, token.strip())
             if not staff_mod.admits(who.role, roles):
-                raise ApiError(403, "forbidden", f"the {who.role} role may not do this")
+                raise ApiError("forbidden", role=who.role)
             g.staff = who
             return view(*args, **kwargs)
         return wrapper
@@ -79,6 +84,6 @@ def api_blueprint(name: str) -> Blueprint:
 
     @bp.errorhandler(staff_mod.StaffError)
     def _staff_error(e: staff_mod.StaffError):
-        return jsonify(error=e.code, message=str(e)), 401
+        return jsonify(e.as_json()), 401
 
     return bp

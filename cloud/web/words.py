@@ -1,8 +1,8 @@
 """Words on the staff pages for what the hub's rules and the appliances write in English.
 
-A rule's refusal (``VenueError``, ``TicketError``, ...) is raised with an English sentence, for
-the API, the command line and the logs; :func:`rule_error` gives a Chinese page its words: by
-the error's code where it has one (document numbers), else by the sentence.
+A rule's refusal (a ``HubError``) carries a code, its parameters and an English sentence for the
+API, the command line and the logs; :func:`rule_error` gives a Chinese page the words of its
+code.
 
 Alerts and conflicts keep an English detail line (for the audit log, the CSV export and the
 operator log); appliances report their devices' kinds, states and details in English. The
@@ -22,6 +22,8 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from markupsafe import Markup
 
+from cloud.core.errors import HubError
+from cloud.web.error_words import ERROR_WORDS
 from cloud.web.web import state_words
 from sync.identity import DocumentError
 
@@ -103,108 +105,6 @@ def _rule(template: str) -> re.Pattern:
                                     for i, p in enumerate(parts)) + "$")
 
 
-# What the hub's rules (cloud/venues.py, tickets.py, inventory.py, alerts.py, ops.py) raise
-# when a form asks for something they refuse: their sentence, and its words for the page.
-_RULE_ERRORS: tuple[tuple[re.Pattern, Render], ...] = tuple((_rule(t), r) for t, r in (
-    ("unknown time zone {tz}", lambda m: _("Unknown time zone %(tz)s.", tz=m["tz"])),
-    ("a venue with code {code} exists already",
-     lambda m: _("A venue with code %(code)s exists already.", code=m["code"])),
-    ("zone {code} exists already at this venue",
-     lambda m: _("Zone %(code)s exists already at this venue.", code=m["code"])),
-    ("gate {code} exists already at this venue",
-     lambda m: _("Gate %(code)s exists already at this venue.", code=m["code"])),
-    ("gate {gate}: no zone {zone} at this venue",
-     lambda m: _("Gate %(gate)s: this venue has no zone %(zone)s.", gate=m["gate"],
-                 zone=m["zone"])),
-    ("no gate {gate}", lambda m: _("No gate %(gate)s.", gate=m["gate"])),
-    ("lane {code}: direction must be in or out",
-     lambda m: _("Lane %(code)s: the direction is in or out.", code=m["code"])),
-    ("lane {code}: no gate {gate} at this venue",
-     lambda m: _("Lane %(code)s: this venue has no gate %(gate)s.", code=m["code"],
-                 gate=m["gate"])),
-    ("lane {code} exists already at this venue",
-     lambda m: _("Lane %(code)s exists already at this venue.", code=m["code"])),
-    ("all 255 key ids are in use", lambda m: _("All 255 key ids are in use.")),
-    ("key {key} is {state}; only a published key can sign",
-     lambda m: _("Key %(key)s is not published; only a published key can sign.",
-                 key=m["key"])),
-    ("key {key}: {n} active appliance(s) have not yet reported having it (appliance {first} "
-     "first); activate it after they have synced",
-     lambda m: _("Key %(key)s: %(n)s active appliances have not reported having it yet "
-                 "(appliance %(first)s first); activate it after they have synced.",
-                 key=m["key"], n=m["n"], first=m["first"])),
-    ("no key {key}", lambda m: _("No key %(key)s.", key=m["key"])),
-    ("key {key} is the active key; activate another one first",
-     lambda m: _("Key %(key)s is the active key; activate another one first.", key=m["key"])),
-    ("no active signing key: create one and activate it",
-     lambda m: _("No active signing key: create one and activate it.")),
-    ("an event with code {code} exists already",
-     lambda m: _("An event with code %(code)s exists already.", code=m["code"])),
-    ("a session must end after it starts", lambda m: _("A session must end after it starts.")),
-    ("gates must open before the session starts",
-     lambda m: _("Gates must open before the session starts.")),
-    ("a price is a whole, non-negative number of fen (cents)",
-     lambda m: _("A price is a whole, non-negative number of fen (cents).")),
-    ("currency is a three-letter ISO 4217 code such as CNY",
-     lambda m: _("The currency is a three-letter ISO 4217 code such as CNY.")),
-    ("this session has a price tier {code} already",
-     lambda m: _("This session has a price tier %(code)s already.", code=m["code"])),
-    ("no seat {seat}", lambda m: _("No seat %(seat)s.", seat=m["seat"])),
-    ("seat {seat} cannot be sold", lambda m: _("Seat %(seat)s cannot be sold.", seat=m["seat"])),
-    ("price tier {tier} is not one of this session's",
-     lambda m: _("Price tier %(tier)s is not one of this session's.", tier=m["tier"])),
-    ("a seat already has a live ticket for this session",
-     lambda m: _("The seat already has a live ticket for this session.")),
-    ("no ticket {ticket}", lambda m: _("No ticket %(ticket)s.", ticket=m["ticket"])),
-    ("ticket {ticket} is already {state}",
-     lambda m: _("Ticket %(ticket)s is already %(state)s.", ticket=m["ticket"],
-                 state=state_words(m["state"]))),
-    ("category must be one of {choices}",
-     lambda m: _("The category is one of %(choices)s.", choices=m["choices"])),
-    ("some seats are not in this session's configuration",
-     lambda m: _("Some seats are not in this session's configuration.")),
-    ("seat {seat} is sold", lambda m: _("Seat %(seat)s is sold.", seat=m["seat"])),
-    ("seat {seat}: after the configuration is confirmed only emergency seats may change "
-     "category",
-     lambda m: _("Seat %(seat)s: after the configuration is confirmed only emergency seats "
-                 "may change category.", seat=m["seat"])),
-    ("only available sellable seats can be reserved",
-     lambda m: _("Only available sellable seats can be reserved.")),
-    ("seat {seat} is not for sale in this session (sold, not sellable, or reserved for someone "
-     "else)",
-     lambda m: _("Seat %(seat)s is not for sale in this session (sold, not sellable, or "
-                 "reserved for someone else).", seat=m["seat"])),
-    ("a review needs a note saying what was found or done",
-     lambda m: _("A review needs a note saying what was found or done.")),
-    ("a note is at most {n} characters",
-     lambda m: _("A note is at most %(n)s characters.", n=m["n"])),
-    ("no conflict {id}", lambda m: _("No conflict %(id)s.", id=m["id"])),
-    ("a password needs at least {n} characters",
-     lambda m: _("A password needs at least %(n)s characters.", n=m["n"])),
-    ("a password must not contain the username",
-     lambda m: _("A password must not contain the username.")),
-    ("a password needs more different characters",
-     lambda m: _("A password needs more different characters.")),
-    ("role must be one of {roles}", lambda m: _("Choose a role.")),
-    ("a username is 1 to 80 printable characters",
-     lambda m: _("A username is 1 to 80 printable characters.")),
-    ("there is already a staff member {name}",
-     lambda m: _("There is already a staff member %(name)s.", name=m["name"])),
-    ("too many wrong passwords: try again later",
-     lambda m: _("Too many wrong passwords: try again later.")),
-    ("no staff member {id}", lambda m: _("No such staff member.")),
-    ("refused_ratio: the threshold is a percentage (0 to 100)",
-     lambda m: _("Refused scans: the threshold is a percentage (0 to 100).")),
-    ("{kind}: threshold and window must be numbers",
-     lambda m: _("%(rule)s: the threshold and the window are numbers.",
-                 rule=_rule_name(m["kind"]))),
-    ("{kind}: the threshold must be a number of 0 or more",
-     lambda m: _("%(rule)s: the threshold is a number of 0 or more.",
-                 rule=_rule_name(m["kind"]))),
-    ("{kind}: the window is 1 to 240 minutes",
-     lambda m: _("%(rule)s: the window is 1 to 240 minutes.", rule=_rule_name(m["kind"]))),
-))
-
 # what is wrong with a row of a seat map (cloud/venues.py, import_seats_csv); the column's
 # name stays as the file spells it
 _SEAT_ROW_ERRORS: tuple[tuple[re.Pattern, Render], ...] = tuple((_rule(t), r) for t, r in (
@@ -226,34 +126,30 @@ _SEAT_ROW_ERRORS: tuple[tuple[re.Pattern, Render], ...] = tuple((_rule(t), r) fo
                  line=m["line"])),
 ))
 
-# a document number refused, by its code (sync/identity.py)
-_DOCUMENT_ERRORS: dict[str, Callable[[], str]] = {
-    "bad_birth_date": lambda: _("The birth date in the document number is not a real date."),
-    "bad_length": lambda: _("The document number has the wrong length."),
-    "bad_characters": lambda: _("The document number has characters this document does not "
-                                "use."),
-    "bad_region": lambda: _("The document number does not start as this document's do."),
-    "bad_check_digit": lambda: _("The check digit does not match: the number is mistyped."),
-    "unknown_type": lambda: _("Choose a document type."),
-}
+def rule_error(error: Exception, **shown: str) -> str:
+    """A refusal in the page's language. In English it is the rule's own sentence (the most
+    precise); in another language the words of its code (``cloud/web/error_words.py``) with
+    its parameters, ``shown`` saying a parameter in words where the page knows better (an
+    alert rule's name). A document number refused by ``sync/identity.py`` goes by its code
+    the same way; anything else is shown as written."""
+    if isinstance(error, DocumentError):
+        code, params = f"document_{error.code}", {}
+    elif isinstance(error, HubError):
+        code, params = error.code, error.params
+    else:
+        return str(error)
+    words = ERROR_WORDS.get(code)
+    if words is None or (get_locale() or Locale("en")).language == "en":
+        return str(error)
+    return str(words) % {**{k: _param_words(k, v) for k, v in params.items()}, **shown}
 
 
-def _rule_name(kind: str) -> str:
-    from cloud.ops.pages import rule_words
-
-    return rule_words(kind)
-
-
-def rule_error(error: Exception) -> str:
-    """A hub rule's refusal in the page's language. In English it is the rule's own sentence
-    (the most precise); in Chinese a document error is put in words by its code, another by
-    the sentence the rule wrote; one not known here is shown as written."""
-    text = str(error)
-    if (get_locale() or Locale("en")).language == "en":
-        return text
-    if isinstance(error, DocumentError) and error.code in _DOCUMENT_ERRORS:
-        return _DOCUMENT_ERRORS[error.code]()
-    return _match(_RULE_ERRORS, text) or text
+def _param_words(name: str, value) -> str:
+    if name == "state":
+        return state_words(value)
+    if isinstance(value, list | tuple):
+        return ", ".join(map(str, value))
+    return str(value)
 
 
 def seat_row_error(message: str) -> str:

@@ -18,7 +18,7 @@ METHODS = [("**.py", "python"), ("templates/**.html", "jinja2.ext:babel_extract"
 def used_messages() -> dict[str, str]:
     found = {}
     for filename, _lineno, message, _comments, _context in extract_from_dir(
-            CLOUD, METHODS, keywords={"_": None, "gettext": None, "lazy_gettext": None}):
+            CLOUD, METHODS, keywords={"_": None, "_l": None, "gettext": None, "lazy_gettext": None}):
         for m in message if isinstance(message, tuple) else (message,):
             if m:
                 found.setdefault(m, filename)

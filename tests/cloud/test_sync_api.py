@@ -76,7 +76,7 @@ def test_an_expired_token_and_bad_credentials(hub):
         late = appliances.register(conn, 1, "Late box", now=utcnow() - timedelta(days=2))
     assert enroll(client, late.token) == (400, {"error": "token_expired", "message":
                                                 "this enrollment token has expired; ask the hub "
-                                                "for a new one"})
+                                                "for a new one", "params": {}})
     assert client.get("/api/sync/v1/allowlist").status_code == 401
     assert client.get("/api/sync/v1/allowlist", headers=auth("forged")).status_code == 401
 
