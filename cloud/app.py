@@ -1,7 +1,7 @@
 """The hub's web application: ``create_app(config)`` composes the areas' blueprints.
 
 Settings, from ``config`` or else the environment: ``DATABASE_URL`` ($WICKET_HUB_DB),
-``SECRET_KEY`` (see cloud/secret.py: $WICKET_HUB_SECRET or an owner-only file),
+``SECRET_KEY`` (see cloud/web/secret.py: $WICKET_HUB_SECRET or an owner-only file),
 ``HUB_PUBLIC_URL`` ($WICKET_HUB_PUBLIC_URL, the address appliances reach the hub at, put in
 enrollment QR codes; default: the address the page was asked for), ``SESSION_COOKIE_SECURE``
 ($WICKET_HUB_SECURE_COOKIES=1 or 0; ``wicket-hub serve`` turns it on unless it binds a

@@ -3,7 +3,7 @@
     wicket-hub [--db URL] init     create or upgrade the hub database
     wicket-hub [--db URL] serve    serve the hub with gunicorn (production WSGI server); the
                                    pages' secret key comes from $WICKET_HUB_SECRET or an
-                                   owner-only file made once (see cloud/secret.py)
+                                   owner-only file made once (see cloud/web/secret.py)
     wicket-hub [--db URL] load-demo [--tickets N]   a demo venue, event and tickets
     wicket-hub [--db URL] compact [--keep-days N]   drop superseded changes and tombstones
                                    older than N days (default 30) from the change log

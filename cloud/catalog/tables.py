@@ -106,7 +106,7 @@ price_tiers = sa.Table(
 )
 
 
-# Central ops (cloud/ops.py, cloud/alerts.py). Lanes as the hub knows them, so that the lane
+# Central ops (cloud/ops/). Lanes as the hub knows them, so that the lane
 # code an entry carries leads to its gate and the gate's zones.
 lanes = sa.Table(
     "lanes", metadata,

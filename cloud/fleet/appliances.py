@@ -191,7 +191,7 @@ def keep_lanes(conn: sa.Connection, appliance: Appliance, reported: list,
     """Replace the lanes the hub keeps for this appliance with those it reports: each
     ``{code, gate, name}`` (gate: the gate's code at the venue, or None). The sync schema has
     checked the shape; a lane without a code is passed over, a repeated code counted once. The
-    ops pages lead a lane's entries and devices to its gate through these (cloud/ops.py)."""
+    ops pages lead a lane's entries and devices to its gate through these (cloud/ops/attendance.py)."""
     now = now or utcnow()
     rows: dict[str, dict] = {}
     for lane in reported[:MAX_LANES]:

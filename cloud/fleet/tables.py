@@ -63,7 +63,7 @@ entries = sa.Table(
 )
 
 
-# Lanes as each appliance last reported them in its heartbeat (cloud/appliances.py): an entry's
+# Lanes as each appliance last reported them in its heartbeat (cloud/fleet/appliances.py): an entry's
 # lane leads to its gate through these where the hub's own ``lanes`` define none.
 appliance_lanes = sa.Table(
     "appliance_lanes", metadata,

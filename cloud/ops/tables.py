@@ -28,7 +28,7 @@ conflicts = sa.Table(
 
 
 # Entries counted per session, venue, lane, zone and minute, in the transaction that stores
-# them (cloud/ops.py count_entries): the dashboard reads thousands of these rows, not millions
+# them (cloud/ops/attendance.py count_entries): the dashboard reads thousands of these rows, not millions
 # of entries. session_id 0 = no session; lane '' = none; zone_id 0 = not known.
 entry_minutes = sa.Table(
     "entry_minutes", metadata,
@@ -65,7 +65,7 @@ session_sold = sa.Table(
 )
 
 
-# Alert thresholds set by ops; a kind without a row uses the default in cloud/alerts.py.
+# Alert thresholds set by ops; a kind without a row uses the default in cloud/ops/alerts.py.
 alert_rules = sa.Table(
     "alert_rules", metadata,
     sa.Column("kind", sa.String(30), primary_key=True),
@@ -79,7 +79,7 @@ alert_rules = sa.Table(
 )
 
 
-# Alerts raised and cleared by cloud/alerts.py evaluate(); at most one open per rule and subject.
+# Alerts raised and cleared by cloud/ops/alerts.py evaluate(); at most one open per rule and subject.
 alerts = sa.Table(
     "alerts", metadata,
     sa.Column("id", sa.Integer, primary_key=True),

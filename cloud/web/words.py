@@ -7,7 +7,7 @@ code.
 Alerts and conflicts keep an English detail line (for the audit log, the CSV export and the
 operator log); appliances report their devices' kinds, states and details in English. The
 pages show them in the reader's language: a detail the hub writes is matched by the pattern of
-the sentence that wrote it (``cloud/alerts.py``, ``cloud/conflicts.py``) and put in words with
+the sentence that wrote it (``cloud/ops/alerts.py``, ``cloud/ops/conflicts.py``) and put in words with
 its values; a driver's own message, which no catalogue can know, is shown as it came and
 marked as English (``lang="en"``). Anything not recognised is shown as written.
 """
@@ -105,7 +105,7 @@ def _rule(template: str) -> re.Pattern:
                                     for i, p in enumerate(parts)) + "$")
 
 
-# what is wrong with a row of a seat map (cloud/venues.py, import_seats_csv); the column's
+# what is wrong with a row of a seat map (cloud/inventory/seat_map.py, import_seats_csv); the column's
 # name stays as the file spells it
 _SEAT_ROW_ERRORS: tuple[tuple[re.Pattern, Render], ...] = tuple((_rule(t), r) for t, r in (
     ("missing column(s) {cols}; expected {all}",

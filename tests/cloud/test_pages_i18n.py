@@ -78,7 +78,7 @@ def test_a_rules_refusal_is_in_chinese_on_a_chinese_page(hub_url):
 
 
 def test_alert_conflict_and_device_details_are_put_in_chinese(hub_url):
-    """The sentences cloud/alerts.py and cloud/conflicts.py write, and what appliances report
+    """The sentences cloud/ops/alerts.py and cloud/ops/conflicts.py write, and what appliances report
     of their devices, in the words of a Chinese page (values kept)."""
     from cloud.web import words
     from tests.cloud.pagekit import build_hub

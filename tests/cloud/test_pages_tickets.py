@@ -144,7 +144,7 @@ def test_refund_and_void_ask_first_then_revoke_at_every_venue(hub):
 
 def _entered(hub, number: str, *, admitted: bool = True, reason: str = "OK",
              lane: str = "N1", minutes: int = 0) -> None:
-    """An entry of the ticket as an appliance pushes it (cloud/sync_api.py stores these)."""
+    """An entry of the ticket as an appliance pushes it (cloud/ops/api.py stores these)."""
     import uuid
     from datetime import timedelta
 
