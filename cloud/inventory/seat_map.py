@@ -24,11 +24,30 @@ _FLAGS = {"": False, "0": False, "no": False, "false": False, "n": False,
 MAX_LABEL = 20
 
 
+# What can be wrong with a row (or the header) of a seat map, by code, in English; a page puts
+# them in its language by code (cloud/web/words.py).
+ROW_PROBLEMS = {
+    "missing_columns": "missing column(s) %(cols)s; expected %(all)s",
+    "unknown_columns": "unknown column(s) %(cols)s; expected %(all)s",
+    "too_many_fields": "more fields than the header has",
+    "empty": "empty",
+    "too_long": "longer than %(n)s characters",
+    "no_such_zone": "no zone '%(zone)s' at this venue (zones: %(zones)s)",
+    "not_yes_no": "'%(value)s' is not yes/no",
+    "seat_twice": "seat %(seat)s appears twice (first on line %(line)s)",
+}
+
+
 @dataclass
 class RowError:
     line: int
     column: str
-    message: str
+    code: str
+    params: dict = field(default_factory=dict)
+
+    @property
+    def message(self) -> str:
+        return ROW_PROBLEMS[self.code] % self.params
 
     def __str__(self) -> str:
         return f"line {self.line}, {self.column}: {self.message}"
@@ -63,9 +82,10 @@ def import_seats_csv(conn: sa.Connection, venue_id: int, text: str,
     missing = [c for c in SEAT_COLUMNS[:5] if c not in header]
     unknown = [h for h in header if h not in SEAT_COLUMNS]
     if missing or unknown:
-        what = (f"missing column(s) {', '.join(missing)}" if missing
-                else f"unknown column(s) {', '.join(unknown)}")
-        report.errors.append(RowError(1, "header", f"{what}; expected {', '.join(SEAT_COLUMNS)}"))
+        report.errors.append(RowError(1, "header", "missing_columns" if missing
+                                      else "unknown_columns",
+                                      {"cols": ", ".join(missing or unknown),
+                                       "all": ", ".join(SEAT_COLUMNS)}))
         return report
     reader.fieldnames = header
     wanted: dict[tuple[str, str, str], dict] = {}
@@ -73,27 +93,27 @@ def import_seats_csv(conn: sa.Connection, venue_id: int, text: str,
         # a file the hub exported: cells it neutralised (level "-1") read back as they were
         row = {k: csv_uncell((v or "").strip()) for k, v in raw.items() if k is not None}
         if None in raw:
-            report.errors.append(RowError(line, "row", "more fields than the header has"))
+            report.errors.append(RowError(line, "row", "too_many_fields"))
             continue
         errs_before = len(report.errors)
         for col in ("level", "row", "number", "category"):
             if not row.get(col):
                 report.errors.append(RowError(line, col, "empty"))
             elif len(row[col]) > MAX_LABEL and col != "category":
-                report.errors.append(RowError(line, col, f"longer than {MAX_LABEL} characters"))
+                report.errors.append(RowError(line, col, "too_long", {"n": MAX_LABEL}))
         zone_id = zone_ids.get(row.get("zone", ""))
         if zone_id is None:
-            report.errors.append(RowError(line, "zone", f"no zone {row.get('zone')!r} at this "
-                                          f"venue (zones: {', '.join(sorted(zone_ids))})"))
+            report.errors.append(RowError(line, "zone", "no_such_zone", {
+                "zone": row.get("zone"), "zones": ", ".join(sorted(zone_ids))}))
         flags = {}
         for col in ("damaged", "removed", "obstructed"):
             flags[col] = _flag(row.get(col, ""))
             if flags[col] is None:
-                report.errors.append(RowError(line, col, f"{row[col]!r} is not yes/no"))
+                report.errors.append(RowError(line, col, "not_yes_no", {"value": row[col]}))
         key = (row.get("level", ""), row.get("row", ""), row.get("number", ""))
         if key in wanted and all(key):
-            report.errors.append(RowError(line, "number", f"seat {'/'.join(key)} appears twice "
-                                          f"(first on line {wanted[key]['line']})"))
+            report.errors.append(RowError(line, "number", "seat_twice", {
+                "seat": "/".join(key), "line": wanted[key]["line"]}))
         if len(report.errors) == errs_before:
             wanted[key] = {"line": line, "zone_id": zone_id, "category": row["category"],
                            **flags}

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from babel import Locale
 from flask_babel import get_locale
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 
 from cloud.core.errors import HubError
@@ -97,34 +98,19 @@ _CONFLICT_DETAILS: tuple[tuple[re.Pattern, Render], ...] = (
 )
 
 
-def _rule(template: str) -> re.Pattern:
-    """The sentence a hub rule raises, ``{name}`` for each value (quoted or not), as an
-    anchored pattern."""
-    parts = re.split(r"\{(\w+)\}", template)
-    return re.compile("^" + "".join(re.escape(p) if i % 2 == 0 else f"'?(?P<{p}>.+?)'?"
-                                    for i, p in enumerate(parts)) + "$")
+# what is wrong with a row of a seat map, by its code (cloud/inventory/seat_map.py,
+# ROW_PROBLEMS); the column's name stays as the file spells it
+SEAT_ROW_WORDS = {
+    "missing_columns": _l("Missing columns %(cols)s; the columns are %(all)s."),
+    "unknown_columns": _l("Unknown columns %(cols)s; the columns are %(all)s."),
+    "too_many_fields": _l("More fields than the header has."),
+    "empty": _l("Empty."),
+    "too_long": _l("Longer than %(n)s characters."),
+    "no_such_zone": _l("This venue has no zone %(zone)s (its zones: %(zones)s)."),
+    "not_yes_no": _l("%(value)s is not yes/no."),
+    "seat_twice": _l("Seat %(seat)s appears twice (first on line %(line)s)."),
+}
 
-
-# what is wrong with a row of a seat map (cloud/inventory/seat_map.py, import_seats_csv); the column's
-# name stays as the file spells it
-_SEAT_ROW_ERRORS: tuple[tuple[re.Pattern, Render], ...] = tuple((_rule(t), r) for t, r in (
-    ("missing column(s) {cols}; expected {all}",
-     lambda m: _("Missing columns %(cols)s; the columns are %(all)s.", cols=m["cols"],
-                 all=m["all"])),
-    ("unknown column(s) {cols}; expected {all}",
-     lambda m: _("Unknown columns %(cols)s; the columns are %(all)s.", cols=m["cols"],
-                 all=m["all"])),
-    ("more fields than the header has", lambda m: _("More fields than the header has.")),
-    ("empty", lambda m: _("Empty.")),
-    ("longer than {n} characters", lambda m: _("Longer than %(n)s characters.", n=m["n"])),
-    ("no zone {zone} at this venue (zones: {zones})",
-     lambda m: _("This venue has no zone %(zone)s (its zones: %(zones)s).", zone=m["zone"],
-                 zones=m["zones"])),
-    ("{value} is not yes/no", lambda m: _("%(value)s is not yes/no.", value=m["value"])),
-    ("seat {seat} appears twice (first on line {line})",
-     lambda m: _("Seat %(seat)s appears twice (first on line %(line)s).", seat=m["seat"],
-                 line=m["line"])),
-))
 
 def rule_error(error: Exception, **shown: str) -> str:
     """A refusal in the page's language. In English it is the rule's own sentence (the most
@@ -152,11 +138,13 @@ def _param_words(name: str, value) -> str:
     return str(value)
 
 
-def seat_row_error(message: str) -> str:
-    """What is wrong with a row of an imported seat map, in the page's language."""
-    if (get_locale() or Locale("en")).language == "en":
-        return message
-    return _match(_SEAT_ROW_ERRORS, message) or message
+def seat_row_error(row) -> str:
+    """What is wrong with a row of an imported seat map (a ``RowError``), in the page's
+    language."""
+    words = SEAT_ROW_WORDS.get(row.code)
+    if words is None or (get_locale() or Locale("en")).language == "en":
+        return row.message
+    return str(words) % row.params
 
 
 def _none(value: str) -> str:

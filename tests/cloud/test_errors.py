@@ -89,3 +89,16 @@ def test_a_code_is_made_into_its_english_message_and_an_unknown_code_is_refused(
         TicketError("refused")
     assert "refused" not in all_codes()
     assert isinstance(e, HubError)
+
+
+def test_every_seat_map_row_problem_has_words_and_a_chinese_translation():
+    from cloud.inventory.seat_map import ROW_PROBLEMS
+    from cloud.web.words import SEAT_ROW_WORDS
+
+    assert set(SEAT_ROW_WORDS) == set(ROW_PROBLEMS)
+    with open(PO, "rb") as f:
+        chinese = {m.id: m.string for m in read_po(f) if m.id}
+    for code, english in ROW_PROBLEMS.items():
+        words = SEAT_ROW_WORDS[code]._args[0]
+        assert chinese.get(words), code
+        assert set(PLACEHOLDER.findall(words)) == set(PLACEHOLDER.findall(english)), code
