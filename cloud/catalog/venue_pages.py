@@ -36,7 +36,7 @@ def _index(form: dict, status: int = 200):
             .outerjoin(seats, sa.and_(seats.c.venue_id == venues.c.id,
                                       seats.c.removed.is_(False)))
             .group_by(*venues.c).order_by(venues.c.code)).all()
-    return render_template("venues/index.html", venues=rows, form=form), status
+    return render_template("catalog/index.html", venues=rows, form=form), status
 
 
 @bp.get("")
@@ -85,7 +85,7 @@ def venue_page(venue_id: int, status: int = 200, **extra):
             gz.setdefault(gate_id, []).append(code)
         damaged = conn.execute(sa.select(sa.func.count()).select_from(seats).where(
             seats.c.venue_id == venue_id, seats.c.damaged, seats.c.removed.is_(False))).scalar()
-    return render_template("venues/detail.html", venue=v, zones=zone_rows, gates=gate_rows,
+    return render_template("catalog/detail.html", venue=v, zones=zone_rows, gates=gate_rows,
                            gate_zones=gz, damaged=damaged, modes=REALNAME_MODES,
                            **extra), status
 
@@ -170,7 +170,7 @@ def _gate_page(venue_id: int, gate_id: int, status: int = 200):
                                  .order_by(zones.c.code)).all()
         admitted = set(conn.execute(sa.select(gate_zones.c.zone_id)
                                     .where(gate_zones.c.gate_id == gate_id)).scalars())
-    return render_template("venues/gate.html", venue=v, gate=gate, zones=zone_rows,
+    return render_template("catalog/gate.html", venue=v, gate=gate, zones=zone_rows,
                            admitted=admitted, modes=REALNAME_MODES), status
 
 

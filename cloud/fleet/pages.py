@@ -93,7 +93,7 @@ def _list(status: int = 200, **extra):
             q = q.where(appliances.c.venue_id == venue_filter)
         rows = conn.execute(q).all()
         venue_rows = all_venues(conn)
-    return render_template("appliances/index.html", appliances=rows, venues=venue_rows,
+    return render_template("fleet/index.html", appliances=rows, venues=venue_rows,
                            venue_filter=venue_filter, summary=_summary, is_stale=_stale,
                            skew_warn=SKEW_WARN_MS, **extra), status
 
@@ -121,7 +121,7 @@ def register():
         reg = appliance_mod.register(conn, venue.id, name, actor=actor())
     payload = enrollment_payload(hub_url(), reg.token)
     # the token is in this response only: not in a URL, not kept by the hub, not cached
-    return render_template("appliances/token.html", name=name, venue=venue, token=reg.token,
+    return render_template("fleet/token.html", name=name, venue=venue, token=reg.token,
                            expires_at=reg.expires_at, payload=payload, qr=qr_svg(payload),
                            expires_iso=to_iso(reg.expires_at))
 
@@ -155,7 +155,7 @@ def rename(appliance_id: int):
 def confirm(appliance_id: int, action: str):
     with engine().connect() as conn:
         a = _appliance_or_404(conn, appliance_id)
-    return render_template("appliances/confirm.html", a=a, action=action)
+    return render_template("fleet/confirm.html", a=a, action=action)
 
 
 @bp.post("/<int:appliance_id>/commands")
@@ -193,7 +193,7 @@ def confirm_export_allowlist(venue_id: int):
         v = venue_or_404(conn, venue_id)
         key_id = conn.execute(sa.select(signing_keys.c.key_id)
                               .where(signing_keys.c.state == "active")).scalar()
-    return render_template("venues/export_allowlist.html", venue=v, key_id=key_id)
+    return render_template("fleet/export_allowlist.html", venue=v, key_id=key_id)
 
 
 @allowlist_bp.post("/<int:venue_id>/allowlist")

@@ -68,7 +68,7 @@ def _index(form: dict, status: int = 200):
         rows = session_rows(conn)
         event_rows = conn.execute(sa.select(events).order_by(events.c.code)).all()
         venue_rows = all_venues(conn)
-    return render_template("sessions/index.html", sessions=rows, events=event_rows,
+    return render_template("inventory/index.html", sessions=rows, events=event_rows,
                            venues=venue_rows, form=form), status
 
 
@@ -153,7 +153,7 @@ def detail(session_id: int):
         counts = _counts(conn, session_id)
         zone_rows = conn.execute(sa.select(zones).where(zones.c.venue_id == s.venue_id)
                                  .order_by(zones.c.code)).all()
-    return render_template("sessions/detail.html", s=s, tiers=tiers, counts=counts,
+    return render_template("inventory/detail.html", s=s, tiers=tiers, counts=counts,
                            zones=zone_rows, form_local=form_local)
 
 
@@ -247,7 +247,7 @@ def _seats_page(session_id: int, zone: str, row: str, status: int = 200):
             .join(seats, seats.c.id == session_seats.c.seat_id)
             .join(zones, zones.c.id == seats.c.zone_id)
             .where(*_seat_filter(session_id, zone, row))).scalar()
-    return render_template("sessions/seats.html", s=s, zones=zone_rows, zone=zone, row=row,
+    return render_template("inventory/seats.html", s=s, zones=zone_rows, zone=zone, row=row,
                            seats=rows, total=total, limit=SEAT_PAGE, now=utcnow(),
                            categories=inventory.CATEGORIES,
                            default_until=form_local(utcnow() + timedelta(days=2),

@@ -20,4 +20,4 @@ def index():
             sa.select(conflicts, tickets.c.number)
             .outerjoin(tickets, tickets.c.id == conflicts.c.ticket_id)
             .order_by(conflicts.c.id.desc()).limit(500)).all()
-    return render_template("conflicts.html", conflicts=rows)
+    return render_template("ops/all_conflicts.html", conflicts=rows)

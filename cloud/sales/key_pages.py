@@ -27,7 +27,7 @@ def index():
                       .where(tickets.c.key_id == signing_keys.c.key_id)
                       .scalar_subquery().label("tickets"))
             .order_by(signing_keys.c.key_id)).all()
-    return render_template("keys/index.html", keys=rows)
+    return render_template("sales/keys.html", keys=rows)
 
 
 @bp.post("")
@@ -62,7 +62,7 @@ def confirm_retire(key_id: int):
     if key is None:
         refused(_("There is no such key."))
         return back("keys.index")
-    return render_template("keys/retire.html", key=key)
+    return render_template("sales/key_retire.html", key=key)
 
 
 @bp.post("/<int:key_id>/retire")

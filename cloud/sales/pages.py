@@ -64,7 +64,7 @@ def search():
             if found:
                 return redirect(url_for("tickets.detail", number=number), 303)
         refused(_("No ticket with the number %(number)s.", number=raw[:40]))
-    return render_template("tickets/search.html", number=raw[:40], results=None, errors={})
+    return render_template("sales/search.html", number=raw[:40], results=None, errors={})
 
 
 def _generic_document(text: str) -> str:
@@ -109,7 +109,7 @@ def holder_search():
     else:
         searched = None
     status = 422 if errors else 200
-    return render_template("tickets/search.html", number="", results=results, errors=errors,
+    return render_template("sales/search.html", number="", results=results, errors=errors,
                            searched=searched, doc_type=doc_type, limit=MAX_RESULTS), status
 
 
@@ -128,7 +128,7 @@ def ticket_or_404(conn: sa.Connection, number: str):
     return t
 
 
-def _ticket_page(number: str, template: str = "tickets/detail.html", **extra):
+def _ticket_page(number: str, template: str = "sales/detail.html", **extra):
     with engine().connect() as conn:
         t = ticket_or_404(conn, number)
         venue_ids = [t.session_venue] if t.session_venue else list(t.venues)
@@ -194,7 +194,7 @@ REVOKE = {"void": "void", "refund": "refunded"}
 @bp.get("/tickets/<number>/<any(void, refund):action>")
 @roles("sales")
 def confirm_revoke(number: str, action: str):
-    return _ticket_page(number, "tickets/revoke.html", action=action)
+    return _ticket_page(number, "sales/revoke.html", action=action)
 
 
 def _revoke_refusal(e: HubError) -> str:
@@ -237,7 +237,7 @@ def revoke(number: str, action: str):
 def box_office():
     with engine().connect() as conn:
         rows = session_rows(conn, on_sale_only=True)
-    return render_template("tickets/box_office.html", sessions=rows)
+    return render_template("sales/box_office.html", sessions=rows)
 
 
 def _sale_form(session_id: int, form: dict, errors: dict, status: int = 200):
@@ -247,7 +247,7 @@ def _sale_form(session_id: int, form: dict, errors: dict, status: int = 200):
                              .order_by(price_tiers.c.amount.desc())).all()
         zone_rows = conn.execute(sa.select(zones).where(zones.c.venue_id == s.venue_id)
                                  .order_by(zones.c.code)).all()
-    return render_template("tickets/sell.html", s=s, tiers=tiers, zones=zone_rows, form=form,
+    return render_template("sales/sell.html", s=s, tiers=tiers, zones=zone_rows, form=form,
                            errors=errors), status
 
 
