@@ -316,7 +316,9 @@ def sell(session_id: int):
                           price_tier_id=int(f["price_tier_id"]) if f["price_tier_id"].isdigit()
                           else None, holder=_holder(f, errors), customer=f["customer"] or None)
         for problem in sale_problems(conn, session_id, spec):
-            field, words = SALE_FIELDS.get(problem.code, ("doc_number", None))
+            # a document number's refusals sit beside it, in the words of their codes
+            field, words = SALE_FIELDS.get(problem.code, (
+                "doc_number" if problem.code.startswith("document_") else "session", None))
             errors.setdefault(field, str(words) if words else rule_error(problem))
     if errors:
         refused(_("No ticket was issued: see the marked fields."))
