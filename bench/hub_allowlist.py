@@ -28,19 +28,14 @@ sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
 
-from cloud import appliances  # noqa: E402
 from cloud.app import create_app  # noqa: E402
-from cloud.db import init_db  # noqa: E402
-from cloud.tickets import (  # noqa: E402
-    TicketSpec,
-    activate_key,
-    create_event,
-    create_key,
-    create_session,
-    issue_tickets,
-    revoke_ticket,
-)
-from cloud.venues import add_zone, create_venue  # noqa: E402
+from cloud.catalog.events import create_event  # noqa: E402
+from cloud.catalog.venues import add_zone, create_venue  # noqa: E402
+from cloud.core.db import init_db  # noqa: E402
+from cloud.fleet import appliances  # noqa: E402
+from cloud.fleet.keys import activate_key, create_key  # noqa: E402
+from cloud.inventory.sessions import create_session  # noqa: E402
+from cloud.sales.tickets import TicketSpec, issue_tickets, revoke_ticket  # noqa: E402
 from sync.sample import fake_resident_id  # noqa: E402
 from sync.timeutil import utcnow  # noqa: E402
 

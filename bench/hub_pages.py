@@ -29,10 +29,13 @@ sys.path.insert(0, str(ROOT))
 import sqlalchemy as sa  # noqa: E402
 
 from cloud.app import create_app  # noqa: E402
-from cloud.db import holders, init_db, seats, session_seats, tickets  # noqa: E402
+from cloud.catalog.tables import seats  # noqa: E402
+from cloud.core.db import init_db  # noqa: E402
 from cloud.demo import load_demo  # noqa: E402
-from cloud.inventory import confirm_configuration, put_on_sale  # noqa: E402
-from cloud.staff import create_staff  # noqa: E402
+from cloud.inventory.seats import confirm_configuration, put_on_sale  # noqa: E402
+from cloud.inventory.tables import session_seats  # noqa: E402
+from cloud.sales.tables import holders, tickets  # noqa: E402
+from cloud.staff.staff import create_staff  # noqa: E402
 from sync.sample import fake_resident_id  # noqa: E402
 
 PASSWORD = "correct horse battery"

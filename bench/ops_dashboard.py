@@ -35,13 +35,21 @@ sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
 
-from cloud import alerts, appliances, ops  # noqa: E402
 from cloud.app import create_app  # noqa: E402
-from cloud.db import entries, entry_minutes, init_db, make_engine, tickets  # noqa: E402
-from cloud.pages.ops import dashboard_data  # noqa: E402
-from cloud.staff import create_staff  # noqa: E402
-from cloud.tickets import activate_key, create_event, create_key, create_session  # noqa: E402
-from cloud.venues import add_gate, add_lane, add_zone, create_venue  # noqa: E402
+from cloud.catalog.events import create_event  # noqa: E402
+from cloud.catalog.venues import add_gate, add_lane, add_zone, create_venue  # noqa: E402
+from cloud.core.db import init_db, make_engine  # noqa: E402
+from cloud.fleet import appliances  # noqa: E402
+from cloud.fleet.keys import activate_key, create_key  # noqa: E402
+from cloud.fleet.tables import entries  # noqa: E402
+from cloud.inventory.sessions import create_session  # noqa: E402
+from cloud.ops import alerts  # noqa: E402
+from cloud.ops import attendance as ops  # noqa: E402
+from cloud.ops import devices as ops_devices  # noqa: E402
+from cloud.ops.pages import dashboard_data  # noqa: E402
+from cloud.ops.tables import entry_minutes  # noqa: E402
+from cloud.sales.tables import tickets  # noqa: E402
+from cloud.staff.staff import create_staff  # noqa: E402
 from sync.ids import uuid7  # noqa: E402
 from sync.timeutil import to_iso, utcnow  # noqa: E402
 
@@ -258,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         with hub_engine.connect() as conn:
             data_ms = timed(lambda: dashboard_data(conn, live))
             attendance_ms = timed(lambda: ops.attendance(conn, live))
-            appliances_ms = timed(lambda: ops.appliance_status(conn))
+            appliances_ms = timed(lambda: ops_devices.appliance_status(conn))
             raw = raw_attendance(conn, live)
             raw_ms = timed(lambda: raw_attendance(conn, live), runs=3)
             count_ms = timed(lambda: conn.execute(sa.text("SELECT count(*) FROM entries")

@@ -32,18 +32,14 @@ sys.path.insert(0, str(ROOT))
 import requests  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
-from cloud import appliances  # noqa: E402
-from cloud.db import change_log, init_db, make_engine  # noqa: E402
-from cloud.tickets import (  # noqa: E402
-    TicketSpec,
-    activate_key,
-    create_event,
-    create_key,
-    create_session,
-    issue_tickets,
-    revoke_ticket,
-)
-from cloud.venues import add_gate, add_zone, create_venue  # noqa: E402
+from cloud.catalog.events import create_event  # noqa: E402
+from cloud.catalog.venues import add_gate, add_zone, create_venue  # noqa: E402
+from cloud.core.changes import change_log  # noqa: E402
+from cloud.core.db import init_db, make_engine  # noqa: E402
+from cloud.fleet import appliances  # noqa: E402
+from cloud.fleet.keys import activate_key, create_key  # noqa: E402
+from cloud.inventory.sessions import create_session  # noqa: E402
+from cloud.sales.tickets import TicketSpec, issue_tickets, revoke_ticket  # noqa: E402
 from edge import config as config_mod  # noqa: E402
 from edge import db as edge_db  # noqa: E402
 from edge.allowlist import apply_changes  # noqa: E402

@@ -1,7 +1,7 @@
-"""The hub's web application: ``create_app(config)``, one blueprint per area.
+"""The hub's web application: ``create_app(config)`` composes the areas' blueprints.
 
 Settings, from ``config`` or else the environment: ``DATABASE_URL`` ($WICKET_HUB_DB),
-``SECRET_KEY`` (see cloud/secret.py: $WICKET_HUB_SECRET or an owner-only file),
+``SECRET_KEY`` (see cloud/web/secret.py: $WICKET_HUB_SECRET or an owner-only file),
 ``HUB_PUBLIC_URL`` ($WICKET_HUB_PUBLIC_URL, the address appliances reach the hub at, put in
 enrollment QR codes; default: the address the page was asked for), ``SESSION_COOKIE_SECURE``
 ($WICKET_HUB_SECURE_COOKIES=1 or 0; ``wicket-hub serve`` turns it on unless it binds a
@@ -20,8 +20,8 @@ from flask import Flask, has_request_context, request
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from cloud.db import DEFAULT_URL, make_engine
-from cloud.secret import hub_secret
+from cloud.core.db import DEFAULT_URL, make_engine
+from cloud.web.secret import hub_secret
 
 
 def instance_path() -> str:
@@ -73,11 +73,27 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.config["SECRET_KEY"] = hub_secret(app.config["DATABASE_URL"], app.instance_path)
     app.extensions["db"] = make_engine(app.config["DATABASE_URL"])
 
-    from cloud.api import bp as api_bp
-    from cloud.pages import init_pages
-    from cloud.sync_api import bp as sync_bp
+    from cloud import home
+    from cloud.catalog import api as catalog_api
+    from cloud.catalog import venue_pages
+    from cloud.fleet import api as sync_api
+    from cloud.fleet import pages as fleet_pages
+    from cloud.inventory import pages as inventory_pages
+    from cloud.ops import api as ops_api
+    from cloud.ops import conflict_pages
+    from cloud.ops import pages as ops_pages
+    from cloud.sales import api as sales_api
+    from cloud.sales import key_pages
+    from cloud.sales import pages as sales_pages
+    from cloud.staff import pages as staff_pages
+    from cloud.web import auth
+    from cloud.web.pages import init_pages
 
-    app.register_blueprint(sync_bp)
-    app.register_blueprint(api_bp)
-    init_pages(app)
+    # each area hands over its blueprints: the JSON ones, then the pages inside the page shell
+    for bp in (sync_api.bp, ops_api.sync_bp, sales_api.bp, catalog_api.bp, ops_api.bp):
+        app.register_blueprint(bp)
+    init_pages(app, [home.bp, auth.bp, venue_pages.bp, inventory_pages.bp,
+                     inventory_pages.seat_map_bp, sales_pages.bp, fleet_pages.bp,
+                     fleet_pages.allowlist_bp, key_pages.bp, staff_pages.bp, conflict_pages.bp,
+                     ops_pages.bp, ops_pages.wall_bp])
     return app

@@ -3,7 +3,7 @@
     wicket-hub [--db URL] init     create or upgrade the hub database
     wicket-hub [--db URL] serve    serve the hub with gunicorn (production WSGI server); the
                                    pages' secret key comes from $WICKET_HUB_SECRET or an
-                                   owner-only file made once (see cloud/secret.py)
+                                   owner-only file made once (see cloud/web/secret.py)
     wicket-hub [--db URL] load-demo [--tickets N]   a demo venue, event and tickets
     wicket-hub [--db URL] compact [--keep-days N]   drop superseded changes and tombstones
                                    older than N days (default 30) from the change log
@@ -32,7 +32,7 @@ import sys
 
 import sqlalchemy as sa
 
-from cloud.db import DEFAULT_URL, init_db
+from cloud.core.db import DEFAULT_URL, init_db
 from sync.diskfault import disk_problem, guard
 from sync.websafe import bind_host, is_loopback
 
@@ -55,8 +55,8 @@ def cmd_serve(args) -> int:
     from gunicorn.app.base import BaseApplication
 
     from cloud.app import create_app, instance_path
-    from cloud.db import current_revision, make_engine
-    from cloud.secret import SecretError, hub_secret
+    from cloud.core.db import current_revision, make_engine
+    from cloud.web.secret import SecretError, hub_secret
 
     if not 0 <= args.trusted_proxies <= 5:
         print("wicket-hub: --trusted-proxies must be 0 to 5", file=sys.stderr)
@@ -112,8 +112,8 @@ def secure_cookies(mode: str, bind: str) -> bool:
 
 
 def cmd_create_admin(args) -> int:
-    from cloud.db import make_engine
-    from cloud.staff import StaffError, create_staff
+    from cloud.core.db import make_engine
+    from cloud.staff.staff import StaffError, create_staff
 
     if sys.stdin.isatty():
         password = getpass.getpass("password: ")
@@ -137,15 +137,15 @@ def cmd_create_admin(args) -> int:
 
 
 def cmd_load_demo(args) -> int:
-    from cloud.db import make_engine
+    from cloud.catalog.errors import CatalogError
+    from cloud.core.db import make_engine
     from cloud.demo import load_demo
-    from cloud.venues import VenueError
 
     engine = make_engine(args.db)
     try:
         with engine.begin() as conn:
             demo = load_demo(conn, tickets=args.tickets)
-    except VenueError as e:
+    except CatalogError as e:
         print(f"wicket-hub: {e} (the demo is loaded already?)", file=sys.stderr)
         return 2
     finally:
@@ -156,8 +156,8 @@ def cmd_load_demo(args) -> int:
 
 
 def cmd_compact(args) -> int:
-    from cloud.compaction import compact
-    from cloud.db import make_engine
+    from cloud.core.compaction import compact
+    from cloud.core.db import make_engine
 
     if args.keep_days < 0:
         print("wicket-hub: --keep-days must not be negative", file=sys.stderr)
@@ -178,8 +178,8 @@ def cmd_alerts(args) -> int:
     import threading
     from datetime import timedelta
 
-    from cloud import alerts
-    from cloud.db import make_engine
+    from cloud.core.db import make_engine
+    from cloud.ops import alerts
 
     engine = make_engine(args.db)
     stop = threading.Event()
@@ -202,8 +202,8 @@ def cmd_alerts(args) -> int:
 
 
 def cmd_export_allowlist(args) -> int:
-    from cloud.allowlist_export import ExportError, export_allowlist
-    from cloud.db import make_engine
+    from cloud.core.db import make_engine
+    from cloud.fleet.allowlist_export import ExportError, export_allowlist
 
     engine = make_engine(args.db)
     try:

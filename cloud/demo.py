@@ -14,16 +14,13 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from cloud.db import seats
-from cloud.tickets import (
-    TicketSpec,
-    activate_key,
-    create_event,
-    create_key,
-    create_session,
-    issue_tickets,
-)
-from cloud.venues import add_gate, add_zone, create_venue, import_seats_csv
+from cloud.catalog.events import create_event
+from cloud.catalog.tables import seats
+from cloud.catalog.venues import add_gate, add_zone, create_venue
+from cloud.fleet.keys import activate_key, create_key
+from cloud.inventory.seat_map import import_seats_csv
+from cloud.inventory.sessions import create_session
+from cloud.sales.tickets import TicketSpec, issue_tickets
 from sync import codes
 from sync.sample import GIVEN, SURNAMES, fake_resident_id
 from sync.timeutil import utcnow

@@ -3,7 +3,8 @@ the URL in the configuration when run from the alembic command line."""
 
 from alembic import context
 
-from cloud.db import make_engine, metadata
+from cloud.core.db import make_engine
+from cloud.schema import metadata
 
 config = context.config
 target_metadata = metadata

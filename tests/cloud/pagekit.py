@@ -12,10 +12,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from cloud.app import create_app
-from cloud.db import init_db
-from cloud.staff import create_staff
-from cloud.tickets import activate_key, create_event, create_key, create_session
-from cloud.venues import add_gate, add_zone, create_venue, import_seats_csv
+from cloud.catalog.events import create_event
+from cloud.catalog.venues import add_gate, add_zone, create_venue
+from cloud.core.db import init_db
+from cloud.fleet.keys import activate_key, create_key
+from cloud.inventory.seat_map import import_seats_csv
+from cloud.inventory.sessions import create_session
+from cloud.staff.staff import create_staff
 from sync.timeutil import utcnow
 
 PASSWORD = "correct horse battery"

@@ -13,11 +13,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from cloud.allowlist_export import ExportError, export_allowlist
-from cloud.changes import changes_since
-from cloud.db import audit_log, signing_keys
-from cloud.tickets import activate_key, create_key, issue_ticket
-from cloud.venues import create_venue
+from cloud.catalog.venues import create_venue
+from cloud.core.audit import audit_log
+from cloud.core.changes import changes_since
+from cloud.core.trust import signing_keys
+from cloud.fleet.allowlist_export import ExportError, export_allowlist
+from cloud.fleet.keys import activate_key, create_key
+from cloud.sales.tickets import issue_ticket
 from edge.allowlist import AllowlistError, apply_changes, import_file
 from sync import allowlist_file
 from sync.changes import parse_change

@@ -11,10 +11,17 @@ import pytest
 import sqlalchemy as sa
 
 from cloud.app import create_app
-from cloud.db import init_db
-from cloud.staff import create_staff, create_token
-from cloud.tickets import activate_key, create_event, create_key, create_session
-from cloud.venues import add_zone, create_venue, import_seats_csv
+from cloud.catalog.events import create_event
+from cloud.catalog.tables import sessions
+from cloud.catalog.venues import add_zone, create_venue
+from cloud.core.db import init_db
+from cloud.fleet.keys import activate_key, create_key
+from cloud.inventory import seats as inventory
+from cloud.inventory.seat_map import import_seats_csv
+from cloud.inventory.sessions import create_session
+from cloud.inventory.tables import session_seats
+from cloud.sales.tables import tickets
+from cloud.staff.staff import create_staff, create_token
 from sync.sample import resident_id
 from sync.timeutil import utcnow
 
@@ -36,11 +43,35 @@ def api(hub_url):
         start = utcnow() + timedelta(days=1)
         session = create_session(conn, create_event(conn, "G", "Games"), venue, "Final", start,
                                  start + timedelta(hours=2))
+        inventory.confirm_configuration(conn, session)
+        inventory.put_on_sale(conn, session)
         for role in ("admin", "sales", "ops"):
             staff_id = create_staff(conn, f"{role}-user", PASSWORD, role, actor="test")
             tokens[role] = {"Authorization": f"Bearer {create_token(conn, staff_id, 't', 'test')}"}
     yield app.test_client(), tokens, session
     engine.dispose()
+
+
+def test_the_api_refuses_to_sell_a_session_that_is_not_on_sale(api):
+    """A sale through the API takes the same rules as the box office page: a session that is
+    not on sale sells nothing, whatever else the request gets right."""
+    client, tokens, session = api
+    with client.application.extensions["db"].begin() as conn:
+        start = utcnow() + timedelta(days=2)
+        venue = conn.execute(sa.select(sessions.c.venue_id)
+                             .where(sessions.c.id == session)).scalar_one()
+        closed = create_session(conn, create_event(conn, "H", "Heats"), venue, "Heat 1", start,
+                                start + timedelta(hours=2))
+    r = client.post(f"/api/v1/sessions/{closed}/tickets", headers=tokens["sales"],
+                    json={"seat_id": 1})
+    assert r.status_code == 409
+    assert r.get_json() == {"error": "not_on_sale", "params": {"session_id": closed},
+                            "message": f"session {closed} is not on sale"}
+    with client.application.extensions["db"].connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(tickets)).scalar() == 0
+        sold = conn.execute(sa.select(session_seats.c.status).where(
+            session_seats.c.session_id == closed)).scalars().all()
+    assert sold == ["available"]
 
 
 def test_roles_decide_who_may_do_what(api):
@@ -101,8 +132,10 @@ def test_the_openapi_file_matches_the_routes(api):
 def test_a_refund_of_a_ticket_that_admitted_someone_needs_an_admin_and_a_reason(api):
     import uuid
 
-    from cloud import appliances
-    from cloud.db import audit_log, entries, tickets
+    from cloud.core.audit import audit_log
+    from cloud.fleet import appliances
+    from cloud.fleet.tables import entries
+    from cloud.sales.tables import tickets
 
     client, tokens, session = api
     sold = client.post(f"/api/v1/sessions/{session}/tickets", headers=tokens["sales"],

@@ -8,20 +8,16 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from cloud import appliances
 from cloud.app import create_app
-from cloud.changes import record_change
-from cloud.compaction import compact, compacted, horizon
-from cloud.db import change_log, init_db
-from cloud.tickets import (
-    activate_key,
-    create_event,
-    create_key,
-    create_session,
-    issue_ticket,
-    revoke_ticket,
-)
-from cloud.venues import add_zone, create_venue
+from cloud.catalog.events import create_event
+from cloud.catalog.venues import add_zone, create_venue
+from cloud.core.changes import change_log, record_change
+from cloud.core.compaction import compact, compacted, horizon
+from cloud.core.db import init_db
+from cloud.fleet import appliances
+from cloud.fleet.keys import activate_key, create_key
+from cloud.inventory.sessions import create_session
+from cloud.sales.tickets import issue_ticket, revoke_ticket
 from edge import db as edge_db
 from edge.allowlist import apply_changes
 from edge.holders import HolderVault, generate_holder_key

@@ -11,8 +11,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from cloud import cli
-from cloud.changes import changes_since, next_value, record_change
-from cloud.db import alembic_config, current_revision, init_db, make_engine, metadata
+from cloud.core.changes import changes_since, next_value, record_change
+from cloud.core.db import alembic_config, current_revision, init_db, make_engine
+from cloud.schema import metadata
 from sync.changes import ChangeError
 
 ZONE = {"type": "zone", "op": "upsert", "id": 1, "code": "A", "name": "North Stand"}

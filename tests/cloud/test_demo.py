@@ -1,8 +1,9 @@
 import sqlalchemy as sa
 
 from cloud import cli
-from cloud.changes import changes_since
-from cloud.db import init_db, make_engine, tickets
+from cloud.core.changes import changes_since
+from cloud.core.db import init_db, make_engine
+from cloud.sales.tables import tickets
 from sync.changes import parse_change
 
 

@@ -11,18 +11,21 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from cloud import alerts, appliances, ops
 from cloud.app import create_app
-from cloud.db import audit_log, entries, entry_minutes, init_db
-from cloud.tickets import (
-    activate_key,
-    create_event,
-    create_key,
-    create_session,
-    issue_ticket,
-    revoke_ticket,
-)
-from cloud.venues import add_gate, add_lane, add_zone, create_venue
+from cloud.catalog.events import create_event
+from cloud.catalog.venues import add_gate, add_lane, add_zone, create_venue
+from cloud.core.audit import audit_log
+from cloud.core.db import init_db
+from cloud.fleet import appliances
+from cloud.fleet.keys import activate_key, create_key
+from cloud.fleet.tables import entries
+from cloud.inventory.sessions import create_session
+from cloud.ops import alerts
+from cloud.ops import attendance as ops
+from cloud.ops import conflicts as ops_conflicts
+from cloud.ops import devices as ops_devices
+from cloud.ops.tables import entry_minutes
+from cloud.sales.tickets import issue_ticket, revoke_ticket
 from sync import codes
 from sync.ids import uuid7
 from sync.numbers import is_number
@@ -196,7 +199,7 @@ def test_entries_stored_before_the_ops_tables_are_counted_by_the_migration(hub_u
     """An upgrade from the revision before: the entries already stored appear on the dashboard."""
     from alembic import command
 
-    from cloud.db import alembic_config, make_engine
+    from cloud.core.db import alembic_config, make_engine
 
     cfg = alembic_config(hub_url)
     engine = make_engine(hub_url)
@@ -254,8 +257,8 @@ def test_appliances_report_devices_lag_queue_skew_and_version(hub):
             appliances.appliances.c.id == hub.boxes["pool"]["id"])
             .values(last_seen_at=utcnow() - timedelta(minutes=10)))
     with hub.engine.connect() as conn:
-        status = {a["name"]: a for a in ops.appliance_status(conn)}
-        gates = {g["venue"]: g for g in ops.gates_online(conn, list(status.values()))}
+        status = {a["name"]: a for a in ops_devices.appliance_status(conn)}
+        gates = {g["venue"]: g for g in ops_devices.gates_online(conn, list(status.values()))}
     one, two, pool = status["Gate box 1"], status["Gate box 2"], status["Pool box"]
     assert one["online"] and two["online"] and not pool["online"]
     assert pool["heartbeat_age_s"] >= 600
@@ -279,7 +282,7 @@ def test_appliances_report_devices_lag_queue_skew_and_version(hub):
     # a lane that scanned a moment ago puts its gate online, whatever its devices say
     push(hub, "box2", entry(s, hub.tickets_b[0], lane="S1"))
     with hub.engine.connect() as conn:
-        gates = {g["venue"]: g for g in ops.gates_online(conn, ops.appliance_status(conn))}
+        gates = {g["venue"]: g for g in ops_devices.gates_online(conn, ops_devices.appliance_status(conn))}
     assert gates["Olympic Sports Centre"]["online"] == 2
 
 
@@ -296,7 +299,7 @@ def test_a_malformed_report_reads_as_unknown(hub):
             appliances.appliances.c.id == hub.boxes["box1"]["id"]).values(
             reported=bad, last_seen_at=utcnow()))
     with hub.engine.connect() as conn:
-        one = next(a for a in ops.appliance_status(conn) if a["name"] == "Gate box 1")
+        one = next(a for a in ops_devices.appliance_status(conn) if a["name"] == "Gate box 1")
     assert (one["version"], one["queued"], one["lag_down_s"], one["lag_up_s"]) == (
         "3", None, None, None)
     assert [(d["id"], d["errors"], d["state"]) for d in one["devices"]] == [("d1", 0, "unknown")]
@@ -309,25 +312,25 @@ def test_conflicts_with_their_entries_and_a_review_that_is_audited(hub):
     second = entry(s, t, lane="S1", kind="manual", staff="alice")
     assert push(hub, "box2", second)["conflict"] == [second["id"]]
     with hub.engine.connect() as conn:
-        [c] = ops.conflict_list(conn)
-        assert ops.unreviewed_conflicts(conn) == 1
+        [c] = ops_conflicts.conflict_list(conn)
+        assert ops_conflicts.unreviewed_conflicts(conn) == 1
     assert c["kind"] == "double_admission" and is_number(c["ticket"]["number"])
     assert [(e["by_number"], e["staff"]) for e in c["entries"]] == [(False, None),
                                                                       (True, "alice")]
     assert [e["id"] for e in c["entries"]] == [first["id"], second["id"]]
     assert [e["appliance"] for e in c["entries"]] == ["Gate box 1", "Gate box 2"]
-    with pytest.raises(ops.OpsError, match="note"):
+    with pytest.raises(ops_conflicts.OpsError, match="note"):
         with hub.engine.begin() as conn:
-            ops.review_conflict(conn, c["id"], "  ", actor="staff:7")
-    with pytest.raises(ops.OpsError, match="no conflict"):
+            ops_conflicts.review_conflict(conn, c["id"], "  ", actor="staff:7")
+    with pytest.raises(ops_conflicts.OpsError, match="no conflict"):
         with hub.engine.begin() as conn:
-            ops.review_conflict(conn, 999, "checked", actor="staff:7")
+            ops_conflicts.review_conflict(conn, 999, "checked", actor="staff:7")
     with hub.engine.begin() as conn:
-        ops.review_conflict(conn, c["id"], "same person, wristband swap", actor="staff:7")
+        ops_conflicts.review_conflict(conn, c["id"], "same person, wristband swap", actor="staff:7")
     with hub.engine.connect() as conn:
-        [c] = ops.conflict_list(conn, reviewed=True)
-        assert ops.conflict_list(conn, reviewed=False) == []
-        assert ops.unreviewed_conflicts(conn) == 0
+        [c] = ops_conflicts.conflict_list(conn, reviewed=True)
+        assert ops_conflicts.conflict_list(conn, reviewed=False) == []
+        assert ops_conflicts.unreviewed_conflicts(conn) == 0
         audit = conn.execute(sa.select(audit_log).where(
             audit_log.c.action == "conflict.review")).one()
     assert (c["reviewed_by"], c["note"]) == ("staff:7", "same person, wristband swap")
@@ -512,8 +515,8 @@ def test_lanes_reported_in_a_heartbeat_lead_to_gates_and_the_hubs_own_lanes_win(
     with hub.engine.connect() as conn:
         by_gate = {(g["gate"], g["lane"]): g["entered"]
                    for g in ops.attendance(conn, [s], now=now)["by_gate"]}
-        status = ops.appliance_status(conn)
-        online = {g["venue"]: g["online"] for g in ops.gates_online(conn, status)}
+        status = ops_devices.appliance_status(conn)
+        online = {g["venue"]: g["online"] for g in ops_devices.gates_online(conn, status)}
     assert by_gate == {("North Gate", None): 2, (None, "Q1"): 1}
     assert online["Olympic Sports Centre"] == 1
     box = next(x for x in status if x["name"] == "Gate box 1")

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from cloud.db import appliance_commands, appliances
+from cloud.fleet.tables import appliance_commands, appliances
 from sync.timeutil import to_iso, utcnow
 from tests.cloud.pagekit import build_hub, post, text
 

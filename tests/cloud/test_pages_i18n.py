@@ -12,13 +12,13 @@ from sync.i18n import translations_from_po
 
 CLOUD = Path(__file__).resolve().parents[2] / "cloud"
 PO = CLOUD / "translations" / "zh" / "LC_MESSAGES" / "messages.po"
-METHODS = [("pages/**.py", "python"), ("templates/**.html", "jinja2.ext:babel_extract")]
+METHODS = [("**.py", "python"), ("templates/**.html", "jinja2.ext:babel_extract")]
 
 
 def used_messages() -> dict[str, str]:
     found = {}
     for filename, _lineno, message, _comments, _context in extract_from_dir(
-            CLOUD, METHODS, keywords={"_": None, "gettext": None, "lazy_gettext": None}):
+            CLOUD, METHODS, keywords={"_": None, "_l": None, "gettext": None, "lazy_gettext": None}):
         for m in message if isinstance(message, tuple) else (message,):
             if m:
                 found.setdefault(m, filename)
@@ -78,9 +78,9 @@ def test_a_rules_refusal_is_in_chinese_on_a_chinese_page(hub_url):
 
 
 def test_alert_conflict_and_device_details_are_put_in_chinese(hub_url):
-    """The sentences cloud/alerts.py and cloud/conflicts.py write, and what appliances report
+    """The sentences cloud/ops/alerts.py and cloud/ops/conflicts.py write, and what appliances report
     of their devices, in the words of a Chinese page (values kept)."""
-    from cloud.pages import words
+    from cloud.web import words
     from tests.cloud.pagekit import build_hub
 
     hub = build_hub(hub_url)
@@ -143,7 +143,7 @@ def test_every_reason_device_kind_and_state_has_its_words_on_both_sites(hub_url)
     reasons, the device kinds and the device states."""
     from flask import Flask
 
-    from cloud.pages import words
+    from cloud.web import words
     from drivers.base import DeviceState
     from edge.commands import DEVICE_KINDS
     from edge.reasons import Reason

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from cloud.db import signing_keys, staff
+from cloud.core.trust import signing_keys
+from cloud.staff.tables import staff
 from tests.cloud.pagekit import build_hub, post, sign_in, text
 
 

@@ -11,11 +11,12 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from cloud import appliances
-from cloud.db import appliances as appliance_table
-from cloud.db import audit_log, gates, venues
-from cloud.tickets import issue_ticket
-from cloud.venues import add_lane
+from cloud.catalog.tables import gates, venues
+from cloud.catalog.venues import add_lane
+from cloud.core.audit import audit_log
+from cloud.fleet import appliances
+from cloud.fleet.tables import appliances as appliance_table
+from cloud.sales.tickets import issue_ticket
 from sync.ids import uuid7
 from sync.timeutil import to_iso, utcnow
 from tests.cloud.pagekit import build_hub, post, text
@@ -33,7 +34,7 @@ def hub(hub_url):
         h.tickets = [issue_ticket(conn, session_id=h.session).id for _ in range(4)]
         reg = appliances.register(conn, h.venue, "Gate box 1")
         reg2 = appliances.register(conn, h.venue, "Gate box 2")
-        from cloud.db import sessions
+        from cloud.catalog.tables import sessions
         # the session is live: gates opened a moment ago
         now = utcnow()
         conn.execute(sa.update(sessions).where(sessions.c.id == h.session).values(

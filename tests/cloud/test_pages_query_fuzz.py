@@ -8,11 +8,12 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from cloud import alerts, appliances
-from cloud.db import sessions
-from cloud.staff import create_token
-from cloud.tickets import issue_ticket
-from cloud.venues import add_lane
+from cloud.catalog.tables import sessions
+from cloud.catalog.venues import add_lane
+from cloud.fleet import appliances
+from cloud.ops import alerts
+from cloud.sales.tickets import issue_ticket
+from cloud.staff.staff import create_token
 from sync.ids import uuid7
 from sync.timeutil import to_iso, utcnow
 from tests.cloud.pagekit import build_hub, text

@@ -9,7 +9,9 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
-from cloud.db import audit_log, events, price_tiers, session_seats, sessions
+from cloud.catalog.tables import events, price_tiers, sessions
+from cloud.core.audit import audit_log
+from cloud.inventory.tables import session_seats
 from tests.cloud.pagekit import build_hub, post, text
 
 

@@ -7,11 +7,13 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from cloud import inventory
-from cloud.db import audit_log, change_log, tickets
-from cloud.tickets import add_price_tier
+from cloud.catalog.events import add_price_tier
+from cloud.core.audit import audit_log
+from cloud.core.changes import change_log
+from cloud.inventory import seats as inventory
+from cloud.sales.tables import tickets
 from sync.sample import resident_id
-from tests.cloud.pagekit import build_hub, post, text
+from tests.cloud.pagekit import build_hub, csrf, post, text
 
 NUMBER = resident_id("11010119900307123")
 NAME = "张小三"
@@ -50,6 +52,18 @@ def test_the_box_office_issues_a_real_name_ticket_shown_masked(hub):
     assert (t.amount, t.state) == (38000, "issued")
     again = sell(sales, hub, holder_name="李四", doc_number=resident_id("11010119850101001"))
     assert again.status_code == 409 and "not for sale" in text(again)
+
+
+def test_a_chinese_page_says_in_chinese_that_a_seat_is_taken(hub):
+    """A refusal of the sale's rules reaches a Chinese page in the words of its code."""
+    sales = hub.client("sales")
+    sales.post("/lang", data={"lang": "zh", "next": "/", "csrf_token": csrf(sales, "/")})
+    assert sell(sales, hub).status_code == 303
+    again = sell(sales, hub)
+    page = text(again)
+    assert again.status_code == 409
+    assert "在本场次不可售（已售出、不可售，或已为他人预留）" in page
+    assert "not for sale" not in page
 
 
 def test_the_box_office_says_which_field_is_wrong_and_never_echoes_holder_data(hub):
@@ -130,13 +144,13 @@ def test_refund_and_void_ask_first_then_revoke_at_every_venue(hub):
 
 def _entered(hub, number: str, *, admitted: bool = True, reason: str = "OK",
              lane: str = "N1", minutes: int = 0) -> None:
-    """An entry of the ticket as an appliance pushes it (cloud/sync_api.py stores these)."""
+    """An entry of the ticket as an appliance pushes it (cloud/ops/api.py stores these)."""
     import uuid
     from datetime import timedelta
 
-    from cloud import appliances
-    from cloud.db import appliances as appliances_table
-    from cloud.db import entries
+    from cloud.fleet import appliances
+    from cloud.fleet.tables import appliances as appliances_table
+    from cloud.fleet.tables import entries
     from sync.timeutil import utcnow
 
     with hub.engine.begin() as conn:

@@ -10,7 +10,9 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from cloud.db import audit_log, change_log, gates, seats, venues
+from cloud.catalog.tables import gates, seats, venues
+from cloud.core.audit import audit_log
+from cloud.core.changes import change_log
 from sync.changes import parse_change
 from tests.cloud.pagekit import build_hub, post, text
 

@@ -17,7 +17,7 @@ import requests
 
 from cloud.app import create_app
 from cloud.cli import secure_cookies
-from cloud.db import init_db
+from cloud.core.db import init_db
 from tests.cloud.pagekit import SECRET
 
 ROOT = Path(__file__).resolve().parents[2]

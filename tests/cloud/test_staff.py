@@ -9,8 +9,9 @@ import pytest
 import sqlalchemy as sa
 
 from cloud import cli
-from cloud.db import audit_log, init_db, make_engine, staff
-from cloud.staff import (
+from cloud.core.audit import audit_log
+from cloud.core.db import init_db, make_engine
+from cloud.staff.staff import (
     MAX_FAILURES,
     StaffError,
     check_password,
@@ -20,6 +21,7 @@ from cloud.staff import (
     login,
     token_staff,
 )
+from cloud.staff.tables import staff
 from sync.timeutil import utcnow
 
 GOOD = "correct horse battery"

@@ -7,11 +7,14 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from cloud import appliances
 from cloud.app import create_app
-from cloud.db import init_db
-from cloud.tickets import activate_key, create_event, create_key, create_session, issue_ticket
-from cloud.venues import add_zone, create_venue
+from cloud.catalog.events import create_event
+from cloud.catalog.venues import add_zone, create_venue
+from cloud.core.db import init_db
+from cloud.fleet import appliances
+from cloud.fleet.keys import activate_key, create_key
+from cloud.inventory.sessions import create_session
+from cloud.sales.tickets import issue_ticket
 from sync.ids import uuid7
 from sync.timeutil import to_iso, utcnow
 
@@ -73,7 +76,7 @@ def test_an_expired_token_and_bad_credentials(hub):
         late = appliances.register(conn, 1, "Late box", now=utcnow() - timedelta(days=2))
     assert enroll(client, late.token) == (400, {"error": "token_expired", "message":
                                                 "this enrollment token has expired; ask the hub "
-                                                "for a new one"})
+                                                "for a new one", "params": {}})
     assert client.get("/api/sync/v1/allowlist").status_code == 401
     assert client.get("/api/sync/v1/allowlist", headers=auth("forged")).status_code == 401
 
@@ -136,8 +139,8 @@ def test_bad_cursor_arguments(hub):
 
 
 def test_conflicts_double_admission_and_admission_after_revocation(hub):
-    from cloud.db import conflicts
-    from cloud.tickets import revoke_ticket
+    from cloud.ops.tables import conflicts
+    from cloud.sales.tickets import revoke_ticket
 
     client, engine, reg = hub
     with engine.begin() as conn:
@@ -167,7 +170,7 @@ def test_conflicts_double_admission_and_admission_after_revocation(hub):
 
 
 def test_heartbeat_keeps_the_report_and_hands_over_commands_until_confirmed(hub):
-    from cloud.db import appliances as appliances_table
+    from cloud.fleet.tables import appliances as appliances_table
 
     client, engine, reg = hub
     h = auth(enroll(client, reg.token)[1]["credential"])

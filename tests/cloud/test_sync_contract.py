@@ -9,11 +9,19 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from cloud import alerts, appliances, ops
 from cloud.app import create_app
-from cloud.db import audit_log, conflicts, entered_tickets, entries, entry_minutes, init_db
-from cloud.tickets import activate_key, create_event, create_key, create_session, issue_ticket
-from cloud.venues import add_gate, add_lane, add_zone, create_venue
+from cloud.catalog.events import create_event
+from cloud.catalog.venues import add_gate, add_lane, add_zone, create_venue
+from cloud.core.audit import audit_log
+from cloud.core.db import init_db
+from cloud.fleet import appliances
+from cloud.fleet.keys import activate_key, create_key
+from cloud.fleet.tables import entries
+from cloud.inventory.sessions import create_session
+from cloud.ops import alerts
+from cloud.ops import attendance as ops
+from cloud.ops.tables import conflicts, entered_tickets, entry_minutes
+from cloud.sales.tickets import issue_ticket
 from sync.ids import uuid7
 from sync.timeutil import to_iso, utcnow
 

@@ -9,21 +9,21 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from cloud import inventory
-from cloud.changes import changes_since
-from cloud.db import init_db, make_engine, seats, session_seats, tickets
-from cloud.tickets import (
-    TicketError,
-    TicketSpec,
-    activate_key,
-    create_event,
-    create_key,
-    create_session,
-    issue_ticket,
-    issue_tickets,
-    revoke_ticket,
-)
-from cloud.venues import add_gate, add_zone, create_venue, import_seats_csv
+from cloud.catalog.errors import CatalogError
+from cloud.catalog.events import create_event
+from cloud.catalog.tables import seats
+from cloud.catalog.venues import add_gate, add_zone, create_venue
+from cloud.core.changes import changes_since
+from cloud.core.db import init_db, make_engine
+from cloud.core.errors import HubError
+from cloud.fleet.keys import SigningKeyError, activate_key, create_key
+from cloud.inventory import seats as inventory
+from cloud.inventory.seat_map import import_seats_csv
+from cloud.inventory.seats import InventoryError
+from cloud.inventory.sessions import create_session
+from cloud.inventory.tables import session_seats
+from cloud.sales.tables import tickets
+from cloud.sales.tickets import TicketError, TicketSpec, issue_ticket, issue_tickets, revoke_ticket
 from edge import db as edge_db
 from edge.allowlist import apply_changes
 from edge.engine import Engine, IdDocument, Scan, ScanKind
@@ -66,7 +66,7 @@ def test_a_seat_is_sold_once_and_the_unique_index_backs_the_inventory_up(hub):
     engine, venue, session = hub
     with engine.begin() as conn:
         issue_ticket(conn, session_id=session, seat_id=seat(conn, "1", "1"))
-    with pytest.raises(TicketError, match="not for sale"):
+    with pytest.raises(InventoryError, match="not for sale"):
         with engine.begin() as conn:
             issue_ticket(conn, session_id=session, seat_id=seat(conn, "1", "1"))
     with pytest.raises(TicketError, match="already has a live ticket"):
@@ -88,7 +88,7 @@ def test_concurrent_sales_of_one_seat_sell_it_once(hub):
             with engine.begin() as conn:
                 issue_ticket(conn, session_id=session, seat_id=target)
             results.append("sold")
-        except TicketError:
+        except HubError:
             results.append("refused")
 
     threads = [threading.Thread(target=sell) for _ in range(6)]
@@ -115,7 +115,7 @@ def test_session_configuration(hub):
         with pytest.raises(inventory.InventoryError, match="only emergency seats"):
             inventory.set_category(conn, session, [a], "sellable")
         inventory.set_category(conn, session, [b], "sellable")  # emergency may still change
-    with pytest.raises(TicketError, match="not for sale"):
+    with pytest.raises(InventoryError, match="not for sale"):
         with engine.begin() as conn:
             issue_ticket(conn, session_id=session, seat_id=a)  # registered: not sellable
     with engine.connect() as conn:  # the venue map is untouched
@@ -127,7 +127,7 @@ def test_reserved_seats_and_venue_map_changes(hub):
     with engine.begin() as conn:
         b = seat(conn, "1", "2")
         inventory.reserve(conn, session, [b], "Team Delegation", utcnow() + timedelta(days=1))
-    with pytest.raises(TicketError, match="reserved for someone else"):
+    with pytest.raises(InventoryError, match="reserved for someone else"):
         with engine.begin() as conn:
             issue_ticket(conn, session_id=session, seat_id=b)
     with engine.begin() as conn:
@@ -135,6 +135,7 @@ def test_reserved_seats_and_venue_map_changes(hub):
         # the venue adds a seat: the session, not yet on sale, gets it; after going on sale,
         # a later seat does not reach it
         import_seats_csv(conn, venue, "level,zone,row,number,category\nL1,A,9,1,std\n")
+        inventory.confirm_configuration(conn, session)
         inventory.put_on_sale(conn, session)
         import_seats_csv(conn, venue, "level,zone,row,number,category\nL1,A,9,2,std\n")
         in_session = conn.execute(sa.select(sa.func.count()).select_from(session_seats)
@@ -168,7 +169,7 @@ def test_a_key_signs_only_once_active(hub):
     engine, venue, session = hub
     with engine.begin() as conn:
         new = create_key(conn)
-        with pytest.raises(TicketError, match="only a published key"):
+        with pytest.raises(SigningKeyError, match="only a published key"):
             activate_key(conn, 99)
         first = issue_ticket(conn, session_id=session)
         activate_key(conn, new)
@@ -213,8 +214,9 @@ def test_the_hub_change_log_drives_a_real_appliance(hub, tmp_path):
 
 
 def test_rfid_uids_from_the_printing_house(hub):
-    from cloud.db import audit_log, tickets
-    from cloud.tickets import import_rfid_csv
+    from cloud.core.audit import audit_log
+    from cloud.sales.tables import tickets
+    from cloud.sales.tickets import import_rfid_csv
 
     engine, venue, session = hub
     with engine.begin() as conn:
@@ -253,7 +255,7 @@ def test_a_pass_with_a_fixed_seat_holds_it_in_every_session(hub):
         pass_ = issue_ticket(conn, kind=codes.Kind.SESSIONS, scope=(session, evening),
                              seat_id=target, daily_limit=2)
     for s in (session, evening):
-        with pytest.raises(TicketError, match="not for sale"):
+        with pytest.raises(InventoryError, match="not for sale"):
             with engine.begin() as conn:
                 issue_ticket(conn, session_id=s, seat_id=target)
     with engine.begin() as conn:
@@ -262,11 +264,11 @@ def test_a_pass_with_a_fixed_seat_holds_it_in_every_session(hub):
 
 
 def test_keys_retire_and_the_venues_hear_of_it(hub):
-    from cloud.tickets import retire_key
+    from cloud.fleet.keys import retire_key
 
     engine, venue, session = hub
     with engine.begin() as conn:
-        with pytest.raises(TicketError, match="active key"):
+        with pytest.raises(SigningKeyError, match="active key"):
             retire_key(conn, 1)
         second = create_key(conn)
         activate_key(conn, second)
@@ -277,15 +279,15 @@ def test_keys_retire_and_the_venues_hear_of_it(hub):
 
 
 def test_price_tiers_are_integer_fen_and_belong_to_their_session(hub):
-    from cloud.tickets import add_price_tier
+    from cloud.catalog.events import add_price_tier
 
     engine, venue, session = hub
     with engine.begin() as conn:
         tier = add_price_tier(conn, session, "A", "Category A", 88_000)
         for bad in (880.0, -1, True):
-            with pytest.raises(TicketError, match="fen"):
+            with pytest.raises(CatalogError, match="fen"):
                 add_price_tier(conn, session, "X", "Bad", bad)
-        with pytest.raises(TicketError, match="ISO 4217"):
+        with pytest.raises(CatalogError, match="ISO 4217"):
             add_price_tier(conn, session, "Y", "Bad", 1, currency="yuan")
         sold = issue_ticket(conn, session_id=session, seat_id=seat(conn, "1", "1"),
                             price_tier_id=tier)
@@ -301,7 +303,7 @@ def test_price_tiers_are_integer_fen_and_belong_to_their_session(hub):
 
 
 def test_what_staff_do_is_audited_with_before_and_after(hub):
-    from cloud.db import audit_log
+    from cloud.core.audit import audit_log
 
     engine, venue, session = hub
     with engine.begin() as conn:
@@ -347,7 +349,7 @@ def test_ticket_numbers_are_random_fixed_length_and_carry_a_check_symbol(hub):
 
 
 def test_a_number_already_taken_is_drawn_again(hub, monkeypatch):
-    from cloud import tickets as tickets_mod
+    from cloud.sales import tickets as tickets_mod
     from sync import numbers
 
     engine, _venue, session = hub

@@ -7,16 +7,12 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from cloud.changes import changes_since
-from cloud.db import init_db, make_engine, seats
-from cloud.venues import (
-    VenueError,
-    add_gate,
-    add_zone,
-    create_venue,
-    export_seats_csv,
-    import_seats_csv,
-)
+from cloud.catalog.errors import CatalogError
+from cloud.catalog.tables import seats
+from cloud.catalog.venues import add_gate, add_zone, create_venue
+from cloud.core.changes import changes_since
+from cloud.core.db import init_db, make_engine
+from cloud.inventory.seat_map import export_seats_csv, import_seats_csv
 
 HEADER = "level,zone,row,number,category,damaged,removed,obstructed\n"
 
@@ -50,16 +46,16 @@ def test_zones_and_gates_reach_the_venues_change_log(hub):
 
 def test_bad_venue_zone_and_gate_requests(hub):
     engine, venue = hub
-    with pytest.raises(VenueError, match="exists already"):
+    with pytest.raises(CatalogError, match="exists already"):
         with engine.begin() as conn:
             create_venue(conn, "OSC", "Again")
-    with pytest.raises(VenueError, match="time zone"):
+    with pytest.raises(CatalogError, match="time zone"):
         with engine.begin() as conn:
             create_venue(conn, "X", "X", timezone="Mars/Olympus")
-    with pytest.raises(VenueError, match="no zone 'Z'"):
+    with pytest.raises(CatalogError, match="no zone 'Z'"):
         with engine.begin() as conn:
             add_gate(conn, venue, "G9", "Gate 9", ["Z"])
-    with pytest.raises(VenueError, match="zone 'A' exists"):
+    with pytest.raises(CatalogError, match="zone 'A' exists"):
         with engine.begin() as conn:
             add_zone(conn, venue, "A", "Again")
 

@@ -19,10 +19,12 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from cloud import appliances
-from cloud.db import init_db, make_engine
-from cloud.tickets import activate_key, create_event, create_key, create_session
-from cloud.venues import add_gate, add_zone, create_venue
+from cloud.catalog.events import create_event
+from cloud.catalog.venues import add_gate, add_zone, create_venue
+from cloud.core.db import init_db, make_engine
+from cloud.fleet import appliances
+from cloud.fleet.keys import activate_key, create_key
+from cloud.inventory.sessions import create_session
 from edge import config as config_mod
 from edge import db as db_mod
 from edge.engine import Engine, Scan, ScanKind

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import requests
 
-from cloud import alerts
-from cloud.db import make_engine
+from cloud.core.db import make_engine
+from cloud.ops import alerts
 from tests.e2e.conftest import ENV, ROOT, wait_for
 from tools.demo.run import DEMO_REFUSED_RATIO
 

@@ -17,10 +17,13 @@ from pathlib import Path
 import pytest
 import requests
 
-from cloud.db import init_db, make_engine
-from cloud.staff import create_staff
-from cloud.tickets import activate_key, create_event, create_key, create_session, issue_ticket
-from cloud.venues import add_zone, create_venue
+from cloud.catalog.events import create_event
+from cloud.catalog.venues import add_zone, create_venue
+from cloud.core.db import init_db, make_engine
+from cloud.fleet.keys import activate_key, create_key
+from cloud.inventory.sessions import create_session
+from cloud.sales.tickets import issue_ticket
+from cloud.staff.staff import create_staff
 from sync.timeutil import utcnow
 from tests.e2e.test_hub_process import ROOT, free_port
 

@@ -14,10 +14,13 @@ from pathlib import Path
 import pytest
 import requests
 
-from cloud import appliances
-from cloud.db import init_db, make_engine
-from cloud.tickets import activate_key, create_event, create_key, create_session, issue_ticket
-from cloud.venues import create_venue
+from cloud.catalog.events import create_event
+from cloud.catalog.venues import create_venue
+from cloud.core.db import init_db, make_engine
+from cloud.fleet import appliances
+from cloud.fleet.keys import activate_key, create_key
+from cloud.inventory.sessions import create_session
+from cloud.sales.tickets import issue_ticket
 from sync.timeutil import utcnow
 
 ROOT = Path(__file__).resolve().parents[2]

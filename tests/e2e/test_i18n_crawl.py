@@ -136,8 +136,8 @@ def _devices(demo: Demo) -> None:
 
 
 def _void(demo: Demo, number: str) -> None:
-    from cloud.db import tickets
-    from cloud.tickets import revoke_ticket
+    from cloud.sales.tables import tickets
+    from cloud.sales.tickets import revoke_ticket
 
     engine = demo._hub_engine()
     try:
@@ -154,7 +154,7 @@ def _hub_extras(demo: Demo) -> None:
     demo's own refusals and its one appliance raise alerts."""
     from datetime import timedelta
 
-    from cloud import alerts
+    from cloud.ops import alerts
 
     engine = demo._hub_engine()
     try:
@@ -218,18 +218,11 @@ def world(tmp_path_factory):
 def data_strings(demo: Demo) -> list[str]:
     """Everything the demo and the test put in, longest first (a name is taken out whole, so
     a word of it, "Gate" or "North", is not thereby allowed elsewhere)."""
-    from cloud.db import (
-        appliances,
-        events,
-        gates,
-        holders,
-        sessions,
-        signing_keys,
-        staff,
-        tickets,
-        venues,
-        zones,
-    )
+    from cloud.catalog.tables import events, gates, sessions, venues, zones
+    from cloud.core.trust import signing_keys
+    from cloud.fleet.tables import appliances
+    from cloud.sales.tables import holders, tickets
+    from cloud.staff.tables import staff
     from sync.identity import mask_name
 
     # the demo's own wall display and handheld, this machine's names in the appliance's

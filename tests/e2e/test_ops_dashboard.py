@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import re
 
-from cloud.staff import create_staff
-from cloud.tickets import issue_ticket
-from cloud.venues import add_lane
+from cloud.catalog.venues import add_lane
+from cloud.sales.tickets import issue_ticket
+from cloud.staff.staff import create_staff
 from edge.reasons import Reason
 from tests.e2e.conftest import wait_for
 

@@ -13,10 +13,11 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from cloud import appliances
-from cloud.changes import record_change
-from cloud.compaction import compact
-from cloud.tickets import TicketError, activate_key, create_key, issue_ticket, revoke_ticket
+from cloud.core.changes import record_change
+from cloud.core.compaction import compact
+from cloud.fleet import appliances
+from cloud.fleet.keys import SigningKeyError, activate_key, create_key
+from cloud.sales.tickets import issue_ticket, revoke_ticket
 from edge.reasons import Reason
 from sync import codes
 from sync.sample import fake_resident_id
@@ -169,7 +170,7 @@ def test_a_new_hub_key_arrives_before_codes_signed_with_it_are_sold(hub, make_ap
     with hub.begin() as conn:
         new_key = create_key(conn)  # published, signs nothing yet
     # the hub will not let it sign while an active appliance has not reported having it
-    with hub.begin() as conn, pytest.raises(TicketError, match="not yet"):
+    with hub.begin() as conn, pytest.raises(SigningKeyError, match="not yet"):
         activate_key(conn, new_key)
     assert box.cli("sync", "--once").returncode == 0
     assert (new_key,) in box.query("SELECT key_id FROM hub_keys")

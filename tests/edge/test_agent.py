@@ -14,18 +14,14 @@ import pytest
 import sqlalchemy as sa
 from werkzeug.serving import make_server
 
-from cloud import appliances
 from cloud.app import create_app
-from cloud.db import init_db
-from cloud.tickets import (
-    activate_key,
-    create_event,
-    create_key,
-    create_session,
-    issue_ticket,
-    revoke_ticket,
-)
-from cloud.venues import add_gate, add_zone, create_venue
+from cloud.catalog.events import create_event
+from cloud.catalog.venues import add_gate, add_zone, create_venue
+from cloud.core.db import init_db
+from cloud.fleet import appliances
+from cloud.fleet.keys import activate_key, create_key
+from cloud.inventory.sessions import create_session
+from cloud.sales.tickets import issue_ticket, revoke_ticket
 from edge import config as config_mod
 from edge import db as db_mod
 from edge.holders import HolderVault, generate_holder_key
@@ -276,7 +272,8 @@ def test_a_chosen_credential_must_be_long_enough(hub, agent):
 def test_the_appliances_lanes_lead_its_entries_and_devices_to_their_gate_at_the_hub(agent, hub):
     """The hub defines no lanes here: the appliance's heartbeat says which gate each lane is
     at, and the ops pages count attendance per gate and gates online from that."""
-    from cloud import ops
+    from cloud.ops import attendance as ops
+    from cloud.ops import devices as ops_devices
     from edge.engine import Engine, Scan, ScanKind
     from edge.reasons import Reason
 
@@ -298,7 +295,7 @@ def test_the_appliances_lanes_lead_its_entries_and_devices_to_their_gate_at_the_
     assert agent.push_entries() == 4
     with hub["engine"].connect() as conn:
         by_gate = ops.attendance(conn, [hub["session"]])["by_gate"]
-        online = ops.gates_online(conn, ops.appliance_status(conn))
+        online = ops_devices.gates_online(conn, ops_devices.appliance_status(conn))
     assert [(g["gate"], g["lane"], g["entered"], g["refused"]) for g in by_gate] == [
         ("Gate 1", None, 3, 1)]
     assert [(v["gates"], v["online"]) for v in online] == [(1, 1)]

@@ -36,30 +36,21 @@ from pathlib import Path
 import requests
 import sqlalchemy as sa
 
-from cloud import appliances as appliance_mod
-from cloud.db import (
-    appliances,
-    change_log,
-    conflicts,
-    counters,
-    entries,
-    init_db,
-    make_engine,
-    session_seats,
-    sessions,
-    signing_keys,
-    tickets,
-)
-from cloud.tickets import (
-    TicketSpec,
-    activate_key,
-    create_event,
-    create_key,
-    create_session,
-    issue_tickets,
-    revoke_ticket,
-)
-from cloud.venues import add_gate, add_zone, create_venue, import_seats_csv
+from cloud.catalog.events import create_event
+from cloud.catalog.tables import sessions
+from cloud.catalog.venues import add_gate, add_zone, create_venue
+from cloud.core.changes import change_log, counters
+from cloud.core.db import init_db, make_engine
+from cloud.core.trust import signing_keys
+from cloud.fleet import appliances as appliance_mod
+from cloud.fleet.keys import activate_key, create_key
+from cloud.fleet.tables import appliances, entries
+from cloud.inventory.seat_map import import_seats_csv
+from cloud.inventory.sessions import create_session
+from cloud.inventory.tables import session_seats
+from cloud.ops.tables import conflicts
+from cloud.sales.tables import tickets
+from cloud.sales.tickets import TicketSpec, issue_tickets, revoke_ticket
 from edge import db as edge_db
 from edge.engine import Engine, Scan, ScanKind
 from edge.holders import HolderVault

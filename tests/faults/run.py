@@ -51,9 +51,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from cloud import appliances as appliance_mod
-from cloud.compaction import compact
-from cloud.db import change_log
+from cloud.core.changes import change_log
+from cloud.core.compaction import compact
+from cloud.fleet import appliances as appliance_mod
 from sync.timeutil import to_iso, utcnow
 from tests.faults.harness import SYNC_PREFIX, Edge, Hub, Report, Scanner, check, wait_for
 from tests.faults.proxy import FAULT_KINDS, Event, FaultProxy

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from cloud.db import entries as hub_entries
+from cloud.fleet.tables import entries as hub_entries
 from edge.db import immediate
 from sync.ids import uuid7
 from sync.timeutil import to_iso, utcnow

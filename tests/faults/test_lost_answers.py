@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from cloud import appliances
-from cloud.db import appliance_commands
+from cloud.fleet import appliances
+from cloud.fleet.tables import appliance_commands
 from tests.faults.run import World
 
 HEARTBEAT = "/api/sync/v1/heartbeat"

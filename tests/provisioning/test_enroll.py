@@ -13,7 +13,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from cloud.tickets import issue_ticket
+from cloud.sales.tickets import issue_ticket
 from sync.timeutil import utcnow
 from tests.e2e.conftest import free_port
 from tests.provisioning.conftest import provision

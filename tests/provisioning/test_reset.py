@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from cloud.tickets import issue_ticket
+from cloud.sales.tickets import issue_ticket
 from edge import config as config_mod
 from edge import db as db_mod
 from edge.emergency import read_export, signing_key

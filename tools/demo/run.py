@@ -106,7 +106,7 @@ class Demo:
         return [sys.executable, "-m", "edge.cli", "--config", str(self.edge_config), *args]
 
     def _hub_engine(self):
-        from cloud.db import make_engine
+        from cloud.core.db import make_engine
 
         return make_engine(self.hub_url_db)
 
@@ -177,8 +177,9 @@ class Demo:
         cards: holders of two more (Gate 5 takes every zone); one more gets an RFID chip."""
         import sqlalchemy as sa
 
-        from cloud.db import holders, sessions, tickets, zones
-        from cloud.tickets import import_rfid_csv
+        from cloud.catalog.tables import sessions, zones
+        from cloud.sales.tables import holders, tickets
+        from cloud.sales.tickets import import_rfid_csv
 
         engine = self._hub_engine()
         try:
@@ -224,9 +225,9 @@ class Demo:
 
         import sqlalchemy as sa
 
-        from cloud import alerts
-        from cloud.audit import record
-        from cloud.db import display_links
+        from cloud.core.audit import record
+        from cloud.ops import alerts
+        from cloud.ops.tables import display_links
         from sync.timeutil import utcnow
 
         token = secrets.token_urlsafe(32)
@@ -246,7 +247,7 @@ class Demo:
         self.wall_url = f"{self.hub_url}/wall/open/{token}"
 
     def enroll_appliance(self) -> None:
-        from cloud import appliances
+        from cloud.fleet import appliances
 
         say("appliance: enrolling with the hub and taking the first full sync …")
         engine = self._hub_engine()
@@ -380,7 +381,7 @@ class Demo:
     def make_refund(self) -> None:
         """Refund one ticket on the hub, as its sales staff would: the appliance has had its
         first sync, and the camera shows this ticket later in the film."""
-        from cloud.tickets import revoke_ticket
+        from cloud.sales.tickets import revoke_ticket
 
         engine = self._hub_engine()
         try:

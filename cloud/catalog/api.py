@@ -1,0 +1,33 @@
+"""The JSON API's venues (``/api/v1/venues``)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import jsonify
+
+from cloud.catalog.tables import venues
+from cloud.catalog.venues import create_venue
+from cloud.web.http import ApiError, api_actor, api_blueprint, engine, json_body, requires
+
+bp = api_blueprint("catalog_api")
+
+
+@bp.get("/venues")
+@requires("sales", "ops")
+def list_venues():
+    with engine().connect() as conn:
+        rows = conn.execute(sa.select(venues).order_by(venues.c.id)).all()
+    return jsonify(venues=[{"id": r.id, "code": r.code, "name": r.name, "address": r.address,
+                            "timezone": r.timezone} for r in rows])
+
+
+@bp.post("/venues")
+@requires()
+def post_venue():
+    b = json_body()
+    if not isinstance(b.get("code"), str) or not isinstance(b.get("name"), str):
+        raise ApiError("bad_venue_fields")
+    with engine().begin() as conn:
+        venue_id = create_venue(conn, b["code"], b["name"], str(b.get("address", "")),
+                                str(b.get("timezone", "Asia/Shanghai")), actor=api_actor())
+    return jsonify(id=venue_id), 201

@@ -1,0 +1,121 @@
+"""The catalog's tables: venues with their zones, gates, lanes and seat map; events, their
+sessions and the sessions' price tiers."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from cloud.core.db import UtcDateTime, metadata
+
+venues = sa.Table(
+    "venues", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("code", sa.String(40), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("address", sa.String(400), nullable=False, server_default=""),
+    sa.Column("timezone", sa.String(64), nullable=False, server_default="Asia/Shanghai"),
+)
+
+
+zones = sa.Table(
+    "zones", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("venue_id", sa.Integer, sa.ForeignKey("venues.id"), nullable=False),
+    sa.Column("code", sa.String(40), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.UniqueConstraint("venue_id", "code"),
+)
+
+
+gates = sa.Table(
+    "gates", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("venue_id", sa.Integer, sa.ForeignKey("venues.id"), nullable=False),
+    sa.Column("code", sa.String(40), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("reentry", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("realname_mode", sa.String(20), nullable=False, server_default="ticket"),
+    sa.Column("open_before_min", sa.Integer, nullable=False, server_default="30"),
+    sa.Column("close_after_min", sa.Integer, nullable=False, server_default="60"),
+    # admit on a ticket number typed by signed-in staff (never on one a reader read)
+    sa.Column("manual_entry", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.UniqueConstraint("venue_id", "code"),
+)
+
+
+gate_zones = sa.Table(
+    "gate_zones", metadata,
+    sa.Column("gate_id", sa.Integer, sa.ForeignKey("gates.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("zone_id", sa.Integer, sa.ForeignKey("zones.id", ondelete="CASCADE"),
+              primary_key=True),
+)
+
+
+# The venue's seat map. A session's seat configuration starts from it (later migrations).
+seats = sa.Table(
+    "seats", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("venue_id", sa.Integer, sa.ForeignKey("venues.id"), nullable=False),
+    sa.Column("zone_id", sa.Integer, sa.ForeignKey("zones.id"), nullable=False),
+    sa.Column("level", sa.String(20), nullable=False),
+    sa.Column("row", sa.String(20), nullable=False),
+    sa.Column("number", sa.String(20), nullable=False),
+    sa.Column("category", sa.String(40), nullable=False),
+    sa.Column("damaged", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("removed", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("obstructed", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.UniqueConstraint("venue_id", "level", "row", "number"),
+)
+
+
+events = sa.Table(
+    "events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("code", sa.String(40), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=False),
+)
+
+
+sessions = sa.Table(
+    "sessions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("event_id", sa.Integer, sa.ForeignKey("events.id"), nullable=False),
+    sa.Column("venue_id", sa.Integer, sa.ForeignKey("venues.id"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("starts_at", UtcDateTime(), nullable=False),
+    sa.Column("ends_at", UtcDateTime(), nullable=False),
+    sa.Column("gates_open_at", UtcDateTime()),
+    sa.Column("on_sale", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("config_confirmed_at", UtcDateTime()),
+    sa.CheckConstraint("ends_at > starts_at", name="ends_after_start"),
+)
+
+
+# Prices are integer amounts in the currency's minor unit (fen for CNY), never floats.
+price_tiers = sa.Table(
+    "price_tiers", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("session_id", sa.Integer, sa.ForeignKey("sessions.id"), nullable=False),
+    sa.Column("code", sa.String(20), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False, server_default="CNY"),
+    sa.UniqueConstraint("session_id", "code"),
+    sa.CheckConstraint("amount >= 0", name="amount_not_negative"),
+)
+
+
+# Central ops (cloud/ops/). Lanes as the hub knows them, so that the lane
+# code an entry carries leads to its gate and the gate's zones.
+lanes = sa.Table(
+    "lanes", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("venue_id", sa.Integer, sa.ForeignKey("venues.id"), nullable=False),
+    sa.Column("gate_id", sa.Integer, sa.ForeignKey("gates.id"), nullable=False),
+    sa.Column("code", sa.String(40), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False, server_default=""),
+    sa.Column("direction", sa.String(3), nullable=False, server_default="in"),
+    sa.UniqueConstraint("venue_id", "code"),
+    sa.CheckConstraint("direction IN ('in', 'out')", name="direction_known"),
+)

@@ -1,0 +1,126 @@
+"""The hub's database: the one metadata, engines for SQLite and PostgreSQL, migrations, and the
+column types every area's tables use (``UtcDateTime``) and the value they store money as
+(``Money``). Each area defines its tables on :data:`metadata` in its own ``tables.py``.
+
+SQLite is the default (a file, no set-up: demos, small venues, tests); PostgreSQL is the
+production database. Both are first-class: every hub test runs on both. Schema changes are
+Alembic migrations (``cloud/migrations``); ``init_db`` brings any database to the newest one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+DEFAULT_URL = "sqlite:///wicket-hub.db"
+MIGRATIONS = Path(__file__).parents[1] / "migrations"
+
+metadata = sa.MetaData(naming_convention={
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+
+class UtcDateTime(sa.types.TypeDecorator):
+    """A moment in time, stored in UTC and always read back with its zone: PostgreSQL keeps the
+    zone itself; SQLite stores the UTC wall time, and this type puts UTC back on it."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            return value.astimezone(UTC)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+@dataclass(frozen=True)
+class Money:
+    """An amount of money: a whole number of the currency's minor unit (fen for CNY, cents for
+    USD), never a float, and the three-letter ISO 4217 currency code."""
+
+    amount: int
+    currency: str = "CNY"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.amount, bool) or not isinstance(self.amount, int):
+            raise TypeError("an amount of money is a whole number of the minor unit")
+        if not is_currency(self.currency):
+            raise ValueError(f"{self.currency!r} is not a three-letter ISO 4217 code")
+
+
+def is_currency(code: str) -> bool:
+    return isinstance(code, str) and len(code) == 3 and code.isalpha() and code.isupper()
+
+
+def make_engine(url: str = DEFAULT_URL) -> sa.Engine:
+    """An engine for a database URL; SQLite files get WAL, a busy timeout and foreign keys."""
+    if url.startswith("sqlite"):
+        database = sa.engine.make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 10})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record):
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode = WAL")
+            cur.execute("PRAGMA synchronous = FULL")
+            cur.execute("PRAGMA foreign_keys = ON")
+            cur.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _begin_immediate(conn):
+            # take the write lock up front: a transaction that reads and then writes must not
+            # fail halfway because another writer came first
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        # let SQLAlchemy, not the driver, open transactions (so BEGIN IMMEDIATE above is used)
+        @sa.event.listens_for(engine, "connect")
+        def _no_driver_transactions(dbapi_conn, _record):
+            dbapi_conn.isolation_level = None
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def alembic_config(url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def init_db(url: str = DEFAULT_URL) -> list[str]:
+    """Create or upgrade the database to the newest migration; returns the revisions applied."""
+    engine = make_engine(url)
+    before = current_revision(engine)
+    cfg = alembic_config(url)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+    script = ScriptDirectory.from_config(cfg)
+    applied = [r.revision for r in script.iterate_revisions("heads", before or "base")
+               if r.revision != before]
+    engine.dispose()
+    return list(reversed(applied))
+
+
+def current_revision(engine: sa.Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()

@@ -1,0 +1,35 @@
+"""Every coded refusal of the hub, gathered from the areas' error classes: the one registry a
+test compares with the pages' words (``cloud/web/error_words.py``) and the translations.
+
+A code means one thing everywhere: two classes may both raise it only with the same status
+and message.
+"""
+
+from __future__ import annotations
+
+from cloud.catalog.errors import CatalogError
+from cloud.core.errors import Code, HubError
+from cloud.fleet.allowlist_export import ExportError
+from cloud.fleet.api import SyncError
+from cloud.fleet.appliances import ApplianceError
+from cloud.fleet.keys import SigningKeyError
+from cloud.inventory.seats import InventoryError
+from cloud.ops.alerts import AlertError
+from cloud.ops.conflicts import OpsError
+from cloud.sales.tickets import TicketError
+from cloud.staff.staff import StaffError
+from cloud.web.http import ApiError
+
+ERROR_CLASSES: tuple[type[HubError], ...] = (
+    HubError, ApiError, SyncError, ApplianceError, SigningKeyError, ExportError, CatalogError,
+    InventoryError, TicketError, OpsError, AlertError, StaffError)
+
+
+def all_codes() -> dict[str, Code]:
+    """Every code with its status and English template."""
+    merged: dict[str, Code] = {}
+    for cls in ERROR_CLASSES:
+        for code, known in cls.codes.items():
+            if merged.setdefault(code, known) != known:
+                raise ValueError(f"code {code!r} means two things ({cls.__name__})")
+    return merged

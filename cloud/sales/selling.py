@@ -1,0 +1,95 @@
+"""Selling a session's tickets: the one path every sale takes (the box office page, the JSON API
+and, later, the storefront), so that no way of selling skips a rule.
+
+:func:`sale_problems` says everything that stops a ticket from being sold, changing nothing (a
+page shows them beside its fields); :func:`sell` checks the same inside the transaction and
+issues the tickets, or raises the first problem.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from cloud.catalog.tables import price_tiers, sessions, zones
+from cloud.core.audit import SYSTEM
+from cloud.sales.tickets import Issued, TicketError, TicketSpec, issue_tickets, normal_document
+from sync import codes
+
+MAX_HOLDER_NAME = 200
+
+
+@dataclass(frozen=True)
+class _Session:
+    id: int
+    venue_id: int
+    on_sale: bool
+    tiers: frozenset[int]
+    zones: frozenset[int]
+
+    @classmethod
+    def load(cls, conn: sa.Connection, session_id: int) -> _Session:
+        s = conn.execute(sa.select(sessions.c.venue_id, sessions.c.on_sale)
+                         .where(sessions.c.id == session_id)).first()
+        if s is None:
+            raise TicketError("unknown_session", session_id=session_id)
+        tiers = conn.execute(sa.select(price_tiers.c.id)
+                             .where(price_tiers.c.session_id == session_id)).scalars()
+        zone_ids = conn.execute(sa.select(zones.c.id)
+                                .where(zones.c.venue_id == s.venue_id)).scalars()
+        return cls(session_id, s.venue_id, bool(s.on_sale), frozenset(tiers),
+                   frozenset(zone_ids))
+
+    def problems(self, spec: TicketSpec) -> list[TicketError]:
+        found = []
+        if not self.on_sale:
+            found.append(TicketError("not_on_sale", session_id=self.id))
+        if spec.zone_id and spec.zone_id not in self.zones:
+            found.append(TicketError("unknown_zone", zone_id=spec.zone_id))
+        if spec.price_tier_id is None and self.tiers:
+            found.append(TicketError("tier_required"))
+        elif spec.price_tier_id is not None and spec.price_tier_id not in self.tiers:
+            found.append(TicketError("tier_not_for_session", tier_id=spec.price_tier_id))
+        if spec.holder is not None:
+            found += _holder_problems(*spec.holder)
+        return found
+
+
+def _holder_problems(name: str, doc_type: str, number: str) -> list[TicketError]:
+    found = []
+    if not name.strip():
+        found.append(TicketError("holder_name_missing"))
+    elif len(name) > MAX_HOLDER_NAME or not name.isprintable():
+        found.append(TicketError("holder_name_bad"))
+    try:
+        normal_document(doc_type, number)
+    except TicketError as e:
+        found.append(e)
+    return found
+
+
+def sale_problems(conn: sa.Connection, session_id: int, spec: TicketSpec) -> list[TicketError]:
+    """Every reason this ticket cannot be sold for this session: not on sale, a zone of another
+    venue, a missing or foreign price tier, a bad holder name or document number. (Seats are
+    claimed by the sale itself: whether one is still free is known only then.)"""
+    try:
+        return _Session.load(conn, session_id).problems(spec)
+    except TicketError as e:
+        return [e]
+
+
+def sell(conn: sa.Connection, session_id: int, specs: list[TicketSpec], actor: str = SYSTEM,
+         now: datetime | None = None) -> list[Issued]:
+    """Sell tickets for one session that is on sale, each for a seat or a zone, at one of the
+    session's prices, to a named holder or not; all or none, in the caller's transaction."""
+    session = _Session.load(conn, session_id)
+    lines = [dataclasses.replace(spec, session_id=session_id, kind=codes.Kind.SESSION,
+                                 scope=()) for spec in specs]
+    for spec in lines:
+        problems = session.problems(spec)
+        if problems:
+            raise problems[0]
+    return issue_tickets(conn, lines, now, actor)

@@ -1,0 +1,21 @@
+"""The whole hub schema: every area's tables on the one metadata of ``cloud/core/db.py``.
+
+Alembic's environment (autogenerate, ``init_db``) and the schema test read it from here; the
+areas import only their own tables and those of the areas below them.
+"""
+
+from __future__ import annotations
+
+from cloud.catalog import tables as catalog_tables
+from cloud.core import audit, changes, trust
+from cloud.core.db import metadata
+from cloud.fleet import tables as fleet_tables
+from cloud.inventory import tables as inventory_tables
+from cloud.ops import tables as ops_tables
+from cloud.sales import tables as sales_tables
+from cloud.staff import tables as staff_tables
+
+TABLE_MODULES = (changes, audit, trust, catalog_tables, inventory_tables, sales_tables,
+                 fleet_tables, ops_tables, staff_tables)
+
+__all__ = ["TABLE_MODULES", "metadata"]

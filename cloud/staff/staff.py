@@ -1,0 +1,184 @@
+"""Staff accounts, passwords, lockout and API tokens; the audit log.
+
+Passwords are hashed with scrypt (stdlib ``hashlib.scrypt``; N=2^15, r=8, p=1, a 16-byte salt),
+slow on purpose. Five wrong passwords in a row lock the account for 15 minutes; the error a
+caller sees never says whether the username exists.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+
+from cloud.core.audit import record
+from cloud.core.errors import Code, HubError
+from cloud.staff.tables import api_tokens, staff
+from sync.timeutil import utcnow
+
+ROLES = ("admin", "sales", "ops")
+# Who confirms what a clerk may not do alone (a refund of a ticket that has admitted someone):
+# the hub's supervisors are its admins.
+SUPERVISOR_ROLES = ("admin",)
+MIN_PASSWORD = 10
+MAX_FAILURES = 5
+LOCKOUT = timedelta(minutes=15)
+_N, _R, _P = 2**15, 8, 1
+# What an unknown username's password is checked against: the cost of a real hash, a digest
+# nothing hashes to (random bytes, not the hash of anything), made without hashing at start.
+DUMMY_HASH = (f"scrypt${_N}${_R}${_P}${base64.b64encode(os.urandom(16)).decode()}$"
+              f"{base64.b64encode(os.urandom(64)).decode()}")
+
+
+class StaffError(HubError):
+    """A refused login, account or token request."""
+
+    codes = {
+        "password_too_short": Code(422, "a password needs at least %(min)s characters"),
+        "password_has_username": Code(422, "a password must not contain the username"),
+        "password_too_simple": Code(422, "a password needs more different characters"),
+        "bad_role": Code(422, "role must be one of %(roles)s"),
+        "bad_username": Code(422, "a username is 1 to 80 printable characters"),
+        "username_taken": Code(409, "there is already a staff member '%(username)s'"),
+        "bad_login": Code(401, "wrong username or password"),
+        "locked": Code(401, "too many wrong passwords: try again later"),
+        "unknown_staff": Code(404, "no staff member %(staff_id)s"),
+        "bad_token": Code(401, "unknown or revoked API token"),
+    }
+
+
+def _utc(dt: datetime | None) -> datetime | None:
+    return dt.replace(tzinfo=UTC) if dt is not None and dt.tzinfo is None else dt
+
+
+def hash_password(password: str) -> str:
+    salt = os.urandom(16)
+    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=_N, r=_R, p=_P,
+                            maxmem=64 * 1024 * 1024)
+    return f"scrypt${_N}${_R}${_P}${base64.b64encode(salt).decode()}$" \
+           f"{base64.b64encode(digest).decode()}"
+
+
+def check_password(password: str, stored: str) -> bool:
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+    except ValueError:
+        return False
+    if scheme != "scrypt":
+        return False
+    got = hashlib.scrypt(password.encode("utf-8"), salt=base64.b64decode(salt), n=int(n),
+                         r=int(r), p=int(p), maxmem=64 * 1024 * 1024)
+    return hmac.compare_digest(got, base64.b64decode(digest))
+
+
+def check_policy(password: str, username: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise StaffError("password_too_short", min=MIN_PASSWORD)
+    if username.lower() in password.lower():
+        raise StaffError("password_has_username")
+    if len(set(password)) < 5:
+        raise StaffError("password_too_simple")
+
+
+def create_staff(conn: sa.Connection, username: str, password: str, role: str,
+                 actor: str) -> int:
+    if role not in ROLES:
+        raise StaffError("bad_role", roles=", ".join(ROLES))
+    if not username or len(username) > 80 or not username.isprintable():
+        raise StaffError("bad_username")
+    check_policy(password, username)
+    if conn.execute(sa.select(staff.c.id).where(staff.c.username == username)).first():
+        raise StaffError("username_taken", username=username)
+    staff_id = conn.execute(sa.insert(staff).values(
+        username=username, password_hash=hash_password(password), role=role,
+        created_at=utcnow())).inserted_primary_key[0]
+    record(conn, actor, "staff.create", f"staff:{staff_id}", None,
+           {"username": username, "role": role})
+    return staff_id
+
+
+@dataclass(frozen=True)
+class Staff:
+    id: int
+    username: str
+    role: str
+
+
+def login(engine: sa.Engine, username: str, password: str,
+          now: datetime | None = None) -> Staff:
+    """Check a password; counts failures and locks the account after MAX_FAILURES.
+
+    Takes the engine, not a connection: a failed attempt is committed in its own transaction
+    before the refusal is raised, so no caller's rollback can forget it.
+    """
+    now = now or utcnow()
+    refused = StaffError("bad_login")
+    with engine.begin() as conn:
+        row = conn.execute(sa.select(staff).where(staff.c.username == username)).first()
+        # exactly one password hash whatever the account's state (unknown, disabled, locked or
+        # not), so that the time taken tells nobody which it is
+        ok = check_password(password, row.password_hash if row is not None else DUMMY_HASH)
+        if row is None or row.disabled:
+            raise refused
+        if row.locked_until is not None and _utc(row.locked_until) > now:
+            raise StaffError("locked")
+        if ok and (row.failed_logins or row.locked_until):
+            conn.execute(sa.update(staff).where(staff.c.id == row.id)
+                         .values(failed_logins=0, locked_until=None))
+        if not ok:
+            failures = row.failed_logins + 1
+            locked = now + LOCKOUT if failures >= MAX_FAILURES else None
+            conn.execute(sa.update(staff).where(staff.c.id == row.id).values(
+                failed_logins=0 if locked else failures, locked_until=locked))
+            if locked:
+                record(conn, "system", "staff.locked", f"staff:{row.id}")
+    if not ok:
+        raise refused
+    return Staff(row.id, row.username, row.role)
+
+
+def admits(role: str, roles: tuple[str, ...]) -> bool:
+    """The one role rule, shared by the JSON API and the pages: admin admits everywhere."""
+    return role == "admin" or role in roles
+
+
+def unlock_staff(conn: sa.Connection, staff_id: int, actor: str) -> None:
+    """Clear a lockout and the count of wrong passwords, before the lockout runs out."""
+    row = conn.execute(sa.select(staff.c.failed_logins, staff.c.locked_until)
+                       .where(staff.c.id == staff_id)).first()
+    if row is None:
+        raise StaffError("unknown_staff", staff_id=staff_id)
+    conn.execute(sa.update(staff).where(staff.c.id == staff_id)
+                 .values(failed_logins=0, locked_until=None))
+    record(conn, actor, "staff.unlock", f"staff:{staff_id}",
+           {"failed_logins": row.failed_logins,
+            "locked_until": _utc(row.locked_until).isoformat() if row.locked_until else None},
+           {"failed_logins": 0, "locked_until": None})
+
+
+def create_token(conn: sa.Connection, staff_id: int, name: str, actor: str) -> str:
+    """A new API token (shown once) acting with the staff member's role."""
+    token = "wkt_" + secrets.token_urlsafe(32)
+    token_id = conn.execute(sa.insert(api_tokens).values(
+        staff_id=staff_id, name=name, token_hash=hashlib.sha256(token.encode()).hexdigest(),
+        created_at=utcnow())).inserted_primary_key[0]
+    record(conn, actor, "token.create", f"token:{token_id}", None,
+           {"staff_id": staff_id, "name": name})
+    return token
+
+
+def token_staff(conn: sa.Connection, token: str) -> Staff:
+    row = conn.execute(
+        sa.select(staff.c.id, staff.c.username, staff.c.role, staff.c.disabled)
+        .join(api_tokens, api_tokens.c.staff_id == staff.c.id)
+        .where(api_tokens.c.token_hash == hashlib.sha256(token.encode()).hexdigest(),
+               api_tokens.c.revoked_at.is_(None))).first()
+    if row is None or row.disabled:
+        raise StaffError("bad_token")
+    return Staff(row.id, row.username, row.role)

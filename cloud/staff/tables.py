@@ -1,0 +1,45 @@
+"""Staff accounts, their API tokens and their page sessions."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from cloud.core.db import UtcDateTime, metadata
+
+staff = sa.Table(
+    "staff", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("username", sa.String(80), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(200), nullable=False),
+    sa.Column("role", sa.String(10), nullable=False),
+    sa.Column("failed_logins", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("locked_until", UtcDateTime()),
+    sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.CheckConstraint("role IN ('admin', 'sales', 'ops')", name="role_known"),
+)
+
+
+# API tokens act with their staff member's role; only their SHA-256 is kept.
+api_tokens = sa.Table(
+    "api_tokens", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("staff_id", sa.Integer, sa.ForeignKey("staff.id"), nullable=False),
+    sa.Column("name", sa.String(80), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("revoked_at", UtcDateTime()),
+)
+
+
+# A signed-in staff member's page session: the browser holds a random token, the hub its
+# SHA-256. It ends on logout, after an idle spell or at its absolute lifetime.
+staff_sessions = sa.Table(
+    "staff_sessions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("staff_id", sa.Integer, sa.ForeignKey("staff.id"), nullable=False, index=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("last_seen_at", UtcDateTime(), nullable=False),
+    sa.Column("ended_at", UtcDateTime()),
+)
