@@ -17,12 +17,8 @@ from zoneinfo import ZoneInfo
 from edge.rules import HolderView, LaneConfig, Session, TicketFacts
 from sync import codes
 from sync.keys import KeyRing
+from sync.names import KIND_NAMES, ROLE_NAMES
 from sync.timeutil import from_iso
-
-KIND_NAMES = {codes.Kind.SESSION: "session", codes.Kind.SESSIONS: "sessions",
-              codes.Kind.VENUES: "venues"}
-ROLE_NAMES = {codes.Role.TICKET: "ticket", codes.Role.STAFF: "staff",
-              codes.Role.REGISTERED: "registered"}
 
 
 class LaneRow(NamedTuple):

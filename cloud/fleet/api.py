@@ -11,6 +11,7 @@ received by central ops (``cloud/ops/api.py``) with the helpers below.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -22,8 +23,8 @@ from cloud.core.compaction import compacted, horizon
 from cloud.core.errors import Code, HubError
 from cloud.fleet import appliances as appliance_mod
 from cloud.web.http import ApiError, engine, json_blueprint
-from sync import schemas
-from sync.timeutil import from_iso, to_iso, utcnow
+from sync import records, schemas
+from sync.timeutil import to_iso, utcnow
 
 MAX_PAGE = 5000
 MAX_BATCH = schemas.MAX_BATCH
@@ -78,9 +79,16 @@ def check_request(kind: str, body: Any, code: str, now: datetime | None = None) 
     try:
         return schemas.check(kind, body, now)
     except schemas.Invalid as e:
-        if kind == "entries" and not e.field.startswith("/entries/"):
-            code = "bad_request"  # the batch itself, not one of its entries
         raise SyncError(code, str(e), field=e.field) from None
+
+
+def read_record(parse: Callable[..., Any], *args: Any) -> Any:
+    """A record of the contract read with its :mod:`sync.records` parser; a field that does
+    not match the schema is refused with the parser's code, naming the field."""
+    try:
+        return parse(*args)
+    except records.BadField as e:
+        raise SyncError(e.code, str(e), field=e.field) from None
 
 
 def sync_body(limit: int = MAX_BODY) -> Any:
@@ -177,10 +185,8 @@ def revocations():
 @bp.post("/heartbeat")
 def heartbeat():
     calling_appliance()
-    body = check_request("heartbeat", sync_body(MAX_HEARTBEAT), "bad_request")
-    reported = body.get("state", {})
-    clock = from_iso(body["clock"]) if body.get("clock") else None
-    done = body.get("done", [])
+    report = read_record(records.Heartbeat.from_wire, sync_body(MAX_HEARTBEAT))
+    reported, clock, done = report.state.to_wire(), report.clock_time(), list(report.done)
     with engine().begin() as conn:
         a = calling_appliance(conn)
         pending = appliance_mod.heartbeat(conn, a, reported, clock, done=done)

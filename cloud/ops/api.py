@@ -10,20 +10,20 @@ alert.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 from flask import jsonify
 from sqlalchemy.dialects import postgresql, sqlite
 
-from cloud.fleet.api import MAX_BATCH, calling_appliance, check_request, sync_blueprint, sync_body
+from cloud.fleet.api import MAX_BATCH, calling_appliance, read_record, sync_blueprint, sync_body
 from cloud.fleet.tables import entries
 from cloud.ops import alerts
 from cloud.ops.attendance import count_entries
 from cloud.ops.conflicts import check_entries, foreign_entries
 from cloud.ops.tables import conflicts
 from cloud.web.http import ApiError, api_blueprint, engine, requires
-from sync.timeutil import from_iso, to_iso, utcnow
+from sync import records
+from sync.timeutil import to_iso, utcnow
 
 bp = api_blueprint("ops_api")
 sync_bp = sync_blueprint("sync_entries")
@@ -41,15 +41,6 @@ def list_conflicts():
                                "reviewed": r.reviewed_at is not None} for r in rows])
 
 
-def _entry(e: dict[str, Any]) -> dict[str, Any]:
-    """A checked entry as the hub keeps it; ``kind`` and ``staff`` pass through."""
-    return {"id": e["id"], "seq": e["seq"], "at": from_iso(e["at"]), "lane": e.get("lane"),
-            "direction": e["direction"], "ticket_id": e.get("ticket_id"),
-            "session_id": e.get("session_id"), "admitted": e["admitted"],
-            "reason": e["reason"], "cursor": e.get("cursor", 0), "kind": e.get("kind"),
-            "staff": e.get("staff")}
-
-
 @sync_bp.post("/entries")
 def push_entries():
     calling_appliance()
@@ -59,7 +50,7 @@ def push_entries():
         raise ApiError("batch_too_large", limit=MAX_BATCH)
     now: datetime = utcnow()
     # the whole batch is checked before any write
-    checked = [_entry(e) for e in check_request("entries", body, "bad_entry", now)["entries"]]
+    checked = [e.as_stored() for e in read_record(records.entries_from_wire, body, now)]
     with engine().begin() as conn:
         a = calling_appliance(conn)
         refused = foreign_entries(conn, a.venue_id, checked)

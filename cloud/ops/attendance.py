@@ -30,13 +30,13 @@ from cloud.catalog.tables import events, gate_zones, gates, lanes, sessions, ven
 from cloud.fleet.tables import appliance_lanes, appliances
 from cloud.ops.tables import entered_tickets, entry_minutes, session_sold
 from cloud.sales.tables import tickets
+from sync.names import MANUAL  # the scan kind of a ticket number typed by staff
 from sync.timeutil import to_iso, utcnow
 
 RATE_WINDOW = timedelta(minutes=5)   # "entries per minute now" is the mean over this window
 CHART_MINUTES = 60
 LIVE_BEFORE = timedelta(hours=3)     # a session is live from this long before it starts
 LIVE_AFTER = timedelta(hours=2)      # ... until this long after it ends
-MANUAL = "manual"  # the scan kind of a ticket number typed by staff (never an override)
 
 
 def as_utc(dt: datetime | None) -> datetime | None:

@@ -29,13 +29,8 @@ from sync import codes, numbers
 from sync.changes import normalize_uid
 from sync.identity import DocumentError, normalize_document
 from sync.keys import SigningKey
+from sync.names import KIND_NAMES, ROLE_NAMES
 from sync.timeutil import to_iso, utcnow
-
-KINDS = {codes.Kind.SESSION: "session", codes.Kind.SESSIONS: "sessions",
-         codes.Kind.VENUES: "venues"}
-ROLES = {codes.Role.TICKET: "ticket", codes.Role.STAFF: "staff",
-         codes.Role.REGISTERED: "registered"}
-
 
 # What is wrong with a holder's document number (sync/identity.py DocumentError codes), in
 # general words; the refusal itself carries the precise sentence.
@@ -240,7 +235,7 @@ class _Batch:
             raise TicketError("code_out_of_range", detail=str(e)) from None
         tier = self.tiers.get(spec.price_tier_id) if spec.price_tier_id else None
         return {
-            "id": ticket_id, "number": number, "kind": KINDS[spec.kind], "role": ROLES[spec.role],
+            "id": ticket_id, "number": number, "kind": KIND_NAMES[spec.kind], "role": ROLE_NAMES[spec.role],
             "session_id": spec.session_id if spec.kind is codes.Kind.SESSION else None,
             "scope": list(scope), "venues": venue_ids, "zone_id": zone_id,
             "seat_id": spec.seat_id, "valid_from": spec.valid_from,
