@@ -21,9 +21,12 @@ PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 
 
 # Codes raised by a name handed on: a sync request checked against its schema names the code
-# of its refusal (check_request), and a weak or malformed secret's code comes from
-# sync/credentials.py (WeakSecret), raised again as the appliance's refusal.
-HANDED_ON = {"check_request": ("SyncError", 2), "WeakSecret": ("ApplianceError", 0)}
+# of its refusal (check_request), an entry or heartbeat read by the contract's records names
+# it in sync/records.py (BadField, raised again by read_record), and a weak or malformed
+# secret's code comes from sync/credentials.py (WeakSecret), raised again as the appliance's
+# refusal.
+HANDED_ON = {"check_request": ("SyncError", 2), "BadField": ("SyncError", 0),
+             "WeakSecret": ("ApplianceError", 0)}
 
 
 def _literal_calls(path: Path):
@@ -39,7 +42,8 @@ def raised_codes() -> dict[str, set[str]]:
     on (:data:`HANDED_ON`)."""
     names = {cls.__name__ for cls in ERROR_CLASSES}
     found: dict[str, set[str]] = {"SyncError": {"bad_request"}}  # a bad batch, not an entry
-    paths = [*CLOUD.rglob("*.py"), CLOUD.parent / "sync" / "credentials.py"]
+    paths = [*CLOUD.rglob("*.py"), CLOUD.parent / "sync" / "credentials.py",
+             CLOUD.parent / "sync" / "records.py"]
     for path in paths:
         for name, args in _literal_calls(path):
             if name in names and isinstance(args[0], str):
