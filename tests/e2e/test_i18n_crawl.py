@@ -383,7 +383,10 @@ def crawl(page, base: str, seeds: list[str], strings: list[str], lang: str) -> t
         if url in seen:
             continue
         seen.add(url)
-        page.goto(url, wait_until="networkidle")
+        page.goto(url, wait_until="load")
+        if page.evaluate("() => document.scripts.length > 0"):
+            # a page that fills itself in from the server: wait for its first answers
+            page.wait_for_load_state("networkidle")
         got = page.evaluate(COLLECT)
         text = visible_text(got)
         found = (english_left(text, strings) if lang == "zh"
