@@ -325,3 +325,74 @@ def test_the_allow_lists_name_what_exists():
              for n in ast.walk(tree(m)) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
     assert set(LONG_FUNCTIONS) <= names
     assert {ROOT / p for p in LONG_MODULES} <= set(files().values())
+
+
+# --- one writer per record --------------------------------------------------------------------
+
+# A table is written by one area only: the area whose tables.py defines it, or the one named
+# here, with the reason it is defined elsewhere.
+WRITTEN_ELSEWHERE = {
+    # the venue map and the sessions are the catalog's to read; creating a session copies the
+    # map into its seat configuration, and a seat-map import updates the sessions that follow
+    # the map, so both are written by the inventory
+    "seats": "inventory",
+    "sessions": "inventory",
+    # every area may read the trusted keys (a new venue is sent them); the fleet changes them
+    "signing_keys": "fleet",
+    # the entries appliances pushed are the fleet's record (sales asks whether a ticket was
+    # admitted); they are received by the entries push of ops, which counts them as it stores
+    "entries": "ops",
+}
+WRITES = ("insert", "update", "delete")
+
+
+def _hub_tables() -> dict[str, str]:
+    """Every hub table's Python name and the area that defines it."""
+    owners = {}
+    for module in files():
+        area = _area(module)
+        if area is None or not (module.endswith(".tables") or area == "core"):
+            continue
+        for node in ast.walk(tree(module)):
+            if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+                    and getattr(node.value.func, "attr", None) == "Table"):
+                owners[node.targets[0].id] = area
+    return owners
+
+
+def _written_tables(module: str, tables: set[str]) -> set[str]:
+    """Tables the module writes: ``t.insert()``, ``sa.update(t)``, ``postgresql.insert(t)``,
+    and helpers named for a write that are handed the table."""
+    imported = {}
+    for node in ast.walk(tree(module)):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("cloud"):
+            imported |= {a.asname or a.name: a.name for a in node.names if a.name in tables}
+    if module.endswith(".tables") or _area(module) == "core":
+        imported |= {t: t for t in tables}
+    written = set()
+    for node in ast.walk(tree(module)):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+        if not any(w in name for w in WRITES):
+            continue
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) \
+                and func.value.id in imported and name in WRITES:
+            written.add(imported[func.value.id])
+        written |= {imported[a.id] for a in node.args[:2]
+                    if isinstance(a, ast.Name) and a.id in imported}
+    return written
+
+
+def test_each_hub_table_has_one_writing_area():
+    owners = _hub_tables()
+    assert {"tickets", "sessions", "change_log", "entries"} <= set(owners)
+    writers: dict[str, set[str]] = {}
+    for module in files():
+        if _area(module) is not None:
+            for table in _written_tables(module, set(owners)):
+                writers.setdefault(table, set()).add(_area(module))
+    expected = {t: {WRITTEN_ELSEWHERE.get(t, owners[t])} for t in writers}
+    assert writers == expected
+    assert set(WRITTEN_ELSEWHERE) <= set(owners)

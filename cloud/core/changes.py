@@ -57,6 +57,16 @@ def next_values(conn: sa.Connection, name: str, n: int) -> range:
     return range(int(last) - n + 1, int(last) + 1)
 
 
+def claim_turn(conn: sa.Connection, name: str, at_ms: int, min_interval_ms: int) -> bool:
+    """A turn of a periodic job, at most one per ``min_interval_ms``: the counter holds the time
+    of the last turn. The row lock queues a concurrent claimer, which then sees the new time and
+    is refused; True when this caller's turn was taken."""
+    q = sa.update(counters).where(counters.c.name == name)
+    if min_interval_ms > 0:
+        q = q.where(counters.c.value <= at_ms - min_interval_ms)
+    return conn.execute(q.values(value=at_ms).returning(counters.c.value)).first() is not None
+
+
 def record_change(conn: sa.Connection, venue_id: int, change: dict[str, Any],
                   now: datetime | None = None) -> int:
     """Append one change for one venue; the record is checked against the sync schema first,

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from cloud.catalog.tables import gates, sessions, venues
 from cloud.core.audit import SYSTEM, audit_log, record
-from cloud.core.changes import counters
+from cloud.core.changes import claim_turn
 from cloud.core.errors import Code, HubError
 from cloud.fleet.tables import appliances
 from cloud.ops import attendance as ops
@@ -129,21 +129,12 @@ class Firing:
     detail: str
 
 
-def _claim_turn(conn: sa.Connection, now: datetime, min_interval: timedelta) -> bool:
-    """Queue on the counter row; False when another evaluation ran less than min_interval
-    ago (the row lock makes a concurrent evaluator wait, then see the new time)."""
-    t = int(now.timestamp() * 1000)
-    q = sa.update(counters).where(counters.c.name == "alerts_evaluated")
-    if min_interval > timedelta(0):
-        q = q.where(counters.c.value <= t - int(min_interval.total_seconds() * 1000))
-    return conn.execute(q.values(value=t).returning(counters.c.value)).first() is not None
-
-
 def evaluate(conn: sa.Connection, now: datetime | None = None,
              min_interval: timedelta = MIN_INTERVAL) -> Evaluation:
     """Raise and clear alerts to match what is true ``now``, in the caller's transaction."""
     now = now or utcnow()
-    if not _claim_turn(conn, now, min_interval):
+    if not claim_turn(conn, "alerts_evaluated", int(now.timestamp() * 1000),
+                      int(min_interval.total_seconds() * 1000)):
         return Evaluation(ran=False)
     rules = get_rules(conn)
     firing: dict[tuple[str, str], Firing] = {}
