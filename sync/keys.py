@@ -3,6 +3,10 @@
 A signing key is kept as a small JSON file, owner-only: ``{"key_id": 1, "private_key_pem":
 "-----BEGIN PRIVATE KEY-----..."}`` (PKCS#8). Public keys travel as the raw 32-byte Ed25519
 key in standard base64, the form the allowlist's ``key`` records carry.
+
+The hub signs through whatever holds its private key: an :class:`Ed25519PrivateKey` in memory
+(a key file, or a key unwrapped from the hub's database) or a key that never leaves a PKCS#11
+token. Both are a :class:`Signer`; the appliance only ever verifies, with a :class:`KeyRing`.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -23,10 +28,22 @@ class KeyFileError(Exception):
     """A key file or key text that cannot be used; the message says why."""
 
 
+class Signer(Protocol):
+    """Anything that makes Ed25519 signatures with one private key and names its public key:
+    :class:`Ed25519PrivateKey` is one, and so is a handle on a key inside a hardware token."""
+
+    def sign(self, data: bytes) -> bytes: ...
+
+    def public_key(self) -> Ed25519PublicKey: ...
+
+
 @dataclass(frozen=True)
 class SigningKey:
     key_id: int
-    private_key: Ed25519PrivateKey
+    private_key: Signer
+
+    def sign(self, data: bytes) -> bytes:
+        return self.private_key.sign(data)
 
     def public_key(self) -> Ed25519PublicKey:
         return self.private_key.public_key()
@@ -48,6 +65,8 @@ def generate_signing_key(key_id: int) -> SigningKey:
 
 
 def signing_key_to_json(key: SigningKey) -> str:
+    if not isinstance(key.private_key, Ed25519PrivateKey):
+        raise KeyFileError(f"key {key.key_id} is held where it cannot be exported")
     pem = key.private_key.private_bytes(serialization.Encoding.PEM,
                                         serialization.PrivateFormat.PKCS8,
                                         serialization.NoEncryption()).decode("ascii")

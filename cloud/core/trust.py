@@ -10,16 +10,25 @@ from sync.timeutil import to_iso
 
 # Hub signing keys. A new key is 'published' (sent to every venue) before it becomes 'active'
 # and signs anything, so no appliance meets a code signed with a key it does not know.
+# The private key is never here in clear: ``store`` says where it is (cloud/fleet/signers.py),
+# 'token' (a PKCS#11 token; ``token_object`` is its CKA_ID there) or 'wrapped' (encrypted under
+# a key-encryption key kept outside the database). A retired key's private half is destroyed.
 signing_keys = sa.Table(
     "signing_keys", metadata,
     sa.Column("key_id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("public_key", sa.String(64), nullable=False),
-    sa.Column("private_pem", sa.Text, nullable=False),
     sa.Column("state", sa.String(12), nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("retired_at", UtcDateTime()),
+    sa.Column("store", sa.String(8), nullable=False),
+    sa.Column("token_object", sa.String(64)),
+    sa.Column("wrapped_private", sa.LargeBinary),
     sa.CheckConstraint("key_id BETWEEN 1 AND 255", name="key_id_range"),
     sa.CheckConstraint("state IN ('published', 'active', 'retired')", name="state_known"),
+    sa.CheckConstraint("store IN ('token', 'wrapped')", name="store_known"),
+    sa.CheckConstraint("state = 'retired' OR (store = 'token' AND token_object IS NOT NULL) "
+                       "OR (store = 'wrapped' AND wrapped_private IS NOT NULL)",
+                       name="private_kept"),
 )
 
 

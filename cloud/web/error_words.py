@@ -94,6 +94,15 @@ ERROR_WORDS = {
                            "have synced."),
     "key_is_active": _l("Key %(key_id)s is the active key; activate another one first."),
     "no_active_key": _l("No active signing key: create one and activate it."),
+    "signing_token_unavailable": _l("The signing token %(token)s cannot be used "
+                                    "(%(reason)s)."),
+    "no_signing_token": _l("Key %(key_id)s is held in a PKCS#11 token, and this hub has none "
+                           "configured."),
+    "key_not_in_token": _l("Key %(key_id)s is not in the signing token %(token)s."),
+    "key_file_unusable": _l("The key-encryption key file %(path)s cannot be used "
+                            "(%(reason)s)."),
+    "key_does_not_unwrap": _l("Key %(key_id)s does not open with the key-encryption key in "
+                              "%(path)s."),
     "unknown_venue": _l("No venue %(venue)s."),
     "note_missing": _l("A review needs a note saying what was found or done."),
     "note_too_long": _l("A note is at most %(limit)s characters."),
