@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.util.ec import encode_named_curve_parameters
 
-from cloud.fleet.signers import TOKEN, KeyRow, NewKey, SigningKeyError, TokenSettings
+from cloud.fleet.key_store import TOKEN, KeyRow, NewKey, SigningKeyError, TokenSettings
 from sync.keys import load_public_key
 
 ED25519_OID = "1.3.101.112"

@@ -26,7 +26,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from cloud.fleet.signers import WRAPPED, KeyRow, NewKey, SigningKeyError
+from cloud.fleet.key_store import WRAPPED, KeyRow, NewKey, SigningKeyError
 
 log = logging.getLogger(__name__)
 VERSION = 1

@@ -3,13 +3,20 @@
 PostgreSQL comes from the admin URL in WICKET_TEST_PG (``make test`` sets it, starting the
 Debian cluster when run as root: see .ci/postgres). Without it the PostgreSQL half fails with
 a message saying so: it is never skipped silently.
+
+Signing keys live in a key store (cloud/fleet/key_store.py): ``key_store`` is "wrapped" unless a
+test asks for "token" (``@pytest.mark.parametrize("key_store", [...], indirect=True)``), which
+points the hub at a throwaway SoftHSM2 token made for the test run (``softhsm``).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import time
 import uuid
+from dataclasses import dataclass
 
 import pytest
 import sqlalchemy as sa
@@ -52,3 +59,58 @@ def _drop(admin: sa.Engine, name: str) -> None:
             if "pg_signal_backend" not in str(e) or time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+SOFTHSM_MODULES = ("/usr/lib/softhsm/libsofthsm2.so",
+                   "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+                   "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so")
+
+
+@dataclass(frozen=True)
+class SoftToken:
+    module: str
+    label: str
+    pin: str
+
+    def env(self) -> dict[str, str]:
+        return {"WICKET_HUB_PKCS11_MODULE": self.module, "WICKET_HUB_PKCS11_TOKEN": self.label,
+                "WICKET_HUB_PKCS11_PIN": self.pin, "SOFTHSM2_CONF": os.environ["SOFTHSM2_CONF"]}
+
+
+def make_softhsm_token(base, label: str = "wicket-test", pin: str = "20261206") -> SoftToken:
+    """A SoftHSM2 token in ``base`` (its own configuration and token folder), initialised
+    with ``softhsm2-util``; SOFTHSM2_CONF is set for this process and its children."""
+    module = next((m for m in SOFTHSM_MODULES if os.path.exists(m)), None)
+    util = shutil.which("softhsm2-util")
+    if module is None or util is None:
+        pytest.fail("SoftHSM2 is not installed: `apt-get install softhsm2` (make test's "
+                    "bootstrap installs it from .ci/debian-packages)")
+    (base / "tokens").mkdir(parents=True, exist_ok=True)
+    conf = base / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {base / 'tokens'}\nobjectstore.backend = file\n"
+                    "log.level = ERROR\nslots.removable = false\n")
+    os.environ["SOFTHSM2_CONF"] = str(conf)
+    subprocess.run([util, "--init-token", "--free", "--label", label, "--pin", pin,
+                    "--so-pin", pin + "0"], check=True, capture_output=True)
+    return SoftToken(module, label, pin)
+
+
+@pytest.fixture(scope="session")
+def softhsm(tmp_path_factory):
+    """One throwaway token for the test run: SoftHSM2 reads its configuration when the library
+    is initialised, once per process, so every test of the run shares this one (keys made in
+    it have random ids, so tests never meet each other's)."""
+    return make_softhsm_token(tmp_path_factory.mktemp("softhsm"))
+
+
+@pytest.fixture
+def key_store(request, monkeypatch):
+    """Where new signing keys are made: "wrapped" (the default) or "token"."""
+    store = getattr(request, "param", "wrapped")
+    for name in ("WICKET_HUB_PKCS11_MODULE", "WICKET_HUB_PKCS11_TOKEN", "WICKET_HUB_PKCS11_PIN",
+                 "WICKET_HUB_PKCS11_PIN_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    if store == "token":
+        for name, value in request.getfixturevalue("softhsm").env().items():
+            monkeypatch.setenv(name, value)
+    return store

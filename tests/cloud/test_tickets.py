@@ -39,7 +39,7 @@ HOLDER_ID = resident_id("11010119900307123")
 
 
 @pytest.fixture
-def hub(hub_url):
+def hub(hub_url, key_store):
     init_db(hub_url)
     engine = make_engine(hub_url)
     with engine.begin() as conn:
@@ -165,6 +165,7 @@ def test_a_damaged_seat_or_a_bad_holder_cannot_be_sold(hub):
     assert HOLDER_ID[:-1] not in str(err.value)
 
 
+@pytest.mark.parametrize("key_store", ["wrapped", "token"], indirect=True)
 def test_a_key_signs_only_once_active(hub):
     engine, venue, session = hub
     with engine.begin() as conn:
@@ -178,6 +179,7 @@ def test_a_key_signs_only_once_active(hub):
     assert codes.read(second.code).payload.key_id == new
 
 
+@pytest.mark.parametrize("key_store", ["wrapped", "token"], indirect=True)
 def test_the_hub_change_log_drives_a_real_appliance(hub, tmp_path):
     """Hub → change log → edge database → engine: sold tickets admit, refunds are refused,
     real-name tickets need the holder's own ID."""
@@ -263,6 +265,7 @@ def test_a_pass_with_a_fixed_seat_holds_it_in_every_session(hub):
         issue_ticket(conn, session_id=evening, seat_id=target)
 
 
+@pytest.mark.parametrize("key_store", ["wrapped", "token"], indirect=True)
 def test_keys_retire_and_the_venues_hear_of_it(hub):
     from cloud.fleet.keys import retire_key
 

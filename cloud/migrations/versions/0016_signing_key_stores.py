@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 from cryptography.hazmat.primitives import serialization
 
-from cloud.fleet.signers import kek_path, token_settings
+from cloud.fleet.key_store import kek_path, token_settings
 from cloud.fleet.wrapped_store import make_kek, read_kek, wrap_private
 
 revision = "0016"
