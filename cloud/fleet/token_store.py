@@ -81,7 +81,12 @@ class TokenKeystore:
                 lib.reinitialize()  # a forked child must not use its parent's library state
                 _initialised_in[module] = os.getpid()
             token = lib.get_token(token_label=self.settings.label)
-            return token.open(user_pin=self.settings.pin, rw=True)
+            try:
+                return token.open(user_pin=self.settings.pin, rw=True)
+            except pkcs11.UserAlreadyLoggedIn:
+                # PKCS#11 logs in the process, not the session: another store of this process
+                # (a test's, or one from before a setting changed) is signed in already
+                return token.open(rw=True)
         except pkcs11.PKCS11Error as e:
             raise self._unavailable(type(e).__name__) from None
         except OSError as e:  # the library cannot be loaded

@@ -56,17 +56,19 @@ def read_kek(path: Path) -> bytes:
     """The KEK from its file; refuses a file others may read."""
     try:
         mode = path.stat().st_mode
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise SigningKeyError("key_file_unusable", path=str(path),
-                                  reason=f"readable by others: chmod 600 {path}")
-        key = base64.b64decode(path.read_text("ascii").strip(), validate=True)
+        text = path.read_text("ascii")
     except FileNotFoundError:
         raise SigningKeyError("key_file_unusable", path=str(path), reason="missing") from None
-    except OSError as e:
-        raise SigningKeyError("key_file_unusable", path=str(path), reason=e.strerror) from None
-    except (binascii.Error, ValueError):
+    except (OSError, UnicodeDecodeError) as e:
         raise SigningKeyError("key_file_unusable", path=str(path),
-                              reason="not 32 bytes in base64") from None
+                              reason=getattr(e, "strerror", None) or "not text") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise SigningKeyError("key_file_unusable", path=str(path),
+                              reason=f"readable by others: chmod 600 {path}")
+    try:
+        key = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
     if len(key) != 32:
         raise SigningKeyError("key_file_unusable", path=str(path),
                               reason="not 32 bytes in base64")
@@ -102,7 +104,7 @@ class WrappedKeystore:
     def __init__(self, path: Path):
         self.path = path
         self._lock = threading.Lock()
-        self._keys: dict[tuple[int, bytes], Ed25519PrivateKey] = {}
+        self._keys: dict[tuple[int, bytes, bytes], Ed25519PrivateKey] = {}
 
     def describe(self) -> str:
         return f"wrapped under the key-encryption key in {self.path}"
@@ -116,20 +118,23 @@ class WrappedKeystore:
             read_kek(self.path), key_id, private.private_bytes_raw(), public_raw))
 
     def signer(self, row: KeyRow) -> Ed25519PrivateKey:
+        """The row's key, unwrapped. The key file is read every time (a file made readable
+        by others, removed or replaced stops signing at once); the unwrapping is remembered."""
+        kek = read_kek(self.path)
         wrapped = bytes(row.wrapped_private or b"")
+        cache_key = (row.key_id, wrapped, kek)
         with self._lock:
-            cached = self._keys.get((row.key_id, wrapped))
+            cached = self._keys.get(cache_key)
         if cached is not None:
             return cached
-        public_raw = base64.b64decode(row.public_key)
         try:
-            raw = unwrap_private(read_kek(self.path), row.key_id, wrapped, public_raw)
+            raw = unwrap_private(kek, row.key_id, wrapped, base64.b64decode(row.public_key))
         except InvalidTag:
             raise SigningKeyError("key_does_not_unwrap", key_id=row.key_id,
                                   path=str(self.path)) from None
         private = Ed25519PrivateKey.from_private_bytes(raw)
         with self._lock:
-            self._keys[(row.key_id, wrapped)] = private
+            self._keys[cache_key] = private
         return private
 
     def destroy(self, row: KeyRow) -> None:
