@@ -115,8 +115,9 @@ def test_an_appliance_imports_the_hubs_export_with_the_keys_it_has_from_the_sync
     assert conn.execute("SELECT * FROM hub_keys").fetchall() == keys
 
 
+@pytest.mark.parametrize("key_store", ["wrapped", "token"], indirect=True)
 def test_a_new_active_key_signs_later_exports_and_the_appliance_learns_it_by_sync(
-        hub, conn, vault, tmp_path):
+        hub, conn, vault, tmp_path, key_store):
     sync_keys_into(conn, vault, hub, hub.venue)
     with hub.engine.begin() as conn_hub:
         activate_key(conn_hub, create_key(conn_hub), force=True)

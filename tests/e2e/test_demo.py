@@ -119,10 +119,14 @@ def test_the_demo_runs_the_whole_system_for_a_fixed_time(tmp_path):
         state = hub.execute("SELECT state FROM tickets WHERE id = ?", (refunded,)).fetchone()[0]
         at_hub = hub.execute("SELECT reason, admitted FROM entries WHERE ticket_id = ?",
                              (refunded,)).fetchall()
+        # the tickets the camera showed were signed in the run's SoftHSM2 token
+        stores = hub.execute("SELECT store, token_object IS NOT NULL FROM signing_keys "
+                             "WHERE state = 'active'").fetchall()
     finally:
         hub.close()
     assert entries == summary_hub and admitted >= 5, (entries, admitted)
     assert state == "refunded"
+    assert stores == [("token", 1)], stores
     assert at_hub and all(row == ("REVOKED", 0) for row in at_hub), at_hub
 
     # at the gate: the camera's tickets passed the turnstile, the refunded one was refused

@@ -5,7 +5,9 @@
 Everything lives in ``--dir`` (git-ignored ``demo/``), made afresh each run:
 
 1. the hub: ``wicket-hub init`` and ``load-demo`` (the Olympic stadium, its event and tickets)
-   on a SQLite file, one ticket given an RFID chip, an admin login, ``wicket-hub serve``;
+   on a SQLite file, one ticket given an RFID chip, an admin login, ``wicket-hub serve``; its
+   signing key made in a SoftHSM2 token of the run's own where SoftHSM2 is installed (else
+   wrapped under a key file beside the database);
 2. an enrollment token for one appliance; ``wicket-edge init``, ``enroll``, the first full
    ``sync --once``, an admin and a gate login on the appliance, two lanes (N1 at Gate 1, ID1
    at Gate 5, the ID-only gate);
@@ -49,6 +51,9 @@ STATUS_EVERY_S = 5.0
 # must not keep an alert red; a gate refusing most of its scans still raises one
 DEMO_REFUSED_RATIO = 50.0
 PAIRING_TTL_MIN = 24 * 60
+SOFTHSM_MODULES = ("/usr/lib/softhsm/libsofthsm2.so",
+                   "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+                   "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so")
 SYNC = {"sync_revocations_s": 1.0, "sync_allowlist_s": 1.0, "sync_entries_s": 1.0,
         "heartbeat_s": 5.0, "sync_backoff_max_s": 5.0, "hub_timeout_s": 10.0}
 
@@ -80,6 +85,7 @@ class Demo:
         self.lanes: dict[str, int] = {}
         self.pcsc: dict | None = None
         self.devices_ready: dict = {}
+        self.key_store = ""
         self.stop_requested = threading.Event()
         self.started_at = 0.0
 
@@ -149,8 +155,32 @@ class Demo:
                 shutil.rmtree(d)
             d.mkdir(parents=True)
 
+    def hub_token(self) -> None:
+        """A SoftHSM2 token for the hub's signing keys, in the run's folder, when SoftHSM2 is
+        installed: this process and every hub process it starts (they inherit the environment)
+        sign through it. The PIN is made for the run and written nowhere."""
+        module = next((m for m in SOFTHSM_MODULES if os.path.exists(m)), None)
+        if module is None or shutil.which("softhsm2-util") is None:
+            self.key_store = f"wrapped under {self.hub_db}.kek (SoftHSM2 not installed)"
+            return
+        base = self.hub_db.parent / "softhsm"
+        (base / "tokens").mkdir(parents=True)
+        conf = base / "softhsm2.conf"
+        conf.write_text(f"directories.tokendir = {base / 'tokens'}\n"
+                        "objectstore.backend = file\nlog.level = ERROR\n")
+        pin = secrets.token_hex(8)
+        os.environ.update(SOFTHSM2_CONF=str(conf), WICKET_HUB_PKCS11_MODULE=module,
+                          WICKET_HUB_PKCS11_TOKEN="wicket-demo", WICKET_HUB_PKCS11_PIN=pin)
+        r = subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "wicket-demo",
+                            "--pin", pin, "--so-pin", secrets.token_hex(8)],
+                           capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            raise DemoError(f"softhsm2-util --init-token failed: {r.stderr.strip()}")
+        self.key_store = f"SoftHSM2 token wicket-demo ({base})"
+
     def start_hub(self) -> None:
         say("hub: creating the database and the demo stadium …")
+        self.hub_token()
         self._run("wicket-hub init", self._hub("init"))
         self._run("wicket-hub load-demo", self._hub("load-demo", "--tickets", str(self.tickets)))
         hub_admin = password()
@@ -481,6 +511,7 @@ Wicket demo is running. Passwords are made for this run and shown only here.
                           turnstile {self.devices_ready['turnstile']}, RFID: {rfid}
   Lane ID1 (Gate 5, ID only): ID-card reader {self.devices_ready['idcard']}
   Refunded on the hub: ticket {self.refund['number']}
+  Hub signing key: {self.key_store}
   Logs: {self.logs}/
 """, flush=True)
 
