@@ -199,7 +199,7 @@ class Demo:
         try:
             requests.post(f"{self.hub_url}/api/sync/v1/heartbeat", json={}, timeout=2)
             return True
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # workers still starting
             return False
 
     def _pick_tickets(self) -> None:
