@@ -22,6 +22,7 @@ from pkcs11 import Attribute, ObjectClass
 from cloud.core.audit import audit_log
 from cloud.core.db import alembic_config, init_db, make_engine
 from cloud.core.trust import signing_keys
+from cloud.demo import load_demo
 from cloud.fleet.key_store import instance_dir, kek_path
 from cloud.fleet.keys import SigningKeyError, activate_key, active_key, create_key, retire_key
 from cloud.fleet.wrapped_store import read_kek, unwrap_private
@@ -160,11 +161,11 @@ def test_migration_0016_wraps_clear_keys_and_leaves_none_in_the_database(hub_url
             assert form not in dump
 
 
-def test_keys_made_by_the_hub_leave_no_clear_private_key_in_the_database(hub_url):
+def test_the_demo_data_leaves_no_clear_private_key_in_the_database(hub_url):
     init_db(hub_url)
     engine = make_engine(hub_url)
     with engine.begin() as conn:
-        activate_key(conn, create_key(conn))
+        load_demo(conn, tickets=20)  # makes and activates the key, and signs with it
         row = _row(conn, 1)
         kek = read_kek(kek_path(engine.url))
     engine.dispose()

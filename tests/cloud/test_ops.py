@@ -195,19 +195,31 @@ def test_entries_of_an_unknown_lane_are_shown_by_their_lane_code(hub):
     assert (g["gate"], g["lane"], g["entries"]) == (None, "Z9", 1)
 
 
-def test_entries_stored_before_the_ops_tables_are_counted_by_the_migration(hub_url):
+def test_entries_stored_before_the_ops_tables_are_counted_by_the_migration(hub_url,
+                                                                           monkeypatch):
     """An upgrade from the revision before: the entries already stored appear on the dashboard."""
     from alembic import command
+    from cryptography.hazmat.primitives import serialization
 
     from cloud.core.db import alembic_config, make_engine
+    from cloud.sales import tickets as tickets_mod
+    from sync.keys import generate_signing_key
 
     cfg = alembic_config(hub_url)
     engine = make_engine(hub_url)
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "0010")
+    # the signing key as revision 0010 kept it (clear PEM; migration 0016 wraps it later)
+    key = generate_signing_key(1)
+    monkeypatch.setattr(tickets_mod, "active_key", lambda conn: key)
     with engine.begin() as conn:
-        activate_key(conn, create_key(conn))
+        conn.execute(sa.text(
+            "INSERT INTO signing_keys (key_id, public_key, private_pem, state, created_at) "
+            "VALUES (1, :public, :pem, 'active', CURRENT_TIMESTAMP)"),
+            {"public": key.public_key_b64(), "pem": key.private_key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption()).decode("ascii")})
         venue = create_venue(conn, "OSC", "Olympic Sports Centre")
         zone = add_zone(conn, venue, "A", "North Stand")
         event = create_event(conn, "GAMES", "The Games")
