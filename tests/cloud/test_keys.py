@@ -15,6 +15,7 @@ import pkcs11
 import pytest
 import sqlalchemy as sa
 from alembic import command
+from alembic.util import CommandError
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pkcs11 import Attribute, ObjectClass
@@ -159,6 +160,21 @@ def test_migration_0016_wraps_clear_keys_and_leaves_none_in_the_database(hub_url
     for _, private in old.values():
         for form in _clear_forms(private):
             assert form not in dump
+
+
+def test_migration_0016_refuses_to_be_undone_and_leaves_the_keys_wrapped(hub_url, key_store):
+    init_db(hub_url)
+    engine = make_engine(hub_url)
+    with engine.begin() as conn:
+        create_key(conn)
+    cfg = alembic_config(hub_url)
+    with engine.begin() as conn, pytest.raises(CommandError, match="in clear"):
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0014")
+    with engine.begin() as conn:
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0016"
+        assert _row(conn, 1).store in ("wrapped", "token")
+    engine.dispose()
 
 
 def test_the_demo_data_leaves_no_clear_private_key_in_the_database(hub_url):

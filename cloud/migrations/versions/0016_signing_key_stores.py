@@ -12,6 +12,7 @@ Create Date: 2026-12-06
 
 import sqlalchemy as sa
 from alembic import op
+from alembic.util import CommandError
 from cryptography.hazmat.primitives import serialization
 
 from cloud.fleet.key_store import kek_path, token_settings
@@ -63,4 +64,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    raise NotImplementedError("0016 is not undone: it would write private keys in clear")
+    # Going back would mean writing the private keys into the database in clear, which is what
+    # this revision exists to end; a hub that must return to 0014 restores its backup instead.
+    raise CommandError("revision 0016 is not undone: going back to 0014 would write the signing "
+                       "keys into the database in clear; restore a backup taken before the "
+                       "upgrade instead")
