@@ -24,7 +24,6 @@ language's, on purpose. A failure lists every offending text with its page.
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
 from collections import defaultdict
@@ -207,9 +206,6 @@ def build_world(demo: Demo) -> None:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    # the demo hands its hub processes their settings (its SoftHSM2 token's among them) through
-    # this process's environment; they must not outlive the demo into the tests that follow
-    saved = dict(os.environ)
     demo = Demo(tmp_path_factory.mktemp("demo") / "demo", tickets=300, film_tickets=6)
     try:
         build_world(demo)
@@ -217,8 +213,6 @@ def world(tmp_path_factory):
     finally:
         for child in demo.children.values():
             child.stop()
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def data_strings(demo: Demo) -> list[str]:

@@ -67,6 +67,7 @@ class Demo:
         self.dir = directory.resolve()
         self.tickets = tickets
         self.film_tickets = film_tickets
+        self.hub_env: dict[str, str] = {}  # what the hub's commands and server are started with
         self.logs = self.dir / "logs"
         self.hub_db = self.dir / "hub" / "hub.db"
         self.hub_url_db = f"sqlite:///{self.hub_db}"
@@ -97,7 +98,7 @@ class Demo:
             log.write(f"$ {' '.join(argv[2:] if argv[0] == sys.executable else argv)}\n")
             log.flush()
             r = subprocess.run(argv, cwd=ROOT, input=stdin, capture_output=True, text=True,
-                               timeout=600)
+                               timeout=600, env={**os.environ, **self.hub_env})
             log.write(r.stdout + r.stderr)
         if r.returncode != 0:
             raise DemoError(f"{what} failed (exit {r.returncode}): "
@@ -157,8 +158,9 @@ class Demo:
 
     def hub_token(self) -> None:
         """A SoftHSM2 token for the hub's signing keys, in the run's folder, when SoftHSM2 is
-        installed: this process and every hub process it starts (they inherit the environment)
-        sign through it. The PIN is made for the run and written nowhere."""
+        installed: every hub command and the hub's server are started with its settings
+        (``hub_env``), never this process, so the settings end with the run. The PIN is made for
+        the run and written nowhere."""
         module = next((m for m in SOFTHSM_MODULES if os.path.exists(m)), None)
         if module is None or shutil.which("softhsm2-util") is None:
             self.key_store = f"wrapped under {self.hub_db}.kek (SoftHSM2 not installed)"
@@ -169,11 +171,12 @@ class Demo:
         conf.write_text(f"directories.tokendir = {base / 'tokens'}\n"
                         "objectstore.backend = file\nlog.level = ERROR\n")
         pin = secrets.token_hex(8)
-        os.environ.update(SOFTHSM2_CONF=str(conf), WICKET_HUB_PKCS11_MODULE=module,
-                          WICKET_HUB_PKCS11_TOKEN="wicket-demo", WICKET_HUB_PKCS11_PIN=pin)
+        self.hub_env = {"SOFTHSM2_CONF": str(conf), "WICKET_HUB_PKCS11_MODULE": module,
+                        "WICKET_HUB_PKCS11_TOKEN": "wicket-demo", "WICKET_HUB_PKCS11_PIN": pin}
         r = subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "wicket-demo",
                             "--pin", pin, "--so-pin", secrets.token_hex(8)],
-                           capture_output=True, text=True, timeout=60)
+                           capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "SOFTHSM2_CONF": str(conf)})
         if r.returncode != 0:
             raise DemoError(f"softhsm2-util --init-token failed: {r.stderr.strip()}")
         self.key_store = f"SoftHSM2 token wicket-demo ({base})"
@@ -190,7 +193,7 @@ class Demo:
         self._pick_tickets()
         self._ops_setup()
         hub = self._child("hub", self._hub("serve", "--bind", f"127.0.0.1:{self.hub_port}",
-                                           "--workers", "2"))
+                                           "--workers", "2"), self.hub_env)
         self._wait("waiting for the hub to answer", self._hub_answers, child=hub)
 
     def _hub_answers(self) -> bool:
