@@ -1,6 +1,7 @@
 """``wicket-hub``: the hub's command line.
 
-    wicket-hub [--db URL] init     create or upgrade the hub database
+    wicket-hub [--db URL] init     create or upgrade the hub database (and the data key file,
+                                   when there is none)
     wicket-hub [--db URL] serve    serve the hub with gunicorn (production WSGI server); the
                                    pages' secret key comes from $WICKET_HUB_SECRET or an
                                    owner-only file made once (see cloud/web/secret.py)
@@ -20,7 +21,9 @@ read-only (one line says which file; see ``sync/diskfault.py``).
 
 The database URL comes from ``--db``, else ``$WICKET_HUB_DB``, else a SQLite file
 ``wicket-hub.db`` in the current directory. PostgreSQL:
-``postgresql+psycopg://user:password@host/dbname``.
+``postgresql+psycopg://user:password@host/dbname``. The data key that seals holders' names and
+document numbers comes from the owner-only file ``--data-key`` names, else
+``$WICKET_HUB_DATA_KEY``, else ``wicket-hub-data.key`` in the current directory.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import sys
 import sqlalchemy as sa
 
 from cloud.core.db import DEFAULT_URL, init_db
+from cloud.core.seal import DEFAULT_PATH, ENV, data_key_path
 from sync.diskfault import disk_problem, guard
 from sync.websafe import bind_host, is_loopback
 
@@ -43,7 +47,12 @@ def _safe(url: str) -> str:
 
 
 def cmd_init(args) -> int:
-    applied = init_db(args.db)
+    from cloud.core.seal import create_key_file
+
+    if create_key_file(args.data_key):
+        print(f"{args.data_key}: a new data key (owner-only; back it up apart from the "
+              "database: without it no holder's name or number opens)")
+    applied = init_db(args.db, args.data_key)
     if applied:
         print(f"{_safe(args.db)}: applied migrations {', '.join(applied)}")
     else:
@@ -56,17 +65,23 @@ def cmd_serve(args) -> int:
 
     from cloud.app import create_app, instance_path
     from cloud.core.db import current_revision, make_engine
+    from cloud.core.seal import SealError, load_keyring
     from cloud.web.secret import SecretError, hub_secret
 
     if not 0 <= args.trusted_proxies <= 5:
         print("wicket-hub: --trusted-proxies must be 0 to 5", file=sys.stderr)
         return 2
-    engine = make_engine(args.db)
+    engine = make_engine(args.db, args.data_key)
     if current_revision(engine) is None:
         print(f"wicket-hub: {_safe(args.db)} has no hub database yet; run `wicket-hub init`",
               file=sys.stderr)
         return 2
     engine.dispose()
+    try:
+        load_keyring(args.data_key)
+    except SealError as e:
+        print(f"wicket-hub: {e}", file=sys.stderr)
+        return 2
     try:
         # made once here, before the workers start, so that they all sign with the same key
         secret = hub_secret(args.db, instance_path())
@@ -75,7 +90,7 @@ def cmd_serve(args) -> int:
             raise  # said as a disk problem, with its own exit status
         print(f"wicket-hub: no secret key for the pages: {e}", file=sys.stderr)
         return 2
-    config = {"DATABASE_URL": args.db, "SECRET_KEY": secret,
+    config = {"DATABASE_URL": args.db, "SECRET_KEY": secret, "DATA_KEY": args.data_key,
               "SESSION_COOKIE_SECURE": secure_cookies(args.secure_cookies, args.bind),
               "TRUSTED_PROXIES": args.trusted_proxies}
     if args.public_url:
@@ -122,7 +137,7 @@ def cmd_create_admin(args) -> int:
             return 2
     else:
         password = sys.stdin.readline().rstrip("\n")
-    engine = make_engine(args.db)
+    engine = make_engine(args.db, args.data_key)
     try:
         with engine.begin() as conn:
             staff_id = create_staff(conn, args.username, password, "admin",
@@ -141,7 +156,7 @@ def cmd_load_demo(args) -> int:
     from cloud.core.db import make_engine
     from cloud.demo import load_demo
 
-    engine = make_engine(args.db)
+    engine = make_engine(args.db, args.data_key)
     try:
         with engine.begin() as conn:
             demo = load_demo(conn, tickets=args.tickets)
@@ -162,7 +177,7 @@ def cmd_compact(args) -> int:
     if args.keep_days < 0:
         print("wicket-hub: --keep-days must not be negative", file=sys.stderr)
         return 2
-    engine = make_engine(args.db)
+    engine = make_engine(args.db, args.data_key)
     try:
         with engine.begin() as conn:
             done = compact(conn, args.keep_days)
@@ -181,7 +196,7 @@ def cmd_alerts(args) -> int:
     from cloud.core.db import make_engine
     from cloud.ops import alerts
 
-    engine = make_engine(args.db)
+    engine = make_engine(args.db, args.data_key)
     stop = threading.Event()
     if args.every:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -205,7 +220,7 @@ def cmd_export_allowlist(args) -> int:
     from cloud.core.db import make_engine
     from cloud.fleet.allowlist_export import ExportError, export_allowlist
 
-    engine = make_engine(args.db)
+    engine = make_engine(args.db, args.data_key)
     try:
         fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -239,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wicket-hub", description="Wicket hub tools.")
     p.add_argument("--db", default=os.environ.get("WICKET_HUB_DB", DEFAULT_URL),
                    help="database URL (default: $WICKET_HUB_DB or sqlite:///wicket-hub.db)")
+    p.add_argument("--data-key", default=data_key_path(),
+                   help="the owner-only file holding the key that seals holders' personal "
+                   f"data (default: ${ENV} or {DEFAULT_PATH}; `init` makes it)")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("init", help="create or upgrade the hub database")
     s.set_defaults(func=cmd_init)

@@ -79,3 +79,22 @@ def pcscd(tmp_path_factory):
     daemon.start()
     yield daemon
     daemon.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def hub_data_key(tmp_path_factory):
+    """The hub's data key file (cloud/core/seal.py), made once for the run and named in the
+    environment, so every hub the tests start (in process or as a subprocess) seals with it."""
+    import os
+
+    from cloud.core.seal import ENV, create_key_file
+
+    path = str(tmp_path_factory.mktemp("hub-data-key") / "data.key")
+    create_key_file(path)
+    before = os.environ.get(ENV)
+    os.environ[ENV] = path
+    yield path
+    if before is None:
+        os.environ.pop(ENV, None)
+    else:
+        os.environ[ENV] = before

@@ -17,8 +17,11 @@ from flask_babel import lazy_gettext
 
 from cloud.catalog.tables import price_tiers, seats, sessions, venues, zones
 from cloud.core.errors import HubError
+from cloud.core.seal import keyring_for
 from cloud.fleet.tables import appliances, entries
 from cloud.inventory.pages import session_or_404, session_rows
+from cloud.sales.holders import document_match, open_holder
+from cloud.sales.holders import holder as holder_of
 from cloud.sales.selling import sale_problems
 from cloud.sales.selling import sell as sell_tickets
 from cloud.sales.tables import holders, tickets
@@ -92,19 +95,22 @@ def holder_search():
         number = _generic_document(raw)
     results = None
     if number:
-        q = (sa.select(tickets.c.number, tickets.c.state, tickets.c.kind, holders.c.name,
-                       holders.c.doc_type, holders.c.doc_number,
+        q = (sa.select(tickets.c.number, tickets.c.state, tickets.c.kind, holders.c.id,
+                       holders.c.sealed_name, holders.c.doc_type, holders.c.sealed_doc_number,
                        sessions.c.name.label("session_name"), sessions.c.starts_at,
                        venues.c.timezone)
              .join(holders, holders.c.id == tickets.c.holder_id)
              .outerjoin(sessions, sessions.c.id == tickets.c.session_id)
              .outerjoin(venues, venues.c.id == sessions.c.venue_id)
-             .where(holders.c.doc_number == number)
              .order_by(tickets.c.id.desc()).limit(MAX_RESULTS))
         if doc_type:
             q = q.where(holders.c.doc_type == doc_type)
         with engine().connect() as conn:
-            results = conn.execute(q).all()
+            ring = keyring_for(conn)
+            q = q.where(document_match(conn, number))
+            # opened only to be masked on the page
+            results = [{**r._mapping, **vars(open_holder(ring, r))}
+                       for r in conn.execute(q)]
         searched = mask_document(number)
     else:
         searched = None
@@ -136,8 +142,7 @@ def _ticket_page(number: str, template: str = "sales/detail.html", **extra):
                                   .order_by(venues.c.id)).all()
         zone = conn.execute(sa.select(zones).where(zones.c.id == t.zone_id)).first() \
             if t.zone_id else None
-        holder = conn.execute(sa.select(holders).where(holders.c.id == t.holder_id)).first() \
-            if t.holder_id else None
+        holder = holder_of(conn, t.holder_id)  # opened only to be masked on the page
         scope_sessions = conn.execute(sa.select(sessions.c.id, sessions.c.name).where(
             sessions.c.id.in_(list(t.scope)))).all() if t.kind == "sessions" else []
         history = entry_history(conn, t.id)

@@ -24,7 +24,8 @@ from cloud.fleet.keys import active_key
 from cloud.fleet.tables import entries
 from cloud.inventory import seats as inventory
 from cloud.inventory.seats import InventoryError
-from cloud.sales.tables import holders, tickets
+from cloud.sales.holders import add_holders
+from cloud.sales.tables import tickets
 from sync import codes, numbers
 from sync.changes import normalize_uid
 from sync.identity import DocumentError, normalize_document
@@ -123,9 +124,8 @@ def issue_tickets(conn: sa.Connection, specs: list[TicketSpec],
     batch = _Batch.load(conn, specs)
     holder_rows = [_holder_row(spec) for spec in specs if spec.holder is not None]
     _claim_seats(conn, batch, now)
-    holder_ids = iter(conn.execute(
-        sa.insert(holders).returning(holders.c.id, sort_by_parameter_order=True), holder_rows
-    ).scalars().all() if holder_rows else [])
+    holder_ids = iter(add_holders(conn, [(h["name"], h["doc_type"], h["doc_number"])
+                                         for h in holder_rows]))
     holder_rows_iter = iter(holder_rows)
     issued, ticket_rows, changes = [], [], []
     fresh_numbers = iter(new_numbers(conn, len(specs)))
@@ -134,6 +134,7 @@ def issue_tickets(conn: sa.Connection, specs: list[TicketSpec],
         holder_id = holder_change = None
         if spec.holder is not None:
             holder_id, h = next(holder_ids), next(holder_rows_iter)
+            # clear here; the change log seals it (cloud/core/changes.py)
             holder_change = {"type": "holder", "op": "upsert", "id": holder_id, **h}
         row, seat_label = batch.row(ticket_id, spec, scope, key, next(fresh_numbers), holder_id,
                                     now)

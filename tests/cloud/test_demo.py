@@ -1,7 +1,7 @@
 import sqlalchemy as sa
 
 from cloud import cli
-from cloud.core.changes import changes_since
+from cloud.core.changes import changes_since, open_changes
 from cloud.core.db import init_db, make_engine
 from cloud.sales.tables import tickets
 from sync.changes import parse_change
@@ -18,7 +18,7 @@ def test_load_demo_builds_a_venue_whose_allowlist_the_edge_accepts(hub_url, caps
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(tickets)
                             .where(tickets.c.holder_id.is_not(None))).scalar() == 600
-        changes = changes_since(conn, 1, 0, limit=100_000)
+        changes = open_changes(conn, changes_since(conn, 1, 0, limit=100_000))  # as served
     engine.dispose()
     for change in changes:
         parse_change(change)
