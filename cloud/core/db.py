@@ -125,15 +125,17 @@ def init_db(url: str = DEFAULT_URL, data_key: str | None = None) -> list[str]:
     """Create or upgrade the database to the newest migration; returns the revisions applied.
     A migration that seals personal data uses the data key file ``data_key`` names."""
     engine = make_engine(url, data_key)
-    before = current_revision(engine)
-    cfg = alembic_config(url)
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+    try:
+        before = current_revision(engine)
+        cfg = alembic_config(url)
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+    finally:
+        engine.dispose()
     script = ScriptDirectory.from_config(cfg)
     applied = [r.revision for r in script.iterate_revisions("heads", before or "base")
                if r.revision != before]
-    engine.dispose()
     return list(reversed(applied))
 
 
