@@ -10,6 +10,10 @@
                                    older than N days (default 30) from the change log
     wicket-hub [--db URL] alerts [--every SECONDS]   evaluate the ops alert rules once, or
                                    every SECONDS until stopped (a scheduler of its own)
+    wicket-hub [--db URL] rotate-data-key [--batch N]   a new data key first in the key file,
+                                   every holder sealed again under it in batches of N while
+                                   the hub serves (a progress bar on stderr), then the old key
+                                   dropped; killed half-way, run it again to resume
     wicket-hub [--db URL] create-admin --username NAME   (the password is asked for, or read
                                    from standard input when it is not a terminal)
     wicket-hub [--db URL] export-allowlist --venue CODE|ID --out FILE   the venue's allowlist,
@@ -31,6 +35,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import signal
 import sys
 
 import sqlalchemy as sa
@@ -250,6 +255,89 @@ def cmd_export_allowlist(args) -> int:
     return 0
 
 
+# Test hook: SIGKILL the rotation after this many batches, as a power cut would stop it.
+KILL_AFTER_BATCHES = "WICKET_HUB_TEST_KILL_ROTATION_AFTER"
+MAX_PASSES = 5
+
+
+class _Progress:
+    """A progress bar on standard error, redrawn after each batch."""
+
+    def __init__(self, total: int, what: str):
+        self.total, self.done, self.what = max(total, 1), 0, what
+
+    def add(self, n: int) -> None:
+        self.done = min(self.done + n, self.total)
+        filled = 30 * self.done // self.total
+        sys.stderr.write(f"\r{self.what} [{'#' * filled}{'.' * (30 - filled)}] "
+                         f"{100 * self.done // self.total:3d}% {self.done}/{self.total}")
+        sys.stderr.flush()
+
+
+def _reseal_pass(engine: sa.Engine, batch: int, bar: _Progress, batches: list[int]) -> int:
+    """One pass over holders and change log records, each batch its own short transaction
+    (the hub keeps serving meanwhile); how many values were sealed again."""
+    from cloud.core.changes import reseal_changes
+    from cloud.sales.holders import reseal_holders
+
+    kill_after = int(os.environ.get(KILL_AFTER_BATCHES) or 0)
+    changed = 0
+    for step in (reseal_holders, reseal_changes):
+        after: int | None = 0
+        while after is not None:
+            with engine.begin() as conn:
+                after, looked, n = step(conn, after, batch)
+            changed += n
+            bar.add(looked)
+            batches[0] += 1
+            if kill_after and batches[0] >= kill_after:
+                os.kill(os.getpid(), signal.SIGKILL)
+    return changed
+
+
+def cmd_rotate_data_key(args) -> int:
+    from cloud.core.changes import count_personal_changes
+    from cloud.core.db import make_engine
+    from cloud.core.seal import SealError, add_key, drop_old_keys, load_keyring
+
+    if args.batch < 1:
+        print("wicket-hub: --batch must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        ring = load_keyring(args.data_key)
+        if len(ring.ids) == 1:
+            print(f"{args.data_key}: new data key {add_key(args.data_key)}", file=sys.stderr)
+        else:
+            print(f"{args.data_key}: resuming the rotation to key {ring.current_id}",
+                  file=sys.stderr)
+    except SealError as e:
+        print(f"wicket-hub: {e}", file=sys.stderr)
+        return 2
+    from cloud.sales.holders import count_holders
+
+    engine = make_engine(args.db, args.data_key)
+    batches = [0]
+    try:
+        for n in range(1, MAX_PASSES + 1):
+            with engine.connect() as conn:
+                total = count_holders(conn) + count_personal_changes(conn)
+            # a pass that changes nothing proves no value under an old key is left
+            # (a sale that read the key file before the rotation began is caught here)
+            if not _reseal_pass(engine, args.batch, _Progress(total, f"pass {n}"), batches):
+                break
+            print(file=sys.stderr)
+        else:
+            print("\nwicket-hub: values keep appearing under an old key; run again",
+                  file=sys.stderr)
+            return 2
+    finally:
+        engine.dispose()
+    dropped = drop_old_keys(args.data_key)
+    print(f"\n{args.data_key}: every value sealed with key {load_keyring(args.data_key).current_id}; "
+          f"old keys {', '.join(dropped) or 'none'} dropped", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wicket-hub", description="Wicket hub tools.")
     p.add_argument("--db", default=os.environ.get("WICKET_HUB_DB", DEFAULT_URL),
@@ -293,6 +381,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--venue", required=True, help="the venue's code or id")
     s.add_argument("--out", required=True, help="the file to write (not overwritten)")
     s.set_defaults(func=cmd_export_allowlist)
+    s = sub.add_parser("rotate-data-key", help="seal every holder again under a new data key, "
+                       "in batches, while the hub serves (run again to resume)")
+    s.add_argument("--batch", type=int, default=500, help="rows per transaction "
+                   "(default %(default)s)")
+    s.set_defaults(func=cmd_rotate_data_key)
     s = sub.add_parser("create-admin", help="create an admin staff account")
     s.add_argument("--username", required=True)
     s.set_defaults(func=cmd_create_admin)

@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from cloud.core.db import UtcDateTime, metadata
-from cloud.core.seal import PERSONAL_FIELDS, keyring_for, open_record, seal_record
+from cloud.core.seal import PERSONAL_FIELDS, key_id_of, keyring_for, open_record, seal_record
 from sync.changes import parse_change
 from sync.timeutil import utcnow
 
@@ -116,6 +116,32 @@ def open_changes(conn: sa.Connection, records: list[dict[str, Any]]) -> list[dic
         return records
     ring = keyring_for(conn)
     return [open_record(ring, r) for r in records]
+
+
+def reseal_changes(conn: sa.Connection, after_seq: int, limit: int) -> tuple[int | None, int, int]:
+    """One batch of a data key rotation: the records with personal fields after ``after_seq``
+    (at most ``limit``) sealed again under the current key. Returns the last seq looked at
+    (None when there are no more), how many records it looked at and how many changed."""
+    ring = keyring_for(conn)
+    rows = conn.execute(sa.select(change_log.c.seq, change_log.c.record).where(
+        change_log.c.seq > after_seq, change_log.c.kind.in_(list(PERSONAL_FIELDS)))
+        .order_by(change_log.c.seq).limit(limit)).all()
+    if not rows:
+        return None, 0, 0
+    stale = [r for r in rows if any(
+        key_id_of(r.record.get(f)) not in (None, ring.current_id)
+        for f in PERSONAL_FIELDS[r.record["type"]])]
+    if stale:
+        conn.execute(sa.update(change_log).where(change_log.c.seq == sa.bindparam("s"))
+                     .values(record=sa.bindparam("r", type_=sa.JSON)),
+                     [{"s": r.seq, "r": seal_record(ring, r.seq, open_record(ring, r.record))}
+                      for r in stale])
+    return rows[-1].seq, len(rows), len(stale)
+
+
+def count_personal_changes(conn: sa.Connection) -> int:
+    return conn.execute(sa.select(sa.func.count()).select_from(change_log).where(
+        change_log.c.kind.in_(list(PERSONAL_FIELDS)))).scalar_one()
 
 
 def changes_since(conn: sa.Connection, venue_id: int, cursor: int, limit: int = 1000,

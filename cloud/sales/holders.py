@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from cloud.core.changes import next_values
-from cloud.core.seal import Keyring, context, keyring_for
+from cloud.core.seal import Keyring, context, key_id_of, keyring_for
 from cloud.sales.tables import holders
 
 
@@ -60,3 +60,35 @@ def document_match(conn: sa.Connection, number: str) -> sa.ColumnElement[bool]:
     """The condition finding holders of a normalised document number: its keyed hash under
     every key in the data key file, so a lookup in the middle of a rotation finds both."""
     return holders.c.doc_hash.in_(keyring_for(conn).doc_hashes(number))
+
+
+def stale_holder(ring: Keyring, row) -> bool:
+    """Whether a holder row still has a value sealed with another key than the current."""
+    return any(key_id_of(v) != ring.current_id for v in (row.sealed_name,
+                                                          row.sealed_doc_number))
+
+
+def reseal_holders(conn: sa.Connection, after_id: int, limit: int) -> tuple[int | None, int, int]:
+    """One batch of a data key rotation: the holders after ``after_id`` (at most ``limit``)
+    sealed again, and their document hash made again, under the current key. Returns the
+    last id looked at (None when there are no more), how many rows it looked at and how
+    many changed. Rows already
+    under the current key are left alone, so a rotation cut short starts again safely."""
+    ring = keyring_for(conn)
+    rows = conn.execute(sa.select(holders).where(holders.c.id > after_id)
+                        .order_by(holders.c.id).limit(limit)).all()
+    if not rows:
+        return None, 0, 0
+    stale = [open_holder(ring, r) for r in rows if stale_holder(ring, r)]
+    if stale:
+        conn.execute(sa.update(holders).where(holders.c.id == sa.bindparam("hid")).values(
+            sealed_name=sa.bindparam("sn"), sealed_doc_number=sa.bindparam("sd"),
+            doc_hash=sa.bindparam("dh")), [
+            {"hid": h.id, "sn": ring.seal(h.name, context("holders", h.id, "name")),
+             "sd": ring.seal(h.doc_number, context("holders", h.id, "doc_number")),
+             "dh": ring.doc_hash(h.doc_number)} for h in stale])
+    return rows[-1].id, len(rows), len(stale)
+
+
+def count_holders(conn: sa.Connection) -> int:
+    return conn.execute(sa.select(sa.func.count()).select_from(holders)).scalar_one()
