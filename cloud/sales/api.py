@@ -30,7 +30,7 @@ def _ticket_json(conn: sa.Connection, t) -> dict[str, Any]:
     out = {"id": t.id, "number": t.number, "kind": t.kind, "role": t.role, "state": t.state,
            "session_id": t.session_id, "scope": t.scope, "zone_id": t.zone_id,
            "seat_id": t.seat_id, "amount": t.amount, "currency": t.currency,
-           "rfid_uid": t.rfid_uid, "code": t.code, "holder": None}
+           "rfid_uid": t.rfid_uid, "holder": None}  # the code only in the sale's answer
     if t.holder_id is not None:
         h = holder(conn, t.holder_id)
         out["holder"] = {"name": mask_name(h.name), "doc_type": h.doc_type,

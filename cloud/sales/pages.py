@@ -11,7 +11,7 @@ import re
 import unicodedata
 
 import sqlalchemy as sa
-from flask import abort, redirect, render_template, request, url_for
+from flask import abort, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext
 
@@ -148,14 +148,19 @@ def _ticket_page(number: str, template: str = "sales/detail.html", **extra):
         history = entry_history(conn, t.id)
         admitted = admissions(conn, t.id)
     tz = venue_rows[0].timezone if venue_rows else None
+    # The code is a bearer credential: its QR code is shown once, to the box office clerk who
+    # has just sold the ticket, and never in a list, on a later visit or to ops.
+    sold_now = session.pop(JUST_SOLD, None) == t.number and can("sales")
     return render_template(template, t=t, venues=venue_rows, zone=zone, holder=holder, tz=tz,
-                           scope_sessions=scope_sessions, qr=qr_svg(t.code, scale=3),
+                           scope_sessions=scope_sessions,
+                           qr=qr_svg(t.code, scale=3) if sold_now else None,
                            history=history, admissions=admitted, history_limit=MAX_HISTORY,
                            reason_words=entry_reason_words,
                            supervisor=can(*SUPERVISOR_ROLES), **extra)
 
 
 MAX_HISTORY = 200
+JUST_SOLD = "just_sold"
 # The appliances' reasons (edge/reasons.py: a closed set), as the hub's pages say them.
 ENTRY_REASONS = {
     "OK": lazy_gettext("admitted"), "ALREADY_ENTERED": lazy_gettext("already used"),
@@ -335,4 +340,5 @@ def sell(session_id: int):
         refused(_("No ticket was issued: %(why)s", why=rule_error(e)))
         return _sale_form(session_id, keep, {}, 409)
     ok(_("Ticket %(number)s issued.", number=issued.number))
+    session[JUST_SOLD] = issued.number  # its code is shown on the next page, once
     return back("tickets.detail", number=issued.number)
