@@ -2,6 +2,7 @@
 has just sold it: pages, API answers, logs and the database itself never carry a holder's
 name or document number in clear."""
 
+# ruff: noqa: F811 (the fixtures hub and api are imported from their test modules)
 from __future__ import annotations
 
 import json
@@ -11,7 +12,7 @@ import sqlalchemy as sa
 
 from cloud.sales.tables import tickets
 from tests.cloud.pagekit import post, text
-from tests.cloud.test_api import api  # noqa: F401 (the API fixture)
+from tests.cloud.test_api import api  # noqa: F401
 from tests.cloud.test_pages_tickets import NAME, NUMBER, hub, sell  # noqa: F401
 from tests.cloud.test_seal_migration import _database_bytes
 
@@ -49,7 +50,7 @@ def test_an_ops_clerk_never_sees_the_code_even_right_after_a_sale_in_the_same_se
     assert 'id="ticket-qr"' not in text(hub.client("ops").get(f"/tickets/{number}"))
 
 
-def test_api_lookups_mask_the_holder_and_leave_out_the_code(api):  # noqa: F811
+def test_api_lookups_mask_the_holder_and_leave_out_the_code(api):
     client, tokens, session = api
     r = client.post(f"/api/v1/sessions/{session}/tickets", headers=tokens["sales"],
                     json={"seat_id": 1, "holder": {"name": NAME, "doc_type": "resident_id",
@@ -64,7 +65,7 @@ def test_api_lookups_mask_the_holder_and_leave_out_the_code(api):  # noqa: F811
 
 
 def test_no_log_and_no_byte_of_the_database_holds_a_clear_name_or_number(hub, hub_url,
-                                                                         caplog):  # noqa: F811
+                                                                         caplog):
     caplog.set_level(logging.DEBUG)
     sales, ops = hub.client("sales"), hub.client("ops")
     r = sell(sales, hub, holder_name=NAME, doc_number=NUMBER)
