@@ -116,4 +116,6 @@ ERROR_WORDS = {
     "data_key_unusable": _l("The data key file %(path)s cannot be used: %(problem)s."),
     "sealed_value_unopenable": _l("A sealed value of %(context)s does not open: "
                                   "%(problem)s."),
+    "reveal_reason_required": _l("Say why the holder and the code are revealed (%(low)s to "
+                                 "%(high)s characters)."),
 }

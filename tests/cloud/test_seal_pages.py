@@ -78,3 +78,33 @@ def test_no_log_and_no_byte_of_the_database_holds_a_clear_name_or_number(hub, hu
     hub.engine.dispose()
     dump = _database_bytes(hub_url)
     assert [n for n in _needles(NAME, NUMBER) if n in dump] == []
+
+
+def test_customer_service_reveals_holder_and_code_only_with_a_reason_and_it_is_audited(hub):
+    from cloud.core.audit import audit_log
+
+    number = sell(hub.client("sales"), hub, holder_name=NAME, doc_number=NUMBER) \
+        .headers["Location"].rsplit("/", 1)[1]
+    admin = hub.client("admin")
+    assert 'id="reveal-form"' in text(admin.get(f"/tickets/{number}"))
+    for role in ("sales", "ops"):
+        other = hub.client(role)
+        assert 'id="reveal-form"' not in text(other.get(f"/tickets/{number}"))
+        r = post(other, f"/tickets/{number}/reveal", {"reason": "customer lost the ticket"},
+                 page=f"/tickets/{number}")
+        assert r.status_code == 403 and NAME not in text(r)
+    short = post(admin, f"/tickets/{number}/reveal", {"reason": "x"}, page=f"/tickets/{number}")
+    assert short.status_code == 303 and NAME not in text(short)
+    shown = post(admin, f"/tickets/{number}/reveal", {"reason": "customer lost the ticket"},
+                 page=f"/tickets/{number}")
+    page = text(shown)
+    assert shown.status_code == 200 and 'id="revealed"' in page
+    assert NAME in page and NUMBER in page and "<svg" in page
+    with hub.engine.connect() as conn:
+        rows = conn.execute(sa.select(audit_log).where(audit_log.c.action == "ticket.reveal")
+                            ).all()
+    assert len(rows) == 1 and rows[0].after["reason"] == "customer lost the ticket"
+    assert rows[0].actor.startswith("staff:")
+    assert NAME not in json.dumps(rows[0].after, ensure_ascii=False)
+    assert NUMBER not in json.dumps(rows[0].after)
+    assert 'id="revealed"' not in text(admin.get(f"/tickets/{number}"))  # once
