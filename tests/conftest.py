@@ -81,20 +81,23 @@ def pcscd(tmp_path_factory):
     daemon.stop()
 
 
-@pytest.fixture(scope="session", autouse=True)
-def hub_data_key(tmp_path_factory):
-    """The hub's data key file (cloud/core/seal.py), made once for the run and named in the
-    environment, so every hub the tests start (in process or as a subprocess) seals with it."""
+def _hub_data_key() -> str:
+    """The hub's data key file (cloud/core/seal.py) for the whole run, made when the tests are
+    collected and named in the environment before any test module copies it: every hub the
+    tests start, in process or as a subprocess, seals with it."""
+    import atexit
     import os
+    import shutil
+    import tempfile
 
     from cloud.core.seal import ENV, create_key_file
 
-    path = str(tmp_path_factory.mktemp("hub-data-key") / "data.key")
+    folder = tempfile.mkdtemp(prefix="wicket-hub-data-key-")
+    atexit.register(shutil.rmtree, folder, True)
+    path = os.path.join(folder, "data.key")
     create_key_file(path)
-    before = os.environ.get(ENV)
     os.environ[ENV] = path
-    yield path
-    if before is None:
-        os.environ.pop(ENV, None)
-    else:
-        os.environ[ENV] = before
+    return path
+
+
+HUB_DATA_KEY = _hub_data_key()
