@@ -1,3 +1,5 @@
+import json
+
 import sqlalchemy as sa
 
 from cloud import cli
@@ -24,3 +26,23 @@ def test_load_demo_builds_a_venue_whose_allowlist_the_edge_accepts(hub_url, caps
         parse_change(change)
     assert cli.main(["--db", hub_url, "load-demo"]) == 2
     assert "loaded already" in capsys.readouterr().err
+
+
+def test_a_dump_of_the_demo_hub_holds_no_clear_document_number_or_name(hub_url, capsys):
+    """The demo's holders, opened with the data key, appear nowhere in clear in the database
+    (the SQLite file's bytes, or pg_dump)."""
+    from cloud.sales.holders import holder
+    from cloud.sales.tables import holders
+    from tests.cloud.test_seal_migration import _database_bytes
+
+    init_db(hub_url)
+    assert cli.main(["--db", hub_url, "load-demo", "--tickets", "120"]) == 0
+    engine = make_engine(hub_url)
+    with engine.connect() as conn:
+        people = [holder(conn, i) for i in conn.execute(sa.select(holders.c.id)).scalars()]
+    engine.dispose()
+    assert len(people) == 120
+    dump = _database_bytes(hub_url)
+    assert [h.doc_number for h in people if h.doc_number.encode() in dump] == []
+    assert [h.name for h in people if h.name.encode() in dump
+            or json.dumps(h.name)[1:-1].encode() in dump] == []
