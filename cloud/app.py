@@ -8,7 +8,9 @@ enrollment QR codes; default: the address the page was asked for), ``SESSION_COO
 loopback address; a page that came over TLS sets a Secure cookie whatever it says),
 ``TRUSTED_PROXIES`` ($WICKET_HUB_TRUSTED_PROXIES, default 0: how many reverse proxies in front
 of the hub to believe about the client's scheme, host and address through X-Forwarded-Proto,
--Host, -Port and -For, with werkzeug's ProxyFix; with 0 those headers are ignored).
+-Host, -Port and -For, with werkzeug's ProxyFix; with 0 those headers are ignored),
+``DATA_KEY`` ($WICKET_HUB_DATA_KEY, else ``wicket-hub-data.key``: the owner-only file with the
+key that seals holders' personal data; see cloud/core/seal.py).
 """
 
 from __future__ import annotations
@@ -62,7 +64,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                       MAX_CONTENT_LENGTH=16 * 1024 * 1024,
                       HUB_PUBLIC_URL=os.environ.get("WICKET_HUB_PUBLIC_URL") or None,
                       SESSION_COOKIE_SECURE=secure_cookies_env() or False,
-                      TRUSTED_PROXIES=_proxies(os.environ.get("WICKET_HUB_TRUSTED_PROXIES")))
+                      TRUSTED_PROXIES=_proxies(os.environ.get("WICKET_HUB_TRUSTED_PROXIES")),
+                      DATA_KEY=os.environ.get("WICKET_HUB_DATA_KEY") or None)
     app.config.update(config or {})
     app.session_interface = _Sessions()
     hops = _proxies(app.config["TRUSTED_PROXIES"])
@@ -71,7 +74,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                                 x_port=hops)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = hub_secret(app.config["DATABASE_URL"], app.instance_path)
-    app.extensions["db"] = make_engine(app.config["DATABASE_URL"])
+    app.extensions["db"] = make_engine(app.config["DATABASE_URL"], app.config.get("DATA_KEY"))
 
     from cloud import home
     from cloud.catalog import api as catalog_api

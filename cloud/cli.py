@@ -1,6 +1,7 @@
 """``wicket-hub``: the hub's command line.
 
-    wicket-hub [--db URL] init     create or upgrade the hub database
+    wicket-hub [--db URL] init     create or upgrade the hub database (and the data key file,
+                                   when there is none)
     wicket-hub [--db URL] serve    serve the hub with gunicorn (production WSGI server); the
                                    pages' secret key comes from $WICKET_HUB_SECRET or an
                                    owner-only file made once (see cloud/web/secret.py)
@@ -9,6 +10,10 @@
                                    older than N days (default 30) from the change log
     wicket-hub [--db URL] alerts [--every SECONDS]   evaluate the ops alert rules once, or
                                    every SECONDS until stopped (a scheduler of its own)
+    wicket-hub [--db URL] rotate-data-key [--batch N]   a new data key first in the key file,
+                                   every holder sealed again under it in batches of N while
+                                   the hub serves (a progress bar on stderr), then the old key
+                                   dropped; killed half-way, run it again to resume
     wicket-hub [--db URL] create-admin --username NAME   (the password is asked for, or read
                                    from standard input when it is not a terminal)
     wicket-hub [--db URL] export-allowlist --venue CODE|ID --out FILE   the venue's allowlist,
@@ -20,7 +25,9 @@ read-only (one line says which file; see ``sync/diskfault.py``).
 
 The database URL comes from ``--db``, else ``$WICKET_HUB_DB``, else a SQLite file
 ``wicket-hub.db`` in the current directory. PostgreSQL:
-``postgresql+psycopg://user:password@host/dbname``.
+``postgresql+psycopg://user:password@host/dbname``. The data key that seals holders' names and
+document numbers comes from the owner-only file ``--data-key`` names, else
+``$WICKET_HUB_DATA_KEY``, else ``wicket-hub-data.key`` in the current directory.
 """
 
 from __future__ import annotations
@@ -28,11 +35,13 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import signal
 import sys
 
 import sqlalchemy as sa
 
 from cloud.core.db import DEFAULT_URL, init_db
+from cloud.core.seal import DEFAULT_PATH, ENV, data_key_path
 from sync.diskfault import disk_problem, guard
 from sync.websafe import bind_host, is_loopback
 
@@ -43,7 +52,12 @@ def _safe(url: str) -> str:
 
 
 def cmd_init(args) -> int:
-    applied = init_db(args.db)
+    from cloud.core.seal import create_key_file
+
+    if create_key_file(args.data_key):
+        print(f"{args.data_key}: a new data key (owner-only; back it up apart from the "
+              "database: without it no holder's name or number opens)")
+    applied = init_db(args.db, args.data_key)
     if applied:
         print(f"{_safe(args.db)}: applied migrations {', '.join(applied)}")
     else:
@@ -56,17 +70,23 @@ def cmd_serve(args) -> int:
 
     from cloud.app import create_app, instance_path
     from cloud.core.db import current_revision, make_engine
+    from cloud.core.seal import SealError, load_keyring
     from cloud.web.secret import SecretError, hub_secret
 
     if not 0 <= args.trusted_proxies <= 5:
         print("wicket-hub: --trusted-proxies must be 0 to 5", file=sys.stderr)
         return 2
-    engine = make_engine(args.db)
+    engine = make_engine(args.db, args.data_key)
     if current_revision(engine) is None:
         print(f"wicket-hub: {_safe(args.db)} has no hub database yet; run `wicket-hub init`",
               file=sys.stderr)
         return 2
     engine.dispose()
+    try:
+        load_keyring(args.data_key)
+    except SealError as e:
+        print(f"wicket-hub: {e}", file=sys.stderr)
+        return 2
     try:
         # made once here, before the workers start, so that they all sign with the same key
         secret = hub_secret(args.db, instance_path())
@@ -75,7 +95,7 @@ def cmd_serve(args) -> int:
             raise  # said as a disk problem, with its own exit status
         print(f"wicket-hub: no secret key for the pages: {e}", file=sys.stderr)
         return 2
-    config = {"DATABASE_URL": args.db, "SECRET_KEY": secret,
+    config = {"DATABASE_URL": args.db, "SECRET_KEY": secret, "DATA_KEY": args.data_key,
               "SESSION_COOKIE_SECURE": secure_cookies(args.secure_cookies, args.bind),
               "TRUSTED_PROXIES": args.trusted_proxies}
     if args.public_url:
@@ -122,7 +142,7 @@ def cmd_create_admin(args) -> int:
             return 2
     else:
         password = sys.stdin.readline().rstrip("\n")
-    engine = make_engine(args.db)
+    engine = make_engine(args.db, args.data_key)
     try:
         with engine.begin() as conn:
             staff_id = create_staff(conn, args.username, password, "admin",
@@ -141,7 +161,7 @@ def cmd_load_demo(args) -> int:
     from cloud.core.db import make_engine
     from cloud.demo import load_demo
 
-    engine = make_engine(args.db)
+    engine = make_engine(args.db, args.data_key)
     try:
         with engine.begin() as conn:
             demo = load_demo(conn, tickets=args.tickets)
@@ -162,7 +182,7 @@ def cmd_compact(args) -> int:
     if args.keep_days < 0:
         print("wicket-hub: --keep-days must not be negative", file=sys.stderr)
         return 2
-    engine = make_engine(args.db)
+    engine = make_engine(args.db, args.data_key)
     try:
         with engine.begin() as conn:
             done = compact(conn, args.keep_days)
@@ -181,7 +201,7 @@ def cmd_alerts(args) -> int:
     from cloud.core.db import make_engine
     from cloud.ops import alerts
 
-    engine = make_engine(args.db)
+    engine = make_engine(args.db, args.data_key)
     stop = threading.Event()
     if args.every:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -205,7 +225,7 @@ def cmd_export_allowlist(args) -> int:
     from cloud.core.db import make_engine
     from cloud.fleet.allowlist_export import ExportError, export_allowlist
 
-    engine = make_engine(args.db)
+    engine = make_engine(args.db, args.data_key)
     try:
         fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -235,10 +255,96 @@ def cmd_export_allowlist(args) -> int:
     return 0
 
 
+# Test hook: SIGKILL the rotation after this many batches, as a power cut would stop it.
+KILL_AFTER_BATCHES = "WICKET_HUB_TEST_KILL_ROTATION_AFTER"
+MAX_PASSES = 5
+
+
+class _Progress:
+    """A progress bar on standard error, redrawn after each batch."""
+
+    def __init__(self, total: int, what: str):
+        self.total, self.done, self.what = max(total, 1), 0, what
+
+    def add(self, n: int) -> None:
+        self.done = min(self.done + n, self.total)
+        filled = 30 * self.done // self.total
+        sys.stderr.write(f"\r{self.what} [{'#' * filled}{'.' * (30 - filled)}] "
+                         f"{100 * self.done // self.total:3d}% {self.done}/{self.total}")
+        sys.stderr.flush()
+
+
+def _reseal_pass(engine: sa.Engine, batch: int, bar: _Progress, batches: list[int]) -> int:
+    """One pass over holders and change log records, each batch its own short transaction
+    (the hub keeps serving meanwhile); how many values were sealed again."""
+    from cloud.core.changes import reseal_changes
+    from cloud.sales.holders import reseal_holders
+
+    kill_after = int(os.environ.get(KILL_AFTER_BATCHES) or 0)
+    changed = 0
+    for step in (reseal_holders, reseal_changes):
+        after: int | None = 0
+        while after is not None:
+            with engine.begin() as conn:
+                after, looked, n = step(conn, after, batch)
+            changed += n
+            bar.add(looked)
+            batches[0] += 1
+            if kill_after and batches[0] >= kill_after:
+                os.kill(os.getpid(), signal.SIGKILL)
+    return changed
+
+
+def cmd_rotate_data_key(args) -> int:
+    from cloud.core.changes import count_personal_changes
+    from cloud.core.db import make_engine
+    from cloud.core.seal import SealError, add_key, drop_old_keys, load_keyring
+
+    if args.batch < 1:
+        print("wicket-hub: --batch must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        ring = load_keyring(args.data_key)
+        if len(ring.ids) == 1:
+            print(f"{args.data_key}: new data key {add_key(args.data_key)}", file=sys.stderr)
+        else:
+            print(f"{args.data_key}: resuming the rotation to key {ring.current_id}",
+                  file=sys.stderr)
+    except SealError as e:
+        print(f"wicket-hub: {e}", file=sys.stderr)
+        return 2
+    from cloud.sales.holders import count_holders
+
+    engine = make_engine(args.db, args.data_key)
+    batches = [0]
+    try:
+        for n in range(1, MAX_PASSES + 1):
+            with engine.connect() as conn:
+                total = count_holders(conn) + count_personal_changes(conn)
+            # a pass that changes nothing proves no value under an old key is left
+            # (a sale that read the key file before the rotation began is caught here)
+            if not _reseal_pass(engine, args.batch, _Progress(total, f"pass {n}"), batches):
+                break
+            print(file=sys.stderr)
+        else:
+            print("\nwicket-hub: values keep appearing under an old key; run again",
+                  file=sys.stderr)
+            return 2
+    finally:
+        engine.dispose()
+    dropped = drop_old_keys(args.data_key)
+    print(f"\n{args.data_key}: every value sealed with key {load_keyring(args.data_key).current_id}; "
+          f"old keys {', '.join(dropped) or 'none'} dropped", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wicket-hub", description="Wicket hub tools.")
     p.add_argument("--db", default=os.environ.get("WICKET_HUB_DB", DEFAULT_URL),
                    help="database URL (default: $WICKET_HUB_DB or sqlite:///wicket-hub.db)")
+    p.add_argument("--data-key", default=data_key_path(),
+                   help="the owner-only file holding the key that seals holders' personal "
+                   f"data (default: ${ENV} or {DEFAULT_PATH}; `init` makes it)")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("init", help="create or upgrade the hub database")
     s.set_defaults(func=cmd_init)
@@ -275,6 +381,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--venue", required=True, help="the venue's code or id")
     s.add_argument("--out", required=True, help="the file to write (not overwritten)")
     s.set_defaults(func=cmd_export_allowlist)
+    s = sub.add_parser("rotate-data-key", help="seal every holder again under a new data key, "
+                       "in batches, while the hub serves (run again to resume)")
+    s.add_argument("--batch", type=int, default=500, help="rows per transaction "
+                   "(default %(default)s)")
+    s.set_defaults(func=cmd_rotate_data_key)
     s = sub.add_parser("create-admin", help="create an admin staff account")
     s.add_argument("--username", required=True)
     s.set_defaults(func=cmd_create_admin)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from cloud.catalog.errors import CatalogError
 from cloud.core.errors import Code, HubError
+from cloud.core.seal import SealError
 from cloud.fleet.allowlist_export import ExportError
 from cloud.fleet.api import SyncError
 from cloud.fleet.appliances import ApplianceError
@@ -22,7 +23,7 @@ from cloud.web.http import ApiError
 
 ERROR_CLASSES: tuple[type[HubError], ...] = (
     HubError, ApiError, SyncError, ApplianceError, SigningKeyError, ExportError, CatalogError,
-    InventoryError, TicketError, OpsError, AlertError, StaffError)
+    InventoryError, TicketError, OpsError, AlertError, StaffError, SealError)
 
 
 def all_codes() -> dict[str, Code]:

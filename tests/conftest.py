@@ -79,3 +79,25 @@ def pcscd(tmp_path_factory):
     daemon.start()
     yield daemon
     daemon.stop()
+
+
+def _hub_data_key() -> str:
+    """The hub's data key file (cloud/core/seal.py) for the whole run, made when the tests are
+    collected and named in the environment before any test module copies it: every hub the
+    tests start, in process or as a subprocess, seals with it."""
+    import atexit
+    import os
+    import shutil
+    import tempfile
+
+    from cloud.core.seal import ENV, create_key_file
+
+    folder = tempfile.mkdtemp(prefix="wicket-hub-data-key-")
+    atexit.register(shutil.rmtree, folder, True)
+    path = os.path.join(folder, "data.key")
+    create_key_file(path)
+    os.environ[ENV] = path
+    return path
+
+
+HUB_DATA_KEY = _hub_data_key()

@@ -1,5 +1,8 @@
 """Writing and reading the change log (the hub's side of the allowlist cursor).
 
+Personal fields of a record (a holder's name and document number) are sealed in the log under
+the data key, for the record's seq; they are opened only when served to an appliance.
+
 A change is recorded inside the transaction that caused it. Its ``seq`` comes from the
 ``change_log`` counter row, bumped with ``UPDATE ... RETURNING``: a second writer waits on that
 row until the first commits, so seq order is commit order and a reader that pages with
@@ -15,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from cloud.core.db import UtcDateTime, metadata
+from cloud.core.seal import PERSONAL_FIELDS, key_id_of, keyring_for, open_record, seal_record
 from sync.changes import parse_change
 from sync.timeutil import utcnow
 
@@ -75,7 +79,8 @@ def record_change(conn: sa.Connection, venue_id: int, change: dict[str, Any],
     record = {**change, "seq": seq}
     parse_change(record)  # raises ChangeError before anything is written
     conn.execute(sa.insert(change_log).values(
-        seq=seq, venue_id=venue_id, kind=change["type"], op=change["op"], record=record,
+        seq=seq, venue_id=venue_id, kind=change["type"], op=change["op"],
+        record=_sealed(conn, seq, record),
         created_at=now or utcnow()))
     return seq
 
@@ -92,8 +97,51 @@ def record_changes(conn: sa.Connection, changes: list[tuple[int, dict[str, Any]]
         record = {**change, "seq": seq}
         parse_change(record)
         rows.append({"seq": seq, "venue_id": venue_id, "kind": change["type"],
-                     "op": change["op"], "record": record, "created_at": now})
+                     "op": change["op"], "record": _sealed(conn, seq, record),
+                     "created_at": now})
     conn.execute(sa.insert(change_log), rows)
+
+
+def _sealed(conn: sa.Connection, seq: int, record: dict[str, Any]) -> dict[str, Any]:
+    """The record as the log keeps it: personal fields sealed for this seq (the clear values
+    are opened again only when served to an appliance: see :func:`open_changes`)."""
+    if record["type"] not in PERSONAL_FIELDS:
+        return record
+    return seal_record(keyring_for(conn), seq, record)
+
+
+def open_changes(conn: sa.Connection, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Change records as an authenticated appliance receives them, personal fields in clear."""
+    if not any(r["type"] in PERSONAL_FIELDS for r in records):
+        return records
+    ring = keyring_for(conn)
+    return [open_record(ring, r) for r in records]
+
+
+def reseal_changes(conn: sa.Connection, after_seq: int, limit: int) -> tuple[int | None, int, int]:
+    """One batch of a data key rotation: the records with personal fields after ``after_seq``
+    (at most ``limit``) sealed again under the current key. Returns the last seq looked at
+    (None when there are no more), how many records it looked at and how many changed."""
+    ring = keyring_for(conn)
+    rows = conn.execute(sa.select(change_log.c.seq, change_log.c.record).where(
+        change_log.c.seq > after_seq, change_log.c.kind.in_(list(PERSONAL_FIELDS)))
+        .order_by(change_log.c.seq).limit(limit)).all()
+    if not rows:
+        return None, 0, 0
+    stale = [r for r in rows if any(
+        key_id_of(r.record.get(f)) not in (None, ring.current_id)
+        for f in PERSONAL_FIELDS[r.record["type"]])]
+    if stale:
+        conn.execute(sa.update(change_log).where(change_log.c.seq == sa.bindparam("s"))
+                     .values(record=sa.bindparam("r", type_=sa.JSON)),
+                     [{"s": r.seq, "r": seal_record(ring, r.seq, open_record(ring, r.record))}
+                      for r in stale])
+    return rows[-1].seq, len(rows), len(stale)
+
+
+def count_personal_changes(conn: sa.Connection) -> int:
+    return conn.execute(sa.select(sa.func.count()).select_from(change_log).where(
+        change_log.c.kind.in_(list(PERSONAL_FIELDS)))).scalar_one()
 
 
 def changes_since(conn: sa.Connection, venue_id: int, cursor: int, limit: int = 1000,

@@ -19,6 +19,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from cloud.core.seal import CONN_INFO
+
 DEFAULT_URL = "sqlite:///wicket-hub.db"
 MIGRATIONS = Path(__file__).parents[1] / "migrations"
 
@@ -68,8 +70,20 @@ def is_currency(code: str) -> bool:
     return isinstance(code, str) and len(code) == 3 and code.isalpha() and code.isupper()
 
 
-def make_engine(url: str = DEFAULT_URL) -> sa.Engine:
-    """An engine for a database URL; SQLite files get WAL, a busy timeout and foreign keys."""
+def make_engine(url: str = DEFAULT_URL, data_key: str | None = None) -> sa.Engine:
+    """An engine for a database URL; SQLite files get WAL, a busy timeout, foreign keys and
+    secure delete (a deleted or rewritten value is zeroed in the file, not left in a free page).
+    ``data_key`` names the data key file its connections seal with (``cloud/core/seal.py``;
+    without it, the one the environment names)."""
+    engine = _engine(url)
+    if data_key:
+        @sa.event.listens_for(engine, "connect")
+        def _data_key(_dbapi_conn, record):
+            record.info[CONN_INFO] = data_key
+    return engine
+
+
+def _engine(url: str) -> sa.Engine:
     if url.startswith("sqlite"):
         database = sa.engine.make_url(url).database
         if database and database != ":memory:":
@@ -82,6 +96,7 @@ def make_engine(url: str = DEFAULT_URL) -> sa.Engine:
             cur.execute("PRAGMA journal_mode = WAL")
             cur.execute("PRAGMA synchronous = FULL")
             cur.execute("PRAGMA foreign_keys = ON")
+            cur.execute("PRAGMA secure_delete = ON")
             cur.close()
 
         @sa.event.listens_for(engine, "begin")
@@ -106,18 +121,21 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def init_db(url: str = DEFAULT_URL) -> list[str]:
-    """Create or upgrade the database to the newest migration; returns the revisions applied."""
-    engine = make_engine(url)
-    before = current_revision(engine)
-    cfg = alembic_config(url)
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+def init_db(url: str = DEFAULT_URL, data_key: str | None = None) -> list[str]:
+    """Create or upgrade the database to the newest migration; returns the revisions applied.
+    A migration that seals personal data uses the data key file ``data_key`` names."""
+    engine = make_engine(url, data_key)
+    try:
+        before = current_revision(engine)
+        cfg = alembic_config(url)
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+    finally:
+        engine.dispose()
     script = ScriptDirectory.from_config(cfg)
     applied = [r.revision for r in script.iterate_revisions("heads", before or "base")
                if r.revision != before]
-    engine.dispose()
     return list(reversed(applied))
 
 

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from cloud.catalog.tables import venues
 from cloud.core.audit import record
-from cloud.core.changes import changes_since, last_seq
+from cloud.core.changes import changes_since, last_seq, open_changes
 from cloud.core.errors import Code, HubError
 from cloud.fleet.keys import SigningKeyError, active_key
 from sync import allowlist_file
@@ -75,7 +75,7 @@ def export_allowlist(conn: sa.Connection, venue: str | int, actor: str,
     cursor = 0
     while True:
         page = changes_since(conn, v.id, cursor, PAGE, upto=top)
-        changes += page
+        changes += open_changes(conn, page)  # the appliance seals holders itself
         if len(page) < PAGE:
             break
         cursor = page[-1]["seq"]

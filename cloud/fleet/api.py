@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Blueprint, jsonify, request
 
-from cloud.core.changes import change_log, changes_since, last_seq
+from cloud.core.changes import change_log, changes_since, last_seq, open_changes
 from cloud.core.compaction import compacted, horizon
 from cloud.core.errors import Code, HubError
 from cloud.fleet import appliances as appliance_mod
@@ -142,10 +142,12 @@ def allowlist():
         page = changes_since(conn, a.venue_id, since, limit + 1, upto=top)
         more = len(page) > limit
         page = page[:limit]
+        # the log keeps holders sealed; this appliance, authenticated, gets them as today
+        body_changes = open_changes(conn, page)
         # caught up: the cursor moves to the newest seq of any venue, so a quiet venue's
         # cursor keeps up with the log (and stays above the compaction horizon)
         cursor = page[-1]["seq"] if more else max(top, since)
-        body: dict[str, Any] = {"changes": page, "cursor": cursor, "more": more,
+        body: dict[str, Any] = {"changes": body_changes, "cursor": cursor, "more": more,
                                 "horizon": h, "server_time": to_iso(utcnow())}
         if since == 0:
             # changes compaction dropped: an appliance starting from 0 counts them as received

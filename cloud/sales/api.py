@@ -14,8 +14,9 @@ from typing import Any
 import sqlalchemy as sa
 from flask import g, jsonify, request
 
+from cloud.sales.holders import holder
 from cloud.sales.selling import sell as sell_tickets
-from cloud.sales.tables import holders, tickets
+from cloud.sales.tables import tickets
 from cloud.sales.tickets import TicketError, TicketSpec, revoke_ticket
 from cloud.staff import staff as staff_mod
 from cloud.web.http import ApiError, api_actor, api_blueprint, engine, json_body, requires
@@ -29,9 +30,9 @@ def _ticket_json(conn: sa.Connection, t) -> dict[str, Any]:
     out = {"id": t.id, "number": t.number, "kind": t.kind, "role": t.role, "state": t.state,
            "session_id": t.session_id, "scope": t.scope, "zone_id": t.zone_id,
            "seat_id": t.seat_id, "amount": t.amount, "currency": t.currency,
-           "rfid_uid": t.rfid_uid, "code": t.code, "holder": None}
+           "rfid_uid": t.rfid_uid, "holder": None}  # the code only in the sale's answer
     if t.holder_id is not None:
-        h = conn.execute(sa.select(holders).where(holders.c.id == t.holder_id)).one()
+        h = holder(conn, t.holder_id)
         out["holder"] = {"name": mask_name(h.name), "doc_type": h.doc_type,
                          "doc_number": mask_document(h.doc_number)}
     return out

@@ -11,14 +11,17 @@ import re
 import unicodedata
 
 import sqlalchemy as sa
-from flask import abort, redirect, render_template, request, url_for
+from flask import abort, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext
 
 from cloud.catalog.tables import price_tiers, seats, sessions, venues, zones
 from cloud.core.errors import HubError
+from cloud.core.seal import keyring_for
 from cloud.fleet.tables import appliances, entries
 from cloud.inventory.pages import session_or_404, session_rows
+from cloud.sales.holders import document_match, open_holder
+from cloud.sales.holders import holder as holder_of
 from cloud.sales.selling import sale_problems
 from cloud.sales.selling import sell as sell_tickets
 from cloud.sales.tables import holders, tickets
@@ -27,6 +30,7 @@ from cloud.sales.tickets import (
     MIN_REFUND_REASON,
     TicketSpec,
     admissions,
+    reveal_ticket,
     revoke_ticket,
 )
 from cloud.staff.staff import SUPERVISOR_ROLES
@@ -92,19 +96,22 @@ def holder_search():
         number = _generic_document(raw)
     results = None
     if number:
-        q = (sa.select(tickets.c.number, tickets.c.state, tickets.c.kind, holders.c.name,
-                       holders.c.doc_type, holders.c.doc_number,
+        q = (sa.select(tickets.c.number, tickets.c.state, tickets.c.kind, holders.c.id,
+                       holders.c.sealed_name, holders.c.doc_type, holders.c.sealed_doc_number,
                        sessions.c.name.label("session_name"), sessions.c.starts_at,
                        venues.c.timezone)
              .join(holders, holders.c.id == tickets.c.holder_id)
              .outerjoin(sessions, sessions.c.id == tickets.c.session_id)
              .outerjoin(venues, venues.c.id == sessions.c.venue_id)
-             .where(holders.c.doc_number == number)
              .order_by(tickets.c.id.desc()).limit(MAX_RESULTS))
         if doc_type:
             q = q.where(holders.c.doc_type == doc_type)
         with engine().connect() as conn:
-            results = conn.execute(q).all()
+            ring = keyring_for(conn)
+            q = q.where(document_match(conn, number))
+            # opened only to be masked on the page
+            results = [{**r._mapping, **vars(open_holder(ring, r))}
+                       for r in conn.execute(q)]
         searched = mask_document(number)
     else:
         searched = None
@@ -136,21 +143,25 @@ def _ticket_page(number: str, template: str = "sales/detail.html", **extra):
                                   .order_by(venues.c.id)).all()
         zone = conn.execute(sa.select(zones).where(zones.c.id == t.zone_id)).first() \
             if t.zone_id else None
-        holder = conn.execute(sa.select(holders).where(holders.c.id == t.holder_id)).first() \
-            if t.holder_id else None
+        holder = holder_of(conn, t.holder_id)  # opened only to be masked on the page
         scope_sessions = conn.execute(sa.select(sessions.c.id, sessions.c.name).where(
             sessions.c.id.in_(list(t.scope)))).all() if t.kind == "sessions" else []
         history = entry_history(conn, t.id)
         admitted = admissions(conn, t.id)
     tz = venue_rows[0].timezone if venue_rows else None
+    # The code is a bearer credential: its QR code is shown once, to the box office clerk who
+    # has just sold the ticket, and never in a list, on a later visit or to ops.
+    sold_now = session.pop(JUST_SOLD, None) == t.number and can("sales")
     return render_template(template, t=t, venues=venue_rows, zone=zone, holder=holder, tz=tz,
-                           scope_sessions=scope_sessions, qr=qr_svg(t.code, scale=3),
+                           scope_sessions=scope_sessions,
+                           qr=qr_svg(t.code, scale=3) if sold_now else None,
                            history=history, admissions=admitted, history_limit=MAX_HISTORY,
                            reason_words=entry_reason_words,
                            supervisor=can(*SUPERVISOR_ROLES), **extra)
 
 
 MAX_HISTORY = 200
+JUST_SOLD = "just_sold"
 # The appliances' reasons (edge/reasons.py: a closed set), as the hub's pages say them.
 ENTRY_REASONS = {
     "OK": lazy_gettext("admitted"), "ALREADY_ENTERED": lazy_gettext("already used"),
@@ -186,6 +197,22 @@ def entry_history(conn: sa.Connection, ticket_id: int) -> list:
 @roles("sales", "ops")
 def detail(number: str):
     return _ticket_page(number)
+
+
+@bp.post("/tickets/<number>/reveal")
+@roles("admin")
+def reveal(number: str):
+    """Customer service: the holder in full and the code, once, for a reason that the audit
+    log keeps with who and when. (Admins for now; the roles of the seeds will name it.)"""
+    try:
+        with engine().begin() as conn:
+            shown = reveal_ticket(conn, number, actor(), request.form.get("reason", ""))
+    except HubError as e:
+        if e.code == "unknown_ticket":
+            abort(404)
+        refused(rule_error(e))
+        return back("tickets.detail", number=number)
+    return _ticket_page(number, revealed=shown, revealed_qr=qr_svg(shown.code, scale=3))
 
 
 REVOKE = {"void": "void", "refund": "refunded"}
@@ -330,4 +357,5 @@ def sell(session_id: int):
         refused(_("No ticket was issued: %(why)s", why=rule_error(e)))
         return _sale_form(session_id, keep, {}, 409)
     ok(_("Ticket %(number)s issued.", number=issued.number))
+    session[JUST_SOLD] = issued.number  # its code is shown on the next page, once
     return back("tickets.detail", number=issued.number)

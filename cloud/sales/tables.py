@@ -6,12 +6,16 @@ import sqlalchemy as sa
 
 from cloud.core.db import UtcDateTime, metadata
 
+# A holder's name and document number are sealed (cloud/core/seal.py: AES-GCM under the data
+# key outside the database, the row and column as associated data); the document is found by
+# its keyed hash. Ids come from the 'holder' counter, so a row is sealed before it is written.
 holders = sa.Table(
     "holders", metadata,
     sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("sealed_name", sa.Text, nullable=False),
     sa.Column("doc_type", sa.String(40), nullable=False),
-    sa.Column("doc_number", sa.String(40), nullable=False, index=True),
+    sa.Column("sealed_doc_number", sa.Text, nullable=False),
+    sa.Column("doc_hash", sa.String(64), nullable=False, index=True),
 )
 
 

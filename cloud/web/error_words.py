@@ -122,4 +122,9 @@ ERROR_WORDS = {
     "locked": _l("Too many wrong passwords: try again later."),
     "unknown_staff": _l("No such staff member."),
     "bad_token": _l("Unknown or revoked API token."),
+    "data_key_unusable": _l("The data key file %(path)s cannot be used: %(problem)s."),
+    "sealed_value_unopenable": _l("A sealed value of %(context)s does not open: "
+                                  "%(problem)s."),
+    "reveal_reason_required": _l("Say why the holder and the code are revealed (%(low)s to "
+                                 "%(high)s characters)."),
 }

@@ -13,7 +13,7 @@ from cloud.catalog.errors import CatalogError
 from cloud.catalog.events import create_event
 from cloud.catalog.tables import seats
 from cloud.catalog.venues import add_gate, add_zone, create_venue
-from cloud.core.changes import changes_since
+from cloud.core.changes import changes_since, open_changes
 from cloud.core.db import init_db, make_engine
 from cloud.core.errors import HubError
 from cloud.fleet.keys import SigningKeyError, activate_key, create_key
@@ -198,7 +198,7 @@ def test_the_hub_change_log_drives_a_real_appliance(hub, tmp_path):
     conn_edge = edge_db.connect(path)
     vault = HolderVault(generate_holder_key())
     with engine.connect() as conn:
-        page = changes_since(conn, venue, 0)
+        page = open_changes(conn, changes_since(conn, venue, 0))  # as served
     apply_changes(conn_edge, vault, [parse_change(c) for c in page])
     conn_edge.execute("INSERT INTO lanes (id, code, gate_id) VALUES (1, 'N1', "
                       "(SELECT id FROM gates WHERE code = 'G1'))")

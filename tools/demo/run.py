@@ -71,6 +71,7 @@ class Demo:
         self.logs = self.dir / "logs"
         self.hub_db = self.dir / "hub" / "hub.db"
         self.hub_url_db = f"sqlite:///{self.hub_db}"
+        self.hub_data_key = self.dir / "hub" / "data.key"  # made by `wicket-hub init`
         self.edge_dir = self.dir / "edge"
         self.edge_config = self.edge_dir / "edge.toml"
         self.devices_dir = self.dir / "devices"
@@ -107,7 +108,8 @@ class Demo:
         return r.stdout
 
     def _hub(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "cloud.cli", "--db", self.hub_url_db, *args]
+        return [sys.executable, "-m", "cloud.cli", "--db", self.hub_url_db,
+                "--data-key", str(self.hub_data_key), *args]
 
     def _edge(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "edge.cli", "--config", str(self.edge_config), *args]
@@ -115,7 +117,7 @@ class Demo:
     def _hub_engine(self):
         from cloud.core.db import make_engine
 
-        return make_engine(self.hub_url_db)
+        return make_engine(self.hub_url_db, str(self.hub_data_key))
 
     def _edge_conn(self) -> sqlite3.Connection:
         from edge import config as config_mod
@@ -211,7 +213,8 @@ class Demo:
         import sqlalchemy as sa
 
         from cloud.catalog.tables import sessions, zones
-        from cloud.sales.tables import holders, tickets
+        from cloud.sales.holders import holder
+        from cloud.sales.tables import tickets
         from cloud.sales.tickets import import_rfid_csv
 
         engine = self._hub_engine()
@@ -223,8 +226,7 @@ class Demo:
                     zones.c.code.in_(["N1", "N2"])))]
                 rows = conn.execute(
                     sa.select(tickets.c.id, tickets.c.number, tickets.c.code, tickets.c.zone_id,
-                              holders.c.name, holders.c.doc_type, holders.c.doc_number)
-                    .join(holders, holders.c.id == tickets.c.holder_id, isouter=True)
+                              tickets.c.holder_id)
                     .where(tickets.c.session_id == session_id, tickets.c.state == "issued")
                     .order_by(tickets.c.id)).all()
                 at_gate1 = [r for r in rows if r.zone_id in gate1]
@@ -242,11 +244,14 @@ class Demo:
                                          f"{self.rfid_uid}\n", actor="demo")
                 if report.errors:
                     raise DemoError(f"RFID chip for the demo: {report.errors[0]}")
-                self.id_cards = [{"name": r.name, "sex": "1", "nation": "01",
-                                  "birth": r.doc_number[6:14], "address": "演示路1号",
-                                  "id_number": r.doc_number, "authority": "演示公安局",
+                # the simulated ID card reader is handed the holders' own cards
+                people = [holder(conn, r.holder_id) for r in at_gate1[need - 2:need]
+                          if r.holder_id]
+                self.id_cards = [{"name": h.name, "sex": "1", "nation": "01",
+                                  "birth": h.doc_number[6:14], "address": "演示路1号",
+                                  "id_number": h.doc_number, "authority": "演示公安局",
                                   "valid_from": "20200101", "valid_to": "长期"}
-                                 for r in at_gate1[need - 2:need] if r.doc_number]
+                                 for h in people]
         finally:
             engine.dispose()
 

@@ -19,7 +19,7 @@ from cloud.fleet.key_store import kek_path, token_settings
 from cloud.fleet.wrapped_store import make_kek, read_kek, wrap_private
 
 revision = "0016"
-down_revision = "0014"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
