@@ -88,7 +88,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from cloud.staff import pages as staff_pages
     from cloud.web import auth
     from cloud.web.pages import init_pages
+    from cloud.web.web import begin_audit_source, end_audit_source
 
+    app.before_request(begin_audit_source)  # every audited write names the request's address
+    app.teardown_request(end_audit_source)
     # each area hands over its blueprints: the JSON ones, then the pages inside the page shell
     for bp in (sync_api.bp, ops_api.sync_bp, sales_api.bp, catalog_api.bp, ops_api.bp):
         app.register_blueprint(bp)

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -108,6 +108,9 @@ class Staff:
     id: int
     username: str
     role: str
+    # an admin reset the password: the pages open nothing else until a new one is set
+    # (read with the session, cloud/staff/sessions.py; not part of who the account is)
+    must_change: bool = field(default=False, compare=False)
 
 
 def login(engine: sa.Engine, username: str, password: str,
