@@ -10,6 +10,7 @@ request (:func:`set_source`, a context variable, so that rule modules stay free 
 from __future__ import annotations
 
 from contextvars import ContextVar, Token
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -56,3 +57,24 @@ def record(conn: sa.Connection, actor: str, action: str, subject: str,
     conn.execute(sa.insert(audit_log).values(at=utcnow(), actor=actor, action=action,
                                              subject=subject, before=before, after=after,
                                              source=_source.get()))
+
+
+def find_audit(conn: sa.Connection, actor: str = "", action: str = "", subject: str = "",
+               since: datetime | None = None, until: datetime | None = None,
+               limit: int = 50, offset: int = 0) -> list[sa.Row]:
+    """Audit rows, newest first: by actor (exact), action (``staff.`` finds every staff
+    action; an action name finds itself), subject (exact) and time (``since`` included,
+    ``until`` not)."""
+    query = sa.select(audit_log).order_by(audit_log.c.id.desc()).limit(limit).offset(offset)
+    if actor:
+        query = query.where(audit_log.c.actor == actor)
+    if action:
+        query = query.where(audit_log.c.action == action if not action.endswith(".")
+                            else audit_log.c.action.startswith(action, autoescape=True))
+    if subject:
+        query = query.where(audit_log.c.subject == subject)
+    if since is not None:
+        query = query.where(audit_log.c.at >= since)
+    if until is not None:
+        query = query.where(audit_log.c.at < until)
+    return conn.execute(query).all()

@@ -33,6 +33,7 @@ class ApiError(HubError):
         "bad_whole_number": Code(400, "%(field)s must be a whole number"),
         "bad_reason": Code(400, "reason must be text"),
         "batch_too_large": Code(413, "at most %(limit)s entries per batch"),
+        "bad_request": Code(400, "the request does not match its schema at %(field)s"),
     }
 
 

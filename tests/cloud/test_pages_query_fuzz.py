@@ -52,7 +52,8 @@ def test_no_query_string_makes_any_hub_page_or_api_fail(hub_url):
         "venue_id": str(hub.venue), "gate_id": "1", "session_id": str(hub.session),
         "number": tickets[0].number, "appliance_id": str(boxes[0].id), "key_id": "1",
         "tickets.confirm_revoke.action": "refund", "appliances.confirm.action": "revoke",
-        "token": "not-a-link"}, skip=("static",))
+        "token": "not-a-link", "staff_id": str(hub.staff["sales"]), "token_id": "1",
+        "staff.confirm.what": "disable"}, skip=("static",))
 
     def headers(path: str) -> dict:
         if path.startswith("/api/sync/"):
