@@ -216,6 +216,9 @@ def revoke_token(staff_id: int, token_id: int):
     if request.form.get("confirm") != "yes":
         refused(_("Tick the box to confirm."))
         return back("staff.confirm_revoke", staff_id=staff_id, token_id=token_id)
+    with engine().connect() as conn:
+        if token_id not in {t.id for t in tokens.list_tokens(conn, staff_id)}:
+            abort(404)  # another account's token: not through this account's page
     return _run(staff_id, _("The token is revoked."),
                 lambda conn: tokens.revoke_token(conn, token_id, actor=actor()))
 

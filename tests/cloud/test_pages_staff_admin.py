@@ -115,6 +115,10 @@ def test_an_api_token_is_shown_once_scoped_and_revoked(hub):
         (made,) = tokens.list_tokens(conn, me)
     assert "Revoke the API token report?" in text(
         admin.get(f"/staff/{me}/tokens/{made.id}/revoke"))
+    r = post(admin, f"/staff/{hub.staff['ops']}/tokens/{made.id}/revoke", {"confirm": "yes"},
+             page=page)
+    assert r.status_code == 404
+    assert api.get("/api/v1/staff", headers=bearer).status_code == 403  # still a live token
     post(admin, f"/staff/{me}/tokens/{made.id}/revoke", {"confirm": "yes"}, page=page)
     assert api.get("/api/v1/staff", headers=bearer).status_code == 401
 

@@ -63,7 +63,8 @@ def test_a_disabled_account_loses_its_sessions_and_cannot_sign_in(engine, people
     with engine.begin() as conn:
         assert accounts.enable_staff(conn, sales, actor="test")
     assert login(engine, "sales-user", GOOD).role == "sales"
-    assert audit_rows(engine, "staff.enable")[0].after == {"disabled": False}
+    (enabled,) = audit_rows(engine, "staff.enable")
+    assert enabled.after == {"disabled": False} and enabled.source is None  # no request
 
 
 def test_the_last_enabled_admin_can_be_neither_disabled_nor_demoted(engine, people):
