@@ -88,15 +88,22 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from cloud.sales import api as sales_api
     from cloud.sales import key_pages
     from cloud.sales import pages as sales_pages
+    from cloud.staff import api as staff_api
+    from cloud.staff import audit_pages
     from cloud.staff import pages as staff_pages
     from cloud.web import auth
     from cloud.web.pages import init_pages
+    from cloud.web.web import begin_audit_source, end_audit_source
 
+    app.before_request(begin_audit_source)  # every audited write names the request's address
+    app.teardown_request(end_audit_source)
     # each area hands over its blueprints: the JSON ones, then the pages inside the page shell
-    for bp in (sync_api.bp, ops_api.sync_bp, sales_api.bp, catalog_api.bp, ops_api.bp):
+    for bp in (sync_api.bp, ops_api.sync_bp, sales_api.bp, catalog_api.bp, ops_api.bp,
+               staff_api.bp):
         app.register_blueprint(bp)
     init_pages(app, [home.bp, auth.bp, venue_pages.bp, inventory_pages.bp,
                      inventory_pages.seat_map_bp, sales_pages.bp, fleet_pages.bp,
-                     fleet_pages.allowlist_bp, key_pages.bp, staff_pages.bp, conflict_pages.bp,
+                     fleet_pages.allowlist_bp, key_pages.bp, staff_pages.bp, audit_pages.bp,
+                     conflict_pages.bp,
                      ops_pages.bp, ops_pages.wall_bp])
     return app

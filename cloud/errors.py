@@ -18,12 +18,15 @@ from cloud.inventory.seats import InventoryError
 from cloud.ops.alerts import AlertError
 from cloud.ops.conflicts import OpsError
 from cloud.sales.tickets import TicketError
+from cloud.staff.accounts import AccountError
 from cloud.staff.staff import StaffError
+from cloud.staff.tokens import TokenError
 from cloud.web.http import ApiError
 
 ERROR_CLASSES: tuple[type[HubError], ...] = (
     HubError, ApiError, SyncError, ApplianceError, SigningKeyError, ExportError, CatalogError,
-    InventoryError, TicketError, OpsError, AlertError, StaffError, SealError)
+    InventoryError, TicketError, OpsError, AlertError, StaffError, SealError,
+    AccountError, TokenError)
 
 
 def all_codes() -> dict[str, Code]:

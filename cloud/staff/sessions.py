@@ -4,7 +4,8 @@ The browser holds a random 256-bit token (inside the signed session cookie); the
 only its SHA-256. A session ends on logout, after ``IDLE_TIMEOUT`` without a request, and at
 ``ABSOLUTE_LIFETIME`` after sign-in whatever happens; an ended session never comes back, and a
 disabled account's sessions stop at its next request. The role is read from the account on
-every request, so a changed role takes effect at once.
+every request, so a changed role takes effect at once, and so is ``must_change`` (an admin reset
+the password: the pages open nothing but "set a new password" until it is done).
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def check_session(conn: sa.Connection, token: str, now: datetime | None = None) 
         sa.select(staff_sessions.c.id, staff_sessions.c.created_at,
                   staff_sessions.c.last_seen_at, staff_sessions.c.ended_at,
                   staff.c.id.label("staff_id"), staff.c.username, staff.c.role,
-                  staff.c.disabled)
+                  staff.c.disabled, staff.c.must_change)
         .join(staff, staff.c.id == staff_sessions.c.staff_id)
         .where(staff_sessions.c.token_hash == _hash(token))).first()
     if row is None:
@@ -87,7 +88,7 @@ def check_session(conn: sa.Connection, token: str, now: datetime | None = None) 
     if now - _utc(row.last_seen_at) >= TOUCH_EVERY:
         conn.execute(sa.update(staff_sessions).where(staff_sessions.c.id == row.id)
                      .values(last_seen_at=now))
-    return Staff(row.staff_id, row.username, row.role)
+    return Staff(row.staff_id, row.username, row.role, bool(row.must_change))
 
 
 def end_session(conn: sa.Connection, token: str, now: datetime | None = None) -> None:

@@ -16,11 +16,16 @@ staff = sa.Table(
     sa.Column("locked_until", UtcDateTime()),
     sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("created_at", UtcDateTime(), nullable=False),
+    # set by an admin's password reset: every page but "set a new password" is closed until then
+    sa.Column("must_change", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("last_sign_in_at", UtcDateTime()),
+    sa.Column("last_sign_in_from", sa.String(64)),
     sa.CheckConstraint("role IN ('admin', 'sales', 'ops')", name="role_known"),
 )
 
 
-# API tokens act with their staff member's role; only their SHA-256 is kept.
+# API tokens act with their staff member's role, or with the roles they are scoped to (a
+# comma-separated subset of what the owner's role admits); only their SHA-256 is kept.
 api_tokens = sa.Table(
     "api_tokens", metadata,
     sa.Column("id", sa.Integer, primary_key=True),
@@ -29,6 +34,8 @@ api_tokens = sa.Table(
     sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("revoked_at", UtcDateTime()),
+    sa.Column("roles", sa.String(80)),
+    sa.Column("expires_at", UtcDateTime()),
 )
 
 

@@ -127,4 +127,13 @@ ERROR_WORDS = {
                                   "%(problem)s."),
     "reveal_reason_required": _l("Say why the holder and the code are revealed (%(low)s to "
                                  "%(high)s characters)."),
+    # staff accounts an administrator runs (cloud/staff/accounts.py, tokens.py)
+    "last_admin": _l("The last enabled admin can be neither disabled nor given another role."),
+    "own_account": _l("You cannot disable your own account."),
+    "wrong_current_password": _l("The current password is wrong."),
+    "same_password": _l("The new password must differ from the old one."),
+    "bad_token_name": _l("A token's name is 1 to 80 printable characters."),
+    "bad_token_roles": _l("A token's roles must be among %(roles)s."),
+    "bad_expiry": _l("A token's expiry must be in the future."),
+    "unknown_token": _l("No such API token."),
 }

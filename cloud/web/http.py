@@ -17,6 +17,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 
 from cloud.core.errors import PROTOCOL, Code, HubError
 from cloud.staff import staff as staff_mod
+from cloud.staff import tokens
 
 
 class ApiError(HubError):
@@ -32,6 +33,7 @@ class ApiError(HubError):
         "bad_whole_number": Code(400, "%(field)s must be a whole number"),
         "bad_reason": Code(400, "reason must be text"),
         "batch_too_large": Code(413, "at most %(limit)s entries per batch"),
+        "bad_request": Code(400, "the request does not match its schema at %(field)s"),
     }
 
 
@@ -57,7 +59,8 @@ def json_body() -> dict[str, Any]:
 
 
 def requires(*roles: str) -> Callable:
-    """Admit API tokens (``Authorization: Bearer <token>``) of these roles (and admins)."""
+    """Admit API tokens (``Authorization: Bearer <token>``) of these roles (and admins); a
+    token scoped to roles acts with those only (:mod:`cloud.staff.tokens`)."""
     def decorate(view: Callable) -> Callable:
         @wraps(view)
         def wrapper(*args, **kwargs):
@@ -65,10 +68,10 @@ def requires(*roles: str) -> Callable:
             if scheme != "Bearer" or not token:
                 raise ApiError("unauthorized", "missing Authorization: Bearer <token>")
             with engine().connect() as conn:
-                who = staff_mod.token_staff(conn, token.strip())
-            if not staff_mod.admits(who.role, roles):
-                raise ApiError("forbidden", role=who.role)
-            g.staff = who
+                who = tokens.bearer(conn, token.strip())
+            if not tokens.bearer_admits(who, roles):
+                raise ApiError("forbidden", role=",".join(who.roles))
+            g.staff = who.staff
             return view(*args, **kwargs)
         return wrapper
     return decorate

@@ -7,6 +7,8 @@ argument, never passed on to the database (where a 20-digit id overflows) or to 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from flask import request
 from flask_babel import gettext as _
 from werkzeug.exceptions import BadRequest
@@ -53,3 +55,20 @@ def query_text(name: str, max_length: int = 200) -> str:
                             "control characters (at most %(n)s characters).", name=name,
                             n=max_length))
     return raw
+
+
+def query_time(name: str) -> datetime | None:
+    """``?name=`` as a UTC moment: a date (``2027-08-01``, its midnight) or a date and time
+    (``2027-08-01T19:30``); None when absent. An offset, if given, is honoured."""
+    raw = request.args.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        if len(raw) > 32 or not raw[:4].isascii() or not raw[:4].isdigit():
+            raise ValueError(raw)
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise BadArgument(_("The address asks for %(name)s=%(value)s: a date (2027-08-01) or a "
+                            "date and time in UTC (2027-08-01T19:30) is expected.", name=name,
+                            value=raw[:40])) from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -32,6 +32,8 @@ from flask import (
 from flask_babel import gettext as _
 from markupsafe import Markup
 
+from cloud.core.audit import set_source
+from cloud.staff import accounts
 from cloud.staff import sessions as staff_sessions
 from cloud.staff.staff import admits
 from sync.timeutil import utcnow
@@ -104,9 +106,25 @@ def sign_in(who) -> None:
         if session.get("sid"):  # signing in again ends the session this browser had
             staff_sessions.end_session(conn, session["sid"])
         token = staff_sessions.start_session(conn, who)
+        accounts.note_sign_in(conn, who.id, request.remote_addr)
     session.clear()
     session["sid"] = token
     session["csrf"] = secrets.token_urlsafe(32)
+
+
+def begin_audit_source() -> None:
+    """The client's address (as TRUSTED_PROXIES lets ProxyFix say) for every audit row this
+    request writes."""
+    set_source(request.remote_addr)
+
+
+def end_audit_source(_exc: BaseException | None = None) -> None:
+    set_source(None)
+
+
+# what a staff member who must set a new password may still open
+MUST_CHANGE_OPEN = {"staff.own_password", "staff.set_own_password", "auth.logout",
+                    "auth.set_language", "static"}
 
 
 def sign_out() -> None:
@@ -150,6 +168,9 @@ def before_page() -> Any:
             flash(_("Your session has ended: please sign in again."), "warning")
         target = request.full_path.rstrip("?") if request.method == "GET" else None
         return redirect(url_for("auth.login", next=target), 303)
+    if getattr(g.staff, "must_change", False) and request.endpoint not in MUST_CHANGE_OPEN:
+        flash(_("An administrator reset your password: set a new one to go on."), "warning")
+        return redirect(url_for("staff.own_password"), 303)
     if not admits(g.staff.role, allowed):
         abort(403)
     return None

@@ -21,7 +21,8 @@ from cloud.inventory.seat_map import import_seats_csv
 from cloud.inventory.sessions import create_session
 from cloud.inventory.tables import session_seats
 from cloud.sales.tables import tickets
-from cloud.staff.staff import create_staff, create_token
+from cloud.staff.staff import create_staff
+from cloud.staff.tokens import create_token
 from sync.sample import resident_id
 from sync.timeutil import utcnow
 
@@ -47,7 +48,7 @@ def api(hub_url):
         inventory.put_on_sale(conn, session)
         for role in ("admin", "sales", "ops"):
             staff_id = create_staff(conn, f"{role}-user", PASSWORD, role, actor="test")
-            tokens[role] = {"Authorization": f"Bearer {create_token(conn, staff_id, 't', 'test')}"}
+            tokens[role] = {"Authorization": f"Bearer {create_token(conn, staff_id, 't', 'test')[1]}"}
     yield app.test_client(), tokens, session
     engine.dispose()
 

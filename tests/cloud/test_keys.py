@@ -146,7 +146,7 @@ def test_migration_0016_wraps_clear_keys_and_leaves_none_in_the_database(hub_url
                 {"k": key_id, "p": public, "pem": pem, "s": state})
     engine.dispose()
     assert b"PRIVATE KEY" in database_bytes(hub_url)  # the test sees a clear key when there
-    assert init_db(hub_url)[-1] == "0016"
+    assert "0016" in init_db(hub_url)
     engine = make_engine(hub_url)
     with engine.begin() as conn:
         assert _row(conn, 1).wrapped_private is None  # a retired key is not kept at all

@@ -13,7 +13,7 @@ from cloud.catalog.venues import add_lane
 from cloud.fleet import appliances
 from cloud.ops import alerts
 from cloud.sales.tickets import issue_ticket
-from cloud.staff.staff import create_token
+from cloud.staff.tokens import create_token
 from sync.ids import uuid7
 from sync.timeutil import to_iso, utcnow
 from tests.cloud.pagekit import build_hub, text
@@ -29,7 +29,7 @@ def sample_hub(url: str):
             starts_at=now + timedelta(minutes=30), ends_at=now + timedelta(hours=3)))
         tickets = [issue_ticket(conn, session_id=hub.session) for _ in range(3)]
         boxes = [appliances.register(conn, hub.venue, f"Gate box {n}") for n in (1, 2)]
-        token = create_token(conn, hub.staff["admin"], "fuzz", "test")
+        _, token = create_token(conn, hub.staff["admin"], "fuzz", "test")
     client = hub.app.test_client()
     creds = [client.post("/api/sync/v1/enroll", json={"token": b.token}).get_json()["credential"]
              for b in boxes]
@@ -52,7 +52,8 @@ def test_no_query_string_makes_any_hub_page_or_api_fail(hub_url):
         "venue_id": str(hub.venue), "gate_id": "1", "session_id": str(hub.session),
         "number": tickets[0].number, "appliance_id": str(boxes[0].id), "key_id": "1",
         "tickets.confirm_revoke.action": "refund", "appliances.confirm.action": "revoke",
-        "token": "not-a-link"}, skip=("static",))
+        "token": "not-a-link", "staff_id": str(hub.staff["sales"]), "token_id": "1",
+        "staff.confirm.what": "disable"}, skip=("static",))
 
     def headers(path: str) -> dict:
         if path.startswith("/api/sync/"):

@@ -16,10 +16,8 @@ from cloud.staff.staff import (
     StaffError,
     check_password,
     create_staff,
-    create_token,
     hash_password,
     login,
-    token_staff,
 )
 from cloud.staff.tables import staff
 from sync.timeutil import utcnow
@@ -72,16 +70,6 @@ def test_login_lockout_and_audit(engine):
         actions = [r.action for r in conn.execute(sa.select(audit_log).order_by(audit_log.c.id))]
         dump = str(conn.execute(sa.select(audit_log)).all())
     assert actions == ["staff.create", "staff.locked"] and GOOD not in dump
-
-
-def test_api_tokens_act_with_the_role_and_can_be_unknown(engine):
-    with engine.begin() as conn:
-        ops = create_staff(conn, "olga", GOOD, "ops", actor="test")
-        token = create_token(conn, ops, "wall display", actor="test")
-    with engine.connect() as conn:
-        assert token_staff(conn, token).role == "ops"
-        with pytest.raises(StaffError):
-            token_staff(conn, token + "x")
 
 
 def test_cli_create_admin_reads_the_password_from_stdin(hub_url, monkeypatch, capsys):

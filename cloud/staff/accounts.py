@@ -1,0 +1,145 @@
+"""What an administrator does to staff accounts: disable and enable, change the role, reset the
+password, end every session, and the record of each account's last sign-in.
+
+Every change is audited with the state before and after, in the caller's transaction (the
+audit row carries the request's source address: :mod:`cloud.core.audit`). The hub never runs
+without an administrator: the last enabled admin can be neither disabled nor demoted, checked
+with the admins' rows locked so that two admins demoting each other at once cannot both win.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from cloud.core.audit import record
+from cloud.core.errors import Code, HubError
+from cloud.staff import sessions
+from cloud.staff.staff import ROLES, StaffError, check_password, check_policy, hash_password
+from cloud.staff.tables import staff
+from sync.timeutil import utcnow
+
+TEMPORARY_BYTES = 12  # a reset password: 16 URL-safe characters, shown once
+
+
+class AccountError(HubError):
+    """A refused change to a staff account."""
+
+    codes = {
+        "last_admin": Code(409, "the last enabled admin cannot be disabled or demoted"),
+        "own_account": Code(409, "an admin cannot disable their own account"),
+        "wrong_current_password": Code(422, "the current password is wrong"),
+        "same_password": Code(422, "the new password must differ from the old one"),
+    }
+
+
+def _account(conn: sa.Connection, staff_id: int, lock: bool = False) -> sa.Row:
+    query = sa.select(staff).where(staff.c.id == staff_id)
+    row = conn.execute(query.with_for_update() if lock else query).first()
+    if row is None:
+        raise StaffError("unknown_staff", staff_id=staff_id)
+    return row
+
+
+def _keep_an_admin(conn: sa.Connection, staff_id: int) -> None:
+    """Refuse when ``staff_id`` is the only enabled admin (the admins' rows locked first)."""
+    admins = conn.execute(sa.select(staff.c.id).where(
+        staff.c.role == "admin", staff.c.disabled.is_(sa.false())).with_for_update()
+    ).scalars().all()
+    if admins == [staff_id]:
+        raise AccountError("last_admin")
+
+
+def disable_staff(conn: sa.Connection, staff_id: int, actor: str) -> bool:
+    """Disable an account: its sessions end now, it cannot sign in, its API tokens stop
+    working. False when it was disabled already (nothing changes, nothing is audited)."""
+    row = _account(conn, staff_id, lock=True)
+    if row.disabled:
+        return False
+    if actor == f"staff:{staff_id}":
+        raise AccountError("own_account")
+    if row.role == "admin":
+        _keep_an_admin(conn, staff_id)
+    conn.execute(sa.update(staff).where(staff.c.id == staff_id).values(disabled=True))
+    ended = sessions.end_sessions_of(conn, staff_id)
+    record(conn, actor, "staff.disable", f"staff:{staff_id}", {"disabled": False},
+           {"disabled": True, "sessions_ended": ended})
+    return True
+
+
+def enable_staff(conn: sa.Connection, staff_id: int, actor: str) -> bool:
+    """Enable a disabled account again; False when it was enabled already."""
+    row = _account(conn, staff_id, lock=True)
+    if not row.disabled:
+        return False
+    conn.execute(sa.update(staff).where(staff.c.id == staff_id).values(disabled=False))
+    record(conn, actor, "staff.enable", f"staff:{staff_id}", {"disabled": True},
+           {"disabled": False})
+    return True
+
+
+def change_role(conn: sa.Connection, staff_id: int, role: str, actor: str) -> bool:
+    """Give an account another role (it takes effect at its next request); False when it had
+    that role already."""
+    if role not in ROLES:
+        raise StaffError("bad_role", roles=", ".join(ROLES))
+    row = _account(conn, staff_id, lock=True)
+    if row.role == role:
+        return False
+    if row.role == "admin" and not row.disabled:
+        _keep_an_admin(conn, staff_id)
+    conn.execute(sa.update(staff).where(staff.c.id == staff_id).values(role=role))
+    record(conn, actor, "staff.role", f"staff:{staff_id}", {"role": row.role}, {"role": role})
+    return True
+
+
+def reset_password(conn: sa.Connection, staff_id: int, actor: str) -> str:
+    """A temporary password (returned once, kept only hashed) that the user must replace at
+    their next sign-in; their sessions end and a lockout is lifted."""
+    row = _account(conn, staff_id, lock=True)
+    temporary = secrets.token_urlsafe(TEMPORARY_BYTES)
+    conn.execute(sa.update(staff).where(staff.c.id == staff_id).values(
+        password_hash=hash_password(temporary), must_change=True, failed_logins=0,
+        locked_until=None))
+    ended = sessions.end_sessions_of(conn, staff_id)
+    record(conn, actor, "staff.password_reset", f"staff:{staff_id}",
+           {"must_change": row.must_change},
+           {"must_change": True, "sessions_ended": ended})
+    return temporary
+
+
+def change_own_password(conn: sa.Connection, staff_id: int, current: str, new: str) -> None:
+    """A staff member sets their own password (after a reset, or whenever they like): the
+    current one must be right and the new one pass the policy; ``must_change`` is cleared."""
+    row = _account(conn, staff_id, lock=True)
+    if not check_password(current, row.password_hash):
+        raise AccountError("wrong_current_password")
+    if current == new:
+        raise AccountError("same_password")
+    check_policy(new, row.username)
+    conn.execute(sa.update(staff).where(staff.c.id == staff_id).values(
+        password_hash=hash_password(new), must_change=False))
+    record(conn, f"staff:{staff_id}", "staff.password_change", f"staff:{staff_id}",
+           {"must_change": row.must_change}, {"must_change": False})
+
+
+def end_all_sessions(conn: sa.Connection, staff_id: int, actor: str) -> int:
+    """End every live page session of an account (it must sign in again); how many ended."""
+    _account(conn, staff_id)
+    ended = sessions.end_sessions_of(conn, staff_id)
+    record(conn, actor, "staff.sessions_end", f"staff:{staff_id}", None,
+           {"sessions_ended": ended})
+    return ended
+
+
+def note_sign_in(conn: sa.Connection, staff_id: int, source: str | None,
+                 now: datetime | None = None) -> None:
+    """Keep an account's last sign-in time and source address, and audit the sign-in."""
+    now = now or utcnow()
+    source = source[:64] if source else None
+    conn.execute(sa.update(staff).where(staff.c.id == staff_id).values(
+        last_sign_in_at=now, last_sign_in_from=source))
+    record(conn, f"staff:{staff_id}", "staff.sign_in", f"staff:{staff_id}", None,
+           {"from": source})
