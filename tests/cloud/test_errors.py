@@ -24,9 +24,10 @@ PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 # of its refusal (check_request), an entry or heartbeat read by the contract's records names
 # it in sync/records.py (BadField, raised again by read_record), and a weak or malformed
 # secret's code comes from sync/credentials.py (WeakSecret), raised again as the appliance's
-# refusal.
+# refusal, and a refused password's from sync/passwords.py (WeakPassword), raised again as the
+# staff area's.
 HANDED_ON = {"check_request": ("SyncError", 2), "BadField": ("SyncError", 0),
-             "WeakSecret": ("ApplianceError", 0)}
+             "WeakSecret": ("ApplianceError", 0), "WeakPassword": ("StaffError", 0)}
 
 
 def _literal_calls(path: Path):
@@ -43,7 +44,7 @@ def raised_codes() -> dict[str, set[str]]:
     names = {cls.__name__ for cls in ERROR_CLASSES}
     found: dict[str, set[str]] = {"SyncError": {"bad_request"}}  # a bad batch, not an entry
     paths = [*CLOUD.rglob("*.py"), CLOUD.parent / "sync" / "credentials.py",
-             CLOUD.parent / "sync" / "records.py"]
+             CLOUD.parent / "sync" / "records.py", CLOUD.parent / "sync" / "passwords.py"]
     for path in paths:
         for name, args in _literal_calls(path):
             if name in names and isinstance(args[0], str):
