@@ -18,11 +18,12 @@ from cloud.ops.alerts import AlertError
 from cloud.ops.conflicts import OpsError
 from cloud.sales.tickets import TicketError
 from cloud.staff.staff import StaffError
+from cloud.staff.totp import TotpError
 from cloud.web.http import ApiError
 
 ERROR_CLASSES: tuple[type[HubError], ...] = (
     HubError, ApiError, SyncError, ApplianceError, SigningKeyError, ExportError, CatalogError,
-    InventoryError, TicketError, OpsError, AlertError, StaffError)
+    InventoryError, TicketError, OpsError, AlertError, StaffError, TotpError)
 
 
 def all_codes() -> dict[str, Code]:

@@ -117,4 +117,8 @@ ERROR_WORDS = {
     "locked": _l("Too many wrong passwords: try again later."),
     "unknown_staff": _l("No such staff member."),
     "bad_token": _l("Unknown or revoked API token."),
+    "totp_not_enrolling": _l("No one-time password is being set up: start again."),
+    "totp_enrolled": _l("This account already has a one-time password."),
+    "bad_totp": _l("Wrong or already used code."),
+    "totp_locked": _l("Too many wrong passwords or codes: try again later."),
 }
