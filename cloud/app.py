@@ -106,6 +106,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from cloud.staff import pages as staff_pages
     from cloud.staff import totp_pages
     from cloud.web import auth
+    from cloud.web.limits import init_limits
     from cloud.web.pages import init_pages
 
     # each area hands over its blueprints: the JSON ones, then the pages inside the page shell
@@ -115,4 +116,5 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                      inventory_pages.seat_map_bp, sales_pages.bp, fleet_pages.bp,
                      fleet_pages.allowlist_bp, key_pages.bp, staff_pages.bp, conflict_pages.bp,
                      ops_pages.bp, ops_pages.wall_bp, totp_pages.bp])
+    init_limits(app)
     return app

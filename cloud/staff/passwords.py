@@ -76,6 +76,16 @@ def change_password(conn: sa.Connection, staff_id: int, current: str, new: str,
     record(conn, f"staff:{staff_id}", "staff.password", f"staff:{staff_id}")
 
 
+def renew_password(conn: sa.Connection, staff_id: int, new: str, policy: Policy = HUB_POLICY,
+                   now: datetime | None = None) -> None:
+    """The holder's new password at sign-in, after both steps, when :func:`must_change` said
+    so (the password just given stands for the current one)."""
+    now = now or utcnow()
+    row = _account(conn, staff_id)
+    _store(conn, staff_id, row.username, new, policy, True, now)
+    record(conn, f"staff:{staff_id}", "staff.password", f"staff:{staff_id}")
+
+
 def set_password(conn: sa.Connection, staff_id: int, new: str, actor: str,
                  policy: Policy = HUB_POLICY, now: datetime | None = None) -> None:
     """An administrator sets someone's password; its holder chooses their own at the next

@@ -24,10 +24,12 @@ from flask import (
 )
 from flask_babel import gettext as _
 
+from cloud.staff import passwords, totp
 from cloud.staff import staff as staff_mod
-from cloud.staff import totp
+from cloud.web.limits import limited
 from cloud.web.pages import LANG_COOKIE, LANGUAGES
 from cloud.web.web import engine, page_blueprint, public, qr_svg, safe_next, sign_in, sign_out
+from cloud.web.words import rule_error
 
 STEP_TIME = 300  # seconds from the password to the code
 
@@ -36,6 +38,7 @@ bp = page_blueprint("auth")
 
 @bp.route("/login", methods=["GET", "POST"])
 @public
+@limited("SIGN_IN_LIMIT")
 def login():
     target = safe_next(request.values.get("next"))
     if g.staff is not None and request.method == "GET":
@@ -62,13 +65,17 @@ def login():
 def _after_password(who: staff_mod.Staff, target: str | None):
     with engine().connect() as conn:
         has_code = totp.enrolled(conn, who.id)
-    if not has_code and not totp.required(who.role, current_app.config["TOTP_REQUIRED_ROLES"]):
+        renew = passwords.must_change(conn, who.id, passwords.policy_from(current_app.config))
+    needs_code = has_code or totp.required(who.role, current_app.config["TOTP_REQUIRED_ROLES"])
+    if not needs_code and not renew:
         sign_in(who)
         return redirect(target or url_for("home.home"), 303)
     session.clear()
     session["pending"] = {"id": who.id, "username": who.username, "role": who.role,
-                          "since": int(time.time()), "next": target}
-    return redirect(url_for("auth.second_step" if has_code else "auth.enrol"), 303)
+                          "since": int(time.time()), "next": target, "renew": renew,
+                          "code_done": not needs_code}
+    step = "auth.second_step" if has_code else "auth.enrol" if needs_code else "auth.renew"
+    return redirect(url_for(step), 303)
 
 
 def _pending() -> staff_mod.Staff | None:
@@ -81,13 +88,46 @@ def _pending() -> staff_mod.Staff | None:
 
 
 def _finish(who: staff_mod.Staff):
-    target = safe_next(session["pending"].get("next"))
+    """After the code step: on to a new password if the account needs one, else signed in."""
+    pending = session["pending"]
+    if pending.get("renew"):
+        session["pending"] = {**pending, "code_done": True}
+        return url_for("auth.renew")
     sign_in(who)  # clears the pending step with the rest of the old cookie
-    return target or url_for("home.home")
+    return safe_next(pending.get("next")) or url_for("home.home")
+
+
+@bp.route("/login/password", methods=["GET", "POST"])
+@public
+@limited("SIGN_IN_LIMIT")
+def renew():
+    """A new password before the first session: the old one was set by an administrator or
+    is older than the policy's maximum age."""
+    who = _pending()
+    if who is None or not session["pending"].get("code_done"):
+        return redirect(url_for("auth.login"), 303)
+    error = None
+    if request.method == "POST":
+        new = request.form.get("password", "")
+        if new != request.form.get("password_again", ""):
+            error = _("The two passwords differ.")
+        else:
+            try:
+                with engine().begin() as conn:
+                    passwords.renew_password(conn, who.id, new,
+                                             passwords.policy_from(current_app.config))
+            except staff_mod.StaffError as e:
+                error = rule_error(e)
+            else:
+                target = safe_next(session["pending"].get("next"))
+                sign_in(who)
+                return redirect(target or url_for("home.home"), 303)
+    return render_template("login_password.html", error=error), (422 if error else 200)
 
 
 @bp.route("/login/code", methods=["GET", "POST"])
 @public
+@limited("SIGN_IN_LIMIT")
 def second_step():
     who = _pending()
     if who is None:
@@ -111,6 +151,7 @@ def second_step():
 
 @bp.route("/login/enrol", methods=["GET", "POST"])
 @public
+@limited("SIGN_IN_LIMIT")
 def enrol():
     """The enrolment an account of a role that requires a second step goes through before
     its first session."""

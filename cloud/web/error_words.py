@@ -117,6 +117,7 @@ ERROR_WORDS = {
     "locked": _l("Too many wrong passwords: try again later."),
     "unknown_staff": _l("No such staff member."),
     "bad_token": _l("Unknown or revoked API token."),
+    "rate_limited": _l("Too many requests: try again after the time Retry-After gives."),
     "totp_not_enrolling": _l("No one-time password is being set up: start again."),
     "totp_enrolled": _l("This account already has a one-time password."),
     "bad_totp": _l("Wrong or already used code."),

@@ -32,6 +32,8 @@ class ApiError(HubError):
         "bad_whole_number": Code(400, "%(field)s must be a whole number"),
         "bad_reason": Code(400, "reason must be text"),
         "batch_too_large": Code(413, "at most %(limit)s entries per batch"),
+        "rate_limited": Code(429, "too many requests: try again after the time Retry-After "
+                                  "gives"),
     }
 
 
@@ -81,6 +83,7 @@ def api_actor() -> str:
 def api_blueprint(name: str) -> Blueprint:
     """A blueprint of the staff tools' JSON API under ``/api/v1/`` (docs/openapi.json)."""
     bp = json_blueprint(name, "/api/v1")
+    bp.wicket_limit = ("API_LIMIT", None)  # every call carries a token: see cloud/web/limits.py
 
     @bp.errorhandler(staff_mod.StaffError)
     def _staff_error(e: staff_mod.StaffError):

@@ -173,3 +173,30 @@ def test_the_code_step_needs_a_recent_password_step(hub):
     assert r.status_code == 303
     with hub.engine.connect() as conn:
         assert not totp.enrolled(conn, hub.staff["sales"])
+
+
+def test_a_password_an_admin_set_is_replaced_on_the_way_in(hub):
+    from cloud.staff.passwords import set_password
+
+    with hub.engine.begin() as conn:
+        set_password(conn, hub.staff["sales"], "Amber-signal-58", "staff:1")
+    c = hub.app.test_client()
+    r = c.post("/login", data={"username": "sales-user", "password": "Amber-signal-58",
+                               "csrf_token": csrf(c), "next": "/sessions"})
+    assert r.headers["Location"].endswith("/login/password")
+    assert c.get("/sessions").status_code == 303  # no session before the new password
+    r = post(c, "/login/password", {"password": "password12", "password_again": "password12"},
+             page="/login/password")
+    assert r.status_code == 422 and "too easy to guess" in text(r)
+    r = post(c, "/login/password", {"password": "Amber-signal-58",
+                                    "password_again": "Amber-signal-58"}, page="/login/password")
+    assert r.status_code == 422 and "one of the last 5 used" in text(r)
+    r = post(c, "/login/password", {"password": "Quiet-river-77",
+                                    "password_again": "Quiet-river-77"}, page="/login/password")
+    assert r.status_code == 303 and r.headers["Location"].endswith("/sessions")
+    assert c.get("/sessions").status_code == 200
+    # and the next sign-in goes straight through
+    c = hub.app.test_client()
+    r = c.post("/login", data={"username": "sales-user", "password": "Quiet-river-77",
+                               "csrf_token": csrf(c)})
+    assert r.status_code == 303 and not r.headers["Location"].endswith("/login/password")
