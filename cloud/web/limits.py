@@ -13,6 +13,8 @@ settings (``SIGN_IN_LIMIT``, ``API_LIMIT``, ``ENROLL_LIMIT``, in Flask-Limiter's
 ``;`` between several) counted per client address (behind a proxy, the one TRUSTED_PROXIES
 believes). A request over a limit is answered 429 with ``Retry-After``: the JSON shape on the
 APIs, a page in the page's language elsewhere; ``RATELIMIT_ENABLED`` False turns them off.
+No other answer carries a limit's headers: a sign-in's answer must not differ by what came
+before it (tests/cloud/test_pages_auth.py).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
-from flask import Flask, jsonify, request
+from flask import Flask, current_app, jsonify, request
 from flask_limiter import Limiter
 from flask_limiter.errors import RateLimitExceeded
 from flask_limiter.util import get_remote_address
@@ -101,17 +103,21 @@ def limited(setting: str, methods: tuple[str, ...] | None = ("POST",)):
     return mark
 
 
-def _too_many(e: RateLimitExceeded):
+def _too_many(_e: RateLimitExceeded):
     from flask_babel import gettext as _
 
     from cloud.web.http import ApiError
     from cloud.web.web import refusal
 
     if request.path.startswith("/api/"):
-        return jsonify(ApiError("rate_limited").as_json()), 429
-    return refusal(429, _("Too many requests"),
-                   _("Too many attempts from your address in a short time. Wait a little and "
-                     "try again."))
+        response = jsonify(ApiError("rate_limited").as_json()), 429
+    else:
+        response = refusal(429, _("Too many requests"),
+                           _("Too many attempts from your address in a short time. Wait a "
+                             "little and try again."))
+    breached = current_app.extensions["wicket_limiter"].current_limit
+    wait = int(breached.reset_at - time.time()) if breached is not None else 60
+    return response[0], response[1], {"Retry-After": str(max(1, wait))}
 
 
 def init_limits(app: Flask, clock: Callable[[], datetime] | None = None) -> Limiter:
@@ -122,7 +128,7 @@ def init_limits(app: Flask, clock: Callable[[], datetime] | None = None) -> Limi
     app.config.setdefault("RATELIMIT_ENABLED", True)
     limiter = Limiter(get_remote_address, app=app, storage_uri="wicket-hub://",
                       storage_options={"engine": app.extensions["db"], "clock": clock},
-                      strategy="fixed-window", headers_enabled=True)
+                      strategy="fixed-window", headers_enabled=False)
     def limit(mark):
         setting, methods = mark
         return limiter.limit(lambda: app.config[setting],
