@@ -11,6 +11,10 @@ of the hub to believe about the client's scheme, host and address through X-Forw
 -Host, -Port and -For, with werkzeug's ProxyFix; with 0 those headers are ignored),
 ``DATA_KEY`` ($WICKET_HUB_DATA_KEY, else ``wicket-hub-data.key``: the owner-only file with the
 key that seals holders' personal data; see cloud/core/seal.py).
+Staff sign-in (docs/hub-pages.md): ``TOTP_REQUIRED_ROLES`` ($WICKET_HUB_TOTP_ROLES, roles
+separated by commas, default ``admin``: who must sign in with a one-time password),
+``PASSWORD_MIN_SCORE``, ``PASSWORD_MAX_AGE_DAYS``, ``PASSWORD_HISTORY``
+($WICKET_HUB_PASSWORD_…; see cloud/staff/passwords.py).
 """
 
 from __future__ import annotations
@@ -58,6 +62,19 @@ def _proxies(value: Any) -> int:
     return hops
 
 
+def _sign_in_settings() -> dict[str, Any]:
+    roles = os.environ.get("WICKET_HUB_TOTP_ROLES", "admin")
+    settings: dict[str, Any] = {
+        "TOTP_REQUIRED_ROLES": tuple(r.strip() for r in roles.split(",") if r.strip())}
+    for name in ("PASSWORD_MIN_SCORE", "PASSWORD_MAX_AGE_DAYS", "PASSWORD_HISTORY"):
+        value = os.environ.get(f"WICKET_HUB_{name}", "").strip()
+        if value:
+            if not value.isdigit():
+                raise ValueError(f"{name} ($WICKET_HUB_{name}) must be a whole number")
+            settings[name] = int(value)
+    return settings
+
+
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask("cloud", instance_path=os.environ.get("WICKET_HUB_INSTANCE") or None)
     app.config.update(DATABASE_URL=os.environ.get("WICKET_HUB_DB", DEFAULT_URL),
@@ -66,6 +83,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                       SESSION_COOKIE_SECURE=secure_cookies_env() or False,
                       TRUSTED_PROXIES=_proxies(os.environ.get("WICKET_HUB_TRUSTED_PROXIES")),
                       DATA_KEY=os.environ.get("WICKET_HUB_DATA_KEY") or None)
+    app.config.update(_sign_in_settings())
     app.config.update(config or {})
     app.session_interface = _Sessions()
     hops = _proxies(app.config["TRUSTED_PROXIES"])
@@ -89,9 +107,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from cloud.sales import key_pages
     from cloud.sales import pages as sales_pages
     from cloud.staff import api as staff_api
-    from cloud.staff import audit_pages
+    from cloud.staff import audit_pages, totp_pages
     from cloud.staff import pages as staff_pages
     from cloud.web import auth
+    from cloud.web.limits import init_limits
     from cloud.web.pages import init_pages
     from cloud.web.web import begin_audit_source, end_audit_source
 
@@ -104,6 +123,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     init_pages(app, [home.bp, auth.bp, venue_pages.bp, inventory_pages.bp,
                      inventory_pages.seat_map_bp, sales_pages.bp, fleet_pages.bp,
                      fleet_pages.allowlist_bp, key_pages.bp, staff_pages.bp, audit_pages.bp,
-                     conflict_pages.bp,
-                     ops_pages.bp, ops_pages.wall_bp])
+                     conflict_pages.bp, ops_pages.bp, ops_pages.wall_bp, totp_pages.bp])
+    init_limits(app)
     return app

@@ -279,10 +279,11 @@ def _reseal_pass(engine: sa.Engine, batch: int, bar: _Progress, batches: list[in
     (the hub keeps serving meanwhile); how many values were sealed again."""
     from cloud.core.changes import reseal_changes
     from cloud.sales.holders import reseal_holders
+    from cloud.staff.totp import reseal_secrets
 
     kill_after = int(os.environ.get(KILL_AFTER_BATCHES) or 0)
     changed = 0
-    for step in (reseal_holders, reseal_changes):
+    for step in (reseal_holders, reseal_changes, reseal_secrets):
         after: int | None = 0
         while after is not None:
             with engine.begin() as conn:
@@ -314,13 +315,15 @@ def cmd_rotate_data_key(args) -> int:
         print(f"wicket-hub: {e}", file=sys.stderr)
         return 2
     from cloud.sales.holders import count_holders
+    from cloud.staff.totp import count_secrets
 
     engine = make_engine(args.db, args.data_key)
     batches = [0]
     try:
         for n in range(1, MAX_PASSES + 1):
             with engine.connect() as conn:
-                total = count_holders(conn) + count_personal_changes(conn)
+                total = (count_holders(conn) + count_personal_changes(conn)
+                         + count_secrets(conn))
             # a pass that changes nothing proves no value under an old key is left
             # (a sale that read the key file before the rotation began is caught here)
             if not _reseal_pass(engine, args.batch, _Progress(total, f"pass {n}"), batches):

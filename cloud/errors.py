@@ -21,12 +21,13 @@ from cloud.sales.tickets import TicketError
 from cloud.staff.accounts import AccountError
 from cloud.staff.staff import StaffError
 from cloud.staff.tokens import TokenError
+from cloud.staff.totp import TotpError
 from cloud.web.http import ApiError
 
 ERROR_CLASSES: tuple[type[HubError], ...] = (
     HubError, ApiError, SyncError, ApplianceError, SigningKeyError, ExportError, CatalogError,
     InventoryError, TicketError, OpsError, AlertError, StaffError, SealError,
-    AccountError, TokenError)
+    AccountError, TokenError, TotpError)
 
 
 def all_codes() -> dict[str, Code]:

@@ -22,33 +22,38 @@ from datetime import datetime, timedelta
 
 from edge import audit
 from edge.db import immediate
+from sync import passwords
+from sync.passwords import WeakPassword, check_strength
 from sync.timeutil import from_iso, to_iso, utcnow
 
 ROLES = ("admin", "supervisor", "gate")
 # What each role may do includes what the roles after it may do.
 RANK = {"gate": 0, "supervisor": 1, "admin": 2}
-MIN_PASSWORD = 10
-MAX_PASSWORD = 256
+MIN_PASSWORD = passwords.MIN_LENGTH
+# The shared policy (strength only: the appliance's few local accounts keep no history; the
+# maximum age is the configuration's password_max_age_days), and the appliance's own words.
+EDGE_POLICY = passwords.Policy()
+EDGE_WORDS = ("appliance", "supervisor", "lane", "turnstile")
 MAX_FAILURES = 5
 LOCKOUT = timedelta(minutes=15)
 _N, _R, _P = 2**15, 8, 1
 _MAXMEM = 64 * 1024 * 1024
 _USERNAME = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
-# The most common choices; a password containing one of them is refused whatever else it has.
 # What an unknown username's password is checked against: the cost of a real hash, a digest
 # nothing hashes to (random bytes, not the hash of anything), made without hashing at start.
 DUMMY_HASH = (f"scrypt${_N}${_R}${_P}${base64.b64encode(os.urandom(16)).decode()}$"
               f"{base64.b64encode(os.urandom(64)).decode()}")
-_COMMON = ("password", "123456", "12345678", "qwerty", "abc123", "111111", "iloveyou",
-           "admin", "welcome", "letmein", "wicket", "000000", "888888", "666666", "woaini")
 
 
 class StaffError(Exception):
-    """A refused login or account change; ``code`` is machine-readable, the message plain."""
+    """A refused login or account change; ``code`` is machine-readable, the message plain;
+    a refused password also says why in ``detail`` (sync/passwords.py's code) and ``params``."""
 
-    def __init__(self, code: str, message: str):
+    def __init__(self, code: str, message: str, detail: str | None = None, **params):
         super().__init__(message)
         self.code = code
+        self.detail = detail
+        self.params = params
 
 
 @dataclass(frozen=True)
@@ -85,23 +90,12 @@ def check_password(password: str, stored: str) -> bool:
 
 
 def check_policy(password: str, username: str) -> None:
-    """Refuse a weak password with a message saying what is missing."""
-    if len(password) < MIN_PASSWORD:
-        raise StaffError("weak_password", f"a password needs at least {MIN_PASSWORD} characters")
-    if len(password) > MAX_PASSWORD:
-        raise StaffError("weak_password", f"a password has at most {MAX_PASSWORD} characters")
-    lowered = password.lower()
-    if username and username.lower() in lowered:
-        raise StaffError("weak_password", "a password must not contain the username")
-    if any(word in lowered for word in _COMMON):
-        raise StaffError("weak_password", "a password must not contain a common password")
-    if len(set(password)) < 6:
-        raise StaffError("weak_password", "a password needs more different characters")
-    classes = sum((any(c.islower() for c in password), any(c.isupper() for c in password),
-                   any(c.isdigit() for c in password), any(not c.isalnum() for c in password)))
-    if classes < 3 and len(password) < 16:
-        raise StaffError("weak_password", "a password shorter than 16 characters needs three of: "
-                         "lower-case letters, capitals, digits, other characters")
+    """The shared password policy (sync/passwords.py): a refusal is ``weak_password`` whose
+    ``detail`` is the policy's own code (``params`` the values its words name)."""
+    try:
+        check_strength(password, username, EDGE_POLICY, EDGE_WORDS)
+    except WeakPassword as e:
+        raise StaffError("weak_password", str(e), detail=e.code, **e.params) from None
 
 
 def _check_username(username: str) -> None:
@@ -208,9 +202,13 @@ def login(conn: sqlite3.Connection, username: str, password: str, max_age_days: 
     if failures or locked_until:
         conn.execute("UPDATE staff_users SET failed_logins = 0, locked_until = NULL WHERE id = ?",
                      (staff_id,))
-    expired = changed_at is None or (
-        max_age_days > 0 and from_iso(changed_at) + timedelta(days=max_age_days) <= now)
-    return StaffUser(staff_id, name, role, lang, must_change_password=expired)
+    return StaffUser(staff_id, name, role, lang,
+                     must_change_password=_expired(changed_at, max_age_days, now))
+
+
+def _expired(changed_at: str | None, max_age_days: int, now: datetime) -> bool:
+    return passwords.expired(from_iso(changed_at) if changed_at else None, now,
+                             passwords.Policy(max_age_days=max_age_days))
 
 
 def get_user(conn: sqlite3.Connection, staff_id: int, max_age_days: int = 0,
@@ -221,10 +219,8 @@ def get_user(conn: sqlite3.Connection, staff_id: int, max_age_days: int = 0,
     if row is None or row[3]:
         return None
     now = now or utcnow()
-    changed_at = row[4]
-    expired = changed_at is None or (
-        max_age_days > 0 and from_iso(changed_at) + timedelta(days=max_age_days) <= now)
-    return StaffUser(row[0], row[1], row[2], row[5], must_change_password=expired)
+    return StaffUser(row[0], row[1], row[2], row[5],
+                     must_change_password=_expired(row[4], max_age_days, now))
 
 
 def change_password(conn: sqlite3.Connection, user: StaffUser, current: str, new: str) -> None:

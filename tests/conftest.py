@@ -18,6 +18,14 @@ from sync.keys import generate_signing_key
 NOW = datetime(2026, 7, 1, 2, 30, tzinfo=UTC)
 
 
+@pytest.fixture(autouse=True)
+def _hub_admins_sign_in_with_a_password_alone(monkeypatch):
+    """The hub makes admins sign in with a one-time password as well (TOTP_REQUIRED_ROLES);
+    tests about something else, and the hubs they start, sign in with the password alone.
+    tests/cloud/test_two_step.py turns the rule back on."""
+    monkeypatch.setenv("WICKET_HUB_TOTP_ROLES", "")
+
+
 @pytest.fixture(scope="session")
 def hub_key():
     return generate_signing_key(1)

@@ -23,6 +23,7 @@ from cloud.core.compaction import compacted, horizon
 from cloud.core.errors import Code, HubError
 from cloud.fleet import appliances as appliance_mod
 from cloud.web.http import ApiError, engine, json_blueprint
+from cloud.web.limits import limited
 from sync import records, schemas
 from sync.timeutil import to_iso, utcnow
 
@@ -112,6 +113,7 @@ def _pull_args() -> dict[str, Any]:
 
 
 @bp.post("/enroll")
+@limited("ENROLL_LIMIT")
 def enroll():
     token = check_request("enroll", sync_body(), "bad_request")["token"]
     with engine().begin() as conn:

@@ -16,9 +16,17 @@ import sqlalchemy as sa
 
 from cloud.core.audit import record
 from cloud.core.errors import Code, HubError
-from cloud.staff import sessions
-from cloud.staff.staff import ROLES, StaffError, check_password, check_policy, hash_password
+from cloud.staff import passwords, sessions
+from cloud.staff.staff import (
+    HUB_POLICY,
+    ROLES,
+    StaffError,
+    check_password,
+    hash_password,
+    remember_password,
+)
 from cloud.staff.tables import staff
+from sync.passwords import Policy
 from sync.timeutil import utcnow
 
 TEMPORARY_BYTES = 12  # a reset password: 16 URL-safe characters, shown once
@@ -97,32 +105,31 @@ def change_role(conn: sa.Connection, staff_id: int, role: str, actor: str) -> bo
 
 def reset_password(conn: sa.Connection, staff_id: int, actor: str) -> str:
     """A temporary password (returned once, kept only hashed) that the user must replace at
-    their next sign-in; their sessions end and a lockout is lifted."""
+    their next sign-in, before any session (marked as not chosen by its holder, as
+    :mod:`cloud.staff.passwords` does); their sessions end and a lockout is lifted."""
     row = _account(conn, staff_id, lock=True)
     temporary = secrets.token_urlsafe(TEMPORARY_BYTES)
+    hashed = hash_password(temporary)
     conn.execute(sa.update(staff).where(staff.c.id == staff_id).values(
-        password_hash=hash_password(temporary), must_change=True, failed_logins=0,
-        locked_until=None))
+        password_hash=hashed, password_changed_at=None, failed_logins=0, locked_until=None))
+    remember_password(conn, staff_id, hashed, utcnow())  # so it cannot be kept
     ended = sessions.end_sessions_of(conn, staff_id)
     record(conn, actor, "staff.password_reset", f"staff:{staff_id}",
-           {"must_change": row.must_change},
+           {"must_change": row.password_changed_at is None},
            {"must_change": True, "sessions_ended": ended})
     return temporary
 
 
-def change_own_password(conn: sa.Connection, staff_id: int, current: str, new: str) -> None:
-    """A staff member sets their own password (after a reset, or whenever they like): the
-    current one must be right and the new one pass the policy; ``must_change`` is cleared."""
+def change_own_password(conn: sa.Connection, staff_id: int, current: str, new: str,
+                        policy: Policy = HUB_POLICY, now: datetime | None = None) -> None:
+    """A staff member sets their own password whenever they like: the current one must be
+    right and the new one pass the policy (strength, and none of the recent ones)."""
     row = _account(conn, staff_id, lock=True)
     if not check_password(current, row.password_hash):
         raise AccountError("wrong_current_password")
     if current == new:
         raise AccountError("same_password")
-    check_policy(new, row.username)
-    conn.execute(sa.update(staff).where(staff.c.id == staff_id).values(
-        password_hash=hash_password(new), must_change=False))
-    record(conn, f"staff:{staff_id}", "staff.password_change", f"staff:{staff_id}",
-           {"must_change": row.must_change}, {"must_change": False})
+    passwords.renew_password(conn, staff_id, new, policy, now)
 
 
 def end_all_sessions(conn: sa.Connection, staff_id: int, actor: str) -> int:

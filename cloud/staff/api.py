@@ -28,7 +28,7 @@ def list_staff():
         rows = conn.execute(sa.select(staff).order_by(staff.c.username)).all()
     return jsonify({"staff": [
         {"id": r.id, "username": r.username, "role": r.role, "disabled": r.disabled,
-         "must_change": r.must_change, "last_sign_in_at": _at(r.last_sign_in_at),
+         "must_change": r.password_changed_at is None, "last_sign_in_at": _at(r.last_sign_in_at),
          "last_sign_in_from": r.last_sign_in_from, "created_at": _at(r.created_at)}
         for r in rows]})
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from flask import abort, g, render_template, request
+from flask import abort, current_app, g, render_template, request
 from flask_babel import gettext as _
 
 from cloud.core.errors import HubError
-from cloud.staff import accounts, tokens
+from cloud.staff import accounts, passwords, tokens
 from cloud.staff import staff as staff_mod
 from cloud.staff.tables import staff
 from cloud.web.web import actor, back, engine, ok, page_blueprint, refused, roles, utc
@@ -241,7 +241,8 @@ def set_own_password():
         return render_template("staff/own_password.html"), 422
     try:
         with engine().begin() as conn:
-            accounts.change_own_password(conn, g.staff.id, request.form.get("current", ""), new)
+            accounts.change_own_password(conn, g.staff.id, request.form.get("current", ""), new,
+                                         passwords.policy_from(current_app.config))
     except HubError as e:
         refused(rule_error(e))
         return render_template("staff/own_password.html"), 422

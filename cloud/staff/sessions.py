@@ -70,7 +70,7 @@ def check_session(conn: sa.Connection, token: str, now: datetime | None = None) 
         sa.select(staff_sessions.c.id, staff_sessions.c.created_at,
                   staff_sessions.c.last_seen_at, staff_sessions.c.ended_at,
                   staff.c.id.label("staff_id"), staff.c.username, staff.c.role,
-                  staff.c.disabled, staff.c.must_change)
+                  staff.c.disabled)
         .join(staff, staff.c.id == staff_sessions.c.staff_id)
         .where(staff_sessions.c.token_hash == _hash(token))).first()
     if row is None:
@@ -88,7 +88,7 @@ def check_session(conn: sa.Connection, token: str, now: datetime | None = None) 
     if now - _utc(row.last_seen_at) >= TOUCH_EVERY:
         conn.execute(sa.update(staff_sessions).where(staff_sessions.c.id == row.id)
                      .values(last_seen_at=now))
-    return Staff(row.staff_id, row.username, row.role, bool(row.must_change))
+    return Staff(row.staff_id, row.username, row.role)
 
 
 def end_session(conn: sa.Connection, token: str, now: datetime | None = None) -> None:

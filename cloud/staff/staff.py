@@ -11,21 +11,29 @@ import base64
 import hashlib
 import hmac
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
 from cloud.core.audit import record
 from cloud.core.errors import Code, HubError
-from cloud.staff.tables import staff
+from cloud.staff.tables import password_history, staff, staff_totp
+from sync.passwords import Policy, WeakPassword, check_strength
 from sync.timeutil import utcnow
 
 ROLES = ("admin", "sales", "ops")
 # Who confirms what a clerk may not do alone (a refund of a ticket that has admitted someone):
 # the hub's supervisors are its admins.
 SUPERVISOR_ROLES = ("admin",)
-MIN_PASSWORD = 10
+# The hub's words an attacker guesses first, besides the shared ones (sync/passwords.py).
+HUB_WORDS = ("cloud", "sales", "ops", "finance")
+# The hub's password settings, unless the app's configuration says otherwise
+# (cloud/staff/passwords.py: policy_from): the last five passwords may not be chosen again;
+# no forced expiry (a forced change makes people pick weaker, related passwords).
+HUB_POLICY = Policy(history=5)
+# How many old hashes an account keeps, whatever the setting (the most it may be raised to).
+KEEP_HASHES = 24
 MAX_FAILURES = 5
 LOCKOUT = timedelta(minutes=15)
 _N, _R, _P = 2**15, 8, 1
@@ -39,9 +47,13 @@ class StaffError(HubError):
     """A refused login, account or token request."""
 
     codes = {
+        # the shared password policy's refusals (sync/passwords.py), raised again as ours
         "password_too_short": Code(422, "a password needs at least %(min)s characters"),
+        "password_too_long": Code(422, "a password has at most %(max)s characters"),
         "password_has_username": Code(422, "a password must not contain the username"),
-        "password_too_simple": Code(422, "a password needs more different characters"),
+        "password_too_weak": Code(422, "this password is too easy to guess (score %(score)s, "
+                                  "at least %(min_score)s of 4 needed)"),
+        "password_reused": Code(422, "a password may not be one of the last %(history)s used"),
         "bad_role": Code(422, "role must be one of %(roles)s"),
         "bad_username": Code(422, "a username is 1 to 80 printable characters"),
         "username_taken": Code(409, "there is already a staff member '%(username)s'"),
@@ -76,13 +88,23 @@ def check_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(got, base64.b64decode(digest))
 
 
-def check_policy(password: str, username: str) -> None:
-    if len(password) < MIN_PASSWORD:
-        raise StaffError("password_too_short", min=MIN_PASSWORD)
-    if username.lower() in password.lower():
-        raise StaffError("password_has_username")
-    if len(set(password)) < 5:
-        raise StaffError("password_too_simple")
+def check_policy(password: str, username: str, policy: Policy = HUB_POLICY) -> None:
+    """The shared password policy (sync/passwords.py), its refusal as the hub's code."""
+    try:
+        check_strength(password, username, policy, HUB_WORDS)
+    except WeakPassword as e:
+        raise StaffError(e.code, **e.params) from None
+
+
+def remember_password(conn: sa.Connection, staff_id: int, password_hash: str,
+                      now: datetime) -> None:
+    """Keep a newly set password's hash for the reuse limit, and only the newest KEEP_HASHES."""
+    conn.execute(sa.insert(password_history).values(staff_id=staff_id,
+                                                    password_hash=password_hash, created_at=now))
+    keep = (sa.select(password_history.c.id).where(password_history.c.staff_id == staff_id)
+            .order_by(password_history.c.id.desc()).limit(KEEP_HASHES))
+    conn.execute(sa.delete(password_history).where(password_history.c.staff_id == staff_id,
+                                                   password_history.c.id.not_in(keep)))
 
 
 def create_staff(conn: sa.Connection, username: str, password: str, role: str,
@@ -94,9 +116,11 @@ def create_staff(conn: sa.Connection, username: str, password: str, role: str,
     check_policy(password, username)
     if conn.execute(sa.select(staff.c.id).where(staff.c.username == username)).first():
         raise StaffError("username_taken", username=username)
+    now, hashed = utcnow(), hash_password(password)
     staff_id = conn.execute(sa.insert(staff).values(
-        username=username, password_hash=hash_password(password), role=role,
-        created_at=utcnow())).inserted_primary_key[0]
+        username=username, password_hash=hashed, role=role, created_at=now,
+        password_changed_at=now)).inserted_primary_key[0]
+    remember_password(conn, staff_id, hashed, now)
     record(conn, actor, "staff.create", f"staff:{staff_id}", None,
            {"username": username, "role": role})
     return staff_id
@@ -107,9 +131,6 @@ class Staff:
     id: int
     username: str
     role: str
-    # an admin reset the password: the pages open nothing else until a new one is set
-    # (read with the session, cloud/staff/sessions.py; not part of who the account is)
-    must_change: bool = field(default=False, compare=False)
 
 
 def login(engine: sa.Engine, username: str, password: str,
@@ -130,7 +151,9 @@ def login(engine: sa.Engine, username: str, password: str,
             raise refused
         if row.locked_until is not None and _utc(row.locked_until) > now:
             raise StaffError("locked")
-        if ok and (row.failed_logins or row.locked_until):
+        # with a second step the count starts again only after it (cloud/staff/totp.py), so
+        # that wrong codes and wrong passwords add up to one lockout
+        if ok and (row.failed_logins or row.locked_until) and not _has_second_step(conn, row.id):
             conn.execute(sa.update(staff).where(staff.c.id == row.id)
                          .values(failed_logins=0, locked_until=None))
         if not ok:
@@ -143,6 +166,12 @@ def login(engine: sa.Engine, username: str, password: str,
     if not ok:
         raise refused
     return Staff(row.id, row.username, row.role)
+
+
+def _has_second_step(conn: sa.Connection, staff_id: int) -> bool:
+    return conn.execute(sa.select(staff_totp.c.staff_id).where(
+        staff_totp.c.staff_id == staff_id, staff_totp.c.confirmed_at.is_not(None))).first() \
+        is not None
 
 
 def admits(role: str, roles: tuple[str, ...]) -> bool:

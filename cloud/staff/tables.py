@@ -16,10 +16,10 @@ staff = sa.Table(
     sa.Column("locked_until", UtcDateTime()),
     sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("created_at", UtcDateTime(), nullable=False),
-    # set by an admin's password reset: every page but "set a new password" is closed until then
-    sa.Column("must_change", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("last_sign_in_at", UtcDateTime()),
     sa.Column("last_sign_in_from", sa.String(64)),
+    # when its holder last chose the password (None: set by someone else, to be changed)
+    sa.Column("password_changed_at", UtcDateTime()),
     sa.CheckConstraint("role IN ('admin', 'sales', 'ops')", name="role_known"),
 )
 
@@ -49,4 +49,38 @@ staff_sessions = sa.Table(
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("last_seen_at", UtcDateTime(), nullable=False),
     sa.Column("ended_at", UtcDateTime()),
+)
+
+
+# The last hashes of each account's passwords, newest first by id, for the policy's reuse
+# limit (sync/passwords.py): only as many as the hub's setting keeps.
+password_history = sa.Table(
+    "password_history", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("staff_id", sa.Integer, sa.ForeignKey("staff.id"), nullable=False, index=True),
+    sa.Column("password_hash", sa.String(200), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+)
+
+
+# A staff member's TOTP (RFC 6238) secret: usable once confirmed with a first code. last_step
+# is the newest time step a code was accepted for, so no code is accepted twice.
+staff_totp = sa.Table(
+    "staff_totp", metadata,
+    sa.Column("staff_id", sa.Integer, sa.ForeignKey("staff.id"), primary_key=True,
+              autoincrement=False),
+    sa.Column("secret", sa.String(200), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("confirmed_at", UtcDateTime()),
+    sa.Column("last_step", sa.BigInteger),
+)
+
+
+# One-time recovery codes for a lost authenticator: only their SHA-256, each usable once.
+recovery_codes = sa.Table(
+    "recovery_codes", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("staff_id", sa.Integer, sa.ForeignKey("staff.id"), nullable=False, index=True),
+    sa.Column("code_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("used_at", UtcDateTime()),
 )

@@ -114,7 +114,11 @@ ERROR_WORDS = {
     "alert_window_range": _l("%(kind)s: the window is 1 to 240 minutes."),
     "password_too_short": _l("A password needs at least %(min)s characters."),
     "password_has_username": _l("A password must not contain the username."),
-    "password_too_simple": _l("A password needs more different characters."),
+    "password_too_long": _l("A password has at most %(max)s characters."),
+    "password_too_weak": _l("This password is too easy to guess: choose a longer one, for "
+                            "example a few unrelated words."),
+    "password_reused": _l("This password was used before: it may not be one of the last "
+                          "%(history)s."),
     "bad_role": _l("Choose a role."),
     "bad_username": _l("A username is 1 to 80 printable characters."),
     "username_taken": _l("There is already a staff member %(username)s."),
@@ -136,4 +140,9 @@ ERROR_WORDS = {
     "bad_token_roles": _l("A token's roles must be among %(roles)s."),
     "bad_expiry": _l("A token's expiry must be in the future."),
     "unknown_token": _l("No such API token."),
+    "rate_limited": _l("Too many requests: try again after the time Retry-After gives."),
+    "totp_not_enrolling": _l("No one-time password is being set up: start again."),
+    "totp_enrolled": _l("This account already has a one-time password."),
+    "bad_totp": _l("Wrong or already used code."),
+    "totp_locked": _l("Too many wrong passwords or codes: try again later."),
 }

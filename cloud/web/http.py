@@ -34,6 +34,8 @@ class ApiError(HubError):
         "bad_reason": Code(400, "reason must be text"),
         "batch_too_large": Code(413, "at most %(limit)s entries per batch"),
         "bad_request": Code(400, "the request does not match its schema at %(field)s"),
+        "rate_limited": Code(429, "too many requests: try again after the time Retry-After "
+                                  "gives"),
     }
 
 
@@ -84,6 +86,7 @@ def api_actor() -> str:
 def api_blueprint(name: str) -> Blueprint:
     """A blueprint of the staff tools' JSON API under ``/api/v1/`` (docs/openapi.json)."""
     bp = json_blueprint(name, "/api/v1")
+    bp.wicket_limit = ("API_LIMIT", None)  # every call carries a token: see cloud/web/limits.py
 
     @bp.errorhandler(staff_mod.StaffError)
     def _staff_error(e: staff_mod.StaffError):

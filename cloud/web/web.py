@@ -122,11 +122,6 @@ def end_audit_source(_exc: BaseException | None = None) -> None:
     set_source(None)
 
 
-# what a staff member who must set a new password may still open
-MUST_CHANGE_OPEN = {"staff.own_password", "staff.set_own_password", "auth.logout",
-                    "auth.set_language", "static"}
-
-
 def sign_out() -> None:
     token = session.get("sid")
     if token:
@@ -168,9 +163,6 @@ def before_page() -> Any:
             flash(_("Your session has ended: please sign in again."), "warning")
         target = request.full_path.rstrip("?") if request.method == "GET" else None
         return redirect(url_for("auth.login", next=target), 303)
-    if getattr(g.staff, "must_change", False) and request.endpoint not in MUST_CHANGE_OPEN:
-        flash(_("An administrator reset your password: set a new one to go on."), "warning")
-        return redirect(url_for("staff.own_password"), 303)
     if not admits(g.staff.role, allowed):
         abort(403)
     return None

@@ -297,11 +297,9 @@ def check_setup_code(conn, code: str) -> bool:
 
 def policy_message(e: staff_mod.StaffError) -> str:
     """The policy's refusal in the page's language."""
+    if e.code == "weak_password":
+        return password_words(e.detail, e.params)
     messages = {
-        "weak_password": _("The password is too weak: at least %(n)d characters, not the "
-                           "username or a common password, and three of lower-case letters, "
-                           "capitals, digits and other characters (or 16 characters or more).",
-                           n=staff_mod.MIN_PASSWORD),
         "bad_username": _("A username is 1 to 64 letters, digits or . _ @ -"),
         "exists": _("That account already exists."),
         "bad_login": _("The current password is wrong."),
@@ -310,6 +308,18 @@ def policy_message(e: staff_mod.StaffError) -> str:
         "not_found": _("No such account."),
     }
     return messages.get(e.code, str(e))
+
+
+def password_words(detail: str | None, params: dict) -> str:
+    """Why the shared policy (sync/passwords.py) refused a password, in the page's language."""
+    if detail == "password_too_short":
+        return _("The password is too weak: it needs at least %(n)d characters.", n=params["min"])
+    if detail == "password_too_long":
+        return _("The password is too long: at most %(n)d characters.", n=params["max"])
+    if detail == "password_has_username":
+        return _("The password is too weak: it contains the username.")
+    return _("The password is too weak: it is too easy to guess. Choose a longer one, for "
+             "example a few unrelated words.")
 
 
 @bp.route("/logout", methods=["POST"])

@@ -184,8 +184,8 @@ def test_hint(kind: str) -> str:
 
 
 def password_rules() -> str:
-    return _("At least %(n)d characters, three of: lower-case letters, capitals, digits, other "
-             "characters (or 16 characters or more); not the username, not a common password.",
+    return _("At least %(n)d characters, not the username, and hard to guess: a few unrelated "
+             "words are better than a short word with digits and symbols.",
              n=staff_mod.MIN_PASSWORD)
 
 

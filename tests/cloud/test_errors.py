@@ -24,9 +24,10 @@ PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 # of its refusal (check_request), an entry or heartbeat read by the contract's records names
 # it in sync/records.py (BadField, raised again by read_record), and a weak or malformed
 # secret's code comes from sync/credentials.py (WeakSecret), raised again as the appliance's
-# refusal.
+# refusal, and a refused password's from sync/passwords.py (WeakPassword), raised again as the
+# staff area's.
 HANDED_ON = {"check_request": ("SyncError", 2), "BadField": ("SyncError", 0),
-             "WeakSecret": ("ApplianceError", 0)}
+             "WeakSecret": ("ApplianceError", 0), "WeakPassword": ("StaffError", 0)}
 
 
 def _literal_calls(path: Path):
@@ -43,7 +44,7 @@ def raised_codes() -> dict[str, set[str]]:
     names = {cls.__name__ for cls in ERROR_CLASSES}
     found: dict[str, set[str]] = {"SyncError": {"bad_request"}}  # a bad batch, not an entry
     paths = [*CLOUD.rglob("*.py"), CLOUD.parent / "sync" / "credentials.py",
-             CLOUD.parent / "sync" / "records.py"]
+             CLOUD.parent / "sync" / "records.py", CLOUD.parent / "sync" / "passwords.py"]
     for path in paths:
         for name, args in _literal_calls(path):
             if name in names and isinstance(args[0], str):
@@ -75,7 +76,7 @@ def test_every_code_has_words_and_a_chinese_translation_and_no_words_are_left_ov
     chinese = {m.id: m.string for m in catalog if m.id}
     for code, known in codes.items():
         words = ERROR_WORDS[code]._args[0]
-        assert known.status in (400, 401, 403, 404, 409, 410, 413, 422), code
+        assert known.status in (400, 401, 403, 404, 409, 410, 413, 422, 429), code
         assert chinese.get(words), f"{code}: no Chinese for {words!r}"
         # the words name only values the code carries; the Chinese names the same ones
         assert set(PLACEHOLDER.findall(words)) <= set(PLACEHOLDER.findall(known.message)), code

@@ -74,17 +74,22 @@ def test_a_reset_password_is_shown_once_and_must_be_replaced(hub):
     assert temporary not in text(admin.get(f"/staff/{ops}"))
     assert before.get("/conflicts").status_code == 303  # its session ended
     user = hub.app.test_client()
-    sign_in(user, "ops-user", temporary)
-    r = user.get("/conflicts")
-    assert r.status_code == 303 and r.headers["Location"].endswith("/staff/me/password")
-    r = post(user, "/staff/me/password", {"current": temporary, "password": "short",
-                                         "password_again": "short"}, page="/staff/me/password")
-    assert r.status_code == 422 and "at least 10 characters" in text(r)
-    r = post(user, "/staff/me/password", {"current": temporary, "password": "a fresh secret",
-                                         "password_again": "a fresh secret"},
-             page="/staff/me/password")
+    r = sign_in(user, "ops-user", temporary)
+    assert r.headers["Location"].endswith("/login/password")  # no session before a new one
+    assert user.get("/conflicts").status_code == 303
+    r = post(user, "/login/password", {"password": "qwertyuiop", "password_again": "qwertyuiop"},
+             page="/login/password")
+    assert r.status_code == 422 and "too easy to guess" in text(r)
+    r = post(user, "/login/password", {"password": "Fresh-copper-kettle-19",
+                                       "password_again": "Fresh-copper-kettle-19"},
+             page="/login/password")
     assert r.status_code == 303
     assert user.get("/conflicts").status_code == 200
+    r = post(user, "/staff/me/password", {"current": "Fresh-copper-kettle-19",
+                                         "password": "Fresh-copper-kettle-19",
+                                         "password_again": "Fresh-copper-kettle-19"},
+             page="/staff/me/password")
+    assert r.status_code == 422 and "differ" in text(r)
     assert temporary not in str(audit(hub, "staff.password_reset"))
 
 

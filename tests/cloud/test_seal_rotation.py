@@ -11,6 +11,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pyotp
 import pytest
 import sqlalchemy as sa
 
@@ -19,12 +20,15 @@ from cloud.catalog.venues import add_zone, create_venue
 from cloud.cli import KILL_AFTER_BATCHES
 from cloud.core.changes import change_log, changes_since, open_changes
 from cloud.core.db import init_db, make_engine
-from cloud.core.seal import ENV, create_key_file, key_id_of, load_keyring, read_key_file
+from cloud.core.seal import ENV, context, create_key_file, key_id_of, load_keyring, read_key_file
 from cloud.fleet.keys import activate_key, create_key
 from cloud.inventory.sessions import create_session
 from cloud.sales.holders import document_match, holder
 from cloud.sales.tables import holders
 from cloud.sales.tickets import TicketSpec, issue_tickets
+from cloud.staff import totp
+from cloud.staff.staff import create_staff
+from cloud.staff.tables import staff_totp
 from sync.sample import resident_id
 
 START = datetime(2026, 7, 1, 11, 0, tzinfo=UTC)
@@ -47,6 +51,9 @@ def hub(hub_url, tmp_path):
                                  START + timedelta(hours=3), START - timedelta(hours=1))
         issue_tickets(conn, [TicketSpec(session_id=session, holder=(n, "resident_id", d))
                              for n, d in PEOPLE])
+        admin = create_staff(conn, "admin", "Amber-signal-58-river", "admin", actor="test")
+        secret = totp.start_enrolment(conn, admin)
+        totp.confirm_enrolment(conn, admin, pyotp.TOTP(secret).now(), actor="test")
     yield engine, key, hub_url, session
     engine.dispose()
 
@@ -95,6 +102,11 @@ def test_a_rotation_killed_half_way_keeps_serving_and_resumes_to_the_end(hub):
     assert "resuming the rotation" in done.stderr and "100%" in done.stderr
     assert [kid for kid, _ in read_key_file(key)] == [new]  # the old key is gone
     assert key_ids(engine) == ({new}, {new})
+    with engine.connect() as conn:  # the staff's one-time password secrets too
+        (row,) = conn.execute(sa.select(staff_totp)).all()
+        assert key_id_of(row.secret) == new
+        opened = load_keyring(key).open(row.secret, context("staff_totp", row.staff_id, "secret"))
+        assert len(opened) == 32 and totp.enrolled(conn, row.staff_id)
     ring = load_keyring(key)
     assert ring.ids == (new,)
     with engine.connect() as conn:

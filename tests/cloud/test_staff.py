@@ -41,7 +41,9 @@ def test_password_hashes_are_salted_and_slow_to_guess():
 
 
 @pytest.mark.parametrize("password, message", [
-    ("short", "at least 10"), ("alice-is-here-1", "username"), ("aaaaaaaaaaaa", "different"),
+    ("short", "at least 10"), ("alice-is-here-1", "username"), ("aaaaaaaaaaaa", "easy to guess"),
+    ("1234567890", "easy to guess"), ("qwertyuiop", "easy to guess"),
+    ("password12", "easy to guess"),
 ])
 def test_password_policy(engine, password, message):
     with pytest.raises(StaffError, match=message):
@@ -80,3 +82,35 @@ def test_cli_create_admin_reads_the_password_from_stdin(hub_url, monkeypatch, ca
     monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
     assert cli.main(["--db", hub_url, "create-admin", "--username", "second"]) == 2
     assert "at least 10" in capsys.readouterr().err
+
+
+def test_a_new_password_passes_the_policy_and_none_of_the_last_ones_comes_back(engine):
+    from cloud.staff.accounts import AccountError, change_own_password, reset_password
+    from cloud.staff.passwords import must_change, policy_from
+
+    policy = policy_from({"PASSWORD_HISTORY": "2", "PASSWORD_MAX_AGE_DAYS": "90"})
+    with engine.begin() as conn:
+        alice = create_staff(conn, "alice", GOOD, "sales", actor="test")
+        assert not must_change(conn, alice, policy)
+        with pytest.raises(AccountError) as err:
+            change_own_password(conn, alice, "not the password", "Amber-signal-58", policy)
+        assert err.value.code == "wrong_current_password"
+        with pytest.raises(StaffError) as err:
+            change_own_password(conn, alice, GOOD, "password12", policy)
+        assert err.value.code == "password_too_weak"
+        change_own_password(conn, alice, GOOD, "Amber-signal-58", policy)
+        change_own_password(conn, alice, "Amber-signal-58", "Quiet-river-77", policy)
+        with pytest.raises(StaffError) as err:  # one of the last two
+            change_own_password(conn, alice, "Quiet-river-77", "Amber-signal-58", policy)
+        assert err.value.code == "password_reused"
+        # GOOD is now the third-newest: a history of 2 lets it come back
+        change_own_password(conn, alice, "Quiet-river-77", GOOD, policy)
+        assert not must_change(conn, alice, policy, now=utcnow() + timedelta(days=89))
+        assert must_change(conn, alice, policy, now=utcnow() + timedelta(days=91))
+        temporary = reset_password(conn, alice, "staff:1")
+        assert must_change(conn, alice, policy)  # an admin chose it: alice chooses her own
+        actions = [r.action for r in conn.execute(sa.select(audit_log).order_by(audit_log.c.id))]
+        dump = str(conn.execute(sa.select(audit_log)).all())
+    assert actions[-4:] == ["staff.password"] * 3 + ["staff.password_reset"]
+    assert temporary not in dump and "Quiet-river-77" not in dump
+    assert login(engine, "alice", temporary).username == "alice"

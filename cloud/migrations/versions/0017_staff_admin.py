@@ -18,8 +18,6 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("staff") as batch:
-        batch.add_column(sa.Column("must_change", sa.Boolean, nullable=False,
-                                   server_default=sa.false()))
         batch.add_column(sa.Column("last_sign_in_at", sa.DateTime(timezone=True)))
         batch.add_column(sa.Column("last_sign_in_from", sa.String(64)))
     with op.batch_alter_table("api_tokens") as batch:
@@ -40,4 +38,3 @@ def downgrade() -> None:
     with op.batch_alter_table("staff") as batch:
         batch.drop_column("last_sign_in_from")
         batch.drop_column("last_sign_in_at")
-        batch.drop_column("must_change")

@@ -1,0 +1,68 @@
+"""Rate-limit counters kept in the hub's database, shared by every app process.
+
+The hub runs several gunicorn workers, often on more than one machine behind a proxy; a limit
+counted in one process's memory would let each worker grant the whole allowance. The database
+is the one thing they all share already, so a fixed-window counter lives there: a row per key
+and window, bumped with one conditional statement, so concurrent hits are counted exactly. No
+new service to run, back up or secure for a few writes per sign-in.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from cloud.core.db import UtcDateTime, metadata
+
+# A counter per limit key (what is limited and for whom) in its current window; a row whose
+# window has passed starts again from 1 at the next hit.
+rate_limits = sa.Table(
+    "rate_limits", metadata,
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("hits", sa.Integer, nullable=False),
+    sa.Column("expires_at", UtcDateTime(), nullable=False, index=True),
+)
+
+
+def hit(conn: sa.Connection, key: str, window: timedelta, now: datetime, amount: int = 1) -> int:
+    """Count ``amount`` hits on ``key`` and return the count in its current window (which starts
+    at the first hit after the last window ended)."""
+    got = conn.execute(
+        sa.update(rate_limits).where(rate_limits.c.key == key, rate_limits.c.expires_at > now)
+        .values(hits=rate_limits.c.hits + amount).returning(rate_limits.c.hits)).first()
+    if got is not None:
+        return int(got[0])
+    # no live window: start one (replacing an ended one); a racing starter's row wins and
+    # this hit is counted on it
+    conn.execute(sa.delete(rate_limits).where(rate_limits.c.key == key,
+                                              rate_limits.c.expires_at <= now))
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    inserted = conn.execute(dialect.insert(rate_limits).values(
+        key=key, hits=amount, expires_at=now + window).on_conflict_do_nothing(
+        index_elements=["key"]))
+    if inserted.rowcount:
+        return amount
+    return hit(conn, key, window, now, amount)
+
+
+def count(conn: sa.Connection, key: str, now: datetime) -> tuple[int, datetime | None]:
+    """The hits counted on ``key`` in its live window and when that window ends (0, None when
+    there is none)."""
+    row = conn.execute(sa.select(rate_limits.c.hits, rate_limits.c.expires_at).where(
+        rate_limits.c.key == key, rate_limits.c.expires_at > now)).first()
+    if row is None:
+        return 0, None
+    return int(row.hits), row.expires_at
+
+
+def clear(conn: sa.Connection, key: str | None = None, now: datetime | None = None) -> None:
+    """Forget one key's counter, every counter (``key`` None), or only the ended ones
+    (``now`` given)."""
+    q = sa.delete(rate_limits)
+    if key is not None:
+        q = q.where(rate_limits.c.key == key)
+    if now is not None:
+        q = q.where(rate_limits.c.expires_at <= now)
+    conn.execute(q)

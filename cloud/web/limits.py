@@ -1,0 +1,146 @@
+"""Rate limits on the hub's doors: signing in, the staff API's tokens, and appliance
+enrollment (Flask-Limiter), counted in the hub's own database so that every gunicorn worker
+and every hub machine shares one count.
+
+The limits library keeps its counters in memory, memcached, Redis, MongoDB or etcd, none of
+which the hub otherwise runs; an in-memory count would give each worker the whole allowance.
+:class:`HubStorage` is a small storage on the database every worker already shares
+(``cloud/core/rate_limits.py``: one conditional UPDATE per hit, fixed windows), so there is no
+new service to install, secure and back up for a few writes per sign-in.
+
+A view or blueprint asks for a limit by naming its setting (:func:`limited`); the limits are
+settings (``SIGN_IN_LIMIT``, ``API_LIMIT``, ``ENROLL_LIMIT``, in Flask-Limiter's notation,
+``;`` between several) counted per client address (behind a proxy, the one TRUSTED_PROXIES
+believes). A request over a limit is answered 429 with ``Retry-After``: the JSON shape on the
+APIs, a page in the page's language elsewhere; ``RATELIMIT_ENABLED`` False turns them off.
+No other answer carries a limit's headers: a sign-in's answer must not differ by what came
+before it (tests/cloud/test_pages_auth.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from flask import Flask, current_app, jsonify, request
+from flask_limiter import Limiter
+from flask_limiter.errors import RateLimitExceeded
+from flask_limiter.util import get_remote_address
+from limits.storage import Storage
+
+from cloud.core import rate_limits
+
+LIMITS = {
+    # a person signing in: the password, the code, the enrolment (the lockout guards each
+    # account; this keeps one address from trying many accounts)
+    "SIGN_IN_LIMIT": "20 per minute;200 per hour",
+    # every call of the staff tools' JSON API, each carrying a bearer token
+    "API_LIMIT": "600 per minute",
+    # trading a one-time token for an appliance credential
+    "ENROLL_LIMIT": "20 per hour",
+}
+
+
+class HubStorage(Storage):
+    """Flask-Limiter's counters in the hub's database (fixed windows only)."""
+
+    STORAGE_SCHEME = ["wicket-hub"]
+
+    def __init__(self, uri: str | None = None, wrap_exceptions: bool = False,
+                 engine: sa.Engine | None = None,
+                 clock: Callable[[], datetime] | None = None, **options):
+        super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
+        if engine is None:
+            raise ValueError("the hub's rate-limit storage needs the hub's engine")
+        self.engine = engine
+        self.clock = clock or (lambda: datetime.now(UTC))
+
+    @property
+    def base_exceptions(self):
+        return sa.exc.SQLAlchemyError
+
+    def incr(self, key: str, expiry: float, amount: int = 1) -> int:
+        with self.engine.begin() as conn:
+            return rate_limits.hit(conn, key, timedelta(seconds=expiry), self.clock(), amount)
+
+    def get(self, key: str) -> int:
+        with self.engine.connect() as conn:
+            return rate_limits.count(conn, key, self.clock())[0]
+
+    def get_expiry(self, key: str) -> float:
+        with self.engine.connect() as conn:
+            ends = rate_limits.count(conn, key, self.clock())[1]
+        # as a moment on this machine's clock, which Flask-Limiter turns into Retry-After
+        return time.time() + ((ends - self.clock()).total_seconds() if ends else 0.0)
+
+    def check(self) -> bool:
+        with self.engine.connect() as conn:
+            conn.execute(sa.select(1))
+        return True
+
+    def reset(self) -> int | None:
+        with self.engine.begin() as conn:
+            rate_limits.clear(conn)
+        return None
+
+    def clear(self, key: str) -> None:
+        with self.engine.begin() as conn:
+            rate_limits.clear(conn, key)
+
+
+def limited(setting: str, methods: tuple[str, ...] | None = ("POST",)):
+    """Mark a view (or a blueprint) as limited by the setting ``setting`` (one of
+    :data:`LIMITS`) for these methods (None: every method); :func:`init_limits` applies the
+    marks."""
+    if setting not in LIMITS:
+        raise ValueError(f"no rate-limit setting {setting}")
+
+    def mark(target):
+        target.wicket_limit = (setting, methods)
+        return target
+    return mark
+
+
+def _too_many(_e: RateLimitExceeded):
+    from flask_babel import gettext as _
+
+    from cloud.web.http import ApiError
+    from cloud.web.web import refusal
+
+    if request.path.startswith("/api/"):
+        response = jsonify(ApiError("rate_limited").as_json()), 429
+    else:
+        response = refusal(429, _("Too many requests"),
+                           _("Too many attempts from your address in a short time. Wait a "
+                             "little and try again."))
+    breached = current_app.extensions["wicket_limiter"].current_limit
+    wait = int(breached.reset_at - time.time()) if breached is not None else 60
+    return response[0], response[1], {"Retry-After": str(max(1, wait))}
+
+
+def init_limits(app: Flask, clock: Callable[[], datetime] | None = None) -> Limiter:
+    """One limiter per app, on the app's database; applies every :func:`limited` mark of the
+    registered views and blueprints."""
+    for name, default in LIMITS.items():
+        app.config.setdefault(name, default)
+    app.config.setdefault("RATELIMIT_ENABLED", True)
+    limiter = Limiter(get_remote_address, app=app, storage_uri="wicket-hub://",
+                      storage_options={"engine": app.extensions["db"], "clock": clock},
+                      strategy="fixed-window", headers_enabled=False)
+    def limit(mark):
+        setting, methods = mark
+        return limiter.limit(lambda: app.config[setting],
+                             methods=list(methods) if methods else None)
+
+    for bp in app.blueprints.values():
+        if getattr(bp, "wicket_limit", None):
+            limit(bp.wicket_limit)(bp)
+    for endpoint, view in list(app.view_functions.items()):
+        if getattr(view, "wicket_limit", None):
+            app.view_functions[endpoint] = limit(view.wicket_limit)(view)
+    app.register_error_handler(RateLimitExceeded, _too_many)
+    # the views' limits hold the limiter weakly: the app keeps it (also when turned off)
+    app.extensions["wicket_limiter"] = limiter
+    return limiter

@@ -1,0 +1,124 @@
+"""Rate limits on signing in, the staff API and enrollment, counted in the hub's database so
+that several app processes share one count — on both databases. Counts, not time: the rules
+take a fixed clock, and every window in the app tests is an hour long."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from limits import parse
+from limits.strategies import FixedWindowRateLimiter
+
+from cloud.app import create_app
+from cloud.core import rate_limits
+from cloud.core.db import init_db, make_engine
+from cloud.staff.staff import create_staff
+from cloud.staff.tokens import create_token
+from cloud.web.limits import HubStorage
+from tests.cloud.pagekit import SECRET, csrf
+
+T0 = datetime(2026, 12, 6, 5, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def engine(hub_url):
+    init_db(hub_url)
+    e = make_engine(hub_url)
+    yield e
+    e.dispose()
+
+
+def test_a_window_counts_its_hits_and_the_next_one_starts_again(engine):
+    hour = timedelta(hours=1)
+    with engine.begin() as conn:
+        assert [rate_limits.hit(conn, "login/1.2.3.4", hour, T0) for _ in range(3)] == [1, 2, 3]
+        assert rate_limits.hit(conn, "login/5.6.7.8", hour, T0, amount=2) == 2
+        assert rate_limits.count(conn, "login/1.2.3.4", T0 + hour / 2) == (3, T0 + hour)
+        assert rate_limits.count(conn, "login/1.2.3.4", T0 + hour) == (0, None)
+        assert rate_limits.hit(conn, "login/1.2.3.4", hour, T0 + hour) == 1
+        rate_limits.clear(conn, "login/5.6.7.8")
+        assert rate_limits.count(conn, "login/5.6.7.8", T0) == (0, None)
+
+
+def test_the_limits_library_counts_on_the_database_with_a_fixed_clock(engine):
+    clock = [T0]
+    storage = HubStorage("wicket-hub://", engine=engine, clock=lambda: clock[0])
+    limiter, limit = FixedWindowRateLimiter(storage), parse("3 per hour")
+    assert [limiter.hit(limit, "10.0.0.1") for _ in range(4)] == [True, True, True, False]
+    assert limiter.hit(limit, "10.0.0.2")  # another address has its own count
+    clock[0] = T0 + timedelta(minutes=59)
+    assert not limiter.hit(limit, "10.0.0.1")
+    assert limiter.get_window_stats(limit, "10.0.0.1").remaining == 0
+    clock[0] = T0 + timedelta(hours=1)
+    assert limiter.hit(limit, "10.0.0.1")
+    assert storage.check()
+
+
+def _app(url, **config):
+    return create_app({"DATABASE_URL": url, "TESTING": True, "SECRET_KEY": SECRET, **config})
+
+
+def _retry_after(r) -> int:
+    return int(r.headers["Retry-After"])
+
+
+def test_sign_in_is_limited_per_address_across_app_processes(hub_url):
+    init_db(hub_url)
+    # two apps on one database: two gunicorn workers, each with its own limiter
+    apps = [_app(hub_url, SIGN_IN_LIMIT="3 per hour") for _ in range(2)]
+    try:
+        with apps[0].extensions["db"].begin() as conn:
+            create_staff(conn, "li", "correct horse battery", "sales", actor="test")
+        clients = [a.test_client() for a in apps]
+        tokens = [csrf(c) for c in clients]
+        answers = [clients[n % 2].post("/login", data={
+            "username": "li", "password": "wrong", "csrf_token": tokens[n % 2]}).status_code
+            for n in range(3)]
+        assert answers == [401, 401, 401]
+        r = clients[1].post("/login", data={"username": "li", "password": "correct horse "
+                                            "battery", "csrf_token": tokens[1]})
+        assert r.status_code == 429 and 0 < _retry_after(r) <= 3600
+        assert "Too many attempts" in r.get_data(as_text=True)
+        assert clients[0].get("/login").status_code == 200  # only the POST is counted
+        # another address is not held up by this one's attempts
+        r = clients[0].post("/login", data={"username": "li", "password": "correct horse "
+                                            "battery", "csrf_token": tokens[0]},
+                            environ_base={"REMOTE_ADDR": "192.0.2.7"})
+        assert r.status_code == 303
+    finally:
+        for a in apps:
+            a.extensions["db"].dispose()
+
+
+def test_api_tokens_and_enrollment_are_limited_with_a_json_429(hub_url):
+    init_db(hub_url)
+    app = _app(hub_url, API_LIMIT="2 per hour", ENROLL_LIMIT="1 per hour")
+    try:
+        with app.extensions["db"].begin() as conn:
+            _, token = create_token(conn, create_staff(conn, "ops", "correct horse battery",
+                                                       "ops", actor="test"), "wall", actor="test")
+        c = app.test_client()
+        auth = {"Authorization": f"Bearer {token}"}
+        assert [c.get("/api/v1/venues", headers=auth).status_code for _ in range(2)] == [200,
+                                                                                         200]
+        r = c.get("/api/v1/venues", headers={"Authorization": "Bearer guessed"})
+        assert r.status_code == 429 and 0 < _retry_after(r) <= 3600
+        assert r.get_json()["error"] == "rate_limited"
+        assert c.post("/api/sync/v1/enroll", json={"token": "0" * 64}).status_code != 429
+        r = c.post("/api/sync/v1/enroll", json={"token": "1" * 64})
+        assert r.status_code == 429 and r.get_json()["error"] == "rate_limited"
+        assert 0 < _retry_after(r) <= 3600
+    finally:
+        app.extensions["db"].dispose()
+
+
+def test_limits_can_be_turned_off(hub_url):
+    init_db(hub_url)
+    app = _app(hub_url, ENROLL_LIMIT="1 per hour", RATELIMIT_ENABLED=False)
+    try:
+        c = app.test_client()
+        assert {c.post("/api/sync/v1/enroll", json={"token": "0" * 64}).status_code
+                for _ in range(3)} != {429}
+    finally:
+        app.extensions["db"].dispose()
