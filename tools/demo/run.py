@@ -507,6 +507,9 @@ class Demo:
 Wicket demo is running. Passwords are made for this run and shown only here.
 
   Hub (central ops)        {self.hub_url}/            login {hub_user} / {hub_pw}
+                           (an admin sets up a one-time password on the first sign-in:
+                           any authenticator app, or with the key the page shows:
+                           .venv/bin/python -c "import pyotp; print(pyotp.TOTP('KEY').now())")
   Appliance admin          {self.web_url}/            login {admin} / {admin_pw}
   Appliance gate screen    {self.web_url}/gate/       login {gate} / {gate_pw}
   Handheld page            {self.web_url}/handheld/   pairing code {self.pairing_code}
