@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 
 import pytest
@@ -18,12 +19,11 @@ from sync.keys import generate_signing_key
 NOW = datetime(2026, 7, 1, 2, 30, tzinfo=UTC)
 
 
-@pytest.fixture(autouse=True)
-def _hub_admins_sign_in_with_a_password_alone(monkeypatch):
-    """The hub makes admins sign in with a one-time password as well (TOTP_REQUIRED_ROLES);
-    tests about something else, and the hubs they start, sign in with the password alone.
-    tests/cloud/test_two_step.py turns the rule back on."""
-    monkeypatch.setenv("WICKET_HUB_TOTP_ROLES", "")
+# The hub makes admins sign in with a one-time password as well (TOTP_REQUIRED_ROLES); tests
+# about something else, and every hub they start (in process, or as a process from a fixture of
+# any scope, or from a harness that copied the environment at import), sign in with the password
+# alone. Set when the tests are collected; tests/cloud/test_two_step.py turns the rule back on.
+os.environ["WICKET_HUB_TOTP_ROLES"] = ""
 
 
 @pytest.fixture(scope="session")

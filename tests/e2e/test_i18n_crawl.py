@@ -61,6 +61,7 @@ CODE_LIKE = re.compile(r"(?<![\w-])[\w.:+/-]*\d[\w.:+/-]*"  # T00001005, N1-CAM,
                        r"|\{.*\}", re.ASCII)                   # a record shown as JSON
 SKIP_PATHS = re.compile(r"/(logout|lang|language)$|\.(csv|json|jsonl|txt|png|svg|pdf|zip)$"
                         r"|/export|/download")
+SKIP_QUERY = re.compile(r"(^|&)format=(csv|json)(&|$)")  # a page's download of its rows
 MAX_PAGES = 400
 NOTHING = "zz-nothing-9"  # what the error states search for
 WALL_NAME = "North stand screen"  # the display link the test makes
@@ -303,7 +304,8 @@ def chinese_left(text: str, strings: list[str]) -> list[str]:
 
 def _same_site(base: str, url: str) -> str | None:
     parts = urlsplit(url)
-    if f"{parts.scheme}://{parts.netloc}" != base or SKIP_PATHS.search(parts.path):
+    if (f"{parts.scheme}://{parts.netloc}" != base or SKIP_PATHS.search(parts.path)
+            or SKIP_QUERY.search(parts.query)):
         return None
     return urlunsplit((parts.scheme, parts.netloc, parts.path, parts.query, ""))
 
