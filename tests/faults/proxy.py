@@ -287,8 +287,8 @@ class FaultProxy:
         if fault == "delay" and u < 0.5:
             self._sleep(u * 2, rec)
         if fault == "drop_request":
-            self._abort(client)
             rec.detail = "connection closed before forwarding"
+            self._abort(client)
             self._hook(Event("sent", req, fault))
             return
         bodies: tuple[bytes, ...] = ()
@@ -306,21 +306,23 @@ class FaultProxy:
         if fault == "delay" and u >= 0.5:
             self._sleep((u - 0.5) * 2, rec)
         if fault == "drop_response":
-            self._abort(client)
             rec.detail = "upstream answered; connection closed without the answer"
+            self._abort(client)
         elif fault == "cut_body":
             data = answer.encode()
             head = len(data) - len(answer.body)
             cut = head + int(u * len(answer.body)) if answer.body else int(u * head)
-            client.sendall(data[:cut])
-            self._abort(client)
+            # recorded before the client can see the cut, so a test reading the records
+            # right after its request failed finds them complete
             rec.client_status = answer.status
             rec.detail = f"cut after {cut} of {len(data)} bytes"
+            client.sendall(data[:cut])
+            self._abort(client)
         else:
             if fault in ("status_500", "garbage", "truncated_json", "wrong_type"):
                 answer = self._replace(fault, answer, u)
-            client.sendall(answer.encode())
             rec.client_status = answer.status
+            client.sendall(answer.encode())
         self._hook(Event("sent", req, fault, rec.upstream_status, bodies))
 
     def _sleep(self, fraction: float, rec: Record) -> None:
