@@ -20,6 +20,8 @@ branch_labels = None
 depends_on = None
 
 WHEN = sa.DateTime(timezone=True)
+SEQUENCES = {"ticket": "ticket_id_seq", "holder": "holder_id_seq",
+             "change_log": "change_log_seq"}
 
 
 def upgrade() -> None:
@@ -55,9 +57,20 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_jobs"),
     )
     op.create_index("ix_jobs_state_run_after", "jobs", ["state", "run_after"])
+    if op.get_bind().dialect.name == "postgresql":
+        for name, sequence in SEQUENCES.items():
+            value = op.get_bind().execute(sa.text("SELECT value FROM counters WHERE name = :n"),
+                                          {"n": name}).scalar() or 0
+            op.execute(f"CREATE SEQUENCE {sequence} AS bigint START WITH {int(value) + 1}")
+            op.execute(sa.text("DELETE FROM counters WHERE name = :n").bindparams(n=name))
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        for name, sequence in SEQUENCES.items():
+            op.execute(f"INSERT INTO counters (name, value) SELECT '{name}', CASE WHEN "
+                       f"is_called THEN last_value ELSE last_value - 1 END FROM {sequence}")
+            op.execute(f"DROP SEQUENCE {sequence}")
     op.drop_index("ix_jobs_state_run_after", table_name="jobs")
     op.drop_table("jobs")
     op.drop_index("ix_idempotency_keys_created_at", table_name="idempotency_keys")
