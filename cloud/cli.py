@@ -8,6 +8,9 @@
     wicket-hub [--db URL] load-demo [--tickets N]   a demo venue, event and tickets
     wicket-hub [--db URL] compact [--keep-days N]   drop superseded changes and tombstones
                                    older than N days (default 30) from the change log
+    wicket-hub [--db URL] worker [--poll SECONDS]   do the background work: jobs written by
+                                   the hub's rules and the periodic tasks (any number of
+                                   workers may run at once); stops cleanly on SIGTERM
     wicket-hub [--db URL] alerts [--every SECONDS]   evaluate the ops alert rules once, or
                                    every SECONDS until stopped (a scheduler of its own)
     wicket-hub [--db URL] rotate-data-key [--batch N]   a new data key first in the key file,
@@ -221,6 +224,43 @@ def cmd_alerts(args) -> int:
         engine.dispose()
 
 
+def worker_tasks():
+    """What ``wicket-hub worker`` does: each area's job handlers and periodic tasks."""
+    from cloud.core import idempotency
+    from cloud.core.jobs import Tasks
+
+    tasks = Tasks()
+    tasks.every("tidy_idempotency_keys", 3600, lambda conn, now: idempotency.tidy(conn, now))
+    return tasks
+
+
+def cmd_worker(args) -> int:
+    import logging
+    import signal
+
+    from cloud.core.db import current_revision, make_engine
+    from cloud.core.worker import Worker
+
+    if args.poll <= 0:
+        print("wicket-hub: --poll must be positive", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    engine = make_engine(args.db, args.data_key)
+    try:
+        if current_revision(engine) is None:
+            print(f"wicket-hub: {_safe(args.db)} has no hub schema: run `wicket-hub init` "
+                  "first", file=sys.stderr)
+            return 2
+        worker = Worker(engine, worker_tasks(), poll_s=args.poll)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: worker.stop())
+        worker.run()
+    finally:
+        engine.dispose()
+    return 0
+
+
 def cmd_export_allowlist(args) -> int:
     from cloud.core.db import make_engine
     from cloud.fleet.allowlist_export import ExportError, export_allowlist
@@ -379,6 +419,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--every", type=float, default=0.0,
                    help="keep evaluating every this many seconds until stopped")
     s.set_defaults(func=cmd_alerts)
+    s = sub.add_parser("worker", help="do the hub's background work (jobs and periodic "
+                       "tasks) until stopped")
+    s.add_argument("--poll", type=float, default=1.0,
+                   help="seconds to wait when there is no job (default %(default)s)")
+    s.set_defaults(func=cmd_worker)
     s = sub.add_parser("export-allowlist", help="write a venue's allowlist as a signed file "
                        "for an appliance without the network")
     s.add_argument("--venue", required=True, help="the venue's code or id")

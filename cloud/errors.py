@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from cloud.catalog.errors import CatalogError
 from cloud.core.errors import Code, HubError
+from cloud.core.idempotency import IdempotencyError
 from cloud.core.seal import SealError
 from cloud.fleet.allowlist_export import ExportError
 from cloud.fleet.api import SyncError
@@ -27,7 +28,7 @@ from cloud.web.http import ApiError
 ERROR_CLASSES: tuple[type[HubError], ...] = (
     HubError, ApiError, SyncError, ApplianceError, SigningKeyError, ExportError, CatalogError,
     InventoryError, TicketError, OpsError, AlertError, StaffError, SealError,
-    AccountError, TokenError, TotpError)
+    AccountError, TokenError, TotpError, IdempotencyError)
 
 
 def all_codes() -> dict[str, Code]:

@@ -8,6 +8,7 @@ from flask import jsonify
 from cloud.catalog.tables import venues
 from cloud.catalog.venues import create_venue
 from cloud.web.http import ApiError, api_actor, api_blueprint, engine, json_body, requires
+from cloud.web.idempotent import idempotent, transaction
 
 bp = api_blueprint("catalog_api")
 
@@ -23,11 +24,12 @@ def list_venues():
 
 @bp.post("/venues")
 @requires()
+@idempotent
 def post_venue():
     b = json_body()
     if not isinstance(b.get("code"), str) or not isinstance(b.get("name"), str):
         raise ApiError("bad_venue_fields")
-    with engine().begin() as conn:
+    with transaction() as conn:
         venue_id = create_venue(conn, b["code"], b["name"], str(b.get("address", "")),
                                 str(b.get("timezone", "Asia/Shanghai")), actor=api_actor())
     return jsonify(id=venue_id), 201

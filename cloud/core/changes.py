@@ -3,11 +3,27 @@
 Personal fields of a record (a holder's name and document number) are sealed in the log under
 the data key, for the record's seq; they are opened only when served to an appliance.
 
-A change is recorded inside the transaction that caused it. Its ``seq`` comes from the
-``change_log`` counter row, bumped with ``UPDATE ... RETURNING``: a second writer waits on that
-row until the first commits, so seq order is commit order and a reader that pages with
-``seq > cursor`` never passes over a change that commits after it looked. (A database sequence
-hands numbers out at insert time, not commit time, and would let a reader skip one.)
+A change is recorded inside the transaction that caused it, and the contract is: for one
+venue, ``seq`` is strictly increasing in commit order, so a reader paging a venue's changes
+with ``seq > cursor`` never passes over a change that commits after it looked.
+
+How that holds without one row every sale queues behind (:func:`next_values`, one function
+for both databases):
+
+- SQLite has one writer at a time, so the ``change_log`` row of ``counters``, bumped with
+  ``UPDATE ... RETURNING``, costs nothing more: writers are serialised anyway and the row hands
+  numbers out in commit order.
+- PostgreSQL takes seqs from the sequence ``change_log_seq``. A sequence hands numbers out at
+  call time, not commit time, so a writer first takes its venue's *turn*, a transaction-scoped
+  advisory lock per venue (:func:`take_turns`, venues in id order): writers for one venue
+  queue (only for the few statements between the log insert and the commit, since the log is
+  written last), writers for different venues do not. A reader wanting a safe top for its
+  venue waits for the venue's turn to be free for a moment and reads the sequence then
+  (:func:`last_seq`): every seq of that venue at or below it has committed, and any later one
+  is above it. Compaction takes the whole log's lock, which writers hold shared.
+- Ticket and holder ids come the same way (``ticket_id_seq``, ``holder_id_seq``), with no
+  turn: they need to be unique, not ordered. On PostgreSQL a rolled-back transaction leaves a
+  gap in each; nothing reads the gaps (the allowlist checksum counts changes, not seqs).
 """
 
 from __future__ import annotations
@@ -23,7 +39,9 @@ from sync.changes import parse_change
 from sync.timeutil import utcnow
 
 # Single-row counters, each bumped with UPDATE ... RETURNING inside the transaction that uses
-# the value: the row lock orders the writers, so values are handed out in commit order.
+# the value: the row lock orders the writers, so values are handed out in commit order. On
+# PostgreSQL the 'ticket', 'holder' and 'change_log' numbers come from sequences instead
+# (SEQUENCES; migration 0021), so that no sale waits on another's row.
 counters = sa.Table(
     "counters", metadata,
     sa.Column("name", sa.String(40), primary_key=True),
@@ -33,8 +51,8 @@ counters = sa.Table(
 
 
 # The change log the allowlist is served from: one row per change per venue, written in the
-# same transaction as the sale, refund or edit that caused it. seq comes from the
-# 'change_log' counter, so a reader paging by seq never skips a row that commits late.
+# same transaction as the sale, refund or edit that caused it. seq comes from next_values
+# after the venue's turn, so a reader paging by seq never skips a row that commits late.
 change_log = sa.Table(
     "change_log", metadata,
     sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
@@ -48,17 +66,60 @@ change_log = sa.Table(
 )
 
 
+# The counters that are PostgreSQL sequences there (made by migration 0021).
+SEQUENCES = {"ticket": "ticket_id_seq", "holder": "holder_id_seq",
+             "change_log": "change_log_seq"}
+
+# Advisory lock keys (two int4 form): (LOG_LOCK, 0) is the whole log, held shared by writers
+# and exclusively by compaction; (LOG_LOCK, venue id) is a venue's turn.
+LOG_LOCK = 0x57434C47
+
+
 def next_value(conn: sa.Connection, name: str) -> int:
     """The next value of a counter, taken inside the caller's transaction."""
-    return next_values(conn, name, 1).start
+    return next_values(conn, name, 1)[0]
 
 
-def next_values(conn: sa.Connection, name: str, n: int) -> range:
-    """The next ``n`` values of a counter, in one statement."""
+def next_values(conn: sa.Connection, name: str, n: int) -> list[int]:
+    """The next ``n`` values of a counter, ascending, in one statement: from its sequence on
+    PostgreSQL (no row lock: concurrent callers do not wait on each other; values may be
+    interleaved with theirs), from its row of ``counters`` elsewhere (SQLite's single writer
+    orders the callers anyway)."""
+    if n <= 0:
+        return []
+    if _is_pg(conn) and name in SEQUENCES:
+        return sorted(int(v) for v in conn.execute(
+            sa.text(f"SELECT nextval('{SEQUENCES[name]}') FROM generate_series(1, :n)"),
+            {"n": n}).scalars())
     last = conn.execute(
         sa.update(counters).where(counters.c.name == name)
         .values(value=counters.c.value + n).returning(counters.c.value)).scalar_one()
-    return range(int(last) - n + 1, int(last) + 1)
+    return list(range(int(last) - n + 1, int(last) + 1))
+
+
+def _is_pg(conn: sa.Connection) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+def take_turns(conn: sa.Connection, venue_ids: list[int] | set[int]) -> None:
+    """The turn of each venue to append to the log, held until the caller's transaction ends
+    (PostgreSQL; on SQLite the writer's lock is the turn). Taken in venue order, so that two
+    writers for the same venues never wait on each other in a circle."""
+    if not _is_pg(conn):
+        return
+    conn.execute(sa.text("SELECT pg_advisory_xact_lock_shared(:k, 0)"), {"k": LOG_LOCK})
+    for venue_id in sorted(set(venue_ids)):
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k, :v)"),
+                     {"k": LOG_LOCK, "v": venue_id})
+
+
+def lock_whole_log(conn: sa.Connection) -> None:
+    """Stop every writer of the log until the caller's transaction ends (compaction)."""
+    if _is_pg(conn):
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k, 0)"), {"k": LOG_LOCK})
+    else:
+        conn.execute(sa.update(counters).where(counters.c.name == "change_log")
+                     .values(value=counters.c.value))
 
 
 def claim_turn(conn: sa.Connection, name: str, at_ms: int, min_interval_ms: int) -> bool:
@@ -75,31 +136,29 @@ def record_change(conn: sa.Connection, venue_id: int, change: dict[str, Any],
                   now: datetime | None = None) -> int:
     """Append one change for one venue; the record is checked against the sync schema first,
     so the hub can never serve a change the appliance would refuse."""
-    seq = next_value(conn, "change_log")
-    record = {**change, "seq": seq}
-    parse_change(record)  # raises ChangeError before anything is written
-    conn.execute(sa.insert(change_log).values(
-        seq=seq, venue_id=venue_id, kind=change["type"], op=change["op"],
-        record=_sealed(conn, seq, record),
-        created_at=now or utcnow()))
-    return seq
+    return record_changes(conn, [(venue_id, change)], now)[0]
 
 
 def record_changes(conn: sa.Connection, changes: list[tuple[int, dict[str, Any]]],
-                   now: datetime | None = None) -> None:
-    """Append many (venue id, change) pairs in order, with one counter bump and one insert."""
+                   now: datetime | None = None) -> list[int]:
+    """Append many (venue id, change) pairs in order, after the turns of their venues, with
+    one numbering statement and one insert; their seqs. Every record is checked before a
+    number is taken, so a refused change takes none."""
     if not changes:
-        return
+        return []
     now = now or utcnow()
+    for _, change in changes:
+        parse_change({**change, "seq": 1})  # raises ChangeError before anything is written
+    take_turns(conn, {venue_id for venue_id, _ in changes})
     rows = []
-    for seq, (venue_id, change) in zip(next_values(conn, "change_log", len(changes)), changes,
-                                       strict=True):
+    seqs = next_values(conn, "change_log", len(changes))
+    for seq, (venue_id, change) in zip(seqs, changes, strict=True):
         record = {**change, "seq": seq}
-        parse_change(record)
         rows.append({"seq": seq, "venue_id": venue_id, "kind": change["type"],
                      "op": change["op"], "record": _sealed(conn, seq, record),
                      "created_at": now})
     conn.execute(sa.insert(change_log), rows)
+    return seqs
 
 
 def _sealed(conn: sa.Connection, seq: int, record: dict[str, Any]) -> dict[str, Any]:
@@ -154,9 +213,23 @@ def changes_since(conn: sa.Connection, venue_id: int, cursor: int, limit: int = 
     return [r.record for r in conn.execute(query.order_by(change_log.c.seq).limit(limit))]
 
 
-def last_seq(conn: sa.Connection) -> int:
-    """The seq of the newest committed change of any venue. Read before the changes: every
-    change up to it has committed (seq order is commit order), so a venue that is caught up to
-    it may move its cursor there, even past seqs that belong to other venues."""
-    return int(conn.execute(sa.select(counters.c.value).where(counters.c.name == "change_log"))
-               .scalar_one())
+def last_seq(conn: sa.Connection, venue_id: int) -> int:
+    """A seq up to which every change of the venue has committed, and above which any change of
+    it yet to commit will be numbered: the top a reader pages the venue's changes to (and the
+    cursor it may move a caught-up venue to, even past seqs of other venues). Read before the
+    changes.
+
+    SQLite: the newest seq of any venue (one writer at a time: seq order is commit order).
+    PostgreSQL: the sequence as it stands while the venue's turn is free — the reader waits
+    for a writer of this venue to commit, never holds the turn past this call."""
+    if not _is_pg(conn):
+        return int(conn.execute(sa.select(counters.c.value)
+                                .where(counters.c.name == "change_log")).scalar_one())
+    params = {"k": LOG_LOCK, "v": venue_id}
+    conn.execute(sa.text("SELECT pg_advisory_lock_shared(:k, :v)"), params)
+    try:
+        return int(conn.execute(sa.text(
+            "SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END "
+            f"FROM {SEQUENCES['change_log']}")).scalar_one())
+    finally:
+        conn.execute(sa.text("SELECT pg_advisory_unlock_shared(:k, :v)"), params)

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from cloud.core.changes import change_log, counters
+from cloud.core.changes import change_log, counters, lock_whole_log
 from sync.changes import SCHEMA
 from sync.timeutil import utcnow
 
@@ -67,14 +67,13 @@ def _key(kind: str, record: dict) -> tuple:
 def compact(conn: sa.Connection, keep_days: float, now: datetime | None = None) -> Compaction:
     """Drop superseded changes and tombstones older than ``keep_days``; raise the horizon.
 
-    Runs in the caller's transaction. The change_log counter row is locked first, so no change
-    commits while the log is being rewritten."""
+    Runs in the caller's transaction. The whole log is locked first (:func:`lock_whole_log`),
+    so no change commits while the log is being rewritten."""
     if keep_days < 0:
         raise ValueError("keep_days must not be negative")
     now = now or utcnow()
     cutoff = now - timedelta(days=keep_days)
-    conn.execute(sa.update(counters).where(counters.c.name == "change_log")
-                 .values(value=counters.c.value))  # the writers' lock
+    lock_whole_log(conn)
     old = conn.execute(sa.select(sa.func.max(change_log.c.seq))
                        .where(change_log.c.created_at < cutoff)).scalar()
     current = horizon(conn)

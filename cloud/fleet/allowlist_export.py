@@ -70,7 +70,7 @@ def export_allowlist(conn: sa.Connection, venue: str | int, actor: str,
         key = active_key(conn)
     except SigningKeyError:
         raise ExportError("no_active_key") from None
-    top = last_seq(conn)
+    top = last_seq(conn, v.id)
     changes: list[dict] = []
     cursor = 0
     while True:

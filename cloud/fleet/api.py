@@ -140,7 +140,7 @@ def allowlist():
     with engine().begin() as conn:
         a = calling_appliance(conn)
         h = _check_horizon(conn, since, args.get("full"))
-        top = last_seq(conn)
+        top = last_seq(conn, a.venue_id)
         page = changes_since(conn, a.venue_id, since, limit + 1, upto=top)
         more = len(page) > limit
         page = page[:limit]
@@ -178,7 +178,7 @@ def revocations():
     with engine().begin() as conn:
         a = calling_appliance(conn)
         h = _check_horizon(conn, since, args.get("full"))
-        top = last_seq(conn)
+        top = last_seq(conn, a.venue_id)
         page = changes_since(conn, a.venue_id, since, MAX_PAGE, upto=top)
     more = len(page) == MAX_PAGE
     cursor = page[-1]["seq"] if more else max(top, since)

@@ -20,6 +20,7 @@ from cloud.sales.tables import tickets
 from cloud.sales.tickets import TicketError, TicketSpec, revoke_ticket
 from cloud.staff import staff as staff_mod
 from cloud.web.http import ApiError, api_actor, api_blueprint, engine, json_body, requires
+from cloud.web.idempotent import idempotent, transaction
 from sync.identity import mask_document, mask_name
 
 bp = api_blueprint("api")
@@ -50,6 +51,7 @@ def get_ticket(number: str):
 
 @bp.post("/sessions/<int:session_id>/tickets")
 @requires("sales")
+@idempotent
 def sell(session_id: int):
     """The box office: one ticket, or several (``{"tickets": [...]}``), for a session."""
     b = json_body()
@@ -72,13 +74,14 @@ def sell(session_id: int):
         specs.append(TicketSpec(session_id=session_id, seat_id=item.get("seat_id"),
                                 price_tier_id=item.get("price_tier_id"), holder=holder,
                                 customer=item.get("customer")))
-    with engine().begin() as conn:
+    with transaction() as conn:
         issued = sell_tickets(conn, session_id, specs, actor=api_actor())
     return jsonify(tickets=[{"id": t.id, "number": t.number, "code": t.code} for t in issued]), 201
 
 
 @bp.post("/tickets/<number>/refund")
 @requires("sales")
+@idempotent
 def refund(number: str):
     """Body (optional): ``{"reason": text}``, needed, with an admin's token, for a ticket that
     has admitted someone (409 ``admitted_needs_supervisor`` / ``reason_required``)."""
@@ -87,7 +90,7 @@ def refund(number: str):
     reason = body.get("reason", "")
     if not isinstance(reason, str):
         raise ApiError("bad_reason")
-    with engine().begin() as conn:
+    with transaction() as conn:
         ticket_id = conn.execute(sa.select(tickets.c.id)
                                  .where(tickets.c.number == number)).scalar()
         if ticket_id is None:

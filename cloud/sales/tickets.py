@@ -152,9 +152,10 @@ def issue_tickets(conn: sa.Connection, specs: list[TicketSpec],
         conn.execute(sa.insert(tickets), ticket_rows)
     except sa.exc.IntegrityError:
         raise TicketError("seat_taken") from None
-    record_changes(conn, changes, now)
     record(conn, actor, "ticket.issue", f"tickets:{issued[0].id}..{issued[-1].id}",
            None, {"count": len(issued), "first": issued[0].id, "last": issued[-1].id})
+    # last: the change log's turn for these venues is held from here to the commit
+    record_changes(conn, changes, now)
     return issued
 
 

@@ -1,7 +1,11 @@
 """The staff accounts' JSON API (admins' tokens only), the same rules as the pages: list the
 accounts with their last sign-in, disable and enable, change the role, reset the password (the
 temporary one in the answer, once), end all sessions, and create, list and revoke API tokens.
-Refusals are ``{"error": code, ...}`` with the status the code names."""
+Refusals are ``{"error": code, ...}`` with the status the code names.
+
+The writes take an ``Idempotency-Key`` (``cloud/web/idempotent.py``) — except the two whose
+answer is a secret shown once (a temporary password, a new token): the hub keeps secrets only
+hashed, and a stored answer would keep that one in clear for a day."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from flask import jsonify
 from cloud.staff import accounts, tokens
 from cloud.staff.tables import staff
 from cloud.web.http import ApiError, api_actor, engine, json_blueprint, json_body, requires
+from cloud.web.idempotent import idempotent, transaction
 
 bp = json_blueprint("staff_api", "/api/v1")
 
@@ -34,25 +39,28 @@ def list_staff():
 
 
 def _change(step, **answer):
-    with engine().begin() as conn:
+    with transaction() as conn:
         changed = step(conn)
     return jsonify({**answer, "changed": changed})
 
 
 @bp.post("/staff/<int:staff_id>/disable")
 @requires()
+@idempotent
 def disable(staff_id: int):
     return _change(lambda c: accounts.disable_staff(c, staff_id, actor=api_actor()))
 
 
 @bp.post("/staff/<int:staff_id>/enable")
 @requires()
+@idempotent
 def enable(staff_id: int):
     return _change(lambda c: accounts.enable_staff(c, staff_id, actor=api_actor()))
 
 
 @bp.post("/staff/<int:staff_id>/role")
 @requires()
+@idempotent
 def change_role(staff_id: int):
     role = json_body().get("role")
     if not isinstance(role, str):
@@ -62,8 +70,9 @@ def change_role(staff_id: int):
 
 @bp.post("/staff/<int:staff_id>/end-sessions")
 @requires()
+@idempotent
 def end_sessions(staff_id: int):
-    with engine().begin() as conn:
+    with transaction() as conn:
         ended = accounts.end_all_sessions(conn, staff_id, actor=api_actor())
     return jsonify({"sessions_ended": ended})
 
@@ -117,5 +126,6 @@ def create_token(staff_id: int):
 
 @bp.post("/tokens/<int:token_id>/revoke")
 @requires()
+@idempotent
 def revoke_token(token_id: int):
     return _change(lambda c: tokens.revoke_token(c, token_id, actor=api_actor()))

@@ -141,6 +141,11 @@ ERROR_WORDS = {
     "bad_expiry": _l("A token's expiry must be in the future."),
     "unknown_token": _l("No such API token."),
     "rate_limited": _l("Too many requests: try again after the time Retry-After gives."),
+    "idempotency_key_bad": _l("The Idempotency-Key header must be 1 to 255 printable ASCII "
+                              "characters."),
+    "idempotency_key_reused": _l("This Idempotency-Key was used for a different request."),
+    "idempotency_in_progress": _l("A request with this Idempotency-Key is still being "
+                                  "processed: retry later."),
     "totp_not_enrolling": _l("No one-time password is being set up: start again."),
     "totp_enrolled": _l("This account already has a one-time password."),
     "bad_totp": _l("Wrong or already used code."),

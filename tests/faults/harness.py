@@ -39,7 +39,7 @@ import sqlalchemy as sa
 from cloud.catalog.events import create_event
 from cloud.catalog.tables import sessions
 from cloud.catalog.venues import add_gate, add_zone, create_venue
-from cloud.core.changes import change_log, counters
+from cloud.core.changes import change_log, last_seq
 from cloud.core.db import init_db, make_engine
 from cloud.core.trust import signing_keys
 from cloud.fleet import appliances as appliance_mod
@@ -564,8 +564,7 @@ def check(hub: Hub, edge: Edge, credential: str | None = None,
                       signing_keys.c.retired_at))}
         venue_last = hc.execute(sa.select(sa.func.max(change_log.c.seq))
                                 .where(change_log.c.venue_id == hub.venue_id)).scalar() or 0
-        hub_top = hc.execute(sa.select(counters.c.value)
-                             .where(counters.c.name == "change_log")).scalar() or 0
+        hub_top = last_seq(hc, hub.venue_id)
         bad_conflicts = hc.execute(sa.select(conflicts.c.ticket_id, conflicts.c.entry_ids)
                                    .where(conflicts.c.kind == "admitted_after_revocation")).all()
         state = hc.execute(sa.select(appliances.c.state)

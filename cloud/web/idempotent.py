@@ -1,0 +1,61 @@
+"""The JSON APIs' ``Idempotency-Key`` header: a retried write returns the first answer, byte
+for byte, and does the work once (the rule: ``cloud/core/idempotency.py``).
+
+A write view decorated with :func:`idempotent` (inside ``requires``, which names the caller)
+does its work on :func:`transaction`'s connection: with the header, that is the transaction the
+decorator opened, in which the key was claimed and the answer is stored; without it, a
+transaction of its own, as before. A refused request (a coded error) rolls back with its key:
+refusals are not remembered, a retry is judged again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from functools import wraps
+
+import sqlalchemy as sa
+from flask import current_app, g, request
+
+from cloud.core import idempotency
+from cloud.web.http import api_actor, engine
+
+HEADER = "Idempotency-Key"
+REPLAYED = "Idempotent-Replayed"
+
+
+def transaction() -> AbstractContextManager[sa.Connection]:
+    """The request's write transaction: the one :func:`idempotent` opened, else a new one."""
+    conn = g.get("idempotent_conn")
+    return nullcontext(conn) if conn is not None else engine().begin()
+
+
+def idempotent(view: Callable) -> Callable:
+    """Honour ``Idempotency-Key`` on a JSON write view (see the module's docstring)."""
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        key = request.headers.get(HEADER)
+        if key is None:
+            return view(*args, **kwargs)
+        if not idempotency.valid_key(key):
+            raise idempotency.IdempotencyError("idempotency_key_bad")
+        scope = api_actor()
+        path = request.path + (f"?{request.query_string.decode('latin-1')}"
+                               if request.query_string else "")
+        digest = idempotency.request_hash(request.method, path, request.get_data(cache=True))
+        with engine().begin() as conn:
+            answer = idempotency.begin(conn, scope, key, digest)
+            if answer is not None:
+                replay = current_app.response_class(answer.body, status=answer.status,
+                                                    content_type=answer.content_type)
+                replay.headers[REPLAYED] = "true"
+                return replay
+            g.idempotent_conn = conn
+            try:
+                response = current_app.make_response(view(*args, **kwargs))
+            finally:
+                g.pop("idempotent_conn", None)
+            idempotency.finish(conn, scope, key, response.status_code, response.get_data(),
+                               response.content_type)
+        return response
+    return wrapper
