@@ -219,8 +219,9 @@ class Alipay:
 def _notice(f: dict[str, str]) -> Notice:
     try:
         if f.get("out_biz_no") and f.get("refund_fee"):   # a refund moved the trade
-            return Notice(f["notify_id"], "refund", f["out_trade_no"], "succeeded",
-                          yuan_to_fen(f["refund_fee"]), f.get("trade_no"), f["out_biz_no"])
+            yuan_to_fen(f["refund_fee"])   # the total refunded so far, not this refund's
+            return Notice(f["notify_id"], "refund", f["out_trade_no"], "succeeded", None,
+                          f.get("trade_no"), f["out_biz_no"])
         return Notice(f["notify_id"], "payment", f["out_trade_no"],
                       TRADE_STATES.get(f.get("trade_status", ""), "pending"),
                       yuan_to_fen(f["total_amount"]), f.get("trade_no"))

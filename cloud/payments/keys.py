@@ -68,3 +68,17 @@ def load_public_key(path: str | Path) -> rsa.RSAPublicKey:
     if not isinstance(key, rsa.RSAPublicKey):
         raise ValueError(f"{path}: not an RSA public key")
     return key
+
+
+def sandbox_settings(published: str | Path) -> dict[str, str]:
+    """The hub's settings that point the online providers at a running sandbox, from what it
+    published (its address, its public keys and ids) — with :func:`make_merchant_keys`'s,
+    everything the hub needs."""
+    folder = Path(published)
+    info = json.loads((folder / "sandbox.json").read_text())
+    return {"WECHAT_PAY_ENDPOINT": info["url"], "WECHAT_PAY_APPID": "wx0000000000sandbox",
+            "WECHAT_PAY_PLATFORM_KEY": str(folder / "wechat_platform_public.pem"),
+            "WECHAT_PAY_PLATFORM_KEY_ID": info["wechat_platform_key_id"],
+            "ALIPAY_GATEWAY": info["url"] + "/gateway.do",
+            "ALIPAY_SELLER_ID": info["alipay_seller_id"],
+            "ALIPAY_PUBLIC_KEY": str(folder / "alipay_public.pem")}
