@@ -40,6 +40,11 @@ FAULTS = {
     "refund_fail": "refunds of the trade fail (WeChat: ABNORMAL later; Alipay: refused)",
     "timeout_after_commit": "the next call commits, then answers only when released",
     "server_error": "the next call answers 500 SYSTEM_ERROR without doing anything",
+    "bill_wrong_amount": "the next statement says one fen more for its first payment",
+    "bill_missing": "the next statement leaves out its first payment",
+    "bill_extra": "the next statement lists a payment the hub never made",
+    "bill_wrong_hash": "the next WeChat statement's SHA-1 does not match its file",
+    "bill_truncated": "the next WeChat statement's gzip file is cut short",
 }
 ONCE = {"timeout_after_commit", "server_error"}
 
@@ -104,6 +109,8 @@ class Sandbox:
         self.next_faults: set[str] = set()
         self.requests: list[dict] = []
         self.bills: dict[str, bytes] = {}
+        self.bill_faults: set[str] = set()
+        self.last_bill_faults: set[str] = set()
         self.released = threading.Event()
         self.lock = threading.RLock()
         self.dispatcher = Dispatcher(time_scale)
@@ -124,6 +131,8 @@ class Sandbox:
         if unknown:
             raise ValueError(f"unknown faults: {sorted(unknown)}")
         with self.lock:
+            self.bill_faults |= {f for f in faults if f.startswith("bill_")}
+            faults = [f for f in faults if not f.startswith("bill_")]
             if out_trade_no is None:
                 self.next_faults |= set(faults)
             else:

@@ -6,7 +6,9 @@ A sandbox statement lists every trade and refund it holds, whatever the day aske
 from __future__ import annotations
 
 import io
+import secrets
 import zipfile
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 from cloud.payments import sandbox_signing as sig
@@ -27,7 +29,20 @@ def _when(moment: datetime | None) -> str:
 
 
 def _paid(sb, provider: str):
-    return [t for t in sb.trades.values() if t.provider == provider and t.state == "SUCCESS"]
+    """The paid trades the statement lists, after the statement faults asked for (each applies
+    to the latest payment, and once)."""
+    paid = [t for t in sb.trades.values() if t.provider == provider and t.state == "SUCCESS"]
+    with sb.lock:
+        faults, sb.bill_faults = set(sb.bill_faults), set()
+    if paid and "bill_wrong_amount" in faults:
+        paid[-1] = replace(paid[-1], amount=paid[-1].amount + 1)
+    if paid and "bill_missing" in faults:
+        paid.pop()
+    if paid and "bill_extra" in faults:
+        paid.append(replace(paid[-1], out_trade_no="extra" + secrets.token_hex(8),
+                            reference="4200" + secrets.token_hex(8)))
+    sb.last_bill_faults = faults
+    return paid
 
 
 def _refunds(sb, provider: str):

@@ -74,9 +74,13 @@ def wechat(sb: Sandbox, method: str, path: str, target: str, headers: Mapping[st
         return _wx(sb, 200, _refund_json(refund))
     if method == "GET" and path == "/v3/bill/tradebill":
         text = sandbox_bills.wechat_bill(sb)
-        token = secrets.token_hex(8)
+        token, digest = secrets.token_hex(8), hashlib.sha1(text).hexdigest()
         sb.bills[token] = gzip.compress(text)
-        return _wx(sb, 200, {"hash_type": "SHA1", "hash_value": hashlib.sha1(text).hexdigest(),
+        if "bill_wrong_hash" in sb.last_bill_faults:
+            digest = hashlib.sha1(text + b"x").hexdigest()
+        if "bill_truncated" in sb.last_bill_faults:
+            sb.bills[token] = sb.bills[token][:len(sb.bills[token]) // 2]
+        return _wx(sb, 200, {"hash_type": "SHA1", "hash_value": digest,
                              "download_url": f"{sb.base_url}/v3/billdownload/file?token={token}"})
     if method == "GET" and path == "/v3/billdownload/file" and query.get("token") in sb.bills:
         return Answer(200, sb.bills[query["token"]], {"Content-Type": "application/gzip"})
