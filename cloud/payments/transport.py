@@ -26,7 +26,7 @@ def send(provider: str, method: str, url: str, *, headers: dict[str, str],
     except requests.RequestException as e:
         raise PaymentError("provider_unavailable", provider=provider,
                            detail=type(e).__name__) from None
-    if r.status_code >= 500:
+    if r.status_code >= 500 or r.status_code == 429:   # try again later, same numbers
         raise PaymentError("provider_unavailable", provider=provider,
                            detail=f"HTTP {r.status_code}")
     return Answer(r.status_code, {k.lower(): v for k, v in r.headers.items()}, r.content)

@@ -291,3 +291,22 @@ def test_the_notify_endpoints_answer_as_each_provider_expects(hub_url, provider_
         states = conn.execute(sa.select(payments.c.state).order_by(payments.c.id)).scalars()
         assert list(states) == ["succeeded", "succeeded"]
     engine.dispose()
+
+
+def test_open_payments_and_unended_refunds_are_listed_for_follow_up(hub_engine):
+    from cloud.payments.followups import Followup, followups
+
+    pending = _payment(hub_engine, "wechat")
+    _payment(hub_engine, "alipay", state="succeeded", trade="T0002")
+    _payment(hub_engine, "offline", state="created", trade="T0003")
+    paid = _payment(hub_engine, "alipay", state="succeeded", trade="T0004")
+    with hub_engine.begin() as conn:
+        ids = [conn.execute(sa.insert(payment_refunds).values(
+            payment_id=paid, out_refund_no=f"R{n}", amount=100, state=state, created_at=NOW)
+            .returning(payment_refunds.c.id)).scalar_one()
+            for n, state in enumerate(("requested", "processing", "succeeded", "failed"))]
+    with hub_engine.connect() as conn:
+        assert followups(conn, NOW) == []
+        assert followups(conn, NOW + timedelta(minutes=1)) == [
+            Followup("settle_payment", pending, "wechat"),
+            Followup("send_refund", ids[0], "alipay"), Followup("settle_refund", ids[1], "alipay")]
