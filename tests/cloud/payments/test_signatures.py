@@ -203,3 +203,12 @@ def test_the_sandbox_shares_no_code_with_the_adapters():
         assert not _imports(path) & adapters, path.name
     for name in ("wechat", "alipay", "money", "checkout", "notifications", "refunds", "api"):
         assert not any("sandbox" in i for i in _imports(PAYMENTS / f"{name}.py")), name
+
+
+@given(st.dictionaries(st.text(max_size=8), st.one_of(
+    st.text(max_size=12), st.integers(), st.lists(st.text(max_size=4), max_size=3)),
+    max_size=5), st.booleans())
+def test_the_response_text_is_found_exactly_whatever_it_holds(content, ascii_only):
+    text = json.dumps(content, ensure_ascii=ascii_only)
+    raw = '{"alipay_trade_query_response":' + text + ',"sign":"x"}'
+    assert response_text(raw, "alipay_trade_query_response") == text
