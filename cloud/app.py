@@ -103,6 +103,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from cloud.ops import api as ops_api
     from cloud.ops import conflict_pages
     from cloud.ops import pages as ops_pages
+    from cloud.payments import api as payments_api
     from cloud.sales import api as sales_api
     from cloud.sales import key_pages
     from cloud.sales import pages as sales_pages
@@ -118,11 +119,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.teardown_request(end_audit_source)
     # each area hands over its blueprints: the JSON ones, then the pages inside the page shell
     for bp in (sync_api.bp, ops_api.sync_bp, sales_api.bp, catalog_api.bp, ops_api.bp,
-               staff_api.bp):
+               staff_api.bp, payments_api.bp):
         app.register_blueprint(bp)
     init_pages(app, [home.bp, auth.bp, venue_pages.bp, inventory_pages.bp,
                      inventory_pages.seat_map_bp, sales_pages.bp, fleet_pages.bp,
                      fleet_pages.allowlist_bp, key_pages.bp, staff_pages.bp, audit_pages.bp,
                      conflict_pages.bp, ops_pages.bp, ops_pages.wall_bp, totp_pages.bp])
+    payments_api.init_payments(app)
     init_limits(app)
     return app

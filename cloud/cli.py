@@ -22,6 +22,10 @@
     wicket-hub [--db URL] export-allowlist --venue CODE|ID --out FILE   the venue's allowlist,
                                    signed with the active key, for an offline appliance
                                    (written owner-only: it holds holder data; audited)
+    wicket-hub payments-keys --dir DIR   merchant keys for the online payment providers, for a
+                                   sandbox (prints the settings that name them)
+    wicket-hub payments-sandbox --port N --hub-keys DIR/public --publish DIR2   the payment
+                                   sandbox playing WeChat Pay and Alipay (docs/payments.md)
 
 Exit status: 0 done, 2 bad input or the database unreachable, 74 the disk is full or
 read-only (one line says which file; see ``sync/diskfault.py``).
@@ -37,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import logging
 import os
 import signal
 import sys
@@ -381,6 +386,44 @@ def cmd_rotate_data_key(args) -> int:
     return 0
 
 
+def cmd_payments_keys(args) -> int:
+    from cloud.payments.keys import make_merchant_keys
+
+    settings = make_merchant_keys(args.dir)
+    for name, value in settings.items():
+        print(f"WICKET_HUB_{name}={value}")
+    return 0
+
+
+def cmd_payments_sandbox(args) -> int:
+    from cloud.payments.sandbox_pages import serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    serve(args.hub_keys, args.publish, args.port, args.host, args.time_scale, args.public_url)
+    return 0
+
+
+def _payments_parsers(sub) -> None:
+    s = sub.add_parser("payments-keys", help="make merchant keys for the online payment "
+                       "providers (for a sandbox; production uses the providers' own)")
+    s.add_argument("--dir", required=True, help="folder for the keys; its public/ subfolder "
+                   "is what a provider (or the sandbox) may see")
+    s.set_defaults(func=cmd_payments_keys)
+    s = sub.add_parser("payments-sandbox", help="run the payment sandbox that plays WeChat Pay "
+                       "and Alipay (docs/payments.md)")
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--hub-keys", required=True, help="the merchant's public/ key folder "
+                   "(wicket-hub payments-keys)")
+    s.add_argument("--publish", required=True, help="folder the sandbox writes its public "
+                   "keys, ids and address to (the hub's settings point at it)")
+    s.add_argument("--time-scale", type=float, default=0.001, help="how much faster than the "
+                   "providers' the retry schedule runs (default %(default)s: 15 s take 15 ms)")
+    s.add_argument("--public-url", help="the sandbox's address as the hub and buyers reach it "
+                   "(default http://HOST:PORT)")
+    s.set_defaults(func=cmd_payments_sandbox)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wicket-hub", description="Wicket hub tools.")
     p.add_argument("--db", default=os.environ.get("WICKET_HUB_DB", DEFAULT_URL),
@@ -437,6 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("create-admin", help="create an admin staff account")
     s.add_argument("--username", required=True)
     s.set_defaults(func=cmd_create_admin)
+    _payments_parsers(sub)
     return p
 
 

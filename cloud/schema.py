@@ -12,10 +12,12 @@ from cloud.core.db import metadata
 from cloud.fleet import tables as fleet_tables
 from cloud.inventory import tables as inventory_tables
 from cloud.ops import tables as ops_tables
+from cloud.payments import tables as payments_tables
 from cloud.sales import tables as sales_tables
 from cloud.staff import tables as staff_tables
 
-TABLE_MODULES = (changes, audit, trust, rate_limits, idempotency, jobs, catalog_tables, inventory_tables,
-                 sales_tables, fleet_tables, ops_tables, staff_tables)
+TABLE_MODULES = (changes, audit, trust, rate_limits, idempotency, jobs, catalog_tables,
+                 inventory_tables, sales_tables, fleet_tables, ops_tables, staff_tables,
+                 payments_tables)
 
 __all__ = ["TABLE_MODULES", "metadata"]

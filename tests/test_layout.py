@@ -33,6 +33,7 @@ HUB_AREAS: dict[str, set[str]] = {
     "fleet": {"core", "catalog"},
     "sales": {"core", "catalog", "inventory", "fleet"},
     "ops": {"core", "catalog", "inventory", "fleet", "sales", "staff"},
+    "payments": {"core", "catalog", "inventory", "fleet", "sales"},
 }
 HUB_COMPOSERS = {"cloud", "cloud.app", "cloud.cli", "cloud.demo", "cloud.home", "cloud.schema",
                  "cloud.errors"}

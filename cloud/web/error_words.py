@@ -150,4 +150,23 @@ ERROR_WORDS = {
     "totp_enrolled": _l("This account already has a one-time password."),
     "bad_totp": _l("Wrong or already used code."),
     "totp_locked": _l("Too many wrong passwords or codes: try again later."),
+    # payments (cloud/payments/errors.py)
+    "unknown_provider": _l("No payment provider %(provider)s is configured."),
+    "bad_payment_amount": _l("A payment is a whole, positive number of fen."),
+    "bad_signature": _l("The %(provider)s notification's signature does not verify."),
+    "stale_notification": _l("The %(provider)s notification's timestamp is more than five "
+                             "minutes from now."),
+    "bad_notification": _l("The %(provider)s notification is malformed: %(detail)s."),
+    "foreign_merchant": _l("The %(provider)s notification is for another merchant."),
+    "unknown_trade": _l("No payment with trade number %(out_trade_no)s."),
+    "amount_mismatch": _l("Trade %(out_trade_no)s: the provider says %(notified)s fen, the "
+                          "payment is %(amount)s fen."),
+    "unknown_payment": _l("No payment %(payment_id)s."),
+    "payment_not_refundable": _l("Payment %(payment_id)s is %(state)s, not succeeded."),
+    "refund_exceeds_payment": _l("Payment %(payment_id)s: refunding %(amount)s fen would give "
+                                 "back more than was paid."),
+    "unknown_refund": _l("No refund with number %(out_refund_no)s."),
+    "provider_refused": _l("%(provider)s refused: %(detail)s."),
+    "provider_unavailable": _l("%(provider)s did not answer: %(detail)s."),
+    "forged_response": _l("%(provider)s answered without a valid signature."),
 }

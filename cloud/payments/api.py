@@ -1,0 +1,62 @@
+"""The providers' notification endpoints: ``POST /api/v1/payments/notify/<provider>``.
+
+No staff sign-in and no CSRF token: a notification is authenticated by its signature alone
+(``cloud/payments/notifications.py``), and answered exactly as its provider expects (WeChat:
+204, or 4xx with ``{"code": "FAIL", …}``; Alipay: the word ``success``, or ``fail``). These
+endpoints carry no per-address rate limit: a provider sends every merchant's notifications
+from a few addresses and retries what is refused, so a limit would only delay payments; a
+forged request costs one signature check and changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from flask import Blueprint, Flask, Response, current_app, request
+
+from cloud.payments.errors import PaymentError
+from cloud.payments.notifications import handle_notification
+from cloud.payments.settings import make_providers, payment_settings, provider
+from cloud.web.http import engine
+
+log = logging.getLogger(__name__)
+bp = Blueprint("payments_notify", __name__, url_prefix="/api/v1/payments")
+
+
+def init_payments(app: Flask) -> None:
+    """Read the payments settings and build the providers once, at start."""
+    settings = payment_settings(app.config, os.environ)
+    app.extensions["payment_settings"] = settings
+    app.extensions["payment_providers"] = make_providers(settings)
+
+
+def notify_url(provider_name: str) -> str:
+    """Where ``provider_name`` sends this hub's notifications."""
+    s = current_app.extensions["payment_settings"]
+    base = s["PAYMENTS_NOTIFY_URL"] or (
+        (current_app.config.get("HUB_PUBLIC_URL") or request.host_url).rstrip("/")
+        + "/api/v1/payments/notify")
+    return f"{base.rstrip('/')}/{provider_name}"
+
+
+@bp.post("/notify/<name>")
+def notify(name: str):
+    try:
+        adapter = provider(current_app.extensions["payment_providers"], name)
+    except PaymentError:
+        return Response(b"", status=404)
+    body = request.get_data(cache=False)
+    try:
+        with engine().begin() as conn:
+            outcome = handle_notification(conn, adapter, request.headers, body)
+    except PaymentError:
+        reply = adapter.reply(False)
+    else:
+        if outcome.newly_succeeded:
+            # the order's capture is called here, in the same transaction, once the orders
+            # area offers it (cloud/sales/orders.py capture)
+            log.info("payment %s of order %s succeeded (%s fen)", outcome.payment_id,
+                     outcome.order_id, outcome.amount)
+        reply = adapter.reply(True)
+    return Response(reply.body, status=reply.status, content_type=reply.content_type)

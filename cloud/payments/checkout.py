@@ -1,0 +1,104 @@
+"""Starting a payment and settling one whose notification never came.
+
+``start_payment`` writes the payment in the caller's transaction and asks the provider for
+what the buyer is shown. Asking again for the same order, provider and amount reuses the open
+payment and its ``out_trade_no`` (the provider answers the same trade again), so a call that
+timed out after the provider committed is retried, never doubled.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from cloud.payments.errors import PaymentError
+from cloud.payments.providers import Provider
+from cloud.payments.tables import payments
+from cloud.payments.transitions import Outcome, move_payment
+from sync.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """A started payment and what to show the buyer: a QR code's text or an address; both
+    None when the provider did not answer (``unavailable``: ask again, the same trade is
+    reused). ``outcome`` is set when the payment succeeded at once (offline)."""
+
+    payment_id: int
+    out_trade_no: str
+    state: str
+    qr_text: str | None = None
+    redirect_url: str | None = None
+    unavailable: str | None = None
+    outcome: Outcome | None = None
+
+
+def new_trade_no() -> str:
+    """32 characters of ``[0-9a-f]``: within both providers' alphabets and lengths."""
+    return uuid.uuid4().hex
+
+
+def _open_payment(conn: sa.Connection, provider: str, order_id: int, amount: int):
+    return conn.execute(sa.select(payments).where(
+        payments.c.order_id == order_id, payments.c.provider == provider,
+        payments.c.amount == amount, payments.c.state.in_(("created", "pending")))
+        .order_by(payments.c.id.desc()).limit(1)).first()
+
+
+def start_payment(conn: sa.Connection, provider: Provider, order_id: int, amount: int,
+                  description: str, expires_at: datetime, now: datetime | None = None, *,
+                  notify_url: str = "", currency: str = "CNY") -> Checkout:
+    """Open (or reopen) the payment of ``amount`` fen for ``order_id`` with ``provider``."""
+    now = now or utcnow()
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+        raise PaymentError("bad_payment_amount")
+    row = _open_payment(conn, provider.name, order_id, amount)
+    if row is None:
+        pid = conn.execute(sa.insert(payments).values(
+            order_id=order_id, provider=provider.name, out_trade_no=new_trade_no(),
+            amount=amount, currency=currency, state="created", created_at=now)
+            .returning(payments.c.id)).scalar_one()
+        row = conn.execute(sa.select(payments).where(payments.c.id == pid)).one()
+    try:
+        shown = provider.create(row.out_trade_no, amount, description, expires_at, notify_url)
+    except PaymentError as e:
+        if e.code != "provider_unavailable":
+            raise
+        log.warning("payment %s: %s did not answer (%s); the same trade is asked again",
+                    row.id, provider.name, e.params.get("detail"))
+        return Checkout(row.id, row.out_trade_no, row.state, unavailable=e.params.get("detail"))
+    outcome = move_payment(conn, row, "succeeded" if shown.settled else "pending",
+                           shown.reference, now)
+    return Checkout(row.id, row.out_trade_no, outcome.state, shown.qr_text, shown.redirect_url,
+                    outcome=outcome if outcome.newly_succeeded else None)
+
+
+def payment_by_trade(conn: sa.Connection, provider: str, out_trade_no: str):
+    row = conn.execute(sa.select(payments).where(payments.c.out_trade_no == out_trade_no,
+                                                 payments.c.provider == provider)).first()
+    if row is None:
+        raise PaymentError("unknown_trade", out_trade_no=out_trade_no)
+    return row
+
+
+def settle_payment(conn: sa.Connection, provider: Provider, payment_id: int,
+                   now: datetime | None = None) -> Outcome:
+    """Ask the provider where a payment stands and apply it as a notification would be: for a
+    payment whose notification never came (the worker's follow-up)."""
+    now = now or utcnow()
+    row = conn.execute(sa.select(payments).where(payments.c.id == payment_id)).first()
+    if row is None or row.provider != provider.name:
+        raise PaymentError("unknown_payment", payment_id=payment_id)
+    status = provider.query(row.out_trade_no)
+    if status.amount is not None and status.amount != row.amount:
+        log.error("payment %s: %s says %s fen, the payment is %s fen", row.id, provider.name,
+                  status.amount, row.amount)
+        raise PaymentError("amount_mismatch", out_trade_no=row.out_trade_no,
+                           notified=status.amount, amount=row.amount)
+    return move_payment(conn, row, status.state, status.provider_reference, now)

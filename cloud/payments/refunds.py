@@ -1,0 +1,78 @@
+"""Refunds through the payment's provider. The amount is reserved on the payment in the
+refund's own transaction (the database refuses a total above what was paid), the provider is
+asked with the refund's own number (a retry reuses it: the provider refunds once), and the end
+comes by the provider's notification, a query, or at once (offline)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from cloud.core import audit
+from cloud.payments.errors import PaymentError
+from cloud.payments.providers import Provider
+from cloud.payments.tables import payment_refunds, payments
+from cloud.payments.transitions import Outcome, move_refund
+from sync.timeutil import utcnow
+
+
+def request_refund(conn: sa.Connection, provider: Provider, payment_id: int, amount: int,
+                   reason: str, actor: str, now: datetime | None = None, *,
+                   notify_url: str = "") -> Outcome:
+    """Refund ``amount`` fen of a succeeded payment; the outcome's state is the refund's
+    (``processing`` until the provider says, ``failed`` if it refused at once)."""
+    now = now or utcnow()
+    p = conn.execute(sa.select(payments).where(payments.c.id == payment_id)).first()
+    if p is None or p.provider != provider.name:
+        raise PaymentError("unknown_payment", payment_id=payment_id)
+    if p.state != "succeeded":
+        raise PaymentError("payment_not_refundable", payment_id=payment_id, state=p.state)
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+        raise PaymentError("bad_payment_amount")
+    reserved = conn.execute(sa.update(payments).where(
+        payments.c.id == payment_id, payments.c.refunded + amount <= payments.c.amount)
+        .values(refunded=payments.c.refunded + amount)).rowcount
+    if reserved != 1:
+        raise PaymentError("refund_exceeds_payment", payment_id=payment_id, amount=amount)
+    rid = conn.execute(sa.insert(payment_refunds).values(
+        payment_id=payment_id, out_refund_no=uuid.uuid4().hex, amount=amount,
+        state="requested", reason=reason[:80], created_at=now)
+        .returning(payment_refunds.c.id)).scalar_one()
+    audit.record(conn, actor, "payment.refund_requested", f"payment:{payment_id}",
+                 after={"refund_id": rid, "amount": amount, "reason": reason[:80]})
+    return send_refund(conn, provider, rid, now, notify_url=notify_url)
+
+
+def _refund(conn: sa.Connection, refund_id: int):
+    r = conn.execute(sa.select(payment_refunds).where(payment_refunds.c.id == refund_id)).first()
+    if r is None:
+        raise PaymentError("unknown_refund", out_refund_no=str(refund_id))
+    return r
+
+
+def send_refund(conn: sa.Connection, provider: Provider, refund_id: int,
+                now: datetime | None = None, *, notify_url: str = "") -> Outcome:
+    """Ask the provider for a requested refund (again, after a timeout: same number)."""
+    now = now or utcnow()
+    r = _refund(conn, refund_id)
+    p = conn.execute(sa.select(payments).where(payments.c.id == r.payment_id)).one()
+    try:
+        status = provider.refund(p.out_trade_no, r.out_refund_no, r.amount, p.amount,
+                                 r.reason or "", notify_url)
+    except PaymentError as e:
+        if e.code != "provider_unavailable":
+            raise
+        return move_refund(conn, r, "requested", None, now)   # stays requested: ask again
+    return move_refund(conn, r, status.state, status.provider_reference, now)
+
+
+def settle_refund(conn: sa.Connection, provider: Provider, refund_id: int,
+                  now: datetime | None = None) -> Outcome:
+    """Ask the provider where a refund stands, for one whose notification never came."""
+    now = now or utcnow()
+    r = _refund(conn, refund_id)
+    p = conn.execute(sa.select(payments).where(payments.c.id == r.payment_id)).one()
+    status = provider.refund_query(p.out_trade_no, r.out_refund_no)
+    return move_refund(conn, r, status.state, status.provider_reference, now)

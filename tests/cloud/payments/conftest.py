@@ -1,0 +1,152 @@
+"""Payments fixtures: merchant keys, adapters on locally made provider keys (for the rules,
+without a sandbox), and the sandbox as a real process with the hub served beside it."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from werkzeug.serving import make_server
+
+from cloud.app import create_app
+from cloud.core.db import init_db, make_engine
+from cloud.payments.keys import make_merchant_keys, sandbox_settings
+from cloud.payments.settings import make_providers, payment_settings
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@dataclass
+class ProviderSide:
+    """What a provider holds, made locally: its signing key and the shared APIv3 key."""
+
+    platform: rsa.RSAPrivateKey
+    platform_key_id: str
+    alipay: rsa.RSAPrivateKey
+    apiv3_key: bytes
+    settings: dict[str, str]
+
+
+def _pem(key: rsa.RSAPrivateKey, path: Path) -> str:
+    path.write_bytes(key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def provider_side(tmp_path_factory) -> ProviderSide:
+    folder = tmp_path_factory.mktemp("merchant")
+    settings = make_merchant_keys(folder)
+    platform = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    alipay = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    settings.update({
+        "PAYMENT_PROVIDERS": "offline,wechat,alipay", "WECHAT_PAY_APPID": "wx0000000000test",
+        "WECHAT_PAY_PLATFORM_KEY": _pem(platform, folder / "platform.pem"),
+        "WECHAT_PAY_PLATFORM_KEY_ID": "PUB_KEY_ID_0000TEST",
+        "ALIPAY_PUBLIC_KEY": _pem(alipay, folder / "alipay.pem"),
+        "ALIPAY_SELLER_ID": "2088000000000001",
+        "WECHAT_PAY_ENDPOINT": "http://127.0.0.1:9", "ALIPAY_GATEWAY": "http://127.0.0.1:9"})
+    return ProviderSide(platform, "PUB_KEY_ID_0000TEST", alipay,
+                        (folder / "wechat_apiv3.key").read_bytes().strip(), settings)
+
+
+@pytest.fixture
+def providers(provider_side):
+    return make_providers(payment_settings(provider_side.settings, {}))
+
+
+@pytest.fixture
+def hub_engine(hub_url):
+    init_db(hub_url)
+    engine = make_engine(hub_url)
+    yield engine
+    engine.dispose()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_answering(url: str, process: subprocess.Popen, deadline: float = 60.0) -> None:
+    """Ask until the server answers (a failed connection is retried), or fail."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if process.poll() is not None:
+            raise RuntimeError(f"the sandbox exited with {process.returncode}")
+        try:
+            requests.get(url, timeout=2)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer within {deadline} s")
+
+
+@dataclass
+class Running:
+    url: str
+    settings: dict[str, str]
+
+    def control(self, method: str, path: str, **kw):
+        r = requests.request(method, self.url + path, timeout=60, **kw)
+        r.raise_for_status()
+        return r.json()
+
+    def wait(self, out_trade_no: str, **conditions) -> list[dict]:
+        found = self.control("GET", "/_sandbox/wait", params={
+            "out_trade_no": out_trade_no, "timeout": 30, **conditions})
+        assert found["ok"], found
+        return found["deliveries"]
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory):
+    """``wicket-hub payments-sandbox`` as a real process on a free port."""
+    folder = tmp_path_factory.mktemp("sandbox")
+    merchant = make_merchant_keys(folder / "merchant")
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cloud.cli", "payments-sandbox", "--port", str(port),
+         "--hub-keys", str(folder / "merchant" / "public"), "--publish",
+         str(folder / "published"), "--time-scale", "0.0005"],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until_answering(f"http://127.0.0.1:{port}/_sandbox/health", process)
+        settings = {**merchant, **sandbox_settings(folder / "published"),
+                    "PAYMENT_PROVIDERS": "offline,wechat,alipay", "PAYMENTS_TIMEOUT": "5"}
+        assert json.loads((folder / "published" / "sandbox.json").read_text())["url"]
+        yield Running(f"http://127.0.0.1:{port}", settings)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture
+def hub_server(hub_url, sandbox):
+    """The hub app served on a free port in a thread, configured for the sandbox."""
+    init_db(hub_url)
+    port = free_port()
+    app = create_app({"DATABASE_URL": hub_url, "TESTING": True, "SECRET_KEY": "test",
+                      "HUB_PUBLIC_URL": f"http://127.0.0.1:{port}", **sandbox.settings})
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield app
+    finally:
+        server.shutdown()
+        thread.join()
+        app.extensions["db"].dispose()
