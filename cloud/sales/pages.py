@@ -227,8 +227,8 @@ def confirm_revoke(number: str, action: str):
 
 def _revoke_refusal(e: HubError) -> str:
     if e.code == "admitted_needs_supervisor":
-        return _("This ticket has admitted someone at a gate: only a supervisor (an admin) may "
-                 "refund it, with a reason.")
+        return _("This ticket has admitted someone at a gate: only a supervisor (whose role "
+                 "may approve refunds) may refund it, with a reason.")
     if e.code == "reason_required":
         return _("Say why this ticket is refunded although it has admitted someone "
                  "(%(low)d to %(high)d characters).", low=MIN_REFUND_REASON,

@@ -290,3 +290,19 @@ def test_the_last_account_that_may_manage_staff_keeps_that_permission(hub):
         assert accounts.change_role(conn, hub.staff["admin"], "finance", actor="test")
         with pytest.raises(accounts.AccountError):
             accounts.disable_staff(conn, other, actor="test")
+
+
+def test_the_openapi_file_names_each_calls_permission(hub):
+    import json
+    from pathlib import Path
+
+    spec = json.loads((Path(__file__).resolve().parents[2] / "docs" / "openapi.json").read_text())
+    documented = {(m.upper(), p): op["x-wicket-permission"]
+                  for p, ops in spec["paths"].items() for m, op in ops.items()}
+    served = {}
+    for rule in hub.app.url_map.iter_rules():
+        if rule.rule.startswith("/api/v1/"):
+            path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
+            for m in rule.methods - {"HEAD", "OPTIONS"}:
+                served[(m, path)] = hub.app.view_functions[rule.endpoint].wicket_permission
+    assert documented == served
