@@ -25,13 +25,17 @@ class Role:
     built_in: bool
 
 
+_ROLE = sa.select(roles.c.name, roles.c.title_en, roles.c.title_zh, roles.c.totp_required,
+                  roles.c.built_in)
+
+
+def _role(row: sa.Row) -> Role:
+    return Role(row.name, row.title_en, row.title_zh, bool(row.totp_required), bool(row.built_in))
+
+
 def list_roles(conn: sa.Connection) -> list[Role]:
     """Every role, in the order lists show them."""
-    rows = conn.execute(sa.select(roles.c.name, roles.c.title_en, roles.c.title_zh,
-                                  roles.c.totp_required, roles.c.built_in)
-                        .order_by(roles.c.position, roles.c.name)).all()
-    return [Role(r.name, r.title_en, r.title_zh, bool(r.totp_required), bool(r.built_in))
-            for r in rows]
+    return [_role(r) for r in conn.execute(_ROLE.order_by(roles.c.position, roles.c.name))]
 
 
 def role_names(conn: sa.Connection) -> tuple[str, ...]:
@@ -40,7 +44,8 @@ def role_names(conn: sa.Connection) -> tuple[str, ...]:
 
 
 def get_role(conn: sa.Connection, name: str) -> Role | None:
-    return next((r for r in list_roles(conn) if r.name == name), None)
+    row = conn.execute(_ROLE.where(roles.c.name == name)).first()
+    return _role(row) if row is not None else None
 
 
 def permissions_of(conn: sa.Connection, *names: str) -> frozenset[str]:
