@@ -12,7 +12,8 @@ of the hub to believe about the client's scheme, host and address through X-Forw
 ``DATA_KEY`` ($WICKET_HUB_DATA_KEY, else ``wicket-hub-data.key``: the owner-only file with the
 key that seals holders' personal data; see cloud/core/seal.py).
 Staff sign-in (docs/hub-pages.md): ``TOTP_REQUIRED_ROLES`` ($WICKET_HUB_TOTP_ROLES, roles
-separated by commas, default ``admin``: who must sign in with a one-time password),
+separated by commas: who must sign in with a one-time password; unset, each role's own
+``totp_required`` flag decides, set on the system administrator and finance),
 ``PASSWORD_MIN_SCORE``, ``PASSWORD_MAX_AGE_DAYS``, ``PASSWORD_HISTORY``
 ($WICKET_HUB_PASSWORD_…; see cloud/staff/passwords.py).
 """
@@ -63,9 +64,11 @@ def _proxies(value: Any) -> int:
 
 
 def _sign_in_settings() -> dict[str, Any]:
-    roles = os.environ.get("WICKET_HUB_TOTP_ROLES", "admin")
-    settings: dict[str, Any] = {
-        "TOTP_REQUIRED_ROLES": tuple(r.strip() for r in roles.split(",") if r.strip())}
+    # unset: each role's own flag decides (roles.totp_required); set, even empty, it names
+    # the roles instead
+    roles = os.environ.get("WICKET_HUB_TOTP_ROLES")
+    settings: dict[str, Any] = {"TOTP_REQUIRED_ROLES": None if roles is None else tuple(
+        r.strip() for r in roles.split(",") if r.strip())}
     for name in ("PASSWORD_MIN_SCORE", "PASSWORD_MAX_AGE_DAYS", "PASSWORD_HISTORY"):
         value = os.environ.get(f"WICKET_HUB_{name}", "").strip()
         if value:
@@ -108,7 +111,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from cloud.sales import key_pages
     from cloud.sales import pages as sales_pages
     from cloud.staff import api as staff_api
-    from cloud.staff import audit_pages, totp_pages
+    from cloud.staff import audit_pages, role_pages, totp_pages
     from cloud.staff import pages as staff_pages
     from cloud.web import auth
     from cloud.web.limits import init_limits
@@ -124,7 +127,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     init_pages(app, [home.bp, auth.bp, venue_pages.bp, inventory_pages.bp,
                      inventory_pages.seat_map_bp, sales_pages.bp, fleet_pages.bp,
                      fleet_pages.allowlist_bp, key_pages.bp, staff_pages.bp, audit_pages.bp,
-                     conflict_pages.bp, ops_pages.bp, ops_pages.wall_bp, totp_pages.bp])
+                     role_pages.bp, conflict_pages.bp, ops_pages.bp, ops_pages.wall_bp,
+                     totp_pages.bp])
     payments_api.init_payments(app)
     init_limits(app)
     return app

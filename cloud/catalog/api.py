@@ -7,14 +7,14 @@ from flask import jsonify
 
 from cloud.catalog.tables import venues
 from cloud.catalog.venues import create_venue
-from cloud.web.http import ApiError, api_actor, api_blueprint, engine, json_body, requires
+from cloud.web.http import ApiError, api_actor, api_blueprint, api_permission, engine, json_body
 from cloud.web.idempotent import idempotent, transaction
 
 bp = api_blueprint("catalog_api")
 
 
 @bp.get("/venues")
-@requires("sales", "ops")
+@api_permission("venues.view")
 def list_venues():
     with engine().connect() as conn:
         rows = conn.execute(sa.select(venues).order_by(venues.c.id)).all()
@@ -23,7 +23,7 @@ def list_venues():
 
 
 @bp.post("/venues")
-@requires()
+@api_permission("venues.manage")
 @idempotent
 def post_venue():
     b = json_body()

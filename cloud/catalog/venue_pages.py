@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 from cloud.catalog.errors import CatalogError
 from cloud.catalog.tables import gate_zones, gates, seats, venues, zones
 from cloud.catalog.venues import add_gate, add_zone, create_venue, update_gate
-from cloud.web.web import actor, back, engine, int_field, ok, page_blueprint, refused, roles
+from cloud.web.web import actor, back, engine, int_field, ok, page_blueprint, permission, refused
 from cloud.web.words import rule_error
 from sync.changes import REALNAME_MODES
 
@@ -40,13 +40,13 @@ def _index(form: dict, status: int = 200):
 
 
 @bp.get("")
-@roles("sales", "ops")
+@permission("venues.view")
 def index():
     return _index({})
 
 
 @bp.post("")
-@roles()
+@permission("venues.manage")
 def create():
     form = {k: request.form.get(k, "").strip() for k in ("code", "name", "address", "timezone")}
     error = None
@@ -91,13 +91,13 @@ def venue_page(venue_id: int, status: int = 200, **extra):
 
 
 @bp.get("/<int:venue_id>")
-@roles("sales", "ops")
+@permission("venues.view")
 def detail(venue_id: int):
     return venue_page(venue_id)
 
 
 @bp.post("/<int:venue_id>/zones")
-@roles()
+@permission("venues.manage")
 def create_zone(venue_id: int):
     code, name = request.form.get("code", "").strip(), request.form.get("name", "").strip()
     if not code or len(code) > CODE_MAX or not name:
@@ -132,7 +132,7 @@ def _gate_form(code_required: bool = True) -> tuple[dict, str | None]:
 
 
 @bp.post("/<int:venue_id>/gates")
-@roles()
+@permission("venues.manage")
 def create_gate(venue_id: int):
     f, error = _gate_form()
     code = f["code"]
@@ -175,13 +175,13 @@ def _gate_page(venue_id: int, gate_id: int, status: int = 200):
 
 
 @bp.get("/<int:venue_id>/gates/<int:gate_id>")
-@roles("sales", "ops")
+@permission("venues.view")
 def gate(venue_id: int, gate_id: int):
     return _gate_page(venue_id, gate_id)
 
 
 @bp.post("/<int:venue_id>/gates/<int:gate_id>")
-@roles()
+@permission("venues.manage")
 def edit_gate(venue_id: int, gate_id: int):
     f, error = _gate_form(code_required=False)
     if error is None:

@@ -19,17 +19,7 @@ from cloud.fleet.allowlist_export import ExportError, export_allowlist
 from cloud.fleet.report import read_report
 from cloud.fleet.tables import appliance_commands, appliances
 from cloud.web.query import query_int
-from cloud.web.web import (
-    actor,
-    back,
-    engine,
-    ok,
-    page_blueprint,
-    qr_svg,
-    refused,
-    roles,
-    utc,
-)
+from cloud.web.web import actor, back, engine, ok, page_blueprint, permission, qr_svg, refused, utc
 from sync.timeutil import to_iso, utcnow
 
 bp = page_blueprint("appliances", "/appliances")
@@ -99,13 +89,13 @@ def _list(status: int = 200, **extra):
 
 
 @bp.get("")
-@roles("ops", "sales")
+@permission("appliances.view")
 def index():
     return _list()
 
 
 @bp.post("")
-@roles()
+@permission("appliances.manage")
 def register():
     name = request.form.get("name", "").strip()
     venue_id = request.form.get("venue_id", type=int)
@@ -137,7 +127,7 @@ def _appliance_or_404(conn: sa.Connection, appliance_id: int):
 
 
 @bp.post("/<int:appliance_id>/name")
-@roles()
+@permission("appliances.manage")
 def rename(appliance_id: int):
     name = request.form.get("name", "").strip()
     if not name or len(name) > 200:
@@ -151,7 +141,7 @@ def rename(appliance_id: int):
 
 
 @bp.get("/<int:appliance_id>/<any(revoke, wipe):action>")
-@roles()
+@permission("appliances.manage")
 def confirm(appliance_id: int, action: str):
     with engine().connect() as conn:
         a = _appliance_or_404(conn, appliance_id)
@@ -159,7 +149,7 @@ def confirm(appliance_id: int, action: str):
 
 
 @bp.post("/<int:appliance_id>/commands")
-@roles()
+@permission("appliances.manage")
 def command(appliance_id: int):
     cmd = request.form.get("command", "")
     if cmd not in appliance_mod.COMMANDS:
@@ -175,7 +165,7 @@ def command(appliance_id: int):
 
 
 @bp.post("/<int:appliance_id>/revoke")
-@roles()
+@permission("appliances.manage")
 def revoke(appliance_id: int):
     with engine().begin() as conn:
         a = _appliance_or_404(conn, appliance_id)
@@ -187,7 +177,7 @@ def revoke(appliance_id: int):
 
 
 @allowlist_bp.get("/<int:venue_id>/allowlist")
-@roles()
+@permission("appliances.manage")
 def confirm_export_allowlist(venue_id: int):
     with engine().connect() as conn:
         v = venue_or_404(conn, venue_id)
@@ -197,7 +187,7 @@ def confirm_export_allowlist(venue_id: int):
 
 
 @allowlist_bp.post("/<int:venue_id>/allowlist")
-@roles()
+@permission("appliances.manage")
 def export_allowlist_file(venue_id: int):
     """The signed file, for an appliance without the network: audited, admins only (it carries
     holder data as the sync does)."""

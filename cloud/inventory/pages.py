@@ -28,8 +28,8 @@ from cloud.web.web import (
     ok,
     page_blueprint,
     parse_local,
+    permission,
     refused,
-    roles,
 )
 from cloud.web.words import rule_error
 from sync.timeutil import utcnow
@@ -73,13 +73,13 @@ def _index(form: dict, status: int = 200):
 
 
 @bp.get("")
-@roles("sales")
+@permission("sessions.manage")
 def index():
     return _index({})
 
 
 @bp.post("")
-@roles("sales")
+@permission("sessions.manage")
 def create():
     f = {k: request.form.get(k, "").strip() for k in (
         "event_id", "event_code", "event_name", "venue_id", "name", "starts_at", "ends_at",
@@ -144,7 +144,7 @@ def _counts(conn: sa.Connection, session_id: int) -> dict:
 
 
 @bp.get("/<int:session_id>")
-@roles("sales")
+@permission("sessions.manage")
 def detail(session_id: int):
     with engine().connect() as conn:
         s = session_or_404(conn, session_id)
@@ -169,7 +169,7 @@ def parse_amount(text: str) -> int | None:
 
 
 @bp.post("/<int:session_id>/tiers")
-@roles("sales")
+@permission("sessions.manage")
 def create_tier(session_id: int):
     code, name = request.form.get("code", "").strip(), request.form.get("name", "").strip()
     currency = request.form.get("currency", "CNY").strip().upper() or "CNY"
@@ -191,7 +191,7 @@ def create_tier(session_id: int):
 
 
 @bp.post("/<int:session_id>/confirm")
-@roles("sales")
+@permission("sessions.manage")
 def confirm(session_id: int):
     with engine().begin() as conn:
         s = session_or_404(conn, session_id)
@@ -203,7 +203,7 @@ def confirm(session_id: int):
 
 
 @bp.post("/<int:session_id>/on-sale")
-@roles("sales")
+@permission("sessions.manage")
 def on_sale(session_id: int):
     try:
         with engine().begin() as conn:
@@ -263,13 +263,13 @@ RESERVE_WORDS = {
 
 
 @bp.get("/<int:session_id>/seats")
-@roles("sales")
+@permission("seats.manage")
 def seat_list(session_id: int):
     return _seats_page(session_id, query_text("zone", 40), query_text("row", 40))
 
 
 @bp.post("/<int:session_id>/seats")
-@roles("sales")
+@permission("seats.manage")
 def seat_action(session_id: int):
     zone = request.form.get("zone", "").strip()
     row = request.form.get("row", "").strip()
@@ -321,7 +321,7 @@ def _csv_text(data: bytes) -> str | None:
 
 
 @seat_map_bp.post("/<int:venue_id>/seats")
-@roles()
+@permission("venues.manage")
 def import_seats(venue_id: int):
     upload = request.files.get("file")
     if upload is None or not upload.filename:
@@ -344,7 +344,7 @@ def import_seats(venue_id: int):
 
 
 @seat_map_bp.get("/<int:venue_id>/seats.csv")
-@roles("sales", "ops")
+@permission("venues.view")
 def export_seats(venue_id: int):
     with engine().connect() as conn:
         v = venue_or_404(conn, venue_id)

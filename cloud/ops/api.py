@@ -21,7 +21,7 @@ from cloud.ops import alerts
 from cloud.ops.attendance import count_entries
 from cloud.ops.conflicts import check_entries, foreign_entries
 from cloud.ops.tables import conflicts
-from cloud.web.http import ApiError, api_blueprint, engine, requires
+from cloud.web.http import ApiError, api_blueprint, api_permission, engine
 from sync import records
 from sync.timeutil import to_iso, utcnow
 
@@ -30,7 +30,7 @@ sync_bp = sync_blueprint("sync_entries")
 
 
 @bp.get("/conflicts")
-@requires("ops")
+@api_permission("conflicts.resolve")
 def list_conflicts():
     with engine().connect() as conn:
         rows = conn.execute(sa.select(conflicts).order_by(conflicts.c.id.desc())

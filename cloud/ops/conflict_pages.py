@@ -7,13 +7,13 @@ from flask import render_template
 
 from cloud.ops.tables import conflicts
 from cloud.sales.tables import tickets
-from cloud.web.web import engine, page_blueprint, roles
+from cloud.web.web import engine, page_blueprint, permission
 
 bp = page_blueprint("conflicts", "/conflicts")
 
 
 @bp.get("")
-@roles("ops")
+@permission("conflicts.resolve")
 def index():
     with engine().connect() as conn:
         rows = conn.execute(

@@ -40,7 +40,7 @@ from cloud.ops import conflicts as ops_conflicts
 from cloud.ops import devices as ops_devices
 from cloud.ops.tables import display_links
 from cloud.web.query import query_choice, query_int
-from cloud.web.web import actor, back, engine, ok, page_blueprint, public, refused, roles
+from cloud.web.web import actor, back, engine, ok, page_blueprint, permission, public, refused
 from cloud.web.words import rule_error
 from sync.timeutil import from_iso, utcnow
 from sync.websafe import CsvWriter
@@ -174,7 +174,7 @@ def _query(**over) -> dict[str, Any]:
 
 
 @bp.get("")
-@roles("ops")
+@permission("attendance.view")
 def dashboard():
     _evaluate_alerts()
     with engine().connect() as conn:
@@ -187,7 +187,7 @@ def dashboard():
 
 
 @bp.get("/data.json")
-@roles("ops")
+@permission("attendance.view")
 def data_json():
     _evaluate_alerts()
     with engine().connect() as conn:
@@ -196,7 +196,7 @@ def data_json():
 
 
 @bp.get("/appliances")
-@roles("ops")
+@permission("attendance.view")
 def appliance_list():
     _evaluate_alerts()
     with engine().connect() as conn:
@@ -220,7 +220,7 @@ def _show() -> str:
 
 
 @bp.get("/conflicts")
-@roles("ops")
+@permission("conflicts.resolve")
 def conflict_list():
     with engine().connect() as conn:
         rows = ops_conflicts.conflict_list(conn, reviewed=_reviewed_filter())
@@ -229,7 +229,7 @@ def conflict_list():
 
 
 @bp.post("/conflicts/<int:conflict_id>/review")
-@roles("ops")
+@permission("conflicts.resolve")
 def review(conflict_id: int):
     try:
         with engine().begin() as conn:
@@ -261,7 +261,7 @@ def rule_words(kind: str) -> str:
 
 
 @bp.get("/alerts")
-@roles("ops")
+@permission("alerts.manage")
 def alert_list():
     _evaluate_alerts()
     with engine().connect() as conn:
@@ -273,7 +273,7 @@ def alert_list():
 
 
 @bp.post("/alerts/rules")
-@roles("ops")
+@permission("alerts.manage")
 def set_rules():
     try:
         with engine().begin() as conn:
@@ -302,7 +302,7 @@ def set_rules():
 
 
 @bp.get("/export.csv")
-@roles("ops")
+@permission("attendance.view")
 def export_csv():
     view = request.args.get("view", "dashboard")
     out = io.StringIO()
@@ -381,7 +381,7 @@ def _token_hash(token: str) -> str:
 
 
 @bp.get("/display")
-@roles("ops")
+@permission("displays.manage")
 def display_links_page():
     with engine().connect() as conn:
         links = conn.execute(sa.select(display_links).order_by(display_links.c.id.desc())).all()
@@ -389,7 +389,7 @@ def display_links_page():
 
 
 @bp.post("/display")
-@roles("ops")
+@permission("displays.manage")
 def create_display_link():
     name = request.form.get("name", "").strip()[:80] or _("Wall display")
     token = secrets.token_urlsafe(32)
@@ -405,7 +405,7 @@ def create_display_link():
 
 
 @bp.post("/display/<int:link_id>/revoke")
-@roles("ops")
+@permission("displays.manage")
 def revoke_display_link(link_id: int):
     with engine().begin() as conn:
         done = conn.execute(sa.update(display_links).where(

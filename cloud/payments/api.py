@@ -42,6 +42,8 @@ def notify_url(provider_name: str) -> str:
 
 @bp.post("/notify/<name>")
 def notify(name: str):
+    """A provider's notification: no staff credential, believed only through the provider's
+    signature, which the adapter verifies before anything changes."""
     try:
         adapter = provider(current_app.extensions["payment_providers"], name)
     except PaymentError:
@@ -60,3 +62,7 @@ def notify(name: str):
                      outcome.order_id, outcome.amount)
         reply = adapter.reply(True)
     return Response(reply.body, status=reply.status, content_type=reply.content_type)
+
+
+
+notify.wicket_signed_by = "provider"  # its credential: the provider's signature

@@ -2,7 +2,8 @@
 tickets. (Venues: ``cloud/catalog/api.py``; conflicts: ``cloud/ops/api.py``.)
 
 Every call carries ``Authorization: Bearer <API token>``; the token acts with its staff
-member's role, and each route names the roles it admits (admin admits everywhere). Errors are
+member's role (or the roles it is scoped to), and each route names the permission it needs
+(cloud/staff/permissions.py). Errors are
 ``{"error": code, "message": words, "params": {...}}`` with a 4xx status; a refused request
 changes nothing. Holder data leaves only masked.
 """
@@ -18,8 +19,7 @@ from cloud.sales.holders import holder
 from cloud.sales.selling import sell as sell_tickets
 from cloud.sales.tables import tickets
 from cloud.sales.tickets import TicketError, TicketSpec, revoke_ticket
-from cloud.staff import staff as staff_mod
-from cloud.web.http import ApiError, api_actor, api_blueprint, engine, json_body, requires
+from cloud.web.http import ApiError, api_actor, api_blueprint, api_permission, engine, json_body
 from cloud.web.idempotent import idempotent, transaction
 from sync.identity import mask_document, mask_name
 
@@ -40,7 +40,7 @@ def _ticket_json(conn: sa.Connection, t) -> dict[str, Any]:
 
 
 @bp.get("/tickets/<number>")
-@requires("sales", "ops")
+@api_permission("tickets.search")
 def get_ticket(number: str):
     with engine().connect() as conn:
         t = conn.execute(sa.select(tickets).where(tickets.c.number == number)).first()
@@ -50,7 +50,7 @@ def get_ticket(number: str):
 
 
 @bp.post("/sessions/<int:session_id>/tickets")
-@requires("sales")
+@api_permission("tickets.sell")
 @idempotent
 def sell(session_id: int):
     """The box office: one ticket, or several (``{"tickets": [...]}``), for a session."""
@@ -80,7 +80,7 @@ def sell(session_id: int):
 
 
 @bp.post("/tickets/<number>/refund")
-@requires("sales")
+@api_permission("tickets.refund")
 @idempotent
 def refund(number: str):
     """Body (optional): ``{"reason": text}``, needed, with an admin's token, for a ticket that
@@ -96,5 +96,5 @@ def refund(number: str):
         if ticket_id is None:
             raise TicketError("unknown_ticket", ticket=number)
         revoke_ticket(conn, ticket_id, "refunded", actor=api_actor(), reason=reason,
-                      supervisor=staff_mod.admits(g.staff.role, staff_mod.SUPERVISOR_ROLES))
+                      supervisor="orders.approve_refund" in g.permissions)
     return jsonify(number=number, state="refunded")

@@ -10,14 +10,14 @@ from flask_babel import gettext as _
 from cloud.core.trust import signing_keys
 from cloud.fleet.keys import SigningKeyError, activate_key, create_key, retire_key
 from cloud.sales.tables import tickets
-from cloud.web.web import actor, back, engine, ok, page_blueprint, refused, roles
+from cloud.web.web import actor, back, engine, ok, page_blueprint, permission, refused
 from cloud.web.words import rule_error
 
 bp = page_blueprint("keys", "/keys")
 
 
 @bp.get("")
-@roles()
+@permission("keys.manage")
 def index():
     with engine().connect() as conn:
         rows = conn.execute(
@@ -31,7 +31,7 @@ def index():
 
 
 @bp.post("")
-@roles()
+@permission("keys.manage")
 def create():
     with engine().begin() as conn:
         key_id = create_key(conn, actor=actor())
@@ -41,7 +41,7 @@ def create():
 
 
 @bp.post("/<int:key_id>/activate")
-@roles()
+@permission("keys.manage")
 def activate(key_id: int):
     try:
         with engine().begin() as conn:
@@ -54,7 +54,7 @@ def activate(key_id: int):
 
 
 @bp.get("/<int:key_id>/retire")
-@roles()
+@permission("keys.manage")
 def confirm_retire(key_id: int):
     with engine().connect() as conn:
         key = conn.execute(sa.select(signing_keys.c.key_id, signing_keys.c.state)
@@ -66,7 +66,7 @@ def confirm_retire(key_id: int):
 
 
 @bp.post("/<int:key_id>/retire")
-@roles()
+@permission("keys.manage")
 def retire(key_id: int):
     if request.form.get("confirm") != "yes":
         refused(_("Tick the box to confirm."))

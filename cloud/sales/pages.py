@@ -33,8 +33,7 @@ from cloud.sales.tickets import (
     reveal_ticket,
     revoke_ticket,
 )
-from cloud.staff.staff import SUPERVISOR_ROLES
-from cloud.web.web import actor, back, can, engine, ok, page_blueprint, qr_svg, refused, roles
+from cloud.web.web import actor, back, can, engine, ok, page_blueprint, permission, qr_svg, refused
 from cloud.web.words import rule_error
 from sync import numbers
 from sync.identity import DOC_TYPES, DocumentError, mask_document, normalize_document
@@ -56,7 +55,7 @@ def normal_ticket_number(text: str) -> str | None:
 
 
 @bp.get("/tickets")
-@roles("sales", "ops")
+@permission("tickets.search")
 def search():
     raw = request.args.get("number", "").strip()
     if raw:
@@ -76,7 +75,7 @@ def _generic_document(text: str) -> str:
 
 
 @bp.post("/tickets/holder")
-@roles("sales", "ops")
+@permission("tickets.search")
 def holder_search():
     """Find tickets by the holder's document number, sent in the form body (never a URL)."""
     doc_type = request.form.get("doc_type", "")
@@ -151,16 +150,18 @@ def _ticket_page(number: str, template: str = "sales/detail.html", **extra):
     tz = venue_rows[0].timezone if venue_rows else None
     # The code is a bearer credential: its QR code is shown once, to the box office clerk who
     # has just sold the ticket, and never in a list, on a later visit or to ops.
-    sold_now = session.pop(JUST_SOLD, None) == t.number and can("sales")
+    sold_now = session.pop(JUST_SOLD, None) == t.number and can("tickets.sell")
     return render_template(template, t=t, venues=venue_rows, zone=zone, holder=holder, tz=tz,
                            scope_sessions=scope_sessions,
                            qr=qr_svg(t.code, scale=3) if sold_now else None,
                            history=history, admissions=admitted, history_limit=MAX_HISTORY,
                            reason_words=entry_reason_words,
-                           supervisor=can(*SUPERVISOR_ROLES), **extra)
+                           supervisor=can(SUPERVISOR), **extra)
 
 
 MAX_HISTORY = 200
+# Who may do what a clerk may not do alone (refund a ticket that has admitted someone).
+SUPERVISOR = "orders.approve_refund"
 JUST_SOLD = "just_sold"
 # The appliances' reasons (edge/reasons.py: a closed set), as the hub's pages say them.
 ENTRY_REASONS = {
@@ -194,16 +195,16 @@ def entry_history(conn: sa.Connection, ticket_id: int) -> list:
 
 
 @bp.get("/tickets/<number>")
-@roles("sales", "ops")
+@permission("tickets.search")
 def detail(number: str):
     return _ticket_page(number)
 
 
 @bp.post("/tickets/<number>/reveal")
-@roles("admin")
+@permission("tickets.reveal")
 def reveal(number: str):
     """Customer service: the holder in full and the code, once, for a reason that the audit
-    log keeps with who and when. (Admins for now; the roles of the seeds will name it.)"""
+    log keeps with who and when."""
     try:
         with engine().begin() as conn:
             shown = reveal_ticket(conn, number, actor(), request.form.get("reason", ""))
@@ -219,15 +220,15 @@ REVOKE = {"void": "void", "refund": "refunded"}
 
 
 @bp.get("/tickets/<number>/<any(void, refund):action>")
-@roles("sales")
+@permission("tickets.refund")
 def confirm_revoke(number: str, action: str):
     return _ticket_page(number, "sales/revoke.html", action=action)
 
 
 def _revoke_refusal(e: HubError) -> str:
     if e.code == "admitted_needs_supervisor":
-        return _("This ticket has admitted someone at a gate: only a supervisor (an admin) may "
-                 "refund it, with a reason.")
+        return _("This ticket has admitted someone at a gate: only a supervisor (whose role "
+                 "may approve refunds) may refund it, with a reason.")
     if e.code == "reason_required":
         return _("Say why this ticket is refunded although it has admitted someone "
                  "(%(low)d to %(high)d characters).", low=MIN_REFUND_REASON,
@@ -236,13 +237,13 @@ def _revoke_refusal(e: HubError) -> str:
 
 
 @bp.post("/tickets/<number>/<any(void, refund):action>")
-@roles("sales")
+@permission("tickets.refund")
 def revoke(number: str, action: str):
     try:
         with engine().begin() as conn:
             t = ticket_or_404(conn, number)
             revoke_ticket(conn, t.id, REVOKE[action], actor=actor(),
-                          supervisor=can(*SUPERVISOR_ROLES),
+                          supervisor=can(SUPERVISOR),
                           reason=request.form.get("reason", "")[:1000])
     except HubError as e:
         refused(_revoke_refusal(e))
@@ -260,7 +261,7 @@ def revoke(number: str, action: str):
 
 
 @bp.get("/box-office")
-@roles("sales")
+@permission("tickets.sell")
 def box_office():
     with engine().connect() as conn:
         rows = session_rows(conn, on_sale_only=True)
@@ -279,7 +280,7 @@ def _sale_form(session_id: int, form: dict, errors: dict, status: int = 200):
 
 
 @bp.get("/box-office/<int:session_id>")
-@roles("sales")
+@permission("tickets.sell")
 def sell_form(session_id: int):
     return _sale_form(session_id, {"seating": "seat"}, {})
 
@@ -328,7 +329,7 @@ def _holder(f: dict, errors: dict) -> tuple[str, str, str] | None:
 
 
 @bp.post("/box-office/<int:session_id>")
-@roles("sales")
+@permission("tickets.sell")
 def sell(session_id: int):
     f = {k: request.form.get(k, "").strip() for k in (
         "seating", "level", "row", "number", "zone_id", "price_tier_id", "customer",

@@ -3,8 +3,9 @@ password, end every session, and the record of each account's last sign-in.
 
 Every change is audited with the state before and after, in the caller's transaction (the
 audit row carries the request's source address: :mod:`cloud.core.audit`). The hub never runs
-without an administrator: the last enabled admin can be neither disabled nor demoted, checked
-with the admins' rows locked so that two admins demoting each other at once cannot both win.
+without an administrator: the last enabled account whose role may manage staff
+(``staff.manage``) can be neither disabled nor given a role without it, checked with those
+accounts' rows locked so that two administrators demoting each other at once cannot both win.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ import sqlalchemy as sa
 from cloud.core.audit import record
 from cloud.core.errors import Code, HubError
 from cloud.staff import passwords, sessions
+from cloud.staff.roles import holders
 from cloud.staff.staff import (
     HUB_POLICY,
-    ROLES,
     StaffError,
     check_password,
+    check_role,
     hash_password,
     remember_password,
 )
@@ -51,11 +53,15 @@ def _account(conn: sa.Connection, staff_id: int, lock: bool = False) -> sa.Row:
     return row
 
 
+MANAGE_STAFF = "staff.manage"
+
+
 def _keep_an_admin(conn: sa.Connection, staff_id: int) -> None:
-    """Refuse when ``staff_id`` is the only enabled admin (the admins' rows locked first)."""
+    """Refuse when ``staff_id`` is the only enabled account that may manage staff (those
+    accounts' rows locked first)."""
     admins = conn.execute(sa.select(staff.c.id).where(
-        staff.c.role == "admin", staff.c.disabled.is_(sa.false())).with_for_update()
-    ).scalars().all()
+        staff.c.role.in_(holders(conn, MANAGE_STAFF)), staff.c.disabled.is_(sa.false()))
+        .order_by(staff.c.id).with_for_update()).scalars().all()
     if admins == [staff_id]:
         raise AccountError("last_admin")
 
@@ -68,7 +74,7 @@ def disable_staff(conn: sa.Connection, staff_id: int, actor: str) -> bool:
         return False
     if actor == f"staff:{staff_id}":
         raise AccountError("own_account")
-    if row.role == "admin":
+    if row.role in holders(conn, MANAGE_STAFF):
         _keep_an_admin(conn, staff_id)
     conn.execute(sa.update(staff).where(staff.c.id == staff_id).values(disabled=True))
     ended = sessions.end_sessions_of(conn, staff_id)
@@ -91,12 +97,12 @@ def enable_staff(conn: sa.Connection, staff_id: int, actor: str) -> bool:
 def change_role(conn: sa.Connection, staff_id: int, role: str, actor: str) -> bool:
     """Give an account another role (it takes effect at its next request); False when it had
     that role already."""
-    if role not in ROLES:
-        raise StaffError("bad_role", roles=", ".join(ROLES))
+    check_role(conn, role)
     row = _account(conn, staff_id, lock=True)
     if row.role == role:
         return False
-    if row.role == "admin" and not row.disabled:
+    managers = holders(conn, MANAGE_STAFF)
+    if row.role in managers and role not in managers and not row.disabled:
         _keep_an_admin(conn, staff_id)
     conn.execute(sa.update(staff).where(staff.c.id == staff_id).values(role=role))
     record(conn, actor, "staff.role", f"staff:{staff_id}", {"role": row.role}, {"role": role})

@@ -16,7 +16,7 @@ from flask import jsonify
 
 from cloud.staff import accounts, tokens
 from cloud.staff.tables import staff
-from cloud.web.http import ApiError, api_actor, engine, json_blueprint, json_body, requires
+from cloud.web.http import ApiError, api_actor, api_permission, engine, json_blueprint, json_body
 from cloud.web.idempotent import idempotent, transaction
 
 bp = json_blueprint("staff_api", "/api/v1")
@@ -27,7 +27,7 @@ def _at(dt: datetime | None) -> str | None:
 
 
 @bp.get("/staff")
-@requires()
+@api_permission("staff.manage")
 def list_staff():
     with engine().connect() as conn:
         rows = conn.execute(sa.select(staff).order_by(staff.c.username)).all()
@@ -45,21 +45,21 @@ def _change(step, **answer):
 
 
 @bp.post("/staff/<int:staff_id>/disable")
-@requires()
+@api_permission("staff.manage")
 @idempotent
 def disable(staff_id: int):
     return _change(lambda c: accounts.disable_staff(c, staff_id, actor=api_actor()))
 
 
 @bp.post("/staff/<int:staff_id>/enable")
-@requires()
+@api_permission("staff.manage")
 @idempotent
 def enable(staff_id: int):
     return _change(lambda c: accounts.enable_staff(c, staff_id, actor=api_actor()))
 
 
 @bp.post("/staff/<int:staff_id>/role")
-@requires()
+@api_permission("staff.manage")
 @idempotent
 def change_role(staff_id: int):
     role = json_body().get("role")
@@ -69,7 +69,7 @@ def change_role(staff_id: int):
 
 
 @bp.post("/staff/<int:staff_id>/end-sessions")
-@requires()
+@api_permission("staff.manage")
 @idempotent
 def end_sessions(staff_id: int):
     with transaction() as conn:
@@ -78,7 +78,7 @@ def end_sessions(staff_id: int):
 
 
 @bp.post("/staff/<int:staff_id>/password-reset")
-@requires()
+@api_permission("staff.manage")
 def reset_password(staff_id: int):
     with engine().begin() as conn:
         temporary = accounts.reset_password(conn, staff_id, actor=api_actor())
@@ -92,7 +92,7 @@ def _token_json(t) -> dict:
 
 
 @bp.get("/staff/<int:staff_id>/tokens")
-@requires()
+@api_permission("staff.manage")
 def list_tokens(staff_id: int):
     with engine().connect() as conn:
         return jsonify({"tokens": [_token_json(t) for t in tokens.list_tokens(conn, staff_id)]})
@@ -115,7 +115,7 @@ def _token_request() -> tuple[str, tuple[str, ...], datetime | None]:
 
 
 @bp.post("/staff/<int:staff_id>/tokens")
-@requires()
+@api_permission("staff.manage")
 def create_token(staff_id: int):
     name, roles, expires_at = _token_request()
     with engine().begin() as conn:
@@ -125,7 +125,7 @@ def create_token(staff_id: int):
 
 
 @bp.post("/tokens/<int:token_id>/revoke")
-@requires()
+@api_permission("staff.manage")
 @idempotent
 def revoke_token(token_id: int):
     return _change(lambda c: tokens.revoke_token(c, token_id, actor=api_actor()))

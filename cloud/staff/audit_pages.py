@@ -17,7 +17,7 @@ from flask import Response, render_template, request, url_for
 from cloud.core.audit import find_audit
 from cloud.staff.tables import staff
 from cloud.web.query import query_choice, query_int, query_text, query_time
-from cloud.web.web import engine, page_blueprint, roles
+from cloud.web.web import engine, page_blueprint, permission
 from sync.timeutil import utcnow
 from sync.websafe import CsvWriter
 
@@ -61,7 +61,7 @@ def _csv(conn: sa.Connection, filters: dict) -> Response:
 
 
 @bp.get("")
-@roles()
+@permission("audit.view")
 def index():
     page = query_int("page", 1, hi=100_000)
     fmt = query_choice("format", ("html", "csv"), "html")

@@ -18,8 +18,19 @@ from flask_babel import gettext as _
 from cloud.core.errors import HubError
 from cloud.staff import accounts, passwords, tokens
 from cloud.staff import staff as staff_mod
+from cloud.staff.roles import list_roles
 from cloud.staff.tables import staff
-from cloud.web.web import actor, back, engine, ok, page_blueprint, refused, roles, utc
+from cloud.web.web import (
+    actor,
+    back,
+    engine,
+    ok,
+    page_blueprint,
+    permission,
+    refused,
+    signed_in,
+    utc,
+)
 from cloud.web.words import rule_error
 from sync.timeutil import utcnow
 
@@ -32,20 +43,21 @@ CONFIRMED = ("disable", "reset", "end_sessions")
 def _index(form: dict, status: int = 200):
     with engine().connect() as conn:
         rows = conn.execute(sa.select(staff).order_by(staff.c.username)).all()
+        known = list_roles(conn)
     now = utcnow()
     locked = {r.id for r in rows if r.locked_until is not None and utc(r.locked_until) > now}
-    return render_template("staff/index.html", staff=rows, locked=locked, roles=staff_mod.ROLES,
+    return render_template("staff/index.html", staff=rows, locked=locked, roles=known,
                            form=form), status
 
 
 @bp.get("")
-@roles()
+@permission("staff.manage")
 def index():
     return _index({})
 
 
 @bp.post("")
-@roles()
+@permission("staff.manage")
 def create():
     username = request.form.get("username", "").strip()
     role = request.form.get("role", "")
@@ -64,7 +76,7 @@ def create():
 
 
 @bp.post("/<int:staff_id>/unlock")
-@roles()
+@permission("staff.manage")
 def unlock(staff_id: int):
     try:
         with engine().begin() as conn:
@@ -84,14 +96,15 @@ def _account_or_404(conn: sa.Connection, staff_id: int) -> sa.Row:
 
 
 @bp.get("/<int:staff_id>")
-@roles()
+@permission("staff.manage")
 def account(staff_id: int):
     with engine().connect() as conn:
         row = _account_or_404(conn, staff_id)
         token_rows = tokens.list_tokens(conn, staff_id)
-    return render_template("staff/account.html", s=row, tokens=token_rows,
-                           roles=staff_mod.ROLES, token_roles=tokens.allowed_roles(row.role),
-                           now=utcnow())
+        known = list_roles(conn)
+        token_roles = tokens.allowed_roles(conn, row.role)
+    return render_template("staff/account.html", s=row, tokens=token_rows, roles=known,
+                           token_roles=token_roles, now=utcnow())
 
 
 def _run(staff_id: int, done: str, step) -> object:
@@ -115,7 +128,7 @@ def _confirmed(staff_id: int, what: str):
 
 
 @bp.get("/<int:staff_id>/confirm/<what>")
-@roles()
+@permission("staff.manage")
 def confirm(staff_id: int, what: str):
     if what not in CONFIRMED:
         abort(404)
@@ -125,7 +138,7 @@ def confirm(staff_id: int, what: str):
 
 
 @bp.post("/<int:staff_id>/disable")
-@roles()
+@permission("staff.manage")
 def disable(staff_id: int):
     return _confirmed(staff_id, "disable") or _run(
         staff_id, _("The account is disabled: its sessions have ended and it cannot sign in."),
@@ -133,14 +146,14 @@ def disable(staff_id: int):
 
 
 @bp.post("/<int:staff_id>/enable")
-@roles()
+@permission("staff.manage")
 def enable(staff_id: int):
     return _run(staff_id, _("The account is enabled."),
                 lambda conn: accounts.enable_staff(conn, staff_id, actor=actor()))
 
 
 @bp.post("/<int:staff_id>/role")
-@roles()
+@permission("staff.manage")
 def change_role(staff_id: int):
     role = request.form.get("role", "")
     return _run(staff_id, _("The role is changed."),
@@ -148,7 +161,7 @@ def change_role(staff_id: int):
 
 
 @bp.post("/<int:staff_id>/end-sessions")
-@roles()
+@permission("staff.manage")
 def end_sessions(staff_id: int):
     return _confirmed(staff_id, "end_sessions") or _run(
         staff_id, _("Every session of this account has ended."),
@@ -156,7 +169,7 @@ def end_sessions(staff_id: int):
 
 
 @bp.post("/<int:staff_id>/reset")
-@roles()
+@permission("staff.manage")
 def reset(staff_id: int):
     if (refusal := _confirmed(staff_id, "reset")) is not None:
         return refusal
@@ -180,7 +193,7 @@ def _expiry(text: str) -> datetime | None:
 
 
 @bp.post("/<int:staff_id>/tokens")
-@roles()
+@permission("staff.manage")
 def create_token(staff_id: int):
     try:
         expires_at = _expiry(request.form.get("expires_at", ""))
@@ -200,7 +213,7 @@ def create_token(staff_id: int):
 
 
 @bp.get("/<int:staff_id>/tokens/<int:token_id>/revoke")
-@roles()
+@permission("staff.manage")
 def confirm_revoke(staff_id: int, token_id: int):
     with engine().connect() as conn:
         row = _account_or_404(conn, staff_id)
@@ -211,7 +224,7 @@ def confirm_revoke(staff_id: int, token_id: int):
 
 
 @bp.post("/<int:staff_id>/tokens/<int:token_id>/revoke")
-@roles()
+@permission("staff.manage")
 def revoke_token(staff_id: int, token_id: int):
     if request.form.get("confirm") != "yes":
         refused(_("Tick the box to confirm."))
@@ -227,13 +240,13 @@ def revoke_token(staff_id: int, token_id: int):
 
 
 @bp.get("/me/password")
-@roles("sales", "ops")
+@signed_in
 def own_password():
     return render_template("staff/own_password.html")
 
 
 @bp.post("/me/password")
-@roles("sales", "ops")
+@signed_in
 def set_own_password():
     new = request.form.get("password", "")
     if new != request.form.get("password_again", ""):

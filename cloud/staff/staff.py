@@ -1,4 +1,4 @@
-"""Staff accounts, passwords, lockout and API tokens; the audit log.
+"""Staff accounts, passwords and lockout. (Roles and what they may do: cloud/staff/roles.py.)
 
 Passwords are hashed with scrypt (stdlib ``hashlib.scrypt``; N=2^15, r=8, p=1, a 16-byte salt),
 slow on purpose. Five wrong passwords in a row lock the account for 15 minutes; the error a
@@ -18,14 +18,11 @@ import sqlalchemy as sa
 
 from cloud.core.audit import record
 from cloud.core.errors import Code, HubError
+from cloud.staff.roles import role_names
 from cloud.staff.tables import password_history, staff, staff_totp
 from sync.passwords import Policy, WeakPassword, check_strength
 from sync.timeutil import utcnow
 
-ROLES = ("admin", "sales", "ops")
-# Who confirms what a clerk may not do alone (a refund of a ticket that has admitted someone):
-# the hub's supervisors are its admins.
-SUPERVISOR_ROLES = ("admin",)
 # The hub's words an attacker guesses first, besides the shared ones (sync/passwords.py).
 HUB_WORDS = ("cloud", "sales", "ops", "finance")
 # The hub's password settings, unless the app's configuration says otherwise
@@ -107,10 +104,16 @@ def remember_password(conn: sa.Connection, staff_id: int, password_hash: str,
                                                    password_history.c.id.not_in(keep)))
 
 
+def check_role(conn: sa.Connection, role: str) -> None:
+    """Refuse a role the ``roles`` table does not hold (``bad_role``, naming those it does)."""
+    known = role_names(conn)
+    if role not in known:
+        raise StaffError("bad_role", roles=", ".join(known))
+
+
 def create_staff(conn: sa.Connection, username: str, password: str, role: str,
                  actor: str) -> int:
-    if role not in ROLES:
-        raise StaffError("bad_role", roles=", ".join(ROLES))
+    check_role(conn, role)
     if not username or len(username) > 80 or not username.isprintable():
         raise StaffError("bad_username")
     check_policy(password, username)
@@ -172,11 +175,6 @@ def _has_second_step(conn: sa.Connection, staff_id: int) -> bool:
     return conn.execute(sa.select(staff_totp.c.staff_id).where(
         staff_totp.c.staff_id == staff_id, staff_totp.c.confirmed_at.is_not(None))).first() \
         is not None
-
-
-def admits(role: str, roles: tuple[str, ...]) -> bool:
-    """The one role rule, shared by the JSON API and the pages: admin admits everywhere."""
-    return role == "admin" or role in roles
 
 
 def unlock_staff(conn: sa.Connection, staff_id: int, actor: str) -> None:

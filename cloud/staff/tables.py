@@ -1,4 +1,5 @@
-"""Staff accounts, their API tokens and their page sessions."""
+"""Staff accounts, their roles and what each role may do, their API tokens and their page
+sessions."""
 
 from __future__ import annotations
 
@@ -6,12 +7,34 @@ import sqlalchemy as sa
 
 from cloud.core.db import UtcDateTime, metadata
 
+# A role is data: its key (what accounts and tokens name), its title in the pages' two
+# languages, whether its accounts must sign in with a second step, and whether the hub made it
+# (migration 0019 seeds the roles of the seeds); position orders lists and token scopes.
+roles = sa.Table(
+    "roles", metadata,
+    sa.Column("name", sa.String(10), primary_key=True),
+    sa.Column("title_en", sa.String(80), nullable=False),
+    sa.Column("title_zh", sa.String(80), nullable=False),
+    sa.Column("totp_required", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("built_in", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("position", sa.Integer, nullable=False, server_default="0"),
+)
+
+
+# What each role may do: one row per permission named in cloud/staff/permissions.py.
+role_permissions = sa.Table(
+    "role_permissions", metadata,
+    sa.Column("role", sa.String(10), sa.ForeignKey("roles.name"), primary_key=True),
+    sa.Column("permission", sa.String(40), primary_key=True),
+)
+
+
 staff = sa.Table(
     "staff", metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("username", sa.String(80), nullable=False, unique=True),
     sa.Column("password_hash", sa.String(200), nullable=False),
-    sa.Column("role", sa.String(10), nullable=False),
+    sa.Column("role", sa.String(10), sa.ForeignKey("roles.name"), nullable=False),
     sa.Column("failed_logins", sa.Integer, nullable=False, server_default="0"),
     sa.Column("locked_until", UtcDateTime()),
     sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
@@ -20,7 +43,6 @@ staff = sa.Table(
     sa.Column("last_sign_in_from", sa.String(64)),
     # when its holder last chose the password (None: set by someone else, to be changed)
     sa.Column("password_changed_at", UtcDateTime()),
-    sa.CheckConstraint("role IN ('admin', 'sales', 'ops')", name="role_known"),
 )
 
 

@@ -2,10 +2,12 @@
 kept), listed (never shown again), scoped to roles, expiring, revoked.
 
 A token acts for its owner. Unscoped, it has the owner's role; scoped, it has only the roles
-it names, each one the owner's role admits (an admin's token may be scoped to ``sales``; a
-sales clerk's may not carry ``admin``). A token stops working when it is revoked, when it
-expires, when its owner is disabled, and when its owner's role no longer admits a role it
-carries (the role is read from the account on every request).
+it names, each one giving nothing the owner's role does not (an administrator's token may be
+scoped to ``sales``; a box-office clerk's may not carry ``admin``). What it may do is the union
+of its roles' permissions intersected with its owner's (:mod:`cloud.staff.roles`). A token
+stops working when it is revoked, when it expires, when its owner is disabled, and when a role
+it carries gives more than its owner's role now does (roles and permissions are read on every
+request).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import sqlalchemy as sa
 
 from cloud.core.audit import record
 from cloud.core.errors import Code, HubError
-from cloud.staff.staff import ROLES, Staff, StaffError, admits
+from cloud.staff.roles import permissions_of, role_names, within
+from cloud.staff.staff import Staff, StaffError
 from cloud.staff.tables import api_tokens, staff
 from sync.timeutil import utcnow
 
@@ -39,11 +42,12 @@ class TokenError(HubError):
 
 @dataclass(frozen=True)
 class Bearer:
-    """Who a presented token acts for, and with which roles."""
+    """Who a presented token acts for, with which roles, and what it may do."""
 
     staff: Staff
     roles: tuple[str, ...]
     token_id: int
+    permissions: frozenset[str] = frozenset()
 
 
 def _hash(token: str) -> str:
@@ -54,9 +58,10 @@ def _utc(dt: datetime | None) -> datetime | None:
     return dt.replace(tzinfo=UTC) if dt is not None and dt.tzinfo is None else dt
 
 
-def allowed_roles(owner_role: str) -> tuple[str, ...]:
-    """The roles a token of an owner with ``owner_role`` may carry."""
-    return tuple(r for r in ROLES if admits(owner_role, (r,)))
+def allowed_roles(conn: sa.Connection, owner_role: str) -> tuple[str, ...]:
+    """The roles a token of an owner with ``owner_role`` may carry: those that give nothing
+    the owner's role does not."""
+    return tuple(r for r in role_names(conn) if within(conn, r, owner_role))
 
 
 def create_token(conn: sa.Connection, staff_id: int, name: str, actor: str,
@@ -70,12 +75,12 @@ def create_token(conn: sa.Connection, staff_id: int, name: str, actor: str,
     owner = conn.execute(sa.select(staff.c.role).where(staff.c.id == staff_id)).first()
     if owner is None:
         raise StaffError("unknown_staff", staff_id=staff_id)
-    allowed = allowed_roles(owner.role)
+    allowed = allowed_roles(conn, owner.role)
     if any(r not in allowed for r in roles):
         raise TokenError("bad_token_roles", roles=", ".join(allowed))
     if expires_at is not None and _utc(expires_at) <= now:
         raise TokenError("bad_expiry")
-    scope = ",".join(r for r in ROLES if r in roles) or None
+    scope = ",".join(r for r in allowed if r in roles) or None
     token = PREFIX + secrets.token_urlsafe(32)
     token_id = conn.execute(sa.insert(api_tokens).values(
         staff_id=staff_id, name=name, token_hash=_hash(token), created_at=now, roles=scope,
@@ -115,8 +120,9 @@ def revoke_token(conn: sa.Connection, token_id: int, actor: str,
 
 
 def bearer(conn: sa.Connection, token: str, now: datetime | None = None) -> Bearer:
-    """Who a presented token acts for and with which roles, or ``bad_token`` (unknown,
-    revoked, expired, owner disabled, or a scope the owner's role no longer admits)."""
+    """Who a presented token acts for, with which roles and permissions, or ``bad_token``
+    (unknown, revoked, expired, owner disabled, or a role in its scope that gives more than
+    the owner's role now does)."""
     now = now or utcnow()
     row = conn.execute(
         sa.select(staff.c.id, staff.c.username, staff.c.role, staff.c.disabled,
@@ -129,11 +135,8 @@ def bearer(conn: sa.Connection, token: str, now: datetime | None = None) -> Bear
                                        and _utc(row.expires_at) <= now):
         raise StaffError("bad_token")
     roles = tuple(row.roles.split(",")) if row.roles else (row.role,)
-    if any(not admits(row.role, (r,)) for r in roles):
+    owner = permissions_of(conn, row.role)
+    if any(not permissions_of(conn, r) <= owner for r in roles):
         raise StaffError("bad_token")
-    return Bearer(Staff(row.id, row.username, row.role), roles, row.token_id)
-
-
-def bearer_admits(who: Bearer, roles: tuple[str, ...]) -> bool:
-    """The API's role rule for a token: one of its roles admits (admin admits everywhere)."""
-    return any(admits(r, roles) for r in who.roles)
+    return Bearer(Staff(row.id, row.username, row.role), roles, row.token_id,
+                  permissions_of(conn, *roles) & owner)

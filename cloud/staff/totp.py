@@ -27,15 +27,12 @@ import sqlalchemy as sa
 from cloud.core.audit import record
 from cloud.core.errors import Code, HubError
 from cloud.core.seal import context, key_id_of, keyring_for
+from cloud.staff.roles import totp_required
 from cloud.staff.staff import LOCKOUT, MAX_FAILURES, Staff
 from cloud.staff.tables import recovery_codes, staff, staff_totp
 from sync.timeutil import utcnow
 
 ISSUER = "Wicket hub"
-# Roles that must use a second step by default: an administrator can change every account and
-# key. When roles become data, a role's "requires a second step" flag replaces this tuple and
-# the setting (finance is to have it set, with the system administrator).
-REQUIRED_ROLES = ("admin",)
 RECOVERY_CODES = 10
 _RECOVERY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
 VALID_WINDOW = 1
@@ -52,10 +49,14 @@ class TotpError(HubError):
     }
 
 
-def required(role: str, roles: tuple[str, ...] = REQUIRED_ROLES) -> bool:
-    """Whether staff of this role must sign in with a second step (``roles``: the hub's
-    setting, TOTP_REQUIRED_ROLES)."""
-    return role in roles
+def required(conn: sa.Connection, role: str, override: tuple[str, ...] | None = None) -> bool:
+    """Whether staff of this role must sign in with a second step: the role's own flag
+    (``roles.totp_required``: the system administrator and finance as seeded), unless the
+    hub's setting TOTP_REQUIRED_ROLES names the roles instead (``override``; an empty tuple:
+    no role must)."""
+    if override is not None:
+        return role in override
+    return totp_required(conn, role)
 
 
 def _where(staff_id: int) -> str:

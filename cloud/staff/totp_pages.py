@@ -7,15 +7,24 @@ from __future__ import annotations
 from flask import g, render_template, request
 from flask_babel import gettext as _
 
-from cloud.staff import staff as staff_mod
 from cloud.staff import totp
-from cloud.web.web import actor, back, engine, ok, page_blueprint, qr_svg, refused, roles
+from cloud.web.web import (
+    actor,
+    back,
+    engine,
+    ok,
+    page_blueprint,
+    permission,
+    qr_svg,
+    refused,
+    signed_in,
+)
 
 bp = page_blueprint("two_step", "/account/two-step")
 
 
 @bp.route("", methods=["GET", "POST"])
-@roles(*staff_mod.ROLES)
+@signed_in
 def enrol():
     with engine().begin() as conn:
         if totp.enrolled(conn, g.staff.id):
@@ -39,7 +48,7 @@ def enrol():
 
 
 @bp.post("/recovery-codes")
-@roles(*staff_mod.ROLES)
+@signed_in
 def recovery_codes():
     with engine().begin() as conn:
         if not totp.enrolled(conn, g.staff.id):
@@ -49,7 +58,7 @@ def recovery_codes():
 
 
 @bp.post("/<int:staff_id>/remove")
-@roles()
+@permission("staff.manage")
 def remove(staff_id: int):
     with engine().begin() as conn:
         if not totp.enrolled(conn, staff_id):

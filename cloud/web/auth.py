@@ -66,7 +66,8 @@ def _after_password(who: staff_mod.Staff, target: str | None):
     with engine().connect() as conn:
         has_code = totp.enrolled(conn, who.id)
         renew = passwords.must_change(conn, who.id, passwords.policy_from(current_app.config))
-    needs_code = has_code or totp.required(who.role, current_app.config["TOTP_REQUIRED_ROLES"])
+        needs_code = has_code or totp.required(conn, who.role,
+                                               current_app.config.get("TOTP_REQUIRED_ROLES"))
     if not needs_code and not renew:
         sign_in(who)
         return redirect(target or url_for("home.home"), 303)

@@ -83,7 +83,8 @@ ERROR_WORDS = {
     "unknown_ticket": _l("No ticket %(ticket)s."),
     "not_live": _l("Ticket %(ticket)s is already %(state)s."),
     "admitted_needs_supervisor": _l("This ticket has admitted someone at a gate: only a "
-                                    "supervisor (an admin) may refund it, with a reason."),
+                                    "supervisor (whose role may approve refunds) may refund "
+                                    "it, with a reason."),
     "reason_required": _l("Say why this ticket is refunded although it has admitted someone "
                           "(%(low)s to %(high)s characters)."),
     "no_free_key_id": _l("All 255 key ids are in use."),

@@ -1,5 +1,5 @@
 """What the hub's JSON blueprints share: the error shape, the engine, the request body, and the
-API tokens' roles.
+permission each staff API call needs of its token.
 
 A refusal is answered ``{"error": code, "message": english, "params": {...}}`` with the status
 its code names (:class:`cloud.core.errors.HubError`); a refused request changes nothing. (A
@@ -18,10 +18,11 @@ from flask import Blueprint, current_app, g, jsonify, request
 from cloud.core.errors import PROTOCOL, Code, HubError
 from cloud.staff import staff as staff_mod
 from cloud.staff import tokens
+from cloud.staff.permissions import PERMISSIONS
 
 
 class ApiError(HubError):
-    """A request refused before any rule is reached: no token, a role that may not, a body
+    """A request refused before any rule is reached: no token, a token that may not, a body
     that is not what the call takes."""
 
     codes = {
@@ -60,10 +61,16 @@ def json_body() -> dict[str, Any]:
     return body
 
 
-def requires(*roles: str) -> Callable:
-    """Admit API tokens (``Authorization: Bearer <token>``) of these roles (and admins); a
-    token scoped to roles acts with those only (:mod:`cloud.staff.tokens`)."""
+def api_permission(name: str) -> Callable:
+    """Admit API tokens (``Authorization: Bearer <token>``) that have this permission (named in
+    cloud/staff/permissions.py): their roles' permissions, within their owner's
+    (:mod:`cloud.staff.tokens`), read on every call."""
+    if name not in PERMISSIONS:
+        raise ValueError(f"unknown permission {name!r}: name it in cloud/staff/permissions.py")
+
     def decorate(view: Callable) -> Callable:
+        view.wicket_permission = name
+
         @wraps(view)
         def wrapper(*args, **kwargs):
             scheme, _, token = request.headers.get("Authorization", "").partition(" ")
@@ -71,9 +78,9 @@ def requires(*roles: str) -> Callable:
                 raise ApiError("unauthorized", "missing Authorization: Bearer <token>")
             with engine().connect() as conn:
                 who = tokens.bearer(conn, token.strip())
-            if not tokens.bearer_admits(who, roles):
-                raise ApiError("forbidden", role=",".join(who.roles))
-            g.staff = who.staff
+            if name not in who.permissions:
+                raise ApiError("forbidden", role=",".join(who.roles), permission=name)
+            g.staff, g.permissions = who.staff, who.permissions
             return view(*args, **kwargs)
         return wrapper
     return decorate

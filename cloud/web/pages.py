@@ -59,7 +59,8 @@ def init_pages(app: Flask, blueprints: list[Blueprint]) -> None:
     app.before_request(web.before_page)
     app.after_request(web.after_page)
     app.jinja_env.globals.update(
-        csrf_field=web.csrf_field, can=web.can, LANGUAGES=LANGUAGES, DOC_TYPES=DOC_TYPES,
+        csrf_field=web.csrf_field, can=web.can, role_title=web.role_title,
+        role_titles=web.role_titles, LANGUAGES=LANGUAGES, DOC_TYPES=DOC_TYPES,
         current_language=chosen_language, doc_words=web.doc_words,
         state_words=web.state_words)
     app.jinja_env.globals.update(words.TEMPLATE_GLOBALS)

@@ -1,9 +1,12 @@
-"""What every staff page shares: the role rule per view, the signed-in staff member, CSRF,
-times in the venue's zone, money, QR codes, and the refusal pages.
+"""What every staff page shares: the permission rule per view, the signed-in staff member,
+CSRF, times in the venue's zone, money, QR codes, and the refusal pages.
 
-A page view is closed unless it says who may open it: ``@roles("sales")`` (admin always may)
-or ``@public``. The check runs before the view, for every page blueprint, so a view that
-forgets to say gets a 403, not an open door.
+A page view is closed unless it says who may open it: ``@permission("tickets.sell")`` (a
+permission named in cloud/staff/permissions.py, which the signed-in member's role must have),
+``@signed_in`` (anyone signed in: their own password and second step, the start page) or
+``@public``. The check runs before the view, for every page blueprint, so a view that forgets
+to say gets a 403, not an open door. The role's permissions are read with the session on
+every request, so a changed role counts at once.
 """
 
 from __future__ import annotations
@@ -29,13 +32,15 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from markupsafe import Markup
 
 from cloud.core.audit import set_source
 from cloud.staff import accounts
+from cloud.staff import roles as staff_roles
 from cloud.staff import sessions as staff_sessions
-from cloud.staff.staff import admits
+from cloud.staff.permissions import PERMISSIONS
 from sync.timeutil import utcnow
 from sync.websafe import local_path
 
@@ -51,12 +56,21 @@ def page_blueprint(name: str, url_prefix: str | None = None) -> Blueprint:
     return Blueprint(name, __name__, url_prefix=url_prefix)
 
 
-def roles(*names: str) -> Callable:
-    """Admit signed-in staff of these roles (and admins) to a page view."""
+def permission(name: str) -> Callable:
+    """Admit signed-in staff whose role has this permission to a page view."""
+    if name not in PERMISSIONS:
+        raise ValueError(f"unknown permission {name!r}: name it in cloud/staff/permissions.py")
+
     def decorate(view: Callable) -> Callable:
-        view.wicket_roles = names
+        view.wicket_permission = name
         return view
     return decorate
+
+
+def signed_in(view: Callable) -> Callable:
+    """Admit anyone signed in, whatever their role (their own account's pages, the start)."""
+    view.wicket_signed_in = True
+    return view
 
 
 def public(view: Callable) -> Callable:
@@ -72,8 +86,22 @@ def actor() -> str:
     return f"staff:{g.staff.id}"
 
 
-def can(*names: str) -> bool:
-    return g.get("staff") is not None and admits(g.staff.role, names)
+def can(name: str) -> bool:
+    """Whether the signed-in staff member's role has this permission (for what a page shows)."""
+    return g.get("staff") is not None and name in g.get("permissions", frozenset())
+
+
+def role_titles(known: list[staff_roles.Role]) -> dict[str, str]:
+    """Each role's title in the page's language, by its key (an unknown key shows as itself)."""
+    return {r.name: role_title(r) for r in known}
+
+
+def role_title(role: staff_roles.Role | None) -> str:
+    """A role's title in the page's language."""
+    if role is None:
+        return ""
+    locale = get_locale()
+    return role.title_zh if locale is not None and locale.language == "zh" else role.title_en
 
 
 # -- CSRF -----------------------------------------------------------------------------------
@@ -141,7 +169,7 @@ def before_page() -> Any:
         return None
     if request.method == "POST":
         check_csrf()
-    g.staff = None
+    g.staff, g.role, g.permissions = None, None, frozenset()
     ended = None
     token = session.get("sid")
     if token:
@@ -150,20 +178,23 @@ def before_page() -> Any:
                 g.staff = staff_sessions.check_session(conn, token)
             except staff_sessions.SessionEnded as e:  # caught inside: the ending commits
                 ended = e.reason
+            else:
+                g.role = staff_roles.get_role(conn, g.staff.role)
+                g.permissions = staff_roles.permissions_of(conn, g.staff.role)
         if ended:
             session.pop("sid", None)
     view = current_app.view_functions.get(request.endpoint)
     if view is None or getattr(view, "wicket_public", False):
         return None
-    allowed = getattr(view, "wicket_roles", None)
-    if allowed is None:
+    needed = getattr(view, "wicket_permission", None)
+    if needed is None and not getattr(view, "wicket_signed_in", False):
         abort(403)
     if g.staff is None:
         if ended in ("idle", "expired"):
             flash(_("Your session has ended: please sign in again."), "warning")
         target = request.full_path.rstrip("?") if request.method == "GET" else None
         return redirect(url_for("auth.login", next=target), 303)
-    if not admits(g.staff.role, allowed):
+    if needed is not None and needed not in g.permissions:
         abort(403)
     return None
 
