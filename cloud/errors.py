@@ -17,6 +17,7 @@ from cloud.fleet.keys import SigningKeyError
 from cloud.inventory.seats import InventoryError
 from cloud.ops.alerts import AlertError
 from cloud.ops.conflicts import OpsError
+from cloud.sales.order_plan import OrderError
 from cloud.sales.tickets import TicketError
 from cloud.staff.accounts import AccountError
 from cloud.staff.staff import StaffError
@@ -26,7 +27,7 @@ from cloud.web.http import ApiError
 
 ERROR_CLASSES: tuple[type[HubError], ...] = (
     HubError, ApiError, SyncError, ApplianceError, SigningKeyError, ExportError, CatalogError,
-    InventoryError, TicketError, OpsError, AlertError, StaffError, SealError,
+    InventoryError, TicketError, OrderError, OpsError, AlertError, StaffError, SealError,
     AccountError, TokenError, TotpError)
 
 

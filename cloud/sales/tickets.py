@@ -64,7 +64,7 @@ class TicketError(HubError):
                                      "characters"),
         **{f"document_{code}": Code(422, message) for code, message in DOCUMENT_PROBLEMS.items()},
         "code_out_of_range": Code(422, "cannot issue this ticket: %(detail)s"),
-        "seat_taken": Code(409, "a seat already has a live ticket for this session"),
+        "seat_taken": InventoryError.codes["seat_taken"],
         "bad_revoke_state": Code(422, "a ticket is revoked as void or refunded, not "
                                       "'%(state)s'"),
         "unknown_ticket": Code(404, "no ticket %(ticket)s"),
@@ -108,6 +108,12 @@ class TicketSpec:
     rfid_uid: str | None = None
     customer: str | None = None  # may buy seats reserved for this name
     price_tier_id: int | None = None
+    # an order's line: its seat is already the order's (held, then sold by the capture), its
+    # holder already sealed (holder_id), its price the line's (amount, currency)
+    order_id: int | None = None
+    holder_id: int | None = None
+    amount: int | None = None
+    currency: str | None = None
 
 
 def issue_ticket(conn: sa.Connection, now: datetime | None = None, actor: str = SYSTEM,
@@ -125,18 +131,15 @@ def issue_tickets(conn: sa.Connection, specs: list[TicketSpec],
     now = now or utcnow()
     key = active_key(conn)
     batch = _Batch.load(conn, specs)
-    holder_rows = [_holder_row(spec) for spec in specs if spec.holder is not None]
     _claim_seats(conn, batch, now)
-    holder_ids = iter(add_holders(conn, [(h["name"], h["doc_type"], h["doc_number"])
-                                         for h in holder_rows]))
-    holder_rows_iter = iter(holder_rows)
+    people = _holders_of(conn, specs)
     issued, ticket_rows, changes = [], [], []
     fresh_numbers = iter(new_numbers(conn, len(specs)))
-    for ticket_id, spec, scope in zip(next_values(conn, "ticket", len(specs)), specs,
-                                      batch.scopes, strict=True):
+    for ticket_id, spec, scope, person in zip(next_values(conn, "ticket", len(specs)), specs,
+                                              batch.scopes, people, strict=True):
         holder_id = holder_change = None
-        if spec.holder is not None:
-            holder_id, h = next(holder_ids), next(holder_rows_iter)
+        if person is not None:
+            holder_id, h = person
             # clear here; the change log seals it (cloud/core/changes.py)
             holder_change = {"type": "holder", "op": "upsert", "id": holder_id, **h}
         row, seat_label = batch.row(ticket_id, spec, scope, key, next(fresh_numbers), holder_id,
@@ -156,6 +159,25 @@ def issue_tickets(conn: sa.Connection, specs: list[TicketSpec],
     record(conn, actor, "ticket.issue", f"tickets:{issued[0].id}..{issued[-1].id}",
            None, {"count": len(issued), "first": issued[0].id, "last": issued[-1].id})
     return issued
+
+
+def _holders_of(conn: sa.Connection, specs: list[TicketSpec]) -> list[tuple[int, dict] | None]:
+    """Each ticket's holder id and clear fields (for the change log), or None: new holders
+    sealed and written now, an order line's holder (written with the order) opened."""
+    new = [_holder_row(spec) for spec in specs if spec.holder is not None]
+    new_ids = iter(zip(add_holders(conn, [(h["name"], h["doc_type"], h["doc_number"])
+                                          for h in new]), new, strict=True))
+    out = []
+    for spec in specs:
+        if spec.holder is not None:
+            out.append(next(new_ids))
+        elif spec.holder_id is not None:
+            h = holder(conn, spec.holder_id)
+            out.append((h.id, {"name": h.name, "doc_type": h.doc_type,
+                               "doc_number": h.doc_number}))
+        else:
+            out.append(None)
+    return out
 
 
 def _holder_row(spec: TicketSpec) -> dict[str, str]:
@@ -238,6 +260,9 @@ class _Batch:
         except codes.OutOfRange as e:
             raise TicketError("code_out_of_range", detail=str(e)) from None
         tier = self.tiers.get(spec.price_tier_id) if spec.price_tier_id else None
+        amount = spec.amount if spec.amount is not None else (
+            tier.amount if tier is not None else 0)
+        currency = spec.currency or (tier.currency if tier is not None else "CNY")
         return {
             "id": ticket_id, "number": number, "kind": KIND_NAMES[spec.kind], "role": ROLE_NAMES[spec.role],
             "session_id": spec.session_id if spec.kind is codes.Kind.SESSION else None,
@@ -246,8 +271,7 @@ class _Batch:
             "valid_until": spec.valid_until, "daily_limit": spec.daily_limit, "serial": 0,
             "key_id": key.key_id, "code": code, "state": "issued", "rfid_uid": spec.rfid_uid,
             "holder_id": holder_id, "issued_at": now, "price_tier_id": spec.price_tier_id,
-            "amount": tier.amount if tier is not None else 0,
-            "currency": tier.currency if tier is not None else "CNY",
+            "amount": amount, "currency": currency, "order_id": spec.order_id,
         }, _label(seat) if seat is not None else None
 
 
@@ -261,6 +285,7 @@ def _claim_seats(conn: sa.Connection, batch: _Batch, now: datetime) -> None:
     claims = [(seat_session, spec.seat_id, spec.customer)
               for spec, scope in zip(batch.specs, batch.scopes, strict=True)
               if spec.seat_id is not None and spec.kind is not codes.Kind.VENUES
+              and spec.order_id is None  # an order's seats are its own already
               for seat_session in scope]
     for seat_session, seat_id, customer in sorted(claims, key=lambda c: (c[1], c[0])):
         inventory.claim(conn, seat_session, seat_id, customer, now)

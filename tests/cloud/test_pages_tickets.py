@@ -11,6 +11,7 @@ from cloud.catalog.events import add_price_tier
 from cloud.core.audit import audit_log
 from cloud.core.changes import change_log
 from cloud.inventory import seats as inventory
+from cloud.inventory.quotas import add_quota
 from cloud.sales.tables import tickets
 from sync.sample import resident_id
 from tests.cloud.pagekit import build_hub, csrf, post, text
@@ -24,6 +25,7 @@ def hub(hub_url):
     h = build_hub(hub_url)
     with h.engine.begin() as conn:
         h.tier = add_price_tier(conn, h.session, "A", "Category A", 38000)
+        add_quota(conn, "ga", 100, session_id=h.session)  # general admission has a capacity
         inventory.confirm_configuration(conn, h.session)
         inventory.put_on_sale(conn, h.session)
     yield h
