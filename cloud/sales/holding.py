@@ -112,7 +112,7 @@ def release_orders(conn: sa.Connection, order_ids: set[int], to_state: str, now:
     for order_id in sorted(order_ids):
         cond = [orders.c.id == order_id, orders.c.state == "pending_payment"]
         if lapsed_only:
-            cond.append(orders.c.expires_at <= now)
+            cond.append(orders.c.expires_at < now)
         if not conn.execute(sa.update(orders).where(*cond).values(state=to_state)).rowcount:
             continue
         for holds in conn.execute(sa.update(order_lines).where(
@@ -135,7 +135,7 @@ def lapsed_for(conn: sa.Connection, plan: Plan, now: datetime) -> set[int]:
             orders, orders.c.id == order_lines.c.order_id).where(
             order_lines.c.session_id == plan.session.id, order_lines.c.doc_hash.in_(docs),
             order_lines.c.state == "held", orders.c.state == "pending_payment",
-            orders.c.expires_at <= now)).scalars())
+            orders.c.expires_at < now)).scalars())
     return found
 
 
@@ -144,7 +144,7 @@ TIDY_BATCH = 200
 
 def lapsed_in(conn: sa.Connection, short: Short, now: datetime) -> set[int]:
     """Lapsed orders still counted where this order found no room."""
-    lapsed = sa.and_(orders.c.state == "pending_payment", orders.c.expires_at <= now)
+    lapsed = sa.and_(orders.c.state == "pending_payment", orders.c.expires_at < now)
     if short.quota_id is not None:
         q = sa.select(order_quotas.c.order_id).join(
             orders, orders.c.id == order_quotas.c.order_id).where(

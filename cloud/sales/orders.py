@@ -175,7 +175,7 @@ def capture(conn: sa.Connection, order_id: int, amount: int, provider: str, refe
                "refunded": "already_paid", "cancelled": "cancelled"}.get(o.state)
     if refusal is None and amount != o.total:
         refusal = "amount_mismatch"
-    if refusal is None and (o.state == "expired" or o.expires_at <= now) \
+    if refusal is None and (o.state == "expired" or o.expires_at < now) \
             and not _hold_again(conn, o, now):
         refusal = "seats_gone"
     if refusal is not None:
@@ -254,7 +254,7 @@ def payable(conn: sa.Connection, order_id: int, now: datetime | None = None) -> 
     if o is None:
         raise OrderError("unknown_order", order_id=order_id, field="order_id")
     state = o.state
-    if state == "pending_payment" and o.expires_at <= (now or utcnow()):
+    if state == "pending_payment" and o.expires_at < (now or utcnow()):
         state = "expired"
     lines = conn.execute(sa.select(sa.func.count()).select_from(order_lines)
                          .where(order_lines.c.order_id == o.id)).scalar_one()
@@ -314,7 +314,7 @@ def expire_lapsed_orders(conn: sa.Connection, now: datetime | None = None,
     PostgreSQL so several workers share them; how many were expired."""
     now = now or utcnow()
     q = sa.select(orders.c.id).where(orders.c.state == "pending_payment",
-                                     orders.c.expires_at <= now).order_by(orders.c.id).limit(limit)
+                                     orders.c.expires_at < now).order_by(orders.c.id).limit(limit)
     if conn.dialect.name == "postgresql":
         q = q.with_for_update(skip_locked=True)
     return sum(expire_order(conn, order_id, now) for order_id in conn.execute(q).scalars())
