@@ -18,8 +18,14 @@ from cloud.inventory.quotas import add_quota, set_capacity
 from cloud.inventory.sessions import cancel_session, edit_session, postpone_session
 from cloud.inventory.tables import quotas, session_seats
 from cloud.sales.order_plan import LineRequest, OrderRequest
-from cloud.sales.orders import (cancel_order, capture, create_order, expire_lapsed_orders,
-                                expire_order, payable)
+from cloud.sales.orders import (
+    cancel_order,
+    capture,
+    create_order,
+    expire_lapsed_orders,
+    expire_order,
+    payable,
+)
 from cloud.sales.selling import sell
 from cloud.sales.tables import order_lines, orders, tickets
 from cloud.sales.tickets import TicketSpec
