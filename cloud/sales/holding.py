@@ -24,50 +24,14 @@ depends on a worker having run.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from cloud.inventory.holds import hold_best, hold_seats, lapsed_orders
-from cloud.inventory.quotas import apply_quotas
+from cloud.sales.counts import Deltas, Key, Short
 from cloud.sales.order_plan import OrderError, Plan
-from cloud.sales.tables import order_lines, order_quotas, orders, purchase_counts
-
-Key = tuple[str, str]
-
-
-@dataclass
-class Deltas:
-    """Changes to quotas (by id) and purchase counts (by scope and party) to write together."""
-
-    quotas: Counter = field(default_factory=Counter)
-    counts: Counter = field(default_factory=Counter)
-
-    def add_line(self, holds: dict, sign: int) -> None:
-        for quota_id in holds["quotas"]:
-            self.quotas[quota_id] += sign
-        for scope, party in holds["counts"]:
-            self.counts[(scope, party)] += sign
-
-    def merge(self, other: Deltas) -> Deltas:
-        return Deltas(_sum(self.quotas, other.quotas), _sum(self.counts, other.counts))
-
-
-def _sum(a: Counter, b: Counter) -> Counter:
-    out = Counter(a)
-    for k, v in b.items():
-        out[k] += v
-    return out
-
-
-@dataclass(frozen=True)
-class Short:
-    """What had no room: a quota (by id) or a purchase count (scope, party)."""
-
-    quota_id: int | None = None
-    count: Key | None = None
+from cloud.sales.tables import order_lines, order_quotas, orders
 
 
 def limits_for(plan: Plan, buyer: str | None) -> dict[Key, int]:
@@ -158,41 +122,6 @@ def lapsed_in(conn: sa.Connection, short: Short, now: datetime) -> set[int]:
                 orders, orders.c.id == order_lines.c.order_id).where(
                 order_lines.c.holder_hash == party[2:], order_lines.c.state == "held", lapsed)
     return set(conn.execute(q.limit(TIDY_BATCH)).scalars())
-
-
-def _ensure_counts(conn: sa.Connection, keys: list[Key]) -> None:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    conn.execute(dialect.insert(purchase_counts).on_conflict_do_nothing(),
-                 [{"scope": s, "party": p, "used": 0} for s, p in keys])
-
-
-def apply_counts(conn: sa.Connection, deltas: Counter, limits: dict[Key, int]) -> Key | None:
-    """Add each delta to its purchase count, in key order, an increase only within its limit
-    (one conditional statement each); the first count without room, else None."""
-    grow = sorted(k for k, n in deltas.items() if n > 0)
-    if grow:
-        _ensure_counts(conn, grow)
-    for key in sorted(deltas):
-        n = deltas[key]
-        where = [purchase_counts.c.scope == key[0], purchase_counts.c.party == key[1]]
-        if n > 0:
-            if not conn.execute(sa.update(purchase_counts).where(
-                    *where, purchase_counts.c.used + n <= limits[key])
-                    .values(used=purchase_counts.c.used + n)).rowcount:
-                return key
-        elif n < 0:
-            conn.execute(sa.update(purchase_counts).where(*where)
-                         .values(used=purchase_counts.c.used + n))
-    return None
-
-
-def write_deltas(conn: sa.Connection, deltas: Deltas, limits: dict[Key, int]) -> Short | None:
-    """Counts, then quotas (each in key order, last in the transaction)."""
-    key = apply_counts(conn, deltas.counts, limits)
-    if key is not None:
-        return Short(count=key)
-    quota_id = apply_quotas(conn, dict(deltas.quotas))
-    return Short(quota_id=quota_id) if quota_id is not None else None
 
 
 def take_seats(conn: sa.Connection, plan: Plan, order_id: int, until: datetime,

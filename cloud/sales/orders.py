@@ -22,7 +22,7 @@ from cloud.core.audit import SYSTEM, record
 from cloud.inventory.holds import held_by, hold_seats, release_held, sell_held
 from cloud.inventory.quotas import describe
 from cloud.inventory.seats import InventoryError
-from cloud.sales import holding
+from cloud.sales import counts, holding
 from cloud.sales.holders import add_holders
 from cloud.sales.order_plan import OrderError, OrderRequest, plan_order
 from cloud.sales.tables import order_lines, orders, tickets
@@ -71,10 +71,10 @@ def create_order(conn: sa.Connection, req: OrderRequest,
         currency=plan.currency, expires_at=until, created_at=now)).inserted_primary_key[0]
     limits = holding.limits_for(plan, req.buyer)
     holds = holding.line_holds(plan, req.buyer, limits)
-    mine = holding.Deltas()
+    mine = counts.Deltas()
     for h in holds:
         mine.add_line(h, +1)
-    back, todo = holding.Deltas(), holding.lapsed_for(conn, plan, now)
+    back, todo = counts.Deltas(), holding.lapsed_for(conn, plan, now)
     for _ in range(TIDY_ROUNDS):
         back = back.merge(holding.release_orders(conn, todo, "expired", now))
         seat_of, short = _attempt(conn, order_id, plan, req, holder_ids, holds,
@@ -100,7 +100,7 @@ def _attempt(conn, order_id, plan, req, holder_ids, holds, deltas, limits, until
         seat_of = holding.take_seats(conn, plan, order_id, until, now, req.customer) \
             if plan.session is not None else [None] * len(plan.lines)
         holding.insert_lines(conn, order_id, plan, seat_of, holder_ids, holds)
-        short = holding.write_deltas(conn, deltas, limits)
+        short = counts.write_deltas(conn, deltas, limits)
     except BaseException:
         savepoint.rollback()
         raise
@@ -111,8 +111,8 @@ def _attempt(conn, order_id, plan, req, holder_ids, holds, deltas, limits, until
     return seat_of, None
 
 
-def _short_error(conn: sa.Connection, short: holding.Short, limits: dict,
-                 mine: holding.Deltas) -> Exception:
+def _short_error(conn: sa.Connection, short: counts.Short, limits: dict,
+                 mine: counts.Deltas) -> Exception:
     if short.quota_id is not None:
         return InventoryError("sold_out", what=describe(conn, short.quota_id),
                               count=mine.quotas[short.quota_id], field="lines")
@@ -171,6 +171,9 @@ def capture(conn: sa.Connection, order_id: int, amount: int, provider: str, refe
     o = conn.execute(sa.select(orders).where(orders.c.id == order_id).with_for_update()).first()
     if o is None:
         raise OrderError("unknown_order", order_id=order_id, field="order_id")
+    if (o.payment_provider, o.payment_reference) == (provider, reference):
+        # the same payment, recorded by a capture this one waited for
+        return Captured(o.id, o.state, _tickets_of(conn, o.id), duplicate=True)
     refusal = {"paid": "already_paid", "partially_refunded": "already_paid",
                "refunded": "already_paid", "cancelled": "cancelled"}.get(o.state)
     if refusal is None and amount != o.total:
@@ -202,11 +205,11 @@ def _hold_again(conn: sa.Connection, o, now: datetime) -> bool:
         conn.execute(sa.update(order_lines).where(order_lines.c.order_id == o.id,
                                                   order_lines.c.state == "released")
                      .values(state="held"))
-        again = holding.Deltas()
+        again = counts.Deltas()
         for r in lines:
             again.add_line(r.holds, +1)
         limits = {tuple(k): 10**9 for r in lines for k in r.holds["counts"]}
-        if holding.write_deltas(conn, again, limits) is not None:
+        if counts.write_deltas(conn, again, limits) is not None:
             raise OrderError("order_not_pending", order_id=o.id, state=o.state)
         conn.execute(sa.update(orders).where(orders.c.id == o.id)
                      .values(state="pending_payment"))
@@ -271,7 +274,7 @@ def payable(conn: sa.Connection, order_id: int, now: datetime | None = None) -> 
 def _give_back(conn: sa.Connection, order_id: int, to_state: str, now: datetime,
                lapsed_only: bool) -> bool:
     back = holding.release_orders(conn, {order_id}, to_state, now, lapsed_only)
-    holding.write_deltas(conn, back, {})
+    counts.write_deltas(conn, back, {})
     if conn.execute(sa.select(orders.c.state).where(orders.c.id == order_id)
                     ).scalar() != to_state:
         return False

@@ -28,7 +28,7 @@ from cloud.sales.orders import (
 )
 from cloud.sales.selling import sell
 from cloud.sales.tables import order_lines, orders, tickets
-from cloud.sales.tickets import TicketSpec
+from cloud.sales.tickets import TicketSpec, revoke_ticket
 from sync.sample import resident_id
 from tests.cloud.orderkit import NOW, START, build
 
@@ -301,3 +301,23 @@ def test_the_box_office_sale_is_an_order_paid_at_the_counter(hub):
     with pytest.raises(HubError, match="not for sale"):
         with hub.engine.begin() as conn:
             sell(conn, hub.session, [TicketSpec(seat_id=seat_id)], now=NOW)
+
+
+def test_a_refunded_ticket_gives_its_line_back_and_the_order_is_refunded_in_parts(hub):
+    with hub.engine.begin() as conn:
+        edit_session(conn, hub.session, real_name=True, holder_limit=1)
+        zone_quota = add_quota(conn, "zone", 2, session_id=hub.session, zone_id=hub.zones["A"])
+    holder = ("张小三", "resident_id", DOC)
+    made = order(hub, seat_line(hub, "A", "2", 1, holder=holder),
+                 seat_line(hub, "A", "2", 2, holder=("李四", "resident_id", OTHER_DOC)))
+    with hub.engine.begin() as conn:
+        paid = capture(conn, made.order_id, made.total, "wechat", "tx-1", NOW)
+        revoke_ticket(conn, paid.tickets[0].id, "refunded", NOW)
+        assert conn.execute(sa.select(orders.c.state).where(
+            orders.c.id == made.order_id)).scalar() == "partially_refunded"
+    assert used(hub, zone_quota) == 1
+    order(hub, seat_line(hub, "A", "2", 3, holder=holder))  # the document may buy again
+    with hub.engine.begin() as conn:
+        revoke_ticket(conn, paid.tickets[1].id, "refunded", NOW)
+        assert conn.execute(sa.select(orders.c.state).where(
+            orders.c.id == made.order_id)).scalar() == "refunded"
