@@ -32,26 +32,38 @@ def upgrade() -> None:
     _backfill_places(op.get_bind())
 
 
+SESSION_COLUMNS = (
+    ("state", sa.String(10), {"nullable": False, "server_default": "scheduled"}),
+    ("sale_opens_at", WHEN, {}),
+    ("sale_closes_at", WHEN, {}),
+    ("real_name", sa.Boolean, {"nullable": False, "server_default": sa.false()}),
+    ("buyer_limit", sa.Integer, {}),
+    ("holder_limit", sa.Integer, {}),
+    ("payment_minutes", sa.Integer, {"nullable": False, "server_default": "15"}),
+)
+SESSION_CHECKS = (("state_known", "state IN ('scheduled', 'postponed', 'cancelled')"),
+                  ("limits_positive", "buyer_limit > 0 AND holder_limit > 0"),
+                  ("payment_minutes_positive", "payment_minutes > 0"))
+
+
+def _sqlite() -> bool:
+    return op.get_bind().dialect.name == "sqlite"
+
+
 def _catalog() -> None:
-    with op.batch_alter_table("events") as batch:
-        batch.add_column(sa.Column("buyer_limit", sa.Integer))
-        batch.add_column(sa.Column("holder_limit", sa.Integer))
-        batch.create_check_constraint("limits_positive", "buyer_limit > 0 AND holder_limit > 0")
-    with op.batch_alter_table("sessions") as batch:
-        batch.add_column(sa.Column("state", sa.String(10), nullable=False,
-                                   server_default="scheduled"))
-        batch.add_column(sa.Column("sale_opens_at", WHEN))
-        batch.add_column(sa.Column("sale_closes_at", WHEN))
-        batch.add_column(sa.Column("real_name", sa.Boolean, nullable=False,
-                                   server_default=sa.false()))
-        batch.add_column(sa.Column("buyer_limit", sa.Integer))
-        batch.add_column(sa.Column("holder_limit", sa.Integer))
-        batch.add_column(sa.Column("payment_minutes", sa.Integer, nullable=False,
-                                   server_default="15"))
-        batch.create_check_constraint(
-            "state_known", "state IN ('scheduled', 'postponed', 'cancelled')")
-        batch.create_check_constraint("limits_positive", "buyer_limit > 0 AND holder_limit > 0")
-        batch.create_check_constraint("payment_minutes_positive", "payment_minutes > 0")
+    # events and sessions are referred to by other tables: SQLite cannot rebuild them inside
+    # the migration's transaction without breaking those references, so there the columns are
+    # added in place and their checks are left to the rules (PostgreSQL gets both)
+    for name, kind, options in (("buyer_limit", sa.Integer, {}),
+                                ("holder_limit", sa.Integer, {})):
+        op.add_column("events", sa.Column(name, kind, **options))
+    for name, kind, options in SESSION_COLUMNS:
+        op.add_column("sessions", sa.Column(name, kind, **options))
+    if not _sqlite():
+        op.create_check_constraint("limits_positive", "events",
+                                   "buyer_limit > 0 AND holder_limit > 0")
+        for name, condition in SESSION_CHECKS:
+            op.create_check_constraint(name, "sessions", condition)
     with op.batch_alter_table("price_tiers") as batch:
         batch.add_column(sa.Column("seat_category", sa.String(40)))
         batch.add_column(sa.Column("sale_opens_at", WHEN))
@@ -251,22 +263,23 @@ def downgrade() -> None:
     op.drop_index("ix_session_seats_order_id", "session_seats")
     op.drop_index("ix_session_seats_zone_row", "session_seats")
     with op.batch_alter_table("session_seats") as batch:
-        batch.drop_constraint("ck_session_seats_hold_names_order", type_="check")
-        batch.drop_constraint("ck_session_seats_status_known", type_="check")
-        batch.create_check_constraint("status_known", "status IN ('available', 'sold')")
+        # names are given as upgrade() gave them (the naming convention prefixes them); the
+        # old status check gets back the name 0008 gave it
+        batch.drop_constraint("hold_names_order", type_="check")
+        batch.drop_constraint("status_known", type_="check")
+        batch.create_check_constraint("ck_session_seats_status_known",
+                                      "status IN ('available', 'sold')")
         for column in ("rank", "position", "row_key", "zone_id", "held_until", "order_id"):
             batch.drop_column(column)
     op.drop_index("ix_price_tiers_one_per_category", "price_tiers")
     with op.batch_alter_table("price_tiers") as batch:
         for column in ("sale_closes_at", "sale_opens_at", "seat_category"):
             batch.drop_column(column)
-    with op.batch_alter_table("sessions") as batch:
-        for name in ("payment_minutes_positive", "limits_positive", "state_known"):
-            batch.drop_constraint(f"ck_sessions_{name}", type_="check")
-        for column in ("payment_minutes", "holder_limit", "buyer_limit", "real_name",
-                       "sale_closes_at", "sale_opens_at", "state"):
-            batch.drop_column(column)
-    with op.batch_alter_table("events") as batch:
-        batch.drop_constraint("ck_events_limits_positive", type_="check")
-        batch.drop_column("holder_limit")
-        batch.drop_column("buyer_limit")
+    if not _sqlite():
+        for name, _ in SESSION_CHECKS:
+            op.drop_constraint(name, "sessions", type_="check")
+        op.drop_constraint("limits_positive", "events", type_="check")
+    for name, _, _ in reversed(SESSION_COLUMNS):
+        op.drop_column("sessions", name)  # SQLite drops a column in place (3.35 and later)
+    op.drop_column("events", "holder_limit")
+    op.drop_column("events", "buyer_limit")
