@@ -149,10 +149,13 @@ def confirm_configuration(conn: sa.Connection, session_id: int, actor: str = SYS
 def put_on_sale(conn: sa.Connection, session_id: int, actor: str = SYSTEM) -> None:
     """Open a session for sale, once its seat configuration is confirmed (a session already
     on sale stays as it is)."""
-    s = conn.execute(sa.select(sessions.c.on_sale, sessions.c.config_confirmed_at)
+    s = conn.execute(sa.select(sessions.c.on_sale, sessions.c.config_confirmed_at,
+                               sessions.c.state)
                      .where(sessions.c.id == session_id).with_for_update()).first()
     if s is None:
         raise InventoryError("unknown_session", session_id=session_id)
+    if s.state == "cancelled":
+        raise InventoryError("session_cancelled", session_id=session_id)
     if s.on_sale:
         return
     if s.config_confirmed_at is None:

@@ -15,6 +15,7 @@ from cloud.catalog.products import add_product
 from cloud.core.audit import audit_log
 from cloud.core.errors import HubError
 from cloud.inventory.quotas import add_quota, set_capacity
+from cloud.inventory.seats import put_on_sale
 from cloud.inventory.sessions import cancel_session, edit_session, postpone_session
 from cloud.inventory.tables import quotas, session_seats
 from cloud.sales.order_plan import LineRequest, OrderRequest
@@ -191,6 +192,8 @@ def test_sale_windows_and_the_session_state_decide_what_is_on_sale(hub):
             audit_log.c.subject == f"session:{hub.session}")).scalars().all()
     assert {"session.edit", "session.postpone", "session.cancel"} <= set(actions)
     refused("session_cancelled", order, hub, seat_line(hub, "A", "2", 3))
+    with hub.engine.begin() as conn:
+        refused("session_cancelled", put_on_sale, conn, hub.session)
 
 
 def test_passes_are_products_sold_within_their_capacity(hub):

@@ -220,3 +220,16 @@ def test_the_ticket_page_shows_its_entry_history_in_chinese(hub):
     post(sales, "/lang", {"lang": "zh"}, page=f"/tickets/{number}")
     page = text(sales.get(f"/tickets/{number}"))
     assert "入口不符" in page and "已拒绝" in page and "场馆验票主机" in page
+
+
+def test_the_session_page_counts_a_seat_held_by_an_order(hub):
+    from cloud.catalog.tables import seats
+    from cloud.sales.order_plan import LineRequest, OrderRequest
+    from cloud.sales.orders import create_order
+
+    with hub.engine.begin() as conn:
+        seat_id = conn.execute(sa.select(seats.c.id).where(seats.c.row == "A1",
+                                                           seats.c.number == "2")).scalar()
+        create_order(conn, OrderRequest(hub.session, (LineRequest(
+            seat_id=seat_id, price_tier_id=hub.tier),)))
+    assert hub.client("admin").get(f"/sessions/{hub.session}").status_code == 200
