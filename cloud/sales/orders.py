@@ -273,12 +273,14 @@ def payable(conn: sa.Connection, order_id: int, now: datetime | None = None) -> 
 
 def _give_back(conn: sa.Connection, order_id: int, to_state: str, now: datetime,
                lapsed_only: bool) -> bool:
+    """Move the order and give back what it held: seats before counts and quotas, the order
+    every sale takes its locks in."""
     back = holding.release_orders(conn, {order_id}, to_state, now, lapsed_only)
-    counts.write_deltas(conn, back, {})
     if conn.execute(sa.select(orders.c.state).where(orders.c.id == order_id)
                     ).scalar() != to_state:
         return False
     release_held(conn, order_id)
+    counts.write_deltas(conn, back, {})
     return True
 
 
