@@ -84,9 +84,10 @@ def copy_venue_map(conn: sa.Connection, session_id: int, venue_id: int) -> int:
              "category": "occupied" if r.damaged else "sellable", "status": "available",
              "zone_id": where[r.id].zone_id, "row_key": where[r.id].row_key,
              "position": where[r.id].position, "rank": where[r.id].rank} for r in new]
+    added = {r.id for r in new}
     old = [{"sid": session_id, "seat": seat_id, "z": p.zone_id, "rk": p.row_key,
             "p": p.position, "r": p.rank}
-           for seat_id, p in where.items() if seat_id not in {r.id for r in new}]
+           for seat_id, p in where.items() if seat_id not in added]
     if old:
         conn.execute(sa.update(session_seats).where(
             session_seats.c.session_id == sa.bindparam("sid"),
