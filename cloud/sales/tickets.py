@@ -216,8 +216,9 @@ class _Batch:
         session_venue = dict(conn.execute(sa.select(sessions.c.id, sessions.c.venue_id)
                                           .where(sessions.c.id.in_(session_ids))).all())
         tier_ids = {s.price_tier_id for s in specs if s.price_tier_id is not None}
-        tiers = {r.id: r for r in conn.execute(sa.select(price_tiers)
-                                               .where(price_tiers.c.id.in_(tier_ids)))}
+        tiers = {r.id: r for r in conn.execute(sa.select(
+            price_tiers.c.id, price_tiers.c.session_id, price_tiers.c.amount,
+            price_tiers.c.currency).where(price_tiers.c.id.in_(tier_ids)))} if tier_ids else {}
         batch = cls(specs, scopes, seat_rows, session_venue, tiers)
         batch.check()
         return batch
@@ -272,7 +273,10 @@ class _Batch:
             "valid_until": spec.valid_until, "daily_limit": spec.daily_limit, "serial": 0,
             "key_id": key.key_id, "code": code, "state": "issued", "rfid_uid": spec.rfid_uid,
             "holder_id": holder_id, "issued_at": now, "price_tier_id": spec.price_tier_id,
-            "amount": amount, "currency": currency, "order_id": spec.order_id,
+            "amount": amount, "currency": currency,
+            # named only for an order's ticket, so that a sale outside orders still writes to a
+            # database upgraded only as far as an older revision
+            **({"order_id": spec.order_id} if spec.order_id is not None else {}),
         }, _label(seat) if seat is not None else None
 
 
