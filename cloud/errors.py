@@ -19,6 +19,7 @@ from cloud.inventory.seats import InventoryError
 from cloud.ops.alerts import AlertError
 from cloud.ops.conflicts import OpsError
 from cloud.payments.errors import PaymentError
+from cloud.sales.order_plan import OrderError
 from cloud.sales.tickets import TicketError
 from cloud.staff.accounts import AccountError
 from cloud.staff.staff import StaffError
@@ -28,7 +29,7 @@ from cloud.web.http import ApiError
 
 ERROR_CLASSES: tuple[type[HubError], ...] = (
     HubError, ApiError, SyncError, ApplianceError, SigningKeyError, ExportError, CatalogError,
-    InventoryError, TicketError, OpsError, AlertError, StaffError, SealError,
+    InventoryError, TicketError, OrderError, OpsError, AlertError, StaffError, SealError,
     AccountError, TokenError, TotpError, IdempotencyError, PaymentError)
 
 

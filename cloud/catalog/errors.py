@@ -1,4 +1,4 @@
-"""The catalog's refusals: venues, zones, gates and lanes; events and price tiers."""
+"""The catalog's refusals: venues, zones, gates and lanes; events, price tiers and products."""
 
 from __future__ import annotations
 
@@ -23,4 +23,13 @@ class CatalogError(HubError):
         "bad_amount": Code(422, "a price is a whole, non-negative number of fen (cents)"),
         "bad_currency": Code(422, "currency is a three-letter ISO 4217 code such as CNY"),
         "tier_code_taken": Code(409, "this session has a price tier '%(code)s' already"),
+        "category_priced": Code(409, "this session prices seat category '%(category)s' "
+                                     "already"),
+        "bad_window": Code(422, "a sale window must close after it opens"),
+        "bad_event_limit": Code(422, "%(field)s must be a whole number of 1 or more"),
+        "unknown_event": Code(404, "no event %(event_id)s"),
+        "product_code_taken": Code(409, "a product with code '%(code)s' exists already"),
+        "bad_product_scope": Code(
+            422, "a pass admits to a list of sessions, or to venues within a validity "
+                 "window"),
     }

@@ -1,5 +1,5 @@
 """The catalog's tables: venues with their zones, gates, lanes and seat map; events, their
-sessions and the sessions' price tiers."""
+sessions and the sessions' price tiers; the products sold beside sessions (passes)."""
 
 from __future__ import annotations
 
@@ -74,8 +74,13 @@ events = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("code", sa.String(40), nullable=False, unique=True),
     sa.Column("name", sa.String(200), nullable=False),
+    # how many tickets one buyer / one holder (document) may have across the event's sessions
+    sa.Column("buyer_limit", sa.Integer),
+    sa.Column("holder_limit", sa.Integer),
+    sa.CheckConstraint("buyer_limit > 0 AND holder_limit > 0", name="limits_positive"),
 )
 
+SESSION_STATES = ("scheduled", "postponed", "cancelled")
 
 sessions = sa.Table(
     "sessions", metadata,
@@ -88,7 +93,21 @@ sessions = sa.Table(
     sa.Column("gates_open_at", UtcDateTime()),
     sa.Column("on_sale", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("config_confirmed_at", UtcDateTime()),
+    # scheduled, postponed (new times) or cancelled (nothing more is sold)
+    sa.Column("state", sa.String(10), nullable=False, server_default="scheduled"),
+    # the sale window: nothing is sold before opens or from closes on (either may be open-ended)
+    sa.Column("sale_opens_at", UtcDateTime()),
+    sa.Column("sale_closes_at", UtcDateTime()),
+    # real-name: every ticket names its holder, one live ticket per document (order_lines)
+    sa.Column("real_name", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("buyer_limit", sa.Integer),
+    sa.Column("holder_limit", sa.Integer),
+    # how long an order's seats and quota are held for its payment
+    sa.Column("payment_minutes", sa.Integer, nullable=False, server_default="15"),
     sa.CheckConstraint("ends_at > starts_at", name="ends_after_start"),
+    sa.CheckConstraint("state IN ('scheduled', 'postponed', 'cancelled')", name="state_known"),
+    sa.CheckConstraint("buyer_limit > 0 AND holder_limit > 0", name="limits_positive"),
+    sa.CheckConstraint("payment_minutes > 0", name="payment_minutes_positive"),
 )
 
 
@@ -101,7 +120,40 @@ price_tiers = sa.Table(
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("amount", sa.BigInteger, nullable=False),
     sa.Column("currency", sa.String(3), nullable=False, server_default="CNY"),
+    # the venue seats' category this tier prices (seats.category): a seat's price follows from
+    # the seat. A tier naming no category prices general admission, and the seats whose
+    # category no tier of the session names.
+    sa.Column("seat_category", sa.String(40)),
+    sa.Column("sale_opens_at", UtcDateTime()),
+    sa.Column("sale_closes_at", UtcDateTime()),
     sa.UniqueConstraint("session_id", "code"),
+    sa.CheckConstraint("amount >= 0", name="amount_not_negative"),
+    sa.Index("ix_price_tiers_one_per_category", "session_id", "seat_category", unique=True),
+)
+
+
+# What is sold beside a session's seats: passes, each admitting to several sessions (or to
+# venues for a validity window), with a price and a capacity (the 'pass' quota naming it).
+products = sa.Table(
+    "products", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("event_id", sa.Integer, sa.ForeignKey("events.id")),
+    sa.Column("code", sa.String(40), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(10), nullable=False, server_default="pass"),
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False, server_default="CNY"),
+    # 'sessions' (scope: session ids) or 'venues' (scope: venue ids, within the validity window)
+    sa.Column("scope_kind", sa.String(10), nullable=False),
+    sa.Column("scope", sa.JSON, nullable=False),
+    sa.Column("zone_id", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("daily_limit", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("valid_from", UtcDateTime()),
+    sa.Column("valid_until", UtcDateTime()),
+    sa.Column("sale_opens_at", UtcDateTime()),
+    sa.Column("sale_closes_at", UtcDateTime()),
+    sa.CheckConstraint("kind IN ('pass')", name="kind_known"),
+    sa.CheckConstraint("scope_kind IN ('sessions', 'venues')", name="scope_kind_known"),
     sa.CheckConstraint("amount >= 0", name="amount_not_negative"),
 )
 

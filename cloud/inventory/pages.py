@@ -134,7 +134,7 @@ def _counts(conn: sa.Connection, session_id: int) -> dict:
                   sa.func.sum(sa.case((reserved, 1), else_=0)).label("reserved"))
         .where(session_seats.c.session_id == session_id)
         .group_by(session_seats.c.category, session_seats.c.status)).all()
-    out = {c: {"total": 0, "sold": 0, "available": 0, "reserved": 0}
+    out = {c: {"total": 0, "sold": 0, "held": 0, "available": 0, "reserved": 0}
            for c in inventory.CATEGORIES}
     for r in rows:
         out[r.category]["total"] += r.n

@@ -4,7 +4,8 @@ A session's configuration starts as a copy of the venue map (damaged seats as 'o
 removed seats left out). Editing it never touches the venue map; while the session is not on
 sale, later changes to the venue map flow into it. Once the configuration is confirmed, only
 emergency seats may change category. A seat is sold by a conditional UPDATE that succeeds for
-one transaction only; the unique index on live tickets is the backstop.
+one transaction only; the unique index on live tickets is the backstop. Orders hold seats first
+(``cloud/inventory/holds.py``); a hold past its deadline counts as available here too.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sqlalchemy as sa
 from cloud.catalog.tables import seats, sessions
 from cloud.core.audit import SYSTEM, record
 from cloud.core.errors import Code, HubError
+from cloud.inventory.places import venue_places
 from cloud.inventory.tables import session_seats
 from sync.timeutil import utcnow
 
@@ -30,6 +32,15 @@ class InventoryError(HubError):
         "unknown_category": Code(422, "category must be one of %(categories)s"),
         "seats_not_in_session": Code(422, "some seats are not in this session's configuration"),
         "seat_sold": Code(409, "seat %(seat_id)s is sold"),
+        "seat_taken": Code(409, "a seat already has a live ticket or hold for this session"),
+        "sold_out": Code(409, "sold out: %(what)s has no room for %(count)s more"),
+        "no_adjacent_seats": Code(
+            409, "zone %(zone_id)s has no %(count)s adjacent seats left in one row"),
+        "unknown_quota": Code(404, "no quota %(quota_id)s"),
+        "bad_quota": Code(422, "a %(kind)s quota names %(needs)s and a capacity of 0 or more"),
+        "quota_exists": Code(409, "there is a quota for %(key)s already"),
+        "capacity_below_used": Code(
+            409, "quota %(quota_id)s has %(used)s used: its capacity cannot go below that"),
         "seat_category_locked": Code(
             409, "seat %(seat_id)s: after the configuration is confirmed only emergency seats "
                  "may change category"),
@@ -46,6 +57,11 @@ class InventoryError(HubError):
         "unknown_event": Code(404, "no event %(event_id)s"),
         "session_ends_before_start": Code(422, "a session must end after it starts"),
         "gates_open_after_start": Code(422, "gates must open before the session starts"),
+        "session_cancelled": Code(409, "session %(session_id)s is cancelled"),
+        "not_editable": Code(422, "these session fields cannot be edited here: %(fields)s"),
+        "bad_sale_window": Code(422, "a sale window must close after it opens"),
+        "bad_limit": Code(422, "%(field)s must be a whole number of 1 or more"),
+        "bad_session_name": Code(422, "a session's name is 1 to 200 characters"),
     }
 
 
@@ -54,13 +70,30 @@ def _utc(dt):
 
 
 def copy_venue_map(conn: sa.Connection, session_id: int, venue_id: int) -> int:
-    """Give a session the venue's seats it does not have yet; returns how many."""
+    """Give a session the venue's seats it does not have yet, each with its zone, row,
+    position and rank (``cloud/inventory/places.py``); returns how many. When seats were
+    added, the places of the session's other seats are brought up to date too."""
     have = sa.select(session_seats.c.seat_id).where(session_seats.c.session_id == session_id)
+    new = conn.execute(sa.select(seats.c.id, seats.c.damaged).where(
+        seats.c.venue_id == venue_id, seats.c.removed.is_(False),
+        seats.c.id.not_in(have))).all()
+    if not new:
+        return 0
+    where = venue_places(conn, venue_id)
     rows = [{"session_id": session_id, "seat_id": r.id,
-             "category": "occupied" if r.damaged else "sellable", "status": "available"}
-            for r in conn.execute(sa.select(seats.c.id, seats.c.damaged).where(
-                seats.c.venue_id == venue_id, seats.c.removed.is_(False),
-                seats.c.id.not_in(have)))]
+             "category": "occupied" if r.damaged else "sellable", "status": "available",
+             "zone_id": where[r.id].zone_id, "row_key": where[r.id].row_key,
+             "position": where[r.id].position, "rank": where[r.id].rank} for r in new]
+    added = {r.id for r in new}
+    old = [{"sid": session_id, "seat": seat_id, "z": p.zone_id, "rk": p.row_key,
+            "p": p.position, "r": p.rank}
+           for seat_id, p in where.items() if seat_id not in added]
+    if old:
+        conn.execute(sa.update(session_seats).where(
+            session_seats.c.session_id == sa.bindparam("sid"),
+            session_seats.c.seat_id == sa.bindparam("seat")).values(
+            zone_id=sa.bindparam("z"), row_key=sa.bindparam("rk"),
+            position=sa.bindparam("p"), rank=sa.bindparam("r")), old)
     for start in range(0, len(rows), 5000):
         conn.execute(sa.insert(session_seats), rows[start:start + 5000])
     return len(rows)
@@ -117,10 +150,13 @@ def confirm_configuration(conn: sa.Connection, session_id: int, actor: str = SYS
 def put_on_sale(conn: sa.Connection, session_id: int, actor: str = SYSTEM) -> None:
     """Open a session for sale, once its seat configuration is confirmed (a session already
     on sale stays as it is)."""
-    s = conn.execute(sa.select(sessions.c.on_sale, sessions.c.config_confirmed_at)
+    s = conn.execute(sa.select(sessions.c.on_sale, sessions.c.config_confirmed_at,
+                               sessions.c.state)
                      .where(sessions.c.id == session_id).with_for_update()).first()
     if s is None:
         raise InventoryError("unknown_session", session_id=session_id)
+    if s.state == "cancelled":
+        raise InventoryError("session_cancelled", session_id=session_id)
     if s.on_sale:
         return
     if s.config_confirmed_at is None:
@@ -149,17 +185,32 @@ def reserve(conn: sa.Connection, session_id: int, seat_ids: list[int], customer:
            {"seats": sorted(set(seat_ids)), "until": until.isoformat()})
 
 
+def reservation_allows(customer: str | None, now: datetime) -> sa.ColumnElement[bool]:
+    """The seats this customer (or anyone, for None) may take: not reserved, a reservation
+    that has ended, or one for this customer."""
+    free_for_all = sa.or_(session_seats.c.reserved_for.is_(None),
+                          session_seats.c.reserved_until < now)
+    return free_for_all if customer is None else sa.or_(
+        free_for_all, session_seats.c.reserved_for == customer)
+
+
+def free(now: datetime, order_id: int | None = None) -> sa.ColumnElement[bool]:
+    """A seat that can be taken now: available, held past its deadline (lazy expiry: the
+    hold stops counting at once), or held by ``order_id`` itself."""
+    lapsed = sa.and_(session_seats.c.status == "held", session_seats.c.held_until < now)
+    ours = () if order_id is None else (sa.and_(session_seats.c.status == "held",
+                                                session_seats.c.order_id == order_id),)
+    return sa.or_(session_seats.c.status == "available", lapsed, *ours)
+
+
 def claim(conn: sa.Connection, session_id: int, seat_id: int, customer: str | None,
           now: datetime) -> None:
     """Mark a seat sold for this session, or raise: the UPDATE succeeds for one caller only."""
-    free_for_all = sa.or_(session_seats.c.reserved_for.is_(None),
-                          session_seats.c.reserved_until < now)
-    allowed = free_for_all if customer is None else sa.or_(
-        free_for_all, session_seats.c.reserved_for == customer)
     got = conn.execute(sa.update(session_seats).where(
         session_seats.c.session_id == session_id, session_seats.c.seat_id == seat_id,
-        session_seats.c.status == "available", session_seats.c.category == "sellable", allowed)
-        .values(status="sold").returning(session_seats.c.seat_id)).first()
+        free(now), session_seats.c.category == "sellable", reservation_allows(customer, now))
+        .values(status="sold", order_id=None, held_until=None)
+        .returning(session_seats.c.seat_id)).first()
     if got is None:
         raise InventoryError("seat_not_for_sale", seat_id=seat_id)
 
@@ -167,4 +218,4 @@ def claim(conn: sa.Connection, session_id: int, seat_id: int, customer: str | No
 def release(conn: sa.Connection, session_id: int, seat_id: int) -> None:
     conn.execute(sa.update(session_seats).where(
         session_seats.c.session_id == session_id, session_seats.c.seat_id == seat_id)
-        .values(status="available"))
+        .values(status="available", order_id=None, held_until=None))

@@ -16,8 +16,12 @@ import sqlalchemy as sa
 
 from cloud.catalog.tables import price_tiers, sessions, zones
 from cloud.core.audit import SYSTEM
-from cloud.sales.tickets import Issued, TicketError, TicketSpec, issue_tickets, normal_document
-from sync import codes
+from cloud.sales.order_plan import LineRequest, OrderRequest
+from cloud.sales.orders import capture, create_order
+from cloud.sales.tickets import Issued, TicketError, TicketSpec, normal_document
+from sync.timeutil import utcnow
+
+OFFLINE = "offline"  # the provider of a payment taken at the counter (cash or card)
 
 MAX_HOLDER_NAME = 200
 
@@ -83,13 +87,24 @@ def sale_problems(conn: sa.Connection, session_id: int, spec: TicketSpec) -> lis
 
 def sell(conn: sa.Connection, session_id: int, specs: list[TicketSpec], actor: str = SYSTEM,
          now: datetime | None = None) -> list[Issued]:
-    """Sell tickets for one session that is on sale, each for a seat or a zone, at one of the
-    session's prices, to a named holder or not; all or none, in the caller's transaction."""
+    """Sell tickets for one session that is on sale at once (the box office's instant sale,
+    paid at the counter): each for a seat or general admission of a zone, at the seat's or
+    the chosen price, to a named holder or not; all or none, in the caller's transaction.
+    It takes the one path every sale takes: an order is created (seats held, quotas and
+    limits counted) and captured with the offline provider, which issues the tickets."""
+    now = now or utcnow()
     session = _Session.load(conn, session_id)
-    lines = [dataclasses.replace(spec, session_id=session_id, kind=codes.Kind.SESSION,
-                                 scope=()) for spec in specs]
-    for spec in lines:
-        problems = session.problems(spec)
-        if problems:
+    for spec in specs:
+        problems = session.problems(dataclasses.replace(spec, session_id=session_id))
+        if problems and problems[0].code != "tier_required":
             raise problems[0]
-    return issue_tickets(conn, lines, now, actor)
+    customers = {spec.customer for spec in specs if spec.customer}
+    order = create_order(conn, OrderRequest(
+        session_id, tuple(LineRequest(
+            kind="seat" if spec.seat_id is not None else "ga", seat_id=spec.seat_id,
+            zone_id=spec.zone_id or 0, price_tier_id=spec.price_tier_id, holder=spec.holder)
+            for spec in specs), actor=actor, customer=min(customers) if customers else None),
+        now)
+    paid = capture(conn, order.order_id, order.total, OFFLINE, f"box-office:{order.number}",
+                   now)
+    return list(paid.tickets)

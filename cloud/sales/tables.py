@@ -1,4 +1,5 @@
-"""The sales tables: tickets and their holders."""
+"""The sales tables: tickets and their holders; orders, their lines, the quotas they hold and
+the per-person purchase counts their limits are enforced with."""
 
 from __future__ import annotations
 
@@ -43,10 +44,100 @@ tickets = sa.Table(
     sa.Column("price_tier_id", sa.Integer),
     sa.Column("amount", sa.BigInteger, nullable=False, server_default="0"),  # fen (cents)
     sa.Column("currency", sa.String(3), nullable=False, server_default="CNY"),
+    sa.Column("order_id", sa.Integer, index=True),
     sa.CheckConstraint("state IN ('issued', 'void', 'refunded')", name="state_known"),
     sa.CheckConstraint("kind IN ('session', 'sessions', 'venues')", name="kind_known"),
     sa.Index("ix_tickets_session_state", "session_id", "state"),
     sa.Index("ix_tickets_one_live_per_seat", "session_id", "seat_id", unique=True,
              sqlite_where=sa.text("state = 'issued' AND seat_id IS NOT NULL"),
              postgresql_where=sa.text("state = 'issued' AND seat_id IS NOT NULL")),
+)
+
+
+ORDER_STATES = ("pending_payment", "paid", "partially_refunded", "refunded", "expired",
+                "cancelled")
+
+# An order: a buyer's (or a booth's) lines held together until paid by ``expires_at``. Its
+# payment is recorded once, by (provider, reference): a second capture of it changes nothing.
+orders = sa.Table(
+    "orders", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("number", sa.String(20), nullable=False, unique=True),
+    sa.Column("session_id", sa.Integer, sa.ForeignKey("sessions.id")),
+    sa.Column("buyer", sa.String(80)),
+    sa.Column("actor", sa.String(80), nullable=False),
+    sa.Column("state", sa.String(20), nullable=False, server_default="pending_payment"),
+    sa.Column("total", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False, server_default="CNY"),
+    sa.Column("expires_at", UtcDateTime(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("paid_at", UtcDateTime()),
+    sa.Column("payment_provider", sa.String(40)),
+    sa.Column("payment_reference", sa.String(200)),
+    sa.CheckConstraint("state IN ('pending_payment', 'paid', 'partially_refunded', 'refunded', "
+                       "'expired', 'cancelled')", name="state_known"),
+    sa.CheckConstraint("total >= 0", name="total_not_negative"),
+    sa.UniqueConstraint("payment_provider", "payment_reference"),
+    sa.Index("ix_orders_state_expires_at", "state", "expires_at"),
+    sa.Index("ix_orders_session_id_buyer", "session_id", "buyer"),
+)
+
+LINE_KINDS = ("seat", "ga", "pass")
+LIVE_LINE = "state IN ('held', 'issued')"
+
+# One line per ticket-to-be: a seat, a general-admission place (zone) or a pass (product), at
+# its price, with its holder (sealed, cloud/sales/holders.py) and, once paid, its ticket.
+# holder_hash is the holder's keyed document hash (per-holder limits); doc_hash is the same,
+# on real-name sessions only: the partial unique index makes "one live ticket per document per
+# session" a constraint, not a read.
+order_lines = sa.Table(
+    "order_lines", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("order_id", sa.Integer, sa.ForeignKey("orders.id"), nullable=False, index=True),
+    sa.Column("kind", sa.String(10), nullable=False),
+    sa.Column("session_id", sa.Integer),
+    sa.Column("seat_id", sa.Integer),
+    sa.Column("zone_id", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("price_tier_id", sa.Integer),
+    sa.Column("product_id", sa.Integer),
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False, server_default="CNY"),
+    sa.Column("holder_id", sa.Integer, sa.ForeignKey("holders.id")),
+    sa.Column("holder_hash", sa.String(64), index=True),
+    sa.Column("doc_hash", sa.String(64)),
+    sa.Column("state", sa.String(10), nullable=False, server_default="held"),
+    sa.Column("ticket_id", sa.BigInteger),
+    # what the line counts against while live: {"quotas": [ids], "counts": [[scope, party]]}
+    sa.Column("holds", sa.JSON, nullable=False),
+    sa.CheckConstraint("kind IN ('seat', 'ga', 'pass')", name="kind_known"),
+    sa.CheckConstraint("state IN ('held', 'issued', 'released', 'refunded')",
+                       name="state_known"),
+    sa.CheckConstraint("amount >= 0", name="amount_not_negative"),
+    sa.Index("ix_order_lines_one_live_per_document", "session_id", "doc_hash", unique=True,
+             sqlite_where=sa.text(f"doc_hash IS NOT NULL AND {LIVE_LINE}"),
+             postgresql_where=sa.text(f"doc_hash IS NOT NULL AND {LIVE_LINE}")),
+)
+
+
+# Which quotas an order counts against (n: its lines on each), so that a sale short of room
+# can find the lapsed orders still counted in a quota and tidy them first.
+order_quotas = sa.Table(
+    "order_quotas", metadata,
+    sa.Column("order_id", sa.Integer, sa.ForeignKey("orders.id"), primary_key=True),
+    sa.Column("quota_id", sa.Integer, sa.ForeignKey("quotas.id"), primary_key=True),
+    sa.Column("n", sa.Integer, nullable=False),
+    sa.CheckConstraint("n >= 0", name="n_not_negative"),
+    sa.Index("ix_order_quotas_quota_id", "quota_id"),
+)
+
+
+# Per-person purchase counts: ``scope`` is a session or an event ('s:12', 'e:3'), ``party`` a
+# buyer or a holder's document hash ('b:…', 'h:…'). A limit is enforced like a quota: one
+# conditional UPDATE (``used + n <= limit``) in the order's transaction.
+purchase_counts = sa.Table(
+    "purchase_counts", metadata,
+    sa.Column("scope", sa.String(24), primary_key=True),
+    sa.Column("party", sa.String(90), primary_key=True),
+    sa.Column("used", sa.Integer, nullable=False, server_default="0"),
+    sa.CheckConstraint("used >= 0", name="used_not_negative"),
 )

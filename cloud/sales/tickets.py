@@ -24,6 +24,7 @@ from cloud.fleet.keys import active_key
 from cloud.fleet.tables import entries
 from cloud.inventory import seats as inventory
 from cloud.inventory.seats import InventoryError
+from cloud.sales.counts import line_refunded
 from cloud.sales.holders import Holder, add_holders, holder
 from cloud.sales.tables import tickets
 from sync import codes, numbers
@@ -64,7 +65,7 @@ class TicketError(HubError):
                                      "characters"),
         **{f"document_{code}": Code(422, message) for code, message in DOCUMENT_PROBLEMS.items()},
         "code_out_of_range": Code(422, "cannot issue this ticket: %(detail)s"),
-        "seat_taken": Code(409, "a seat already has a live ticket for this session"),
+        "seat_taken": InventoryError.codes["seat_taken"],
         "bad_revoke_state": Code(422, "a ticket is revoked as void or refunded, not "
                                       "'%(state)s'"),
         "unknown_ticket": Code(404, "no ticket %(ticket)s"),
@@ -108,6 +109,12 @@ class TicketSpec:
     rfid_uid: str | None = None
     customer: str | None = None  # may buy seats reserved for this name
     price_tier_id: int | None = None
+    # an order's line: its seat is already the order's (held, then sold by the capture), its
+    # holder already sealed (holder_id), its price the line's (amount, currency)
+    order_id: int | None = None
+    holder_id: int | None = None
+    amount: int | None = None
+    currency: str | None = None
 
 
 def issue_ticket(conn: sa.Connection, now: datetime | None = None, actor: str = SYSTEM,
@@ -125,18 +132,15 @@ def issue_tickets(conn: sa.Connection, specs: list[TicketSpec],
     now = now or utcnow()
     key = active_key(conn)
     batch = _Batch.load(conn, specs)
-    holder_rows = [_holder_row(spec) for spec in specs if spec.holder is not None]
     _claim_seats(conn, batch, now)
-    holder_ids = iter(add_holders(conn, [(h["name"], h["doc_type"], h["doc_number"])
-                                         for h in holder_rows]))
-    holder_rows_iter = iter(holder_rows)
+    people = _holders_of(conn, specs)
     issued, ticket_rows, changes = [], [], []
     fresh_numbers = iter(new_numbers(conn, len(specs)))
-    for ticket_id, spec, scope in zip(next_values(conn, "ticket", len(specs)), specs,
-                                      batch.scopes, strict=True):
+    for ticket_id, spec, scope, person in zip(next_values(conn, "ticket", len(specs)), specs,
+                                              batch.scopes, people, strict=True):
         holder_id = holder_change = None
-        if spec.holder is not None:
-            holder_id, h = next(holder_ids), next(holder_rows_iter)
+        if person is not None:
+            holder_id, h = person
             # clear here; the change log seals it (cloud/core/changes.py)
             holder_change = {"type": "holder", "op": "upsert", "id": holder_id, **h}
         row, seat_label = batch.row(ticket_id, spec, scope, key, next(fresh_numbers), holder_id,
@@ -157,6 +161,25 @@ def issue_tickets(conn: sa.Connection, specs: list[TicketSpec],
     # last: the change log's turn for these venues is held from here to the commit
     record_changes(conn, changes, now)
     return issued
+
+
+def _holders_of(conn: sa.Connection, specs: list[TicketSpec]) -> list[tuple[int, dict] | None]:
+    """Each ticket's holder id and clear fields (for the change log), or None: new holders
+    sealed and written now, an order line's holder (written with the order) opened."""
+    new = [_holder_row(spec) for spec in specs if spec.holder is not None]
+    new_ids = iter(zip(add_holders(conn, [(h["name"], h["doc_type"], h["doc_number"])
+                                          for h in new]), new, strict=True))
+    out = []
+    for spec in specs:
+        if spec.holder is not None:
+            out.append(next(new_ids))
+        elif spec.holder_id is not None:
+            h = holder(conn, spec.holder_id)
+            out.append((h.id, {"name": h.name, "doc_type": h.doc_type,
+                               "doc_number": h.doc_number}))
+        else:
+            out.append(None)
+    return out
 
 
 def _holder_row(spec: TicketSpec) -> dict[str, str]:
@@ -194,8 +217,9 @@ class _Batch:
         session_venue = dict(conn.execute(sa.select(sessions.c.id, sessions.c.venue_id)
                                           .where(sessions.c.id.in_(session_ids))).all())
         tier_ids = {s.price_tier_id for s in specs if s.price_tier_id is not None}
-        tiers = {r.id: r for r in conn.execute(sa.select(price_tiers)
-                                               .where(price_tiers.c.id.in_(tier_ids)))}
+        tiers = {r.id: r for r in conn.execute(sa.select(
+            price_tiers.c.id, price_tiers.c.session_id, price_tiers.c.amount,
+            price_tiers.c.currency).where(price_tiers.c.id.in_(tier_ids)))} if tier_ids else {}
         batch = cls(specs, scopes, seat_rows, session_venue, tiers)
         batch.check()
         return batch
@@ -239,6 +263,9 @@ class _Batch:
         except codes.OutOfRange as e:
             raise TicketError("code_out_of_range", detail=str(e)) from None
         tier = self.tiers.get(spec.price_tier_id) if spec.price_tier_id else None
+        amount = spec.amount if spec.amount is not None else (
+            tier.amount if tier is not None else 0)
+        currency = spec.currency or (tier.currency if tier is not None else "CNY")
         return {
             "id": ticket_id, "number": number, "kind": KIND_NAMES[spec.kind], "role": ROLE_NAMES[spec.role],
             "session_id": spec.session_id if spec.kind is codes.Kind.SESSION else None,
@@ -247,8 +274,10 @@ class _Batch:
             "valid_until": spec.valid_until, "daily_limit": spec.daily_limit, "serial": 0,
             "key_id": key.key_id, "code": code, "state": "issued", "rfid_uid": spec.rfid_uid,
             "holder_id": holder_id, "issued_at": now, "price_tier_id": spec.price_tier_id,
-            "amount": tier.amount if tier is not None else 0,
-            "currency": tier.currency if tier is not None else "CNY",
+            "amount": amount, "currency": currency,
+            # named only for an order's ticket, so that a sale outside orders still writes to a
+            # database upgraded only as far as an older revision
+            **({"order_id": spec.order_id} if spec.order_id is not None else {}),
         }, _label(seat) if seat is not None else None
 
 
@@ -262,6 +291,7 @@ def _claim_seats(conn: sa.Connection, batch: _Batch, now: datetime) -> None:
     claims = [(seat_session, spec.seat_id, spec.customer)
               for spec, scope in zip(batch.specs, batch.scopes, strict=True)
               if spec.seat_id is not None and spec.kind is not codes.Kind.VENUES
+              and spec.order_id is None  # an order's seats are its own already
               for seat_session in scope]
     for seat_session, seat_id, customer in sorted(claims, key=lambda c: (c[1], c[0])):
         inventory.claim(conn, seat_session, seat_id, customer, now)
@@ -342,6 +372,8 @@ def revoke_ticket(conn: sa.Connection, ticket_id: int, state: str = "refunded",
     if row.seat_id is not None and row.kind != "venues":
         for seat_session in row.scope:
             inventory.release(conn, seat_session, row.seat_id)
+    if state == "refunded":
+        line_refunded(conn, ticket_id)
     for venue_id in row.venues:
         record_change(conn, venue_id, {"type": "revocation", "op": "upsert",
                                        "ticket_id": ticket_id, "reason": state,

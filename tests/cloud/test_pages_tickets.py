@@ -11,6 +11,7 @@ from cloud.catalog.events import add_price_tier
 from cloud.core.audit import audit_log
 from cloud.core.changes import change_log
 from cloud.inventory import seats as inventory
+from cloud.inventory.quotas import add_quota
 from cloud.sales.tables import tickets
 from sync.sample import resident_id
 from tests.cloud.pagekit import build_hub, csrf, post, text
@@ -24,6 +25,7 @@ def hub(hub_url):
     h = build_hub(hub_url)
     with h.engine.begin() as conn:
         h.tier = add_price_tier(conn, h.session, "A", "Category A", 38000)
+        add_quota(conn, "ga", 100, session_id=h.session)  # general admission has a capacity
         inventory.confirm_configuration(conn, h.session)
         inventory.put_on_sale(conn, h.session)
     yield h
@@ -218,3 +220,16 @@ def test_the_ticket_page_shows_its_entry_history_in_chinese(hub):
     post(sales, "/lang", {"lang": "zh"}, page=f"/tickets/{number}")
     page = text(sales.get(f"/tickets/{number}"))
     assert "入口不符" in page and "已拒绝" in page and "场馆验票主机" in page
+
+
+def test_the_session_page_counts_a_seat_held_by_an_order(hub):
+    from cloud.catalog.tables import seats
+    from cloud.sales.order_plan import LineRequest, OrderRequest
+    from cloud.sales.orders import create_order
+
+    with hub.engine.begin() as conn:
+        seat_id = conn.execute(sa.select(seats.c.id).where(seats.c.row == "A1",
+                                                           seats.c.number == "2")).scalar()
+        create_order(conn, OrderRequest(hub.session, (LineRequest(
+            seat_id=seat_id, price_tier_id=hub.tier),)))
+    assert hub.client("admin").get(f"/sessions/{hub.session}").status_code == 200

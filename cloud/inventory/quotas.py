@@ -1,0 +1,104 @@
+"""Quotas: capacities the database enforces, per zone, per price tier, for general admission
+and for passes.
+
+A sale adds to ``used`` in its own transaction with one conditional statement per quota
+(``UPDATE … SET used = used + n WHERE id = … AND used + n <= capacity``), quotas in id order
+and after everything else, so a quota's row is locked for as short a time as possible and two
+sales never wait on each other in a circle; ``CHECK (used <= capacity)`` and
+``CHECK (used >= 0)`` stand behind it. Releases (an expired, cancelled or refunded order) are
+applied in the same pass, merged with what the sale adds.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from cloud.core.audit import SYSTEM, record
+from cloud.inventory.seats import InventoryError
+from cloud.inventory.tables import QUOTA_KINDS, quotas
+
+# what each kind of quota names besides its capacity
+NEEDS = {"zone": ("session_id", "zone_id"), "tier": ("session_id", "price_tier_id"),
+         "ga": ("session_id",), "pass": ("product_id",)}
+
+
+def quota_key(kind: str, session_id: int | None = None, zone_id: int | None = None,
+              price_tier_id: int | None = None, product_id: int | None = None) -> str:
+    """The one name of what a quota counts: a general-admission quota with no zone counts
+    the session's general admission as a whole (zone 0)."""
+    if kind == "zone":
+        return f"zone:{session_id}:{zone_id}"
+    if kind == "tier":
+        return f"tier:{session_id}:{price_tier_id}"
+    if kind == "ga":
+        return f"ga:{session_id}:{zone_id or 0}"
+    return f"pass:{product_id}"
+
+
+def add_quota(conn: sa.Connection, kind: str, capacity: int, *, session_id: int | None = None,
+              zone_id: int | None = None, price_tier_id: int | None = None,
+              product_id: int | None = None, actor: str = SYSTEM) -> int:
+    """A capacity for a zone, a price tier, general admission (a zone's or, without a zone,
+    the session's) or a pass product."""
+    given = {"session_id": session_id, "zone_id": zone_id, "price_tier_id": price_tier_id,
+             "product_id": product_id}
+    if kind not in QUOTA_KINDS or isinstance(capacity, bool) or not isinstance(capacity, int) \
+            or capacity < 0 or any(given[k] is None for k in NEEDS[kind]):
+        raise InventoryError("bad_quota", kind=kind, needs=", ".join(NEEDS.get(kind, ("?",))))
+    key = quota_key(kind, **given)
+    if conn.execute(sa.select(quotas.c.id).where(quotas.c.key == key)).first():
+        raise InventoryError("quota_exists", key=key)
+    quota_id = conn.execute(sa.insert(quotas).values(
+        key=key, kind=kind, capacity=capacity, used=0, **given)).inserted_primary_key[0]
+    record(conn, actor, "quota.create", f"quota:{quota_id}", None,
+           {"key": key, "capacity": capacity})
+    return quota_id
+
+
+def set_capacity(conn: sa.Connection, quota_id: int, capacity: int,
+                 actor: str = SYSTEM) -> None:
+    """Change a quota's capacity; never below what is used (checked in the statement)."""
+    before = conn.execute(sa.select(quotas.c.capacity, quotas.c.used)
+                          .where(quotas.c.id == quota_id)).first()
+    if before is None:
+        raise InventoryError("unknown_quota", quota_id=quota_id)
+    if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 0:
+        raise InventoryError("bad_quota", kind="this", needs="a capacity")
+    done = conn.execute(sa.update(quotas).where(quotas.c.id == quota_id,
+                                                quotas.c.used <= capacity)
+                        .values(capacity=capacity)).rowcount
+    if not done:
+        used = conn.execute(sa.select(quotas.c.used).where(quotas.c.id == quota_id)).scalar()
+        raise InventoryError("capacity_below_used", quota_id=quota_id, used=used)
+    record(conn, actor, "quota.capacity", f"quota:{quota_id}", {"capacity": before.capacity},
+           {"capacity": capacity})
+
+
+def quota_ids(conn: sa.Connection, keys: set[str]) -> dict[str, int]:
+    """The ids of the quotas with these keys (keys with no quota are left out)."""
+    if not keys:
+        return {}
+    return dict(conn.execute(sa.select(quotas.c.key, quotas.c.id)
+                             .where(quotas.c.key.in_(sorted(keys)))).all())
+
+
+def apply_quotas(conn: sa.Connection, deltas: dict[int, int]) -> int | None:
+    """Add each delta to its quota, in id order, each in one conditional statement; returns
+    the first quota that has no room for its increase (the caller rolls back), else None."""
+    for quota_id in sorted(deltas):
+        n = deltas[quota_id]
+        if n > 0:
+            done = conn.execute(sa.update(quotas).where(
+                quotas.c.id == quota_id, quotas.c.used + n <= quotas.c.capacity)
+                .values(used=quotas.c.used + n)).rowcount
+            if not done:
+                return quota_id
+        elif n < 0:
+            conn.execute(sa.update(quotas).where(quotas.c.id == quota_id)
+                         .values(used=quotas.c.used + n))
+    return None
+
+
+def describe(conn: sa.Connection, quota_id: int) -> str:
+    """How a refusal names a quota: its key (``zone:1:2``, ``ga:1:0``, ``pass:3``)."""
+    return conn.execute(sa.select(quotas.c.key).where(quotas.c.id == quota_id)).scalar() or "?"

@@ -1,0 +1,300 @@
+"""What an order asks for, checked and priced before anything is held: the session on sale
+(state, flag and sale window), each line's price (a seat's from its category, general
+admission's and a pass's from their tier or product, each within its own sale window), the
+quotas each line counts against, and each holder's document (normalised and hashed).
+
+Nothing here writes; :mod:`cloud.sales.holding` takes what the plan names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from cloud.catalog.tables import events, price_tiers, products, seats, sessions, zones
+from cloud.core.audit import SYSTEM
+from cloud.core.errors import Code, HubError
+from cloud.core.seal import keyring_for
+from cloud.inventory.quotas import quota_ids, quota_key
+from cloud.inventory.tables import session_seats
+from cloud.sales.tickets import TicketError, normal_document
+
+MAX_LINES = 100
+MAX_HOLDER_NAME = 200
+MAX_BUYER = 80
+
+
+class OrderError(HubError):
+    """An order that cannot be created, paid, cancelled or expired as asked; ``field`` says
+    which part of the request is at fault."""
+
+    codes = {
+        "unknown_session": TicketError.codes["unknown_session"],
+        "not_on_sale": TicketError.codes["not_on_sale"],
+        "tier_required": TicketError.codes["tier_required"],
+        "tier_not_for_session": TicketError.codes["tier_not_for_session"],
+        "unknown_zone": TicketError.codes["unknown_zone"],
+        "holder_name_missing": TicketError.codes["holder_name_missing"],
+        "holder_name_bad": TicketError.codes["holder_name_bad"],
+        "unknown_seat": TicketError.codes["unknown_seat"],
+        "bad_order_lines": Code(422, "an order has 1 to %(limit)s lines of kind seat, ga or "
+                                     "pass"),
+        "bad_buyer": Code(422, "a buyer reference is 1 to 80 printable characters"),
+        "session_cancelled": Code(409, "session %(session_id)s is cancelled"),
+        "tier_not_on_sale": Code(409, "price tier %(tier_id)s is not on sale now"),
+        "tier_not_for_seat": Code(
+            422, "seat %(seat_id)s is priced by tier %(price_tier_id)s (its category "
+                 "%(category)s), not by tier %(tier_id)s"),
+        "tier_prices_seats": Code(
+            422, "price tier %(tier_id)s prices seats of category %(category)s, not general "
+                 "admission"),
+        "no_general_admission": Code(
+            409, "session %(session_id)s sells no general admission here (no capacity is set)"),
+        "unknown_product": Code(404, "no product %(product_id)s"),
+        "product_not_on_sale": Code(409, "product %(product_id)s is not on sale now"),
+        "holder_required": Code(422, "session %(session_id)s is real-name: every ticket names "
+                                     "its holder"),
+        "mixed_currency": Code(422, "an order is paid in one currency"),
+        "document_already_used": Code(
+            409, "this document already has a ticket (or one held) for session "
+                 "%(session_id)s"),
+        "limit_reached": Code(409, "the limit of %(limit)s tickets per %(per)s is reached"),
+        "unknown_order": Code(404, "no order %(order_id)s"),
+        "order_not_pending": Code(409, "order %(order_id)s is %(state)s, not waiting for "
+                                       "payment"),
+    }
+
+
+@dataclass(frozen=True)
+class LineRequest:
+    """One ticket asked for: a chosen seat (``seat_id``), a best-available seat of a zone
+    (kind ``seat`` with ``zone_id`` and no seat: the order's lines of one zone and tier get
+    adjacent seats of one row), general admission (``ga``, optionally of a zone) or a pass
+    (``pass``, naming its ``product_id``). ``holder`` is (name, document type, number)."""
+
+    kind: str = "seat"
+    seat_id: int | None = None
+    zone_id: int = 0
+    price_tier_id: int | None = None
+    product_id: int | None = None
+    holder: tuple[str, str, str] | None = None
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    """An order: lines for one session (or passes only, without a session), bought by a
+    ``buyer`` (a storefront reference; None for a booth or staff sale, which ``actor``
+    names). ``customer`` may take seats reserved for that name."""
+
+    session_id: int | None
+    lines: tuple[LineRequest, ...]
+    buyer: str | None = None
+    actor: str = SYSTEM
+    customer: str | None = None
+
+
+@dataclass
+class PlannedLine:
+    kind: str
+    session_id: int | None
+    seat_id: int | None
+    zone_id: int
+    price_tier_id: int | None
+    product_id: int | None
+    amount: int
+    currency: str
+    holder: tuple[str, str, str] | None
+    holder_hash: str | None
+    doc_hash: str | None
+    quota_keys: list[str] = field(default_factory=list)
+    category: str | None = None  # best-available: seats of this category only
+    priced: frozenset[str] = frozenset()  # best-available at an open tier: not these
+
+
+@dataclass
+class Plan:
+    session: object | None
+    event: object | None
+    lines: list[PlannedLine]
+    total: int
+    currency: str
+    quotas: dict[str, int]
+
+    def quota_needs(self) -> dict[int, int]:
+        needs: dict[int, int] = {}
+        for line in self.lines:
+            for key in line.quota_keys:
+                needs[self.quotas[key]] = needs.get(self.quotas[key], 0) + 1
+        return needs
+
+
+def _open(opens: datetime | None, closes: datetime | None, now: datetime) -> bool:
+    return (opens is None or opens <= now) and (closes is None or now < closes)
+
+
+def _session(conn: sa.Connection, session_id: int, now: datetime):
+    s = conn.execute(sa.select(sessions).where(sessions.c.id == session_id)).first()
+    if s is None:
+        raise OrderError("unknown_session", session_id=session_id, field="session_id")
+    if s.state == "cancelled":
+        raise OrderError("session_cancelled", session_id=session_id, field="session_id")
+    if not s.on_sale or not _open(s.sale_opens_at, s.sale_closes_at, now):
+        raise OrderError("not_on_sale", session_id=session_id, field="session_id")
+    return s
+
+
+def check_holder(name: str, doc_type: str, number: str) -> str:
+    """The holder's normalised document number, or the first refusal of name or number."""
+    if not name.strip():
+        raise OrderError("holder_name_missing", field="holder")
+    if len(name) > MAX_HOLDER_NAME or not name.isprintable():
+        raise OrderError("holder_name_bad", field="holder")
+    return normal_document(doc_type, number)
+
+
+def plan_order(conn: sa.Connection, req: OrderRequest, now: datetime) -> Plan:
+    """Check and price an order; raises the first refusal, naming its field."""
+    if not 1 <= len(req.lines) <= MAX_LINES or any(
+            line.kind not in ("seat", "ga", "pass") for line in req.lines):
+        raise OrderError("bad_order_lines", limit=MAX_LINES, field="lines")
+    if req.buyer is not None and not (1 <= len(req.buyer) <= MAX_BUYER
+                                      and req.buyer.isprintable()):
+        raise OrderError("bad_buyer", field="buyer")
+    s = _session(conn, req.session_id, now) if req.session_id is not None else None
+    if s is None and any(line.kind != "pass" for line in req.lines):
+        raise OrderError("unknown_session", session_id=None, field="session_id")
+    event = conn.execute(sa.select(events).where(events.c.id == s.event_id)).first() \
+        if s is not None else None
+    pricing = _Pricing.load(conn, s, req, now) if s is not None else None
+    ring = keyring_for(conn) if any(line.holder for line in req.lines) else None
+    lines = []
+    for line in req.lines:
+        if line.kind == "pass":
+            planned = _pass_line(conn, line, now)
+        else:
+            planned = pricing.line(line)
+            if s.real_name and line.holder is None:
+                raise OrderError("holder_required", session_id=s.id, field="holder")
+        if line.holder is not None:
+            number = check_holder(*line.holder)
+            planned.holder = (line.holder[0], line.holder[1], number)
+            planned.holder_hash = ring.doc_hash(number)
+            if s is not None and s.real_name and line.kind != "pass":
+                planned.doc_hash = planned.holder_hash
+        lines.append(planned)
+    if len({line.currency for line in lines}) != 1:
+        raise OrderError("mixed_currency", field="lines")
+    keys = {k for line in lines for k in line.quota_keys}
+    found = quota_ids(conn, keys | _ga_fallbacks(lines))
+    for line in lines:
+        line.quota_keys = _resolve_quotas(line, found)
+    return Plan(s, event, lines, sum(line.amount for line in lines), lines[0].currency, found)
+
+
+def _ga_fallbacks(lines: list[PlannedLine]) -> set[str]:
+    return {quota_key("ga", line.session_id, 0) for line in lines if line.kind == "ga"}
+
+
+def _resolve_quotas(line: PlannedLine, found: dict[str, int]) -> list[str]:
+    """The quotas a line counts against: those of its zone and tier that exist; general
+    admission and passes must have theirs (a zone's GA quota, else the session's)."""
+    keys = [k for k in line.quota_keys if k in found]
+    if line.kind == "ga":
+        ga = [k for k in line.quota_keys if k.startswith("ga:") and k in found] or [
+            k for k in (quota_key("ga", line.session_id, 0),) if k in found]
+        if not ga:
+            raise OrderError("no_general_admission", session_id=line.session_id,
+                             field="zone_id")
+        keys = [k for k in keys if not k.startswith("ga:")] + ga[:1]
+    if line.kind == "pass" and not keys:
+        raise OrderError("product_not_on_sale", product_id=line.product_id, field="product_id")
+    return sorted(set(keys))
+
+
+def _pass_line(conn: sa.Connection, line: LineRequest, now: datetime) -> PlannedLine:
+    p = conn.execute(sa.select(products).where(products.c.id == line.product_id)).first()
+    if p is None:
+        raise OrderError("unknown_product", product_id=line.product_id, field="product_id")
+    if not _open(p.sale_opens_at, p.sale_closes_at, now):
+        raise OrderError("product_not_on_sale", product_id=p.id, field="product_id")
+    return PlannedLine("pass", None, None, p.zone_id, None, p.id, p.amount, p.currency, None,
+                       None, None, [quota_key("pass", product_id=p.id)])
+
+
+@dataclass
+class _Pricing:
+    """A session's tiers, by id and by the seat category they price, and its zones."""
+
+    session: object
+    tiers: dict[int, object]
+    by_category: dict[str, object]
+    zones: set[int]
+    seats: dict[int, object]
+    now: datetime
+
+    @classmethod
+    def load(cls, conn: sa.Connection, s, req: OrderRequest, now: datetime) -> _Pricing:
+        tiers = {t.id: t for t in conn.execute(
+            sa.select(price_tiers).where(price_tiers.c.session_id == s.id))}
+        by_category = {t.seat_category: t for t in tiers.values() if t.seat_category}
+        zone_ids = set(conn.execute(sa.select(zones.c.id)
+                                    .where(zones.c.venue_id == s.venue_id)).scalars())
+        wanted = {line.seat_id for line in req.lines if line.seat_id is not None}
+        seat_rows = {r.id: r for r in conn.execute(sa.select(
+            seats.c.id, seats.c.category, session_seats.c.zone_id).join(
+            session_seats, sa.and_(session_seats.c.seat_id == seats.c.id,
+                                   session_seats.c.session_id == s.id))
+            .where(seats.c.id.in_(wanted)))} if wanted else {}
+        return cls(s, tiers, by_category, zone_ids, seat_rows, now)
+
+    def _tier(self, tier_id: int | None):
+        if tier_id is None:
+            if self.tiers:
+                raise OrderError("tier_required", field="price_tier_id")
+            return None
+        tier = self.tiers.get(tier_id)
+        if tier is None:
+            raise OrderError("tier_not_for_session", tier_id=tier_id, field="price_tier_id")
+        if not _open(tier.sale_opens_at, tier.sale_closes_at, self.now):
+            raise OrderError("tier_not_on_sale", tier_id=tier_id, field="price_tier_id")
+        return tier
+
+    def line(self, line: LineRequest) -> PlannedLine:
+        s, category, zone_id = self.session, None, line.zone_id
+        if line.kind == "seat" and line.seat_id is not None:
+            seat = self.seats.get(line.seat_id)
+            if seat is None:
+                raise OrderError("unknown_seat", seat_id=line.seat_id, field="seats")
+            zone_id, priced = seat.zone_id, self.by_category.get(seat.category)
+            if priced is not None and line.price_tier_id not in (None, priced.id):
+                raise OrderError("tier_not_for_seat", seat_id=line.seat_id,
+                                 price_tier_id=priced.id, category=seat.category,
+                                 tier_id=line.price_tier_id, field="price_tier_id")
+            tier = self._tier(priced.id if priced is not None else line.price_tier_id)
+            if priced is None and tier is not None and tier.seat_category:
+                raise OrderError("tier_not_for_seat", seat_id=line.seat_id,
+                                 price_tier_id=None, category=seat.category,
+                                 tier_id=tier.id, field="price_tier_id")
+        else:
+            if zone_id and zone_id not in self.zones:
+                raise OrderError("unknown_zone", zone_id=zone_id, field="zone_id")
+            tier = self._tier(line.price_tier_id)
+            if line.kind == "seat":
+                if not zone_id:
+                    raise OrderError("unknown_zone", zone_id=zone_id, field="zone_id")
+                category = tier.seat_category if tier is not None else None
+            elif tier is not None and tier.seat_category:
+                raise OrderError("tier_prices_seats", tier_id=tier.id,
+                                 category=tier.seat_category, field="price_tier_id")
+        keys = [quota_key("zone", s.id, zone_id)] if line.kind == "seat" else [
+            quota_key("ga", s.id, zone_id)]
+        if tier is not None:
+            keys.append(quota_key("tier", s.id, price_tier_id=tier.id))
+        planned = PlannedLine(
+            line.kind, s.id, line.seat_id, zone_id, tier.id if tier is not None else None,
+            None, tier.amount if tier is not None else 0,
+            tier.currency if tier is not None else "CNY", None, None, None, keys, category,
+            frozenset(self.by_category))
+        return planned

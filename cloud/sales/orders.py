@@ -1,0 +1,325 @@
+"""Orders: created holding their seats and quota until a payment deadline, paid (the
+payment captured and the tickets issued in one transaction), expired or cancelled.
+
+An order moves ``pending_payment`` → ``paid`` (→ ``partially_refunded`` → ``refunded``),
+or ``pending_payment`` → ``expired`` / ``cancelled``. Every transition is a conditional UPDATE
+of the order's row, so whoever moves it first decides, and a second mover changes nothing.
+Holding and tidying are in :mod:`cloud.sales.holding` (why a lapsed order needs no worker to
+stop counting is told there); checking and pricing in :mod:`cloud.sales.order_plan`.
+
+The payments area calls :func:`capture` and :func:`payable` (payments → sales, never back).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from cloud.catalog.tables import events, products, sessions
+from cloud.core.audit import SYSTEM, record
+from cloud.inventory.holds import held_by, hold_seats, release_held, sell_held
+from cloud.inventory.quotas import describe
+from cloud.inventory.seats import InventoryError
+from cloud.sales import counts, holding
+from cloud.sales.holders import add_holders
+from cloud.sales.order_plan import OrderError, OrderRequest, plan_order
+from cloud.sales.tables import order_lines, orders, tickets
+from cloud.sales.tickets import Issued, TicketSpec, issue_tickets
+from sync import codes, numbers
+from sync.timeutil import utcnow
+
+PAYMENT_MINUTES = 15  # an order without a session (passes only) is held this long
+TIDY_ROUNDS = 4
+
+
+@dataclass(frozen=True)
+class OrderCreated:
+    order_id: int
+    number: str
+    total: int
+    currency: str
+    expires_at: datetime
+    seat_ids: tuple[int | None, ...]  # per line, in the request's order
+
+
+def _new_number(conn: sa.Connection) -> str:
+    while True:
+        number = numbers.new_number()
+        if conn.execute(sa.select(orders.c.id).where(orders.c.number == number)).first() is None:
+            return number
+
+
+def create_order(conn: sa.Connection, req: OrderRequest,
+                 now: datetime | None = None) -> OrderCreated:
+    """Hold an order's seats, lines, purchase counts and quotas in the caller's transaction,
+    until its payment deadline (the session's ``payment_minutes``), or raise a coded refusal
+    naming its field (``seat_taken``, ``sold_out``, ``not_on_sale``, ``limit_reached``,
+    ``document_already_used``, …) having held nothing."""
+    now = now or utcnow()
+    plan = plan_order(conn, req, now)
+    minutes = plan.session.payment_minutes if plan.session is not None else PAYMENT_MINUTES
+    until = now + timedelta(minutes=minutes)
+    people = [line.holder for line in plan.lines if line.holder is not None]
+    ids = iter(add_holders(conn, people))
+    holder_ids = [next(ids) if line.holder is not None else None for line in plan.lines]
+    number = _new_number(conn)
+    order_id = conn.execute(sa.insert(orders).values(
+        number=number, session_id=plan.session.id if plan.session is not None else None,
+        buyer=req.buyer, actor=req.actor, state="pending_payment", total=plan.total,
+        currency=plan.currency, expires_at=until, created_at=now)).inserted_primary_key[0]
+    limits = holding.limits_for(plan, req.buyer)
+    holds = holding.line_holds(plan, req.buyer, limits)
+    mine = counts.Deltas()
+    for h in holds:
+        mine.add_line(h, +1)
+    back, todo = counts.Deltas(), holding.lapsed_for(conn, plan, now)
+    for _ in range(TIDY_ROUNDS):
+        back = back.merge(holding.release_orders(conn, todo, "expired", now))
+        seat_of, short = _attempt(conn, order_id, plan, req, holder_ids, holds,
+                                  mine.merge(back), limits, until, now)
+        if short is None:
+            break
+        todo = holding.lapsed_in(conn, short, now)
+        if not todo:
+            raise _short_error(conn, short, limits, mine)
+    else:
+        raise _short_error(conn, short, limits, mine)
+    record(conn, req.actor, "order.create", f"order:{order_id}", None,
+           {"number": number, "lines": len(plan.lines), "total": plan.total,
+            "expires_at": until.isoformat()})
+    return OrderCreated(order_id, number, plan.total, plan.currency, until, tuple(seat_of))
+
+
+def _attempt(conn, order_id, plan, req, holder_ids, holds, deltas, limits, until, now):
+    """One try at taking everything, inside a savepoint: (seats per line, None) when done,
+    (None, what had no room) when rolled back for want of room."""
+    savepoint = conn.begin_nested()
+    try:
+        seat_of = holding.take_seats(conn, plan, order_id, until, now, req.customer) \
+            if plan.session is not None else [None] * len(plan.lines)
+        holding.insert_lines(conn, order_id, plan, seat_of, holder_ids, holds)
+        short = counts.write_deltas(conn, deltas, limits)
+    except BaseException:
+        savepoint.rollback()
+        raise
+    if short is not None:
+        savepoint.rollback()
+        return None, short
+    savepoint.commit()
+    return seat_of, None
+
+
+def _short_error(conn: sa.Connection, short: counts.Short, limits: dict,
+                 mine: counts.Deltas) -> Exception:
+    if short.quota_id is not None:
+        return InventoryError("sold_out", what=describe(conn, short.quota_id),
+                              count=mine.quotas[short.quota_id], field="lines")
+    scope, party = short.count
+    per = ("buyer" if party.startswith("b:") else "holder") + (
+        " per session" if scope.startswith("s:") else " per event")
+    return OrderError("limit_reached", limit=limits[short.count], per=per,
+                      field="buyer" if party.startswith("b:") else "holder")
+
+
+@dataclass(frozen=True)
+class Captured:
+    """What a payment did: ``paid`` with its tickets (``duplicate`` when this payment was
+    recorded before and nothing changed), or ``refund_needed`` with the ``reason`` the money
+    must go back (``already_paid``, ``cancelled``, ``amount_mismatch``, ``seats_gone``)."""
+
+    order_id: int
+    state: str
+    tickets: tuple[Issued, ...] = ()
+    refund_needed: bool = False
+    reason: str | None = None
+    duplicate: bool = False
+
+
+@dataclass(frozen=True)
+class Payable:
+    order_id: int
+    number: str
+    amount: int
+    currency: str
+    state: str
+    expires_at: datetime
+    description: str
+
+
+def _tickets_of(conn: sa.Connection, order_id: int) -> tuple[Issued, ...]:
+    return tuple(Issued(r.id, r.number, r.code) for r in conn.execute(
+        sa.select(tickets.c.id, tickets.c.number, tickets.c.code)
+        .where(tickets.c.order_id == order_id).order_by(tickets.c.id)))
+
+
+def capture(conn: sa.Connection, order_id: int, amount: int, provider: str, reference: str,
+            now: datetime | None = None) -> Captured:
+    """Record a payment of an order and issue its tickets, in the caller's transaction.
+
+    Idempotent by (provider, reference): a payment recorded before changes nothing and
+    answers as it did. A payment for an order past its deadline re-holds the order's seats
+    and quota if they are still free and pays it; otherwise, as for a cancelled order, a
+    paid one paid again, or a wrong amount, nothing changes and the answer says the money
+    must go back (``refund_needed``)."""
+    now = now or utcnow()
+    seen = conn.execute(sa.select(orders.c.id, orders.c.state).where(
+        orders.c.payment_provider == provider, orders.c.payment_reference == reference)).first()
+    if seen is not None:
+        return Captured(seen.id, seen.state, _tickets_of(conn, seen.id), duplicate=True)
+    o = conn.execute(sa.select(orders).where(orders.c.id == order_id).with_for_update()).first()
+    if o is None:
+        raise OrderError("unknown_order", order_id=order_id, field="order_id")
+    if (o.payment_provider, o.payment_reference) == (provider, reference):
+        # the same payment, recorded by a capture this one waited for
+        return Captured(o.id, o.state, _tickets_of(conn, o.id), duplicate=True)
+    refusal = {"paid": "already_paid", "partially_refunded": "already_paid",
+               "refunded": "already_paid", "cancelled": "cancelled"}.get(o.state)
+    if refusal is None and amount != o.total:
+        refusal = "amount_mismatch"
+    if refusal is None and (o.state == "expired" or o.expires_at < now) \
+            and not _hold_again(conn, o, now):
+        refusal = "seats_gone"
+    if refusal is not None:
+        return Captured(o.id, o.state, refund_needed=True, reason=refusal)
+    issued = _pay(conn, o, provider, reference, now)
+    return Captured(o.id, "paid", issued)
+
+
+def _hold_again(conn: sa.Connection, o, now: datetime) -> bool:
+    """Whether a lapsed order still has (or gets back) everything it held: its seats, its
+    documents' places, its purchase counts and quotas. On False nothing is changed but the
+    order tidied (expired)."""
+    lines = conn.execute(sa.select(order_lines).where(order_lines.c.order_id == o.id)).all()
+    seats = [r.seat_id for r in lines if r.seat_id is not None]
+    if o.state == "pending_payment":
+        if o.session_id is None or held_by(conn, o.session_id, o.id) >= set(seats):
+            return True  # nobody has taken anything of it: it is paid as it stands
+        expire_order(conn, o.id, now)
+        return False
+    savepoint = conn.begin_nested()
+    try:
+        if seats:
+            hold_seats(conn, o.session_id, seats, o.id, now + timedelta(minutes=1), now)
+        conn.execute(sa.update(order_lines).where(order_lines.c.order_id == o.id,
+                                                  order_lines.c.state == "released")
+                     .values(state="held"))
+        again = counts.Deltas()
+        for r in lines:
+            again.add_line(r.holds, +1)
+        limits = {tuple(k): 10**9 for r in lines for k in r.holds["counts"]}
+        if counts.write_deltas(conn, again, limits) is not None:
+            raise OrderError("order_not_pending", order_id=o.id, state=o.state)
+        conn.execute(sa.update(orders).where(orders.c.id == o.id)
+                     .values(state="pending_payment"))
+    except (sa.exc.IntegrityError, InventoryError, OrderError):
+        savepoint.rollback()
+        return False
+    savepoint.commit()
+    return True
+
+
+def _pay(conn: sa.Connection, o, provider: str, reference: str,
+         now: datetime) -> tuple[Issued, ...]:
+    lines = conn.execute(sa.select(order_lines).where(order_lines.c.order_id == o.id)
+                         .order_by(order_lines.c.id)).all()
+    if o.session_id is not None:
+        sell_held(conn, o.session_id, o.id)
+    issued = issue_tickets(conn, [_spec(conn, o, r) for r in lines], now, o.actor)
+    conn.execute(sa.update(order_lines).where(order_lines.c.id == sa.bindparam("lid"))
+                 .values(state="issued", ticket_id=sa.bindparam("tid")),
+                 [{"lid": r.id, "tid": t.id} for r, t in zip(lines, issued, strict=True)])
+    conn.execute(sa.update(orders).where(orders.c.id == o.id).values(
+        state="paid", paid_at=now, payment_provider=provider, payment_reference=reference))
+    record(conn, o.actor, "order.paid", f"order:{o.id}", {"state": o.state},
+           {"state": "paid", "provider": provider, "tickets": len(issued)})
+    return tuple(issued)
+
+
+def _spec(conn: sa.Connection, o, line) -> TicketSpec:
+    if line.kind == "pass":
+        p = conn.execute(sa.select(products).where(products.c.id == line.product_id)).one()
+        kind = codes.Kind.SESSIONS if p.scope_kind == "sessions" else codes.Kind.VENUES
+        return TicketSpec(kind=kind, scope=tuple(p.scope), zone_id=p.zone_id,
+                          valid_from=p.valid_from, valid_until=p.valid_until,
+                          daily_limit=p.daily_limit, order_id=o.id, holder_id=line.holder_id,
+                          amount=line.amount, currency=line.currency)
+    return TicketSpec(session_id=line.session_id, seat_id=line.seat_id, zone_id=line.zone_id,
+                      price_tier_id=line.price_tier_id, order_id=o.id,
+                      holder_id=line.holder_id, amount=line.amount, currency=line.currency)
+
+
+def payable(conn: sa.Connection, order_id: int, now: datetime | None = None) -> Payable:
+    """What a payment provider is asked to collect for an order. A pending order past its
+    deadline answers ``expired`` (lazy expiry), whether tidied or not."""
+    o = conn.execute(sa.select(orders).where(orders.c.id == order_id)).first()
+    if o is None:
+        raise OrderError("unknown_order", order_id=order_id, field="order_id")
+    state = o.state
+    if state == "pending_payment" and o.expires_at < (now or utcnow()):
+        state = "expired"
+    lines = conn.execute(sa.select(sa.func.count()).select_from(order_lines)
+                         .where(order_lines.c.order_id == o.id)).scalar_one()
+    what = "passes"
+    if o.session_id is not None:
+        s = conn.execute(sa.select(sessions.c.name, events.c.name.label("event")).join(
+            events, events.c.id == sessions.c.event_id).where(
+            sessions.c.id == o.session_id)).one()
+        what = f"{s.event} — {s.name}"
+    return Payable(o.id, o.number, o.total, o.currency, state, o.expires_at,
+                   f"{what}: {lines} ticket{'s' if lines != 1 else ''} (order {o.number})")
+
+
+def _give_back(conn: sa.Connection, order_id: int, to_state: str, now: datetime,
+               lapsed_only: bool) -> bool:
+    """Move the order and give back what it held: seats before counts and quotas, the order
+    every sale takes its locks in."""
+    back = holding.release_orders(conn, {order_id}, to_state, now, lapsed_only)
+    if conn.execute(sa.select(orders.c.state).where(orders.c.id == order_id)
+                    ).scalar() != to_state:
+        return False
+    release_held(conn, order_id)
+    counts.write_deltas(conn, back, {})
+    return True
+
+
+def expire_order(conn: sa.Connection, order_id: int, now: datetime | None = None) -> bool:
+    """Tidy an order past its payment deadline: it becomes ``expired``, its seats go back on
+    sale, its quotas and purchase counts are given back. Safe to repeat (an order already
+    expired only has any seat it still names released); True when it is (now) expired.
+    An order still in time, or paid, is left alone (False)."""
+    now = now or utcnow()
+    expired = _give_back(conn, order_id, "expired", now, lapsed_only=True)
+    if expired:
+        record(conn, SYSTEM, "order.expire", f"order:{order_id}", None, {"state": "expired"})
+    return expired
+
+
+def cancel_order(conn: sa.Connection, order_id: int, actor: str = SYSTEM,
+                 now: datetime | None = None) -> None:
+    """Cancel an order waiting for payment (the buyer's or a clerk's choice): its seats,
+    quotas and purchase counts are given back at once. A paid order is refunded, not
+    cancelled (``order_not_pending``)."""
+    now = now or utcnow()
+    state = conn.execute(sa.select(orders.c.state).where(orders.c.id == order_id)
+                         .with_for_update()).scalar()
+    if state is None:
+        raise OrderError("unknown_order", order_id=order_id, field="order_id")
+    if state != "pending_payment":
+        raise OrderError("order_not_pending", order_id=order_id, state=state, field="order_id")
+    _give_back(conn, order_id, "cancelled", now, lapsed_only=False)
+    record(conn, actor, "order.cancel", f"order:{order_id}", {"state": state},
+           {"state": "cancelled"})
+
+
+def expire_lapsed_orders(conn: sa.Connection, now: datetime | None = None,
+                         limit: int = 100) -> int:
+    """One batch of the worker's tidying: lapsed orders, taken with ``SKIP LOCKED`` on
+    PostgreSQL so several workers share them; how many were expired."""
+    now = now or utcnow()
+    q = sa.select(orders.c.id).where(orders.c.state == "pending_payment",
+                                     orders.c.expires_at < now).order_by(orders.c.id).limit(limit)
+    if conn.dialect.name == "postgresql":
+        q = q.with_for_update(skip_locked=True)
+    return sum(expire_order(conn, order_id, now) for order_id in conn.execute(q).scalars())
