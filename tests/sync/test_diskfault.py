@@ -34,10 +34,12 @@ def one_line(p: subprocess.CompletedProcess, words: str) -> None:
 
 @pytest.fixture
 def disk(tmp_path):
-    """A 1 MB tmpfs of its own; unmounted afterwards whatever the test left in it."""
+    """A 4 MB tmpfs of its own (room for both databases and their journals: a disk that filled
+    during the set-up would leave a WAL behind and make the read-only case another one);
+    unmounted afterwards whatever the test left in it."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(mount)],
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(mount)],
                    check=True)
     yield mount
     subprocess.run(["umount", "-l", str(mount)], check=True)
