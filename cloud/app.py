@@ -107,8 +107,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from cloud.ops import conflict_pages
     from cloud.ops import pages as ops_pages
     from cloud.payments import api as payments_api
+    from cloud.payments import order_api as order_payments_api
     from cloud.sales import api as sales_api
-    from cloud.sales import key_pages
+    from cloud.sales import key_pages, order_api
     from cloud.sales import pages as sales_pages
     from cloud.staff import api as staff_api
     from cloud.staff import audit_pages, role_pages, totp_pages
@@ -122,7 +123,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.teardown_request(end_audit_source)
     # each area hands over its blueprints: the JSON ones, then the pages inside the page shell
     for bp in (sync_api.bp, ops_api.sync_bp, sales_api.bp, catalog_api.bp, ops_api.bp,
-               staff_api.bp, payments_api.bp):
+               staff_api.bp, payments_api.bp, order_api.bp, order_payments_api.bp):
         app.register_blueprint(bp)
     init_pages(app, [home.bp, auth.bp, venue_pages.bp, inventory_pages.bp,
                      inventory_pages.seat_map_bp, sales_pages.bp, fleet_pages.bp,

@@ -233,9 +233,24 @@ def worker_tasks():
     """What ``wicket-hub worker`` does: each area's job handlers and periodic tasks."""
     from cloud.core import idempotency
     from cloud.core.jobs import Tasks
+    from cloud.payments import capturing
+    from cloud.payments.settings import make_providers, payment_settings
+    from cloud.sales.orders import expire_lapsed_orders
 
     tasks = Tasks()
     tasks.every("tidy_idempotency_keys", 3600, lambda conn, now: idempotency.tidy(conn, now))
+    # holds lapse by themselves (every sale reads their deadline); this gives back the rows
+    tasks.every("expire_lapsed_orders", 60, lambda conn, now: expire_lapsed_orders(conn, now))
+    settings = payment_settings({}, os.environ)
+    providers = make_providers(settings)
+    base = settings["PAYMENTS_NOTIFY_URL"] or ((os.environ.get("WICKET_HUB_PUBLIC_URL") or "")
+                                               .rstrip("/") + "/api/v1/payments/notify")
+
+    def notify_url(name: str) -> str:
+        return f"{base.rstrip('/')}/{name}"
+
+    tasks.register(capturing.REFUND_JOB, capturing.refund_handler(providers, notify_url))
+    tasks.every("follow_up_payments", 60, capturing.follow_up(providers, notify_url))
     return tasks
 
 

@@ -15,6 +15,7 @@ import os
 
 from flask import Blueprint, Flask, Response, current_app, request
 
+from cloud.payments.capturing import place
 from cloud.payments.errors import PaymentError
 from cloud.payments.notifications import handle_notification
 from cloud.payments.settings import make_providers, payment_settings, provider
@@ -52,14 +53,13 @@ def notify(name: str):
     try:
         with engine().begin() as conn:
             outcome = handle_notification(conn, adapter, request.headers, body)
+            if outcome.newly_succeeded:  # the order is paid in the payment's transaction
+                placed = place(conn, outcome)
+                log.info("payment %s of order %s succeeded (%s fen): order %s", outcome.payment_id,
+                         outcome.order_id, outcome.amount, placed.state)
     except PaymentError:
         reply = adapter.reply(False)
     else:
-        if outcome.newly_succeeded:
-            # the order's capture is called here, in the same transaction, once the orders
-            # area offers it (cloud/sales/orders.py capture)
-            log.info("payment %s of order %s succeeded (%s fen)", outcome.payment_id,
-                     outcome.order_id, outcome.amount)
         reply = adapter.reply(True)
     return Response(reply.body, status=reply.status, content_type=reply.content_type)
 

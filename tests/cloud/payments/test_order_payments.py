@@ -1,0 +1,172 @@
+"""Orders over the staff tools' JSON API, paid at a booth or by a provider's signed
+notification, on SQLite and PostgreSQL: the order is paid and its tickets issued in the
+transaction that records the payment, once; money an order can no longer take is refunded
+through the worker's job."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from cloud.app import create_app
+from cloud.catalog.events import add_price_tier, create_event
+from cloud.catalog.venues import add_zone, create_venue
+from cloud.core.db import init_db
+from cloud.core.jobs import jobs
+from cloud.fleet.keys import activate_key, create_key
+from cloud.inventory import seats as inventory
+from cloud.inventory.seat_map import import_seats_csv
+from cloud.inventory.sessions import create_session
+from cloud.payments.capturing import REFUND_JOB
+from cloud.payments.tables import payments
+from cloud.sales.orders import expire_order
+from cloud.sales.tables import orders, tickets
+from cloud.staff.staff import create_staff
+from cloud.staff.tokens import create_token
+from sync.timeutil import utcnow
+from tests.cloud.payments.test_notifications import wechat_notice
+
+PASSWORD = "Harbour-lamp-2026"
+SEATS = "level,zone,row,number,category\n" + "".join(f"L1,A,1,{n},std\n" for n in range(1, 5))
+
+
+@pytest.fixture
+def shop(hub_url, provider_side):
+    init_db(hub_url)
+    app = create_app({"DATABASE_URL": hub_url, "TESTING": True, "SECRET_KEY": "t" * 32,
+                      **provider_side.settings})
+    engine = app.extensions["db"]
+    start = utcnow() + timedelta(days=10)
+    with engine.begin() as conn:
+        activate_key(conn, create_key(conn))
+        venue = create_venue(conn, "OSC", "Olympic Sports Centre")
+        zone = add_zone(conn, venue, "A", "Zone A")
+        assert import_seats_csv(conn, venue, SEATS).ok
+        event = create_event(conn, "GAMES", "The Games")
+        session = create_session(conn, event, venue, "Final", start, start + timedelta(hours=3))
+        tier = add_price_tier(conn, session, "STD", "Standard", 38000, seat_category="std")
+        inventory.confirm_configuration(conn, session)
+        inventory.put_on_sale(conn, session)
+        auth = {}
+        for role in ("sales", "ops"):
+            staff_id = create_staff(conn, f"{role}-user", PASSWORD, role, actor="test")
+            auth[role] = {"Authorization": f"Bearer {create_token(conn, staff_id, 't', 'test')[1]}"}
+    yield app.test_client(), engine, session, (zone, tier), auth
+    engine.dispose()
+
+
+def _order(client, session, zone, auth, count=2, key=None):
+    headers = {**auth["sales"], **({"Idempotency-Key": key} if key else {})}
+    return client.post(f"/api/v1/sessions/{session}/orders", headers=headers,
+                        json={"lines": [{"zone_id": zone[0], "price_tier_id": zone[1]}] * count})
+
+
+def test_an_order_is_held_then_paid_at_the_booth_once(shop):
+    client, engine, session, zone, auth = shop
+    made = _order(client, session, zone, auth, key="order-1")
+    assert made.status_code == 201, made.get_json()
+    order = made.get_json()
+    assert order["state"] == "pending_payment" and order["total"] == 76000
+    assert [line["state"] for line in order["lines"]] == ["held", "held"]
+    again = _order(client, session, zone, auth, key="order-1")  # a retry holds nothing more
+    assert again.get_json() == order and again.headers["Idempotent-Replayed"] == "true"
+    assert client.post(f"/api/v1/orders/{order['number']}/payments", headers=auth["ops"],
+                       json={"provider": "offline"}).status_code == 403  # ops do not sell
+    paid = client.post(f"/api/v1/orders/{order['number']}/payments", headers=auth["sales"],
+                       json={"provider": "offline"})
+    assert paid.status_code == 200, paid.get_json()
+    body = paid.get_json()
+    assert body["order_state"] == "paid" and len(body["tickets"]) == 2
+    assert all(t["code"] for t in body["tickets"])  # shown this once, to the clerk
+    read = client.get(f"/api/v1/orders/{order['number']}", headers=auth["sales"]).get_json()
+    assert read["state"] == "paid" and read["tickets"] == [t["number"] for t in body["tickets"]]
+    assert "code" not in str(read)
+    twice = client.post(f"/api/v1/orders/{order['number']}/payments", headers=auth["sales"],
+                        json={"provider": "offline"})
+    assert twice.status_code == 409 and twice.get_json()["error"] == "order_not_pending"
+    refused = client.post(f"/api/v1/orders/{order['number']}/cancel", headers=auth["sales"])
+    assert refused.status_code == 409
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(tickets)).scalar_one() == 2
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({}, "lines"),
+    ({"lines": []}, "lines"),
+    ({"lines": [{"seat_id": "7"}]}, "lines.0.seat_id"),
+    ({"lines": [{"kind": "box"}]}, "lines.0.kind"),
+    ({"lines": [{"zone_id": 1, "colour": "red"}]}, "lines.0.colour"),
+    ({"lines": [{"zone_id": 1, "holder": {"name": "Li"}}]}, "lines.0.holder.doc_type"),
+    ({"lines": [{"zone_id": 1}], "buyer": 5}, "buyer"),
+])
+def test_a_bad_order_is_refused_naming_its_field_and_holds_nothing(shop, body, field):
+    client, engine, session, _zone, auth = shop
+    r = client.post(f"/api/v1/sessions/{session}/orders", headers=auth["sales"], json=body)
+    assert r.status_code == 400 and r.get_json()["params"]["field"] == field, r.get_json()
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(orders)).scalar_one() == 0
+
+
+def test_a_sold_out_zone_and_a_cancelled_order(shop):
+    client, _engine, session, zone, auth = shop
+    first = _order(client, session, zone, auth, count=4).get_json()
+    full = _order(client, session, zone, auth, count=1)
+    assert full.status_code == 409 and full.get_json()["error"] in ("sold_out",
+                                                                     "no_adjacent_seats")
+    cancelled = client.post(f"/api/v1/orders/{first['number']}/cancel", headers=auth["sales"])
+    assert cancelled.status_code == 200 and cancelled.get_json()["state"] == "cancelled"
+    assert _order(client, session, zone, auth, count=4).status_code == 201  # seats came back
+
+
+def _wechat_payment(engine, order: dict, trade: str) -> None:
+    with engine.begin() as conn:
+        order_id = conn.execute(sa.select(orders.c.id).where(
+            orders.c.number == order["number"])).scalar_one()
+        conn.execute(sa.insert(payments).values(
+            order_id=order_id, provider="wechat", out_trade_no=trade, amount=order["total"],
+            state="pending", created_at=utcnow()))
+
+
+def test_a_signed_notification_pays_the_order_once(shop, provider_side):
+    client, engine, session, zone, auth = shop
+    order = _order(client, session, zone, auth).get_json()
+    _wechat_payment(engine, order, "T7001")
+    headers, body = wechat_notice(provider_side, trade="T7001", total=order["total"],
+                                  nid="N7001", when=datetime.now(UTC))
+    for _ in range(2):  # the provider delivers it twice
+        r = client.post("/api/v1/payments/notify/wechat", data=body, headers=headers,
+                        content_type="application/json")
+        assert r.status_code == 204
+    read = client.get(f"/api/v1/orders/{order['number']}", headers=auth["sales"]).get_json()
+    assert read["state"] == "paid" and len(read["tickets"]) == 2
+    forged = wechat_notice(provider_side, trade="T7001", total=order["total"], nid="N7002",
+                           when=datetime.now(UTC))
+    r = client.post("/api/v1/payments/notify/wechat", data=forged[1].replace(b"N7002", b"N7003"),
+                    headers=forged[0], content_type="application/json")
+    assert r.status_code == 400
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(tickets)).scalar_one() == 2
+
+
+def test_money_for_an_order_whose_seats_went_meanwhile_is_refunded_by_a_job(shop,
+                                                                            provider_side):
+    client, engine, session, zone, auth = shop
+    late = _order(client, session, zone, auth, count=4).get_json()
+    _wechat_payment(engine, late, "T7101")
+    with engine.begin() as conn:
+        order_id = conn.execute(sa.select(orders.c.id).where(
+            orders.c.number == late["number"])).scalar_one()
+        assert expire_order(conn, order_id, utcnow() + timedelta(hours=1))
+    assert _order(client, session, zone, auth, count=4).status_code == 201  # seats resold
+    headers, body = wechat_notice(provider_side, trade="T7101", total=late["total"],
+                                  nid="N7101", when=datetime.now(UTC))
+    r = client.post("/api/v1/payments/notify/wechat", data=body, headers=headers,
+                    content_type="application/json")
+    assert r.status_code == 204  # taken: the money is the hub's to give back
+    with engine.connect() as conn:
+        (job,) = conn.execute(sa.select(jobs)).all()
+        state = conn.execute(sa.select(orders.c.state).where(orders.c.id == order_id)).scalar()
+    assert job.kind == REFUND_JOB and job.payload["amount"] == late["total"]
+    assert job.payload["reason"] == "seats_gone" and state == "expired"
