@@ -1,0 +1,266 @@
+"""Selling through orders over HTTP: ``wicket-hub serve --workers 2`` on PostgreSQL, on this
+machine, with a session on sale in three zones (a large one for holds, one for checkouts, a
+small one to sell out).
+
+- ``holds_per_s``: N clients at once, each holding single-seat orders (best available in the
+  large zone) one after another; orders held per second of wall time.
+- ``checkout_p99_ms``: N clients at once, each buying one seat after another: the order held,
+  then paid offline (the answer carries the tickets); the 99th percentile of hold → tickets.
+- ``oversold``: after a race of 4 buyers per seat for the small zone (every buyer at once, each
+  paying at once when held), the seats with more than one live ticket (must be 0).
+- ``availability_qps``: the hub has no seat-availability endpoint yet.
+
+    .venv/bin/python bench/hub_orders.py [--clients 32] [--holds 2000] [--checkouts 480]
+                                         [--race-seats 200]
+
+The database is made on $WICKET_TEST_PG (an admin URL; default the test cluster's) and dropped
+at the end. Each client comes from an address of its own behind one trusted proxy (as buyers
+behind the hub's reverse proxy do), so the staff API's per-address rate limit is not what is
+measured. Targets (issue 15): holds_per_s >= 500, checkout_p99_ms <= 500, oversold == 0,
+availability_qps >= 2000.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import requests  # noqa: E402
+import sqlalchemy as sa  # noqa: E402
+
+from cloud.catalog.events import add_price_tier, create_event  # noqa: E402
+from cloud.catalog.venues import add_zone, create_venue  # noqa: E402
+from cloud.core import seal  # noqa: E402
+from cloud.core.db import init_db, make_engine  # noqa: E402
+from cloud.fleet.keys import activate_key, create_key  # noqa: E402
+from cloud.inventory import seats as inventory  # noqa: E402
+from cloud.inventory.seat_map import import_seats_csv  # noqa: E402
+from cloud.inventory.sessions import create_session  # noqa: E402
+from cloud.staff.staff import create_staff  # noqa: E402
+from cloud.staff.tokens import create_token  # noqa: E402
+from sync.timeutil import utcnow  # noqa: E402
+
+PG_ADMIN = os.environ.get("WICKET_TEST_PG") or \
+    "postgresql+psycopg://wicket_test:wicket_test@127.0.0.1:5432/postgres"
+TIMEOUT = 120
+
+
+def note(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def set_up(url: str, sizes: dict[str, int]) -> dict:
+    """A session on sale with a zone of ``sizes[code]`` seats per code, one price tier, and a
+    clerk's API token."""
+    init_db(url)
+    engine = make_engine(url)
+    start = utcnow() + timedelta(days=10)
+    rows = "".join(f"L1,{code},{code}{1 + n // 100},{1 + n % 100},std\n"
+                   for code, size in sizes.items() for n in range(size))
+    with engine.begin() as conn:
+        activate_key(conn, create_key(conn))
+        venue = create_venue(conn, "BENCH", "Bench Arena")
+        zones = {code: add_zone(conn, venue, code, f"Zone {code}") for code in sizes}
+        assert import_seats_csv(conn, venue, "level,zone,row,number,category\n" + rows).ok
+        session = create_session(conn, create_event(conn, "E", "Event"), venue, "Show", start,
+                                 start + timedelta(hours=3))
+        tier = add_price_tier(conn, session, "STD", "Standard", 38000, seat_category="std")
+        inventory.confirm_configuration(conn, session)
+        inventory.put_on_sale(conn, session)
+        clerk = create_staff(conn, "clerk", "Harbour-lamp-2026", "sales", actor="bench")
+        token = create_token(conn, clerk, "till", "bench")[1]
+    engine.dispose()
+    return {"session": session, "tier": tier, "zones": zones, "token": token}
+
+
+def serve(url: str, log) -> tuple[subprocess.Popen, str]:
+    """The hub as a process (its log to ``log``), once it answers."""
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "WICKET_HUB_TRUSTED_PROXIES": "1"}
+    hub = subprocess.Popen([sys.executable, "-m", "cloud.cli", "--db", url, "serve", "--bind",
+                            f"127.0.0.1:{port}", "--workers", "2"], cwd=ROOT, env=env,
+                           stdout=subprocess.DEVNULL, stderr=log)
+    hub_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            requests.post(f"{hub_url}/api/sync/v1/heartbeat", json={}, timeout=2)
+            return hub, hub_url
+        except (requests.ConnectionError, requests.Timeout):
+            if time.monotonic() > deadline or hub.poll() is not None:
+                log.seek(0)
+                note(log.read().decode(errors="replace")[-3000:])
+                raise SystemExit("bench/hub_orders.py: the hub did not start") from None
+            time.sleep(0.1)
+
+
+class Client:
+    """One buyer's till: its own connection and address."""
+
+    def __init__(self, hub_url: str, shop: dict, n: int):
+        self.hub_url, self.shop = hub_url, shop
+        self.http = requests.Session()
+        self.http.headers.update({"Authorization": f"Bearer {shop['token']}",
+                                  "X-Forwarded-For": f"10.{n // 250}.{n % 250}.1"})
+
+    def hold(self, line: dict) -> requests.Response:
+        return self.http.post(f"{self.hub_url}/api/v1/sessions/{self.shop['session']}/orders",
+                              json={"lines": [line]}, timeout=TIMEOUT,
+                              headers={"Idempotency-Key": str(uuid.uuid4())})
+
+    def pay(self, number: str) -> requests.Response:
+        return self.http.post(f"{self.hub_url}/api/v1/orders/{number}/payments",
+                              json={"provider": "offline"}, timeout=TIMEOUT,
+                              headers={"Idempotency-Key": str(uuid.uuid4())})
+
+
+def together(clients: list[Client], work) -> tuple[float, list]:
+    """Run ``work(client)`` on every client at once (released by a barrier); the wall seconds
+    from the release to the last one done, and what each returned."""
+    barrier = threading.Barrier(len(clients) + 1)
+
+    def run(client):
+        barrier.wait()
+        return work(client)
+
+    with ThreadPoolExecutor(max_workers=len(clients)) as pool:
+        futures = [pool.submit(run, c) for c in clients]
+        barrier.wait()
+        t0 = time.perf_counter()
+        results = [f.result() for f in futures]
+        return time.perf_counter() - t0, results
+
+
+def holds_per_s(clients: list[Client], shop: dict, total: int) -> float:
+    line = {"zone_id": shop["zones"]["A"], "price_tier_id": shop["tier"]}
+    each = total // len(clients)
+
+    def work(client):
+        statuses = [client.hold(line).status_code for _ in range(each)]
+        return statuses.count(201)
+
+    seconds, held = together(clients, work)
+    assert sum(held) == each * len(clients), f"only {sum(held)} of {each * len(clients)} held"
+    return sum(held) / seconds
+
+
+def checkout_ms(clients: list[Client], shop: dict, total: int) -> list[float]:
+    line = {"zone_id": shop["zones"]["B"], "price_tier_id": shop["tier"]}
+    each = total // len(clients)
+
+    def work(client):
+        times = []
+        for _ in range(each):
+            t0 = time.perf_counter()
+            held = client.hold(line)
+            assert held.status_code == 201, held.text
+            paid = client.pay(held.json()["number"])
+            assert paid.status_code == 200 and len(paid.json()["tickets"]) == 1, paid.text
+            times.append((time.perf_counter() - t0) * 1000)
+        return times
+
+    _seconds, per_client = together(clients, work)
+    return sorted(t for times in per_client for t in times)
+
+
+def sell_out(hub_url: str, shop: dict, seats: int) -> dict[int, int]:
+    """Four buyers per seat of zone C at once, each paying when held: answers by status."""
+    line = {"zone_id": shop["zones"]["C"], "price_tier_id": shop["tier"]}
+    buyers = [Client(hub_url, shop, 1000 + n) for n in range(4 * seats)]
+
+    def work(client):
+        held = client.hold(line)
+        if held.status_code == 201:
+            paid = client.pay(held.json()["number"])
+            assert paid.status_code == 200, paid.text
+        return held.status_code
+
+    _seconds, statuses = together(buyers, work)
+    return {s: statuses.count(s) for s in set(statuses)}
+
+
+def oversold(url: str) -> int:
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        found = conn.execute(sa.text(
+            "SELECT count(*) FROM (SELECT seat_id FROM tickets WHERE state = 'issued' AND "
+            "seat_id IS NOT NULL GROUP BY session_id, seat_id HAVING count(*) > 1) AS twice"
+        )).scalar_one()
+    engine.dispose()
+    return found
+
+
+def measure(url: str, args) -> None:
+    shop = set_up(url, {"A": args.holds, "B": args.checkouts, "C": args.race_seats})
+    note(f"set up: {args.holds + args.checkouts + args.race_seats} seats in three zones")
+    log = tempfile.TemporaryFile()
+    hub, hub_url = serve(url, log)
+    try:
+        clients = [Client(hub_url, shop, n) for n in range(args.clients)]
+        rate = holds_per_s(clients, shop, args.holds)
+        note(f"held {args.holds} single-seat orders with {args.clients} clients")
+        times = checkout_ms(clients, shop, args.checkouts)
+        note(f"checked out {len(times)} orders with {args.clients} clients")
+        answers = sell_out(hub_url, shop, args.race_seats)
+        note(f"sell-out race for {args.race_seats} seats: answers {answers}")
+        assert answers.get(201) == args.race_seats, answers
+    finally:
+        hub.send_signal(signal.SIGTERM)
+        hub.wait(timeout=60)
+    print(f"clients: {args.clients}")
+    print(f"holds_per_s: {rate:.0f}")
+    print(f"checkout_p50_ms: {times[len(times) // 2]:.0f}")
+    print(f"checkout_p99_ms: {times[min(len(times) - 1, int(len(times) * 0.99))]:.0f}")
+    print(f"oversold: {oversold(url)}")
+    print("availability_qps: n/a (no availability endpoint yet)")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--clients", type=int, default=32)
+    p.add_argument("--holds", type=int, default=2000)
+    p.add_argument("--checkouts", type=int, default=480)
+    p.add_argument("--race-seats", type=int, default=200)
+    args = p.parse_args()
+    work = tempfile.mkdtemp(prefix="wicket-bench-")
+    os.environ[seal.ENV] = os.path.join(work, "data.key")  # the hub's data key, for this run
+    os.environ["WICKET_HUB_INSTANCE"] = work  # and its page secret
+    seal.create_key_file(os.environ[seal.ENV])
+    name = f"wicket_bench_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = sa.engine.make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
+    try:
+        measure(url, args)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
