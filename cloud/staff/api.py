@@ -20,6 +20,9 @@ from cloud.web.http import ApiError, api_actor, api_permission, engine, json_blu
 from cloud.web.idempotent import idempotent, transaction
 
 bp = json_blueprint("staff_api", "/api/v1")
+# limited as the rest of the staff tools' API (its own blueprint only so that its refusals keep
+# their statuses: api_blueprint answers every StaffError 401)
+bp.wicket_limit = ("API_LIMIT", None)
 
 
 def _at(dt: datetime | None) -> str | None:

@@ -20,6 +20,7 @@ from cloud.staff import accounts, passwords, tokens
 from cloud.staff import staff as staff_mod
 from cloud.staff.roles import list_roles
 from cloud.staff.tables import staff
+from cloud.web.limits import limited
 from cloud.web.web import (
     actor,
     back,
@@ -67,7 +68,9 @@ def create():
         return _index({"username": username, "role": role}, 422)
     try:
         with engine().begin() as conn:
-            staff_mod.create_staff(conn, username, password, role, actor=actor())
+            staff_mod.create_staff(conn, username, password, role, actor=actor(),
+                                   policy=passwords.policy_from(current_app.config),
+                                   chosen=False)
     except staff_mod.StaffError as e:
         refused(rule_error(e))
         return _index({"username": username, "role": role}, 422)
@@ -247,6 +250,7 @@ def own_password():
 
 @bp.post("/me/password")
 @signed_in
+@limited("SIGN_IN_LIMIT")
 def set_own_password():
     new = request.form.get("password", "")
     if new != request.form.get("password_again", ""):
@@ -257,6 +261,9 @@ def set_own_password():
             accounts.change_own_password(conn, g.staff.id, request.form.get("current", ""), new,
                                          passwords.policy_from(current_app.config))
     except HubError as e:
+        if e.code == "wrong_current_password":  # a guess, counted as at sign-in, for good
+            with engine().begin() as conn:
+                staff_mod.count_failure(conn, g.staff.id, utcnow())
         refused(rule_error(e))
         return render_template("staff/own_password.html"), 422
     ok(_("Your new password is set."))

@@ -112,17 +112,19 @@ def check_role(conn: sa.Connection, role: str) -> None:
 
 
 def create_staff(conn: sa.Connection, username: str, password: str, role: str,
-                 actor: str) -> int:
+                 actor: str, policy: Policy = HUB_POLICY, chosen: bool = True) -> int:
+    """A new account. ``chosen=False`` when someone else chose its first password (an
+    administrator on the staff page): its holder chooses their own at the first sign-in."""
     check_role(conn, role)
     if not username or len(username) > 80 or not username.isprintable():
         raise StaffError("bad_username")
-    check_policy(password, username)
+    check_policy(password, username, policy)
     if conn.execute(sa.select(staff.c.id).where(staff.c.username == username)).first():
         raise StaffError("username_taken", username=username)
     now, hashed = utcnow(), hash_password(password)
     staff_id = conn.execute(sa.insert(staff).values(
         username=username, password_hash=hashed, role=role, created_at=now,
-        password_changed_at=now)).inserted_primary_key[0]
+        password_changed_at=now if chosen else None)).inserted_primary_key[0]
     remember_password(conn, staff_id, hashed, now)
     record(conn, actor, "staff.create", f"staff:{staff_id}", None,
            {"username": username, "role": role})
@@ -160,15 +162,25 @@ def login(engine: sa.Engine, username: str, password: str,
             conn.execute(sa.update(staff).where(staff.c.id == row.id)
                          .values(failed_logins=0, locked_until=None))
         if not ok:
-            failures = row.failed_logins + 1
-            locked = now + LOCKOUT if failures >= MAX_FAILURES else None
-            conn.execute(sa.update(staff).where(staff.c.id == row.id).values(
-                failed_logins=0 if locked else failures, locked_until=locked))
-            if locked:
-                record(conn, "system", "staff.locked", f"staff:{row.id}")
+            count_failure(conn, row.id, now)
     if not ok:
         raise refused
     return Staff(row.id, row.username, row.role)
+
+
+def count_failure(conn: sa.Connection, staff_id: int, now: datetime) -> bool:
+    """One more wrong password or code for an account; at MAX_FAILURES it is locked for
+    LOCKOUT (and the count starts again). The count is one conditional statement, so wrong
+    attempts racing in parallel each count. True when this failure locked the account."""
+    failures = conn.execute(sa.update(staff).where(staff.c.id == staff_id)
+                            .values(failed_logins=staff.c.failed_logins + 1)
+                            .returning(staff.c.failed_logins)).scalar()
+    if failures is None or failures < MAX_FAILURES:
+        return False
+    conn.execute(sa.update(staff).where(staff.c.id == staff_id)
+                 .values(failed_logins=0, locked_until=now + LOCKOUT))
+    record(conn, "system", "staff.locked", f"staff:{staff_id}")
+    return True
 
 
 def _has_second_step(conn: sa.Connection, staff_id: int) -> bool:

@@ -28,7 +28,7 @@ from cloud.core.audit import record
 from cloud.core.errors import Code, HubError
 from cloud.core.seal import context, key_id_of, keyring_for
 from cloud.staff.roles import totp_required
-from cloud.staff.staff import LOCKOUT, MAX_FAILURES, Staff
+from cloud.staff.staff import Staff, count_failure
 from cloud.staff.tables import recovery_codes, staff, staff_totp
 from sync.timeutil import utcnow
 
@@ -158,13 +158,16 @@ def confirm_enrolment(conn: sa.Connection, staff_id: int, code: str, actor: str,
     return codes
 
 
-def new_recovery_codes(conn: sa.Connection, staff_id: int) -> list[str]:
-    """Replace the account's recovery codes with :data:`RECOVERY_CODES` new ones."""
+def new_recovery_codes(conn: sa.Connection, staff_id: int, actor: str | None = None) -> list[str]:
+    """Replace the account's recovery codes with :data:`RECOVERY_CODES` new ones (audited when
+    someone asks for them: ``actor``; the enrolment's first codes are part of its record)."""
     codes = ["-".join("".join(secrets.choice(_RECOVERY_ALPHABET) for _ in range(5))
                       for _ in range(2)) for _ in range(RECOVERY_CODES)]
     conn.execute(sa.delete(recovery_codes).where(recovery_codes.c.staff_id == staff_id))
     conn.execute(sa.insert(recovery_codes),
                  [{"staff_id": staff_id, "code_hash": _hash(c)} for c in codes])
+    if actor is not None:
+        record(conn, actor, "staff.recovery_codes", f"staff:{staff_id}")
     return codes
 
 
@@ -209,12 +212,7 @@ def second_step(engine: sa.Engine, who: Staff, code: str, now: datetime | None =
             if how == "recovery":
                 record(conn, f"staff:{who.id}", "staff.recovery_code", f"staff:{who.id}")
             return how
-        failures = row.failed_logins + 1
-        locked = now + LOCKOUT if failures >= MAX_FAILURES else None
-        conn.execute(sa.update(staff).where(staff.c.id == who.id).values(
-            failed_logins=0 if locked else failures, locked_until=locked))
-        if locked:
-            record(conn, "system", "staff.locked", f"staff:{who.id}")
+        count_failure(conn, who.id, now)
     raise TotpError("bad_totp")
 
 

@@ -8,6 +8,7 @@ from flask import g, render_template, request
 from flask_babel import gettext as _
 
 from cloud.staff import totp
+from cloud.web.limits import limited
 from cloud.web.web import (
     actor,
     back,
@@ -49,11 +50,20 @@ def enrol():
 
 @bp.post("/recovery-codes")
 @signed_in
+@limited("SIGN_IN_LIMIT")
 def recovery_codes():
-    with engine().begin() as conn:
+    """New recovery codes, only with a code of the account's own: a session alone (a browser
+    left open) must not mint a lasting way past the second step."""
+    with engine().connect() as conn:
         if not totp.enrolled(conn, g.staff.id):
             return back("two_step.enrol")
-        codes = totp.new_recovery_codes(conn, g.staff.id)
+    try:
+        totp.second_step(engine(), g.staff, request.form.get("code", ""))
+    except totp.TotpError:
+        refused(_("Wrong or already used code: new recovery codes need a code from the app."))
+        return render_template("staff/totp_on.html"), 422
+    with engine().begin() as conn:
+        codes = totp.new_recovery_codes(conn, g.staff.id, actor=actor())
     return render_template("staff/recovery_codes.html", codes=codes, target="/")
 
 

@@ -19,6 +19,7 @@ before it (tests/cloud/test_pages_auth.py).
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -123,23 +124,26 @@ def _too_many(_e: RateLimitExceeded):
 def init_limits(app: Flask, clock: Callable[[], datetime] | None = None) -> Limiter:
     """One limiter per app, on the app's database; applies every :func:`limited` mark of the
     registered views and blueprints."""
-    for name, default in LIMITS.items():
-        app.config.setdefault(name, default)
+    for name, default in LIMITS.items():  # $WICKET_HUB_SIGN_IN_LIMIT, … for `wicket-hub serve`
+        app.config.setdefault(name, os.environ.get(f"WICKET_HUB_{name}") or default)
     app.config.setdefault("RATELIMIT_ENABLED", True)
     limiter = Limiter(get_remote_address, app=app, storage_uri="wicket-hub://",
                       storage_options={"engine": app.extensions["db"], "clock": clock},
                       strategy="fixed-window", headers_enabled=False)
-    def limit(mark):
+    def limit(mark, shared: bool):
         setting, methods = mark
-        return limiter.limit(lambda: app.config[setting],
-                             methods=list(methods) if methods else None)
+        methods = list(methods) if methods else None
+        if shared:  # the views a setting marks share one count per address (a sign-in's steps)
+            return limiter.shared_limit(lambda: app.config[setting], scope=setting,
+                                        methods=methods)
+        return limiter.limit(lambda: app.config[setting], methods=methods)
 
     for bp in app.blueprints.values():
         if getattr(bp, "wicket_limit", None):
-            limit(bp.wicket_limit)(bp)
+            limit(bp.wicket_limit, shared=False)(bp)
     for endpoint, view in list(app.view_functions.items()):
         if getattr(view, "wicket_limit", None):
-            app.view_functions[endpoint] = limit(view.wicket_limit)(view)
+            app.view_functions[endpoint] = limit(view.wicket_limit, shared=True)(view)
     app.register_error_handler(RateLimitExceeded, _too_many)
     # the views' limits hold the limiter weakly: the app keeps it (also when turned off)
     app.extensions["wicket_limiter"] = limiter

@@ -57,6 +57,13 @@ def test_admin_creates_staff_with_a_role_and_the_policy_is_shown(hub):
         assert conn.execute(sa.select(staff.c.role).where(staff.c.username == "li")
                             ).scalar() == "ops"
     newcomer = hub.app.test_client()
-    sign_in(newcomer, "li", "a long password")
+    # the admin chose it: the newcomer chooses their own before the first session
+    assert sign_in(newcomer, "li", "a long password").headers["Location"].endswith(
+        "/login/password")
+    assert newcomer.get("/conflicts").status_code == 303
+    r = post(newcomer, "/login/password", {"password": "Quiet-harbour-lamp-77",
+                                           "password_again": "Quiet-harbour-lamp-77"},
+             page="/login/password")
+    assert r.status_code == 303
     assert newcomer.get("/conflicts").status_code == 200
     assert newcomer.get("/staff").status_code == 403
