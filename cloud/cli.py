@@ -231,26 +231,33 @@ def cmd_alerts(args) -> int:
 
 def worker_tasks():
     """What ``wicket-hub worker`` does: each area's job handlers and periodic tasks."""
-    from cloud.core import idempotency
+    from cloud.core import idempotency, rate_limits
     from cloud.core.jobs import Tasks
     from cloud.payments import capturing
-    from cloud.payments.settings import make_providers, payment_settings
+    from cloud.payments.settings import make_providers, notify_url, payment_settings
     from cloud.sales.orders import expire_lapsed_orders
 
     tasks = Tasks()
     tasks.every("tidy_idempotency_keys", 3600, lambda conn, now: idempotency.tidy(conn, now))
+    # ended rate-limit windows (their keys are client addresses: not kept past their use)
+    tasks.every("tidy_rate_limits", 3600, lambda conn, now: rate_limits.clear(conn, now=now))
     # holds lapse by themselves (every sale reads their deadline); this gives back the rows
     tasks.every("expire_lapsed_orders", 60, lambda conn, now: expire_lapsed_orders(conn, now))
     settings = payment_settings({}, os.environ)
     providers = make_providers(settings)
-    base = settings["PAYMENTS_NOTIFY_URL"] or ((os.environ.get("WICKET_HUB_PUBLIC_URL") or "")
-                                               .rstrip("/") + "/api/v1/payments/notify")
+    public = os.environ.get("WICKET_HUB_PUBLIC_URL")
+    online = [name for name in providers if name != "offline"]
+    if online and not notify_url(settings, online[0], public):
+        raise ValueError("payments: the worker asks providers to notify the hub: set "
+                         "WICKET_HUB_PAYMENTS_NOTIFY_URL or WICKET_HUB_PUBLIC_URL")
 
-    def notify_url(name: str) -> str:
-        return f"{base.rstrip('/')}/{name}"
+    def notify(name: str) -> str:
+        return notify_url(settings, name, public)
 
-    tasks.register(capturing.REFUND_JOB, capturing.refund_handler(providers, notify_url))
-    tasks.every("follow_up_payments", 60, capturing.follow_up(providers, notify_url))
+    # the provider is asked with no transaction open (apart): its answer is applied after
+    tasks.register(capturing.REFUND_JOB, capturing.refund_handler(providers, notify),
+                   apart=True)
+    tasks.every("follow_up_payments", 60, capturing.follow_up(providers, notify), apart=True)
     return tasks
 
 
@@ -272,7 +279,12 @@ def cmd_worker(args) -> int:
             print(f"wicket-hub: {_safe(args.db)} has no hub schema: run `wicket-hub init` "
                   "first", file=sys.stderr)
             return 2
-        worker = Worker(engine, worker_tasks(), poll_s=args.poll)
+        try:
+            tasks = worker_tasks()
+        except ValueError as e:  # a setting missing: said at start, not at the first job
+            print(f"wicket-hub: {e}", file=sys.stderr)
+            return 2
+        worker = Worker(engine, tasks, poll_s=args.poll)
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: worker.stop())
         worker.run()

@@ -9,7 +9,10 @@
   the job to be taken again once the lease has passed.
 - Doing (:func:`run_one`): the handler runs in a transaction that also marks the job done, but
   only while the lease is still this worker's (:func:`complete`): a worker whose lease was
-  taken over rolls its work back, so the work commits once.
+  taken over rolls its work back, so the work commits once. A handler that talks to another
+  service (a payment provider) is registered ``apart``: it gets the engine and opens its own
+  short transactions around the call, never holding rows locked while it waits on the
+  network; it must then be safe to run again (the job is marked done after it).
 - Failing (:func:`fail`): the error is kept, the job waits ``backoff(attempts)`` and is tried
   again, up to its ``max_attempts``; then it is *dead* (kept, with its last error, for ops).
 
@@ -62,8 +65,10 @@ jobs = sa.Table(
     sa.Index("ix_jobs_state_run_after", "state", "run_after"),
 )
 
-Handler = Callable[[sa.Connection, dict[str, Any], datetime], None]
-PeriodicTask = Callable[[sa.Connection, datetime], Any]
+# a handler or periodic task gets a connection in its transaction, or, registered ``apart``,
+# the engine (its own transactions)
+Handler = Callable[[Any, dict[str, Any], datetime], None]
+PeriodicTask = Callable[[Any, datetime], Any]
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,7 @@ class Periodic:
     name: str
     seconds: float
     task: PeriodicTask
+    apart: bool = False
 
 
 @dataclass
@@ -80,16 +86,19 @@ class Tasks:
 
     handlers: dict[str, Handler] = field(default_factory=dict)
     periodic: list[Periodic] = field(default_factory=list)
+    apart: set[str] = field(default_factory=set)  # job kinds whose handler gets the engine
 
-    def register(self, kind: str, handler: Handler) -> None:
+    def register(self, kind: str, handler: Handler, apart: bool = False) -> None:
         if kind in self.handlers:
             raise ValueError(f"job kind {kind!r} has a handler already")
         self.handlers[kind] = handler
+        if apart:
+            self.apart.add(kind)
 
-    def every(self, name: str, seconds: float, task: PeriodicTask) -> None:
+    def every(self, name: str, seconds: float, task: PeriodicTask, apart: bool = False) -> None:
         if any(p.name == name for p in self.periodic):
             raise ValueError(f"periodic task {name!r} is registered already")
-        self.periodic.append(Periodic(name, seconds, task))
+        self.periodic.append(Periodic(name, seconds, task, apart))
 
 
 @dataclass(frozen=True)
@@ -202,9 +211,14 @@ def run_one(engine: sa.Engine, tasks: Tasks, worker: str, now: datetime | None =
              job.max_attempts)
     started = time.monotonic()
     try:
-        with engine.begin() as conn:
-            tasks.handlers[job.kind](conn, job.payload, now or utcnow())
-            complete(conn, job, now)
+        if job.kind in tasks.apart:
+            tasks.handlers[job.kind](engine, job.payload, now or utcnow())
+            with engine.begin() as conn:
+                complete(conn, job, now)
+        else:
+            with engine.begin() as conn:
+                tasks.handlers[job.kind](conn, job.payload, now or utcnow())
+                complete(conn, job, now)
     except LeaseLost:
         log.warning("job %s (%s): lease lost to another worker; its work rolled back",
                     job.id, job.kind)
@@ -234,7 +248,10 @@ def run_periodic(engine: sa.Engine, task: Periodic, now: datetime | None = None)
         if not claim_turn(conn, name, int(now.timestamp() * 1000),
                           int(task.seconds * 900)):
             return False
-        result = task.task(conn, now)
+        if not task.apart:
+            result = task.task(conn, now)
+    if task.apart:  # the turn is taken and committed; the task opens its own transactions
+        result = task.task(engine, now)
     log.info("periodic %s ran: %s", task.name, result)
     return True
 

@@ -93,6 +93,10 @@ class AlipaySettings:
     timeout: float = 10.0
 
 
+# signed answers that say "not now" rather than "no": the call is made again later
+RETRY_SUB_CODES = frozenset({"ACQ.SYSTEM_ERROR", "aop.ACQ.SYSTEM_ERROR", "isp.unknow-error"})
+
+
 class Alipay:
     """The Alipay adapter (precreate: the buyer scans ``qr_code``)."""
 
@@ -135,12 +139,16 @@ class Alipay:
         except ValueError:
             signature = None
         if text is None:
-            error = response_text(raw, "error_response")
-            detail = json.loads(error).get("sub_code", "error") if error else "no response"
-            raise PaymentError("provider_refused", provider=NAME, detail=detail)
+            # no signed answer (an unsigned error_response, a proxy's page, an empty body):
+            # nothing Alipay stands behind, so not a refusal: ask again, with the same numbers
+            raise PaymentError("provider_unavailable", provider=NAME,
+                               detail=f"HTTP {answer.status} without {key}")
         if not signature or not self._verify(text, signature):
             raise PaymentError("forged_response", provider=NAME)
         reply = json.loads(text)
+        if reply.get("code") == "20000" or reply.get("sub_code") in RETRY_SUB_CODES:
+            raise PaymentError("provider_unavailable", provider=NAME,
+                               detail=f"{reply.get('code')} {reply.get('sub_code', '')}".strip())
         if reply.get("code") != "10000":
             raise PaymentError("provider_refused", provider=NAME,
                                detail=f"{reply.get('code')} {reply.get('sub_code', '')}".strip())
@@ -207,8 +215,7 @@ class Alipay:
         if fields.get("sign_type") != "RSA2" or not signature or \
                 not self._verify(notification_content(fields), signature):
             raise PaymentError("bad_signature", provider=NAME)
-        if fields.get("app_id") != self.s.app_id or \
-                (self.s.seller_id and fields.get("seller_id") != self.s.seller_id):
+        if fields.get("app_id") != self.s.app_id or fields.get("seller_id") != self.s.seller_id:
             raise PaymentError("foreign_merchant", provider=NAME)
         return _notice(fields)
 

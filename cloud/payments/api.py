@@ -19,6 +19,7 @@ from cloud.payments.capturing import place
 from cloud.payments.errors import PaymentError
 from cloud.payments.notifications import handle_notification
 from cloud.payments.settings import make_providers, payment_settings, provider
+from cloud.payments.settings import notify_url as settings_notify_url
 from cloud.web.http import engine
 
 log = logging.getLogger(__name__)
@@ -33,12 +34,10 @@ def init_payments(app: Flask) -> None:
 
 
 def notify_url(provider_name: str) -> str:
-    """Where ``provider_name`` sends this hub's notifications."""
-    s = current_app.extensions["payment_settings"]
-    base = s["PAYMENTS_NOTIFY_URL"] or (
-        (current_app.config.get("HUB_PUBLIC_URL") or request.host_url).rstrip("/")
-        + "/api/v1/payments/notify")
-    return f"{base.rstrip('/')}/{provider_name}"
+    """Where ``provider_name`` sends this hub's notifications (the page's own address when the
+    hub is given no public one)."""
+    return settings_notify_url(current_app.extensions["payment_settings"], provider_name,
+                               current_app.config.get("HUB_PUBLIC_URL") or request.host_url)
 
 
 @bp.post("/notify/<name>")

@@ -3,8 +3,11 @@ issued: cloud/sales/orders.py ``capture``) in the same transaction that recorded
 whichever way the success was learnt (a notification, the worker's query, a booth's cash).
 Money the order can no longer take (it lapsed and its seats were sold meanwhile, it was
 cancelled, it was paid twice, the amount differs) goes back: a job written in that same
-transaction has the worker refund it, so nothing is lost if the hub stops in between and no
-provider is called while the order's rows are locked.
+transaction has the worker refund it, so nothing is lost if the hub stops in between.
+
+The worker's handlers here are registered *apart* (cloud/core/jobs.py): they read what to ask
+in one short transaction, ask the provider with no transaction open, and apply the answer in
+another, so no row stays locked (and no SQLite write lock held) while a provider is slow.
 """
 
 from __future__ import annotations
@@ -17,17 +20,16 @@ from typing import Any
 import sqlalchemy as sa
 
 from cloud.core.audit import SYSTEM
+from cloud.core.errors import HubError
 from cloud.core.jobs import enqueue
-from cloud.payments.checkout import settle_payment
+from cloud.payments.checkout import apply_trade_status, payment_of
 from cloud.payments.errors import PaymentError
-from cloud.payments.followups import followups
+from cloud.payments.followups import Followup, followups
 from cloud.payments.providers import Provider
-from cloud.payments.refunds import request_refund, send_refund, settle_refund
+from cloud.payments.refunds import ask_refund, open_refund, refund_and_payment
 from cloud.payments.tables import payments
-from cloud.payments.transitions import Outcome
-from cloud.sales.order_plan import OrderError
+from cloud.payments.transitions import Outcome, move_refund
 from cloud.sales.orders import Captured, capture
-from sync.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -37,18 +39,17 @@ FOLLOW_UP_AFTER = timedelta(minutes=2)  # a notification usually comes within se
 
 def place(conn: sa.Connection, outcome: Outcome, now: datetime | None = None) -> Captured:
     """Capture the order of a payment that has just succeeded (``outcome.newly_succeeded``),
-    or, when the order cannot take the money, have it refunded. The payment's trade number is
-    the capture's reference: one payment captures an order at most once."""
+    or, when the order cannot take the money (a coded refusal of any kind), have it refunded.
+    The payment's trade number is the capture's reference: one payment captures an order at
+    most once."""
     try:
-        captured = capture(conn, outcome.order_id, outcome.amount, outcome.provider,
-                           outcome.out_trade_no, now)
-    except OrderError as e:
-        if e.code != "unknown_order":
-            raise
-        log.error("payment %s names order %s, which does not exist", outcome.payment_id,
-                  outcome.order_id)
-        captured = Captured(outcome.order_id, "unknown", refund_needed=True,
-                            reason="unknown_order")
+        with conn.begin_nested():
+            captured = capture(conn, outcome.order_id, outcome.amount, outcome.provider,
+                               outcome.out_trade_no, now)
+    except HubError as e:
+        log.error("payment %s cannot be placed on order %s: %s", outcome.payment_id,
+                  outcome.order_id, e)
+        captured = Captured(outcome.order_id, "unplaced", refund_needed=True, reason=e.code)
     if captured.refund_needed:
         log.warning("payment %s of order %s cannot be placed (%s): it is refunded",
                     outcome.payment_id, outcome.order_id, captured.reason)
@@ -61,42 +62,80 @@ NotifyUrl = Callable[[str], str]
 
 
 def refund_handler(providers: Mapping[str, Provider], notify_url: NotifyUrl) -> Callable:
-    """The worker's handler of :data:`REFUND_JOB`: the refund asked of the payment's provider
-    (``request_refund`` keeps the refunded total within the amount paid)."""
-    def handle(conn: sa.Connection, payload: dict[str, Any], now: datetime) -> None:
-        name = conn.execute(sa.select(payments.c.provider)
-                            .where(payments.c.id == payload["payment_id"])).scalar_one()
-        request_refund(conn, providers[name], payload["payment_id"], payload["amount"],
-                       f"order could not take it: {payload['reason']}", SYSTEM, now,
-                       notify_url=notify_url(name))
+    """The worker's handler of :data:`REFUND_JOB` (apart: it gets the engine). The refund's
+    number comes from the payment, so a job run again finds the same refund and the provider
+    refunds once; a refund the provider refuses fails the job (dead after its attempts: ops
+    see it)."""
+    def handle(engine: sa.Engine, payload: dict[str, Any], now: datetime) -> None:
+        with engine.begin() as conn:
+            p = conn.execute(sa.select(payments.c.provider, payments.c.out_trade_no)
+                             .where(payments.c.id == payload["payment_id"])).one()
+            refund_id = open_refund(conn, p.provider, payload["payment_id"], payload["amount"],
+                                    f"order could not take it: {payload['reason']}", SYSTEM,
+                                    now, out_refund_no="U" + p.out_trade_no)
+        state = send_apart(engine, providers[p.provider], refund_id, now,
+                           notify_url(p.provider))
+        if state == "failed":
+            raise PaymentError("provider_refused", provider=p.provider,
+                               detail=f"refund {refund_id} of an unplaced payment")
+        if state == "requested":
+            raise PaymentError("provider_unavailable", provider=p.provider,
+                               detail=f"refund {refund_id}: asked again later")
     return handle
+
+
+def send_apart(engine: sa.Engine, adapter: Provider, refund_id: int, now: datetime,
+               notify_url: str = "") -> str:
+    """Ask the provider for a requested refund outside any transaction; the refund's state."""
+    with engine.connect() as conn:
+        r, p = refund_and_payment(conn, refund_id)
+    if r.state != "requested":
+        return r.state
+    status = ask_refund(adapter, r, p, notify_url)
+    if status is None:
+        return "requested"
+    with engine.begin() as conn:
+        return move_refund(conn, r, status.state, status.provider_reference, now).state
 
 
 def follow_up(providers: Mapping[str, Provider], notify_url: NotifyUrl,
               limit: int = 50) -> Callable:
-    """The worker's periodic follow-up: payments whose notification never came are asked of
-    their provider (and placed when they succeeded), refunds not yet ended sent again or
-    asked about. Each item in its own savepoint, so one provider's refusal stops no other."""
-    def task(conn: sa.Connection, now: datetime) -> None:
-        for item in followups(conn, (now or utcnow()) - FOLLOW_UP_AFTER, limit):
+    """The worker's periodic follow-up (apart): payments whose notification never came are
+    asked of their provider (and placed when they succeeded), refunds not yet ended sent again
+    or asked about; each on its own, so one item's failure stops no other."""
+    def task(engine: sa.Engine, now: datetime) -> int:
+        with engine.connect() as conn:
+            items = followups(conn, now - FOLLOW_UP_AFTER, limit)
+        for item in items:
             adapter = providers.get(item.provider)
             if adapter is None:
                 continue  # a provider no longer configured: ops see it on the payment
             try:
-                with conn.begin_nested():
-                    _one(conn, adapter, item.kind, item.id, now, notify_url)
-            except PaymentError as e:
-                log.warning("payment follow-up %s %s: %s", item.kind, item.id, e)
+                _one(engine, adapter, item, now, notify_url)
+            except Exception as e:  # noqa: BLE001 - one item's failure is logged, not the batch's
+                log.warning("payment follow-up %s %s: %s: %s", item.kind, item.id,
+                            type(e).__name__, e)
+        return len(items)
     return task
 
 
-def _one(conn: sa.Connection, adapter: Provider, kind: str, item_id: int, now: datetime,
+def _one(engine: sa.Engine, adapter: Provider, item: Followup, now: datetime,
          notify_url: NotifyUrl) -> None:
-    if kind == "settle_payment":
-        outcome = settle_payment(conn, adapter, item_id, now)
-        if outcome.newly_succeeded:
-            place(conn, outcome, now)
-    elif kind == "send_refund":
-        send_refund(conn, adapter, item_id, now, notify_url=notify_url(adapter.name))
+    if item.kind == "send_refund":
+        send_apart(engine, adapter, item.id, now, notify_url(adapter.name))
+        return
+    with engine.connect() as conn:
+        if item.kind == "settle_payment":
+            row = payment_of(conn, adapter.name, item.id)
+        else:
+            r, p = refund_and_payment(conn, item.id)
+    if item.kind == "settle_payment":
+        status = adapter.query(row.out_trade_no)
+        with engine.begin() as conn:
+            outcome = apply_trade_status(conn, row, status, now)
+            if outcome.newly_succeeded:
+                place(conn, outcome, now)
     else:
-        settle_refund(conn, adapter, item_id, now)
+        status = adapter.refund_query(p.out_trade_no, r.out_refund_no)
+        with engine.begin() as conn:
+            move_refund(conn, r, status.state, status.provider_reference, now)

@@ -91,13 +91,23 @@ def settle_payment(conn: sa.Connection, provider: Provider, payment_id: int,
                    now: datetime | None = None) -> Outcome:
     """Ask the provider where a payment stands and apply it as a notification would be: for a
     payment whose notification never came (the worker's follow-up)."""
-    now = now or utcnow()
+    row = payment_of(conn, provider.name, payment_id)
+    return apply_trade_status(conn, row, provider.query(row.out_trade_no), now)
+
+
+def payment_of(conn: sa.Connection, provider: str, payment_id: int):
     row = conn.execute(sa.select(payments).where(payments.c.id == payment_id)).first()
-    if row is None or row.provider != provider.name:
+    if row is None or row.provider != provider:
         raise PaymentError("unknown_payment", payment_id=payment_id)
-    status = provider.query(row.out_trade_no)
+    return row
+
+
+def apply_trade_status(conn: sa.Connection, row, status, now: datetime | None = None) -> Outcome:
+    """What the provider said of a payment (``row``), applied as a notification would be."""
+    now = now or utcnow()
+    provider = row.provider
     if status.amount is not None and status.amount != row.amount:
-        log.error("payment %s: %s says %s fen, the payment is %s fen", row.id, provider.name,
+        log.error("payment %s: %s says %s fen, the payment is %s fen", row.id, provider,
                   status.amount, row.amount)
         raise PaymentError("amount_mismatch", out_trade_no=row.out_trade_no,
                            notified=status.amount, amount=row.amount)

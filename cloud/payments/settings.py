@@ -69,7 +69,8 @@ def make_providers(s: Mapping[str, str]) -> dict[str, Provider]:
                 load_public_key(s["WECHAT_PAY_PLATFORM_KEY"]), s["WECHAT_PAY_PLATFORM_KEY_ID"],
                 Path(s["WECHAT_PAY_APIV3_KEY"]).read_bytes().strip(), timeout))
         elif name == "alipay":
-            _needs(s, "ALIPAY_APP_ID", "ALIPAY_PRIVATE_KEY", "ALIPAY_PUBLIC_KEY")
+            _needs(s, "ALIPAY_APP_ID", "ALIPAY_SELLER_ID", "ALIPAY_PRIVATE_KEY",
+                   "ALIPAY_PUBLIC_KEY")
             out[name] = Alipay(AlipaySettings(
                 s["ALIPAY_GATEWAY"], s["ALIPAY_APP_ID"], s["ALIPAY_SELLER_ID"],
                 load_private_key(s["ALIPAY_PRIVATE_KEY"]),
@@ -77,6 +78,15 @@ def make_providers(s: Mapping[str, str]) -> dict[str, Provider]:
         else:
             raise ValueError(f"payments: no provider {name!r} (offline, wechat, alipay)")
     return out
+
+
+def notify_url(s: Mapping[str, str], name: str, public_url: str | None) -> str:
+    """Where provider ``name`` sends this hub's notifications: PAYMENTS_NOTIFY_URL, else the
+    hub's public address followed by ``/api/v1/payments/notify``; '' when neither is known
+    (no absolute address to give a provider)."""
+    base = s["PAYMENTS_NOTIFY_URL"] or (
+        public_url.rstrip("/") + "/api/v1/payments/notify" if public_url else "")
+    return f"{base.rstrip('/')}/{name}" if base else ""
 
 
 def provider(providers: Mapping[str, Provider], name: str) -> Provider:

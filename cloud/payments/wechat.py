@@ -212,8 +212,9 @@ class WeChatPay:
         except (ValueError, KeyError, TypeError):
             raise PaymentError("bad_notification", provider=NAME, detail="envelope") from None
         plain = decrypt_resource(self.s.apiv3_key, resource)
-        if plain.get("mchid", self.s.mchid) != self.s.mchid or \
-                plain.get("appid", self.s.appid) != self.s.appid:
+        # the merchant always, and the app for a payment (a refund's resource names no app)
+        if plain.get("mchid") != self.s.mchid or (
+                event.startswith("TRANSACTION.") and plain.get("appid") != self.s.appid):
             raise PaymentError("foreign_merchant", provider=NAME)
         try:
             if event.startswith("REFUND."):

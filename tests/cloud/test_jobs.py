@@ -231,5 +231,6 @@ def test_the_worker_command_tidies_keys_and_stops_on_sigterm(hub_url, tmp_path):
     out = "".join(lines) + rest
     assert proc.returncode == 0, out
     assert ("started: job kinds payments.refund_unplaced; periodic tidy_idempotency_keys every "
-            "3600 s, expire_lapsed_orders every 60 s, follow_up_payments every 60 s") in out
+            "3600 s, tidy_rate_limits every 3600 s, expire_lapsed_orders every 60 s, "
+            "follow_up_payments every 60 s") in out
     assert "stopped" in out
