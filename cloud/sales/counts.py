@@ -84,18 +84,22 @@ def write_deltas(conn: sa.Connection, deltas: Deltas, limits: dict[Key, int]) ->
     return Short(quota_id=quota_id) if quota_id is not None else None
 
 
-def line_refunded(conn: sa.Connection, ticket_id: int) -> None:
-    """A ticket sold through an order was refunded: its line stops counting (quotas, purchase
-    counts, its document's place) and the order becomes partially refunded, or refunded when
-    no line is left. A ticket sold outside an order has no line and changes nothing here."""
+def line_given_back(conn: sa.Connection, ticket_id: int, refunded: bool) -> None:
+    """A ticket sold through an order was refunded or voided: its line stops counting (quotas,
+    purchase counts, its document's place), as its seat went back on sale. A refund makes the
+    order partially refunded, or refunded when no line is left; a void (no money moves) leaves
+    the order's state. A ticket sold outside an order has no line and changes nothing here."""
     line = conn.execute(sa.update(order_lines).where(
         order_lines.c.ticket_id == ticket_id, order_lines.c.state == "issued")
-        .values(state="refunded").returning(order_lines.c.order_id, order_lines.c.holds)).first()
+        .values(state="refunded" if refunded else "released")
+        .returning(order_lines.c.order_id, order_lines.c.holds)).first()
     if line is None:
         return
     back = Deltas()
     back.add_line(line.holds, -1)
     write_deltas(conn, back, {})
+    if not refunded:
+        return
     live = conn.execute(sa.select(sa.func.count()).select_from(order_lines).where(
         order_lines.c.order_id == line.order_id, order_lines.c.state == "issued")).scalar_one()
     conn.execute(sa.update(orders).where(orders.c.id == line.order_id).values(

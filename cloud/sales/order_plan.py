@@ -42,6 +42,8 @@ class OrderError(HubError):
         "bad_order_lines": Code(422, "an order has 1 to %(limit)s lines of kind seat, ga or "
                                      "pass"),
         "bad_buyer": Code(422, "a buyer reference is 1 to 80 printable characters"),
+        "seat_on_other_line": Code(422, "only a line of kind seat names a seat"),
+        "seat_twice": Code(422, "seat %(seat_id)s is asked for twice in one order"),
         "session_cancelled": Code(409, "session %(session_id)s is cancelled"),
         "tier_not_on_sale": Code(409, "price tier %(tier_id)s is not on sale now"),
         "tier_not_for_seat": Code(
@@ -148,9 +150,9 @@ def _session(conn: sa.Connection, session_id: int, now: datetime):
 def check_holder(name: str, doc_type: str, number: str) -> str:
     """The holder's normalised document number, or the first refusal of name or number."""
     if not name.strip():
-        raise OrderError("holder_name_missing", field="holder")
+        raise OrderError("holder_name_missing", field="holder.name")
     if len(name) > MAX_HOLDER_NAME or not name.isprintable():
-        raise OrderError("holder_name_bad", field="holder")
+        raise OrderError("holder_name_bad", field="holder.name")
     return normal_document(doc_type, number)
 
 
@@ -169,21 +171,18 @@ def plan_order(conn: sa.Connection, req: OrderRequest, now: datetime) -> Plan:
         if s is not None else None
     pricing = _Pricing.load(conn, s, req, now) if s is not None else None
     ring = keyring_for(conn) if any(line.holder for line in req.lines) else None
-    lines = []
-    for line in req.lines:
-        if line.kind == "pass":
-            planned = _pass_line(conn, line, now)
-        else:
-            planned = pricing.line(line)
-            if s.real_name and line.holder is None:
-                raise OrderError("holder_required", session_id=s.id, field="holder")
-        if line.holder is not None:
-            number = check_holder(*line.holder)
-            planned.holder = (line.holder[0], line.holder[1], number)
-            planned.holder_hash = ring.doc_hash(number)
-            if s is not None and s.real_name and line.kind != "pass":
-                planned.doc_hash = planned.holder_hash
-        lines.append(planned)
+    lines, seats_asked = [], set()
+    for i, line in enumerate(req.lines):
+        try:
+            if line.seat_id is not None and (line.kind != "seat" or line.seat_id in seats_asked):
+                raise (OrderError("seat_twice", seat_id=line.seat_id, field="seat_id")
+                       if line.kind == "seat" else
+                       OrderError("seat_on_other_line", field="seat_id"))
+            seats_asked.add(line.seat_id)
+            lines.append(_plan_line(conn, s, pricing, ring, line, now))
+        except HubError as e:  # the refusal names the line: lines.<i>.<its field>
+            e.params["field"] = f"lines.{i}." + str(e.params.get("field") or "holder.doc_number")
+            raise
     if len({line.currency for line in lines}) != 1:
         raise OrderError("mixed_currency", field="lines")
     keys = {k for line in lines for k in line.quota_keys}
@@ -191,6 +190,23 @@ def plan_order(conn: sa.Connection, req: OrderRequest, now: datetime) -> Plan:
     for line in lines:
         line.quota_keys = _resolve_quotas(line, found)
     return Plan(s, event, lines, sum(line.amount for line in lines), lines[0].currency, found)
+
+
+def _plan_line(conn: sa.Connection, s, pricing, ring, line: LineRequest,
+               now: datetime) -> PlannedLine:
+    if line.kind == "pass":
+        planned = _pass_line(conn, line, now)
+    else:
+        planned = pricing.line(line)
+        if s.real_name and line.holder is None:
+            raise OrderError("holder_required", session_id=s.id, field="holder")
+    if line.holder is not None:
+        number = check_holder(*line.holder)
+        planned.holder = (line.holder[0], line.holder[1], number)
+        planned.holder_hash = ring.doc_hash(number)
+        if s is not None and s.real_name and line.kind != "pass":
+            planned.doc_hash = planned.holder_hash
+    return planned
 
 
 def _ga_fallbacks(lines: list[PlannedLine]) -> set[str]:

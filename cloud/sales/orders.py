@@ -183,7 +183,13 @@ def capture(conn: sa.Connection, order_id: int, amount: int, provider: str, refe
         refusal = "seats_gone"
     if refusal is not None:
         return Captured(o.id, o.state, refund_needed=True, reason=refusal)
+    savepoint = conn.begin_nested()
     issued = _pay(conn, o, provider, reference, now)
+    if issued is None:  # a seat of it went to another order as this payment came (lapsed)
+        savepoint.rollback()
+        _give_back(conn, o.id, "expired", now, lapsed_only=False)
+        return Captured(o.id, "expired", refund_needed=True, reason="seats_gone")
+    savepoint.commit()
     return Captured(o.id, "paid", issued)
 
 
@@ -221,11 +227,14 @@ def _hold_again(conn: sa.Connection, o, now: datetime) -> bool:
 
 
 def _pay(conn: sa.Connection, o, provider: str, reference: str,
-         now: datetime) -> tuple[Issued, ...]:
+         now: datetime) -> tuple[Issued, ...] | None:
+    """Sell the order's held seats and issue its tickets; None when a seat is no longer held
+    by it (the caller rolls back)."""
     lines = conn.execute(sa.select(order_lines).where(order_lines.c.order_id == o.id)
                          .order_by(order_lines.c.id)).all()
-    if o.session_id is not None:
-        sell_held(conn, o.session_id, o.id)
+    seats = sum(1 for r in lines if r.seat_id is not None)
+    if o.session_id is not None and sell_held(conn, o.session_id, o.id) != seats:
+        return None
     issued = issue_tickets(conn, [_spec(conn, o, r) for r in lines], now, o.actor)
     conn.execute(sa.update(order_lines).where(order_lines.c.id == sa.bindparam("lid"))
                  .values(state="issued", ticket_id=sa.bindparam("tid")),

@@ -24,7 +24,7 @@ from cloud.fleet.keys import active_key
 from cloud.fleet.tables import entries
 from cloud.inventory import seats as inventory
 from cloud.inventory.seats import InventoryError
-from cloud.sales.counts import line_refunded
+from cloud.sales.counts import line_given_back
 from cloud.sales.holders import Holder, add_holders, holder
 from cloud.sales.tables import tickets
 from sync import codes, numbers
@@ -372,8 +372,7 @@ def revoke_ticket(conn: sa.Connection, ticket_id: int, state: str = "refunded",
     if row.seat_id is not None and row.kind != "venues":
         for seat_session in row.scope:
             inventory.release(conn, seat_session, row.seat_id)
-    if state == "refunded":
-        line_refunded(conn, ticket_id)
+    line_given_back(conn, ticket_id, refunded=state == "refunded")
     for venue_id in row.venues:
         record_change(conn, venue_id, {"type": "revocation", "op": "upsert",
                                        "ticket_id": ticket_id, "reason": state,

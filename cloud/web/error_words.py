@@ -189,6 +189,8 @@ ERROR_WORDS = {
     "bad_product_scope": _l("A pass admits to a list of sessions, or to venues within a validity window."),
     "bad_order_lines": _l("An order has 1 to %(limit)s lines of kind seat, ga or pass."),
     "bad_buyer": _l("A buyer reference is 1 to 80 printable characters."),
+    "seat_on_other_line": _l("Only a line of kind seat names a seat."),
+    "seat_twice": _l("Seat %(seat_id)s is asked for twice in one order."),
     "tier_not_on_sale": _l("Price tier %(tier_id)s is not on sale now."),
     "tier_not_for_seat": _l("Seat %(seat_id)s is priced by tier %(price_tier_id)s (its category %(category)s), not by tier %(tier_id)s."),
     "tier_prices_seats": _l("Price tier %(tier_id)s prices seats of category %(category)s, not general admission."),

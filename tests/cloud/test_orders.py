@@ -324,3 +324,56 @@ def test_a_refunded_ticket_gives_its_line_back_and_the_order_is_refunded_in_part
         revoke_ticket(conn, paid.tickets[1].id, "refunded", NOW)
         assert conn.execute(sa.select(orders.c.state).where(
             orders.c.id == made.order_id)).scalar() == "refunded"
+
+
+def test_a_seat_is_named_only_by_a_seat_line_and_only_once(hub):
+    with hub.engine.begin() as conn:
+        ga_tier = add_price_tier(conn, hub.session, "GA", "Standing", 10000)
+        add_quota(conn, "ga", 5, session_id=hub.session)
+    vip = hub.seat("A", "1", 1)
+    e = refused("seat_on_other_line", order, hub, LineRequest(kind="ga", seat_id=vip,
+                                                              price_tier_id=ga_tier))
+    assert e.params["field"] == "lines.0.seat_id"  # not a VIP seat at the standing price
+    e = refused("seat_twice", order, hub, seat_line(hub, "A", "1", 2), LineRequest(seat_id=vip),
+                LineRequest(seat_id=vip))
+    assert e.params["field"] == "lines.2.seat_id"
+    e = refused("holder_name_missing", order, hub, seat_line(hub, "A", "2", 1),
+                seat_line(hub, "A", "2", 2, holder=(" ", "resident_id", DOC)))
+    assert e.params["field"] == "lines.1.holder.name"
+    with hub.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(orders)).scalar() == 0
+
+
+def test_a_payment_arriving_as_its_hold_lapses_never_sells_a_seat_another_order_took(hub):
+    first = order(hub, seat_line(hub, "B", "1", 1), seat_line(hub, "B", "1", 2))
+    deadline = first.expires_at
+    # a buyer a moment past the deadline takes the whole zone, best available: the lapsed
+    # seats count as free to it, and the first order's row is not tidied on the way ...
+    best = LineRequest(zone_id=hub.zones["B"], price_tier_id=hub.std)
+    taker = order(hub, best, best, best, best, now=deadline + timedelta(seconds=1))
+    # ... while the first order's payment, stamped at its deadline, is captured
+    with hub.engine.begin() as conn:
+        late = capture(conn, first.order_id, first.total, "wechat", "edge", deadline)
+        sold = conn.execute(sa.select(sa.func.count()).select_from(tickets)).scalar()
+        state = conn.execute(sa.select(orders.c.state).where(
+            orders.c.id == first.order_id)).scalar()
+    assert late.refund_needed and late.reason == "seats_gone"
+    assert sold == 0 and state == "expired"
+    for seat in first.seat_ids:
+        assert tuple(status(hub, seat)) == ("held", taker.order_id)
+    with hub.engine.begin() as conn:  # the taker pays for what it holds
+        paid = capture(conn, taker.order_id, taker.total, "wechat", "taker", deadline)
+    assert paid.state == "paid" and len(paid.tickets) == 4
+
+
+def test_a_voided_ticket_gives_its_line_back_as_its_seat_goes_back_on_sale(hub):
+    with hub.engine.begin() as conn:
+        zone_quota = add_quota(conn, "zone", 1, session_id=hub.session, zone_id=hub.zones["B"])
+    made = order(hub, seat_line(hub, "B", "1", 3))
+    with hub.engine.begin() as conn:
+        paid = capture(conn, made.order_id, made.total, "wechat", "tx-void", NOW)
+        revoke_ticket(conn, paid.tickets[0].id, "void", NOW)
+        state = conn.execute(sa.select(orders.c.state).where(
+            orders.c.id == made.order_id)).scalar()
+    assert used(hub, zone_quota) == 0 and state == "paid"  # no money moved
+    order(hub, seat_line(hub, "B", "1", 3))  # the seat sells again within its quota
