@@ -71,15 +71,18 @@ class SoftToken:
     module: str
     label: str
     pin: str
+    conf: str
 
     def env(self) -> dict[str, str]:
+        """What a hub (this process through monkeypatch, or a child) needs to use the token."""
         return {"WICKET_HUB_PKCS11_MODULE": self.module, "WICKET_HUB_PKCS11_TOKEN": self.label,
-                "WICKET_HUB_PKCS11_PIN": self.pin, "SOFTHSM2_CONF": os.environ["SOFTHSM2_CONF"]}
+                "WICKET_HUB_PKCS11_PIN": self.pin, "SOFTHSM2_CONF": self.conf}
 
 
 def make_softhsm_token(base, label: str = "wicket-test", pin: str = "20261206") -> SoftToken:
     """A SoftHSM2 token in ``base`` (its own configuration and token folder), initialised
-    with ``softhsm2-util``; SOFTHSM2_CONF is set for this process and its children."""
+    with ``softhsm2-util``; the environment is left as it was: ``env()`` names the
+    configuration for whoever uses the token."""
     module = next((m for m in SOFTHSM_MODULES if os.path.exists(m)), None)
     util = shutil.which("softhsm2-util")
     if module is None or util is None:
@@ -89,10 +92,10 @@ def make_softhsm_token(base, label: str = "wicket-test", pin: str = "20261206") 
     conf = base / "softhsm2.conf"
     conf.write_text(f"directories.tokendir = {base / 'tokens'}\nobjectstore.backend = file\n"
                     "log.level = ERROR\nslots.removable = false\n")
-    os.environ["SOFTHSM2_CONF"] = str(conf)
     subprocess.run([util, "--init-token", "--free", "--label", label, "--pin", pin,
-                    "--so-pin", pin + "0"], check=True, capture_output=True)
-    return SoftToken(module, label, pin)
+                    "--so-pin", pin + "0"], check=True, capture_output=True,
+                   env={**os.environ, "SOFTHSM2_CONF": str(conf)})
+    return SoftToken(module, label, pin, str(conf))
 
 
 @pytest.fixture(scope="session")
