@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import pytest
 import sqlalchemy as sa
 
+from cloud.core.db import init_db, make_engine
+
 PG_ADMIN = os.environ.get("WICKET_TEST_PG", "")
 
 
@@ -44,6 +46,15 @@ def hub_url(request, tmp_path):
             _drop(admin, name)
         finally:
             admin.dispose()
+
+
+@pytest.fixture
+def engine(hub_url):
+    """A migrated hub database of either kind (``hub_url``) and an engine on it."""
+    init_db(hub_url)
+    e = make_engine(hub_url)
+    yield e
+    e.dispose()
 
 
 def _drop(admin: sa.Engine, name: str) -> None:

@@ -11,7 +11,6 @@ import pytest
 import sqlalchemy as sa
 
 from cloud.core import idempotency
-from cloud.core.db import init_db, make_engine
 from cloud.core.idempotency import Answer, IdempotencyError, idempotency_keys
 from cloud.sales.tables import tickets
 from tests.cloud.test_api import api  # noqa: F401 - the API fixture, shared
@@ -19,14 +18,6 @@ from tests.cloud.test_api import api  # noqa: F401 - the API fixture, shared
 NOW = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
 H1 = idempotency.request_hash("POST", "/api/v1/sessions/1/tickets", b'{"seat_id": 1}')
 H2 = idempotency.request_hash("POST", "/api/v1/sessions/1/tickets", b'{"seat_id": 2}')
-
-
-@pytest.fixture
-def engine(hub_url):
-    init_db(hub_url)
-    e = make_engine(hub_url)
-    yield e
-    e.dispose()
 
 
 def _do(engine, key, digest=H1, now=NOW, body=b'{"ok": 1}', scope="staff:1"):

@@ -23,14 +23,6 @@ from cloud.core.jobs import jobs as jobs_table
 NOW = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def engine(hub_url):
-    init_db(hub_url)
-    e = make_engine(hub_url)
-    yield e
-    e.dispose()
-
-
 def _job(engine, job_id: int):
     with engine.connect() as conn:
         return conn.execute(sa.select(jobs_table).where(jobs_table.c.id == job_id)).one()

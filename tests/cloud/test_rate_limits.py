@@ -6,27 +6,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from limits import parse
 from limits.strategies import FixedWindowRateLimiter
 
 from cloud.app import create_app
 from cloud.core import rate_limits
-from cloud.core.db import init_db, make_engine
+from cloud.core.db import init_db
 from cloud.staff.staff import create_staff
 from cloud.staff.tokens import create_token
 from cloud.web.limits import HubStorage
 from tests.cloud.pagekit import SECRET, csrf
 
 T0 = datetime(2026, 12, 6, 5, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def engine(hub_url):
-    init_db(hub_url)
-    e = make_engine(hub_url)
-    yield e
-    e.dispose()
 
 
 def test_a_window_counts_its_hits_and_the_next_one_starts_again(engine):

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from werkzeug.serving import make_server
 
 from cloud.app import create_app
-from cloud.core.db import init_db, make_engine
+from cloud.core.db import init_db
 from cloud.payments.keys import make_merchant_keys, sandbox_settings
 from cloud.payments.settings import make_providers, payment_settings
 
@@ -64,14 +64,6 @@ def provider_side(tmp_path_factory) -> ProviderSide:
 @pytest.fixture
 def providers(provider_side):
     return make_providers(payment_settings(provider_side.settings, {}))
-
-
-@pytest.fixture
-def hub_engine(hub_url):
-    init_db(hub_url)
-    engine = make_engine(hub_url)
-    yield engine
-    engine.dispose()
 
 
 def free_port() -> int:
