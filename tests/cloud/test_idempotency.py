@@ -92,8 +92,6 @@ def test_on_postgresql_a_concurrent_request_with_the_key_waits_then_replays(engi
     """Two connections, one key: the second waits on the first's claim and, once the first
     commits its work, gets its answer: the work ran once."""
     first = engine.connect()
-    first.begin()
-    assert idempotency.begin(first, "staff:1", "k-1", H1, NOW) is None
     got: list = []
 
     def second() -> None:
@@ -102,16 +100,22 @@ def test_on_postgresql_a_concurrent_request_with_the_key_waits_then_replays(engi
         except BaseException as e:  # noqa: BLE001 - checked below
             got.append(e)
 
-    t = threading.Thread(target=second)
-    t.start()
-    deadline = time.monotonic() + 30
-    while not _waiting_on_lock(engine):  # the order of events, not a duration, is tested
-        assert time.monotonic() < deadline and t.is_alive(), got
-        time.sleep(0.01)
-    idempotency.finish(first, "staff:1", "k-1", 201, b'{"first": true}')
-    first.commit()
-    first.close()
-    t.join(30)
+    t = threading.Thread(target=second, daemon=True)
+    try:
+        first.begin()
+        assert idempotency.begin(first, "staff:1", "k-1", H1, NOW) is None
+        t.start()
+        deadline = time.monotonic() + 30
+        while not _waiting_on_lock(engine):  # the order of events, not a duration, is tested
+            assert time.monotonic() < deadline and t.is_alive(), got
+            time.sleep(0.01)
+        idempotency.finish(first, "staff:1", "k-1", 201, b'{"first": true}')
+        first.commit()
+    finally:
+        first.rollback()  # a no-op once committed; frees the key if the test failed before
+        first.close()
+        if t.ident is not None:  # started
+            t.join(30)
     assert got == [Answer(201, "application/json", b'{"first": true}')]
 
 
