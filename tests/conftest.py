@@ -6,6 +6,7 @@ import os
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import settings
 
 from edge import db as db_mod
 from edge.allowlist import apply_changes
@@ -24,6 +25,12 @@ NOW = datetime(2026, 7, 1, 2, 30, tzinfo=UTC)
 # any scope, or from a harness that copied the environment at import), sign in with the password
 # alone. Set when the tests are collected; tests/cloud/test_two_step.py turns the rule back on.
 os.environ["WICKET_HUB_TOTP_ROLES"] = ""
+
+# No example may fail for taking long: on a busy machine any example can be slow, and a
+# deadline would fail it (and Hypothesis then reports the replay as flaky). Loaded before the
+# test modules are imported, so their own @settings start from it.
+settings.register_profile("wicket", deadline=None)
+settings.load_profile("wicket")
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import pytest
 import sqlalchemy as sa
 
+from cloud.core.db import init_db, make_engine
+
 PG_ADMIN = os.environ.get("WICKET_TEST_PG", "")
 
 
@@ -44,6 +46,15 @@ def hub_url(request, tmp_path):
             _drop(admin, name)
         finally:
             admin.dispose()
+
+
+@pytest.fixture
+def engine(hub_url):
+    """A migrated hub database of either kind (``hub_url``) and an engine on it."""
+    init_db(hub_url)
+    e = make_engine(hub_url)
+    yield e
+    e.dispose()
 
 
 def _drop(admin: sa.Engine, name: str) -> None:
@@ -71,15 +82,18 @@ class SoftToken:
     module: str
     label: str
     pin: str
+    conf: str
 
     def env(self) -> dict[str, str]:
+        """What a hub (this process through monkeypatch, or a child) needs to use the token."""
         return {"WICKET_HUB_PKCS11_MODULE": self.module, "WICKET_HUB_PKCS11_TOKEN": self.label,
-                "WICKET_HUB_PKCS11_PIN": self.pin, "SOFTHSM2_CONF": os.environ["SOFTHSM2_CONF"]}
+                "WICKET_HUB_PKCS11_PIN": self.pin, "SOFTHSM2_CONF": self.conf}
 
 
 def make_softhsm_token(base, label: str = "wicket-test", pin: str = "20261206") -> SoftToken:
     """A SoftHSM2 token in ``base`` (its own configuration and token folder), initialised
-    with ``softhsm2-util``; SOFTHSM2_CONF is set for this process and its children."""
+    with ``softhsm2-util``; the environment is left as it was: ``env()`` names the
+    configuration for whoever uses the token."""
     module = next((m for m in SOFTHSM_MODULES if os.path.exists(m)), None)
     util = shutil.which("softhsm2-util")
     if module is None or util is None:
@@ -89,10 +103,10 @@ def make_softhsm_token(base, label: str = "wicket-test", pin: str = "20261206") 
     conf = base / "softhsm2.conf"
     conf.write_text(f"directories.tokendir = {base / 'tokens'}\nobjectstore.backend = file\n"
                     "log.level = ERROR\nslots.removable = false\n")
-    os.environ["SOFTHSM2_CONF"] = str(conf)
     subprocess.run([util, "--init-token", "--free", "--label", label, "--pin", pin,
-                    "--so-pin", pin + "0"], check=True, capture_output=True)
-    return SoftToken(module, label, pin)
+                    "--so-pin", pin + "0"], check=True, capture_output=True,
+                   env={**os.environ, "SOFTHSM2_CONF": str(conf)})
+    return SoftToken(module, label, pin, str(conf))
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ import pytest
 import sqlalchemy as sa
 
 from cloud.core import idempotency
-from cloud.core.db import init_db, make_engine
 from cloud.core.idempotency import Answer, IdempotencyError, idempotency_keys
 from cloud.sales.tables import tickets
 from tests.cloud.test_api import api  # noqa: F401 - the API fixture, shared
@@ -19,14 +18,6 @@ from tests.cloud.test_api import api  # noqa: F401 - the API fixture, shared
 NOW = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
 H1 = idempotency.request_hash("POST", "/api/v1/sessions/1/tickets", b'{"seat_id": 1}')
 H2 = idempotency.request_hash("POST", "/api/v1/sessions/1/tickets", b'{"seat_id": 2}')
-
-
-@pytest.fixture
-def engine(hub_url):
-    init_db(hub_url)
-    e = make_engine(hub_url)
-    yield e
-    e.dispose()
 
 
 def _do(engine, key, digest=H1, now=NOW, body=b'{"ok": 1}', scope="staff:1"):
@@ -101,8 +92,6 @@ def test_on_postgresql_a_concurrent_request_with_the_key_waits_then_replays(engi
     """Two connections, one key: the second waits on the first's claim and, once the first
     commits its work, gets its answer: the work ran once."""
     first = engine.connect()
-    first.begin()
-    assert idempotency.begin(first, "staff:1", "k-1", H1, NOW) is None
     got: list = []
 
     def second() -> None:
@@ -111,16 +100,22 @@ def test_on_postgresql_a_concurrent_request_with_the_key_waits_then_replays(engi
         except BaseException as e:  # noqa: BLE001 - checked below
             got.append(e)
 
-    t = threading.Thread(target=second)
-    t.start()
-    deadline = time.monotonic() + 30
-    while not _waiting_on_lock(engine):  # the order of events, not a duration, is tested
-        assert time.monotonic() < deadline and t.is_alive(), got
-        time.sleep(0.01)
-    idempotency.finish(first, "staff:1", "k-1", 201, b'{"first": true}')
-    first.commit()
-    first.close()
-    t.join(30)
+    t = threading.Thread(target=second, daemon=True)
+    try:
+        first.begin()
+        assert idempotency.begin(first, "staff:1", "k-1", H1, NOW) is None
+        t.start()
+        deadline = time.monotonic() + 30
+        while not _waiting_on_lock(engine):  # the order of events, not a duration, is tested
+            assert time.monotonic() < deadline and t.is_alive(), got
+            time.sleep(0.01)
+        idempotency.finish(first, "staff:1", "k-1", 201, b'{"first": true}')
+        first.commit()
+    finally:
+        first.rollback()  # a no-op once committed; frees the key if the test failed before
+        first.close()
+        if t.ident is not None:  # started
+            t.join(30)
     assert got == [Answer(201, "application/json", b'{"first": true}')]
 
 

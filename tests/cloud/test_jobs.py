@@ -6,10 +6,12 @@ again when their worker dies; periodic tasks once per interval between workers; 
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import subprocess
 import sys
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -21,14 +23,6 @@ from cloud.core.jobs import Tasks, backoff, claim, enqueue, run_one
 from cloud.core.jobs import jobs as jobs_table
 
 NOW = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def engine(hub_url):
-    init_db(hub_url)
-    e = make_engine(hub_url)
-    yield e
-    e.dispose()
 
 
 def _job(engine, job_id: int):
@@ -156,7 +150,9 @@ def test_on_postgresql_a_claimed_job_is_skipped_not_waited_for(engine):
         first.begin()
         assert [j.id for j in claim(first, "w1", ["mail"], now=NOW)] == ids[:1]
         second.begin()
-        second.execute(sa.text("SET LOCAL lock_timeout = '1ms'"))
+        # the first holds its row until after the second's claim: a claim that waited for it
+        # would fail after this timeout, which a claim that skips it never comes near
+        second.execute(sa.text("SET LOCAL lock_timeout = '2s'"))
         assert [j.id for j in claim(second, "w2", ["mail"], now=NOW, limit=5)] == ids[1:]
         first.commit()
         second.commit()
@@ -210,6 +206,14 @@ def test_a_periodic_task_runs_once_per_interval_between_workers(engine):
     assert ran == [NOW, NOW + timedelta(seconds=60)]
 
 
+def _read_lines(stream, into: queue.Queue) -> None:
+    """Each line of ``stream`` onto the queue, then None at its end (and the stream closed)."""
+    with stream:
+        for line in stream:
+            into.put(line)
+    into.put(None)
+
+
 def test_the_worker_command_tidies_keys_and_stops_on_sigterm(hub_url, tmp_path):
     init_db(hub_url)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -217,18 +221,33 @@ def test_the_worker_command_tidies_keys_and_stops_on_sigterm(hub_url, tmp_path):
         [sys.executable, "-m", "cloud.cli", "--db", hub_url, "--data-key",
          str(tmp_path / "data.key"), "worker", "--poll", "0.2"],
         stderr=subprocess.PIPE, text=True, env=env)
-    lines = []
+    # read in a thread of its own: a worker that hangs without a word cannot hang the test
+    read: queue.Queue = queue.Queue()
+    reader = threading.Thread(target=_read_lines, args=(proc.stderr, read), daemon=True)
+    reader.start()
+    lines: list[str] = []
     try:
-        for line in proc.stderr:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                line = read.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                pytest.fail("the worker did not tidy within 60 s; it said:\n" + "".join(lines))
+            if line is None:
+                break
             lines.append(line)
             if "periodic tidy_idempotency_keys ran" in line:
                 break
         proc.send_signal(signal.SIGTERM)
-        _, rest = proc.communicate(timeout=60)
+        proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
-    out = "".join(lines) + rest
+            proc.wait()
+        reader.join(60)
+    while not read.empty():  # what it said after the tidy, to its end
+        lines.append(read.get_nowait() or "")
+    out = "".join(lines)
     assert proc.returncode == 0, out
     assert ("started: job kinds payments.refund_unplaced; periodic tidy_idempotency_keys every "
             "3600 s, tidy_rate_limits every 3600 s, expire_lapsed_orders every 60 s, "

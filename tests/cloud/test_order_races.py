@@ -35,7 +35,8 @@ def hub(hub_url, key_store):
 
 def race(hub, make_lines, now=NOW, pay=False, buyers=BUYERS) -> Counter:
     """``buyers`` threads start together, each creating (and with ``pay`` paying) one order on
-    its own connection; the outcome of each: 'ok' or the refusal's code."""
+    its own connection; the outcome of each: 'ok', the refusal's code, or any other error as
+    ``unexpected:<type>: <message>``."""
     results: list[str] = []
     barrier = threading.Barrier(buyers)
 
@@ -50,6 +51,8 @@ def race(hub, make_lines, now=NOW, pay=False, buyers=BUYERS) -> Counter:
             results.append("ok")
         except HubError as e:
             results.append(e.code)
+        except Exception as e:  # noqa: BLE001 - an outcome, so the comparison shows it
+            results.append(f"unexpected:{type(e).__name__}: {e}")
 
     threads = [threading.Thread(target=buy, args=(i,)) for i in range(buyers)]
     for t in threads:

@@ -66,7 +66,14 @@ def _sell(conn, venue: int, session: int, number: int = 1):
 
 
 def _no_wait(conn) -> None:
-    conn.execute(sa.text("SET LOCAL lock_timeout = '50ms'"))
+    """A statement that must not wait: the blocker stays open until after it, so a wait would
+    fail at this timeout, which a busy machine cannot reach without one."""
+    conn.execute(sa.text("SET LOCAL lock_timeout = '2s'"))
+
+
+def _must_wait(conn) -> None:
+    """A statement expected to wait for the open blocker, and so to fail at this timeout."""
+    conn.execute(sa.text("SET LOCAL lock_timeout = '1s'"))
 
 
 def test_a_sale_for_another_venue_does_not_wait_for_an_open_sale(hub):
@@ -96,7 +103,7 @@ def test_a_sale_for_the_same_venue_waits_for_its_turn_in_the_log(hub):
         first.begin()
         _sell(first, v1, s1)
         second.begin()
-        _no_wait(second)
+        _must_wait(second)
         with pytest.raises(sa.exc.OperationalError, match="lock timeout"):
             _sell(second, v1, s1b)
         second.rollback()
@@ -118,7 +125,7 @@ def test_a_reader_waits_for_an_open_writer_of_its_venue_only(hub):
             assert last_seq(reader, v2) >= open_seq  # not waiting on venue 1's writer
             reader.rollback()
             reader.begin()
-            _no_wait(reader)
+            _must_wait(reader)
             with pytest.raises(sa.exc.OperationalError, match="lock timeout"):
                 last_seq(reader, v1)
             reader.rollback()

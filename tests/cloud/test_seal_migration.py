@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from alembic import command
+from alembic.script import ScriptDirectory
 
 from cloud.core.changes import changes_since, open_changes
 from cloud.core.db import alembic_config, init_db, make_engine
@@ -55,6 +56,14 @@ def _clear_hub(url: str) -> None:
     engine.dispose()
 
 
+def _from_0015_to_head(url: str) -> list[str]:
+    """The revisions an upgrade from 0014 applies, in order, from the migrations themselves."""
+    script = ScriptDirectory.from_config(alembic_config(url))
+    oldest_first = [r.revision for r in script.walk_revisions()][::-1]
+    assert oldest_first[-1] == script.get_current_head()
+    return oldest_first[oldest_first.index("0015"):]
+
+
 def _needles() -> list[bytes]:
     """Every way a name or number could sit in the database: UTF-8, and JSON-escaped."""
     out = []
@@ -82,7 +91,8 @@ def test_the_upgrade_seals_clear_holders_and_leaves_no_clear_value_in_the_databa
     before = _database_bytes(hub_url)
     assert PEOPLE[1][2].encode() in before  # the check below can see a clear value
 
-    assert init_db(hub_url)[0] == "0015"
+    applied = init_db(hub_url)
+    assert applied[0] == "0015" and applied == _from_0015_to_head(hub_url)
     after = _database_bytes(hub_url)
     assert [n for n in _needles() if n in after] == []
 
@@ -114,4 +124,5 @@ def test_the_upgrade_needs_the_data_key_and_changes_nothing_without_it(hub_url, 
         assert conn.execute(sa.select(_holders.c.name).order_by(_holders.c.id)
                             ).scalars().all() == [n for _, n, _ in PEOPLE]
     engine.dispose()
-    assert init_db(hub_url)[0] == "0015"
+    applied = init_db(hub_url)
+    assert applied[0] == "0015" and applied == _from_0015_to_head(hub_url)

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from cloud import cli
 from cloud.core.audit import audit_log
-from cloud.core.db import init_db, make_engine
+from cloud.core.db import init_db
 from cloud.staff.staff import (
     MAX_FAILURES,
     StaffError,
@@ -23,14 +23,6 @@ from cloud.staff.tables import staff
 from sync.timeutil import utcnow
 
 GOOD = "correct horse battery"
-
-
-@pytest.fixture
-def engine(hub_url):
-    init_db(hub_url)
-    e = make_engine(hub_url)
-    yield e
-    e.dispose()
 
 
 def test_password_hashes_are_salted_and_slow_to_guess():

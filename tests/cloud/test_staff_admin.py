@@ -9,7 +9,6 @@ import pytest
 import sqlalchemy as sa
 
 from cloud.core.audit import audit_log, reset_source, set_source
-from cloud.core.db import init_db, make_engine
 from cloud.staff import accounts, passwords, sessions, tokens
 from cloud.staff.accounts import AccountError
 from cloud.staff.staff import StaffError, create_staff, login
@@ -17,14 +16,6 @@ from cloud.staff.tables import staff
 from sync.timeutil import utcnow
 
 GOOD = "correct horse battery"
-
-
-@pytest.fixture
-def engine(hub_url):
-    init_db(hub_url)
-    e = make_engine(hub_url)
-    yield e
-    e.dispose()
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import pytest
 import sqlalchemy as sa
 
 from cloud.core.audit import audit_log
-from cloud.core.db import init_db, make_engine
 from cloud.core.seal import key_id_of
 from cloud.staff import totp
 from cloud.staff.staff import MAX_FAILURES, StaffError, create_staff, login
@@ -21,14 +20,6 @@ from sync.timeutil import utcnow
 from tests.cloud.pagekit import PASSWORD, build_hub, csrf, post, text
 
 GOOD = "correct horse battery"
-
-
-@pytest.fixture
-def engine(hub_url):
-    init_db(hub_url)
-    e = make_engine(hub_url)
-    yield e
-    e.dispose()
 
 
 def _enrolled(engine, now):

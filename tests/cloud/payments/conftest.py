@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from werkzeug.serving import make_server
 
 from cloud.app import create_app
-from cloud.core.db import init_db, make_engine
+from cloud.core.db import init_db
 from cloud.payments.keys import make_merchant_keys, sandbox_settings
 from cloud.payments.settings import make_providers, payment_settings
 
@@ -66,32 +66,39 @@ def providers(provider_side):
     return make_providers(payment_settings(provider_side.settings, {}))
 
 
-@pytest.fixture
-def hub_engine(hub_url):
-    init_db(hub_url)
-    engine = make_engine(hub_url)
-    yield engine
-    engine.dispose()
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
+class Exited(RuntimeError):
+    """The process ended before it answered (most often: the free port it was given was taken
+    by another process before it could bind it)."""
+
+
 def wait_until_answering(url: str, process: subprocess.Popen, deadline: float = 60.0) -> None:
-    """Ask until the server answers (a failed connection is retried), or fail."""
+    """Ask until the server answers (a failed or unanswered connection is retried), or fail."""
     end = time.monotonic() + deadline
     while time.monotonic() < end:
         if process.poll() is not None:
-            raise RuntimeError(f"the sandbox exited with {process.returncode}")
+            raise Exited(f"the sandbox exited with {process.returncode}")
         try:
             requests.get(url, timeout=2)
             return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
             time.sleep(0.05)
     raise RuntimeError(f"{url} did not answer within {deadline} s")
+
+
+def stop(process: subprocess.Popen) -> None:
+    """End a child: asked first, killed if it does not end within 30 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 @dataclass
@@ -111,42 +118,71 @@ class Running:
         return found["deliveries"]
 
 
+def _start_sandbox(folder: Path, attempts: int = 3) -> tuple[subprocess.Popen, int]:
+    """The sandbox process and its port, once it answers. A port chosen free is bound by the
+    process only later, and another process may take it first: a sandbox that exits before
+    answering is started again on another port, up to ``attempts`` times."""
+    why = []
+    for attempt in range(attempts):
+        port = free_port()
+        log = folder / f"sandbox-{attempt}.log"
+        with log.open("wb") as err:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "cloud.cli", "payments-sandbox", "--port", str(port),
+                 "--hub-keys", str(folder / "merchant" / "public"), "--publish",
+                 str(folder / "published"), "--time-scale", "0.0005"],
+                cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            wait_until_answering(f"http://127.0.0.1:{port}/_sandbox/health", process)
+            return process, port
+        except Exited as e:
+            why.append(f"port {port}: {e}: {log.read_text(errors='replace')[-2000:]}")
+        except BaseException:
+            stop(process)
+            raise
+    raise RuntimeError(f"the sandbox never answered in {attempts} attempts:\n"
+                       + "\n".join(why))
+
+
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory):
     """``wicket-hub payments-sandbox`` as a real process on a free port."""
     folder = tmp_path_factory.mktemp("sandbox")
     merchant = make_merchant_keys(folder / "merchant")
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cloud.cli", "payments-sandbox", "--port", str(port),
-         "--hub-keys", str(folder / "merchant" / "public"), "--publish",
-         str(folder / "published"), "--time-scale", "0.0005"],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process, port = _start_sandbox(folder)
     try:
-        wait_until_answering(f"http://127.0.0.1:{port}/_sandbox/health", process)
+        # the hub's calls wait long enough for a busy machine's sandbox; a test that wants a
+        # call to time out makes an adapter of its own with a short timeout
         settings = {**merchant, **sandbox_settings(folder / "published"),
-                    "PAYMENT_PROVIDERS": "offline,wechat,alipay", "PAYMENTS_TIMEOUT": "5"}
+                    "PAYMENT_PROVIDERS": "offline,wechat,alipay", "PAYMENTS_TIMEOUT": "30"}
         assert json.loads((folder / "published" / "sandbox.json").read_text())["url"]
         yield Running(f"http://127.0.0.1:{port}", settings)
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        stop(process)
 
 
 @pytest.fixture
 def hub_server(hub_url, sandbox):
-    """The hub app served on a free port in a thread, configured for the sandbox."""
+    """The hub app served in a thread on a port the server binds itself (port 0), configured
+    for the sandbox: the app, which must know its own address, is made once the port is."""
     init_db(hub_url)
-    port = free_port()
-    app = create_app({"DATABASE_URL": hub_url, "TESTING": True, "SECRET_KEY": "test",
-                      "HUB_PUBLIC_URL": f"http://127.0.0.1:{port}", **sandbox.settings})
-    server = make_server("127.0.0.1", port, app, threaded=True)
+    served: dict = {}
+    server = make_server("127.0.0.1", 0, lambda environ, start: served["app"](environ, start),
+                         threaded=True)
+    try:
+        app = served["app"] = create_app({
+            "DATABASE_URL": hub_url, "TESTING": True, "SECRET_KEY": "test",
+            "HUB_PUBLIC_URL": f"http://127.0.0.1:{server.server_port}", **sandbox.settings})
+    except BaseException:
+        server.server_close()
+        raise
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
         yield app
     finally:
         server.shutdown()
+        server.server_close()
         thread.join()
         app.extensions["db"].dispose()
