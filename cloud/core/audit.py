@@ -47,10 +47,6 @@ def reset_source(token: Token) -> None:
     _source.reset(token)
 
 
-def current_source() -> str | None:
-    return _source.get()
-
-
 def record(conn: sa.Connection, actor: str, action: str, subject: str,
            before: dict[str, Any] | None = None, after: dict[str, Any] | None = None) -> None:
     """One audit row, in the caller's transaction: it commits or rolls back with the change."""

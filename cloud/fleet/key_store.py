@@ -62,6 +62,8 @@ class SigningKeyError(HubError):
             409, "the key-encryption key file %(path)s cannot be used (%(reason)s)"),
         "key_does_not_unwrap": Code(
             409, "key %(key_id)s does not open with the key-encryption key in %(path)s"),
+        "key_does_not_sign": Code(
+            409, "key %(key_id)s signs with a private key that does not match its public key"),
     }
 
 

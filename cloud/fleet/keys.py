@@ -11,6 +11,7 @@ import base64
 from datetime import datetime
 
 import sqlalchemy as sa
+from cryptography.exceptions import InvalidSignature
 
 from cloud.catalog.tables import venues
 from cloud.core.audit import SYSTEM, record
@@ -70,7 +71,10 @@ def activate_key(conn: sa.Connection, key_id: int, actor: str = SYSTEM,
                               first=lacking[0])
     probe = b"wicket-hub key check"
     signer = store_for(conn, row).signer(row)
-    signer.public_key().verify(signer.sign(probe), probe)
+    try:
+        signer.public_key().verify(signer.sign(probe), probe)
+    except InvalidSignature:
+        raise SigningKeyError("key_does_not_sign", key_id=key_id) from None
     conn.execute(sa.update(signing_keys).where(signing_keys.c.state == "active")
                  .values(state="published"))
     conn.execute(sa.update(signing_keys).where(signing_keys.c.key_id == key_id)

@@ -94,6 +94,8 @@ ERROR_WORDS = {
                            "having it yet (appliance %(first)s first); activate it after they "
                            "have synced."),
     "key_is_active": _l("Key %(key_id)s is the active key; activate another one first."),
+    "key_does_not_sign": _l("Key %(key_id)s signs with a private key that does not match its "
+                            "public key; it cannot be the key that signs."),
     "no_active_key": _l("No active signing key: create one and activate it."),
     "signing_token_unavailable": _l("The signing token %(token)s cannot be used "
                                     "(%(reason)s)."),

@@ -81,6 +81,25 @@ def test_a_key_is_made_activated_signs_and_is_destroyed_at_retirement(hub_url, k
     engine.dispose()
 
 
+def test_a_token_key_whose_row_names_another_public_key_is_refused_at_activation(
+        tmp_path, softhsm, monkeypatch):
+    for name, value in softhsm.env().items():
+        monkeypatch.setenv(name, value)
+    engine = make_engine(f"sqlite:///{tmp_path / 'hub.db'}")
+    init_db(str(engine.url))
+    other = Ed25519PrivateKey.generate().public_key().public_bytes_raw()
+    with engine.begin() as conn:
+        key_id = create_key(conn)
+        conn.execute(sa.update(signing_keys).where(signing_keys.c.key_id == key_id)
+                     .values(public_key=base64.b64encode(other).decode()))
+    with engine.begin() as conn, pytest.raises(SigningKeyError) as refused:
+        activate_key(conn, key_id)
+    assert refused.value.code == "key_does_not_sign"
+    with engine.connect() as conn:
+        assert _row(conn, key_id).state == "published"
+    engine.dispose()
+
+
 def test_a_token_key_is_made_in_the_token_and_cannot_be_read_out(tmp_path, softhsm,
                                                                  monkeypatch):
     for name, value in softhsm.env().items():

@@ -3,7 +3,7 @@ each account's last sign-in time and source address, API tokens scoped to roles 
 expiry, and the source address of every audited action.
 
 Revision ID: 0017
-Revises: 0014
+Revises: 0016
 Create Date: 2026-12-06
 """
 

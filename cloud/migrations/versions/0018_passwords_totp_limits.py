@@ -5,7 +5,7 @@ step of sign-in), and rate-limit counters shared by every app process.
 Existing accounts keep working: their passwords count as chosen now, not as expired.
 
 Revision ID: 0018
-Revises: 0014
+Revises: 0017
 Create Date: 2026-12-06
 """
 

@@ -8,7 +8,7 @@ position and rank from the venue map; sold seats stay sold, and every ticket sol
 no order (it was sold before orders existed).
 
 Revision ID: 0020
-Revises: 0018
+Revises: 0019
 Create Date: 2026-12-06
 """
 

@@ -7,7 +7,7 @@ On PostgreSQL each sequence starts after its counter's value and the three count
 SQLite keeps its counter rows: its writers are serialised anyway.
 
 Revision ID: 0021
-Revises: 0018
+Revises: 0020
 Create Date: 2026-12-06
 """
 

@@ -4,7 +4,7 @@ keeps within the amount paid), every verified provider notification by its id (a
 changes nothing), and each refund with its own number.
 
 Revision ID: 0022
-Revises: 0018
+Revises: 0021
 Create Date: 2026-12-06
 """
 
