@@ -228,8 +228,13 @@ def last_seq(conn: sa.Connection, venue_id: int) -> int:
     params = {"k": LOG_LOCK, "v": venue_id}
     conn.execute(sa.text("SELECT pg_advisory_lock_shared(:k, :v)"), params)
     try:
-        return int(conn.execute(sa.text(
+        top = int(conn.execute(sa.text(
             "SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END "
             f"FROM {SEQUENCES['change_log']}")).scalar_one())
-    finally:
-        conn.execute(sa.text("SELECT pg_advisory_unlock_shared(:k, :v)"), params)
+    except BaseException:
+        # the lock is the session's, and a failed statement leaves a transaction that cannot
+        # unlock: the connection is closed rather than returned to the pool holding the turn
+        conn.invalidate()
+        raise
+    conn.execute(sa.text("SELECT pg_advisory_unlock_shared(:k, :v)"), params)
+    return top

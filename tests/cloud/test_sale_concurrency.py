@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from cloud.catalog.events import create_event
 from cloud.catalog.venues import add_zone, create_venue
+from cloud.core import changes
 from cloud.core.changes import changes_since, last_seq
 from cloud.core.db import init_db, make_engine
 from cloud.fleet.keys import activate_key, create_key
@@ -133,6 +134,26 @@ def test_a_reader_waits_for_an_open_writer_of_its_venue_only(hub):
     with engine.connect() as conn:
         top = last_seq(conn, v1)
         assert open_seq in [c["seq"] for c in changes_since(conn, v1, 0, upto=top)]
+
+
+def test_a_reader_that_fails_while_holding_the_turn_does_not_keep_it(hub, monkeypatch):
+    """The turn last_seq takes belongs to the connection, not the transaction: a reader whose
+    statement fails cannot unlock in its aborted transaction, so its connection is closed
+    instead of going back to the pool with the venue's writers locked out."""
+    engine, made = hub
+    (v1, (s1, _)), _ = made.items()
+    monkeypatch.setitem(changes.SEQUENCES, "change_log", "no_such_sequence")
+    with engine.connect() as reader:
+        with pytest.raises(sa.exc.ProgrammingError):
+            last_seq(reader, v1)
+        assert reader.invalidated
+    monkeypatch.undo()
+    with engine.connect() as writer:
+        writer.begin()
+        # waits at most while the closed reader's server process ends; a kept turn fails it
+        writer.execute(sa.text("SET LOCAL lock_timeout = '10s'"))
+        _sell(writer, v1, s1)
+        writer.commit()
 
 
 def test_ticket_and_holder_ids_come_from_sequences_without_a_counter_row(hub):
