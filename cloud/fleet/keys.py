@@ -15,7 +15,7 @@ from cryptography.exceptions import InvalidSignature
 
 from cloud.catalog.tables import venues
 from cloud.core.audit import SYSTEM, record
-from cloud.core.changes import record_change
+from cloud.core.changes import record_changes
 from cloud.core.trust import key_change, signing_keys
 from cloud.fleet.appliances import lacking_key
 from cloud.fleet.signers import WRAPPED, SigningKeyError, default_store, store_for
@@ -24,7 +24,7 @@ from sync.timeutil import utcnow
 
 
 def _all_venues(conn: sa.Connection) -> list[int]:
-    return [r[0] for r in conn.execute(sa.select(venues.c.id))]
+    return [r[0] for r in conn.execute(sa.select(venues.c.id).order_by(venues.c.id))]
 
 
 def create_key(conn: sa.Connection, now: datetime | None = None, actor: str = SYSTEM) -> int:
@@ -46,8 +46,7 @@ def create_key(conn: sa.Connection, now: datetime | None = None, actor: str = SY
         state="published", created_at=now or utcnow(), store=store.name,
         token_object=new.token_object, wrapped_private=new.wrapped_private))
     row = conn.execute(sa.select(signing_keys).where(signing_keys.c.key_id == key_id)).one()
-    for venue_id in _all_venues(conn):
-        record_change(conn, venue_id, key_change(row))
+    record_changes(conn, [(venue_id, key_change(row)) for venue_id in _all_venues(conn)])
     record(conn, actor, "key.create", f"key:{key_id}", None,
            {"state": "published", "store": store.name})
     return key_id
@@ -98,8 +97,7 @@ def retire_key(conn: sa.Connection, key_id: int, now: datetime | None = None,
     conn.execute(sa.update(signing_keys).where(signing_keys.c.key_id == key_id)
                  .values(state="retired", retired_at=now or utcnow(), wrapped_private=None))
     row = conn.execute(sa.select(signing_keys).where(signing_keys.c.key_id == key_id)).one()
-    for venue_id in _all_venues(conn):
-        record_change(conn, venue_id, key_change(row))
+    record_changes(conn, [(venue_id, key_change(row)) for venue_id in _all_venues(conn)])
     record(conn, actor, "key.retire", f"key:{key_id}", {"state": state}, {"state": "retired"})
     if state != "retired":
         store_for(conn, before).destroy(before)  # last: the row and its audit are written

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from cloud.catalog.tables import price_tiers, seats, sessions, zones
 from cloud.core.audit import SYSTEM, record
-from cloud.core.changes import next_values, record_change, record_changes
+from cloud.core.changes import next_values, record_changes
 from cloud.core.errors import Code, HubError
 from cloud.fleet.keys import active_key
 from cloud.fleet.tables import entries
@@ -373,10 +373,9 @@ def revoke_ticket(conn: sa.Connection, ticket_id: int, state: str = "refunded",
         for seat_session in row.scope:
             inventory.release(conn, seat_session, row.seat_id)
     line_given_back(conn, ticket_id, refunded=state == "refunded")
-    for venue_id in row.venues:
-        record_change(conn, venue_id, {"type": "revocation", "op": "upsert",
-                                       "ticket_id": ticket_id, "reason": state,
-                                       "revoked_at": to_iso(now or utcnow())})
+    revoked = {"type": "revocation", "op": "upsert", "ticket_id": ticket_id, "reason": state,
+               "revoked_at": to_iso(now or utcnow())}
+    record_changes(conn, [(venue_id, revoked) for venue_id in sorted(row.venues)])
 
 
 def zone_ids(conn: sa.Connection, venue_id: int) -> dict[str, int]:

@@ -24,6 +24,7 @@ from cloud.core.audit import audit_log
 from cloud.core.db import alembic_config, init_db, make_engine
 from cloud.core.trust import signing_keys
 from cloud.demo import load_demo
+from cloud.fleet import keys
 from cloud.fleet.key_store import instance_dir, kek_path
 from cloud.fleet.keys import SigningKeyError, activate_key, active_key, create_key, retire_key
 from cloud.fleet.wrapped_store import read_kek, unwrap_private
@@ -81,17 +82,35 @@ def test_a_key_is_made_activated_signs_and_is_destroyed_at_retirement(hub_url, k
     engine.dispose()
 
 
-def test_a_token_key_whose_row_names_another_public_key_is_refused_at_activation(
-        tmp_path, softhsm, monkeypatch):
-    for name, value in softhsm.env().items():
-        monkeypatch.setenv(name, value)
+class _BadSigner:
+    """A store's signer whose signatures do not check against its public key (a token that
+    answers wrongly)."""
+
+    def __init__(self, real):
+        self.real = real
+
+    def public_key(self):
+        return self.real.public_key()
+
+    def sign(self, data: bytes) -> bytes:
+        return bytes(64)
+
+
+def test_a_key_whose_signatures_do_not_check_is_refused_at_activation(tmp_path, monkeypatch):
     engine = make_engine(f"sqlite:///{tmp_path / 'hub.db'}")
     init_db(str(engine.url))
-    other = Ed25519PrivateKey.generate().public_key().public_bytes_raw()
     with engine.begin() as conn:
         key_id = create_key(conn)
-        conn.execute(sa.update(signing_keys).where(signing_keys.c.key_id == key_id)
-                     .values(public_key=base64.b64encode(other).decode()))
+    real_store_for = keys.store_for
+
+    class Store:
+        def __init__(self, store):
+            self.store = store
+
+        def signer(self, row):
+            return _BadSigner(self.store.signer(row))
+
+    monkeypatch.setattr(keys, "store_for", lambda conn, row: Store(real_store_for(conn, row)))
     with engine.begin() as conn, pytest.raises(SigningKeyError) as refused:
         activate_key(conn, key_id)
     assert refused.value.code == "key_does_not_sign"
