@@ -109,6 +109,25 @@ def begin(conn: sa.Connection, scope: str, key: str, req_hash: str,
     return Answer(row.status, row.content_type or "application/json", bytes(row.body or b""))
 
 
+def stored(conn: sa.Connection, scope: str, key: str, req_hash: str,
+           now: datetime | None = None) -> Answer | None:
+    """The answer already stored under the key, read without claiming it (None when there is
+    none yet: the work may be running or not begun). For work that first calls another service
+    with no transaction open, then claims the key: a retry of finished work is answered
+    without calling it again. Raises ``idempotency_key_reused`` like :func:`begin`."""
+    if not valid_key(key):
+        raise IdempotencyError("idempotency_key_bad")
+    now = now or utcnow()
+    row = conn.execute(sa.select(idempotency_keys).where(
+        idempotency_keys.c.scope == scope, idempotency_keys.c.key == key,
+        idempotency_keys.c.created_at >= now - KEEP)).first()
+    if row is None or row.status is None:
+        return None
+    if row.request_hash != req_hash:
+        raise IdempotencyError("idempotency_key_reused")
+    return Answer(row.status, row.content_type or "application/json", bytes(row.body or b""))
+
+
 def _claim(conn: sa.Connection, scope: str, key: str, req_hash: str, now: datetime,
            wait_ms: int) -> bool:
     """Insert the key's row unless it is there; True when this caller inserted it."""

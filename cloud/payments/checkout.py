@@ -1,7 +1,8 @@
 """Starting a payment and settling one whose notification never came.
 
 ``start_payment`` writes the payment in the caller's transaction and asks the provider for
-what the buyer is shown. Asking again for the same order, provider and amount reuses the open
+what the buyer is shown; ``open_payment``, ``ask_to_pay`` and ``record_asked`` are its three
+steps, for a caller that must not keep a transaction open while the provider answers. Asking again for the same order, provider and amount reuses the open
 payment and its ``out_trade_no`` (the provider answers the same trade again), so a call that
 timed out after the provider committed is retried, never doubled.
 """
@@ -16,7 +17,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from cloud.payments.errors import PaymentError
-from cloud.payments.providers import Provider
+from cloud.payments.providers import Provider, Shown
 from cloud.payments.tables import payments
 from cloud.payments.transitions import Outcome, move_payment
 from sync.timeutil import utcnow
@@ -51,32 +52,69 @@ def _open_payment(conn: sa.Connection, provider: str, order_id: int, amount: int
         .order_by(payments.c.id.desc()).limit(1)).first()
 
 
-def start_payment(conn: sa.Connection, provider: Provider, order_id: int, amount: int,
-                  description: str, expires_at: datetime, now: datetime | None = None, *,
-                  notify_url: str = "", currency: str = "CNY") -> Checkout:
-    """Open (or reopen) the payment of ``amount`` fen for ``order_id`` with ``provider``."""
-    now = now or utcnow()
+@dataclass(frozen=True)
+class Asked:
+    """What a provider answered when a payment was opened with it: what the buyer is shown, or
+    why it did not answer (``unavailable``)."""
+
+    shown: Shown | None = None
+    unavailable: str | None = None
+
+
+def open_payment(conn: sa.Connection, provider: str, order_id: int, amount: int,
+                 now: datetime | None = None, *, currency: str = "CNY"):
+    """The payment of ``amount`` fen for ``order_id`` with ``provider``: the open one (created or
+    pending, with its ``out_trade_no``), else a new one, ``created``. Nothing is asked yet."""
     if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
         raise PaymentError("bad_payment_amount")
-    row = _open_payment(conn, provider.name, order_id, amount)
+    row = _open_payment(conn, provider, order_id, amount)
     if row is None:
         pid = conn.execute(sa.insert(payments).values(
-            order_id=order_id, provider=provider.name, out_trade_no=new_trade_no(),
-            amount=amount, currency=currency, state="created", created_at=now)
+            order_id=order_id, provider=provider, out_trade_no=new_trade_no(),
+            amount=amount, currency=currency, state="created", created_at=now or utcnow())
             .returning(payments.c.id)).scalar_one()
         row = conn.execute(sa.select(payments).where(payments.c.id == pid)).one()
+    return row
+
+
+def ask_to_pay(provider: Provider, row, description: str, expires_at: datetime,
+               notify_url: str = "") -> Asked:
+    """Open the payment ``row`` at its provider: a call to another service, so with no
+    transaction open where it can be (the same trade asked twice is one trade)."""
     try:
-        shown = provider.create(row.out_trade_no, amount, description, expires_at, notify_url)
+        return Asked(shown=provider.create(row.out_trade_no, row.amount, description,
+                                           expires_at, notify_url))
     except PaymentError as e:
         if e.code != "provider_unavailable":
             raise
         log.warning("payment %s: %s did not answer (%s); the same trade is asked again",
                     row.id, provider.name, e.params.get("detail"))
-        return Checkout(row.id, row.out_trade_no, row.state, unavailable=e.params.get("detail"))
+        return Asked(unavailable=e.params.get("detail") or "no answer")
+
+
+def record_asked(conn: sa.Connection, payment_id: int, asked: Asked,
+                 now: datetime | None = None) -> Checkout:
+    """What the provider answered, applied to the payment (``pending``, or ``succeeded`` when
+    it settled as it was made) as it stands now: a notification that came in between wins."""
+    row = conn.execute(sa.select(payments).where(payments.c.id == payment_id)).one()
+    if asked.shown is None:
+        return Checkout(row.id, row.out_trade_no, row.state, unavailable=asked.unavailable)
+    shown = asked.shown
     outcome = move_payment(conn, row, "succeeded" if shown.settled else "pending",
-                           shown.reference, now)
+                           shown.reference, now or utcnow())
     return Checkout(row.id, row.out_trade_no, outcome.state, shown.qr_text, shown.redirect_url,
                     outcome=outcome if outcome.newly_succeeded else None)
+
+
+def start_payment(conn: sa.Connection, provider: Provider, order_id: int, amount: int,
+                  description: str, expires_at: datetime, now: datetime | None = None, *,
+                  notify_url: str = "", currency: str = "CNY") -> Checkout:
+    """Open (or reopen) the payment of ``amount`` fen for ``order_id`` with ``provider``, all in
+    the caller's transaction (the offline provider, which calls nothing; the HTTP API opens,
+    asks and records in steps instead: ``cloud/payments/order_api.py``)."""
+    row = open_payment(conn, provider.name, order_id, amount, now, currency=currency)
+    return record_asked(conn, row.id, ask_to_pay(provider, row, description, expires_at,
+                                                 notify_url), now)
 
 
 def payment_by_trade(conn: sa.Connection, provider: str, out_trade_no: str):

@@ -30,12 +30,22 @@ def transaction() -> AbstractContextManager[sa.Connection]:
     return nullcontext(conn) if conn is not None else engine().begin()
 
 
-def idempotent(view: Callable) -> Callable:
-    """Honour ``Idempotency-Key`` on a JSON write view (see the module's docstring)."""
+def idempotent(view: Callable | None = None, *, apart: Callable | None = None) -> Callable:
+    """Honour ``Idempotency-Key`` on a JSON write view (see the module's docstring).
+
+    ``apart`` is work that calls another service (a payment provider) and so must run with no
+    transaction open: it runs first, with the view's arguments, and the view finds what it
+    returned in ``g.apart``. With a key whose answer is already stored the request is replayed
+    without it; otherwise it runs before the key is claimed, so it must be safe to run twice
+    (two identical requests at once may both run it; one of them then does the view's work)."""
+    if view is None:
+        return lambda v: idempotent(v, apart=apart)
+
     @wraps(view)
     def wrapper(*args, **kwargs):
         key = request.headers.get(HEADER)
         if key is None:
+            _run_apart(apart, args, kwargs)
             return view(*args, **kwargs)
         if not idempotency.valid_key(key):
             raise idempotency.IdempotencyError("idempotency_key_bad")
@@ -43,13 +53,16 @@ def idempotent(view: Callable) -> Callable:
         path = request.path + (f"?{request.query_string.decode('latin-1')}"
                                if request.query_string else "")
         digest = idempotency.request_hash(request.method, path, request.get_data(cache=True))
+        if apart is not None:
+            with engine().connect() as conn:
+                answer = idempotency.stored(conn, scope, key, digest)
+            if answer is not None:
+                return _replay(answer)
+            _run_apart(apart, args, kwargs)
         with engine().begin() as conn:
             answer = idempotency.begin(conn, scope, key, digest)
             if answer is not None:
-                replay = current_app.response_class(answer.body, status=answer.status,
-                                                    content_type=answer.content_type)
-                replay.headers[REPLAYED] = "true"
-                return replay
+                return _replay(answer)
             g.idempotent_conn = conn
             try:
                 response = current_app.make_response(view(*args, **kwargs))
@@ -59,3 +72,15 @@ def idempotent(view: Callable) -> Callable:
                                response.content_type)
         return response
     return wrapper
+
+
+def _run_apart(apart: Callable | None, args: tuple, kwargs: dict) -> None:
+    if apart is not None:
+        g.apart = apart(*args, **kwargs)
+
+
+def _replay(answer: idempotency.Answer):
+    replay = current_app.response_class(answer.body, status=answer.status,
+                                        content_type=answer.content_type)
+    replay.headers[REPLAYED] = "true"
+    return replay

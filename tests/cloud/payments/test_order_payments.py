@@ -22,6 +22,7 @@ from cloud.inventory.sessions import create_session
 from cloud.payments.capturing import REFUND_JOB, place, refund_handler
 from cloud.payments.checkout import start_payment
 from cloud.payments.offline import OfflineProvider
+from cloud.payments.providers import Shown
 from cloud.payments.settings import make_providers, payment_settings
 from cloud.payments.tables import payment_refunds, payments
 from cloud.sales.orders import cancel_order, expire_order
@@ -230,3 +231,61 @@ def test_the_worker_will_not_start_without_an_address_providers_can_notify(provi
         worker_tasks()
     monkeypatch.setenv("WICKET_HUB_PUBLIC_URL", "https://hub.example")
     assert "follow_up_payments" in [p.name for p in worker_tasks().periodic]
+
+
+class _Watching:
+    """A provider that, while it is asked to open a payment, looks at the hub's database from
+    a connection of its own: the payment it is asked about must be committed already, and
+    another writer must not wait (on SQLite an open write transaction would make it)."""
+
+    name = "wechat"
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.seen: list[str | None] = []
+
+    def create(self, out_trade_no, amount, description, expires_at, notify_url):
+        with self.engine.connect() as other:
+            sqlite = other.dialect.name == "sqlite"
+            if sqlite:
+                before = other.exec_driver_sql("PRAGMA busy_timeout").scalar()
+                other.exec_driver_sql("PRAGMA busy_timeout = 0")
+                other.commit()
+            try:
+                with other.begin():
+                    self.seen.append(other.execute(sa.select(payments.c.state).where(
+                        payments.c.out_trade_no == out_trade_no)).scalar())
+                    other.execute(sa.update(payments).where(payments.c.id == -1)
+                                  .values(state="created"))
+            finally:
+                if sqlite:
+                    other.exec_driver_sql(f"PRAGMA busy_timeout = {int(before)}")
+                    other.commit()
+        return Shown(qr_text=f"weixin://wxpay/bizpayurl?pr={out_trade_no[:8]}")
+
+
+def test_a_provider_is_asked_with_no_transaction_open_and_a_retry_does_not_ask_again(shop):
+    client, engine, session, zone, auth = shop
+    watching = _Watching(engine)
+    client.application.extensions["payment_providers"]["wechat"] = watching
+    order = _order(client, session, zone, auth).get_json()
+    headers = {**auth["sales"], "Idempotency-Key": "pay-1"}
+    first = client.post(f"/api/v1/orders/{order['number']}/payments", headers=headers,
+                        json={"provider": "wechat"})
+    assert first.status_code == 201, first.get_json()
+    assert first.get_json()["state"] == "pending" and first.get_json()["qr_text"]
+    assert watching.seen == ["created"]  # committed before the provider was asked
+    again = client.post(f"/api/v1/orders/{order['number']}/payments", headers=headers,
+                        json={"provider": "wechat"})
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_data() == first.get_data() and watching.seen == ["created"]
+    reused = client.post(f"/api/v1/orders/{order['number']}/payments", headers=headers,
+                         json={"provider": "offline"})
+    assert reused.status_code == 422 and reused.get_json()["error"] == "idempotency_key_reused"
+    other_key = client.post(f"/api/v1/orders/{order['number']}/payments",
+                            headers={**auth["sales"], "Idempotency-Key": "pay-2"},
+                            json={"provider": "wechat"})
+    assert other_key.get_json()["payment"] == first.get_json()["payment"]  # the same trade
+    assert watching.seen == ["created", "pending"]
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(payments)).scalar_one() == 1
