@@ -71,7 +71,7 @@ def _after_password(who: staff_mod.Staff, target: str | None):
     if not needs_code and not renew:
         sign_in(who)
         return redirect(target or url_for("home.home"), 303)
-    session.clear()
+    sign_out()  # a session this browser had ends here, not only its cookie
     session["pending"] = {"id": who.id, "username": who.username, "role": who.role,
                           "since": int(time.time()), "next": target, "renew": renew,
                           "code_done": not needs_code}
@@ -106,6 +106,11 @@ def renew():
     is older than the policy's maximum age."""
     who = _pending()
     if who is None or not session["pending"].get("code_done"):
+        return redirect(url_for("auth.login"), 303)
+    with engine().connect() as conn:
+        due = passwords.must_change(conn, who.id, passwords.policy_from(current_app.config))
+    if not due:  # renewed already: a copy of this step's cookie sets no password again
+        session.pop("pending", None)
         return redirect(url_for("auth.login"), 303)
     error = None
     if request.method == "POST":

@@ -80,17 +80,37 @@ def test_a_reset_password_is_shown_once_and_must_be_replaced(hub):
     r = post(user, "/login/password", {"password": "qwertyuiop", "password_again": "qwertyuiop"},
              page="/login/password")
     assert r.status_code == 422 and "too easy to guess" in text(r)
+    step_cookie = user.get_cookie("wicket_hub_session").value
     r = post(user, "/login/password", {"password": "Fresh-copper-kettle-19",
                                        "password_again": "Fresh-copper-kettle-19"},
              page="/login/password")
     assert r.status_code == 303
     assert user.get("/conflicts").status_code == 200
+    copied = hub.app.test_client()  # the step's cookie, copied before the renewal
+    copied.set_cookie("wicket_hub_session", step_cookie)
+    r = copied.get("/login/password")
+    assert r.status_code == 303 and r.headers["Location"].endswith("/login")
     r = post(user, "/staff/me/password", {"current": "Fresh-copper-kettle-19",
                                          "password": "Fresh-copper-kettle-19",
                                          "password_again": "Fresh-copper-kettle-19"},
              page="/staff/me/password")
     assert r.status_code == 422 and "differ" in text(r)
     assert temporary not in str(audit(hub, "staff.password_reset"))
+
+
+def test_a_password_step_ends_the_session_the_browser_had(hub):
+    admin = hub.client("admin")
+    ops = hub.staff["ops"]
+    r = post(admin, f"/staff/{ops}/reset", {"confirm": "yes"}, page=f"/staff/{ops}")
+    temporary = text(r).split('<code class="secret">')[1].split("<")[0]
+    signed_in = admin.get_cookie("wicket_hub_session").value
+    # in the admin's browser, signed in, another account's password: a step is pending
+    r = post(admin, "/login", {"username": "ops-user", "password": temporary},
+             page=f"/staff/{ops}")
+    assert r.status_code == 303 and r.headers["Location"].endswith("/login/password")
+    copied = hub.app.test_client()  # the admin's cookie from before, copied
+    copied.set_cookie("wicket_hub_session", signed_in)
+    assert copied.get(f"/staff/{ops}").status_code == 303  # that session ended
 
 
 def test_ending_sessions_and_the_last_sign_in_on_the_staff_page(hub):
