@@ -59,7 +59,9 @@ FAILED = {"wechat": 2, "alipay": 2}     # click "fail" on the pay page
 CANCELLED = 4                           # cancelled at the box office, then paid all the same
 PAID_TWICE = 4                          # paid by WeChat and by Alipay
 KILL_AFTER_ACKED = 40
-TIME_SCALE = 0.0003   # the providers' retry schedules 3,333 times faster (Alipay: 26 s in all)
+# the providers' retry schedules 2,000 times faster: a notification is given up after some 44 s
+# (Alipay's seven attempts), far longer than the hub takes to start again
+TIME_SCALE = 0.0005
 
 
 class Hub:
@@ -235,8 +237,9 @@ def test_a_hub_killed_amid_a_storm_of_notifications_sells_each_paid_order_once(s
     storm.hub.kill()
     at_kill = storm.deliveries()
     acked_at_kill = sum(d["acked"] for d in at_kill)
-    # the kill fell in the middle of the storm: some notifications taken, most still to come
-    assert KILL_AFTER_ACKED <= acked_at_kill < len(at_kill) // 2, (acked_at_kill, len(at_kill))
+    # the kill fell in the middle of the storm: some notifications taken, many still to come
+    assert KILL_AFTER_ACKED <= acked_at_kill < len(at_kill) - KILL_AFTER_ACKED, \
+        (acked_at_kill, len(at_kill))
 
     storm.hub.start()  # the same database, the same address
     expected_refunds = CANCELLED + PAID_TWICE
