@@ -25,6 +25,7 @@ SESSION = 1              # the second of the demo event's sessions (the evening 
 ZONE = "E1"              # nobody holds a ticket there yet
 TIERS = (("A", "Rows 1-20", 58_000, "a"), ("B", "Rows 21-50", 38_000, "b"))
 BUY_EVERY_S = 3.0
+SOLD_OUT = {"sold_out", "no_adjacent_seats"}   # the zone's rows 21-50 (1,500 seats) are sold
 TIMEOUT_S = 30.0
 
 
@@ -168,7 +169,11 @@ class Buyers(threading.Thread):
                 except (requests.RequestException, BuyerRefused) as e:
                     self.refused += 1
                     out.write(f"buyer {n}: {type(e).__name__}: {e}\n")
-                out.flush()
+                    if getattr(e, "code", None) in SOLD_OUT:
+                        out.write("the zone is sold out: no more buyers\n")
+                        return
+                finally:
+                    out.flush()
 
     def buy(self, http: requests.Session, seats: int) -> str:
         line = {"zone_id": self.sale.zone_id, "price_tier_id": self.sale.tier_id}
@@ -188,12 +193,19 @@ class Buyers(threading.Thread):
         r = http.post(self.hub_url + path, json=body, timeout=TIMEOUT_S,
                       headers={"Idempotency-Key": f"demo-{uuid.uuid4()}"})
         if r.status_code not in (200, 201):
-            raise BuyerRefused(f"{path}: {r.status_code} {r.text[:200]}")
+            code = r.json().get("error") if r.headers.get("Content-Type", "").startswith(
+                "application/json") else None
+            raise BuyerRefused(f"{path}: {r.status_code} {r.text[:200]}", code)
         return r.json()
 
 
 class BuyerRefused(Exception):
-    """The hub or the sandbox said no to a buyer (the answer is in the message)."""
+    """The hub or the sandbox said no to a buyer (the answer is in the message; the hub's
+    error code in ``code``)."""
+
+    def __init__(self, message: str, code: str | None = None):
+        super().__init__(message)
+        self.code = code
 
 
 def wait_paid(engine: sa.Engine, numbers: list[str], timeout_s: float,
