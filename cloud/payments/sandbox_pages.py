@@ -16,6 +16,8 @@ tests use to inject faults and to wait for what the sandbox did:
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 from pathlib import Path
 
 from flask import Flask, Response, abort, jsonify, render_template, request
@@ -129,12 +131,20 @@ def _control(app: Flask, sb: Sandbox) -> None:
 
 def serve(hub_keys: str, publish: str, port: int, host: str = "127.0.0.1",
           time_scale: float = 0.001, public_url: str | None = None) -> None:
-    """Run the sandbox until it is stopped (its own process: ``wicket-hub payments-sandbox``)."""
+    """Run the sandbox until it is stopped (its own process: ``wicket-hub payments-sandbox``):
+    SIGTERM or SIGINT ends it cleanly (exit status 0), as the demo stops its processes."""
     sb = Sandbox(hub_keys, publish, public_url or f"http://{host}:{port}", time_scale)
     server = make_server(host, port, create_sandbox_app(sb), threaded=True)
+
+    def stop(signum, frame) -> None:  # serve_forever returns once another thread asks it
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, stop)
     sb.dispatcher.start()
     log.info("payment sandbox on %s", sb.base_url)
     try:
         server.serve_forever()
     finally:
         sb.dispatcher.stop()
+        server.server_close()

@@ -21,7 +21,7 @@ import requests
 from cloud.core.db import make_engine
 from cloud.ops import alerts
 from tests.e2e.conftest import ENV, ROOT, wait_for
-from tools.demo.run import DEMO_REFUSED_RATIO
+from tools.demo.ops import DEMO_REFUSED_RATIO
 
 RUN_FOR_S = 45
 
@@ -95,18 +95,21 @@ def test_the_demo_runs_the_whole_system_for_a_fixed_time(tmp_path):
     assert re.fullmatch(r"entries_at_hub: \d+", last[0]), output
     assert last[1] == "refund_refused_at_gate: yes", output
     summary_hub = int(last[0].split(": ")[1])
+    paid_line = re.search(r"^orders_paid: (\d+)$", output, re.M)
+    assert paid_line, output
+    summary_paid = int(paid_line.group(1))
     assert re.search(r"the refund of ticket [0-9A-Z]{11} arrived [\d.]+ s after it was made",
                      output)
 
     # every process the demo started, and theirs, is gone; the ptys are closed
     names = set(run["children"])
-    assert names == {"hub", "web", "gates", "sync", "devices"}
+    assert names == {"hub", "web", "gates", "sync", "devices", "worker", "payments"}
     started = set(run["children"].values()) | seen
     assert len(seen) > len(names)  # the gunicorn workers were seen too
     if run["pcscd_pid"]:
         started.add(run["pcscd_pid"])
     assert [pid for pid in started if alive(pid)] == []
-    assert "stopped cleanly" in output and output.count("stopped cleanly") == 5, output
+    assert "stopped cleanly" in output and output.count("stopped cleanly") == 7, output
     assert not (out_dir / "devices" / "ttyTURNSTILE").exists()
     assert not (out_dir / "devices" / "ttyIDCARD").exists()
 
@@ -122,9 +125,19 @@ def test_the_demo_runs_the_whole_system_for_a_fixed_time(tmp_path):
         # the tickets the camera showed were signed in the run's SoftHSM2 token
         stores = hub.execute("SELECT store, token_object IS NOT NULL FROM signing_keys "
                              "WHERE state = 'active'").fetchall()
+        # the buyers' orders, paid through the sandbox's WeChat Pay: each with its tickets
+        paid = hub.execute(
+            "SELECT o.number, o.payment_provider, (SELECT count(*) FROM order_lines l WHERE "
+            "l.order_id = o.id), (SELECT count(*) FROM tickets t WHERE t.order_id = o.id), "
+            "(SELECT count(*) FROM payments p WHERE p.order_id = o.id AND p.state = "
+            "'succeeded' AND p.out_trade_no = o.payment_reference) FROM orders o "
+            "WHERE o.state = 'paid'").fetchall()
     finally:
         hub.close()
     assert entries == summary_hub and admitted >= 5, (entries, admitted)
+    assert summary_paid == len(paid) > 0, (summary_paid, paid)
+    assert all(provider == "wechat" and 1 <= lines == issued and captured == 1
+               for _number, provider, lines, issued, captured in paid), paid
     assert state == "refunded"
     assert stores == [("token", 1)], stores
     assert at_hub and all(row == ("REVOKED", 0) for row in at_hub), at_hub

@@ -219,12 +219,12 @@ def world(tmp_path_factory):
 def data_strings(demo: Demo) -> list[str]:
     """Everything the demo and the test put in, longest first (a name is taken out whole, so
     a word of it, "Gate" or "North", is not thereby allowed elsewhere)."""
-    from cloud.catalog.tables import events, gates, sessions, venues, zones
+    from cloud.catalog.tables import events, gates, price_tiers, sessions, venues, zones
     from cloud.core.trust import signing_keys
     from cloud.fleet.tables import appliances
     from cloud.sales.holders import holder
     from cloud.sales.tables import holders, tickets
-    from cloud.staff.tables import staff
+    from cloud.staff.tables import api_tokens, staff
     from sync.identity import mask_name
 
     # the demo's own wall display and handheld, this machine's names in the appliance's
@@ -237,6 +237,7 @@ def data_strings(demo: Demo) -> list[str]:
             for table, cols in ((venues, ("code", "name", "address", "timezone")),
                                 (zones, ("code", "name")), (gates, ("code", "name")),
                                 (events, ("code", "name")), (sessions, ("name",)),
+                                (price_tiers, ("code", "name")), (api_tokens, ("name",)),
                                 (appliances, ("name",)), (staff, ("username",))):
                 for row in conn.execute(sa.select(*(table.c[c] for c in cols))):
                     strings |= {str(v) for v in row if v}

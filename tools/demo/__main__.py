@@ -44,8 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     interrupted = demo.stop_requested.is_set()
+    demo.shop.stop_buyers()
     if demo.started_at and not interrupted:
         demo.flush_entries()
+        demo.settle_orders()
     summary = None
     if demo.started_at:
         try:
@@ -66,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"admitted_at_edge: {edge['admitted']}")
         say(f"attendance_at_hub: {hub['attendance']}")
         say(f"processes_clean: {'yes' if not unclean else 'no'}")
+        say(f"orders_paid: {hub['orders_paid']}")
         say(f"entries_at_hub: {hub['entries']}")
         say(f"refund_refused_at_gate: {'yes' if edge['refund_refused'] else 'no'}")
     return 1 if failed or unclean else 0

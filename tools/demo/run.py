@@ -5,9 +5,10 @@
 Everything lives in ``--dir`` (git-ignored ``demo/``), made afresh each run:
 
 1. the hub: ``wicket-hub init`` and ``load-demo`` (the Olympic stadium, its event and tickets)
-   on a SQLite file, one ticket given an RFID chip, an admin login, ``wicket-hub serve``; its
-   signing key made in a SoftHSM2 token of the run's own where SoftHSM2 is installed (else
-   wrapped under a key file beside the database);
+   on a SQLite file, one ticket given an RFID chip, an admin login, the payment sandbox
+   (``wicket-hub payments-sandbox``, WeChat Pay for the hub), ``wicket-hub serve`` and
+   ``wicket-hub worker``; its signing key made in a SoftHSM2 token of the run's own where
+   SoftHSM2 is installed (else wrapped under a key file beside the database);
 2. an enrollment token for one appliance; ``wicket-edge init``, ``enroll``, the first full
    ``sync --once``, an admin and a gate login on the appliance, two lanes (N1 at Gate 1, ID1
    at Gate 5, the ID-only gate);
@@ -18,7 +19,9 @@ Everything lives in ``--dir`` (git-ignored ``demo/``), made afresh each run:
 4. the appliance's three services as separate processes: ``wicket-edge web``, ``gates`` and
    ``sync``;
 5. a refund on the hub, after the first sync, of a ticket the camera shows later: the gate
-   refuses it once the next sync has brought the refund.
+   refuses it once the next sync has brought the refund;
+6. buyers ordering seats of the evening session through the hub's API and paying on the
+   sandbox's page (``tools/demo/shop.py``): the summary's ``orders_paid``.
 
 It prints the pages' addresses and logins (passwords made for this run, shown once and kept
 nowhere), then a status line every few seconds. Ctrl-C (or SIGTERM) stops every process,
@@ -41,15 +44,13 @@ import time
 from pathlib import Path
 
 from tools.demo.children import ROOT, Child, free_port, password
+from tools.demo.ops import ops_setup
+from tools.demo.shop import BUY_EVERY_S, Shop, orders_paid
 
 FILM_FPS = 15
 SHOW_FRAMES = 15      # a code held up for a second
 GAP_FRAMES = 30       # two seconds between people
 STATUS_EVERY_S = 5.0
-# The refused-scan ratio at which the demo's hub raises an alert: its own script refuses
-# about a third of the scans at Gate 1 (a repeat, a forgery, the refund, an RFID re-tap), which
-# must not keep an alert red; a gate refusing most of its scans still raises one
-DEMO_REFUSED_RATIO = 50.0
 PAIRING_TTL_MIN = 24 * 60
 SOFTHSM_MODULES = ("/usr/lib/softhsm/libsofthsm2.so",
                    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
@@ -75,6 +76,7 @@ class Demo:
         self.edge_dir = self.dir / "edge"
         self.edge_config = self.edge_dir / "edge.toml"
         self.devices_dir = self.dir / "devices"
+        self.shop = Shop(self.dir / "payments", self.dir / "logs" / "buyers.log")
         self.children: dict[str, Child] = {}
         self.logins: dict[str, tuple[str, str]] = {}
         self.hub_port = free_port()
@@ -153,7 +155,8 @@ class Demo:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.dir.chmod(0o700)  # holder data, credentials and keys live here
         (self.dir / "run.json").unlink(missing_ok=True)
-        for d in (self.logs, self.hub_db.parent, self.edge_dir, self.devices_dir):
+        for d in (self.logs, self.hub_db.parent, self.edge_dir, self.devices_dir,
+                  self.shop.directory):
             if d.exists():
                 shutil.rmtree(d)
             d.mkdir(parents=True)
@@ -194,9 +197,22 @@ class Demo:
         self.logins["hub"] = ("admin", hub_admin)
         self._pick_tickets()
         self._ops_setup()
+        self._start_payments()
         hub = self._child("hub", self._hub("serve", "--bind", f"127.0.0.1:{self.hub_port}",
                                            "--workers", "2"), self.hub_env)
         self._wait("waiting for the hub to answer", self._hub_answers, child=hub)
+        self._child("worker", self._hub("worker", "--poll", "1"), self.hub_env)
+
+    def _start_payments(self) -> None:
+        """The payment sandbox (WeChat Pay for the hub), the settings that point the hub and
+        its worker at it, and the evening session on sale (tools/demo/shop.py)."""
+        say("payments: merchant keys, the payment sandbox, the evening session on sale …")
+        self.shop.keys = self._run("wicket-hub payments-keys", self._hub(
+            "payments-keys", "--dir", str(self.shop.merchant)))
+        sandbox = self._child("payments", self._hub(*self.shop.sandbox_args()))
+        self._wait("waiting for the payment sandbox", self.shop.answers, child=sandbox)
+        self.hub_env.update(self.shop.hub_settings(self.hub_url))
+        self.shop.open_sale(self._hub_engine)
 
     def _hub_answers(self) -> bool:
         import requests
@@ -256,33 +272,11 @@ class Demo:
             engine.dispose()
 
     def _ops_setup(self) -> None:
-        """The hub's alert rule for refused scans set above what the demo's own script refuses
-        (so that no alert stays red once the script has played), and a wall-display link, as
-        an ops user makes them on the Alerts and Wall display pages."""
-        import hashlib
-
-        import sqlalchemy as sa
-
-        from cloud.core.audit import record
-        from cloud.ops import alerts
-        from cloud.ops.tables import display_links
-        from sync.timeutil import utcnow
-
-        token = secrets.token_urlsafe(32)
         engine = self._hub_engine()
         try:
-            with engine.begin() as conn:
-                rule = alerts.get_rules(conn)["refused_ratio"]
-                alerts.set_rule(conn, "refused_ratio", DEMO_REFUSED_RATIO, rule.window_min,
-                                True, actor="demo")
-                link_id = conn.execute(sa.insert(display_links).values(
-                    name="Demo wall", token_hash=hashlib.sha256(token.encode()).hexdigest(),
-                    created_by="demo", created_at=utcnow())).inserted_primary_key[0]
-                record(conn, "demo", "display_link.create", f"display_link:{link_id}", None,
-                       {"name": "Demo wall"})
+            self.wall_url = f"{self.hub_url}/wall/open/{ops_setup(engine)}"
         finally:
             engine.dispose()
-        self.wall_url = f"{self.hub_url}/wall/open/{token}"
 
     def enroll_appliance(self) -> None:
         from cloud.fleet import appliances
@@ -486,15 +480,17 @@ class Demo:
                 total, admitted = conn.execute(sa.text(
                     "SELECT count(*), count(DISTINCT CASE WHEN admitted THEN ticket_id END) "
                     "FROM entries")).one()
+                paid = orders_paid(conn)
         finally:
             engine.dispose()
-        return {"entries": total, "attendance": admitted}
+        return {"entries": total, "attendance": admitted, "orders_paid": paid}
 
     def status_line(self) -> str:
         e, h = self.edge_counts(), self.hub_counts()
         return (f"[{time.monotonic() - self.started_at:5.0f} s] edge: {e['entries']} entries "
                 f"({e['admitted']} admitted, {e['unsent']} unsent) | hub: {h['entries']} "
-                f"entries, attendance {h['attendance']} | lanes open {e['lanes_open']}/"
+                f"entries, attendance {h['attendance']}, orders paid {h['orders_paid']} | "
+                f"lanes open {e['lanes_open']}/"
                 f"{e['lanes']} | refund refused at gate: {'yes' if e['refund_refused'] else 'no'}")
 
     def banner(self) -> None:
@@ -522,6 +518,8 @@ Wicket demo is running. Passwords are made for this run and shown only here.
                           turnstile {self.devices_ready['turnstile']}, RFID: {rfid}
   Lane ID1 (Gate 5, ID only): ID-card reader {self.devices_ready['idcard']}
   Refunded on the hub: ticket {self.refund['number']}
+  Payment sandbox: {self.shop.url}/ (WeChat Pay for the hub; a buyer orders
+                   and pays there every {BUY_EVERY_S:.0f} s: logs/buyers.log)
   Hub signing key: {self.key_store}
   Logs: {self.logs}/
 """, flush=True)
@@ -536,6 +534,7 @@ Wicket demo is running. Passwords are made for this run and shown only here.
         self.start_services()
         self.started_at = time.monotonic()
         self.make_refund()
+        self.shop.start_buyers(self.hub_url)
         refund_made: float | None = time.monotonic()
         self.banner()
         with open(self.dir / "run.json", "w") as f:
@@ -575,10 +574,14 @@ Wicket demo is running. Passwords are made for this run and shown only here.
                 return
             time.sleep(0.3)
 
+    def settle_orders(self, timeout: float = 20.0) -> None:
+        """Before stopping, let the last buyers' payment notifications reach the hub."""
+        self.shop.settle(self._hub_engine, timeout, self.stop_requested.is_set)
+
     def stop(self) -> dict[str, int | None]:
         """Stop every child in order (the lanes first, the hub last), each waited for."""
         codes: dict[str, int | None] = {}
-        for name in ("gates", "devices", "sync", "web", "hub"):
+        for name in ("gates", "devices", "sync", "web", "worker", "hub", "payments"):
             child = self.children.get(name)
             if child is not None:
                 died = child.died()

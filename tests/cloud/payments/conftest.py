@@ -118,10 +118,12 @@ class Running:
         return found["deliveries"]
 
 
-def _start_sandbox(folder: Path, attempts: int = 3) -> tuple[subprocess.Popen, int]:
-    """The sandbox process and its port, once it answers. A port chosen free is bound by the
-    process only later, and another process may take it first: a sandbox that exits before
-    answering is started again on another port, up to ``attempts`` times."""
+def start_sandbox(folder: Path, attempts: int = 3,
+                  time_scale: float = 0.0005) -> tuple[subprocess.Popen, int]:
+    """The sandbox process and its port, once it answers; it reads the merchant's public keys
+    from ``folder/merchant/public`` and publishes in ``folder/published``. A port chosen free
+    is bound by the process only later, and another process may take it first: a sandbox that
+    exits before answering is started again on another port, up to ``attempts`` times."""
     why = []
     for attempt in range(attempts):
         port = free_port()
@@ -130,7 +132,7 @@ def _start_sandbox(folder: Path, attempts: int = 3) -> tuple[subprocess.Popen, i
             process = subprocess.Popen(
                 [sys.executable, "-m", "cloud.cli", "payments-sandbox", "--port", str(port),
                  "--hub-keys", str(folder / "merchant" / "public"), "--publish",
-                 str(folder / "published"), "--time-scale", "0.0005"],
+                 str(folder / "published"), "--time-scale", str(time_scale)],
                 cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
                 stdout=subprocess.DEVNULL, stderr=err)
         try:
@@ -150,7 +152,7 @@ def sandbox(tmp_path_factory):
     """``wicket-hub payments-sandbox`` as a real process on a free port."""
     folder = tmp_path_factory.mktemp("sandbox")
     merchant = make_merchant_keys(folder / "merchant")
-    process, port = _start_sandbox(folder)
+    process, port = start_sandbox(folder)
     try:
         # the hub's calls wait long enough for a busy machine's sandbox; a test that wants a
         # call to time out makes an adapter of its own with a short timeout

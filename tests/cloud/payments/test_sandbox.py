@@ -312,3 +312,19 @@ def test_a_wechat_statement_that_does_not_match_its_signed_hash_is_refused(hub_s
     with pytest.raises(PaymentError) as e:
         hub_server.extensions["payment_providers"]["wechat"].bill(date.today())
     assert e.value.code == "forged_response"
+
+
+def test_the_sandbox_process_ends_cleanly_when_asked(tmp_path):
+    """SIGTERM (how the demo and systemd stop a process) ends it with exit status 0."""
+    from cloud.payments.keys import make_merchant_keys
+    from tests.cloud.payments.conftest import start_sandbox
+
+    make_merchant_keys(tmp_path / "merchant")
+    process, _port = start_sandbox(tmp_path)
+    try:
+        process.terminate()
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
