@@ -85,10 +85,19 @@ def _picked(form) -> booth.Picked:
     passes = {int(k[5:]): v for k, v in form.items()
               if k.startswith("pass_") and k[5:].isdigit() and len(k) < 16}
     return booth.Picked(
-        seats=form.get("seats", "")[:4000], seat_tier=form.get("seat_tier", ""),
+        seats=_printable(form.get("seats", "")[:4000]), seat_tier=form.get("seat_tier", ""),
         ga=form.get("ga", ""), ga_tier=form.get("ga_tier", ""),
-        ga_zone=form.get("ga_zone", ""), passes=passes,
-        customer=form.get("customer", "").strip()[:200])
+        ga_zone=form.get("ga_zone", ""), passes=passes, customer=_customer(form))
+
+
+def _printable(text: str) -> str:
+    """Typed text with any control character read as a separator (never sent to a query)."""
+    return "".join(c if c.isprintable() else "\n" for c in text)
+
+
+def _customer(form) -> str:
+    customer = form.get("customer", "").strip()
+    return customer if customer.isprintable() and len(customer) <= 200 else ""
 
 
 def _basket_errors(basket: booth.Basket) -> dict[str, str]:
@@ -218,6 +227,9 @@ def order(session_id: int):
     with engine().connect() as conn:
         s = session_or_404(conn, session_id)
     people = _holders(form, basket, bool(s.real_name), errors)
+    typed = form.get("customer", "").strip()
+    if typed and not (typed.isprintable() and len(typed) <= 200):
+        errors["customer"] = _named("customer", _("A name of up to 200 printable characters."))
     method = form.get("payment", "")
     if method not in _offered_payments():
         errors["payment"] = _named("payment", _("Choose how the buyer pays."))
@@ -225,7 +237,7 @@ def order(session_id: int):
         refused(_("Nothing was sold: see the marked fields."))
         return _checkout_page(session_id, basket, form, errors, 422)
     request_ = booth.order_request(session_id, basket, people, actor=actor(),
-                                   customer=form.get("customer", "").strip()[:200])
+                                   customer=_customer(form))
     try:
         with engine().begin() as conn:
             made = create_order(conn, request_)

@@ -10,6 +10,8 @@ Refunds are shown read-only; asking for one is the refund pages' (``/orders/<n>/
 
 from __future__ import annotations
 
+import re
+
 import sqlalchemy as sa
 from flask import abort, current_app, jsonify, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
@@ -24,10 +26,12 @@ from cloud.payments.tables import payments
 from cloud.sales.orders import cancel_order, payable
 from cloud.sales.pages import entry_reason_words
 from cloud.sales.tables import orders
+from cloud.web.query import query_choice, query_text
 from cloud.web.web import actor, back, can, engine, ok, page_blueprint, permission, qr_svg, refused
 from cloud.web.words import rule_error
 
 bp = page_blueprint("orders", "/orders")
+_NUMBER = re.compile(r"[0-9A-Za-z]{1,20}")
 JUST_SOLD_ORDER = "just_sold_order"
 ORDER_STATES = ("pending_payment", "paid", "partially_refunded", "refunded", "expired",
                 "cancelled")
@@ -57,8 +61,13 @@ def pay_words(name: str | None) -> str:
     return str(words) if words is not None else (name or "")
 
 
+def _order_id(conn: sa.Connection, number: str) -> int | None:
+    """The order's id; None for a number no order has (or that no order could have)."""
+    return order_id_of(conn, number) if _NUMBER.fullmatch(number) else None
+
+
 def _record_or_404(conn: sa.Connection, number: str):
-    order_id = order_id_of(conn, number)
+    order_id = _order_id(conn, number)
     if order_id is None:
         abort(404)
     return order_record(conn, order_id)
@@ -67,9 +76,8 @@ def _record_or_404(conn: sa.Connection, number: str):
 @bp.get("")
 @permission("tickets.search")
 def index():
-    number = request.args.get("number", "").strip().upper()[:20]
-    state = request.args.get("state", "")
-    state = state if state in ORDER_STATES else ""
+    number = query_text("number", 20).upper()
+    state = query_choice("state", ORDER_STATES, "")
     with engine().connect() as conn:
         rows = recent_orders(conn, number, state)
     return render_template("sales/orders.html", rows=rows, number=number, state=state,
@@ -105,7 +113,7 @@ def receipt(number: str):
 def state(number: str):
     """The order's state, for the payment page to notice when it is paid."""
     with engine().connect() as conn:
-        order_id = order_id_of(conn, number)
+        order_id = _order_id(conn, number)
         if order_id is None:
             abort(404)
         due = payable(conn, order_id)
@@ -120,7 +128,7 @@ def pay_page(number: str, method: str, status: int = 200):
     if adapter is None:
         abort(404)
     with engine().begin() as conn:
-        order_id = order_id_of(conn, number)
+        order_id = _order_id(conn, number)
         if order_id is None:
             abort(404)
         due = payable(conn, order_id)
@@ -140,7 +148,7 @@ def _ask_provider(number: str, method: str) -> None:
     """Ask the provider where the order's open payment stands (no transaction open while it
     answers) and apply the answer as a notification would be: paid, the order is captured."""
     adapter = current_app.extensions["payment_providers"].get(method)
-    if adapter is None:
+    if adapter is None or not _NUMBER.fullmatch(number):
         return
     with engine().connect() as conn:
         row = conn.execute(sa.select(payments).join(orders, orders.c.id == payments.c.order_id)
@@ -182,7 +190,7 @@ def confirm_cancel(number: str):
 def cancel(number: str):
     try:
         with engine().begin() as conn:
-            order_id = order_id_of(conn, number)
+            order_id = _order_id(conn, number)
             if order_id is None:
                 abort(404)
             cancel_order(conn, order_id, actor=actor())

@@ -195,6 +195,11 @@ def test_every_field_is_checked_and_named_and_nothing_is_sold(hub):
              doc_type_1="resident_id", doc_number_1=DOC)
     assert r.status_code == 409
     assert "Order: this document already has a ticket (or one held) for session" in text(r)
+    # control characters reach no query: a customer's name with one is refused by name
+    r = sell(sales, hub, seats="L1-A1-1\x00", customer="Acme\x00", holder_name_0="张小三",
+             doc_type_0="resident_id", doc_number_0=DOC)
+    assert r.status_code == 422
+    assert "Customer: A name of up to 200 printable characters." in text(r)
     assert count(hub, orders) == 0 and count(hub, tickets) == 0 and count(hub, order_lines) == 0
 
 
