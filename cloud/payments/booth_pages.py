@@ -16,7 +16,7 @@ a page: on a refusal the clerk types them again.
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import current_app, redirect, render_template, request, session, url_for
+from flask import current_app, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext
 
@@ -29,7 +29,7 @@ from cloud.inventory.seats import InventoryError
 from cloud.payments.api import notify_url
 from cloud.payments.capturing import place
 from cloud.payments.checkout import start_payment
-from cloud.payments.order_pages import JUST_SOLD_ORDER, PAY_LABELS, pay_page
+from cloud.payments.order_pages import PAY_LABELS, just_sold, pay_page
 from cloud.sales import booth
 from cloud.sales.order_plan import OrderError
 from cloud.sales.orders import capture, create_order, payable
@@ -247,7 +247,7 @@ def order(session_id: int):
         refused(_("Nothing was sold: %(why)s", why=rule_error(e)))
         return _checkout_page(session_id, basket, form, {where: _named(where, rule_error(e))},
                               409 if e.status == 409 else 422)
-    session[JUST_SOLD_ORDER] = number  # its codes are shown once, to this clerk
+    just_sold(number)  # its codes are shown once, to this clerk
     if paid is None:
         return pay_page(number, method)
     ok(_("Order %(number)s is paid; tickets issued: %(n)s.", number=number, n=paid))

@@ -32,7 +32,8 @@ from cloud.web.words import rule_error
 
 bp = page_blueprint("orders", "/orders")
 _NUMBER = re.compile(r"[0-9A-Za-z]{1,20}")
-JUST_SOLD_ORDER = "just_sold_order"
+JUST_SOLD_ORDER = "just_sold_orders"  # the clerk's orders whose codes are not shown yet
+MAX_JUST_SOLD = 5  # a clerk waiting for several online payments at once
 ORDER_STATES = ("pending_payment", "paid", "partially_refunded", "refunded", "expired",
                 "cancelled")
 PAY_LABELS = {"cash": lazy_gettext("Cash"), "card": lazy_gettext("Card"),
@@ -49,6 +50,13 @@ STATE_WORDS = {
     "void": lazy_gettext("void"), "held": lazy_gettext("held"),
     "released": lazy_gettext("released"),
 }
+
+
+def just_sold(number: str) -> None:
+    """Remember that this clerk has just sold order ``number``: its receipt shows the codes
+    once, when the order has its tickets."""
+    sold = [n for n in session.get(JUST_SOLD_ORDER) or [] if n != number]
+    session[JUST_SOLD_ORDER] = [number, *sold][:MAX_JUST_SOLD]
 
 
 def state_words(state: str) -> str:
@@ -101,8 +109,9 @@ def receipt(number: str):
         rec = _record_or_404(conn, number)
     codes = {}
     # shown once, to the clerk who sold the order, when its tickets exist
-    if rec.tickets and session.get(JUST_SOLD_ORDER) == number and can("tickets.sell"):
-        session.pop(JUST_SOLD_ORDER)
+    sold = session.get(JUST_SOLD_ORDER) or []
+    if rec.tickets and number in sold and can("tickets.sell"):
+        session[JUST_SOLD_ORDER] = [n for n in sold if n != number]
         codes = {t.number: qr_svg(t.code, scale=3) for t in rec.tickets}
     return render_template("sales/receipt.html", rec=rec, codes=codes, state_words=state_words,
                            pay_words=pay_words)

@@ -12,7 +12,7 @@ import re
 import unicodedata
 
 import sqlalchemy as sa
-from flask import abort, redirect, render_template, request, session, url_for
+from flask import abort, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext
 
@@ -145,12 +145,10 @@ def _ticket_page(number: str, template: str = "sales/detail.html", **extra):
         history = entry_history(conn, t.id)
         admitted = admissions(conn, t.id)
     tz = venue_rows[0].timezone if venue_rows else None
-    # The code is a bearer credential: its QR code is shown once, to the box office clerk who
-    # has just sold the ticket, and never in a list, on a later visit or to ops.
-    sold_now = session.pop(JUST_SOLD, None) == t.number and can("tickets.sell")
+    # The code is a bearer credential: its QR code is shown once, on the receipt of the sale to
+    # the clerk who made it (cloud/payments/order_pages.py), and never here but by a reveal.
     return render_template(template, t=t, venues=venue_rows, zone=zone, holder=holder, tz=tz,
                            scope_sessions=scope_sessions,
-                           qr=qr_svg(t.code, scale=3) if sold_now else None,
                            history=history, admissions=admitted, history_limit=MAX_HISTORY,
                            reason_words=entry_reason_words,
                            supervisor=can(SUPERVISOR), **extra)
@@ -158,7 +156,6 @@ def _ticket_page(number: str, template: str = "sales/detail.html", **extra):
 
 # Who may do what a clerk may not do alone (refund a ticket that has admitted someone).
 SUPERVISOR = "orders.approve_refund"
-JUST_SOLD = "just_sold"
 # The appliances' reasons (edge/reasons.py: a closed set), as the hub's pages say them.
 ENTRY_REASONS = {
     "OK": lazy_gettext("admitted"), "ALREADY_ENTERED": lazy_gettext("already used"),

@@ -70,10 +70,13 @@ def seat_class(page: str, label: str) -> str:
 
 
 def test_the_seat_map_shows_each_seat_status_with_a_mark_and_a_legend(hub):
-    second, third = seat_id(hub, "2"), seat_id(hub, "3")
+    second, third, fifth = seat_id(hub, "2"), seat_id(hub, "3"), seat_id(hub, "5")
     with hub.engine.begin() as conn:
         create_order(conn, OrderRequest(hub.session, (LineRequest(
             seat_id=second, price_tier_id=hub.tier),)))
+        # a hold past its payment deadline shows free at once, tidied or not
+        create_order(conn, OrderRequest(hub.session, (LineRequest(
+            seat_id=fifth, price_tier_id=hub.tier),)), now=utcnow() - timedelta(hours=1))
         inventory.reserve(conn, hub.session, [third], "Acme Travel",
                           utcnow() + timedelta(days=1))
     sales = hub.client("sales")
