@@ -15,6 +15,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from cloud.catalog.tables import events, price_tiers, products, seats, sessions, venues, zones
+from cloud.core.audit import audit_log
 from cloud.payments.tables import payment_refunds, payments
 from cloud.sales.history import entry_history
 from cloud.sales.holders import holder
@@ -47,6 +48,7 @@ class OrderRecord:
     lines: tuple[OrderLine, ...]
     payments: tuple
     refunds: tuple
+    method: str | None = None  # how the box office took it (cash, card, wechat, alipay)
 
     @property
     def tickets(self) -> list:
@@ -101,7 +103,16 @@ def order_record(conn: sa.Connection, order_id: int,
         sa.select(payment_refunds, payments.c.provider)
         .join(payments, payments.c.id == payment_refunds.c.payment_id)
         .where(payments.c.order_id == order_id).order_by(payment_refunds.c.id)))
-    return OrderRecord(o, state, s, tuple(lines), paid, refunds)
+    return OrderRecord(o, state, s, tuple(lines), paid, refunds, _method(conn, order_id))
+
+
+def _method(conn: sa.Connection, order_id: int) -> str | None:
+    """The payment method the clerk chose, as the box office's audit record keeps it (the
+    offline provider's payments do not say cash or card)."""
+    after = conn.execute(sa.select(audit_log.c.after).where(
+        audit_log.c.action == "boxoffice.payment", audit_log.c.subject == f"order:{order_id}")
+        .order_by(audit_log.c.id.desc()).limit(1)).scalar()
+    return after.get("method") if isinstance(after, dict) else None
 
 
 def recent_orders(conn: sa.Connection, number: str = "", state: str = "",

@@ -155,6 +155,7 @@ def test_several_real_name_tickets_in_one_order_paid_in_cash(hub):
     assert actions[-1].after["method"] == "cash" and actions[-1].after["tickets"] == 4
     receipt = text(sales.get(r.headers["Location"]))
     assert receipt.count('class="qr ticket-code"') == 4
+    assert '<span id="paid-by">Cash</span>' in receipt
     assert "张*三" in receipt and "张小三" not in receipt and DOC not in receipt
     assert all(t.number in receipt for t in issued)
     again = text(sales.get(r.headers["Location"]))
