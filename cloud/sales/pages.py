@@ -1,5 +1,6 @@
 """Tickets: finding one by its number or by its holder's document number, its page (state,
-seat, price, masked holder, the code as a QR code), void and refund; and the box office.
+seat, price, masked holder, the code as a QR code), void and refund. (The box office, which
+sells through the order path and its payments, is in cloud/payments/booth_pages.py.)
 
 Document numbers only ever arrive in a POST body and leave masked: never in a URL, a log or
 on a screen in full.
@@ -11,24 +12,20 @@ import re
 import unicodedata
 
 import sqlalchemy as sa
-from flask import abort, redirect, render_template, request, session, url_for
+from flask import abort, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext
 
 from cloud.catalog.tables import price_tiers, seats, sessions, venues, zones
 from cloud.core.errors import HubError
 from cloud.core.seal import keyring_for
-from cloud.fleet.tables import appliances, entries
-from cloud.inventory.pages import session_or_404, session_rows
+from cloud.sales.history import MAX_HISTORY, entry_history
 from cloud.sales.holders import document_match, open_holder
 from cloud.sales.holders import holder as holder_of
-from cloud.sales.selling import sale_problems
-from cloud.sales.selling import sell as sell_tickets
 from cloud.sales.tables import holders, tickets
 from cloud.sales.tickets import (
     MAX_REFUND_REASON,
     MIN_REFUND_REASON,
-    TicketSpec,
     admissions,
     reveal_ticket,
     revoke_ticket,
@@ -148,21 +145,17 @@ def _ticket_page(number: str, template: str = "sales/detail.html", **extra):
         history = entry_history(conn, t.id)
         admitted = admissions(conn, t.id)
     tz = venue_rows[0].timezone if venue_rows else None
-    # The code is a bearer credential: its QR code is shown once, to the box office clerk who
-    # has just sold the ticket, and never in a list, on a later visit or to ops.
-    sold_now = session.pop(JUST_SOLD, None) == t.number and can("tickets.sell")
+    # The code is a bearer credential: its QR code is shown once, on the receipt of the sale to
+    # the clerk who made it (cloud/payments/order_pages.py), and never here but by a reveal.
     return render_template(template, t=t, venues=venue_rows, zone=zone, holder=holder, tz=tz,
                            scope_sessions=scope_sessions,
-                           qr=qr_svg(t.code, scale=3) if sold_now else None,
                            history=history, admissions=admitted, history_limit=MAX_HISTORY,
                            reason_words=entry_reason_words,
                            supervisor=can(SUPERVISOR), **extra)
 
 
-MAX_HISTORY = 200
 # Who may do what a clerk may not do alone (refund a ticket that has admitted someone).
 SUPERVISOR = "orders.approve_refund"
-JUST_SOLD = "just_sold"
 # The appliances' reasons (edge/reasons.py: a closed set), as the hub's pages say them.
 ENTRY_REASONS = {
     "OK": lazy_gettext("admitted"), "ALREADY_ENTERED": lazy_gettext("already used"),
@@ -179,19 +172,6 @@ ENTRY_REASONS = {
 def entry_reason_words(reason: str) -> str:
     words = ENTRY_REASONS.get(reason)
     return str(words) if words is not None else reason
-
-
-def entry_history(conn: sa.Connection, ticket_id: int) -> list:
-    """The ticket's entries as the appliances pushed them, newest first: time, appliance,
-    lane, direction, admitted or refused and the reason."""
-    return conn.execute(
-        sa.select(entries.c.at, entries.c.lane, entries.c.direction, entries.c.admitted,
-                  entries.c.reason, appliances.c.name.label("appliance"),
-                  venues.c.name.label("venue"), venues.c.timezone)
-        .join(appliances, appliances.c.id == entries.c.appliance_id)
-        .outerjoin(venues, venues.c.id == entries.c.venue_id)
-        .where(entries.c.ticket_id == ticket_id)
-        .order_by(entries.c.at.desc(), entries.c.seq.desc()).limit(MAX_HISTORY)).all()
 
 
 @bp.get("/tickets/<number>")
@@ -255,108 +235,3 @@ def revoke(number: str, action: str):
            _("Ticket %(number)s is refunded: its code no longer opens any gate.",
              number=number))
     return back("tickets.detail", number=number)
-
-
-# -- the box office -------------------------------------------------------------------------
-
-
-@bp.get("/box-office")
-@permission("tickets.sell")
-def box_office():
-    with engine().connect() as conn:
-        rows = session_rows(conn, on_sale_only=True)
-    return render_template("sales/box_office.html", sessions=rows)
-
-
-def _sale_form(session_id: int, form: dict, errors: dict, status: int = 200):
-    with engine().connect() as conn:
-        s = session_or_404(conn, session_id)
-        tiers = conn.execute(sa.select(price_tiers).where(price_tiers.c.session_id == session_id)
-                             .order_by(price_tiers.c.amount.desc())).all()
-        zone_rows = conn.execute(sa.select(zones).where(zones.c.venue_id == s.venue_id)
-                                 .order_by(zones.c.code)).all()
-    return render_template("sales/sell.html", s=s, tiers=tiers, zones=zone_rows, form=form,
-                           errors=errors), status
-
-
-@bp.get("/box-office/<int:session_id>")
-@permission("tickets.sell")
-def sell_form(session_id: int):
-    return _sale_form(session_id, {"seating": "seat"}, {})
-
-
-# Which field of the sale form a refusal of the sale's rules belongs beside, and the words
-# the form says it in; a refusal not listed here is shown above the form.
-SALE_FIELDS = {
-    "not_on_sale": ("session", lazy_gettext("This session is not on sale.")),
-    "unknown_zone": ("zone_id", lazy_gettext("Choose one of this venue's zones.")),
-    "tier_required": ("price_tier_id", lazy_gettext("Choose a price.")),
-    "tier_not_for_session": ("price_tier_id", lazy_gettext("Choose a price.")),
-    "holder_name_missing": ("holder_name", lazy_gettext("The holder's name as on the document.")),
-    "holder_name_bad": ("holder_name", lazy_gettext("A name of up to 200 printable characters.")),
-    "document_unknown_type": ("doc_type", lazy_gettext("Choose the document type.")),
-}
-
-
-def _seating(conn: sa.Connection, s, f: dict, errors: dict) -> tuple[int | None, int]:
-    """The seat (by level, row and number at the session's venue) or the zone the form asks
-    for; what cannot be found is marked in ``errors``."""
-    seat_id, zone_id = None, 0
-    if f["seating"] == "seat":
-        for key in ("level", "row", "number"):
-            if not f[key]:
-                errors[key] = _("Required for a seated ticket.")
-        if not errors:
-            seat_id = conn.execute(sa.select(seats.c.id).where(
-                seats.c.venue_id == s.venue_id, seats.c.level == f["level"],
-                seats.c.row == f["row"], seats.c.number == f["number"])).scalar()
-            if seat_id is None:
-                errors["number"] = _("There is no such seat at this venue.")
-    elif f["seating"] == "general":
-        if f["zone_id"]:
-            zone_id = int(f["zone_id"]) if f["zone_id"].isdigit() else -1
-    else:
-        errors["seating"] = _("Choose a seat or general admission.")
-    return seat_id, zone_id
-
-
-def _holder(f: dict, errors: dict) -> tuple[str, str, str] | None:
-    if not (f["holder_name"] or f["doc_number"]):
-        return None
-    if f["doc_type"] and not f["doc_number"]:
-        errors["doc_number"] = _("The document number.")
-    return f["holder_name"], f["doc_type"], f["doc_number"]
-
-
-@bp.post("/box-office/<int:session_id>")
-@permission("tickets.sell")
-def sell(session_id: int):
-    f = {k: request.form.get(k, "").strip() for k in (
-        "seating", "level", "row", "number", "zone_id", "price_tier_id", "customer",
-        "holder_name", "doc_type", "doc_number")}
-    # holder data is never sent back into the page: on a refusal the clerk types it again
-    keep = {k: v for k, v in f.items() if k not in ("holder_name", "doc_number")}
-    errors: dict[str, str] = {}
-    with engine().connect() as conn:
-        s = session_or_404(conn, session_id)
-        seat_id, zone_id = _seating(conn, s, f, errors)
-        spec = TicketSpec(session_id=session_id, seat_id=seat_id, zone_id=zone_id,
-                          price_tier_id=int(f["price_tier_id"]) if f["price_tier_id"].isdigit()
-                          else None, holder=_holder(f, errors), customer=f["customer"] or None)
-        for problem in sale_problems(conn, session_id, spec):
-            # a document number's refusals sit beside it, in the words of their codes
-            field, words = SALE_FIELDS.get(problem.code, (
-                "doc_number" if problem.code.startswith("document_") else "session", None))
-            errors.setdefault(field, str(words) if words else rule_error(problem))
-    if errors:
-        refused(_("No ticket was issued: see the marked fields."))
-        return _sale_form(session_id, keep, errors, 422)
-    try:
-        with engine().begin() as conn:
-            issued = sell_tickets(conn, session_id, [spec], actor=actor())[0]
-    except HubError as e:
-        refused(_("No ticket was issued: %(why)s", why=rule_error(e)))
-        return _sale_form(session_id, keep, {}, 409)
-    ok(_("Ticket %(number)s issued.", number=issued.number))
-    session[JUST_SOLD] = issued.number  # its code is shown on the next page, once
-    return back("tickets.detail", number=issued.number)

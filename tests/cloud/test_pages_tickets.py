@@ -12,7 +12,7 @@ from cloud.core.audit import audit_log
 from cloud.core.changes import change_log
 from cloud.inventory import seats as inventory
 from cloud.inventory.quotas import add_quota
-from cloud.sales.tables import tickets
+from cloud.sales.tables import orders, tickets
 from sync.sample import resident_id
 from tests.cloud.pagekit import build_hub, csrf, post, text
 
@@ -33,9 +33,31 @@ def hub(hub_url):
 
 
 def sell(client, hub, **fields):
-    data = {"seating": "seat", "level": "L1", "row": "A1", "number": "1",
-            "price_tier_id": hub.tier, "doc_type": "resident_id", **fields}
-    return post(client, f"/box-office/{hub.session}", data, page="/box-office")
+    """One ticket sold at the box office and paid in cash: a seat (level, row, number) or
+    general admission (``seating="general"``, a zone or any), at a price, with a holder or
+    not, posted as the point of sale's order form sends it."""
+    f = {"seating": "seat", "level": "L1", "row": "A1", "number": "1",
+         "price_tier_id": hub.tier, "doc_type": "resident_id", **fields}
+    data = {"payment": "cash", "customer": f.get("customer", ""),
+            "holder_name_0": f.get("holder_name", ""), "doc_type_0": f["doc_type"],
+            "doc_number_0": f.get("doc_number", "")}
+    if f["seating"] == "general":
+        data.update(ga="1", ga_tier=f["price_tier_id"], ga_zone=f.get("zone_id", ""))
+    else:
+        data.update(seats=f"{f['level']}-{f['row']}-{f['number']}",
+                    seat_tier=f["price_tier_id"])
+    return post(client, f"/box-office/{hub.session}/order", data,
+                page=f"/box-office/{hub.session}")
+
+
+def sold(hub, r) -> str:
+    """The ticket number of a one-ticket sale, from the order its answer goes to."""
+    assert r.status_code == 303, r.get_data(as_text=True)
+    order = r.headers["Location"].split("/")[2]
+    with hub.engine.connect() as conn:
+        return conn.execute(sa.select(tickets.c.number).join(
+            orders, orders.c.id == tickets.c.order_id).where(orders.c.number == order)
+        ).scalar_one()
 
 
 def test_the_box_office_issues_a_real_name_ticket_shown_masked(hub):
@@ -43,12 +65,16 @@ def test_the_box_office_issues_a_real_name_ticket_shown_masked(hub):
     assert "Final" in text(sales.get("/box-office"))
     r = sell(sales, hub, holder_name=NAME, doc_number=NUMBER[:6] + " " + NUMBER[6:])
     assert r.status_code == 303
-    number = r.headers["Location"].rsplit("/", 1)[1]
+    number = sold(hub, r)
+    order = r.headers["Location"].split("/")[2]
+    assert r.headers["Location"] == f"/orders/{order}/receipt"
     page = text(sales.get(r.headers["Location"]))
-    assert f"Ticket {number} issued." in page
+    assert f"Order {order} is paid; tickets issued: 1." in page and number in page
     assert "张*三" in page and NUMBER[:4] + "*" * 10 + NUMBER[-4:] in page
     assert NAME not in page and NUMBER not in page
     assert "L1-A1-1" in page and "380.00 CNY" in page and "<svg" in page
+    # the code is shown once, to the clerk who sold it
+    assert "<svg" not in text(sales.get(r.headers["Location"]))
     with hub.engine.connect() as conn:
         t = conn.execute(sa.select(tickets).where(tickets.c.number == number)).one()
     assert (t.amount, t.state) == (38000, "issued")
@@ -74,24 +100,28 @@ def test_the_box_office_says_which_field_is_wrong_and_never_echoes_holder_data(h
     r = sell(sales, hub, number="99", holder_name=NAME, doc_number=wrong_digit)
     assert r.status_code == 422
     page = text(r)
-    assert "There is no such seat at this venue." in page
-    assert "check digit does not match" in page
+    assert "Seats: No such seat at this venue: L1-A1-99." in page
+    assert wrong_digit not in page and NAME not in page
+    r = sell(sales, hub, holder_name=NAME, doc_number=wrong_digit)
+    assert r.status_code == 422
+    page = text(r)
+    assert "Ticket 1, document number: " in page and "check digit does not match" in page
     assert wrong_digit not in page and NAME not in page
     r = sell(sales, hub, doc_number=NUMBER)
-    assert r.status_code == 422 and "The holder&#39;s name as on the document." in text(r)
+    assert r.status_code == 422 and "Ticket 1, holder&#39;s name: The holder&#39;s name as " \
+        "on the document." in text(r)
     r = sell(sales, hub, seating="general", zone_id="", price_tier_id="")
     assert r.status_code == 422 and "Choose a price." in text(r)
     with hub.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(tickets)).scalar() == 0
     r = sell(sales, hub, seating="general", zone_id="")
     assert r.status_code == 303
-    assert "general admission" in text(sales.get(r.headers["Location"]))
+    assert "general admission" in text(sales.get(f"/tickets/{sold(hub, r)}"))
 
 
 def test_find_by_number_or_by_document_in_a_post_body(hub):
     sales = hub.client("sales")
-    number = sell(sales, hub, holder_name=NAME, doc_number=NUMBER).headers["Location"] \
-        .rsplit("/", 1)[1]
+    number = sold(hub, sell(sales, hub, holder_name=NAME, doc_number=NUMBER))
     ops = hub.client("ops")
     typed = f"{number[:4]}-{number[4:8]} {number[8:]}".lower().replace("0", "o")
     r = ops.get(f"/tickets?number={typed}")
@@ -118,8 +148,8 @@ def test_find_by_number_or_by_document_in_a_post_body(hub):
 
 def test_refund_and_void_ask_first_then_revoke_at_every_venue(hub):
     sales = hub.client("sales")
-    number = sell(sales, hub).headers["Location"].rsplit("/", 1)[1]
-    other = sell(sales, hub, number="2").headers["Location"].rsplit("/", 1)[1]
+    number = sold(hub, sell(sales, hub))
+    other = sold(hub, sell(sales, hub, number="2"))
     ops = hub.client("ops")
     assert "Refund" not in text(ops.get(f"/tickets/{number}"))
     assert post(ops, f"/tickets/{number}/refund", page="/tickets").status_code == 403
@@ -170,7 +200,7 @@ def _entered(hub, number: str, *, admitted: bool = True, reason: str = "OK",
 
 def test_a_ticket_that_admitted_someone_is_refunded_only_by_a_supervisor_with_a_reason(hub):
     sales, admin = hub.client("sales"), hub.client("admin")
-    number = sell(sales, hub).headers["Location"].rsplit("/", 1)[1]
+    number = sold(hub, sell(sales, hub))
     _entered(hub, number, admitted=False, reason="NOT_YET_VALID", lane="S1", minutes=-5)
     _entered(hub, number)
     # the ticket page shows what the appliances reported
@@ -205,7 +235,7 @@ def test_a_ticket_that_admitted_someone_is_refunded_only_by_a_supervisor_with_a_
     assert audit.after == {"state": "refunded", "admissions": 1,
                            "reason": "show cancelled after the first half"}
     # a ticket nobody used is refunded by the clerk as before, with nothing asked
-    unused = sell(sales, hub, number="2").headers["Location"].rsplit("/", 1)[1]
+    unused = sold(hub, sell(sales, hub, number="2"))
     _entered(hub, unused, admitted=False, reason="WRONG_GATE")
     assert "Reason (required)" not in text(sales.get(f"/tickets/{unused}/refund"))
     r = post(sales, f"/tickets/{unused}/refund", page="/tickets")
@@ -214,7 +244,7 @@ def test_a_ticket_that_admitted_someone_is_refunded_only_by_a_supervisor_with_a_
 
 def test_the_ticket_page_shows_its_entry_history_in_chinese(hub):
     sales = hub.client("sales")
-    number = sell(sales, hub).headers["Location"].rsplit("/", 1)[1]
+    number = sold(hub, sell(sales, hub))
     assert "No appliance has reported an entry" in text(sales.get(f"/tickets/{number}"))
     _entered(hub, number, admitted=False, reason="WRONG_GATE")
     post(sales, "/lang", {"lang": "zh"}, page=f"/tickets/{number}")

@@ -18,7 +18,7 @@ from cloud.staff.staff import create_staff, hash_password
 from cloud.staff.tables import api_tokens, password_history, role_permissions, staff
 from cloud.staff.tokens import bearer, create_token
 from tests.cloud.pagekit import PASSWORD, build_hub, csrf, post, sign_in, text
-from tests.cloud.test_pages_tickets import hub, sell  # noqa: F401
+from tests.cloud.test_pages_tickets import hub, sell, sold  # noqa: F401
 
 SEEDED = ("admin", "sales", "ops", "outlet", "client_rep", "gate_admin", "service",
           "ticketing", "content", "finance")
@@ -258,7 +258,7 @@ def test_a_finance_account_must_enrol_a_one_time_password(hub_url, monkeypatch):
 
 def test_a_role_change_or_a_permission_taken_counts_at_the_next_request(hub):
     sales = hub.client("sales")
-    number = sell(sales, hub).headers["Location"].rsplit("/", 1)[1]
+    number = sold(hub, sell(sales, hub))
     headers = _token(hub, hub.staff["sales"])
     api = hub.app.test_client()
     assert sales.get("/box-office").status_code == 200

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from cloud.sales.tables import tickets
 from tests.cloud.pagekit import post, text
 from tests.cloud.test_api import api  # noqa: F401
-from tests.cloud.test_pages_tickets import NAME, NUMBER, hub, sell  # noqa: F401
+from tests.cloud.test_pages_tickets import NAME, NUMBER, hub, sell, sold  # noqa: F401
 from tests.cloud.test_seal_migration import _database_bytes
 
 
@@ -24,16 +24,20 @@ def _needles(*values: str) -> list[bytes]:
 def test_the_qr_code_is_shown_once_to_the_clerk_who_sold_the_ticket(hub):
     sales = hub.client("sales")
     r = sell(sales, hub, holder_name=NAME, doc_number=NUMBER)
-    number = r.headers["Location"].rsplit("/", 1)[1]
+    number = sold(hub, r)
     with hub.engine.connect() as conn:
         code = conn.execute(sa.select(tickets.c.code).where(tickets.c.number == number)
                             ).scalar_one()
-    first = text(sales.get(r.headers["Location"]))
-    assert 'id="ticket-qr"' in first and "<svg" in first
-    again = text(sales.get(f"/tickets/{number}"))  # a later visit: no code
-    assert 'id="ticket-qr"' not in again and "<svg" not in again and 'id="no-qr"' in again
+    first = text(sales.get(r.headers["Location"]))  # the sale's receipt
+    assert 'class="qr ticket-code"' in first and "<svg" in first
+    again = text(sales.get(r.headers["Location"]))  # a later visit: no code
+    assert 'class="qr ticket-code"' not in again and "<svg" not in again
+    assert 'id="no-codes"' in again
+    later = text(sales.get(f"/tickets/{number}"))
+    assert "<svg" not in later and 'id="no-qr"' in later
     ops = hub.client("ops")
-    for page in (text(ops.get(f"/tickets/{number}")),
+    for page in (text(ops.get(f"/tickets/{number}")), text(ops.get(r.headers["Location"])),
+                 text(ops.get(r.headers["Location"].rsplit("/", 1)[0])),
                  text(post(ops, "/tickets/holder", {"doc_number": NUMBER}, page="/tickets")),
                  text(post(sales, "/tickets/holder", {"doc_number": NUMBER}, page="/tickets"))):
         assert "<svg" not in page and code not in page
@@ -45,9 +49,8 @@ def test_an_ops_clerk_never_sees_the_code_even_right_after_a_sale_in_the_same_se
     code even for the ticket just sold (an admin selling is a clerk of the box office)."""
     admin = hub.client("admin")
     r = sell(admin, hub, holder_name=NAME, doc_number=NUMBER)
-    number = r.headers["Location"].rsplit("/", 1)[1]
-    assert 'id="ticket-qr"' in text(admin.get(f"/tickets/{number}"))
-    assert 'id="ticket-qr"' not in text(hub.client("ops").get(f"/tickets/{number}"))
+    assert 'class="qr ticket-code"' not in text(hub.client("ops").get(r.headers["Location"]))
+    assert 'class="qr ticket-code"' in text(admin.get(r.headers["Location"]))
 
 
 def test_api_lookups_mask_the_holder_and_leave_out_the_code(api):
@@ -69,7 +72,7 @@ def test_no_log_and_no_byte_of_the_database_holds_a_clear_name_or_number(hub, hu
     caplog.set_level(logging.DEBUG)
     sales, ops = hub.client("sales"), hub.client("ops")
     r = sell(sales, hub, holder_name=NAME, doc_number=NUMBER)
-    number = r.headers["Location"].rsplit("/", 1)[1]
+    number = sold(hub, r)
     sales.get(r.headers["Location"])
     ops.get(f"/tickets/{number}")
     post(ops, "/tickets/holder", {"doc_number": NUMBER}, page="/tickets")
@@ -85,8 +88,7 @@ def test_customer_service_reveals_holder_and_code_only_with_a_reason_and_it_is_a
     from cloud.staff.staff import create_staff
     from tests.cloud.pagekit import PASSWORD, sign_in
 
-    number = sell(hub.client("sales"), hub, holder_name=NAME, doc_number=NUMBER) \
-        .headers["Location"].rsplit("/", 1)[1]
+    number = sold(hub, sell(hub.client("sales"), hub, holder_name=NAME, doc_number=NUMBER))
     with hub.engine.begin() as conn:  # customer service, a role of its own
         create_staff(conn, "service-user", PASSWORD, "service", actor="test")
     service = hub.app.test_client()
