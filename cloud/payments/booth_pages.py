@@ -26,9 +26,8 @@ from cloud.core.errors import HubError
 from cloud.inventory.pages import session_or_404, session_rows
 from cloud.inventory.seat_plan import STATUSES, session_zones, zone_plan
 from cloud.inventory.seats import InventoryError
-from cloud.payments.api import notify_url
 from cloud.payments.capturing import place
-from cloud.payments.checkout import start_payment
+from cloud.payments.checkout import open_payment, start_payment
 from cloud.payments.order_pages import PAY_LABELS, just_sold, pay_page
 from cloud.sales import booth
 from cloud.sales.order_plan import OrderError
@@ -256,16 +255,14 @@ def order(session_id: int):
 
 def _take_payment(conn: sa.Connection, made, method: str) -> int | None:
     """Cash or card: the payment taken and the tickets issued now (their number); an online
-    provider: the payment started (None), its QR code shown by the payment page."""
+    provider: the payment opened (None), its QR code asked for by the payment page."""
     if method not in ("cash", "card"):
         due = payable(conn, made.order_id)
-        started = start_payment(conn, current_app.extensions["payment_providers"][method],
-                                made.order_id, due.amount, due.description, due.expires_at,
-                                notify_url=notify_url(method), currency=due.currency)
+        opened = open_payment(conn, method, made.order_id, due.amount, currency=due.currency)
         record(conn, actor(), "boxoffice.payment", f"order:{made.order_id}", None,
                {"number": made.number, "method": method, "amount": made.total,
-                "payment": started.out_trade_no, "state": started.state})
-        return None
+                "payment": opened.out_trade_no, "state": opened.state})
+        return None  # the payment page asks the provider, with no transaction open
     if made.total == 0:  # nothing to collect: the order is paid at the counter as it stands
         captured = capture(conn, made.order_id, 0, OFFLINE, f"box-office:{made.number}")
     else:

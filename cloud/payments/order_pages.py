@@ -20,7 +20,13 @@ from flask_babel import lazy_gettext
 from cloud.core.errors import HubError
 from cloud.payments.api import notify_url
 from cloud.payments.capturing import place
-from cloud.payments.checkout import apply_trade_status, start_payment
+from cloud.payments.checkout import (
+    Asked,
+    apply_trade_status,
+    ask_to_pay,
+    open_payment,
+    record_asked,
+)
 from cloud.payments.order_record import order_id_of, order_record, recent_orders
 from cloud.payments.tables import payments
 from cloud.sales.orders import cancel_order, payable
@@ -132,7 +138,7 @@ def state(number: str):
 
 def pay_page(number: str, method: str, status: int = 200):
     """Show what the buyer scans for an order waiting for an online payment (the same trade
-    each time: ``start_payment`` reuses the open one), or go to the receipt once it is paid."""
+    each time: ``open_payment`` reuses the open one), or go to the receipt once it is paid."""
     adapter = current_app.extensions["payment_providers"].get(method)
     if adapter is None:
         abort(404)
@@ -144,9 +150,15 @@ def pay_page(number: str, method: str, status: int = 200):
         if due.state != "pending_payment":
             return back("orders.receipt" if due.state == "paid" else "orders.detail",
                         number=number)
-        started = start_payment(conn, adapter, order_id, due.amount, due.description,
-                                due.expires_at, notify_url=notify_url(method),
-                                currency=due.currency)
+        row = open_payment(conn, adapter.name, order_id, due.amount, currency=due.currency)
+    try:  # no transaction open while the provider answers
+        asked = ask_to_pay(adapter, row, due.description, due.expires_at,
+                           notify_url=notify_url(method))
+    except HubError as e:
+        refused(_("The provider could not be asked: %(why)s", why=rule_error(e)))
+        asked = Asked(unavailable=rule_error(e))
+    with engine().begin() as conn:
+        started = record_asked(conn, row.id, asked)
     return render_template("sales/pay.html", number=number, method=method, due=due,
                            started=started, pay_words=pay_words,
                            qr=qr_svg(started.qr_text, scale=4) if started.qr_text else None
