@@ -3,7 +3,9 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-PYTEST_ARGS ?=
+# One test process per core; a module's tests stay in one process (their module fixtures,
+# such as a whole demo for the language crawl, are made once).
+PYTEST_ARGS ?= -n auto --dist loadscope
 
 .PHONY: test lint venv deps bench clean demo walkthrough faults
 
