@@ -9,7 +9,7 @@ keeps naming the lapsed order until someone takes the seat or the order is tidie
 
 Best-available looks for ``n`` adjacent seats of one row of a zone (``position`` follows on,
 lowest total ``rank`` first). The database finds the candidate runs (:func:`best_runs`: gaps
-and islands over the row's takeable seats, a few at a time), so an order reads a handful of
+and islands over each row's takeable seats, a few at a time), so an order reads a handful of
 rows, not the zone. A run is taken by one conditional UPDATE; on PostgreSQL its rows are
 locked with ``FOR UPDATE SKIP LOCKED`` inside it, so concurrent buyers skip each other's runs
 instead of queueing on them, and a run that comes back short is let go (a savepoint, for
@@ -73,24 +73,30 @@ def best_runs(conn: sa.Connection, zone_id: int, n: int, takeable: list,
               limit: int = CANDIDATES) -> list[tuple[str, int]]:
     """Up to ``limit`` runs of ``n`` takeable seats of a zone whose positions follow on in one
     row, best first (lowest total rank, then the better first seat), each as its row and first
-    position; chosen by the database (gaps and islands), not by reading the zone's seats.
+    position; chosen by the database, not by reading the zone's seats.
 
-    Numbering a row's takeable seats in position order, ``position - row_number`` is the same
-    for every seat of one unbroken stretch (an island); a window of ``n`` rows from a seat
-    within its island is a run when it holds ``n`` seats."""
+    Gaps and islands in one pass over each row's takeable seats in position order: the seat
+    ``n - 1`` places further on is at ``position + n - 1`` exactly when no seat in between is
+    missing, and the run's total rank is the difference of two running sums."""
     ss = session_seats.c
-    islands = sa.select(ss.row_key, ss.position, ss.rank, (ss.position - sa.func.row_number().over(
-        partition_by=ss.row_key, order_by=ss.position)).label("island")).where(
-        ss.zone_id == zone_id, *takeable).subquery("islands")
-    i = islands.c
-    frame = {"partition_by": (i.row_key, i.island), "order_by": i.position, "rows": (0, n - 1)}
-    windows = sa.select(i.row_key, i.position, i.rank,
-                        sa.func.sum(i.rank).over(**frame).label("total"),
-                        sa.func.count().over(**frame).label("seats")).subquery("windows")
-    w = windows.c
-    return [(r.row_key, r.position) for r in conn.execute(
-        sa.select(w.row_key, w.position).where(w.seats == n)
-        .order_by(w.total, w.rank, w.row_key, w.position).limit(limit))]
+    if n == 1:
+        return [(r.row_key, r.position) for r in conn.execute(
+            sa.select(ss.row_key, ss.position).where(ss.zone_id == zone_id, *takeable)
+            .order_by(ss.rank, ss.row_key, ss.position).limit(limit))]
+    row = {"partition_by": ss.row_key, "order_by": ss.position}
+    summed = sa.select(ss.row_key, ss.position, ss.rank,
+                       sa.func.sum(ss.rank).over(**row, rows=(None, 0)).label("upto")).where(
+        ss.zone_id == zone_id, *takeable).subquery("summed")
+    t = summed.c
+    ahead = {"partition_by": t.row_key, "order_by": t.position}
+    runs = sa.select(t.row_key, t.position, t.rank,
+                     sa.func.lead(t.position, n - 1).over(**ahead).label("last"),
+                     (sa.func.lead(t.upto, n - 1).over(**ahead) - t.upto + t.rank)
+                     .label("total")).subquery("runs")
+    r = runs.c
+    return [(x.row_key, x.position) for x in conn.execute(
+        sa.select(r.row_key, r.position).where(r.last == r.position + (n - 1))
+        .order_by(r.total, r.rank, r.row_key, r.position).limit(limit))]
 
 
 def _refuse_best(conn: sa.Connection, zone_id: int, n: int, takeable: list) -> InventoryError:
