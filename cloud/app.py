@@ -102,6 +102,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from cloud.catalog import venue_pages
     from cloud.fleet import api as sync_api
     from cloud.fleet import pages as fleet_pages
+    from cloud.inventory import api as inventory_api
     from cloud.inventory import pages as inventory_pages
     from cloud.ops import api as ops_api
     from cloud.ops import conflict_pages
@@ -124,7 +125,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.teardown_request(end_audit_source)
     # each area hands over its blueprints: the JSON ones, then the pages inside the page shell
     for bp in (sync_api.bp, ops_api.sync_bp, sales_api.bp, catalog_api.bp, ops_api.bp,
-               staff_api.bp, payments_api.bp, order_api.bp, order_payments_api.bp):
+               staff_api.bp, payments_api.bp, order_api.bp, order_payments_api.bp,
+               inventory_api.bp):
         app.register_blueprint(bp)
     init_pages(app, [home.bp, auth.bp, venue_pages.bp, inventory_pages.bp,
                      inventory_pages.seat_map_bp, sales_pages.bp, fleet_pages.bp,

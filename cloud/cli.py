@@ -113,6 +113,7 @@ def cmd_serve(args) -> int:
         def load_config(self):
             self.cfg.set("bind", args.bind)
             self.cfg.set("workers", args.workers)
+            self.cfg.set("threads", args.threads)  # more than 1: gunicorn's gthread workers
             self.cfg.set("accesslog", "-")
             self.cfg.set("graceful_timeout", 10)
 
@@ -464,6 +465,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="serve the hub (gunicorn)")
     s.add_argument("--bind", default="127.0.0.1:8080", help="address:port (default %(default)s)")
     s.add_argument("--workers", type=int, default=2)
+    s.add_argument("--threads", type=int, default=1,
+                   help="requests each worker serves at once (default %(default)s); more than "
+                   "one lets a worker answer others while one waits for the database")
     s.add_argument("--public-url", help="the hub's address as appliances reach it, put in "
                    "enrollment QR codes (default: $WICKET_HUB_PUBLIC_URL, else the address "
                    "the page was asked for)")

@@ -139,9 +139,9 @@ def _claim(conn: sa.Connection, scope: str, key: str, req_hash: str, now: dateti
     stmt = (postgresql.insert(idempotency_keys).values(**values).on_conflict_do_nothing()
             .returning(idempotency_keys.c.key))
     with conn.begin_nested() as savepoint:
-        previous = conn.execute(sa.text("SELECT current_setting('lock_timeout')")).scalar_one()
-        conn.execute(sa.text("SELECT set_config('lock_timeout', :t, true)"),
-                     {"t": f"{int(wait_ms)}ms"})
+        previous = conn.execute(sa.text(  # read and set in one round trip
+            "SELECT current_setting('lock_timeout'), set_config('lock_timeout', :t, true)"),
+            {"t": f"{int(wait_ms)}ms"}).first()[0]
         try:
             inserted = conn.execute(stmt).first() is not None
         except sa.exc.OperationalError as e:

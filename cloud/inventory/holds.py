@@ -8,16 +8,21 @@ every predicate here (lazy expiry: no job has to run for a seat to return to sal
 keeps naming the lapsed order until someone takes the seat or the order is tidied.
 
 Best-available looks for ``n`` adjacent seats of one row of a zone (``position`` follows on,
-lowest total ``rank`` first). On PostgreSQL a run is taken with ``FOR UPDATE SKIP LOCKED``
-inside a savepoint, so concurrent buyers skip each other's runs instead of queueing on them;
-a run that comes back short is let go (the savepoint is rolled back, which releases its row
-locks) and the next is tried. SQLite has one writer at a time, so the first run read is free.
+lowest total ``rank`` first). The database finds the candidate runs (:func:`best_runs`: gaps
+and islands over each row's takeable seats, a few at a time), so an order reads a handful of
+rows, not the zone. A run is taken by one conditional UPDATE; on PostgreSQL its rows are
+locked with ``FOR UPDATE SKIP LOCKED`` inside it, so concurrent buyers skip each other's runs
+instead of queueing on them, and a run that comes back short is let go (a savepoint, for
+more than one seat, is rolled back, which releases its row locks). A buyer who lost the best
+run tries the other candidates in random order, so losers spread over the next-best runs
+instead of all racing for the same one. SQLite has one writer at a time, so the first run
+read is free.
 """
 
 from __future__ import annotations
 
+import random
 from datetime import datetime
-from itertools import groupby
 
 import sqlalchemy as sa
 
@@ -26,10 +31,14 @@ from cloud.inventory.seats import InventoryError, free, reservation_allows
 from cloud.inventory.tables import session_seats
 
 SEARCH_ROUNDS = 3
+CANDIDATES = 16  # runs read per round (16, 64, 256)
+_chance = random.Random()
 
 
-def _takeable(session_id: int, now: datetime, customer: str | None,
-              order_id: int | None) -> list[sa.ColumnElement[bool]]:
+def takeable_seats(session_id: int, now: datetime, customer: str | None = None,
+                   order_id: int | None = None) -> list[sa.ColumnElement[bool]]:
+    """The session's seats this customer (or anyone) may hold now for this order (or any):
+    sellable, free (a lapsed hold is free) and not reserved for someone else."""
     return [session_seats.c.session_id == session_id, session_seats.c.category == "sellable",
             free(now, order_id), reservation_allows(customer, now)]
 
@@ -43,7 +52,7 @@ def hold_seats(conn: sa.Connection, session_id: int, seat_ids: list[int], order_
     for seat_id in sorted(set(seat_ids)):
         got = conn.execute(sa.update(session_seats).where(
             session_seats.c.seat_id == seat_id,
-            *_takeable(session_id, now, customer, order_id))
+            *takeable_seats(session_id, now, customer, order_id))
             .values(status="held", order_id=order_id, held_until=until)
             .returning(session_seats.c.zone_id)).first()
         if got is None:
@@ -60,18 +69,51 @@ def _refusal(conn: sa.Connection, session_id: int, seat_id: int) -> InventoryErr
     return InventoryError("seat_not_for_sale", seat_id=seat_id, field="seats")
 
 
-def _runs(rows: list, n: int) -> list[list[int]]:
-    """Every run of ``n`` seats whose positions follow on in one row, best (lowest total
-    rank) first."""
-    runs = []
-    for _, members in groupby(rows, key=lambda r: r.row_key):
-        members = list(members)
-        for i in range(len(members) - n + 1):
-            window = members[i:i + n]
-            if window[-1].position - window[0].position == n - 1:
-                runs.append((sum(r.rank for r in window), window[0].rank,
-                             [r.seat_id for r in window]))
-    return [seat_ids for *_, seat_ids in sorted(runs)]
+def best_runs(conn: sa.Connection, zone_id: int, n: int, takeable: list,
+              limit: int = CANDIDATES) -> list[tuple[str, int]]:
+    """Up to ``limit`` runs of ``n`` takeable seats of a zone whose positions follow on in one
+    row, best first (lowest total rank, then the better first seat), each as its row and first
+    position; chosen by the database, not by reading the zone's seats.
+
+    Gaps and islands in one pass over each row's takeable seats in position order: the seat
+    ``n - 1`` places further on is at ``position + n - 1`` exactly when no seat in between is
+    missing, and the run's total rank is the difference of two running sums."""
+    ss = session_seats.c
+    if n == 1:
+        return [(r.row_key, r.position) for r in conn.execute(
+            sa.select(ss.row_key, ss.position).where(ss.zone_id == zone_id, *takeable)
+            .order_by(ss.rank, ss.row_key, ss.position).limit(limit))]
+    row = {"partition_by": ss.row_key, "order_by": ss.position}
+    summed = sa.select(ss.row_key, ss.position, ss.rank,
+                       sa.func.sum(ss.rank).over(**row, rows=(None, 0)).label("upto")).where(
+        ss.zone_id == zone_id, *takeable).subquery("summed")
+    t = summed.c
+    ahead = {"partition_by": t.row_key, "order_by": t.position}
+    runs = sa.select(t.row_key, t.position, t.rank,
+                     sa.func.lead(t.position, n - 1).over(**ahead).label("last"),
+                     (sa.func.lead(t.upto, n - 1).over(**ahead) - t.upto + t.rank)
+                     .label("total")).subquery("runs")
+    r = runs.c
+    return [(x.row_key, x.position) for x in conn.execute(
+        sa.select(r.row_key, r.position).where(r.last == r.position + (n - 1))
+        .order_by(r.total, r.rank, r.row_key, r.position).limit(limit))]
+
+
+def _refuse_best(conn: sa.Connection, zone_id: int, n: int, takeable: list) -> InventoryError:
+    left = conn.execute(sa.select(sa.func.count()).select_from(session_seats).where(
+        session_seats.c.zone_id == zone_id, *takeable)).scalar_one()
+    if left < n:
+        return InventoryError("sold_out", what=f"zone {zone_id}", count=n, field="zone_id")
+    return InventoryError("no_adjacent_seats", zone_id=zone_id, count=n, field="zone_id")
+
+
+def _spread(runs: list[tuple[str, int]], first_round: bool) -> list[tuple[str, int]]:
+    """The order to try runs in: the best first; once a buyer has lost a run to another
+    (every later try, and every later round), the rest at random, so that concurrent losers
+    do not all queue for the same next-best run."""
+    head, rest = (runs[:1], runs[1:]) if first_round else ([], list(runs))
+    _chance.shuffle(rest)
+    return head + rest
 
 
 def hold_best(conn: sa.Connection, session_id: int, zone_id: int, n: int, order_id: int,
@@ -82,7 +124,7 @@ def hold_best(conn: sa.Connection, session_id: int, zone_id: int, n: int, order_
     if given, and of none of ``not_categories``); their zones by seat id. Raises ``sold_out``
     when the zone has fewer than ``n`` such seats left, ``no_adjacent_seats`` when it has
     them but not side by side."""
-    takeable = _takeable(session_id, now, customer, order_id)
+    takeable = takeable_seats(session_id, now, customer, order_id)
     if category is not None:
         takeable.append(session_seats.c.seat_id.in_(
             sa.select(seats.c.id).where(seats.c.category == category)))
@@ -90,44 +132,45 @@ def hold_best(conn: sa.Connection, session_id: int, zone_id: int, n: int, order_
         takeable.append(session_seats.c.seat_id.not_in(
             sa.select(seats.c.id).where(seats.c.category.in_(sorted(not_categories)))))
     postgres = conn.dialect.name == "postgresql"
-    for _ in range(SEARCH_ROUNDS):
-        rows = conn.execute(sa.select(
-            session_seats.c.seat_id, session_seats.c.row_key, session_seats.c.position,
-            session_seats.c.rank).where(session_seats.c.zone_id == zone_id, *takeable)
-            .order_by(session_seats.c.row_key, session_seats.c.position)).all()
-        if len(rows) < n:
-            raise InventoryError("sold_out", what=f"zone {zone_id}", count=n, field="zone_id")
-        runs = _runs(rows, n)
+    tried: set[tuple[str, int]] = set()
+    for round_ in range(SEARCH_ROUNDS):
+        runs = best_runs(conn, zone_id, n, takeable, CANDIDATES * 4 ** round_)
         if not runs:
-            raise InventoryError("no_adjacent_seats", zone_id=zone_id, count=n, field="zone_id")
-        for seat_ids in runs:
-            if _take_run(conn, session_id, seat_ids, takeable, order_id, until, postgres):
+            raise _refuse_best(conn, zone_id, n, takeable)
+        for run in _spread([r for r in runs if r not in tried], round_ == 0):
+            tried.add(run)
+            seat_ids = _take_run(conn, zone_id, n, run, takeable, order_id, until, postgres)
+            if seat_ids:
                 return {seat_id: zone_id for seat_id in seat_ids}
         if not postgres:
             break
     raise InventoryError("sold_out", what=f"zone {zone_id}", count=n, field="zone_id")
 
 
-def _take_run(conn: sa.Connection, session_id: int, seat_ids: list[int], takeable: list,
-              order_id: int, until: datetime, postgres: bool) -> bool:
-    """Hold all of a run or none of it."""
-    seat_ids = sorted(seat_ids)
-    savepoint = conn.begin_nested()
+def _take_run(conn: sa.Connection, zone_id: int, n: int, run: tuple[str, int],
+              takeable: list, order_id: int, until: datetime, postgres: bool) -> list[int]:
+    """Hold all of a run (its row and first position) or none of it: the seats held, or [].
+    One statement; on PostgreSQL its rows are locked first with ``SKIP LOCKED`` (a run
+    another buyer is taking comes back short). A single seat needs no savepoint: it is
+    held or not."""
+    row_key, first = run
+    ss = session_seats.c
+    where = [ss.zone_id == zone_id, ss.row_key == row_key,
+             ss.position.between(first, first + n - 1), *takeable]
     if postgres:
-        locked = conn.execute(sa.select(session_seats.c.seat_id).where(
-            session_seats.c.seat_id.in_(seat_ids), *takeable)
-            .order_by(session_seats.c.seat_id).with_for_update(skip_locked=True)).all()
-        if len(locked) != len(seat_ids):
+        free_now = sa.select(ss.session_id, ss.seat_id).where(*where)             .with_for_update(skip_locked=True)
+        where = [sa.tuple_(ss.session_id, ss.seat_id).in_(free_now), *takeable]
+    savepoint = conn.begin_nested() if n > 1 else None
+    held = conn.execute(sa.update(session_seats).where(*where)
+                        .values(status="held", order_id=order_id, held_until=until)
+                        .returning(ss.seat_id)).scalars().all()
+    if len(held) != n:
+        if savepoint is not None:
             savepoint.rollback()
-            return False
-    held = conn.execute(sa.update(session_seats).where(
-        session_seats.c.seat_id.in_(seat_ids), *takeable)
-        .values(status="held", order_id=order_id, held_until=until)).rowcount
-    if held != len(seat_ids):
-        savepoint.rollback()
-        return False
-    savepoint.commit()
-    return True
+        return []
+    if savepoint is not None:
+        savepoint.commit()
+    return sorted(held)
 
 
 def sell_held(conn: sa.Connection, session_id: int, order_id: int) -> int:

@@ -18,7 +18,7 @@ from flask import jsonify
 
 from cloud.sales.holders import holder
 from cloud.sales.order_plan import LineRequest, OrderError, OrderRequest
-from cloud.sales.orders import cancel_order, create_order, payable
+from cloud.sales.orders import cancel_order, create_order, shown_state
 from cloud.sales.tables import order_lines, orders, tickets
 from cloud.web.http import ApiError, api_actor, api_blueprint, api_permission, engine, json_body
 from cloud.web.idempotent import idempotent, transaction
@@ -97,7 +97,7 @@ def _order_id(conn: sa.Connection, number: str) -> int:
 def _order_json(conn: sa.Connection, order_id: int) -> dict[str, Any]:
     """An order as the API shows it: state (a lapsed hold reads ``expired`` at once), lines with
     their seats and masked holders, and the numbers of its tickets."""
-    p = payable(conn, order_id)
+    o = conn.execute(sa.select(orders).where(orders.c.id == order_id)).one()
     lines = []
     for line in conn.execute(sa.select(order_lines).where(order_lines.c.order_id == order_id)
                              .order_by(order_lines.c.id)):
@@ -112,8 +112,9 @@ def _order_json(conn: sa.Connection, order_id: int) -> dict[str, Any]:
                       "holder": who})
     numbers = conn.execute(sa.select(tickets.c.number).where(tickets.c.order_id == order_id)
                            .order_by(tickets.c.id)).scalars().all()
-    return {"number": p.number, "state": p.state, "total": p.amount, "currency": p.currency,
-            "expires_at": p.expires_at.isoformat(), "lines": lines, "tickets": numbers}
+    return {"number": o.number, "state": shown_state(o), "total": o.total,
+            "currency": o.currency, "expires_at": o.expires_at.isoformat(), "lines": lines,
+            "tickets": numbers}
 
 
 @bp.get("/orders/<number>")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from cloud.catalog.tables import events, products, sessions
 from cloud.core.audit import SYSTEM, record
@@ -44,11 +45,17 @@ class OrderCreated:
     seat_ids: tuple[int | None, ...]  # per line, in the request's order
 
 
-def _new_number(conn: sa.Connection) -> str:
+def _insert_order(conn: sa.Connection, **values) -> tuple[int, str]:
+    """The order's row under a new random number: one statement (a number taken already,
+    which is rare, leaves nothing and another is drawn); its id and number."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     while True:
         number = numbers.new_number()
-        if conn.execute(sa.select(orders.c.id).where(orders.c.number == number)).first() is None:
-            return number
+        got = conn.execute(dialect.insert(orders).values(number=number, **values)
+                           .on_conflict_do_nothing(index_elements=["number"])
+                           .returning(orders.c.id)).first()
+        if got is not None:
+            return got.id, number
 
 
 def create_order(conn: sa.Connection, req: OrderRequest,
@@ -64,11 +71,10 @@ def create_order(conn: sa.Connection, req: OrderRequest,
     people = [line.holder for line in plan.lines if line.holder is not None]
     ids = iter(add_holders(conn, people))
     holder_ids = [next(ids) if line.holder is not None else None for line in plan.lines]
-    number = _new_number(conn)
-    order_id = conn.execute(sa.insert(orders).values(
-        number=number, session_id=plan.session.id if plan.session is not None else None,
+    order_id, number = _insert_order(
+        conn, session_id=plan.session.id if plan.session is not None else None,
         buyer=req.buyer, actor=req.actor, state="pending_payment", total=plan.total,
-        currency=plan.currency, expires_at=until, created_at=now)).inserted_primary_key[0]
+        currency=plan.currency, expires_at=until, created_at=now)
     limits = holding.limits_for(plan, req.buyer)
     holds = holding.line_holds(plan, req.buyer, limits)
     mine = counts.Deltas()
@@ -259,15 +265,21 @@ def _spec(conn: sa.Connection, o, line) -> TicketSpec:
                       holder_id=line.holder_id, amount=line.amount, currency=line.currency)
 
 
+def shown_state(o, now: datetime | None = None) -> str:
+    """An order's state as it is told: a pending order past its deadline is ``expired``
+    (lazy expiry), whether tidied or not."""
+    if o.state == "pending_payment" and o.expires_at < (now or utcnow()):
+        return "expired"
+    return o.state
+
+
 def payable(conn: sa.Connection, order_id: int, now: datetime | None = None) -> Payable:
     """What a payment provider is asked to collect for an order. A pending order past its
     deadline answers ``expired`` (lazy expiry), whether tidied or not."""
     o = conn.execute(sa.select(orders).where(orders.c.id == order_id)).first()
     if o is None:
         raise OrderError("unknown_order", order_id=order_id, field="order_id")
-    state = o.state
-    if state == "pending_payment" and o.expires_at < (now or utcnow()):
-        state = "expired"
+    state = shown_state(o, now)
     lines = conn.execute(sa.select(sa.func.count()).select_from(order_lines)
                          .where(order_lines.c.order_id == o.id)).scalar_one()
     what = "passes"

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from cloud.core.audit import record
 from cloud.core.errors import Code, HubError
-from cloud.staff.roles import permissions_of, role_names, within
+from cloud.staff.roles import permissions_by_role, role_names, within
 from cloud.staff.staff import Staff, StaffError
 from cloud.staff.tables import api_tokens, staff
 from sync.timeutil import utcnow
@@ -135,8 +135,9 @@ def bearer(conn: sa.Connection, token: str, now: datetime | None = None) -> Bear
                                        and _utc(row.expires_at) <= now):
         raise StaffError("bad_token")
     roles = tuple(row.roles.split(",")) if row.roles else (row.role,)
-    owner = permissions_of(conn, row.role)
-    if any(not permissions_of(conn, r) <= owner for r in roles):
+    held = permissions_by_role(conn, row.role, *roles)  # one read on every call
+    owner = held[row.role]
+    if any(not held[r] <= owner for r in roles):
         raise StaffError("bad_token")
     return Bearer(Staff(row.id, row.username, row.role), roles, row.token_id,
-                  permissions_of(conn, *roles) & owner)
+                  frozenset().union(*(held[r] for r in roles)) & owner)

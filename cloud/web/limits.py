@@ -64,6 +64,7 @@ class HubStorage(Storage):
 
     def incr(self, key: str, expiry: float, amount: int = 1) -> int:
         with self.engine.begin() as conn:
+            rate_limits.without_waiting_for_disk(conn)
             return rate_limits.hit(conn, key, timedelta(seconds=expiry), self.clock(), amount)
 
     def get(self, key: str) -> int:

@@ -114,3 +114,20 @@ def test_limits_can_be_turned_off(hub_url):
         assert 429 not in statuses, statuses
     finally:
         app.extensions["db"].dispose()
+
+
+# -- speed: the API's limit set for `wicket-hub serve` through its environment --------------
+
+
+def test_the_api_limit_is_set_through_the_environment_for_serve(hub_url, monkeypatch):
+    init_db(hub_url)
+    monkeypatch.setenv("WICKET_HUB_API_LIMIT", "1 per hour")
+    app = _app(hub_url)
+    try:
+        assert app.config["API_LIMIT"] == "1 per hour"
+        c = app.test_client()
+        statuses = [c.get("/api/v1/venues", headers={"Authorization": "Bearer guessed"})
+                    .status_code for _ in range(2)]
+        assert statuses == [401, 429]
+    finally:
+        app.extensions["db"].dispose()
