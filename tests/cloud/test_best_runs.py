@@ -82,9 +82,9 @@ def test_a_loser_tries_the_best_run_first_then_the_others_spread(hub):
     assert len(orders_seen) > 1 and all(sorted(o) == candidates for o in orders_seen)
 
 
-def test_a_buyer_skips_a_run_another_transaction_is_taking_on_postgresql(hub, hub_url):
-    if not hub_url.startswith("postgresql"):
-        pytest.skip("SQLite has one writer at a time: nobody else is taking a run")
+# SQLite has one writer at a time: nobody else can be taking a run there
+@pytest.mark.parametrize("hub_url", ["postgresql"], indirect=True)
+def test_a_buyer_skips_a_run_another_transaction_is_taking_on_postgresql(hub):
     until = NOW + timedelta(minutes=15)
     with hub.engine.connect() as a, hub.engine.connect() as b:
         with a.begin():
