@@ -203,4 +203,17 @@ ERROR_WORDS = {
     "limit_reached": _l("The limit of %(limit)s tickets per %(per)s is reached."),
     "unknown_order": _l("No order %(order_id)s."),
     "order_not_pending": _l("Order %(order_id)s is %(state)s, not waiting for payment."),
+    # refunds
+    "bad_refund_policy": _l("A refund fee is none, a whole percent from 0 to 100, or a whole number of fen."),
+    "unknown_refund_request": _l("No refund request %(request_id)s."),
+    "order_not_refundable": _l("Order %(order_id)s is %(state)s: only a paid order is refunded."),
+    "no_tickets_chosen": _l("Choose at least one ticket of the order to refund."),
+    "ticket_not_in_order": _l("Ticket %(ticket)s is not a live ticket of order %(order_id)s."),
+    "refund_already_requested": _l("Ticket %(ticket)s is in another refund request already."),
+    "refund_window_closed": _l("Refunds for session %(session_id)s closed at %(until)s."),
+    "refund_reason_too_long": _l("A refund's reason is at most %(high)s characters."),
+    "refund_not_pending": _l("Refund request %(request_id)s is %(state)s, not pending."),
+    "maker_cannot_approve": _l("Refund request %(request_id)s was asked for by %(maker)s: another person decides it."),
+    "decision_note_required": _l("Say why the refund is rejected (%(low)s to %(high)s characters)."),
+    "session_not_cancelled": _l("Session %(session_id)s is not cancelled."),
 }
