@@ -233,7 +233,7 @@ def worker_tasks():
     """What ``wicket-hub worker`` does: each area's job handlers and periodic tasks."""
     from cloud.core import idempotency, rate_limits
     from cloud.core.jobs import Tasks
-    from cloud.payments import capturing
+    from cloud.payments import capturing, refund_approval
     from cloud.payments.settings import make_providers, notify_url, payment_settings
     from cloud.sales.orders import expire_lapsed_orders
 
@@ -258,6 +258,9 @@ def worker_tasks():
     tasks.register(capturing.REFUND_JOB, capturing.refund_handler(providers, notify),
                    apart=True)
     tasks.every("follow_up_payments", 60, capturing.follow_up(providers, notify), apart=True)
+    # an approved refund request's money: asked of its provider with no transaction open
+    tasks.register(refund_approval.REQUEST_JOB,
+                   refund_approval.request_refund_handler(providers, notify), apart=True)
     return tasks
 
 
@@ -291,6 +294,43 @@ def cmd_worker(args) -> int:
     finally:
         engine.dispose()
     return 0
+
+
+# Test hook: SIGKILL the bulk refund after this many batches, as a power cut would stop it.
+KILL_REFUND_AFTER = "WICKET_HUB_TEST_KILL_REFUND_AFTER"
+
+
+def cmd_refund_session(args) -> int:
+    import json
+
+    from cloud.core.db import make_engine
+    from cloud.core.errors import HubError
+    from cloud.payments.refund_approval import refund_session, remaining
+
+    if args.batch < 1:
+        print("wicket-hub: --batch must be 1 or more", file=sys.stderr)
+        return 2
+    kill_after = int(os.environ.get(KILL_REFUND_AFTER) or 0)
+    engine = make_engine(args.db, args.data_key)
+    try:
+        bar = _Progress(remaining(engine, args.session), "refunding orders")
+
+        def after_batch(report) -> None:
+            bar.add(report.orders + len(report.failures) - bar.done)
+            if kill_after and report.batches >= kill_after:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        try:
+            report = refund_session(engine, args.session, batch=args.batch,
+                                    after_batch=after_batch)
+        except HubError as e:
+            print(f"wicket-hub: {e}", file=sys.stderr)
+            return 2
+    finally:
+        engine.dispose()
+    sys.stderr.write("\n")
+    print(json.dumps(report.as_json(), sort_keys=True))
+    return 1 if report.failures else 0
 
 
 def cmd_export_allowlist(args) -> int:
@@ -504,6 +544,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch", type=int, default=500, help="rows per transaction "
                    "(default %(default)s)")
     s.set_defaults(func=cmd_rotate_data_key)
+    s = sub.add_parser("refund-session", help="refund every paid order of a cancelled "
+                       "session, in batches (run again to resume); prints a JSON report")
+    s.add_argument("session", type=int, help="the cancelled session's id")
+    s.add_argument("--batch", type=int, default=50, help="orders per transaction "
+                   "(default %(default)s)")
+    s.set_defaults(func=cmd_refund_session)
     s = sub.add_parser("create-admin", help="create an admin staff account")
     s.add_argument("--username", required=True)
     s.set_defaults(func=cmd_create_admin)

@@ -6,12 +6,20 @@ approvals and of two requests; a cancelled session refunded in batches, resumabl
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
 import threading
+from collections import Counter
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+from cloud.cli import KILL_REFUND_AFTER
 from cloud.core.audit import audit_log
 from cloud.core.errors import HubError
 from cloud.core.jobs import Tasks, jobs, run_one
@@ -45,6 +53,8 @@ from cloud.sales.selling import sell
 from cloud.sales.tables import orders, refund_requests, tickets
 from cloud.sales.tickets import TicketSpec, revoke_ticket
 from tests.cloud.orderkit import NOW, START, build
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class FakeOnline:
@@ -306,3 +316,30 @@ def test_a_cancelled_session_refunds_every_paid_order_once_even_when_stopped(hub
     assert states[made[0].order_id] == "paid"  # its own request waits for its approver
     assert all(states[m.order_id] == "refunded" for m in made[1:])
     assert booth and sum(s == "refunded" for s in states.values()) == 5
+
+
+def refund_cli(url: str, session: int, kill_after: int = 0) -> subprocess.CompletedProcess:
+    env = {**os.environ, KILL_REFUND_AFTER: str(kill_after or "")}
+    return subprocess.run([sys.executable, "-m", "cloud.cli", "--db", url, "refund-session",
+                           str(session), "--batch", "2"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_the_bulk_refund_killed_between_batches_resumes_and_refunds_each_order_once(
+        hub, hub_url):
+    made = [paid_order(hub, ("A", "1", n))[0] for n in range(1, 6)]
+    in_tx(hub, cancel_session, hub.session, "manager")
+    killed = refund_cli(hub_url, hub.session, kill_after=1)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert "refunding orders [" in killed.stderr
+    assert remaining(hub.engine, hub.session) == 3
+    done = refund_cli(hub_url, hub.session)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert (report["orders"], report["tickets"], report["failures"]) == (3, 3, [])
+    assert report["amount"] == 3 * 88000
+    with hub.engine.connect() as conn:
+        per_order = Counter(conn.execute(sa.select(refund_requests.c.order_id)).scalars())
+        refunded = conn.execute(sa.select(sa.func.sum(payments.c.refunded))).scalar()
+    assert per_order == Counter(m.order_id for m in made)  # each exactly once
+    assert refunded == 5 * 88000
