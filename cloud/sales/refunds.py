@@ -388,3 +388,31 @@ def orders_to_refund(conn: sa.Connection, session_id: int, after: int, limit: in
         orders.c.session_id == session_id, orders.c.id > after,
         orders.c.state.in_(REFUNDABLE_ORDER_STATES), live.exists())
         .order_by(orders.c.id).limit(limit)).scalars())
+
+
+def request_rows(conn: sa.Connection, state: str | None = None, order_id: int | None = None,
+                 limit: int = 200) -> list[sa.Row]:
+    """Refund requests, oldest first, with their order's number (for the lists)."""
+    q = (sa.select(refund_requests, orders.c.number.label("order_number"),
+                   orders.c.session_id)
+         .join(orders, orders.c.id == refund_requests.c.order_id)
+         .order_by(refund_requests.c.id).limit(limit))
+    if state is not None:
+        q = q.where(refund_requests.c.state == state)
+    if order_id is not None:
+        q = q.where(refund_requests.c.order_id == order_id)
+    return conn.execute(q).all()
+
+
+def order_by_number(conn: sa.Connection, number: str) -> sa.Row | None:
+    return conn.execute(sa.select(orders).where(orders.c.number == number)).first()
+
+
+def ticket_ids(conn: sa.Connection, order: sa.Row, numbers: list[str]) -> list[int]:
+    """The ids of these ticket numbers of the order (``ticket_not_in_order`` for another)."""
+    found = dict(conn.execute(sa.select(tickets.c.number, tickets.c.id).where(
+        tickets.c.order_id == order.id, tickets.c.number.in_(numbers))).all())
+    for n in numbers:
+        if n not in found:
+            raise RefundError("ticket_not_in_order", ticket=n, order_id=order.number)
+    return [found[n] for n in numbers]
