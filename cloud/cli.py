@@ -233,6 +233,7 @@ def worker_tasks():
     """What ``wicket-hub worker`` does: each area's job handlers and periodic tasks."""
     from cloud.core import idempotency, rate_limits
     from cloud.core.jobs import Tasks
+    from cloud.inventory.sessions import REFUND_CANCELLED_JOB
     from cloud.payments import capturing, refund_approval
     from cloud.payments.settings import make_providers, notify_url, payment_settings
     from cloud.sales.orders import expire_lapsed_orders
@@ -261,6 +262,8 @@ def worker_tasks():
     # an approved refund request's money: asked of its provider with no transaction open
     tasks.register(refund_approval.REQUEST_JOB,
                    refund_approval.request_refund_handler(providers, notify), apart=True)
+    # a cancelled session's paid orders, in batches of their own transactions
+    tasks.register(REFUND_CANCELLED_JOB, refund_approval.refund_cancelled_handler, apart=True)
     return tasks
 
 

@@ -33,6 +33,7 @@ from cloud.payments.tables import payments
 from cloud.sales.refunds import (
     BULK_CHECKER,
     Approved,
+    RefundError,
     approve_request,
     attach_payment_refund,
     cancelled_by,
@@ -157,6 +158,19 @@ def refund_session(engine: sa.Engine, session_id: int, now: datetime | None = No
         report.batches += 1
         if after_batch is not None:
             after_batch(report)
+
+
+def refund_cancelled_handler(engine: sa.Engine, payload: dict[str, Any],
+                            now: datetime) -> None:
+    """The worker's handler of the job a cancellation writes (apart: batches are their own
+    transactions). Orders it could not refund fail the job, which is tried again later (it
+    does only what is left) and stays dead for ops to see after its attempts."""
+    report = refund_session(engine, payload["session_id"], now)
+    log.info("session %s refunded: %s", payload["session_id"], report.as_json())
+    if report.failures:
+        raise RefundError("bulk_refund_incomplete", session_id=payload["session_id"],
+                          failed=len(report.failures),
+                          codes=", ".join(sorted({c for _o, c in report.failures})))
 
 
 def _refund_order(conn: sa.Connection, order_id: int, maker: str, now: datetime,

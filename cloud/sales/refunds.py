@@ -73,6 +73,8 @@ class RefundError(HubError):
         "decision_note_required": Code(422, "say why the refund is rejected (%(low)s to "
                                             "%(high)s characters)"),
         "session_not_cancelled": Code(409, "session %(session_id)s is not cancelled"),
+        "bulk_refund_incomplete": Code(409, "%(failed)s orders of session %(session_id)s "
+                                            "could not be refunded: %(codes)s"),
     }
 
 

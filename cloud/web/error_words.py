@@ -216,4 +216,5 @@ ERROR_WORDS = {
     "maker_cannot_approve": _l("Refund request %(request_id)s was asked for by %(maker)s: another person decides it."),
     "decision_note_required": _l("Say why the refund is rejected (%(low)s to %(high)s characters)."),
     "session_not_cancelled": _l("Session %(session_id)s is not cancelled."),
+    "bulk_refund_incomplete": _l("%(failed)s orders of session %(session_id)s could not be refunded: %(codes)s."),
 }

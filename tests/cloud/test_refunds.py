@@ -25,7 +25,7 @@ from cloud.core.errors import HubError
 from cloud.core.jobs import Tasks, jobs, run_one
 from cloud.fleet import appliances
 from cloud.fleet.tables import entries
-from cloud.inventory.sessions import cancel_session
+from cloud.inventory.sessions import REFUND_CANCELLED_JOB, cancel_session
 from cloud.inventory.tables import session_seats
 from cloud.payments.capturing import place
 from cloud.payments.checkout import start_payment
@@ -34,6 +34,7 @@ from cloud.payments.providers import RefundStatus, Shown
 from cloud.payments.refund_approval import (
     REQUEST_JOB,
     approve_refund,
+    refund_cancelled_handler,
     refund_session,
     remaining,
     request_refund_handler,
@@ -343,3 +344,16 @@ def test_the_bulk_refund_killed_between_batches_resumes_and_refunds_each_order_o
         refunded = conn.execute(sa.select(sa.func.sum(payments.c.refunded))).scalar()
     assert per_order == Counter(m.order_id for m in made)  # each exactly once
     assert refunded == 5 * 88000
+
+
+def test_cancelling_a_session_has_the_worker_refund_its_paid_orders(hub):
+    made, _ids = paid_order(hub, ("A", "1", 1))
+    in_tx(hub, cancel_session, hub.session, "manager", NOW)
+    tasks = Tasks()
+    tasks.register(REFUND_CANCELLED_JOB, refund_cancelled_handler, apart=True)
+    assert run_one(hub.engine, tasks, "w1", NOW)
+    assert one(hub, sa.select(jobs.c.state).where(
+        jobs.c.kind == REFUND_CANCELLED_JOB)).state == "done"
+    r = one(hub, sa.select(refund_requests))
+    assert (r.order_id, r.maker, r.state, r.amount) == (made.order_id, "manager", "succeeded",
+                                                        88000)
