@@ -103,6 +103,7 @@ def test_the_policy_page_saves_and_audits_and_speaks_chinese(hub):
     sales = hub.client("sales")  # box-office staff manage sessions
     path = f"/sessions/{hub.session}/refund-policy"
     assert hub.client("service").get(path).status_code == 403
+    assert path in text(sales.get(f"/sessions/{hub.session}"))  # the session's page links it
     saved = post(sales, path, {"until": "", "fee_kind": "percent", "fee_value": "10"}, page=path)
     assert saved.status_code == 303
     assert "10%" in text(sales.get(path))
