@@ -299,41 +299,10 @@ def cmd_worker(args) -> int:
     return 0
 
 
-# Test hook: SIGKILL the bulk refund after this many batches, as a power cut would stop it.
-KILL_REFUND_AFTER = "WICKET_HUB_TEST_KILL_REFUND_AFTER"
-
-
 def cmd_refund_session(args) -> int:
-    import json
+    from cloud.payments.refund_command import run
 
-    from cloud.core.db import make_engine
-    from cloud.core.errors import HubError
-    from cloud.payments.refund_approval import refund_session, remaining
-
-    if args.batch < 1:
-        print("wicket-hub: --batch must be 1 or more", file=sys.stderr)
-        return 2
-    kill_after = int(os.environ.get(KILL_REFUND_AFTER) or 0)
-    engine = make_engine(args.db, args.data_key)
-    try:
-        bar = _Progress(remaining(engine, args.session), "refunding orders")
-
-        def after_batch(report) -> None:
-            bar.add(report.orders + len(report.failures) - bar.done)
-            if kill_after and report.batches >= kill_after:
-                os.kill(os.getpid(), signal.SIGKILL)
-
-        try:
-            report = refund_session(engine, args.session, batch=args.batch,
-                                    after_batch=after_batch)
-        except HubError as e:
-            print(f"wicket-hub: {e}", file=sys.stderr)
-            return 2
-    finally:
-        engine.dispose()
-    sys.stderr.write("\n")
-    print(json.dumps(report.as_json(), sort_keys=True))
-    return 1 if report.failures else 0
+    return run(args.db, args.data_key, args.session, args.batch)
 
 
 def cmd_export_allowlist(args) -> int:
