@@ -6,7 +6,8 @@
   "reason": text}``: a request, 201 (``orders.request_refund``);
 - ``GET /refunds?state=pending`` (``orders.approve_refund``), ``GET /refunds/<id>``;
 - ``POST /refunds/<id>/approve`` ``{"note": text}`` and ``/reject`` ``{"note": text}``
-  (``orders.approve_refund``; never the request's maker).
+  (``orders.approve_refund``; never the request's maker);
+- ``POST /refunds/<id>/retry`` ``{}``: a failed refund sent again (``orders.approve_refund``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import g, jsonify, request
 
-from cloud.payments.refund_approval import approve_refund
+from cloud.payments.refund_approval import approve_refund, retry_refund
 from cloud.payments.tables import payment_refunds
 from cloud.sales.refunds import (
     RefundError,
@@ -148,5 +149,17 @@ def reject(request_id: int):
     note = _text(json_body(), "note")
     with transaction() as conn:
         reject_request(conn, request_id, api_actor(), note)
+        answer = _request_json(conn, request_id)
+    return jsonify(answer)
+
+
+@bp.post("/refunds/<int:request_id>/retry")
+@api_permission(SUPERVISOR)
+@idempotent
+def retry(request_id: int):
+    """A refund the provider failed, sent again under a new refund number."""
+    json_body()
+    with transaction() as conn:
+        retry_refund(conn, request_id, api_actor())
         answer = _request_json(conn, request_id)
     return jsonify(answer)

@@ -40,6 +40,7 @@ from cloud.sales.refunds import (
     finish_request,
     orders_to_refund,
     refund_request,
+    reopen_request,
     request_lines,
     request_refund,
 )
@@ -61,6 +62,15 @@ def approve_refund(conn: sa.Connection, request_id: int, actor: str,
     now = now or utcnow()
     approved = approve_request(conn, request_id, actor, now, supervisor=supervisor, note=note)
     _give_money_back(conn, approved, actor, now)
+    return refund_request(conn, request_id).state
+
+
+def retry_refund(conn: sa.Connection, request_id: int, actor: str,
+                 now: datetime | None = None) -> str:
+    """Send a failed refund again, under a new refund number (the failed one freed its
+    amount); the request's state after it, as :func:`approve_refund`."""
+    now = now or utcnow()
+    _give_money_back(conn, reopen_request(conn, request_id, actor, now), actor, now)
     return refund_request(conn, request_id).state
 
 

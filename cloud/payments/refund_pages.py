@@ -13,7 +13,7 @@ from flask_babel import gettext as _
 
 from cloud.core.errors import HubError
 from cloud.inventory.pages import session_or_404
-from cloud.payments.refund_approval import approve_refund
+from cloud.payments.refund_approval import approve_refund, retry_refund
 from cloud.payments.tables import payment_refunds
 from cloud.sales.refunds import (
     MAX_NOTE,
@@ -195,4 +195,17 @@ def decide(request_id: int, decision: str):
         ok(_("The refund is approved: the tickets no longer open any gate; the money goes "
              "back through the payment provider, and their seats return to sale when it "
              "has."))
+    return back("refunds.detail", request_id=request_id)
+
+
+@bp.post("/refunds/<int:request_id>/retry")
+@permission(SUPERVISOR)
+def retry(request_id: int):
+    try:
+        with engine().begin() as conn:
+            retry_refund(conn, request_id, actor())
+    except HubError as e:
+        refused(rule_error(e))
+    else:
+        ok(_("The refund is sent again."))
     return back("refunds.detail", request_id=request_id)

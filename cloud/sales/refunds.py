@@ -72,6 +72,8 @@ class RefundError(HubError):
                                           "%(maker)s: another person decides it"),
         "decision_note_required": Code(422, "say why the refund is rejected (%(low)s to "
                                             "%(high)s characters)"),
+        "refund_not_failed": Code(409, "refund request %(request_id)s is %(state)s: only a "
+                                       "failed refund is sent again"),
         "session_not_cancelled": Code(409, "session %(session_id)s is not cancelled"),
         "bulk_refund_incomplete": Code(409, "%(failed)s orders of session %(session_id)s "
                                             "could not be refunded: %(codes)s"),
@@ -308,6 +310,25 @@ def approve_request(conn: sa.Connection, request_id: int, actor: str,
     record(conn, actor, "refund.approve", f"refund_request:{request_id}",
            {"state": "pending", "maker": r.maker},
            {"state": "approved", "amount": r.amount, "order": o.number, "note": why})
+    return Approved(request_id, r.order_id, r.amount, r.currency, o.payment_provider,
+                    o.payment_reference)
+
+
+def reopen_request(conn: sa.Connection, request_id: int, actor: str,
+                   now: datetime | None = None) -> Approved:
+    """A failed refund, to be sent again (its tickets stayed revoked, its seats out of sale):
+    back to ``approved`` by one conditional UPDATE (two retries racing: one wins), audited;
+    the caller gives the money back again in this transaction."""
+    now = now or utcnow()
+    moved = conn.execute(sa.update(refund_requests).where(
+        refund_requests.c.id == request_id, refund_requests.c.state == "failed")
+        .values(state="approved", finished_at=None, payment_refund_id=None)).rowcount
+    r = refund_request(conn, request_id)
+    if moved != 1:
+        raise RefundError("refund_not_failed", request_id=request_id, state=r.state)
+    o = conn.execute(sa.select(orders).where(orders.c.id == r.order_id)).one()
+    record(conn, actor, "refund.retry", f"refund_request:{request_id}", {"state": "failed"},
+           {"state": "approved", "amount": r.amount})
     return Approved(request_id, r.order_id, r.amount, r.currency, o.payment_provider,
                     o.payment_reference)
 

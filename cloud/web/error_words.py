@@ -217,4 +217,5 @@ ERROR_WORDS = {
     "decision_note_required": _l("Say why the refund is rejected (%(low)s to %(high)s characters)."),
     "session_not_cancelled": _l("Session %(session_id)s is not cancelled."),
     "bulk_refund_incomplete": _l("%(failed)s orders of session %(session_id)s could not be refunded: %(codes)s."),
+    "refund_not_failed": _l("Refund request %(request_id)s is %(state)s: only a failed refund is sent again."),
 }

@@ -37,6 +37,7 @@ from cloud.payments.refund_approval import (
     refund_session,
     remaining,
     request_refund_handler,
+    retry_refund,
 )
 from cloud.payments.refund_command import KILL_REFUND_AFTER
 from cloud.payments.refunds import settle_refund
@@ -216,6 +217,16 @@ def test_a_refund_the_provider_refuses_leaves_the_request_failed_and_the_tickets
     assert one(hub, sa.select(payments.c.refunded)).refunded == 0  # the money is free again
     assert one(hub, sa.select(orders.c.state)).state == "paid"
     assert one(hub, sa.select(jobs.c.state)).state == "done"
+    # sent again by an approver, it succeeds: only then is the seat back on sale
+    wechat.answer = "succeeded"
+    assert in_tx(hub, retry_refund, rid, "super-2", NOW) == "approved"
+    refused("refund_not_failed", in_tx, hub, retry_refund, rid, "super-2", NOW)
+    assert run_one(hub.engine, tasks, "w1", NOW)
+    assert one(hub, sa.select(refund_requests.c.state)).state == "succeeded"
+    assert seat_status(hub, hub.seat("A", "1", 1)) == "available"
+    with hub.engine.connect() as conn:
+        assert sorted(conn.execute(sa.select(payment_refunds.c.state)).scalars()) == [
+            "failed", "succeeded"]
 
 
 def test_a_ticket_that_admitted_someone_needs_the_supervisors_reason(hub):
