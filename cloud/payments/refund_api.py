@@ -32,7 +32,7 @@ from cloud.sales.refunds import (
     set_policy,
     ticket_ids,
 )
-from cloud.sales.tables import orders
+from cloud.sales.tables import REFUND_REQUEST_STATES, orders
 from cloud.web.http import ApiError, api_actor, api_blueprint, api_permission, engine, json_body
 from cloud.web.idempotent import idempotent, transaction
 from sync.timeutil import to_iso
@@ -117,6 +117,8 @@ def create(number: str):
 @api_permission(SUPERVISOR)
 def index():
     state = request.args.get("state", "pending")
+    if state not in REFUND_REQUEST_STATES:
+        raise ApiError("bad_request", field="state")
     with engine().connect() as conn:
         rows = request_rows(conn, state=state)
         return jsonify({"refunds": [_request_json(conn, r.id) for r in rows]})

@@ -31,7 +31,8 @@ from cloud.sales.refunds import (
     set_policy,
     ticket_ids,
 )
-from cloud.sales.tables import orders
+from cloud.sales.tables import REFUND_REQUEST_STATES, orders
+from cloud.web.query import query_choice
 from cloud.web.web import (
     actor,
     back,
@@ -134,10 +135,10 @@ def ask_post(number: str):
 @bp.get("/refunds")
 @permission(SUPERVISOR)
 def pending():
+    state = query_choice("state", REFUND_REQUEST_STATES, "pending")
     with engine().connect() as conn:
-        rows = request_rows(conn, state=request.args.get("state", "pending"))
-    return render_template("payments/refunds.html", rows=rows, me=actor(),
-                           state=request.args.get("state", "pending"))
+        rows = request_rows(conn, state=state)
+    return render_template("payments/refunds.html", rows=rows, me=actor(), state=state)
 
 
 def _details(conn: sa.Connection, request_id: int) -> dict:
