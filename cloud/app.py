@@ -108,7 +108,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from cloud.ops import conflict_pages
     from cloud.ops import pages as ops_pages
     from cloud.payments import api as payments_api
-    from cloud.payments import booth_pages, order_pages
+    from cloud.payments import booth_pages, order_pages, refund_api, refund_pages
     from cloud.payments import order_api as order_payments_api
     from cloud.sales import api as sales_api
     from cloud.sales import key_pages, order_api
@@ -126,13 +126,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # each area hands over its blueprints: the JSON ones, then the pages inside the page shell
     for bp in (sync_api.bp, ops_api.sync_bp, sales_api.bp, catalog_api.bp, ops_api.bp,
                staff_api.bp, payments_api.bp, order_api.bp, order_payments_api.bp,
-               inventory_api.bp):
+               inventory_api.bp, refund_api.bp):
         app.register_blueprint(bp)
     init_pages(app, [home.bp, auth.bp, venue_pages.bp, inventory_pages.bp,
                      inventory_pages.seat_map_bp, sales_pages.bp, fleet_pages.bp,
                      fleet_pages.allowlist_bp, key_pages.bp, staff_pages.bp, audit_pages.bp,
                      role_pages.bp, conflict_pages.bp, ops_pages.bp, ops_pages.wall_bp,
-                     totp_pages.bp, booth_pages.bp, order_pages.bp])
+                     totp_pages.bp, booth_pages.bp, order_pages.bp, refund_pages.bp])
     payments_api.init_payments(app)
     init_limits(app)
     return app

@@ -234,7 +234,8 @@ def worker_tasks():
     """What ``wicket-hub worker`` does: each area's job handlers and periodic tasks."""
     from cloud.core import idempotency, rate_limits
     from cloud.core.jobs import Tasks
-    from cloud.payments import capturing
+    from cloud.inventory.sessions import REFUND_CANCELLED_JOB
+    from cloud.payments import capturing, refund_approval
     from cloud.payments.settings import make_providers, notify_url, payment_settings
     from cloud.sales.orders import expire_lapsed_orders
 
@@ -259,6 +260,11 @@ def worker_tasks():
     tasks.register(capturing.REFUND_JOB, capturing.refund_handler(providers, notify),
                    apart=True)
     tasks.every("follow_up_payments", 60, capturing.follow_up(providers, notify), apart=True)
+    # an approved refund request's money: asked of its provider with no transaction open
+    tasks.register(refund_approval.REQUEST_JOB,
+                   refund_approval.request_refund_handler(providers, notify), apart=True)
+    # a cancelled session's paid orders, in batches of their own transactions
+    tasks.register(REFUND_CANCELLED_JOB, refund_approval.refund_cancelled_handler, apart=True)
     return tasks
 
 
@@ -292,6 +298,12 @@ def cmd_worker(args) -> int:
     finally:
         engine.dispose()
     return 0
+
+
+def cmd_refund_session(args) -> int:
+    from cloud.payments.refund_command import run
+
+    return run(args.db, args.data_key, args.session, args.batch)
 
 
 def cmd_export_allowlist(args) -> int:
@@ -508,6 +520,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch", type=int, default=500, help="rows per transaction "
                    "(default %(default)s)")
     s.set_defaults(func=cmd_rotate_data_key)
+    s = sub.add_parser("refund-session", help="refund every paid order of a cancelled "
+                       "session, in batches (run again to resume); prints a JSON report")
+    s.add_argument("session", type=int, help="the cancelled session's id")
+    s.add_argument("--batch", type=int, default=50, help="orders per transaction "
+                   "(default %(default)s)")
+    s.set_defaults(func=cmd_refund_session)
     s = sub.add_parser("create-admin", help="create an admin staff account")
     s.add_argument("--username", required=True)
     s.set_defaults(func=cmd_create_admin)

@@ -20,6 +20,7 @@ from cloud.ops.alerts import AlertError
 from cloud.ops.conflicts import OpsError
 from cloud.payments.errors import PaymentError
 from cloud.sales.order_plan import OrderError
+from cloud.sales.refunds import RefundError
 from cloud.sales.tickets import TicketError
 from cloud.staff.accounts import AccountError
 from cloud.staff.staff import StaffError
@@ -30,7 +31,7 @@ from cloud.web.http import ApiError
 ERROR_CLASSES: tuple[type[HubError], ...] = (
     HubError, ApiError, SyncError, ApplianceError, SigningKeyError, ExportError, CatalogError,
     InventoryError, TicketError, OrderError, OpsError, AlertError, StaffError, SealError,
-    AccountError, TokenError, TotpError, IdempotencyError, PaymentError)
+    AccountError, TokenError, TotpError, IdempotencyError, PaymentError, RefundError)
 
 
 def all_codes() -> dict[str, Code]:

@@ -21,6 +21,7 @@ from flask import current_app, request
 
 from cloud.inventory.availability import MAX_AGE, AvailabilityCache
 from cloud.web.http import ApiError, api_blueprint, api_permission
+from sync.websafe import whole_number
 
 bp = api_blueprint("inventory_api")
 SETTING = "AVAILABILITY_MAX_AGE"
@@ -38,11 +39,12 @@ def _set_up(state) -> None:
 @api_permission("tickets.sell")
 def availability(session_id: int):
     """A session's availability (with ``?zone=<id>``, that zone's seats one by one)."""
-    zone = request.args.get("zone")
-    if zone is not None and not (zone.isdigit() and 0 < int(zone) < 2**31):
+    asked = request.args.get("zone")
+    zone = None if asked is None else whole_number(asked, 1, 2**31 - 1)  # int() takes "²"
+    if asked is not None and zone is None:
         raise ApiError("bad_whole_number", field="zone")
     cache: AvailabilityCache = current_app.extensions["availability"]
-    found = cache.get(session_id, int(zone) if zone is not None else None)
+    found = cache.get(session_id, zone)
     response = current_app.response_class(found.body, mimetype="application/json")
     response.set_etag(found.etag, weak=True)  # the same but for as_of
     response.headers["Cache-Control"] = f"private, max-age={int(cache.max_age)}"

@@ -12,8 +12,13 @@ import sqlalchemy as sa
 from cloud.catalog.tables import events, sessions
 from cloud.core.audit import SYSTEM, record
 from cloud.core.changes import record_change
+from cloud.core.jobs import enqueue
 from cloud.inventory.seats import InventoryError, copy_venue_map
 from sync.timeutil import to_iso
+
+# The job a cancellation writes: the payments area refunds the session's paid orders
+# (cloud/payments/refund_approval.py, registered by the worker), resumable, in batches.
+REFUND_CANCELLED_JOB = "sessions.refund_cancelled"
 
 
 def create_session(conn: sa.Connection, event_id: int, venue_id: int, name: str,
@@ -112,14 +117,18 @@ def postpone_session(conn: sa.Connection, session_id: int, starts_at: datetime,
     _send(conn, session_id)
 
 
-def cancel_session(conn: sa.Connection, session_id: int, actor: str = SYSTEM) -> None:
-    """Cancel a session: nothing more is sold for it (its paid orders are refunded by the bulk
-    refund, a later step). Audited; cancelling twice is refused."""
+def cancel_session(conn: sa.Connection, session_id: int, actor: str = SYSTEM,
+                   now: datetime | None = None) -> None:
+    """Cancel a session: nothing more is sold for it, and its paid orders are refunded in full
+    by the worker (a job written in this transaction; ``wicket-hub refund-session`` does the
+    same by hand). Audited, with ``actor`` as the maker of those refunds; cancelling twice is
+    refused."""
     s = _session(conn, session_id)
     conn.execute(sa.update(sessions).where(sessions.c.id == session_id)
                  .values(state="cancelled"))
     record(conn, actor, "session.cancel", f"session:{session_id}", {"state": s.state},
            {"state": "cancelled"})
+    enqueue(conn, REFUND_CANCELLED_JOB, {"session_id": session_id}, now=now)
 
 
 def _plain(value):

@@ -141,3 +141,70 @@ purchase_counts = sa.Table(
     sa.Column("used", sa.Integer, nullable=False, server_default="0"),
     sa.CheckConstraint("used >= 0", name="used_not_negative"),
 )
+
+
+# -- refunds (cloud/sales/refunds.py) --------------------------------------------------------
+
+FEE_KINDS = ("none", "percent", "fixed")
+
+# A session's refund policy: refunds are asked for until ``refundable_until`` (none: until the
+# session starts), less a fee per ticket, a whole percent of its price or a fixed amount in fen.
+# A session without a row refunds in full until it starts.
+refund_policies = sa.Table(
+    "refund_policies", metadata,
+    sa.Column("session_id", sa.Integer, sa.ForeignKey("sessions.id"), primary_key=True),
+    sa.Column("refundable_until", UtcDateTime()),
+    sa.Column("fee_kind", sa.String(10), nullable=False, server_default="none"),
+    sa.Column("fee_value", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_by", sa.String(80), nullable=False),
+    sa.CheckConstraint("fee_kind IN ('none', 'percent', 'fixed')", name="fee_kind_known"),
+    sa.CheckConstraint("fee_value >= 0 AND (fee_kind != 'percent' OR fee_value <= 100)",
+                       name="fee_value_range"),
+)
+
+REFUND_REQUEST_STATES = ("pending", "approved", "rejected", "succeeded", "failed")
+
+# A request to refund some tickets of a paid order: asked by one person (maker), approved or
+# rejected by another (checker); once approved, its money goes back through the order's
+# payment (payment_refund_id) and it ends succeeded or failed with that refund.
+refund_requests = sa.Table(
+    "refund_requests", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("order_id", sa.Integer, sa.ForeignKey("orders.id"), nullable=False, index=True),
+    sa.Column("state", sa.String(10), nullable=False, server_default="pending"),
+    sa.Column("gross", sa.BigInteger, nullable=False),   # fen: the lines' prices
+    sa.Column("fee", sa.BigInteger, nullable=False),     # fen: what the policy keeps
+    sa.Column("amount", sa.BigInteger, nullable=False),  # fen: gross - fee, given back
+    sa.Column("currency", sa.String(3), nullable=False, server_default="CNY"),
+    sa.Column("reason", sa.String(200), nullable=False),
+    sa.Column("maker", sa.String(80), nullable=False),
+    sa.Column("checker", sa.String(80)),
+    sa.Column("bulk", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("decision_note", sa.String(200)),
+    sa.Column("payment_refund_id", sa.Integer),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("decided_at", UtcDateTime()),
+    sa.Column("finished_at", UtcDateTime()),
+    sa.CheckConstraint("state IN ('pending', 'approved', 'rejected', 'succeeded', 'failed')",
+                       name="state_known"),
+    sa.CheckConstraint("gross >= 0 AND fee >= 0 AND amount = gross - fee",
+                       name="amount_is_gross_less_fee"),
+    sa.CheckConstraint("checker IS NULL OR checker != maker", name="checker_not_maker"),
+    sa.Index("ix_refund_requests_state", "state"),
+)
+
+# The tickets a request covers. ``active_ticket_id`` is the ticket while the request may still
+# refund it (cleared when rejected): its unique key lets no two requests refund one ticket.
+refund_request_lines = sa.Table(
+    "refund_request_lines", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("request_id", sa.Integer, sa.ForeignKey("refund_requests.id"), nullable=False,
+              index=True),
+    sa.Column("order_line_id", sa.Integer, sa.ForeignKey("order_lines.id"), nullable=False),
+    sa.Column("ticket_id", sa.BigInteger, nullable=False),
+    sa.Column("active_ticket_id", sa.BigInteger, unique=True),
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("fee", sa.BigInteger, nullable=False),
+    sa.CheckConstraint("amount >= 0 AND fee >= 0 AND fee <= amount", name="fee_within_amount"),
+)

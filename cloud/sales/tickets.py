@@ -339,8 +339,11 @@ def admissions(conn: sa.Connection, ticket_id: int) -> int:
 
 def revoke_ticket(conn: sa.Connection, ticket_id: int, state: str = "refunded",
                   now: datetime | None = None, actor: str = SYSTEM, *,
-                  supervisor: bool = False, reason: str = "") -> None:
+                  supervisor: bool = False, reason: str = "", give_back: bool = True) -> None:
     """Void or refund a ticket: its code stops opening gates at every venue it admitted to.
+    Its seat and its order line's share go back on sale at once, unless ``give_back`` is
+    false: a refund approved through a request gives them back only when its money has gone
+    back (:func:`give_back_ticket`, cloud/sales/refunds.py).
 
     A refund of a ticket that has already admitted someone (as the appliances reported) gives
     money back for a visit that took place: it is refused (``admitted_needs_supervisor``)
@@ -369,13 +372,28 @@ def revoke_ticket(conn: sa.Connection, ticket_id: int, state: str = "refunded",
     conn.execute(sa.update(tickets).where(tickets.c.id == ticket_id).values(state=state))
     record(conn, actor, f"ticket.{'void' if state == 'void' else 'refund'}",
            f"ticket:{ticket_id}", {"state": "issued"}, after)
-    if row.seat_id is not None and row.kind != "venues":
-        for seat_session in row.scope:
-            inventory.release(conn, seat_session, row.seat_id)
-    line_given_back(conn, ticket_id, refunded=state == "refunded")
+    if give_back:
+        _give_back(conn, row, ticket_id, refunded=state == "refunded")
     revoked = {"type": "revocation", "op": "upsert", "ticket_id": ticket_id, "reason": state,
                "revoked_at": to_iso(now or utcnow())}
     record_changes(conn, [(venue_id, revoked) for venue_id in sorted(row.venues)])
+
+
+def _give_back(conn: sa.Connection, row: Any, ticket_id: int, refunded: bool) -> None:
+    if row.seat_id is not None and row.kind != "venues":
+        for seat_session in row.scope:
+            inventory.release(conn, seat_session, row.seat_id)
+    line_given_back(conn, ticket_id, refunded=refunded)
+
+
+def give_back_ticket(conn: sa.Connection, ticket_id: int) -> None:
+    """A refunded ticket whose money has gone back: its seat returns to sale and its order
+    line stops counting (the order becomes partially refunded or refunded)."""
+    row = conn.execute(sa.select(tickets.c.state, tickets.c.kind, tickets.c.scope,
+                                 tickets.c.seat_id).where(tickets.c.id == ticket_id)).one()
+    if row.state != "refunded":
+        raise TicketError("not_live", ticket=ticket_id, state=row.state)
+    _give_back(conn, row, ticket_id, refunded=True)
 
 
 def zone_ids(conn: sa.Connection, venue_id: int) -> dict[str, int]:

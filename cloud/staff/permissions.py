@@ -28,8 +28,9 @@ PERMISSIONS: dict[str, str] = {
     "tickets.refund": _l("Void and refund tickets"),
     "tickets.reveal": _l("Reveal a ticket's holder and code in full, with a reason (audited)"),
     "orders.request_refund": _l("Ask for a refund, for a supervisor to approve"),
-    "orders.approve_refund": _l("Approve what a clerk may not do alone: refund a ticket that "
-                                "has admitted someone"),
+    "orders.approve_refund": _l("Approve what a clerk may not do alone: refund requests "
+                                "(never one's own) and refunds of tickets that have admitted "
+                                "someone"),
     "finance.view": _l("See sales and payment figures and settlements"),
     "content.manage": _l("Edit what the public sales pages show about events"),
     "appliances.view": _l("See the appliances, their state and last report"),

@@ -67,9 +67,9 @@ class IdCardReaderSim(SerialSim):
             if self.card is None or self._already_read:
                 self.send(proto.reply(proto.NO_CARD))
                 return
-            self.send(proto.reply(proto.FOUND, b"\0\0\0\0"))
-            if self.pull_after_find:
+            if self.pull_after_find:  # gone by the time the reader selects it
                 self.remove()
+            self.send(proto.reply(proto.FOUND, b"\0\0\0\0"))
         elif cmd == proto.SELECT_CARD:
             self._selected = self.card is not None
             self.send(proto.reply(proto.OK, bytes(8)) if self._selected
@@ -82,8 +82,10 @@ class IdCardReaderSim(SerialSim):
                 return
             text = proto.build_text(self.card)
             data = proto.TEXT_LEN.to_bytes(2, "big") + len(self.photo).to_bytes(2, "big")
-            self.send(proto.reply(proto.OK, data + text + self.photo))
+            # the card counts as read before the reply goes: a test that presents it again
+            # once the reader has the reply must not have its new card marked read after it
             self._already_read, self._selected = True, False
+            self.send(proto.reply(proto.OK, data + text + self.photo))
         else:
             self.send(proto.reply(0x21))
 

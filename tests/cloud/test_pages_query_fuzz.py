@@ -53,7 +53,8 @@ def test_no_query_string_makes_any_hub_page_or_api_fail(hub_url):
         "number": tickets[0].number, "appliance_id": str(boxes[0].id), "key_id": "1",
         "tickets.confirm_revoke.action": "refund", "appliances.confirm.action": "revoke",
         "token": "not-a-link", "staff_id": str(hub.staff["sales"]), "token_id": "1",
-        "staff.confirm.what": "disable"}, skip=("static",))
+        "staff.confirm.what": "disable", "request_id": "1",
+        "refunds.confirm.decision": "approve"}, skip=("static",))
 
     def headers(path: str) -> dict:
         if path.startswith("/api/sync/"):

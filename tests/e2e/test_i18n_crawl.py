@@ -68,8 +68,15 @@ WALL_NAME = "North stand screen"  # the display link the test makes
 
 COLLECT = """() => {
   const lang = (document.documentElement.lang || '').slice(0, 2);
-  const foreign = [...document.querySelectorAll('body [lang]')]
-    .filter(e => e.lang.slice(0, 2) !== lang).map(e => e.innerText || e.textContent);
+  const marked = [...document.querySelectorAll('body [lang]')]
+    .filter(e => e.lang.slice(0, 2) !== lang);
+  const foreign = marked.map(e => e.innerText || e.textContent);
+  // the page's text less what is marked as another language, element by element (taking a
+  // marked text out of the page's text afterwards took "a" out of "admin" as well)
+  const shown = marked.map(e => e.style.display);
+  marked.forEach(e => { e.style.display = 'none'; });
+  const text = document.body.innerText;
+  marked.forEach((e, i) => { e.style.display = shown[i]; });
   const attrs = [];
   for (const e of document.querySelectorAll('[placeholder],[aria-label],[alt],[title]')) {
     for (const a of ['placeholder', 'aria-label', 'alt', 'title']) {
@@ -85,7 +92,7 @@ COLLECT = """() => {
       name: e.name, type: e.type, tag: e.tagName,
       options: e.tagName === 'SELECT' ? [...e.options].map(o => o.value) : [],
       value: e.value}))}));
-  return {title: document.title, text: document.body.innerText, foreign, attrs, links, forms};
+  return {title: document.title, text, foreign, attrs, links, forms};
 }"""
 
 
@@ -349,10 +356,16 @@ def _error_urls(url: str) -> list[str]:
 
 def visible_text(got: dict) -> str:
     """What a reader sees and hears, less what is marked as another language."""
-    text = got["text"]
-    for foreign in got["foreign"]:
-        text = text.replace(foreign, " ", 1)
-    return "\n".join([got["title"], text, *got["attrs"]])
+    # the page's text comes without the marked elements; what they still leave in it (the
+    # options of a select, which no style hides from innerText) is a line of its own
+    foreign = [f.strip() for f in got["foreign"]]
+    lines = []
+    for line in got["text"].splitlines():
+        if line.strip() and line.strip() in foreign:
+            foreign.remove(line.strip())
+        else:
+            lines.append(line)
+    return "\n".join([got["title"], *lines, *got["attrs"]])
 
 
 def handheld_pairing(page, base: str) -> list[tuple[str, str]]:
