@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
@@ -79,17 +83,24 @@ def engine(loaded, vault):
     return Engine(loaded, vault)
 
 
+# libpcsclite reads PCSCLITE_CSOCK_NAME once, when the process first talks to PC/SC: each test
+# process names the socket of its own pcscd (the fixture below) before any test can talk to
+# PC/SC, so that the tests run in several processes (make test) each reach their own daemon
+# whichever test of theirs talks to PC/SC first.
+PCSCD_DIR = Path(tempfile.mkdtemp(prefix="wicket-pcscd-"))
+atexit.register(shutil.rmtree, PCSCD_DIR, True)
+os.environ["PCSCLITE_CSOCK_NAME"] = str(PCSCD_DIR / "run" / "pcscd.comm")
+
+
 @pytest.fixture(scope="session")
-def pcscd(tmp_path_factory):
+def pcscd():
     """pcscd with vsmartcard's two virtual slots, started for this test run, stopped after it.
 
-    libpcsclite reads PCSCLITE_CSOCK_NAME once, when the process first talks to PC/SC, so the
-    daemon keeps its socket path for the whole run (a test that stops it starts it again)."""
-    import os
-
+    The daemon keeps its socket path for the whole run (a test that stops it starts it
+    again): the one this process named when the tests were collected."""
     from drivers.sim.pcscd import VirtualPcscd
 
-    daemon = VirtualPcscd(tmp_path_factory.mktemp("pcscd"))
+    daemon = VirtualPcscd(PCSCD_DIR)
     os.environ.update(daemon.env)
     daemon.start()
     yield daemon
