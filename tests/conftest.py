@@ -127,3 +127,13 @@ def _hub_data_key() -> str:
 
 
 HUB_DATA_KEY = _hub_data_key()
+
+
+# The longest modules (whole systems of processes, browsers, fault runs) are handed out first:
+# the tests are spread over processes a module at a time, and a long module handed out last
+# would run alone at the end of the run.
+FIRST = ("tests/e2e/", "tests/faults/")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    items.sort(key=lambda item: not item.nodeid.startswith(FIRST))  # stable: order kept within
