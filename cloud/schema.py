@@ -7,7 +7,7 @@ areas import only their own tables and those of the areas below them.
 from __future__ import annotations
 
 from cloud.catalog import tables as catalog_tables
-from cloud.core import audit, changes, idempotency, jobs, rate_limits, trust
+from cloud.core import audit, changes, idempotency, jobs, outbox, rate_limits, trust
 from cloud.core.db import metadata
 from cloud.fleet import tables as fleet_tables
 from cloud.inventory import tables as inventory_tables
@@ -16,7 +16,7 @@ from cloud.payments import tables as payments_tables
 from cloud.sales import tables as sales_tables
 from cloud.staff import tables as staff_tables
 
-TABLE_MODULES = (changes, audit, trust, rate_limits, idempotency, jobs, catalog_tables,
+TABLE_MODULES = (changes, audit, trust, rate_limits, idempotency, jobs, outbox, catalog_tables,
                  inventory_tables, sales_tables, fleet_tables, ops_tables, staff_tables,
                  payments_tables)
 
