@@ -191,6 +191,25 @@ def test_a_token_has_its_roles_permissions_within_its_owners(hub):
         assert err.value.code == "bad_token_roles"
 
 
+def test_a_tokens_roles_are_matched_by_whole_name_not_as_a_pattern(hub):
+    # role names with LIKE's wildcards in them: "out_et" must not match "outlet", "a%" not
+    # every role; the token's permissions come from exactly the roles it names
+    from cloud.staff.tables import roles as roles_table
+    with hub.engine.begin() as conn:
+        for name in ("out_et", "a%"):
+            conn.execute(sa.insert(roles_table).values(name=name, title_en=name, title_zh=name,
+                                                       totp_required=False, built_in=False,
+                                                       position=90))
+        conn.execute(sa.insert(role_permissions).values(role="out_et",
+                                                        permission="conflicts.resolve"))
+        admin = hub.staff["admin"]
+        for scope, expected in ((("out_et",), {"conflicts.resolve"}), (("a%",), set()),
+                                (("outlet",), {"venues.view", "tickets.search",
+                                               "tickets.sell"})):
+            _, token = create_token(conn, admin, "t", "test", roles=scope)
+            assert bearer(conn, token).permissions == expected, scope
+
+
 # -- the roles page ---------------------------------------------------------------------------
 
 
