@@ -116,6 +116,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from cloud.staff import api as staff_api
     from cloud.staff import audit_pages, role_pages, totp_pages
     from cloud.staff import pages as staff_pages
+    from cloud.storefront import api as public_api
     from cloud.web import auth
     from cloud.web.limits import init_limits
     from cloud.web.pages import init_pages
@@ -126,7 +127,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # each area hands over its blueprints: the JSON ones, then the pages inside the page shell
     for bp in (sync_api.bp, ops_api.sync_bp, sales_api.bp, catalog_api.bp, ops_api.bp,
                staff_api.bp, payments_api.bp, order_api.bp, order_payments_api.bp,
-               inventory_api.bp, refund_api.bp):
+               inventory_api.bp, refund_api.bp, public_api.bp):
         app.register_blueprint(bp)
     init_pages(app, [home.bp, auth.bp, venue_pages.bp, inventory_pages.bp,
                      inventory_pages.seat_map_bp, sales_pages.bp, fleet_pages.bp,

@@ -34,6 +34,8 @@ HUB_AREAS: dict[str, set[str]] = {
     "sales": {"core", "catalog", "inventory", "fleet"},
     "ops": {"core", "catalog", "inventory", "fleet", "sales", "staff"},
     "payments": {"core", "catalog", "inventory", "fleet", "sales"},
+    # the public buyer site sits on top: nothing imports it
+    "storefront": {"core", "catalog", "inventory", "fleet", "sales", "payments"},
 }
 HUB_COMPOSERS = {"cloud", "cloud.app", "cloud.cli", "cloud.demo", "cloud.home", "cloud.schema",
                  "cloud.errors"}
