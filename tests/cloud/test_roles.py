@@ -51,6 +51,7 @@ def _migrate(url: str, revision: str, down: bool = False) -> None:
     engine.dispose()
 
 
+@pytest.mark.empty_hub
 def test_a_hub_at_0018_upgrades_and_its_accounts_keep_their_access(hub_url):
     _migrate(hub_url, "0018")
     engine = make_engine(hub_url)
