@@ -34,6 +34,8 @@ HUB_AREAS: dict[str, set[str]] = {
     "sales": {"core", "catalog", "inventory", "fleet"},
     "ops": {"core", "catalog", "inventory", "fleet", "sales", "staff"},
     "payments": {"core", "catalog", "inventory", "fleet", "sales"},
+    # buyers: accounts, identities and their verification, companions (issue 16)
+    "buyers": {"core", "catalog", "inventory", "sales"},
 }
 HUB_COMPOSERS = {"cloud", "cloud.app", "cloud.cli", "cloud.demo", "cloud.home", "cloud.schema",
                  "cloud.errors"}
