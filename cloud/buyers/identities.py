@@ -22,6 +22,7 @@ which is asked again.
 from __future__ import annotations
 
 import json
+import logging
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,10 +34,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from cloud.buyers.identity_errors import IdentityError
 from cloud.buyers.tables import identities
 from cloud.core import audit, jobs
-from cloud.core.seal import Keyring, context, keyring_for
+from cloud.core.seal import Keyring, SealError, context, keyring_for
 from cloud.sales.tickets import normal_document
 from sync.identity import service_checkable
 from sync.timeutil import utcnow
+
+log = logging.getLogger(__name__)
 
 VERIFY_JOB = "verify_identity"
 ATTEMPTS = 5          # calls to the service before an identity is left unavailable
@@ -193,11 +196,18 @@ def _start(conn: sa.Connection, identity_id: int, doc_type: str, attempts: int, 
 
 
 def contact_of(conn: sa.Connection, payload: dict[str, Any]) -> Contact | None:
+    """The contact a verification job was given, or None (none given, or sealed under a data
+    key rotated away since: the result is then not said, rather than the job failing)."""
     sealed = payload.get("contact")
     if not sealed:
         return None
-    channel, to, language = json.loads(keyring_for(conn).open(
-        sealed, context("jobs", payload["identity_id"], "identity_contact")))
+    try:
+        channel, to, language = json.loads(keyring_for(conn).open(
+            sealed, context("jobs", payload["identity_id"], "identity_contact")))
+    except SealError:
+        log.warning("identity %s: the contact for its result does not open; not said",
+                    payload["identity_id"])
+        return None
     return Contact(channel, to, language)
 
 
