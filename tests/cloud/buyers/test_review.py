@@ -71,6 +71,11 @@ def test_a_photo_is_checked_by_its_content_and_size(engine):
     # the right first bytes are not enough: it must decode as that image, to its end
     assert refusal(engine, identity_id, b"\x89PNG\r\n\x1a\n" + b"\0" * 100) == "photo_unreadable"
     assert refusal(engine, identity_id, jpeg[:len(jpeg) // 2]) == "photo_unreadable"
+    # a small file that would decode to a huge image (a decompression bomb)
+    bomb = io.BytesIO()
+    Image.new("1", (8000, 6000)).save(bomb, "PNG")
+    assert len(bomb.getvalue()) < MAX_BYTES
+    assert refusal(engine, identity_id, bomb.getvalue()) == "photo_unreadable"
     assert refusal(engine, identity_id, image(), max_bytes=len(jpeg) - 1) == "photo_too_large"
     assert refusal(engine, identity_id, jpeg + b"\0" * (MAX_BYTES - len(jpeg) + 1)) \
         == "photo_too_large"
