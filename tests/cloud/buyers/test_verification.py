@@ -248,3 +248,30 @@ def test_without_a_contact_nothing_is_said(engine, idcheck, tasks):
     run_one(engine, tasks, "w1", now=NOW)
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(outbox)).scalar() == 0
+
+
+def test_the_service_refuses_a_request_not_signed_with_the_apps_secret(engine, idcheck,
+                                                                        tmp_path):
+    wrong = tmp_path / "wrong.key"
+    wrong.write_bytes(b"0" * 64)
+    tasks = tasks_for({**idcheck.settings, "IDCHECK_APP_SECRET": str(wrong)})
+    number = resident_id()
+    identity_id = ask(engine, number)
+    assert run_one(engine, tasks, "w1", now=NOW)[1] == "waiting"
+    assert "HTTP 401" in job_rows(engine)[0].last_error
+    assert state(engine, identity_id) == "pending"
+    assert idcheck.calls(number) == []          # refused before it was looked at
+
+
+def test_a_service_is_chosen_by_settings_and_an_incomplete_one_stops_the_start(idcheck):
+    from cloud.buyers.verification import IdcheckVerifier, identity_settings, make_verifier
+
+    assert make_verifier(identity_settings({}, {})) is None
+    env = {f"WICKET_HUB_{k}": v for k, v in idcheck.settings.items()}
+    made = make_verifier(identity_settings({"IDCHECK_TIMEOUT": "3"}, env))
+    assert isinstance(made, IdcheckVerifier) and made.timeout == 3.0
+    with pytest.raises(ValueError, match="IDCHECK_PUBLIC_KEY"):
+        make_verifier(identity_settings({"IDCHECK_PROVIDER": "idcheck", "IDCHECK_URL": "x",
+                                         "IDCHECK_APP_ID": "a", "IDCHECK_APP_SECRET": "f"}, {}))
+    with pytest.raises(ValueError, match="no verification service"):
+        make_verifier(identity_settings({"IDCHECK_PROVIDER": "acme"}, {}))
