@@ -98,6 +98,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions["db"] = make_engine(app.config["DATABASE_URL"], app.config.get("DATA_KEY"))
 
     from cloud import home
+    from cloud.buyers import review_pages as identity_review_pages  # identity (issue 16 §2)
     from cloud.catalog import api as catalog_api
     from cloud.catalog import venue_pages
     from cloud.fleet import api as sync_api
@@ -133,7 +134,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                      inventory_pages.seat_map_bp, sales_pages.bp, fleet_pages.bp,
                      fleet_pages.allowlist_bp, key_pages.bp, staff_pages.bp, audit_pages.bp,
                      role_pages.bp, conflict_pages.bp, ops_pages.bp, ops_pages.wall_bp,
-                     totp_pages.bp, booth_pages.bp, order_pages.bp, refund_pages.bp])
+                     totp_pages.bp, booth_pages.bp, order_pages.bp, refund_pages.bp,
+                     identity_review_pages.bp])  # identity (issue 16 §2)
     payments_api.init_payments(app)
     init_limits(app)
     return app

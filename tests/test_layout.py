@@ -34,8 +34,10 @@ HUB_AREAS: dict[str, set[str]] = {
     "sales": {"core", "catalog", "inventory", "fleet"},
     "ops": {"core", "catalog", "inventory", "fleet", "sales", "staff"},
     "payments": {"core", "catalog", "inventory", "fleet", "sales"},
+    # buyers: accounts, identities and their verification, companions (issue 16)
+    "buyers": {"core", "catalog", "inventory", "sales"},
     # the public buyer site sits on top: nothing imports it
-    "storefront": {"core", "catalog", "inventory", "fleet", "sales", "payments"},
+    "storefront": {"core", "catalog", "inventory", "fleet", "sales", "payments", "buyers"},
 }
 HUB_COMPOSERS = {"cloud", "cloud.app", "cloud.cli", "cloud.demo", "cloud.home", "cloud.schema",
                  "cloud.errors"}
