@@ -16,6 +16,7 @@ from cloud.fleet.api import SyncError
 from cloud.fleet.appliances import ApplianceError
 from cloud.fleet.keys import SigningKeyError
 from cloud.inventory.seats import InventoryError
+from cloud.messaging.errors import MessagingError  # messaging (issue 16)
 from cloud.ops.alerts import AlertError
 from cloud.ops.conflicts import OpsError
 from cloud.payments.errors import PaymentError
@@ -31,7 +32,8 @@ from cloud.web.http import ApiError
 ERROR_CLASSES: tuple[type[HubError], ...] = (
     HubError, ApiError, SyncError, ApplianceError, SigningKeyError, ExportError, CatalogError,
     InventoryError, TicketError, OrderError, OpsError, AlertError, StaffError, SealError,
-    AccountError, TokenError, TotpError, IdempotencyError, PaymentError, RefundError)
+    AccountError, TokenError, TotpError, IdempotencyError, PaymentError, RefundError,
+    MessagingError)  # messaging (issue 16)
 
 
 def all_codes() -> dict[str, Code]:

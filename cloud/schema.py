@@ -11,6 +11,7 @@ from cloud.core import audit, changes, idempotency, jobs, outbox, rate_limits, t
 from cloud.core.db import metadata
 from cloud.fleet import tables as fleet_tables
 from cloud.inventory import tables as inventory_tables
+from cloud.messaging import tables as messaging_tables  # messaging (issue 16)
 from cloud.ops import tables as ops_tables
 from cloud.payments import tables as payments_tables
 from cloud.sales import tables as sales_tables
@@ -18,6 +19,6 @@ from cloud.staff import tables as staff_tables
 
 TABLE_MODULES = (changes, audit, trust, rate_limits, idempotency, jobs, outbox, catalog_tables,
                  inventory_tables, sales_tables, fleet_tables, ops_tables, staff_tables,
-                 payments_tables)
+                 payments_tables, messaging_tables)
 
 __all__ = ["TABLE_MODULES", "metadata"]
