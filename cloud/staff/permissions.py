@@ -45,4 +45,7 @@ PERMISSIONS: dict[str, str] = {
     "staff.manage": _l("Run staff accounts: create, disable, change roles, reset passwords, "
                        "second steps and API tokens; see the roles"),
     "audit.view": _l("Read and export the audit log"),
+    # messaging (issue 16)
+    "messages.manage": _l("See the outbox and resend failed messages, edit message templates, "
+                          "and send messages to lists of recipients"),
 }

@@ -1,5 +1,6 @@
 """Messaging: the templates staff edited, the send tasks, and the ticket links sent to buyers
-(the outbox itself is 0024).
+(the outbox itself is 0024); the permission ``messages.manage`` given to the system and content
+administrators.
 
 Revision ID: 0027
 Revises: 0024
@@ -52,9 +53,16 @@ def upgrade() -> None:
     )
     op.create_index("ix_ticket_links_ticket_id", "ticket_links", ["ticket_id"])
     op.create_index("ix_ticket_links_order_id", "ticket_links", ["order_id"])
+    # the new permission, for the system administrator and the content administrator (roles
+    # that exist: a hub may have removed one)
+    for role in ("admin", "content"):
+        op.execute(sa.text(
+            "INSERT INTO role_permissions (role, permission) SELECT name, 'messages.manage' "
+            "FROM roles WHERE name = :role").bindparams(role=role))
 
 
 def downgrade() -> None:
+    op.execute("DELETE FROM role_permissions WHERE permission = 'messages.manage'")
     op.drop_table("ticket_links")
     op.drop_table("send_tasks")
     op.drop_table("message_templates")
