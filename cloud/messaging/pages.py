@@ -117,6 +117,7 @@ def task_new():
         abort(404)
     form = {"channel": "sms", "language": "zh", "title": "", "recipients": "",
             **request.form.to_dict()}
+    status = 200
     if request.method == "POST":
         recipients = [r for r in form["recipients"].replace(",", "\n").splitlines()]
         try:
@@ -128,11 +129,12 @@ def task_new():
                     title=form["title"], actor=actor())
         except HubError as e:
             refused(rule_error(e))
+            status = 422
         else:
             ok(_("The messages are on their way."))
             return back("messages.task_detail", task_id=task_id)
     return render_template("messaging/task_new.html", kind=kind, form=form,
-                           params=PARAMS[kind], KINDS=KINDS, CHANNELS=CHANNELS)
+                           params=PARAMS[kind], KINDS=KINDS, CHANNELS=CHANNELS), status
 
 
 @bp.get("/tasks/<int:task_id>")
