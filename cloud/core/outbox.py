@@ -195,19 +195,41 @@ class Outcome:
     error: str | None = None
 
 
+def _record_sent(conn: sa.Connection, sent: list[tuple[Taken, Outcome]],
+                 now: datetime) -> int:
+    """Sends that went out, in one statement per worker (a batch is one worker's): each row
+    changes only while its lease is still ours; how many did."""
+    changed = 0
+    by_worker: dict[str, list[tuple[Taken, Outcome]]] = {}
+    for m, out in sent:
+        by_worker.setdefault(m.taken_by, []).append((m, out))
+    for worker, part in by_worker.items():
+        c = outbox.c
+        changed += len(conn.execute(sa.update(outbox).where(
+            c.id.in_([m.id for m, _o in part]), c.state == "waiting", c.taken_by == worker,
+            c.attempts == sa.case({m.id: m.attempts for m, _o in part}, value=c.id)).values(
+            state="sent", sent_at=now, last_error=None, taken_by=None, taken_until=None,
+            provider_ref=sa.case({m.id: o.provider_ref for m, o in part}, value=c.id))
+            .returning(c.id)).all())
+    return changed
+
+
 def record(conn: sa.Connection, done: list[tuple[Taken, Outcome]],
            now: datetime | None = None) -> dict[str, int]:
     """Record a batch of sends, each only while its lease is still ours (a message taken over
     by another worker is left to it). Counts by new state ('lost' for those no longer ours)."""
     now = now or utcnow()
+    sent = [(m, o) for m, o in done if o.result == "sent"]
     counted: dict[str, int] = {}
+    if sent:
+        n = _record_sent(conn, sent, now)
+        counted = {k: v for k, v in (("sent", n), ("lost", len(sent) - n)) if v}
     for m, out in done:
+        if out.result == "sent":
+            continue
         ours = (outbox.c.id == m.id, outbox.c.state == "waiting",
                 outbox.c.taken_by == m.taken_by, outbox.c.attempts == m.attempts)
-        if out.result == "sent":
-            state, values = "sent", {"provider_ref": out.provider_ref, "sent_at": now,
-                                     "last_error": None}
-        elif out.result == "refused" or m.attempts >= m.max_attempts:
+        if out.result == "refused" or m.attempts >= m.max_attempts:
             state = "failed" if out.result == "refused" else "dead"
             values = {"last_error": (out.error or "")[:2000], "finished_at": now}
         else:
