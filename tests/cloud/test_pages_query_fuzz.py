@@ -54,7 +54,10 @@ def test_no_query_string_makes_any_hub_page_or_api_fail(hub_url):
         "tickets.confirm_revoke.action": "refund", "appliances.confirm.action": "revoke",
         "token": "not-a-link", "staff_id": str(hub.staff["sales"]), "token_id": "1",
         "staff.confirm.what": "disable", "request_id": "1",
-        "refunds.confirm.decision": "approve"}, skip=("static",))
+        "refunds.confirm.decision": "approve",
+        # messaging (issue 16)
+        "message_id": "1", "task_id": "1", "kind": "sign_in_code", "language": "en"},
+        skip=("static",))
 
     def headers(path: str) -> dict:
         if path.startswith("/api/sync/"):
