@@ -112,3 +112,30 @@ def test_an_unreachable_smtp_server_is_retried(engine):
     with engine.connect() as conn:
         assert "SMTP" in conn.execute(sa.select(outbox.c.last_error)
                                       .where(outbox.c.id == i)).scalar()
+
+
+def test_the_settings_choose_the_channels():
+    from cloud.messaging.channels import make_providers
+    from cloud.messaging.settings import messaging_settings
+
+    none = make_providers(messaging_settings({}, {}))
+    assert none == {}
+    s = messaging_settings({"SMTP_HOST": "mail.example"}, {
+        "WICKET_HUB_SMS_GATEWAY_URL": "http://gw", "WICKET_HUB_SMS_API_KEY": "k",
+        "WICKET_HUB_SMTP_PORT": "2525"})
+    providers = make_providers(s)
+    assert sorted(providers) == ["email", "sms", "wechat"]
+    assert providers["wechat"].url == "http://gw/wechat/template/send"
+    assert (providers["email"].s.host, providers["email"].s.port) == ("mail.example", 2525)
+
+
+def test_the_messenger_command_refuses_to_start_without_a_channel(tmp_path, monkeypatch):
+    from cloud.cli import main
+    from cloud.core.db import init_db
+
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    init_db(url)
+    for name in ("SMS_GATEWAY_URL", "WECHAT_GATEWAY_URL", "SMTP_HOST"):
+        monkeypatch.delenv(f"WICKET_HUB_{name}", raising=False)
+    assert main(["--db", url, "messenger"]) == 2
+    assert main(["--db", url, "messenger", "--batch", "0"]) == 2
