@@ -16,6 +16,8 @@ class MessagingError(HubError):
                                          "characters"),
         "unknown_template_parameter": Code(422, "the template names '%(name)s'; it may name "
                                                 "only %(allowed)s"),
+        "missing_message_parameter": Code(422, "a %(kind)s message needs a value for "
+                                                "'%(name)s'"),
         "unknown_message": Code(404, "no message %(message_id)s"),
         "not_resendable": Code(409, "message %(message_id)s is %(state)s; only a failed or "
                                     "dead message is sent again"),

@@ -54,8 +54,7 @@ def create_task(conn: sa.Connection, *, kind: str, recipients: list[str],
         raise MessagingError("bad_recipient", recipient=bad[0])
     missing = [p for p in PARAMS[kind] if not str(params.get(p, "")).strip()]
     if missing:
-        raise MessagingError("unknown_template_parameter", name=missing[0],
-                             allowed=", ".join(PARAMS[kind]))
+        raise MessagingError("missing_message_parameter", kind=kind, name=missing[0])
     now = now or utcnow()
     task_id = conn.execute(sa.insert(send_tasks).values(
         kind=kind, channel=channel, title=(title.strip() or kind)[:MAX_TITLE],

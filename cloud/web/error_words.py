@@ -227,6 +227,7 @@ ERROR_WORDS = {
     "bad_template_length": _l("A template's subject and body are 1 to %(limit)s characters."),
     "unknown_template_parameter": _l("The template names %(name)s; it may name only %(allowed)s."),
     "unknown_message": _l("No message %(message_id)s."),
+    "missing_message_parameter": _l("A %(kind)s message needs a value for %(name)s."),
     "not_resendable": _l("Message %(message_id)s is %(state)s: only a failed or dead message is sent again."),
     "bad_receipt_signature": _l("The delivery receipt's signature does not verify."),
     "bad_receipt": _l("The delivery receipt is malformed: %(detail)s."),

@@ -140,8 +140,10 @@ def test_a_send_task_writes_one_message_per_recipient_and_counts_them(engine):
                 recipients=[" "], params={"session": "s", "change": "c"})
         refused("bad_recipient", tasks.create_task, conn, kind="session_changed",
                 recipients=["13800138000", "call me"], params={"session": "s", "change": "c"})
-        refused("unknown_template_parameter", tasks.create_task, conn, kind="session_changed",
-                recipients=["13800138000"], params={"session": "s"})
+        missing = refused("missing_message_parameter", tasks.create_task, conn,
+                          kind="session_changed", recipients=["13800138000"],
+                          params={"session": "s"})
+        assert missing.params == {"kind": "session_changed", "name": "change"}
         task_id = tasks.create_task(
             conn, kind="session_changed", params={"session": "Final", "change": "Gate 3"},
             recipients=["13800138000", "138 0013 8000", "13900139000", "13700137000"],
