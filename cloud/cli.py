@@ -28,6 +28,9 @@
                                    sandbox playing WeChat Pay and Alipay (docs/payments.md)
     wicket-hub idcheck-sandbox --port N --publish DIR   the identity verification sandbox
                                    (name and number, signed answers; docs/identity.md)
+    wicket-hub [--db URL] messenger [--batch N]   send the outbox (SMS, e-mail, WeChat);
+                                   any number at once (docs/messaging.md)
+    wicket-hub sms-sandbox --port N [--receipts-url URL]   the sandbox SMS gateway
 
 Exit status: 0 done, 2 bad input or the database unreachable, 74 the disk is full or
 read-only (one line says which file; see ``sync/diskfault.py``).
@@ -563,6 +566,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_create_admin)
     _payments_parsers(sub)
     _identity_parsers(sub)
+    # messaging (issue 16): wicket-hub messenger, wicket-hub sms-sandbox
+    from cloud.messaging.commands import add_parsers as messaging_parsers
+
+    messaging_parsers(sub)
     return p
 
 

@@ -17,6 +17,7 @@ from cloud.fleet.api import SyncError
 from cloud.fleet.appliances import ApplianceError
 from cloud.fleet.keys import SigningKeyError
 from cloud.inventory.seats import InventoryError
+from cloud.messaging.errors import MessagingError  # messaging (issue 16)
 from cloud.ops.alerts import AlertError
 from cloud.ops.conflicts import OpsError
 from cloud.payments.errors import PaymentError
@@ -34,7 +35,8 @@ ERROR_CLASSES: tuple[type[HubError], ...] = (
     InventoryError, TicketError, OrderError, OpsError, AlertError, StaffError, SealError,
     AccountError, TokenError, TotpError, IdempotencyError, PaymentError, RefundError,
     # identity (issue 16 §2)
-    IdentityError)
+    IdentityError,
+    MessagingError)  # messaging (issue 16)
 
 
 def all_codes() -> dict[str, Code]:
