@@ -19,6 +19,7 @@ from cloud.inventory.seats import InventoryError
 from cloud.ops.alerts import AlertError
 from cloud.ops.conflicts import OpsError
 from cloud.payments.errors import PaymentError
+from cloud.sales.flags import FlagError  # flags (issue 16 §4)
 from cloud.sales.order_plan import OrderError
 from cloud.sales.refunds import RefundError
 from cloud.sales.tickets import TicketError
@@ -31,7 +32,8 @@ from cloud.web.http import ApiError
 ERROR_CLASSES: tuple[type[HubError], ...] = (
     HubError, ApiError, SyncError, ApplianceError, SigningKeyError, ExportError, CatalogError,
     InventoryError, TicketError, OrderError, OpsError, AlertError, StaffError, SealError,
-    AccountError, TokenError, TotpError, IdempotencyError, PaymentError, RefundError)
+    AccountError, TokenError, TotpError, IdempotencyError, PaymentError, RefundError,
+    FlagError)  # flags (issue 16 §4)
 
 
 def all_codes() -> dict[str, Code]:

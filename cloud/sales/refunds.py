@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from cloud.catalog.tables import sessions
 from cloud.core.audit import SYSTEM, find_audit, record
 from cloud.core.errors import Code, HubError
+from cloud.sales.flags import refuse_refund
 from cloud.sales.tables import (
     order_lines,
     orders,
@@ -220,13 +221,18 @@ def request_refund(conn: sa.Connection, order_id: int, ticket_ids: list[int] | N
                    bulk: bool = False) -> int:
     """Ask for a refund of tickets of a paid order (the maker is ``actor``); the request's
     id. The order's row is locked first, so requests for one order are made one at a time;
-    the unique key on the tickets stands behind that."""
+    the unique key on the tickets stands behind that. A live ``refunds`` risk flag on the
+    order's buyer or a ticket's holder refuses it (``buyer_refunds_blocked``,
+    ``holder_refunds_blocked``), except the bulk
+    refund of a cancelled session."""
     now = now or utcnow()
     why = " ".join(reason.split())
     if len(why) > MAX_REASON:
         raise RefundError("refund_reason_too_long", high=MAX_REASON)
     conn.execute(sa.select(orders.c.id).where(orders.c.id == order_id).with_for_update())
     q = quote(conn, order_id, ticket_ids, now, bulk=bulk)
+    if not bulk:  # a cancelled session's money is owed whoever holds its tickets
+        refuse_refund(conn, order_id, [line.ticket_id for line in q.lines], now)
     try:
         with conn.begin_nested():
             rid = conn.execute(sa.insert(refund_requests).values(

@@ -45,4 +45,7 @@ PERMISSIONS: dict[str, str] = {
     "staff.manage": _l("Run staff accounts: create, disable, change roles, reset passwords, "
                        "second steps and API tokens; see the roles"),
     "audit.view": _l("Read and export the audit log"),
+    # flags (issue 16 §4)
+    "buyers.flag": _l("Flag holders and buyers: keep them from buying, from refunds or from "
+                      "entry, and lift flags"),
 }
