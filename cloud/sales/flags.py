@@ -108,7 +108,7 @@ def state_of(row, now: datetime) -> str:
 
 def _reason(text: str) -> str:
     why = " ".join((text or "").split())
-    if not 1 <= len(why) <= MAX_REASON:
+    if not 1 <= len(why) <= MAX_REASON or not why.isprintable():
         raise FlagError("flag_reason_required", high=MAX_REASON, field="reason")
     return why
 

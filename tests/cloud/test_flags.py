@@ -179,6 +179,8 @@ def test_what_a_flag_must_say(hub):
         ({"blocks": "entry", "buyer": "buyer:7"}, "flag_entry_needs_holder", "target"),
         ({"blocks": "buy", "buyer": "buyer:7", "reason": "  "}, "flag_reason_required",
          "reason"),
+        ({"blocks": "buy", "buyer": "buyer:7", "reason": "a\x00b"}, "flag_reason_required",
+         "reason"),
         ({"blocks": "buy", "buyer": "buyer:7", "expires_at": NOW}, "flag_expiry_past",
          "expires_at"),
         ({"blocks": "buy", "holder": ("resident_id", ANNA[:-1] + "0")},
