@@ -189,8 +189,9 @@ def refundable_tickets(conn: sa.Connection, order_id: int) -> list[sa.Row]:
 def quote(conn: sa.Connection, order_id: int, ticket_ids: list[int] | None,
           now: datetime | None = None, *, bulk: bool = False) -> Quote:
     """What refunding these tickets of the order gives back (``None``: all its live tickets),
-    or the reason it cannot be asked for. A bulk refund (a cancelled session) ignores the
-    policy's window and fee: the buyer gets what was paid."""
+    or the reason it cannot be asked for (a live ``refunds`` risk flag on the buyer or a
+    holder among them). A bulk refund (a cancelled session) ignores the policy's window and
+    fee, and the flags: the buyer gets what was paid."""
     now = now or utcnow()
     o = conn.execute(sa.select(orders).where(orders.c.id == order_id)).first()
     if o is None:
@@ -206,6 +207,8 @@ def quote(conn: sa.Connection, order_id: int, ticket_ids: list[int] | None,
             raise RefundError("ticket_not_in_order", ticket=tid, order_id=o.number)
         if live[tid].request_id is not None:
             raise RefundError("refund_already_requested", ticket=live[tid].number)
+    if not bulk:  # a cancelled session's money is owed whoever holds its tickets
+        refuse_refund(conn, order_id, chosen, now)
     p = policy(conn, o.session_id)
     if not bulk and now > p.refundable_until:
         raise RefundError("refund_window_closed", session_id=o.session_id,
@@ -231,8 +234,6 @@ def request_refund(conn: sa.Connection, order_id: int, ticket_ids: list[int] | N
         raise RefundError("refund_reason_too_long", high=MAX_REASON)
     conn.execute(sa.select(orders.c.id).where(orders.c.id == order_id).with_for_update())
     q = quote(conn, order_id, ticket_ids, now, bulk=bulk)
-    if not bulk:  # a cancelled session's money is owed whoever holds its tickets
-        refuse_refund(conn, order_id, [line.ticket_id for line in q.lines], now)
     try:
         with conn.begin_nested():
             rid = conn.execute(sa.insert(refund_requests).values(

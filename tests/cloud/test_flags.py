@@ -27,7 +27,7 @@ from cloud.sales.flags import (
 )
 from cloud.sales.order_plan import LineRequest, OrderRequest
 from cloud.sales.orders import capture, create_order
-from cloud.sales.refunds import request_refund
+from cloud.sales.refunds import quote, request_refund
 from cloud.sales.tables import risk_flags
 from edge import db as edge_db
 from edge.allowlist import apply_changes
@@ -127,6 +127,9 @@ def test_a_refunds_flag_refuses_the_request_for_the_buyer_or_a_holder_and_nothin
     assert (e.code, e.params["field"]) == ("holder_refunds_blocked", "tickets")
     assert ask_refund(hub, other)
     assert order(hub, (4,), buyer="buyer:7", holders=[ANNA]).number  # buying goes on
+    with hub.engine.connect() as conn:  # the amount shown before confirming says so too
+        assert refused(quote, conn, by_buyer.order_id, None, NOW).code == "buyer_refunds_blocked"
+        assert quote(conn, by_buyer.order_id, None, NOW, bulk=True).amount == by_buyer.total
 
 
 def test_a_cancelled_sessions_bulk_refund_is_owed_whatever_the_flags(hub):
