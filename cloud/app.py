@@ -124,7 +124,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from cloud.payments import booth_pages, order_pages, refund_api, refund_pages
     from cloud.payments import order_api as order_payments_api
     from cloud.sales import api as sales_api
-    from cloud.sales import key_pages, order_api
+    from cloud.sales import flag_api, flag_pages, key_pages, order_api  # flags (issue 16 §4)
     from cloud.sales import pages as sales_pages
     from cloud.staff import api as staff_api
     from cloud.staff import audit_pages, role_pages, totp_pages
@@ -140,7 +140,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # each area hands over its blueprints: the JSON ones, then the pages inside the page shell
     for bp in (sync_api.bp, ops_api.sync_bp, sales_api.bp, catalog_api.bp, ops_api.bp,
                staff_api.bp, payments_api.bp, order_api.bp, order_payments_api.bp,
-               inventory_api.bp, refund_api.bp, public_api.bp):
+               inventory_api.bp, refund_api.bp, public_api.bp,
+               flag_api.bp):  # flags (issue 16 §4)
         app.register_blueprint(bp)
     init_pages(app, [home.bp, auth.bp, venue_pages.bp, inventory_pages.bp,
                      inventory_pages.seat_map_bp, sales_pages.bp, fleet_pages.bp,
@@ -148,7 +149,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                      role_pages.bp, conflict_pages.bp, ops_pages.bp, ops_pages.wall_bp,
                      totp_pages.bp, booth_pages.bp, order_pages.bp, refund_pages.bp,
                      identity_review_pages.bp,  # identity (issue 16 §2)
-                     *_messaging(app)])  # messaging (issue 16)
+                     *_messaging(app),  # messaging (issue 16)
+                     flag_pages.bp])  # flags (issue 16 §4)
     payments_api.init_payments(app)
     init_limits(app)
     return app

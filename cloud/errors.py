@@ -21,6 +21,7 @@ from cloud.messaging.errors import MessagingError  # messaging (issue 16)
 from cloud.ops.alerts import AlertError
 from cloud.ops.conflicts import OpsError
 from cloud.payments.errors import PaymentError
+from cloud.sales.flags import FlagError  # flags (issue 16 §4)
 from cloud.sales.order_plan import OrderError
 from cloud.sales.refunds import RefundError
 from cloud.sales.tickets import TicketError
@@ -36,7 +37,8 @@ ERROR_CLASSES: tuple[type[HubError], ...] = (
     AccountError, TokenError, TotpError, IdempotencyError, PaymentError, RefundError,
     # identity (issue 16 §2)
     IdentityError,
-    MessagingError)  # messaging (issue 16)
+    MessagingError,  # messaging (issue 16)
+    FlagError)  # flags (issue 16 §4)
 
 
 def all_codes() -> dict[str, Code]:
