@@ -3,10 +3,8 @@ idcheck-sandbox``), adapters pointed at it, a worker's tasks, and fake document 
 
 from __future__ import annotations
 
-import os
 import secrets
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +17,7 @@ from cloud.buyers.verification import make_verifier
 from cloud.buyers.verifying import verify_handler
 from cloud.core.jobs import Tasks
 from sync.identity import gb11643_check
-from tests.cloud.payments.conftest import Exited, free_port, stop, wait_until_answering
+from tests.cloud.payments.conftest import start_on_free_port, stop
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -56,27 +54,10 @@ class Idcheck:
 
 
 def start_idcheck(folder: Path, attempts: int = 3) -> tuple[subprocess.Popen, int]:
-    """The sandbox process and its port once it answers (started again on another port if the
-    free port it was given was taken before it bound it)."""
-    why = []
-    for attempt in range(attempts):
-        port = free_port()
-        log = folder / f"idcheck-{attempt}.log"
-        with log.open("wb") as err:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "cloud.cli", "idcheck-sandbox", "--port", str(port),
-                 "--publish", str(folder / "published"), "--slow", "0.05"],
-                cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                stdout=subprocess.DEVNULL, stderr=err)
-        try:
-            wait_until_answering(f"http://127.0.0.1:{port}/_sandbox/health", process)
-            return process, port
-        except Exited as e:
-            why.append(f"port {port}: {e}: {log.read_text(errors='replace')[-2000:]}")
-        except BaseException:
-            stop(process)
-            raise
-    raise RuntimeError("the identity sandbox never answered:\n" + "\n".join(why))
+    """The sandbox process and its port once it answers."""
+    return start_on_free_port(folder, "idcheck", [
+        "idcheck-sandbox", "--publish", str(folder / "published"), "--slow", "0.05"],
+        attempts=attempts)
 
 
 @pytest.fixture(scope="session")

@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import threading
 from dataclasses import dataclass, field
 from email import message_from_bytes
@@ -19,7 +17,7 @@ from werkzeug.serving import make_server
 
 from cloud.app import create_app
 from cloud.core.db import init_db
-from tests.cloud.payments.conftest import Exited, free_port, stop, wait_until_answering
+from tests.cloud.payments.conftest import free_port, start_on_free_port, stop
 
 ROOT = Path(__file__).resolve().parents[3]
 API_KEY = "sandbox-api-key-0123456789"
@@ -46,28 +44,11 @@ class Gateway:
 
 def start_gateway(folder: Path, receipts_url: str = "", refuse: str = "",
                   undeliverable: str = "", attempts: int = 3) -> Gateway:
-    """``wicket-hub sms-sandbox`` on a free port, once it answers (started again on another
-    port if the one chosen was taken first)."""
-    why = []
-    for _attempt in range(attempts):
-        port = free_port()
-        log = folder / f"sms-sandbox-{port}.log"
-        with log.open("wb") as err:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "cloud.cli", "sms-sandbox", "--port", str(port),
-                 "--receipts-url", receipts_url, "--refuse", refuse,
-                 "--undeliverable", undeliverable],
-                cwd=ROOT, env={**os.environ, **KEYS, "PYTHONPATH": str(ROOT)},
-                stdout=subprocess.DEVNULL, stderr=err)
-        try:
-            wait_until_answering(f"http://127.0.0.1:{port}/_sandbox/health", process)
-            return Gateway(f"http://127.0.0.1:{port}", process)
-        except Exited as e:
-            why.append(f"port {port}: {e}: {log.read_text(errors='replace')[-2000:]}")
-        except BaseException:
-            stop(process)
-            raise
-    raise RuntimeError("the SMS sandbox never answered:\n" + "\n".join(why))
+    """``wicket-hub sms-sandbox`` on a free port, once it answers."""
+    process, port = start_on_free_port(folder, "sms-sandbox", [
+        "sms-sandbox", "--receipts-url", receipts_url, "--refuse", refuse,
+        "--undeliverable", undeliverable], env=KEYS, attempts=attempts)
+    return Gateway(f"http://127.0.0.1:{port}", process)
 
 
 @pytest.fixture

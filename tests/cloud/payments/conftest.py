@@ -101,6 +101,32 @@ def stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
+def start_on_free_port(folder: Path, name: str, command: list[str], env: dict | None = None,
+                       attempts: int = 3) -> tuple[subprocess.Popen, int]:
+    """``wicket-hub <command> --port N`` on a free port, once its ``/_sandbox/health``
+    answers; its stderr kept in ``folder``. A port chosen free is bound by the process only
+    later, and another process may take it first: a process that exits before answering is
+    started again on another port, up to ``attempts`` times."""
+    why = []
+    for attempt in range(attempts):
+        port = free_port()
+        log = folder / f"{name}-{attempt}.log"
+        with log.open("wb") as err:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "cloud.cli", *command, "--port", str(port)],
+                cwd=ROOT, env={**os.environ, **(env or {}), "PYTHONPATH": str(ROOT)},
+                stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            wait_until_answering(f"http://127.0.0.1:{port}/_sandbox/health", process)
+            return process, port
+        except Exited as e:
+            why.append(f"port {port}: {e}: {log.read_text(errors='replace')[-2000:]}")
+        except BaseException:
+            stop(process)
+            raise
+    raise RuntimeError(f"{name} never answered in {attempts} attempts:\n" + "\n".join(why))
+
+
 @dataclass
 class Running:
     url: str
@@ -121,30 +147,10 @@ class Running:
 def start_sandbox(folder: Path, attempts: int = 3,
                   time_scale: float = 0.0005) -> tuple[subprocess.Popen, int]:
     """The sandbox process and its port, once it answers; it reads the merchant's public keys
-    from ``folder/merchant/public`` and publishes in ``folder/published``. A port chosen free
-    is bound by the process only later, and another process may take it first: a sandbox that
-    exits before answering is started again on another port, up to ``attempts`` times."""
-    why = []
-    for attempt in range(attempts):
-        port = free_port()
-        log = folder / f"sandbox-{attempt}.log"
-        with log.open("wb") as err:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "cloud.cli", "payments-sandbox", "--port", str(port),
-                 "--hub-keys", str(folder / "merchant" / "public"), "--publish",
-                 str(folder / "published"), "--time-scale", str(time_scale)],
-                cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                stdout=subprocess.DEVNULL, stderr=err)
-        try:
-            wait_until_answering(f"http://127.0.0.1:{port}/_sandbox/health", process)
-            return process, port
-        except Exited as e:
-            why.append(f"port {port}: {e}: {log.read_text(errors='replace')[-2000:]}")
-        except BaseException:
-            stop(process)
-            raise
-    raise RuntimeError(f"the sandbox never answered in {attempts} attempts:\n"
-                       + "\n".join(why))
+    from ``folder/merchant/public`` and publishes in ``folder/published``."""
+    return start_on_free_port(folder, "sandbox", [
+        "payments-sandbox", "--hub-keys", str(folder / "merchant" / "public"), "--publish",
+        str(folder / "published"), "--time-scale", str(time_scale)], attempts=attempts)
 
 
 @pytest.fixture(scope="session")
