@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -49,10 +48,10 @@ sys.path.insert(0, str(ROOT))
 
 import requests  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
+from benchkit import scratch_hub  # noqa: E402
 
 from cloud.catalog.events import add_price_tier, create_event  # noqa: E402
 from cloud.catalog.venues import add_zone, create_venue  # noqa: E402
-from cloud.core import seal  # noqa: E402
 from cloud.core.db import init_db, make_engine  # noqa: E402
 from cloud.fleet.keys import activate_key, create_key  # noqa: E402
 from cloud.inventory import seats as inventory  # noqa: E402
@@ -62,8 +61,6 @@ from cloud.staff.staff import create_staff  # noqa: E402
 from cloud.staff.tokens import create_token  # noqa: E402
 from sync.timeutil import utcnow  # noqa: E402
 
-PG_ADMIN = os.environ.get("WICKET_TEST_PG") or \
-    "postgresql+psycopg://wicket_test:wicket_test@127.0.0.1:5432/postgres"
 TIMEOUT = 120
 
 
@@ -288,22 +285,8 @@ def main() -> int:
     p.add_argument("--workers", type=int, default=2, help="the hub's gunicorn workers")
     p.add_argument("--threads", type=int, default=1, help="threads per worker")
     args = p.parse_args()
-    work = tempfile.mkdtemp(prefix="wicket-bench-")
-    os.environ[seal.ENV] = os.path.join(work, "data.key")  # the hub's data key, for this run
-    os.environ["WICKET_HUB_INSTANCE"] = work  # and its page secret
-    seal.create_key_file(os.environ[seal.ENV])
-    name = f"wicket_bench_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = sa.engine.make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
-    try:
+    with scratch_hub("wicket-bench") as url:
         measure(url, args)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -31,13 +29,11 @@ sys.path.insert(0, str(ROOT))
 
 import requests  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
+from benchkit import scratch_hub  # noqa: E402
 
-from cloud.core import seal  # noqa: E402
 from cloud.core.db import init_db, make_engine  # noqa: E402
 from cloud.core.outbox import enqueue, outbox  # noqa: E402
 
-PG_ADMIN = os.environ.get("WICKET_TEST_PG") or \
-    "postgresql+psycopg://wicket_test:wicket_test@127.0.0.1:5432/postgres"
 API_KEY = uuid.uuid4().hex
 TIMEOUT = 600
 
@@ -125,21 +121,8 @@ def main() -> int:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--batch", type=int, default=200)
     args = p.parse_args()
-    work = tempfile.mkdtemp(prefix="wicket-bench-outbox-")
-    os.environ[seal.ENV] = os.path.join(work, "data.key")
-    seal.create_key_file(os.environ[seal.ENV])
-    name = f"wicket_bench_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = sa.engine.make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
-    try:
+    with scratch_hub("wicket-bench-outbox") as url:
         measure(url, args)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
