@@ -7,6 +7,7 @@ and message.
 
 from __future__ import annotations
 
+from cloud.buyers.errors import BuyerError  # buyers (accounts)
 from cloud.catalog.errors import CatalogError
 from cloud.core.errors import Code, HubError
 from cloud.core.idempotency import IdempotencyError
@@ -31,7 +32,8 @@ from cloud.web.http import ApiError
 ERROR_CLASSES: tuple[type[HubError], ...] = (
     HubError, ApiError, SyncError, ApplianceError, SigningKeyError, ExportError, CatalogError,
     InventoryError, TicketError, OrderError, OpsError, AlertError, StaffError, SealError,
-    AccountError, TokenError, TotpError, IdempotencyError, PaymentError, RefundError)
+    AccountError, TokenError, TotpError, IdempotencyError, PaymentError, RefundError,
+    BuyerError)  # buyers (accounts)
 
 
 def all_codes() -> dict[str, Code]:

@@ -34,6 +34,9 @@ HUB_AREAS: dict[str, set[str]] = {
     "sales": {"core", "catalog", "inventory", "fleet"},
     "ops": {"core", "catalog", "inventory", "fleet", "sales", "staff"},
     "payments": {"core", "catalog", "inventory", "fleet", "sales"},
+    # buyers (accounts): buyers' accounts and companions; staff only for the password hash
+    # and policy the staff accounts use (one scrypt for both)
+    "buyers": {"core", "catalog", "inventory", "sales", "staff"},
 }
 HUB_COMPOSERS = {"cloud", "cloud.app", "cloud.cli", "cloud.demo", "cloud.home", "cloud.schema",
                  "cloud.errors"}

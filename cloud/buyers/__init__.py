@@ -1,0 +1,1 @@
+"""Buyers: accounts, identities and their verification, companions."""
