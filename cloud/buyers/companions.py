@@ -74,6 +74,7 @@ def add_companion(conn: sa.Connection, buyer_id: int, *, name: str, doc_type: st
     if conn.execute(sa.select(companions.c.id).where(
             companions.c.buyer_id == buyer_id, companions.c.removed_at.is_(None),
             companions.c.doc_hash.in_(ring.doc_hashes(number)))).first() is not None:
+        _uncount(conn, buyer_id)  # the refusal leaves the count right in any transaction
         raise BuyerError("companion_exists")
     doc_hash = ring.doc_hash(number)
     companion_id = conn.execute(sa.insert(companions).values(
@@ -84,6 +85,11 @@ def add_companion(conn: sa.Connection, buyer_id: int, *, name: str, doc_type: st
     record(conn, f"buyer:{buyer_id}", "buyer.companion.add", f"companion:{companion_id}", None,
            {"name": mask_name(name), "doc_type": doc_type, "doc_number": mask_document(number)})
     return Companion(companion_id, mask_name(name), doc_type, mask_document(number), None, now)
+
+
+def _uncount(conn: sa.Connection, buyer_id: int) -> None:
+    conn.execute(sa.update(buyers).where(buyers.c.id == buyer_id)
+                 .values(live_companions=buyers.c.live_companions - 1))
 
 
 def opened(conn: sa.Connection, row) -> tuple[str, str]:
@@ -127,6 +133,5 @@ def remove_companion(conn: sa.Connection, buyer_id: int, companion_id: int,
         companions.c.removed_at.is_(None)).values(removed_at=now)).rowcount
     if not removed:
         raise BuyerError("unknown_companion", companion_id=companion_id)
-    conn.execute(sa.update(buyers).where(buyers.c.id == buyer_id)
-                 .values(live_companions=buyers.c.live_companions - 1))
+    _uncount(conn, buyer_id)
     record(conn, f"buyer:{buyer_id}", "buyer.companion.remove", f"companion:{companion_id}")
