@@ -98,6 +98,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions["db"] = make_engine(app.config["DATABASE_URL"], app.config.get("DATA_KEY"))
 
     from cloud import home
+    from cloud.buyers import api as buyers_api  # buyers (accounts)
     from cloud.catalog import api as catalog_api
     from cloud.catalog import venue_pages
     from cloud.fleet import api as sync_api
@@ -126,7 +127,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # each area hands over its blueprints: the JSON ones, then the pages inside the page shell
     for bp in (sync_api.bp, ops_api.sync_bp, sales_api.bp, catalog_api.bp, ops_api.bp,
                staff_api.bp, payments_api.bp, order_api.bp, order_payments_api.bp,
-               inventory_api.bp, refund_api.bp):
+               inventory_api.bp, refund_api.bp,
+               buyers_api.bp):  # buyers (accounts)
         app.register_blueprint(bp)
     init_pages(app, [home.bp, auth.bp, venue_pages.bp, inventory_pages.bp,
                      inventory_pages.seat_map_bp, sales_pages.bp, fleet_pages.bp,

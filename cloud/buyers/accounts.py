@@ -73,6 +73,11 @@ def _check_password(password: object, number: str) -> str:
     return password
 
 
+def check_new_password(mobile: str, password: object) -> None:
+    """Refuse a password the policy would refuse for this number, before anything is spent."""
+    _check_password(password, normalize_mobile(mobile))
+
+
 def _sealed_email(conn: sa.Connection, address: str | None) -> dict:
     if address is None:
         return {"email_hash": None, "sealed_email": None}

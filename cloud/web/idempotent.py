@@ -30,16 +30,19 @@ def transaction() -> AbstractContextManager[sa.Connection]:
     return nullcontext(conn) if conn is not None else engine().begin()
 
 
-def idempotent(view: Callable | None = None, *, apart: Callable | None = None) -> Callable:
+def idempotent(view: Callable | None = None, *, apart: Callable | None = None,
+               scope: Callable[[], str] | None = None) -> Callable:
     """Honour ``Idempotency-Key`` on a JSON write view (see the module's docstring).
 
     ``apart`` is work that calls another service (a payment provider) and so must run with no
     transaction open: it runs first, with the view's arguments, and the view finds what it
     returned in ``g.apart``. With a key whose answer is already stored the request is replayed
     without it; otherwise it runs before the key is claimed, so it must be safe to run twice
-    (two identical requests at once may both run it; one of them then does the view's work)."""
+    (two identical requests at once may both run it; one of them then does the view's work).
+    ``scope`` names whose keys these are (default: the staff API token's account; the buyers'
+    API names the signed-in buyer)."""
     if view is None:
-        return lambda v: idempotent(v, apart=apart)
+        return lambda v: idempotent(v, apart=apart, scope=scope)
 
     @wraps(view)
     def wrapper(*args, **kwargs):
@@ -49,18 +52,18 @@ def idempotent(view: Callable | None = None, *, apart: Callable | None = None) -
             return view(*args, **kwargs)
         if not idempotency.valid_key(key):
             raise idempotency.IdempotencyError("idempotency_key_bad")
-        scope = api_actor()
+        owner = scope() if scope is not None else api_actor()
         path = request.path + (f"?{request.query_string.decode('latin-1')}"
                                if request.query_string else "")
         digest = idempotency.request_hash(request.method, path, request.get_data(cache=True))
         if apart is not None:
             with engine().connect() as conn:
-                answer = idempotency.stored(conn, scope, key, digest)
+                answer = idempotency.stored(conn, owner, key, digest)
             if answer is not None:
                 return _replay(answer)
             _run_apart(apart, args, kwargs)
         with engine().begin() as conn:
-            answer = idempotency.begin(conn, scope, key, digest)
+            answer = idempotency.begin(conn, owner, key, digest)
             if answer is not None:
                 return _replay(answer)
             g.idempotent_conn = conn
@@ -68,7 +71,7 @@ def idempotent(view: Callable | None = None, *, apart: Callable | None = None) -
                 response = current_app.make_response(view(*args, **kwargs))
             finally:
                 g.pop("idempotent_conn", None)
-            idempotency.finish(conn, scope, key, response.status_code, response.get_data(),
+            idempotency.finish(conn, owner, key, response.status_code, response.get_data(),
                                response.content_type)
         return response
     return wrapper
