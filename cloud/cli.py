@@ -362,13 +362,15 @@ class _Progress:
 def _reseal_pass(engine: sa.Engine, batch: int, bar: _Progress, batches: list[int]) -> int:
     """One pass over holders and change log records, each batch its own short transaction
     (the hub keeps serving meanwhile); how many values were sealed again."""
+    from cloud.buyers.reseal import reseal_buyers, reseal_companions  # buyers (accounts)
     from cloud.core.changes import reseal_changes
     from cloud.sales.holders import reseal_holders
     from cloud.staff.totp import reseal_secrets
 
     kill_after = int(os.environ.get(KILL_AFTER_BATCHES) or 0)
     changed = 0
-    for step in (reseal_holders, reseal_changes, reseal_secrets):
+    for step in (reseal_holders, reseal_changes, reseal_secrets,
+                 reseal_buyers, reseal_companions):  # buyers (accounts)
         after: int | None = 0
         while after is not None:
             with engine.begin() as conn:
@@ -399,6 +401,7 @@ def cmd_rotate_data_key(args) -> int:
     except SealError as e:
         print(f"wicket-hub: {e}", file=sys.stderr)
         return 2
+    from cloud.buyers.reseal import count_sealed  # buyers (accounts)
     from cloud.sales.holders import count_holders
     from cloud.staff.totp import count_secrets
 
@@ -408,7 +411,8 @@ def cmd_rotate_data_key(args) -> int:
         for n in range(1, MAX_PASSES + 1):
             with engine.connect() as conn:
                 total = (count_holders(conn) + count_personal_changes(conn)
-                         + count_secrets(conn))
+                         + count_secrets(conn)
+                         + count_sealed(conn))  # buyers (accounts)
             # a pass that changes nothing proves no value under an old key is left
             # (a sale that read the key file before the rotation began is caught here)
             if not _reseal_pass(engine, args.batch, _Progress(total, f"pass {n}"), batches):
