@@ -99,6 +99,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     from cloud import home
     from cloud.buyers import api as buyers_api  # buyers (accounts)
+    from cloud.buyers import pages as buyers_pages  # buyers (accounts)
     from cloud.catalog import api as catalog_api
     from cloud.catalog import venue_pages
     from cloud.fleet import api as sync_api
@@ -134,7 +135,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                      inventory_pages.seat_map_bp, sales_pages.bp, fleet_pages.bp,
                      fleet_pages.allowlist_bp, key_pages.bp, staff_pages.bp, audit_pages.bp,
                      role_pages.bp, conflict_pages.bp, ops_pages.bp, ops_pages.wall_bp,
-                     totp_pages.bp, booth_pages.bp, order_pages.bp, refund_pages.bp])
+                     totp_pages.bp, booth_pages.bp, order_pages.bp, refund_pages.bp,
+                     buyers_pages.bp])  # buyers (accounts)
     payments_api.init_payments(app)
     init_limits(app)
     return app

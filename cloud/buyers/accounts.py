@@ -21,6 +21,7 @@ from cloud.buyers.contacts import (
     mask_email,
     mask_mobile,
     mobile_hash,
+    mobile_hashes,
     normalize_email,
     normalize_mobile,
 )
@@ -235,8 +236,13 @@ def profile(conn: sa.Connection, buyer_id: int) -> Profile:
     return _profile(conn, row)
 
 
-def list_buyers(conn: sa.Connection, *, limit: int = 50, offset: int = 0) -> list[Profile]:
-    """Accounts, newest first, masked (for customer service)."""
-    rows = conn.execute(sa.select(buyers).order_by(buyers.c.id.desc())
-                        .limit(limit).offset(offset)).all()
-    return [_profile(conn, r).masked() for r in rows]
+def list_buyers(conn: sa.Connection, *, mobile: str | None = None, limit: int = 50,
+                offset: int = 0) -> list[tuple[Profile, int]]:
+    """Accounts, newest first, masked, each with its number of live companions (for customer
+    service); only the account of ``mobile`` when one is given (``bad_mobile`` for a number
+    that is not one)."""
+    query = sa.select(buyers).order_by(buyers.c.id.desc()).limit(limit).offset(offset)
+    if mobile is not None:
+        query = query.where(buyers.c.mobile_hash.in_(mobile_hashes(conn,
+                                                                   normalize_mobile(mobile))))
+    return [(_profile(conn, r).masked(), r.live_companions) for r in conn.execute(query).all()]

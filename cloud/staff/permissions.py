@@ -45,4 +45,6 @@ PERMISSIONS: dict[str, str] = {
     "staff.manage": _l("Run staff accounts: create, disable, change roles, reset passwords, "
                        "second steps and API tokens; see the roles"),
     "audit.view": _l("Read and export the audit log"),
+    # buyers (accounts)
+    "buyers.view": _l("See buyers' accounts, masked, and find one by mobile number"),
 }

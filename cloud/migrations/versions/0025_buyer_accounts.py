@@ -1,6 +1,7 @@
 """Buyer accounts: buyers (mobile and e-mail sealed, found by their keyed hashes), their sessions
 (only the token's hash), the one-time codes sent to them (only the code's keyed hash) and their
-companions (name and document sealed; one live row per document per buyer).
+companions (name and document sealed; one live row per document per buyer); customer service
+and the system administrator may see the buyers page (``buyers.view``).
 
 Revision ID: 0025
 Revises: 0024
@@ -97,9 +98,13 @@ def upgrade() -> None:
     op.create_index("ix_companions_one_live_per_document", "companions",
                     ["buyer_id", "doc_hash"], unique=True,
                     sqlite_where=sa.text(live), postgresql_where=sa.text(live))
+    # customer service (and the system administrator) see the buyers page
+    op.execute("INSERT INTO role_permissions (role, permission) SELECT name, 'buyers.view' "
+               "FROM roles WHERE name IN ('admin', 'service')")
 
 
 def downgrade() -> None:
+    op.execute("DELETE FROM role_permissions WHERE permission = 'buyers.view'")
     op.drop_table("companions")
     op.drop_table("buyer_codes")
     op.drop_table("buyer_sessions")
