@@ -124,6 +124,15 @@ def companion_row(conn: sa.Connection, buyer_id: int, companion_id: int):
     return row
 
 
+def holder(conn: sa.Connection, buyer_id: int, companion_id: int) -> tuple[str, str, str]:
+    """A live companion of the buyer's as an order line's holder (name, document type,
+    number): the sales area's limits per holder and per document then count them as any
+    holder, whichever account buys for them."""
+    row = companion_row(conn, buyer_id, companion_id)
+    name, number = opened(conn, row)
+    return name, row.doc_type, number
+
+
 def remove_companion(conn: sa.Connection, buyer_id: int, companion_id: int,
                      now: datetime | None = None) -> None:
     """Take a companion off the buyer's list (marked removed; tickets already bought stay)."""
