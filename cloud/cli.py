@@ -265,6 +265,12 @@ def worker_tasks():
                    refund_approval.request_refund_handler(providers, notify), apart=True)
     # a cancelled session's paid orders, in batches of their own transactions
     tasks.register(REFUND_CANCELLED_JOB, refund_approval.refund_cancelled_handler, apart=True)
+    # buyers (accounts): codes and sessions long over
+    from cloud.buyers.codes import tidy_codes
+    from cloud.buyers.sessions import tidy_sessions
+
+    tasks.every("tidy_buyer_codes", 3600, tidy_codes)
+    tasks.every("tidy_buyer_sessions", 3600, tidy_sessions)
     return tasks
 
 

@@ -145,3 +145,13 @@ def use_code(conn: sa.Connection, *, number: str, purpose: str, code: str,
         .values(used_at=now)).rowcount
     if not spent:
         raise BuyerError("bad_code")
+
+
+KEEP_SPENT = timedelta(days=1)
+
+
+def tidy_codes(conn: sa.Connection, now: datetime) -> int:
+    """Forget codes that expired more than KEEP_SPENT ago (a periodic task of the worker);
+    how many."""
+    return conn.execute(sa.delete(buyer_codes).where(
+        buyer_codes.c.expires_at < now - KEEP_SPENT)).rowcount

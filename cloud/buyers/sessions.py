@@ -127,3 +127,10 @@ def end_sessions(conn: sa.Connection, buyer_id: int, *, keep: int | None = None,
     if keep is not None:
         query = query.where(buyer_sessions.c.id != keep)
     return conn.execute(query.values(ended_at=now or utcnow())).rowcount
+
+
+def tidy_sessions(conn: sa.Connection, now: datetime) -> int:
+    """Forget sessions over KEEP_ENDED past their expiry (a periodic task of the worker);
+    how many."""
+    return conn.execute(sa.delete(buyer_sessions).where(
+        buyer_sessions.c.expires_at < now - KEEP_ENDED)).rowcount

@@ -316,3 +316,19 @@ def test_a_disabled_account_gets_no_code_and_cannot_sign_in(engine):
              password=PASSWORD, now=NOW)
     with engine.begin() as conn:
         _refused("bad_session", sessions.check_session, conn, token, NOW)
+
+
+def test_the_worker_forgets_codes_and_sessions_long_over(engine):
+    from cloud.buyers.tables import buyer_sessions
+
+    buyer_id = new_buyer(engine)
+    ask(engine, "sign_in", now=NOW + timedelta(minutes=1))
+    with engine.begin() as conn:
+        sessions.start_session(conn, buyer_id, now=NOW)
+        assert codes.tidy_codes(conn, NOW + timedelta(hours=24)) == 0
+        assert codes.tidy_codes(conn, NOW + timedelta(hours=24, minutes=6)) == 1
+        assert codes.tidy_codes(conn, NOW + timedelta(hours=24, minutes=7)) == 1
+        assert sessions.tidy_sessions(conn, NOW + timedelta(days=60)) == 0
+        assert sessions.tidy_sessions(conn, NOW + timedelta(days=60, seconds=1)) == 1
+        assert conn.execute(sa.select(buyer_codes)).all() == []
+        assert conn.execute(sa.select(buyer_sessions)).all() == []
