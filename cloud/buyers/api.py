@@ -11,12 +11,14 @@ an ``Idempotency-Key`` (cloud/web/idempotent.py): their answers hold no secret a
 personal data, since a stored answer is kept a day in clear; a sign-in's answer is a session's
 token and takes none, as the staff API's secrets do not.
 
-Settings: ``BUYER_COMPANION_LIMIT`` (default 10), ``BUYER_CODES_PER_NUMBER`` and
-``BUYER_CODES_PER_ADDRESS`` (codes per hour; default 5 and 20).
+Settings, from the app's configuration or else ``$WICKET_HUB_<name>``: ``BUYER_COMPANION_LIMIT``
+(default 10), ``BUYER_CODES_PER_NUMBER`` and ``BUYER_CODES_PER_ADDRESS`` (codes per hour;
+default 5 and 20); each a whole number of at least 1.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from datetime import datetime
 from functools import wraps
@@ -35,6 +37,25 @@ bp = json_blueprint("buyer_api", "/api/v1/buyer")
 bp.wicket_limit = ("API_LIMIT", None)
 OPEN = "nobody: limited per client address"  # what signs the calls open to anyone
 SIGNED = "buyer session"
+
+
+SETTINGS = {"BUYER_COMPANION_LIMIT": comp.DEFAULT_LIMIT,
+            "BUYER_CODES_PER_NUMBER": codes.CodeLimits.per_number,
+            "BUYER_CODES_PER_ADDRESS": codes.CodeLimits.per_address}
+
+
+def setting(name: str) -> int:
+    """A buyers' setting (:data:`SETTINGS`): the app's configuration, else the environment,
+    else its default."""
+    value = current_app.config.get(name) or os.environ.get(f"WICKET_HUB_{name}") \
+        or SETTINGS[name]
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if number < 1:
+        raise ValueError(f"{name} ($WICKET_HUB_{name}) must be a whole number, 1 or more")
+    return number
 
 
 def _at(dt: datetime | None) -> str | None:
@@ -89,9 +110,8 @@ def _client() -> dict[str, str | None]:
 @open_call
 def ask_code():
     body = json_body()
-    limits = codes.CodeLimits(
-        per_number=int(current_app.config.get("BUYER_CODES_PER_NUMBER", 5)),
-        per_address=int(current_app.config.get("BUYER_CODES_PER_ADDRESS", 20)))
+    limits = codes.CodeLimits(per_number=setting("BUYER_CODES_PER_NUMBER"),
+                              per_address=setting("BUYER_CODES_PER_ADDRESS"))
     with transaction() as conn:
         codes.ask_code(conn, mobile=_text(body, "mobile"), purpose=_text(body, "purpose"),
                        language=_text(body, "language", required=False) or "zh",
@@ -224,7 +244,7 @@ def _companion_json(c: comp.Companion) -> dict[str, Any]:
 
 
 def _limit() -> int:
-    return int(current_app.config.get("BUYER_COMPANION_LIMIT", comp.DEFAULT_LIMIT))
+    return setting("BUYER_COMPANION_LIMIT")
 
 
 @bp.get("/companions")

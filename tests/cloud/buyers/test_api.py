@@ -220,3 +220,21 @@ def test_companions_are_added_once_per_key_listed_masked_limited_and_removed(cli
     assert r.get_json() == {"removed": True}
     assert [c["name"] for c in client.get("/api/v1/buyer/companions", headers=me).get_json()[
         "companions"]] == ["李*"]
+
+
+def test_the_companion_limit_comes_from_the_environment_when_not_configured(hub_url,
+                                                                            monkeypatch):
+    init_db(hub_url)
+    app = create_app({"DATABASE_URL": hub_url, "TESTING": True, "RATELIMIT_ENABLED": False})
+    client = app.test_client()
+    try:
+        _register(client)
+        me = _signed_in(client)
+        assert client.get("/api/v1/buyer/companions", headers=me).get_json()["limit"] == 10
+        monkeypatch.setenv("WICKET_HUB_BUYER_COMPANION_LIMIT", "3")
+        assert client.get("/api/v1/buyer/companions", headers=me).get_json()["limit"] == 3
+        monkeypatch.setenv("WICKET_HUB_BUYER_COMPANION_LIMIT", "none")
+        with pytest.raises(ValueError, match="BUYER_COMPANION_LIMIT"):
+            client.get("/api/v1/buyer/companions", headers=me)
+    finally:
+        app.extensions["db"].dispose()
