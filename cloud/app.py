@@ -100,6 +100,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from cloud import home
     from cloud.buyers import api as buyers_api  # buyers (accounts)
     from cloud.buyers import pages as buyers_pages  # buyers (accounts)
+    from cloud.buyers import review_pages as identity_review_pages  # identity (issue 16 §2)
     from cloud.catalog import api as catalog_api
     from cloud.catalog import venue_pages
     from cloud.fleet import api as sync_api
@@ -118,6 +119,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from cloud.staff import api as staff_api
     from cloud.staff import audit_pages, role_pages, totp_pages
     from cloud.staff import pages as staff_pages
+    from cloud.storefront import api as public_api
     from cloud.web import auth
     from cloud.web.limits import init_limits
     from cloud.web.pages import init_pages
@@ -128,7 +130,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # each area hands over its blueprints: the JSON ones, then the pages inside the page shell
     for bp in (sync_api.bp, ops_api.sync_bp, sales_api.bp, catalog_api.bp, ops_api.bp,
                staff_api.bp, payments_api.bp, order_api.bp, order_payments_api.bp,
-               inventory_api.bp, refund_api.bp,
+               inventory_api.bp, refund_api.bp, public_api.bp,
                buyers_api.bp):  # buyers (accounts)
         app.register_blueprint(bp)
     init_pages(app, [home.bp, auth.bp, venue_pages.bp, inventory_pages.bp,
@@ -136,6 +138,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                      fleet_pages.allowlist_bp, key_pages.bp, staff_pages.bp, audit_pages.bp,
                      role_pages.bp, conflict_pages.bp, ops_pages.bp, ops_pages.wall_bp,
                      totp_pages.bp, booth_pages.bp, order_pages.bp, refund_pages.bp,
+                     identity_review_pages.bp,  # identity (issue 16 §2)
                      buyers_pages.bp])  # buyers (accounts)
     payments_api.init_payments(app)
     init_limits(app)

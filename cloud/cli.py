@@ -26,6 +26,8 @@
                                    sandbox (prints the settings that name them)
     wicket-hub payments-sandbox --port N --hub-keys DIR/public --publish DIR2   the payment
                                    sandbox playing WeChat Pay and Alipay (docs/payments.md)
+    wicket-hub idcheck-sandbox --port N --publish DIR   the identity verification sandbox
+                                   (name and number, signed answers; docs/identity.md)
 
 Exit status: 0 done, 2 bad input or the database unreachable, 74 the disk is full or
 read-only (one line says which file; see ``sync/diskfault.py``).
@@ -232,6 +234,7 @@ def cmd_alerts(args) -> int:
 
 def worker_tasks():
     """What ``wicket-hub worker`` does: each area's job handlers and periodic tasks."""
+    from cloud.buyers.sessions import tidy_accounts  # buyers (accounts)
     from cloud.core import idempotency, rate_limits
     from cloud.core.jobs import Tasks
     from cloud.inventory.sessions import REFUND_CANCELLED_JOB
@@ -265,13 +268,16 @@ def worker_tasks():
                    refund_approval.request_refund_handler(providers, notify), apart=True)
     # a cancelled session's paid orders, in batches of their own transactions
     tasks.register(REFUND_CANCELLED_JOB, refund_approval.refund_cancelled_handler, apart=True)
-    # buyers (accounts): codes and sessions long over
-    from cloud.buyers.codes import tidy_codes
-    from cloud.buyers.sessions import tidy_sessions
-
-    tasks.every("tidy_buyer_codes", 3600, tidy_codes)
-    tasks.every("tidy_buyer_sessions", 3600, tidy_sessions)
+    tasks.every("tidy_buyer_accounts", 3600, tidy_accounts)  # buyers (accounts)
+    _identity_tasks(tasks)
     return tasks
+
+
+def _identity_tasks(tasks) -> None:
+    # identity (issue 16 §2): the verification job (apart) and the reviewed photos' retention
+    from cloud.buyers.verifying import register_tasks
+
+    register_tasks(tasks, os.environ)
 
 
 def cmd_worker(args) -> int:
@@ -368,6 +374,7 @@ class _Progress:
 def _reseal_pass(engine: sa.Engine, batch: int, bar: _Progress, batches: list[int]) -> int:
     """One pass over holders and change log records, each batch its own short transaction
     (the hub keeps serving meanwhile); how many values were sealed again."""
+    from cloud.buyers.identity_reseal import reseal_identities  # identity (issue 16 §2)
     from cloud.buyers.reseal import reseal_buyers, reseal_companions  # buyers (accounts)
     from cloud.core.changes import reseal_changes
     from cloud.sales.holders import reseal_holders
@@ -375,7 +382,7 @@ def _reseal_pass(engine: sa.Engine, batch: int, bar: _Progress, batches: list[in
 
     kill_after = int(os.environ.get(KILL_AFTER_BATCHES) or 0)
     changed = 0
-    for step in (reseal_holders, reseal_changes, reseal_secrets,
+    for step in (reseal_holders, reseal_changes, reseal_secrets, reseal_identities,
                  reseal_buyers, reseal_companions):  # buyers (accounts)
         after: int | None = 0
         while after is not None:
@@ -407,6 +414,7 @@ def cmd_rotate_data_key(args) -> int:
     except SealError as e:
         print(f"wicket-hub: {e}", file=sys.stderr)
         return 2
+    from cloud.buyers.identity_reseal import count_identities
     from cloud.buyers.reseal import count_sealed  # buyers (accounts)
     from cloud.sales.holders import count_holders
     from cloud.staff.totp import count_secrets
@@ -417,8 +425,7 @@ def cmd_rotate_data_key(args) -> int:
         for n in range(1, MAX_PASSES + 1):
             with engine.connect() as conn:
                 total = (count_holders(conn) + count_personal_changes(conn)
-                         + count_secrets(conn)
-                         + count_sealed(conn))  # buyers (accounts)
+                         + count_secrets(conn) + count_identities(conn) + count_sealed(conn))
             # a pass that changes nothing proves no value under an old key is left
             # (a sale that read the key file before the rotation began is caught here)
             if not _reseal_pass(engine, args.batch, _Progress(total, f"pass {n}"), batches):
@@ -451,6 +458,26 @@ def cmd_payments_sandbox(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     serve(args.hub_keys, args.publish, args.port, args.host, args.time_scale, args.public_url)
     return 0
+
+
+def cmd_idcheck_sandbox(args) -> int:
+    from cloud.buyers.idcheck_sandbox_api import serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    serve(args.publish, args.port, args.host, args.slow, args.public_url)
+    return 0
+
+
+def _identity_parsers(sub) -> None:
+    # identity (issue 16 §2)
+    s = sub.add_parser("idcheck-sandbox", help="run the identity verification sandbox")
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--publish", required=True, help="folder for its public key, the app id "
+                   "and secret it issues, and its address (docs/identity.md)")
+    s.add_argument("--slow", type=float, default=0.2, help="seconds a 'slow' answer takes")
+    s.add_argument("--public-url", help="its address as the hub reaches it")
+    s.set_defaults(func=cmd_idcheck_sandbox)
 
 
 def _payments_parsers(sub) -> None:
@@ -540,6 +567,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--username", required=True)
     s.set_defaults(func=cmd_create_admin)
     _payments_parsers(sub)
+    _identity_parsers(sub)
     return p
 
 

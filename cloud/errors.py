@@ -8,6 +8,7 @@ and message.
 from __future__ import annotations
 
 from cloud.buyers.errors import BuyerError  # buyers (accounts)
+from cloud.buyers.identity_errors import IdentityError
 from cloud.catalog.errors import CatalogError
 from cloud.core.errors import Code, HubError
 from cloud.core.idempotency import IdempotencyError
@@ -33,6 +34,8 @@ ERROR_CLASSES: tuple[type[HubError], ...] = (
     HubError, ApiError, SyncError, ApplianceError, SigningKeyError, ExportError, CatalogError,
     InventoryError, TicketError, OrderError, OpsError, AlertError, StaffError, SealError,
     AccountError, TokenError, TotpError, IdempotencyError, PaymentError, RefundError,
+    # identity (issue 16 §2)
+    IdentityError,
     BuyerError)  # buyers (accounts)
 
 

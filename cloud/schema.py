@@ -6,7 +6,7 @@ areas import only their own tables and those of the areas below them.
 
 from __future__ import annotations
 
-from cloud.buyers import tables as buyers_tables  # buyers (accounts)
+from cloud.buyers import tables as buyers_tables
 from cloud.catalog import tables as catalog_tables
 from cloud.core import audit, changes, idempotency, jobs, outbox, rate_limits, trust
 from cloud.core.db import metadata
@@ -20,6 +20,8 @@ from cloud.staff import tables as staff_tables
 TABLE_MODULES = (changes, audit, trust, rate_limits, idempotency, jobs, outbox, catalog_tables,
                  inventory_tables, sales_tables, fleet_tables, ops_tables, staff_tables,
                  payments_tables,
-                 buyers_tables)  # buyers (accounts)
+                 # identity (issue 16 §2): identities and their photos;
+                 # buyers (accounts): buyers, their sessions and codes, companions
+                 buyers_tables)
 
 __all__ = ["TABLE_MODULES", "metadata"]

@@ -21,6 +21,19 @@ DOC_LABELS = {
     "taiwan_permit": "mainland travel permit for Taiwan residents",
     "passport": "passport",
 }
+# Documents a name-and-number verification service can check against the national register:
+# the mainland resident identity card and the residence permit of Hong Kong, Macao and Taiwan
+# residents (numbered in the same register). The others (passports, the travel permits, the
+# foreign permanent resident card) are checked by a person from a photo of the document.
+SERVICE_CHECKED: tuple[str, ...] = ("resident_id", "residence_permit")
+
+
+def service_checkable(doc_type: str) -> bool:
+    """Whether a verification service can check this document type by name and number (the
+    others go to manual review)."""
+    return doc_type in SERVICE_CHECKED
+
+
 # Province-level codes of GB/T 2260 (first two digits of a resident ID number).
 PROVINCES = frozenset({
     11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46,

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
+from cloud.buyers.codes import tidy_codes
 from cloud.buyers.errors import BuyerError
 from cloud.buyers.tables import buyer_sessions, buyers
 from sync.timeutil import utcnow
@@ -134,3 +135,10 @@ def tidy_sessions(conn: sa.Connection, now: datetime) -> int:
     how many."""
     return conn.execute(sa.delete(buyer_sessions).where(
         buyer_sessions.c.expires_at < now - KEEP_ENDED)).rowcount
+
+
+def tidy_accounts(conn: sa.Connection, now: datetime) -> int:
+    """The worker's hourly sweep of the accounts (``tidy_buyer_accounts``): sessions over
+    KEEP_ENDED past their expiry, and codes (cloud/buyers/codes.py) a day past theirs; how
+    many rows went."""
+    return tidy_sessions(conn, now) + tidy_codes(conn, now)

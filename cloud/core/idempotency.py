@@ -90,14 +90,12 @@ def begin(conn: sa.Connection, scope: str, key: str, req_hash: str,
           now: datetime | None = None, wait_ms: int = WAIT_MS) -> Answer | None:
     """Claim the key for this request in the caller's transaction: None when the work is to be
     done now (then :func:`finish` in the same transaction), else the answer to replay.
-    Raises ``idempotency_key_reused`` (a different request) or ``idempotency_in_progress``."""
+    Raises ``idempotency_key_reused`` (a different request) or ``idempotency_in_progress``
+    (the claim waited ``wait_ms`` in vain: on PostgreSQL the transaction is then aborted, and
+    rolls back with the error). Call it first in the transaction of the work."""
     if not valid_key(key):
         raise IdempotencyError("idempotency_key_bad")
     now = now or utcnow()
-    # a key past its keeping time is free again, whether or not it has been tidied yet
-    conn.execute(sa.delete(idempotency_keys).where(
-        idempotency_keys.c.scope == scope, idempotency_keys.c.key == key,
-        idempotency_keys.c.created_at < now - KEEP))
     if _claim(conn, scope, key, req_hash, now, wait_ms):
         return None
     row = conn.execute(sa.select(idempotency_keys).where(
@@ -130,26 +128,31 @@ def stored(conn: sa.Connection, scope: str, key: str, req_hash: str,
 
 def _claim(conn: sa.Connection, scope: str, key: str, req_hash: str, now: datetime,
            wait_ms: int) -> bool:
-    """Insert the key's row unless it is there; True when this caller inserted it."""
+    """Insert the key's row unless it is there (a row past its keeping time is taken over in
+    the same statement: such a key is free again, tidied or not); True when this caller
+    inserted or took it. Must be the transaction's first write: a wait past ``wait_ms``
+    aborts the transaction (the caller's rolls back on the error)."""
     values = {"scope": scope, "key": key, "request_hash": req_hash, "created_at": now}
-    if conn.dialect.name != "postgresql":
-        # one writer at a time: the row, if any, is committed and visible
-        stmt = sqlite.insert(idempotency_keys).values(**values).on_conflict_do_nothing()
-        return conn.execute(stmt.returning(idempotency_keys.c.key)).first() is not None
-    stmt = (postgresql.insert(idempotency_keys).values(**values).on_conflict_do_nothing()
-            .returning(idempotency_keys.c.key))
-    with conn.begin_nested() as savepoint:
-        previous = conn.execute(sa.text(  # read and set in one round trip
-            "SELECT current_setting('lock_timeout'), set_config('lock_timeout', :t, true)"),
-            {"t": f"{int(wait_ms)}ms"}).first()[0]
-        try:
-            inserted = conn.execute(stmt).first() is not None
-        except sa.exc.OperationalError as e:
-            if getattr(e.orig, "sqlstate", None) != "55P03":  # lock_not_available
-                raise
-            savepoint.rollback()
-            raise IdempotencyError("idempotency_in_progress") from None
-        conn.execute(sa.text("SELECT set_config('lock_timeout', :t, true)"), {"t": previous})
+    pg = conn.dialect.name == "postgresql"
+    insert = (postgresql if pg else sqlite).insert(idempotency_keys).values(**values)
+    stmt = insert.on_conflict_do_update(
+        index_elements=["scope", "key"],
+        set_={"request_hash": req_hash, "created_at": now, "status": None, "body": None,
+              "content_type": None},
+        where=idempotency_keys.c.created_at < now - KEEP).returning(idempotency_keys.c.key)
+    if not pg:  # one writer at a time: the row, if any, is committed and visible
+        return conn.execute(stmt).first() is not None
+    # a request with the same key still running holds its row: wait for it, but not forever
+    previous = conn.execute(sa.text(  # read and set in one round trip
+        "SELECT current_setting('lock_timeout'), set_config('lock_timeout', :t, true)"),
+        {"t": f"{int(wait_ms)}ms"}).first()[0]
+    try:
+        inserted = conn.execute(stmt).first() is not None
+    except sa.exc.OperationalError as e:
+        if getattr(e.orig, "sqlstate", None) != "55P03":  # lock_not_available
+            raise
+        raise IdempotencyError("idempotency_in_progress") from None
+    conn.execute(sa.text("SELECT set_config('lock_timeout', :t, true)"), {"t": previous})
     return inserted
 
 

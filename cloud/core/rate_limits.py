@@ -39,11 +39,18 @@ def without_waiting_for_disk(conn: sa.Connection) -> None:
 def hit(conn: sa.Connection, key: str, window: timedelta, now: datetime, amount: int = 1) -> int:
     """Count ``amount`` hits on ``key`` and return the count in its current window (which starts
     at the first hit after the last window ended)."""
+    return hit_until(conn, key, window, now, amount)[0]
+
+
+def hit_until(conn: sa.Connection, key: str, window: timedelta, now: datetime,
+              amount: int = 1) -> tuple[int, datetime]:
+    """:func:`hit`, with the end of the window the hits were counted in."""
     got = conn.execute(
         sa.update(rate_limits).where(rate_limits.c.key == key, rate_limits.c.expires_at > now)
-        .values(hits=rate_limits.c.hits + amount).returning(rate_limits.c.hits)).first()
+        .values(hits=rate_limits.c.hits + amount)
+        .returning(rate_limits.c.hits, rate_limits.c.expires_at)).first()
     if got is not None:
-        return int(got[0])
+        return int(got[0]), got[1]
     # no live window: start one (replacing an ended one); a racing starter's row wins and
     # this hit is counted on it
     conn.execute(sa.delete(rate_limits).where(rate_limits.c.key == key,
@@ -53,8 +60,8 @@ def hit(conn: sa.Connection, key: str, window: timedelta, now: datetime, amount:
         key=key, hits=amount, expires_at=now + window).on_conflict_do_nothing(
         index_elements=["key"]))
     if inserted.rowcount:
-        return amount
-    return hit(conn, key, window, now, amount)
+        return amount, now + window
+    return hit_until(conn, key, window, now, amount)
 
 
 def count(conn: sa.Connection, key: str, now: datetime) -> tuple[int, datetime | None]:

@@ -92,13 +92,21 @@ class Keyring:
 
     def seal(self, value: str, context: str) -> str:
         """``value`` sealed under the current key for ``context`` (``table:row id:column``)."""
+        return self.seal_bytes(value.encode("utf-8"), context)
+
+    def seal_bytes(self, value: bytes, context: str) -> str:
+        """Bytes (a document's photo) sealed as text, in the same form as :meth:`seal`."""
         key = self._keys[self.current_id]
         nonce = os.urandom(_NONCE)
-        blob = nonce + key.aead.encrypt(nonce, value.encode("utf-8"), context.encode())
+        blob = nonce + key.aead.encrypt(nonce, value, context.encode())
         return f"{PREFIX}:{key.key_id}:{base64.urlsafe_b64encode(blob).decode('ascii')}"
 
     def open(self, sealed: str, context: str) -> str:
         """The clear text of a value sealed for ``context``, or SealError."""
+        return self.open_bytes(sealed, context).decode("utf-8")
+
+    def open_bytes(self, sealed: str, context: str) -> bytes:
+        """The bytes of a value sealed for ``context``, or SealError."""
         kid = key_id_of(sealed)
         if kid is None:
             raise SealError("sealed_value_unopenable", context=context, problem="not sealed")
@@ -108,7 +116,7 @@ class Keyring:
                             problem=f"key {kid} is not in the data key file")
         try:
             blob = base64.urlsafe_b64decode(sealed.split(":", 2)[2])
-            return key.aead.decrypt(blob[:_NONCE], blob[_NONCE:], context.encode()).decode()
+            return key.aead.decrypt(blob[:_NONCE], blob[_NONCE:], context.encode())
         except (InvalidTag, binascii.Error, ValueError):
             raise SealError("sealed_value_unopenable", context=context,
                             problem="wrong key, sealed for another record, or tampered "

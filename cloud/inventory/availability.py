@@ -89,7 +89,7 @@ def summary(conn: sa.Connection, session_id: int, now: datetime | None = None
     """The session's seats by status: in all, per zone and per price tier; with ``as_of`` (when
     read) and ``changes_at`` (when a hold or reservation counted here ends, if one does)."""
     now = now or utcnow()
-    _known(conn, session_id)
+    on_sale = _known(conn, session_id)
     ss = session_seats.c
     state = _state(now).label("state")
     rows = conn.execute(sa.select(ss.zone_id, seats.c.category, state, sa.func.count())
@@ -111,7 +111,7 @@ def summary(conn: sa.Connection, session_id: int, now: datetime | None = None
             by_tier[tier][st] += n
     changes = _next_change(conn, session_id, now)
     return {
-        "session_id": session_id, "as_of": now.isoformat(),
+        "session_id": session_id, "on_sale": on_sale, "as_of": now.isoformat(),
         "changes_at": changes.isoformat() if changes else None, "seats": total,
         "zones": [{"zone_id": z, "code": names[z].code, "name": names[z].name, **c}
                   for z, c in sorted(by_zone.items()) if z in names],
@@ -126,7 +126,7 @@ def zone_seats(conn: sa.Connection, session_id: int, zone_id: int,
     """Each seat of one zone of the session with its status (row by row, in position order),
     and the zone's counts; ``as_of`` and ``changes_at`` as in :func:`summary`."""
     now = now or utcnow()
-    _known(conn, session_id)
+    on_sale = _known(conn, session_id)
     ss = session_seats.c
     rows = conn.execute(sa.select(ss.seat_id, seats.c.level, seats.c.row, seats.c.number,
                                   seats.c.category, ss.position, _state(now).label("state"))
@@ -138,7 +138,8 @@ def zone_seats(conn: sa.Connection, session_id: int, zone_id: int,
         counts[r.state] += 1
     changes = _next_change(conn, session_id, now)
     return {
-        "session_id": session_id, "zone_id": zone_id, "as_of": now.isoformat(),
+        "session_id": session_id, "zone_id": zone_id, "on_sale": on_sale,
+        "as_of": now.isoformat(),
         "changes_at": changes.isoformat() if changes else None, "seats": counts,
         "seat_map": [{"seat_id": r.seat_id, "level": r.level, "row": r.row,
                       "number": r.number, "category": r.category, "position": r.position,
@@ -146,18 +147,25 @@ def zone_seats(conn: sa.Connection, session_id: int, zone_id: int,
     }
 
 
-def _known(conn: sa.Connection, session_id: int) -> None:
-    if conn.execute(sa.select(sessions.c.id).where(sessions.c.id == session_id)).first() is None:
+def _known(conn: sa.Connection, session_id: int) -> bool:
+    """Whether the session is on sale now (its flag and its state); ``unknown_session`` when
+    there is no such session."""
+    row = conn.execute(sa.select(sessions.c.on_sale, sessions.c.state)
+                       .where(sessions.c.id == session_id)).first()
+    if row is None:
         raise InventoryError("unknown_session", session_id=session_id)
+    return bool(row.on_sale) and row.state == "scheduled"
 
 
 @dataclass(frozen=True)
 class Answer:
-    """An answer ready to send: its JSON body, its ETag, and until when it may be served."""
+    """An answer ready to send: its JSON body, its ETag, until when it may be served, and
+    whether its session was on sale when it was read (the public may see only those)."""
 
     body: bytes
     etag: str
     fresh_until: datetime
+    on_sale: bool = False
 
 
 def answer(body: dict[str, Any], now: datetime, max_age: float) -> Answer:
@@ -170,7 +178,7 @@ def answer(body: dict[str, Any], now: datetime, max_age: float) -> Answer:
     fresh = now + timedelta(seconds=max_age)
     if body["changes_at"] is not None:
         fresh = min(fresh, datetime.fromisoformat(body["changes_at"]))
-    return Answer(data, etag, fresh)
+    return Answer(data, etag, fresh, bool(body.get("on_sale")))
 
 
 class AvailabilityCache:

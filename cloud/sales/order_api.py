@@ -18,7 +18,7 @@ from flask import jsonify
 
 from cloud.sales.holders import holder
 from cloud.sales.order_plan import LineRequest, OrderError, OrderRequest
-from cloud.sales.orders import cancel_order, create_order, shown_state
+from cloud.sales.orders import OrderCreated, cancel_order, create_order, shown_state
 from cloud.sales.tables import order_lines, orders, tickets
 from cloud.web.http import ApiError, api_actor, api_blueprint, api_permission, engine, json_body
 from cloud.web.idempotent import idempotent, transaction
@@ -83,8 +83,27 @@ def create(session_id: int):
                            actor=api_actor(), customer=b.get("customer"))
     with transaction() as conn:
         made = create_order(conn, request)
-        body = _order_json(conn, made.order_id)
-    return jsonify(body), 201
+    return jsonify(_created_json(made)), 201
+
+
+def _masked(holder: tuple[str, str, str] | None) -> dict[str, str] | None:
+    if holder is None:
+        return None
+    name, doc_type, number = holder
+    return {"name": mask_name(name), "doc_type": doc_type, "doc_number": mask_document(number)}
+
+
+def _created_json(made: OrderCreated) -> dict[str, Any]:
+    """An order just held, as :func:`_order_json` reads it back, from what was written: no
+    read after the hold, so the transaction commits right after its quota counters."""
+    lines = [{"kind": line.kind, "seat_id": seat_id, "zone_id": line.zone_id,
+              "price_tier_id": line.price_tier_id, "product_id": line.product_id,
+              "amount": line.amount, "currency": line.currency, "state": "held",
+              "holder": _masked(line.holder)}
+             for line, seat_id in zip(made.lines, made.seat_ids, strict=True)]
+    return {"number": made.number, "state": "pending_payment", "total": made.total,
+            "currency": made.currency, "expires_at": made.expires_at.isoformat(),
+            "lines": lines, "tickets": []}
 
 
 def _order_id(conn: sa.Connection, number: str) -> int:

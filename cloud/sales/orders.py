@@ -25,7 +25,7 @@ from cloud.inventory.quotas import describe
 from cloud.inventory.seats import InventoryError
 from cloud.sales import counts, holding
 from cloud.sales.holders import add_holders
-from cloud.sales.order_plan import OrderError, OrderRequest, plan_order
+from cloud.sales.order_plan import OrderError, OrderRequest, PlannedLine, plan_order
 from cloud.sales.tables import order_lines, orders, tickets
 from cloud.sales.tickets import Issued, TicketSpec, issue_tickets
 from sync import codes, numbers
@@ -43,6 +43,7 @@ class OrderCreated:
     currency: str
     expires_at: datetime
     seat_ids: tuple[int | None, ...]  # per line, in the request's order
+    lines: tuple[PlannedLine, ...] = ()  # as planned, in the request's order (holders clear)
 
 
 def _insert_order(conn: sa.Connection, **values) -> tuple[int, str]:
@@ -75,6 +76,11 @@ def create_order(conn: sa.Connection, req: OrderRequest,
         conn, session_id=plan.session.id if plan.session is not None else None,
         buyer=req.buyer, actor=req.actor, state="pending_payment", total=plan.total,
         currency=plan.currency, expires_at=until, created_at=now)
+    # recorded before the seats and quotas are taken: the last statements before the commit
+    # are the ones that lock the session's hot rows (its quota counters)
+    record(conn, req.actor, "order.create", f"order:{order_id}", None,
+           {"number": number, "lines": len(plan.lines), "total": plan.total,
+            "expires_at": until.isoformat()})
     limits = holding.limits_for(plan, req.buyer)
     holds = holding.line_holds(plan, req.buyer, limits)
     mine = counts.Deltas()
@@ -92,10 +98,8 @@ def create_order(conn: sa.Connection, req: OrderRequest,
             raise _short_error(conn, short, limits, mine)
     else:
         raise _short_error(conn, short, limits, mine)
-    record(conn, req.actor, "order.create", f"order:{order_id}", None,
-           {"number": number, "lines": len(plan.lines), "total": plan.total,
-            "expires_at": until.isoformat()})
-    return OrderCreated(order_id, number, plan.total, plan.currency, until, tuple(seat_of))
+    return OrderCreated(order_id, number, plan.total, plan.currency, until, tuple(seat_of),
+                        tuple(plan.lines))
 
 
 def _attempt(conn, order_id, plan, req, holder_ids, holds, deltas, limits, until, now):

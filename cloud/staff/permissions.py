@@ -45,6 +45,9 @@ PERMISSIONS: dict[str, str] = {
     "staff.manage": _l("Run staff accounts: create, disable, change roles, reset passwords, "
                        "second steps and API tokens; see the roles"),
     "audit.view": _l("Read and export the audit log"),
+    # identity (issue 16 §2)
+    "buyers.review_identity": _l("Review the document photos of buyers whose documents no "
+                                 "service checks, and approve or refuse them (audited)"),
     # buyers (accounts)
     "buyers.view": _l("See buyers' accounts, masked, and find one by mobile number"),
 }

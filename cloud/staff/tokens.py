@@ -21,9 +21,9 @@ import sqlalchemy as sa
 
 from cloud.core.audit import record
 from cloud.core.errors import Code, HubError
-from cloud.staff.roles import permissions_by_role, role_names, within
+from cloud.staff.roles import role_names, within
 from cloud.staff.staff import Staff, StaffError
-from cloud.staff.tables import api_tokens, staff
+from cloud.staff.tables import api_tokens, role_permissions, staff
 from sync.timeutil import utcnow
 
 PREFIX = "wkt_"
@@ -119,23 +119,42 @@ def revoke_token(conn: sa.Connection, token_id: int, actor: str,
     return True
 
 
+def _like_literal(column: sa.ColumnElement[str]) -> sa.ColumnElement[str]:
+    """A column's text as a LIKE pattern matching only itself (escape character ``\\``)."""
+    for special in ("\\", "%", "_"):
+        column = sa.func.replace(column, special, "\\" + special)
+    return column
+
+
 def bearer(conn: sa.Connection, token: str, now: datetime | None = None) -> Bearer:
     """Who a presented token acts for, with which roles and permissions, or ``bad_token``
     (unknown, revoked, expired, owner disabled, or a role in its scope that gives more than
-    the owner's role now does)."""
+    the owner's role now does). One statement: the token, its owner and the permissions of
+    the owner's role and of the token's roles (a row per permission), as every API call
+    reads it."""
     now = now or utcnow()
-    row = conn.execute(
+    scope = sa.literal(",").concat(api_tokens.c.roles).concat(",")
+    rows = conn.execute(
         sa.select(staff.c.id, staff.c.username, staff.c.role, staff.c.disabled,
                   api_tokens.c.id.label("token_id"), api_tokens.c.roles,
-                  api_tokens.c.expires_at)
+                  api_tokens.c.expires_at, role_permissions.c.role.label("granted_to"),
+                  role_permissions.c.permission)
         .join(api_tokens, api_tokens.c.staff_id == staff.c.id)
+        .outerjoin(role_permissions, sa.or_(
+            role_permissions.c.role == staff.c.role,
+            scope.like(sa.literal("%,").concat(_like_literal(role_permissions.c.role))
+                       .concat(",%"), escape="\\")))
         .where(api_tokens.c.token_hash == _hash(token),
-               api_tokens.c.revoked_at.is_(None))).first()
+               api_tokens.c.revoked_at.is_(None))).all()
+    row = rows[0] if rows else None
     if row is None or row.disabled or (row.expires_at is not None
                                        and _utc(row.expires_at) <= now):
         raise StaffError("bad_token")
     roles = tuple(row.roles.split(",")) if row.roles else (row.role,)
-    held = permissions_by_role(conn, row.role, *roles)  # one read on every call
+    held: dict[str, set[str]] = {name: set() for name in (row.role, *roles)}
+    for r in rows:
+        if r.granted_to is not None:
+            held[r.granted_to].add(r.permission)
     owner = held[row.role]
     if any(not held[r] <= owner for r in roles):
         raise StaffError("bad_token")

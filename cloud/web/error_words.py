@@ -220,6 +220,17 @@ ERROR_WORDS = {
     "session_not_cancelled": _l("Session %(session_id)s is not cancelled."),
     "bulk_refund_incomplete": _l("%(failed)s orders of session %(session_id)s could not be refunded: %(codes)s."),
     "refund_not_failed": _l("Refund request %(request_id)s is %(state)s: only a failed refund is sent again."),
+    # identity (issue 16 §2)
+    "unknown_identity": _l("No identity %(identity_id)s."),
+    "identity_name_bad": _l("A name is 1 to %(high)s printable characters."),
+    "identity_name_mismatch": _l("This document is verified, or being verified, under another name."),
+    "identity_too_many_names": _l("This document was refused under %(names)s names: customer service can help."),
+    "identity_not_in_review": _l("Identity %(identity_id)s is %(state)s, not waiting for a review."),
+    "photo_too_large": _l("A photo is at most %(limit)s bytes."),
+    "photo_type_refused": _l("A photo must be a JPEG or PNG image."),
+    "photo_unreadable": _l("The photo does not open as a %(kind)s image."),
+    "photo_missing": _l("Identity %(identity_id)s has no photo to review."),
+    "review_reason_required": _l("Say why the document is refused (%(low)s to %(high)s characters)."),
     # buyers (accounts)
     "bad_field": _l("%(field)s is missing or not valid."),
     "bad_mobile": _l("A mobile number is 11 digits starting with 13 to 19 (with or without +86)."),

@@ -12,8 +12,12 @@ points the hub at a throwaway SoftHSM2 token made for the test run (``softhsm``)
 from __future__ import annotations
 
 import os
+import queue
 import shutil
+import sqlite3
 import subprocess
+import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -26,26 +30,112 @@ from cloud.core.db import init_db, make_engine
 PG_ADMIN = os.environ.get("WICKET_TEST_PG", "")
 
 
+class _Databases:
+    """Where each test's hub database comes from, once per test process.
+
+    Migrating a new database from nothing took a second or more per test, and dropping a
+    PostgreSQL database waits for a checkpoint: most of the hub tests' time went there. So the
+    first test of a process migrates a *template* of each kind (a SQLite file; a PostgreSQL
+    database nobody connects to), and every test after it gets a copy (a file copy; ``CREATE
+    DATABASE … TEMPLATE``), already at the newest revision. A test of the migrations
+    themselves asks for an empty database with ``@pytest.mark.empty_hub``. PostgreSQL
+    databases are dropped by a thread of the process while the next tests run; the run waits
+    for the last drops when it ends."""
+
+    def __init__(self, base):
+        self.base = base
+        self.sqlite_template = None
+        self.pg_template = None
+        self.admin = None
+        self.drops: queue.Queue = queue.Queue()
+        self.dropper = None
+
+    def sqlite(self, path, empty: bool) -> str:
+        url = f"sqlite:///{path}"
+        if empty:
+            return url
+        if self.sqlite_template is None:
+            template = self.base / "template.db"
+            init_db(f"sqlite:///{template}")
+            with sqlite3.connect(template) as db:  # everything in the file, nothing in a WAL
+                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self.sqlite_template = template
+        shutil.copyfile(self.sqlite_template, path)
+        return url
+
+    def postgresql(self, empty: bool) -> str:
+        if self.admin is None:
+            self.admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+        template = ""
+        if not empty:
+            if self.pg_template is None:
+                name = f"wicket_template_{uuid.uuid4().hex[:12]}"
+                self._create(name, "")
+                init_db(self._url(name))
+                self.pg_template = name
+            template = f' TEMPLATE "{self.pg_template}"'
+        name = f"wicket_{uuid.uuid4().hex[:12]}"
+        self._create(name, template)
+        return self._url(name)
+
+    def _create(self, name: str, template: str) -> None:
+        with self.admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"{template}')
+
+    @staticmethod
+    def _url(name: str) -> str:
+        return sa.engine.make_url(PG_ADMIN).set(database=name).render_as_string(
+            hide_password=False)
+
+    def drop_later(self, url: str) -> None:
+        if self.dropper is None:
+            self.dropper = threading.Thread(target=self._drop_all, daemon=True,
+                                            name="drop-test-databases")
+            self.dropper.start()
+        self.drops.put(sa.engine.make_url(url).database)
+
+    def _drop_all(self) -> None:
+        while (name := self.drops.get()) is not None:
+            try:
+                _drop(self.admin, name)
+            except Exception as e:  # noqa: BLE001 - a database left behind is not a failure
+                print(f"could not drop test database {name}: {e}", file=sys.stderr)
+            finally:
+                self.drops.task_done()
+
+    def close(self) -> None:
+        if self.dropper is not None:
+            self.drops.put(None)
+            self.dropper.join(timeout=600)
+        if self.pg_template is not None:
+            _drop(self.admin, self.pg_template)
+        if self.admin is not None:
+            self.admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def _databases(tmp_path_factory):
+    made = _Databases(tmp_path_factory.mktemp("hub-templates"))
+    yield made
+    made.close()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
-def hub_url(request, tmp_path):
+def hub_url(request, tmp_path, _databases):
+    """A hub database of either kind, at the newest revision (empty, not migrated, under
+    ``@pytest.mark.empty_hub``); fixtures and tests may still ``init_db`` it (nothing to do)."""
+    empty = request.node.get_closest_marker("empty_hub") is not None
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'hub.db'}"
+        yield _databases.sqlite(tmp_path / "hub.db", empty)
         return
     if not PG_ADMIN:
         pytest.fail("WICKET_TEST_PG is not set: run the tests with `make test` (as root it "
                     "starts PostgreSQL), or point WICKET_TEST_PG at a PostgreSQL admin URL")
-    name = f"wicket_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = _databases.postgresql(empty)
     try:
-        yield sa.engine.make_url(PG_ADMIN).set(database=name).render_as_string(
-            hide_password=False)
+        yield url
     finally:
-        try:
-            _drop(admin, name)
-        finally:
-            admin.dispose()
+        _databases.drop_later(url)
 
 
 @pytest.fixture

@@ -123,7 +123,7 @@ def test_the_openapi_file_matches_the_routes(api):
     documented = {(m.upper(), p) for p, ops in spec["paths"].items() for m in ops}
     served = set()
     for rule in app.url_map.iter_rules():
-        if not rule.rule.startswith("/api/v1/"):
+        if not rule.rule.startswith(("/api/v1/", "/api/public/v1/")):
             continue
         path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
         served |= {(m, path) for m in rule.methods - {"HEAD", "OPTIONS"}}

@@ -149,3 +149,34 @@ def test_many_asking_at_once_for_a_stale_answer_read_the_database_once(shop):
     for t in threads:
         t.join()
     assert len(got) == 8 and len(set(got)) == 1 and len(reads) == 1
+
+
+def test_anyone_reads_an_on_sale_sessions_cached_availability_without_a_token(shop):
+    url = f"/api/public/v1/sessions/{shop.session}/availability"
+    public = shop.client.get(url)
+    assert public.status_code == 200 and "Authorization" not in public.request.headers
+    assert public.headers["Cache-Control"] == "public, max-age=1"
+    assert public.data == ask(shop).data and public.get_json()["on_sale"] is True
+    assert shop.client.get(url, headers={"If-None-Match": public.headers["ETag"]}
+                           ).status_code == 304
+    zone = shop.client.get(f"{url}?zone={shop.zones['A']}").get_json()
+    assert zone["zone_id"] == shop.zones["A"] and zone["seat_map"]
+    bad = shop.client.get(f"{url}?zone=A")
+    assert bad.status_code == 400 and bad.get_json()["params"]["field"] == "zone"
+    # no count against the per-address API limit: a cached read writes nothing
+    writes = []
+    sa.event.listen(shop.app.extensions["db"], "before_cursor_execute",
+                    lambda *a: writes.append(a[2]))
+    assert shop.client.get(url).status_code == 200 and writes == []
+
+
+def test_a_session_off_sale_is_unknown_to_the_public(shop):
+    from cloud.catalog.tables import sessions
+    with shop.engine.begin() as conn:
+        conn.execute(sa.update(sessions).where(sessions.c.id == shop.session)
+                     .values(on_sale=False))
+    url = f"/api/public/v1/sessions/{shop.session}/availability"
+    hidden = shop.client.get(url)
+    assert hidden.status_code == 404 and hidden.get_json()["error"] == "unknown_session"
+    assert ask(shop).status_code == 200  # staff still see it
+    assert shop.client.get("/api/public/v1/sessions/999999/availability").status_code == 404

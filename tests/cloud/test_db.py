@@ -24,6 +24,7 @@ def all_revisions() -> list[str]:
     return [r.revision for r in reversed(list(script.walk_revisions()))]
 
 
+@pytest.mark.empty_hub
 def test_init_creates_and_then_finds_nothing_to_do(hub_url):
     revisions = all_revisions()
     assert revisions[:3] == ["0001", "0002", "0003"]
@@ -133,6 +134,7 @@ def test_a_reader_paging_by_cursor_never_misses_a_change(hub_url):
     engine.dispose()
 
 
+@pytest.mark.empty_hub
 def test_cli_init_and_bad_urls(hub_url, capsys):
     assert cli.main(["--db", hub_url, "init"]) == 0
     assert f"applied migrations {', '.join(all_revisions())}" in capsys.readouterr().out

@@ -124,12 +124,11 @@ def test_on_postgresql_a_request_waiting_too_long_is_told_in_progress(engine):
     with engine.connect() as first:
         first.begin()
         assert idempotency.begin(first, "staff:1", "k-1", H1, NOW) is None
-        with engine.begin() as conn:
-            with pytest.raises(IdempotencyError) as e:
-                idempotency.begin(conn, "staff:1", "k-1", H1, NOW, wait_ms=50)
-            assert (e.value.code, e.value.status) == ("idempotency_in_progress", 409)
-            # the transaction goes on, its lock timeout as it was
-            assert conn.execute(sa.text("SHOW lock_timeout")).scalar() == "0"
+        with pytest.raises(IdempotencyError) as e, engine.begin() as conn:
+            idempotency.begin(conn, "staff:1", "k-1", H1, NOW, wait_ms=50)
+        assert (e.value.code, e.value.status) == ("idempotency_in_progress", 409)
+        # the waiting transaction rolled back; the first still holds the key and goes on
+        assert first.execute(sa.text("SHOW lock_timeout")).scalar() == "0"
         first.rollback()
     assert _do(engine, "k-1") is None  # the first rolled back: the key is free
 

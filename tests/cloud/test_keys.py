@@ -164,6 +164,7 @@ def database_bytes(url: str) -> bytes:
                           capture_output=True).stdout
 
 
+@pytest.mark.empty_hub
 def test_migration_0016_wraps_clear_keys_and_leaves_none_in_the_database(hub_url, key_store):
     cfg = alembic_config(hub_url)
     engine = make_engine(hub_url)

@@ -195,6 +195,7 @@ def test_entries_of_an_unknown_lane_are_shown_by_their_lane_code(hub):
     assert (g["gate"], g["lane"], g["entries"]) == (None, "Z9", 1)
 
 
+@pytest.mark.empty_hub
 def test_entries_stored_before_the_ops_tables_are_counted_by_the_migration(hub_url,
                                                                            monkeypatch):
     """An upgrade from the revision before: the entries already stored appear on the dashboard."""

@@ -15,6 +15,8 @@ from cloud.core.errors import HubError
 from cloud.sales.order_plan import LineRequest, OrderRequest
 from cloud.sales.orders import create_order
 
+pytestmark = pytest.mark.empty_hub  # migration tests: an empty database
+
 NOW = datetime(2026, 7, 1, 9, 0, tzinfo=UTC)
 
 

@@ -54,7 +54,9 @@ def test_no_query_string_makes_any_hub_page_or_api_fail(hub_url):
         "tickets.confirm_revoke.action": "refund", "appliances.confirm.action": "revoke",
         "token": "not-a-link", "staff_id": str(hub.staff["sales"]), "token_id": "1",
         "staff.confirm.what": "disable", "request_id": "1",
-        "refunds.confirm.decision": "approve"}, skip=("static",))
+        "refunds.confirm.decision": "approve",
+        # identity (issue 16 §2)
+        "identity_id": "1", "identity_review.confirm.decision": "approve"}, skip=("static",))
 
     def headers(path: str) -> dict:
         if path.startswith("/api/sync/"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import sqlalchemy as sa
 from limits import parse
 from limits.strategies import FixedWindowRateLimiter
 
@@ -14,7 +15,7 @@ from cloud.core import rate_limits
 from cloud.core.db import init_db
 from cloud.staff.staff import create_staff
 from cloud.staff.tokens import create_token
-from cloud.web.limits import HubStorage
+from cloud.web.limits import BLOCK_SHARE, HubStorage, block_size
 from tests.cloud.pagekit import SECRET, csrf
 
 T0 = datetime(2026, 12, 6, 5, 0, tzinfo=UTC)
@@ -44,6 +45,29 @@ def test_the_limits_library_counts_on_the_database_with_a_fixed_clock(engine):
     clock[0] = T0 + timedelta(hours=1)
     assert limiter.hit(limit, "10.0.0.1")
     assert storage.check()
+
+
+def test_a_busy_limit_is_taken_a_block_at_a_time_and_never_lets_more_through(engine):
+    # two app processes (two storages) share "200 per hour" for one address: each takes 4
+    # hits (200 // BLOCK_SHARE) from the database at once; together they let through at most
+    # 200, and at least 200 less what one process may hold unused
+    clock = [T0]
+    limit = parse("200 per hour")
+    assert block_size(limit.key_for("10.0.0.1")) == 200 // BLOCK_SHARE == 4
+    assert block_size(parse("20 per minute").key_for("10.0.0.1")) == 1
+    storages = [HubStorage("wicket-hub://", engine=engine, clock=lambda: clock[0])
+                for _ in range(2)]
+    writes = []
+    sa.event.listen(engine, "before_cursor_execute",
+                    lambda *a: writes.append(1) if "rate_limits" in a[2] else None)
+    limiters = [FixedWindowRateLimiter(s) for s in storages]
+    let_through = sum(limiters[n % 2].hit(limit, "10.0.0.1") for n in range(300))
+    assert 200 - 3 <= let_through <= 200
+    assert len(writes) <= 300 // 4 + 4  # hit by hit it would be 300 and more
+    with engine.connect() as conn:
+        assert rate_limits.count(conn, limit.key_for("10.0.0.1"), T0)[0] >= 200
+    clock[0] = T0 + timedelta(hours=1)  # the next window: the blocks held are no use
+    assert all(lim.hit(limit, "10.0.0.1") for lim in limiters)
 
 
 def _app(url, **config):

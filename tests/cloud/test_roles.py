@@ -51,6 +51,7 @@ def _migrate(url: str, revision: str, down: bool = False) -> None:
     engine.dispose()
 
 
+@pytest.mark.empty_hub
 def test_a_hub_at_0018_upgrades_and_its_accounts_keep_their_access(hub_url):
     _migrate(hub_url, "0018")
     engine = make_engine(hub_url)
@@ -191,6 +192,25 @@ def test_a_token_has_its_roles_permissions_within_its_owners(hub):
         assert err.value.code == "bad_token_roles"
 
 
+def test_a_tokens_roles_are_matched_by_whole_name_not_as_a_pattern(hub):
+    # role names with LIKE's wildcards in them: "out_et" must not match "outlet", "a%" not
+    # every role; the token's permissions come from exactly the roles it names
+    from cloud.staff.tables import roles as roles_table
+    with hub.engine.begin() as conn:
+        for name in ("out_et", "a%"):
+            conn.execute(sa.insert(roles_table).values(name=name, title_en=name, title_zh=name,
+                                                       totp_required=False, built_in=False,
+                                                       position=90))
+        conn.execute(sa.insert(role_permissions).values(role="out_et",
+                                                        permission="conflicts.resolve"))
+        admin = hub.staff["admin"]
+        for scope, expected in ((("out_et",), {"conflicts.resolve"}), (("a%",), set()),
+                                (("outlet",), {"venues.view", "tickets.search",
+                                               "tickets.sell"})):
+            _, token = create_token(conn, admin, "t", "test", roles=scope)
+            assert bearer(conn, token).permissions == expected, scope
+
+
 # -- the roles page ---------------------------------------------------------------------------
 
 
@@ -298,14 +318,18 @@ def test_the_openapi_file_names_each_calls_permission(hub):
     from pathlib import Path
 
     spec = json.loads((Path(__file__).resolve().parents[2] / "docs" / "openapi.json").read_text())
-    documented = {(m.upper(), p): op.get("x-wicket-permission") or op["x-wicket-signed-by"]
+    # a public call (no token: security []) names no permission
+    documented = {(m.upper(), p): op.get("x-wicket-permission") or op.get("x-wicket-signed-by")
+                  or ("public" if op.get("security") == [] else None)
                   for p, ops in spec["paths"].items() for m, op in ops.items()}
     served = {}
     for rule in hub.app.url_map.iter_rules():
-        if rule.rule.startswith("/api/v1/"):
+        if rule.rule.startswith(("/api/v1/", "/api/public/v1/")):
             path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
             for m in rule.methods - {"HEAD", "OPTIONS"}:
                 view = hub.app.view_functions[rule.endpoint]
                 served[(m, path)] = (getattr(view, "wicket_permission", None)
-                                     or view.wicket_signed_by)
+                                     or getattr(view, "wicket_signed_by", None)
+                                     or ("public" if rule.rule.startswith("/api/public/")
+                                         else None))
     assert documented == served

@@ -22,6 +22,8 @@ from cloud.sales.holders import document_match, holder
 from cloud.sales.tables import holders
 from sync.sample import resident_id
 
+pytestmark = pytest.mark.empty_hub  # migration tests: an empty database
+
 PEOPLE = [(1, "张小三", resident_id("11010119900307123")),
           (2, "Wang Dawei", resident_id("31010419851224567"))]
 _holders = sa.table("holders", sa.column("id"), sa.column("name"), sa.column("doc_type"),

@@ -20,6 +20,7 @@ from sync.identity import (
     mask_document,
     mask_name,
     normalize_document,
+    service_checkable,
 )
 
 WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -401,3 +402,9 @@ def test_masked_documents_keep_the_length_and_hide_the_middle(number):
         assert masked[keep[0]:n - keep[1]] == "*" * len(middle)
         assert middle not in masked
         assert masked.endswith(number[n - keep[1]:])
+
+
+def test_only_the_resident_id_and_the_residence_permit_go_to_the_verification_service():
+    checked = {t for t in DOC_TYPES if service_checkable(t)}
+    assert checked == {"resident_id", "residence_permit"}
+    assert not service_checkable("passport") and not service_checkable("no_such_type")

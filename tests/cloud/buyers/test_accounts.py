@@ -328,7 +328,7 @@ def test_the_worker_forgets_codes_and_sessions_long_over(engine):
         assert codes.tidy_codes(conn, NOW + timedelta(hours=24)) == 0
         assert codes.tidy_codes(conn, NOW + timedelta(hours=24, minutes=6)) == 1
         assert codes.tidy_codes(conn, NOW + timedelta(hours=24, minutes=7)) == 1
-        assert sessions.tidy_sessions(conn, NOW + timedelta(days=60)) == 0
-        assert sessions.tidy_sessions(conn, NOW + timedelta(days=60, seconds=1)) == 1
+        assert sessions.tidy_accounts(conn, NOW + timedelta(days=60)) == 0
+        assert sessions.tidy_accounts(conn, NOW + timedelta(days=60, seconds=1)) == 1
         assert conn.execute(sa.select(buyer_codes)).all() == []
         assert conn.execute(sa.select(buyer_sessions)).all() == []

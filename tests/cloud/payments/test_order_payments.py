@@ -96,6 +96,21 @@ def test_an_order_is_held_then_paid_at_the_booth_once(shop):
         assert conn.execute(sa.select(sa.func.count()).select_from(tickets)).scalar_one() == 2
 
 
+def test_the_answer_of_a_hold_is_the_order_as_read_back(shop):
+    # the hold's answer is made from what was written (no read after the quotas are taken):
+    # it must say exactly what reading the order says, holders masked
+    client, _engine, session, zone, auth = shop
+    holder = {"name": "张三丰", "doc_type": "resident_id", "doc_number": "11010519491231002X"}
+    made = client.post(f"/api/v1/sessions/{session}/orders", headers=auth["sales"], json={
+        "lines": [{"zone_id": zone[0], "price_tier_id": zone[1], "holder": holder},
+                  {"zone_id": zone[0], "price_tier_id": zone[1]}]})
+    assert made.status_code == 201, made.get_json()
+    read = client.get(f"/api/v1/orders/{made.get_json()['number']}", headers=auth["sales"])
+    assert made.get_json() == read.get_json()
+    assert made.get_json()["lines"][0]["holder"]["name"] != holder["name"]  # masked
+    assert "11010519491231002X" not in made.get_data(as_text=True)
+
+
 @pytest.mark.parametrize(("body", "field"), [
     ({}, "lines"),
     ({"lines": []}, "lines"),

@@ -1,0 +1,43 @@
+"""A document photo checked before it is kept: its size, its type by its content (the JPEG or
+PNG signature, whatever name or type the upload claimed), and that it decodes as that type —
+with Pillow, whose decoders also refuse decompression bombs — so that what a reviewer's
+browser is sent is an image and nothing else."""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+from PIL import Image, UnidentifiedImageError
+
+from cloud.buyers.identity_errors import IdentityError
+
+MAX_BYTES = 5 * 1024 * 1024
+MAX_PIXELS = 40_000_000
+SIGNATURES = {b"\xff\xd8\xff": ("image/jpeg", "JPEG"),
+              b"\x89PNG\r\n\x1a\n": ("image/png", "PNG")}
+
+
+def checked_photo(data: bytes, max_bytes: int = MAX_BYTES) -> str:
+    """The media type of an acceptable photo, or a refusal: ``photo_too_large``,
+    ``photo_type_refused`` (not a JPEG or PNG by its first bytes) or ``photo_unreadable``
+    (it does not decode as what it starts as)."""
+    if len(data) > max_bytes:
+        raise IdentityError("photo_too_large", limit=max_bytes)
+    found = next((v for sig, v in SIGNATURES.items() if data.startswith(sig)), None)
+    if found is None:
+        raise IdentityError("photo_type_refused")
+    media_type, kind = found
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=[kind]) as image:
+                if image.width * image.height > MAX_PIXELS:
+                    raise IdentityError("photo_unreadable", kind=kind)
+                image.load()          # decodes every pixel: a truncated file fails here
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
+            Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        if isinstance(e, IdentityError):
+            raise
+        raise IdentityError("photo_unreadable", kind=kind) from None
+    return media_type
