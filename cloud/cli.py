@@ -268,8 +268,8 @@ def worker_tasks():
                    refund_approval.request_refund_handler(providers, notify), apart=True)
     # a cancelled session's paid orders, in batches of their own transactions
     tasks.register(REFUND_CANCELLED_JOB, refund_approval.refund_cancelled_handler, apart=True)
-    tasks.every("tidy_buyer_accounts", 3600, tidy_accounts)  # buyers (accounts)
     _identity_tasks(tasks)
+    tasks.every("tidy_buyer_accounts", 3600, tidy_accounts)  # buyers (accounts)
     return tasks
 
 
