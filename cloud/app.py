@@ -78,6 +78,18 @@ def _sign_in_settings() -> dict[str, Any]:
     return settings
 
 
+def _messaging(app: Flask) -> list:
+    """messaging (issue 16): the receipt endpoint and its settings; the staff pages and the
+    ticket link page are returned for the page shell."""
+    from cloud.messaging import api as messaging_api
+    from cloud.messaging import link_pages as messaging_links
+    from cloud.messaging import pages as messaging_pages
+
+    app.register_blueprint(messaging_api.bp)
+    messaging_api.init_messaging(app)
+    return [messaging_pages.bp, messaging_links.bp]
+
+
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask("cloud", instance_path=os.environ.get("WICKET_HUB_INSTANCE") or None)
     app.config.update(DATABASE_URL=os.environ.get("WICKET_HUB_DB", DEFAULT_URL),
@@ -139,7 +151,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                      role_pages.bp, conflict_pages.bp, ops_pages.bp, ops_pages.wall_bp,
                      totp_pages.bp, booth_pages.bp, order_pages.bp, refund_pages.bp,
                      identity_review_pages.bp,  # identity (issue 16 §2)
-                     buyers_pages.bp])  # buyers (accounts)
+                     buyers_pages.bp,  # buyers (accounts)
+                     *_messaging(app)])  # messaging (issue 16)
     payments_api.init_payments(app)
     init_limits(app)
     return app

@@ -28,6 +28,9 @@
                                    sandbox playing WeChat Pay and Alipay (docs/payments.md)
     wicket-hub idcheck-sandbox --port N --publish DIR   the identity verification sandbox
                                    (name and number, signed answers; docs/identity.md)
+    wicket-hub [--db URL] messenger [--batch N]   send the outbox (SMS, e-mail, WeChat);
+                                   any number at once (docs/messaging.md)
+    wicket-hub sms-sandbox --port N [--receipts-url URL]   the sandbox SMS gateway
 
 Exit status: 0 done, 2 bad input or the database unreachable, 74 the disk is full or
 read-only (one line says which file; see ``sync/diskfault.py``).
@@ -460,26 +463,6 @@ def cmd_payments_sandbox(args) -> int:
     return 0
 
 
-def cmd_idcheck_sandbox(args) -> int:
-    from cloud.buyers.idcheck_sandbox_api import serve
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    serve(args.publish, args.port, args.host, args.slow, args.public_url)
-    return 0
-
-
-def _identity_parsers(sub) -> None:
-    # identity (issue 16 §2)
-    s = sub.add_parser("idcheck-sandbox", help="run the identity verification sandbox")
-    s.add_argument("--port", type=int, required=True)
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--publish", required=True, help="folder for its public key, the app id "
-                   "and secret it issues, and its address (docs/identity.md)")
-    s.add_argument("--slow", type=float, default=0.2, help="seconds a 'slow' answer takes")
-    s.add_argument("--public-url", help="its address as the hub reaches it")
-    s.set_defaults(func=cmd_idcheck_sandbox)
-
-
 def _payments_parsers(sub) -> None:
     s = sub.add_parser("payments-keys", help="make merchant keys for the online payment "
                        "providers (for a sandbox; production uses the providers' own)")
@@ -567,7 +550,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--username", required=True)
     s.set_defaults(func=cmd_create_admin)
     _payments_parsers(sub)
-    _identity_parsers(sub)
+    # identity (issue 16 §2): wicket-hub idcheck-sandbox
+    from cloud.buyers.commands import add_parsers as identity_parsers
+
+    identity_parsers(sub)
+    # messaging (issue 16): wicket-hub messenger, wicket-hub sms-sandbox
+    from cloud.messaging.commands import add_parsers as messaging_parsers
+
+    messaging_parsers(sub)
     return p
 
 

@@ -18,6 +18,7 @@ from cloud.fleet.api import SyncError
 from cloud.fleet.appliances import ApplianceError
 from cloud.fleet.keys import SigningKeyError
 from cloud.inventory.seats import InventoryError
+from cloud.messaging.errors import MessagingError  # messaging (issue 16)
 from cloud.ops.alerts import AlertError
 from cloud.ops.conflicts import OpsError
 from cloud.payments.errors import PaymentError
@@ -36,7 +37,8 @@ ERROR_CLASSES: tuple[type[HubError], ...] = (
     AccountError, TokenError, TotpError, IdempotencyError, PaymentError, RefundError,
     # identity (issue 16 §2)
     IdentityError,
-    BuyerError)  # buyers (accounts)
+    BuyerError,  # buyers (accounts)
+    MessagingError)  # messaging (issue 16)
 
 
 def all_codes() -> dict[str, Code]:

@@ -12,6 +12,7 @@ from cloud.core import audit, changes, idempotency, jobs, outbox, rate_limits, t
 from cloud.core.db import metadata
 from cloud.fleet import tables as fleet_tables
 from cloud.inventory import tables as inventory_tables
+from cloud.messaging import tables as messaging_tables  # messaging (issue 16)
 from cloud.ops import tables as ops_tables
 from cloud.payments import tables as payments_tables
 from cloud.sales import tables as sales_tables
@@ -22,6 +23,7 @@ TABLE_MODULES = (changes, audit, trust, rate_limits, idempotency, jobs, outbox, 
                  payments_tables,
                  # identity (issue 16 §2): identities and their photos;
                  # buyers (accounts): buyers, their sessions and codes, companions
-                 buyers_tables)
+                 buyers_tables,
+                 messaging_tables)  # messaging (issue 16)
 
 __all__ = ["TABLE_MODULES", "metadata"]

@@ -12,7 +12,8 @@ from pathlib import Path
 
 UNIT_DIR = Path(__file__).resolve().parent.parent / "systemd"
 EDGE_UNITS = ("wicket-edge-web.service", "wicket-edge-gates.service", "wicket-edge-sync.service")
-HUB_UNITS = ("wicket-hub.service", "wicket-hub-worker.service")
+HUB_UNITS = ("wicket-hub.service", "wicket-hub-worker.service",
+             "wicket-hub-messenger.service")  # messaging (issue 16)
 
 
 def default_bindir() -> Path:

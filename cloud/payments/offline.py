@@ -13,6 +13,7 @@ from cloud.payments.providers import BillRow, Notice, RefundStatus, Reply, Shown
 
 class OfflineProvider:
     name = "offline"
+    calls_out = False  # nothing to wait for: paid in the request's one transaction
 
     def create(self, out_trade_no: str, amount: int, description: str,
                expires_at: datetime, notify_url: str) -> Shown:

@@ -12,7 +12,7 @@ from flask import current_app, g, jsonify
 
 from cloud.payments.api import notify_url
 from cloud.payments.capturing import place
-from cloud.payments.checkout import ask_to_pay, open_payment, record_asked
+from cloud.payments.checkout import ask_to_pay, open_payment, record_asked, start_payment
 from cloud.payments.settings import provider
 from cloud.sales.order_plan import OrderError
 from cloud.sales.orders import payable
@@ -23,36 +23,58 @@ from cloud.web.idempotent import idempotent, transaction
 bp = api_blueprint("order_payments_api")
 
 
+def _adapter():
+    name = json_body().get("provider")
+    if not isinstance(name, str):
+        raise ApiError("bad_request", field="provider")
+    return provider(current_app.extensions["payment_providers"], name)
+
+
+def _calls_out(number: str) -> bool:
+    """Whether paying with the provider asked for calls another service (an online provider);
+    the booth's own (``offline``) calls nothing, and its payment is made in one transaction."""
+    return getattr(_adapter(), "calls_out", True)
+
+
+def _due(conn, number: str) -> tuple[int, object]:
+    """The order's id and what it has to pay; ``unknown_order`` or ``order_not_pending``."""
+    order_id = conn.execute(orders.select().with_only_columns(orders.c.id)
+                            .where(orders.c.number == number)).scalar()
+    if order_id is None:
+        raise OrderError("unknown_order", order_id=number, field="number")
+    due = payable(conn, order_id)
+    if due.state != "pending_payment":
+        raise OrderError("order_not_pending", order_id=number, state=due.state,
+                         field="number")
+    return order_id, due
+
+
 def _ask(number: str) -> tuple:
     """Open the order's payment (committed at once) and ask its provider, with no transaction
     open while the provider answers: on SQLite a transaction kept open would stop every other
     sale for as long as the provider takes."""
-    name = json_body().get("provider")
-    if not isinstance(name, str):
-        raise ApiError("bad_request", field="provider")
-    adapter = provider(current_app.extensions["payment_providers"], name)
+    adapter = _adapter()
     with engine().begin() as conn:
-        order_id = conn.execute(orders.select().with_only_columns(orders.c.id)
-                                .where(orders.c.number == number)).scalar()
-        if order_id is None:
-            raise OrderError("unknown_order", order_id=number, field="number")
-        due = payable(conn, order_id)
-        if due.state != "pending_payment":
-            raise OrderError("order_not_pending", order_id=number, state=due.state,
-                             field="number")
-        row = open_payment(conn, name, order_id, due.amount, currency=due.currency)
-    return name, row, ask_to_pay(adapter, row, due.description, due.expires_at,
-                                 notify_url=notify_url(name))
+        order_id, due = _due(conn, number)
+        row = open_payment(conn, adapter.name, order_id, due.amount, currency=due.currency)
+    return row, ask_to_pay(adapter, row, due.description, due.expires_at,
+                           notify_url=notify_url(adapter.name))
 
 
 @bp.post("/orders/<number>/payments")
 @api_permission("tickets.sell")
-@idempotent(apart=_ask)
+@idempotent(apart=_ask, apart_if=_calls_out)
 def pay(number: str):
-    name, row, asked = g.apart
+    adapter = _adapter()
     with transaction() as conn:
-        started = record_asked(conn, row.id, asked)
-        answer = {"order": number, "provider": name, "payment": started.out_trade_no,
+        if g.apart is None:  # nothing to wait for: opened, asked and recorded here
+            order_id, due = _due(conn, number)
+            started = start_payment(conn, adapter, order_id, due.amount, due.description,
+                                    due.expires_at, currency=due.currency)
+        else:
+            row, asked = g.apart
+            started = record_asked(conn, row.id, asked)
+        answer = {"order": number, "provider": adapter.name, "payment": started.out_trade_no,
                   "state": started.state, "qr_text": started.qr_text,
                   "redirect_url": started.redirect_url, "unavailable": started.unavailable}
         if started.outcome is not None:

@@ -50,4 +50,7 @@ PERMISSIONS: dict[str, str] = {
                                  "service checks, and approve or refuse them (audited)"),
     # buyers (accounts)
     "buyers.view": _l("See buyers' accounts, masked, and find one by mobile number"),
+    # messaging (issue 16)
+    "messages.manage": _l("See the outbox and resend failed messages, edit message templates, "
+                          "and send messages to lists of recipients"),
 }

@@ -31,6 +31,7 @@ def transaction() -> AbstractContextManager[sa.Connection]:
 
 
 def idempotent(view: Callable | None = None, *, apart: Callable | None = None,
+               apart_if: Callable[..., bool] | None = None,
                scope: Callable[[], str] | None = None) -> Callable:
     """Honour ``Idempotency-Key`` on a JSON write view (see the module's docstring).
 
@@ -39,42 +40,53 @@ def idempotent(view: Callable | None = None, *, apart: Callable | None = None,
     returned in ``g.apart``. With a key whose answer is already stored the request is replayed
     without it; otherwise it runs before the key is claimed, so it must be safe to run twice
     (two identical requests at once may both run it; one of them then does the view's work).
-    ``scope`` names whose keys these are (default: the staff API token's account; the buyers'
-    API names the signed-in buyer)."""
+    ``apart_if`` (the view's arguments in, a bool out, before anything else) says whether this
+    request has such work at all; when it has not, ``g.apart`` is None and the view does
+    everything in its one transaction. ``scope`` names whose keys these are (default: the
+    staff API token's account; the buyers' API names the signed-in buyer)."""
     if view is None:
-        return lambda v: idempotent(v, apart=apart, scope=scope)
+        return lambda v: idempotent(v, apart=apart, apart_if=apart_if, scope=scope)
 
     @wraps(view)
     def wrapper(*args, **kwargs):
-        key = request.headers.get(HEADER)
-        if key is None:
-            _run_apart(apart, args, kwargs)
-            return view(*args, **kwargs)
-        if not idempotency.valid_key(key):
-            raise idempotency.IdempotencyError("idempotency_key_bad")
-        owner = scope() if scope is not None else api_actor()
-        path = request.path + (f"?{request.query_string.decode('latin-1')}"
-                               if request.query_string else "")
-        digest = idempotency.request_hash(request.method, path, request.get_data(cache=True))
-        if apart is not None:
-            with engine().connect() as conn:
-                answer = idempotency.stored(conn, owner, key, digest)
-            if answer is not None:
-                return _replay(answer)
-            _run_apart(apart, args, kwargs)
-        with engine().begin() as conn:
-            answer = idempotency.begin(conn, owner, key, digest)
-            if answer is not None:
-                return _replay(answer)
-            g.idempotent_conn = conn
-            try:
-                response = current_app.make_response(view(*args, **kwargs))
-            finally:
-                g.pop("idempotent_conn", None)
-            idempotency.finish(conn, owner, key, response.status_code, response.get_data(),
-                               response.content_type)
-        return response
+        g.apart = None
+        if apart is not None and apart_if is not None and not apart_if(*args, **kwargs):
+            return _run(view, None, args, kwargs, scope)
+        return _run(view, apart, args, kwargs, scope)
     return wrapper
+
+
+def _run(view: Callable, apart: Callable | None, args: tuple, kwargs: dict,
+         owner: Callable[[], str] | None = None):
+    """The request, replayed or done (with ``apart`` first, if any)."""
+    key = request.headers.get(HEADER)
+    if key is None:
+        _run_apart(apart, args, kwargs)
+        return view(*args, **kwargs)
+    if not idempotency.valid_key(key):
+        raise idempotency.IdempotencyError("idempotency_key_bad")
+    scope = owner() if owner is not None else api_actor()
+    path = request.path + (f"?{request.query_string.decode('latin-1')}"
+                           if request.query_string else "")
+    digest = idempotency.request_hash(request.method, path, request.get_data(cache=True))
+    if apart is not None:
+        with engine().connect() as conn:
+            answer = idempotency.stored(conn, scope, key, digest)
+        if answer is not None:
+            return _replay(answer)
+        _run_apart(apart, args, kwargs)
+    with engine().begin() as conn:
+        answer = idempotency.begin(conn, scope, key, digest)
+        if answer is not None:
+            return _replay(answer)
+        g.idempotent_conn = conn
+        try:
+            response = current_app.make_response(view(*args, **kwargs))
+        finally:
+            g.pop("idempotent_conn", None)
+        idempotency.finish(conn, scope, key, response.status_code, response.get_data(),
+                           response.content_type)
+    return response
 
 
 def _run_apart(apart: Callable | None, args: tuple, kwargs: dict) -> None:

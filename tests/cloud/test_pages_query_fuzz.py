@@ -56,7 +56,10 @@ def test_no_query_string_makes_any_hub_page_or_api_fail(hub_url):
         "staff.confirm.what": "disable", "request_id": "1",
         "refunds.confirm.decision": "approve",
         # identity (issue 16 §2)
-        "identity_id": "1", "identity_review.confirm.decision": "approve"}, skip=("static",))
+        "identity_id": "1", "identity_review.confirm.decision": "approve",
+        # messaging (issue 16)
+        "message_id": "1", "task_id": "1", "kind": "sign_in_code", "language": "en"},
+        skip=("static",))
 
     def headers(path: str) -> dict:
         if path.startswith("/api/sync/"):

@@ -111,6 +111,25 @@ def test_the_answer_of_a_hold_is_the_order_as_read_back(shop):
     assert "11010519491231002X" not in made.get_data(as_text=True)
 
 
+def test_a_booth_payment_retried_with_its_key_pays_once_in_one_transaction(shop):
+    # offline calls no provider: no work apart, the payment made in the key's transaction;
+    # the retry replays the first answer (the codes included) and issues nothing more
+    client, engine, session, zone, auth = shop
+    number = _order(client, session, zone, auth, count=1).get_json()["number"]
+    headers = {**auth["sales"], "Idempotency-Key": "pay-1"}
+    first = client.post(f"/api/v1/orders/{number}/payments", headers=headers,
+                        json={"provider": "offline"})
+    assert first.status_code == 200 and first.get_json()["order_state"] == "paid"
+    again = client.post(f"/api/v1/orders/{number}/payments", headers=headers,
+                        json={"provider": "offline"})
+    assert again.get_data() == first.get_data() and again.headers["Idempotent-Replayed"]
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(tickets)).scalar_one() == 1
+    unknown = client.post(f"/api/v1/orders/{number}/payments", headers=auth["sales"],
+                          json={"provider": "cheque"})
+    assert unknown.get_json()["error"] == "unknown_provider"
+
+
 @pytest.mark.parametrize(("body", "field"), [
     ({}, "lines"),
     ({"lines": []}, "lines"),

@@ -1,0 +1,1 @@
+"""Messaging: sending the outbox, channels, templates, send tasks and ticket links."""
