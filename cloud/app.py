@@ -16,6 +16,8 @@ separated by commas: who must sign in with a one-time password; unset, each role
 ``totp_required`` flag decides, set on the system administrator and finance),
 ``PASSWORD_MIN_SCORE``, ``PASSWORD_MAX_AGE_DAYS``, ``PASSWORD_HISTORY``
 ($WICKET_HUB_PASSWORD_…; see cloud/staff/passwords.py).
+Buyers' accounts (docs/buyers.md): ``BUYER_COMPANION_LIMIT``, ``BUYER_CODES_PER_NUMBER``,
+``BUYER_CODES_PER_ADDRESS`` ($WICKET_HUB_BUYER_…; see cloud/buyers/api.py).
 """
 
 from __future__ import annotations
