@@ -128,7 +128,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from cloud.payments import booth_pages, order_pages, refund_api, refund_pages
     from cloud.payments import order_api as order_payments_api
     from cloud.sales import api as sales_api
-    from cloud.sales import key_pages, order_api
+    from cloud.sales import flag_api, flag_pages, key_pages, order_api  # flags (issue 16 §4)
     from cloud.sales import pages as sales_pages
     from cloud.staff import api as staff_api
     from cloud.staff import audit_pages, role_pages, totp_pages
@@ -145,7 +145,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     for bp in (sync_api.bp, ops_api.sync_bp, sales_api.bp, catalog_api.bp, ops_api.bp,
                staff_api.bp, payments_api.bp, order_api.bp, order_payments_api.bp,
                inventory_api.bp, refund_api.bp, public_api.bp,
-               buyers_api.bp):  # buyers (accounts)
+               buyers_api.bp,  # buyers (accounts)
+               flag_api.bp):  # flags (issue 16 §4)
         app.register_blueprint(bp)
     init_pages(app, [home.bp, auth.bp, venue_pages.bp, inventory_pages.bp,
                      inventory_pages.seat_map_bp, sales_pages.bp, fleet_pages.bp,
@@ -154,7 +155,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                      totp_pages.bp, booth_pages.bp, order_pages.bp, refund_pages.bp,
                      identity_review_pages.bp,  # identity (issue 16 §2)
                      buyers_pages.bp,  # buyers (accounts)
-                     *_messaging(app)])  # messaging (issue 16)
+                     *_messaging(app),  # messaging (issue 16)
+                     flag_pages.bp])  # flags (issue 16 §4)
     payments_api.init_payments(app)
     init_limits(app)
     return app

@@ -272,6 +272,11 @@ def worker_tasks():
     # a cancelled session's paid orders, in batches of their own transactions
     tasks.register(REFUND_CANCELLED_JOB, refund_approval.refund_cancelled_handler, apart=True)
     _identity_tasks(tasks)
+    # flags (issue 16 §4): expired entry flags' blocks deleted at the venues (an expired flag
+    # stops counting on the hub at once; its block lifts at the next run), and live ones'
+    # blocks sent to venues made since
+    from cloud.sales.flag_blocks import send_entry_blocks
+    tasks.every("entry_flag_blocks", 60, lambda conn, now: send_entry_blocks(conn, now))
     tasks.every("tidy_buyer_accounts", 3600, tidy_accounts)  # buyers (accounts)
     return tasks
 
@@ -380,12 +385,14 @@ def _reseal_pass(engine: sa.Engine, batch: int, bar: _Progress, batches: list[in
     from cloud.buyers.identity_reseal import reseal_identities  # identity (issue 16 §2)
     from cloud.buyers.reseal import reseal_buyers, reseal_companions  # buyers (accounts)
     from cloud.core.changes import reseal_changes
+    from cloud.sales.flags import reseal_flags  # flags (issue 16 §4)
     from cloud.sales.holders import reseal_holders
     from cloud.staff.totp import reseal_secrets
 
     kill_after = int(os.environ.get(KILL_AFTER_BATCHES) or 0)
     changed = 0
     for step in (reseal_holders, reseal_changes, reseal_secrets, reseal_identities,
+                 reseal_flags,
                  reseal_buyers, reseal_companions):  # buyers (accounts)
         after: int | None = 0
         while after is not None:
@@ -419,6 +426,7 @@ def cmd_rotate_data_key(args) -> int:
         return 2
     from cloud.buyers.identity_reseal import count_identities
     from cloud.buyers.reseal import count_sealed  # buyers (accounts)
+    from cloud.sales.flags import count_flags  # flags (issue 16 §4)
     from cloud.sales.holders import count_holders
     from cloud.staff.totp import count_secrets
 
@@ -428,7 +436,8 @@ def cmd_rotate_data_key(args) -> int:
         for n in range(1, MAX_PASSES + 1):
             with engine.connect() as conn:
                 total = (count_holders(conn) + count_personal_changes(conn)
-                         + count_secrets(conn) + count_identities(conn) + count_sealed(conn))
+                         + count_secrets(conn) + count_identities(conn) + count_flags(conn)
+                         + count_sealed(conn))  # buyers (accounts)
             # a pass that changes nothing proves no value under an old key is left
             # (a sale that read the key file before the rotation began is caught here)
             if not _reseal_pass(engine, args.batch, _Progress(total, f"pass {n}"), batches):

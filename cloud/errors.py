@@ -22,6 +22,7 @@ from cloud.messaging.errors import MessagingError  # messaging (issue 16)
 from cloud.ops.alerts import AlertError
 from cloud.ops.conflicts import OpsError
 from cloud.payments.errors import PaymentError
+from cloud.sales.flags import FlagError  # flags (issue 16 §4)
 from cloud.sales.order_plan import OrderError
 from cloud.sales.refunds import RefundError
 from cloud.sales.tickets import TicketError
@@ -38,7 +39,8 @@ ERROR_CLASSES: tuple[type[HubError], ...] = (
     # identity (issue 16 §2)
     IdentityError,
     BuyerError,  # buyers (accounts)
-    MessagingError)  # messaging (issue 16)
+    MessagingError,  # messaging (issue 16)
+    FlagError)  # flags (issue 16 §4)
 
 
 def all_codes() -> dict[str, Code]:

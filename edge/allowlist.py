@@ -5,7 +5,8 @@ signed it with a key this appliance already trusts, and never brings a key of it
 are applied in one ``BEGIN IMMEDIATE`` transaction, so an interrupted download or import
 resumes where it stopped. Every row carries the ``seq`` of the change that last wrote it as its
 version, and an upsert only wins over an older version: replaying a batch, or receiving it
-twice, changes nothing. Holder names and document numbers are sealed before they are written.
+twice, changes nothing. Holder names and document numbers are sealed before they are written;
+the document a holder block names is kept only as this appliance's keyed hash.
 """
 
 from __future__ import annotations
@@ -196,11 +197,21 @@ def _apply_revocation(conn: sqlite3.Connection, vault: HolderVault, d: dict[str,
 
 def _apply_block(conn: sqlite3.Connection, vault: HolderVault, d: dict[str, Any], v: int
                  ) -> bool:
-    row = {"kind": d["kind"], "value": d["value"], "reason": d["reason"], "version": v}
+    """A block. One that names a holder's document (a risk flag of the hub) is kept by the
+    hub's ``value``, so its delete finds it, with this appliance's own keyed hash of the
+    document, which is what the engine matches holders by; the number is not kept."""
+    doc_hash = None
+    if d.get("doc_number") is not None:
+        try:
+            doc_hash = vault.doc_hash(d["doc_type"], d["doc_number"])
+        except DocumentError as e:
+            raise AllowlistError(f"block {d['value']}: {e.code}") from None
+    row = {"kind": d["kind"], "value": d["value"], "reason": d["reason"], "version": v,
+           "doc_hash": doc_hash}
     return conn.execute(
-        "INSERT INTO blocklist (kind, value, reason, version) VALUES "
-        "(:kind, :value, :reason, :version) ON CONFLICT(kind, value) DO UPDATE SET "
-        "reason = excluded.reason, version = excluded.version "
+        "INSERT INTO blocklist (kind, value, reason, version, doc_hash) VALUES "
+        "(:kind, :value, :reason, :version, :doc_hash) ON CONFLICT(kind, value) DO UPDATE SET "
+        "reason = excluded.reason, version = excluded.version, doc_hash = excluded.doc_hash "
         "WHERE excluded.version > blocklist.version", row).rowcount > 0
 
 

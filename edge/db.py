@@ -364,3 +364,19 @@ _M014 = """
 ALTER TABLE entries ADD COLUMN detail_code TEXT;
 ALTER TABLE entries ADD COLUMN detail_params TEXT;
 """
+
+
+@migrations()
+def m_holder_block_documents(db: sqlite_utils.Database) -> None:
+    """``blocklist.doc_hash``: this appliance's keyed hash of the document a ``holder`` block
+    names (a risk flag of the hub, which cannot make that hash and sends the document
+    instead: sync/changes.py). The row stays keyed by the hub's ``value``, so its delete finds
+    it; the engine matches a holder by ``value`` (older records, which carry the hash there)
+    or by ``doc_hash``. The number itself is never stored."""
+    _run_script(db, _M_HOLDER_BLOCK_DOCUMENTS)
+
+
+_M_HOLDER_BLOCK_DOCUMENTS = """
+ALTER TABLE blocklist ADD COLUMN doc_hash TEXT;
+CREATE INDEX blocklist_doc_hash ON blocklist(doc_hash) WHERE doc_hash IS NOT NULL;
+"""

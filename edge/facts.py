@@ -91,7 +91,8 @@ SELECT q.id, t.number, t.serial, t.kind, t.role, t.scope, t.zone_id, t.seat, t.v
        r.serial_below, r.reason AS revoked_reason,
        EXISTS (SELECT 1 FROM blocklist b WHERE b.kind = 'ticket' AND b.value = CAST(q.id AS TEXT))
            AS ticket_blocked,
-       EXISTS (SELECT 1 FROM blocklist b WHERE b.kind = 'holder' AND b.value = h.doc_hash)
+       (EXISTS (SELECT 1 FROM blocklist b WHERE b.kind = 'holder' AND b.value = h.doc_hash)
+        OR EXISTS (SELECT 1 FROM blocklist b WHERE b.doc_hash = h.doc_hash))
            AS holder_blocked,
        EXISTS (SELECT 1 FROM entries e WHERE e.ticket_id = q.id AND e.admitted = 1)
            AS admitted_before
@@ -197,6 +198,12 @@ def read_keys(conn: sqlite3.Connection) -> tuple[KeyRing, dict[int, datetime]]:
 
 
 def blocked(conn: sqlite3.Connection, kind: str, value: str) -> bool:
+    """Whether the blocklist holds ``value`` of ``kind``; a holder (by this appliance's keyed
+    document hash) also when a block names the holder's document (``doc_hash``)."""
+    if kind == "holder":
+        return conn.execute(
+            "SELECT 1 FROM blocklist WHERE (kind = 'holder' AND value = ?) OR doc_hash = ?",
+            (value, value)).fetchone() is not None
     return conn.execute("SELECT 1 FROM blocklist WHERE kind = ? AND value = ?",
                         (kind, value)).fetchone() is not None
 

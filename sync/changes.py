@@ -8,7 +8,11 @@ schema below and returns it with its fields typed; it raises :class:`ChangeError
 field and what is wrong.
 
 Holder records carry names and document numbers in clear: they travel only over an
-authenticated channel, and the edge seals them the moment they arrive.
+authenticated channel, and the edge seals them the moment they arrive. So does a ``holder``
+block that names its document (``doc_type`` and ``doc_number``, a risk flag of the hub): the
+hub cannot make the appliance's keyed hash, so it sends the document and the appliance keeps
+only its own hash of it. A holder block without a document names that hash in ``value``
+itself (older records, and blocks made on the appliance's side).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sync.identity import DocumentError, normalize_document
 from sync.names import DIRECTIONS, TICKET_KINDS, TICKET_ROLES
 from sync.timeutil import from_iso
 
@@ -226,6 +231,8 @@ SCHEMA: dict[str, tuple[tuple[str, ...], dict[str, tuple[Callable[[Any], Any], b
         "kind": (_choice(BLOCK_KINDS), True, None),
         "value": (_text(80, allow_empty=False), True, None),
         "reason": (_text(), False, ""),
+        "doc_type": (_text(40, allow_empty=False), False, None),
+        "doc_number": (_text(40, allow_empty=False), False, None),
     }),
 }
 
@@ -268,6 +275,8 @@ def parse_change(obj: Any) -> Change:
 
 
 def _check_consistency(kind: str, d: dict[str, Any]) -> None:
+    if kind == "block":
+        _check_block_document(d)
     if kind == "session":
         if d["ends_at"] <= d["starts_at"]:
             raise ChangeError("session.ends_at: must be after starts_at")
@@ -282,3 +291,18 @@ def _check_consistency(kind: str, d: dict[str, Any]) -> None:
             raise ChangeError("ticket.scope: a session ticket names exactly one session")
         if d["kind"] == "venues" and d["valid_from"] is None:
             raise ChangeError("ticket.valid_from: a venue pass needs a validity window")
+
+
+def _check_block_document(d: dict[str, Any]) -> None:
+    """A block's document: both fields or neither, on a holder block only, and a number its
+    type accepts (the appliance hashes its normalised form)."""
+    if d["doc_type"] is None and d["doc_number"] is None:
+        return
+    if d["kind"] != "holder":
+        raise ChangeError("block.doc_number: only a holder block names a document")
+    if d["doc_type"] is None or d["doc_number"] is None:
+        raise ChangeError("block.doc_number: doc_type and doc_number go together")
+    try:
+        d["doc_number"] = normalize_document(d["doc_type"], d["doc_number"])
+    except DocumentError as e:
+        raise ChangeError(f"block.doc_number: {e.code}") from None

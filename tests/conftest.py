@@ -137,3 +137,15 @@ FIRST = ("tests/e2e/", "tests/faults/")
 
 def pytest_collection_modifyitems(session, config, items):
     items.sort(key=lambda item: not item.nodeid.startswith(FIRST))  # stable: order kept within
+
+
+@pytest.fixture(scope="session")
+def _databases(tmp_path_factory):
+    """The hub databases' templates of this test process (tests/cloud/conftest.py
+    ``_Databases``): here, so that every test module using ``hub_url`` finds it, in
+    tests/cloud or not."""
+    from tests.cloud.conftest import _Databases
+
+    made = _Databases(tmp_path_factory.mktemp("hub-templates"))
+    yield made
+    made.close()

@@ -45,8 +45,10 @@ _NONCE = 12
 _SEAL_INFO = b"wicket hub seal v1"
 _INDEX_INFO = b"wicket hub index v1"
 
-# The personal fields of each kind of change record (sync/changes.py), sealed in the log.
-PERSONAL_FIELDS = {"holder": ("name", "doc_number")}
+# The personal fields of each kind of change record (sync/changes.py), sealed in the log: a
+# holder's, and the document a holder block names (a risk flag's entry block; other blocks
+# carry none, and a field that is absent is left alone).
+PERSONAL_FIELDS = {"holder": ("name", "doc_number"), "block": ("doc_number",)}
 
 
 class SealError(HubError):

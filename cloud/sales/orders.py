@@ -24,6 +24,7 @@ from cloud.inventory.holds import held_by, hold_seats, release_held, sell_held
 from cloud.inventory.quotas import describe
 from cloud.inventory.seats import InventoryError
 from cloud.sales import counts, holding
+from cloud.sales.flags import refuse_buying
 from cloud.sales.holders import add_holders
 from cloud.sales.order_plan import OrderError, OrderRequest, PlannedLine, plan_order
 from cloud.sales.tables import order_lines, orders, tickets
@@ -64,9 +65,11 @@ def create_order(conn: sa.Connection, req: OrderRequest,
     """Hold an order's seats, lines, purchase counts and quotas in the caller's transaction,
     until its payment deadline (the session's ``payment_minutes``), or raise a coded refusal
     naming its field (``seat_taken``, ``sold_out``, ``not_on_sale``, ``limit_reached``,
-    ``document_already_used``, …) having held nothing."""
+    ``document_already_used``, ``buyer_may_not_buy`` by a risk flag, …) having held nothing."""
     now = now or utcnow()
     plan = plan_order(conn, req, now)
+    refuse_buying(conn, req.buyer, [line.holder[2] if line.holder else None
+                                    for line in plan.lines], now)
     minutes = plan.session.payment_minutes if plan.session is not None else PAYMENT_MINUTES
     until = now + timedelta(minutes=minutes)
     people = [line.holder for line in plan.lines if line.holder is not None]

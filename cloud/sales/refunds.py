@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from cloud.catalog.tables import sessions
 from cloud.core.audit import SYSTEM, find_audit, record
 from cloud.core.errors import Code, HubError
+from cloud.sales.flags import refuse_refund
 from cloud.sales.tables import (
     order_lines,
     orders,
@@ -188,8 +189,9 @@ def refundable_tickets(conn: sa.Connection, order_id: int) -> list[sa.Row]:
 def quote(conn: sa.Connection, order_id: int, ticket_ids: list[int] | None,
           now: datetime | None = None, *, bulk: bool = False) -> Quote:
     """What refunding these tickets of the order gives back (``None``: all its live tickets),
-    or the reason it cannot be asked for. A bulk refund (a cancelled session) ignores the
-    policy's window and fee: the buyer gets what was paid."""
+    or the reason it cannot be asked for (a live ``refunds`` risk flag on the buyer or a
+    holder among them). A bulk refund (a cancelled session) ignores the policy's window and
+    fee, and the flags: the buyer gets what was paid."""
     now = now or utcnow()
     o = conn.execute(sa.select(orders).where(orders.c.id == order_id)).first()
     if o is None:
@@ -205,6 +207,8 @@ def quote(conn: sa.Connection, order_id: int, ticket_ids: list[int] | None,
             raise RefundError("ticket_not_in_order", ticket=tid, order_id=o.number)
         if live[tid].request_id is not None:
             raise RefundError("refund_already_requested", ticket=live[tid].number)
+    if not bulk:  # a cancelled session's money is owed whoever holds its tickets
+        refuse_refund(conn, order_id, chosen, now)
     p = policy(conn, o.session_id)
     if not bulk and now > p.refundable_until:
         raise RefundError("refund_window_closed", session_id=o.session_id,
@@ -220,7 +224,10 @@ def request_refund(conn: sa.Connection, order_id: int, ticket_ids: list[int] | N
                    bulk: bool = False) -> int:
     """Ask for a refund of tickets of a paid order (the maker is ``actor``); the request's
     id. The order's row is locked first, so requests for one order are made one at a time;
-    the unique key on the tickets stands behind that."""
+    the unique key on the tickets stands behind that. A live ``refunds`` risk flag on the
+    order's buyer or a ticket's holder refuses it (``buyer_refunds_blocked``,
+    ``holder_refunds_blocked``), except the bulk
+    refund of a cancelled session."""
     now = now or utcnow()
     why = " ".join(reason.split())
     if len(why) > MAX_REASON:

@@ -208,3 +208,47 @@ refund_request_lines = sa.Table(
     sa.Column("fee", sa.BigInteger, nullable=False),
     sa.CheckConstraint("amount >= 0 AND fee >= 0 AND fee <= amount", name="fee_within_amount"),
 )
+
+
+# -- risk flags (cloud/sales/flags.py) --------------------------------------------------------
+
+FLAG_BLOCKS = ("buy", "refunds", "entry")
+FLAG_TARGETS = ("holder", "buyer")
+
+# A risk flag: a holder (by document: its type, the keyed hash of the number as in
+# ``holders``, and the number sealed for staff to see masked) or a buyer (the party string
+# ``buyer:<id>`` orders carry) kept from buying, from refunds or from entry, for a reason, until
+# it expires or is lifted. Live = not lifted and not expired, read by time: nothing has to run
+# for a flag to stop counting. An entry flag reaches the appliances as a holder block; ``venues``
+# are those its block was sent to, ``unblocked_at`` when its delete was (lifted or expired).
+risk_flags = sa.Table(
+    "risk_flags", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("target", sa.String(10), nullable=False),
+    sa.Column("blocks", sa.String(10), nullable=False),
+    sa.Column("buyer", sa.String(80)),
+    sa.Column("doc_type", sa.String(40)),
+    sa.Column("doc_hash", sa.String(64)),
+    sa.Column("sealed_doc_number", sa.Text),
+    sa.Column("reason", sa.String(200), nullable=False),
+    sa.Column("created_by", sa.String(80), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("expires_at", UtcDateTime()),
+    sa.Column("lifted_by", sa.String(80)),
+    sa.Column("lifted_at", UtcDateTime()),
+    sa.Column("lift_reason", sa.String(200)),
+    sa.Column("venues", sa.JSON, nullable=False),
+    sa.Column("unblocked_at", UtcDateTime()),
+    sa.CheckConstraint("target IN ('holder', 'buyer')", name="target_known"),
+    sa.CheckConstraint("blocks IN ('buy', 'refunds', 'entry')", name="blocks_known"),
+    sa.CheckConstraint("(target = 'holder' AND doc_type IS NOT NULL AND doc_hash IS NOT NULL "
+                       "AND buyer IS NULL) OR (target = 'buyer' AND buyer IS NOT NULL "
+                       "AND doc_hash IS NULL AND doc_type IS NULL)", name="target_named"),
+    sa.CheckConstraint("blocks != 'entry' OR target = 'holder'", name="entry_by_holder"),
+    sa.CheckConstraint("expires_at IS NULL OR expires_at > created_at",
+                       name="expires_after_created"),
+    sa.CheckConstraint("(lifted_at IS NULL) = (lifted_by IS NULL)", name="lifted_by_someone"),
+    sa.Index("ix_risk_flags_doc_hash", "doc_hash"),
+    sa.Index("ix_risk_flags_buyer", "buyer"),
+    sa.Index("ix_risk_flags_blocks_unblocked_at", "blocks", "unblocked_at"),
+)

@@ -53,4 +53,7 @@ PERMISSIONS: dict[str, str] = {
     # messaging (issue 16)
     "messages.manage": _l("See the outbox and resend failed messages, edit message templates, "
                           "and send messages to lists of recipients"),
+    # flags (issue 16 §4)
+    "buyers.flag": _l("Flag holders and buyers: keep them from buying, from refunds or from "
+                      "entry, and lift flags"),
 }

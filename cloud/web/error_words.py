@@ -267,4 +267,17 @@ ERROR_WORDS = {
     "no_contact": _l("Ticket delivery needs a mobile number or an e-mail address."),
     "unknown_ticket_link": _l("This ticket link is not valid."),
     "too_many_redeliveries": _l("This ticket was sent again %(limit)s times within the hour; try later."),
+    # flags (issue 16 §4)
+    "flag_blocks_unknown": _l("A flag blocks one of: buying, refunds, entry."),
+    "flag_target_required": _l("A flag names either a holder's document or a buyer, not both."),
+    "flag_buyer_bad": _l("A buyer is named buyer:<id>."),
+    "flag_reason_required": _l("Say why (1 to %(high)s characters)."),
+    "flag_entry_needs_holder": _l("An entry flag names a holder's document: the gates know people by their documents."),
+    "flag_expiry_past": _l("A flag's expiry must be ahead."),
+    "unknown_flag": _l("No risk flag %(flag_id)s."),
+    "flag_not_live": _l("Risk flag %(flag_id)s is %(state)s already."),
+    "buyer_may_not_buy": _l("A risk flag keeps this buyer from buying."),
+    "holder_may_not_buy": _l("A risk flag keeps a holder of this order from buying."),
+    "buyer_refunds_blocked": _l("A risk flag keeps refunds from this buyer."),
+    "holder_refunds_blocked": _l("A risk flag keeps refunds from a holder of these tickets."),
 }

@@ -260,7 +260,10 @@ def doc_words(doc_type: str) -> str:
 
 
 def state_words(state: str) -> str:
-    return {"issued": _("valid"), "void": _("void"), "refunded": _("refunded")}.get(state, state)
+    return {"issued": _("valid"), "void": _("void"), "refunded": _("refunded"),
+            # flags (issue 16 §4): a risk flag's states
+            "live": _("in force"), "lifted": _("lifted"), "expired": _("expired")
+            }.get(state, state)
 
 
 def money(amount: int, currency: str = "CNY") -> str:

@@ -113,13 +113,6 @@ class _Databases:
             self.admin.dispose()
 
 
-@pytest.fixture(scope="session")
-def _databases(tmp_path_factory):
-    made = _Databases(tmp_path_factory.mktemp("hub-templates"))
-    yield made
-    made.close()
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def hub_url(request, tmp_path, _databases):
     """A hub database of either kind, at the newest revision (empty, not migrated, under

@@ -12,9 +12,11 @@ from cloud.catalog.tables import sessions
 from cloud.catalog.venues import add_lane
 from cloud.fleet import appliances
 from cloud.ops import alerts
+from cloud.sales.flags import add_flag
 from cloud.sales.tickets import issue_ticket
 from cloud.staff.tokens import create_token
 from sync.ids import uuid7
+from sync.sample import resident_id
 from sync.timeutil import to_iso, utcnow
 from tests.cloud.pagekit import build_hub, text
 from tests.webfuzz import concrete_paths, fuzz
@@ -30,6 +32,8 @@ def sample_hub(url: str):
         tickets = [issue_ticket(conn, session_id=hub.session) for _ in range(3)]
         boxes = [appliances.register(conn, hub.venue, f"Gate box {n}") for n in (1, 2)]
         _, token = create_token(conn, hub.staff["admin"], "fuzz", "test")
+        add_flag(conn, blocks="entry", reason="fuzz", actor="test",  # flags (issue 16 §4)
+                 holder=("resident_id", resident_id("11010119900307123")))
     client = hub.app.test_client()
     creds = [client.post("/api/sync/v1/enroll", json={"token": b.token}).get_json()["credential"]
              for b in boxes]
@@ -58,7 +62,9 @@ def test_no_query_string_makes_any_hub_page_or_api_fail(hub_url):
         # identity (issue 16 §2)
         "identity_id": "1", "identity_review.confirm.decision": "approve",
         # messaging (issue 16)
-        "message_id": "1", "task_id": "1", "kind": "sign_in_code", "language": "en"},
+        "message_id": "1", "task_id": "1", "kind": "sign_in_code", "language": "en",
+        # flags (issue 16 §4)
+        "flag_id": "1"},
         skip=("static",))
 
     def headers(path: str) -> dict:

@@ -249,6 +249,28 @@ def test_blocked_rfid_card_and_blocked_holder(engine, venue, loaded, vault):
     assert qr(engine, venue.tickets[1001].code).reason is Reason.BLOCKED
 
 
+
+def test_a_holder_block_naming_the_document_refuses_that_holder_until_deleted(engine, venue,
+                                                                               loaded, vault):
+    """The hub's entry flag: the block names the document, the appliance keeps only its own
+    keyed hash of it, and the block's delete (by the hub's value) lets the holder in again."""
+    from edge import facts
+
+    name, doc_type, number = venue.holders[venue.tickets[1001].holder_id]
+    apply(loaded, vault, {"type": "block", "op": "upsert", "kind": "holder", "value": "flag:7",
+                          "reason": "risk flag 7", "doc_type": doc_type,
+                          "doc_number": number.lower()}, seq=20_000)
+    assert loaded.execute("SELECT doc_hash FROM blocklist WHERE value = 'flag:7'").fetchone() == (
+        vault.doc_hash(doc_type, number),)
+    assert number not in str(loaded.execute("SELECT * FROM blocklist").fetchall())
+    assert facts.blocked(loaded, "holder", vault.doc_hash(doc_type, number))  # an ID card alone
+    assert qr(engine, venue.tickets[1001].code).reason is Reason.BLOCKED
+    assert qr(engine, venue.tickets[1002].code).reason is Reason.OK  # another holder
+    apply(loaded, vault, {"type": "block", "op": "delete", "kind": "holder", "value": "flag:7"},
+          seq=20_001)
+    assert not facts.blocked(loaded, "holder", vault.doc_hash(doc_type, number))
+    assert qr(engine, venue.tickets[1001].code).reason is Reason.OK
+
 # -- codes: forged, unknown, offline -------------------------------------------------------------
 
 

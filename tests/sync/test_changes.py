@@ -53,3 +53,32 @@ def test_bad_changes_name_the_field(change, message):
 ])
 def test_normalize_uid(text, uid):
     assert normalize_uid(text) == uid
+
+
+
+def test_a_holder_block_may_name_a_document_which_is_checked_and_normalised():
+    from sync.sample import resident_id
+
+    number = resident_id("11010119900307123")
+    c = parse_change({"type": "block", "op": "upsert", "seq": 5, "kind": "holder",
+                      "value": "flag:1", "doc_type": "resident_id",
+                      "doc_number": number.lower()})
+    assert (c.key, c.data["doc_type"], c.data["doc_number"]) == (
+        ("holder", "flag:1"), "resident_id", number)
+    old = parse_change({"type": "block", "op": "upsert", "seq": 6, "kind": "holder",
+                        "value": "ab" * 32})  # the appliance's own hash, as before
+    assert old.data["doc_number"] is None
+    base = {"type": "block", "op": "upsert", "seq": 7, "value": "flag:1"}
+    for extra, words in [
+        ({"kind": "rfid", "doc_type": "resident_id", "doc_number": number},
+         "block.doc_number: only a holder block names a document"),
+        ({"kind": "holder", "doc_number": number}, "block.doc_number: doc_type and doc_number"),
+        ({"kind": "holder", "doc_type": "resident_id"}, "block.doc_number: doc_type and"),
+        ({"kind": "holder", "doc_type": "resident_id", "doc_number": number[:-1] + "0"},
+         "block.doc_number: bad_check_digit"),
+    ]:
+        with pytest.raises(ChangeError) as e:
+            parse_change({**base, **extra})
+        assert str(e.value).startswith(words) and number[:-1] not in str(e.value)
+    assert parse_change({"type": "block", "op": "delete", "seq": 8, "kind": "holder",
+                         "value": "flag:1"}).data == {"kind": "holder", "value": "flag:1"}
