@@ -16,6 +16,8 @@ separated by commas: who must sign in with a one-time password; unset, each role
 ``totp_required`` flag decides, set on the system administrator and finance),
 ``PASSWORD_MIN_SCORE``, ``PASSWORD_MAX_AGE_DAYS``, ``PASSWORD_HISTORY``
 ($WICKET_HUB_PASSWORD_…; see cloud/staff/passwords.py).
+Buyers' accounts (docs/buyers.md): ``BUYER_COMPANION_LIMIT``, ``BUYER_CODES_PER_NUMBER``,
+``BUYER_CODES_PER_ADDRESS`` ($WICKET_HUB_BUYER_…; see cloud/buyers/api.py).
 """
 
 from __future__ import annotations
@@ -110,6 +112,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions["db"] = make_engine(app.config["DATABASE_URL"], app.config.get("DATA_KEY"))
 
     from cloud import home
+    from cloud.buyers import api as buyers_api  # buyers (accounts)
+    from cloud.buyers import pages as buyers_pages  # buyers (accounts)
     from cloud.buyers import review_pages as identity_review_pages  # identity (issue 16 §2)
     from cloud.catalog import api as catalog_api
     from cloud.catalog import venue_pages
@@ -141,6 +145,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     for bp in (sync_api.bp, ops_api.sync_bp, sales_api.bp, catalog_api.bp, ops_api.bp,
                staff_api.bp, payments_api.bp, order_api.bp, order_payments_api.bp,
                inventory_api.bp, refund_api.bp, public_api.bp,
+               buyers_api.bp,  # buyers (accounts)
                flag_api.bp):  # flags (issue 16 §4)
         app.register_blueprint(bp)
     init_pages(app, [home.bp, auth.bp, venue_pages.bp, inventory_pages.bp,
@@ -149,6 +154,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                      role_pages.bp, conflict_pages.bp, ops_pages.bp, ops_pages.wall_bp,
                      totp_pages.bp, booth_pages.bp, order_pages.bp, refund_pages.bp,
                      identity_review_pages.bp,  # identity (issue 16 §2)
+                     buyers_pages.bp,  # buyers (accounts)
                      *_messaging(app),  # messaging (issue 16)
                      flag_pages.bp])  # flags (issue 16 §4)
     payments_api.init_payments(app)

@@ -237,6 +237,7 @@ def cmd_alerts(args) -> int:
 
 def worker_tasks():
     """What ``wicket-hub worker`` does: each area's job handlers and periodic tasks."""
+    from cloud.buyers.sessions import tidy_accounts  # buyers (accounts)
     from cloud.core import idempotency, rate_limits
     from cloud.core.jobs import Tasks
     from cloud.inventory.sessions import REFUND_CANCELLED_JOB
@@ -276,6 +277,7 @@ def worker_tasks():
     # blocks sent to venues made since
     from cloud.sales.flag_blocks import send_entry_blocks
     tasks.every("entry_flag_blocks", 60, lambda conn, now: send_entry_blocks(conn, now))
+    tasks.every("tidy_buyer_accounts", 3600, tidy_accounts)  # buyers (accounts)
     return tasks
 
 
@@ -381,6 +383,7 @@ def _reseal_pass(engine: sa.Engine, batch: int, bar: _Progress, batches: list[in
     """One pass over holders and change log records, each batch its own short transaction
     (the hub keeps serving meanwhile); how many values were sealed again."""
     from cloud.buyers.identity_reseal import reseal_identities  # identity (issue 16 §2)
+    from cloud.buyers.reseal import reseal_buyers, reseal_companions  # buyers (accounts)
     from cloud.core.changes import reseal_changes
     from cloud.sales.flags import reseal_flags  # flags (issue 16 §4)
     from cloud.sales.holders import reseal_holders
@@ -389,7 +392,8 @@ def _reseal_pass(engine: sa.Engine, batch: int, bar: _Progress, batches: list[in
     kill_after = int(os.environ.get(KILL_AFTER_BATCHES) or 0)
     changed = 0
     for step in (reseal_holders, reseal_changes, reseal_secrets, reseal_identities,
-                 reseal_flags):
+                 reseal_flags,
+                 reseal_buyers, reseal_companions):  # buyers (accounts)
         after: int | None = 0
         while after is not None:
             with engine.begin() as conn:
@@ -421,6 +425,7 @@ def cmd_rotate_data_key(args) -> int:
         print(f"wicket-hub: {e}", file=sys.stderr)
         return 2
     from cloud.buyers.identity_reseal import count_identities
+    from cloud.buyers.reseal import count_sealed  # buyers (accounts)
     from cloud.sales.flags import count_flags  # flags (issue 16 §4)
     from cloud.sales.holders import count_holders
     from cloud.staff.totp import count_secrets
@@ -431,7 +436,8 @@ def cmd_rotate_data_key(args) -> int:
         for n in range(1, MAX_PASSES + 1):
             with engine.connect() as conn:
                 total = (count_holders(conn) + count_personal_changes(conn)
-                         + count_secrets(conn) + count_identities(conn) + count_flags(conn))
+                         + count_secrets(conn) + count_identities(conn) + count_flags(conn)
+                         + count_sealed(conn))  # buyers (accounts)
             # a pass that changes nothing proves no value under an old key is left
             # (a sale that read the key file before the rotation began is caught here)
             if not _reseal_pass(engine, args.batch, _Progress(total, f"pass {n}"), batches):

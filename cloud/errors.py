@@ -7,6 +7,7 @@ and message.
 
 from __future__ import annotations
 
+from cloud.buyers.errors import BuyerError  # buyers (accounts)
 from cloud.buyers.identity_errors import IdentityError
 from cloud.catalog.errors import CatalogError
 from cloud.core.errors import Code, HubError
@@ -37,6 +38,7 @@ ERROR_CLASSES: tuple[type[HubError], ...] = (
     AccountError, TokenError, TotpError, IdempotencyError, PaymentError, RefundError,
     # identity (issue 16 §2)
     IdentityError,
+    BuyerError,  # buyers (accounts)
     MessagingError,  # messaging (issue 16)
     FlagError)  # flags (issue 16 §4)
 

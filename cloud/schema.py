@@ -21,7 +21,8 @@ from cloud.staff import tables as staff_tables
 TABLE_MODULES = (changes, audit, trust, rate_limits, idempotency, jobs, outbox, catalog_tables,
                  inventory_tables, sales_tables, fleet_tables, ops_tables, staff_tables,
                  payments_tables,
-                 # identity (issue 16 §2): identities and their photos
+                 # identity (issue 16 §2): identities and their photos;
+                 # buyers (accounts): buyers, their sessions and codes, companions
                  buyers_tables,
                  messaging_tables)  # messaging (issue 16)
 

@@ -34,8 +34,9 @@ HUB_AREAS: dict[str, set[str]] = {
     "sales": {"core", "catalog", "inventory", "fleet"},
     "ops": {"core", "catalog", "inventory", "fleet", "sales", "staff"},
     "payments": {"core", "catalog", "inventory", "fleet", "sales"},
-    # buyers: accounts, identities and their verification, companions (issue 16)
-    "buyers": {"core", "catalog", "inventory", "sales"},
+    # buyers: accounts, identities and their verification, companions (issue 16); staff only
+    # for the password hash and policy buyers' accounts share with staff accounts (accounts)
+    "buyers": {"core", "catalog", "inventory", "sales", "staff"},
     # the public buyer site sits on top: nothing imports it
     "storefront": {"core", "catalog", "inventory", "fleet", "sales", "payments", "buyers",
                    "messaging"},

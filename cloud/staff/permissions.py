@@ -48,6 +48,8 @@ PERMISSIONS: dict[str, str] = {
     # identity (issue 16 §2)
     "buyers.review_identity": _l("Review the document photos of buyers whose documents no "
                                  "service checks, and approve or refuse them (audited)"),
+    # buyers (accounts)
+    "buyers.view": _l("See buyers' accounts, masked, and find one by mobile number"),
     # messaging (issue 16)
     "messages.manage": _l("See the outbox and resend failed messages, edit message templates, "
                           "and send messages to lists of recipients"),

@@ -31,7 +31,8 @@ def transaction() -> AbstractContextManager[sa.Connection]:
 
 
 def idempotent(view: Callable | None = None, *, apart: Callable | None = None,
-               apart_if: Callable[..., bool] | None = None) -> Callable:
+               apart_if: Callable[..., bool] | None = None,
+               scope: Callable[[], str] | None = None) -> Callable:
     """Honour ``Idempotency-Key`` on a JSON write view (see the module's docstring).
 
     ``apart`` is work that calls another service (a payment provider) and so must run with no
@@ -41,20 +42,22 @@ def idempotent(view: Callable | None = None, *, apart: Callable | None = None,
     (two identical requests at once may both run it; one of them then does the view's work).
     ``apart_if`` (the view's arguments in, a bool out, before anything else) says whether this
     request has such work at all; when it has not, ``g.apart`` is None and the view does
-    everything in its one transaction."""
+    everything in its one transaction. ``scope`` names whose keys these are (default: the
+    staff API token's account; the buyers' API names the signed-in buyer)."""
     if view is None:
-        return lambda v: idempotent(v, apart=apart, apart_if=apart_if)
+        return lambda v: idempotent(v, apart=apart, apart_if=apart_if, scope=scope)
 
     @wraps(view)
     def wrapper(*args, **kwargs):
         g.apart = None
         if apart is not None and apart_if is not None and not apart_if(*args, **kwargs):
-            return _run(view, None, args, kwargs)
-        return _run(view, apart, args, kwargs)
+            return _run(view, None, args, kwargs, scope)
+        return _run(view, apart, args, kwargs, scope)
     return wrapper
 
 
-def _run(view: Callable, apart: Callable | None, args: tuple, kwargs: dict):
+def _run(view: Callable, apart: Callable | None, args: tuple, kwargs: dict,
+         owner: Callable[[], str] | None = None):
     """The request, replayed or done (with ``apart`` first, if any)."""
     key = request.headers.get(HEADER)
     if key is None:
@@ -62,7 +65,7 @@ def _run(view: Callable, apart: Callable | None, args: tuple, kwargs: dict):
         return view(*args, **kwargs)
     if not idempotency.valid_key(key):
         raise idempotency.IdempotencyError("idempotency_key_bad")
-    scope = api_actor()
+    scope = owner() if owner is not None else api_actor()
     path = request.path + (f"?{request.query_string.decode('latin-1')}"
                            if request.query_string else "")
     digest = idempotency.request_hash(request.method, path, request.get_data(cache=True))
