@@ -26,6 +26,7 @@ from cloud.buyers.contacts import (
     normalize_mobile,
 )
 from cloud.buyers.errors import BuyerError
+from cloud.buyers.identities import identity_state
 from cloud.buyers.lockout import buyer_by_mobile, clear_failures, count_failure, refuse_if_locked
 from cloud.buyers.tables import buyers
 from cloud.core.audit import record
@@ -51,11 +52,13 @@ class Profile:
     has_password: bool
     identity_id: int | None
     created_at: datetime
+    verification: str | None = None  # the state of the buyer's own identity, if named
 
     def masked(self) -> Profile:
         return Profile(self.id, mask_mobile(self.mobile),
                        mask_email(self.email) if self.email else None, self.language,
-                       self.state, self.has_password, self.identity_id, self.created_at)
+                       self.state, self.has_password, self.identity_id, self.created_at,
+                       self.verification)
 
 
 def _language(language: object) -> str:
@@ -225,7 +228,8 @@ def _profile(conn: sa.Connection, row) -> Profile:
              if row.sealed_email else None)
     return Profile(row.id, ring.open(row.sealed_mobile, f"buyers:mobile:{row.mobile_hash}"),
                    email, row.language, row.state, row.password_hash is not None,
-                   row.identity_id, row.created_at)
+                   row.identity_id, row.created_at,
+                   identity_state(conn, row.identity_id) if row.identity_id else None)
 
 
 def profile(conn: sa.Connection, buyer_id: int) -> Profile:

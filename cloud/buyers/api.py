@@ -26,7 +26,7 @@ from typing import Any
 
 from flask import current_app, g, jsonify, request
 
-from cloud.buyers import accounts, codes, sessions
+from cloud.buyers import accounts, codes, own_identity, sessions
 from cloud.buyers import companions as comp
 from cloud.buyers.errors import BuyerError
 from cloud.web.http import ApiError, engine, json_blueprint, json_body
@@ -97,7 +97,7 @@ def _buyer_scope() -> str:
 def _profile_json(p: accounts.Profile) -> dict[str, Any]:
     return {"id": p.id, "mobile": p.mobile, "email": p.email, "language": p.language,
             "has_password": p.has_password, "identity_id": p.identity_id,
-            "created_at": _at(p.created_at)}
+            "verification": p.verification, "created_at": _at(p.created_at)}
 
 
 def _client() -> dict[str, str | None]:
@@ -236,11 +236,25 @@ def end_other_sessions():
     return jsonify({"sessions_ended": ended})
 
 
+@bp.post("/me/identity")
+@signed_in
+@idempotent(scope=_buyer_scope)
+def verify_me():
+    """Name who the buyer is; verified once, the result sent to their mobile (202)."""
+    body = json_body()
+    with transaction() as conn:
+        identity_id, state = own_identity.verify_buyer(
+            conn, g.buyer.buyer_id, name=_text(body, "name"), doc_type=_text(body, "doc_type"),
+            number=_text(body, "doc_number"))
+    return jsonify({"identity_id": identity_id, "verification": state}), 202
+
+
 # -- companions ----------------------------------------------------------------------------------
 
 def _companion_json(c: comp.Companion) -> dict[str, Any]:
     return {"id": c.id, "name": c.name, "doc_type": c.doc_type, "doc_number": c.doc_number,
-            "identity_id": c.identity_id, "added_at": _at(c.added_at)}
+            "identity_id": c.identity_id, "verification": c.verification,
+            "added_at": _at(c.added_at)}
 
 
 def _limit() -> int:

@@ -8,6 +8,10 @@ raised by one conditional UPDATE that refuses at the limit: two additions racing
 are serialised on the buyer's row and the second is refused, on either database, without
 reading first. Removing a companion only marks it removed: tickets bought for them stay
 theirs, and the same document may be added again later.
+
+A companion is a person to verify (cloud/buyers/identities.py): adding one asks for their
+verification (once per person: a person already verified, through any account, is reused), and
+a ticket is bought for them (:func:`holder`) only once that identity is verified.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from cloud.buyers.errors import BuyerError
+from cloud.buyers.identities import identity_state, request_verification
 from cloud.buyers.tables import buyers, companions
 from cloud.core.audit import record
 from cloud.core.seal import keyring_for
@@ -38,6 +43,7 @@ class Companion:
     doc_number: str
     identity_id: int | None
     added_at: datetime
+    verification: str | None = None  # the identity's state: pending, verified, refused, …
 
 
 def _context(buyer_id: int, doc_hash: str, field: str) -> str:
@@ -77,14 +83,18 @@ def add_companion(conn: sa.Connection, buyer_id: int, *, name: str, doc_type: st
         _uncount(conn, buyer_id)  # the refusal leaves the count right in any transaction
         raise BuyerError("companion_exists")
     doc_hash = ring.doc_hash(number)
+    identity_id = request_verification(conn, name=name, doc_type=doc_type, number=number,
+                                       now=now)
     companion_id = conn.execute(sa.insert(companions).values(
         buyer_id=buyer_id, doc_type=doc_type, doc_hash=doc_hash, added_at=now,
+        identity_id=identity_id,
         sealed_name=ring.seal(name, _context(buyer_id, doc_hash, "name")),
         sealed_doc_number=ring.seal(number, _context(buyer_id, doc_hash, "doc_number")))
     ).inserted_primary_key[0]
     record(conn, f"buyer:{buyer_id}", "buyer.companion.add", f"companion:{companion_id}", None,
            {"name": mask_name(name), "doc_type": doc_type, "doc_number": mask_document(number)})
-    return Companion(companion_id, mask_name(name), doc_type, mask_document(number), None, now)
+    return Companion(companion_id, mask_name(name), doc_type, mask_document(number),
+                     identity_id, now, identity_state(conn, identity_id))
 
 
 def _uncount(conn: sa.Connection, buyer_id: int) -> None:
@@ -102,8 +112,9 @@ def opened(conn: sa.Connection, row) -> tuple[str, str]:
 
 def _shown(conn: sa.Connection, row) -> Companion:
     name, number = opened(conn, row)
+    state = identity_state(conn, row.identity_id) if row.identity_id is not None else None
     return Companion(row.id, mask_name(name), row.doc_type, mask_document(number),
-                     row.identity_id, row.added_at)
+                     row.identity_id, row.added_at, state)
 
 
 def list_companions(conn: sa.Connection, buyer_id: int) -> list[Companion]:
@@ -125,10 +136,15 @@ def companion_row(conn: sa.Connection, buyer_id: int, companion_id: int):
 
 
 def holder(conn: sa.Connection, buyer_id: int, companion_id: int) -> tuple[str, str, str]:
-    """A live companion of the buyer's as an order line's holder (name, document type,
-    number): the sales area's limits per holder and per document then count them as any
-    holder, whichever account buys for them."""
+    """A live, verified companion of the buyer's as an order line's holder (name, document
+    type, number): the sales area's limits per holder and per document then count them as any
+    holder, whichever account buys for them. ``companion_not_verified`` until their identity
+    is verified."""
     row = companion_row(conn, buyer_id, companion_id)
+    state = identity_state(conn, row.identity_id) if row.identity_id is not None else None
+    if state != "verified":
+        raise BuyerError("companion_not_verified", companion_id=companion_id,
+                         state=state or "not asked")
     name, number = opened(conn, row)
     return name, row.doc_type, number
 

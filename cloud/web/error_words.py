@@ -250,6 +250,8 @@ ERROR_WORDS = {
     "companion_exists": _l("This document is one of your companions already."),
     "companion_limit": _l("At most %(limit)s companions per account."),
     "unknown_companion": _l("No companion %(companion_id)s of yours."),
+    "buyer_already_verified": _l("Your identity is verified already; customer service can change it."),
+    "companion_not_verified": _l("Companion %(companion_id)s is not verified yet (%(state)s): tickets are bought only for verified people."),
     # messaging (issue 16)
     "unknown_message_kind": _l("There is no message kind %(kind)s."),
     "unknown_language": _l("There is no message language %(language)s."),

@@ -238,3 +238,27 @@ def test_the_companion_limit_comes_from_the_environment_when_not_configured(hub_
             client.get("/api/v1/buyer/companions", headers=me)
     finally:
         app.extensions["db"].dispose()
+
+
+def test_a_buyer_names_who_they_are_and_sees_their_verification(client):
+    _register(client)
+    headers = _signed_in(client)
+    number = resident_id(9)
+    wrong = number[:-1] + ("1" if number[-1] != "1" else "2")  # its check digit wrong
+    body = {"name": "赵六", "doc_type": "resident_id", "doc_number": number}
+    asked = client.post("/api/v1/buyer/me/identity", json=body,
+                        headers={**headers, "Idempotency-Key": "me-1"})
+    assert asked.status_code == 202, asked.get_json()
+    assert asked.get_json()["verification"] == "pending"
+    again = client.post("/api/v1/buyer/me/identity", json=body,
+                        headers={**headers, "Idempotency-Key": "me-1"})
+    assert again.get_data() == asked.get_data() and again.headers["Idempotent-Replayed"]
+    me = client.get("/api/v1/buyer/me", headers=headers).get_json()["buyer"]
+    assert (me["identity_id"], me["verification"]) == (asked.get_json()["identity_id"],
+                                                       "pending")
+    bad = client.post("/api/v1/buyer/me/identity", headers=headers,
+                      json={**body, "doc_number": wrong})
+    assert bad.status_code == 422 and bad.get_json()["error"].startswith("document_")
+    missing = client.post("/api/v1/buyer/me/identity", headers=headers, json={"name": "赵六"})
+    assert missing.status_code == 400 and missing.get_json()["params"]["field"] == "doc_type"
+    assert client.post("/api/v1/buyer/me/identity", json=body).status_code == 401

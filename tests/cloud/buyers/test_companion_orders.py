@@ -12,8 +12,8 @@ from cloud.inventory.sessions import edit_session
 from cloud.sales.holders import holder as open_holder
 from cloud.sales.order_plan import LineRequest, OrderError, OrderRequest
 from cloud.sales.orders import capture, create_order
-from cloud.sales.tables import tickets
-from tests.cloud.buyers.buyerkit import new_buyer
+from cloud.sales.tables import orders, tickets
+from tests.cloud.buyers.buyerkit import mark_verified, new_buyer
 from tests.cloud.buyers.test_companions import resident_id
 from tests.cloud.orderkit import NOW, build
 
@@ -43,8 +43,18 @@ def test_a_companion_reaches_the_holder_limit_through_two_accounts(hub):
     first, second = new_buyer(hub.engine), new_buyer(hub.engine, "13900139000")
     person = ("张小三", "resident_id", resident_id(50))
     with hub.engine.begin() as conn:
-        ids = [comp.add_companion(conn, b, name=person[0], doc_type=person[1],
-                                  doc_number=person[2], now=NOW).id for b in (first, second)]
+        added = [comp.add_companion(conn, b, name=person[0], doc_type=person[1],
+                                    doc_number=person[2], now=NOW) for b in (first, second)]
+    ids = [a.id for a in added]
+    # one person, one identity, whichever account added them; nothing is bought for them
+    # until it is verified
+    assert added[0].identity_id == added[1].identity_id and added[0].verification == "pending"
+    with pytest.raises(BuyerError) as unverified:
+        _buy(hub, first, ids[0], 1)
+    assert unverified.value.code == "companion_not_verified"
+    with hub.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(orders)).scalar() == 0
+    mark_verified(hub.engine, added[0].identity_id)
     _buy(hub, first, ids[0], 1)
     _buy(hub, second, ids[1], 2)
     with pytest.raises(OrderError) as e:
@@ -61,6 +71,7 @@ def test_a_removed_companion_keeps_the_tickets_bought_for_them(hub):
     with hub.engine.begin() as conn:
         companion = comp.add_companion(conn, buyer_id, name="李四", doc_type="resident_id",
                                        doc_number=resident_id(51), now=NOW)
+    mark_verified(hub.engine, companion.identity_id)
     _buy(hub, buyer_id, companion.id, 4, pay=True)
     with hub.engine.begin() as conn:
         comp.remove_companion(conn, buyer_id, companion.id, NOW)
@@ -68,3 +79,26 @@ def test_a_removed_companion_keeps_the_tickets_bought_for_them(hub):
         kept = open_holder(conn, ticket.holder_id)
     assert ticket.state == "issued"
     assert (kept.name, kept.doc_number) == ("李四", resident_id(51))
+
+
+def test_a_buyer_names_their_own_identity_once_verified(hub):
+    from cloud.buyers.accounts import profile
+    from cloud.buyers.own_identity import verify_buyer
+    from cloud.core.jobs import jobs
+    from tests.cloud.buyers.buyerkit import sent
+
+    buyer_id = new_buyer(hub.engine)
+    with hub.engine.begin() as conn:
+        identity_id, state = verify_buyer(conn, buyer_id, name="王五", doc_type="resident_id",
+                                          number=resident_id(52), now=NOW)
+        assert state == "pending" and profile(conn, buyer_id).identity_id == identity_id
+        assert profile(conn, buyer_id).masked().verification == "pending"
+        # the check is a job for the worker; its result goes to the buyer's own mobile
+        [job] = conn.execute(sa.select(jobs.c.kind, jobs.c.payload)).all()
+        assert job.kind == "verify_identity" and "13800138000" not in str(job.payload)
+    mark_verified(hub.engine, identity_id)
+    with hub.engine.begin() as conn, pytest.raises(BuyerError) as again:
+        verify_buyer(conn, buyer_id, name="王五", doc_type="resident_id",
+                     number=resident_id(53), now=NOW)
+    assert again.value.code == "buyer_already_verified"
+    assert [kind for kind, _ in sent(hub.engine)] == ["register_code"]

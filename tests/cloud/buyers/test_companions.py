@@ -46,7 +46,9 @@ def test_a_companion_is_sealed_and_shown_masked(engine):
         assert (added.name, added.doc_number) == ("张*三", number[:4] + "*" * 10 + number[-4:])
         row = conn.execute(sa.select(companions)).one()
         assert "张小三" not in row.sealed_name and number not in row.sealed_doc_number
-        assert number not in row.doc_hash and row.identity_id is None
+        # their verification is asked at once: the identity is linked, pending
+        assert number not in row.doc_hash and row.identity_id == added.identity_id is not None
+        assert added.verification == "pending"
         assert comp.opened(conn, row) == ("张小三", number)
         assert comp.list_companions(conn, buyer_id) == [added]
         passport = comp.add_companion(conn, buyer_id, name="John Smith", doc_type="passport",
