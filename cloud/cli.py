@@ -237,7 +237,7 @@ def cmd_alerts(args) -> int:
 
 def worker_tasks():
     """What ``wicket-hub worker`` does: each area's job handlers and periodic tasks."""
-    from cloud.buyers.sessions import tidy_accounts  # buyers (accounts)
+    from cloud.buyers.tasks import register_tasks as buyers_tasks
     from cloud.core import idempotency, rate_limits
     from cloud.core.jobs import Tasks
     from cloud.inventory.sessions import REFUND_CANCELLED_JOB
@@ -271,21 +271,13 @@ def worker_tasks():
                    refund_approval.request_refund_handler(providers, notify), apart=True)
     # a cancelled session's paid orders, in batches of their own transactions
     tasks.register(REFUND_CANCELLED_JOB, refund_approval.refund_cancelled_handler, apart=True)
-    _identity_tasks(tasks)
+    buyers_tasks(tasks, os.environ)  # buyers (issue 16): verification, delivery, photos
     # flags (issue 16 §4): expired entry flags' blocks deleted at the venues (an expired flag
     # stops counting on the hub at once; its block lifts at the next run), and live ones'
     # blocks sent to venues made since
     from cloud.sales.flag_blocks import send_entry_blocks
     tasks.every("entry_flag_blocks", 60, lambda conn, now: send_entry_blocks(conn, now))
-    tasks.every("tidy_buyer_accounts", 3600, tidy_accounts)  # buyers (accounts)
     return tasks
-
-
-def _identity_tasks(tasks) -> None:
-    # identity (issue 16 §2): the verification job (apart) and the reviewed photos' retention
-    from cloud.buyers.verifying import register_tasks
-
-    register_tasks(tasks, os.environ)
 
 
 def cmd_worker(args) -> int:

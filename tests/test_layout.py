@@ -35,8 +35,9 @@ HUB_AREAS: dict[str, set[str]] = {
     "ops": {"core", "catalog", "inventory", "fleet", "sales", "staff"},
     "payments": {"core", "catalog", "inventory", "fleet", "sales"},
     # buyers: accounts, identities and their verification, companions (issue 16); staff only
-    # for the password hash and policy buyers' accounts share with staff accounts (accounts)
-    "buyers": {"core", "catalog", "inventory", "sales", "staff"},
+    # for the password hash and policy buyers' accounts share with staff accounts (accounts),
+    # messaging to send a buyer's paid tickets (delivery.py)
+    "buyers": {"core", "catalog", "inventory", "sales", "staff", "messaging"},
     # the public buyer site sits on top: nothing imports it
     "storefront": {"core", "catalog", "inventory", "fleet", "sales", "payments", "buyers",
                    "messaging"},

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from cloud.catalog.tables import events, gate_zones, gates, seats, sessions, venues, zones
 from cloud.core import audit, rate_limits
-from cloud.core.outbox import enqueue, opened, outbox
+from cloud.core.outbox import address_hash, enqueue, opened, outbox
 from cloud.messaging.errors import MessagingError
 from cloud.messaging.tables import ticket_links
 from cloud.sales.holders import holder
@@ -75,7 +75,7 @@ def deliver_order(conn: sa.Connection, order_id: int, *, sms_to: str | None = No
                   "seat": _seat_label(conn, t.seat_id), "path": f"/t/{token}"}
         ids = [enqueue(conn, kind="ticket_delivery", channel=channel, to=to, params=params,
                        language=language, now=now,
-                       dedupe_key=f"ticket:{t.id}:delivery:{channel}:{to.strip().lower()}"[:160])
+                       dedupe_key=f"ticket:{t.id}:delivery:{address_hash(conn, channel, to)}")
                for channel, to in (("sms", sms_to), ("email", email_to)) if to]
         ids = [i for i in ids if i is not None]
         if ids:

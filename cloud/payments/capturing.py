@@ -29,7 +29,8 @@ from cloud.payments.providers import Provider
 from cloud.payments.refunds import ask_refund, open_refund, refund_and_payment
 from cloud.payments.tables import payments
 from cloud.payments.transitions import Outcome, move_refund
-from cloud.sales.orders import Captured, capture
+from cloud.sales.orders import DELIVER_TICKETS_JOB, Captured, capture
+from cloud.sales.tables import orders
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +51,24 @@ def place(conn: sa.Connection, outcome: Outcome, now: datetime | None = None) ->
         log.error("payment %s cannot be placed on order %s: %s", outcome.payment_id,
                   outcome.order_id, e)
         captured = Captured(outcome.order_id, "unplaced", refund_needed=True, reason=e.code)
+    if captured.state == "paid" and not captured.duplicate and captured.tickets:
+        _tickets_to_deliver(conn, outcome.order_id, now)
     if captured.refund_needed:
         log.warning("payment %s of order %s cannot be placed (%s): it is refunded",
                     outcome.payment_id, outcome.order_id, captured.reason)
         enqueue(conn, REFUND_JOB, {"payment_id": outcome.payment_id, "amount": outcome.amount,
                                    "reason": captured.reason}, now=now)
     return captured
+
+
+def _tickets_to_deliver(conn: sa.Connection, order_id: int, now: datetime | None) -> None:
+    """An order a buyer paid online is delivered to the buyer (links to its tickets by SMS and
+    e-mail): a job written with the capture (:data:`DELIVER_TICKETS_JOB`, the buyers area's
+    handler), so it exists exactly when the capture committed. A booth's order has no buyer
+    account: its codes were shown to the clerk."""
+    buyer = conn.execute(sa.select(orders.c.buyer).where(orders.c.id == order_id)).scalar()
+    if buyer and buyer.startswith("buyer:"):
+        enqueue(conn, DELIVER_TICKETS_JOB, {"order_id": order_id}, now=now)
 
 
 NotifyUrl = Callable[[str], str]

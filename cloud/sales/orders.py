@@ -36,6 +36,10 @@ PAYMENT_MINUTES = 15  # an order without a session (passes only) is held this lo
 TIDY_ROUNDS = 4
 
 
+# The job a buyer's paid order writes with its capture (cloud/payments/capturing.py), which
+# the buyers area handles (cloud/buyers/delivery.py): the tickets sent to the buyer.
+DELIVER_TICKETS_JOB = "buyers.deliver_tickets"
+
 @dataclass(frozen=True)
 class OrderCreated:
     order_id: int
