@@ -16,6 +16,13 @@ from cloud.web.web import actor, back, engine, ok, page_blueprint, permission, r
 from cloud.web.words import rule_error
 
 bp = page_blueprint("messages", url_prefix="/messages")
+
+
+@bp.app_template_filter("tpl_name")
+def tpl_name(name: str) -> str:
+    """A template's parameter as a template names it: ``{{ order }}`` (what staff type, in any
+    language of the page)."""
+    return "{{ " + name + " }}"
 MANAGE = "messages.manage"
 
 
