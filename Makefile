@@ -4,8 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # One test process per core; a module's tests stay in one process (their module fixtures,
-# such as a whole demo for the language crawl, are made once).
-PYTEST_ARGS ?= -n auto --dist loadscope
+# such as a whole demo for the language crawl, are made once). The slowest tests are listed
+# at the end, to keep the run's time in view.
+PYTEST_ARGS ?= -n auto --dist loadscope --durations=15
 
 .PHONY: test lint venv deps bench clean demo walkthrough faults
 
