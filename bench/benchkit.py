@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -15,6 +17,17 @@ from cloud.core import seal
 
 PG_ADMIN = os.environ.get("WICKET_TEST_PG") or \
     "postgresql+psycopg://wicket_test:wicket_test@127.0.0.1:5432/postgres"
+
+
+def note(text: str) -> None:
+    """Progress, on stderr (the figures go to stdout)."""
+    print(text, file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @contextmanager

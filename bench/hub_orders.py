@@ -32,7 +32,6 @@ import argparse
 import http.client
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 import requests  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
-from benchkit import scratch_hub  # noqa: E402
+from benchkit import free_port, note, scratch_hub  # noqa: E402
 
 from cloud.catalog.events import add_price_tier, create_event  # noqa: E402
 from cloud.catalog.venues import add_zone, create_venue  # noqa: E402
@@ -62,16 +61,6 @@ from cloud.staff.tokens import create_token  # noqa: E402
 from sync.timeutil import utcnow  # noqa: E402
 
 TIMEOUT = 120
-
-
-def note(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def set_up(url: str, sizes: dict[str, int]) -> dict:

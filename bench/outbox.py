@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -29,23 +28,13 @@ sys.path.insert(0, str(ROOT))
 
 import requests  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
-from benchkit import scratch_hub  # noqa: E402
+from benchkit import free_port, note, scratch_hub  # noqa: E402
 
 from cloud.core.db import init_db, make_engine  # noqa: E402
 from cloud.core.outbox import enqueue, outbox  # noqa: E402
 
 API_KEY = uuid.uuid4().hex
 TIMEOUT = 600
-
-
-def note(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def fill(engine: sa.Engine, n: int) -> float:
