@@ -24,7 +24,7 @@ from cloud.core.errors import HubError
 from cloud.core.jobs import enqueue
 from cloud.payments.checkout import apply_trade_status, payment_of
 from cloud.payments.errors import PaymentError
-from cloud.payments.followups import Followup, followups
+from cloud.payments.followups import Followup, followups, reached
 from cloud.payments.providers import Provider
 from cloud.payments.refunds import ask_refund, open_refund, refund_and_payment
 from cloud.payments.tables import payments
@@ -116,9 +116,12 @@ def follow_up(providers: Mapping[str, Provider], notify_url: NotifyUrl,
     """The worker's periodic follow-up (apart): payments whose notification never came are
     asked of their provider (and placed when they succeeded), refunds not yet ended sent again
     or asked about; each on its own, so one item's failure stops no other."""
+    cursor = [(0, 0)]  # where this worker's next round starts (followups: round-robin)
+
     def task(engine: sa.Engine, now: datetime) -> int:
         with engine.connect() as conn:
-            items = followups(conn, now - FOLLOW_UP_AFTER, limit)
+            items = followups(conn, now - FOLLOW_UP_AFTER, limit, cursor[0])
+        cursor[0] = reached(items, cursor[0])
         for item in items:
             adapter = providers.get(item.provider)
             if adapter is None:

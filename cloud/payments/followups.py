@@ -20,20 +20,42 @@ class Followup:
     provider: str
 
 
-def followups(conn: sa.Connection, started_before: datetime, limit: int = 100) -> list[Followup]:
-    """Open online payments and unended refunds begun before ``started_before``, oldest first."""
-    open_payments = conn.execute(
-        sa.select(payments.c.id, payments.c.provider)
-        .where(payments.c.state.in_(("created", "pending")),
-               payments.c.provider != "offline", payments.c.created_at < started_before)
-        .order_by(payments.c.id).limit(limit))
-    out = [Followup("settle_payment", pid, provider) for pid, provider in open_payments]
-    open_refunds = conn.execute(
-        sa.select(payment_refunds.c.id, payment_refunds.c.state, payments.c.provider)
-        .join(payments, payments.c.id == payment_refunds.c.payment_id)
-        .where(payment_refunds.c.state.in_(("requested", "processing")),
-               payment_refunds.c.created_at < started_before)
-        .order_by(payment_refunds.c.id).limit(limit))
+def followups(conn: sa.Connection, started_before: datetime, limit: int = 100,
+              after: tuple[int, int] = (0, 0)) -> list[Followup]:
+    """Open online payments and unended refunds begun before ``started_before``, at most
+    ``limit`` of each, in id order from just past ``after`` (the last payment id and refund id
+    a previous round reached), wrapping round to the oldest: rounds that each take ``limit``
+    reach every open item in turn, however many stay open for good (a buyer who never pays
+    leaves a payment open; those must not keep the newer ones from ever being asked)."""
+    open_payment = sa.and_(payments.c.state.in_(("created", "pending")),
+                           payments.c.provider != "offline",
+                           payments.c.created_at < started_before)
+    out = [Followup("settle_payment", pid, provider) for pid, provider in _round(
+        conn, sa.select(payments.c.id, payments.c.provider).where(open_payment),
+        payments.c.id, after[0], limit)]
+    open_refund = sa.and_(payment_refunds.c.state.in_(("requested", "processing")),
+                          payment_refunds.c.created_at < started_before)
+    refunds = sa.select(payment_refunds.c.id, payment_refunds.c.state, payments.c.provider) \
+        .join(payments, payments.c.id == payment_refunds.c.payment_id).where(open_refund)
     out += [Followup("send_refund" if state == "requested" else "settle_refund", rid, provider)
-            for rid, state, provider in open_refunds]
+            for rid, state, provider in _round(conn, refunds, payment_refunds.c.id, after[1],
+                                               limit)]
     return out
+
+
+def _round(conn: sa.Connection, query, key, after: int, limit: int) -> list:
+    """Up to ``limit`` rows of ``query`` by ``key``: those past ``after`` first, then from the
+    start again (never one row twice)."""
+    rows = conn.execute(query.where(key > after).order_by(key).limit(limit)).all()
+    if len(rows) < limit and after > 0:
+        rows += conn.execute(query.where(key <= after).order_by(key)
+                             .limit(limit - len(rows))).all()
+    return rows
+
+
+def reached(items: list[Followup], after: tuple[int, int]) -> tuple[int, int]:
+    """Where the next round starts: the last payment and refund of this one (wrapped ones
+    included), or where this one started when it had none of a kind."""
+    pays = [f.id for f in items if f.kind == "settle_payment"]
+    refunds = [f.id for f in items if f.kind != "settle_payment"]
+    return (pays[-1] if pays else after[0], refunds[-1] if refunds else after[1])

@@ -296,6 +296,25 @@ def test_the_notify_endpoints_answer_as_each_provider_expects(hub_url, provider_
     engine.dispose()
 
 
+def test_follow_ups_go_round_every_open_payment_however_many_stay_open(engine):
+    # five payments nobody pays, taken two a round: each round goes on where the last one
+    # stopped and wraps round, so every one is asked within three rounds and none twice in one
+    from cloud.payments.followups import followups, reached
+
+    opened = [_payment(engine, "wechat", trade=f"T10{n}") for n in range(5)]
+    later = NOW + timedelta(minutes=1)
+    seen, after = [], (0, 0)
+    with engine.connect() as conn:
+        for _ in range(3):
+            items = followups(conn, later, limit=2, after=after)
+            ids = [f.id for f in items]
+            assert len(ids) == len(set(ids)) == 2
+            seen.append(ids)
+            after = reached(items, after)
+    assert seen == [opened[0:2], opened[2:4], [opened[4], opened[0]]]
+    assert set(opened) <= {i for ids in seen for i in ids}
+
+
 def test_open_payments_and_unended_refunds_are_listed_for_follow_up(engine):
     from cloud.payments.followups import Followup, followups
 
