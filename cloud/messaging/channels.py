@@ -16,7 +16,7 @@ Every send happens with no database transaction open (``cloud/messaging/sending.
 from __future__ import annotations
 
 import smtplib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -46,19 +46,18 @@ class Provider(Protocol):
 
 
 class _Gateway:
-    path = ""
+    """The gateway protocol: a batch posted to ``path`` as ``{"messages": [item, …]}``, each
+    item made by ``item`` from a message, one answer per delivery id."""
 
-    def __init__(self, url: str, api_key: str, timeout: float = 10.0):
-        self.url, self.timeout = url.rstrip("/") + self.path, timeout
+    def __init__(self, url: str, api_key: str, timeout: float, path: str,
+                 item: Callable[[Outgoing], dict[str, Any]]):
+        self.url, self.timeout, self.item = url.rstrip("/") + path, timeout, item
         self.http = requests.Session()  # kept: one connection for every batch
         self.http.headers["Authorization"] = f"Bearer {api_key}"
 
-    def _item(self, m: Outgoing) -> dict[str, Any]:
-        raise NotImplementedError
-
     def send(self, batch: list[Outgoing]) -> list[Outcome]:
         try:
-            r = self.http.post(self.url, json={"messages": [self._item(m) for m in batch]},
+            r = self.http.post(self.url, json={"messages": [self.item(m) for m in batch]},
                                timeout=self.timeout)
         except requests.RequestException as e:
             return [Outcome("error", error=f"{type(e).__name__}: {e}")] * len(batch)
@@ -81,23 +80,27 @@ class _Gateway:
         return Outcome("error", error=str(a.get("reason") or a.get("status")))
 
 
-class GatewaySms(_Gateway):
-    path = "/sms/send"
+def _sms_item(m: Outgoing) -> dict[str, Any]:
+    return {"delivery_id": m.delivery_id, "to": m.to, "text": m.body}
 
-    def _item(self, m: Outgoing) -> dict[str, Any]:
-        return {"delivery_id": m.delivery_id, "to": m.to, "text": m.body}
+
+def _wechat_item(m: Outgoing) -> dict[str, Any]:
+    return {"delivery_id": m.delivery_id, "touser": m.to, "template_id": m.kind,
+            "title": m.subject, "data": {k: {"value": v} for k, v in m.params.items()},
+            "text": m.body}
+
+
+class GatewaySms(_Gateway):
+    def __init__(self, url: str, api_key: str, timeout: float = 10.0):
+        super().__init__(url, api_key, timeout, "/sms/send", _sms_item)
 
 
 class GatewayWeChat(_Gateway):
     """WeChat template messages: the recipient is an openid, the template the message kind,
     the data the message's parameters (``{"name": {"value": ...}}``), as WeChat takes them."""
 
-    path = "/wechat/template/send"
-
-    def _item(self, m: Outgoing) -> dict[str, Any]:
-        return {"delivery_id": m.delivery_id, "touser": m.to, "template_id": m.kind,
-                "title": m.subject, "data": {k: {"value": v} for k, v in m.params.items()},
-                "text": m.body}
+    def __init__(self, url: str, api_key: str, timeout: float = 10.0):
+        super().__init__(url, api_key, timeout, "/wechat/template/send", _wechat_item)
 
 
 @dataclass(frozen=True)
