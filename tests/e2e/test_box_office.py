@@ -5,15 +5,9 @@ picked. Every wait is for a state of the page, never for time."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from datetime import timedelta
 
 import pytest
-import requests
 import sqlalchemy as sa
 
 from cloud.catalog.events import add_price_tier, create_event
@@ -30,7 +24,7 @@ from cloud.sales.tables import orders, tickets
 from cloud.staff.staff import create_staff
 from sync.sample import resident_id
 from sync.timeutil import utcnow
-from tests.e2e.test_hub_process import ROOT, free_port
+from tests.e2e.test_hub_process import serving_hub
 
 PASSWORD = "correct horse battery"
 SEATS = "level,zone,row,number,category\n" + "".join(f"L1,A,1,{n},std\n" for n in range(1, 9))
@@ -76,26 +70,8 @@ def box_office(tmp_path):
         inventory.confirm_configuration(conn, session)
         inventory.put_on_sale(conn, session)
     engine.dispose()
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "WICKET_HUB_SECRET"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cloud.cli", "--db", url, "serve", "--bind", f"127.0.0.1:{port}",
-         "--workers", "2"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        env={**env, "PYTHONPATH": str(ROOT)}, text=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            requests.get(f"{base}/login", timeout=5)
-            break
-        except (requests.ConnectionError, requests.Timeout):  # not listening, or still booting
-            assert proc.poll() is None, proc.stdout.read()
-            assert time.monotonic() < deadline, "the hub did not start"
-            time.sleep(0.1)
-    yield BoxOffice(url, base, session, venue)
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=30)
-    proc.stdout.close()
+    with serving_hub(url) as (base, proc):
+        yield BoxOffice(url, base, session, venue)
 
 
 def _signed_in(p, shop: BoxOffice):

@@ -4,13 +4,9 @@ HTTP: with requests, and in headless Chromium."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import stat
-import subprocess
-import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,7 +21,7 @@ from cloud.inventory.sessions import create_session
 from cloud.sales.tickets import issue_ticket
 from cloud.staff.staff import create_staff
 from sync.timeutil import utcnow
-from tests.e2e.test_hub_process import ROOT, free_port
+from tests.e2e.test_hub_process import serving_hub
 
 PASSWORD = "correct horse battery"
 
@@ -46,26 +42,8 @@ def hub_pages(tmp_path):
                                  start + timedelta(hours=2))
         ticket = issue_ticket(conn, session_id=session)
     engine.dispose()
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "WICKET_HUB_SECRET"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cloud.cli", "--db", url, "serve", "--bind", f"127.0.0.1:{port}",
-         "--workers", "2"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        env={**env, "PYTHONPATH": str(ROOT)}, text=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            requests.get(f"{base}/login", timeout=5)
-            break
-        except (requests.ConnectionError, requests.Timeout):  # not listening, or still booting
-            assert proc.poll() is None, proc.stdout.read()
-            assert time.monotonic() < deadline, "the hub did not start"
-            time.sleep(0.1)
-    yield base, venue, db, proc, ticket
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=30)
-    proc.stdout.close()
+    with serving_hub(url) as (base, proc):
+        yield base, venue, db, proc, ticket
 
 
 def token_of(page: str) -> str:

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -30,6 +31,34 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextmanager
+def serving_hub(url: str):
+    """``wicket-hub serve --workers 2`` on ``url`` as a process, once its sign-in page answers:
+    (its address, the process; its output on ``stdout``); asked to stop at the end."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "WICKET_HUB_SECRET"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cloud.cli", "--db", url, "serve", "--bind", f"127.0.0.1:{port}",
+         "--workers", "2"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env={**env, "PYTHONPATH": str(ROOT)}, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            requests.get(f"{base}/login", timeout=5)
+            break
+        except (requests.ConnectionError, requests.Timeout):  # not listening, or still booting
+            assert proc.poll() is None, proc.stdout.read()
+            assert time.monotonic() < deadline, "the hub did not start"
+            time.sleep(0.1)
+    try:
+        yield base, proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        proc.stdout.close()
 
 
 @pytest.fixture
