@@ -92,6 +92,20 @@ def _messaging(app: Flask) -> list:
     return [messaging_pages.bp, messaging_links.bp]
 
 
+def _storefront(app: Flask) -> None:
+    """storefront (issue 17 §1): the buyer's site under /shop/, outside the staff page shell
+    (its own buyer session and CSRF token); the account pages add their routes to its
+    blueprint on import."""
+    from cloud.storefront import account_pages as shop_account
+    from cloud.storefront import pages as shop_pages
+    from cloud.storefront.page_cache import PageCache
+
+    assert shop_account.bp is shop_pages.bp
+    app.register_blueprint(shop_pages.bp)
+    # pages are kept as long as the availability they show (AVAILABILITY_MAX_AGE)
+    app.extensions["shop_pages"] = PageCache(float(app.config["AVAILABILITY_MAX_AGE"]))
+
+
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask("cloud", instance_path=os.environ.get("WICKET_HUB_INSTANCE") or None)
     app.config.update(DATABASE_URL=os.environ.get("WICKET_HUB_DB", DEFAULT_URL),
@@ -158,5 +172,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                      *_messaging(app),  # messaging (issue 16)
                      flag_pages.bp])  # flags (issue 16 §4)
     payments_api.init_payments(app)
+    _storefront(app)  # storefront (issue 17 §1)
     init_limits(app)
     return app

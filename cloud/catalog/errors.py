@@ -20,6 +20,7 @@ class CatalogError(HubError):
         "lane_unknown_gate": Code(422, "lane %(code)s: no gate '%(gate)s' at this venue"),
         "lane_code_taken": Code(409, "lane '%(code)s' exists already at this venue"),
         "event_code_taken": Code(409, "an event with code '%(code)s' exists already"),
+        "bad_discipline": Code(422, "a discipline is at most %(limit)s characters"),
         "bad_amount": Code(422, "a price is a whole, non-negative number of fen (cents)"),
         "bad_currency": Code(422, "currency is a three-letter ISO 4217 code such as CNY"),
         "tier_code_taken": Code(409, "this session has a price tier '%(code)s' already"),

@@ -13,12 +13,20 @@ from cloud.core.audit import SYSTEM, record
 from cloud.core.db import is_currency
 
 
-def create_event(conn: sa.Connection, code: str, name: str, actor: str = SYSTEM) -> int:
+def create_event(conn: sa.Connection, code: str, name: str, actor: str = SYSTEM, *,
+                 discipline: str | None = None) -> int:
+    """An event; ``discipline`` (what is played or shown, at most 40 characters) is what the
+    public site's search offers."""
+    discipline = (discipline or "").strip() or None
+    if discipline is not None and len(discipline) > 40:
+        raise CatalogError("bad_discipline", limit=40)
     if conn.execute(sa.select(events.c.id).where(events.c.code == code)).first():
         raise CatalogError("event_code_taken", code=code)
-    event_id = conn.execute(sa.insert(events).values(code=code, name=name)
+    event_id = conn.execute(sa.insert(events).values(code=code, name=name,
+                                                     discipline=discipline)
                             ).inserted_primary_key[0]
-    record(conn, actor, "event.create", f"event:{event_id}", None, {"code": code, "name": name})
+    record(conn, actor, "event.create", f"event:{event_id}", None,
+           {"code": code, "name": name, "discipline": discipline})
     return event_id
 
 

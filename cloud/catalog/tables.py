@@ -74,6 +74,8 @@ events = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("code", sa.String(40), nullable=False, unique=True),
     sa.Column("name", sa.String(200), nullable=False),
+    # what is played or shown (athletics, a concert…), as the public site's search offers it
+    sa.Column("discipline", sa.String(40)),
     # how many tickets one buyer / one holder (document) may have across the event's sessions
     sa.Column("buyer_limit", sa.Integer),
     sa.Column("holder_limit", sa.Integer),

@@ -148,13 +148,13 @@ def zone_seats(conn: sa.Connection, session_id: int, zone_id: int,
 
 
 def _known(conn: sa.Connection, session_id: int) -> bool:
-    """Whether the session is on sale now (its flag and its state); ``unknown_session`` when
-    there is no such session."""
+    """Whether the session is on sale now (its flag, and not cancelled: a postponed session
+    goes on selling at its new time); ``unknown_session`` when there is no such session."""
     row = conn.execute(sa.select(sessions.c.on_sale, sessions.c.state)
                        .where(sessions.c.id == session_id)).first()
     if row is None:
         raise InventoryError("unknown_session", session_id=session_id)
-    return bool(row.on_sale) and row.state == "scheduled"
+    return bool(row.on_sale) and row.state in ("scheduled", "postponed")
 
 
 @dataclass(frozen=True)

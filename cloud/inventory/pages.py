@@ -82,8 +82,8 @@ def index():
 @permission("sessions.manage")
 def create():
     f = {k: request.form.get(k, "").strip() for k in (
-        "event_id", "event_code", "event_name", "venue_id", "name", "starts_at", "ends_at",
-        "gates_open_at")}
+        "event_id", "event_code", "event_name", "event_discipline", "venue_id", "name",
+        "starts_at", "ends_at", "gates_open_at")}
     errors = {}
     with engine().connect() as conn:
         venue = conn.execute(sa.select(venues).where(
@@ -112,7 +112,8 @@ def create():
             if f["event_id"]:
                 event_id = int(f["event_id"]) if f["event_id"].isdigit() else -1
             else:
-                event_id = create_event(conn, f["event_code"], f["event_name"], actor=actor())
+                event_id = create_event(conn, f["event_code"], f["event_name"], actor=actor(),
+                                        discipline=f.get("event_discipline"))
             session_id = create_session(conn, event_id, venue.id, f["name"], times["starts_at"],
                                         times["ends_at"], times.get("gates_open_at"),
                                         actor=actor())

@@ -42,6 +42,7 @@ ERROR_WORDS = {
     "lane_unknown_gate": _l("Lane %(code)s: this venue has no gate %(gate)s."),
     "lane_code_taken": _l("Lane %(code)s exists already at this venue."),
     "event_code_taken": _l("An event with code %(code)s exists already."),
+    "bad_discipline": _l("A discipline is at most %(limit)s characters."),
     "bad_amount": _l("A price is a whole, non-negative number of fen (cents)."),
     "bad_currency": _l("The currency is a three-letter ISO 4217 code such as CNY."),
     "tier_code_taken": _l("This session has a price tier %(code)s already."),

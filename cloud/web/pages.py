@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from babel.support import NullTranslations
-from flask import Blueprint, Flask, request, session
+from flask import Blueprint, Flask, g, request, session
 from flask_babel import Babel, Domain, get_locale
 from werkzeug.exceptions import HTTPException
 
@@ -33,6 +33,11 @@ class PoDomain(Domain):
 
 
 def chosen_language() -> str:
+    """The page's language: the one its address names (the public site's pages), else the
+    one the reader chose (a cookie), else the browser's."""
+    named = g.get("language")
+    if named in LANGUAGES:
+        return named
     lang = request.cookies.get(LANG_COOKIE)
     if lang in LANGUAGES:
         return lang

@@ -59,7 +59,7 @@ CODE_LIKE = re.compile(r"(?<![\w-])[\w.:+/-]*\d[\w.:+/-]*"  # T00001005, N1-CAM,
                        r"|\b[a-z_]+:[\w.@-]+"                  # subjects: staff:1, cli:root
                        r"|`[^`]+`"                             # a command to type
                        r"|\{.*\}", re.ASCII)                   # a record shown as JSON
-SKIP_PATHS = re.compile(r"/(logout|lang|language)$|\.(csv|json|jsonl|txt|png|svg|pdf|zip)$"
+SKIP_PATHS = re.compile(r"/(logout|lang|language)$|/shop/language/|\.(csv|json|jsonl|txt|png|svg|pdf|zip)$"
                         r"|/export|/download")
 SKIP_QUERY = re.compile(r"(^|&)format=(csv|json)(&|$)")  # a page's download of its rows
 MAX_PAGES = 400
@@ -478,7 +478,9 @@ def test_every_page_of_both_sites_speaks_one_language(world, tmp_path):
                 context = browser.new_context(locale=locale, ignore_https_errors=True)
                 context.set_default_timeout(60_000)
                 page = context.new_page()
-                for site, base, login, seeds in (("hub", world.hub_url, "hub", hub_seeds),
+                # the public site, in the address's language
+                shop = [f"/shop/{lang}/", f"/shop/{lang}/account"]
+                for site, base, login, seeds in (("hub", world.hub_url, "hub", hub_seeds + shop),
                                                  ("appliance", world.web_url, "edge-admin",
                                                   edge_seeds)):
                     signing_in = sign_in(page, base, *world.logins[login])
