@@ -30,6 +30,7 @@ from cloud.staff.accounts import AccountError
 from cloud.staff.staff import StaffError
 from cloud.staff.tokens import TokenError
 from cloud.staff.totp import TotpError
+from cloud.storefront.checkout import CheckoutError  # storefront (issue 17 §1)
 from cloud.web.http import ApiError
 
 ERROR_CLASSES: tuple[type[HubError], ...] = (
@@ -40,7 +41,8 @@ ERROR_CLASSES: tuple[type[HubError], ...] = (
     IdentityError,
     BuyerError,  # buyers (accounts)
     MessagingError,  # messaging (issue 16)
-    FlagError)  # flags (issue 16 §4)
+    FlagError,  # flags (issue 16 §4)
+    CheckoutError)  # storefront (issue 17 §1)
 
 
 def all_codes() -> dict[str, Code]:

@@ -42,6 +42,8 @@ class BuyerError(HubError):
         "unknown_companion": Code(404, "no companion %(companion_id)s of yours"),
         "buyer_already_verified": Code(409, "your identity is verified already; customer "
                                             "service can change it"),
+        "buyer_not_verified": Code(409, "your own identity is not verified yet (%(state)s): "
+                                        "a ticket names you only once it is"),
         "companion_not_verified": Code(409, "companion %(companion_id)s is not verified yet "
                                             "(%(state)s): tickets are bought only for verified "
                                             "people"),

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from cloud.buyers.accounts import profile
 from cloud.buyers.errors import BuyerError
-from cloud.buyers.identities import Contact, identity_state, request_verification
+from cloud.buyers.identities import Contact, identity_state, person, request_verification
 from cloud.buyers.tables import buyers
 from cloud.core.audit import record
 from sync.timeutil import utcnow
@@ -32,3 +32,14 @@ def verify_buyer(conn: sa.Connection, buyer_id: int, *, name: str, doc_type: str
            {"identity_id": me.identity_id}, {"identity_id": identity_id})
     return identity_id, identity_state(conn, identity_id)
 
+
+
+def own_holder(conn: sa.Connection, buyer_id: int) -> tuple[str, str, str]:
+    """The buyer as an order line's holder (name, document type, number), once their own
+    identity is verified; ``buyer_not_verified`` before."""
+    me = profile(conn, buyer_id)
+    state = identity_state(conn, me.identity_id) if me.identity_id is not None else None
+    if state != "verified":
+        raise BuyerError("buyer_not_verified", state=state or "not asked")
+    found = person(conn, me.identity_id)
+    return found.name, found.doc_type, found.doc_number

@@ -252,6 +252,8 @@ ERROR_WORDS = {
     "companion_limit": _l("At most %(limit)s companions per account."),
     "unknown_companion": _l("No companion %(companion_id)s of yours."),
     "buyer_already_verified": _l("Your identity is verified already; customer service can change it."),
+    "buyer_not_verified": _l("Your own identity is not verified yet (%(state)s): a ticket "
+                             "names you only once it is."),
     "companion_not_verified": _l("Companion %(companion_id)s is not verified yet (%(state)s): tickets are bought only for verified people."),
     # messaging (issue 16)
     "unknown_message_kind": _l("There is no message kind %(kind)s."),
@@ -283,4 +285,10 @@ ERROR_WORDS = {
     "holder_may_not_buy": _l("A risk flag keeps a holder of this order from buying."),
     "buyer_refunds_blocked": _l("A risk flag keeps refunds from this buyer."),
     "holder_refunds_blocked": _l("A risk flag keeps refunds from a holder of these tickets."),
+    # storefront (issue 17 §1)
+    "bad_pick": _l("Pick 1 to %(limit)s seats, or a zone, a price tier and a number of "
+                   "tickets."),
+    "unknown_holder": _l("Ticket %(line)s names nobody on your list."),
+    "holder_twice": _l("Ticket %(line)s names someone another ticket names already."),
+    "too_many_orders": _l("At most %(limit)s orders an hour: try again later."),
 }

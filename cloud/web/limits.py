@@ -45,6 +45,8 @@ LIMITS = {
     "API_LIMIT": "600 per minute",
     # trading a one-time token for an appliance credential
     "ENROLL_LIMIT": "20 per hour",
+    # a buyer's orders placed on the public site, per client address
+    "ORDER_LIMIT": "30 per minute;300 per hour",
 }
 
 

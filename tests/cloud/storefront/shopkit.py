@@ -52,6 +52,11 @@ def _session(conn, event, venue, name, start):
 def build_shop(url: str, **config) -> Shop:
     init_db(url)
     app = create_app({"DATABASE_URL": url, "TESTING": True, "SECRET_KEY": SECRET, **config})
+    return seed_shop(app)
+
+
+def seed_shop(app: Flask) -> Shop:
+    """The sessions, seats and prices of the shop, in the app's database."""
     engine = app.extensions["db"]
     start = (utcnow() + timedelta(days=30)).replace(hour=11, minute=30, second=0,
                                                      microsecond=0)
