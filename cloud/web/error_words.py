@@ -229,6 +229,8 @@ ERROR_WORDS = {
     "photo_too_large": _l("A photo is at most %(limit)s bytes."),
     "photo_type_refused": _l("A photo must be a JPEG or PNG image."),
     "photo_unreadable": _l("The photo does not open as a %(kind)s image."),
+    "photo_media_type": _l("Send a photo as %(allowed)s."),
+    "photo_type_mismatch": _l("The photo is %(found)s, not the %(declared)s it was sent as."),
     "photo_missing": _l("Identity %(identity_id)s has no photo to review."),
     "review_reason_required": _l("Say why the document is refused (%(low)s to %(high)s characters)."),
     # buyers (accounts)
@@ -250,6 +252,7 @@ ERROR_WORDS = {
     "companion_exists": _l("This document is one of your companions already."),
     "companion_limit": _l("At most %(limit)s companions per account."),
     "unknown_companion": _l("No companion %(companion_id)s of yours."),
+    "identity_not_named": _l("Name who the person is (their document) before sending a photo of it."),
     "buyer_already_verified": _l("Your identity is verified already; customer service can change it."),
     "companion_not_verified": _l("Companion %(companion_id)s is not verified yet (%(state)s): tickets are bought only for verified people."),
     # messaging (issue 16)
