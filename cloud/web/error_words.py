@@ -268,6 +268,8 @@ ERROR_WORDS = {
     "bad_receipt": _l("The delivery receipt is malformed: %(detail)s."),
     "no_recipients": _l("A send task needs 1 to %(limit)s recipients."),
     "bad_recipient": _l("%(recipient)s is not a mobile number or e-mail address."),
+    "unknown_audience": _l("There is no audience %(audience)s to send to."),
+    "empty_audience": _l("Nobody in %(audience)s has an address for %(channel)s."),
     "order_not_paid": _l("Order %(order_id)s is %(state)s, not paid."),
     "no_contact": _l("Ticket delivery needs a mobile number or an e-mail address."),
     "unknown_ticket_link": _l("This ticket link is not valid."),
