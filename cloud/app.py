@@ -107,6 +107,17 @@ def _storefront(app: Flask) -> None:
     app.extensions["shop_pages"] = PageCache(float(app.config["AVAILABILITY_MAX_AGE"]))
 
 
+def _audiences(app: Flask) -> None:
+    """uploads (issue 16): the send tasks' "all holders of a session", whose addresses the
+    buyers area knows and messaging may not ask it for itself."""
+    from cloud.buyers.audience import session_audience
+    from cloud.messaging.audiences import SESSION_HOLDERS, Audiences
+
+    audiences = Audiences()
+    audiences.provide(SESSION_HOLDERS, session_audience)
+    app.extensions["message_audiences"] = audiences
+
+
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask("cloud", instance_path=os.environ.get("WICKET_HUB_INSTANCE") or None)
     app.config.update(DATABASE_URL=os.environ.get("WICKET_HUB_DB", DEFAULT_URL),
@@ -174,5 +185,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                      flag_pages.bp])  # flags (issue 16 §4)
     payments_api.init_payments(app)
     _storefront(app)  # storefront (issue 17 §1)
+    _audiences(app)  # uploads (issue 16)
     init_limits(app)
     return app

@@ -30,7 +30,7 @@ from cloud.buyers.identities import identity_state
 from cloud.buyers.lockout import buyer_by_mobile, clear_failures, count_failure, refuse_if_locked
 from cloud.buyers.tables import buyers
 from cloud.core.audit import record
-from cloud.core.seal import keyring_for
+from cloud.core.seal import Keyring, keyring_for
 from cloud.staff.staff import DUMMY_HASH, check_password, hash_password
 from sync.passwords import Policy, WeakPassword, check_strength
 from sync.timeutil import utcnow
@@ -222,12 +222,16 @@ def set_language(conn: sa.Connection, buyer_id: int, language: str) -> None:
                  .values(language=_language(language)))
 
 
-def _profile(conn: sa.Connection, row) -> Profile:
-    ring = keyring_for(conn)
+def opened_contacts(ring: Keyring, row) -> tuple[str, str | None]:
+    """A buyer row's mobile number and e-mail address (or None), opened."""
     email = (ring.open(row.sealed_email, f"buyers:email:{row.email_hash}")
              if row.sealed_email else None)
-    return Profile(row.id, ring.open(row.sealed_mobile, f"buyers:mobile:{row.mobile_hash}"),
-                   email, row.language, row.state, row.password_hash is not None,
+    return ring.open(row.sealed_mobile, f"buyers:mobile:{row.mobile_hash}"), email
+
+
+def _profile(conn: sa.Connection, row) -> Profile:
+    mobile, email = opened_contacts(keyring_for(conn), row)
+    return Profile(row.id, mobile, email, row.language, row.state, row.password_hash is not None,
                    row.identity_id, row.created_at,
                    identity_state(conn, row.identity_id) if row.identity_id else None)
 

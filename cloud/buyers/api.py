@@ -1,6 +1,6 @@
 """The buyers' JSON API under ``/api/v1/buyer/`` (docs/buyers.md, docs/openapi.json): codes by
 SMS, registration, sign-in by code or password, the password reset, the buyer's own account
-and sessions, and companions.
+and sessions, companions, and the photo of a document sent for review.
 
 A buyer is signed in by ``Authorization: Bearer wkb_…``, a buyer session's token
 (cloud/buyers/sessions.py): not a staff API token, and no cookie, so no CSRF token either. The
@@ -26,9 +26,11 @@ from typing import Any
 
 from flask import current_app, g, jsonify, request
 
-from cloud.buyers import accounts, codes, own_identity, sessions
+from cloud.buyers import accounts, codes, own_identity, photo_uploads, sessions
 from cloud.buyers import companions as comp
 from cloud.buyers.errors import BuyerError
+from cloud.buyers.identity_errors import IdentityError
+from cloud.buyers.photos import MAX_BYTES, check_declared
 from cloud.web.http import ApiError, engine, json_blueprint, json_body
 from cloud.web.idempotent import idempotent, transaction
 from cloud.web.limits import limited
@@ -288,3 +290,32 @@ def remove_companion(companion_id: int):
     with transaction() as conn:
         comp.remove_companion(conn, g.buyer.buyer_id, companion_id)
     return jsonify({"removed": True})
+
+
+# -- the photo of a document no service checks (uploads, issue 16 §2) --------------------------
+
+def _photo(companion_id: int | None):
+    """The request's body is the photo itself (``Content-Type: image/jpeg`` or
+    ``image/png``): the type and a declared length are refused before the body is read, and
+    no more than one byte past the limit is ever read."""
+    declared = request.mimetype
+    check_declared(declared)
+    if request.content_length is not None and request.content_length > MAX_BYTES:
+        raise IdentityError("photo_too_large", limit=MAX_BYTES)
+    data = request.stream.read(MAX_BYTES + 1)
+    with transaction() as conn:
+        identity_id, state = photo_uploads.send_photo(
+            conn, g.buyer.buyer_id, data, declared=declared, companion_id=companion_id)
+    return jsonify({"identity_id": identity_id, "verification": state}), 202
+
+
+@bp.put("/me/identity/photo")
+@signed_in
+def send_my_photo():
+    return _photo(None)
+
+
+@bp.put("/companions/<int:companion_id>/photo")
+@signed_in
+def send_companion_photo(companion_id: int):
+    return _photo(companion_id)

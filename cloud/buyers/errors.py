@@ -40,6 +40,8 @@ class BuyerError(HubError):
         "companion_exists": Code(409, "this document is one of your companions already"),
         "companion_limit": Code(409, "at most %(limit)s companions per account"),
         "unknown_companion": Code(404, "no companion %(companion_id)s of yours"),
+        "identity_not_named": Code(409, "name who the person is (their document) before "
+                                        "sending a photo of it"),
         "buyer_already_verified": Code(409, "your identity is verified already; customer "
                                             "service can change it"),
         "buyer_not_verified": Code(409, "your own identity is not verified yet (%(state)s): "

@@ -19,6 +19,9 @@ class IdentityError(HubError):
             409, "identity %(identity_id)s is %(state)s, not waiting for a review"),
         "photo_too_large": Code(413, "a photo is at most %(limit)s bytes"),
         "photo_type_refused": Code(422, "a photo must be a JPEG or PNG image"),
+        "photo_media_type": Code(400, "send a photo as %(allowed)s (its Content-Type)"),
+        "photo_type_mismatch": Code(400, "the photo is %(found)s, not the %(declared)s it was "
+                                         "sent as"),
         "photo_unreadable": Code(422, "the photo does not open as a %(kind)s image"),
         "photo_missing": Code(409, "identity %(identity_id)s has no photo to review"),
         "review_reason_required": Code(

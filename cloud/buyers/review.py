@@ -46,9 +46,11 @@ def _photo_context(identity_id: int) -> str:
 
 
 def upload_photo(conn: sa.Connection, identity_id: int, data: bytes, *, actor: str,
-                 now: datetime | None = None, max_bytes: int = MAX_BYTES) -> None:
+                 now: datetime | None = None, max_bytes: int = MAX_BYTES,
+                 declared: str | None = None) -> None:
     """Keep the photo of an identity waiting for review (or refused by a reviewer: it waits
-    again), replacing one sent before; refusals say what is wrong with it."""
+    again), replacing one sent before; refusals say what is wrong with it (``declared``, the
+    media type the upload said it is, must then be what it is)."""
     now = now or utcnow()
     row = conn.execute(sa.select(identities).where(identities.c.id == identity_id)
                        .with_for_update()).first()
@@ -56,7 +58,7 @@ def upload_photo(conn: sa.Connection, identity_id: int, data: bytes, *, actor: s
         raise IdentityError("unknown_identity", identity_id=identity_id)
     if not (row.state == "review" or (row.state == "refused" and row.refusal == "review")):
         raise IdentityError("identity_not_in_review", identity_id=identity_id, state=row.state)
-    media_type = checked_photo(data, max_bytes)
+    media_type = checked_photo(data, max_bytes, declared)
     values = {"sealed_photo": keyring_for(conn).seal_bytes(data, _photo_context(identity_id)),
               "media_type": media_type, "size": len(data), "uploaded_at": now,
               "decided_at": None}

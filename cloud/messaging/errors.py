@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cloud.core.errors import Code, HubError
+from cloud.inventory.seats import InventoryError
 
 
 class MessagingError(HubError):
@@ -25,6 +26,9 @@ class MessagingError(HubError):
         "bad_receipt": Code(400, "the delivery receipt is malformed: %(detail)s"),
         "no_recipients": Code(422, "a send task needs 1 to %(limit)s recipients"),
         "bad_recipient": Code(422, "'%(recipient)s' is not a mobile number or e-mail address"),
+        "unknown_audience": Code(404, "there is no audience %(audience)s to send to"),
+        "empty_audience": Code(422, "nobody in %(audience)s has an address for %(channel)s"),
+        "unknown_session": InventoryError.codes["unknown_session"],
         "order_not_paid": Code(409, "order %(order_id)s is %(state)s, not paid"),
         "no_contact": Code(422, "ticket delivery needs a mobile number or an e-mail address"),
         "unknown_ticket_link": Code(404, "this ticket link is not valid"),

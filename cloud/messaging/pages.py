@@ -4,12 +4,13 @@ progress. The rules are the area's modules; these views only translate."""
 
 from __future__ import annotations
 
-from flask import abort, render_template, request
+from flask import abort, current_app, render_template, request
 from flask_babel import gettext as _
 
 from cloud.core.errors import HubError
 from cloud.core.outbox import CHANNELS, LANGUAGES, STATES
-from cloud.messaging import messages, tasks, templates
+from cloud.messaging import audiences, messages, tasks, templates
+from cloud.messaging.errors import MessagingError
 from cloud.messaging.rendering import KINDS, PARAMS
 from cloud.web.query import query_choice, query_int
 from cloud.web.web import actor, back, engine, ok, page_blueprint, permission, refused
@@ -116,32 +117,56 @@ def task_list():
     return render_template("messaging/tasks.html", tasks=found)
 
 
+def _audiences() -> audiences.Audiences:
+    return current_app.extensions.get("message_audiences") or audiences.Audiences()
+
+
+def _create_task(kind: str, form: dict[str, str], offered: audiences.Audiences) -> int:
+    """The task the form asks for: to the typed list, or to the holders of a session."""
+    values = {"kind": kind, "channel": form["channel"],
+              "language": form["language"] if form["language"] in LANGUAGES else "zh",
+              "params": {p: form.get(f"param_{p}", "") for p in PARAMS[kind]},
+              "title": form["title"], "actor": actor()}
+    with engine().begin() as conn:
+        if form["audience"] == audiences.SESSION_HOLDERS:
+            return audiences.audience_task(conn, offered, audiences.SESSION_HOLDERS,
+                                           _session_id(form.get("session_id", "")), **values)
+        recipients = form["recipients"].replace(",", "\n").splitlines()
+        return tasks.create_task(conn, recipients=recipients, **values)
+
+
+def _session_id(value: str) -> int:
+    if not value.strip().isdigit() or len(value.strip()) > 9:
+        raise MessagingError("unknown_session", session_id=value.strip()[:20] or "-")
+    return int(value)
+
+
 @bp.route("/tasks/new", methods=["GET", "POST"])
 @permission(MANAGE)
 def task_new():
     kind = request.values.get("kind", "session_changed")
     if kind not in KINDS:
         abort(404)
+    offered = _audiences()
     form = {"channel": "sms", "language": "zh", "title": "", "recipients": "",
-            **request.form.to_dict()}
+            "audience": "list", "session_id": "", **request.form.to_dict()}
     status = 200
     if request.method == "POST":
-        recipients = [r for r in form["recipients"].replace(",", "\n").splitlines()]
         try:
-            with engine().begin() as conn:
-                task_id = tasks.create_task(
-                    conn, kind=kind, recipients=recipients, channel=form["channel"],
-                    language=form["language"] if form["language"] in LANGUAGES else "zh",
-                    params={p: form.get(f"param_{p}", "") for p in PARAMS[kind]},
-                    title=form["title"], actor=actor())
+            task_id = _create_task(kind, form, offered)
         except HubError as e:
             refused(rule_error(e))
             status = 422
         else:
             ok(_("The messages are on their way."))
             return back("messages.task_detail", task_id=task_id)
+    choices = []
+    if offered.offers(audiences.SESSION_HOLDERS):
+        with engine().connect() as conn:
+            choices = audiences.session_choices(conn)
     return render_template("messaging/task_new.html", kind=kind, form=form,
-                           params=PARAMS[kind], KINDS=KINDS, CHANNELS=CHANNELS), status
+                           params=PARAMS[kind], KINDS=KINDS, CHANNELS=CHANNELS,
+                           sessions=choices), status
 
 
 @bp.get("/tasks/<int:task_id>")

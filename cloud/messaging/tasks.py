@@ -2,8 +2,10 @@
 holding a ticket for a session, for instance). A task is a row and one outbox message per
 recipient, written in one transaction; its progress is counted from its messages.
 
-The task takes recipients, not an audience: who holds a ticket for a session is known by
-addresses the buyers' part keeps, and whoever knows them builds the list.
+The task takes recipients: who holds a ticket for a session is known by addresses the buyers'
+part keeps, and whoever knows them builds the list. The task page's "all holders of a session"
+gets it from the buyers' function the app hands over (``cloud/messaging/audiences.py``); the
+task then records its audience in its title and audit record.
 """
 
 from __future__ import annotations
@@ -39,9 +41,12 @@ def valid_recipient(channel: str, to: str) -> bool:
 
 def create_task(conn: sa.Connection, *, kind: str, recipients: list[str],
                 params: dict[str, Any], channel: str = "sms", language: str = "zh",
-                title: str = "", actor: str = "system", now: datetime | None = None) -> int:
+                title: str = "", actor: str = "system", now: datetime | None = None,
+                audience: str | None = None) -> int:
     """A task and its messages, in the caller's transaction (audited); its id. Recipients
-    named twice get one message; the parameters must be the kind's (``rendering.PARAMS``)."""
+    named twice get one message; the parameters must be the kind's (``rendering.PARAMS``).
+    ``audience`` (``session_holders:12``) says whom the recipients were found as: it ends the
+    title and is in the audit record."""
     check_kind(kind)
     if channel not in CHANNELS:
         raise MessagingError("bad_recipient", recipient=channel)
@@ -57,7 +62,7 @@ def create_task(conn: sa.Connection, *, kind: str, recipients: list[str],
         raise MessagingError("missing_message_parameter", kind=kind, name=missing[0])
     now = now or utcnow()
     task_id = conn.execute(sa.insert(send_tasks).values(
-        kind=kind, channel=channel, title=(title.strip() or kind)[:MAX_TITLE],
+        kind=kind, channel=channel, title=_title(title.strip() or kind, audience),
         recipients=len(unique), created_by=actor, created_at=now)
         .returning(send_tasks.c.id)).scalar_one()
     values = {p: params[p] for p in PARAMS[kind]}
@@ -65,8 +70,16 @@ def create_task(conn: sa.Connection, *, kind: str, recipients: list[str],
         enqueue(conn, kind=kind, channel=channel, to=to, params=values, language=language,
                 task_id=task_id, dedupe_key=f"task:{task_id}:{to}"[:160], now=now)
     audit.record(conn, actor, "messages.task", f"task:{task_id}", None,
-                 {"kind": kind, "channel": channel, "recipients": len(unique)})
+                 {"kind": kind, "channel": channel, "recipients": len(unique),
+                  **({"audience": audience} if audience else {})})
     return task_id
+
+
+def _title(title: str, audience: str | None) -> str:
+    if not audience:
+        return title[:MAX_TITLE]
+    mark = f" · {audience}"
+    return title[:MAX_TITLE - len(mark)] + mark
 
 
 @dataclass(frozen=True)

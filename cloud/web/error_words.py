@@ -230,6 +230,8 @@ ERROR_WORDS = {
     "photo_too_large": _l("A photo is at most %(limit)s bytes."),
     "photo_type_refused": _l("A photo must be a JPEG or PNG image."),
     "photo_unreadable": _l("The photo does not open as a %(kind)s image."),
+    "photo_media_type": _l("Send a photo as %(allowed)s."),
+    "photo_type_mismatch": _l("The photo is %(found)s, not the %(declared)s it was sent as."),
     "photo_missing": _l("Identity %(identity_id)s has no photo to review."),
     "review_reason_required": _l("Say why the document is refused (%(low)s to %(high)s characters)."),
     # buyers (accounts)
@@ -251,6 +253,7 @@ ERROR_WORDS = {
     "companion_exists": _l("This document is one of your companions already."),
     "companion_limit": _l("At most %(limit)s companions per account."),
     "unknown_companion": _l("No companion %(companion_id)s of yours."),
+    "identity_not_named": _l("Name who the person is (their document) before sending a photo of it."),
     "buyer_already_verified": _l("Your identity is verified already; customer service can change it."),
     "buyer_not_verified": _l("Your own identity is not verified yet (%(state)s): a ticket "
                              "names you only once it is."),
@@ -268,6 +271,8 @@ ERROR_WORDS = {
     "bad_receipt": _l("The delivery receipt is malformed: %(detail)s."),
     "no_recipients": _l("A send task needs 1 to %(limit)s recipients."),
     "bad_recipient": _l("%(recipient)s is not a mobile number or e-mail address."),
+    "unknown_audience": _l("There is no audience %(audience)s to send to."),
+    "empty_audience": _l("Nobody in %(audience)s has an address for %(channel)s."),
     "order_not_paid": _l("Order %(order_id)s is %(state)s, not paid."),
     "no_contact": _l("Ticket delivery needs a mobile number or an e-mail address."),
     "unknown_ticket_link": _l("This ticket link is not valid."),
