@@ -45,6 +45,10 @@ LIMITS = {
     "API_LIMIT": "600 per minute",
     # trading a one-time token for an appliance credential
     "ENROLL_LIMIT": "20 per hour",
+    # waiting room (issue 17 §2): entering a session's queue (each entry without a token is a
+    # new, later number; the limit keeps one address from taking many), generous for the
+    # many phones behind one carrier's address
+    "WAITING_ROOM_ENTER_LIMIT": "60 per minute",
 }
 
 
