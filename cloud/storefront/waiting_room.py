@@ -205,34 +205,47 @@ def _micros(now: datetime) -> int:
     return int(round(now.timestamp() * _US))
 
 
-def _effective(conn: sa.Connection, config: RoomConfig, session_id: int):
-    row = conn.execute(sa.select(waiting_rooms).where(
-        waiting_rooms.c.session_id == session_id)).first()
+def _settings_in_force(config: RoomConfig, row) -> tuple[float, int]:
+    """The rate and burst in force for a session whose room row is ``row`` (or None)."""
     rate = row.rate if row is not None and row.rate is not None else config.rate
     burst = row.burst if row is not None and row.burst is not None else config.burst
-    return row, rate, _burst(rate, burst)
+    return rate, _burst(rate, burst)
+
+
+def _room_of(session_id: int, row, rate: float) -> Room:
+    if row is None or row.issued is None:
+        return Room(session_id, rate, 0, 0.0, None, 0.0)
+    return Room(session_id, rate, row.issued, row.frontier, row.anchor_us, row.anchor_rate)
+
+
+def _room_row(conn: sa.Connection, session_id: int):
+    return conn.execute(sa.select(waiting_rooms).where(
+        waiting_rooms.c.session_id == session_id)).first()
 
 
 def read_room(conn: sa.Connection, config: RoomConfig, session_id: int) -> Room:
     """The session's room now (a room nobody entered yet has issued nothing)."""
-    row, rate, _ = _effective(conn, config, session_id)
-    if row is None:
-        return Room(session_id, rate, 0, 0.0, None, 0.0)
-    return Room(session_id, rate, row.issued, row.frontier, row.anchor_us, row.anchor_rate)
+    row = _room_row(conn, session_id)
+    return _room_of(session_id, row, _settings_in_force(config, row)[0])
 
 
 def needs_pass(conn: sa.Connection, config: RoomConfig, session_id: int) -> bool:
     """Whether an order for the session must show an admission pass: its waiting room is on
     (the session's rate, else the hub's, above 0)."""
-    return _effective(conn, config, session_id)[1] > 0
+    return _settings_in_force(config, _room_row(conn, session_id))[0] > 0
 
 
-def _selling(conn: sa.Connection, session_id: int, now: datetime) -> None:
-    """Refuse a session that is not selling now: unknown (as the public availability answers
-    for any session not on sale) or, on sale but outside its sale window, not open."""
-    s = conn.execute(sa.select(sessions.c.on_sale, sessions.c.state, sessions.c.sale_opens_at,
-                               sessions.c.sale_closes_at)
-                     .where(sessions.c.id == session_id)).first()
+def _selling_room(conn: sa.Connection, session_id: int, now: datetime):
+    """The session's room row (its columns None when it has none), read in the statement
+    that refuses a session not selling now: unknown (as the public availability answers for
+    any session not on sale) or, on sale but outside its sale window, not open."""
+    w = waiting_rooms.c
+    s = conn.execute(
+        sa.select(sessions.c.on_sale, sessions.c.state, sessions.c.sale_opens_at,
+                  sessions.c.sale_closes_at, w.rate, w.burst, w.issued, w.frontier,
+                  w.anchor_us, w.anchor_rate)
+        .select_from(sessions.outerjoin(waiting_rooms, w.session_id == sessions.c.id))
+        .where(sessions.c.id == session_id)).first()
     if s is None or not s.on_sale or s.state == "cancelled":
         raise QueueError("unknown_session", session_id=session_id)
     if (s.sale_opens_at is not None and now < s.sale_opens_at) or (
@@ -240,6 +253,7 @@ def _selling(conn: sa.Connection, session_id: int, now: datetime) -> None:
         opens = s.sale_opens_at.isoformat() if s.sale_opens_at and now < s.sale_opens_at \
             else None
         raise QueueError("queue_not_open", session_id=session_id, opens_at=opens)
+    return s if s.issued is not None else None
 
 
 def _make_row(conn: sa.Connection, session_id: int) -> None:
@@ -249,14 +263,14 @@ def _make_row(conn: sa.Connection, session_id: int) -> None:
                  .on_conflict_do_nothing(index_elements=["session_id"]))
 
 
-def _take_number(conn: sa.Connection, config: RoomConfig, session_id: int,
+def _take_number(conn: sa.Connection, session_id: int, row, rate: float, burst: int,
                  now: datetime) -> tuple[int, Room]:
     """The session's next number and the room just after it, in one statement: the admitted
     count is brought up to ``now`` at the rate in force since the last number (never past
     ``burst`` beyond the numbers handed out: a quiet moment banks no more than a burst), the
     anchor moves to ``now`` with the rate in force from now on, and the counter moves on by
-    one."""
-    row, rate, burst = _effective(conn, config, session_id)
+    one. ``row`` is the session's room row as read before (None: make it), and ``rate`` and
+    ``burst`` the settings in force."""
     if row is None:
         _make_row(conn, session_id)
     w = waiting_rooms.c
@@ -341,11 +355,12 @@ def enter(conn: sa.Connection, config: RoomConfig, session_id: int, now: datetim
     """A visitor's place in the session's queue, and whether it is new. With the ``token``
     the visitor was given before, the same number (never a better one); without, the next
     number in a new token. Refused while the session is not selling."""
-    _selling(conn, session_id, now)
+    row = _selling_room(conn, session_id, now)
+    rate, burst = _settings_in_force(config, row)
     if token is not None:
         number = _verify(config, "wq1", session_id, token, now)
-        return _place(config, read_room(conn, config, session_id), number, token, now), False
-    number, room = _take_number(conn, config, session_id, now)
+        return _place(config, _room_of(session_id, row, rate), number, token, now), False
+    number, room = _take_number(conn, session_id, row, rate, burst, now)
     expires = now.replace(microsecond=0) + timedelta(hours=config.token_hours)
     token = _sign(config, "wq1", session_id, number, expires)
     return _place(config, room, number, token, now), True
@@ -354,9 +369,10 @@ def enter(conn: sa.Connection, config: RoomConfig, session_id: int, now: datetim
 def poll(conn: sa.Connection, config: RoomConfig, session_id: int, token: str,
          now: datetime) -> Place:
     """Where a queue token stands at ``now`` (with a pass once admitted); reads only."""
-    _selling(conn, session_id, now)
+    row = _selling_room(conn, session_id, now)
     number = _verify(config, "wq1", session_id, token, now)
-    return _place(config, read_room(conn, config, session_id), number, token, now)
+    return _place(config, _room_of(session_id, row, _settings_in_force(config, row)[0]),
+                  number, token, now)
 
 
 def check_admission(conn: sa.Connection, config: RoomConfig, session_id: int,
