@@ -28,6 +28,7 @@ from typing import Any
 
 from flask import current_app, jsonify, request
 
+from cloud.core import rate_limits
 from cloud.storefront import waiting_room
 from cloud.storefront.waiting_room import Place, QueueError, RoomConfig
 from cloud.web.http import engine, json_blueprint
@@ -101,6 +102,10 @@ def enter(session_id: int):
             raise QueueError("bad_json")
     token = _token(body.get("token"), required=False)
     with engine().begin() as conn:
+        # the session's counter row is every arrival's: held only until the commit returns,
+        # not until it reaches the disk (a crash may hand a number out twice, which lets two
+        # visitors in together; it never moves anyone back)
+        rate_limits.without_waiting_for_disk(conn)
         place, new = waiting_room.enter(conn, room_settings(), session_id, _now(), token)
     return _answer(place, 201 if new else 200)
 
