@@ -18,6 +18,9 @@ separated by commas: who must sign in with a one-time password; unset, each role
 ($WICKET_HUB_PASSWORD_…; see cloud/staff/passwords.py).
 Buyers' accounts (docs/buyers.md): ``BUYER_COMPANION_LIMIT``, ``BUYER_CODES_PER_NUMBER``,
 ``BUYER_CODES_PER_ADDRESS`` ($WICKET_HUB_BUYER_…; see cloud/buyers/api.py).
+The waiting room (issue 17 §2, docs/waiting-room.md): ``WAITING_ROOM_RATE``,
+``WAITING_ROOM_BURST``, ``WAITING_ROOM_PASS_MINUTES``, ``WAITING_ROOM_TOKEN_HOURS``
+($WICKET_HUB_WAITING_ROOM_…; see cloud/storefront/queue_api.py).
 """
 
 from __future__ import annotations
@@ -160,6 +163,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from cloud.staff import audit_pages, role_pages, totp_pages
     from cloud.staff import pages as staff_pages
     from cloud.storefront import api as public_api
+    from cloud.storefront import queue_api  # waiting room (issue 17 §2)
     from cloud.web import auth
     from cloud.web.limits import init_limits
     from cloud.web.pages import init_pages
@@ -172,7 +176,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                staff_api.bp, payments_api.bp, order_api.bp, order_payments_api.bp,
                inventory_api.bp, refund_api.bp, public_api.bp,
                buyers_api.bp,  # buyers (accounts)
-               flag_api.bp):  # flags (issue 16 §4)
+               flag_api.bp,  # flags (issue 16 §4)
+               queue_api.bp):  # waiting room (issue 17 §2)
         app.register_blueprint(bp)
     init_pages(app, [home.bp, auth.bp, venue_pages.bp, inventory_pages.bp,
                      inventory_pages.seat_map_bp, sales_pages.bp, fleet_pages.bp,

@@ -559,6 +559,10 @@ def build_parser() -> argparse.ArgumentParser:
     from cloud.messaging.commands import add_parsers as messaging_parsers
 
     messaging_parsers(sub)
+    # waiting room (issue 17 §2): wicket-hub waiting-room
+    from cloud.storefront.commands import add_parsers as waiting_room_parsers
+
+    waiting_room_parsers(sub)
     return p
 
 

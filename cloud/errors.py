@@ -31,6 +31,7 @@ from cloud.staff.staff import StaffError
 from cloud.staff.tokens import TokenError
 from cloud.staff.totp import TotpError
 from cloud.storefront.checkout import CheckoutError  # storefront (issue 17 §1)
+from cloud.storefront.waiting_room import QueueError  # waiting room (issue 17 §2)
 from cloud.web.http import ApiError
 
 ERROR_CLASSES: tuple[type[HubError], ...] = (
@@ -42,7 +43,8 @@ ERROR_CLASSES: tuple[type[HubError], ...] = (
     BuyerError,  # buyers (accounts)
     MessagingError,  # messaging (issue 16)
     FlagError,  # flags (issue 16 §4)
-    CheckoutError)  # storefront (issue 17 §1)
+    CheckoutError,  # storefront (issue 17 §1)
+    QueueError)  # waiting room (issue 17 §2)
 
 
 def all_codes() -> dict[str, Code]:

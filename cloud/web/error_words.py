@@ -296,4 +296,12 @@ ERROR_WORDS = {
     "unknown_holder": _l("Ticket %(line)s names nobody on your list."),
     "holder_twice": _l("Ticket %(line)s names someone another ticket names already."),
     "too_many_orders": _l("At most %(limit)s orders an hour: try again later."),
+    # waiting room (issue 17 §2)
+    "queue_not_open": _l("The sale of session %(session_id)s is not open now (it opens at %(opens_at)s)."),
+    "queue_token_invalid": _l("This queue ticket is not one given for session %(session_id)s: join the queue again."),
+    "queue_token_expired": _l("This queue ticket has expired: join the queue again."),
+    "admission_required": _l("Session %(session_id)s sells through its waiting room: join the queue and come back when it lets you in."),
+    "admission_pass_invalid": _l("This admission pass is not one given for session %(session_id)s."),
+    "admission_pass_expired": _l("This admission pass has expired: ask the queue for a new one."),
+    "bad_queue_setting": _l("%(field)s must be %(expected)s."),
 }

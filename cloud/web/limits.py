@@ -47,6 +47,10 @@ LIMITS = {
     "ENROLL_LIMIT": "20 per hour",
     # a buyer's orders placed on the public site, per client address
     "ORDER_LIMIT": "30 per minute;300 per hour",
+    # waiting room (issue 17 §2): entering a session's queue (each entry without a token is a
+    # new, later number; the limit keeps one address from taking many), generous for the
+    # many phones behind one carrier's address
+    "WAITING_ROOM_ENTER_LIMIT": "60 per minute",
 }
 
 
