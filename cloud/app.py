@@ -102,9 +102,10 @@ def _storefront(app: Flask) -> None:
     from cloud.storefront import account_pages as shop_account
     from cloud.storefront import checkout_pages as shop_checkout
     from cloud.storefront import pages as shop_pages
+    from cloud.storefront import queue_pages as shop_queue
     from cloud.storefront.page_cache import PageCache
 
-    assert shop_account.bp is shop_checkout.bp is shop_pages.bp
+    assert shop_account.bp is shop_checkout.bp is shop_queue.bp is shop_pages.bp
     app.register_blueprint(shop_pages.bp)
     # pages are kept as long as the availability they show (AVAILABILITY_MAX_AGE)
     app.extensions["shop_pages"] = PageCache(float(app.config["AVAILABILITY_MAX_AGE"]))

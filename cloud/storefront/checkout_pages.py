@@ -28,6 +28,7 @@ from cloud.sales.orders import payable
 from cloud.storefront import browse, checkout
 from cloud.storefront import browser_pages as buyer_session
 from cloud.storefront.pages import bp
+from cloud.storefront.queue_pages import needs_queue
 from cloud.web.limits import limited
 from cloud.web.web import engine, qr_svg
 from cloud.web.words import rule_error
@@ -83,9 +84,18 @@ def _checkout_page(session_id: int, me, form: dict[str, Any], error: str | None 
                            pay_words=pay_words, form=form, error=error), status
 
 
+def _to_queue(session_id: int):
+    """While the session sells through its waiting room, a browser without a good pass goes
+    there first."""
+    if needs_queue(session_id):
+        return redirect(url_for("shop.queue", session_id=session_id), 303)
+    return None
+
+
 @bp.get("/<lang>/sessions/<int:session_id>/checkout")
 def checkout_page(session_id: int):
     me, away = _need_buyer()
+    away = away or _to_queue(session_id)
     if away is not None:
         return away
     return _checkout_page(session_id, me, {})
@@ -102,6 +112,7 @@ def _count_order(me) -> None:
 @limited("ORDER_LIMIT")
 def place(session_id: int):
     me, away = _need_buyer()
+    away = away or _to_queue(session_id)
     if away is not None:
         return away
     form = request.form.to_dict()
