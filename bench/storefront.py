@@ -11,14 +11,23 @@
   between the first and the last tenth of them, by the time between those two. The figure is
   that rate by the configured one (target 0.9–1.1).
 
+- ``page_qps`` and ``page_p99_ms``: ``--page-clients`` phones (threads, each on one kept-alive
+  connection) read the public pages a crowd reads on an on-sale moment — the session page in
+  both languages, the home page and a zone's seat map, in turn — ``--page-requests`` reads in
+  all: answers a second, and the 99th percentile of one answer's time (targets: at least 2,000
+  a second, at most 50 ms). The pages are served from each process's page cache (at most a
+  second old), as a crowd without a CDN in front would be.
+
 Each figure is one function of the running hub (``FIGURES``); ``main`` starts the hub once,
 measures them in turn, and prints each as ``name: value``.
 
     .venv/bin/python bench/storefront.py [--visitors 400] [--rate 10] [--clients 40]
                                          [--workers 2] [--threads 1]
+                                         [--page-requests 20000] [--page-clients 32]
 
 The database is made on $WICKET_TEST_PG (an admin URL; default the test cluster's) and dropped
-at the end. Target (issue 17 §2): waiting_room_admit_ratio 0.9 to 1.1.
+at the end. Targets (issue 17 §2): page_qps at least 2,000, page_p99_ms at most 50,
+waiting_room_admit_ratio 0.9 to 1.1.
 """
 
 from __future__ import annotations
@@ -65,11 +74,14 @@ class Bench:
     hub_url: str
     session: int
     args: argparse.Namespace
+    zone: int = 0
     notes: list[str] = field(default_factory=list)
+    page_times: list[float] = field(default_factory=list)
 
 
-def set_up(url: str, seats: int = 200) -> int:
-    """A session on sale (its sale window open) with one zone of ``seats`` seats."""
+def set_up(url: str, seats: int = 200) -> tuple[int, int]:
+    """A session on sale (its sale window open) with one zone of ``seats`` seats: the session
+    and the zone."""
     init_db(url)
     engine = make_engine(url)
     start = utcnow() + timedelta(days=10)
@@ -77,7 +89,7 @@ def set_up(url: str, seats: int = 200) -> int:
     with engine.begin() as conn:
         activate_key(conn, create_key(conn))
         venue = create_venue(conn, "BENCH", "Bench Arena")
-        add_zone(conn, venue, "A", "Zone A")
+        zone = add_zone(conn, venue, "A", "Zone A")
         assert import_seats_csv(conn, venue, "level,zone,row,number,category\n" + rows).ok
         session = create_session(conn, create_event(conn, "E", "Event"), venue, "Show", start,
                                  start + timedelta(hours=3))
@@ -85,7 +97,7 @@ def set_up(url: str, seats: int = 200) -> int:
         inventory.confirm_configuration(conn, session)
         inventory.put_on_sale(conn, session)
     engine.dispose()
-    return session
+    return session, zone
 
 
 # -- waiting_room_admit_ratio -------------------------------------------------------------------
@@ -192,21 +204,81 @@ def waiting_room_admit_ratio(bench: Bench) -> str:
     return f"{admitted_rate / args.rate:.3f}"
 
 
-# Each figure: its name and the function that measures it on the running hub (page_qps and
-# page_p99_ms join here).
+# -- page_qps, page_p99_ms ---------------------------------------------------------------------
+
+PAGES = ("/shop/zh/sessions/{session}", "/shop/en/sessions/{session}", "/shop/zh/",
+         "/shop/zh/sessions/{session}/zones/{zone}")
+
+
+def _read_pages(bench: Bench, share: int, barrier: threading.Barrier) -> list[float]:
+    """One phone's reads of the public pages, in turn, over one kept-alive connection: each
+    answer's time in milliseconds."""
+    host, port = bench.hub_url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=TIMEOUT)
+    paths = [p.format(session=bench.session, zone=bench.zone) for p in PAGES]
+    times = []
+    barrier.wait()
+    for i in range(share):
+        t0 = time.perf_counter()
+        conn.request("GET", paths[i % len(paths)])
+        answer = conn.getresponse()
+        body = answer.read()
+        times.append((time.perf_counter() - t0) * 1000)
+        if answer.status != 200 or b"</html>" not in body:
+            raise RuntimeError(f"{paths[i % len(paths)]}: {answer.status}")
+    return times
+
+
+def _pages(bench: Bench) -> tuple[float, list[float]]:
+    """The public pages read by ``--page-clients`` phones at once, ``--page-requests`` in all:
+    answers a second, and every answer's time."""
+    args = bench.args
+    for path in PAGES:  # each page rendered once and kept, as a crowd finds it
+        host, port = bench.hub_url.removeprefix("http://").split(":")
+        first = http.client.HTTPConnection(host, int(port), timeout=TIMEOUT)
+        first.request("GET", path.format(session=bench.session, zone=bench.zone))
+        assert first.getresponse().status == 200, path
+    share = args.page_requests // args.page_clients
+    barrier = threading.Barrier(args.page_clients + 1)
+    with ThreadPoolExecutor(max_workers=args.page_clients) as pool:
+        running = [pool.submit(_read_pages, bench, share, barrier)
+                   for _ in range(args.page_clients)]
+        barrier.wait()
+        t0 = time.perf_counter()
+        times = [t for r in running for t in r.result()]
+        seconds = time.perf_counter() - t0
+    bench.notes.append(f"pages: {len(times)} reads of {len(PAGES)} public pages by "
+                       f"{args.page_clients} phones in {seconds:.1f} s")
+    return len(times) / seconds, sorted(times)
+
+
+def page_qps(bench: Bench) -> str:
+    qps, times = _pages(bench)
+    bench.page_times = times
+    return f"{qps:.0f}"
+
+
+def page_p99_ms(bench: Bench) -> str:
+    times = bench.page_times or _pages(bench)[1]
+    return f"{times[min(len(times) - 1, int(len(times) * 0.99))]:.1f}"
+
+
+# Each figure: its name and the function that measures it on the running hub.
 FIGURES: list[tuple[str, Callable[[Bench], str]]] = [
+    ("page_qps", page_qps),
+    ("page_p99_ms", page_p99_ms),
     ("waiting_room_admit_ratio", waiting_room_admit_ratio),
 ]
 
 
 def measure(url: str, args) -> None:
-    session = set_up(url)
+    session, zone = set_up(url)
     # the hub's settings for this run, read by `wicket-hub serve` from its environment
     os.environ.update({"WICKET_HUB_WAITING_ROOM_RATE": str(args.rate),
                        "WICKET_HUB_WAITING_ROOM_BURST": "1"})
     log = tempfile.TemporaryFile()
     hub, hub_url = serve(url, log, args.workers, args.threads)
-    bench = Bench(hub_url, session, args)
+    bench = Bench(hub_url, session, args, zone)
     figures = []
     try:
         for name, figure in FIGURES:
@@ -229,6 +301,8 @@ def main() -> int:
     p.add_argument("--clients", type=int, default=40, help="client threads")
     p.add_argument("--workers", type=int, default=2, help="the hub's gunicorn workers")
     p.add_argument("--threads", type=int, default=1, help="threads per worker")
+    p.add_argument("--page-requests", type=int, default=20000)
+    p.add_argument("--page-clients", type=int, default=32, help="phones reading the pages")
     args = p.parse_args()
     with scratch_hub("wicket-bench") as url:
         measure(url, args)

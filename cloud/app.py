@@ -107,8 +107,9 @@ def _storefront(app: Flask) -> None:
 
     assert shop_account.bp is shop_checkout.bp is shop_queue.bp is shop_pages.bp
     app.register_blueprint(shop_pages.bp)
-    # pages are kept as long as the availability they show (AVAILABILITY_MAX_AGE)
-    app.extensions["shop_pages"] = PageCache(float(app.config["AVAILABILITY_MAX_AGE"]))
+    # the pages the same for everyone are kept in front of the app, as long as the
+    # availability they show (AVAILABILITY_MAX_AGE)
+    app.wsgi_app = PageCache(app.wsgi_app)
 
 
 def _audiences(app: Flask) -> None:

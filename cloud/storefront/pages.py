@@ -7,7 +7,8 @@ address, so a page is the same for everyone who asks for it and a proxy may keep
 through ``/shop/language/<lang>``, which remembers the choice and returns to the same page in
 the other language.
 
-The browsing pages are public and kept for a second (:mod:`cloud.storefront.page_cache`),
+The browsing pages are public and kept for a second (:mod:`cloud.storefront.page_cache`,
+in front of the app),
 served with ``Cache-Control: public`` and an ETag; they read no seat rows (what is left comes
 from the availability cache) and show nothing personal. The buyer's own pages (sign-in,
 account) are in :mod:`cloud.storefront.account_pages`.
@@ -36,7 +37,7 @@ from cloud.core.errors import HubError
 from cloud.inventory.availability import AvailabilityCache
 from cloud.storefront import browse
 from cloud.storefront import browser_pages as buyer_session
-from cloud.storefront.page_cache import PageCache
+from cloud.storefront.page_cache import KEEP_HEADER
 from cloud.web.pages import LANG_COOKIE, LANGUAGES, chosen_language
 from cloud.web.web import engine
 from sync.websafe import local_path, whole_number
@@ -95,15 +96,17 @@ def _globals() -> dict[str, Any]:
 
 
 def cached(render) -> Any:
-    """The page at this address, from the page cache (``render`` gives its HTML and status),
-    with its caching headers."""
-    cache: PageCache = current_app.extensions["shop_pages"]
-    kept = cache.get(request.full_path, render)
-    response = current_app.response_class(kept.body, status=kept.status,
-                                          mimetype="text/html")
-    response.set_etag(kept.etag, weak=True)
-    response.headers["Cache-Control"] = f"public, max-age={max(1, int(cache.max_age))}"
+    """The page at this address rendered now (``render`` gives its HTML and status), with
+    its caching headers, marked for the page cache in front of the app to keep it
+    ``AVAILABILITY_MAX_AGE`` seconds (see :mod:`cloud.storefront.page_cache`)."""
+    html, status = render()
+    max_age = float(current_app.config["AVAILABILITY_MAX_AGE"])
+    response = current_app.response_class(html, status=status, mimetype="text/html")
+    response.add_etag(weak=True)
+    response.headers["Cache-Control"] = f"public, max-age={max(1, int(max_age))}"
     response.headers["Content-Language"] = HTML_LANG[g.language]
+    if max_age > 0:
+        response.headers[KEEP_HEADER] = str(max_age)
     return response.make_conditional(request)
 
 
