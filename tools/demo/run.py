@@ -8,7 +8,11 @@ Everything lives in ``--dir`` (git-ignored ``demo/``), made afresh each run:
    on a SQLite file, one ticket given an RFID chip, an admin login, the payment sandbox
    (``wicket-hub payments-sandbox``, WeChat Pay for the hub), ``wicket-hub serve`` and
    ``wicket-hub worker``; its signing key made in a SoftHSM2 token of the run's own where
-   SoftHSM2 is installed (else wrapped under a key file beside the database);
+   SoftHSM2 is installed (else wrapped under a key file beside the database); with the
+   identity verification and SMS sandboxes and ``wicket-hub messenger``, three buyer accounts
+   made through the buyers' API, verified with their companions, the first buying for
+   themselves and a companion (``tools/demo/accounts.py``): the summary's ``buyers_verified``
+   and ``companions_verified``;
 2. an enrollment token for one appliance; ``wicket-edge init``, ``enroll``, the first full
    ``sync --once``, an admin and a gate login on the appliance, two lanes (N1 at Gate 1, ID1
    at Gate 5, the ID-only gate);
