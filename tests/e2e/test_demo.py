@@ -21,6 +21,7 @@ import requests
 from cloud.core.db import make_engine
 from cloud.ops import alerts
 from tests.e2e.conftest import ENV, ROOT, wait_for
+from tools.demo import accounts
 from tools.demo.ops import DEMO_REFUSED_RATIO
 
 RUN_FOR_S = 45
@@ -171,6 +172,9 @@ def test_the_demo_runs_the_whole_system_for_a_fixed_time(tmp_path):
     holders = json.loads((out_dir / "devices" / "script.json").read_text())["id_cards"]
     logs = "".join(p.read_text(errors="replace") for p in (out_dir / "logs").iterdir())
     assert holders and not any(card["id_number"] in logs + output for card in holders)
+    # nor a buyer's or a companion's, nor their names (tools/demo/accounts.py)
+    people = [p for a in accounts.people() for p in (a.me, *a.companions)]
+    assert not any(p.number in logs + output or p.name in logs + output for p in people)
     # the run's passwords are in the banner only
     passwords = re.findall(r"login \S+ / (\S+)", output)
     assert len(passwords) == 3 and len(set(passwords)) == 3

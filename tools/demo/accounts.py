@@ -24,6 +24,7 @@ from __future__ import annotations
 import random
 import re
 import secrets
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ DOC_TYPE = "resident_id"
 TIMEOUT_S = 30.0
 VERIFY_TIMEOUT_S = 180.0
 CODE = re.compile(r"(?<!\d)(\d{6})(?!\d)")
+ASK_EVERY_S = 2.0    # the buyers' app asks for its state gently: API_LIMIT counts every call
 
 
 @dataclass
@@ -67,6 +69,15 @@ class Account:
     companions: list[Person]
     buyer_id: int = 0
     token: str = ""          # the buyer session's bearer token, in memory only
+
+
+def people() -> list[Account]:
+    """The accounts of :data:`PEOPLE` with their documents, the same every run: invented
+    resident ID numbers with valid check digits."""
+    rng = random.Random("wicket demo buyers")
+    return [Account(mobile, Person(name, fake_resident_id(rng)),
+                    [Person(n, fake_resident_id(rng)) for n in companions])
+            for mobile, name, companions in PEOPLE]
 
 
 @dataclass
@@ -145,18 +156,16 @@ class BuyerAccounts:
                             f"{self.log_path}") from e
 
     def _create(self, hub_url: str, sale: Sale, wait: Callable) -> None:
-        rng = random.Random("wicket demo buyers")
         with requests.Session() as http, open(self.log_path, "a") as log:
-            for mobile, name, companions in PEOPLE:
-                account = Account(mobile, Person(name, fake_resident_id(rng)),
-                                  [Person(n, fake_resident_id(rng)) for n in companions])
+            for account in people():
                 self._open(http, hub_url, account, wait)
                 self.made.append(account)
-                log.write(f"buyer {account.buyer_id} ({mobile}): registered, "
-                          f"{account.me.masked()} and {len(companions)} companion(s) "
-                          "asked to be verified\n")
+                log.write(f"buyer {account.buyer_id} ({account.mobile}): registered, "
+                          f"{account.me.masked()} and {len(account.companions)} "
+                          "companion(s) asked to be verified\n")
             wait("waiting for the worker to verify the buyers and their companions",
-                 lambda: all(self._verified(http, hub_url, a) for a in self.made),
+                 _every(ASK_EVERY_S, lambda: all(self._verified(http, hub_url, a)
+                                                 for a in self.made)),
                  VERIFY_TIMEOUT_S)
             log.write("every buyer and companion verified\n")
             first = self.made[0]
@@ -220,6 +229,18 @@ class BuyerAccounts:
             raise DemoError(f"buyer {account.buyer_id}: verification {refused[0]}; see "
                             f"{self.log_path.parent / 'idcheck.log'}")
         return all(s == "verified" for s in states)
+
+
+def _every(seconds: float, condition: Callable[[], Any]) -> Callable[[], Any]:
+    """``condition`` asked at most once every ``seconds`` (falsy in between)."""
+    last = [float("-inf")]
+
+    def asked() -> Any:
+        if time.monotonic() - last[0] < seconds:
+            return False
+        last[0] = time.monotonic()
+        return condition()
+    return asked
 
 
 def _answers(url: str) -> bool:

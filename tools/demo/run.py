@@ -521,12 +521,13 @@ Wicket demo is running. Passwords are made for this run and shown only here.
         self.shop.start_buyers(self.hub_url)
         refund_made: float | None = time.monotonic()
         self.banner()
-        with open(self.dir / "run.json", "w") as f:
+        with open(self.dir / "run.json.part", "w") as f:  # whole or not there, for scripts
             json.dump({"pid": os.getpid(), "children": {n: c.pid for n, c in
                                                          self.children.items()},
                        "pcscd_pid": (self.pcsc or {}).get("pcscd_pid"),
                        "hub_db": str(self.hub_db), "refunded_ticket": self.refund["id"],
                        "hub_url": self.hub_url, "web_url": self.web_url}, f, indent=2)
+        os.replace(self.dir / "run.json.part", self.dir / "run.json")
         say("Ctrl-C stops the demo." if duration is None else f"running for {duration:.0f} s")
         next_status = 0.0
         while not self.stop_requested.is_set():
