@@ -27,7 +27,9 @@ PARAMS: dict[str, tuple[str, ...]] = {
     "order_paid": ("order", "amount", "session"),
     "ticket_delivery": ("session", "seat", "link"),
     "refund_done": ("order", "amount"),
-    "verification_result": ("result",),
+    # what cloud/buyers/verifying.py writes: the identity's state (verified, refused or
+    # unavailable) and the person's name masked; the words for the state are the template's
+    "verification_result": ("state", "name"),
     "session_changed": ("session", "change"),
 }
 KINDS = tuple(PARAMS)
@@ -42,7 +44,9 @@ _ZH = {
     "order_paid": ("订单已支付", "【Wicket】订单 {{ order }} 已支付 {{ amount }}，场次：{{ session }}。"),
     "ticket_delivery": ("您的电子票", "【Wicket】{{ session }} {{ seat }} 的电子票：{{ link }}"),
     "refund_done": ("退款完成", "【Wicket】订单 {{ order }} 已退款 {{ amount }}。"),
-    "verification_result": ("实名认证结果", "【Wicket】您的实名认证结果：{{ result }}。"),
+    "verification_result": ("实名认证结果", "【Wicket】{{ name }} 的实名认证"
+                            "{% if state == 'verified' %}已通过{% elif state == 'refused' %}未通过"
+                            "{% else %}暂时无法完成，请稍后再试{% endif %}。"),
     "session_changed": ("场次变更通知", "【Wicket】{{ session }}：{{ change }}"),
 }
 _EN = {
@@ -57,8 +61,11 @@ _EN = {
     "ticket_delivery": ("Your ticket", "[Wicket] Your ticket for {{ session }} {{ seat }}: "
                         "{{ link }}"),
     "refund_done": ("Refund done", "[Wicket] Order {{ order }} was refunded: {{ amount }}."),
-    "verification_result": ("Identity verification", "[Wicket] Your identity verification: "
-                            "{{ result }}."),
+    "verification_result": ("Identity verification", "[Wicket] Identity verification of "
+                            "{{ name }}: {% if state == 'verified' %}verified"
+                            "{% elif state == 'refused' %}not verified"
+                            "{% else %}not possible just now, please try again later"
+                            "{% endif %}."),
     "session_changed": ("Session changed", "[Wicket] {{ session }}: {{ change }}"),
 }
 DEFAULTS: dict[tuple[str, str], tuple[str, str]] = {

@@ -19,7 +19,7 @@ from sync.timeutil import utcnow
 SAMPLES: dict[str, Any] = {
     "code": "428913", "minutes": 5, "order": "W20270301A1", "amount": "880.00 CNY",
     "session": "The Games — Final", "seat": "A 1-7", "link": "https://hub.example/t/xxxxxxxx",
-    "result": "verified", "change": "Gate 3 opens at 18:30 instead of Gate 1",
+    "state": "verified", "name": "张*三", "change": "Gate 3 opens at 18:30 instead of Gate 1",
 }
 
 

@@ -21,6 +21,7 @@ import requests
 from cloud.core.db import make_engine
 from cloud.ops import alerts
 from tests.e2e.conftest import ENV, ROOT, wait_for
+from tools.demo import accounts
 from tools.demo.ops import DEMO_REFUSED_RATIO
 
 RUN_FOR_S = 45
@@ -98,18 +99,25 @@ def test_the_demo_runs_the_whole_system_for_a_fixed_time(tmp_path):
     paid_line = re.search(r"^orders_paid: (\d+)$", output, re.M)
     assert paid_line, output
     summary_paid = int(paid_line.group(1))
+    accounts_lines = re.search(r"^buyers_verified: (\d+)\ncompanions_verified: (\d+)$",
+                               output, re.M)
+    assert accounts_lines, output
+    summary_buyers, summary_companions = map(int, accounts_lines.groups())
+    signs_in = re.search(r"Sign in as (1\d{10}):", output)
+    assert signs_in, output
     assert re.search(r"the refund of ticket [0-9A-Z]{11} arrived [\d.]+ s after it was made",
                      output)
 
     # every process the demo started, and theirs, is gone; the ptys are closed
     names = set(run["children"])
-    assert names == {"hub", "web", "gates", "sync", "devices", "worker", "payments"}
+    assert names == {"hub", "web", "gates", "sync", "devices", "worker", "payments",
+                     "messenger", "sms", "idcheck"}
     started = set(run["children"].values()) | seen
     assert len(seen) > len(names)  # the gunicorn workers were seen too
     if run["pcscd_pid"]:
         started.add(run["pcscd_pid"])
     assert [pid for pid in started if alive(pid)] == []
-    assert "stopped cleanly" in output and output.count("stopped cleanly") == 7, output
+    assert "stopped cleanly" in output and output.count("stopped cleanly") == 10, output
     assert not (out_dir / "devices" / "ttyTURNSTILE").exists()
     assert not (out_dir / "devices" / "ttyIDCARD").exists()
 
@@ -164,6 +172,9 @@ def test_the_demo_runs_the_whole_system_for_a_fixed_time(tmp_path):
     holders = json.loads((out_dir / "devices" / "script.json").read_text())["id_cards"]
     logs = "".join(p.read_text(errors="replace") for p in (out_dir / "logs").iterdir())
     assert holders and not any(card["id_number"] in logs + output for card in holders)
+    # nor a buyer's or a companion's, nor their names (tools/demo/accounts.py)
+    people = [p for a in accounts.people() for p in (a.me, *a.companions)]
+    assert not any(p.number in logs + output or p.name in logs + output for p in people)
     # the run's passwords are in the banner only
     passwords = re.findall(r"login \S+ / (\S+)", output)
     assert len(passwords) == 3 and len(set(passwords)) == 3
@@ -171,6 +182,7 @@ def test_the_demo_runs_the_whole_system_for_a_fixed_time(tmp_path):
     stored = b"".join(p.read_bytes() for p in out_dir.rglob("*") if p.is_file())
     assert not any(pw.encode() in stored for pw in passwords)
     assert "Traceback" not in logs
+    check_accounts(run, signs_in.group(1), summary_buyers, summary_companions)
     assert os.stat(out_dir).st_mode & 0o077 == 0
     assert pairing_code not in logs and pairing_code.encode() not in stored
 
@@ -183,6 +195,43 @@ def test_the_demo_runs_the_whole_system_for_a_fixed_time(tmp_path):
             assert alerts.get_rules(conn)["refused_ratio"].threshold == DEMO_REFUSED_RATIO
     finally:
         engine.dispose()
+
+
+def check_accounts(run: dict, mobile: str, summary_buyers: int, summary_companions: int) -> None:
+    """The buyer accounts (tools/demo/accounts.py), from the hub's database: every buyer and
+    companion made is verified, and the summary says how many; the buyer the banner signs in
+    with bought, paid through the sandbox, a ticket for themselves and one for a companion,
+    whose links went out by SMS."""
+    import sqlalchemy as sa
+
+    from cloud.buyers.contacts import mobile_hash
+    from cloud.buyers.tables import buyers, companions, identities
+    from cloud.core.outbox import outbox
+    from cloud.sales.tables import order_lines, orders
+
+    hub_db = Path(run["hub_db"])
+    engine = make_engine(f"sqlite:///{hub_db}", str(hub_db.parent / "data.key"))
+    try:
+        with engine.connect() as conn:
+            made = conn.execute(sa.select(sa.func.count()).select_from(buyers)).scalar_one()
+            added = conn.execute(sa.select(sa.func.count()).select_from(companions).where(
+                companions.c.removed_at.is_(None))).scalar_one()
+            states = conn.execute(sa.select(identities.c.state, sa.func.count())
+                                  .group_by(identities.c.state)).all()
+            buyer_id = conn.execute(sa.select(buyers.c.id).where(
+                buyers.c.mobile_hash == mobile_hash(conn, mobile))).scalar_one()
+            own = conn.execute(sa.select(orders.c.id).where(
+                orders.c.buyer == f"buyer:{buyer_id}", orders.c.state == "paid")).scalars().all()
+            holders = conn.execute(sa.select(sa.func.count(sa.distinct(order_lines.c.holder_id)))
+                                   .where(order_lines.c.order_id.in_(own))).scalar_one()
+            links = conn.execute(sa.select(outbox.c.state).where(
+                outbox.c.kind == "ticket_delivery")).scalars().all()
+    finally:
+        engine.dispose()
+    assert 0 < summary_buyers == made and 0 < summary_companions == added, (made, added)
+    assert states == [("verified", made + added)], states
+    assert len(own) == 1 and holders == 2, (own, holders)
+    assert len(links) == 2 and set(links) <= {"sent", "delivered"}, links
 
 
 def check_banner(banner: str, run: dict) -> str:

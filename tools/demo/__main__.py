@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         state = "stopped cleanly" if code == 0 else (
             "died on its own" if code is None and demo.children[name].proc.returncode
             is not None else f"exit {code}")
-        say(f"  {name:8} pid {demo.children[name].pid}: {state}")
+        say(f"  {name:9} pid {demo.children[name].pid}: {state}")
     if summary is not None:
         edge, hub = summary
         say(f"entries_at_edge: {edge['entries']}")
@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         say(f"attendance_at_hub: {hub['attendance']}")
         say(f"processes_clean: {'yes' if not unclean else 'no'}")
         say(f"orders_paid: {hub['orders_paid']}")
+        say(f"buyers_verified: {hub['buyers_verified']}")
+        say(f"companions_verified: {hub['companions_verified']}")
         say(f"entries_at_hub: {hub['entries']}")
         say(f"refund_refused_at_gate: {'yes' if edge['refund_refused'] else 'no'}")
     return 1 if failed or unclean else 0

@@ -14,6 +14,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: every process runs from here
 
 
+class DemoError(Exception):
+    """A step of the set-up failed; the message says which and where its log is."""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -8,7 +8,11 @@ Everything lives in ``--dir`` (git-ignored ``demo/``), made afresh each run:
    on a SQLite file, one ticket given an RFID chip, an admin login, the payment sandbox
    (``wicket-hub payments-sandbox``, WeChat Pay for the hub), ``wicket-hub serve`` and
    ``wicket-hub worker``; its signing key made in a SoftHSM2 token of the run's own where
-   SoftHSM2 is installed (else wrapped under a key file beside the database);
+   SoftHSM2 is installed (else wrapped under a key file beside the database); with the
+   identity verification and SMS sandboxes and ``wicket-hub messenger``, three buyer accounts
+   made through the buyers' API, verified with their companions, the first buying for
+   themselves and a companion (``tools/demo/accounts.py``): the summary's ``buyers_verified``
+   and ``companions_verified``;
 2. an enrollment token for one appliance; ``wicket-edge init``, ``enroll``, the first full
    ``sync --once``, an admin and a gate login on the appliance, two lanes (N1 at Gate 1, ID1
    at Gate 5, the ID-only gate);
@@ -43,7 +47,9 @@ import threading
 import time
 from pathlib import Path
 
-from tools.demo.children import ROOT, Child, free_port, password
+from tools.demo.accounts import BuyerAccounts, verified_counts
+from tools.demo.children import ROOT, Child, DemoError, free_port, password
+from tools.demo.keystore import hub_token
 from tools.demo.ops import ops_setup
 from tools.demo.shop import BUY_EVERY_S, Shop, orders_paid
 
@@ -52,15 +58,8 @@ SHOW_FRAMES = 15      # a code held up for a second
 GAP_FRAMES = 30       # two seconds between people
 STATUS_EVERY_S = 5.0
 PAIRING_TTL_MIN = 24 * 60
-SOFTHSM_MODULES = ("/usr/lib/softhsm/libsofthsm2.so",
-                   "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-                   "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so")
 SYNC = {"sync_revocations_s": 1.0, "sync_allowlist_s": 1.0, "sync_entries_s": 1.0,
         "heartbeat_s": 5.0, "sync_backoff_max_s": 5.0, "hub_timeout_s": 10.0}
-
-
-class DemoError(Exception):
-    """A step of the set-up failed; the message says which and where its log is."""
 
 
 class Demo:
@@ -77,6 +76,7 @@ class Demo:
         self.edge_config = self.edge_dir / "edge.toml"
         self.devices_dir = self.dir / "devices"
         self.shop = Shop(self.dir / "payments", self.dir / "logs" / "buyers.log")
+        self.accounts = BuyerAccounts(self.dir / "buyers", self.logs / "accounts.log")
         self.children: dict[str, Child] = {}
         self.logins: dict[str, tuple[str, str]] = {}
         self.hub_port = free_port()
@@ -156,39 +156,14 @@ class Demo:
         self.dir.chmod(0o700)  # holder data, credentials and keys live here
         (self.dir / "run.json").unlink(missing_ok=True)
         for d in (self.logs, self.hub_db.parent, self.edge_dir, self.devices_dir,
-                  self.shop.directory):
+                  self.shop.directory, self.accounts.directory):
             if d.exists():
                 shutil.rmtree(d)
             d.mkdir(parents=True)
 
-    def hub_token(self) -> None:
-        """A SoftHSM2 token for the hub's signing keys, in the run's folder, when SoftHSM2 is
-        installed: every hub command and the hub's server are started with its settings
-        (``hub_env``), never this process, so the settings end with the run. The PIN is made for
-        the run and written nowhere."""
-        module = next((m for m in SOFTHSM_MODULES if os.path.exists(m)), None)
-        if module is None or shutil.which("softhsm2-util") is None:
-            self.key_store = f"wrapped under {self.hub_db}.kek (SoftHSM2 not installed)"
-            return
-        base = self.hub_db.parent / "softhsm"
-        (base / "tokens").mkdir(parents=True)
-        conf = base / "softhsm2.conf"
-        conf.write_text(f"directories.tokendir = {base / 'tokens'}\n"
-                        "objectstore.backend = file\nlog.level = ERROR\n")
-        pin = secrets.token_hex(8)
-        self.hub_env = {"SOFTHSM2_CONF": str(conf), "WICKET_HUB_PKCS11_MODULE": module,
-                        "WICKET_HUB_PKCS11_TOKEN": "wicket-demo", "WICKET_HUB_PKCS11_PIN": pin}
-        r = subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "wicket-demo",
-                            "--pin", pin, "--so-pin", secrets.token_hex(8)],
-                           capture_output=True, text=True, timeout=60,
-                           env={**os.environ, "SOFTHSM2_CONF": str(conf)})
-        if r.returncode != 0:
-            raise DemoError(f"softhsm2-util --init-token failed: {r.stderr.strip()}")
-        self.key_store = f"SoftHSM2 token wicket-demo ({base})"
-
     def start_hub(self) -> None:
         say("hub: creating the database and the demo stadium …")
-        self.hub_token()
+        self.hub_env, self.key_store = hub_token(self.hub_db)
         self._run("wicket-hub init", self._hub("init"))
         self._run("wicket-hub load-demo", self._hub("load-demo", "--tickets", str(self.tickets)))
         hub_admin = password()
@@ -198,10 +173,16 @@ class Demo:
         self._pick_tickets()
         self._ops_setup()
         self._start_payments()
+        say("buyers: the identity verification and SMS sandboxes …")
+        self.hub_env.update(self.accounts.start_sandboxes(self._child, self._hub, self._wait,
+                                                          self.hub_url))
         hub = self._child("hub", self._hub("serve", "--bind", f"127.0.0.1:{self.hub_port}",
                                            "--workers", "2"), self.hub_env)
         self._wait("waiting for the hub to answer", self._hub_answers, child=hub)
         self._child("worker", self._hub("worker", "--poll", "1"), self.hub_env)
+        self._child("messenger", self._hub("messenger", "--poll", "0.5"), self.hub_env)
+        say("buyers: registering, verifying them and their companions, buying (accounts.py) …")
+        self.accounts.create(self.hub_url, self.shop.sale, self._wait)
 
     def _start_payments(self) -> None:
         """The payment sandbox (WeChat Pay for the hub), the settings that point the hub and
@@ -481,9 +462,11 @@ class Demo:
                     "SELECT count(*), count(DISTINCT CASE WHEN admitted THEN ticket_id END) "
                     "FROM entries")).one()
                 paid = orders_paid(conn)
+                accounts = verified_counts(conn)
         finally:
             engine.dispose()
-        return {"entries": total, "attendance": admitted, "orders_paid": paid}
+        return {"entries": total, "attendance": admitted, "orders_paid": paid,
+                "buyers_verified": accounts[0], "companions_verified": accounts[1]}
 
     def status_line(self) -> str:
         e, h = self.edge_counts(), self.hub_counts()
@@ -520,6 +503,7 @@ Wicket demo is running. Passwords are made for this run and shown only here.
   Refunded on the hub: ticket {self.refund['number']}
   Payment sandbox: {self.shop.url}/ (WeChat Pay for the hub; a buyer orders
                    and pays there every {BUY_EVERY_S:.0f} s: logs/buyers.log)
+{self.accounts.banner(self.hub_url)}
   Hub signing key: {self.key_store}
   Logs: {self.logs}/
 """, flush=True)
@@ -537,12 +521,13 @@ Wicket demo is running. Passwords are made for this run and shown only here.
         self.shop.start_buyers(self.hub_url)
         refund_made: float | None = time.monotonic()
         self.banner()
-        with open(self.dir / "run.json", "w") as f:
+        with open(self.dir / "run.json.part", "w") as f:  # whole or not there, for scripts
             json.dump({"pid": os.getpid(), "children": {n: c.pid for n, c in
                                                          self.children.items()},
                        "pcscd_pid": (self.pcsc or {}).get("pcscd_pid"),
                        "hub_db": str(self.hub_db), "refunded_ticket": self.refund["id"],
                        "hub_url": self.hub_url, "web_url": self.web_url}, f, indent=2)
+        os.replace(self.dir / "run.json.part", self.dir / "run.json")
         say("Ctrl-C stops the demo." if duration is None else f"running for {duration:.0f} s")
         next_status = 0.0
         while not self.stop_requested.is_set():
@@ -581,7 +566,8 @@ Wicket demo is running. Passwords are made for this run and shown only here.
     def stop(self) -> dict[str, int | None]:
         """Stop every child in order (the lanes first, the hub last), each waited for."""
         codes: dict[str, int | None] = {}
-        for name in ("gates", "devices", "sync", "web", "worker", "hub", "payments"):
+        for name in ("gates", "devices", "sync", "web", "messenger", "worker", "hub", "payments",
+                     "sms", "idcheck"):
             child = self.children.get(name)
             if child is not None:
                 died = child.died()

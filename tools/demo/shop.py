@@ -177,26 +177,36 @@ class Buyers(threading.Thread):
 
     def buy(self, http: requests.Session, seats: int) -> str:
         line = {"zone_id": self.sale.zone_id, "price_tier_id": self.sale.tier_id}
-        order = self._post(http, f"/api/v1/sessions/{self.sale.session_id}/orders",
-                           {"lines": [line] * seats})
-        paying = self._post(http, f"/api/v1/orders/{order['number']}/payments",
-                            {"provider": PROVIDER})
-        if not paying.get("qr_text"):
-            raise BuyerRefused(f"order {order['number']}: no QR code ({paying})")
-        # the QR code opens the sandbox's pay page; the buyer clicks Pay there
-        page = requests.post(paying["qr_text"], data={"result": "pay"}, timeout=TIMEOUT_S)
-        if page.status_code != 200:
-            raise BuyerRefused(f"the pay page answered {page.status_code}")
-        return order["number"]
+        return order_and_pay(http, self.hub_url, self.sale, [line] * seats)
 
-    def _post(self, http: requests.Session, path: str, body: dict) -> dict:
-        r = http.post(self.hub_url + path, json=body, timeout=TIMEOUT_S,
-                      headers={"Idempotency-Key": f"demo-{uuid.uuid4()}"})
-        if r.status_code not in (200, 201):
-            code = r.json().get("error") if r.headers.get("Content-Type", "").startswith(
-                "application/json") else None
-            raise BuyerRefused(f"{path}: {r.status_code} {r.text[:200]}", code)
-        return r.json()
+
+def order_and_pay(http: requests.Session, hub_url: str, sale: Sale, lines: list[dict],
+                  buyer: str | None = None) -> str:
+    """An order through ``POST /api/v1/sessions/<id>/orders`` (``http`` carries the till's
+    token; ``buyer`` is the account it is bought for, ``buyer:<id>``), a WeChat payment
+    through ``POST /api/v1/orders/<number>/payments``, and the click on **Pay** on the
+    sandbox's page that the payment's QR code opens: the order's number."""
+    body: dict = {"lines": lines, **({"buyer": buyer} if buyer else {})}
+    order = _post(http, hub_url + f"/api/v1/sessions/{sale.session_id}/orders", body)
+    paying = _post(http, hub_url + f"/api/v1/orders/{order['number']}/payments",
+                   {"provider": PROVIDER})
+    if not paying.get("qr_text"):
+        raise BuyerRefused(f"order {order['number']}: no QR code ({paying})")
+    # the QR code opens the sandbox's pay page; the buyer clicks Pay there
+    page = requests.post(paying["qr_text"], data={"result": "pay"}, timeout=TIMEOUT_S)
+    if page.status_code != 200:
+        raise BuyerRefused(f"the pay page answered {page.status_code}")
+    return order["number"]
+
+
+def _post(http: requests.Session, url: str, body: dict) -> dict:
+    r = http.post(url, json=body, timeout=TIMEOUT_S,
+                  headers={"Idempotency-Key": f"demo-{uuid.uuid4()}"})
+    if r.status_code not in (200, 201):
+        code = r.json().get("error") if r.headers.get("Content-Type", "").startswith(
+            "application/json") else None
+        raise BuyerRefused(f"{url}: {r.status_code} {r.text[:200]}", code)
+    return r.json()
 
 
 class BuyerRefused(Exception):

@@ -22,11 +22,18 @@ from tests.cloud.payments.conftest import start_on_free_port, stop
 ROOT = Path(__file__).resolve().parents[3]
 
 
+_GIVEN: set[str] = set()
+
+
 def resident_id() -> str:
-    """A fake, valid resident ID number of its own (the sandbox's scripts are by number)."""
-    body = (f"1101011990{1 + secrets.randbelow(12):02d}{1 + secrets.randbelow(28):02d}"
-            f"{secrets.randbelow(1000):03d}")
-    return body + gb11643_check(body)
+    """A fake, valid resident ID number of its own (the sandbox's scripts are by number, and
+    one sandbox serves the whole session: a number is never given twice)."""
+    while True:
+        body = (f"1101011990{1 + secrets.randbelow(12):02d}{1 + secrets.randbelow(28):02d}"
+                f"{secrets.randbelow(1000):03d}")
+        if body not in _GIVEN:
+            _GIVEN.add(body)
+            return body + gb11643_check(body)
 
 
 @dataclass

@@ -243,6 +243,25 @@ def test_the_result_is_said_to_the_contact_the_request_named(engine, idcheck, ta
     assert "13800138000" not in str(job_rows(engine)[0].payload)
 
 
+def test_the_result_message_renders_with_the_built_in_words_in_both_languages(engine, idcheck,
+                                                                             tasks):
+    """The parameters the job writes are the ones the message kind's templates name: sent
+    as written, the message says the result in the contact's language, never fails."""
+    from cloud.messaging.rendering import DEFAULTS, render
+
+    ask(engine, resident_id(), contact=Contact("sms", "13800138000", "zh"))
+    run_one(engine, tasks, "w1", now=NOW)
+    with engine.connect() as conn:
+        params = opened(conn, conn.execute(sa.select(outbox)).one())[1]
+    words = {lang: render("verification_result", *DEFAULTS[("verification_result", lang)],
+                          params).body for lang in ("zh", "en")}
+    assert words == {"zh": "【Wicket】张*三 的实名认证已通过。",
+                     "en": "[Wicket] Identity verification of 张*三: verified."}
+    unavailable = render("verification_result", *DEFAULTS[("verification_result", "en")],
+                         {**params, "state": "unavailable"}).body
+    assert unavailable.endswith("not possible just now, please try again later.")
+
+
 def test_without_a_contact_nothing_is_said(engine, idcheck, tasks):
     ask(engine, resident_id())
     run_one(engine, tasks, "w1", now=NOW)
