@@ -103,7 +103,7 @@ def test_the_demo_runs_the_whole_system_for_a_fixed_time(tmp_path):
                                output, re.M)
     assert accounts_lines, output
     summary_buyers, summary_companions = map(int, accounts_lines.groups())
-    signs_in = re.search(r"Sign in as (1\d{10}):", output)
+    signs_in = re.search(r"sign in as (1\d{10}) with", output)
     assert signs_in, output
     assert re.search(r"the refund of ticket [0-9A-Z]{11} arrived [\d.]+ s after it was made",
                      output)
@@ -248,6 +248,10 @@ def check_banner(banner: str, run: dict) -> str:
     assert wall, banner
     opened = requests.get(wall.group(1), timeout=30)
     assert opened.status_code == 200 and opened.url == f"{hub}/wall", opened.url
+    # the public site, where a visitor buys: the session the demo sells is on it
+    assert re.search(rf"Public site: +{re.escape(hub)}/shop/ ", banner), banner
+    shop = requests.get(f"{hub}/shop/zh/", timeout=30)
+    assert shop.status_code == 200 and re.search(r'href="/shop/zh/sessions/\d+"', shop.text)
     return handheld.group(1)
 
 

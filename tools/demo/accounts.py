@@ -107,9 +107,9 @@ class BuyerAccounts:
         return f"""\
   Buyer accounts: {len(self.made)}, verified, with {companions} companions (logs/accounts.log);
                   {first.mobile} bought order {self.order} for themselves and a companion.
-                  Sign in as {first.mobile}: POST {hub_url}/api/v1/buyer/codes
-                  {{"mobile": "{first.mobile}", "purpose": "sign_in"}}, then
-                  POST /api/v1/buyer/sessions {{"mobile": …, "code": …}} with the code
+  Public site:    {hub_url}/shop/   (buy a seat: sign in as {first.mobile} with "Send me a
+                  code", the code read in the SMS sandbox's inbox below; pay on the payment
+                  sandbox's page the order page links to)
   SMS sandbox:    {self.sms_url}/ (its inbox: the codes and ticket links the hub sent)
   ID verification sandbox: {self.idcheck_url}/_sandbox/requests (numbers masked)"""
 
