@@ -166,16 +166,9 @@ def buyer_orders(conn: sa.Connection, buyer_id: int) -> list[dict[str, Any]]:
              "created_at": r.created_at} for r in rows]
 
 
-def _need_buyer():
-    me = buyer_session.current_buyer()
-    if me is None:
-        return None, redirect(url_for("shop.sign_in_page", next=request.path), 303)
-    return me, None
-
-
 @bp.get("/<lang>/account")
 def account():
-    me, away = _need_buyer()
+    me, away = buyer_session.need_buyer()
     if away is not None:
         return away
     with engine().connect() as conn:
@@ -190,7 +183,7 @@ def account():
 
 @bp.post("/<lang>/account/sign-out-others")
 def sign_out_others():
-    me, away = _need_buyer()
+    me, away = buyer_session.need_buyer()
     if away is not None:
         return away
     with engine().begin() as conn:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hmac
 import secrets
 
-from flask import current_app, g, request
+from flask import current_app, g, redirect, request, url_for
 from flask.wrappers import Response
 from markupsafe import Markup
 
@@ -45,6 +45,15 @@ def current_buyer() -> BuyerSession | None:
         except BuyerError:
             g.buyer_cookie_stale = True
     return g.buyer
+
+
+def need_buyer():
+    """(the signed-in buyer, None), or (None, the way to the sign-in page and back here)."""
+    me = current_buyer()
+    if me is None:
+        return None, redirect(url_for("shop.sign_in_page", next=request.full_path.rstrip("?")),
+                              303)
+    return me, None
 
 
 def keep_signed_in(response: Response, token: str) -> None:

@@ -27,7 +27,7 @@ from cloud.core.seal import keyring_for
 from cloud.sales.holders import open_holder
 from cloud.sales.order_plan import LineRequest, OrderError, OrderRequest
 from cloud.sales.orders import create_order, shown_state
-from cloud.sales.tables import holders, order_lines, orders, tickets
+from cloud.sales.tables import holders, order_lines, orders, refund_requests, tickets
 from sync.identity import mask_document, mask_name
 from sync.timeutil import utcnow
 
@@ -188,3 +188,10 @@ def buyer_order(conn: sa.Connection, buyer_id: int, number: str,
                     for t in issued],
     }
 
+
+
+def refund_requests_of(conn: sa.Connection, order_id: int) -> list[sa.Row]:
+    """The order's refund requests, newest first: state, amount, when."""
+    r = refund_requests.c
+    return conn.execute(sa.select(r.id, r.state, r.amount, r.currency, r.created_at)
+                        .where(r.order_id == order_id).order_by(r.id.desc())).all()

@@ -58,14 +58,6 @@ def _picks(conn, session_id: int, args) -> list[checkout.Pick]:
     return checkout.best_available(zone, tier, quantity)
 
 
-def _need_buyer():
-    me = buyer_session.current_buyer()
-    if me is None:
-        return None, redirect(url_for("shop.sign_in_page", next=request.full_path.rstrip("?")),
-                              303)
-    return me, None
-
-
 def _checkout_page(session_id: int, me, form: dict[str, Any], error: str | None = None,
                    status: int = 200):
     with engine().connect() as conn:
@@ -94,7 +86,7 @@ def _to_queue(session_id: int):
 
 @bp.get("/<lang>/sessions/<int:session_id>/checkout")
 def checkout_page(session_id: int):
-    me, away = _need_buyer()
+    me, away = buyer_session.need_buyer()
     away = away or _to_queue(session_id)
     if away is not None:
         return away
@@ -111,7 +103,7 @@ def _count_order(me) -> None:
 @bp.post("/<lang>/sessions/<int:session_id>/checkout")
 @limited("ORDER_LIMIT")
 def place(session_id: int):
-    me, away = _need_buyer()
+    me, away = buyer_session.need_buyer()
     away = away or _to_queue(session_id)
     if away is not None:
         return away
@@ -139,17 +131,20 @@ def _order_view(me, number: str) -> dict[str, Any]:
 
 @bp.get("/<lang>/orders/<number>")
 def order(number: str):
-    me, away = _need_buyer()
+    me, away = buyer_session.need_buyer()
     if away is not None:
         return away
     view = _order_view(me, number)
+    with engine().connect() as conn:
+        asked = checkout.refund_requests_of(conn, view["id"])
     return render_template("storefront/order.html", o=view, methods=_methods(),
-                           pay_words=pay_words, qr_svg=qr_svg, started=None, qr=None)
+                           pay_words=pay_words, qr_svg=qr_svg, started=None, qr=None,
+                           refunds=asked, refund_asked=request.args.get("refund") == "asked")
 
 
 @bp.get("/<lang>/orders/<number>/state")
 def order_state(number: str):
-    me, away = _need_buyer()
+    me, away = buyer_session.need_buyer()
     if away is not None:
         return jsonify(error="signed_out"), 401
     view = _order_view(me, number)
@@ -159,7 +154,7 @@ def order_state(number: str):
 @bp.post("/<lang>/orders/<number>/pay")
 def pay(number: str):
     """Open the order's payment with the chosen provider and show what it answered."""
-    me, away = _need_buyer()
+    me, away = buyer_session.need_buyer()
     if away is not None:
         return away
     method = request.form.get("method", "")
