@@ -104,7 +104,7 @@ def _storefront(app: Flask) -> None:
     from cloud.storefront import pages as shop_pages
     from cloud.storefront import queue_pages as shop_queue
     from cloud.storefront import refund_pages as shop_refunds
-    from cloud.storefront.page_cache import PageCache
+    from cloud.storefront.cached_pages import PageCache
 
     assert shop_account.bp is shop_checkout.bp is shop_queue.bp is shop_refunds.bp \
         is shop_pages.bp

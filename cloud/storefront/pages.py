@@ -7,7 +7,7 @@ address, so a page is the same for everyone who asks for it and a proxy may keep
 through ``/shop/language/<lang>``, which remembers the choice and returns to the same page in
 the other language.
 
-The browsing pages are public and kept for a second (:mod:`cloud.storefront.page_cache`,
+The browsing pages are public and kept for a second (:mod:`cloud.storefront.cached_pages`,
 in front of the app),
 served with ``Cache-Control: public`` and an ETag; they read no seat rows (what is left comes
 from the availability cache) and show nothing personal. The buyer's own pages (sign-in,
@@ -37,7 +37,7 @@ from cloud.core.errors import HubError
 from cloud.inventory.availability import AvailabilityCache
 from cloud.storefront import browse
 from cloud.storefront import browser_pages as buyer_session
-from cloud.storefront.page_cache import KEEP_HEADER
+from cloud.storefront.cached_pages import KEEP_HEADER
 from cloud.web.pages import LANG_COOKIE, LANGUAGES, chosen_language
 from cloud.web.web import engine
 from sync.websafe import local_path, whole_number
@@ -98,7 +98,7 @@ def _globals() -> dict[str, Any]:
 def cached(render) -> Any:
     """The page at this address rendered now (``render`` gives its HTML and status), with
     its caching headers, marked for the page cache in front of the app to keep it
-    ``AVAILABILITY_MAX_AGE`` seconds (see :mod:`cloud.storefront.page_cache`)."""
+    ``AVAILABILITY_MAX_AGE`` seconds (see :mod:`cloud.storefront.cached_pages`)."""
     html, status = render()
     max_age = float(current_app.config["AVAILABILITY_MAX_AGE"])
     response = current_app.response_class(html, status=status, mimetype="text/html")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from werkzeug.test import Client
 from werkzeug.wrappers import Request, Response
 
-from cloud.storefront.page_cache import KEEP_HEADER, PageCache
+from cloud.storefront.cached_pages import KEEP_HEADER, PageCache
 
 
 class Clock:
