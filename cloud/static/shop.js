@@ -40,6 +40,9 @@
       count.textContent = picked.length;
       form.hidden = picked.length === 0;
     }
+    // the drawing becomes a group of checkboxes, no longer a picture
+    var drawing = document.getElementById("seat-svg");
+    if (drawing) { drawing.setAttribute("role", "group"); }
     document.querySelectorAll("#seat-svg rect.pickable").forEach(function (rect) {
       rect.setAttribute("tabindex", "0");
       rect.setAttribute("role", "checkbox");
