@@ -30,6 +30,7 @@ from cloud.staff.accounts import AccountError
 from cloud.staff.staff import StaffError
 from cloud.staff.tokens import TokenError
 from cloud.staff.totp import TotpError
+from cloud.storefront.content import ContentError  # content (issue 17 §3)
 from cloud.web.http import ApiError
 
 ERROR_CLASSES: tuple[type[HubError], ...] = (
@@ -40,7 +41,8 @@ ERROR_CLASSES: tuple[type[HubError], ...] = (
     IdentityError,
     BuyerError,  # buyers (accounts)
     MessagingError,  # messaging (issue 16)
-    FlagError)  # flags (issue 16 §4)
+    FlagError,  # flags (issue 16 §4)
+    ContentError)  # content (issue 17 §3)
 
 
 def all_codes() -> dict[str, Code]:
