@@ -19,8 +19,6 @@ taken out. Nothing is HTML; whoever shows it escapes it (:func:`paragraphs` spli
 from __future__ import annotations
 
 import hashlib
-import re
-import unicodedata
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
@@ -31,6 +29,11 @@ from cloud.catalog.errors import CatalogError
 from cloud.catalog.tables import events
 from cloud.core.audit import record
 from cloud.core.errors import Code, HubError
+from cloud.storefront.content_text import (  # localised, paragraphs: for the public pages
+    clean_text,
+    localised,  # noqa: F401
+    paragraphs,  # noqa: F401
+)
 from cloud.storefront.tables import (
     CONTENT_KINDS,
     CONTENT_STATES,
@@ -153,39 +156,6 @@ class PublicItem:
     event_id: int | None = None
     event_code: str | None = None
     event_name: str | None = None
-
-
-# -- plain text ---------------------------------------------------------------------------------
-
-
-def clean_text(text: str, *, one_line: bool) -> str:
-    """Text as it is kept: NFC, line ends as ``\\n``, tabs as spaces, other control and
-    format characters out, trailing spaces off each line, at most one empty line in a row; a
-    title becomes one line."""
-    text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
-    text = text.replace("\t", " ")
-    text = "".join(c for c in text if c == "\n" or unicodedata.category(c)[0] != "C")
-    if one_line:
-        return " ".join(text.split())
-    lines = [line.rstrip() for line in text.split("\n")]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n")
-
-
-def paragraphs(body: str) -> list[list[str]]:
-    """A body as paragraphs (split by an empty line), each a list of its lines: the page
-    prints each line escaped, never the text as markup."""
-    return [[line for line in block.split("\n")] for block in re.split(r"\n\s*\n", body)
-            if block.strip()]
-
-
-def localised(item: PublicItem | Draft, language: str) -> tuple[str, str, str]:
-    """The title, body and language to show a reader of ``language`` (``zh`` or ``en``): the
-    reader's own where its title is written, else the other's (the page marks it with that
-    ``lang``)."""
-    zh = (item.title_zh, item.body_zh, "zh")
-    en = (item.title_en, item.body_en, "en")
-    first, other = (zh, en) if language == "zh" else (en, zh)
-    return first if first[0] else other
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -499,6 +469,19 @@ def staff_image(conn: sa.Connection, image_id: int) -> tuple[str, bytes] | None:
     row = conn.execute(sa.select(content_images.c.media_type, content_images.c.data)
                        .where(content_images.c.id == image_id)).first()
     return None if row is None else (row.media_type, bytes(row.data))
+
+
+def event_choices(conn: sa.Connection) -> list[sa.Row]:
+    """The events a recommendation may name (id, code, name), by code."""
+    return conn.execute(sa.select(events.c.id, events.c.code, events.c.name)
+                        .order_by(events.c.code)).all()
+
+
+def event_name(conn: sa.Connection, event_id: int | None) -> sa.Row | None:
+    if event_id is None:
+        return None
+    return conn.execute(sa.select(events.c.id, events.c.code, events.c.name)
+                        .where(events.c.id == event_id)).first()
 
 
 # -- what the public sees -------------------------------------------------------------------------
