@@ -129,10 +129,11 @@ def _edit_page(kind: str, form: dict, *, it: content.Item | None = None, error: 
                            max_title=content.MAX_TITLE), status
 
 
-@bp.get("/new")
+@bp.get("/new/<kind>")
 @permission(MANAGE)
-def new():
-    kind = query_choice("kind", CONTENT_KINDS, "announcement")
+def new(kind: str):
+    if kind not in CONTENT_KINDS:
+        abort(404)
     return _edit_page(kind, _form_of(None))
 
 

@@ -45,20 +45,21 @@ FORM = {"title_zh": "开票通知", "title_en": "Sale opens",
 
 def new_item(c, **fields) -> int:
     r = post(c, "/content/new", {"kind": "announcement", **FORM, **fields},
-             page="/content/new?kind=announcement")
+             page="/content/new/announcement")
     assert r.status_code == 303, text(r)
     return int(re.search(r"/content/(\d+)$", r.headers["Location"]).group(1))
 
 
 def test_only_content_staff_open_the_pages(hub):
     sales = hub.client("sales")
-    for path in ("/content/", "/content/new?kind=news", "/content/images"):
+    for path in ("/content/", "/content/new/news", "/content/images"):
         assert sales.get(path).status_code == 403, path
     assert "/content/" not in text(sales.get("/"))
     writer = client(hub, "writer")
-    for path in ("/content/", "/content/new?kind=faq", "/content/new?kind=event",
+    for path in ("/content/", "/content/new/faq", "/content/new/event",
                  "/content/images"):
         assert writer.get(path).status_code == 200, path
+    assert writer.get("/content/new/advert").status_code == 404
     assert 'href="/content/"' in text(writer.get("/"))
 
 
@@ -147,14 +148,14 @@ def test_edits_keep_every_version_and_withdrawing_and_deleting_ask_first(hub):
 def test_a_refused_form_is_shown_again_with_its_words(hub):
     writer = client(hub, "writer")
     r = post(writer, "/content/new", {"kind": "news", **FORM, "title_zh": "", "title_en": ""},
-             page="/content/new?kind=news")
+             page="/content/new/news")
     assert r.status_code == 422 and "give a title in Chinese or in English" in text(r)
     r = post(writer, "/content/new", {"kind": "news", **FORM, "publish_at": "tomorrow"},
-             page="/content/new?kind=news")
+             page="/content/new/news")
     assert r.status_code == 422 and "Give a date and time" in text(r)
     writer.post("/lang", data={"lang": "zh", "next": "/", "csrf_token": csrf(writer, "/")})
     r = post(writer, "/content/new", {"kind": "news", **FORM, "title_zh": "", "title_en": ""},
-             page="/content/new?kind=news")
+             page="/content/new/news")
     assert "请填写中文或英文标题" in text(r)
     assert "公告" in text(writer.get("/content/"))
 
