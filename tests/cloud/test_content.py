@@ -234,3 +234,13 @@ def test_every_change_is_audited(engine):
         (MAKER, "content.create"), (MAKER, "content.submit"), (CHECKER, "content.publish"),
         (OTHER, "content.save"), (OTHER, "content.submit"), (CHECKER, "content.return"),
         (CHECKER, "content.withdraw"), (MAKER, "content.image_upload")]
+
+
+def test_the_docs_name_every_refusal_and_state():
+    from pathlib import Path
+
+    from cloud.storefront.tables import CONTENT_STATES
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "content.md").read_text("utf-8")
+    assert {c for c in ContentError.codes if f"| `{c}` |" not in doc} == set()
+    assert {s for s in CONTENT_STATES if f"| `{s}` |" not in doc} == set()
