@@ -244,3 +244,37 @@ def test_the_docs_name_every_refusal_and_state():
     doc = (Path(__file__).resolve().parents[2] / "docs" / "content.md").read_text("utf-8")
     assert {c for c in ContentError.codes if f"| `{c}` |" not in doc} == set()
     assert {s for s in CONTENT_STATES if f"| `{s}` |" not in doc} == set()
+
+
+def _migrate(url: str, revision: str, down: bool = False) -> None:
+    from alembic import command
+
+    from cloud.core.db import alembic_config, make_engine
+
+    engine = make_engine(url)
+    cfg = alembic_config(url)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        (command.downgrade if down else command.upgrade)(cfg, revision)
+    engine.dispose()
+
+
+@pytest.mark.empty_hub
+def test_migration_0029_gives_the_content_role_the_second_persons_permission(hub_url):
+    from cloud.core.db import make_engine
+    from cloud.staff import roles
+
+    _migrate(hub_url, "0029")
+    engine = make_engine(hub_url)
+    try:
+        with engine.connect() as conn:
+            held = roles.matrix(conn)
+        assert {"content.manage", "content.publish"} <= held["content"]
+        assert [r for r, perms in held.items() if "content.publish" in perms] == \
+            ["admin", "content"]
+        _migrate(hub_url, "0028", down=True)
+        with engine.connect() as conn:
+            assert "content.publish" not in set().union(*roles.matrix(conn).values())
+            assert not sa.inspect(conn).has_table("content_items")
+    finally:
+        engine.dispose()
