@@ -278,3 +278,15 @@ def test_migration_0029_gives_the_content_role_the_second_persons_permission(hub
             assert not sa.inspect(conn).has_table("content_items")
     finally:
         engine.dispose()
+
+
+def test_the_demo_has_an_announcement_a_faq_entry_and_a_recommended_event(engine):
+    from cloud.demo import load_demo
+
+    with engine.begin() as conn:
+        load_demo(conn, tickets=3, now=NOW)
+    with engine.connect() as conn:
+        assert [p.title_en for p in content.published(conn, "announcement", now=NOW)] == \
+            ["Before you come"]
+        assert [p.title_zh for p in content.published(conn, "faq", now=NOW)] == ["可以退票吗？"]
+        assert [e.event_code for e in content.recommended_events(conn, now=NOW)] == ["GAMES"]
