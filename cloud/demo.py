@@ -112,7 +112,7 @@ DEMO_CONTENT = (
                 "session's refund policy says how much comes back.", position=1)),
     ("event", content.Draft(title_zh="今晚决赛", title_en="Tonight's final", position=1)),
 )
-DEMO_WRITER, DEMO_PUBLISHER = "system:demo-writer", "system:demo-publisher"
+DEMO_WRITER, DEMO_PUBLISHER = "system:content-writer", "system:content-publisher"
 
 
 def _content(conn: sa.Connection, event: int, now: datetime) -> None:
