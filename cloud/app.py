@@ -167,7 +167,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from cloud.staff import audit_pages, role_pages, totp_pages
     from cloud.staff import pages as staff_pages
     from cloud.storefront import api as public_api
-    from cloud.storefront import queue_api  # waiting room (issue 17 §2)
+    from cloud.storefront import (
+        content_pages,  # content (issue 17 §3)
+        queue_api,  # waiting room (issue 17 §2)
+    )
     from cloud.web import auth
     from cloud.web.limits import init_limits
     from cloud.web.pages import init_pages
@@ -191,7 +194,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                      identity_review_pages.bp,  # identity (issue 16 §2)
                      buyers_pages.bp,  # buyers (accounts)
                      *_messaging(app),  # messaging (issue 16)
-                     flag_pages.bp])  # flags (issue 16 §4)
+                     flag_pages.bp,  # flags (issue 16 §4)
+                     content_pages.bp])  # content (issue 17 §3)
     payments_api.init_payments(app)
     _storefront(app)  # storefront (issue 17 §1)
     _audiences(app)  # uploads (issue 16)

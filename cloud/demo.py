@@ -9,7 +9,7 @@ numbers carry valid check digits.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -21,6 +21,7 @@ from cloud.fleet.keys import activate_key, create_key
 from cloud.inventory.seat_map import import_seats_csv
 from cloud.inventory.sessions import create_session
 from cloud.sales.tickets import TicketSpec, issue_tickets
+from cloud.storefront import content  # content (issue 17 §3)
 from sync import codes
 from sync.sample import GIVEN, SURNAMES, fake_resident_id
 from sync.timeutil import utcnow
@@ -92,4 +93,32 @@ def load_demo(conn: sa.Connection, tickets: int = 5000, now: datetime | None = N
                          valid_from=day[0], valid_until=day[1]) for _ in range(50)]
     for start in range(0, len(specs), 5000):
         issue_tickets(conn, specs[start:start + 5000], now)
+    _content(conn, event, now)  # content (issue 17 §3)
     return Demo(venue, sessions, len(seat_ids), len(specs))
+
+
+# content (issue 17 §3): what the public site's home shows, written by one editor and
+# published by another, as the back office requires
+DEMO_CONTENT = (
+    ("announcement", content.Draft(
+        title_zh="入场须知", title_en="Before you come",
+        body_zh="请携带购票时登记的身份证件，检票口凭票和证件入场。\n\n开场前一小时开放入场。",
+        body_en="Bring the identity document your ticket names: the gates check both.\n\n"
+                "Gates open an hour before each session.")),
+    ("faq", content.Draft(
+        title_zh="可以退票吗？", title_en="Can I get a refund?",
+        body_zh="开场前可以在个人账户中申请退票，按场次的退票规则退款。",
+        body_en="Until the session starts you can ask for a refund in your account; the "
+                "session's refund policy says how much comes back.", position=1)),
+    ("event", content.Draft(title_zh="今晚决赛", title_en="Tonight's final", position=1)),
+)
+DEMO_WRITER, DEMO_PUBLISHER = "system:content-writer", "system:content-publisher"
+
+
+def _content(conn: sa.Connection, event: int, now: datetime) -> None:
+    for kind, draft in DEMO_CONTENT:
+        if kind == "event":
+            draft = replace(draft, event_id=event)
+        item = content.create_item(conn, kind, draft, DEMO_WRITER, now)
+        content.submit_item(conn, item, DEMO_WRITER, now)
+        content.publish_item(conn, item, DEMO_PUBLISHER, now)

@@ -31,6 +31,7 @@ from cloud.staff.staff import StaffError
 from cloud.staff.tokens import TokenError
 from cloud.staff.totp import TotpError
 from cloud.storefront.checkout import CheckoutError  # storefront (issue 17 §1)
+from cloud.storefront.content import ContentError  # content (issue 17 §3)
 from cloud.storefront.waiting_room import QueueError  # waiting room (issue 17 §2)
 from cloud.web.http import ApiError
 
@@ -44,7 +45,8 @@ ERROR_CLASSES: tuple[type[HubError], ...] = (
     MessagingError,  # messaging (issue 16)
     FlagError,  # flags (issue 16 §4)
     CheckoutError,  # storefront (issue 17 §1)
-    QueueError)  # waiting room (issue 17 §2)
+    QueueError,  # waiting room (issue 17 §2)
+    ContentError)  # content (issue 17 §3)
 
 
 def all_codes() -> dict[str, Code]:

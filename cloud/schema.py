@@ -17,7 +17,7 @@ from cloud.ops import tables as ops_tables
 from cloud.payments import tables as payments_tables
 from cloud.sales import tables as sales_tables
 from cloud.staff import tables as staff_tables
-from cloud.storefront import tables as storefront_tables  # waiting room (issue 17 §2)
+from cloud.storefront import tables as storefront_tables  # waiting room, content (issue 17 §2, §3)
 
 TABLE_MODULES = (changes, audit, trust, rate_limits, idempotency, jobs, outbox, catalog_tables,
                  inventory_tables, sales_tables, fleet_tables, ops_tables, staff_tables,
@@ -26,6 +26,6 @@ TABLE_MODULES = (changes, audit, trust, rate_limits, idempotency, jobs, outbox, 
                  # buyers (accounts): buyers, their sessions and codes, companions
                  buyers_tables,
                  messaging_tables,  # messaging (issue 16)
-                 storefront_tables)  # waiting room (issue 17 §2)
+                 storefront_tables)  # waiting room, content (issue 17 §2, §3)
 
 __all__ = ["TABLE_MODULES", "metadata"]

@@ -56,4 +56,7 @@ PERMISSIONS: dict[str, str] = {
     # flags (issue 16 §4)
     "buyers.flag": _l("Flag holders and buyers: keep them from buying, from refunds or from "
                       "entry, and lift flags"),
+    # content (issue 17 §3)
+    "content.publish": _l("Publish, send back and withdraw the content others wrote (never "
+                          "one's own)"),
 }

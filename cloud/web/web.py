@@ -262,7 +262,10 @@ def doc_words(doc_type: str) -> str:
 def state_words(state: str) -> str:
     return {"issued": _("valid"), "void": _("void"), "refunded": _("refunded"),
             # flags (issue 16 §4): a risk flag's states
-            "live": _("in force"), "lifted": _("lifted"), "expired": _("expired")
+            "live": _("in force"), "lifted": _("lifted"), "expired": _("expired"),
+            # content (issue 17 §3): a content item's states
+            "draft": _("draft"), "review": _("in review"), "published": _("published"),
+            "withdrawn": _("withdrawn"), "deleted": _("deleted")
             }.get(state, state)
 
 

@@ -15,6 +15,7 @@ from cloud.ops import alerts
 from cloud.sales.flags import add_flag
 from cloud.sales.tickets import issue_ticket
 from cloud.staff.tokens import create_token
+from cloud.storefront.content import Draft, create_item, submit_item  # content (issue 17 §3)
 from sync.ids import uuid7
 from sync.sample import resident_id
 from sync.timeutil import to_iso, utcnow
@@ -34,6 +35,8 @@ def sample_hub(url: str):
         _, token = create_token(conn, hub.staff["admin"], "fuzz", "test")
         add_flag(conn, blocks="entry", reason="fuzz", actor="test",  # flags (issue 16 §4)
                  holder=("resident_id", resident_id("11010119900307123")))
+        item_id = create_item(conn, "news", Draft(title_en="Fuzz"), "test")  # content
+        submit_item(conn, item_id, "test")
     client = hub.app.test_client()
     creds = [client.post("/api/sync/v1/enroll", json={"token": b.token}).get_json()["credential"]
              for b in boxes]
@@ -64,7 +67,10 @@ def test_no_query_string_makes_any_hub_page_or_api_fail(hub_url):
         # messaging (issue 16)
         "message_id": "1", "task_id": "1", "kind": "sign_in_code", "language": "en",
         # flags (issue 16 §4)
-        "flag_id": "1"},
+        "flag_id": "1",
+        # content (issue 17 §3)
+        "item_id": "1", "image_id": "1", "content.revision.number": "1",
+        "content.new.kind": "news", "content.confirm.action": "publish"},
         skip=("static",))
 
     def headers(path: str) -> dict:

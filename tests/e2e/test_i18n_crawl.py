@@ -45,6 +45,7 @@ VOCABULARY = {
     "N",  # an alert rule's threshold, as its formula names it: 超过 N 秒
     "PEM", "TCP", "HID", "NFC", "JSONL", "ZIP", "bps",
     "A",  # a turnstile's direction A (B is a unit above), as its contacts are labelled
+    "JPEG", "PNG",  # content (issue 17 §3): the image formats an upload may be
 }
 # Literal names a file must carry (the seat-map CSV's columns and values), each given with its
 # Chinese gloss in brackets: "level（层）".
@@ -176,6 +177,39 @@ def _hub_extras(demo: Demo) -> None:
         engine.dispose()
 
 
+def _content(demo: Demo) -> None:
+    """content (issue 17 §3): an announcement on the site with an image, written in both
+    languages and edited since; a FAQ entry in review; a recommended event in draft."""
+    import io
+
+    from PIL import Image
+
+    from cloud.catalog.tables import events
+    from cloud.storefront import content
+    from cloud.storefront.content import Draft
+
+    out = io.BytesIO()
+    Image.new("RGB", (8, 6), (20, 90, 160)).save(out, "PNG")
+    words = {"title_zh": "开票通知", "title_en": "Sale opens", "body_zh": "第一段\n\n第二段",
+             "body_en": "First paragraph\n\nSecond paragraph"}
+    engine = demo._hub_engine()
+    try:
+        with engine.begin() as conn:
+            image_id = content.add_image(conn, out.getvalue(), "staff:2")
+            shown = content.create_item(conn, "announcement", Draft(**words, image_id=image_id),
+                                        "staff:2")
+            content.submit_item(conn, shown, "staff:2")
+            content.publish_item(conn, shown, "staff:1")
+            content.save_item(conn, shown, Draft(**{**words, "title_en": "Sale opens soon"}),
+                              "staff:2")
+            faq = content.create_item(conn, "faq", Draft(**words, position=1), "staff:2")
+            content.submit_item(conn, faq, "staff:2")
+            event_id = conn.execute(sa.select(events.c.id).limit(1)).scalar_one()
+            content.create_item(conn, "event", Draft(**words, event_id=event_id), "staff:2")
+    finally:
+        engine.dispose()
+
+
 def build_world(demo: Demo) -> None:
     demo.prepare()
     demo.start_hub()
@@ -207,6 +241,7 @@ def build_world(demo: Demo) -> None:
     assert wanted <= set(outcomes), outcomes
     demo._run("wicket-edge sync --once", demo._edge("sync", "--once"))
     _hub_extras(demo)
+    _content(demo)  # content (issue 17 §3)
     web = demo._child("web", demo._edge("web", "--bind", f"127.0.0.1:{demo.web_port}",
                                         "--workers", "1"))
     demo._wait("waiting for the appliance's pages", demo._web_answers, child=web)
