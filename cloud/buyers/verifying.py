@@ -32,6 +32,7 @@ from cloud.buyers.verification import (
 )
 from cloud.core import outbox
 from cloud.core.seal import keyring_for
+from cloud.messaging.rendering import verification_result
 from sync.identity import mask_name
 
 log = logging.getLogger(__name__)
@@ -120,13 +121,17 @@ def answered(conn: sa.Connection, identity_id: int, answer: Answer, provider: st
 
 def _tell(conn: sa.Connection, row: Any, state: str, payload: dict[str, Any],
           now: datetime) -> None:
-    """The result to the contact the request named, if any, through the outbox."""
+    """The result to the contact the request named, if any, through the outbox: the state in
+    the words of the contact's language (the template's ``result``), the state's code and the
+    name masked beside them."""
     contact = contact_of(conn, payload)
     if contact is None:
         return
     name = open_person(keyring_for(conn), row).name
+    params = {"result": verification_result(state, contact.language), "state": state,
+              "name": mask_name(name)}
     outbox.enqueue(conn, kind="verification_result", channel=contact.channel, to=contact.to,
-                   params={"state": state, "name": mask_name(name)}, language=contact.language,
+                   params=params, language=contact.language,
                    dedupe_key=f"identity:{row.id}:{state}:{row.attempts}", now=now)
 
 

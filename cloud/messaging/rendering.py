@@ -63,6 +63,22 @@ _EN = {
 }
 DEFAULTS: dict[tuple[str, str], tuple[str, str]] = {
     **{(k, "zh"): v for k, v in _ZH.items()}, **{(k, "en"): v for k, v in _EN.items()}}
+# ``verification_result``'s ``result``: an identity's state as the service left it, in words
+VERIFICATION_RESULTS: dict[tuple[str, str], str] = {
+    ("verified", "zh"): "已通过",
+    ("refused", "zh"): "未通过（姓名与证件号码不一致）",
+    ("unavailable", "zh"): "未完成（核验服务暂时无法访问，请稍后再试）",
+    ("verified", "en"): "verified",
+    ("refused", "en"): "refused (the name does not match the document number)",
+    ("unavailable", "en"): "not done (the verification service could not be reached; please "
+                           "try again later)",
+}
+
+
+def verification_result(state: str, language: str) -> str:
+    """The words ``verification_result`` says an identity's state in (``verified``,
+    ``refused``, ``unavailable``), in the message's language (Chinese for any other)."""
+    return VERIFICATION_RESULTS[(state, language if language == "en" else "zh")]
 
 _env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
 

@@ -23,6 +23,7 @@ from cloud.buyers.tables import identities
 from cloud.core.audit import audit_log
 from cloud.core.jobs import backoff, jobs, run_one
 from cloud.core.outbox import opened, outbox
+from cloud.messaging.rendering import DEFAULTS, render
 from cloud.sales.tickets import TicketError
 from tests.cloud.buyers.conftest import resident_id, tasks_for
 
@@ -239,8 +240,29 @@ def test_the_result_is_said_to_the_contact_the_request_named(engine, idcheck, ta
     with engine.connect() as conn:
         message = conn.execute(sa.select(outbox)).one()
         assert message.kind == "verification_result"
-        assert opened(conn, message) == ("13800138000", {"state": "verified", "name": "张*三"})
+        assert opened(conn, message) == ("13800138000", {
+            "result": "已通过", "state": "verified", "name": "张*三"})
     assert "13800138000" not in str(job_rows(engine)[0].payload)
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_the_result_message_renders_with_the_built_in_words_of_the_contacts_language(
+        engine, idcheck, tasks, language):
+    refused = resident_id()
+    idcheck.register(refused, "李四")
+    ask(engine, resident_id(), contact=Contact("sms", "13800138000", language))
+    ask(engine, refused, contact=Contact("sms", "13800138001", language))
+    assert [run_one(engine, tasks, "w1", now=NOW)[1] for _ in range(2)] == ["done", "done"]
+    with engine.connect() as conn:
+        said = {opened(conn, m)[0]: render(m.kind, *DEFAULTS[(m.kind, m.language)],
+                                           opened(conn, m)[1]).body
+                for m in conn.execute(sa.select(outbox))}
+    words = {"zh": ("【Wicket】您的实名认证结果：已通过。",
+                    "【Wicket】您的实名认证结果：未通过（姓名与证件号码不一致）。"),
+             "en": ("[Wicket] Your identity verification: verified.",
+                    "[Wicket] Your identity verification: refused (the name does not match the "
+                    "document number).")}[language]
+    assert said == {"13800138000": words[0], "13800138001": words[1]}
 
 
 def test_without_a_contact_nothing_is_said(engine, idcheck, tasks):
