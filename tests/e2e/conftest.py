@@ -27,7 +27,7 @@ from cloud.fleet.keys import activate_key, create_key
 from cloud.inventory.sessions import create_session
 from edge import config as config_mod
 from edge import db as db_mod
-from edge.engine import Engine, Scan, ScanKind
+from edge.engine import Engine, IdDocument, Scan, ScanKind
 from edge.holders import HolderVault
 from sync.timeutil import utcnow
 
@@ -43,7 +43,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(condition: Callable[[], object], timeout: float = 60.0, what: str = "") -> object:
+def wait_for(condition: Callable[[], object], timeout: float = 60.0, what: str = "",
+             every: float = 0.1) -> object:
+    """Ask ``condition`` every ``every`` seconds until it holds (its value), or fail after
+    ``timeout``; ask a rate-limited API less often."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
@@ -51,14 +54,16 @@ def wait_for(condition: Callable[[], object], timeout: float = 60.0, what: str =
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what or condition}")
-        time.sleep(0.1)
+        time.sleep(every)
 
 
 class HubProcess:
-    """``wicket-hub serve`` on a fixed loopback port, so it can be stopped and started again."""
+    """``wicket-hub serve`` on a fixed loopback port, so it can be stopped and started again;
+    ``env``: settings for it beside the tests' own environment."""
 
-    def __init__(self, db_url: str, port: int | None = None):
+    def __init__(self, db_url: str, port: int | None = None, env: dict[str, str] | None = None):
         self.db_url = db_url
+        self.env = dict(env or {})
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
@@ -66,7 +71,7 @@ class HubProcess:
     def start(self) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "cloud.cli", "--db", self.db_url, "serve", "--bind",
-             f"127.0.0.1:{self.port}", "--workers", "2"], cwd=ROOT, env=ENV,
+             f"127.0.0.1:{self.port}", "--workers", "2"], cwd=ROOT, env={**ENV, **self.env},
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -175,10 +180,11 @@ class Appliance:
         finally:
             conn.close()
 
-    def scan(self, code: str, lane: str = "L1"):
+    def scan(self, code: str, lane: str = "L1", document: IdDocument | None = None):
+        """A QR code read at ``lane``, with the ID card shown with it, if any."""
         if self._engine is None:
             self._engine = Engine(self.connect(), HolderVault(self.cfg.holder_key))
-        return self._engine.decide(Scan(ScanKind.QR, code), lane)
+        return self._engine.decide(Scan(ScanKind.QR, code, document=document), lane)
 
     def query(self, sql: str, *args) -> list[tuple]:
         conn = self.connect()
