@@ -184,8 +184,10 @@ def _verification(j: Journey, token: str) -> str:
 
 def _results_said(j: Journey) -> list[str]:
     """The verification results the buyer was told by SMS, in order."""
-    return [m.group(1) for m in (re.search(r"identity verification: (\w+)", r["text"])
-                                 for r in j.sms_to(MOBILE)) if m]
+    said = {"verified": "verified", "not verified": "refused"}
+    return [said[m.group(1)] for m in (
+        re.search(r"Identity verification of [^:]+: (verified|not verified)\.", r["text"])
+        for r in j.sms_to(MOBILE)) if m]
 
 
 def _timed_out(j: Journey) -> bool:
