@@ -35,11 +35,12 @@ from flask_babel import gettext as _
 
 from cloud.core.errors import HubError
 from cloud.inventory.availability import AvailabilityCache
-from cloud.storefront import browse
+from cloud.storefront import browse, content
 from cloud.storefront import browser_pages as buyer_session
 from cloud.storefront.cached_pages import KEEP_HEADER
 from cloud.web.pages import LANG_COOKIE, LANGUAGES, chosen_language
 from cloud.web.web import engine
+from sync.timeutil import utcnow
 from sync.websafe import local_path, whole_number
 
 bp = Blueprint("shop", __name__, url_prefix="/shop")
@@ -89,10 +90,20 @@ def shop_level_words(level: str) -> str:
             "sold_out": _("Sold out")}.get(level, level)
 
 
+def shown(item: content.PublicItem) -> dict[str, Any]:
+    """A content item in the page's language (else the other, marked with its ``lang``): its
+    title, its body as paragraphs of lines (printed escaped), and its image's address."""
+    title, body, lang = content.localised(item, g.get("language") or chosen_language())
+    return {"title": title, "paragraphs": content.paragraphs(body), "lang": HTML_LANG[lang],
+            "image": url_for("shop.content_image", image_id=item.image_id)
+            if item.image_id else None, "event_id": item.event_id, "id": item.id}
+
+
 @bp.context_processor
 def _globals() -> dict[str, Any]:
     return {"shop_csrf_field": buyer_session.csrf_field, "other_language_url": other_language_url,
-            "html_lang": HTML_LANG.get(g.get("language") or chosen_language(), "en")}
+            "html_lang": HTML_LANG.get(g.get("language") or chosen_language(), "en"),
+            "shown": shown}
 
 
 def cached(render) -> Any:
@@ -137,10 +148,15 @@ def language(code: str):
 @bp.get("/<lang>/")
 def home():
     def render() -> tuple[str, int]:
+        now = utcnow()
         with engine().connect() as conn:
-            cards = browse.upcoming(conn)
-            found = browse.choices(conn)
-        return render_template("storefront/home.html", cards=cards, choices=found), 200
+            cards = browse.upcoming(conn, now=now)
+            found = browse.choices(conn, now=now)
+            notices = content.published(conn, "announcement", now=now, limit=3)
+            picks = content.recommended_events(conn, now=now, limit=6)
+            news = content.published(conn, "news", now=now, limit=5)
+        return render_template("storefront/home.html", cards=cards, choices=found,
+                               notices=notices, picks=picks, news=news), 200
     return cached(render)
 
 

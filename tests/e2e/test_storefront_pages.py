@@ -72,7 +72,7 @@ def _pages(shop, base: str, http: requests.Session) -> list[str]:
             "/account", f"/sessions/{shop.final}/checkout?seat={seat_ids[2]}",
             f"/sessions/{shop.final}/checkout?zone={shop.zones['A']}&tier={shop.std}"
             "&quantity=2", f"/orders/{made[0]}", f"/orders/{made[1]}",
-            f"/orders/{made[1]}/refund", "/events/999999"]
+            f"/orders/{made[1]}/refund", "/news", "/faq", "/events/999999"]
 
 
 def test_every_page_of_the_public_site_passes_axe_on_a_phone(site):
