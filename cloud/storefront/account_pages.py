@@ -171,6 +171,13 @@ def account():
     me, away = buyer_session.need_buyer()
     if away is not None:
         return away
+    return account_page(me)
+
+
+def account_page(me, *, error: str | None = None, status: int = 200,
+                 form: dict[str, str] | None = None, notice: str | None = None):
+    """The account page, with a refusal (``error``, beside the form it came from) or a
+    notice."""
     with engine().connect() as conn:
         mine = accounts.profile(conn, me.buyer_id)
         people = comp.list_companions(conn, me.buyer_id)
@@ -178,7 +185,9 @@ def account():
         signed = sessions.list_sessions(conn, me.buyer_id)
     return render_template("storefront/account.html", me=mine.masked(), companions=people,
                            orders=bought, sessions=signed, current=me.session_id,
-                           ended=request.args.get("ended"))
+                           ended=request.args.get("ended"), error=error, form=form or {},
+                           notice=notice or request.args.get("notice"),
+                           limit=setting("BUYER_COMPANION_LIMIT")), status
 
 
 @bp.post("/<lang>/account/sign-out-others")
