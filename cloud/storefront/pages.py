@@ -173,11 +173,16 @@ def _asked() -> tuple[browse.Search, dict[str, str]]:
             day = date.fromisoformat(args["date"])
         except ValueError:
             bad["date"] = _("Not a date.")
-    text = args.get("q", "")
+    text, discipline = args.get("q", ""), args.get("discipline", "")
     if len(text) > browse.MAX_QUERY:
         bad["q"] = _("At most %(n)s characters.", n=browse.MAX_QUERY)
-    return browse.Search(text[:browse.MAX_QUERY], venue, day,
-                         args.get("discipline", "")[:40]), bad
+    elif not text.isprintable():
+        bad["q"] = _("Letters, digits and punctuation only.")
+    if len(discipline) > 40 or not discipline.isprintable():
+        bad["discipline"] = _("Choose one from the list.")
+    if bad:
+        return browse.Search(), bad
+    return browse.Search(text, venue, day, discipline), bad
 
 
 @bp.get("/<lang>/search")

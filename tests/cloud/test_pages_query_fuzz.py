@@ -70,7 +70,9 @@ def test_no_query_string_makes_any_hub_page_or_api_fail(hub_url):
         "flag_id": "1",
         # content (issue 17 §3)
         "item_id": "1", "image_id": "1", "content.revision.number": "1",
-        "content.new.kind": "news", "content.confirm.action": "publish"},
+        "content.new.kind": "news", "content.confirm.action": "publish",
+        # storefront (issue 17 §1): the public site's language and a zone
+        "lang": "zh", "code": "en", "zone_id": "1", "event_id": "1", "companion_id": "1"},
         skip=("static",))
 
     def headers(path: str) -> dict:
@@ -82,6 +84,7 @@ def test_no_query_string_makes_any_hub_page_or_api_fail(hub_url):
 
     failures = fuzz(hub.app, admin, paths, headers)
     assert not failures, "\n".join(failures)
+    admin.delete_cookie("wicket_lang")  # the public site's language switch remembered one
     # a refused argument is named on the page, in the page's language
     r = admin.get("/ops?session=99999999999999999999")
     assert r.status_code == 400 and "session=99999999999999999999" in text(r)

@@ -136,6 +136,9 @@ def test_a_search_names_the_field_it_could_not_read(shop):
     assert 'id="venue-error">Choose a venue from the list.' in page
     r = c.get("/shop/en/search", query_string={"q": "x" * 101})
     assert r.status_code == 400 and 'id="q-error"' in _text(r)
+    r = c.get("/shop/en/search", query_string={"q": "a\x00b", "discipline": "\x00"})
+    assert r.status_code == 400 and 'id="q-error"' in _text(r)
+    assert 'id="discipline-error"' in _text(r)
     found = _text(c.get("/shop/en/search", query_string={"q": "gala",
                                                          "discipline": "swimming"}))
     assert "Heats" in found and "100% Final" not in found
