@@ -45,10 +45,11 @@ def hub(hub_url):
 
 
 def page_routes(app):
-    """Every page route (not the JSON API or sync) and method, with URLs built from sample
-    values (each choice of an ``any(...)`` part)."""
+    """Every staff page route (not the JSON API or sync, nor the public site, whose buyers'
+    own rules tests/cloud/storefront/test_guards.py checks) and method, with URLs built from
+    sample values (each choice of an ``any(...)`` part)."""
     for rule in app.url_map.iter_rules():
-        if rule.rule.startswith("/api/"):
+        if rule.rule.startswith(("/api/", "/shop/")):
             continue
         choices: list[dict] = [{}]
         for arg, conv in rule._converters.items():

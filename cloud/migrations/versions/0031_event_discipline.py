@@ -15,11 +15,13 @@ branch_labels = None
 depends_on = None
 
 
+# A plain ALTER TABLE on both databases (SQLite adds and drops a column in place since 3.35):
+# a batch copy of events would have to drop a table sessions refer to.
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("events") as batch:
-        batch.add_column(sa.Column("discipline", sa.String(40)))
+    op.add_column("events", sa.Column("discipline", sa.String(40)))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("events") as batch:
-        batch.drop_column("discipline")
+    op.drop_column("events", "discipline")
