@@ -202,7 +202,7 @@ def sign_out_others():
 
 @bp.app_template_global()
 def shop_order_state_words(state: str) -> str:
-    return {"pending_payment": _("Waiting for payment"), "paid": _("Paid"),
+    return {"pending_payment": _("Waiting for payment"), "paid": _("Paid, tickets issued"),
             "partially_refunded": _("Partly refunded"), "refunded": _("Refunded"),
             "expired": _("Expired: not paid in time"), "cancelled": _("Cancelled")
             }.get(state, state)

@@ -77,6 +77,7 @@ def ask_refund(number: str):
 def shop_refund_state_words(state: str) -> str:
     return {"pending": _("Asked for: customer service decides"),
             "approved": _("Approved: the money is on its way back"),
-            "rejected": _("Refused"), "succeeded": _("Refunded"),
+            "rejected": _("Refused by customer service"),
+            "succeeded": _("Refunded: the money is back"),
             "failed": _("Approved: sending the money back failed, customer service retries")
             }.get(state, state)

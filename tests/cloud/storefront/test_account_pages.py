@@ -58,7 +58,7 @@ def test_the_account_lists_the_buyer_s_orders_only(shop):
                 state="paid", total=38000, currency="CNY", expires_at=sa.func.now(),
                 created_at=sa.func.now()))
     text = c.get("/shop/en/account").get_data(as_text=True)
-    assert "W-1" in text and "W-2" not in text and "Paid" in text and "380.00 CNY" in text
+    assert "W-1" in text and "W-2" not in text and "Paid, tickets issued" in text and "380.00 CNY" in text
 
 
 def test_signing_in_by_code_and_out(shop):

@@ -144,3 +144,14 @@ def test_a_search_names_the_field_it_could_not_read(shop):
     assert "Heats" in found and "100% Final" not in found
     nothing = _text(c.get("/shop/en/search", query_string={"q": "zz-nothing"}))
     assert "No session on sale matches" in nothing
+
+
+def test_every_page_is_sent_with_the_security_headers(shop):
+    c = shop.app.test_client()
+    for path in ("/shop/en/", f"/shop/en/sessions/{shop.final}", "/shop/en/sign-in",
+                 "/shop/en/sessions/99999"):
+        for _ in range(2):  # rendered, then from the page cache
+            r = c.get(path)
+            assert r.headers["X-Frame-Options"] == "DENY", path
+            assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"], path
+            assert r.headers["X-Content-Type-Options"] == "nosniff", path
