@@ -59,15 +59,17 @@ def _code_limits() -> codes.CodeLimits:
                             per_address=setting("BUYER_CODES_PER_ADDRESS"))
 
 
-def _send_code(purpose: str) -> HubError | None:
+def _code_step(purpose: str, template: str):
+    """Send a code for ``purpose`` to the number typed, then ask for it on ``template``; a
+    refusal (a bad number, too many codes) is said on the number's step."""
     try:
         with engine().begin() as conn:
             codes.ask_code(conn, mobile=request.form.get("mobile", ""), purpose=purpose,
                            address=request.remote_addr, language=g.language,
                            limits=_code_limits())
     except HubError as e:
-        return e
-    return None
+        return _form(template, e.status, step="mobile", error=rule_error(e))
+    return _form(template, step="code", sent=True)
 
 
 # -- signing in ---------------------------------------------------------------------------------
@@ -80,10 +82,7 @@ def sign_in_page():
 @bp.post("/<lang>/sign-in/code")
 @limited("SIGN_IN_LIMIT")
 def sign_in_code():
-    refused = _send_code("sign_in")
-    if refused is not None:
-        return _form("sign_in.html", refused.status, step="mobile", error=rule_error(refused))
-    return _form("sign_in.html", step="code", sent=True)
+    return _code_step("sign_in", "sign_in.html")
 
 
 @bp.post("/<lang>/sign-in")
@@ -125,10 +124,7 @@ def register_page():
 @bp.post("/<lang>/register/code")
 @limited("SIGN_IN_LIMIT")
 def register_code():
-    refused = _send_code("register")
-    if refused is not None:
-        return _form("register.html", refused.status, step="mobile", error=rule_error(refused))
-    return _form("register.html", step="code", sent=True)
+    return _code_step("register", "register.html")
 
 
 @bp.post("/<lang>/register")

@@ -21,41 +21,35 @@ from cloud.web.words import rule_error
 FIELDS = ("name", "doc_type", "doc_number")
 
 
-def _typed() -> dict[str, str]:
-    return {k: request.form.get(k, "").strip() for k in FIELDS}
+def _named(prefix: str, done: str, act):
+    """Name a person from the form with ``act(conn, buyer_id, name, doc_type, number)``, then
+    back to the account with the ``done`` notice; a refusal beside the form (``prefix``: which
+    one), the name and type kept, the number never shown back."""
+    me, away = buyer_session.need_buyer()
+    if away is not None:
+        return away
+    f = {k: request.form.get(k, "").strip() for k in FIELDS}
+    try:
+        with engine().begin() as conn:
+            act(conn, me.buyer_id, f["name"], f["doc_type"], f["doc_number"])
+    except HubError as e:
+        return account_page(me, error=rule_error(e), status=e.status,
+                            form={f"{prefix}_{k}": v for k, v in f.items() if k != "doc_number"})
+    anchor = "#verification" if prefix == "me" else "#companions"
+    return redirect(url_for("shop.account", notice=done) + anchor, 303)
 
 
 @bp.post("/<lang>/account/identity")
 def verify_me():
-    me, away = buyer_session.need_buyer()
-    if away is not None:
-        return away
-    f = _typed()
-    try:
-        with engine().begin() as conn:
-            verify_buyer(conn, me.buyer_id, name=f["name"], doc_type=f["doc_type"],
-                         number=f["doc_number"])
-    except HubError as e:
-        return account_page(me, error=rule_error(e), status=e.status,
-                            form={f"me_{k}": v for k, v in f.items() if k != "doc_number"})
-    return redirect(url_for("shop.account", notice="checking") + "#verification", 303)
+    return _named("me", "checking", lambda conn, buyer, name, doc_type, number: verify_buyer(
+        conn, buyer, name=name, doc_type=doc_type, number=number))
 
 
 @bp.post("/<lang>/account/companions")
 def add_companion():
-    me, away = buyer_session.need_buyer()
-    if away is not None:
-        return away
-    f = _typed()
-    try:
-        with engine().begin() as conn:
-            comp.add_companion(conn, me.buyer_id, name=f["name"], doc_type=f["doc_type"],
-                               doc_number=f["doc_number"],
-                               limit=setting("BUYER_COMPANION_LIMIT"))
-    except HubError as e:
-        return account_page(me, error=rule_error(e), status=e.status,
-                            form={f"c_{k}": v for k, v in f.items() if k != "doc_number"})
-    return redirect(url_for("shop.account", notice="added") + "#companions", 303)
+    return _named("c", "added", lambda conn, buyer, name, doc_type, number: comp.add_companion(
+        conn, buyer, name=name, doc_type=doc_type, doc_number=number,
+        limit=setting("BUYER_COMPANION_LIMIT")))
 
 
 @bp.post("/<lang>/account/companions/<int:companion_id>/remove")
