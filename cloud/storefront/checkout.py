@@ -21,7 +21,7 @@ from cloud.buyers import companions as comp
 from cloud.buyers.accounts import profile
 from cloud.buyers.identities import person
 from cloud.buyers.own_identity import own_holder
-from cloud.catalog.tables import seats, sessions, zones
+from cloud.catalog.tables import seats, sessions, venues, zones
 from cloud.core.errors import Code, HubError
 from cloud.core.seal import keyring_for
 from cloud.sales.holders import open_holder
@@ -175,12 +175,15 @@ def buyer_order(conn: sa.Connection, buyer_id: int, number: str,
                                     tickets.c.state, tickets.c.seat_id, tickets.c.holder_id)
                           .where(tickets.c.order_id == o.id).order_by(tickets.c.id)).all()
     words = _seat_words(conn, [x.seat_id for x in lines if x.seat_id is not None])
+    tz = conn.execute(sa.select(venues.c.timezone).join(
+        sessions, sessions.c.venue_id == venues.c.id).where(sessions.c.id == o.session_id)
+    ).scalar() if o.session_id is not None else None
     people_ = _holder_words(conn, [x.holder_id for x in [*lines, *issued]
                                    if x.holder_id is not None])
     return {
         "id": o.id, "number": o.number, "state": shown_state(o, now), "total": o.total,
         "currency": o.currency, "expires_at": o.expires_at, "created_at": o.created_at,
-        "session_id": o.session_id,
+        "session_id": o.session_id, "timezone": tz,
         "lines": [{"seat": words.get(x.seat_id), "amount": x.amount, "currency": x.currency,
                    "holder": people_.get(x.holder_id), "state": x.state} for x in lines],
         "tickets": [{"number": t.number, "code": t.code, "state": t.state,
