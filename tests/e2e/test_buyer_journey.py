@@ -1,4 +1,4 @@
-"""A buyer's journey end to end, every step over HTTP against real processes, on SQLite and
+"""A buyer's journey end to end, every step over HTTP against real processes, on
 PostgreSQL: the hub (``wicket-hub serve``), its worker and its messenger, the sandbox SMS
 gateway, the identity verification sandbox and a local SMTP server (aiosmtpd).
 
@@ -289,6 +289,9 @@ def _messages(j: Journey) -> Counter:
         return Counter(conn.execute(sa.select(outbox.c.channel, outbox.c.state)).all())
 
 
+# on PostgreSQL, the production database: the same journey on the public site's pages runs on
+# SQLite (tests/e2e/test_storefront_journey.py), and every rule it crosses is tested on both
+@pytest.mark.parametrize("hub_url", ["postgresql"], indirect=True)
 def test_a_buyer_registers_is_verified_buys_for_a_companion_and_both_walk_in_once(
         journey, make_appliance):
     j = journey
