@@ -141,7 +141,8 @@ def place_order(conn: sa.Connection, buyer_id: int, session_id: int, picks: list
                         now or utcnow())
 
 
-def _seat_words(conn: sa.Connection, seat_ids: list[int]) -> dict[int, dict[str, str]]:
+def seat_words(conn: sa.Connection, seat_ids: list[int]) -> dict[int, dict[str, str]]:
+    """Each seat's zone name, level, row and number, as the buyer's pages say them."""
     rows = conn.execute(sa.select(seats.c.id, seats.c.level, seats.c.row, seats.c.number,
                                   zones.c.name.label("zone"))
                         .join(zones, zones.c.id == seats.c.zone_id)
@@ -174,7 +175,7 @@ def buyer_order(conn: sa.Connection, buyer_id: int, number: str,
     issued = conn.execute(sa.select(tickets.c.id, tickets.c.number, tickets.c.code,
                                     tickets.c.state, tickets.c.seat_id, tickets.c.holder_id)
                           .where(tickets.c.order_id == o.id).order_by(tickets.c.id)).all()
-    words = _seat_words(conn, [x.seat_id for x in lines if x.seat_id is not None])
+    words = seat_words(conn, [x.seat_id for x in lines if x.seat_id is not None])
     tz = conn.execute(sa.select(venues.c.timezone).join(
         sessions, sessions.c.venue_id == venues.c.id).where(sessions.c.id == o.session_id)
     ).scalar() if o.session_id is not None else None

@@ -70,7 +70,7 @@ def _checkout_page(session_id: int, me, form: dict[str, Any], error: str | None 
         except HubError as e:
             picks, error, status = [], rule_error(e), e.status
         people = checkout.people(conn, me.buyer_id)
-        seat_words = checkout._seat_words(conn, [p.seat_id for p in picks if p.seat_id])
+        seat_words = checkout.seat_words(conn, [p.seat_id for p in picks if p.seat_id])
     return render_template("storefront/checkout.html", card=card, picks=picks, tiers=tiers,
                            people=people, seat_words=seat_words, methods=_methods(),
                            pay_words=pay_words, form=form, error=error), status

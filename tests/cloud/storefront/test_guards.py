@@ -18,7 +18,7 @@ OWN = {"shop.account", "shop.checkout_page", "shop.place", "shop.order", "shop.p
        "shop.refund_page", "shop.ask_refund", "shop.sign_out_others", "shop.verify_me",
        "shop.add_companion", "shop.remove_companion"}
 SAMPLES = {"lang": "en", "code": "zh", "session_id": 1, "zone_id": 1, "event_id": 1,
-           "number": "XXXXXXXXXXX", "companion_id": 1, "image_id": 1}
+           "number": "7QK4M2P9W3D", "companion_id": 1, "image_id": 1}  # an order nobody has
 
 
 def shop_routes(app):
