@@ -272,6 +272,8 @@ def worker_tasks():
     # a cancelled session's paid orders, in batches of their own transactions
     tasks.register(REFUND_CANCELLED_JOB, refund_approval.refund_cancelled_handler, apart=True)
     buyers_tasks(tasks, os.environ)  # buyers (issue 16): verification, delivery, photos
+    from cloud.lottery.refunding import register_tasks as lottery_tasks
+    lottery_tasks(tasks, providers, notify)  # presale lottery (issue 18): losers' refunds
     # flags (issue 16 §4): expired entry flags' blocks deleted at the venues (an expired flag
     # stops counting on the hub at once; its block lifts at the next run), and live ones'
     # blocks sent to venues made since

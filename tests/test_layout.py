@@ -40,7 +40,10 @@ HUB_AREAS: dict[str, set[str]] = {
     "buyers": {"core", "catalog", "inventory", "sales", "staff", "messaging"},
     # the public buyer site sits on top: nothing imports it
     "storefront": {"core", "catalog", "inventory", "fleet", "sales", "payments", "buyers",
-                   "messaging"},
+                   "messaging", "lottery"},
+    # the presale lottery (issue 18): applications paid and refunded through payments, holders
+    # from buyers' verified people, results told through the outbox
+    "lottery": {"core", "catalog", "inventory", "sales", "payments", "buyers"},
     # messaging (issue 16): sends the outbox, delivers tickets by link; never buyers or payments
     "messaging": {"core", "catalog", "inventory", "sales"},
 }

@@ -219,3 +219,23 @@ def release(conn: sa.Connection, session_id: int, seat_id: int) -> None:
     conn.execute(sa.update(session_seats).where(
         session_seats.c.session_id == session_id, session_seats.c.seat_id == seat_id)
         .values(status="available", order_id=None, held_until=None))
+
+
+def keep_free_seats(conn: sa.Connection, session_id: int, category: str | None,
+                    customer: str, until: datetime, now: datetime) -> int:
+    """Reserve every sellable seat of a session that is free now and not kept for anyone
+    (of one venue seat category, when given) for ``customer`` until ``until``; how many."""
+    cond = [session_seats.c.session_id == session_id, session_seats.c.category == "sellable",
+            free(now), reservation_allows(None, now)]
+    if category is not None:
+        cond.append(session_seats.c.seat_id.in_(
+            sa.select(seats.c.id).where(seats.c.category == category)))
+    return conn.execute(sa.update(session_seats).where(*cond).values(
+        reserved_for=customer, reserved_until=until)).rowcount
+
+
+def end_reservations(conn: sa.Connection, customer: str) -> int:
+    """The seats kept for ``customer`` and not sold go back to everyone; how many."""
+    return conn.execute(sa.update(session_seats).where(
+        session_seats.c.reserved_for == customer, session_seats.c.status != "sold")
+        .values(reserved_for=None, reserved_until=None)).rowcount

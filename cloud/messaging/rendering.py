@@ -31,6 +31,8 @@ PARAMS: dict[str, tuple[str, ...]] = {
     # unavailable) and the person's name masked; the words for the state are the template's
     "verification_result": ("state", "name"),
     "session_changed": ("session", "change"),
+    # cloud/lottery/drawing.py: a presale application's draw result (won or lost)
+    "presale_result": ("application", "session", "state"),
 }
 KINDS = tuple(PARAMS)
 MAX_TEMPLATE = 2000
@@ -48,6 +50,9 @@ _ZH = {
                             "{% if state == 'verified' %}已通过{% elif state == 'refused' %}未通过"
                             "{% else %}暂时无法完成，请稍后再试{% endif %}。"),
     "session_changed": ("场次变更通知", "【Wicket】{{ session }}：{{ change }}"),
+    "presale_result": ("预售抽签结果", "【Wicket】您的预售申请 {{ application }}（{{ session }}）"
+                       "{% if state == 'won' %}已中签，请在选座期内登录选座，逾期将自动分配座位"
+                       "{% else %}未中签，款项将原路退回{% endif %}。"),
 }
 _EN = {
     "sign_in_code": ("Your sign-in code", "[Wicket] Your sign-in code is {{ code }}, valid for "
@@ -67,6 +72,11 @@ _EN = {
                             "{% else %}not possible just now, please try again later"
                             "{% endif %}."),
     "session_changed": ("Session changed", "[Wicket] {{ session }}: {{ change }}"),
+    "presale_result": ("Presale draw result", "[Wicket] Your presale application "
+                       "{{ application }} ({{ session }}) "
+                       "{% if state == 'won' %}won: choose your seats while the window is "
+                       "open, or seats are given to you when it closes"
+                       "{% else %}was not drawn: your payment is refunded{% endif %}."),
 }
 DEFAULTS: dict[tuple[str, str], tuple[str, str]] = {
     **{(k, "zh"): v for k, v in _ZH.items()}, **{(k, "en"): v for k, v in _EN.items()}}

@@ -20,6 +20,7 @@ SAMPLES: dict[str, Any] = {
     "code": "428913", "minutes": 5, "order": "W20270301A1", "amount": "880.00 CNY",
     "session": "The Games — Final", "seat": "A 1-7", "link": "https://hub.example/t/xxxxxxxx",
     "state": "verified", "name": "张*三", "change": "Gate 3 opens at 18:30 instead of Gate 1",
+    "application": "PK7Q2M9XW3",
 }
 
 

@@ -140,6 +140,22 @@ def _short_error(conn: sa.Connection, short: counts.Short, limits: dict,
                       field="buyer" if party.startswith("b:") else "holder")
 
 
+def open_presale_order(conn: sa.Connection, *, session_id: int, buyer: str, actor: str,
+                       total: int, currency: str, until: datetime,
+                       now: datetime) -> tuple[int, str]:
+    """The order that pays a presale application (kind ``presale``): no lines and nothing
+    held until the draw gives it seats (:func:`cloud.sales.seating.seat_order`); paid like any
+    order, but a payment after its deadline is refused (``application_lapsed``): the place it
+    held in the presale was given up. Its id and number."""
+    order_id, number = _insert_order(
+        conn, session_id=session_id, buyer=buyer, actor=actor, state="pending_payment",
+        total=total, currency=currency, expires_at=until, created_at=now, kind="presale")
+    record(conn, actor, "order.create", f"order:{order_id}", None,
+           {"number": number, "kind": "presale", "total": total,
+            "expires_at": until.isoformat()})
+    return order_id, number
+
+
 @dataclass(frozen=True)
 class Captured:
     """What a payment did: ``paid`` with its tickets (``duplicate`` when this payment was
@@ -195,6 +211,10 @@ def capture(conn: sa.Connection, order_id: int, amount: int, provider: str, refe
                "refunded": "already_paid", "cancelled": "cancelled"}.get(o.state)
     if refusal is None and amount != o.total:
         refusal = "amount_mismatch"
+    if refusal is None and o.kind == "presale" and (o.state == "expired" or
+                                                    o.expires_at < now):
+        # an application's place was given up when its payment lapsed: it is not taken back
+        refusal = "application_lapsed"
     if refusal is None and (o.state == "expired" or o.expires_at < now) \
             and not _hold_again(conn, o, now):
         refusal = "seats_gone"
@@ -252,10 +272,12 @@ def _pay(conn: sa.Connection, o, provider: str, reference: str,
     seats = sum(1 for r in lines if r.seat_id is not None)
     if o.session_id is not None and sell_held(conn, o.session_id, o.id) != seats:
         return None
-    issued = issue_tickets(conn, [_spec(conn, o, r) for r in lines], now, o.actor)
-    conn.execute(sa.update(order_lines).where(order_lines.c.id == sa.bindparam("lid"))
-                 .values(state="issued", ticket_id=sa.bindparam("tid")),
-                 [{"lid": r.id, "tid": t.id} for r, t in zip(lines, issued, strict=True)])
+    issued = issue_tickets(conn, [_spec(conn, o, r) for r in lines], now, o.actor) \
+        if lines else []  # a presale application's order: its tickets come with its seats
+    if issued:
+        conn.execute(sa.update(order_lines).where(order_lines.c.id == sa.bindparam("lid"))
+                     .values(state="issued", ticket_id=sa.bindparam("tid")),
+                     [{"lid": r.id, "tid": t.id} for r, t in zip(lines, issued, strict=True)])
     conn.execute(sa.update(orders).where(orders.c.id == o.id).values(
         state="paid", paid_at=now, payment_provider=provider, payment_reference=reference))
     record(conn, o.actor, "order.paid", f"order:{o.id}", {"state": o.state},
@@ -343,6 +365,16 @@ def cancel_order(conn: sa.Connection, order_id: int, actor: str = SYSTEM,
     _give_back(conn, order_id, "cancelled", now, lapsed_only=False)
     record(conn, actor, "order.cancel", f"order:{order_id}", {"state": state},
            {"state": "cancelled"})
+
+
+def refunded_whole(conn: sa.Connection, order_id: int) -> bool:
+    """A paid order without tickets whose whole payment went back (a presale application not
+    drawn) becomes ``refunded``; True when it moved."""
+    live = sa.select(order_lines.c.id).where(order_lines.c.order_id == order_id,
+                                             order_lines.c.state.in_(("held", "issued")))
+    return conn.execute(sa.update(orders).where(
+        orders.c.id == order_id, orders.c.state == "paid", ~live.exists())
+        .values(state="refunded")).rowcount == 1
 
 
 def expire_lapsed_orders(conn: sa.Connection, now: datetime | None = None,

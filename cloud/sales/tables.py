@@ -74,6 +74,9 @@ orders = sa.Table(
     sa.Column("paid_at", UtcDateTime()),
     sa.Column("payment_provider", sa.String(40)),
     sa.Column("payment_reference", sa.String(200)),
+    # sale, or presale: the order paying a lottery application (cloud/lottery/), without
+    # lines until its seats are given
+    sa.Column("kind", sa.String(10), nullable=False, server_default="sale"),
     sa.CheckConstraint("state IN ('pending_payment', 'paid', 'partially_refunded', 'refunded', "
                        "'expired', 'cancelled')", name="state_known"),
     sa.CheckConstraint("total >= 0", name="total_not_negative"),
