@@ -56,7 +56,7 @@ class Lot:
 
 @dataclass(frozen=True)
 class Entry:
-    """One frozen application, known publicly by its ``number``, for ``quantity`` tickets of a lot."""
+    """A frozen application, known publicly by its ``number``: ``quantity`` tickets of a lot."""
 
     number: str
     lot_id: int
@@ -124,7 +124,8 @@ def canonical_list(presale_id: int, lots: Iterable[Lot], entries: Iterable[Entry
             raise DrawError(f"application number {number} is listed twice")
         previous = number
         if type(entry.lot_id) is not int or entry.lot_id not in known:
-            raise DrawError(f"application {number} is for lot {entry.lot_id!r}, which is not listed")
+            raise DrawError(f"application {number} is for lot {entry.lot_id!r}, "
+                            "which is not listed")
         _whole(entry.quantity, f"application {number}'s quantity")
     lines.extend(f"app {e.number} {e.lot_id} {e.quantity}\n" for e in entries)
     return "".join(lines).encode("ascii")
@@ -203,7 +204,8 @@ def parse_list(data: bytes) -> Frozen:
         previous = number
         lot_id = int(lot)
         if lot_id not in lot_ids:
-            raise DrawError(f"line {n}: application {number} is for lot {lot_id}, which is not listed")
+            raise DrawError(f"line {n}: application {number} is for lot {lot_id}, "
+                            "which is not listed")
         entries.append(Entry(number, lot_id, int(quantity)))
     return Frozen(int(presale[1]), tuple(lots), tuple(entries))
 
@@ -225,7 +227,8 @@ def normal_seed(text: str) -> str:
     if not seed:
         raise DrawError("the seed is empty")
     if len(seed) > SEED_MAX_CHARS:
-        raise DrawError(f"the seed has {len(seed)} characters; at most {SEED_MAX_CHARS} are allowed")
+        raise DrawError(f"the seed has {len(seed)} characters; "
+                        f"at most {SEED_MAX_CHARS} are allowed")
     if any(unicodedata.category(char) == "Cc" for char in seed):
         raise DrawError("the seed contains a control character")
     return seed
@@ -322,7 +325,8 @@ def _check_header(lines: list[str], expected: str) -> int:
         return 0
     if len(lines) < 2 or lines[1] != f"list {expected}":
         found = lines[1] if len(lines) > 1 else "nothing"
-        raise DrawError(f"line 2: expected 'list {expected}' (the frozen list's hash), found {found!r}")
+        raise DrawError(f"line 2: expected 'list {expected}' (the frozen list's hash), "
+                        f"found {found!r}")
     if len(lines) < 3 or not lines[2].startswith("seed "):
         raise DrawError("line 3: expected 'seed <seed>' after the list hash")
     seed = lines[2][len("seed "):]

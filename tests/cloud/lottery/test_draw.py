@@ -34,8 +34,9 @@ from cloud.lottery.draw import (
 
 LOTS = [Lot(2, 12, 102, 3), Lot(1, 11, 101, 4)]
 ENTRIES = [
-    Entry("K7Q2M9", 1, 2), Entry("A1B2C3", 1, 1), Entry("ZZ0001", 2, 2), Entry("M4N5P6", 1, 3),
-    Entry("B00000", 2, 1), Entry("X9Y8Z7W6", 1, 1), Entry("C3D4E5F6G7", 2, 3), Entry("H8J9K0", 2, 1),
+    Entry("K7Q2M9", 1, 2), Entry("A1B2C3", 1, 1), Entry("ZZ0001", 2, 2),
+    Entry("M4N5P6", 1, 3), Entry("B00000", 2, 1), Entry("X9Y8Z7W6", 1, 1),
+    Entry("C3D4E5F6G7", 2, 3), Entry("H8J9K0", 2, 1),
 ]
 SEED = "Notary 2026-07-01 No. 48213"
 
