@@ -86,6 +86,17 @@ def public_presale(conn: sa.Connection, presale_id: int,
         tuple(offered))
 
 
+def event_presales(conn: sa.Connection, event_id: int, now: datetime) -> list[dict[str, Any]]:
+    """An event's public presales, newest first: id, name, state and window."""
+    return [{"id": r.id, "name": r.name, "state": r.state,
+             "window": window_state(r.opens_at, r.closes_at, now)}
+            for r in conn.execute(sa.select(presales.c.id, presales.c.name, presales.c.state,
+                                            presales.c.opens_at, presales.c.closes_at)
+                                  .where(presales.c.event_id == event_id,
+                                         presales.c.state.in_(PUBLIC_STATES))
+                                  .order_by(presales.c.id.desc()))]
+
+
 def published_file(conn: sa.Connection, presale_id: int, which: str) -> bytes | None:
     """The canonical list (``list``, once frozen) or the result (``result``, once drawn) of a
     public presale, as published; None before."""

@@ -110,6 +110,8 @@ def test_a_presale_from_its_page_to_a_winner_s_seats_and_a_loser_s_refund(shop):
     pid = _presale(shop)
     lots = _lots(shop, pid)
     anyone = shop.app.test_client()
+    event = anyone.get(f"/shop/en/events/{shop.event}").get_data(as_text=True)
+    assert f'href="/shop/en/presales/{pid}">Final presale</a> · Taking applications' in event
     page = anyone.get(f"/shop/en/presales/{pid}")
     assert page.status_code == 200 and page.headers["Cache-Control"].startswith("public")
     shown = page.get_data(as_text=True)
