@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from cloud.catalog.tables import seats
 from cloud.lottery import drawing, freezing
 from cloud.lottery.presales import add_lot, create_presale, open_presale
+from cloud.lottery.refunding import refund_losers
 from cloud.lottery.tables import presale_applications, presales
 from cloud.payments.capturing import place
 from cloud.payments.checkout import start_payment
@@ -154,8 +155,13 @@ def test_a_presale_from_its_page_to_a_winner_s_seats_and_a_loser_s_refund(shop):
                                              presale_applications.c.state)).all())
     assert states[won] == "won" and sorted(states[n] for n in others) == ["lost", "won"]
     loser = next(n for n in others if states[n] == "lost")
-    assert "Not drawn" in others[loser].get(f"/shop/en/applications/{loser}").get_data(
-        as_text=True)
+    assert "Not drawn: the money goes back to you" in others[loser].get(
+        f"/shop/en/applications/{loser}").get_data(as_text=True)
+    report = refund_losers(shop.engine, pid, shop.app.extensions["payment_providers"],
+                           lambda provider: "")
+    assert report.asked == 1 and not report.failures
+    page = others[loser].get(f"/shop/en/applications/{loser}").get_data(as_text=True)
+    assert "Not drawn: refunded" in page and "The whole amount was refunded" in page
 
     page = winner.get(f"/shop/en/applications/{won}").get_data(as_text=True)
     assert "Drawn: choose your seats" in page and f"/applications/{won}/seats" in page
