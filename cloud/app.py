@@ -104,12 +104,13 @@ def _storefront(app: Flask) -> None:
     from cloud.storefront import news_pages as shop_news
     from cloud.storefront import pages as shop_pages
     from cloud.storefront import people_pages as shop_people
+    from cloud.storefront import presale_pages as shop_presales  # the presale (issue 18)
     from cloud.storefront import queue_pages as shop_queue
     from cloud.storefront import refund_pages as shop_refunds
     from cloud.storefront.cached_pages import PageCache
 
     assert shop_account.bp is shop_checkout.bp is shop_queue.bp is shop_refunds.bp \
-        is shop_news.bp is shop_people.bp is shop_pages.bp
+        is shop_news.bp is shop_people.bp is shop_presales.bp is shop_pages.bp
     app.register_blueprint(shop_pages.bp)
     # the pages the same for everyone are kept in front of the app, as long as the
     # availability they show (AVAILABILITY_MAX_AGE)

@@ -183,6 +183,7 @@ def buyer_order(conn: sa.Connection, buyer_id: int, number: str,
                                    if x.holder_id is not None])
     return {
         "id": o.id, "number": o.number, "state": shown_state(o, now), "total": o.total,
+        "kind": o.kind,  # sale, or presale: a lottery application's, without lines at first
         "currency": o.currency, "expires_at": o.expires_at, "created_at": o.created_at,
         "session_id": o.session_id, "timezone": tz,
         "lines": [{"seat": words.get(x.seat_id), "amount": x.amount, "currency": x.currency,

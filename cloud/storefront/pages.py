@@ -35,7 +35,7 @@ from flask_babel import gettext as _
 
 from cloud.core.errors import HubError
 from cloud.inventory.availability import AvailabilityCache
-from cloud.storefront import browse, content
+from cloud.storefront import browse, content, presale
 from cloud.storefront import browser_pages as buyer_session
 from cloud.storefront.cached_pages import KEEP_HEADER
 from cloud.web.pages import LANG_COOKIE, LANGUAGES, chosen_language
@@ -203,9 +203,10 @@ def event(event_id: int):
     def render() -> tuple[str, int]:
         with engine().connect() as conn:
             cards = browse.event_sessions(conn, event_id)
+            offered = presale.event_presales(conn, event_id, utcnow())  # issue 18
         if not cards:
             return _not_found()
-        return render_template("storefront/event.html", cards=cards), 200
+        return render_template("storefront/event.html", cards=cards, presales=offered), 200
     return cached(render)
 
 

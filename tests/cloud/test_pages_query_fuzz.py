@@ -72,7 +72,11 @@ def test_no_query_string_makes_any_hub_page_or_api_fail(hub_url):
         "item_id": "1", "image_id": "1", "content.revision.number": "1",
         "content.new.kind": "news", "content.confirm.action": "publish",
         # storefront (issue 17 §1): the public site's language and a zone
-        "lang": "zh", "code": "en", "zone_id": "1", "event_id": "1", "companion_id": "1"},
+        "lang": "zh", "code": "en", "zone_id": "1", "event_id": "1", "companion_id": "1",
+        # the presale's public pages (issue 18)
+        "shop.presale_page.presale_id": "1", "shop.presale_list.presale_id": "1",
+        "shop.presale_results.presale_id": "1", "shop.apply_page.presale_id": "1",
+        "shop.seats_page.number": "P7QK4M2P9W3D"},
         skip=("static",))
 
     def headers(path: str) -> dict:

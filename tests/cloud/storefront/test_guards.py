@@ -16,9 +16,13 @@ from tests.cloud.storefront.test_checkout import _signed_in
 # the buyer's own pages: signed-out visitors are sent to sign in
 OWN = {"shop.account", "shop.checkout_page", "shop.place", "shop.order", "shop.pay",
        "shop.refund_page", "shop.ask_refund", "shop.sign_out_others", "shop.verify_me",
-       "shop.add_companion", "shop.remove_companion"}
+       "shop.add_companion", "shop.remove_companion",
+       # the presale (issue 18)
+       "shop.apply_page", "shop.apply", "shop.applications", "shop.application",
+       "shop.seats_page", "shop.choose_seats"}
 SAMPLES = {"lang": "en", "code": "zh", "session_id": 1, "zone_id": 1, "event_id": 1,
-           "number": "7QK4M2P9W3D", "companion_id": 1, "image_id": 1}  # an order nobody has
+           "number": "7QK4M2P9W3D", "companion_id": 1, "image_id": 1,  # an order nobody has
+           "presale_id": 1}
 
 
 def shop_routes(app):
