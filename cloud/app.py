@@ -157,6 +157,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from cloud.fleet import pages as fleet_pages
     from cloud.inventory import api as inventory_api
     from cloud.inventory import pages as inventory_pages
+    from cloud.lottery import api as presale_api  # presale lottery (issue 18)
+    from cloud.lottery import buyer_api as presale_buyer_api  # presale lottery (issue 18)
     from cloud.ops import api as ops_api
     from cloud.ops import conflict_pages
     from cloud.ops import pages as ops_pages
@@ -187,7 +189,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                inventory_api.bp, refund_api.bp, public_api.bp,
                buyers_api.bp,  # buyers (accounts)
                flag_api.bp,  # flags (issue 16 §4)
-               queue_api.bp):  # waiting room (issue 17 §2)
+               queue_api.bp,  # waiting room (issue 17 §2)
+               presale_api.bp, presale_buyer_api.bp):  # presale lottery (issue 18)
         app.register_blueprint(bp)
     init_pages(app, [home.bp, auth.bp, venue_pages.bp, inventory_pages.bp,
                      inventory_pages.seat_map_bp, sales_pages.bp, fleet_pages.bp,

@@ -52,11 +52,16 @@ class Report:
 
 
 def progress(conn: sa.Connection, presale_id: int) -> dict[str, int]:
-    """How far the refunds are: waiting to be asked, asked, confirmed (refunded)."""
+    """How far the refunds are: waiting to be asked, asked, confirmed (refunded). A refund
+    the provider's notification confirmed counts as refunded at once, before :func:`settle`
+    (a periodic task) moves its application."""
     a = presale_applications.c
-    rows = dict(conn.execute(sa.select(a.state, sa.func.count()).where(
-        a.presale_id == presale_id, a.state.in_(("lost", "refused", "refunding",
-                                                 "refunded"))).group_by(a.state)).all())
+    shown = sa.case((sa.and_(a.state == "refunding", payment_refunds.c.state == "succeeded"),
+                     "refunded"), else_=a.state)
+    rows = dict(conn.execute(sa.select(shown, sa.func.count()).select_from(
+        presale_applications.outerjoin(payment_refunds, payment_refunds.c.id == a.refund_id))
+        .where(a.presale_id == presale_id, a.state.in_(("lost", "refused", "refunding",
+                                                        "refunded"))).group_by(shown)).all())
     waiting = rows.get("lost", 0) + rows.get("refused", 0)
     return {"waiting": waiting, "asked": rows.get("refunding", 0),
             "refunded": rows.get("refunded", 0),

@@ -59,4 +59,7 @@ PERMISSIONS: dict[str, str] = {
     # content (issue 17 §3)
     "content.publish": _l("Publish, send back and withdraw the content others wrote (never "
                           "one's own)"),
+    # presale lottery (issue 18)
+    "presale.manage": _l("Set up presales, freeze, refund, assign"),
+    "presale.draw": _l("Enter the seed and run or import the draw"),
 }
