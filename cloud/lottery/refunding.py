@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 REFUND_JOB = "lottery.refund_losers"
 BATCH = 50
+ASKING = 8  # refunds of a batch asked of the providers at once
 REASON = "presale: not drawn"
 
 
@@ -132,6 +134,26 @@ def settle(conn: sa.Connection, presale_id: int | None = None,
     return moved
 
 
+def _ask_all(engine: sa.Engine, providers: Mapping[str, Provider],
+             notify_url: Callable[[str], str], opened: list[tuple[str, int]],
+             now: datetime) -> None:
+    """Ask the providers for a batch's refunds, several at once: each ask waits on the
+    network, not on the database (its short transactions are its own). A provider not
+    configured here is asked by the payments follow-up once it is."""
+    def ask(item: tuple[str, int]) -> None:
+        provider, rid = item
+        adapter = providers.get(provider)
+        if adapter is None:
+            return
+        try:
+            send_apart(engine, adapter, rid, now, notify_url(provider))
+        except HubError as e:  # asked again by the payments follow-up
+            log.warning("presale refund %s: %s", rid, e)
+
+    with ThreadPoolExecutor(max_workers=ASKING) as pool:
+        list(pool.map(ask, opened))
+
+
 def refund_losers(engine: sa.Engine, presale_id: int, providers: Mapping[str, Provider],
                   notify_url: Callable[[str], str], now: datetime | None = None,
                   batch: int = BATCH,
@@ -151,10 +173,7 @@ def refund_losers(engine: sa.Engine, presale_id: int, providers: Mapping[str, Pr
         report.failures.extend(failed)
         if not opened:
             break
-        for provider, rid in opened:
-            adapter = providers.get(provider)
-            if adapter is not None:  # else the payments follow-up asks once it is configured
-                send_apart(engine, adapter, rid, now, notify_url(provider))
+        _ask_all(engine, providers, notify_url, opened, now)
         report.asked += len(opened)
         report.batches += 1
         with engine.begin() as conn:

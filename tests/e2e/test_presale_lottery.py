@@ -19,6 +19,7 @@ HTTP, but for the deadline, which passes by moving it (nobody waits an hour).
 from __future__ import annotations
 
 import hashlib
+import re
 import subprocess
 import sys
 import threading
@@ -301,10 +302,38 @@ def refund_the_losers(api: Api, w: dict, pid: int, losers: int) -> None:
     assert dict(refunds) == {"succeeded": losers}
 
 
-def choose_seats_in_browser(w: dict, applicants: list[Applicant]) -> None:
-    """The place of the seat choice on the public site's pages, in a real browser, once
-    they exist (cloud/storefront/presale_pages.py); until then this journey's winners choose
-    over the buyer's API only (:func:`choose_seats_over_the_api`)."""
+def choose_seats_in_browser(w: dict, applicants: list[Applicant]) -> dict[str, list[int]]:
+    """Winners choose seats on the public site's seat map in a real browser (Debian's
+    Chromium, zh-CN, a phone's screen), signed in with their buyer session: the first free
+    seats of their tier's map, side by side: {application: seat ids}."""
+    from playwright.sync_api import sync_playwright
+
+    hub = w["hub"].url
+    chosen = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True)
+        try:
+            for a in applicants:
+                context = browser.new_context(locale="zh-CN",
+                                              viewport={"width": 390, "height": 844})
+                context.set_default_timeout(WAIT_S * 1000)
+                context.add_cookies([{"name": "wicket_buyer", "value": a.token, "url": hub}])
+                page = context.new_page()
+                page.goto(f"{hub}/shop/zh/applications/{a.number}/seats", wait_until="load")
+                free = page.locator("#seat-svg rect.pickable")
+                wanted = [int(free.nth(i).get_attribute("data-seat"))
+                          for i in range(len(a.holders))]
+                for seat in wanted:
+                    page.click(f"rect[data-seat='{seat}']")
+                page.click("#pick-form button")
+                page.wait_for_url(re.compile(rf".*/shop/zh/applications/{a.number}[?].*"))
+                state = page.locator("#application-state").get_attribute("data-state")
+                assert state == "seated", state
+                chosen[a.number] = wanted
+                context.close()
+        finally:
+            browser.close()
+    return chosen
 
 
 def choose_seats_over_the_api(api: Api, w: dict, winners: list[Applicant]
@@ -375,8 +404,8 @@ def test_two_thousand_apply_the_draw_is_verifiable_losers_are_refunded_winners_w
     refunded = time.monotonic()
 
     winners = sorted((by_number[n] for n in won), key=lambda a: a.n)
-    choose_seats_in_browser(w, winners[:2])
-    chosen = choose_seats_over_the_api(api, w, winners[2:6])
+    chosen = choose_seats_in_browser(w, winners[:2])
+    chosen |= choose_seats_over_the_api(api, w, winners[2:6])
     r = api("POST", f"/api/v1/presales/{pid}/assign", w["staff"]["manager"], key=True)
     assert r.status_code == 200 and r.json()["seated"] == len(won) - len(chosen), r.text
     given = check_every_winner_seated(w, won)
