@@ -18,6 +18,7 @@ from cloud.fleet.api import SyncError
 from cloud.fleet.appliances import ApplianceError
 from cloud.fleet.keys import SigningKeyError
 from cloud.inventory.seats import InventoryError
+from cloud.lottery.errors import LotteryError  # presale lottery (issue 18)
 from cloud.messaging.errors import MessagingError  # messaging (issue 16)
 from cloud.ops.alerts import AlertError
 from cloud.ops.conflicts import OpsError
@@ -46,7 +47,8 @@ ERROR_CLASSES: tuple[type[HubError], ...] = (
     FlagError,  # flags (issue 16 §4)
     CheckoutError,  # storefront (issue 17 §1)
     QueueError,  # waiting room (issue 17 §2)
-    ContentError)  # content (issue 17 §3)
+    ContentError,  # content (issue 17 §3)
+    LotteryError)  # presale lottery (issue 18)
 
 
 def all_codes() -> dict[str, Code]:

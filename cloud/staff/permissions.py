@@ -59,4 +59,9 @@ PERMISSIONS: dict[str, str] = {
     # content (issue 17 §3)
     "content.publish": _l("Publish, send back and withdraw the content others wrote (never "
                           "one's own)"),
+    # presale lottery (issue 18)
+    "presale.manage": _l("Set up presales and open them, freeze their applications, start the "
+                         "refunds of those not drawn and assign the winners' seats"),
+    "presale.draw": _l("Enter a presale's seed (one of two people) and run its draw or import "
+                       "the result of a notarised draw"),
 }
