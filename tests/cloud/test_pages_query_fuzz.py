@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from cloud.catalog.tables import sessions
 from cloud.catalog.venues import add_lane
 from cloud.fleet import appliances
+from cloud.lottery.presales import create_presale  # presale lottery (issue 18)
 from cloud.ops import alerts
 from cloud.sales.flags import add_flag
 from cloud.sales.tickets import issue_ticket
@@ -37,6 +38,8 @@ def sample_hub(url: str):
                  holder=("resident_id", resident_id("11010119900307123")))
         item_id = create_item(conn, "news", Draft(title_en="Fuzz"), "test")  # content
         submit_item(conn, item_id, "test")
+        create_presale(conn, event_id=1, name="Fuzz presale", opens_at=now,  # presale lottery
+                       closes_at=now + timedelta(hours=1), actor="test")
     client = hub.app.test_client()
     creds = [client.post("/api/sync/v1/enroll", json={"token": b.token}).get_json()["credential"]
              for b in boxes]
@@ -72,7 +75,10 @@ def test_no_query_string_makes_any_hub_page_or_api_fail(hub_url):
         "item_id": "1", "image_id": "1", "content.revision.number": "1",
         "content.new.kind": "news", "content.confirm.action": "publish",
         # storefront (issue 17 §1): the public site's language and a zone
-        "lang": "zh", "code": "en", "zone_id": "1", "event_id": "1", "companion_id": "1"},
+        "lang": "zh", "code": "en", "zone_id": "1", "event_id": "1", "companion_id": "1",
+        # presale lottery (issue 18)
+        "presale_id": "1", "presales.confirm.action": "freeze",
+        "presales.confirm_draw.action": "draw"},
         skip=("static",))
 
     def headers(path: str) -> dict:
