@@ -72,6 +72,14 @@ def channel_words(channel: str) -> str:
             "partner": _("partner channels")}.get(channel, channel)
 
 
+def _refusal(e: Exception) -> str:
+    """A refusal in the page's words, a presale's states in words too."""
+    if isinstance(e, LotteryError) and e.code == "presale_state":
+        return rule_error(e, state=presale_state_words(e.params["state"]),
+                          needs=presale_state_words(e.params["needs"]))
+    return rule_error(e)
+
+
 def _presale_or_404(conn, presale_id: int):
     try:
         return presales.presale(conn, presale_id)
@@ -149,7 +157,7 @@ def create():
         with engine().begin() as conn:
             presale_id = presales.create_presale(conn, actor=actor(), **values)
     except (HubError, _BadForm) as e:
-        return _index_page(form, error=rule_error(e), status=422)
+        return _index_page(form, error=_refusal(e), status=422)
     ok(_("Presale %(id)s is set up as a draft: add its lots, then open it.", id=presale_id))
     return back("presales.detail", presale_id=presale_id)
 
@@ -184,7 +192,7 @@ def _act(presale_id: int, done, step) -> Response:
             _presale_or_404(conn, presale_id)
             result = step(conn)
     except (HubError, _BadForm) as e:
-        refused(rule_error(e))
+        refused(_refusal(e))
     else:
         ok(done(result) if callable(done) else done)
     return back("presales.detail", presale_id=presale_id)
@@ -254,7 +262,7 @@ def seed(presale_id: int):
             _presale_or_404(conn, presale_id)
             outcome = freezing.enter_seed(conn, presale_id, actor(), text)
     except HubError as e:
-        refused(rule_error(e))
+        refused(_refusal(e))
         return back("presales.detail", presale_id=presale_id)
     if outcome == "first":
         ok(_("Your entry is kept (only its hash): waiting for a second person to enter the "

@@ -326,7 +326,7 @@ ERROR_WORDS = {
     "unknown_lot": _l("This presale has no lot %(lot_id)s."),
     "unknown_application": _l("No application %(number)s."),
     "bad_presale": _l("%(field)s is missing or not valid."),
-    "presale_state": _l("The presale is %(state)s: %(action)s needs it %(needs)s."),
+    "presale_state": _l("The presale is %(state)s: this step needs it %(needs)s."),
     "presale_not_open": _l("The presale takes applications from %(opens)s to %(closes)s."),
     "presale_still_open": _l("The presale takes applications until %(closes)s: it is frozen after that."),
     "channel_not_offered": _l("The presale is not offered on channel %(channel)s."),

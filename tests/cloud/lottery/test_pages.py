@@ -218,6 +218,9 @@ def test_a_role_without_presale_draw_cannot_enter_the_seed_and_others_see_nothin
     planner = hub.client("planner")
     post(planner, f"{page}/freeze", page=page)
     assert presale_row(hub, presale_id).state == "frozen"
+    r = post(planner, f"{page}/open", page=page, follow_redirects=True,
+             headers={"Accept-Language": "zh"})  # a state refused, in the page's words
+    assert "预售当前为“已冻结”：此操作需要它为“草稿”" in text(r)
     assert 'name="seed"' not in text(planner.get(page))
     assert post(planner, f"{page}/seed", {"seed": "1"}, page=page).status_code == 403
     assert planner.get(f"{page}/confirm-draw/draw").status_code == 403
