@@ -26,6 +26,7 @@ from cloud.core.jobs import enqueue
 from cloud.lottery import choosing, drawing, freezing, presales, refunding, views
 from cloud.lottery.errors import LotteryError
 from cloud.lottery.tables import presales as presales_table
+from cloud.staff.tables import staff
 from cloud.web.web import (
     actor,
     back,
@@ -121,6 +122,17 @@ def _tier_choices(conn, event_id: int) -> list:
         .order_by(sessions.c.starts_at, sessions.c.id, price_tiers.c.id)).all()
 
 
+def _who(conn, p) -> dict[str, str]:
+    """The staff accounts a presale names (``staff:<id>``), by their user names."""
+    named = [a.strip() for a in (p.created_by, p.seed_first_by, p.drawn_by,
+                                 *(p.seed_by or "").split(",")) if a and a.strip()]
+    ids = {int(a.removeprefix("staff:")): a for a in named
+           if a.startswith("staff:") and a[6:].isdigit()}
+    found = dict(conn.execute(sa.select(staff.c.id, staff.c.username)
+                              .where(staff.c.id.in_(list(ids)))).all()) if ids else {}
+    return {ids[i]: name for i, name in found.items()}
+
+
 # -- the list and a new presale ---------------------------------------------------------------
 
 
@@ -176,9 +188,12 @@ def detail(presale_id: int):
         counts = views.lot_counts(conn, presale_id)
         progress = refunding.progress(conn, presale_id)
         choices = _tier_choices(conn, p.event_id) if p.state == "draft" else []
+        who = _who(conn, p)
     now = utcnow()
     return render_template("lottery/detail.html", p=p, event=event, lots=lots, counts=counts,
-                           progress=progress, choices=choices, now=now, me=actor(),
+                           progress=progress, choices=choices, now=now, me=actor(), who=who,
+                           seed_names=", ".join(who.get(a.strip(), a.strip()) for a in
+                                                (p.seed_by or "").split(",") if a.strip()),
                            may_draw=can(DRAW), closed=now >= p.closes_at,
                            choose_default=form_local(now.replace(second=0, microsecond=0)
                                                      + CHOOSE_DEFAULT, ZONE))

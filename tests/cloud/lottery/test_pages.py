@@ -125,13 +125,13 @@ def test_the_staff_set_up_freeze_seed_draw_refund_and_assign_a_presale(hub):
     r = post(admin, f"{page}/seed", {"seed": "4711 0815"}, page=page, follow_redirects=True)
     assert "two different people" in text(r)
     second = hub.client("ticketing")
-    assert "entered the seed: waiting for a second person" in text(second.get(page))
+    assert "admin-user entered the seed: waiting for a second person" in text(second.get(page))
     r = post(second, f"{page}/seed", {"seed": "4711 0816"}, page=page, follow_redirects=True)
     assert "the two seeds entered differ" in text(r)
     assert presale_row(hub, presale_id).seed_first_by is None
     post(admin, f"{page}/seed", {"seed": "4711 0815"}, page=page)
     r = post(second, f"{page}/seed", {"seed": "4711 0815"}, page=page, follow_redirects=True)
-    assert "the seed is fixed" in text(r)
+    assert "the seed is fixed" in text(r) and "admin-user, ticketing-user" in text(r)
     assert presale_row(hub, presale_id).seed is not None
 
     # the draw, confirmed, with the seat-choice window's end
