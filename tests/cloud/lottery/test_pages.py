@@ -7,6 +7,7 @@ refused naming its line; and who may do what."""
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 from datetime import timedelta
 
@@ -192,9 +193,10 @@ def test_an_imported_result_is_checked_and_a_bad_line_is_named(hub):
     from cloud.lottery import draw
     row = presale_row(hub, presale_id)
     drawn = draw.draw(draw.parse_list(row.list_file), row.list_sha256, "notary 1")
-    r = post(admin, f"{page}/import", {"result": draw.result_file(drawn).decode(),
+    r = post(admin, f"{page}/import", {"result_file": (io.BytesIO(draw.result_file(drawn)),
+                                                       "result.txt"),
                                        "choose_closes_at": until}, page=page,
-             follow_redirects=True)
+             follow_redirects=True)  # uploaded as a file
     row = presale_row(hub, presale_id)
     assert row.state == "drawn" and row.result_source == "import"
     assert {w.number for w in drawn.wins} <= set(numbers)
