@@ -159,6 +159,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from cloud.inventory import pages as inventory_pages
     from cloud.lottery import api as presale_api  # presale lottery (issue 18)
     from cloud.lottery import buyer_api as presale_buyer_api  # presale lottery (issue 18)
+    from cloud.lottery import pages as presale_pages  # presale lottery (issue 18)
     from cloud.ops import api as ops_api
     from cloud.ops import conflict_pages
     from cloud.ops import pages as ops_pages
@@ -201,7 +202,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                      buyers_pages.bp,  # buyers (accounts)
                      *_messaging(app),  # messaging (issue 16)
                      flag_pages.bp,  # flags (issue 16 §4)
-                     content_pages.bp])  # content (issue 17 §3)
+                     content_pages.bp,  # content (issue 17 §3)
+                     presale_pages.bp])  # presale lottery (issue 18)
     payments_api.init_payments(app)
     _storefront(app)  # storefront (issue 17 §1)
     _audiences(app)  # uploads (issue 16)

@@ -186,6 +186,8 @@ def cmd_load_demo(args) -> int:
         engine.dispose()
     print(f"demo venue {demo.venue_id}: {demo.seats} seats, sessions "
           f"{', '.join(map(str, demo.session_ids))}, {demo.tickets} tickets issued")
+    print(f"demo presale {demo.presale_id}: freeze and draw it at /presales/{demo.presale_id} "
+          f"once its applications close (a minute from now)")
     return 0
 
 

@@ -2,7 +2,9 @@
 
 An Olympic-style stadium with about 20,000 seats in eight zones over two levels, six gates,
 an event with three sessions (today, tonight, tomorrow) and a day pass, and several thousand
-issued real-name tickets. Every name and document number is invented; the resident ID
+issued real-name tickets; and a presale of tomorrow's session with paid applications from the
+booths, closing a minute after loading, ready to be frozen and drawn on its staff page
+(``/presales/<id>``). Every name and document number is invented; the resident ID
 numbers carry valid check digits.
 """
 
@@ -43,6 +45,7 @@ class Demo:
     session_ids: list[int]
     seats: int
     tickets: int
+    presale_id: int | None = None  # presale lottery (issue 18)
 
 
 def load_demo(conn: sa.Connection, tickets: int = 5000, now: datetime | None = None,
@@ -94,7 +97,8 @@ def load_demo(conn: sa.Connection, tickets: int = 5000, now: datetime | None = N
     for start in range(0, len(specs), 5000):
         issue_tickets(conn, specs[start:start + 5000], now)
     _content(conn, event, now)  # content (issue 17 §3)
-    return Demo(venue, sessions, len(seat_ids), len(specs))
+    presale_id = _presale(conn, event, sessions[2], now, rng)  # presale lottery (issue 18)
+    return Demo(venue, sessions, len(seat_ids), len(specs), presale_id)
 
 
 # content (issue 17 §3): what the public site's home shows, written by one editor and
@@ -122,3 +126,44 @@ def _content(conn: sa.Connection, event: int, now: datetime) -> None:
         item = content.create_item(conn, kind, draft, DEMO_WRITER, now)
         content.submit_item(conn, item, DEMO_WRITER, now)
         content.publish_item(conn, item, DEMO_PUBLISHER, now)
+
+
+# presale lottery (issue 18): tomorrow's session sold by lottery in two tiers, the upper one
+# asked for several times over, with paid booth applications; it closes a minute after loading
+PRESALE_TIERS = (("PA", "Presale rows 1-20", 68_000, "a", 16, 24),
+                 ("PB", "Presale rows 21-50", 38_000, "b", 30, 12))  # code, name, fen,
+# seat category, tickets in the draw, applications
+PRESALE_CLOSES = timedelta(minutes=1)
+PRESALE_ACTOR = "system:demo-presale"
+
+
+def _presale(conn: sa.Connection, event: int, session: int, now: datetime,
+             rng: random.Random) -> int:
+    from cloud.catalog.events import add_price_tier
+    from cloud.lottery.applying import apply
+    from cloud.lottery.presales import add_lot, create_presale, open_presale
+    from cloud.payments.capturing import place
+    from cloud.payments.checkout import start_payment
+    from cloud.payments.offline import OfflineProvider
+
+    presale_id = create_presale(
+        conn, event_id=event, name="The Games — football semifinal presale",
+        opens_at=now - timedelta(days=1), closes_at=now + PRESALE_CLOSES, actor=PRESALE_ACTOR,
+        real_name=False, max_quantity=4, buyer_limit=4, channels=("storefront", "booth"),
+        now=now)
+    lots = [(add_lot(conn, presale_id, session, add_price_tier(
+        conn, session, code, name, amount, seat_category=category, actor=PRESALE_ACTOR),
+        tickets, PRESALE_ACTOR), applications)
+        for code, name, amount, category, tickets, applications in PRESALE_TIERS]
+    open_presale(conn, presale_id, PRESALE_ACTOR)
+    at = now - timedelta(hours=1)
+    n = 0
+    for lot_id, applications in lots:
+        for _ in range(applications):
+            n += 1
+            a = apply(conn, presale_id, lot_id, rng.choice((1, 1, 2, 2, 3, 4)),
+                      f"booth:demo-{n:03d}", [], channel="booth", actor=PRESALE_ACTOR, now=at)
+            started = start_payment(conn, OfflineProvider(), a.order_id, a.amount,
+                                    "presale", a.expires_at, at)
+            place(conn, started.outcome, at)
+    return presale_id

@@ -32,6 +32,8 @@ class LotteryError(HubError):
         "buyer_limit_reached": Code(409, "at most %(limit)s tickets per buyer in this presale"),
         "seed_same_person": Code(409, "the seed is entered by two different people: %(actor)s "
                                       "entered it first"),
+        # enter_seed answers "mismatch" (both start again); the seed page says it in words
+        "seed_mismatch": Code(409, "the two seeds entered differ: both must enter it again"),
         "seed_fixed": Code(409, "the seed is fixed already"),
         "bad_result": Code(422, "the imported result is refused: %(detail)s"),
         "not_a_winner": Code(409, "application %(number)s is %(state)s: only a winner without "

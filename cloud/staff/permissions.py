@@ -60,6 +60,8 @@ PERMISSIONS: dict[str, str] = {
     "content.publish": _l("Publish, send back and withdraw the content others wrote (never "
                           "one's own)"),
     # presale lottery (issue 18)
-    "presale.manage": _l("Set up presales, freeze, refund, assign"),
-    "presale.draw": _l("Enter the seed and run or import the draw"),
+    "presale.manage": _l("Set up presales and open them, freeze their applications, start the "
+                         "refunds of those not drawn and assign the winners' seats"),
+    "presale.draw": _l("Enter a presale's seed (one of two people) and run its draw or import "
+                       "the result of a notarised draw"),
 }

@@ -321,31 +321,26 @@ ERROR_WORDS = {
     "content_not_live": _l("Content item %(item_id)s is not on the site."),
     "content_not_deletable": _l("Content item %(item_id)s is %(state)s: only a draft or a withdrawn item is deleted."),
     "content_is_live": _l("Content item %(item_id)s is on the site: withdraw it first."),
-    # the presale lottery (issue 18)
+    # presale lottery (issue 18)
     "unknown_presale": _l("No presale %(presale_id)s."),
     "unknown_lot": _l("This presale has no lot %(lot_id)s."),
     "unknown_application": _l("No application %(number)s."),
     "bad_presale": _l("%(field)s is missing or not valid."),
-    "presale_state": _l("The presale is %(state)s: %(action)s needs it %(needs)s."),
+    "presale_state": _l("The presale is %(state)s: this step needs it %(needs)s."),
     "presale_not_open": _l("The presale takes applications from %(opens)s to %(closes)s."),
-    "presale_still_open": _l("The presale takes applications until %(closes)s: it is frozen after "
-                             "that."),
+    "presale_still_open": _l("The presale takes applications until %(closes)s: it is frozen after that."),
     "channel_not_offered": _l("The presale is not offered on channel %(channel)s."),
-    "lot_not_in_event": _l("Session %(session_id)s and tier %(tier_id)s are not a session and price "
-                           "tier of this presale's event."),
-    "lot_over_seats": _l("%(tickets)s tickets in the draw but only %(seats)s seats of this tier are "
-                         "free."),
+    "lot_not_in_event": _l("Session %(session_id)s and tier %(tier_id)s are not a session and price tier of this presale's event."),
+    "lot_over_seats": _l("%(tickets)s tickets in the draw but only %(seats)s seats of this tier are free."),
     "bad_quantity": _l("An application is for 1 to %(limit)s tickets."),
-    "holders_mismatch": _l("An application for %(quantity)s tickets names %(quantity)s different "
-                           "holders."),
+    "holders_mismatch": _l("An application for %(quantity)s tickets names %(quantity)s different holders."),
     "holder_already_applied": _l("A holder already has an application for this session."),
     "buyer_limit_reached": _l("At most %(limit)s tickets per buyer in this presale."),
-    "seed_same_person": _l("The seed is entered by two different people: %(actor)s entered it "
-                           "first."),
+    "seed_same_person": _l("The seed is entered by two different people: %(actor)s entered it first."),
+    "seed_mismatch": _l("The two seeds entered differ: both must enter it again."),
     "seed_fixed": _l("The seed is fixed already."),
     "bad_result": _l("The imported result is refused: %(detail)s"),
-    "not_a_winner": _l("Application %(number)s is %(state)s: only a winner without seats chooses "
-                       "seats."),
+    "not_a_winner": _l("Application %(number)s is %(state)s: only a winner without seats chooses seats."),
     "choice_closed": _l("Seats could be chosen until %(closes)s."),
     "bad_seats": _l("Choose %(quantity)s free seats of your price tier."),
     "choice_still_open": _l("Winners may choose seats until %(closes)s."),

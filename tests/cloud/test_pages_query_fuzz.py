@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from cloud.catalog.tables import sessions
 from cloud.catalog.venues import add_lane
 from cloud.fleet import appliances
+from cloud.lottery.presales import create_presale  # presale lottery (issue 18)
 from cloud.ops import alerts
 from cloud.sales.flags import add_flag
 from cloud.sales.tickets import issue_ticket
@@ -37,6 +38,8 @@ def sample_hub(url: str):
                  holder=("resident_id", resident_id("11010119900307123")))
         item_id = create_item(conn, "news", Draft(title_en="Fuzz"), "test")  # content
         submit_item(conn, item_id, "test")
+        create_presale(conn, event_id=1, name="Fuzz presale", opens_at=now,  # presale lottery
+                       closes_at=now + timedelta(hours=1), actor="test")
     client = hub.app.test_client()
     creds = [client.post("/api/sync/v1/enroll", json={"token": b.token}).get_json()["credential"]
              for b in boxes]
@@ -76,7 +79,10 @@ def test_no_query_string_makes_any_hub_page_or_api_fail(hub_url):
         # the presale's public pages (issue 18)
         "shop.presale_page.presale_id": "1", "shop.presale_list.presale_id": "1",
         "shop.presale_results.presale_id": "1", "shop.apply_page.presale_id": "1",
-        "shop.seats_page.number": "P7QK4M2P9W3D"},
+        "shop.seats_page.number": "P7QK4M2P9W3D",
+        # presale lottery (issue 18)
+        "presale_id": "1", "presales.confirm.action": "freeze",
+        "presales.confirm_draw.action": "draw"},
         skip=("static",))
 
     def headers(path: str) -> dict:

@@ -86,6 +86,7 @@ class Demo:
         self.refund: dict | None = None
         self.wall_url = ""
         self.pairing_code = ""
+        self.presale_page = "/presales/"  # the demo's presale, as load-demo names it
         self.lanes: dict[str, int] = {}
         self.pcsc: dict | None = None
         self.devices_ready: dict = {}
@@ -165,7 +166,10 @@ class Demo:
         say("hub: creating the database and the demo stadium …")
         self.hub_env, self.key_store = hub_token(self.hub_db)
         self._run("wicket-hub init", self._hub("init"))
-        self._run("wicket-hub load-demo", self._hub("load-demo", "--tickets", str(self.tickets)))
+        loaded = self._run("wicket-hub load-demo", self._hub("load-demo", "--tickets",
+                                                             str(self.tickets)))
+        self.presale_page = next((w for w in loaded.split() if w.startswith("/presales/")),
+                                 self.presale_page)
         hub_admin = password()
         self._run("wicket-hub create-admin", self._hub("create-admin", "--username", "admin"),
                   stdin=hub_admin + "\n")
@@ -501,6 +505,10 @@ Wicket demo is running. Passwords are made for this run and shown only here.
                           turnstile {self.devices_ready['turnstile']}, RFID: {rfid}
   Lane ID1 (Gate 5, ID only): ID-card reader {self.devices_ready['idcard']}
   Refunded on the hub: ticket {self.refund['number']}
+  Presale lottery          {self.hub_url}{self.presale_page}
+                           (closes a minute after loading: freeze it, two people enter
+                           the seed — the second an account you make under Staff with
+                           the Ticketing operations role — then draw)
   Payment sandbox: {self.shop.url}/ (WeChat Pay for the hub; a buyer orders
                    and pays there every {BUY_EVERY_S:.0f} s: logs/buyers.log)
 {self.accounts.banner(self.hub_url)}

@@ -1,7 +1,7 @@
-"""The presale lottery's permissions: ``presale.manage`` (set up presales, freeze, refund,
-assign) and ``presale.draw`` (enter the seed and run or import the draw) for the system
-administrator and the ticketing supervisor; the seed needs two different people with
-``presale.draw``.
+"""The presale lottery's permissions: ``presale.manage`` (set up a presale, open and freeze
+it, start the refunds, assign seats) and ``presale.draw`` (enter the seed, run or import the
+draw), for the system administrator and ticketing operations; the seed still needs two
+different people holding ``presale.draw``.
 
 Revision ID: 0033
 Revises: 0032
@@ -32,5 +32,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute(sa.text("DELETE FROM role_permissions WHERE permission IN ('presale.manage', "
-                       "'presale.draw')"))
+    for p in PERMISSIONS:
+        op.execute(sa.text("DELETE FROM role_permissions WHERE permission = :p")
+                   .bindparams(p=p))
