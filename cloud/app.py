@@ -95,6 +95,18 @@ def _messaging(app: Flask) -> list:
     return [messaging_pages.bp, messaging_links.bp]
 
 
+def _lottery(app: Flask) -> list:
+    """presale lottery (issue 18): the staff's and the buyer's JSON APIs; the staff pages are
+    returned for the page shell."""
+    from cloud.lottery import api as presale_api
+    from cloud.lottery import buyer_api as presale_buyer_api
+    from cloud.lottery import pages as presale_pages
+
+    app.register_blueprint(presale_api.bp)
+    app.register_blueprint(presale_buyer_api.bp)
+    return [presale_pages.bp]
+
+
 def _storefront(app: Flask) -> None:
     """storefront (issue 17 §1): the buyer's site under /shop/, outside the staff page shell
     (its own buyer session and CSRF token); the account pages add their routes to its
@@ -157,9 +169,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from cloud.fleet import pages as fleet_pages
     from cloud.inventory import api as inventory_api
     from cloud.inventory import pages as inventory_pages
-    from cloud.lottery import api as presale_api  # presale lottery (issue 18)
-    from cloud.lottery import buyer_api as presale_buyer_api  # presale lottery (issue 18)
-    from cloud.lottery import pages as presale_pages  # presale lottery (issue 18)
     from cloud.ops import api as ops_api
     from cloud.ops import conflict_pages
     from cloud.ops import pages as ops_pages
@@ -190,8 +199,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                inventory_api.bp, refund_api.bp, public_api.bp,
                buyers_api.bp,  # buyers (accounts)
                flag_api.bp,  # flags (issue 16 §4)
-               queue_api.bp,  # waiting room (issue 17 §2)
-               presale_api.bp, presale_buyer_api.bp):  # presale lottery (issue 18)
+               queue_api.bp):  # waiting room (issue 17 §2)
         app.register_blueprint(bp)
     init_pages(app, [home.bp, auth.bp, venue_pages.bp, inventory_pages.bp,
                      inventory_pages.seat_map_bp, sales_pages.bp, fleet_pages.bp,
@@ -203,7 +211,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                      *_messaging(app),  # messaging (issue 16)
                      flag_pages.bp,  # flags (issue 16 §4)
                      content_pages.bp,  # content (issue 17 §3)
-                     presale_pages.bp])  # presale lottery (issue 18)
+                     *_lottery(app)])  # presale lottery (issue 18)
     payments_api.init_payments(app)
     _storefront(app)  # storefront (issue 17 §1)
     _audiences(app)  # uploads (issue 16)
