@@ -174,6 +174,11 @@ class Demo:
         self._run("wicket-hub create-admin", self._hub("create-admin", "--username", "admin"),
                   stdin=hub_admin + "\n")
         self.logins["hub"] = ("admin", hub_admin)
+        # the presale's seed takes two people: a second account to be the other one
+        witness = password()
+        self._run("wicket-hub create-admin witness",
+                  self._hub("create-admin", "--username", "witness"), stdin=witness + "\n")
+        self.logins["hub-witness"] = ("witness", witness)
         self._pick_tickets()
         self._ops_setup()
         self._start_payments()
@@ -482,6 +487,7 @@ class Demo:
 
     def banner(self) -> None:
         hub_user, hub_pw = self.logins["hub"]
+        witness, witness_pw = self.logins["hub-witness"]
         admin, admin_pw = self.logins["edge-admin"]
         gate, gate_pw = self.logins["edge-gate"]
         rfid = (f"virtual card {self.rfid_uid} via pcscd" if self.pcsc
@@ -507,8 +513,8 @@ Wicket demo is running. Passwords are made for this run and shown only here.
   Refunded on the hub: ticket {self.refund['number']}
   Presale lottery          {self.hub_url}{self.presale_page}
                            (closes a minute after loading: freeze it, two people enter
-                           the seed — the second an account you make under Staff with
-                           the Ticketing operations role — then draw)
+                           the seed — the second signs in as {witness} / {witness_pw} —
+                           then draw)
   Payment sandbox: {self.shop.url}/ (WeChat Pay for the hub; a buyer orders
                    and pays there every {BUY_EVERY_S:.0f} s: logs/buyers.log)
 {self.accounts.banner(self.hub_url)}
