@@ -268,7 +268,7 @@ def data_strings(demo: Demo) -> list[str]:
     from cloud.core.trust import signing_keys
     from cloud.fleet.tables import appliances
     from cloud.sales.holders import holder
-    from cloud.sales.tables import holders, tickets
+    from cloud.sales.tables import holders, orders, tickets
     from cloud.staff.tables import api_tokens, staff
     from sync.identity import mask_name
 
@@ -290,6 +290,8 @@ def data_strings(demo: Demo) -> list[str]:
                 name = holder(conn, holder_id).name  # sealed at rest: opened with the data key
                 strings |= {name, mask_name(name)}
             strings |= set(conn.execute(sa.select(tickets.c.number)).scalars())
+            # an order's number may be all letters, which CODE_LIKE does not take
+            strings |= set(conn.execute(sa.select(orders.c.number)).scalars())
             # the keys page shows the start of each public key
             strings |= {k[:16] for k in conn.execute(sa.select(signing_keys.c.public_key)
                                                      ).scalars()}
