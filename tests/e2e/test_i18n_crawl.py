@@ -37,34 +37,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import pytest
 import sqlalchemy as sa
 
+from tests.e2e.wrong_language import CODE_LIKE, wrong_language
 from tools.demo.run import Demo, forged
 
-# Words that are not English prose in either language: units, protocols, formats and the
-# product's name, as both sites print them.
-VOCABULARY = {
-    "Wicket", "QR", "RFID", "UID", "ID", "Modbus", "RTU", "RS", "USB", "HTTP", "HTTPS", "TLS",
-    "PDF", "CSV", "JSON", "API", "URL", "IP", "SHA", "UTC", "GMT", "CST", "ms", "s", "min", "h",
-    "MB", "KB", "GB", "kB", "B", "fen", "CNY", "EUR", "USD", "PC", "SC", "OSDP", "UUID", "Ed",
-    "pcscd", "RTSP", "MJPEG", "Wi", "Fi",
-    "U",  # U 盘, the Chinese word for a USB stick
-    "N",  # an alert rule's threshold, as its formula names it: 超过 N 秒
-    "PEM", "TCP", "HID", "NFC", "JSONL", "ZIP", "bps",
-    "A",  # a turnstile's direction A (B is a unit above), as its contacts are labelled
-    "JPEG", "PNG",  # content (issue 17 §3): the image formats an upload may be
-}
-# Literal names a file must carry (the seat-map CSV's columns and values), each given with its
-# Chinese gloss in brackets: "level（层）".
-GLOSSED = re.compile(r"\b[a-z_]+（[^）]*）|（[a-z]+/[a-z]+）")
-CJK = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]+")
-WORD = re.compile(r"[A-Za-z][A-Za-z'’]*")
-# ids, codes, hashes, times and numbers are data however they are spelt
-CODE_LIKE = re.compile(r"(?<![\w-])[\w.:+/-]*\d[\w.:+/-]*"  # T00001005, N1-CAM, 12:30
-                       r"|https?://\S+"                        # addresses
-                       r"|(?<![\w/])/[\w.*/-]+"              # /dev/ttyUSB0, /media
-                       r"|\b[a-z_]+(?:\.[a-z_]+)+\b"           # audit actions: staff.create
-                       r"|\b[a-z_]+:[\w.@-]+"                  # subjects: staff:1, cli:root
-                       r"|`[^`]+`"                             # a command to type
-                       r"|\{.*\}", re.ASCII)                   # a record shown as JSON
 SKIP_PATHS = re.compile(r"/(logout|lang|language)$|/shop/language/|\.(csv|json|jsonl|txt|png|svg|pdf|zip)$"
                         r"|/export|/download")
 SKIP_QUERY = re.compile(r"(^|&)format=(csv|json)(&|$)")  # a page's download of its rows
@@ -327,47 +302,6 @@ def data_strings(demo: Demo) -> list[str]:
 # -- the crawl -----------------------------------------------------------------------------
 
 
-def _strip_data(text: str, strings: list[str]) -> str:
-    for s in strings:
-        text = text.replace(s, " ")
-    return CODE_LIKE.sub(" ", GLOSSED.sub(" ", text))
-
-
-# Taking the data out of a line only ever puts spaces for characters: a line with no Latin
-# letter (no Chinese character) has no English (Chinese) left, and is not searched for data.
-LATIN = re.compile(r"[A-Za-z]")
-
-
-def english_left(text: str, strings: list[str]) -> list[str]:
-    found = []
-    for line in text.splitlines():
-        if not LATIN.search(line):
-            continue
-        rest = _strip_data(line, strings)
-        bad = [w for w in WORD.findall(rest) if w not in VOCABULARY]
-        if bad:
-            found.append(f"{line.strip()!r} (english: {' '.join(bad)})")
-    return found
-
-
-def chinese_left(text: str, strings: list[str]) -> list[str]:
-    found = []
-    for line in text.splitlines():
-        if not CJK.search(line):
-            continue
-        rest = line
-        for s in strings:
-            rest = rest.replace(s, " ")
-        bad = CJK.findall(rest)
-        if bad:
-            found.append(f"{line.strip()!r} (chinese: {' '.join(bad)})")
-    return found
-
-
-def wrong_language(text: str, strings: list[str], lang: str) -> list[str]:
-    return english_left(text, strings) if lang == "zh" else chinese_left(text, strings)
-
-
 def _same_site(base: str, url: str) -> str | None:
     parts = urlsplit(url)
     if (f"{parts.scheme}://{parts.netloc}" != base or SKIP_PATHS.search(parts.path)
@@ -453,6 +387,17 @@ def wall_display(page, base: str, together: Callable[[], object]) -> list[tuple[
     return shown
 
 
+def _page_key(url: str) -> str:
+    """A page as the crawl tells pages apart. The address to return to after signing in
+    (``next``) is only carried in hidden fields and links, and one that is not on the site is
+    dropped: the sign-in and register pages, linked with a dozen of them (one from each
+    checkout), show the same words with any, so one stands for all (beside none at all)."""
+    parts = urlsplit(url)
+    query = [(k, "*" if k == "next" else v)
+             for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
 def crawl(page, base: str, seeds: list[str], strings: list[str], lang: str) -> tuple[dict[str, list], set[str]]:
     problems: dict[str, list[str]] = defaultdict(list)
     seen: set[str] = set()
@@ -460,9 +405,9 @@ def crawl(page, base: str, seeds: list[str], strings: list[str], lang: str) -> t
     errors_done: set[str] = set()
     while todo and len(seen) < MAX_PAGES:
         url = todo.pop(0)
-        if url in seen:
+        if _page_key(url) in seen:
             continue
-        seen.add(url)
+        seen.add(_page_key(url))
         page.goto(url, wait_until="load")
         if page.evaluate(FILLS):
             # a page that fills itself in from the server: wait for its first answers
@@ -478,7 +423,7 @@ def crawl(page, base: str, seeds: list[str], strings: list[str], lang: str) -> t
         if shape not in errors_done:
             errors_done.add(shape)
             links += _error_urls(url)
-        todo += [u for u in links if u not in seen]
+        todo += [u for u in links if _page_key(u) not in seen]
     return problems, seen
 
 
