@@ -3,9 +3,11 @@ signing in through the login form, and the CSRF token read from the page as a br
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
+from unittest import mock
 
 import sqlalchemy as sa
 from flask import Flask
@@ -18,7 +20,8 @@ from cloud.core.db import init_db
 from cloud.fleet.keys import activate_key, create_key
 from cloud.inventory.seat_map import import_seats_csv
 from cloud.inventory.sessions import create_session
-from cloud.staff.staff import create_staff
+from cloud.staff import staff as staff_module
+from cloud.staff.staff import create_staff, hash_password
 from sync.timeutil import utcnow
 
 PASSWORD = "correct horse battery"
@@ -44,6 +47,12 @@ class Hub:
         return c
 
 
+# The accounts' password hashed once per test process: a hash takes a tenth of a second or more
+# on purpose (scrypt, cloud/staff/staff.py), and each hub the page tests build has three
+# accounts, all with this password; signing in still checks it in full.
+_hashed = functools.cache(hash_password)
+
+
 def build_hub(url: str) -> Hub:
     init_db(url)
     app = create_app({"DATABASE_URL": url, "TESTING": True, "SECRET_KEY": SECRET})
@@ -59,8 +68,9 @@ def build_hub(url: str) -> Hub:
         start = utcnow() + timedelta(days=1)
         session = create_session(conn, create_event(conn, "GAMES", "The Games"), venue,
                                  "Final", start, start + timedelta(hours=2))
-        staff = {role: create_staff(conn, f"{role}-user", PASSWORD, role, actor="test")
-                 for role in ("admin", "sales", "ops")}
+        with mock.patch.object(staff_module, "hash_password", _hashed):
+            staff = {role: create_staff(conn, f"{role}-user", PASSWORD, role, actor="test")
+                     for role in ("admin", "sales", "ops")}
     return Hub(app, engine, venue, session, staff)
 
 

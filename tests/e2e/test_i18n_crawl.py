@@ -3,13 +3,14 @@
 The demo's own builders (``tools.demo.run.Demo``: ``wicket-hub load-demo``, the enrolled
 appliance, its logins and lanes) make the hub and the appliance; the test adds what a day at
 the demo leaves behind (scans of every outcome, a refund, a void admitted before the appliance
-knew of it, device states, the sync to the hub, alerts and a conflict). Then one Chromium, one
-context per language, signs in as an admin on each site (after one mistyped password) and
+knew of it, device states, the sync to the hub, alerts and a conflict). Then Chromium, in
+each language, signs in as an admin on each site (after one mistyped password) and
 follows every same-origin link from the home page (GET only; never logout or a download), plus
 the error states a GET reaches (an unknown id, a search that finds nothing, every GET form sent
 with what it offers); on the appliance it also checks the help desk's verdict for each of the
 demo's kinds of ticket and the handheld page's answer to a wrong pairing code, on the hub the
-wall display a display link opens.
+display links' page and the wall display a display link opens. The hub's two languages and the
+appliance are crawled at once, each by a browser in a thread of its own.
 
 On each page the visible text (``innerText``, the title, placeholders, ``aria-label``, ``alt``,
 the ``title`` attribute and the words of input buttons) is checked: in Chinese no English word
@@ -26,40 +27,19 @@ from __future__ import annotations
 import json
 import re
 import socket
+import threading
 from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
 import sqlalchemy as sa
 
+from tests.e2e.wrong_language import CODE_LIKE, wrong_language
 from tools.demo.run import Demo, forged
 
-# Words that are not English prose in either language: units, protocols, formats and the
-# product's name, as both sites print them.
-VOCABULARY = {
-    "Wicket", "QR", "RFID", "UID", "ID", "Modbus", "RTU", "RS", "USB", "HTTP", "HTTPS", "TLS",
-    "PDF", "CSV", "JSON", "API", "URL", "IP", "SHA", "UTC", "GMT", "CST", "ms", "s", "min", "h",
-    "MB", "KB", "GB", "kB", "B", "fen", "CNY", "EUR", "USD", "PC", "SC", "OSDP", "UUID", "Ed",
-    "pcscd", "RTSP", "MJPEG", "Wi", "Fi",
-    "U",  # U 盘, the Chinese word for a USB stick
-    "N",  # an alert rule's threshold, as its formula names it: 超过 N 秒
-    "PEM", "TCP", "HID", "NFC", "JSONL", "ZIP", "bps",
-    "A",  # a turnstile's direction A (B is a unit above), as its contacts are labelled
-    "JPEG", "PNG",  # content (issue 17 §3): the image formats an upload may be
-}
-# Literal names a file must carry (the seat-map CSV's columns and values), each given with its
-# Chinese gloss in brackets: "level（层）".
-GLOSSED = re.compile(r"\b[a-z_]+（[^）]*）|（[a-z]+/[a-z]+）")
-CJK = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]+")
-WORD = re.compile(r"[A-Za-z][A-Za-z'’]*")
-# ids, codes, hashes, times and numbers are data however they are spelt
-CODE_LIKE = re.compile(r"(?<![\w-])[\w.:+/-]*\d[\w.:+/-]*"  # T00001005, N1-CAM, 12:30
-                       r"|https?://\S+"                        # addresses
-                       r"|(?<![\w/])/[\w.*/-]+"              # /dev/ttyUSB0, /media
-                       r"|\b[a-z_]+(?:\.[a-z_]+)+\b"           # audit actions: staff.create
-                       r"|\b[a-z_]+:[\w.@-]+"                  # subjects: staff:1, cli:root
-                       r"|`[^`]+`"                             # a command to type
-                       r"|\{.*\}", re.ASCII)                   # a record shown as JSON
 SKIP_PATHS = re.compile(r"/(logout|lang|language)$|/shop/language/|\.(csv|json|jsonl|txt|png|svg|pdf|zip)$"
                         r"|/export|/download")
 SKIP_QUERY = re.compile(r"(^|&)format=(csv|json)(&|$)")  # a page's download of its rows
@@ -268,7 +248,7 @@ def data_strings(demo: Demo) -> list[str]:
     from cloud.core.trust import signing_keys
     from cloud.fleet.tables import appliances
     from cloud.sales.holders import holder
-    from cloud.sales.tables import holders, tickets
+    from cloud.sales.tables import holders, orders, tickets
     from cloud.staff.tables import api_tokens, staff
     from sync.identity import mask_name
 
@@ -290,6 +270,8 @@ def data_strings(demo: Demo) -> list[str]:
                 name = holder(conn, holder_id).name  # sealed at rest: opened with the data key
                 strings |= {name, mask_name(name)}
             strings |= set(conn.execute(sa.select(tickets.c.number)).scalars())
+            # an order's number may be all letters, which CODE_LIKE does not take
+            strings |= set(conn.execute(sa.select(orders.c.number)).scalars())
             # the keys page shows the start of each public key
             strings |= {k[:16] for k in conn.execute(sa.select(signing_keys.c.public_key)
                                                      ).scalars()}
@@ -318,34 +300,6 @@ def data_strings(demo: Demo) -> list[str]:
 
 
 # -- the crawl -----------------------------------------------------------------------------
-
-
-def _strip_data(text: str, strings: list[str]) -> str:
-    for s in strings:
-        text = text.replace(s, " ")
-    return CODE_LIKE.sub(" ", GLOSSED.sub(" ", text))
-
-
-def english_left(text: str, strings: list[str]) -> list[str]:
-    found = []
-    for line in text.splitlines():
-        rest = _strip_data(line, strings)
-        bad = [w for w in WORD.findall(rest) if w not in VOCABULARY]
-        if bad:
-            found.append(f"{line.strip()!r} (english: {' '.join(bad)})")
-    return found
-
-
-def chinese_left(text: str, strings: list[str]) -> list[str]:
-    found = []
-    for line in text.splitlines():
-        rest = line
-        for s in strings:
-            rest = rest.replace(s, " ")
-        bad = CJK.findall(rest)
-        if bad:
-            found.append(f"{line.strip()!r} (chinese: {' '.join(bad)})")
-    return found
 
 
 def _same_site(base: str, url: str) -> str | None:
@@ -415,18 +369,33 @@ def handheld_pairing(page, base: str) -> list[tuple[str, str]]:
     return [(page.url + " (a wrong pairing code)", visible_text(page.evaluate(COLLECT)))]
 
 
-def wall_display(page, base: str) -> list[tuple[str, str]]:
-    """The wall display an ops user opens with a display link (made on its POST form), and
-    the page a wrong link shows."""
+def wall_display(page, base: str, together: Callable[[], object]) -> list[tuple[str, str]]:
+    """The display links' page before any link is made and once one is, the wall display an
+    ops user opens with the link (made on its POST form), and the page a wrong link shows.
+    ``together()`` waits for the other language's crawl to come to the same step, so that
+    each sees the page with no link, and then with its own."""
     page.goto(base + "/ops/display", wait_until="networkidle")
+    shown = [(page.url + " (no link yet)", visible_text(page.evaluate(COLLECT)))]
+    together()
     page.fill("input[name=name]", WALL_NAME)
     page.locator("main form.row button").click()
     link = page.locator("#display-url").inner_text()
-    shown = []
+    shown.append((page.url + " (a link made)", visible_text(page.evaluate(COLLECT))))
     for url in (link, base + "/wall/open/" + NOTHING):
         page.goto(url, wait_until="networkidle")
         shown.append((page.url, visible_text(page.evaluate(COLLECT))))
     return shown
+
+
+def _page_key(url: str) -> str:
+    """A page as the crawl tells pages apart. The address to return to after signing in
+    (``next``) is only carried in hidden fields and links, and one that is not on the site is
+    dropped: the sign-in and register pages, linked with a dozen of them (one from each
+    checkout), show the same words with any, so one stands for all (beside none at all)."""
+    parts = urlsplit(url)
+    query = [(k, "*" if k == "next" else v)
+             for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def crawl(page, base: str, seeds: list[str], strings: list[str], lang: str) -> tuple[dict[str, list], set[str]]:
@@ -436,17 +405,15 @@ def crawl(page, base: str, seeds: list[str], strings: list[str], lang: str) -> t
     errors_done: set[str] = set()
     while todo and len(seen) < MAX_PAGES:
         url = todo.pop(0)
-        if url in seen:
+        if _page_key(url) in seen:
             continue
-        seen.add(url)
+        seen.add(_page_key(url))
         page.goto(url, wait_until="load")
         if page.evaluate(FILLS):
             # a page that fills itself in from the server: wait for its first answers
             page.wait_for_load_state("networkidle")
         got = page.evaluate(COLLECT)
-        text = visible_text(got)
-        found = (english_left(text, strings) if lang == "zh"
-                 else chinese_left(text, strings))
+        found = wrong_language(visible_text(got), strings, lang)
         if found:
             problems[url] += found
         links = [u for u in (_same_site(base, h) for h in got["links"]) if u]
@@ -456,7 +423,7 @@ def crawl(page, base: str, seeds: list[str], strings: list[str], lang: str) -> t
         if shape not in errors_done:
             errors_done.add(shape)
             links += _error_urls(url)
-        todo += [u for u in links if u not in seen]
+        todo += [u for u in links if _page_key(u) not in seen]
     return problems, seen
 
 
@@ -494,51 +461,84 @@ def sign_in(page, url: str, username: str, password: str) -> list[tuple[str, str
     return shown
 
 
-def test_every_page_of_both_sites_speaks_one_language(world, tmp_path):
+@contextmanager
+def browser_page(lang: str):
+    """A page of a Chromium of the calling thread's own (Playwright's objects stay in the
+    thread that made them), in the language's locale."""
     from playwright.sync_api import sync_playwright
 
-    strings = data_strings(world)
-    # beside the links: the pages the demo's banner names (the refunded ticket, the handheld
-    # page), a ticket that admitted someone and one that did not, the gate screen admitting
-    hub_seeds = [f"/tickets/{n}" for n in (world.refund["number"], world.film[0].number,
-                                            world.film[5].number)]
-    edge_seeds = ["/gate/?lane=N1&lane=ID1", "/handheld/"]
-    # and every verdict the demo's lane shows: used, refunded, void, forged, not a code
-    gate_codes = [world.film[0].code, world.refund["code"], world.film[3].code,
-                  forged(world.film[1].code), "HELLO-THERE"]
-    report: list[str] = []
-    counts = {}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium")
         try:
-            for lang, locale in (("zh", "zh-CN"), ("en", "en-GB")):
-                # the appliance may serve its own self-signed certificate
-                context = browser.new_context(locale=locale, ignore_https_errors=True)
-                context.set_default_timeout(60_000)
-                page = context.new_page()
-                # the public site, in the address's language
-                shop = [f"/shop/{lang}/", f"/shop/{lang}/account"]
-                for site, base, login, seeds in (("hub", world.hub_url, "hub", hub_seeds + shop),
-                                                 ("appliance", world.web_url, "edge-admin",
-                                                  edge_seeds)):
-                    signing_in = sign_in(page, base, *world.logins[login])
-                    problems, seen = crawl(page, base, seeds, strings, lang)
-                    counts[(lang, site)] = len(seen)
-                    print(f"{lang} {site}: {len(seen)} pages", *sorted(seen), sep="\n  ")
-                    extra = (gate_verdicts(page, base, gate_codes)
-                             + handheld_pairing(page, base) if site == "appliance"
-                             else wall_display(page, base))
-                    for url, text in signing_in + extra:
-                        found = (english_left(text, strings) if lang == "zh"
-                                 else chinese_left(text, strings))
-                        problems[url] += found
-                    for url, found in sorted(problems.items()):
-                        report += [f"[{lang}] {url}: {f}" for f in found]
-                context.close()
+            # the appliance may serve its own self-signed certificate
+            context = browser.new_context(locale={"zh": "zh-CN", "en": "en-GB"}[lang],
+                                          ignore_https_errors=True)
+            context.set_default_timeout(60_000)
+            yield context.new_page()
         finally:
             browser.close()
+
+
+def check_site(world, site: str, lang: str, strings: list[str],
+               together: Callable[[], object] = lambda: None) -> tuple[list[str], int]:
+    """One site in one language: what it showed in the wrong language, and how many pages
+    the crawl saw. On the hub, ``together()`` is where the other language's crawl is waited
+    for: both make their changes (a mistyped password, a display link) before either
+    crawls, so what a crawl finds does not depend on how far the other has got."""
+    if site == "hub":
+        # beside the links: the pages the demo's banner names (the refunded ticket), a ticket
+        # that admitted someone and one that did not, the public site in the address's language
+        base, login = world.hub_url, "hub"
+        seeds = [*(f"/tickets/{n}" for n in (world.refund["number"], world.film[0].number,
+                                             world.film[5].number)),
+                 f"/shop/{lang}/", f"/shop/{lang}/account"]
+    else:  # the handheld page and the gate screen admitting
+        base, login = world.web_url, "edge-admin"
+        seeds = ["/gate/?lane=N1&lane=ID1", "/handheld/"]
+    with browser_page(lang) as page:
+        shown = sign_in(page, base, *world.logins[login])
+        if site == "hub":
+            shown += wall_display(page, base, together)
+            together()
+        problems, seen = crawl(page, base, seeds, strings, lang)
+        print(f"{lang} {site}: {len(seen)} pages", *sorted(seen), sep="\n  ")
+        if site == "appliance":
+            # every verdict the demo's lane shows: used, refunded, void, forged, not a code
+            codes = [world.film[0].code, world.refund["code"], world.film[3].code,
+                     forged(world.film[1].code), "HELLO-THERE"]
+            shown += gate_verdicts(page, base, codes) + handheld_pairing(page, base)
+    for url, text in shown:
+        problems[url] += wrong_language(text, strings, lang)
+    return [f"[{lang}] {url}: {f}" for url, found in sorted(problems.items())
+            for f in found], len(seen)
+
+
+def test_every_page_of_both_sites_speaks_one_language(world):
+    """The hub in each language and the appliance in both (Chinese, then English) are
+    crawled at once, by threads of their own: the sites share nothing while they are crawled
+    (the appliance syncs with the hub only when told to, and was told before), and the hub's
+    two crawls wait for each other where they change what the other would see."""
+    strings = data_strings(world)
+    hub_ready = threading.Barrier(2, timeout=600)
+
+    def hub(lang: str):
+        try:
+            return {("hub", lang): check_site(world, "hub", lang, strings, hub_ready.wait)}
+        except BaseException:
+            hub_ready.abort()  # the other crawl is not left waiting
+            raise
+
+    def appliance():
+        return {("appliance", lang): check_site(world, "appliance", lang, strings)
+                for lang in ("zh", "en")}
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        crawls = [pool.submit(hub, "zh"), pool.submit(hub, "en"), pool.submit(appliance)]
+        results = {key: value for c in crawls for key, value in c.result().items()}
+    counts = {key: n for key, (_, n) in results.items()}
     print(counts)
-    assert all(n > 5 for n in counts.values()), counts
+    assert len(counts) == 4 and all(n > 5 for n in counts.values()), counts
+    report = [line for key in sorted(results) for line in results[key][0]]
     if report:
         pytest.fail(f"{len(report)} texts in the wrong language:\n" + "\n".join(report),
                     pytrace=False)
