@@ -247,6 +247,7 @@ def data_strings(demo: Demo) -> list[str]:
     from cloud.catalog.tables import events, gates, price_tiers, sessions, venues, zones
     from cloud.core.trust import signing_keys
     from cloud.fleet.tables import appliances
+    from cloud.lottery.tables import presales
     from cloud.sales.holders import holder
     from cloud.sales.tables import holders, orders, tickets
     from cloud.staff.tables import api_tokens, staff
@@ -270,8 +271,15 @@ def data_strings(demo: Demo) -> list[str]:
                 name = holder(conn, holder_id).name  # sealed at rest: opened with the data key
                 strings |= {name, mask_name(name)}
             strings |= set(conn.execute(sa.select(tickets.c.number)).scalars())
-            # an order's number may be all letters, which CODE_LIKE does not take
+            # an order's number may be all letters, which CODE_LIKE does not take; its buyer
+            # is a reference (booth:demo-001)
             strings |= set(conn.execute(sa.select(orders.c.number)).scalars())
+            # (whole, before "demo" is taken out of it)
+            whole = set(conn.execute(sa.select(orders.c.buyer)).scalars()) - {None}
+            # the demo's presale: its name and who set it up (an actor: system:demo-presale)
+            for name, actor in conn.execute(sa.select(presales.c.name, presales.c.created_by)):
+                strings.add(name)
+                whole.add(actor)
             # the keys page shows the start of each public key
             strings |= {k[:16] for k in conn.execute(sa.select(signing_keys.c.public_key)
                                                      ).scalars()}
@@ -295,7 +303,7 @@ def data_strings(demo: Demo) -> list[str]:
     for listing in (hardware.serial_ports(), hardware.cameras(), hardware.pcsc_readers()):
         strings |= {v for found in listing.items for v in (found.path, found.description)}
     # codes (N1, T000000010) are left to CODE_LIKE, which also takes them inside longer codes
-    return sorted((s for s in strings if len(s) > 1 and not CODE_LIKE.fullmatch(s)),
+    return sorted({s for s in strings if len(s) > 1 and not CODE_LIKE.fullmatch(s)} | whole,
                   key=len, reverse=True)
 
 
