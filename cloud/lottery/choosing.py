@@ -139,8 +139,12 @@ def assign_rest(conn: sa.Connection, presale_id: int, actor: str, now: datetime 
             .order_by(presale_applications.c.rank, presale_applications.c.id)).all()
         if not apps:
             continue
-        given = assign.assign(free_tier_seats(conn, presale_id, lot, now),
-                              [assign.Want(a.number, a.quantity) for a in apps])
+        free = free_tier_seats(conn, presale_id, lot, now)
+        try:
+            given = assign.assign(free, [assign.Want(a.number, a.quantity) for a in apps])
+        except assign.AssignError as e:  # seats of the tier sold elsewhere after the keep
+            raise LotteryError("not_enough_seats", lot_id=lot.id, free=len(free),
+                               wanted=sum(a.quantity for a in apps), field="presale_id") from e
         for a in apps:
             _seat(conn, p, a, lot, list(given[a.number]), now, actor)
             seated += 1

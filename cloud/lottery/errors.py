@@ -40,5 +40,7 @@ class LotteryError(HubError):
                                   "seats chooses seats"),
         "choice_closed": Code(409, "seats could be chosen until %(closes)s"),
         "bad_seats": Code(422, "choose %(quantity)s free seats of your price tier"),
+        "not_enough_seats": Code(409, "lot %(lot_id)s has %(wanted)s tickets to seat but only "
+                                      "%(free)s free seats of its tier"),
         "choice_still_open": Code(409, "winners may choose seats until %(closes)s"),
     }

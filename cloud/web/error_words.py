@@ -343,5 +343,6 @@ ERROR_WORDS = {
     "not_a_winner": _l("Application %(number)s is %(state)s: only a winner without seats chooses seats."),
     "choice_closed": _l("Seats could be chosen until %(closes)s."),
     "bad_seats": _l("Choose %(quantity)s free seats of your price tier."),
+    "not_enough_seats": _l("Lot %(lot_id)s has %(wanted)s tickets to seat but only %(free)s free seats of its tier."),
     "choice_still_open": _l("Winners may choose seats until %(closes)s."),
 }

@@ -271,3 +271,23 @@ def test_those_not_drawn_are_refunded_and_settled(shop):
     again = refunding.refund_losers(shop.engine, p.id, {"offline": OfflineProvider()},
                                     lambda name: "", now=p.after)
     assert again.asked == 0
+
+
+def test_assignment_short_of_seats_is_refused_in_words_and_seats_nobody(shop):
+    p = kit.make_presale(shop, vip_tickets=2)
+    made = kit.apply(shop.engine, p, p.vip, kit.new_buyer(shop.engine, 80), ["me"])
+    kit.pay(shop.engine, made)
+    kit.freeze_and_seed(shop.engine, p)
+    kit.draw(shop.engine, p)
+    from cloud.inventory.tables import session_seats
+
+    vip = _seat_ids(shop, "A", "1", 1, 2, 3, 4, 5, 6)
+    with shop.engine.begin() as conn:  # the tier's seats sold elsewhere after the keep ended
+        conn.execute(sa.update(session_seats).where(
+            session_seats.c.session_id == shop.final, session_seats.c.seat_id.in_(vip))
+            .values(status="sold", reserved_for=None, reserved_until=None))
+    with shop.engine.begin() as conn:
+        e = refused("not_enough_seats", choosing.assign_rest, conn, p.id, kit.STAFF,
+                    now=p.after, close_now=True)
+    assert e.params["wanted"] == 1 and e.params["free"] == 0
+    assert _states(shop.engine, p.id) == {made.number: "won"}
