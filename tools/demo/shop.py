@@ -135,10 +135,12 @@ class Shop:
 
 
 def orders_paid(conn: sa.Connection) -> int:
+    """Sales paid (the presale's paid applications are orders too, of kind presale: not
+    counted here)."""
     from cloud.sales.tables import orders
 
     return conn.execute(sa.select(sa.func.count()).select_from(orders)
-                        .where(orders.c.state == "paid")).scalar_one()
+                        .where(orders.c.state == "paid", orders.c.kind == "sale")).scalar_one()
 
 
 class Buyers(threading.Thread):
