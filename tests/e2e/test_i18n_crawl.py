@@ -270,12 +270,13 @@ def data_strings(demo: Demo) -> list[str]:
             for holder_id in conn.execute(sa.select(holders.c.id)).scalars():
                 name = holder(conn, holder_id).name  # sealed at rest: opened with the data key
                 strings |= {name, mask_name(name)}
-            strings |= set(conn.execute(sa.select(tickets.c.number)).scalars())
-            # an order's number may be all letters, which CODE_LIKE does not take; its buyer
-            # is a reference (booth:demo-001)
-            strings |= set(conn.execute(sa.select(orders.c.number)).scalars())
-            # (whole, before "demo" is taken out of it)
-            whole = set(conn.execute(sa.select(orders.c.buyer)).scalars()) - {None}
+            # tickets' and orders' numbers (an order's may be all letters, which CODE_LIKE
+            # does not take) and orders' buyers (references: booth:demo-001), taken out whole
+            # before a shorter data string could be taken out of the middle of one ("ZH" of
+            # ZH53Y4PBSVH, "demo" of booth:demo-016)
+            whole = set(conn.execute(sa.select(tickets.c.number)).scalars())
+            whole |= set(conn.execute(sa.select(orders.c.number)).scalars())
+            whole |= set(conn.execute(sa.select(orders.c.buyer)).scalars()) - {None}
             # the demo's presale: its name and who set it up (an actor: system:demo-presale)
             for name, actor in conn.execute(sa.select(presales.c.name, presales.c.created_by)):
                 strings.add(name)
