@@ -63,7 +63,8 @@ def _seat(conn: sa.Connection, p, app, lot, seat_ids: list[int], now: datetime,
         who = people[i] if i < len(people) else None
         lines.append(SeatedLine(
             seat_id=seat_id, zone_id=zone_of[seat_id], price_tier_id=lot.price_tier_id,
-            amount=lot.amount, currency=lot.currency,
+            # the price paid at application (the tier's may have changed since)
+            amount=app.amount // app.quantity, currency=app.currency,
             holder_id=who.holder_id if who else None, holder_hash=who.doc_hash if who else None,
             doc_hash=who.doc_hash if who and p.real_name else None))
     seat_order(conn, app.order_id, lot.session_id, lines, now, actor, customer_of(p.id))

@@ -78,14 +78,18 @@ def _refund_number(conn: sa.Connection, number: str) -> str:
     return f"L{number}" + (f"R{tried + 1}" if tried else "")
 
 
-def open_batch(conn: sa.Connection, presale_id: int, limit: int,
-               now: datetime) -> tuple[list[tuple[str, int]], list[tuple[str, str]]]:
-    """Open refunds for the next applications to refund: (provider, refund id) for each,
-    and (application, code) for those that could not be opened."""
+def open_batch(conn: sa.Connection, presale_id: int, limit: int, now: datetime,
+               skip: frozenset[str] = frozenset()
+               ) -> tuple[list[tuple[str, int]], list[tuple[str, str]]]:
+    """Open refunds for the next applications to refund (but those in ``skip``, which could
+    not be opened earlier in this run): (provider, refund id) for each, and (application,
+    code) for those that could not be opened."""
     a = presale_applications.c
     q = sa.select(a.id, a.number, a.amount, orders.c.payment_provider,
                   orders.c.payment_reference).join(orders, orders.c.id == a.order_id).where(
         a.presale_id == presale_id, a.state.in_(("lost", "refused"))).order_by(a.id)
+    if skip:
+        q = q.where(a.number.not_in(sorted(skip)))
     if conn.dialect.name == "postgresql":
         q = q.with_for_update(of=presale_applications, skip_locked=True)
     opened, failed = [], []
@@ -168,10 +172,13 @@ def refund_losers(engine: sa.Engine, presale_id: int, providers: Mapping[str, Pr
         raise LotteryError("presale_state", state=state or "unknown", action="refunds",
                            needs="drawn", field="presale_id")
     while True:
+        # one that could not be opened is not asked again in this run: it would take a place
+        # in every batch, and a batch of only those would end the run before the rest
         with engine.begin() as conn:
-            opened, failed = open_batch(conn, presale_id, batch, now)
+            opened, failed = open_batch(conn, presale_id, batch, now,
+                                        frozenset(n for n, _ in report.failures))
         report.failures.extend(failed)
-        if not opened:
+        if not opened and not failed:
             break
         _ask_all(engine, providers, notify_url, opened, now)
         report.asked += len(opened)

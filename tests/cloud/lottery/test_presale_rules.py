@@ -291,3 +291,49 @@ def test_assignment_short_of_seats_is_refused_in_words_and_seats_nobody(shop):
                     now=p.after, close_now=True)
     assert e.params["wanted"] == 1 and e.params["free"] == 0
     assert _states(shop.engine, p.id) == {made.number: "won"}
+
+
+def test_refunds_that_cannot_be_opened_are_reported_once_and_hold_up_no_other(shop):
+    p = kit.make_presale(shop, vip_tickets=1)
+    apps = []
+    for i in range(5):
+        apps.append(kit.apply(shop.engine, p, p.vip, kit.new_buyer(shop.engine, 90 + i),
+                              ["me"]))
+        kit.pay(shop.engine, apps[-1])
+    kit.freeze_and_seed(shop.engine, p)
+    kit.draw(shop.engine, p)
+    states = _states(shop.engine, p.id)
+    lost = sorted(a.number for a in apps if states[a.number] == "lost")
+    broken = lost[:2]  # their payments cannot be found: the first ids, batch after batch
+    with shop.engine.begin() as conn:
+        conn.execute(sa.update(orders).where(orders.c.id.in_(
+            sa.select(presale_applications.c.order_id).where(
+                presale_applications.c.number.in_(broken))))
+            .values(payment_reference=sa.func.upper(orders.c.number)))
+    report = refunding.refund_losers(shop.engine, p.id, {"offline": OfflineProvider()},
+                                     lambda name: "", now=p.after, batch=1)
+    assert sorted(n for n, _ in report.failures) == broken
+    assert report.asked == len(lost) - 2
+    states = _states(shop.engine, p.id)
+    assert [states[n] for n in lost] == ["lost", "lost"] + ["refunded"] * (len(lost) - 2)
+
+
+def test_seats_are_priced_as_the_application_paid_whatever_the_tier_costs_since(shop):
+    from cloud.catalog.tables import price_tiers
+
+    p = kit.make_presale(shop, vip_tickets=2)
+    made = kit.apply(shop.engine, p, p.vip, kit.new_buyer(shop.engine, 99), ["me"])
+    kit.pay(shop.engine, made)
+    kit.freeze_and_seed(shop.engine, p)
+    kit.draw(shop.engine, p)
+    with shop.engine.begin() as conn:
+        conn.execute(sa.update(price_tiers).where(price_tiers.c.id == shop.vip)
+                     .values(amount=99000))
+    with shop.engine.begin() as conn:
+        choosing.assign_rest(conn, p.id, kit.STAFF, now=p.after, close_now=True)
+    with shop.engine.connect() as conn:
+        paid = conn.execute(sa.select(order_lines.c.amount).where(
+            order_lines.c.order_id == made.order_id)).scalars().all()
+        ticket = conn.execute(sa.select(tickets.c.amount).where(
+            tickets.c.order_id == made.order_id)).scalars().all()
+    assert paid == ticket == [88000] == [made.amount]
