@@ -21,6 +21,9 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from cloud.buyers import companions
+from cloud.buyers.errors import BuyerError
+from cloud.buyers.own_identity import own_holder
 from cloud.core.audit import record
 from cloud.core.seal import keyring_for
 from cloud.lottery.errors import LotteryError
@@ -48,6 +51,26 @@ class Applied:
     amount: int
     currency: str
     expires_at: datetime
+
+
+def named_holders(conn: sa.Connection, buyer_id: int,
+                  keys: list[str]) -> list[tuple[str, tuple[str, str, str]]]:
+    """Each holder an account names — ``"me"`` (the buyer's own verified identity) or
+    ``"c<id>"`` (a verified companion) — as (key, (name, document type, number)) for
+    :func:`apply`; the buyers area's refusal names the holder's place (``holders.<i>``)."""
+    found = []
+    for i, key in enumerate(keys):
+        try:
+            if key == "me":
+                person = own_holder(conn, buyer_id)
+            elif key[:1] == "c" and key[1:].isdigit():
+                person = companions.holder(conn, buyer_id, int(key[1:]))
+            else:
+                raise BuyerError("bad_field", field=f"holders.{i}")
+        except BuyerError as e:
+            raise BuyerError(e.code, **{**e.params, "field": f"holders.{i}"}) from None
+        found.append((key, person))
+    return found
 
 
 def _lapsed() -> sa.ColumnElement[bool]:

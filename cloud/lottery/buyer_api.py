@@ -19,10 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app, g, jsonify
 
-from cloud.buyers import companions
 from cloud.buyers.api import open_call, signed_in
-from cloud.buyers.errors import BuyerError
-from cloud.buyers.own_identity import own_holder
 from cloud.lottery import applying, choosing, presales
 from cloud.lottery.api import checked
 from cloud.lottery.errors import LotteryError
@@ -93,20 +90,6 @@ def presale(presale_id: int):
     return jsonify(body)
 
 
-def _holders(conn: sa.Connection, buyer_id: int, keys: list[str]) -> list[tuple]:
-    """Each holder key as (key, (name, document type, number)), through the buyers area; a
-    refusal names the holder's place in the list."""
-    found = []
-    for i, key in enumerate(keys):
-        try:
-            person = own_holder(conn, buyer_id) if key == "me" else \
-                companions.holder(conn, buyer_id, int(key[1:]))
-        except BuyerError as e:
-            raise BuyerError(e.code, **{**e.params, "field": f"holders.{i}"}) from None
-        found.append((key, person))
-    return found
-
-
 @bp.post("/presales/<int:presale_id>/applications")
 @signed_in
 @idempotent(scope=_buyer)
@@ -120,7 +103,7 @@ def apply(presale_id: int):
         raise ApiError("bad_request", field="holders")
     with transaction() as conn:
         made = applying.apply(conn, presale_id, b["lot_id"], b["quantity"], _buyer(),
-                              _holders(conn, g.buyer.buyer_id, keys))
+                              applying.named_holders(conn, g.buyer.buyer_id, keys))
     return jsonify({"number": made.number, "order": made.order_number, "state": "applied",
                     "amount": made.amount, "currency": made.currency,
                     "expires_at": made.expires_at.isoformat()}), 201

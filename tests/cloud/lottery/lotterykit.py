@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from cloud.buyers import companions as comp
-from cloud.buyers.own_identity import own_holder, verify_buyer
+from cloud.buyers.own_identity import verify_buyer
 from cloud.lottery import applying, drawing, freezing, presales
 from cloud.payments.capturing import place
 from cloud.payments.checkout import start_payment
@@ -82,11 +82,7 @@ def companion(engine: sa.Engine, buyer_id: int, verified: bool = True) -> str:
 
 
 def holders(conn, buyer_id: int, keys: list[str]) -> list[tuple[str, tuple[str, str, str]]]:
-    out = []
-    for key in keys:
-        out.append((key, own_holder(conn, buyer_id) if key == "me"
-                    else comp.holder(conn, buyer_id, int(key[1:]))))
-    return out
+    return applying.named_holders(conn, buyer_id, keys)
 
 
 def apply(engine: sa.Engine, p: Presale, lot: int, buyer_id: int, keys: list[str],
