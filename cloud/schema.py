@@ -12,6 +12,7 @@ from cloud.core import audit, changes, idempotency, jobs, outbox, rate_limits, t
 from cloud.core.db import metadata
 from cloud.fleet import tables as fleet_tables
 from cloud.inventory import tables as inventory_tables
+from cloud.ledger import tables as ledger_tables  # ledger (issue 19)
 from cloud.lottery import tables as lottery_tables  # presale lottery (issue 18)
 from cloud.messaging import tables as messaging_tables  # messaging (issue 16)
 from cloud.ops import tables as ops_tables
@@ -28,6 +29,7 @@ TABLE_MODULES = (changes, audit, trust, rate_limits, idempotency, jobs, outbox, 
                  buyers_tables,
                  messaging_tables,  # messaging (issue 16)
                  storefront_tables,  # waiting room, content (issue 17 §2, §3)
-                 lottery_tables)  # presale lottery (issue 18)
+                 lottery_tables,  # presale lottery (issue 18)
+                 ledger_tables)  # ledger (issue 19)
 
 __all__ = ["TABLE_MODULES", "metadata"]

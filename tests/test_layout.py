@@ -33,7 +33,11 @@ HUB_AREAS: dict[str, set[str]] = {
     "fleet": {"core", "catalog"},
     "sales": {"core", "catalog", "inventory", "fleet"},
     "ops": {"core", "catalog", "inventory", "fleet", "sales", "staff"},
-    "payments": {"core", "catalog", "inventory", "fleet", "sales"},
+    # payments post every payment and refund to the ledger, in their own transaction
+    "payments": {"core", "catalog", "inventory", "fleet", "sales", "ledger"},
+    # the ledger (issue 19): journal, splits, settlement, reconciliation; reads orders and
+    # tickets (what was sold where), staff for the portal's password hash
+    "ledger": {"core", "catalog", "inventory", "sales", "staff"},
     # buyers: accounts, identities and their verification, companions (issue 16); staff only
     # for the password hash and policy buyers' accounts share with staff accounts (accounts),
     # messaging to send a buyer's paid tickets (delivery.py)

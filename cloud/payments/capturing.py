@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from cloud.core.audit import SYSTEM
 from cloud.core.errors import HubError
 from cloud.core.jobs import enqueue
+from cloud.ledger.posting import Paid, post_payment, post_unplaced
 from cloud.payments.checkout import apply_trade_status, payment_of
 from cloud.payments.errors import PaymentError
 from cloud.payments.followups import Followup, followups, reached
@@ -51,6 +52,7 @@ def place(conn: sa.Connection, outcome: Outcome, now: datetime | None = None) ->
         log.error("payment %s cannot be placed on order %s: %s", outcome.payment_id,
                   outcome.order_id, e)
         captured = Captured(outcome.order_id, "unplaced", refund_needed=True, reason=e.code)
+    _post(conn, outcome, captured, now or datetime.now(UTC))
     if captured.state == "paid" and not captured.duplicate and captured.tickets:
         _tickets_to_deliver(conn, outcome.order_id, now)
     if captured.refund_needed:
@@ -59,6 +61,19 @@ def place(conn: sa.Connection, outcome: Outcome, now: datetime | None = None) ->
         enqueue(conn, REFUND_JOB, {"payment_id": outcome.payment_id, "amount": outcome.amount,
                                    "reason": captured.reason}, now=now)
     return captured
+
+
+def _post(conn: sa.Connection, outcome: Outcome, captured: Captured, now: datetime) -> None:
+    """The payment into the ledger, in this same transaction: split among the partners when
+    its order kept it, owed back to the buyer when it did not (cloud/ledger/posting.py)."""
+    currency = conn.execute(sa.select(payments.c.currency)
+                            .where(payments.c.id == outcome.payment_id)).scalar_one()
+    paid = Paid(outcome.payment_id, outcome.order_id, outcome.provider, outcome.out_trade_no,
+                outcome.amount, currency)
+    if captured.refund_needed:
+        post_unplaced(conn, paid, captured.reason or "", now)
+    elif captured.state == "paid":
+        post_payment(conn, paid, now)
 
 
 def _tickets_to_deliver(conn: sa.Connection, order_id: int, now: datetime | None) -> None:

@@ -7,7 +7,8 @@ Forward means: ``created → pending → failed | closed → succeeded`` for a p
 provider says it took outranks a close the hub heard first: the order decides whether it is
 kept or refunded) and ``requested → processing → succeeded | failed`` for a refund. A refund
 that fails gives its amount back to what may still be refunded; a refund that ends tells the
-refund request it carries (cloud/sales/refunds.py ``refund_ended``), in the same transaction.
+refund request it carries (cloud/sales/refunds.py ``refund_ended``), and one that succeeded is
+posted to the ledger (cloud/ledger/posting.py), in the same transaction.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from cloud.ledger.posting import Paid, post_refund
 from cloud.payments.tables import payment_refunds, payments
 from cloud.sales.refunds import refund_ended
 
@@ -96,6 +98,9 @@ def move_refund(conn: sa.Connection, refund, state: str, reference: str | None,
         log.info("refund %s of payment %s: %s -> %s", r.id, p.id, refund.state, state)
         if state in ("succeeded", "failed"):  # the refund request it carries, if any, ends
             refund_ended(conn, refund.id, state == "succeeded", now)
+        if state == "succeeded":  # the money out, in the ledger, in this same transaction
+            post_refund(conn, Paid(p.id, p.order_id, p.provider, p.out_trade_no, p.amount,
+                                   p.currency), r.id, r.out_refund_no, r.amount, now)
     return Outcome(p.provider, "refund", p.id, p.order_id, p.out_trade_no, r.state, r.amount,
                    moved, provider_reference=r.provider_reference, refund_id=r.id,
                    out_refund_no=r.out_refund_no,

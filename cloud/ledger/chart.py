@@ -1,0 +1,77 @@
+"""The chart of accounts: the codes every area posts to, opened on first use.
+
+- ``clearing:<provider>`` (asset): money a provider holds for the hub — buyers' payments in,
+  refunds out; the booth's cash drawer is the ``offline`` provider's.
+- ``provider_fees:<provider>`` (liability): what the provider keeps of each payment.
+- ``platform:revenue`` (revenue): the platform's part of each payment.
+- ``refunds_payable`` (liability): money taken that no order could keep, until refunded.
+- ``undistributed`` (liability): a payment's rest when no organiser rule names who gets it.
+- ``partner:<id>:payable`` (liability, guarded): what the hub owes a partner; a payout never
+  takes it below zero. ``partner:<id>:receivable`` (asset): what a partner owes back (a refund
+  after its money was paid out), set against its next statement.
+- ``bank`` (asset): the platform's bank account, payouts out of it.
+- ``suspense`` (asset): reconciliation adjustments until finance clears them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from cloud.ledger.journal import open_account
+from cloud.ledger.tables import partners
+
+PLATFORM_REVENUE = "platform:revenue"
+REFUNDS_PAYABLE = "refunds_payable"
+UNDISTRIBUTED = "undistributed"
+BANK = "bank"
+SUSPENSE = "suspense"
+
+_FIXED = {PLATFORM_REVENUE: ("Platform revenue", "revenue"),
+          REFUNDS_PAYABLE: ("Buyers' refunds payable", "liability"),
+          UNDISTRIBUTED: ("Undistributed (no organiser rule)", "liability"),
+          BANK: ("Platform bank account", "asset"),
+          SUSPENSE: ("Reconciliation suspense", "asset")}
+
+
+def clearing(provider: str) -> str:
+    return f"clearing:{provider}"
+
+
+def provider_fees(provider: str) -> str:
+    return f"provider_fees:{provider}"
+
+
+def payable(partner_id: int) -> str:
+    return f"partner:{partner_id}:payable"
+
+
+def receivable(partner_id: int) -> str:
+    return f"partner:{partner_id}:receivable"
+
+
+def ensure(conn: sa.Connection, code: str, currency: str = "CNY",
+           now: datetime | None = None) -> str:
+    """Open the account ``code`` of the chart if it is not open yet; its code."""
+    if code in _FIXED:
+        name, kind = _FIXED[code]
+        open_account(conn, code, name, kind, currency=currency, now=now)
+    elif code.startswith("clearing:"):
+        open_account(conn, code, f"Clearing at {code[9:]}", "asset", currency=currency, now=now)
+    elif code.startswith("provider_fees:"):
+        open_account(conn, code, f"Fees kept by {code[14:]}", "liability", currency=currency,
+                     now=now)
+    elif code.startswith("partner:"):
+        partner_id = int(code.split(":")[1])
+        name = conn.execute(sa.select(partners.c.name)
+                            .where(partners.c.id == partner_id)).scalar() or code
+        if code.endswith(":payable"):
+            open_account(conn, code, f"{name}: payable", "liability", currency=currency,
+                         guarded=True, partner_id=partner_id, now=now)
+        else:
+            open_account(conn, code, f"{name}: receivable", "asset", currency=currency,
+                         partner_id=partner_id, now=now)
+    else:
+        raise ValueError(f"{code!r} is not in the chart of accounts")
+    return code

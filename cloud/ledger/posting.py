@@ -1,0 +1,196 @@
+"""Every payment and refund, posted: called by the payments area in the transaction that
+records the payment captured or the refund confirmed, keyed by it (a duplicate notification,
+a retried job, posts nothing twice).
+
+- A payment its order kept (:func:`post_payment`): the provider's clearing account is debited
+  with what the buyer paid, and each part of the split (cloud/ledger/split.py, by the rules in
+  force when it was paid: :func:`rules_for`) is credited to its account.
+- A payment no order could keep (:func:`post_unplaced`): clearing against buyers' refunds
+  payable, until it is refunded.
+- A refund (:func:`post_refund`): reverses the split of what it refunds, part by part, in
+  proportion (cumulatively, so a whole payment's refunds give back exactly its split); of a
+  payment no order kept, it pays off the refunds payable. A partner's payable that has been
+  paid out already gives back what it still holds, the rest becomes the partner's receivable.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from cloud.catalog.tables import sessions
+from cloud.core.audit import SYSTEM
+from cloud.ledger import chart
+from cloud.ledger.journal import Facts, Leg, Posted, legs_of, post
+from cloud.ledger.split import Rule, reversal, shares
+from cloud.ledger.tables import ledger_accounts, ledger_entries, ledger_postings, split_rules
+from cloud.sales.tables import order_lines, orders
+
+log = logging.getLogger(__name__)
+
+PAYMENT, UNPLACED, REFUND = "payment", "unplaced", "refund"
+
+
+@dataclass(frozen=True)
+class Paid:
+    """A payment as the ledger is told of it (whole minor units)."""
+
+    payment_id: int
+    order_id: int
+    provider: str
+    out_trade_no: str
+    amount: int
+    currency: str = "CNY"
+
+
+@dataclass(frozen=True)
+class Sale:
+    """What the split of an order's payment depends on."""
+
+    session_id: int | None
+    event_id: int | None
+    channel: str
+    tickets: int
+    products: frozenset[int]
+
+
+def channel_of(order) -> str:
+    """Where an order was sold: ``web`` (a buyer's account on the public site), ``presale``
+    (a lottery application) or ``box_office``."""
+    if order.kind == "presale":
+        return "presale"
+    return "web" if (order.buyer or "").startswith("buyer:") else "box_office"
+
+
+def sale_of(conn: sa.Connection, order_id: int) -> Sale:
+    order = conn.execute(sa.select(orders.c.session_id, orders.c.buyer, orders.c.kind)
+                         .where(orders.c.id == order_id)).one()
+    event_id = None
+    if order.session_id is not None:
+        event_id = conn.execute(sa.select(sessions.c.event_id)
+                                .where(sessions.c.id == order.session_id)).scalar()
+    lines = conn.execute(sa.select(order_lines.c.product_id)
+                         .where(order_lines.c.order_id == order_id)).scalars().all()
+    return Sale(order.session_id, event_id, channel_of(order), len(lines),
+                frozenset(p for p in lines if p is not None))
+
+
+def rules_for(conn: sa.Connection, sale: Sale, provider: str, at: datetime) -> list[Rule]:
+    """The rules in force at ``at`` for this sale: for each part, the most specific rule
+    (event, then product, then channel, then provider; the latest agreed on a tie)."""
+    t = split_rules
+    rows = conn.execute(sa.select(t).where(
+        t.c.effective_from <= at,
+        sa.or_(t.c.effective_until.is_(None), t.c.effective_until > at),
+        sa.or_(t.c.event_id.is_(None), t.c.event_id == sale.event_id),
+        sa.or_(t.c.product_id.is_(None), t.c.product_id.in_(sale.products or {0})),
+        sa.or_(t.c.channel.is_(None), t.c.channel == sale.channel),
+        sa.or_(t.c.provider.is_(None), t.c.provider == provider))).all()
+    best: dict[str, tuple] = {}
+    for r in rows:
+        rank = (8 * (r.event_id is not None) + 4 * (r.product_id is not None)
+                + 2 * (r.channel is not None) + (r.provider is not None),
+                r.effective_from, r.id)
+        if r.part not in best or rank > best[r.part][0]:
+            best[r.part] = (rank, r)
+    out = []
+    for part in sorted(best):
+        r = best[part][1]
+        account = (chart.PLATFORM_REVENUE if part == "platform"
+                   else chart.provider_fees(provider) if part == "provider_fee"
+                   else chart.payable(r.partner_id))
+        out.append(Rule(part, account, r.basis_points, r.fixed_per_ticket))
+    return out
+
+
+def _facts(paid: Paid, sale: Sale | None, **more) -> Facts:
+    return Facts(order_id=paid.order_id, payment_id=paid.payment_id, provider=paid.provider,
+                 reference=paid.out_trade_no, session_id=sale.session_id if sale else None,
+                 event_id=sale.event_id if sale else None,
+                 channel=sale.channel if sale else None, **more)
+
+
+def post_payment(conn: sa.Connection, paid: Paid, now: datetime,
+                 actor: str = SYSTEM) -> Posted:
+    """The entry of a payment its order kept: clearing debited, the split credited."""
+    sale = sale_of(conn, paid.order_id)
+    split = shares(paid.amount, sale.tickets, rules_for(conn, sale, paid.provider, now),
+                   chart.UNDISTRIBUTED)
+    legs = [Leg(chart.ensure(conn, chart.clearing(paid.provider), paid.currency, now),
+                paid.amount, "clearing")]
+    legs += [Leg(chart.ensure(conn, rule.account, paid.currency, now), -amount, rule.part)
+             for rule, amount in split if amount]
+    return post(conn, f"payment:{paid.payment_id}", PAYMENT, legs, facts=_facts(paid, sale),
+                actor=actor, now=now)
+
+
+def post_unplaced(conn: sa.Connection, paid: Paid, reason: str, now: datetime) -> Posted:
+    """The entry of a payment no order could keep: owed back to the buyer."""
+    legs = [Leg(chart.ensure(conn, chart.clearing(paid.provider), paid.currency, now),
+                paid.amount, "clearing"),
+            Leg(chart.ensure(conn, chart.REFUNDS_PAYABLE, paid.currency, now), -paid.amount,
+                "refunds_payable")]
+    return post(conn, f"payment:{paid.payment_id}", UNPLACED, legs,
+                facts=_facts(paid, None, memo=f"not kept: {reason}"[:200]), now=now)
+
+
+def _payment_entry(conn: sa.Connection, payment_id: int):
+    return conn.execute(sa.select(ledger_entries).where(
+        ledger_entries.c.key == f"payment:{payment_id}")).first()
+
+
+def _refunded_before(conn: sa.Connection, payment_id: int) -> int:
+    """What the payment's refunds posted so far took out of its clearing account."""
+    return -int(conn.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(ledger_postings.c.amount), 0))
+        .join(ledger_entries, ledger_entries.c.id == ledger_postings.c.entry_id)
+        .where(ledger_entries.c.payment_id == payment_id, ledger_entries.c.kind == REFUND,
+               ledger_postings.c.part == "clearing")).scalar())
+
+
+def _spill(conn: sa.Connection, leg: Leg, currency: str, now: datetime) -> list[Leg]:
+    """A debit to a partner's payable beyond what it holds: the rest to its receivable."""
+    row = conn.execute(sa.select(ledger_accounts.c.balance, ledger_accounts.c.held)
+                       .where(ledger_accounts.c.code == leg.account)
+                       .with_for_update()).one()
+    free = max(row.balance - row.held, 0)
+    if leg.amount <= free:
+        return [leg]
+    partner_id = int(leg.account.split(":")[1])
+    rest = Leg(chart.ensure(conn, chart.receivable(partner_id), currency, now),
+               leg.amount - free, leg.part)
+    return [Leg(leg.account, free, leg.part), rest] if free else [rest]
+
+
+def post_refund(conn: sa.Connection, paid: Paid, refund_id: int, out_refund_no: str,
+                amount: int, now: datetime) -> Posted:
+    """The entry of a refund that succeeded: the payment's split reversed in proportion, or
+    the refunds payable paid off for a payment no order kept."""
+    entry = _payment_entry(conn, paid.payment_id)
+    clearing = chart.ensure(conn, chart.clearing(paid.provider), paid.currency, now)
+    facts = Facts(order_id=paid.order_id, payment_id=paid.payment_id, refund_id=refund_id,
+                  provider=paid.provider, reference=out_refund_no,
+                  session_id=entry.session_id if entry else None,
+                  event_id=entry.event_id if entry else None,
+                  channel=entry.channel if entry else None)
+    if entry is None or entry.kind == UNPLACED:
+        if entry is None:
+            log.error("refund %s of payment %s that the ledger never saw: to suspense",
+                      refund_id, paid.payment_id)
+        owed = chart.ensure(conn, chart.REFUNDS_PAYABLE if entry else chart.SUSPENSE,
+                            paid.currency, now)
+        legs = [Leg(owed, amount, "refunds_payable"), Leg(clearing, -amount, "clearing")]
+    else:
+        parts = [leg for leg in legs_of(conn, entry.id) if leg.part != "clearing"]
+        back = reversal([-leg.amount for leg in parts],
+                        _refunded_before(conn, paid.payment_id), amount)
+        legs = [Leg(clearing, -amount, "clearing")]
+        for leg, taken in zip(parts, back, strict=True):
+            if taken:
+                debit = Leg(leg.account, taken, leg.part)
+                legs += (_spill(conn, debit, paid.currency, now)
+                         if leg.account.startswith("partner:") and taken > 0 else [debit])
+    return post(conn, f"refund:{refund_id}", REFUND, legs, facts=facts, now=now)
