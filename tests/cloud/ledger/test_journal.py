@@ -12,8 +12,17 @@ import sqlalchemy as sa
 from cloud.core.db import init_db, make_engine
 from cloud.ledger import chart
 from cloud.ledger.errors import LedgerError
-from cloud.ledger.journal import (Leg, available, balance, open_account, post, post_pending,
-                                  reverse, trial_balance, void)
+from cloud.ledger.journal import (
+    Leg,
+    available,
+    balance,
+    open_account,
+    post,
+    post_pending,
+    reverse,
+    trial_balance,
+    void,
+)
 from cloud.ledger.tables import ledger_entries, ledger_postings, partners
 
 NOW = datetime(2026, 7, 1, 9, 0, tzinfo=UTC)
