@@ -285,7 +285,6 @@ def worker_tasks():
 
 
 def cmd_worker(args) -> int:
-    import logging
     import signal
 
     from cloud.core.db import current_revision, make_engine
@@ -451,44 +450,6 @@ def cmd_rotate_data_key(args) -> int:
     return 0
 
 
-def cmd_payments_keys(args) -> int:
-    from cloud.payments.keys import make_merchant_keys
-
-    settings = make_merchant_keys(args.dir)
-    for name, value in settings.items():
-        print(f"WICKET_HUB_{name}={value}")
-    return 0
-
-
-def cmd_payments_sandbox(args) -> int:
-    from cloud.payments.sandbox_pages import serve
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    serve(args.hub_keys, args.publish, args.port, args.host, args.time_scale, args.public_url)
-    return 0
-
-
-def _payments_parsers(sub) -> None:
-    s = sub.add_parser("payments-keys", help="make merchant keys for the online payment "
-                       "providers (for a sandbox; production uses the providers' own)")
-    s.add_argument("--dir", required=True, help="folder for the keys; its public/ subfolder "
-                   "is what a provider (or the sandbox) may see")
-    s.set_defaults(func=cmd_payments_keys)
-    s = sub.add_parser("payments-sandbox", help="run the payment sandbox that plays WeChat Pay "
-                       "and Alipay (docs/payments.md)")
-    s.add_argument("--port", type=int, required=True)
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--hub-keys", required=True, help="the merchant's public/ key folder "
-                   "(wicket-hub payments-keys)")
-    s.add_argument("--publish", required=True, help="folder the sandbox writes its public "
-                   "keys, ids and address to (the hub's settings point at it)")
-    s.add_argument("--time-scale", type=float, default=0.001, help="how much faster than the "
-                   "providers' the retry schedule runs (default %(default)s: 15 s take 15 ms)")
-    s.add_argument("--public-url", help="the sandbox's address as the hub and buyers reach it "
-                   "(default http://HOST:PORT)")
-    s.set_defaults(func=cmd_payments_sandbox)
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wicket-hub", description="Wicket hub tools.")
     p.add_argument("--db", default=os.environ.get("WICKET_HUB_DB", DEFAULT_URL),
@@ -554,7 +515,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("create-admin", help="create an admin staff account")
     s.add_argument("--username", required=True)
     s.set_defaults(func=cmd_create_admin)
-    _payments_parsers(sub)
+    # payments-keys, payments-sandbox, reconcile (the ledger, issue 19)
+    from cloud.payments.commands import add_parsers as payments_parsers
+
+    payments_parsers(sub)
+    from cloud.ledger.commands import add_parsers as ledger_parsers
+
+    ledger_parsers(sub)  # the ledger (issue 19): wicket-hub settle
     # identity (issue 16 §2): wicket-hub idcheck-sandbox
     from cloud.buyers.commands import add_parsers as identity_parsers
 
