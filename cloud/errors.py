@@ -18,6 +18,7 @@ from cloud.fleet.api import SyncError
 from cloud.fleet.appliances import ApplianceError
 from cloud.fleet.keys import SigningKeyError
 from cloud.inventory.seats import InventoryError
+from cloud.ledger.errors import LedgerError  # the ledger (issue 19)
 from cloud.lottery.errors import LotteryError  # presale lottery (issue 18)
 from cloud.messaging.errors import MessagingError  # messaging (issue 16)
 from cloud.ops.alerts import AlertError
@@ -48,7 +49,8 @@ ERROR_CLASSES: tuple[type[HubError], ...] = (
     CheckoutError,  # storefront (issue 17 §1)
     QueueError,  # waiting room (issue 17 §2)
     ContentError,  # content (issue 17 §3)
-    LotteryError)  # presale lottery (issue 18)
+    LotteryError,  # presale lottery (issue 18)
+    LedgerError)  # the ledger (issue 19)
 
 
 def all_codes() -> dict[str, Code]:

@@ -12,7 +12,7 @@ class LedgerError(HubError):
     codes = {
         "unbalanced_entry": Code(422, "entry %(key)s does not balance: its postings sum to "
                                       "%(total)s"),
-        "bad_entry": Code(422, "entry %(key)s: %(detail)s"),
+        "malformed_entry": Code(422, "entry %(key)s: %(detail)s"),
         "unknown_account": Code(404, "no ledger account %(account)s"),
         "insufficient_funds": Code(409, "account %(account)s has %(available)s available: "
                                         "%(wanted)s cannot be taken from it"),
@@ -29,5 +29,5 @@ class LedgerError(HubError):
                                  "permission marks it paid"),
         "unknown_exception": Code(404, "no reconciliation exception %(exception_id)s"),
         "exception_resolved": Code(409, "exception %(exception_id)s is %(state)s already"),
-        "username_taken": Code(409, "the user name %(username)s is taken"),
+        "portal_username_taken": Code(409, "the user name %(username)s is taken"),
     }

@@ -114,19 +114,19 @@ def accounts(conn: sa.Connection, codes: Iterable[str]) -> dict[str, Account]:
 
 def _check(key: str, legs: Sequence[Leg], known: dict[str, Account]) -> str:
     if not key or len(key) > 120:
-        raise LedgerError("bad_entry", key=key[:120], detail="the key is 1 to 120 characters")
+        raise LedgerError("malformed_entry", key=key[:120], detail="the key is 1 to 120 characters")
     if len(legs) < 2:
-        raise LedgerError("bad_entry", key=key, detail="an entry has two postings or more")
+        raise LedgerError("malformed_entry", key=key, detail="an entry has two postings or more")
     for leg in legs:
         if isinstance(leg.amount, bool) or not isinstance(leg.amount, int) or leg.amount == 0:
-            raise LedgerError("bad_entry", key=key,
+            raise LedgerError("malformed_entry", key=key,
                               detail=f"{leg.account}: an amount is a whole non-zero number")
     total = sum(leg.amount for leg in legs)
     if total:
         raise LedgerError("unbalanced_entry", key=key, total=total)
     currencies = {known[leg.account].currency for leg in legs}
     if len(currencies) != 1:
-        raise LedgerError("bad_entry", key=key, detail="its accounts have different currencies")
+        raise LedgerError("malformed_entry", key=key, detail="its accounts have different currencies")
     return currencies.pop()
 
 

@@ -32,6 +32,11 @@ PERMISSIONS: dict[str, str] = {
                                 "(never one's own) and refunds of tickets that have admitted "
                                 "someone"),
     "finance.view": _l("See sales and payment figures and settlements"),
+    # the ledger (issue 19)
+    "finance.manage": _l("Manage partners, their portal users and split rules, run "
+                         "settlements and cancel statements, import providers' statements "
+                         "and resolve reconciliation exceptions"),
+    "finance.pay": _l("Mark a settlement statement paid (never one's own)"),
     "content.manage": _l("Edit what the public sales pages show about events"),
     "appliances.view": _l("See the appliances, their state and last report"),
     "appliances.manage": _l("Register, rename, command and revoke appliances; export signed "

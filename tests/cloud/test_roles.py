@@ -120,7 +120,9 @@ def test_the_seeded_matrix_names_only_permissions_in_code_and_admin_holds_them_a
     finally:
         engine.dispose()
     assert set().union(*held.values()) <= set(PERMISSIONS)
-    assert held["admin"] == set(PERMISSIONS)  # through its rows, not its name
+    # through its rows, not its name; all but paying out a settlement, which finance alone
+    # does (the ledger, issue 19: the one who prepares a statement is never its checker)
+    assert held["admin"] == set(PERMISSIONS) - {"finance.pay"}
     assert {r for r, f in flags.items() if f} == {"admin", "finance"}
     assert held["service"] >= {"tickets.search", "tickets.reveal", "orders.request_refund"}
     assert "tickets.reveal" not in held["sales"] and "tickets.refund" not in held["service"]

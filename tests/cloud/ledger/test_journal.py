@@ -65,8 +65,8 @@ def test_an_entry_posts_once_and_balances_follow(engine):
 
 @pytest.mark.parametrize("legs, code", [
     ([Leg(chart.BANK, 100, "x"), Leg(chart.PLATFORM_REVENUE, -99, "x")], "unbalanced_entry"),
-    ([Leg(chart.BANK, 100, "x")], "bad_entry"),
-    ([Leg(chart.BANK, 0, "x"), Leg(chart.PLATFORM_REVENUE, 0, "x")], "bad_entry"),
+    ([Leg(chart.BANK, 100, "x")], "malformed_entry"),
+    ([Leg(chart.BANK, 0, "x"), Leg(chart.PLATFORM_REVENUE, 0, "x")], "malformed_entry"),
     ([Leg(chart.BANK, 100, "x"), Leg("nowhere", -100, "x")], "unknown_account"),
 ])
 def test_an_entry_that_does_not_balance_is_refused_and_writes_nothing(engine, legs, code):
