@@ -450,6 +450,29 @@ def cmd_rotate_data_key(args) -> int:
     return 0
 
 
+def _area_parsers(sub) -> None:
+    """The commands each area keeps in its own commands module."""
+    # payments-keys, payments-sandbox, reconcile (the ledger, issue 19)
+    from cloud.payments.commands import add_parsers as payments_parsers
+
+    payments_parsers(sub)
+    from cloud.ledger.commands import add_parsers as ledger_parsers
+
+    ledger_parsers(sub)  # the ledger (issue 19): wicket-hub settle
+    # identity (issue 16 §2): wicket-hub idcheck-sandbox
+    from cloud.buyers.commands import add_parsers as identity_parsers
+
+    identity_parsers(sub)
+    # messaging (issue 16): wicket-hub messenger, wicket-hub sms-sandbox
+    from cloud.messaging.commands import add_parsers as messaging_parsers
+
+    messaging_parsers(sub)
+    # waiting room (issue 17 §2): wicket-hub waiting-room
+    from cloud.storefront.commands import add_parsers as waiting_room_parsers
+
+    waiting_room_parsers(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wicket-hub", description="Wicket hub tools.")
     p.add_argument("--db", default=os.environ.get("WICKET_HUB_DB", DEFAULT_URL),
@@ -515,25 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("create-admin", help="create an admin staff account")
     s.add_argument("--username", required=True)
     s.set_defaults(func=cmd_create_admin)
-    # payments-keys, payments-sandbox, reconcile (the ledger, issue 19)
-    from cloud.payments.commands import add_parsers as payments_parsers
-
-    payments_parsers(sub)
-    from cloud.ledger.commands import add_parsers as ledger_parsers
-
-    ledger_parsers(sub)  # the ledger (issue 19): wicket-hub settle
-    # identity (issue 16 §2): wicket-hub idcheck-sandbox
-    from cloud.buyers.commands import add_parsers as identity_parsers
-
-    identity_parsers(sub)
-    # messaging (issue 16): wicket-hub messenger, wicket-hub sms-sandbox
-    from cloud.messaging.commands import add_parsers as messaging_parsers
-
-    messaging_parsers(sub)
-    # waiting room (issue 17 §2): wicket-hub waiting-room
-    from cloud.storefront.commands import add_parsers as waiting_room_parsers
-
-    waiting_room_parsers(sub)
+    _area_parsers(sub)
     return p
 
 
