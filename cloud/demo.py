@@ -97,6 +97,7 @@ def load_demo(conn: sa.Connection, tickets: int = 5000, now: datetime | None = N
     for start in range(0, len(specs), 5000):
         issue_tickets(conn, specs[start:start + 5000], now)
     _content(conn, event, now)  # content (issue 17 §3)
+    _partners(conn, event, now)  # the ledger (issue 19): before any payment is posted
     presale_id = _presale(conn, event, sessions[2], now, rng)  # presale lottery (issue 18)
     return Demo(venue, sessions, len(seat_ids), len(specs), presale_id)
 
@@ -135,6 +136,28 @@ PRESALE_TIERS = (("PA", "Presale rows 1-20", 68_000, "a", 16, 24),
 # seat category, tickets in the draw, applications
 PRESALE_CLOSES = timedelta(minutes=1)
 PRESALE_ACTOR = "system:demo-presale"
+
+
+# the ledger (issue 19): the organiser takes what the others leave; the venue 8 %, the
+# platform 3 % and 2 yuan a ticket, each provider 0.6 % — settled daily (T+0) for the demo
+DEMO_PARTNERS = (("GOC", "The Games Organising Committee", "organiser"),
+                 ("OSC", "Olympic Sports Centre", "venue"))
+DEMO_RULES = (("organiser", "GOC", 0, 0, None), ("venue", "OSC", 800, 0, None),
+              ("platform", None, 300, 200, None), ("provider_fee", None, 60, 0, "wechat"),
+              ("provider_fee", None, 60, 0, "alipay"))
+LEDGER_ACTOR = "system:finance"
+
+
+def _partners(conn: sa.Connection, event: int, now: datetime) -> None:
+    from cloud.ledger.partners import add_rule, create_partner
+
+    made = {code: create_partner(conn, code, name, kind, 0, LEDGER_ACTOR, now)
+            for code, name, kind in DEMO_PARTNERS}
+    since = now - timedelta(days=30)
+    for part, partner, bp, fixed, provider in DEMO_RULES:
+        add_rule(conn, part=part, partner_id=made.get(partner), basis_points=bp,
+                 fixed_per_ticket=fixed, effective_from=since, actor=LEDGER_ACTOR, now=now,
+                 event_id=event if part == "organiser" else None, provider=provider)
 
 
 def _presale(conn: sa.Connection, event: int, session: int, now: datetime,

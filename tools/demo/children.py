@@ -24,6 +24,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def forged(code: str) -> str:
+    """A ticket code with one character changed: its signature no longer holds."""
+    i = len(code) // 2
+    return code[:i] + ("7" if code[i] != "7" else "8") + code[i + 1:]
+
+
 def password() -> str:
     return secrets.token_urlsafe(12)
 

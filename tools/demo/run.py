@@ -20,11 +20,12 @@ Everything lives in ``--dir`` (git-ignored ``demo/``), made afresh each run:
    turnstile board on a pty, a lane camera (MJPEG over loopback HTTP) playing a video of demo
    tickets — valid, repeated, forged, refunded — an ID-card reader on a pty, and a virtual RFID
    card where pcscd is available; their device rows written into the appliance's database;
-4. the appliance's three services as separate processes: ``wicket-edge web``, ``gates`` and
-   ``sync``;
+4. the appliance's three services as separate processes: ``wicket-edge web``, ``gates``, ``sync``;
 5. a refund on the hub, after the first sync, of a ticket the camera shows later: the gate
    refuses it once the next sync has brought the refund;
-6. buyers ordering seats of the evening session through the hub's API and paying on the
+6. the organiser's portal login, a settlement run and WeChat Pay's statement reconciled with one
+   amount planted wrong (``tools/demo/ledger.py``);
+7. buyers ordering seats of the evening session through the hub's API and paying on the
    sandbox's page (``tools/demo/shop.py``): the summary's ``orders_paid``.
 
 It prints the pages' addresses and logins (passwords made for this run, shown once and kept
@@ -48,8 +49,9 @@ import time
 from pathlib import Path
 
 from tools.demo.accounts import BuyerAccounts, verified_counts
-from tools.demo.children import ROOT, Child, DemoError, free_port, password
+from tools.demo.children import ROOT, Child, DemoError, forged, free_port, password
 from tools.demo.keystore import hub_token
+from tools.demo.ledger import LedgerDemo
 from tools.demo.ops import ops_setup
 from tools.demo.shop import BUY_EVERY_S, Shop, orders_paid
 
@@ -77,6 +79,7 @@ class Demo:
         self.devices_dir = self.dir / "devices"
         self.shop = Shop(self.dir / "payments", self.dir / "logs" / "buyers.log")
         self.accounts = BuyerAccounts(self.dir / "buyers", self.logs / "accounts.log")
+        self.ledger = LedgerDemo()
         self.children: dict[str, Child] = {}
         self.logins: dict[str, tuple[str, str]] = {}
         self.hub_port = free_port()
@@ -84,8 +87,7 @@ class Demo:
         self.hub_url = f"http://127.0.0.1:{self.hub_port}"
         self.web_url = f"http://127.0.0.1:{self.web_port}"
         self.refund: dict | None = None
-        self.wall_url = ""
-        self.pairing_code = ""
+        self.wall_url = self.pairing_code = ""
         self.presale_page = "/presales/"  # the demo's presale, as load-demo names it
         self.lanes: dict[str, int] = {}
         self.pcsc: dict | None = None
@@ -518,6 +520,7 @@ Wicket demo is running. Passwords are made for this run and shown only here.
   Payment sandbox: {self.shop.url}/ (WeChat Pay for the hub; a buyer orders
                    and pays there every {BUY_EVERY_S:.0f} s: logs/buyers.log)
 {self.accounts.banner(self.hub_url)}
+{self.ledger.banner(self.hub_url)}
   Hub signing key: {self.key_store}
   Logs: {self.logs}/
 """, flush=True)
@@ -532,6 +535,8 @@ Wicket demo is running. Passwords are made for this run and shown only here.
         self.start_services()
         self.started_at = time.monotonic()
         self.make_refund()
+        self.ledger.portal_user(self._hub_engine)
+        self.ledger.settle_and_reconcile(self._run, self._hub, self.shop.url)
         self.shop.start_buyers(self.hub_url)
         refund_made: float | None = time.monotonic()
         self.banner()
@@ -588,11 +593,6 @@ Wicket demo is running. Passwords are made for this run and shown only here.
                 code = child.stop()
                 codes[name] = None if died else code
         return codes
-
-
-def forged(code: str) -> str:
-    i = len(code) // 2
-    return code[:i] + ("7" if code[i] != "7" else "8") + code[i + 1:]
 
 
 def say(text: str) -> None:
