@@ -177,7 +177,7 @@ def test_the_demo_runs_the_whole_system_for_a_fixed_time(tmp_path):
     assert not any(p.number in logs + output or p.name in logs + output for p in people)
     # the run's passwords are in the banner only
     passwords = re.findall(r"login \S+ / (\S+)", output)
-    assert len(passwords) == 3 and len(set(passwords)) == 3
+    assert len(passwords) == 4 and len(set(passwords)) == 4  # hub, appliance twice, portal
     assert not any(pw in logs for pw in passwords)
     stored = b"".join(p.read_bytes() for p in out_dir.rglob("*") if p.is_file())
     assert not any(pw.encode() in stored for pw in passwords)
@@ -248,6 +248,10 @@ def check_banner(banner: str, run: dict) -> str:
     assert wall, banner
     opened = requests.get(wall.group(1), timeout=30)
     assert opened.status_code == 200 and opened.url == f"{hub}/wall", opened.url
+    # the ledger: the organiser's and the venue's statements, one reconciliation exception
+    assert len(re.findall(r"settlement: statement \d+ partner \d+: \d+ lines, net \d+\.\d\d "
+                          r"CNY, prepared", banner)) == 2, banner
+    assert len(re.findall(r"reconciliation: amount_differs payment \w+", banner)) == 1, banner
     # the public site, where a visitor buys: the session the demo sells is on it
     assert re.search(rf"Public site: +{re.escape(hub)}/shop/ ", banner), banner
     shop = requests.get(f"{hub}/shop/zh/", timeout=30)
