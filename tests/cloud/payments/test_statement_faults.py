@@ -127,3 +127,47 @@ def test_the_worker_imports_yesterdays_statements_once_when_they_are_ready(hub_s
         ("alipay", (ready.date() - timedelta(days=1)).isoformat()),
         ("wechat", (ready.date() - timedelta(days=1)).isoformat())]
     assert task.task(engine, (ready + timedelta(hours=1)).astimezone(UTC)) == 0  # once a day
+
+
+@pytest.mark.parametrize("fault", ["bill_wrong_hash", "bill_truncated"])
+def test_a_statement_that_does_not_hold_together_imports_nothing(hub_server, fresh, fault):
+    from cloud.payments.errors import PaymentError
+
+    _paid(hub_server, fresh, "wechat", amount=900)
+    fresh.control("POST", "/_sandbox/faults", json={"faults": [fault]})
+    with pytest.raises(PaymentError) as e:
+        _import(hub_server, "wechat")
+    assert e.value.code == "forged_response"
+    with hub_server.extensions["db"].connect() as conn:
+        assert (imports(conn), exceptions(conn)) == ([], [])
+
+
+class Refusing:
+    """WeChat's adapter while WeChat refuses to give its statement."""
+
+    name = "wechat"
+
+    def bill(self, day):
+        from cloud.payments.errors import PaymentError
+
+        raise PaymentError("provider_refused", provider="wechat", detail="500")
+
+
+def test_one_providers_refused_statement_stops_no_other_and_is_raised(hub_server, fresh):
+    from cloud.payments.errors import PaymentError
+
+    providers = hub_server.extensions["payment_providers"]
+    engine = hub_server.extensions["db"]
+    ready = (datetime.now(CHINA).replace(hour=11) + timedelta(days=1)).astimezone(UTC)
+    tasks = Tasks()
+    register_tasks(tasks, {**providers, "wechat": Refusing()})
+    with pytest.raises(PaymentError) as e:
+        tasks.periodic[0].task(engine, ready)
+    assert e.value.code == "provider_refused"
+    with engine.connect() as conn:
+        assert [r.provider for r in imports(conn)] == ["alipay"]
+    again = Tasks()   # the next turn asks WeChat again, and only WeChat
+    register_tasks(again, providers)
+    assert again.periodic[0].task(engine, ready) == 1
+    with engine.connect() as conn:
+        assert sorted(r.provider for r in imports(conn)) == ["alipay", "wechat"]
