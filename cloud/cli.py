@@ -276,6 +276,8 @@ def worker_tasks():
     buyers_tasks(tasks, os.environ)  # buyers (issue 16): verification, delivery, photos
     from cloud.lottery.refunding import register_tasks as lottery_tasks
     lottery_tasks(tasks, providers, notify)  # presale lottery (issue 18): losers' refunds
+    from cloud.payments.statement_import import register_tasks as statement_tasks
+    statement_tasks(tasks, providers)  # the ledger (issue 19): providers' daily statements
     # flags (issue 16 §4): expired entry flags' blocks deleted at the venues (an expired flag
     # stops counting on the hub at once; its block lifts at the next run), and live ones'
     # blocks sent to venues made since
