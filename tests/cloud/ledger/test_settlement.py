@@ -5,6 +5,8 @@ settled again later."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import sqlalchemy as sa
 
@@ -225,3 +227,30 @@ def test_a_suspended_partner_is_not_settled(engine, ids):
     run_id = run_settlement(engine, day(8), "maker", day(8))
     with engine.begin() as conn:
         assert set(_by_partner(conn, run_id)) == {"ORG"}
+
+
+def test_two_runs_at_once_settle_each_line_once_and_every_fen_owed(engine, ids):
+    with engine.begin() as conn:
+        for n in range(1, 21):
+            sell(conn, n, 1000 + 37 * n, day(n / 100))
+    start = threading.Barrier(2)
+    got: list[int] = []
+
+    def settle_now():
+        start.wait()
+        got.append(run_settlement(engine, day(8), "maker", day(8)))
+
+    workers = [threading.Thread(target=settle_now) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    with engine.begin() as conn:
+        assert len(got) == 2
+        written = [s for run_id in got for s in statements(conn, run_id=run_id)]
+        assert sorted(s.partner_code for s in written) == ["ORG", "VEN"]
+        assert all(s.lines == 20 for s in written)
+        items = _items(conn)
+        assert len(items) == len(set(items)) == 40
+        assert sum(s.net for s in written) == sum(
+            balance(conn, chart.payable(pid)) for pid in ids.values())
