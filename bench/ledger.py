@@ -9,7 +9,7 @@
   split between the organisers and the platform, with 2 % of them refunded in full later: the
   entries and postings are loaded by SQL first (not timed), the run is timed.
 
-    .venv/bin/python bench/ledger.py [postgresql://…] [--writers 8] [--seconds 10]
+    .venv/bin/python bench/ledger.py [postgresql://…] [--writers CPUs] [--seconds 10]
         [--sales 1000000] [--partners 100]
 
 Without a URL it makes a scratch database on $WICKET_TEST_PG (bench/benchkit.py). Prints
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import random
 import sys
 import time
@@ -62,14 +63,16 @@ def set_up(url: str, partners: int) -> list[int]:
 # entries per second
 
 def _writer(url: str, worker: int, partner_ids: list[int], start_at: float,
-            seconds: float) -> int:
-    """Post entries from ``start_at`` for ``seconds``; how many committed in that time."""
+            seconds: float) -> tuple[int, float]:
+    """Post entries from ``start_at`` for ``seconds``: how many committed in that time, and
+    the writer's own CPU seconds meanwhile."""
     engine = make_engine(url)
     rng = random.Random(worker)
     posted = 0
     while time.time() < start_at:
         time.sleep(0.001)
     deadline = start_at + seconds
+    cpu = time.process_time()
     while time.time() < deadline:
         amount = rng.randint(1, 500) * 100
         fee = amount * FEE_BP // 10_000
@@ -81,17 +84,22 @@ def _writer(url: str, worker: int, partner_ids: list[int], start_at: float,
                  now=datetime.now(UTC))
         if time.time() <= deadline:
             posted += 1
+    cpu = time.process_time() - cpu
     engine.dispose()
-    return posted
+    return posted, cpu
 
 
 def entries_per_s(url: str, partner_ids: list[int], writers: int, seconds: float) -> float:
     start_at = time.time() + 2.0  # every writer connected and waiting
     with multiprocessing.get_context("spawn").Pool(writers) as pool:
-        counts = pool.starmap(_writer, [(url, w, partner_ids, start_at, seconds)
-                                        for w in range(writers)])
-    note(f"{writers} writers posted {sum(counts)} entries in {seconds:.0f}s ({counts})")
-    return sum(counts) / seconds
+        done = pool.starmap(_writer, [(url, w, partner_ids, start_at, seconds)
+                                      for w in range(writers)])
+    posted = sum(n for n, _ in done)
+    cpu = sum(c for _, c in done)
+    note(f"{writers} writers posted {posted} entries in {seconds:.0f}s "
+         f"({[n for n, _ in done]}); the writers' own CPU: "
+         f"{1000 * cpu / max(posted, 1):.2f} ms per entry on {os.cpu_count()} CPUs")
+    return posted / seconds
 
 
 # a million sales, settled
@@ -204,7 +212,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("url", nargs="?", help="an empty PostgreSQL database (default: a scratch "
                                           "one on $WICKET_TEST_PG)")
-    p.add_argument("--writers", type=int, default=8)
+    p.add_argument("--writers", type=int, default=max(2, os.cpu_count() or 1))
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--sales", type=int, default=1_000_000)
     p.add_argument("--partners", type=int, default=100)
