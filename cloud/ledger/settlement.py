@@ -6,7 +6,8 @@ its entry was posted before ``as_of - settle_days`` (the partner's T+N), and a r
 posting also when the payment it refunds was: the money given back waits with the sale it
 belongs to, so a refund made inside the window is set against that sale's statement and
 never asks for more than the payable holds. Payouts themselves are no line of any
-statement.
+statement. A statement's net is never below zero: refunds of sales paid out already, more
+than the partner's due sales, wait (unsettled) for the later sales they were taken from.
 
 A statement's net (its sales less its refunds) is scheduled as a pending payout entry
 ``payout:<statement id>`` (the payable debited, the bank credited), which holds the money on
@@ -224,7 +225,10 @@ def settle_partner(conn: sa.Connection, run_id: int, partner_id: int,
         ["posting_id", "statement_id"], due).on_conflict_do_nothing())
     # counted, not taken from the rowcount: psycopg reports -1 for an INSERT … SELECT
     totals = _totals(conn, statement_id, payable.id)
-    if not totals["lines"]:
+    if not totals["lines"] or totals["net"] < 0:
+        # nothing due, or refunds that wait for the later sales they are set against
+        conn.execute(sa.delete(settlement_items)
+                     .where(settlement_items.c.statement_id == statement_id))
         conn.execute(sa.delete(s).where(s.c.id == statement_id))
         return None
     payout = None
