@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from cloud.core.audit import SYSTEM
+from cloud.core.db import UtcDateTime
 from cloud.ledger.errors import LedgerError
 from cloud.ledger.tables import DEBIT_NORMAL, ledger_accounts, ledger_entries, ledger_postings
 
@@ -112,24 +113,6 @@ def accounts(conn: sa.Connection, codes: Iterable[str]) -> dict[str, Account]:
     return found
 
 
-def _check(key: str, legs: Sequence[Leg], known: dict[str, Account]) -> str:
-    if not key or len(key) > 120:
-        raise LedgerError("malformed_entry", key=key[:120], detail="the key is 1 to 120 characters")
-    if len(legs) < 2:
-        raise LedgerError("malformed_entry", key=key, detail="an entry has two postings or more")
-    for leg in legs:
-        if isinstance(leg.amount, bool) or not isinstance(leg.amount, int) or leg.amount == 0:
-            raise LedgerError("malformed_entry", key=key,
-                              detail=f"{leg.account}: an amount is a whole non-zero number")
-    total = sum(leg.amount for leg in legs)
-    if total:
-        raise LedgerError("unbalanced_entry", key=key, total=total)
-    currencies = {known[leg.account].currency for leg in legs}
-    if len(currencies) != 1:
-        raise LedgerError("malformed_entry", key=key, detail="its accounts have different currencies")
-    return currencies.pop()
-
-
 def _guard(conn: sa.Connection, account: Account, balance_delta: int, held_delta: int) -> None:
     """Move a guarded account's balance and held amounts, refused (nothing moved) when what
     is left available would fall below zero."""
@@ -156,6 +139,92 @@ def _by_account(legs: Sequence[Leg], known: dict[str, Account]) -> list[tuple[Ac
                   key=lambda pair: pair[0].id)
 
 
+# PostgreSQL writes an entry in one statement: its accounts read, the entry inserted (unless
+# its key is known: a replay) and its postings inserted, so a posting costs one round trip
+# besides the guarded accounts' conditional UPDATEs. The entry is written only when every
+# account exists and all share one currency; what is missing is said after, from the rows.
+_PG_POST = sa.text("""
+WITH acc AS (
+  SELECT id, code, kind, currency, guarded FROM ledger_accounts
+  WHERE code = ANY(CAST(:codes AS varchar[]))
+), e AS (
+  INSERT INTO ledger_entries (key, kind, state, currency, amount, memo, order_id, payment_id,
+    refund_id, provider, reference, session_id, event_id, channel, reverses, actor,
+    created_at, posted_at)
+  SELECT :key, :kind, :state, min(currency), :amount, :memo, :order_id, :payment_id,
+    :refund_id, :provider, :reference, :session_id, :event_id, :channel, :reverses, :actor,
+    :created_at, :posted_at FROM acc
+  HAVING count(*) = :accounts AND count(DISTINCT currency) = 1
+  ON CONFLICT (key) DO NOTHING RETURNING id
+), p AS (
+  INSERT INTO ledger_postings (entry_id, account_id, amount, part)
+  SELECT e.id, acc.id, v.amount, v.part
+  FROM e CROSS JOIN unnest(CAST(:leg_codes AS varchar[]), CAST(:amounts AS bigint[]),
+                           CAST(:parts AS varchar[])) WITH ORDINALITY AS v(code, amount, part, n)
+  JOIN acc ON acc.code = v.code ORDER BY v.n
+  RETURNING 1
+)
+SELECT (SELECT id FROM e) AS entry_id, (SELECT count(*) FROM p) AS postings, acc.* FROM acc
+""").columns(created_at=UtcDateTime(), posted_at=UtcDateTime())
+
+
+def _checked(key: str, legs: Sequence[Leg]) -> None:
+    """What an entry must be before any account is read."""
+    if not key or len(key) > 120:
+        raise LedgerError("malformed_entry", key=key[:120],
+                          detail="the key is 1 to 120 characters")
+    if len(legs) < 2:
+        raise LedgerError("malformed_entry", key=key, detail="an entry has two postings or more")
+    for leg in legs:
+        if isinstance(leg.amount, bool) or not isinstance(leg.amount, int) or leg.amount == 0:
+            raise LedgerError("malformed_entry", key=key,
+                              detail=f"{leg.account}: an amount is a whole non-zero number")
+    total = sum(leg.amount for leg in legs)
+    if total:
+        raise LedgerError("unbalanced_entry", key=key, total=total)
+
+
+def _values(key: str, kind: str, legs: Sequence[Leg], facts: Facts, pending: bool, actor: str,
+            now: datetime, reverses: int | None) -> dict:
+    return dict(
+        key=key, kind=kind, state="pending" if pending else "posted",
+        amount=sum(leg.amount for leg in legs if leg.amount > 0), memo=facts.memo[:200],
+        order_id=facts.order_id, payment_id=facts.payment_id, refund_id=facts.refund_id,
+        provider=facts.provider, reference=facts.reference, session_id=facts.session_id,
+        event_id=facts.event_id, channel=facts.channel, actor=actor, created_at=now,
+        reverses=reverses, posted_at=None if pending else now)
+
+
+def _insert_pg(conn: sa.Connection, values: dict,
+               legs: Sequence[Leg]) -> tuple[int | None, dict[str, Account]]:
+    codes = sorted({leg.account for leg in legs})
+    rows = conn.execute(_PG_POST, {
+        **values, "codes": codes, "accounts": len(codes),
+        "leg_codes": [leg.account for leg in legs], "amounts": [leg.amount for leg in legs],
+        "parts": [leg.part for leg in legs]}).all()
+    known = {r.code: Account(r.id, r.code, r.kind, r.currency, r.guarded) for r in rows}
+    for code in codes:
+        if code not in known:
+            raise LedgerError("unknown_account", account=code)
+    return (rows[0].entry_id if rows else None), known
+
+
+def _insert_any(conn: sa.Connection, values: dict,
+                legs: Sequence[Leg]) -> tuple[int | None, dict[str, Account]]:
+    known = accounts(conn, {leg.account for leg in legs})
+    currencies = {a.currency for a in known.values()}
+    if len(currencies) != 1:
+        return None, known  # said by the caller
+    entry_id = conn.execute(_insert(conn, ledger_entries).values(
+        **values, currency=currencies.pop()).on_conflict_do_nothing(index_elements=["key"])
+        .returning(ledger_entries.c.id)).scalar()
+    if entry_id is not None:
+        conn.execute(sa.insert(ledger_postings).values([
+            {"entry_id": entry_id, "account_id": known[leg.account].id, "amount": leg.amount,
+             "part": leg.part} for leg in legs]))
+    return entry_id, known
+
+
 def post(conn: sa.Connection, key: str, kind: str, legs: Sequence[Leg], *,
          facts: Facts = Facts(), pending: bool = False, actor: str = SYSTEM,
          now: datetime | None = None, reverses: int | None = None) -> Posted:
@@ -164,17 +233,13 @@ def post(conn: sa.Connection, key: str, kind: str, legs: Sequence[Leg], *,
     refuses it (``insufficient_funds``: the caller's transaction is rolled back by the
     raise). ``pending``: the entry holds its outflows until :func:`post_pending` or
     :func:`void`."""
-    known = accounts(conn, {leg.account for leg in legs})
-    currency = _check(key, legs, known)
-    now = _now(now)
-    entry_id = conn.execute(_insert(conn, ledger_entries).values(
-        key=key, kind=kind, state="pending" if pending else "posted", currency=currency,
-        amount=sum(leg.amount for leg in legs if leg.amount > 0), memo=facts.memo[:200],
-        order_id=facts.order_id, payment_id=facts.payment_id, refund_id=facts.refund_id,
-        provider=facts.provider, reference=facts.reference, session_id=facts.session_id,
-        event_id=facts.event_id, channel=facts.channel, actor=actor, created_at=now,
-        reverses=reverses, posted_at=None if pending else now).on_conflict_do_nothing(index_elements=["key"])
-        .returning(ledger_entries.c.id)).scalar()
+    _checked(key, legs)
+    values = _values(key, kind, legs, facts, pending, actor, _now(now), reverses)
+    insert = _insert_pg if conn.dialect.name == "postgresql" else _insert_any
+    entry_id, known = insert(conn, values, legs)
+    if len({a.currency for a in known.values()}) != 1:
+        raise LedgerError("malformed_entry", key=key,
+                          detail="its accounts have different currencies")
     if entry_id is None:
         return Posted(entry_of(conn, key).id, replayed=True)
     for account, delta in _by_account(legs, known):
@@ -183,9 +248,6 @@ def post(conn: sa.Connection, key: str, kind: str, legs: Sequence[Leg], *,
                 _guard(conn, account, 0, -delta)
         else:
             _guard(conn, account, delta, 0)
-    conn.execute(sa.insert(ledger_postings), [
-        {"entry_id": entry_id, "account_id": known[leg.account].id, "amount": leg.amount,
-         "part": leg.part} for leg in legs])
     return Posted(entry_id, replayed=False, legs=tuple(legs))
 
 
