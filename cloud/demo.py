@@ -153,10 +153,10 @@ def _partners(conn: sa.Connection, event: int, now: datetime) -> None:
 
     made = {code: create_partner(conn, code, name, kind, 0, LEDGER_ACTOR, now)
             for code, name, kind in DEMO_PARTNERS}
-    since = now - timedelta(days=30)
+    since = now - timedelta(days=30)  # agreed before the demo's past sales (the presale's)
     for part, partner, bp, fixed, provider in DEMO_RULES:
         add_rule(conn, part=part, partner_id=made.get(partner), basis_points=bp,
-                 fixed_per_ticket=fixed, effective_from=since, actor=LEDGER_ACTOR, now=now,
+                 fixed_per_ticket=fixed, effective_from=since, actor=LEDGER_ACTOR, now=since,
                  event_id=event if part == "organiser" else None, provider=provider)
 
 

@@ -68,12 +68,11 @@ def _set_up_hub(url: str) -> dict:
         set_policy(conn, session, None, "none", 0, "test")
         organiser = create_partner(conn, "ORG", "Games Organiser", "organiser", 0, "test", now)
         hall = create_partner(conn, "OSC", "Olympic Sports Centre", "venue", 0, "test", now)
-        since = now - timedelta(days=1)
         for part, partner, bp, fixed, provider in (
                 ("organiser", organiser, 0, 0, None), ("venue", hall, 1000, 100, None),
                 ("platform", None, 500, 0, None), ("provider_fee", None, 60, 0, "wechat")):
             add_rule(conn, part=part, partner_id=partner, basis_points=bp,
-                     fixed_per_ticket=fixed, effective_from=since, actor="test", now=now,
+                     fixed_per_ticket=fixed, effective_from=now, actor="test", now=now,
                      event_id=event if part == "organiser" else None, provider=provider)
         staff = {}
         for name, role in (("clerk", "sales"), ("service", "service"),
