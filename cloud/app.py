@@ -107,6 +107,13 @@ def _lottery(app: Flask) -> list:
     return [presale_pages.bp]
 
 
+def _ledger(app: Flask) -> list:
+    """the ledger (issue 19): the finance pages are returned for the page shell."""
+    from cloud.ledger import pages as finance_pages
+
+    return [finance_pages.bp]
+
+
 def _storefront(app: Flask) -> None:
     """storefront (issue 17 §1): the buyer's site under /shop/, outside the staff page shell
     (its own buyer session and CSRF token); the account pages add their routes to its
@@ -211,7 +218,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                      *_messaging(app),  # messaging (issue 16)
                      flag_pages.bp,  # flags (issue 16 §4)
                      content_pages.bp,  # content (issue 17 §3)
-                     *_lottery(app)])  # presale lottery (issue 18)
+                     *_lottery(app),  # presale lottery (issue 18)
+                     *_ledger(app)])  # the ledger (issue 19)
     payments_api.init_payments(app)
     _storefront(app)  # storefront (issue 17 §1)
     _audiences(app)  # uploads (issue 16)

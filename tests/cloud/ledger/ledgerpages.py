@@ -1,0 +1,66 @@
+"""Helpers for the finance pages' and the partner portal's tests: a page-test hub with a
+finance account (no second step, as the test's roles say), two partners and a few entries
+posted to the journal."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from unittest import mock
+
+import sqlalchemy as sa
+
+from cloud.ledger import chart
+from cloud.ledger.journal import Facts, Leg, post
+from cloud.ledger.tables import partners
+from cloud.staff import staff as staff_module
+from cloud.staff.staff import create_staff
+from tests.cloud.pagekit import PASSWORD, _hashed, build_hub
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def sale(partner_id: int, amount: int, fee: int) -> list[Leg]:
+    return [Leg(chart.clearing("wechat"), amount, "clearing"),
+            Leg(chart.payable(partner_id), -(amount - fee), "organiser"),
+            Leg(chart.PLATFORM_REVENUE, -fee, "platform")]
+
+
+def add_partner(conn, code: str, name: str) -> int:
+    partner_id = conn.execute(sa.insert(partners).values(
+        code=code, name=name, kind="organiser", settle_days=0, created_by="test",
+        created_at=NOW - timedelta(days=3)).returning(partners.c.id)).scalar_one()
+    chart.ensure(conn, chart.payable(partner_id), now=NOW - timedelta(days=3))
+    return partner_id
+
+
+def build_ledger_hub(url: str):
+    """The page hub, with ``finance-user`` (role finance) and two partners, ORG and RIVAL,
+    each paid for one sale (entries ``payment:1`` and ``payment:2``)."""
+    hub = build_hub(url)
+    hub.app.config["TOTP_REQUIRED_ROLES"] = ()  # the test signs in with passwords only
+    with hub.engine.begin() as conn:
+        with mock.patch.object(staff_module, "hash_password", _hashed):
+            hub.staff["finance"] = create_staff(conn, "finance-user", PASSWORD, "finance",
+                                                actor="test")
+            hub.staff["finance2"] = create_staff(conn, "finance2-user", PASSWORD, "finance",
+                                                 actor="test")
+        for code in (chart.clearing("wechat"), chart.PLATFORM_REVENUE, chart.BANK):
+            chart.ensure(conn, code, now=NOW - timedelta(days=3))
+        hub.org = add_partner(conn, "ORG", "Orchard Live")
+        hub.rival = add_partner(conn, "RIVAL", "Rival Promotions")
+        post(conn, "payment:1", "payment", sale(hub.org, 10_000, 500),
+             facts=Facts(provider="wechat", reference="W-ORG-0001", channel="web"),
+             now=NOW - timedelta(days=2))
+        post(conn, "payment:2", "payment", sale(hub.rival, 7_000, 300),
+             facts=Facts(provider="wechat", reference="W-RIVAL-0002", channel="box_office"),
+             now=NOW - timedelta(days=2))
+    return hub
+
+
+def ledger_sample(conn, now: datetime) -> None:
+    """One partner paid for one sale: account 1 and entry 1 exist (the query fuzz's)."""
+    for code in (chart.clearing("wechat"), chart.PLATFORM_REVENUE, chart.BANK):
+        chart.ensure(conn, code, now=now)
+    partner_id = add_partner(conn, "FUZZ", "Fuzz Partner")
+    post(conn, "payment:fuzz", "payment", sale(partner_id, 1_000, 50),
+         facts=Facts(provider="wechat", reference="W-FUZZ"), now=now)
