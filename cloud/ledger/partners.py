@@ -135,7 +135,7 @@ def edit_partner(conn: sa.Connection, partner_id: int, *, actor: str, now: datet
 def add_portal_user(conn: sa.Connection, partner_id: int, username: str, display_name: str,
                     password: str, actor: str, now: datetime) -> int:
     """A portal user of the partner; its id. The password passes the staff's policy (its
-    refusal is the staff's code: password_too_short…); ``username_taken`` on a duplicate."""
+    refusal is the staff's code: password_too_short…); ``portal_username_taken`` on a duplicate."""
     partner(conn, partner_id)
     if not isinstance(username, str) or not _USERNAME.fullmatch(username):
         raise _bad("username")
@@ -145,7 +145,7 @@ def add_portal_user(conn: sa.Connection, partner_id: int, username: str, display
     check_policy(password, username)
     if conn.execute(sa.select(partner_users.c.id)
                     .where(partner_users.c.username == username)).first():
-        raise LedgerError("username_taken", username=username)
+        raise LedgerError("portal_username_taken", username=username)
     user_id = conn.execute(sa.insert(partner_users).values(
         partner_id=partner_id, username=username, display_name=display_name,
         password_hash=hash_password(password), state="active", created_by=actor,

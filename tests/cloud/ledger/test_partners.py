@@ -127,7 +127,7 @@ def test_a_portal_user_needs_a_free_name_and_a_strong_password(engine):
         add_portal_user(conn, pid, "clerk", "Clerk", PASSWORD, "fin", NOW)
         with pytest.raises(LedgerError) as taken:
             add_portal_user(conn, pid, "clerk", "Clerk 2", PASSWORD, "fin", NOW)
-        assert taken.value.code == "username_taken"
+        assert taken.value.code == "portal_username_taken"
         with pytest.raises(HubError) as weak:
             add_portal_user(conn, pid, "clerk2", "Clerk 2", "abc", "fin", NOW)
         assert weak.value.code == "password_too_short"
