@@ -108,9 +108,13 @@ def _lottery(app: Flask) -> list:
 
 
 def _ledger(app: Flask) -> list:
-    """the ledger (issue 19): the finance pages are returned for the page shell."""
+    """the ledger (issue 19): the partner portal under /partner/, outside the staff page
+    shell (its own sign-in, session cookie and CSRF token); the finance pages are returned for
+    the page shell."""
     from cloud.ledger import pages as finance_pages
+    from cloud.ledger import portal_pages
 
+    app.register_blueprint(portal_pages.bp)
     return [finance_pages.bp]
 
 

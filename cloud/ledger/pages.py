@@ -11,13 +11,20 @@ page's language. Amounts are shown in yuan with their currency; times in China t
 
 from __future__ import annotations
 
-from flask import abort, render_template
+import re
+from datetime import datetime
+
+from flask import abort, render_template, request
 from flask_babel import gettext as _
 
+from cloud.core.errors import HubError
 from cloud.ledger import journal, reads
 from cloud.ledger.tables import ENTRY_STATES
 from cloud.web.query import query_choice, query_int, query_text
-from cloud.web.web import engine, page_blueprint, permission
+from cloud.web.web import engine, page_blueprint, parse_local, permission
+from cloud.web.words import rule_error
+from sync.timeutil import utcnow
+from sync.websafe import whole_number
 
 bp = page_blueprint("finance", url_prefix="/finance")
 VIEW = "finance.view"
@@ -90,6 +97,111 @@ def account_name(row) -> str:
 
 
 bp.add_app_template_global(account_name, "ledger_account_name")
+
+
+# -- the forms' fields ---------------------------------------------------------------------------
+
+MAX_ID = 2**31 - 1
+_YUAN = re.compile(r"[0-9]{1,10}(\.[0-9]{1,2})?")
+_PERCENT = re.compile(r"[0-9]{1,3}(\.[0-9]{1,2})?")
+
+
+class BadForm(ValueError):
+    """A form field the page cannot read; its words name the field."""
+
+
+def field_words(field: str) -> str:
+    """A form field's label, for a refusal that names it (a rule's ``field``)."""
+    return {"code": _("Code"), "name": _("Name"), "kind": _("Kind"),
+            "settle_days": _("Settlement cycle (days)"), "state": _("State"),
+            "username": _("User name"), "display_name": _("Display name"),
+            "password": _("Password"), "part": _("Part"), "partner_id": _("Partner"),
+            "basis_points": _("Percentage"), "fixed_per_ticket": _("Fixed amount per ticket"),
+            "effective_from": _("In force from"), "effective_until": _("In force until"),
+            "event_id": _("Event"), "product_id": _("Product"), "channel": _("Channel"),
+            "provider": _("Payment provider"), "as_of": _("Settle up to"),
+            "run_id": _("Run"), "reference": _("Bank reference"), "note": _("Note"),
+            "action": _("Action"), "day": _("Day"), "since": _("From"),
+            "until": _("Until")}.get(field, field)
+
+
+def bad(field: str, words: str) -> BadForm:
+    return BadForm(_("%(field)s: %(problem)s", field=field_words(field), problem=words))
+
+
+def refusal(e: Exception) -> str:
+    """A refusal in the page's words, the field it names by its label."""
+    if isinstance(e, HubError) and "field" in e.params:
+        return rule_error(e, field=field_words(str(e.params["field"])))
+    return rule_error(e)
+
+
+def text_field(name: str, limit: int, *, optional: bool = False) -> str | None:
+    value = request.form.get(name, "").strip()
+    if not value:
+        if optional:
+            return None
+        raise bad(name, _("give a value."))
+    if len(value) > limit or not value.isprintable():
+        raise bad(name, _("at most %(n)s characters, printable ones.", n=limit))
+    return value
+
+
+def number_field(name: str, lo: int, hi: int, *, optional: bool = False) -> int | None:
+    raw = request.form.get(name, "").strip()
+    if not raw and optional:
+        return None
+    value = whole_number(raw, lo, hi)
+    if value is None:
+        raise bad(name, _("give a whole number from %(lo)s to %(hi)s.", lo=lo, hi=hi))
+    return value
+
+
+def choice_field(name: str, choices: tuple[str, ...], *, optional: bool = False) -> str | None:
+    value = request.form.get(name, "").strip()
+    if not value and optional:
+        return None
+    if value not in choices:
+        raise bad(name, _("choose from the list."))
+    return value
+
+
+def yuan_field(name: str) -> int:
+    """An amount typed in yuan (``12.50``), as fen; empty is zero."""
+    raw = request.form.get(name, "").strip() or "0"
+    if not _YUAN.fullmatch(raw):
+        raise bad(name, _("give an amount in yuan, such as 12.50."))
+    whole, _sep, cents = raw.partition(".")
+    return int(whole) * 100 + int((cents + "00")[:2])
+
+
+def percent_field(name: str) -> int:
+    """A percentage typed with up to two decimals (``5.5``), as basis points; empty is
+    zero."""
+    raw = request.form.get(name, "").strip() or "0"
+    if not _PERCENT.fullmatch(raw):
+        raise bad(name, _("give a percentage from 0 to 100, such as 5.5."))
+    whole, _sep, cents = raw.partition(".")
+    value = int(whole) * 100 + int((cents + "00")[:2])
+    if value > 10_000:
+        raise bad(name, _("give a percentage from 0 to 100, such as 5.5."))
+    return value
+
+
+def time_field(name: str, *, default_now: bool = False) -> datetime:
+    """A China-time moment from a ``datetime-local`` field (empty: now, when allowed)."""
+    raw = request.form.get(name, "").strip()
+    if not raw and default_now:
+        return utcnow()
+    try:
+        if len(raw) > 32:
+            raise ValueError(raw)
+        return parse_local(raw, ZONE)
+    except ValueError:
+        raise bad(name, _("give a date and time.")) from None
+
+
+# -- the journal ----------------------------------------------------------------------------------
 
 
 @bp.get("/")
