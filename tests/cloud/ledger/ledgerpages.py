@@ -7,11 +7,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from unittest import mock
 
-import sqlalchemy as sa
-
 from cloud.ledger import chart
 from cloud.ledger.journal import Facts, Leg, post
-from cloud.ledger.tables import partners
+from cloud.ledger.partners import add_portal_user, create_partner
+from cloud.ledger.settlement import run_settlement, settle_partner, start_run
 from cloud.staff import staff as staff_module
 from cloud.staff.staff import create_staff
 from tests.cloud.pagekit import PASSWORD, _hashed, build_hub
@@ -26,16 +25,14 @@ def sale(partner_id: int, amount: int, fee: int) -> list[Leg]:
 
 
 def add_partner(conn, code: str, name: str) -> int:
-    partner_id = conn.execute(sa.insert(partners).values(
-        code=code, name=name, kind="organiser", settle_days=0, created_by="test",
-        created_at=NOW - timedelta(days=3)).returning(partners.c.id)).scalar_one()
-    chart.ensure(conn, chart.payable(partner_id), now=NOW - timedelta(days=3))
-    return partner_id
+    return create_partner(conn, code, name, "organiser", 0, "test", NOW - timedelta(days=3))
 
 
-def build_ledger_hub(url: str):
-    """The page hub, with ``finance-user`` (role finance) and two partners, ORG and RIVAL,
-    each paid for one sale (entries ``payment:1`` and ``payment:2``)."""
+def build_ledger_hub(url: str, settled: bool = False):
+    """The page hub, with ``finance-user`` and ``finance2-user`` (role finance) and two
+    partners, ORG and RIVAL, each paid for one sale (entries ``payment:1`` and
+    ``payment:2``), each with a portal user (``org-user``, ``rival-user``); with
+    ``settled``, a settlement run by finance-user has made a statement for each."""
     hub = build_hub(url)
     hub.app.config["TOTP_REQUIRED_ROLES"] = ()  # the test signs in with passwords only
     with hub.engine.begin() as conn:
@@ -54,13 +51,23 @@ def build_ledger_hub(url: str):
         post(conn, "payment:2", "payment", sale(hub.rival, 7_000, 300),
              facts=Facts(provider="wechat", reference="W-RIVAL-0002", channel="box_office"),
              now=NOW - timedelta(days=2))
+        with mock.patch("cloud.ledger.partners.hash_password", _hashed):
+            hub.org_user = add_portal_user(conn, hub.org, "org-user", "Li Lei", PASSWORD,
+                                           "test", NOW)
+            hub.rival_user = add_portal_user(conn, hub.rival, "rival-user", "Han Meimei",
+                                             PASSWORD, "test", NOW)
+    if settled:
+        hub.run = run_settlement(hub.engine, NOW - timedelta(hours=1),
+                                 f"staff:{hub.staff['finance']}", NOW)
     return hub
 
 
 def ledger_sample(conn, now: datetime) -> None:
-    """One partner paid for one sale: account 1 and entry 1 exist (the query fuzz's)."""
+    """One partner paid for one sale and settled: account 1, entry 1 and statement 1 exist
+    (the query fuzz's)."""
     for code in (chart.clearing("wechat"), chart.PLATFORM_REVENUE, chart.BANK):
         chart.ensure(conn, code, now=now)
     partner_id = add_partner(conn, "FUZZ", "Fuzz Partner")
     post(conn, "payment:fuzz", "payment", sale(partner_id, 1_000, 50),
-         facts=Facts(provider="wechat", reference="W-FUZZ"), now=now)
+         facts=Facts(provider="wechat", reference="W-FUZZ"), now=now - timedelta(hours=1))
+    settle_partner(conn, start_run(conn, now, "test", now), partner_id, now)
