@@ -112,8 +112,10 @@ def _ledger(app: Flask) -> list:
     shell (its own sign-in, session cookie and CSRF token); the finance pages are returned for
     the page shell."""
     from cloud.ledger import pages as finance_pages
-    from cloud.ledger import portal_pages
+    from cloud.ledger import partner_pages, portal_pages, settlement_pages
 
+    # the partners', rules' and settlements' pages add their routes to the finance blueprint
+    assert partner_pages.bp is settlement_pages.bp is finance_pages.bp
     app.register_blueprint(portal_pages.bp)
     return [finance_pages.bp]
 

@@ -37,7 +37,8 @@ ZONE = "Asia/Shanghai"
 def _helpers() -> dict:
     return {"zone": ZONE, "account_kind_words": account_kind_words,
             "entry_state_words": entry_state_words, "part_words": part_words,
-            "entry_kind_words": entry_kind_words, "channel_words": channel_words, "VIEW": VIEW, "MANAGE": MANAGE, "PAY": PAY}
+            "entry_kind_words": entry_kind_words, "channel_words": channel_words,
+            "statement_state_words": statement_state_words, "VIEW": VIEW, "MANAGE": MANAGE, "PAY": PAY}
 
 
 def account_kind_words(kind: str) -> str:
@@ -54,6 +55,11 @@ def entry_kind_words(kind: str) -> str:
     return {"payment": _("payment"), "unplaced": _("payment no order kept"),
             "refund": _("refund"), "payout": _("payout"), "reversal": _("reversal"),
             "adjustment": _("reconciliation adjustment")}.get(kind, kind)
+
+
+def statement_state_words(state: str) -> str:
+    return {"prepared": _("prepared, not paid yet"), "paid": _("paid"),
+            "cancelled": _("cancelled")}.get(state, state)
 
 
 def channel_words(channel: str | None) -> str:
@@ -117,6 +123,7 @@ def field_words(field: str) -> str:
             "username": _("User name"), "display_name": _("Display name"),
             "password": _("Password"), "part": _("Part"), "partner_id": _("Partner"),
             "basis_points": _("Percentage"), "fixed_per_ticket": _("Fixed amount per ticket"),
+            "percent": _("Percentage"), "fixed": _("Fixed amount per ticket"),
             "effective_from": _("In force from"), "effective_until": _("In force until"),
             "event_id": _("Event"), "product_id": _("Product"), "channel": _("Channel"),
             "provider": _("Payment provider"), "as_of": _("Settle up to"),
@@ -131,8 +138,13 @@ def bad(field: str, words: str) -> BadForm:
 
 def refusal(e: Exception) -> str:
     """A refusal in the page's words, the field it names by its label."""
+    if isinstance(e, HubError) and e.code == "bad_ledger_request":  # the form's label
+        return _("%(field)s is missing or not valid.",
+                 field=field_words(str(e.params.get("field"))))
     if isinstance(e, HubError) and "field" in e.params:
         return rule_error(e, field=field_words(str(e.params["field"])))
+    if isinstance(e, HubError) and e.code == "statement_state":
+        return rule_error(e, state=statement_state_words(str(e.params["state"])))
     return rule_error(e)
 
 

@@ -46,7 +46,13 @@ from werkzeug.exceptions import HTTPException
 
 from cloud.ledger import reads, settlement
 from cloud.ledger.errors import LedgerError
-from cloud.ledger.pages import ZONE, channel_words, entry_kind_words, part_words
+from cloud.ledger.pages import (
+    ZONE,
+    channel_words,
+    entry_kind_words,
+    part_words,
+    statement_state_words,
+)
 from cloud.ledger.partners import check_portal_sign_in
 from cloud.ledger.tables import partner_users, partners
 from cloud.web.limits import limited
@@ -74,11 +80,6 @@ def _signer() -> URLSafeTimedSerializer:
 
 def _secure() -> bool:
     return bool(current_app.config.get("SESSION_COOKIE_SECURE")) or request.is_secure
-
-
-def statement_state_words(state: str) -> str:
-    return {"prepared": _("prepared, not paid yet"), "paid": _("paid"),
-            "cancelled": _("cancelled")}.get(state, state)
 
 
 # -- the session and the CSRF token ---------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 
 from cloud.ledger import chart, reads
 from tests.cloud.ledger.ledgerpages import build_ledger_hub
-from tests.cloud.pagekit import text
+from tests.cloud.pagekit import PASSWORD, post, text
 
 
 @pytest.fixture
@@ -75,3 +75,135 @@ def test_a_bad_address_is_refused_naming_its_argument(hub):
     r = client.get("/finance/entries?before=99999999999999999999")
     assert r.status_code == 400 and "before=99999999999999999999" in text(r)
     assert client.get("/finance/entries?state=lost").status_code == 400
+
+
+# -- partners and their portal users ----------------------------------------------------------------
+
+
+def test_finance_sets_up_a_partner_and_its_portal_user_naming_each_bad_field(hub):
+    client = hub.client("finance")
+    r = post(client, "/finance/partners", {"code": "VEN", "name": "City Arena",
+                                           "kind": "venue", "settle_days": "3"},
+             page="/finance/partners")
+    assert r.status_code == 303
+    page_path = r.headers["Location"]
+    assert "City Arena" in text(client.get(page_path))
+    for form, words in (({"code": "VEN", "name": "Again", "kind": "venue", "settle_days": "3"},
+                         "a partner has the code VEN already"),
+                        ({"code": "NEW", "name": "X", "kind": "venue", "settle_days": "91"},
+                         "Settlement cycle (days): give a whole number from 0 to 90."),
+                        ({"code": "new", "name": "X", "kind": "venue", "settle_days": "1"},
+                         "Code is missing or not valid."),
+                        ({"code": "NEW", "name": "X", "kind": "bank", "settle_days": "1"},
+                         "Kind: choose from the list."),
+                        ({"code": "NEW", "name": "", "kind": "venue", "settle_days": "1"},
+                         "Name: give a value.")):
+        r = post(client, "/finance/partners", form, page="/finance/partners")
+        assert r.status_code == 422 and words in text(r).replace("&#39;", "'"), words
+    user = {"username": "arena-desk", "display_name": "Zhang Wei", "password": PASSWORD,
+            "password_again": PASSWORD}
+    r = post(client, f"{page_path}/users", {**user, "password_again": "other"}, page=page_path)
+    assert r.status_code == 422 and "The two passwords differ." in text(r)
+    r = post(client, f"{page_path}/users", {**user, "username": "org-user"}, page=page_path)
+    assert r.status_code == 422 and "the user name org-user is taken" in text(r)
+    assert post(client, f"{page_path}/users", user, page=page_path).status_code == 303
+    page = text(client.get(page_path))
+    assert "arena-desk" in page and "Zhang Wei" not in page  # the name is masked
+    assert "sign in" in text(hub.app.test_client().get("/partner/sign-in")).lower()
+
+
+def test_a_portal_user_is_disabled_only_through_its_own_partners_page(hub):
+    client = hub.client("finance")
+    org_page = f"/finance/partners/{hub.org}"
+    r = post(client, f"{org_page}/users/{hub.rival_user}/state", {"state": "disabled"},
+             page=org_page)
+    assert r.status_code == 404
+    r = post(client, f"{org_page}/users/{hub.org_user}/state", {"state": "disabled"},
+             page=org_page, follow_redirects=True)
+    assert "cannot sign in any more" in text(r)
+
+
+def test_only_finance_managers_change_partners(hub):
+    assert hub.client("sales").get("/finance/partners").status_code == 403
+    r = post(hub.client("admin"), f"/finance/partners/{hub.org}",
+             {"name": "Orchard", "settle_days": "5", "state": "suspended"},
+             page=f"/finance/partners/{hub.org}")
+    assert r.status_code == 303
+    assert "suspended" in text(hub.client("finance").get(f"/finance/partners/{hub.org}"))
+
+
+# -- split rules ---------------------------------------------------------------------------------------
+
+
+def test_a_rule_is_added_and_ended_and_bad_fields_are_named(hub):
+    client = hub.client("finance")
+    r = post(client, "/finance/rules", {"part": "platform", "percent": "5.5", "fixed": "1.20"},
+             page="/finance/rules")
+    assert r.status_code == 303
+    page = text(client.get("/finance/rules"))
+    assert "5.50 %" in page and "1.20 CNY" in page
+    for form, words in (({"part": "venue", "percent": "5"}, "Partner: give a whole number"),
+                        ({"part": "platform", "percent": "101"}, "Percentage: give a percentage"),
+                        ({"part": "platform", "fixed": "1.234"}, "Fixed amount per ticket: give"),
+                        ({"part": "platform", "effective_from": "2020-01-01T10:00"},
+                         "In force from is missing or not valid."),
+                        ({"part": "organiser", "partner_id": str(hub.org), "percent": "3"},
+                         "Percentage is missing or not valid."),
+                        ({"part": "platform", "channel": "moon"}, "Channel: choose from")):
+        r = post(client, "/finance/rules", form, page="/finance/rules")
+        assert r.status_code == 422 and words in text(r), words
+    rule_id = re.search(r"<td>(\d+)</td><td>platform fee", page).group(1)
+    r = post(client, f"/finance/rules/{rule_id}/end", {"effective_until": ""},
+             page="/finance/rules", follow_redirects=True)
+    assert f"Split rule {rule_id} ends" in text(r)
+    assert "5.50 %" not in text(client.get("/finance/rules"))
+    assert "5.50 %" in text(client.get("/finance/rules?show=all"))
+    assert post(client, "/finance/rules/999999/end", page="/finance/rules").status_code == 404
+
+
+# -- settlements ---------------------------------------------------------------------------------------
+
+
+def test_a_run_makes_statements_that_another_person_marks_paid_after_confirming(hub):
+    maker, checker = hub.client("finance"), hub.client("finance2")
+    r = post(maker, "/finance/settlements", {"as_of": ""}, page="/finance/settlements")
+    assert r.status_code == 303
+    run = text(maker.get(r.headers["Location"]))
+    assert "ORG" in run and "RIVAL" in run and "95.00 CNY" in run
+    statement = re.search(r'href="/finance/statements/(\d+)">\d+</a></td><td>ORG', run).group(1)
+    path = f"/finance/statements/{statement}"
+    page = text(maker.get(path))
+    assert "You prepared this statement" in page and "confirm-pay" not in page
+    assert maker.get(f"{path}.csv").mimetype == "text/csv"
+    assert maker.get(f"{path}.pdf").data.startswith(b"%PDF")
+    # the maker may not: refused in words, nothing paid
+    r = post(maker, f"{path}/pay", {"reference": "BANK-1"}, page=path, follow_redirects=True)
+    assert "another person with the pay permission" in text(r)
+    confirm = text(checker.get(f"{path}/confirm-pay"))
+    assert "This cannot be undone." in confirm and 'name="reference"' in confirm
+    r = post(checker, f"{path}/pay", {"reference": ""}, page=path, follow_redirects=True)
+    assert "Bank reference: give a value." in text(r)
+    r = post(checker, f"{path}/pay", {"reference": "BANK-1"}, page=path, follow_redirects=True)
+    assert "marked paid" in text(r) and "BANK-1" in text(r)
+    assert "prepared, not paid yet" not in text(checker.get(path))
+    r = checker.get(f"{path}/confirm-cancel", follow_redirects=True)
+    assert f"statement {statement} is paid" in text(r)
+
+
+def test_cancelling_a_statement_is_confirmed_first_and_frees_its_lines(hub):
+    client = hub.client("finance")
+    r = post(client, "/finance/settlements", {"as_of": ""}, page="/finance/settlements")
+    run_page = text(client.get(r.headers["Location"]))
+    statement = re.search(r'href="/finance/statements/(\d+)">\d+</a></td><td>RIVAL',
+                          run_page).group(1)
+    path = f"/finance/statements/{statement}"
+    assert "Withdraw this statement?" in text(client.get(f"{path}/confirm-cancel"))
+    r = post(client, f"{path}/cancel", page=path, follow_redirects=True)
+    assert "The statement is cancelled" in text(r)
+    assert hub.client("admin").get(f"{path}/confirm-pay").status_code == 403  # admin: no pay
+    r = post(client, "/finance/settlements", {"as_of": ""}, page="/finance/settlements")
+    assert "RIVAL" in text(client.get(r.headers["Location"]))  # due again, in the next run
+    r = post(client, "/finance/settlements", {"as_of": "tomorrow"}, page="/finance/settlements")
+    assert r.status_code == 422 and "Settle up to: give a date and time." in text(r)
+    assert client.get("/finance/statements/999999").status_code == 404
+    assert client.get("/finance/settlements/999999").status_code == 404
