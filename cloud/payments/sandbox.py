@@ -40,9 +40,13 @@ FAULTS = {
     "refund_fail": "refunds of the trade fail (WeChat: ABNORMAL later; Alipay: refused)",
     "timeout_after_commit": "the next call commits, then answers only when released",
     "server_error": "the next call answers 500 SYSTEM_ERROR without doing anything",
+    "no_callback": "the trade succeeds but none of its notifications is ever sent",
     "bill_wrong_amount": "the next statement says one fen more for its first payment",
     "bill_missing": "the next statement leaves out its first payment",
     "bill_extra": "the next statement lists a payment the hub never made",
+    "bill_duplicate": "the next statement lists its latest payment twice",
+    "bill_unknown_refund": "the next statement lists a refund of its latest payment that the "
+                           "hub never asked for",
     "bill_wrong_hash": "the next WeChat statement's SHA-1 does not match its file",
     "bill_truncated": "the next WeChat statement's gzip file is cut short",
 }
@@ -138,6 +142,14 @@ class Sandbox:
             else:
                 self.trades[out_trade_no].faults |= set(faults)
 
+    def forget(self) -> None:
+        """Forget every trade and refund: the next statement lists only what comes after
+        (a test's own trades, whatever the tests before it paid)."""
+        with self.lock:
+            self.trades.clear()
+            self.refunds.clear()
+            self.bill_faults.clear()
+
     def _take_fault(self, trade: Trade | None, name: str) -> bool:
         with self.lock:
             faults = trade.faults if trade is not None else self.next_faults
@@ -204,6 +216,8 @@ class Sandbox:
 
     def _deliver(self, trade: Trade, kind: str, notification_id: str, sign,
                  after: float = 0.0) -> None:
+        if "no_callback" in trade.faults:
+            return      # the hub learns of the trade only by asking (or from the statement)
         copies = 3 if "duplicate" in trade.faults else 1
         for i in range(copies):
             self.dispatcher.add(trade.provider, kind, trade.out_trade_no, notification_id,

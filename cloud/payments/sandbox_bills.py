@@ -12,6 +12,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 from cloud.payments import sandbox_signing as sig
+from cloud.payments.sandbox import Refund
 
 CHINA = timezone(timedelta(hours=8))
 WECHAT_COLUMNS = ("交易时间,公众账号ID,商户号,特约商户号,设备号,微信订单号,商户订单号,用户标识,"
@@ -28,12 +29,15 @@ def _when(moment: datetime | None) -> str:
     return (moment or datetime.now(UTC)).astimezone(CHINA).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _paid(sb, provider: str):
-    """The paid trades the statement lists, after the statement faults asked for (each applies
-    to the latest payment, and once)."""
-    paid = [t for t in sb.trades.values() if t.provider == provider and t.state == "SUCCESS"]
+def _statement(sb, provider: str) -> tuple[list, list]:
+    """The paid trades and the refunds the statement lists, after the statement faults asked
+    for (each applies to the latest payment, and once)."""
     with sb.lock:
         faults, sb.bill_faults = set(sb.bill_faults), set()
+        paid = [t for t in sb.trades.values()
+                if t.provider == provider and t.state == "SUCCESS"]
+        refunds = [r for r in sb.refunds.values()
+                   if r.provider == provider and r.state == "SUCCESS"]
     if paid and "bill_wrong_amount" in faults:
         paid[-1] = replace(paid[-1], amount=paid[-1].amount + 1)
     if paid and "bill_missing" in faults:
@@ -41,17 +45,23 @@ def _paid(sb, provider: str):
     if paid and "bill_extra" in faults:
         paid.append(replace(paid[-1], out_trade_no="extra" + secrets.token_hex(8),
                             reference="4200" + secrets.token_hex(8)))
+    if paid and "bill_duplicate" in faults:
+        paid.append(paid[-1])
+    if paid and "bill_unknown_refund" in faults:
+        refunds.append(Refund(provider, paid[-1].out_trade_no, "unasked" + secrets.token_hex(8),
+                              min(100, paid[-1].amount), "", state="SUCCESS"))
     sb.last_bill_faults = faults
-    return paid
+    return paid, refunds
 
 
-def _refunds(sb, provider: str):
-    return [r for r in sb.refunds.values() if r.provider == provider and r.state == "SUCCESS"]
+def _trade_of(sb, paid: list, refund):
+    return sb.trades.get(refund.out_trade_no) or next(
+        t for t in paid if t.out_trade_no == refund.out_trade_no)
 
 
 def wechat_bill(sb) -> bytes:
     lines = [",".join(WECHAT_COLUMNS)]
-    paid, refunds = _paid(sb, "wechat"), _refunds(sb, "wechat")
+    paid, refunds = _statement(sb, "wechat")
     for t in paid:
         row = dict.fromkeys(WECHAT_COLUMNS, "")
         row.update({"交易时间": _when(t.paid_at), "公众账号ID": t.merchant["appid"],
@@ -61,7 +71,7 @@ def wechat_bill(sb) -> bytes:
                     "订单金额": sig.yuan(t.amount), "商品名称": t.description.replace(",", " ")})
         lines.append(",".join("`" + row[c] for c in WECHAT_COLUMNS))
     for r in refunds:
-        t = sb.trades[r.out_trade_no]
+        t = _trade_of(sb, paid, r)
         row = dict.fromkeys(WECHAT_COLUMNS, "")
         row.update({"交易时间": _when(None), "公众账号ID": t.merchant["appid"],
                     "商户号": t.merchant["mchid"], "微信订单号": t.reference,
@@ -84,15 +94,16 @@ def wechat_bill(sb) -> bytes:
 def alipay_bill(sb) -> bytes:
     lines = ["#支付宝业务明细查询", f"#账号：[{sb.seller_id}]",
              f"#起始日期：[{_when(None)}]", ",".join(ALIPAY_COLUMNS)]
-    for t in _paid(sb, "alipay"):
+    paid, refunds = _statement(sb, "alipay")
+    for t in paid:
         row = dict.fromkeys(ALIPAY_COLUMNS, "")
         row.update({"支付宝交易号": t.reference, "商户订单号": t.out_trade_no,
                     "业务类型": "交易", "商品名称": t.description.replace(",", " "), "创建时间": _when(t.paid_at),
                     "完成时间": _when(t.paid_at), "订单金额（元）": sig.yuan(t.amount),
                     "商家实收（元）": sig.yuan(t.amount)})
         lines.append(",".join(row[c] for c in ALIPAY_COLUMNS))
-    for r in _refunds(sb, "alipay"):
-        t = sb.trades[r.out_trade_no]
+    for r in refunds:
+        t = _trade_of(sb, paid, r)
         row = dict.fromkeys(ALIPAY_COLUMNS, "")
         row.update({"支付宝交易号": t.reference, "商户订单号": t.out_trade_no,
                     "业务类型": "退款", "商品名称": t.description.replace(",", " "), "创建时间": _when(None),

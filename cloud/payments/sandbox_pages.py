@@ -5,6 +5,7 @@ tests use to inject faults and to wait for what the sandbox did:
 - ``POST /_sandbox/faults`` ``{"faults": [...], "out_trade_no": optional}``: for that trade,
   or the next one opened (``cloud/payments/sandbox.py`` ``FAULTS``);
 - ``POST /_sandbox/pay/<out_trade_no>`` ``{"result": "pay"|"fail"}``: the buyer's click;
+- ``POST /_sandbox/forget``: forget every trade and refund (statements list only later ones);
 - ``POST /_sandbox/release``: answer the calls held by ``timeout_after_commit``;
 - ``GET /_sandbox/requests``: every call the hub made (trade and refund numbers, amounts as
   sent, whether the signature held);
@@ -93,6 +94,11 @@ def _control(app: Flask, sb: Sandbox) -> None:
             abort(404)
         result = (request.get_json(silent=True) or {}).get("result", "pay")
         return jsonify(state=sb.pay(out_trade_no, result).state)
+
+    @app.post("/_sandbox/forget")
+    def forget():
+        sb.forget()
+        return jsonify(ok=True)
 
     @app.post("/_sandbox/release")
     def release():
