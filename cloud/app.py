@@ -112,11 +112,26 @@ def _ledger(app: Flask) -> list:
     shell (its own sign-in, session cookie and CSRF token); the finance pages are returned for
     the page shell."""
     from cloud.ledger import pages as finance_pages
-    from cloud.ledger import partner_pages, portal_pages, settlement_pages
+    from cloud.ledger import partner_pages, portal_pages, recon_pages, settlement_pages
+    from cloud.payments import statement_import
+    from cloud.payments.settings import provider
 
-    # the partners', rules' and settlements' pages add their routes to the finance blueprint
-    assert partner_pages.bp is settlement_pages.bp is finance_pages.bp
+    # the partners', rules', settlements' and reconciliation's pages add their routes to the
+    # finance blueprint
+    assert partner_pages.bp is settlement_pages.bp is recon_pages.bp is finance_pages.bp
     app.register_blueprint(portal_pages.bp)
+
+    def import_statement(name: str, day, actor: str, now):
+        """A provider's statement of a day fetched and reconciled (the payments area knows
+        the providers, which the ledger may not import)."""
+        adapter = provider(app.extensions["payment_providers"], name)
+        return statement_import.import_statement(app.extensions["db"], adapter, day, actor,
+                                                 now)
+
+    app.extensions[recon_pages.IMPORT] = import_statement
+    app.extensions[recon_pages.PROVIDERS] = lambda: [  # those configured that give statements
+        n for n in statement_import.STATEMENT_PROVIDERS
+        if n in app.extensions.get("payment_providers", {})]
     return [finance_pages.bp]
 
 

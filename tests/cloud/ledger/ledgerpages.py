@@ -10,6 +10,7 @@ from unittest import mock
 from cloud.ledger import chart
 from cloud.ledger.journal import Facts, Leg, post
 from cloud.ledger.partners import add_portal_user, create_partner
+from cloud.ledger.reconciliation import CHINA, StatementLine, reconcile
 from cloud.ledger.settlement import run_settlement, settle_partner, start_run
 from cloud.staff import staff as staff_module
 from cloud.staff.staff import create_staff
@@ -71,3 +72,16 @@ def ledger_sample(conn, now: datetime) -> None:
     post(conn, "payment:fuzz", "payment", sale(partner_id, 1_000, 50),
          facts=Facts(provider="wechat", reference="W-FUZZ"), now=now - timedelta(hours=1))
     settle_partner(conn, start_run(conn, now, "test", now), partner_id, now)
+    day = (now - timedelta(hours=1)).astimezone(CHINA).date()
+    reconcile(conn, "wechat", day, [StatementLine("payment", "W-FUZZ", 999)], "test", now)
+
+
+def reconcile_day(conn, when: datetime):
+    """The provider's statement of the day of ``when`` (China time), differing from the
+    ledger three ways: ORG's payment of 100.00 listed at 90.00, RIVAL's not listed, and a
+    payment the ledger never heard of; the exceptions by kind."""
+    day = when.astimezone(CHINA).date()
+    imported = reconcile(conn, "wechat", day, [StatementLine("payment", "W-ORG-0001", 9_000),
+                                               StatementLine("payment", "W-LOST-0003", 5_000)],
+                         "test", NOW)
+    return {x.kind: x for x in imported.exceptions}

@@ -5,11 +5,12 @@ address refused naming its argument."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 
 from cloud.ledger import chart, reads
-from tests.cloud.ledger.ledgerpages import build_ledger_hub
+from tests.cloud.ledger.ledgerpages import NOW, build_ledger_hub, reconcile_day
 from tests.cloud.pagekit import PASSWORD, post, text
 
 
@@ -207,3 +208,74 @@ def test_cancelling_a_statement_is_confirmed_first_and_frees_its_lines(hub):
     assert r.status_code == 422 and "Settle up to: give a date and time." in text(r)
     assert client.get("/finance/statements/999999").status_code == 404
     assert client.get("/finance/settlements/999999").status_code == 404
+
+
+# -- reconciliation ------------------------------------------------------------------------------------
+
+
+def test_exceptions_are_resolved_after_a_confirmation_and_an_adjustment_balances(hub):
+    with hub.engine.begin() as conn:
+        found = reconcile_day(conn, NOW - timedelta(days=2))
+    assert set(found) == {"amount_differs", "missing_from_statement", "missing_in_ledger"}
+    client = hub.client("finance")
+    page = text(client.get("/finance/reconciliation"))
+    for words in ("amounts differ", "in the ledger, not in the statement", "W-LOST-0003",
+                  "a missing callback", "100.00 CNY", "90.00 CNY"):
+        assert words in page, words
+    differs = found["amount_differs"].id
+    confirm = text(client.get(f"/finance/reconciliation/{differs}/confirm/adjust"))
+    assert "Post an adjustment of -10.00 CNY" in confirm and "This cannot be undone." in confirm
+    r = post(client, f"/finance/reconciliation/{differs}/resolve",
+             {"action": "adjust", "note": "fee taken twice"}, page="/finance/reconciliation",
+             follow_redirects=True)
+    assert f"Exception {differs}: Post an adjustment, done." in text(r)
+    assert "0.00 CNY" in text(client.get("/finance/"))  # the trial balance still sums to zero
+    assert "Reconciliation suspense" in text(client.get("/finance/"))
+    r = post(client, f"/finance/reconciliation/{differs}/resolve", {"action": "accept"},
+             page="/finance/reconciliation", follow_redirects=True)
+    assert "is adjusted already" in text(r)
+    lost = found["missing_in_ledger"].id
+    r = post(client, f"/finance/reconciliation/{lost}/resolve", {"action": "follow_up"},
+             page="/finance/reconciliation", follow_redirects=True)
+    assert "Mark for follow-up, done." in text(r)
+    r = post(client, f"/finance/reconciliation/{lost}/resolve", {"action": "shrug"},
+             page="/finance/reconciliation", follow_redirects=True)
+    assert "Action: choose from the list." in text(r)
+    assert "to follow up" in text(client.get("/finance/reconciliation?state=follow_up"))
+    assert client.get("/finance/reconciliation/999999/confirm/accept").status_code == 404
+    assert hub.client("sales").get("/finance/reconciliation").status_code == 403
+
+
+def test_the_import_form_names_its_fields_and_says_what_it_found(hub):
+    calls = []
+
+    class Imported:
+        rows, exceptions = 4, [object()]
+
+    hub.app.extensions["ledger_statement_providers"] = lambda: ["wechat"]
+    hub.app.extensions["ledger_statement_import"] = \
+        lambda *args: calls.append(args) or Imported()
+    client = hub.client("finance")
+    page = "/finance/reconciliation"
+    for form, words in (({"provider": "paypal", "day": "2026-07-01"},
+                         "Payment provider: choose from the list."),
+                        ({"provider": "wechat", "day": "07/01/2026"}, "Day: give a date"),
+                        ({"provider": "wechat", "day": "2999-01-01"}, "ready the day after")):
+        r = post(client, f"{page}/import", form, page=page)
+        assert r.status_code == 422 and words in text(r).replace("&#39;", "'"), words
+    assert calls == []
+    r = post(client, f"{page}/import", {"provider": "wechat", "day": "2026-07-01"}, page=page,
+             follow_redirects=True)
+    assert "4 rows, 1 new exceptions" in text(r)
+    assert [(c[0], c[1].isoformat()) for c in calls] == [("wechat", "2026-07-01")]
+
+
+def test_the_ticket_library_and_costs_reports_take_a_period(hub):
+    client = hub.client("finance")
+    assert "No orders paid in this period." in text(client.get("/finance/library"))
+    page = text(client.get("/finance/costs"))
+    assert 'id="costs"' in page
+    for bad_query in ("since=2026-13-01", "since=2026-07-10&until=2026-07-01",
+                      "since=2026-01-01&until=2026-12-31", "until=x"):
+        r = client.get(f"/finance/library?{bad_query}")
+        assert r.status_code == 400, bad_query
