@@ -38,7 +38,8 @@ def _helpers() -> dict:
     return {"zone": ZONE, "account_kind_words": account_kind_words,
             "entry_state_words": entry_state_words, "part_words": part_words,
             "entry_kind_words": entry_kind_words, "channel_words": channel_words,
-            "statement_state_words": statement_state_words, "VIEW": VIEW, "MANAGE": MANAGE, "PAY": PAY}
+            "statement_state_words": statement_state_words, "provider_words": provider_words,
+            "VIEW": VIEW, "MANAGE": MANAGE, "PAY": PAY}
 
 
 def account_kind_words(kind: str) -> str:
@@ -55,6 +56,14 @@ def entry_kind_words(kind: str) -> str:
     return {"payment": _("payment"), "unplaced": _("payment no order kept"),
             "refund": _("refund"), "payout": _("payout"), "reversal": _("reversal"),
             "adjustment": _("reconciliation adjustment")}.get(kind, kind)
+
+
+def provider_words(provider: str | None) -> str:
+    """A payment provider by the name people know it by."""
+    if not provider:
+        return "—"
+    return {"wechat": _("WeChat Pay"), "alipay": _("Alipay"),
+            "offline": _("cash and card at the booth")}.get(provider, provider)
 
 
 def statement_state_words(state: str) -> str:
@@ -92,9 +101,9 @@ def account_name(row) -> str:
         return fixed[code]
     head, _sep, rest = code.partition(":")
     if head == "clearing":
-        return _("Clearing at %(provider)s", provider=rest)
+        return _("Clearing at %(provider)s", provider=provider_words(rest))
     if head == "provider_fees":
-        return _("Fees kept by %(provider)s", provider=rest)
+        return _("Fees kept by %(provider)s", provider=provider_words(rest))
     if head == "partner":
         partner = name.rsplit(":", 1)[0]
         return (_("%(partner)s: payable", partner=partner) if code.endswith(":payable")

@@ -38,6 +38,8 @@ from cloud.web.web import actor, back, ok, permission, refused
 from cloud.web.web import engine as db
 from sync.timeutil import utcnow
 
+PROVIDERS = ("wechat", "alipay", "offline")  # a rule's payment provider, as posting names it
+
 
 def partner_kind_words(kind: str) -> str:
     return {"organiser": _("organiser"), "venue": _("venue"), "distributor": _("distributor"),
@@ -212,7 +214,7 @@ def add_rule():
             "event_id": number_field("event_id", 1, MAX_ID, optional=True),
             "product_id": number_field("product_id", 1, MAX_ID, optional=True),
             "channel": choice_field("channel", partners.CHANNELS, optional=True),
-            "provider": text_field("provider", 20, optional=True)}
+            "provider": choice_field("provider", PROVIDERS, optional=True)}
         now = utcnow()
         values["effective_from"] = _not_before(values["effective_from"], now)
         with db().begin() as conn:

@@ -30,7 +30,7 @@ def test_the_trial_balance_sums_to_zero_and_lists_every_account(hub):
     page = text(hub.client("finance").get("/finance/"))
     totals = re.search(r'<table id="trial-totals">(.*?)</table>', page, re.S).group(1)
     assert "0.00 CNY" in totals and "bad" not in totals
-    for words in ("Orchard Live: payable", "Rival Promotions: payable", "Clearing at wechat",
+    for words in ("Orchard Live: payable", "Rival Promotions: payable", "Clearing at WeChat Pay",
                   "Platform revenue", "170.00 CNY", "95.00 CNY", "67.00 CNY", "8.00 CNY"):
         assert words in page, words
 
