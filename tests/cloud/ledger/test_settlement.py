@@ -5,6 +5,8 @@ settled again later."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import sqlalchemy as sa
 
@@ -225,3 +227,51 @@ def test_a_suspended_partner_is_not_settled(engine, ids):
     run_id = run_settlement(engine, day(8), "maker", day(8))
     with engine.begin() as conn:
         assert set(_by_partner(conn, run_id)) == {"ORG"}
+
+
+def test_two_runs_at_once_settle_each_line_once_and_every_fen_owed(engine, ids):
+    with engine.begin() as conn:
+        for n in range(1, 21):
+            sell(conn, n, 1000 + 37 * n, day(n / 100))
+    start = threading.Barrier(2)
+    got: list[int] = []
+
+    def settle_now():
+        start.wait()
+        got.append(run_settlement(engine, day(8), "maker", day(8)))
+
+    workers = [threading.Thread(target=settle_now) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    with engine.begin() as conn:
+        assert len(got) == 2
+        written = [s for run_id in got for s in statements(conn, run_id=run_id)]
+        assert sorted(s.partner_code for s in written) == ["ORG", "VEN"]
+        assert all(s.lines == 20 for s in written)
+        items = _items(conn)
+        assert len(items) == len(set(items)) == 40
+        assert sum(s.net for s in written) == sum(
+            balance(conn, chart.payable(pid)) for pid in ids.values())
+
+
+def test_a_refund_of_a_sale_paid_out_waits_for_sales_to_set_it_against(engine, ids):
+    with engine.begin() as conn:
+        first = sell(conn, 1, 10000, day(0))
+    paid_run = run_settlement(engine, day(8), "maker", day(8))
+    with engine.begin() as conn:
+        for s in statements(conn, run_id=paid_run):
+            mark_paid(conn, s.id, f"BANK-{s.id}", "checker", day(8))
+        sell(conn, 2, 20000, day(10))
+        refund(conn, first, 1, 10000, day(11))  # taken from the second sale's money
+    early = run_settlement(engine, day(12), "maker", day(12))
+    with engine.begin() as conn:
+        assert statements(conn, run_id=early) == []  # the refund alone would be below zero
+    later = run_settlement(engine, day(18), "maker", day(18))
+    with engine.begin() as conn:
+        org = _by_partner(conn, later)["ORG"]
+        assert (org.lines, org.sales, org.refunds, org.net) == (2, 16880, 8440, 8440)
+        assert org.net == balance(conn, chart.payable(ids["ORG"]))
+        # over both statements the organiser gets exactly its part of what was kept
+        assert 8440 + org.net == 16880
