@@ -157,8 +157,13 @@ def refusal(e: Exception) -> str:
     return rule_error(e)
 
 
-def text_field(name: str, limit: int, *, optional: bool = False) -> str | None:
-    value = request.form.get(name, "").strip()
+def text_field(name: str, limit: int, *, optional: bool = False,
+               lines: bool = False) -> str | None:
+    """A form's text, printable; with ``lines``, its line breaks become spaces (a note)."""
+    value = request.form.get(name, "")
+    if lines:
+        value = " ".join(value.split())
+    value = value.strip()
     if not value:
         if optional:
             return None
@@ -218,7 +223,7 @@ def time_field(name: str, *, default_now: bool = False) -> datetime:
         if len(raw) > 32:
             raise ValueError(raw)
         return parse_local(raw, ZONE)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: the year 1 in China is before UTC's
         raise bad(name, _("give a date and time.")) from None
 
 

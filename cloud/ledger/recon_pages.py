@@ -29,6 +29,7 @@ from cloud.ledger.pages import (
     bad,
     bp,
     choice_field,
+    field_words,
     refusal,
     text_field,
 )
@@ -148,7 +149,7 @@ def confirm_resolve(exception_id: int, action: str):
 def resolve(exception_id: int):
     try:
         action = choice_field("action", tuple(reconciliation.ACTIONS))
-        note = text_field("note", 500, optional=True) or ""
+        note = text_field("note", 500, optional=True, lines=True) or ""
         with db().begin() as conn:
             _exception_or_404(conn, exception_id)
             reconciliation.resolve(conn, exception_id, action, note, actor(), utcnow())
@@ -183,8 +184,9 @@ def _period() -> tuple[date, date, datetime, datetime]:
             if len(raw) not in (0, 10):
                 raise ValueError(raw)
         except ValueError:
-            raise BadArgument(_("The address asks for %(name)s=%(value)s: a date (2027-08-01) "
-                                "is expected.", name=name, value=raw[:40])) from None
+            raise BadArgument(_("The address gives %(field)s as %(value)s: a date "
+                                "(2027-08-01) is expected.", field=field_words(name),
+                                value=raw[:40])) from None
     since, until = days
     if until < since or (until - since).days >= MAX_DAYS:
         raise BadArgument(_("The period runs from since to until, at most %(n)s days.",

@@ -204,8 +204,9 @@ def test_cancelling_a_statement_is_confirmed_first_and_frees_its_lines(hub):
     assert hub.client("admin").get(f"{path}/confirm-pay").status_code == 403  # admin: no pay
     r = post(client, "/finance/settlements", {"as_of": ""}, page="/finance/settlements")
     assert "RIVAL" in text(client.get(r.headers["Location"]))  # due again, in the next run
-    r = post(client, "/finance/settlements", {"as_of": "tomorrow"}, page="/finance/settlements")
-    assert r.status_code == 422 and "Settle up to: give a date and time." in text(r)
+    for as_of in ("tomorrow", "0001-01-01T00:00"):
+        r = post(client, "/finance/settlements", {"as_of": as_of}, page="/finance/settlements")
+        assert r.status_code == 422 and "Settle up to: give a date and time." in text(r)
     assert client.get("/finance/statements/999999").status_code == 404
     assert client.get("/finance/settlements/999999").status_code == 404
 
@@ -226,11 +227,12 @@ def test_exceptions_are_resolved_after_a_confirmation_and_an_adjustment_balances
     confirm = text(client.get(f"/finance/reconciliation/{differs}/confirm/adjust"))
     assert "Post an adjustment of -10.00 CNY" in confirm and "This cannot be undone." in confirm
     r = post(client, f"/finance/reconciliation/{differs}/resolve",
-             {"action": "adjust", "note": "fee taken twice"}, page="/finance/reconciliation",
+             {"action": "adjust", "note": "fee taken\r\ntwice"}, page="/finance/reconciliation",
              follow_redirects=True)
     assert f"Exception {differs}: Post an adjustment, done." in text(r)
     assert "0.00 CNY" in text(client.get("/finance/"))  # the trial balance still sums to zero
     assert "Reconciliation suspense" in text(client.get("/finance/"))
+    assert "fee taken twice" in text(client.get("/finance/reconciliation"))
     r = post(client, f"/finance/reconciliation/{differs}/resolve", {"action": "accept"},
              page="/finance/reconciliation", follow_redirects=True)
     assert "is adjusted already" in text(r)
@@ -279,3 +281,5 @@ def test_the_ticket_library_and_costs_reports_take_a_period(hub):
                       "since=2026-01-01&until=2026-12-31", "until=x"):
         r = client.get(f"/finance/library?{bad_query}")
         assert r.status_code == 400, bad_query
+    r = client.get("/finance/costs?until=x", headers={"Accept-Language": "zh-CN"})
+    assert r.status_code == 400 and "地址中的截至为 x" in text(r)
