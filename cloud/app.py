@@ -107,6 +107,34 @@ def _lottery(app: Flask) -> list:
     return [presale_pages.bp]
 
 
+def _ledger(app: Flask) -> list:
+    """the ledger (issue 19): the partner portal under /partner/, outside the staff page
+    shell (its own sign-in, session cookie and CSRF token); the finance pages are returned for
+    the page shell."""
+    from cloud.ledger import pages as finance_pages
+    from cloud.ledger import partner_pages, portal_pages, recon_pages, settlement_pages
+    from cloud.payments import statement_import
+    from cloud.payments.settings import provider
+
+    # the partners', rules', settlements' and reconciliation's pages add their routes to the
+    # finance blueprint
+    assert partner_pages.bp is settlement_pages.bp is recon_pages.bp is finance_pages.bp
+    app.register_blueprint(portal_pages.bp)
+
+    def import_statement(name: str, day, actor: str, now):
+        """A provider's statement of a day fetched and reconciled (the payments area knows
+        the providers, which the ledger may not import)."""
+        adapter = provider(app.extensions["payment_providers"], name)
+        return statement_import.import_statement(app.extensions["db"], adapter, day, actor,
+                                                 now)
+
+    app.extensions[recon_pages.IMPORT] = import_statement
+    app.extensions[recon_pages.PROVIDERS] = lambda: [  # those configured that give statements
+        n for n in statement_import.STATEMENT_PROVIDERS
+        if n in app.extensions.get("payment_providers", {})]
+    return [finance_pages.bp]
+
+
 def _storefront(app: Flask) -> None:
     """storefront (issue 17 §1): the buyer's site under /shop/, outside the staff page shell
     (its own buyer session and CSRF token); the account pages add their routes to its
@@ -211,7 +239,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                      *_messaging(app),  # messaging (issue 16)
                      flag_pages.bp,  # flags (issue 16 §4)
                      content_pages.bp,  # content (issue 17 §3)
-                     *_lottery(app)])  # presale lottery (issue 18)
+                     *_lottery(app),  # presale lottery (issue 18)
+                     *_ledger(app)])  # the ledger (issue 19)
     payments_api.init_payments(app)
     _storefront(app)  # storefront (issue 17 §1)
     _audiences(app)  # uploads (issue 16)

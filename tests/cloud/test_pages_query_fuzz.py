@@ -20,6 +20,7 @@ from cloud.storefront.content import Draft, create_item, submit_item  # content 
 from sync.ids import uuid7
 from sync.sample import resident_id
 from sync.timeutil import to_iso, utcnow
+from tests.cloud.ledger.ledgerpages import ledger_sample  # the ledger (issue 19)
 from tests.cloud.pagekit import build_hub, text
 from tests.webfuzz import concrete_paths, fuzz
 
@@ -40,6 +41,7 @@ def sample_hub(url: str):
         submit_item(conn, item_id, "test")
         create_presale(conn, event_id=1, name="Fuzz presale", opens_at=now,  # presale lottery
                        closes_at=now + timedelta(hours=1), actor="test")
+        ledger_sample(conn, now)  # the ledger (issue 19)
     client = hub.app.test_client()
     creds = [client.post("/api/sync/v1/enroll", json={"token": b.token}).get_json()["credential"]
              for b in boxes]
@@ -82,7 +84,11 @@ def test_no_query_string_makes_any_hub_page_or_api_fail(hub_url):
         "shop.seats_page.number": "P7QK4M2P9W3D",
         # presale lottery (issue 18)
         "presale_id": "1", "presales.confirm.action": "freeze",
-        "presales.confirm_draw.action": "draw"},
+        "presales.confirm_draw.action": "draw",
+        # the ledger (issue 19)
+        "account_id": "1", "entry_id": "1", "statement_id": "1", "fmt": "csv",
+        "partner_id": "1", "run_id": "1", "rule_id": "1", "user_id": "1",
+        "exception_id": "1", "finance.confirm_resolve.action": "adjust"},
         skip=("static",))
 
     def headers(path: str) -> dict:

@@ -247,6 +247,12 @@ def data_strings(demo: Demo) -> list[str]:
     from cloud.catalog.tables import events, gates, price_tiers, sessions, venues, zones
     from cloud.core.trust import signing_keys
     from cloud.fleet.tables import appliances
+    from cloud.ledger.tables import (
+        partner_users,
+        partners,
+        recon_exceptions,
+        settlement_statements,
+    )
     from cloud.lottery.tables import presales
     from cloud.sales.holders import holder
     from cloud.sales.tables import holders, orders, tickets
@@ -281,6 +287,13 @@ def data_strings(demo: Demo) -> list[str]:
             for name, actor in conn.execute(sa.select(presales.c.name, presales.c.created_by)):
                 strings.add(name)
                 whole.add(actor)
+            # the ledger (issue 19): partners, their portal users, a statement's bank
+            # reference and an exception's note, as finance typed them
+            for table, cols in ((partners, ("code", "name")), (partner_users, ("username",)),
+                                (settlement_statements, ("pay_reference",)),
+                                (recon_exceptions, ("note",))):
+                for row in conn.execute(sa.select(*(table.c[c] for c in cols))):
+                    strings |= {str(v) for v in row if v}
             # the keys page shows the start of each public key
             strings |= {k[:16] for k in conn.execute(sa.select(signing_keys.c.public_key)
                                                      ).scalars()}
