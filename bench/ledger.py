@@ -72,6 +72,7 @@ def _writer(url: str, worker: int, partner_ids: list[int], start_at: float,
     while time.time() < start_at:
         time.sleep(0.001)
     deadline = start_at + seconds
+    conn = engine.connect()  # as a worker process holds its connection
     cpu = time.process_time()
     while time.time() < deadline:
         amount = rng.randint(1, 500) * 100
@@ -79,12 +80,13 @@ def _writer(url: str, worker: int, partner_ids: list[int], start_at: float,
         legs = [Leg(chart.clearing(PROVIDER), amount, "clearing"),
                 Leg(chart.payable(rng.choice(partner_ids)), fee - amount, "organiser"),
                 Leg(chart.PLATFORM_REVENUE, -fee, "platform")]
-        with engine.begin() as conn:
+        with conn.begin():  # one transaction per entry, on the writer's own connection
             post(conn, f"bench:{worker}:{posted}", "payment", legs,
                  now=datetime.now(UTC))
         if time.time() <= deadline:
             posted += 1
     cpu = time.process_time() - cpu
+    conn.close()
     engine.dispose()
     return posted, cpu
 

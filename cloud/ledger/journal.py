@@ -113,16 +113,19 @@ def accounts(conn: sa.Connection, codes: Iterable[str]) -> dict[str, Account]:
     return found
 
 
+# one statement text, made once: the guard runs in every posting to a guarded account
+_GUARD = sa.text("UPDATE ledger_accounts SET balance = balance + :delta, held = held + :hold "
+                 "WHERE id = :id AND balance + :delta - (held + :hold) >= 0 "
+                 "AND held + :hold >= 0")
+
+
 def _guard(conn: sa.Connection, account: Account, balance_delta: int, held_delta: int) -> None:
     """Move a guarded account's balance and held amounts, refused (nothing moved) when what
     is left available would fall below zero."""
-    t = ledger_accounts
-    moved = conn.execute(sa.update(t).where(
-        t.c.id == account.id,
-        t.c.balance + balance_delta - (t.c.held + held_delta) >= 0,
-        t.c.held + held_delta >= 0).values(
-        balance=t.c.balance + balance_delta, held=t.c.held + held_delta)).rowcount
+    moved = conn.execute(_GUARD, {"id": account.id, "delta": balance_delta,
+                                  "hold": held_delta}).rowcount
     if moved != 1:
+        t = ledger_accounts
         row = conn.execute(sa.select(t.c.balance, t.c.held).where(t.c.id == account.id)).one()
         raise LedgerError("insufficient_funds", account=account.code,
                           available=row.balance - row.held,
