@@ -125,11 +125,15 @@ def _guard(conn: sa.Connection, account: Account, balance_delta: int, held_delta
     moved = conn.execute(_GUARD, {"id": account.id, "delta": balance_delta,
                                   "hold": held_delta}).rowcount
     if moved != 1:
-        t = ledger_accounts
-        row = conn.execute(sa.select(t.c.balance, t.c.held).where(t.c.id == account.id)).one()
-        raise LedgerError("insufficient_funds", account=account.code,
-                          available=row.balance - row.held,
-                          wanted=-(balance_delta - held_delta))
+        _refuse(conn, account, balance_delta - held_delta)
+
+
+def _refuse(conn: sa.Connection, account: Account, delta: int) -> None:
+    """``insufficient_funds``: ``account`` could not give ``-delta`` (on its normal side)."""
+    t = ledger_accounts
+    row = conn.execute(sa.select(t.c.balance, t.c.held).where(t.c.id == account.id)).one()
+    raise LedgerError("insufficient_funds", account=account.code,
+                      available=row.balance - row.held, wanted=-delta)
 
 
 def _by_account(legs: Sequence[Leg], known: dict[str, Account]) -> list[tuple[Account, int]]:
@@ -143,9 +147,11 @@ def _by_account(legs: Sequence[Leg], known: dict[str, Account]) -> list[tuple[Ac
 
 
 # PostgreSQL writes an entry in one statement: its accounts read, the entry inserted (unless
-# its key is known: a replay) and its postings inserted, so a posting costs one round trip
-# besides the guarded accounts' conditional UPDATEs. The entry is written only when every
-# account exists and all share one currency; what is missing is said after, from the rows.
+# its key is known: a replay), its postings inserted and — when it touches one guarded account,
+# as a sale or a prepaid order does — that account's conditional UPDATE, so a posting costs
+# one round trip. The entry is written only when every account exists and all share one
+# currency; what is missing is said after, from the rows. An entry touching several guarded
+# accounts has them moved after, one by one in id order (no deadlock between two such entries).
 _PG_POST = sa.text("""
 WITH acc AS (
   SELECT id, code, kind, currency, guarded FROM ledger_accounts
@@ -166,8 +172,23 @@ WITH acc AS (
                            CAST(:parts AS varchar[])) WITH ORDINALITY AS v(code, amount, part, n)
   JOIN acc ON acc.code = v.code ORDER BY v.n
   RETURNING 1
+), d AS (
+  SELECT acc.id, sum(v.amount) * CASE WHEN acc.kind IN ('asset', 'expense') THEN 1 ELSE -1 END
+         AS delta
+  FROM unnest(CAST(:leg_codes AS varchar[]), CAST(:amounts AS bigint[])) AS v(code, amount)
+  JOIN acc ON acc.code = v.code WHERE acc.guarded GROUP BY acc.id, acc.kind
+), m AS (
+  SELECT id, CASE WHEN CAST(:pending AS boolean) THEN 0 ELSE delta END AS moved,
+         CASE WHEN CAST(:pending AS boolean) AND delta < 0 THEN -delta ELSE 0 END AS hold
+  FROM d WHERE delta <> 0 AND NOT (CAST(:pending AS boolean) AND delta > 0)
+), g AS (
+  UPDATE ledger_accounts a SET balance = a.balance + m.moved, held = a.held + m.hold
+  FROM m WHERE a.id = m.id AND (SELECT count(*) FROM m) = 1 AND EXISTS (SELECT 1 FROM e)
+    AND a.balance + m.moved - (a.held + m.hold) >= 0
+  RETURNING a.id
 )
-SELECT (SELECT id FROM e) AS entry_id, (SELECT count(*) FROM p) AS postings, acc.* FROM acc
+SELECT (SELECT id FROM e) AS entry_id, (SELECT count(*) FROM p) AS postings,
+       (SELECT count(*) FROM m) AS guards, (SELECT count(*) FROM g) AS moved, acc.* FROM acc
 """).columns(created_at=UtcDateTime(), posted_at=UtcDateTime())
 
 
@@ -199,17 +220,21 @@ def _values(key: str, kind: str, legs: Sequence[Leg], facts: Facts, pending: boo
 
 
 def _insert_pg(conn: sa.Connection, values: dict,
-               legs: Sequence[Leg]) -> tuple[int | None, dict[str, Account]]:
+               legs: Sequence[Leg]) -> tuple[int | None, dict[str, Account], bool]:
     codes = sorted({leg.account for leg in legs})
     rows = conn.execute(_PG_POST, {
-        **values, "codes": codes, "accounts": len(codes),
+        **values, "codes": codes, "accounts": len(codes), "pending": values["state"] == "pending",
         "leg_codes": [leg.account for leg in legs], "amounts": [leg.amount for leg in legs],
         "parts": [leg.part for leg in legs]}).all()
     known = {r.code: Account(r.id, r.code, r.kind, r.currency, r.guarded) for r in rows}
     for code in codes:
         if code not in known:
             raise LedgerError("unknown_account", account=code)
-    return (rows[0].entry_id if rows else None), known
+    entry_id = rows[0].entry_id if rows else None
+    if entry_id is not None and rows[0].guards == 1 and rows[0].moved != 1:
+        account, delta = _by_account(legs, known)[0]
+        _refuse(conn, account, delta)
+    return entry_id, known, rows[0].guards <= 1
 
 
 def _insert_any(conn: sa.Connection, values: dict,
@@ -217,7 +242,7 @@ def _insert_any(conn: sa.Connection, values: dict,
     known = accounts(conn, {leg.account for leg in legs})
     currencies = {a.currency for a in known.values()}
     if len(currencies) != 1:
-        return None, known  # said by the caller
+        return None, known, False  # said by the caller
     entry_id = conn.execute(_insert(conn, ledger_entries).values(
         **values, currency=currencies.pop()).on_conflict_do_nothing(index_elements=["key"])
         .returning(ledger_entries.c.id)).scalar()
@@ -225,7 +250,7 @@ def _insert_any(conn: sa.Connection, values: dict,
         conn.execute(sa.insert(ledger_postings).values([
             {"entry_id": entry_id, "account_id": known[leg.account].id, "amount": leg.amount,
              "part": leg.part} for leg in legs]))
-    return entry_id, known
+    return entry_id, known, False
 
 
 def post(conn: sa.Connection, key: str, kind: str, legs: Sequence[Leg], *,
@@ -239,13 +264,13 @@ def post(conn: sa.Connection, key: str, kind: str, legs: Sequence[Leg], *,
     _checked(key, legs)
     values = _values(key, kind, legs, facts, pending, actor, _now(now), reverses)
     insert = _insert_pg if conn.dialect.name == "postgresql" else _insert_any
-    entry_id, known = insert(conn, values, legs)
+    entry_id, known, guarded = insert(conn, values, legs)
     if len({a.currency for a in known.values()}) != 1:
         raise LedgerError("malformed_entry", key=key,
                           detail="its accounts have different currencies")
     if entry_id is None:
         return Posted(entry_of(conn, key).id, replayed=True)
-    for account, delta in _by_account(legs, known):
+    for account, delta in [] if guarded else _by_account(legs, known):
         if pending:
             if delta < 0:
                 _guard(conn, account, 0, -delta)

@@ -347,14 +347,21 @@ def choose_seats_in_browser(w: dict, applicants: list[Applicant]) -> dict[str, l
 
 def choose_seats_over_the_api(api: Api, w: dict, winners: list[Applicant]
                               ) -> dict[str, list[int]]:
-    """Each winner takes seats at the start of a row of their tier, from the tier's last row
-    back: {application: seat ids}."""
-    chosen, last = {}, {"vip": TIERS["vip"], "std": TIERS["vip"] + TIERS["std"]}
+    """Each winner takes seats side by side at the end of their tier's last row, the next
+    winner of the tier just before them (a row that has no room left for a winner's seats
+    passes to the row before it): never the seats at the start of the first row, which the
+    browser's winners take, however many of the winners the draw put in one tier:
+    {application: seat ids}."""
+    chosen = {}
+    cursor = {"vip": (TIERS["vip"], ROW), "std": (TIERS["vip"] + TIERS["std"], ROW)}
     for a in winners:
         tier = "vip" if a.n % 2 == 0 else "std"
-        row = str(last[tier])
-        last[tier] -= 1
-        wanted = [w["seat_ids"][(row, s)] for s in range(1, len(a.holders) + 1)]
+        row, last = cursor[tier]
+        if last < len(a.holders):
+            row, last = row - 1, ROW
+        cursor[tier] = (row, last - len(a.holders))
+        wanted = [w["seat_ids"][(str(row), s)]
+                  for s in range(last - len(a.holders) + 1, last + 1)]
         r = api("PUT", f"/api/v1/buyer/applications/{a.number}/seats", a.header, key=True,
                 json={"seat_ids": wanted})
         assert r.status_code == 200 and r.json()["state"] == "seated", r.text
