@@ -11,7 +11,6 @@ import sqlalchemy as sa
 
 from cloud.catalog.events import create_event
 from cloud.core.audit import audit_log
-from cloud.core.db import init_db, make_engine
 from cloud.core.errors import HubError
 from cloud.ledger import chart
 from cloud.ledger.errors import LedgerError
@@ -35,14 +34,6 @@ from cloud.ledger.tables import partner_users
 
 NOW = datetime(2026, 7, 1, 9, 0, tzinfo=UTC)
 PASSWORD = "lantern-orchard-quietly-91"
-
-
-@pytest.fixture
-def engine(hub_url):
-    init_db(hub_url)
-    engine = make_engine(hub_url)
-    yield engine
-    engine.dispose()
 
 
 def _actions(conn) -> list[str]:

@@ -11,7 +11,6 @@ import pytest
 import sqlalchemy as sa
 
 from cloud.core.audit import audit_log
-from cloud.core.db import init_db, make_engine
 from cloud.ledger import chart
 from cloud.ledger.errors import LedgerError
 from cloud.ledger.journal import available, balance, entry_of, trial_balance
@@ -29,14 +28,6 @@ from cloud.ledger.settlement import (
 )
 from cloud.ledger.tables import settlement_items, settlement_runs
 from tests.cloud.ledger.settlekit import day, refund, sell, set_up
-
-
-@pytest.fixture
-def engine(hub_url):
-    init_db(hub_url)
-    engine = make_engine(hub_url)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

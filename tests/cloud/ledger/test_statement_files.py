@@ -12,21 +12,12 @@ import zlib
 
 import pytest
 
-from cloud.core.db import init_db, make_engine
 from cloud.ledger import chart
 from cloud.ledger.journal import balance
 from cloud.ledger.partners import edit_partner
 from cloud.ledger.settlement import mark_paid, run_settlement, statement_lines, statements
 from cloud.ledger.statement_files import money, statement_csv, statement_pdf
 from tests.cloud.ledger.settlekit import day, refund, sell, set_up
-
-
-@pytest.fixture
-def engine(hub_url):
-    init_db(hub_url)
-    engine = make_engine(hub_url)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture
