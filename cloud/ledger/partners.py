@@ -205,6 +205,12 @@ def check_portal_sign_in(conn: sa.Connection, username: str, password: str,
     return PortalUser(row.id, row.partner_id, row.username, row.display_name)
 
 
+def sign_out_everywhere(conn: sa.Connection, user_id: int, now: datetime) -> None:
+    """End every portal session of ``user_id`` begun before ``now``."""
+    conn.execute(sa.update(partner_users).where(partner_users.c.id == user_id)
+                 .values(signed_out_at=now))
+
+
 # split rules
 
 def _rule_scope(conn: sa.Connection, event_id, product_id, channel, provider) -> None:

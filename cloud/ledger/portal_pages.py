@@ -9,7 +9,8 @@ cookie and its own CSRF token.
 - The session is the ``wicket_partner`` cookie (HttpOnly, SameSite=Lax, Secure as the hub's
   others): the portal user's and partner's ids and when they signed in, signed with the hub's
   secret key under a salt of its own, good for :data:`LIFETIME`. Every request reads the user
-  again: a disabled user or a suspended partner is out at once.
+  again: a disabled user or a suspended partner is out at once, and signing out ends every
+  session the user began before it (``partner_users.signed_out_at``), copies included.
 - Forms carry a double-submit token: a random value in the ``wicket_partner_csrf`` cookie
   (HttpOnly, SameSite=Strict, path /partner), renewed at sign-in; a POST whose field does not
   match it changes nothing.
@@ -53,7 +54,7 @@ from cloud.ledger.pages import (
     part_words,
     statement_state_words,
 )
-from cloud.ledger.partners import check_portal_sign_in
+from cloud.ledger.partners import check_portal_sign_in, sign_out_everywhere
 from cloud.ledger.tables import partner_users, partners
 from cloud.web.limits import limited
 from cloud.web.pages import LANG_COOKIE, LANGUAGES
@@ -93,7 +94,7 @@ def _signed_in_user():
         return None
     try:
         data = _signer().loads(raw, max_age=LIFETIME)
-        user_id, partner_id = int(data["u"]), int(data["p"])
+        user_id, partner_id, began = int(data["u"]), int(data["p"]), int(data["t"])
     except (BadSignature, KeyError, TypeError, ValueError):
         g.portal_stale = True
         return None
@@ -101,10 +102,14 @@ def _signed_in_user():
         row = conn.execute(
             sa.select(partner_users.c.id, partner_users.c.partner_id,
                       partner_users.c.username, partner_users.c.display_name,
+                      partner_users.c.signed_out_at,
                       partners.c.name.label("partner_name"), partners.c.code.label("partner_code"))
             .join(partners, partners.c.id == partner_users.c.partner_id)
             .where(partner_users.c.id == user_id, partner_users.c.partner_id == partner_id,
                    partner_users.c.state == "active", partners.c.state == "active")).first()
+    if row is not None and row.signed_out_at is not None \
+            and began <= int(row.signed_out_at.timestamp() * 1000):
+        row = None  # the user signed out after this session began
     if row is None:
         g.portal_stale = True
     return row
@@ -208,7 +213,8 @@ def sign_in():
                                error=_("Wrong user name or password, or the account is "
                                        "disabled.")), 401
     response = make_response(redirect(_next() or url_for("portal.balance"), 303))
-    token = _signer().dumps({"u": who.id, "p": who.partner_id, "t": int(time.time())})
+    token = _signer().dumps({"u": who.id, "p": who.partner_id,
+                             "t": int(time.time() * 1000)})  # when it began, in ms
     response.set_cookie(SESSION_COOKIE, token, max_age=LIFETIME, httponly=True,
                         samesite="Lax", secure=_secure(), path="/partner")
     g.portal_csrf = secrets.token_urlsafe(32)  # a new token with the new sign-in
@@ -217,6 +223,12 @@ def sign_in():
 
 @bp.post("/sign-out")
 def sign_out():
+    """The cookie goes, and with it every session the user began before now (a copy of the
+    cookie elsewhere is no good either)."""
+    who = _signed_in_user()
+    if who is not None:
+        with engine().begin() as conn:
+            sign_out_everywhere(conn, who.id, utcnow())
     response = make_response(redirect(url_for("portal.sign_in_page"), 303))
     response.delete_cookie(SESSION_COOKIE, path="/partner", httponly=True, samesite="Lax",
                            secure=_secure())

@@ -65,6 +65,9 @@ partner_users = sa.Table(
     sa.Column("created_by", sa.String(80), nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("last_sign_in_at", UtcDateTime()),
+    # signing out ends every session of the user begun before it (the portal's cookie carries
+    # when it began): a copied cookie is no good after its owner signed out
+    sa.Column("signed_out_at", UtcDateTime()),
     sa.CheckConstraint("state IN ('active', 'disabled')", name="state_known"),
 )
 

@@ -149,6 +149,7 @@ def upgrade() -> None:
     sa.Column('created_by', sa.String(length=80), nullable=False),
     sa.Column('created_at', WHEN, nullable=False),
     sa.Column('last_sign_in_at', WHEN, nullable=True),
+    sa.Column('signed_out_at', WHEN, nullable=True),
     sa.CheckConstraint("state IN ('active', 'disabled')", name='ck_partner_users_state_known'),
     sa.ForeignKeyConstraint(['partner_id'], ['partners.id'], name='fk_partner_users_partner_id_partners'),
     sa.PrimaryKeyConstraint('id', name='pk_partner_users'),

@@ -131,9 +131,16 @@ def test_every_post_needs_the_portals_own_token(hub):
             r = client.post(path, data=data)
             assert r.status_code == 400 and "security token" in text(r), (path, data)
     assert client.get("/partner/balance").status_code == 200  # still signed in
+    copied = client.get_cookie("wicket_partner", path="/partner").value
     r = client.post("/partner/sign-out", data={"csrf_token": token(client, "/partner/balance")})
     assert r.status_code == 303
     assert client.get("/partner/balance").status_code == 303
+    # a copy of the cookie taken before signing out is no good either
+    thief = hub.app.test_client()
+    thief.set_cookie("wicket_partner", copied, path="/partner")
+    assert thief.get("/partner/balance").status_code == 303
+    again = portal(hub, "org-user")  # signing in again works
+    assert again.get("/partner/balance").status_code == 200
 
 
 def test_signing_in_returns_to_the_page_asked_for_and_never_elsewhere(hub):
