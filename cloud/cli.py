@@ -278,6 +278,8 @@ def worker_tasks():
     lottery_tasks(tasks, providers, notify)  # presale lottery (issue 18): losers' refunds
     from cloud.payments.statement_import import register_tasks as statement_tasks
     statement_tasks(tasks, providers)  # the ledger (issue 19): providers' daily statements
+    from cloud.ledger.settlement import daily_settlement
+    tasks.every("settle_partners", 3600, daily_settlement, apart=True)  # the ledger's cycle
     # flags (issue 16 §4): expired entry flags' blocks deleted at the venues (an expired flag
     # stops counting on the hub at once; its block lifts at the next run), and live ones'
     # blocks sent to venues made since

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta, timezone
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -141,6 +141,32 @@ def run_settlement(engine: sa.Engine, as_of: datetime, actor: str, now: datetime
     with engine.begin() as conn:
         run_id = start_run(conn, as_of, actor, now)
     return resume_run(engine, run_id, now, progress)
+
+
+CHINA = timezone(timedelta(hours=8))  # where the partners are: a settlement day is theirs
+SETTLE_AFTER = time(2, 0)  # China time: the day before is whole, its late notifications in
+SETTLE_ACTOR = "system:settlement"  # who prepares the runs the worker makes (finance pays)
+
+
+def daily_settlement(engine: sa.Engine, now: datetime) -> int:
+    """The worker's periodic task (apart: it gets the engine): once a China day, after
+    :data:`SETTLE_AFTER`, a run as of that day's start (each partner up to its T+N); a run of
+    the day that stopped is finished. How many runs it made or finished (0 or 1)."""
+    local = now.astimezone(CHINA)
+    if local.time() < SETTLE_AFTER:
+        return 0
+    as_of = datetime.combine(local.date(), time(0), CHINA)
+    with engine.connect() as conn:
+        run = conn.execute(sa.select(settlement_runs.c.id, settlement_runs.c.state)
+                           .where(settlement_runs.c.as_of == as_of)
+                           .order_by(settlement_runs.c.id).limit(1)).first()
+    if run is None:
+        run_settlement(engine, as_of, SETTLE_ACTOR, now)
+        return 1
+    if run.state != "done":
+        resume_run(engine, run.id, now)
+        return 1
+    return 0
 
 
 # one partner's statement

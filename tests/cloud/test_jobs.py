@@ -255,5 +255,5 @@ def test_the_worker_command_tidies_keys_and_stops_on_sigterm(hub_url, tmp_path):
             "expire_lapsed_orders every 60 s, follow_up_payments every 60 s, "
             "delete_reviewed_photos every 3600 s, tidy_buyer_accounts every 3600 s, "
             "settle_presale_refunds every 30 s, import_statements every 3600 s, "
-            "entry_flag_blocks every 60 s") in out
+            "settle_partners every 3600 s, entry_flag_blocks every 60 s") in out
     assert "stopped" in out

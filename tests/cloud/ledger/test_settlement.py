@@ -6,12 +6,13 @@ settled again later."""
 from __future__ import annotations
 
 import threading
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
 
 from cloud.core.audit import audit_log
-from cloud.ledger import chart
+from cloud.ledger import chart, settlement
 from cloud.ledger.errors import LedgerError
 from cloud.ledger.journal import available, balance, entry_of, trial_balance
 from cloud.ledger.partners import edit_partner
@@ -266,3 +267,29 @@ def test_a_refund_of_a_sale_paid_out_waits_for_sales_to_set_it_against(engine, i
         assert org.net == balance(conn, chart.payable(ids["ORG"]))
         # over both statements the organiser gets exactly its part of what was kept
         assert 8440 + org.net == 16880
+
+
+def test_the_worker_settles_once_a_china_day_after_two_oclock(engine, ids):
+    """Sales posted ten days back are due for both partners: the worker's task makes one run
+    a day, as of the day's start in China time, and finishes a run of the day that stopped."""
+    with engine.begin() as conn:
+        sell(conn, 1, 10_000, day(0))
+    china = timezone(timedelta(hours=8))
+    early = datetime(2026, 7, 11, 1, 59, tzinfo=china)
+    assert settlement.daily_settlement(engine, early) == 0  # the day before is not whole yet
+    later = datetime(2026, 7, 11, 2, 30, tzinfo=china)
+    assert settlement.daily_settlement(engine, later) == 1
+    assert settlement.daily_settlement(engine, later + timedelta(hours=1)) == 0
+    with engine.connect() as conn:
+        (run,) = settlement.runs(conn)
+        made = settlement.statements(conn, run_id=run.id)
+    assert run.as_of == datetime(2026, 7, 11, tzinfo=china) and run.state == "done"
+    assert run.started_by == settlement.SETTLE_ACTOR
+    assert {s.partner_id for s in made} == set(ids.values())
+    with engine.begin() as conn:  # a run of the next day that stopped before any partner
+        stopped = settlement.start_run(conn, datetime(2026, 7, 12, tzinfo=china), "fin",
+                                       later + timedelta(days=1))
+    assert settlement.daily_settlement(engine, later + timedelta(days=1)) == 1
+    with engine.connect() as conn:
+        assert [r.state for r in settlement.runs(conn) if r.id == stopped] == ["done"]
+        assert len(settlement.runs(conn)) == 2
