@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
+
+# China Standard Time (no daylight saving): the payment providers' clock and statement days,
+# and the day a partner's settlement is counted in
+CHINA = timezone(timedelta(hours=8), "UTC+8")
 
 
 def utcnow() -> datetime:

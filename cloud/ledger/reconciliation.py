@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -36,8 +36,8 @@ from cloud.ledger import chart
 from cloud.ledger.errors import LedgerError
 from cloud.ledger.journal import Facts, Leg, post
 from cloud.ledger.tables import ledger_entries, ledger_postings, recon_exceptions, recon_imports
+from sync.timeutil import CHINA
 
-CHINA = timezone(timedelta(hours=8))
 PAYMENT_KINDS = ("payment", "unplaced")
 REFUND_KIND = "refund"
 ACTIONS = {"accept": "accepted", "adjust": "adjusted", "follow_up": "follow_up"}

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta, timezone
+from datetime import datetime, time, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -47,6 +47,7 @@ from cloud.ledger.tables import (
     settlement_statements,
 )
 from cloud.sales.tables import orders
+from sync.timeutil import CHINA
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +144,6 @@ def run_settlement(engine: sa.Engine, as_of: datetime, actor: str, now: datetime
     return resume_run(engine, run_id, now, progress)
 
 
-CHINA = timezone(timedelta(hours=8))  # where the partners are: a settlement day is theirs
 SETTLE_AFTER = time(2, 0)  # China time: the day before is whole, its late notifications in
 SETTLE_ACTOR = "system:settlement"  # who prepares the runs the worker makes (finance pays)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
 import sqlalchemy as sa
 from reportlab.lib import colors
@@ -23,8 +23,8 @@ from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.platypus import LongTable, Paragraph, SimpleDocTemplate, Spacer, Table
 
 from cloud.ledger.settlement import Line, statement, statement_lines
+from sync.timeutil import CHINA
 
-CHINA = timezone(timedelta(hours=8), "UTC+8")
 FONT = "STSong-Light"
 CSV_COLUMNS = ("posted_at", "entry", "kind", "order", "reference", "currency", "gross",
                "share", "fees")

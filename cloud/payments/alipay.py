@@ -22,7 +22,7 @@ import json
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 from urllib.parse import parse_qsl, urlencode
 
 from cryptography.exceptions import InvalidSignature
@@ -33,9 +33,9 @@ from cloud.payments import transport
 from cloud.payments.errors import PaymentError
 from cloud.payments.money import fen_to_yuan, yuan_to_fen
 from cloud.payments.providers import BillRow, Notice, RefundStatus, Reply, Shown, TradeStatus
+from sync.timeutil import CHINA
 
 NAME = "alipay"
-CHINA = timezone(timedelta(hours=8))
 TRADE_STATES = {"WAIT_BUYER_PAY": "pending", "TRADE_SUCCESS": "succeeded",
                 "TRADE_FINISHED": "succeeded", "TRADE_CLOSED": "closed"}
 

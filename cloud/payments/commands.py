@@ -8,13 +8,12 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 
 from cloud.core.db import current_revision, make_engine
-from sync.timeutil import utcnow
+from sync.timeutil import CHINA, utcnow
 
 ACTOR = "wicket-hub"
-CHINA = timezone(timedelta(hours=8))  # the providers' statements are in China time
 
 
 def _say(text: str) -> None:

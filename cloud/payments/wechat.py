@@ -27,7 +27,7 @@ import json
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from urllib.parse import quote, urlsplit
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
@@ -39,12 +39,12 @@ from cloud.payments import transport
 from cloud.payments.errors import PaymentError
 from cloud.payments.money import yuan_to_fen
 from cloud.payments.providers import BillRow, Notice, RefundStatus, Reply, Shown, TradeStatus
+from sync.timeutil import CHINA
 
 NAME = "wechat"
 SCHEME = "WECHATPAY2-SHA256-RSA2048"
 PROBE = "WECHATPAY/SIGNTEST/"
 MAX_SKEW = timedelta(minutes=5)
-CHINA = timezone(timedelta(hours=8))
 TRADE_STATES = {"SUCCESS": "succeeded", "REFUND": "succeeded", "NOTPAY": "pending",
                 "USERPAYING": "pending", "CLOSED": "closed", "REVOKED": "closed",
                 "PAYERROR": "failed"}

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
 import requests
 import sqlalchemy as sa
 
+from sync.timeutil import CHINA
 from tools.demo.children import password
 
-CHINA = timezone(timedelta(hours=8))
 PORTAL_USER = "goc-finance"
 
 
