@@ -15,12 +15,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 import sqlalchemy as sa
 
 from cloud.ledger.journal import open_account
-from cloud.ledger.tables import partners
+from cloud.ledger.tables import ledger_accounts, partners
 
 PLATFORM_REVENUE = "platform:revenue"
 REFUNDS_PAYABLE = "refunds_payable"
@@ -54,6 +55,22 @@ def receivable(partner_id: int) -> str:
 def ensure(conn: sa.Connection, code: str, currency: str = "CNY",
            now: datetime | None = None) -> str:
     """Open the account ``code`` of the chart if it is not open yet; its code."""
+    ensure_all(conn, [code], currency, now)
+    return code
+
+
+def ensure_all(conn: sa.Connection, codes: Iterable[str], currency: str = "CNY",
+               now: datetime | None = None) -> None:
+    """Open those of the chart's accounts ``codes`` that are not open yet: one read when they
+    all are (as they are for every payment but the first of its kind)."""
+    wanted = set(codes)
+    found = set(conn.execute(sa.select(ledger_accounts.c.code)
+                             .where(ledger_accounts.c.code.in_(wanted))).scalars())
+    for code in sorted(wanted - found):
+        _open(conn, code, currency, now)
+
+
+def _open(conn: sa.Connection, code: str, currency: str, now: datetime | None) -> None:
     if code in _FIXED:
         name, kind = _FIXED[code]
         open_account(conn, code, name, kind, currency=currency, now=now)
@@ -74,4 +91,3 @@ def ensure(conn: sa.Connection, code: str, currency: str = "CNY",
                          partner_id=partner_id, now=now)
     else:
         raise ValueError(f"{code!r} is not in the chart of accounts")
-    return code

@@ -119,20 +119,18 @@ def post_payment(conn: sa.Connection, paid: Paid, now: datetime,
     sale = sale_of(conn, paid.order_id)
     split = shares(paid.amount, sale.tickets, rules_for(conn, sale, paid.provider, now),
                    chart.UNDISTRIBUTED)
-    legs = [Leg(chart.ensure(conn, chart.clearing(paid.provider), paid.currency, now),
-                paid.amount, "clearing")]
-    legs += [Leg(chart.ensure(conn, rule.account, paid.currency, now), -amount, rule.part)
-             for rule, amount in split if amount]
+    legs = [Leg(chart.clearing(paid.provider), paid.amount, "clearing")]
+    legs += [Leg(rule.account, -amount, rule.part) for rule, amount in split if amount]
+    chart.ensure_all(conn, {leg.account for leg in legs}, paid.currency, now)
     return post(conn, f"payment:{paid.payment_id}", PAYMENT, legs, facts=_facts(paid, sale),
                 actor=actor, now=now)
 
 
 def post_unplaced(conn: sa.Connection, paid: Paid, reason: str, now: datetime) -> Posted:
     """The entry of a payment no order could keep: owed back to the buyer."""
-    legs = [Leg(chart.ensure(conn, chart.clearing(paid.provider), paid.currency, now),
-                paid.amount, "clearing"),
-            Leg(chart.ensure(conn, chart.REFUNDS_PAYABLE, paid.currency, now), -paid.amount,
-                "refunds_payable")]
+    legs = [Leg(chart.clearing(paid.provider), paid.amount, "clearing"),
+            Leg(chart.REFUNDS_PAYABLE, -paid.amount, "refunds_payable")]
+    chart.ensure_all(conn, {leg.account for leg in legs}, paid.currency, now)
     return post(conn, f"payment:{paid.payment_id}", UNPLACED, legs,
                 facts=_facts(paid, None, memo=f"not kept: {reason}"[:200]), now=now)
 
@@ -170,7 +168,7 @@ def post_refund(conn: sa.Connection, paid: Paid, refund_id: int, out_refund_no: 
     """The entry of a refund that succeeded: the payment's split reversed in proportion, or
     the refunds payable paid off for a payment no order kept."""
     entry = _payment_entry(conn, paid.payment_id)
-    clearing = chart.ensure(conn, chart.clearing(paid.provider), paid.currency, now)
+    clearing = chart.clearing(paid.provider)  # open since the payment posted to it
     facts = Facts(order_id=paid.order_id, payment_id=paid.payment_id, refund_id=refund_id,
                   provider=paid.provider, reference=out_refund_no,
                   session_id=entry.session_id if entry else None,
@@ -180,8 +178,8 @@ def post_refund(conn: sa.Connection, paid: Paid, refund_id: int, out_refund_no: 
         if entry is None:
             log.error("refund %s of payment %s that the ledger never saw: to suspense",
                       refund_id, paid.payment_id)
-        owed = chart.ensure(conn, chart.REFUNDS_PAYABLE if entry else chart.SUSPENSE,
-                            paid.currency, now)
+        owed = chart.REFUNDS_PAYABLE if entry else chart.SUSPENSE
+        chart.ensure_all(conn, {owed, clearing}, paid.currency, now)
         legs = [Leg(owed, amount, "refunds_payable"), Leg(clearing, -amount, "clearing")]
     else:
         parts = [leg for leg in legs_of(conn, entry.id) if leg.part != "clearing"]

@@ -66,10 +66,8 @@ def place(conn: sa.Connection, outcome: Outcome, now: datetime | None = None) ->
 def _post(conn: sa.Connection, outcome: Outcome, captured: Captured, now: datetime) -> None:
     """The payment into the ledger, in this same transaction: split among the partners when
     its order kept it, owed back to the buyer when it did not (cloud/ledger/posting.py)."""
-    currency = conn.execute(sa.select(payments.c.currency)
-                            .where(payments.c.id == outcome.payment_id)).scalar_one()
     paid = Paid(outcome.payment_id, outcome.order_id, outcome.provider, outcome.out_trade_no,
-                outcome.amount, currency)
+                outcome.amount, outcome.currency)
     if captured.refund_needed:
         post_unplaced(conn, paid, captured.reason or "", now)
     elif captured.state == "paid":

@@ -79,10 +79,12 @@ def _take(conn: sa.Connection, provider: str, notice: Notice, now: datetime) -> 
         if refund is None:
             return Outcome(provider, "payment", payment.id, payment.order_id,
                            payment.out_trade_no, payment.state, payment.amount, False,
-                           duplicate=True, provider_reference=payment.provider_reference)
+                           duplicate=True, provider_reference=payment.provider_reference,
+                           currency=payment.currency)
         return Outcome(provider, "refund", payment.id, payment.order_id, payment.out_trade_no,
                        refund.state, refund.amount, False, duplicate=True,
-                       refund_id=refund.id, out_refund_no=refund.out_refund_no)
+                       refund_id=refund.id, out_refund_no=refund.out_refund_no,
+                       currency=payment.currency)
     if refund is None:
         outcome = move_payment(conn, payment, notice.state, notice.provider_reference, now)
     else:

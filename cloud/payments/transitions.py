@@ -50,6 +50,7 @@ class Outcome:
     refund_id: int | None = None
     out_refund_no: str | None = None
     refund_finished: bool = False
+    currency: str = "CNY"        # the payment's
 
 
 def _earlier(rank: dict[str, int], state: str) -> list[str]:
@@ -73,7 +74,7 @@ def move_payment(conn: sa.Connection, payment, state: str, reference: str | None
                  payment.state, state)
     return Outcome(row.provider, "payment", row.id, row.order_id, row.out_trade_no, row.state,
                    row.amount, moved, newly_succeeded=moved and state == "succeeded",
-                   provider_reference=row.provider_reference)
+                   provider_reference=row.provider_reference, currency=row.currency)
 
 
 def move_refund(conn: sa.Connection, refund, state: str, reference: str | None,
@@ -104,4 +105,4 @@ def move_refund(conn: sa.Connection, refund, state: str, reference: str | None,
     return Outcome(p.provider, "refund", p.id, p.order_id, p.out_trade_no, r.state, r.amount,
                    moved, provider_reference=r.provider_reference, refund_id=r.id,
                    out_refund_no=r.out_refund_no,
-                   refund_finished=moved and state == "succeeded")
+                   refund_finished=moved and state == "succeeded", currency=p.currency)
