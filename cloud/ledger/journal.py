@@ -22,7 +22,7 @@ posting (the database's triggers refuse it): a correction is :func:`reverse`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -63,7 +63,6 @@ class Facts:
 class Posted:
     entry_id: int
     replayed: bool  # the event had posted already: nothing was written now
-    legs: tuple[Leg, ...] = field(default=())
 
 
 @dataclass(frozen=True)
@@ -276,7 +275,7 @@ def post(conn: sa.Connection, key: str, kind: str, legs: Sequence[Leg], *,
                 _guard(conn, account, 0, -delta)
         else:
             _guard(conn, account, delta, 0)
-    return Posted(entry_id, replayed=False, legs=tuple(legs))
+    return Posted(entry_id, replayed=False)
 
 
 def entry_of(conn: sa.Connection, key: str):
