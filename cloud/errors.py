@@ -10,6 +10,7 @@ from __future__ import annotations
 from cloud.buyers.errors import BuyerError  # buyers (accounts)
 from cloud.buyers.identity_errors import IdentityError
 from cloud.catalog.errors import CatalogError
+from cloud.channels.errors import ChannelError  # channels and distribution (issue 20)
 from cloud.core.errors import Code, HubError
 from cloud.core.idempotency import IdempotencyError
 from cloud.core.seal import SealError
@@ -50,7 +51,8 @@ ERROR_CLASSES: tuple[type[HubError], ...] = (
     QueueError,  # waiting room (issue 17 §2)
     ContentError,  # content (issue 17 §3)
     LotteryError,  # presale lottery (issue 18)
-    LedgerError)  # the ledger (issue 19)
+    LedgerError,  # the ledger (issue 19)
+    ChannelError)  # channels and distribution (issue 20)
 
 
 def all_codes() -> dict[str, Code]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from cloud.buyers import tables as buyers_tables
 from cloud.catalog import tables as catalog_tables
+from cloud.channels import tables as channels_tables  # channels and distribution (issue 20)
 from cloud.core import audit, changes, idempotency, jobs, outbox, rate_limits, trust
 from cloud.core.db import metadata
 from cloud.fleet import tables as fleet_tables
@@ -30,6 +31,7 @@ TABLE_MODULES = (changes, audit, trust, rate_limits, idempotency, jobs, outbox, 
                  messaging_tables,  # messaging (issue 16)
                  storefront_tables,  # waiting room, content (issue 17 §2, §3)
                  lottery_tables,  # presale lottery (issue 18)
-                 ledger_tables)  # ledger (issue 19)
+                 ledger_tables,  # ledger (issue 19)
+                 channels_tables)  # channels and distribution (issue 20)
 
 __all__ = ["TABLE_MODULES", "metadata"]

@@ -44,12 +44,16 @@ HUB_AREAS: dict[str, set[str]] = {
     "buyers": {"core", "catalog", "inventory", "sales", "staff", "messaging"},
     # the public buyer site sits on top: nothing imports it
     "storefront": {"core", "catalog", "inventory", "fleet", "sales", "payments", "buyers",
-                   "messaging", "lottery"},
+                   "messaging", "lottery", "channels"},
     # the presale lottery (issue 18): applications paid and refunded through payments, holders
     # from buyers' verified people, results told through the outbox
     "lottery": {"core", "catalog", "inventory", "sales", "payments", "buyers"},
     # messaging (issue 16): sends the outbox, delivers tickets by link; never buyers or payments
     "messaging": {"core", "catalog", "inventory", "sales"},
+    # channels and distribution (issue 20): sells through sales under a channel's name and
+    # quotas, posts partners' prepaid and credit accounts through the ledger; staff for booths'
+    # staff and the representatives' password hash
+    "channels": {"core", "catalog", "inventory", "sales", "ledger", "staff", "fleet"},
 }
 HUB_COMPOSERS = {"cloud", "cloud.app", "cloud.cli", "cloud.demo", "cloud.home", "cloud.schema",
                  "cloud.errors"}

@@ -135,7 +135,9 @@ price_tiers = sa.Table(
 
 
 # What is sold beside a session's seats: passes, each admitting to several sessions (or to
-# venues for a validity window), with a price and a capacity (the 'pass' quota naming it).
+# venues for a validity window), with a price and a capacity (the 'pass' quota naming it);
+# day products (a scenic spot's day ticket, a room night: scope venues, a daily stock, the
+# 'day' quota of each day) and bundles of products (product_parts).
 products = sa.Table(
     "products", metadata,
     sa.Column("id", sa.Integer, primary_key=True),
@@ -154,9 +156,19 @@ products = sa.Table(
     sa.Column("valid_until", UtcDateTime()),
     sa.Column("sale_opens_at", UtcDateTime()),
     sa.Column("sale_closes_at", UtcDateTime()),
-    sa.CheckConstraint("kind IN ('pass')", name="kind_known"),
+    sa.CheckConstraint("kind IN ('pass', 'day', 'bundle')", name="kind_known"),
     sa.CheckConstraint("scope_kind IN ('sessions', 'venues')", name="scope_kind_known"),
     sa.CheckConstraint("amount >= 0", name="amount_not_negative"),
+)
+
+
+# A bundle's parts: each sold with the bundle, ``qty`` of it, its tickets issued as the part's.
+product_parts = sa.Table(
+    "product_parts", metadata,
+    sa.Column("bundle_id", sa.Integer, sa.ForeignKey("products.id"), primary_key=True),
+    sa.Column("part_id", sa.Integer, sa.ForeignKey("products.id"), primary_key=True),
+    sa.Column("qty", sa.Integer, nullable=False),
+    sa.CheckConstraint("qty BETWEEN 1 AND 20", name="qty_range"),
 )
 
 

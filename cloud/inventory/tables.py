@@ -35,7 +35,7 @@ session_seats = sa.Table(
     sa.Index("ix_session_seats_order_id", "order_id"),
 )
 
-QUOTA_KINDS = ("zone", "tier", "ga", "pass")
+QUOTA_KINDS = ("zone", "tier", "ga", "pass", "day", "channel", "contract")
 
 # Capacities the database enforces: each sale adds to ``used`` with one conditional UPDATE
 # (``used + n <= capacity``) in its own transaction, quotas in id order and last. ``key`` names
@@ -49,9 +49,13 @@ quotas = sa.Table(
     sa.Column("zone_id", sa.Integer),
     sa.Column("price_tier_id", sa.Integer),
     sa.Column("product_id", sa.Integer),
+    # a day product's stock for one day; a channel's quota (cloud/channels/)
+    sa.Column("day", sa.Date),
+    sa.Column("channel_id", sa.Integer),
     sa.Column("capacity", sa.Integer, nullable=False),
     sa.Column("used", sa.Integer, nullable=False, server_default="0"),
-    sa.CheckConstraint("kind IN ('zone', 'tier', 'ga', 'pass')", name="kind_known"),
+    sa.CheckConstraint("kind IN ('zone', 'tier', 'ga', 'pass', 'day', 'channel', 'contract')",
+                       name="kind_known"),
     sa.CheckConstraint("used <= capacity", name="used_within_capacity"),
     sa.CheckConstraint("used >= 0", name="used_not_negative"),
 )

@@ -77,12 +77,15 @@ orders = sa.Table(
     # sale, or presale: the order paying a lottery application (cloud/lottery/), without
     # lines until its seats are given
     sa.Column("kind", sa.String(10), nullable=False, server_default="sale"),
+    # where it was sold (cloud/channels/): none for a staff sale outside any channel
+    sa.Column("channel_id", sa.Integer),
     sa.CheckConstraint("state IN ('pending_payment', 'paid', 'partially_refunded', 'refunded', "
                        "'expired', 'cancelled')", name="state_known"),
     sa.CheckConstraint("total >= 0", name="total_not_negative"),
     sa.UniqueConstraint("payment_provider", "payment_reference"),
     sa.Index("ix_orders_state_expires_at", "state", "expires_at"),
     sa.Index("ix_orders_session_id_buyer", "session_id", "buyer"),
+    sa.Index("ix_orders_channel_id_created_at", "channel_id", "created_at"),
 )
 
 LINE_KINDS = ("seat", "ga", "pass")
@@ -103,6 +106,8 @@ order_lines = sa.Table(
     sa.Column("zone_id", sa.Integer, nullable=False, server_default="0"),
     sa.Column("price_tier_id", sa.Integer),
     sa.Column("product_id", sa.Integer),
+    # a day product's day (China date): the day its ticket admits on
+    sa.Column("day", sa.Date),
     sa.Column("amount", sa.BigInteger, nullable=False),
     sa.Column("currency", sa.String(3), nullable=False, server_default="CNY"),
     sa.Column("holder_id", sa.Integer, sa.ForeignKey("holders.id")),

@@ -69,4 +69,7 @@ PERMISSIONS: dict[str, str] = {
                          "refunds of those not drawn and assign the winners' seats"),
     "presale.draw": _l("Enter a presale's seed (one of two people) and run its draw or import "
                        "the result of a notarised draw"),
+    # channels and distribution (issue 20)
+    "channels.manage": _l("Run sales channels and their quotas, booths, contract customers, "
+                          "partners' products, agreed prices, sales codes and API keys"),
 }

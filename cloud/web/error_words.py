@@ -362,4 +362,12 @@ ERROR_WORDS = {
     "unknown_exception": _l("No reconciliation exception %(exception_id)s."),
     "exception_resolved": _l("Exception %(exception_id)s is %(state)s already."),
     "portal_username_taken": _l("The user name %(username)s is taken."),
+    # channels and distribution (issue 20)
+    "unknown_channel": _l("No channel %(channel)s."),
+    "channel_off": _l("Channel %(channel)s is switched off."),
+    "channel_closed": _l("Channel %(channel)s does not sell now (outside its sale window or opening hours)."),
+    "not_bound": _l("Product %(product_id)s is not bound to you by any sales code."),
+    "no_agreed_price": _l("No agreed price is in force for product %(product_id)s."),
+    "partner_suspended": _l("Partner %(partner_id)s is suspended."),
+    "unknown_partner_order": _l("You have no order %(number)s."),
 }
