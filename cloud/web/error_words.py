@@ -370,4 +370,14 @@ ERROR_WORDS = {
     "no_agreed_price": _l("No agreed price is in force for product %(product_id)s."),
     "partner_suspended": _l("Partner %(partner_id)s is suspended."),
     "unknown_partner_order": _l("You have no order %(number)s."),
+    # partners' accounts and webhooks (issue 20)
+    "not_covered": _l("The balance and credit cover %(available)s: %(wanted)s is needed."),
+    "credit_in_use": _l("The unused credit is %(unused)s: the limit cannot be cut by %(cut)s."),
+    "bad_account_request": _l("%(field)s is missing or not valid."),
+    "topup_reference_used": _l("The reference %(reference)s was entered for another top-up."),
+    "repayment_exceeds_debt": _l("The partner owes %(owed)s on credit: %(amount)s cannot be repaid."),
+    "account_refund_exceeds": _l("Order %(order_id)s has %(left)s left to refund to the account: %(amount)s was asked."),
+    "no_account_charge": _l("Order %(order_id)s was not paid from the accounts of partner %(partner_id)s."),
+    "unknown_webhook": _l("Partner %(partner_id)s has no webhook %(webhook_id)s."),
+    "bad_webhook": _l("%(field)s is missing or not valid."),
 }
