@@ -380,4 +380,9 @@ ERROR_WORDS = {
     "no_account_charge": _l("Order %(order_id)s was not paid from the accounts of partner %(partner_id)s."),
     "unknown_webhook": _l("Partner %(partner_id)s has no webhook %(webhook_id)s."),
     "bad_webhook": _l("%(field)s is missing or not valid."),
+    "not_refundable": _l("Ticket %(ticket)s can no longer be given back (it could until %(until)s)."),
+    "bad_channel": _l("%(field)s is missing or not valid for a channel."),
+    "channel_code_taken": _l("A channel has the code %(code)s already."),
+    "day_required": _l("Product %(product_id)s is sold by the day: choose the day."),
+    "day_not_on_sale": _l("Product %(product_id)s is not on sale for %(day)s."),
 }
