@@ -20,8 +20,7 @@ from cloud.core.outbox import opened, outbox
 from cloud.ledger import chart
 from cloud.ledger.journal import balance, legs_of, trial_balance
 from cloud.ledger.tables import ledger_accounts, ledger_entries
-from tests.cloud.channels.accountkit import (DISTRIBUTOR, PRICE, account_hub, partner_orders,
-                                             profile)
+from tests.cloud.channels.accountkit import DISTRIBUTOR, PRICE, account_hub, partner_orders, profile
 from tests.cloud.ledger.ledgerkit import ORGANISER, VENUE
 from tests.cloud.orderkit import NOW
 
