@@ -11,6 +11,7 @@ from cloud.buyers.errors import BuyerError  # buyers (accounts)
 from cloud.buyers.identity_errors import IdentityError
 from cloud.catalog.errors import CatalogError
 from cloud.channels.booths import BoothError  # booths, outlets and kiosks (issue 20)
+from cloud.channels.channels import ChannelSetupError
 from cloud.channels.errors import ChannelError  # channels and distribution (issue 20)
 from cloud.core.errors import Code, HubError
 from cloud.core.idempotency import IdempotencyError
@@ -53,7 +54,7 @@ ERROR_CLASSES: tuple[type[HubError], ...] = (
     ContentError,  # content (issue 17 §3)
     LotteryError,  # presale lottery (issue 18)
     LedgerError,  # the ledger (issue 19)
-    ChannelError,  # channels and distribution (issue 20)
+    ChannelError, ChannelSetupError,  # channels and distribution (issue 20)
     BoothError)  # booths, outlets and kiosks (issue 20)
 
 
