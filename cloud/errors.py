@@ -11,6 +11,7 @@ from cloud.buyers.errors import BuyerError  # buyers (accounts)
 from cloud.buyers.identity_errors import IdentityError
 from cloud.catalog.errors import CatalogError
 from cloud.channels.accounts import AccountsError  # partners' accounts (issue 20)
+from cloud.channels.booths import BoothError  # booths, outlets and kiosks (issue 20)
 from cloud.channels.channels import ChannelSetupError
 from cloud.channels.errors import ChannelError  # channels and distribution (issue 20)
 from cloud.channels.webhooks import WebhookError  # partners' webhooks (issue 20)
@@ -56,7 +57,8 @@ ERROR_CLASSES: tuple[type[HubError], ...] = (
     LotteryError,  # presale lottery (issue 18)
     LedgerError,  # the ledger (issue 19)
     ChannelError, ChannelSetupError,  # channels and distribution (issue 20)
-    AccountsError, WebhookError)  # partners' accounts and webhooks (issue 20)
+    AccountsError, WebhookError,  # partners' accounts and webhooks (issue 20)
+    BoothError)  # booths, outlets and kiosks (issue 20)
 
 
 def all_codes() -> dict[str, Code]:

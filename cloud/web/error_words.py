@@ -385,4 +385,13 @@ ERROR_WORDS = {
     "channel_code_taken": _l("A channel has the code %(code)s already."),
     "day_required": _l("Product %(product_id)s is sold by the day: choose the day."),
     "day_not_on_sale": _l("Product %(product_id)s is not on sale for %(day)s."),
+    # booths, outlets and kiosks (issue 20)
+    "not_a_booth": _l("Channel %(channel)s is not a booth, outlet or kiosk."),
+    "no_such_staff": _l("No staff member %(staff)s."),
+    "staff_elsewhere": _l("%(staff)s works at %(booth)s already: remove them there first."),
+    "not_at_booth": _l("%(staff)s does not work at this booth."),
+    "pickup_not_paid": _l("Order %(number)s is %(state)s: it has no tickets to hand over."),
+    "pickup_not_online": _l("Order %(number)s was sold at a counter, where its tickets were handed over."),
+    "pickup_proof": _l("The document shown names nobody on order %(number)s."),
+    "picked_up_already": _l("The tickets of order %(number)s were handed over at %(booth)s already."),
 }
