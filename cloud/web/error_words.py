@@ -370,6 +370,11 @@ ERROR_WORDS = {
     "no_agreed_price": _l("No agreed price is in force for product %(product_id)s."),
     "partner_suspended": _l("Partner %(partner_id)s is suspended."),
     "unknown_partner_order": _l("You have no order %(number)s."),
+    "not_refundable": _l("Ticket %(ticket)s can no longer be given back (it could until %(until)s)."),
+    "bad_channel": _l("%(field)s is missing or not valid for a channel."),
+    "channel_code_taken": _l("A channel has the code %(code)s already."),
+    "day_required": _l("Product %(product_id)s is sold by the day: choose the day."),
+    "day_not_on_sale": _l("Product %(product_id)s is not on sale for %(day)s."),
     # the partner API (issue 20 §3)
     "api_request_unsigned": _l("The request lacks the %(header)s header, or it is not in its form."),
     "api_key_unknown": _l("There is no API key %(key_id)s."),
