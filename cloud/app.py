@@ -139,6 +139,10 @@ def _channels(app: Flask) -> list:
     """channels and distribution (issue 20): the partner API and the contract customers'
     representatives' site registered here, outside the staff page shell; the staff pages are
     returned for the page shell."""
+    from cloud.channels import partner_api, portal_key_pages
+
+    app.register_blueprint(partner_api.bp)  # the partner API (issue 20 §3), signed per key
+    app.register_blueprint(portal_key_pages.bp)  # its keys and documentation in the portal
     pages: list = []
     return pages
 

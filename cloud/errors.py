@@ -10,11 +10,8 @@ from __future__ import annotations
 from cloud.buyers.errors import BuyerError  # buyers (accounts)
 from cloud.buyers.identity_errors import IdentityError
 from cloud.catalog.errors import CatalogError
-<<<<<<< HEAD
 from cloud.channels.api_keys import ApiKeyError  # the partner API (issue 20 §3)
-=======
 from cloud.channels.channels import ChannelSetupError
->>>>>>> main
 from cloud.channels.errors import ChannelError  # channels and distribution (issue 20)
 from cloud.core.errors import Code, HubError
 from cloud.core.idempotency import IdempotencyError
@@ -57,12 +54,8 @@ ERROR_CLASSES: tuple[type[HubError], ...] = (
     ContentError,  # content (issue 17 §3)
     LotteryError,  # presale lottery (issue 18)
     LedgerError,  # the ledger (issue 19)
-<<<<<<< HEAD
-    ChannelError,  # channels and distribution (issue 20)
+    ChannelError, ChannelSetupError,  # channels and distribution (issue 20)
     ApiKeyError)  # the partner API (issue 20 §3)
-=======
-    ChannelError, ChannelSetupError)  # channels and distribution (issue 20)
->>>>>>> main
 
 
 def all_codes() -> dict[str, Code]:

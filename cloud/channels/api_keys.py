@@ -257,9 +257,10 @@ def check_request(conn: sa.Connection, key: sa.Row, method: str, path: str,
         raise ApiKeyError("api_signature_wrong")
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     rate_limits.without_waiting_for_disk(conn)  # the work that follows commits to disk
-    seen = conn.execute(dialect.insert(api_nonces).values(
-        api_key_id=key.id, nonce=nonce, seen_at=now).on_conflict_do_nothing()).rowcount
-    if not seen:
+    fresh_nonce = conn.execute(dialect.insert(api_nonces).values(
+        api_key_id=key.id, nonce=nonce, seen_at=now).on_conflict_do_nothing()
+        .returning(api_nonces.c.nonce)).first()
+    if fresh_nonce is None:
         raise ApiKeyError("api_request_replayed")
     hits, until = rate_limits.hit_until(conn, f"api_key:{key.id}", WINDOW, now)
     if hits > key.per_minute:
