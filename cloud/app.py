@@ -141,7 +141,10 @@ def _channels(app: Flask) -> list:
     returned for the page shell."""
     from cloud.channels import api as channels_api
     from cloud.channels import pages as channels_pages
+    from cloud.channels import partner_api, portal_key_pages
 
+    app.register_blueprint(partner_api.bp)  # the partner API (issue 20 §3), signed per key
+    app.register_blueprint(portal_key_pages.bp)  # its keys and documentation in the portal
     pages: list = []
     app.register_blueprint(channels_api.bp)  # booths (the channels' staff API)
     pages.append(channels_pages.bp)  # booths (the channels' staff pages, the box office hook)

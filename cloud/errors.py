@@ -11,6 +11,7 @@ from cloud.buyers.errors import BuyerError  # buyers (accounts)
 from cloud.buyers.identity_errors import IdentityError
 from cloud.catalog.errors import CatalogError
 from cloud.channels.accounts import AccountsError  # partners' accounts (issue 20)
+from cloud.channels.api_keys import ApiKeyError  # the partner API (issue 20 §3)
 from cloud.channels.booths import BoothError  # booths, outlets and kiosks (issue 20)
 from cloud.channels.channels import ChannelSetupError
 from cloud.channels.errors import ChannelError  # channels and distribution (issue 20)
@@ -58,7 +59,8 @@ ERROR_CLASSES: tuple[type[HubError], ...] = (
     LedgerError,  # the ledger (issue 19)
     ChannelError, ChannelSetupError,  # channels and distribution (issue 20)
     AccountsError, WebhookError,  # partners' accounts and webhooks (issue 20)
-    BoothError)  # booths, outlets and kiosks (issue 20)
+    BoothError,  # booths, outlets and kiosks (issue 20)
+    ApiKeyError)  # the partner API (issue 20 §3)
 
 
 def all_codes() -> dict[str, Code]:

@@ -394,4 +394,18 @@ ERROR_WORDS = {
     "pickup_not_online": _l("Order %(number)s was sold at a counter, where its tickets were handed over."),
     "pickup_proof": _l("The document shown names nobody on order %(number)s."),
     "picked_up_already": _l("The tickets of order %(number)s were handed over at %(booth)s already."),
+    # the partner API (issue 20 §3)
+    "api_request_unsigned": _l("The request lacks the %(header)s header, or it is not in its form."),
+    "api_key_unknown": _l("There is no API key %(key_id)s."),
+    "api_key_revoked": _l("API key %(key_id)s was revoked."),
+    "api_key_expired": _l("API key %(key_id)s has expired (it was rotated)."),
+    "api_request_stale": _l("The request's timestamp is more than %(window)s seconds from the hub's clock."),
+    "api_signature_wrong": _l("The request's signature does not match it."),
+    "api_request_replayed": _l("This nonce was already used with this key."),
+    "api_scope_missing": _l("This key does not have the scope %(scope)s."),
+    "api_key_rate_limited": _l("This key made more than %(per_minute)s requests this minute: retry after %(retry_after)s seconds."),
+    "bad_api_key_field": _l("%(field)s is not valid for an API key."),
+    "no_such_api_key": _l("You have no API key %(key_id)s."),
+    "api_key_inactive": _l("API key %(key_id)s is revoked or expired already."),
+    "api_channel_not_partners": _l("Channel %(channel)s is not one of your channels."),
 }
