@@ -161,6 +161,17 @@ def _globals() -> dict:
             "channel_words": channel_words, "statement_state_words": statement_state_words}
 
 
+def share_session(other: Blueprint) -> None:
+    """Put another area's portal pages (a blueprint under ``/partner/``) behind this portal's
+    sign-in, CSRF token, headers and error pages; their views read the signed-in user from
+    ``g.portal_user``."""
+    other.before_request(_guard)
+    other.after_request(_after)
+    other.context_processor(_globals)
+    other.register_error_handler(CsrfRefused, _csrf_refused)
+    other.register_error_handler(HTTPException, _http_error)
+
+
 def _me():
     return g.portal_user
 

@@ -370,4 +370,13 @@ ERROR_WORDS = {
     "no_agreed_price": _l("No agreed price is in force for product %(product_id)s."),
     "partner_suspended": _l("Partner %(partner_id)s is suspended."),
     "unknown_partner_order": _l("You have no order %(number)s."),
+    # partners' terms (issue 20)
+    "bad_terms_request": _l("%(field)s is missing or not valid."),
+    "unknown_agreed_price": _l("No agreed price %(price_id)s."),
+    "unknown_sales_code": _l("No sales code %(code_id)s."),
+    "sales_code_withdrawn": _l("Sales code %(code)s is withdrawn."),
+    "binding_not_allowed": _l("This supplier may not bind its sales codes itself: ask the platform's staff."),
+    "unknown_code_binding": _l("Sales code %(code)s is not bound to partner %(partner_id)s."),
+    "stock_below_sold": _l("The stock of %(day)s cannot be less than the %(used)s already sold."),
+    "bad_bundle_parts": _l("A bundle is 1 to 10 products that are not bundles, 1 to 20 of each."),
 }
