@@ -135,6 +135,14 @@ def _ledger(app: Flask) -> list:
     return [finance_pages.bp]
 
 
+def _channels(app: Flask) -> list:
+    """channels and distribution (issue 20): the partner API and the contract customers'
+    representatives' site registered here, outside the staff page shell; the staff pages are
+    returned for the page shell."""
+    pages: list = []
+    return pages
+
+
 def _storefront(app: Flask) -> None:
     """storefront (issue 17 §1): the buyer's site under /shop/, outside the staff page shell
     (its own buyer session and CSRF token); the account pages add their routes to its
@@ -240,7 +248,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                      flag_pages.bp,  # flags (issue 16 §4)
                      content_pages.bp,  # content (issue 17 §3)
                      *_lottery(app),  # presale lottery (issue 18)
-                     *_ledger(app)])  # the ledger (issue 19)
+                     *_ledger(app),  # the ledger (issue 19)
+                     *_channels(app)])  # channels and distribution (issue 20)
     payments_api.init_payments(app)
     _storefront(app)  # storefront (issue 17 §1)
     _audiences(app)  # uploads (issue 16)

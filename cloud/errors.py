@@ -10,6 +10,7 @@ from __future__ import annotations
 from cloud.buyers.errors import BuyerError  # buyers (accounts)
 from cloud.buyers.identity_errors import IdentityError
 from cloud.catalog.errors import CatalogError
+from cloud.channels.channels import ChannelSetupError
 from cloud.channels.errors import ChannelError  # channels and distribution (issue 20)
 from cloud.channels.partner_terms import TermsError  # partners' terms (issue 20)
 from cloud.core.errors import Code, HubError
@@ -53,7 +54,7 @@ ERROR_CLASSES: tuple[type[HubError], ...] = (
     ContentError,  # content (issue 17 §3)
     LotteryError,  # presale lottery (issue 18)
     LedgerError,  # the ledger (issue 19)
-    ChannelError,  # channels and distribution (issue 20)
+    ChannelError, ChannelSetupError,  # channels and distribution (issue 20)
     TermsError)  # partners' terms (issue 20)
 
 

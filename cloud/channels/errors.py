@@ -21,4 +21,6 @@ class ChannelError(HubError):
         "no_agreed_price": Code(409, "no agreed price is in force for product %(product_id)s"),
         "partner_suspended": Code(403, "partner %(partner_id)s is suspended"),
         "unknown_partner_order": Code(404, "no order %(number)s of this partner"),
+        "not_refundable": Code(409, "ticket %(ticket)s can no longer be given back (it could "
+                                    "until %(until)s)"),
     }

@@ -1,5 +1,6 @@
-"""Quotas: capacities the database enforces, per zone, per price tier, for general admission
-and for passes.
+"""Quotas: capacities the database enforces, per zone, per price tier, for general admission,
+for passes, for a day product's day (its daily stock), for a sales channel (per session × tier
+or product × day) and for the contract customers together (per session × tier).
 
 A sale adds to ``used`` in its own transaction with one conditional statement per quota
 (``UPDATE … SET used = used + n WHERE id = … AND used + n <= capacity``), quotas in id order
@@ -11,6 +12,8 @@ applied in the same pass, merged with what the sale adds.
 
 from __future__ import annotations
 
+from datetime import date
+
 import sqlalchemy as sa
 
 from cloud.core.audit import SYSTEM, record
@@ -19,11 +22,23 @@ from cloud.inventory.tables import QUOTA_KINDS, quotas
 
 # what each kind of quota names besides its capacity
 NEEDS = {"zone": ("session_id", "zone_id"), "tier": ("session_id", "price_tier_id"),
-         "ga": ("session_id",), "pass": ("product_id",)}
+         "ga": ("session_id",), "pass": ("product_id",), "day": ("product_id", "day"),
+         "channel": ("channel_id",), "contract": ("session_id",)}
+
+
+def scoped_key(scope: str, session_id: int | None = None, price_tier_id: int | None = None,
+               product_id: int | None = None, day: date | None = None) -> str:
+    """The key of a quota a sales channel adds to what a line counts against: ``scope`` is
+    ``chan:<channel id>`` or ``contract``; the thing counted a session × tier (tier 0: the
+    session's untiered sales) or a product × day (``-``: a product sold without a day)."""
+    if session_id is not None:
+        return f"{scope}:s{session_id}:t{price_tier_id or 0}"
+    return f"{scope}:p{product_id}:{day.isoformat() if day else '-'}"
 
 
 def quota_key(kind: str, session_id: int | None = None, zone_id: int | None = None,
-              price_tier_id: int | None = None, product_id: int | None = None) -> str:
+              price_tier_id: int | None = None, product_id: int | None = None,
+              day: date | None = None, channel_id: int | None = None) -> str:
     """The one name of what a quota counts: a general-admission quota with no zone counts
     the session's general admission as a whole (zone 0)."""
     if kind == "zone":
@@ -32,18 +47,27 @@ def quota_key(kind: str, session_id: int | None = None, zone_id: int | None = No
         return f"tier:{session_id}:{price_tier_id}"
     if kind == "ga":
         return f"ga:{session_id}:{zone_id or 0}"
+    if kind == "day":
+        return f"day:{product_id}:{day.isoformat()}"
+    if kind == "channel":
+        return scoped_key(f"chan:{channel_id}", session_id, price_tier_id, product_id, day)
+    if kind == "contract":
+        return scoped_key("contract", session_id, price_tier_id)
     return f"pass:{product_id}"
 
 
 def add_quota(conn: sa.Connection, kind: str, capacity: int, *, session_id: int | None = None,
               zone_id: int | None = None, price_tier_id: int | None = None,
-              product_id: int | None = None, actor: str = SYSTEM) -> int:
+              product_id: int | None = None, day: date | None = None,
+              channel_id: int | None = None, actor: str = SYSTEM) -> int:
     """A capacity for a zone, a price tier, general admission (a zone's or, without a zone,
-    the session's) or a pass product."""
+    the session's), a pass product, a day product's day, a channel's sales of a session × tier
+    or product × day, or the contract customers' sales of a session × tier."""
     given = {"session_id": session_id, "zone_id": zone_id, "price_tier_id": price_tier_id,
-             "product_id": product_id}
+             "product_id": product_id, "day": day, "channel_id": channel_id}
     if kind not in QUOTA_KINDS or isinstance(capacity, bool) or not isinstance(capacity, int) \
-            or capacity < 0 or any(given[k] is None for k in NEEDS[kind]):
+            or capacity < 0 or any(given[k] is None for k in NEEDS[kind]) \
+            or (kind == "channel" and session_id is None and product_id is None):
         raise InventoryError("bad_quota", kind=kind, needs=", ".join(NEEDS.get(kind, ("?",))))
     key = quota_key(kind, **given)
     if conn.execute(sa.select(quotas.c.id).where(quotas.c.key == key)).first():
@@ -72,6 +96,12 @@ def set_capacity(conn: sa.Connection, quota_id: int, capacity: int,
         raise InventoryError("capacity_below_used", quota_id=quota_id, used=used)
     record(conn, actor, "quota.capacity", f"quota:{quota_id}", {"capacity": before.capacity},
            {"capacity": capacity})
+
+
+def quota_by_key(conn: sa.Connection, key: str):
+    """The quota with this key (its id, capacity and used), or None."""
+    return conn.execute(sa.select(quotas.c.id, quotas.c.capacity, quotas.c.used)
+                        .where(quotas.c.key == key)).first()
 
 
 def quota_ids(conn: sa.Connection, keys: set[str]) -> dict[str, int]:

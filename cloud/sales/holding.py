@@ -153,7 +153,8 @@ def insert_lines(conn: sa.Connection, order_id: int, plan: Plan, seat_of: list,
     refused by the unique index (``document_already_used``), never by a read."""
     rows = [{"order_id": order_id, "kind": line.kind, "session_id": line.session_id,
              "seat_id": seat_id, "zone_id": line.zone_id, "price_tier_id": line.price_tier_id,
-             "product_id": line.product_id, "amount": line.amount, "currency": line.currency,
+             "product_id": line.product_id, "day": line.day, "amount": line.amount,
+             "currency": line.currency,
              "holder_id": holder_id, "holder_hash": line.holder_hash,
              "doc_hash": line.doc_hash, "state": "held", "holds": h}
             for line, seat_id, holder_id, h in zip(plan.lines, seat_of, holder_ids, holds,

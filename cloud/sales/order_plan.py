@@ -9,17 +9,26 @@ Nothing here writes; :mod:`cloud.sales.holding` takes what the plan names.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 import sqlalchemy as sa
 
-from cloud.catalog.tables import events, price_tiers, products, seats, sessions, zones
+from cloud.catalog.tables import (
+    events,
+    price_tiers,
+    product_parts,
+    products,
+    seats,
+    sessions,
+    zones,
+)
 from cloud.core.audit import SYSTEM
 from cloud.core.errors import Code, HubError
 from cloud.core.seal import keyring_for
-from cloud.inventory.quotas import quota_ids, quota_key
+from cloud.inventory.quotas import quota_ids, quota_key, scoped_key
 from cloud.inventory.tables import session_seats
 from cloud.sales.tickets import TicketError, normal_document
+from sync.timeutil import CHINA
 
 MAX_LINES = 100
 MAX_HOLDER_NAME = 200
@@ -56,6 +65,8 @@ class OrderError(HubError):
             409, "session %(session_id)s sells no general admission here (no capacity is set)"),
         "unknown_product": Code(404, "no product %(product_id)s"),
         "product_not_on_sale": Code(409, "product %(product_id)s is not on sale now"),
+        "day_required": Code(422, "product %(product_id)s is sold by the day: name the day"),
+        "day_not_on_sale": Code(409, "product %(product_id)s is not on sale for %(day)s"),
         "holder_required": Code(422, "session %(session_id)s is real-name: every ticket names "
                                      "its holder"),
         "mixed_currency": Code(422, "an order is paid in one currency"),
@@ -74,7 +85,9 @@ class LineRequest:
     """One ticket asked for: a chosen seat (``seat_id``), a best-available seat of a zone
     (kind ``seat`` with ``zone_id`` and no seat: the order's lines of one zone and tier get
     adjacent seats of one row), general admission (``ga``, optionally of a zone) or a pass
-    (``pass``, naming its ``product_id``). ``holder`` is (name, document type, number)."""
+    (``pass``, naming its ``product_id``: a pass, a day product on its ``day``, or a bundle,
+    whose parts become lines). ``holder`` is (name, document type, number). ``amount`` is an
+    agreed price (a partner's, set by the channels area only: never from a request)."""
 
     kind: str = "seat"
     seat_id: int | None = None
@@ -82,19 +95,26 @@ class LineRequest:
     price_tier_id: int | None = None
     product_id: int | None = None
     holder: tuple[str, str, str] | None = None
+    day: date | None = None
+    amount: int | None = None
 
 
 @dataclass(frozen=True)
 class OrderRequest:
     """An order: lines for one session (or passes only, without a session), bought by a
     ``buyer`` (a storefront reference; None for a booth or staff sale, which ``actor``
-    names). ``customer`` may take seats reserved for that name."""
+    names). ``customer`` may take seats reserved for that name. ``channel_id`` is where it is
+    sold (cloud/channels/), ``quota_scopes`` the channel's quotas each line also counts
+    against where they exist (``chan:<id>``, ``contract``: cloud/inventory/quotas.py
+    ``scoped_key``)."""
 
     session_id: int | None
     lines: tuple[LineRequest, ...]
     buyer: str | None = None
     actor: str = SYSTEM
     customer: str | None = None
+    channel_id: int | None = None
+    quota_scopes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -113,6 +133,7 @@ class PlannedLine:
     quota_keys: list[str] = field(default_factory=list)
     category: str | None = None  # best-available: seats of this category only
     priced: frozenset[str] = frozenset()  # best-available at an open tier: not these
+    day: date | None = None
 
 
 @dataclass
@@ -179,7 +200,7 @@ def plan_order(conn: sa.Connection, req: OrderRequest, now: datetime) -> Plan:
                        if line.kind == "seat" else
                        OrderError("seat_on_other_line", field="seat_id"))
             seats_asked.add(line.seat_id)
-            lines.append(_plan_line(conn, s, pricing, ring, line, now))
+            lines.extend(_plan_line(conn, s, pricing, ring, line, now, req.quota_scopes))
         except HubError as e:  # the refusal names the line: lines.<i>.<its field>
             e.params["field"] = f"lines.{i}." + str(e.params.get("field") or "holder.doc_number")
             raise
@@ -187,25 +208,36 @@ def plan_order(conn: sa.Connection, req: OrderRequest, now: datetime) -> Plan:
         raise OrderError("mixed_currency", field="lines")
     keys = {k for line in lines for k in line.quota_keys}
     found = quota_ids(conn, keys | _ga_fallbacks(lines))
-    for line in lines:
-        line.quota_keys = _resolve_quotas(line, found)
+    for i, line in enumerate(lines):
+        try:
+            line.quota_keys = _resolve_quotas(line, found)
+        except HubError as e:  # a day without stock: lines.<i>.day
+            if e.params.get("field") == "day":
+                e.params["field"] = f"lines.{i}.day"
+            raise
     return Plan(s, event, lines, sum(line.amount for line in lines), lines[0].currency, found)
 
 
-def _plan_line(conn: sa.Connection, s, pricing, ring, line: LineRequest,
-               now: datetime) -> PlannedLine:
+def _plan_line(conn: sa.Connection, s, pricing, ring, line: LineRequest, now: datetime,
+               scopes: tuple[str, ...]) -> list[PlannedLine]:
+    """The planned lines of one asked for: one, or a bundle's parts."""
     if line.kind == "pass":
-        planned = _pass_line(conn, line, now)
+        planned = _product_lines(conn, line, now)
     else:
-        planned = pricing.line(line)
+        planned = [pricing.line(line)]
+        if line.amount is not None:
+            planned[0].amount = line.amount
         if s.real_name and line.holder is None:
             raise OrderError("holder_required", session_id=s.id, field="holder")
-    if line.holder is not None:
-        number = check_holder(*line.holder)
-        planned.holder = (line.holder[0], line.holder[1], number)
-        planned.holder_hash = ring.doc_hash(number)
-        if s is not None and s.real_name and line.kind != "pass":
-            planned.doc_hash = planned.holder_hash
+    for p in planned:
+        p.quota_keys += [scoped_key(scope, p.session_id, p.price_tier_id, p.product_id, p.day)
+                         for scope in scopes]
+        if line.holder is not None:
+            number = check_holder(*line.holder)
+            p.holder = (line.holder[0], line.holder[1], number)
+            p.holder_hash = ring.doc_hash(number)
+            if s is not None and s.real_name and line.kind != "pass":
+                p.doc_hash = p.holder_hash
     return planned
 
 
@@ -224,19 +256,66 @@ def _resolve_quotas(line: PlannedLine, found: dict[str, int]) -> list[str]:
             raise OrderError("no_general_admission", session_id=line.session_id,
                              field="zone_id")
         keys = [k for k in keys if not k.startswith("ga:")] + ga[:1]
-    if line.kind == "pass" and not keys:
+    if line.kind == "pass" and not any(k.startswith(("pass:", "day:")) for k in keys):
+        if line.day is not None:
+            raise OrderError("day_not_on_sale", product_id=line.product_id,
+                             day=line.day.isoformat(), field="day")
         raise OrderError("product_not_on_sale", product_id=line.product_id, field="product_id")
     return sorted(set(keys))
 
 
-def _pass_line(conn: sa.Connection, line: LineRequest, now: datetime) -> PlannedLine:
-    p = conn.execute(sa.select(products).where(products.c.id == line.product_id)).first()
+def _product(conn: sa.Connection, product_id: int | None, now: datetime):
+    p = conn.execute(sa.select(products).where(products.c.id == product_id)).first() \
+        if isinstance(product_id, int) else None
     if p is None:
-        raise OrderError("unknown_product", product_id=line.product_id, field="product_id")
+        raise OrderError("unknown_product", product_id=product_id, field="product_id")
     if not _open(p.sale_opens_at, p.sale_closes_at, now):
         raise OrderError("product_not_on_sale", product_id=p.id, field="product_id")
-    return PlannedLine("pass", None, None, p.zone_id, None, p.id, p.amount, p.currency, None,
-                       None, None, [quota_key("pass", product_id=p.id)])
+    return p
+
+
+def _product_line(p, day: date | None, amount: int, now: datetime) -> PlannedLine:
+    """A pass's line, or a day product's on its day: not a day gone by (China time), within
+    the product's validity; its stock is the day's quota, which must exist."""
+    key = quota_key("pass", product_id=p.id)
+    if p.kind == "day":
+        if not isinstance(day, date) or isinstance(day, datetime):
+            raise OrderError("day_required", product_id=p.id, field="day")
+        first = max(filter(None, (now, p.valid_from))).astimezone(CHINA).date()
+        if day < first or (p.valid_until is not None
+                           and day >= p.valid_until.astimezone(CHINA).date()):
+            raise OrderError("day_not_on_sale", product_id=p.id, day=day.isoformat(),
+                             field="day")
+        key = quota_key("day", product_id=p.id, day=day)
+    else:
+        day = None
+    return PlannedLine("pass", None, None, p.zone_id, None, p.id, amount, p.currency, None,
+                       None, None, [key], day=day)
+
+
+def _product_lines(conn: sa.Connection, line: LineRequest, now: datetime) -> list[PlannedLine]:
+    """A product's line, or a bundle's: one line per part and unit, the bundle's price shared
+    among them in proportion to the parts' own prices (largest remainder: they add up)."""
+    p = _product(conn, line.product_id, now)
+    amount = p.amount if line.amount is None else line.amount
+    if p.kind != "bundle":
+        return [_product_line(p, line.day, amount, now)]
+    parts = []
+    for r in conn.execute(sa.select(product_parts.c.part_id, product_parts.c.qty).where(
+            product_parts.c.bundle_id == p.id).order_by(product_parts.c.part_id)):
+        part = _product(conn, r.part_id, now)
+        parts += [part] * r.qty
+    if not parts:
+        raise OrderError("product_not_on_sale", product_id=p.id, field="product_id")
+    weights = [part.amount for part in parts]
+    weights = weights if sum(weights) else [1] * len(parts)
+    total = sum(weights)
+    shares = [amount * w // total for w in weights]
+    for i in sorted(range(len(parts)), key=lambda i: (-(amount * weights[i] % total), i))[
+            :amount - sum(shares)]:
+        shares[i] += 1
+    return [_product_line(part, line.day, share, now) for part, share in zip(
+        parts, shares, strict=True)]
 
 
 @dataclass

@@ -13,7 +13,7 @@ The payments area calls :func:`capture` and :func:`payable` (payments → sales,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -30,7 +30,7 @@ from cloud.sales.order_plan import OrderError, OrderRequest, PlannedLine, plan_o
 from cloud.sales.tables import order_lines, orders, tickets
 from cloud.sales.tickets import Issued, TicketSpec, issue_tickets
 from sync import codes, numbers
-from sync.timeutil import utcnow
+from sync.timeutil import CHINA, utcnow
 
 PAYMENT_MINUTES = 15  # an order without a session (passes only) is held this long
 TIDY_ROUNDS = 4
@@ -82,7 +82,7 @@ def create_order(conn: sa.Connection, req: OrderRequest,
     order_id, number = _insert_order(
         conn, session_id=plan.session.id if plan.session is not None else None,
         buyer=req.buyer, actor=req.actor, state="pending_payment", total=plan.total,
-        currency=plan.currency, expires_at=until, created_at=now)
+        currency=plan.currency, expires_at=until, created_at=now, channel_id=req.channel_id)
     # recorded before the seats and quotas are taken: the last statements before the commit
     # are the ones that lock the session's hot rows (its quota counters)
     record(conn, req.actor, "order.create", f"order:{order_id}", None,
@@ -289,8 +289,12 @@ def _spec(conn: sa.Connection, o, line) -> TicketSpec:
     if line.kind == "pass":
         p = conn.execute(sa.select(products).where(products.c.id == line.product_id)).one()
         kind = codes.Kind.SESSIONS if p.scope_kind == "sessions" else codes.Kind.VENUES
+        valid_from, valid_until = p.valid_from, p.valid_until
+        if line.day is not None:  # a day product admits on its day, China time
+            valid_from = datetime.combine(line.day, time(), CHINA).astimezone(UTC)
+            valid_until = valid_from + timedelta(days=1)
         return TicketSpec(kind=kind, scope=tuple(p.scope), zone_id=p.zone_id,
-                          valid_from=p.valid_from, valid_until=p.valid_until,
+                          valid_from=valid_from, valid_until=valid_until,
                           daily_limit=p.daily_limit, order_id=o.id, holder_id=line.holder_id,
                           amount=line.amount, currency=line.currency)
     return TicketSpec(session_id=line.session_id, seat_id=line.seat_id, zone_id=line.zone_id,

@@ -379,4 +379,9 @@ ERROR_WORDS = {
     "unknown_code_binding": _l("Sales code %(code)s is not bound to partner %(partner_id)s."),
     "stock_below_sold": _l("The stock of %(day)s cannot be less than the %(used)s already sold."),
     "bad_bundle_parts": _l("A bundle is 1 to 10 products that are not bundles, 1 to 20 of each."),
+    "not_refundable": _l("Ticket %(ticket)s can no longer be given back (it could until %(until)s)."),
+    "bad_channel": _l("%(field)s is missing or not valid for a channel."),
+    "channel_code_taken": _l("A channel has the code %(code)s already."),
+    "day_required": _l("Product %(product_id)s is sold by the day: choose the day."),
+    "day_not_on_sale": _l("Product %(product_id)s is not on sale for %(day)s."),
 }
