@@ -140,6 +140,13 @@ def _channels(app: Flask) -> list:
     representatives' site registered here, outside the staff page shell; the staff pages are
     returned for the page shell."""
     pages: list = []
+    # partners' terms: the distribution pages (the products' pages add their routes to the
+    # partners' blueprint) and the portal's terms pages behind the portal's sign-in
+    from cloud.channels import partner_pages, portal_terms_pages, product_pages
+
+    assert product_pages.bp is partner_pages.bp
+    app.register_blueprint(portal_terms_pages.bp)
+    pages.append(partner_pages.bp)
     return pages
 
 

@@ -123,13 +123,12 @@ def yuan_field(name: str) -> int:
     return int(whole) * 100 + int((cents + "00")[:2])
 
 
-def time_field(name: str, *, optional: bool = False) -> datetime | None:
-    """A China-time moment from a ``datetime-local`` field; empty is now (a moment typed to
-    now's minute is now, so that "from now" is never in the past), or None if optional."""
+def time_field(name: str, now: datetime) -> datetime:
+    """A China-time moment from a ``datetime-local`` field; empty is ``now`` (as is a moment
+    typed to now's minute, so that "from now" is never in the past)."""
     raw = request.form.get(name, "").strip()
-    now = utcnow()
     if not raw:
-        return None if optional else now
+        return now
     try:
         if len(raw) > 32:
             raise ValueError(raw)
@@ -230,11 +229,13 @@ def add_price(partner_id: int):
         what = request.form.get("what", "")
         product_id = number_field("product_id", 1, MAX_ID) if what != "tier" else None
         tier_id = number_field("price_tier_id", 1, MAX_ID) if what == "tier" else None
-        values = {"amount": yuan_field("amount"), "effective_from": time_field("effective_from")}
+        now = utcnow()
+        values = {"amount": yuan_field("amount"),
+                  "effective_from": time_field("effective_from", now)}
         with db().begin() as conn:
             _partner_or_404(conn, partner_id)
             terms.add_price(conn, partner_id, product_id=product_id, price_tier_id=tier_id,
-                            actor=actor(), now=utcnow(), **values)
+                            actor=actor(), now=now, **values)
     except (HubError, BadForm) as e:
         return _partner_page(partner_id, error=refusal(e), form=form, status=422)
     ok(_("The agreed price is in force from the time given."))
@@ -261,10 +262,11 @@ def confirm_end_price(partner_id: int, price_id: int):
 @permission(MANAGE)
 def end_price(partner_id: int, price_id: int):
     try:
-        until = time_field("effective_until")
+        now = utcnow()
+        until = time_field("effective_until", now)
         with db().begin() as conn:
             _own_price(conn, partner_id, price_id)
-            terms.end_price(conn, price_id, until, actor(), utcnow())
+            terms.end_price(conn, price_id, until, actor(), now)
     except (HubError, BadForm) as e:
         refused(refusal(e))
     else:

@@ -42,7 +42,7 @@ from cloud.ledger.partners import edit_partner, partner
 from cloud.ledger.tables import partners
 
 SELLERS = ("distributor", "agent")  # the partners prices are agreed with and codes bound to
-CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I/L: read out over a phone
+CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"  # no 0/O, 1/I/L: read out over a phone
 CODE_LENGTH = 8
 MAX_AMOUNT = 10**12
 _CURRENCY = re.compile(r"[A-Z]{3}")
