@@ -80,3 +80,40 @@ def channel_hub(url: str) -> ChannelHub:
         booth = create_channel(conn, "booth-1", "North booth", "booth", venue_id=hub.venue,
                                actor="t", now=NOW)
     return ChannelHub(hub, spot, day_ticket, distributor, web, booth)
+
+
+def bind(conn: sa.Connection, partner: int, product: int, supplier: int | None = None) -> None:
+    """A sales code of the product bound to the partner."""
+    from cloud.channels.tables import sales_code_bindings, sales_codes
+
+    code = conn.execute(sa.insert(sales_codes).values(
+        code=f"C{partner}P{product}", product_id=product, supplier_id=supplier or partner,
+        name="code", created_by="t", created_at=NOW).returning(sales_codes.c.id)).scalar_one()
+    conn.execute(sa.insert(sales_code_bindings).values(
+        sales_code_id=code, partner_id=partner, granted_by="t", granted_at=NOW))
+
+
+def price(conn: sa.Connection, partner: int, amount: int, *, product: int | None = None,
+          tier: int | None = None, since=None, until=None) -> None:
+    from cloud.channels.tables import agreed_prices
+
+    conn.execute(sa.insert(agreed_prices).values(
+        partner_id=partner, product_id=product, price_tier_id=tier, amount=amount,
+        effective_from=since or NOW - timedelta(days=30), effective_until=until,
+        created_by="t", created_at=NOW))
+
+
+def distributor(conn: sa.Connection, k: ChannelHub, code: str, prepaid: int,
+                amount: int = 10000) -> tuple[int, int]:
+    """A distributor with its channel, the day ticket bound at ``amount`` and ``prepaid``
+    topped up: (partner, channel)."""
+    from cloud.channels.accounts import top_up
+
+    partner = add_partner(conn, code)
+    channel = create_channel(conn, f"dist-{code}", f"Distributor {code}", "distributor",
+                             partner_id=partner, actor="t", now=NOW)
+    bind(conn, partner, k.day_ticket)
+    price(conn, partner, amount, product=k.day_ticket)
+    if prepaid:
+        top_up(conn, partner, prepaid, "CNY", f"bank-{code}", "t", NOW)
+    return partner, channel
