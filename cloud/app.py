@@ -141,13 +141,24 @@ def _channels(app: Flask) -> list:
     returned for the page shell."""
     from cloud.channels import api as channels_api
     from cloud.channels import pages as channels_pages
-    from cloud.channels import partner_api, portal_key_pages
+    from cloud.channels import (
+        partner_api,
+        partner_pages,
+        portal_key_pages,
+        portal_terms_pages,
+        product_pages,
+    )
 
     app.register_blueprint(partner_api.bp)  # the partner API (issue 20 §3), signed per key
     app.register_blueprint(portal_key_pages.bp)  # its keys and documentation in the portal
     pages: list = []
     app.register_blueprint(channels_api.bp)  # booths (the channels' staff API)
     pages.append(channels_pages.bp)  # booths (the channels' staff pages, the box office hook)
+    # partners' terms: the distribution pages (the products' pages add their routes to the
+    # partners' blueprint) and the portal's terms pages behind the portal's sign-in
+    assert product_pages.bp is partner_pages.bp
+    app.register_blueprint(portal_terms_pages.bp)
+    pages.append(partner_pages.bp)
     return pages
 
 

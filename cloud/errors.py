@@ -15,6 +15,7 @@ from cloud.channels.api_keys import ApiKeyError  # the partner API (issue 20 §3
 from cloud.channels.booths import BoothError  # booths, outlets and kiosks (issue 20)
 from cloud.channels.channels import ChannelSetupError
 from cloud.channels.errors import ChannelError  # channels and distribution (issue 20)
+from cloud.channels.partner_terms import TermsError  # partners' terms (issue 20)
 from cloud.channels.webhooks import WebhookError  # partners' webhooks (issue 20)
 from cloud.core.errors import Code, HubError
 from cloud.core.idempotency import IdempotencyError
@@ -60,7 +61,8 @@ ERROR_CLASSES: tuple[type[HubError], ...] = (
     ChannelError, ChannelSetupError,  # channels and distribution (issue 20)
     AccountsError, WebhookError,  # partners' accounts and webhooks (issue 20)
     BoothError,  # booths, outlets and kiosks (issue 20)
-    ApiKeyError)  # the partner API (issue 20 §3)
+    ApiKeyError,  # the partner API (issue 20 §3)
+    TermsError)  # partners' terms (issue 20)
 
 
 def all_codes() -> dict[str, Code]:

@@ -93,7 +93,9 @@ def test_no_query_string_makes_any_hub_page_or_api_fail(hub_url):
         "partner_id": "1", "run_id": "1", "rule_id": "1", "user_id": "1",
         "exception_id": "1", "finance.confirm_resolve.action": "adjust",
         # booths (issue 20)
-        "channel_id": "1"},
+        "channel_id": "1",
+        # partners' terms (issue 20)
+        "price_id": "1", "code_id": "1", "product_id": "1"},
         skip=("static",))
 
     def headers(path: str) -> dict:
