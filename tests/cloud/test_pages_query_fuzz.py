@@ -92,6 +92,7 @@ def test_no_query_string_makes_any_hub_page_or_api_fail(hub_url):
         "account_id": "1", "entry_id": "1", "statement_id": "1", "fmt": "csv",
         "partner_id": "1", "run_id": "1", "rule_id": "1", "user_id": "1",
         "exception_id": "1", "finance.confirm_resolve.action": "adjust",
+        "partner_keys.confirm.action": "revoke",
         # booths (issue 20)
         "channel_id": "1",
         # partners' terms (issue 20)
