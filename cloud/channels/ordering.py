@@ -22,8 +22,9 @@ from cloud.catalog.tables import price_tiers, products, sessions
 from cloud.channels import accounts, webhooks
 from cloud.channels.channels import channel
 from cloud.channels.errors import ChannelError
+from cloud.channels.partner_terms import agreed_price, bound_products
 from cloud.channels.selling import sell_through
-from cloud.channels.tables import agreed_prices, channels, sales_code_bindings, sales_codes
+from cloud.channels.tables import channels
 from cloud.core.audit import record
 from cloud.inventory.quotas import quota_key
 from cloud.inventory.tables import quotas
@@ -65,35 +66,14 @@ def _partner(conn: sa.Connection, partner_id: int):
     return p
 
 
-def bound(conn: sa.Connection, partner_id: int) -> set[int]:
-    """The products a partner may sell: those of the live sales codes bound to it."""
-    return set(conn.execute(sa.select(sales_codes.c.product_id).join(
-        sales_code_bindings, sales_code_bindings.c.sales_code_id == sales_codes.c.id).where(
-        sales_code_bindings.c.partner_id == partner_id,
-        sales_code_bindings.c.revoked_at.is_(None), sales_codes.c.state == "active"))
-        .scalars())
-
-
-def agreed_price(conn: sa.Connection, partner_id: int, at: datetime, *,
-                 product_id: int | None = None, price_tier_id: int | None = None):
-    """The partner's agreed price in force at ``at`` (the latest to take effect), or None."""
-    t = agreed_prices
-    what = t.c.product_id == product_id if product_id is not None \
-        else t.c.price_tier_id == price_tier_id
-    return conn.execute(sa.select(t.c.amount, t.c.currency).where(
-        t.c.partner_id == partner_id, what, t.c.effective_from <= at,
-        sa.or_(t.c.effective_until.is_(None), t.c.effective_until > at))
-        .order_by(t.c.effective_from.desc(), t.c.id.desc()).limit(1)).first()
-
-
 def partner_products(conn: sa.Connection, partner_id: int, now: datetime) -> list[dict]:
     """The products a partner may sell, with its agreed price now (None: not for sale)."""
     _partner(conn, partner_id)
-    ids = bound(conn, partner_id)
+    ids = bound_products(conn, partner_id, now)
     out = []
     for p in conn.execute(sa.select(products).where(products.c.id.in_(sorted(ids)))
                           .order_by(products.c.id)) if ids else ():
-        price = agreed_price(conn, partner_id, now, product_id=p.id)
+        price = agreed_price(conn, partner_id, p.id, at=now)
         out.append({"id": p.id, "code": p.code, "name": p.name, "kind": p.kind,
                     "venues": list(p.scope) if p.scope_kind == "venues" else [],
                     "price": price.amount if price else None,
@@ -106,7 +86,7 @@ def availability(conn: sa.Connection, partner_id: int, product_id: int, days: li
     """What is left of a bound day product on each day: the day's stock less what is sold
     and held (a lapsed hold still counts until it is tidied: never more than is true)."""
     _partner(conn, partner_id)
-    if product_id not in bound(conn, partner_id):
+    if product_id not in bound_products(conn, partner_id, now):
         raise ChannelError("not_bound", product_id=product_id, field="product_id")
     keys = {quota_key("day", product_id=product_id, day=d): d for d in days[:MAX_DAYS]}
     found = {r.key: r for r in conn.execute(sa.select(quotas.c.key, quotas.c.capacity,
@@ -126,7 +106,7 @@ def _requests(conn: sa.Connection, partner_id: int, lines: list[PartnerLine],
     """The order's session (None: products only) and its lines at the agreed prices."""
     if not lines or len(lines) > 20:
         raise _bad("lines")
-    allowed, session_ids, out = bound(conn, partner_id), set(), []
+    allowed, session_ids, out = set(bound_products(conn, partner_id, now)), set(), []
     for i, line in enumerate(lines):
         if isinstance(line.quantity, bool) or not isinstance(line.quantity, int) \
                 or not 1 <= line.quantity <= MAX_QUANTITY \
@@ -136,7 +116,7 @@ def _requests(conn: sa.Connection, partner_id: int, lines: list[PartnerLine],
             if line.product_id not in allowed:
                 raise ChannelError("not_bound", product_id=line.product_id,
                                    field=f"lines.{i}.product_id")
-            price = agreed_price(conn, partner_id, now, product_id=line.product_id)
+            price = agreed_price(conn, partner_id, line.product_id, at=now)
             what = {"kind": "pass", "product_id": line.product_id, "day": line.day}
         else:
             tier = conn.execute(sa.select(price_tiers.c.session_id).where(
@@ -144,7 +124,7 @@ def _requests(conn: sa.Connection, partner_id: int, lines: list[PartnerLine],
             if tier is None or tier.session_id != line.session_id:
                 raise _bad(f"lines.{i}.price_tier_id")
             session_ids.add(line.session_id)
-            price = agreed_price(conn, partner_id, now, price_tier_id=line.price_tier_id)
+            price = agreed_price(conn, partner_id, price_tier_id=line.price_tier_id, at=now)
             what = {"kind": "seat" if line.zone_id else "ga", "zone_id": line.zone_id,
                     "price_tier_id": line.price_tier_id}
         if price is None:
