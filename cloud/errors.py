@@ -11,6 +11,7 @@ from cloud.buyers.errors import BuyerError  # buyers (accounts)
 from cloud.buyers.identity_errors import IdentityError
 from cloud.catalog.errors import CatalogError
 from cloud.channels.channels import ChannelSetupError
+from cloud.channels.customers import CustomerError  # contract customers (issue 20)
 from cloud.channels.errors import ChannelError  # channels and distribution (issue 20)
 from cloud.core.errors import Code, HubError
 from cloud.core.idempotency import IdempotencyError
@@ -53,7 +54,8 @@ ERROR_CLASSES: tuple[type[HubError], ...] = (
     ContentError,  # content (issue 17 §3)
     LotteryError,  # presale lottery (issue 18)
     LedgerError,  # the ledger (issue 19)
-    ChannelError, ChannelSetupError)  # channels and distribution (issue 20)
+    ChannelError, ChannelSetupError,  # channels and distribution (issue 20)
+    CustomerError)  # contract customers (issue 20)
 
 
 def all_codes() -> dict[str, Code]:
