@@ -31,8 +31,10 @@ from cloud.channels.customers import CustomerError, Rep
 from cloud.channels.tables import holder_imports
 from cloud.core.audit import record
 from cloud.core.errors import HubError
+from cloud.core.seal import keyring_for
 from cloud.sales.order_plan import check_holder
 from cloud.sales.orders import OrderCreated
+from cloud.sales.tables import order_lines
 from sync.identity import DOC_TYPES, DocumentError
 
 MAX_BYTES = 1_000_000
@@ -155,15 +157,26 @@ def read_holders(data: bytes) -> ReadFile:
     return ReadFile(tuple(good), tuple(refused))
 
 
-def _refused_line(e: HubError, good) -> Refused | None:
-    """An order path's refusal naming one line's holder, as the row it came from."""
-    m = _LINE_FIELD.fullmatch(str(e.params.get("field") or ""))
-    if m is None or not m.group(2).startswith("holder") or int(m.group(1)) >= len(good):
-        return None
-    what = m.group(2)
-    field = "name" if what in ("holder", "holder.name") else (
-        "doc_type" if what.startswith("holder.doc_type") else "doc_number")
-    return Refused(good[int(m.group(1))][0], field, e.code)
+def _refused_rows(conn: sa.Connection, e: HubError, session_id: int,
+                  good) -> list[Refused]:
+    """An order path's refusal of holders, as the rows they came from: one naming a line's
+    holder, or a document with a live ticket (or hold) for the session already, found by
+    its keyed hash (the unique index that refused it names no line)."""
+    field = str(e.params.get("field") or "")
+    m = _LINE_FIELD.fullmatch(field)
+    if m is not None and m.group(2).startswith("holder") and int(m.group(1)) < len(good):
+        what = m.group(2)
+        named = "name" if what in ("holder", "holder.name") else (
+            "doc_type" if what.startswith("holder.doc_type") else "doc_number")
+        return [Refused(good[int(m.group(1))][0], named, e.code)]
+    if e.code != "document_already_used":
+        return []
+    ring = keyring_for(conn)
+    row_of = {h: n for n, holder in good for h in ring.doc_hashes(holder[2])}
+    live = conn.execute(sa.select(order_lines.c.doc_hash).where(
+        order_lines.c.session_id == session_id, order_lines.c.doc_hash.in_(list(row_of)),
+        order_lines.c.state.in_(("held", "issued")))).scalars()
+    return [Refused(n, "doc_number", e.code) for n in sorted({row_of[h] for h in live})]
 
 
 def import_booking(conn: sa.Connection, rep: Rep, booking: Booking, data: bytes,
@@ -181,10 +194,10 @@ def import_booking(conn: sa.Connection, rep: Rep, booking: Booking, data: bytes,
             created = book(conn, rep, replace(booking, seat_ids=(), count=len(read.good),
                                               holders=tuple(h for _, h in read.good)), now)
     except HubError as e:
-        row = _refused_line(e, read.good)
-        if row is None:
+        rows = _refused_rows(conn, e, booking.session_id, read.good)
+        if not rows:
             raise
-        return Imported(read.rows, (*read.refused, row))
+        return Imported(read.rows, (*read.refused, *rows))
     import_id = conn.execute(sa.insert(holder_imports).values(
         customer_id=rep.customer_id, order_id=created.order_id, filename=filename,
         rows=read.rows, accepted=len(read.good),
