@@ -140,6 +140,10 @@ def _channels(app: Flask) -> list:
     representatives' site registered here, outside the staff page shell; the staff pages are
     returned for the page shell."""
     pages: list = []
+    from cloud.channels import customer_pages, rep_pages  # contract customers
+
+    app.register_blueprint(rep_pages.bp)
+    pages.append(customer_pages.bp)
     return pages
 
 

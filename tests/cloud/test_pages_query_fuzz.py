@@ -20,6 +20,7 @@ from cloud.storefront.content import Draft, create_item, submit_item  # content 
 from sync.ids import uuid7
 from sync.sample import resident_id
 from sync.timeutil import to_iso, utcnow
+from tests.cloud.channels.customerkit import customer_sample  # contract customers (issue 20)
 from tests.cloud.ledger.ledgerpages import ledger_sample  # the ledger (issue 19)
 from tests.cloud.pagekit import build_hub, text
 from tests.webfuzz import concrete_paths, fuzz
@@ -42,6 +43,7 @@ def sample_hub(url: str):
         create_presale(conn, event_id=1, name="Fuzz presale", opens_at=now,  # presale lottery
                        closes_at=now + timedelta(hours=1), actor="test")
         ledger_sample(conn, now)  # the ledger (issue 19)
+        customer_sample(conn, now)  # contract customers (issue 20)
     client = hub.app.test_client()
     creds = [client.post("/api/sync/v1/enroll", json={"token": b.token}).get_json()["credential"]
              for b in boxes]
@@ -88,7 +90,9 @@ def test_no_query_string_makes_any_hub_page_or_api_fail(hub_url):
         # the ledger (issue 19)
         "account_id": "1", "entry_id": "1", "statement_id": "1", "fmt": "csv",
         "partner_id": "1", "run_id": "1", "rule_id": "1", "user_id": "1",
-        "exception_id": "1", "finance.confirm_resolve.action": "adjust"},
+        "exception_id": "1", "finance.confirm_resolve.action": "adjust",
+        # contract customers (issue 20)
+        "customer_id": "1", "rep_id": "1"},
         skip=("static",))
 
     def headers(path: str) -> dict:
