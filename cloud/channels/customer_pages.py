@@ -213,8 +213,7 @@ def _customer_page(customer_id: int, *, error: str = "", status: int = 200):
                 "notices": customers.notices_for(conn, customer_id),
                 "imports": imports_of(conn, customer_id),
                 "report": orders.report(conn, customer_id, now),
-                "sessions": session_choices(conn), "reserved_as": customers.reservation_name(
-                    c.code)}
+                "sessions": session_choices(conn)}
     page["contact"] = (mask_name(contact[0]), _mask_phone(contact[1])) if contact else None
     return render_template("channels/customers/detail.html", error=error, **page), status
 

@@ -30,6 +30,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from cloud.catalog.tables import price_tiers, sessions
 from cloud.channels.channels import (
     create_channel,
     set_channel_quota,
@@ -351,10 +352,13 @@ def customer_quotas(conn: sa.Connection, customer_id: int) -> list[sa.Row]:
     return list(conn.execute(
         sa.select(quotas.c.id, quotas.c.session_id, quotas.c.price_tier_id,
                   quotas.c.capacity, quotas.c.used, total.c.capacity.label("total_capacity"),
-                  total.c.used.label("total_used"))
+                  total.c.used.label("total_used"), sessions.c.name.label("session_name"),
+                  price_tiers.c.name.label("tier_name"))
         .outerjoin(total, sa.and_(total.c.kind == "contract",
                                   total.c.session_id == quotas.c.session_id,
                                   total.c.price_tier_id == quotas.c.price_tier_id))
+        .outerjoin(sessions, sessions.c.id == quotas.c.session_id)
+        .outerjoin(price_tiers, price_tiers.c.id == quotas.c.price_tier_id)
         .where(quotas.c.kind == "channel",
                quotas.c.channel_id == customer_channel(conn, customer_id))
         .order_by(quotas.c.session_id, quotas.c.price_tier_id)))
@@ -362,8 +366,13 @@ def customer_quotas(conn: sa.Connection, customer_id: int) -> list[sa.Row]:
 
 def total_quotas(conn: sa.Connection) -> list[sa.Row]:
     """The contract customers' total track: every quota of kind ``contract``."""
-    return list(conn.execute(sa.select(quotas).where(quotas.c.kind == "contract")
-                             .order_by(quotas.c.session_id, quotas.c.price_tier_id)))
+    return list(conn.execute(
+        sa.select(quotas, sessions.c.name.label("session_name"),
+                  price_tiers.c.name.label("tier_name"))
+        .outerjoin(sessions, sessions.c.id == quotas.c.session_id)
+        .outerjoin(price_tiers, price_tiers.c.id == quotas.c.price_tier_id)
+        .where(quotas.c.kind == "contract")
+        .order_by(quotas.c.session_id, quotas.c.price_tier_id)))
 
 
 # notices
