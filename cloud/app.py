@@ -139,11 +139,22 @@ def _channels(app: Flask) -> list:
     """channels and distribution (issue 20): the partner API and the contract customers'
     representatives' site registered here, outside the staff page shell; the staff pages are
     returned for the page shell."""
-    pages: list = []
-    from cloud.channels import customer_pages, rep_pages  # contract customers
+    from cloud.channels import api as channels_api
+    from cloud.channels import (  # and the contract customers' pages
+        customer_pages,
+        partner_api,
+        portal_key_pages,
+        rep_pages,
+    )
+    from cloud.channels import pages as channels_pages
 
-    app.register_blueprint(rep_pages.bp)
-    pages.append(customer_pages.bp)
+    app.register_blueprint(partner_api.bp)  # the partner API (issue 20 §3), signed per key
+    app.register_blueprint(portal_key_pages.bp)  # its keys and documentation in the portal
+    pages: list = []
+    app.register_blueprint(channels_api.bp)  # booths (the channels' staff API)
+    pages.append(channels_pages.bp)  # booths (the channels' staff pages, the box office hook)
+    app.register_blueprint(rep_pages.bp)  # contract customers' representatives' site
+    pages.append(customer_pages.bp)  # contract customers (the staff's pages)
     return pages
 
 

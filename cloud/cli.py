@@ -285,6 +285,9 @@ def worker_tasks():
     # blocks sent to venues made since
     from cloud.sales.flag_blocks import send_entry_blocks
     tasks.every("entry_flag_blocks", 60, lambda conn, now: send_entry_blocks(conn, now))
+    # channels (issue 20): partners' webhooks delivered, their tickets' admissions told
+    from cloud.channels.webhooks import register_tasks as webhook_tasks
+    webhook_tasks(tasks)
     return tasks
 
 

@@ -10,9 +10,13 @@ from __future__ import annotations
 from cloud.buyers.errors import BuyerError  # buyers (accounts)
 from cloud.buyers.identity_errors import IdentityError
 from cloud.catalog.errors import CatalogError
+from cloud.channels.accounts import AccountsError  # partners' accounts (issue 20)
+from cloud.channels.api_keys import ApiKeyError  # the partner API (issue 20 §3)
+from cloud.channels.booths import BoothError  # booths, outlets and kiosks (issue 20)
 from cloud.channels.channels import ChannelSetupError
 from cloud.channels.customers import CustomerError  # contract customers (issue 20)
 from cloud.channels.errors import ChannelError  # channels and distribution (issue 20)
+from cloud.channels.webhooks import WebhookError  # partners' webhooks (issue 20)
 from cloud.core.errors import Code, HubError
 from cloud.core.idempotency import IdempotencyError
 from cloud.core.seal import SealError
@@ -55,6 +59,9 @@ ERROR_CLASSES: tuple[type[HubError], ...] = (
     LotteryError,  # presale lottery (issue 18)
     LedgerError,  # the ledger (issue 19)
     ChannelError, ChannelSetupError,  # channels and distribution (issue 20)
+    AccountsError, WebhookError,  # partners' accounts and webhooks (issue 20)
+    BoothError,  # booths, outlets and kiosks (issue 20)
+    ApiKeyError,  # the partner API (issue 20 §3)
     CustomerError)  # contract customers (issue 20)
 
 

@@ -32,6 +32,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from cloud.core.db import UtcDateTime, metadata
 from cloud.core.seal import PERSONAL_FIELDS, key_id_of, keyring_for, open_record, seal_record
@@ -130,6 +131,19 @@ def claim_turn(conn: sa.Connection, name: str, at_ms: int, min_interval_ms: int)
     if min_interval_ms > 0:
         q = q.where(counters.c.value <= at_ms - min_interval_ms)
     return conn.execute(q.values(value=at_ms).returning(counters.c.value)).first() is not None
+
+
+def stored_cursor(conn: sa.Connection, name: str) -> int | None:
+    """A reader's stored position (a ``counters`` row of its own: a background reader of some
+    table keeps where it got to), or None before its first turn."""
+    return conn.execute(sa.select(counters.c.value).where(counters.c.name == name)).scalar()
+
+
+def store_cursor(conn: sa.Connection, name: str, value: int) -> None:
+    """Keep a reader's position, in the transaction of what it did up to there."""
+    insert = postgresql.insert if _is_pg(conn) else sqlite.insert
+    conn.execute(insert(counters).values(name=name, value=value).on_conflict_do_update(
+        index_elements=["name"], set_={"value": value}))
 
 
 def record_change(conn: sa.Connection, venue_id: int, change: dict[str, Any],

@@ -9,6 +9,12 @@
 - ``partner:<id>:payable`` (liability, guarded): what the hub owes a partner; a payout never
   takes it below zero. ``partner:<id>:receivable`` (asset): what a partner owes back (a refund
   after its money was paid out), set against its next statement.
+- ``partner:<id>:prepaid`` (liability, guarded): a partner's prepaid balance (备用金), what the
+  hub holds of the partner's money: topped up from the bank, its orders paid out of it, never
+  below zero. ``partner:<id>:credit_line`` (liability, guarded): the credit (授信) the partner
+  has not used yet, raised when the hub grants credit and when the partner repays, taken by its
+  orders, never below zero. ``partner:<id>:credit_granted`` (asset): the credit granted, its
+  balance the limit; what the partner owes on credit is ``credit_granted - credit_line``.
 - ``bank`` (asset): the platform's bank account, payouts out of it.
 - ``suspense`` (asset): reconciliation adjustments until finance clears them.
 """
@@ -52,6 +58,26 @@ def receivable(partner_id: int) -> str:
     return f"partner:{partner_id}:receivable"
 
 
+def prepaid(partner_id: int) -> str:
+    return f"partner:{partner_id}:prepaid"
+
+
+def credit_line(partner_id: int) -> str:
+    return f"partner:{partner_id}:credit_line"
+
+
+def credit_granted(partner_id: int) -> str:
+    return f"partner:{partner_id}:credit_granted"
+
+
+# a partner's accounts by the code's last part: what it is called, its kind, guarded or not
+_PARTNER = {"payable": ("payable", "liability", True),
+            "receivable": ("receivable", "asset", False),
+            "prepaid": ("prepaid balance", "liability", True),
+            "credit_line": ("unused credit", "liability", True),
+            "credit_granted": ("credit granted", "asset", False)}
+
+
 def ensure(conn: sa.Connection, code: str, currency: str = "CNY",
            now: datetime | None = None) -> str:
     """Open the account ``code`` of the chart if it is not open yet; its code."""
@@ -79,15 +105,12 @@ def _open(conn: sa.Connection, code: str, currency: str, now: datetime | None) -
     elif code.startswith("provider_fees:"):
         open_account(conn, code, f"Fees kept by {code[14:]}", "liability", currency=currency,
                      now=now)
-    elif code.startswith("partner:"):
+    elif code.startswith("partner:") and code.split(":")[-1] in _PARTNER:
         partner_id = int(code.split(":")[1])
         name = conn.execute(sa.select(partners.c.name)
                             .where(partners.c.id == partner_id)).scalar() or code
-        if code.endswith(":payable"):
-            open_account(conn, code, f"{name}: payable", "liability", currency=currency,
-                         guarded=True, partner_id=partner_id, now=now)
-        else:
-            open_account(conn, code, f"{name}: receivable", "asset", currency=currency,
-                         partner_id=partner_id, now=now)
+        what, kind, guarded = _PARTNER[code.split(":")[-1]]
+        open_account(conn, code, f"{name}: {what}", kind, currency=currency, guarded=guarded,
+                     partner_id=partner_id, now=now)
     else:
         raise ValueError(f"{code!r} is not in the chart of accounts")

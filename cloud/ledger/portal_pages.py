@@ -128,13 +128,17 @@ def csrf_field() -> Markup:
 
 @bp.before_request
 def _guard():
+    return _guard_pages(PUBLIC)
+
+
+def _guard_pages(public: set[str]):
     if request.method == "POST":
         sent = request.form.get(CSRF_FIELD, "")
         expected = request.cookies.get(CSRF_COOKIE, "")
         if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
             raise CsrfRefused()
     g.portal_user = _signed_in_user()
-    if g.portal_user is None and request.endpoint not in PUBLIC:
+    if g.portal_user is None and request.endpoint not in public:
         target = request.full_path.rstrip("?") if request.method == "GET" else None
         return redirect(url_for("portal.sign_in_page", next=target), 303)
     return None
@@ -184,6 +188,25 @@ def _http_error(e: HTTPException):
     titles = {400: _("Bad request"), 403: _("Not allowed"), 405: _("Not allowed")}
     return _error(e.code or 500, titles.get(e.code or 500, e.name),
                   e.description or "")
+
+
+def signed_in_partner():
+    """The portal user signed in for this request (``id``, ``partner_id``, ``username``,
+    ``display_name``, ``partner_name``, ``partner_code``), or None: for pages of other areas
+    under /partner/ that :func:`share_session` guards."""
+    return g.get("portal_user")
+
+
+def share_session(other: Blueprint, public: frozenset[str] = frozenset()) -> Blueprint:
+    """Give another area's blueprint under ``/partner/`` the portal's session, CSRF check,
+    security headers, page globals and error pages: its pages need a signed-in portal user,
+    but those whose endpoints ``public`` names. Its templates extend ``portal/base.html``."""
+    other.before_request(lambda: _guard_pages(PUBLIC | set(public)))
+    other.after_request(_after)
+    other.context_processor(_globals)
+    other.errorhandler(CsrfRefused)(_csrf_refused)
+    other.errorhandler(HTTPException)(_http_error)
+    return other
 
 
 # -- signing in and out ---------------------------------------------------------------------------

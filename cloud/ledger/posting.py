@@ -11,6 +11,12 @@ a retried job, posts nothing twice).
   proportion (cumulatively, so a whole payment's refunds give back exactly its split); of a
   payment no order kept, it pays off the refunds payable. A partner's payable that has been
   paid out already gives back what it still holds, the rest becomes the partner's receivable.
+- An order a partner pays from its accounts (:func:`post_account_payment`): the funding legs
+  the channels area chose (its prepaid balance first, then its unused credit) debited, the
+  split credited as for a payment (provider ``account``), in one entry keyed
+  ``account:order:<order id>``; its refunds (:func:`post_account_refund`) reverse the split in
+  proportion as :func:`post_refund` does, and give the money back to the unused credit first,
+  up to what the order used of it, then to the prepaid balance.
 """
 
 from __future__ import annotations
@@ -32,6 +38,10 @@ from cloud.sales.tables import order_lines, orders
 log = logging.getLogger(__name__)
 
 PAYMENT, UNPLACED, REFUND = "payment", "unplaced", "refund"
+ACCOUNT_PAYMENT, ACCOUNT_REFUND = "account_payment", "account_refund"
+ACCOUNT = "account"  # the provider a partner's own accounts are to the split rules
+# the parts of an account payment's funding legs: the prepaid balance, the unused credit
+FUNDING_PARTS = ("prepaid", "credit")
 
 
 @dataclass(frozen=True)
@@ -192,3 +202,90 @@ def post_refund(conn: sa.Connection, paid: Paid, refund_id: int, out_refund_no: 
                 legs += (_spill(conn, debit, paid.currency, now)
                          if leg.account.startswith("partner:") and taken > 0 else [debit])
     return post(conn, f"refund:{refund_id}", REFUND, legs, facts=facts, now=now)
+
+
+def account_key(order_id: int) -> str:
+    return f"account:order:{order_id}"
+
+
+def post_account_payment(conn: sa.Connection, order_id: int, funding_legs: list[Leg],
+                         now: datetime, actor: str = SYSTEM) -> Posted:
+    """The entry of an order paid from a partner's accounts: ``funding_legs`` (debits of its
+    prepaid balance, part ``prepaid``, and of its unused credit, part ``credit``) against
+    the split of their sum by the rules in force for provider ``account``. The guarded
+    accounts refuse (``insufficient_funds``) a leg that would take them below zero."""
+    amount = sum(leg.amount for leg in funding_legs)
+    sale = sale_of(conn, order_id)
+    split = shares(amount, sale.tickets, rules_for(conn, sale, ACCOUNT, now),
+                   chart.UNDISTRIBUTED)
+    legs = [*funding_legs, *(Leg(rule.account, -share, rule.part) for rule, share in split
+                             if share)]
+    currency = conn.execute(sa.select(ledger_accounts.c.currency).where(
+        ledger_accounts.c.code == funding_legs[0].account)).scalar() or "CNY"
+    chart.ensure_all(conn, {leg.account for leg in legs}, currency, now)
+    return post(conn, account_key(order_id), ACCOUNT_PAYMENT, legs, facts=Facts(
+        order_id=order_id, provider=ACCOUNT, reference=f"order:{order_id}",
+        session_id=sale.session_id, event_id=sale.event_id, channel=sale.channel),
+        actor=actor, now=now)
+
+
+def _account_refunds(conn: sa.Connection, order_id: int) -> list[Leg]:
+    """Every posting of the order's account refunds so far."""
+    entry_ids = conn.execute(sa.select(ledger_entries.c.id).where(
+        ledger_entries.c.order_id == order_id, ledger_entries.c.kind == ACCOUNT_REFUND,
+        ledger_entries.c.state == "posted")).scalars().all()
+    return [leg for entry_id in entry_ids for leg in legs_of(conn, entry_id)]
+
+
+def account_order_totals(conn: sa.Connection, order_id: int) -> tuple[int, int] | None:
+    """What an order charged to a partner's accounts and what its refunds gave back so far;
+    None when no account payment of it was posted."""
+    entry = conn.execute(sa.select(ledger_entries.c.id, ledger_entries.c.amount).where(
+        ledger_entries.c.key == account_key(order_id))).first()
+    if entry is None:
+        return None
+    back = -sum(leg.amount for leg in _account_refunds(conn, order_id)
+                if leg.part in FUNDING_PARTS)
+    return entry.amount, back
+
+
+def _funding_back(funding: list[Leg], returned: dict[str, int], amount: int) -> list[Leg]:
+    """Credits giving ``amount`` back to the funding accounts: the unused credit first, up to
+    what the order used of it less what earlier refunds gave it, then the prepaid balance."""
+    out, left = [], amount
+    for part in ("credit", "prepaid"):
+        used = [leg for leg in funding if leg.part == part]
+        give = min(sum(leg.amount for leg in used) - returned.get(part, 0), left)
+        if give > 0:
+            out.append(Leg(used[0].account, -give, part))
+            left -= give
+    if left:
+        raise ValueError(f"{left} of the refund is more than the order's funding left")
+    return out
+
+
+def post_account_refund(conn: sa.Connection, order_id: int, key: str, amount: int,
+                        now: datetime, actor: str = SYSTEM) -> Posted:
+    """The entry of a refund of an order paid from a partner's accounts: its split reversed in
+    proportion (cumulatively, as :func:`post_refund`), the money back to the funding accounts
+    (:func:`_funding_back`). The caller checks that ``amount`` is not more than is left."""
+    entry = conn.execute(sa.select(ledger_entries).where(
+        ledger_entries.c.key == account_key(order_id))).one()
+    legs_paid = legs_of(conn, entry.id)
+    funding = [leg for leg in legs_paid if leg.part in FUNDING_PARTS]
+    parts = [leg for leg in legs_paid if leg.part not in FUNDING_PARTS]
+    earlier = _account_refunds(conn, order_id)
+    returned: dict[str, int] = {}
+    for leg in earlier:
+        if leg.part in FUNDING_PARTS:
+            returned[leg.part] = returned.get(leg.part, 0) - leg.amount
+    back = reversal([-leg.amount for leg in parts], sum(returned.values()), amount)
+    legs = _funding_back(funding, returned, amount)
+    for leg, taken in zip(parts, back, strict=True):
+        if taken:
+            debit = Leg(leg.account, taken, leg.part)
+            legs += (_spill(conn, debit, entry.currency, now)
+                     if leg.account.startswith("partner:") and taken > 0 else [debit])
+    return post(conn, key, ACCOUNT_REFUND, legs, facts=Facts(
+        order_id=order_id, provider=ACCOUNT, reference=key[-64:], session_id=entry.session_id,
+        event_id=entry.event_id, channel=entry.channel), actor=actor, now=now)

@@ -33,6 +33,8 @@ PARAMS: dict[str, tuple[str, ...]] = {
     "session_changed": ("session", "change"),
     # cloud/lottery/drawing.py: a presale application's draw result (won or lost)
     "presale_result": ("application", "session", "state"),
+    # cloud/channels/accounts.py: a partner's prepaid balance at its warning threshold (yuan)
+    "account_balance_low": ("partner", "balance", "threshold"),
 }
 KINDS = tuple(PARAMS)
 MAX_TEMPLATE = 2000
@@ -53,6 +55,8 @@ _ZH = {
     "presale_result": ("预售抽签结果", "【Wicket】您的预售申请 {{ application }}（{{ session }}）"
                        "{% if state == 'won' %}已中签，请在选座期内登录选座，逾期将自动分配座位"
                        "{% else %}未中签，款项将原路退回{% endif %}。"),
+    "account_balance_low": ("备用金余额不足", "【Wicket】{{ partner }} 的备用金余额为 {{ balance }} 元，"
+                            "已低于预警值 {{ threshold }} 元，请及时充值。"),
 }
 _EN = {
     "sign_in_code": ("Your sign-in code", "[Wicket] Your sign-in code is {{ code }}, valid for "
@@ -77,6 +81,9 @@ _EN = {
                        "{% if state == 'won' %}won: choose your seats while the window is "
                        "open, or seats are given to you when it closes"
                        "{% else %}was not drawn: your payment is refunded{% endif %}."),
+    "account_balance_low": ("Prepaid balance low", "[Wicket] The prepaid balance of "
+                            "{{ partner }} is {{ balance }} yuan, at or below its warning "
+                            "threshold of {{ threshold }} yuan. Please top it up."),
 }
 DEFAULTS: dict[tuple[str, str], tuple[str, str]] = {
     **{(k, "zh"): v for k, v in _ZH.items()}, **{(k, "en"): v for k, v in _EN.items()}}

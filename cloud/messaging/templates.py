@@ -21,6 +21,7 @@ SAMPLES: dict[str, Any] = {
     "session": "The Games — Final", "seat": "A 1-7", "link": "https://hub.example/t/xxxxxxxx",
     "state": "verified", "name": "张*三", "change": "Gate 3 opens at 18:30 instead of Gate 1",
     "application": "PK7Q2M9XW3",
+    "partner": "Harbour Travel", "balance": "180.00", "threshold": "200.00",
 }
 
 

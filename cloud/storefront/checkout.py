@@ -22,11 +22,13 @@ from cloud.buyers.accounts import profile
 from cloud.buyers.identities import person
 from cloud.buyers.own_identity import own_holder
 from cloud.catalog.tables import seats, sessions, venues, zones
+from cloud.channels.channels import storefront_channel
+from cloud.channels.selling import sell_through
 from cloud.core.errors import Code, HubError
 from cloud.core.seal import keyring_for
 from cloud.sales.holders import open_holder
 from cloud.sales.order_plan import LineRequest, OrderError, OrderRequest
-from cloud.sales.orders import create_order, shown_state
+from cloud.sales.orders import shown_state
 from cloud.sales.tables import holders, order_lines, orders, refund_requests, tickets
 from sync.identity import mask_document, mask_name
 from sync.timeutil import utcnow
@@ -137,8 +139,10 @@ def place_order(conn: sa.Connection, buyer_id: int, session_id: int, picks: list
                     holder=holder_for(conn, buyer_id, key, i) if key else None)
         for i, (p, key) in enumerate(zip(picks, holder_keys, strict=True)))
     who = f"buyer:{buyer_id}"
-    return create_order(conn, OrderRequest(session_id, lines, buyer=who, actor=who),
-                        now or utcnow())
+    now = now or utcnow()
+    # sold through the storefront's channel: refused while it is off or outside its window
+    return sell_through(conn, storefront_channel(conn, now),
+                        OrderRequest(session_id, lines, buyer=who, actor=who), now)
 
 
 def seat_words(conn: sa.Connection, seat_ids: list[int]) -> dict[int, dict[str, str]]:

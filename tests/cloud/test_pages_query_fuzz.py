@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from cloud.catalog.tables import sessions
 from cloud.catalog.venues import add_lane
+from cloud.channels.channels import create_channel
 from cloud.fleet import appliances
 from cloud.lottery.presales import create_presale  # presale lottery (issue 18)
 from cloud.ops import alerts
@@ -43,6 +44,8 @@ def sample_hub(url: str):
         create_presale(conn, event_id=1, name="Fuzz presale", opens_at=now,  # presale lottery
                        closes_at=now + timedelta(hours=1), actor="test")
         ledger_sample(conn, now)  # the ledger (issue 19)
+        create_channel(conn, "north", "North booth", "booth", actor="test",  # booths
+                       now=now)
         customer_sample(conn, now)  # contract customers (issue 20)
     client = hub.app.test_client()
     creds = [client.post("/api/sync/v1/enroll", json={"token": b.token}).get_json()["credential"]
@@ -91,6 +94,8 @@ def test_no_query_string_makes_any_hub_page_or_api_fail(hub_url):
         "account_id": "1", "entry_id": "1", "statement_id": "1", "fmt": "csv",
         "partner_id": "1", "run_id": "1", "rule_id": "1", "user_id": "1",
         "exception_id": "1", "finance.confirm_resolve.action": "adjust",
+        # booths (issue 20)
+        "channel_id": "1",
         # contract customers (issue 20)
         "customer_id": "1", "rep_id": "1"},
         skip=("static",))

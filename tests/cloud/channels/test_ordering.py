@@ -38,7 +38,7 @@ def test_a_confirmed_order_is_paid_from_the_account_at_the_agreed_price(kit):
         made = ordering.place_order(conn, partner_id=partner, channel_id=channel,
                                     lines=day_tickets(kit, 2), confirm=True, actor="t", now=NOW)
         left = balances(conn, partner)
-        assert trial_balance(conn) == {}  or all(v == 0 for v in trial_balance(conn).values())
+        assert set(trial_balance(conn).values()) <= {0}
     assert [(p["id"], p["price"]) for p in listed] == [(kit.day_ticket, 9000)]
     assert (made["state"], made["total"]) == ("paid", 18000)
     assert all(line["ticket"]["code"] and line["amount"] == 9000 for line in made["lines"])
