@@ -140,11 +140,14 @@ def _channels(app: Flask) -> list:
     representatives' site registered here, outside the staff page shell; the staff pages are
     returned for the page shell."""
     from cloud.channels import api as channels_api
-    from cloud.channels import (  # and the contract customers' pages
-        customer_pages,
+    from cloud.channels import (
+        customer_pages,  # contract customers
         partner_api,
+        partner_pages,
         portal_key_pages,
-        rep_pages,
+        portal_terms_pages,
+        product_pages,
+        rep_pages,  # contract customers' representatives
     )
     from cloud.channels import pages as channels_pages
 
@@ -153,6 +156,11 @@ def _channels(app: Flask) -> list:
     pages: list = []
     app.register_blueprint(channels_api.bp)  # booths (the channels' staff API)
     pages.append(channels_pages.bp)  # booths (the channels' staff pages, the box office hook)
+    # partners' terms: the distribution pages (the products' pages add their routes to the
+    # partners' blueprint) and the portal's terms pages behind the portal's sign-in
+    assert product_pages.bp is partner_pages.bp
+    app.register_blueprint(portal_terms_pages.bp)
+    pages.append(partner_pages.bp)
     app.register_blueprint(rep_pages.bp)  # contract customers' representatives' site
     pages.append(customer_pages.bp)  # contract customers (the staff's pages)
     return pages

@@ -16,6 +16,7 @@ from cloud.channels.booths import BoothError  # booths, outlets and kiosks (issu
 from cloud.channels.channels import ChannelSetupError
 from cloud.channels.customers import CustomerError  # contract customers (issue 20)
 from cloud.channels.errors import ChannelError  # channels and distribution (issue 20)
+from cloud.channels.partner_terms import TermsError  # partners' terms (issue 20)
 from cloud.channels.webhooks import WebhookError  # partners' webhooks (issue 20)
 from cloud.core.errors import Code, HubError
 from cloud.core.idempotency import IdempotencyError
@@ -62,6 +63,7 @@ ERROR_CLASSES: tuple[type[HubError], ...] = (
     AccountsError, WebhookError,  # partners' accounts and webhooks (issue 20)
     BoothError,  # booths, outlets and kiosks (issue 20)
     ApiKeyError,  # the partner API (issue 20 §3)
+    TermsError,  # partners' terms (issue 20)
     CustomerError)  # contract customers (issue 20)
 
 

@@ -33,4 +33,6 @@ class CatalogError(HubError):
         "bad_product_scope": Code(
             422, "a pass admits to a list of sessions, or to venues within a validity "
                  "window"),
+        "bad_bundle_parts": Code(422, "a bundle is 1 to 10 products that are not bundles, "
+                                      "1 to 20 of each"),
     }

@@ -96,6 +96,8 @@ def test_no_query_string_makes_any_hub_page_or_api_fail(hub_url):
         "exception_id": "1", "finance.confirm_resolve.action": "adjust",
         # booths (issue 20)
         "channel_id": "1",
+        # partners' terms (issue 20)
+        "price_id": "1", "code_id": "1", "product_id": "1",
         # contract customers (issue 20)
         "customer_id": "1", "rep_id": "1"},
         skip=("static",))
