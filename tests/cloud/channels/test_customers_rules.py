@@ -144,7 +144,11 @@ def test_seats_kept_for_a_customer_are_taken_by_its_representatives_only(kit):
     chosen = co.Booking(hub.session, "seat", seat_ids=(seat,))
     assert refusal(hub.engine, lambda c: co.book(c, beta_rep, chosen, NOW)) == \
         "seat_not_for_sale"
+    with hub.engine.begin() as conn:  # a chosen seat counts against its category's tier
+        customers.set_customer_quota(conn, acme, hub.session, hub.std, 5, "t", NOW)
     assert refusal(hub.engine, lambda c: co.book(c, acme_rep, chosen, NOW)) == "ok"
+    with hub.engine.connect() as conn:
+        assert [q.used for q in customers.customer_quotas(conn, acme)] == [1]
 
 
 def test_a_confirmed_offline_payment_pays_and_locks_the_order_and_posts_once(kit):
