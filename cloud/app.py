@@ -140,14 +140,16 @@ def _channels(app: Flask) -> list:
     representatives' site registered here, outside the staff page shell; the staff pages are
     returned for the page shell."""
     from cloud.channels import api as channels_api
-    from cloud.channels import pages as channels_pages
     from cloud.channels import (
+        customer_pages,  # contract customers
         partner_api,
         partner_pages,
         portal_key_pages,
         portal_terms_pages,
         product_pages,
+        rep_pages,  # contract customers' representatives
     )
+    from cloud.channels import pages as channels_pages
 
     app.register_blueprint(partner_api.bp)  # the partner API (issue 20 §3), signed per key
     app.register_blueprint(portal_key_pages.bp)  # its keys and documentation in the portal
@@ -159,6 +161,8 @@ def _channels(app: Flask) -> list:
     assert product_pages.bp is partner_pages.bp
     app.register_blueprint(portal_terms_pages.bp)
     pages.append(partner_pages.bp)
+    app.register_blueprint(rep_pages.bp)  # contract customers' representatives' site
+    pages.append(customer_pages.bp)  # contract customers (the staff's pages)
     return pages
 
 

@@ -14,6 +14,7 @@ from cloud.channels.accounts import AccountsError  # partners' accounts (issue 2
 from cloud.channels.api_keys import ApiKeyError  # the partner API (issue 20 §3)
 from cloud.channels.booths import BoothError  # booths, outlets and kiosks (issue 20)
 from cloud.channels.channels import ChannelSetupError
+from cloud.channels.customers import CustomerError  # contract customers (issue 20)
 from cloud.channels.errors import ChannelError  # channels and distribution (issue 20)
 from cloud.channels.partner_terms import TermsError  # partners' terms (issue 20)
 from cloud.channels.webhooks import WebhookError  # partners' webhooks (issue 20)
@@ -62,7 +63,8 @@ ERROR_CLASSES: tuple[type[HubError], ...] = (
     AccountsError, WebhookError,  # partners' accounts and webhooks (issue 20)
     BoothError,  # booths, outlets and kiosks (issue 20)
     ApiKeyError,  # the partner API (issue 20 §3)
-    TermsError)  # partners' terms (issue 20)
+    TermsError,  # partners' terms (issue 20)
+    CustomerError)  # contract customers (issue 20)
 
 
 def all_codes() -> dict[str, Code]:

@@ -417,4 +417,16 @@ ERROR_WORDS = {
     "no_such_api_key": _l("You have no API key %(key_id)s."),
     "api_key_inactive": _l("API key %(key_id)s is revoked or expired already."),
     "api_channel_not_partners": _l("Channel %(channel)s is not one of your channels."),
+    # contract customers (issue 20)
+    "bad_customer_request": _l("%(field)s is missing or not valid."),
+    "customer_code_taken": _l("There is a contract customer %(code)s already."),
+    "unknown_customer": _l("No contract customer %(customer_id)s."),
+    "customer_suspended": _l("Contract customer %(code)s is suspended."),
+    "rep_username_taken": _l("The user name %(username)s is taken."),
+    "unknown_customer_order": _l("No order %(number)s of this customer."),
+    "customer_order_locked": _l("Order %(number)s is %(state)s: only an order waiting for payment can change."),
+    "payment_not_placed": _l("The payment cannot be recorded on order %(number)s (%(reason)s)."),
+    "bad_holder_file": _l("The holders file cannot be read: %(problem)s."),
+    "holder_row_too_long": _l("A holder's row has three columns: name, document type, document number."),
+    "holder_document_repeated": _l("This document is on an earlier row already."),
 }

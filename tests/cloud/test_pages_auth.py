@@ -47,10 +47,11 @@ def hub(hub_url):
 def page_routes(app):
     """Every staff page route (not the JSON API or sync, nor the public site, whose buyers'
     own rules tests/cloud/storefront/test_guards.py checks, nor the partner portal, whose own
-    sign-in tests/cloud/ledger/test_portal.py checks) and method, with URLs built from sample
-    values (each choice of an ``any(...)`` part)."""
+    sign-in tests/cloud/ledger/test_portal.py checks, nor the contract customers' site, whose
+    own sign-in tests/cloud/channels/test_customers_pages.py checks) and method, with URLs
+    built from sample values (each choice of an ``any(...)`` part)."""
     for rule in app.url_map.iter_rules():
-        if rule.rule.startswith(("/api/", "/shop/", "/partner/")):
+        if rule.rule.startswith(("/api/", "/shop/", "/partner/", "/customer/")):
             continue
         choices: list[dict] = [{}]
         for arg, conv in rule._converters.items():

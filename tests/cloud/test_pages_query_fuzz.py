@@ -21,6 +21,7 @@ from cloud.storefront.content import Draft, create_item, submit_item  # content 
 from sync.ids import uuid7
 from sync.sample import resident_id
 from sync.timeutil import to_iso, utcnow
+from tests.cloud.channels.customerkit import customer_sample  # contract customers (issue 20)
 from tests.cloud.ledger.ledgerpages import ledger_sample  # the ledger (issue 19)
 from tests.cloud.pagekit import build_hub, text
 from tests.webfuzz import concrete_paths, fuzz
@@ -45,6 +46,7 @@ def sample_hub(url: str):
         ledger_sample(conn, now)  # the ledger (issue 19)
         create_channel(conn, "north", "North booth", "booth", actor="test",  # booths
                        now=now)
+        customer_sample(conn, now)  # contract customers (issue 20)
     client = hub.app.test_client()
     creds = [client.post("/api/sync/v1/enroll", json={"token": b.token}).get_json()["credential"]
              for b in boxes]
@@ -96,7 +98,9 @@ def test_no_query_string_makes_any_hub_page_or_api_fail(hub_url):
         # booths (issue 20)
         "channel_id": "1",
         # partners' terms (issue 20)
-        "price_id": "1", "code_id": "1", "product_id": "1"},
+        "price_id": "1", "code_id": "1", "product_id": "1",
+        # contract customers (issue 20)
+        "customer_id": "1", "rep_id": "1"},
         skip=("static",))
 
     def headers(path: str) -> dict:
