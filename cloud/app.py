@@ -139,6 +139,7 @@ def _channels(app: Flask) -> list:
     """channels and distribution (issue 20): the partner API and the contract customers'
     representatives' site registered here, outside the staff page shell; the staff pages are
     returned for the page shell."""
+    from cloud.channels import account_pages as channel_accounts
     from cloud.channels import api as channels_api
     from cloud.channels import pages as channels_pages
     from cloud.channels import partner_api, portal_key_pages
@@ -148,6 +149,7 @@ def _channels(app: Flask) -> list:
     pages: list = []
     app.register_blueprint(channels_api.bp)  # booths (the channels' staff API)
     pages.append(channels_pages.bp)  # booths (the channels' staff pages, the box office hook)
+    pages.append(channel_accounts.bp)  # partners' accounts and webhooks (the staff pages)
     return pages
 
 
