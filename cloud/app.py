@@ -142,10 +142,11 @@ def _channels(app: Flask) -> list:
     from cloud.channels import account_pages as channel_accounts
     from cloud.channels import api as channels_api
     from cloud.channels import pages as channels_pages
-    from cloud.channels import partner_api, portal_key_pages
+    from cloud.channels import partner_api, portal_account_pages, portal_key_pages
 
     app.register_blueprint(partner_api.bp)  # the partner API (issue 20 §3), signed per key
     app.register_blueprint(portal_key_pages.bp)  # its keys and documentation in the portal
+    app.register_blueprint(portal_account_pages.bp)  # the partner's accounts in the portal
     pages: list = []
     app.register_blueprint(channels_api.bp)  # booths (the channels' staff API)
     pages.append(channels_pages.bp)  # booths (the channels' staff pages, the box office hook)

@@ -65,7 +65,7 @@ EVENT_WORDS = {"order.confirmed": lazy_gettext("an order is confirmed"),
 HOOK_STATE_WORDS = {"active": lazy_gettext("active"), "disabled": lazy_gettext("disabled")}
 
 
-def _words(table: dict, key) -> str:
+def words_of(table: dict, key) -> str:
     return str(table.get(key, key))
 
 
@@ -74,11 +74,11 @@ def _helpers() -> dict:
     return {"ZONE": ZONE, "CURRENCY": CURRENCY, "VIEW": VIEW, "MONEY": MONEY,
             "MANAGE": MANAGE, "WEBHOOK_EVENTS": WEBHOOK_EVENTS,
             "partner_kind_words": partner_kind_words,
-            "entry_words": lambda k: _words(ENTRY_WORDS, k),
-            "account_words": lambda k: _words(ACCOUNT_WORDS, k),
-            "line_words": lambda k: _words(LINE_WORDS, k),
-            "event_words": lambda k: _words(EVENT_WORDS, k),
-            "hook_state_words": lambda k: _words(HOOK_STATE_WORDS, k),
+            "entry_words": lambda k: words_of(ENTRY_WORDS, k),
+            "account_words": lambda k: words_of(ACCOUNT_WORDS, k),
+            "line_words": lambda k: words_of(LINE_WORDS, k),
+            "event_words": lambda k: words_of(EVENT_WORDS, k),
+            "hook_state_words": lambda k: words_of(HOOK_STATE_WORDS, k),
             "yuan": yuan_text}
 
 
@@ -102,7 +102,7 @@ def refusal_words(e: HubError) -> str:
     params = {k: money(v, CURRENCY) if k in _AMOUNTS and isinstance(v, int) else v
               for k, v in e.params.items()}
     if "field" in params:
-        params["field"] = _words(FIELD_WORDS, params["field"])
+        params["field"] = words_of(FIELD_WORDS, params["field"])
     return str(ERROR_WORDS[e.code]) % params
 
 
