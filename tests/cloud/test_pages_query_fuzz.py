@@ -11,7 +11,9 @@ import sqlalchemy as sa
 from cloud.catalog.tables import sessions
 from cloud.catalog.venues import add_lane
 from cloud.channels.channels import create_channel
+from cloud.channels.webhooks import register_webhook
 from cloud.fleet import appliances
+from cloud.ledger.partners import create_partner
 from cloud.lottery.presales import create_presale  # presale lottery (issue 18)
 from cloud.ops import alerts
 from cloud.sales.flags import add_flag
@@ -45,6 +47,10 @@ def sample_hub(url: str):
         ledger_sample(conn, now)  # the ledger (issue 19)
         create_channel(conn, "north", "North booth", "booth", actor="test",  # booths
                        now=now)
+        hub.distributor = create_partner(conn, "FUZZD", "Fuzz Distributor",  # accounts
+                                         "distributor", 0, "test", now)
+        register_webhook(conn, hub.distributor, "https://ota.example/hook",
+                         ["order.confirmed"], "test", now)
     client = hub.app.test_client()
     creds = [client.post("/api/sync/v1/enroll", json={"token": b.token}).get_json()["credential"]
              for b in boxes]
@@ -93,7 +99,13 @@ def test_no_query_string_makes_any_hub_page_or_api_fail(hub_url):
         "partner_id": "1", "run_id": "1", "rule_id": "1", "user_id": "1",
         "exception_id": "1", "finance.confirm_resolve.action": "adjust",
         # booths (issue 20)
-        "channel_id": "1"},
+        "channel_id": "1",
+        # partners' accounts (issue 20): a distributor's pages and its webhook
+        **{f"channel_accounts.{e}.partner_id": str(hub.distributor)
+           for e in ("partner", "statement", "statement_download", "confirm_disable")},
+        "webhook_id": "1",
+        # the partner API (issue 20 §3): a product's availability, the portal's key pages
+        "product_id": "1", "partner_keys.confirm.action": "revoke"},
         skip=("static",))
 
     def headers(path: str) -> dict:
