@@ -358,6 +358,7 @@ def disable_webhook(partner_id: int, webhook_id: int):
     with engine().begin() as conn:
         _partner_or_404(conn, partner_id)
         hook = _own_hook(conn, partner_id, webhook_id)
-        webhooks.disable_webhook(conn, partner_id, webhook_id, actor(), utcnow())
+        if hook["state"] == "active":  # a second submit changes (and audits) nothing more
+            webhooks.disable_webhook(conn, partner_id, webhook_id, actor(), utcnow())
     ok(_("The webhook to %(url)s is disabled: it is told nothing more.", url=hook["url"]))
     return back("channel_accounts.partner", partner_id=partner_id)
