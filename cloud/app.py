@@ -139,11 +139,13 @@ def _channels(app: Flask) -> list:
     """channels and distribution (issue 20): the partner API and the contract customers'
     representatives' site registered here, outside the staff page shell; the staff pages are
     returned for the page shell."""
+    from cloud.channels import account_pages as channel_accounts
     from cloud.channels import api as channels_api
     from cloud.channels import (
         customer_pages,  # contract customers
         partner_api,
         partner_pages,
+        portal_account_pages,
         portal_key_pages,
         portal_terms_pages,
         product_pages,
@@ -153,6 +155,7 @@ def _channels(app: Flask) -> list:
 
     app.register_blueprint(partner_api.bp)  # the partner API (issue 20 §3), signed per key
     app.register_blueprint(portal_key_pages.bp)  # its keys and documentation in the portal
+    app.register_blueprint(portal_account_pages.bp)  # the partner's accounts in the portal
     pages: list = []
     app.register_blueprint(channels_api.bp)  # booths (the channels' staff API)
     pages.append(channels_pages.bp)  # booths (the channels' staff pages, the box office hook)
@@ -163,6 +166,7 @@ def _channels(app: Flask) -> list:
     pages.append(partner_pages.bp)
     app.register_blueprint(rep_pages.bp)  # contract customers' representatives' site
     pages.append(customer_pages.bp)  # contract customers (the staff's pages)
+    pages.append(channel_accounts.bp)  # partners' accounts and webhooks (the staff pages)
     return pages
 
 

@@ -11,7 +11,9 @@ import sqlalchemy as sa
 from cloud.catalog.tables import sessions
 from cloud.catalog.venues import add_lane
 from cloud.channels.channels import create_channel
+from cloud.channels.webhooks import register_webhook
 from cloud.fleet import appliances
+from cloud.ledger.partners import create_partner
 from cloud.lottery.presales import create_presale  # presale lottery (issue 18)
 from cloud.ops import alerts
 from cloud.sales.flags import add_flag
@@ -47,6 +49,10 @@ def sample_hub(url: str):
         create_channel(conn, "north", "North booth", "booth", actor="test",  # booths
                        now=now)
         customer_sample(conn, now)  # contract customers (issue 20)
+        hub.distributor = create_partner(conn, "FUZZD", "Fuzz Distributor",  # accounts
+                                         "distributor", 0, "test", now)
+        register_webhook(conn, hub.distributor, "https://ota.example/hook",
+                         ["order.confirmed"], "test", now)
     client = hub.app.test_client()
     creds = [client.post("/api/sync/v1/enroll", json={"token": b.token}).get_json()["credential"]
              for b in boxes]
@@ -100,7 +106,12 @@ def test_no_query_string_makes_any_hub_page_or_api_fail(hub_url):
         # partners' terms (issue 20)
         "price_id": "1", "code_id": "1", "product_id": "1",
         # contract customers (issue 20)
-        "customer_id": "1", "rep_id": "1"},
+        "customer_id": "1", "rep_id": "1",
+        # partners' accounts (issue 20): a distributor's pages and its webhook
+        **{f"channel_accounts.{e}.partner_id": str(hub.distributor)
+           for e in ("partner", "statement", "statement_download", "confirm_disable")},
+        "webhook_id": "1",
+        },
         skip=("static",))
 
     def headers(path: str) -> dict:
