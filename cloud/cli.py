@@ -386,6 +386,7 @@ def _reseal_pass(engine: sa.Engine, batch: int, bar: _Progress, batches: list[in
     (the hub keeps serving meanwhile); how many values were sealed again."""
     from cloud.buyers.identity_reseal import reseal_identities  # identity (issue 16 §2)
     from cloud.buyers.reseal import reseal_buyers, reseal_companions  # buyers (accounts)
+    from cloud.channels.reseal import reseal_channels  # channels (issue 20)
     from cloud.core.changes import reseal_changes
     from cloud.sales.flags import reseal_flags  # flags (issue 16 §4)
     from cloud.sales.holders import reseal_holders
@@ -395,7 +396,8 @@ def _reseal_pass(engine: sa.Engine, batch: int, bar: _Progress, batches: list[in
     changed = 0
     for step in (reseal_holders, reseal_changes, reseal_secrets, reseal_identities,
                  reseal_flags,
-                 reseal_buyers, reseal_companions):  # buyers (accounts)
+                 reseal_buyers, reseal_companions,  # buyers (accounts)
+                 reseal_channels):  # channels (issue 20)
         after: int | None = 0
         while after is not None:
             with engine.begin() as conn:
@@ -428,6 +430,7 @@ def cmd_rotate_data_key(args) -> int:
         return 2
     from cloud.buyers.identity_reseal import count_identities
     from cloud.buyers.reseal import count_sealed  # buyers (accounts)
+    from cloud.channels.reseal import count_sealed as count_channels  # channels (issue 20)
     from cloud.sales.flags import count_flags  # flags (issue 16 §4)
     from cloud.sales.holders import count_holders
     from cloud.staff.totp import count_secrets
@@ -439,7 +442,8 @@ def cmd_rotate_data_key(args) -> int:
             with engine.connect() as conn:
                 total = (count_holders(conn) + count_personal_changes(conn)
                          + count_secrets(conn) + count_identities(conn) + count_flags(conn)
-                         + count_sealed(conn))  # buyers (accounts)
+                         + count_sealed(conn)  # buyers (accounts)
+                         + count_channels(conn))  # channels (issue 20)
             # a pass that changes nothing proves no value under an old key is left
             # (a sale that read the key file before the rotation began is caught here)
             if not _reseal_pass(engine, args.batch, _Progress(total, f"pass {n}"), batches):

@@ -33,11 +33,12 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from cloud.channels.partner_terms import contact_context
 from cloud.channels.tables import partner_profiles
 from cloud.core.audit import record
 from cloud.core.errors import Code, HubError
 from cloud.core.outbox import enqueue
-from cloud.core.seal import context, keyring_for
+from cloud.core.seal import keyring_for
 from cloud.ledger import chart
 from cloud.ledger.errors import LedgerError
 from cloud.ledger.journal import Facts, Leg, available, balance, post
@@ -361,7 +362,7 @@ def contact_address(conn: sa.Connection, partner_id: int, sealed: str | None
     mobile number), from its sealed contact; None when it has neither."""
     if not sealed:
         return None
-    text = keyring_for(conn).open(sealed, context("partner_profiles", partner_id, "contact"))
+    text = keyring_for(conn).open(sealed, contact_context(partner_id))
     try:
         contact = json.loads(text)
     except ValueError:

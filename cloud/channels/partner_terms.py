@@ -37,7 +37,7 @@ from cloud.channels.tables import (
 )
 from cloud.core.audit import record
 from cloud.core.errors import Code, HubError
-from cloud.core.seal import keyring_for
+from cloud.core.seal import context, keyring_for
 from cloud.ledger.partners import edit_partner, partner
 from cloud.ledger.tables import partners
 
@@ -101,8 +101,9 @@ def _partner_of(conn: sa.Connection, partner_id: object, field: str,
 # -- profiles ---------------------------------------------------------------------------------
 
 
-def _context(partner_id: int) -> str:
-    return f"partner_profiles:{partner_id}:sealed_contact"
+def contact_context(partner_id: int) -> str:
+    """What a partner's sealed contact belongs to (its associated data)."""
+    return context("partner_profiles", partner_id, "sealed_contact")
 
 
 def mask_phone(phone: str) -> str:
@@ -131,7 +132,7 @@ def profile(conn: sa.Connection, partner_id: int, *, masked: bool = True) -> dic
     contact = {"name": "", "phone": "", "email": ""}
     if prof is not None and prof.sealed_contact:
         contact.update(json.loads(keyring_for(conn).open(prof.sealed_contact,
-                                                         _context(partner_id))))
+                                                         contact_context(partner_id))))
     if masked:
         contact = {"name": mask_name(contact["name"]),
                    "phone": mask_phone(contact["phone"]) if contact["phone"] else "",
@@ -169,7 +170,7 @@ def set_profile(conn: sa.Connection, partner_id: int, *, actor: str, now: dateti
         contact = _contact(*("" if v is None else v for v in given))
         if contact != before["contact"]:
             values["sealed_contact"] = keyring_for(conn).seal(
-                json.dumps(contact, ensure_ascii=False, sort_keys=True), _context(partner_id))
+                json.dumps(contact, ensure_ascii=False, sort_keys=True), contact_context(partner_id))
     if address is not None and _text(address, "address", 300, empty=True) != before["address"]:
         values["address"] = address.strip()
     if may_bind_codes is not None:

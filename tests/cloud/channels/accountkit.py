@@ -10,8 +10,9 @@ import sqlalchemy as sa
 
 from cloud.catalog.events import add_price_tier
 from cloud.catalog.tables import price_tiers
+from cloud.channels.partner_terms import contact_context
 from cloud.channels.tables import partner_profiles
-from cloud.core.seal import context, keyring_for
+from cloud.core.seal import keyring_for
 from cloud.inventory import seats as inventory
 from cloud.inventory.sessions import create_session
 from cloud.sales.order_plan import LineRequest, OrderRequest
@@ -58,4 +59,4 @@ def profile(conn: sa.Connection, partner_id: int, warn_below: int = 0,
     conn.execute(sa.insert(partner_profiles).values(
         partner_id=partner_id, warn_below=warn_below, updated_by="t", updated_at=NOW,
         sealed_contact=None if contact is None else keyring_for(conn).seal(
-            contact, context("partner_profiles", partner_id, "contact"))))
+            contact, contact_context(partner_id))))
