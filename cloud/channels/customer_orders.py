@@ -39,9 +39,8 @@ from cloud.core.audit import record
 from cloud.inventory import seats as inventory
 from cloud.inventory.seat_plan import seat_label
 from cloud.ledger import chart
-from cloud.ledger.journal import Facts, Leg, post
-from cloud.ledger.posting import PAYMENT, rules_for, sale_of
-from cloud.ledger.split import shares
+from cloud.ledger.journal import Leg
+from cloud.ledger.posting import PAYMENT, post_funded
 from cloud.sales.holders import holder
 from cloud.sales.order_plan import LineRequest, OrderRequest
 from cloud.sales.orders import Captured, OrderCreated, cancel_order, capture, shown_state
@@ -49,6 +48,7 @@ from cloud.sales.tables import order_lines, orders
 from sync.identity import mask_document, mask_name
 
 PROVIDER = "offline"  # the ledger's clearing account for money received outside the hub
+PAYMENT_MINUTES = 3 * 24 * 60  # a booking waits three days for the customer's bank transfer
 MAX_SEATS = 100
 PAGE = 100
 
@@ -97,7 +97,7 @@ def book(conn: sa.Connection, rep: Rep, booking: Booking, now: datetime) -> Orde
     ``not_on_sale``…) having held nothing."""
     c = active_customer(conn, rep.customer_id)
     req = OrderRequest(booking.session_id, _lines(booking), actor=f"customer_rep:{rep.id}",
-                       customer=reservation_name(c.code))
+                       customer=reservation_name(c.code), payment_minutes=PAYMENT_MINUTES)
     created = sell_through(conn, customer_channel(conn, c.id), req, now)
     record(conn, req.actor, "customer.book", f"order:{created.order_id}", None,
            {"customer_id": c.id, "number": created.number, "seats": len(req.lines)})
@@ -150,22 +150,12 @@ def confirm_payment(conn: sa.Connection, customer_id: int, number: str, referenc
 
 
 def _post(conn: sa.Connection, o, reference: str, actor: str, now: datetime) -> None:
-    """The payment into the ledger as any payment its order kept (cloud/ledger/posting.py
-    ``post_payment``): offline clearing debited, the split by the rules in force credited;
-    keyed by the order, so it posts once."""
-    if o.total <= 0:
-        return
-    sale = sale_of(conn, o.id)
-    split = shares(o.total, sale.tickets, rules_for(conn, sale, PROVIDER, now),
-                   chart.UNDISTRIBUTED)
-    legs = [Leg(chart.clearing(PROVIDER), o.total, "clearing")]
-    legs += [Leg(rule.account, -amount, rule.part) for rule, amount in split if amount]
-    chart.ensure_all(conn, {leg.account for leg in legs}, o.currency, now)
-    post(conn, f"contract_payment:{o.id}", PAYMENT, legs,
-         facts=Facts(order_id=o.id, provider=PROVIDER, reference=f"contract-{o.number}",
-                     session_id=sale.session_id, event_id=sale.event_id,
-                     channel=sale.channel, memo=f"bank transfer {reference}"[:200]),
-         actor=actor, now=now)
+    """The payment into the ledger as any payment its order kept: offline clearing debited,
+    the split by the rules in force credited; keyed by the order, so it posts once."""
+    if o.total > 0:
+        post_funded(conn, o.id, f"contract_payment:{o.id}", PAYMENT,
+                    [Leg(chart.clearing(PROVIDER), o.total, "clearing")], PROVIDER,
+                    f"contract-{o.number}", now, actor, memo=f"bank transfer {reference}")
 
 
 def reserve_seats(conn: sa.Connection, customer_id: int, session_id: int,

@@ -208,25 +208,35 @@ def account_key(order_id: int) -> str:
     return f"account:order:{order_id}"
 
 
-def post_account_payment(conn: sa.Connection, order_id: int, funding_legs: list[Leg],
-                         now: datetime, actor: str = SYSTEM) -> Posted:
-    """The entry of an order paid from a partner's accounts: ``funding_legs`` (debits of its
-    prepaid balance, part ``prepaid``, and of its unused credit, part ``credit``) against
-    the split of their sum by the rules in force for provider ``account``. The guarded
-    accounts refuse (``insufficient_funds``) a leg that would take them below zero."""
+def post_funded(conn: sa.Connection, order_id: int, key: str, kind: str,
+                funding_legs: list[Leg], provider: str, reference: str, now: datetime,
+                actor: str = SYSTEM, memo: str = "") -> Posted:
+    """The entry of an order paid otherwise than through a provider's notification:
+    ``funding_legs`` (what paid it: debits) against the split of their sum by the rules in
+    force for ``provider``; keyed ``key`` (a retry posts nothing)."""
     amount = sum(leg.amount for leg in funding_legs)
     sale = sale_of(conn, order_id)
-    split = shares(amount, sale.tickets, rules_for(conn, sale, ACCOUNT, now),
+    split = shares(amount, sale.tickets, rules_for(conn, sale, provider, now),
                    chart.UNDISTRIBUTED)
     legs = [*funding_legs, *(Leg(rule.account, -share, rule.part) for rule, share in split
                              if share)]
     currency = conn.execute(sa.select(ledger_accounts.c.currency).where(
         ledger_accounts.c.code == funding_legs[0].account)).scalar() or "CNY"
     chart.ensure_all(conn, {leg.account for leg in legs}, currency, now)
-    return post(conn, account_key(order_id), ACCOUNT_PAYMENT, legs, facts=Facts(
-        order_id=order_id, provider=ACCOUNT, reference=f"order:{order_id}",
-        session_id=sale.session_id, event_id=sale.event_id, channel=sale.channel),
-        actor=actor, now=now)
+    return post(conn, key, kind, legs, facts=Facts(
+        order_id=order_id, provider=provider, reference=reference,
+        session_id=sale.session_id, event_id=sale.event_id, channel=sale.channel,
+        memo=memo[:200]), actor=actor, now=now)
+
+
+def post_account_payment(conn: sa.Connection, order_id: int, funding_legs: list[Leg],
+                         now: datetime, actor: str = SYSTEM) -> Posted:
+    """The entry of an order paid from a partner's accounts: ``funding_legs`` (debits of its
+    prepaid balance, part ``prepaid``, and of its unused credit, part ``credit``) against
+    the split of their sum by the rules in force for provider ``account``. The guarded
+    accounts refuse (``insufficient_funds``) a leg that would take them below zero."""
+    return post_funded(conn, order_id, account_key(order_id), ACCOUNT_PAYMENT, funding_legs,
+                       ACCOUNT, f"order:{order_id}", now, actor)
 
 
 def _account_refunds(conn: sa.Connection, order_id: int) -> list[Leg]:

@@ -106,7 +106,8 @@ class OrderRequest:
     names). ``customer`` may take seats reserved for that name. ``channel_id`` is where it is
     sold (cloud/channels/), ``quota_scopes`` the channel's quotas each line also counts
     against where they exist (``chan:<id>``, ``contract``: cloud/inventory/quotas.py
-    ``scoped_key``)."""
+    ``scoped_key``). ``payment_minutes``: how long it is held for its payment, when the
+    channel's terms say otherwise than the session (a contract customer's bank transfer)."""
 
     session_id: int | None
     lines: tuple[LineRequest, ...]
@@ -115,6 +116,7 @@ class OrderRequest:
     customer: str | None = None
     channel_id: int | None = None
     quota_scopes: tuple[str, ...] = ()
+    payment_minutes: int | None = None  # the hold, when not the session's (1 to 30 days)
 
 
 @dataclass

@@ -33,6 +33,7 @@ from sync import codes, numbers
 from sync.timeutil import CHINA, utcnow
 
 PAYMENT_MINUTES = 15  # an order without a session (passes only) is held this long
+MAX_PAYMENT_MINUTES = 30 * 24 * 60
 TIDY_ROUNDS = 4
 
 
@@ -74,7 +75,11 @@ def create_order(conn: sa.Connection, req: OrderRequest,
     plan = plan_order(conn, req, now)
     refuse_buying(conn, req.buyer, [line.holder[2] if line.holder else None
                                     for line in plan.lines], now)
-    minutes = plan.session.payment_minutes if plan.session is not None else PAYMENT_MINUTES
+    minutes = req.payment_minutes or (plan.session.payment_minutes if plan.session is not None
+                                      else PAYMENT_MINUTES)
+    if isinstance(minutes, bool) or not isinstance(minutes, int) \
+            or not 1 <= minutes <= MAX_PAYMENT_MINUTES:
+        raise ValueError(f"payment_minutes is 1 to {MAX_PAYMENT_MINUTES}")  # set by code
     until = now + timedelta(minutes=minutes)
     people = [line.holder for line in plan.lines if line.holder is not None]
     ids = iter(add_holders(conn, people))

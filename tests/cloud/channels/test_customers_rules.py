@@ -156,6 +156,7 @@ def test_a_confirmed_offline_payment_pays_and_locks_the_order_and_posts_once(kit
     (acme, acme_rep), (beta, _) = made["ACME"], made["BETA"]
     with hub.engine.begin() as conn:
         created = co.book(conn, acme_rep, std(hub, 2), NOW)
+    assert created.expires_at == NOW + timedelta(days=3)  # time for a bank transfer
     assert refusal(hub.engine, lambda c: co.confirm_payment(
         c, beta, created.number, "BANK-1", "staff:1", NOW)) == "unknown_customer_order"
     assert refusal(hub.engine, lambda c: co.confirm_payment(
