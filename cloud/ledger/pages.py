@@ -106,8 +106,12 @@ def account_name(row) -> str:
         return _("Fees kept by %(provider)s", provider=provider_words(rest))
     if head == "partner":
         partner = name.rsplit(":", 1)[0]
-        return (_("%(partner)s: payable", partner=partner) if code.endswith(":payable")
-                else _("%(partner)s: receivable", partner=partner))
+        kind = code.rsplit(":", 1)[-1]
+        words = {"payable": _("%(partner)s: payable", partner=partner),
+                 "prepaid": _("%(partner)s: prepaid balance", partner=partner),
+                 "credit_line": _("%(partner)s: unused credit", partner=partner),
+                 "credit_granted": _("%(partner)s: credit granted", partner=partner)}
+        return words.get(kind, _("%(partner)s: receivable", partner=partner))
     return name
 
 

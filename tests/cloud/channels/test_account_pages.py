@@ -152,3 +152,17 @@ def test_a_partner_sees_its_own_account_only(hub):
     assert "Your prepaid balance" in balance and "Owed by you to the platform" not in balance
     assert theirs.get("/partner/account?month=x").status_code == 400
     assert hub.app.test_client().get("/partner/account").status_code == 303
+
+
+def test_the_finance_pages_name_a_partners_prepaid_and_credit_accounts(hub):
+    from cloud.ledger.pages import account_name
+
+    with hub.app.test_request_context("/"):
+        named = {kind: account_name({"code": f"partner:{hub.dist}:{kind}",
+                                     "name": f"Travel Co:{kind}"})
+                 for kind in ("payable", "receivable", "prepaid", "credit_line",
+                              "credit_granted")}
+    assert named == {"payable": "Travel Co: payable", "receivable": "Travel Co: receivable",
+                     "prepaid": "Travel Co: prepaid balance",
+                     "credit_line": "Travel Co: unused credit",
+                     "credit_granted": "Travel Co: credit granted"}
