@@ -297,7 +297,8 @@ def seat_action(session_id: int):
                 except ValueError:
                     refused(_("Give the date and time until which the seats are kept."))
                     return _seats_page(session_id, zone, row, 422)
-                inventory.reserve(conn, session_id, seat_ids, customer, until, actor=actor())
+                inventory.reserve(conn, session_id, seat_ids,
+                                  inventory.typed_customer(customer), until, actor=actor())
                 message = _("%(n)s seats reserved.", n=len(seat_ids))
             else:
                 abort(400)

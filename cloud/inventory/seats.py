@@ -51,6 +51,9 @@ class InventoryError(HubError):
         "reservation_customer_bad": Code(
             422, "give the name of the customer the seats are kept for (up to 200 characters)"),
         "reservation_in_past": Code(422, "the reservation must end in the future"),
+        "reservation_name_kept": Code(
+            422, "a name beginning %(prefix)s is kept for the hub's own reservations (a "
+                 "contract customer's, a presale's): choose it from its page"),
         "unknown_session": Code(404, "no session %(session_id)s"),
         "not_confirmed": Code(409, "session %(session_id)s: confirm the seat configuration "
                                    "before the session goes on sale"),
@@ -183,6 +186,22 @@ def reserve(conn: sa.Connection, session_id: int, seat_ids: list[int], customer:
         raise InventoryError("seats_not_reservable")
     record(conn, actor, "session.seats.reserve", f"session:{session_id}", None,
            {"seats": sorted(set(seat_ids)), "until": until.isoformat()})
+
+
+# reservations the hub makes itself: a contract customer's (cloud/channels/), a presale's
+# (cloud/lottery/); a name typed by staff may not take their form
+KEPT_PREFIXES = ("customer:", "presale:")
+
+
+def typed_customer(name: str | None) -> str | None:
+    """A customer's name as staff typed it (to reserve seats for, or to sell seats reserved
+    for): refused when it takes the form of the hub's own reservations."""
+    if isinstance(name, str):
+        for prefix in KEPT_PREFIXES:
+            if name.strip().lower().startswith(prefix):
+                raise InventoryError("reservation_name_kept", prefix=prefix,
+                                     field="customer")
+    return name
 
 
 def reservation_allows(customer: str | None, now: datetime) -> sa.ColumnElement[bool]:

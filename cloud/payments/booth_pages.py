@@ -27,7 +27,7 @@ from cloud.core.audit import record
 from cloud.core.errors import HubError
 from cloud.inventory.pages import session_or_404, session_rows
 from cloud.inventory.seat_plan import STATUSES, session_zones, zone_plan
-from cloud.inventory.seats import InventoryError
+from cloud.inventory.seats import KEPT_PREFIXES, InventoryError
 from cloud.payments.capturing import place
 from cloud.payments.checkout import open_payment, start_payment
 from cloud.payments.order_pages import PAY_LABELS, just_sold, pay_page
@@ -97,8 +97,13 @@ def _printable(text: str) -> str:
 
 
 def _customer(form) -> str:
+    """The customer whose reserved seats the clerk may sell; never a name in the form of the
+    hub's own reservations (a contract customer's are sold through its representatives)."""
     customer = form.get("customer", "").strip()
-    return customer if customer.isprintable() and len(customer) <= 200 else ""
+    if not customer.isprintable() or len(customer) > 200 \
+            or customer.lower().startswith(KEPT_PREFIXES):
+        return ""
+    return customer
 
 
 def _basket_errors(basket: booth.Basket) -> dict[str, str]:

@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import g, jsonify, request
 
+from cloud.inventory.seats import typed_customer
 from cloud.sales.holders import holder
 from cloud.sales.selling import sell as sell_tickets
 from cloud.sales.tables import tickets
@@ -73,7 +74,7 @@ def sell(session_id: int):
                 raise ApiError("bad_whole_number", field=key)
         specs.append(TicketSpec(session_id=session_id, seat_id=item.get("seat_id"),
                                 price_tier_id=item.get("price_tier_id"), holder=holder,
-                                customer=item.get("customer")))
+                                customer=typed_customer(item.get("customer"))))
     with transaction() as conn:
         issued = sell_tickets(conn, session_id, specs, actor=api_actor())
     return jsonify(tickets=[{"id": t.id, "number": t.number, "code": t.code} for t in issued]), 201

@@ -16,6 +16,7 @@ import jsonschema
 import sqlalchemy as sa
 from flask import jsonify
 
+from cloud.inventory.seats import typed_customer
 from cloud.sales.holders import holder
 from cloud.sales.order_plan import LineRequest, OrderError, OrderRequest
 from cloud.sales.orders import OrderCreated, cancel_order, create_order, shown_state
@@ -80,7 +81,7 @@ def create(session_id: int):
     """Hold an order's seats and quota until its payment deadline (201), or refuse it."""
     b = _checked(json_body())
     request = OrderRequest(session_id, tuple(_line(i) for i in b["lines"]), buyer=b.get("buyer"),
-                           actor=api_actor(), customer=b.get("customer"))
+                           actor=api_actor(), customer=typed_customer(b.get("customer")))
     with transaction() as conn:
         made = create_order(conn, request)
     return jsonify(_created_json(made)), 201

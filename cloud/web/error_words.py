@@ -57,6 +57,7 @@ ERROR_WORDS = {
     "reservation_customer_bad": _l("Give the name of the customer the seats are kept for (up to "
                                    "200 characters)."),
     "reservation_in_past": _l("The reservation must end in the future."),
+    "reservation_name_kept": _l("A name beginning %(prefix)s is kept for the hub's own reservations (a contract customer's, a presale's): choose it from its page."),
     "unknown_session": _l("No session %(session_id)s."),
     "not_confirmed": _l("Confirm the seat configuration before the session goes on sale."),
     "unknown_event": _l("No such event."),

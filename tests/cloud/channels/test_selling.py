@@ -212,3 +212,14 @@ def test_a_channel_code_is_taken_once(kit):
     with pytest.raises(HubError) as refused, kit.engine.begin() as conn:
         ch.create_channel(conn, "booth-1", "Again", "booth", actor="t", now=NOW)
     assert refused.value.code == "channel_code_taken"
+
+
+@pytest.mark.parametrize("name", ["customer:ACME", " Presale:3", "CUSTOMER:x"])
+def test_staff_cannot_type_a_name_in_the_form_of_the_hubs_own_reservations(name):
+    from cloud.inventory.seats import typed_customer
+
+    with pytest.raises(InventoryError) as refused:
+        typed_customer(name)
+    assert (refused.value.code, refused.value.params["field"]) == ("reservation_name_kept",
+                                                                   "customer")
+    assert typed_customer("Harbour Corp") == "Harbour Corp" and typed_customer(None) is None
