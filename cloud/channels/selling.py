@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from cloud.channels.channels import channel
 from cloud.channels.errors import ChannelError
+from cloud.ledger.tables import partners
 from cloud.sales.order_plan import OrderRequest
 from cloud.sales.orders import OrderCreated, create_order
 from sync.timeutil import CHINA
@@ -46,6 +47,18 @@ def scopes_of(ch) -> tuple[str, ...]:
     return (f"chan:{ch.id}",) + (("contract",) if ch.kind == "contract" else ())
 
 
+def sold_via(conn: sa.Connection, ch) -> str:
+    """How the ledger names a channel's sales (its split rules' ``channel``): the storefront's
+    ``web``, a booth's or outlet's ``box_office``, a kiosk's, a contract customer's, and a
+    distributor's or agent's — an API client's by its partner's kind."""
+    if ch.kind == "api":
+        kind = conn.execute(sa.select(partners.c.kind).where(
+            partners.c.id == ch.partner_id)).scalar()
+        return kind if kind in ("distributor", "agent") else "distributor"
+    return {"storefront": "web", "booth": "box_office", "outlet": "box_office"}.get(
+        ch.kind, ch.kind)
+
+
 def sell_through(conn: sa.Connection, channel_id: int, req: OrderRequest,
                  now: datetime) -> OrderCreated:
     """Hold an order sold through a channel, in the caller's transaction; the channel's
@@ -53,4 +66,5 @@ def sell_through(conn: sa.Connection, channel_id: int, req: OrderRequest,
     one without room)."""
     ch = open_channel(conn, channel_id, now)
     return create_order(conn, dataclasses.replace(req, channel_id=ch.id,
-                                                  quota_scopes=scopes_of(ch)), now)
+                                                  quota_scopes=scopes_of(ch),
+                                                  sold_via=sold_via(conn, ch)), now)

@@ -65,8 +65,10 @@ class CostRow:
 
 def channel_expr(order=orders):
     """cloud/ledger/posting.py ``channel_of`` as SQL over ``orders``: ``presale`` (a lottery
-    application's order), ``web`` (a buyer's account) or ``box_office``."""
+    application's order), the channel's name for it (``sold_via``), ``web`` (a buyer's
+    account) or ``box_office``."""
     return sa.case((order.c.kind == "presale", "presale"),
+                   (order.c.sold_via.is_not(None), order.c.sold_via),
                    (order.c.buyer.like("buyer:%"), "web"), else_="box_office")
 
 

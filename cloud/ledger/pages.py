@@ -76,7 +76,9 @@ def channel_words(channel: str | None) -> str:
     if not channel:
         return "—"
     return {"web": _("public site"), "presale": _("presale"),
-            "box_office": _("box office")}.get(channel, channel)
+            "box_office": _("box office"), "kiosk": _("kiosk"),
+            "contract": _("contract customer"), "distributor": _("distributor"),
+            "agent": _("agent")}.get(channel, channel)
 
 
 def part_words(part: str) -> str:

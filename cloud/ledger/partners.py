@@ -31,7 +31,8 @@ from cloud.staff.staff import DUMMY_HASH, check_password, check_policy, hash_pas
 
 PARTNER_STATES = ("active", "suspended")
 USER_STATES = ("active", "disabled")
-CHANNELS = ("web", "presale", "box_office")  # cloud/ledger/posting.py channel_of
+# cloud/ledger/posting.py channel_of
+CHANNELS = ("web", "presale", "box_office", "kiosk", "contract", "distributor", "agent")
 PLATFORM_PARTS = ("platform", "provider_fee")  # the parts no partner gets
 _CODE = re.compile(r"[A-Z0-9][A-Z0-9_-]{0,19}")
 _USERNAME = re.compile(r"[a-z0-9][a-z0-9._@-]{2,79}")

@@ -68,15 +68,20 @@ class Sale:
 
 
 def channel_of(order) -> str:
-    """Where an order was sold: ``web`` (a buyer's account on the public site), ``presale``
-    (a lottery application) or ``box_office``."""
+    """Where an order was sold: ``presale`` (a lottery application), the channel it was sold
+    through as the channels name it (``sold_via``: web, box_office, kiosk, contract,
+    distributor, agent), else ``web`` (a buyer's account on the public site) or
+    ``box_office``."""
     if order.kind == "presale":
         return "presale"
+    if order.sold_via:
+        return order.sold_via
     return "web" if (order.buyer or "").startswith("buyer:") else "box_office"
 
 
 def sale_of(conn: sa.Connection, order_id: int) -> Sale:
-    order = conn.execute(sa.select(orders.c.session_id, orders.c.buyer, orders.c.kind)
+    order = conn.execute(sa.select(orders.c.session_id, orders.c.buyer, orders.c.kind,
+                                   orders.c.sold_via)
                          .where(orders.c.id == order_id)).one()
     event_id = None
     if order.session_id is not None:

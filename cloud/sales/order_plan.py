@@ -117,6 +117,7 @@ class OrderRequest:
     channel_id: int | None = None
     quota_scopes: tuple[str, ...] = ()
     payment_minutes: int | None = None  # the hold, when not the session's (1 to 30 days)
+    sold_via: str | None = None  # how the ledger names the channel (cloud/channels/selling.py)
 
 
 @dataclass

@@ -87,7 +87,8 @@ def create_order(conn: sa.Connection, req: OrderRequest,
     order_id, number = _insert_order(
         conn, session_id=plan.session.id if plan.session is not None else None,
         buyer=req.buyer, actor=req.actor, state="pending_payment", total=plan.total,
-        currency=plan.currency, expires_at=until, created_at=now, channel_id=req.channel_id)
+        currency=plan.currency, expires_at=until, created_at=now, channel_id=req.channel_id,
+        sold_via=req.sold_via)
     # recorded before the seats and quotas are taken: the last statements before the commit
     # are the ones that lock the session's hot rows (its quota counters)
     record(conn, req.actor, "order.create", f"order:{order_id}", None,

@@ -79,6 +79,9 @@ orders = sa.Table(
     sa.Column("kind", sa.String(10), nullable=False, server_default="sale"),
     # where it was sold (cloud/channels/): none for a staff sale outside any channel
     sa.Column("channel_id", sa.Integer),
+    # how the ledger names where it was sold, for split rules and reports (cloud/ledger/
+    # posting.py channel_of): web, box_office, kiosk, contract, distributor or agent
+    sa.Column("sold_via", sa.String(12)),
     sa.CheckConstraint("state IN ('pending_payment', 'paid', 'partially_refunded', 'refunded', "
                        "'expired', 'cancelled')", name="state_known"),
     sa.CheckConstraint("total >= 0", name="total_not_negative"),

@@ -41,6 +41,7 @@ def upgrade() -> None:
     _defer_foreign_keys()
     op.add_column("order_lines", sa.Column("day", sa.Date(), nullable=True))
     op.add_column("orders", sa.Column("channel_id", sa.Integer(), nullable=True))
+    op.add_column("orders", sa.Column("sold_via", sa.String(12), nullable=True))
     op.create_index("ix_orders_channel_id_created_at", "orders", ["channel_id", "created_at"])
     with op.batch_alter_table("quotas") as batch:
         batch.add_column(sa.Column("day", sa.Date(), nullable=True))
@@ -79,7 +80,8 @@ def downgrade() -> None:
     for table in TABLES:
         op.drop_table(table)
     op.drop_index("ix_orders_channel_id_created_at", "orders")
-    op.drop_column("orders", "channel_id")  # SQLite drops a column in place (3.35 and later)
+    op.drop_column("orders", "sold_via")  # SQLite drops a column in place (3.35 and later)
+    op.drop_column("orders", "channel_id")
     op.drop_column("order_lines", "day")
 
 

@@ -127,3 +127,18 @@ def test_tickets_given_back_before_their_day_refund_the_account(kit):
         ordering.refund_tickets(conn, partner, made["number"], numbers[1:], "t",
                                 NOW + timedelta(days=2))
     assert refused.value.code == "not_refundable"
+
+
+def test_the_ledger_names_a_partners_sale_by_its_channel(kit):
+    from cloud.ledger.library import channel_expr
+    from cloud.ledger.tables import ledger_entries
+
+    with kit.engine.begin() as conn:
+        partner, channel = distributor(conn, kit, "NAMED", prepaid=50000)
+        made = ordering.place_order(conn, partner_id=partner, channel_id=channel,
+                                    lines=day_tickets(kit, 1), confirm=True, actor="t", now=NOW)
+        entry = conn.execute(sa.select(ledger_entries.c.channel).where(
+            ledger_entries.c.order_id.is_not(None))).scalar_one()
+        in_sql = conn.execute(sa.select(channel_expr()).where(
+            orders.c.number == made["number"])).scalar_one()
+    assert entry == in_sql == "distributor"
