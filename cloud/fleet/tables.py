@@ -55,7 +55,8 @@ entries = sa.Table(
     sa.Column("admitted", sa.Boolean, nullable=False),
     sa.Column("reason", sa.String(20), nullable=False),
     sa.Column("cursor", sa.BigInteger, nullable=False),
-    sa.Column("received_at", UtcDateTime(), nullable=False),
+    # indexed: partners' webhooks read the admissions received since their cursor
+    sa.Column("received_at", UtcDateTime(), nullable=False, index=True),
     # the scan kind (qr, rfid, id_card, manual, override) and, for a ticket number typed by
     # staff or an override, the staff member; both null from appliances that did not say
     sa.Column("kind", sa.String(20)),

@@ -2,7 +2,8 @@
 contract customers, distributors, agents, API clients) with their staff, contract customers
 with their representatives, notices and holder imports, partners' profiles, agreed prices,
 sales codes and their bindings, API keys, nonces and access log, partners' webhooks; bundles'
-parts; an order's channel, a line's day; quotas of a day product's day, of a channel and of
+parts; an order's channel and how the ledger names it, a line's day; entries indexed by when
+they were received (partners' webhooks read them by it); quotas of a day product's day, of a channel and of
 the contract customers together; the ``channels.manage`` permission.
 
 Revision ID: 0035
@@ -43,6 +44,7 @@ def upgrade() -> None:
     op.add_column("orders", sa.Column("channel_id", sa.Integer(), nullable=True))
     op.add_column("orders", sa.Column("sold_via", sa.String(12), nullable=True))
     op.create_index("ix_orders_channel_id_created_at", "orders", ["channel_id", "created_at"])
+    op.create_index("ix_entries_received_at", "entries", ["received_at"])
     with op.batch_alter_table("quotas") as batch:
         batch.add_column(sa.Column("day", sa.Date(), nullable=True))
         batch.add_column(sa.Column("channel_id", sa.Integer(), nullable=True))
@@ -79,6 +81,7 @@ def downgrade() -> None:
         batch.drop_column("day")
     for table in TABLES:
         op.drop_table(table)
+    op.drop_index("ix_entries_received_at", "entries")
     op.drop_index("ix_orders_channel_id_created_at", "orders")
     op.drop_column("orders", "sold_via")  # SQLite drops a column in place (3.35 and later)
     op.drop_column("orders", "channel_id")
