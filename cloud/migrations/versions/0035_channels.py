@@ -3,8 +3,8 @@ contract customers, distributors, agents, API clients) with their staff, contrac
 with their representatives, notices and holder imports, partners' profiles, agreed prices,
 sales codes and their bindings, API keys, nonces and access log, partners' webhooks; bundles'
 parts; an order's channel and how the ledger names it, a line's day; entries indexed by when
-they were received (partners' webhooks read them by it); quotas of a day product's day, of a channel and of
-the contract customers together; the ``channels.manage`` permission.
+they were received (partners' webhooks read them by it); quotas of a day product's day, of a
+channel and of the contract customers together; the ``channels.manage`` permission.
 
 Revision ID: 0035
 Revises: 0034
