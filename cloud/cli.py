@@ -286,8 +286,10 @@ def worker_tasks():
     from cloud.sales.flag_blocks import send_entry_blocks
     tasks.every("entry_flag_blocks", 60, lambda conn, now: send_entry_blocks(conn, now))
     # channels (issue 20): partners' webhooks delivered, their tickets' admissions told
+    from cloud.channels.api_keys import tidy_nonces
     from cloud.channels.webhooks import register_tasks as webhook_tasks
     webhook_tasks(tasks)
+    tasks.every("tidy_api_nonces", 3600, tidy_nonces)  # keys no longer used leave theirs
     return tasks
 
 

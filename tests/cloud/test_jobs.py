@@ -256,5 +256,5 @@ def test_the_worker_command_tidies_keys_and_stops_on_sigterm(hub_url, tmp_path):
             "delete_reviewed_photos every 3600 s, tidy_buyer_accounts every 3600 s, "
             "settle_presale_refunds every 30 s, import_statements every 3600 s, "
             "settle_partners every 3600 s, entry_flag_blocks every 60 s, "
-            "webhook_ticket_used every 30 s") in out
+            "webhook_ticket_used every 30 s, tidy_api_nonces every 3600 s") in out
     assert "stopped" in out
