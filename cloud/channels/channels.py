@@ -45,7 +45,8 @@ def _bad(field: str) -> ChannelSetupError:
 
 def check_hours(hours: object) -> dict | None:
     """Opening hours as stored: {"days": [0-6, Monday 0], "opens": "HH:MM", "closes":
-    "HH:MM"}, China time, closes after opens; None for none (always open)."""
+    "HH:MM"}, China time, closes after opens (at most "24:00": the day's end); None for none
+    (always open)."""
     if hours is None:
         return None
     if not isinstance(hours, dict) or set(hours) != {"days", "opens", "closes"}:
@@ -55,7 +56,8 @@ def check_hours(hours: object) -> dict | None:
             isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= 6 for d in days):
         raise _bad("opening_hours.days")
     for name, value in (("opens", opens), ("closes", closes)):
-        if not isinstance(value, str) or not HHMM.fullmatch(value):
+        if not isinstance(value, str) or not (HHMM.fullmatch(value) or (
+                name == "closes" and value == "24:00")):
             raise _bad(f"opening_hours.{name}")
     if closes <= opens:
         raise _bad("opening_hours.closes")

@@ -47,7 +47,8 @@ from cloud.sales.orders import Captured, OrderCreated, cancel_order, capture, sh
 from cloud.sales.tables import order_lines, orders
 from sync.identity import mask_document, mask_name
 
-PROVIDER = "offline"  # the ledger's clearing account for money received outside the hub
+# a bank transfer: its own clearing account in the ledger (not the booths' cash drawer)
+PROVIDER = "transfer"
 PAYMENT_MINUTES = 3 * 24 * 60  # a booking waits three days for the customer's bank transfer
 MAX_SEATS = 100
 PAGE = 100
@@ -150,8 +151,8 @@ def confirm_payment(conn: sa.Connection, customer_id: int, number: str, referenc
 
 
 def _post(conn: sa.Connection, o, reference: str, actor: str, now: datetime) -> None:
-    """The payment into the ledger as any payment its order kept: offline clearing debited,
-    the split by the rules in force credited; keyed by the order, so it posts once."""
+    """The payment into the ledger as any payment its order kept: the transfers' clearing
+    debited, the split by the rules in force credited; keyed by the order: it posts once."""
     if o.total > 0:
         post_funded(conn, o.id, f"contract_payment:{o.id}", PAYMENT,
                     [Leg(chart.clearing(PROVIDER), o.total, "clearing")], PROVIDER,

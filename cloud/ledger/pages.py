@@ -55,7 +55,11 @@ def entry_state_words(state: str) -> str:
 def entry_kind_words(kind: str) -> str:
     return {"payment": _("payment"), "unplaced": _("payment no order kept"),
             "refund": _("refund"), "payout": _("payout"), "reversal": _("reversal"),
-            "adjustment": _("reconciliation adjustment")}.get(kind, kind)
+            "adjustment": _("reconciliation adjustment"),
+            # partners' accounts (issue 20)
+            "topup": _("top-up"), "credit_limit": _("credit limit changed"),
+            "credit_repayment": _("credit repaid"), "account_payment": _("order paid"),
+            "account_refund": _("order refunded")}.get(kind, kind)
 
 
 def provider_words(provider: str | None) -> str:
@@ -63,7 +67,9 @@ def provider_words(provider: str | None) -> str:
     if not provider:
         return "—"
     return {"wechat": _("WeChat Pay"), "alipay": _("Alipay"),
-            "offline": _("cash and card at the booth")}.get(provider, provider)
+            "offline": _("cash and card at the booth"),
+            "account": _("the partner's account"),
+            "transfer": _("bank transfer")}.get(provider, provider)
 
 
 def statement_state_words(state: str) -> str:
@@ -87,7 +93,9 @@ def part_words(part: str) -> str:
             "provider_fee": _("payment fee"), "clearing": _("clearing"),
             "refunds_payable": _("buyers' refunds payable"), "payout": _("payout"),
             "bank": _("bank"), "adjustment": _("adjustment"),
-            "suspense": _("suspense")}.get(part, part)
+            "suspense": _("suspense"), "prepaid": _("prepaid balance"),
+            "credit": _("unused credit"), "limit": _("credit limit"),
+            "repayment": _("repayment")}.get(part, part)
 
 
 def account_name(row) -> str:

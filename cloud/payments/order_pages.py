@@ -44,7 +44,9 @@ ORDER_STATES = ("pending_payment", "paid", "partially_refunded", "refunded", "ex
                 "cancelled")
 PAY_LABELS = {"cash": lazy_gettext("Cash"), "card": lazy_gettext("Card"),
               "wechat": lazy_gettext("WeChat Pay"), "alipay": lazy_gettext("Alipay"),
-              "offline": lazy_gettext("Cash or card at the counter")}
+              "offline": lazy_gettext("Cash or card at the counter"),
+              "account": lazy_gettext("From the partner's account"),
+              "transfer": lazy_gettext("Bank transfer")}
 STATE_WORDS = {
     "pending_payment": lazy_gettext("waiting for payment"), "paid": lazy_gettext("paid"),
     "partially_refunded": lazy_gettext("partly refunded"), "refunded": lazy_gettext("refunded"),

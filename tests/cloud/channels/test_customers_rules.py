@@ -173,9 +173,9 @@ def test_a_confirmed_offline_payment_pays_and_locks_the_order_and_posts_once(kit
             ledger_entries.c.order_id == created.order_id)).all()
         n_tickets = conn.execute(sa.select(sa.func.count()).select_from(tickets).where(
             tickets.c.order_id == created.order_id)).scalar()
-    assert (o.state, o.payment_provider, n_tickets) == ("paid", "offline", 2)
+    assert (o.state, o.payment_provider, n_tickets) == ("paid", "transfer", 2)
     assert [(e.kind, e.amount, e.provider) for e in entries] == \
-        [("payment", created.total, "offline")]
+        [("payment", created.total, "transfer")]
     assert "BANK-1" in entries[0].memo
     assert refusal(hub.engine, lambda c: co.cancel(c, acme_rep, created.number, NOW)) == \
         "customer_order_locked"

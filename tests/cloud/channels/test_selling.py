@@ -223,3 +223,13 @@ def test_staff_cannot_type_a_name_in_the_form_of_the_hubs_own_reservations(name)
     assert (refused.value.code, refused.value.params["field"]) == ("reservation_name_kept",
                                                                    "customer")
     assert typed_customer("Harbour Corp") == "Harbour Corp" and typed_customer(None) is None
+
+
+def test_a_booth_open_all_day_closes_at_the_days_end(kit):
+    from cloud.channels.selling import within_hours
+
+    hours = {"days": list(range(7)), "opens": "00:00", "closes": "24:00"}
+    with kit.engine.begin() as conn:
+        ch.set_hours(conn, kit.booth, hours, "t", NOW)
+    late = NOW.astimezone(CHINA).replace(hour=23, minute=59, second=30)
+    assert within_hours(hours, late) and within_hours(hours, late.replace(hour=0, minute=0))
