@@ -84,7 +84,7 @@ def test_the_demo_has_a_distributor_a_contract_customer_and_a_booth_that_sell(hu
     from cloud.channels import accounts, booths, customers, ordering, partner_terms
     from cloud.channels.api_keys import list_keys
     from cloud.channels.channels import channel_by_code
-    from cloud.channels.customer_orders import Booking, book
+    from cloud.channels.customer_orders import Booking, book, confirm_payment
     from cloud.channels.products_admin import stock_for
     from cloud.channels.tables import channels, contract_customers
     from cloud.demo import (
@@ -104,8 +104,17 @@ def test_the_demo_has_a_distributor_a_contract_customer_and_a_booth_that_sell(hu
     )
     from cloud.inventory import seats as inventory
     from cloud.ledger.tables import partners
+    from cloud.staff.tables import staff
     from sync.timeutil import CHINA
-    from tools.demo.channels import CLERK, PORTAL_USER, REP_USER, ChannelsDemo, partner_orders
+    from tools.demo.channels import (
+        CLERK,
+        DESK,
+        PORTAL_USER,
+        REP_USER,
+        ChannelsDemo,
+        paid_order,
+        partner_orders,
+    )
 
     init_db(hub_url)
     assert cli.main(["--db", hub_url, "load-demo", "--tickets", "60"]) == 0
@@ -148,6 +157,8 @@ def test_the_demo_has_a_distributor_a_contract_customer_and_a_booth_that_sell(hu
             assert [k["key_id"] for k in list_keys(conn, sunny.id, now)] == [demo.key_id]
             assert tmp_path.joinpath("partner-api-key.json").stat().st_mode & 0o777 == 0o600
             assert demo.logins["portal"][0] == PORTAL_USER
+            assert conn.execute(sa.select(staff.c.role).where(staff.c.username == DESK)
+                                ).scalar_one() == "ticketing"  # who confirms the payment
             made = ordering.place_order(conn, partner_id=sunny.id, channel_id=api.id, lines=[
                 ordering.PartnerLine(product_id=product.id, day=today, quantity=2)],
                 confirm=True, actor="test", now=now)
@@ -161,8 +172,8 @@ def test_the_demo_has_a_distributor_a_contract_customer_and_a_booth_that_sell(hu
             booked = book(conn, rep, Booking(session, zone_id=int(demo.seats["zone_id"]),
                                              price_tier_id=int(demo.seats["price_tier_id"]),
                                              count=2), now)
-            demo.confirm(conn, booked.number, now)
-            assert demo.booking == {"number": booked.number, "tickets": 2}
+            confirm_payment(conn, harbour.id, booked.number, "T-1", "test", now)
+            assert paid_order(conn, booked.number) == {"number": booked.number, "tickets": 2}
             [quota] = customers.customer_quotas(conn, harbour.id)
             assert (quota.used, quota.total_used) == (2, 2)  # both tracks
     finally:

@@ -11,15 +11,18 @@ Then, with the hub serving, as the people would: Sunny Travel's booking system o
 Lake day tickets for today through the signed partner API (``POST /api/partner/v1/orders``,
 with an ``Idempotency-Key`` and ``confirm``: paid at once from its prepaid balance at its
 agreed price, the tickets issued); the representative signs in to the customer site
-(``/customer/``) and books two seats of the evening final for the company's staff; and staff
-confirm the company's bank transfer (``customer_orders.confirm_payment``): the order is paid
-and its tickets issued.
+(``/customer/``) and books two seats of the evening final for the company's staff; and a
+member of the ticketing staff (an account made for the run, its password kept in memory only)
+confirms the company's bank transfer on the customer's order page: the order is paid and its
+tickets issued. Everything that issues tickets happens in the hub's processes, which hold the
+signing key's token; this process never does.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import time
 import uuid
@@ -37,12 +40,14 @@ from tools.demo.children import DemoError, password
 PORTAL_USER = "sunny-bookings"
 REP_USER = "harbour-rep"
 CLERK = "north-clerk"
+DESK = "ticketing-desk"    # the staff who confirm contract customers' bank transfers
 ACTOR = "demo"
 KEY_NAME = "Sunny Travel booking system"
 SEATS_ZONE = "W1"          # the West lower stand (VIP): the contract tier's seats
 ORDER_PATH = "/api/partner/v1/orders"
 BANK_REFERENCE = "DEMO-BANK-0002"
 TIMEOUT_S = 30.0
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 class ChannelsDemo:
@@ -55,6 +60,8 @@ class ChannelsDemo:
         self.seats: dict[str, str] = {}   # what the representative asks for on the form
         self.order: dict = {}      # the partner API's answer
         self.booking: dict = {}    # the representative's order, once paid
+        self.customer_id = 0
+        self._desk = password()    # never shown: the desk's account is the run's own
 
     def run(self, hub_url: str, engine_factory: Callable[[], sa.Engine]) -> ChannelsDemo:
         """Everything above, in order; a refusal stops the demo (DemoError)."""
@@ -64,8 +71,9 @@ class ChannelsDemo:
                 self.set_up(conn, utcnow())
             self.partner_order(hub_url)
             number = self.book(hub_url)
-            with engine.begin() as conn:
-                self.confirm(conn, number, utcnow())
+            self.confirm(hub_url, number)
+            with engine.connect() as conn:
+                self.booking = paid_order(conn, number)
         except requests.RequestException as e:
             raise DemoError(f"channels: {type(e).__name__}: {e}") from e
         finally:
@@ -90,7 +98,7 @@ class ChannelsDemo:
         self.logins["portal"] = (PORTAL_USER, password())
         add_portal_user(conn, distributor, PORTAL_USER, "Sunny Travel bookings",
                         self.logins["portal"][1], ACTOR, now)
-        customer = conn.execute(sa.select(contract_customers.c.id).where(
+        self.customer_id = customer = conn.execute(sa.select(contract_customers.c.id).where(
             contract_customers.c.code == CUSTOMER[0])).scalar_one()
         self.logins["rep"] = (REP_USER, password())
         customers.add_rep(conn, customer, REP_USER, "Harbour Corp travel desk",
@@ -98,6 +106,7 @@ class ChannelsDemo:
         self.logins["clerk"] = (CLERK, password())
         create_staff(conn, CLERK, self.logins["clerk"][1], "sales", actor=ACTOR)
         booths.add_staff(conn, channel_by_code(conn, BOOTH[0]).id, CLERK, ACTOR, now)
+        create_staff(conn, DESK, self._desk, "ticketing", actor=ACTOR)
         channel = conn.execute(sa.select(channels.c.id).where(
             channels.c.partner_id == distributor, channels.c.kind == "api")).scalar_one()
         self.key_id, self._secret = api_keys.create_key(
@@ -158,32 +167,62 @@ class ChannelsDemo:
 
     # -- staff confirm the bank transfer -----------------------------------------------------
 
-    def confirm(self, conn: sa.Connection, number: str, now: datetime) -> None:
-        from cloud.channels.customer_orders import confirm_payment
-        from cloud.channels.tables import contract_customers
-
-        customer = conn.execute(sa.select(contract_customers.c.id).where(
-            contract_customers.c.code == CUSTOMER[0])).scalar_one()
-        captured = confirm_payment(conn, customer, number, BANK_REFERENCE, ACTOR, now)
-        self.booking = {"number": number, "tickets": len(captured.tickets)}
+    def confirm(self, hub_url: str, number: str) -> None:
+        """The desk signs in to the hub's pages and records the bank transfer on the
+        order's confirmation page."""
+        order = f"{hub_url}/channels/customers/{self.customer_id}/orders/{number}"
+        with requests.Session() as http:
+            r = http.post(f"{hub_url}/login", data={
+                "username": DESK, "password": self._desk,
+                "csrf_token": _csrf(http, f"{hub_url}/login")}, timeout=TIMEOUT_S)
+            if r.status_code != 200 or "/login" in r.url:
+                raise DemoError(f"the hub refused {DESK}'s sign-in: {r.status_code}")
+            r = http.post(f"{order}/payment", data={
+                "reference": BANK_REFERENCE,
+                "csrf_token": _csrf(http, f"{order}/confirm-payment")},
+                timeout=TIMEOUT_S, allow_redirects=False)
+            if r.status_code != 303:
+                raise DemoError(f"the hub refused to record the payment of {number}: "
+                                f"{r.status_code}")
 
     # -- what the banner shows ---------------------------------------------------------------
 
     def banner(self, hub_url: str) -> str:
         portal, rep, clerk = (self.logins.get(k, ("-", "-")) for k in ("portal", "rep", "clerk"))
-        total = self.order.get("total", 0)
+        total = self.order.get("total", 0) / 100
         return f"""\
-  Distributor (partners)   {hub_url}/partner/   login {portal[0]} / {portal[1]}
-                           {DISTRIBUTOR[1]} ordered {self.order.get('number', '-')} through
-                           the signed partner API: 2 x {DAY_TICKET[1]}, {total / 100:.2f} CNY
-                           at its agreed price (list {DAY_TICKET[2] / 100:.2f} each), paid
-                           from its prepaid balance; API key {self.key_id} (its secret:
-                           {self.secret_file}, owner-only)
-  Contract customer        {hub_url}/customer/  login {rep[0]} / {rep[1]}
-                           {CUSTOMER[1]} booked {self.booking.get('number', '-')}: 2 seats,
-                           {CONTRACT_TIER[1]}, paid by bank transfer (confirmed by staff)
-  Booth                    {BOOTH[1]}: {hub_url}/box-office/  login {clerk[0]} / {clerk[1]}
-                           (its clerk's sales are the booth's; channels: {hub_url}/channels)"""
+  Distributor              {hub_url}/partner/   login {portal[0]} / {portal[1]}
+                           {DISTRIBUTOR[1]}'s order {self.order.get('number', '-')} through the signed partner API:
+                           2 x {DAY_TICKET[1]}, {total:.2f} CNY at its agreed price
+                           (list {DAY_TICKET[2] / 100:.2f} each), paid from its prepaid balance;
+                           API key {self.key_id}, its secret in {self.secret_file} (owner-only)
+  Contract customer        {hub_url}/customer/   login {rep[0]} / {rep[1]}
+                           {CUSTOMER[1]}'s order {self.booking.get('number', '-')}: 2 seats, {CONTRACT_TIER[1]},
+                           paid by bank transfer (confirmed by staff)
+  Booth                    {hub_url}/box-office/   login {clerk[0]} / {clerk[1]}
+                           ({BOOTH[1]}'s clerk: the sales are the booth's; every channel:
+                           {hub_url}/channels)"""
+
+
+def _csrf(http: requests.Session, url: str) -> str:
+    page = http.get(url, timeout=TIMEOUT_S)
+    found = _CSRF.search(page.text)
+    if page.status_code != 200 or found is None:
+        raise DemoError(f"no form at {url}: {page.status_code}")
+    return found.group(1)
+
+
+def paid_order(conn: sa.Connection, number: str) -> dict:
+    """The order's number and its tickets, once it is paid."""
+    from cloud.sales.tables import orders, tickets
+
+    o = conn.execute(sa.select(orders.c.id, orders.c.state).where(orders.c.number == number)
+                     ).one()
+    if o.state != "paid":
+        raise DemoError(f"order {number} is {o.state} after its payment was recorded")
+    issued = conn.execute(sa.select(sa.func.count()).select_from(tickets).where(
+        tickets.c.order_id == o.id)).scalar_one()
+    return {"number": number, "tickets": issued}
 
 
 def partner_orders(conn: sa.Connection) -> int:
