@@ -2,8 +2,9 @@
 
 The demo's own builders (``tools.demo.run.Demo``: ``wicket-hub load-demo``, the enrolled
 appliance, its logins and lanes) make the hub and the appliance; the test adds what a day at
-the demo leaves behind (the channels' sales, scans of every outcome, a refund, a void admitted before the appliance
-knew of it, device states, the sync to the hub, alerts and a conflict). Then Chromium, in
+the demo leaves behind (the channels' sales, scans of every outcome, a refund, a void
+admitted before the appliance knew of it, device states, the sync to the hub, alerts and a
+conflict). Then Chromium, in
 each language, signs in as an admin on each site (after one mistyped password) and
 follows every same-origin link from the home page (GET only; never logout or a download), plus
 the error states a GET reaches (an unknown id, a search that finds nothing, every GET form sent
