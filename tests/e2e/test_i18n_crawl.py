@@ -44,7 +44,7 @@ from tools.demo.run import Demo, forged
 SKIP_PATHS = re.compile(r"/(logout|lang|language)$|/shop/language/|\.(csv|json|jsonl|txt|png|svg|pdf|zip)$"
                         r"|/export|/download")
 SKIP_QUERY = re.compile(r"(^|&)format=(csv|json)(&|$)")  # a page's download of its rows
-MAX_PAGES = 400
+MAX_PAGES = 800
 # a page whose scripts fill it in from the server (the public site's script only counts down,
 # picks seats and polls an order's state, which changes nothing until the payment lands)
 FILLS = "() => [...document.scripts].some(s => !s.src.endsWith('/static/shop.js'))"
@@ -320,6 +320,12 @@ def data_strings(demo: Demo) -> list[str]:
                 for row in conn.execute(sa.select(*(table.c[c] for c in cols))):
                     strings |= {str(v) for v in row if v}
             whole |= set(conn.execute(sa.select(sales_codes.c.code)).scalars())
+            # orders' payment references (a contract customer's: contract-<order number>)
+            whole |= set(conn.execute(sa.select(orders.c.payment_reference)).scalars()) - {None}
+            # portal users and representatives, whose names the staff pages mask
+            for table in (partner_users, customer_reps):
+                strings |= {mask_name(n) for n in conn.execute(
+                    sa.select(table.c.display_name)).scalars()}
             whole.add(TOP_UP_REFERENCE)
             for partner_id in conn.execute(sa.select(partner_profiles.c.partner_id)).scalars():
                 strings |= set(partner_terms.profile(conn, partner_id)["contact"].values())
