@@ -147,6 +147,7 @@ def _channels(app: Flask) -> list:
         partner_pages,
         portal_account_pages,
         portal_key_pages,
+        portal_order_pages,
         portal_terms_pages,
         product_pages,
         rep_pages,  # contract customers' representatives
@@ -156,6 +157,7 @@ def _channels(app: Flask) -> list:
     app.register_blueprint(partner_api.bp)  # the partner API (issue 20 §3), signed per key
     app.register_blueprint(portal_key_pages.bp)  # its keys and documentation in the portal
     app.register_blueprint(portal_account_pages.bp)  # the partner's accounts in the portal
+    app.register_blueprint(portal_order_pages.bp)  # the partner's orders in the portal
     pages: list = []
     app.register_blueprint(channels_api.bp)  # booths (the channels' staff API)
     pages.append(channels_pages.bp)  # booths (the channels' staff pages, the box office hook)

@@ -4,7 +4,10 @@ An Olympic-style stadium with about 20,000 seats in eight zones over two levels,
 an event with three sessions (today, tonight, tomorrow) and a day pass, and several thousand
 issued real-name tickets; and a presale of tomorrow's session with paid applications from the
 booths, closing a minute after loading, ready to be frozen and drawn on its staff page
-(``/presales/<id>``). Every name and document number is invented; the resident ID
+(``/presales/<id>``); and the channels of distribution: a scenic spot's day ticket with two
+weeks of daily stock, bound to a travel agency at an agreed price, with its prepaid and credit
+accounts and an API channel; a company booking seats of the evening final through its
+representatives against its quota and the contract total; a booth at the stadium. Every name and document number is invented; the resident ID
 numbers carry valid check digits.
 """
 
@@ -98,6 +101,7 @@ def load_demo(conn: sa.Connection, tickets: int = 5000, now: datetime | None = N
         issue_tickets(conn, specs[start:start + 5000], now)
     _content(conn, event, now)  # content (issue 17 §3)
     _partners(conn, event, now)  # the ledger (issue 19): before any payment is posted
+    _channels_demo(conn, venue, sessions[1], now)  # channels and distribution (issue 20)
     presale_id = _presale(conn, event, sessions[2], now, rng)  # presale lottery (issue 18)
     return Demo(venue, sessions, len(seat_ids), len(specs), presale_id)
 
@@ -158,6 +162,75 @@ def _partners(conn: sa.Connection, event: int, now: datetime) -> None:
         add_rule(conn, part=part, partner_id=made.get(partner), basis_points=bp,
                  fixed_per_ticket=fixed, effective_from=since, actor=LEDGER_ACTOR, now=since,
                  event_id=event if part == "organiser" else None, provider=provider)
+
+
+# channels and distribution (issue 20): the spot's operator supplies its day ticket (and takes
+# its whole price: it is its own organiser and venue), a travel agency sells it through its
+# booking system at an agreed price, paid from its prepaid balance and credit; a company
+# books seats of the evening final for its staff; the stadium has a booth. The passwords, the
+# portal user and the API key are the demo run's (tools/demo/channels.py)
+SPOT = ("WLK", "West Lake Scenic Area", "1 Lakeside Road, Hangzhou")
+SUPPLIER = ("WLOP", "West Lake Scenic Area Operator", "supplier")
+DISTRIBUTOR = ("SUNNY", "Sunny Travel", "distributor")
+DISTRIBUTOR_CONTACT = {"contact_name": "Chen Yu", "contact_phone": "13800138100",
+                       "contact_email": "bookings@sunny-travel.example",
+                       "address": "88 Wulin Road, Hangzhou"}
+DAY_TICKET = ("WLK-DAY", "West Lake day ticket", 8_000)  # code, name, list price (fen)
+SALES_CODE_NAME = "West Lake day ticket for travel agencies"
+AGREED_PRICE = 6_500
+STOCK_DAYS, DAILY_STOCK = 14, 500
+TOP_UP, TOP_UP_REFERENCE = 300_000, "DEMO-BANK-0001"
+CREDIT_LIMIT, WARN_BELOW = 200_000, 100_000
+API_CHANNEL = ("SUNNY-API", "Sunny Travel booking system")
+CUSTOMER = ("HARBOUR", "Harbour Corp", ("Zhou Lan", "13800138200"))
+CONTRACT_TIER = ("CT", "Contract seats, West lower (VIP)", 88_000, "vip")
+CONTRACT_TOTAL, CUSTOMER_QUOTA = 200, 40
+NOTICE = ("Evening final: your staff's seats",
+          "Book the seats of the West lower stand for your staff here. Each booking is "
+          "confirmed when your bank transfer arrives.")
+BOOTH = ("NORTH-BOOTH", "North booth")
+ALL_DAY = {"days": list(range(7)), "opens": "00:00", "closes": "23:59"}
+CHANNELS_ACTOR = "system:channels"
+
+
+def _channels_demo(conn: sa.Connection, venue: int, session: int, now: datetime) -> None:
+    from cloud.catalog.events import add_price_tier
+    from cloud.channels import accounts, customers, partner_terms
+    from cloud.channels.booths import set_booth_hours
+    from cloud.channels.channels import create_channel
+    from cloud.channels.products_admin import add_day_product, set_daily_stock
+    from cloud.ledger.partners import add_rule, create_partner
+    from sync.timeutil import CHINA
+
+    actor = CHANNELS_ACTOR
+    spot = create_venue(conn, *SPOT, "Asia/Shanghai")
+    supplier, distributor = (create_partner(conn, code, name, kind, 0, actor, now)
+                             for code, name, kind in (SUPPLIER, DISTRIBUTOR))
+    product = add_day_product(conn, *DAY_TICKET, venue_id=spot, actor=actor)
+    today = now.astimezone(CHINA).date()
+    set_daily_stock(conn, product, today, today + timedelta(days=STOCK_DAYS - 1), DAILY_STOCK,
+                    actor, now)
+    for part in ("organiser", "venue"):  # the operator's own spot: neither GOC's nor OSC's
+        add_rule(conn, part=part, partner_id=supplier, basis_points=0, fixed_per_ticket=0,
+                 effective_from=now, actor=actor, now=now, product_id=product)
+    partner_terms.set_profile(conn, distributor, actor=actor, now=now, **DISTRIBUTOR_CONTACT)
+    code = partner_terms.create_code(conn, supplier, product, SALES_CODE_NAME, actor, now)
+    partner_terms.bind(conn, partner_terms.code_id_of(conn, code), distributor, actor, now)
+    partner_terms.add_price(conn, distributor, product_id=product, amount=AGREED_PRICE,
+                            effective_from=now, actor=actor, now=now)
+    accounts.top_up(conn, distributor, TOP_UP, "CNY", TOP_UP_REFERENCE, actor, now)
+    accounts.set_credit_limit(conn, distributor, CREDIT_LIMIT, actor, now)
+    accounts.set_warn_below(conn, distributor, WARN_BELOW, actor, now)
+    create_channel(conn, *API_CHANNEL, "api", partner_id=distributor, actor=actor, now=now)
+    code, name, contact = CUSTOMER
+    customer = customers.create_customer(conn, code, name, contact, actor, now)
+    tier = add_price_tier(conn, session, *CONTRACT_TIER[:3], actor=actor,
+                          seat_category=CONTRACT_TIER[3])
+    customers.set_total_quota(conn, session, tier, CONTRACT_TOTAL, actor, now)
+    customers.set_customer_quota(conn, customer, session, tier, CUSTOMER_QUOTA, actor, now)
+    customers.post_notice(conn, customer, *NOTICE, actor, now)
+    booth = create_channel(conn, *BOOTH, "booth", venue_id=venue, actor=actor, now=now)
+    set_booth_hours(conn, booth, ALL_DAY, actor, now)
 
 
 def _presale(conn: sa.Connection, event: int, session: int, now: datetime,

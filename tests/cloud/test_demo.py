@@ -73,3 +73,108 @@ def test_a_dump_of_the_demo_hub_holds_no_clear_document_number_or_name(hub_url, 
     assert [h.doc_number for h in people if h.doc_number.encode() in dump] == []
     assert [h.name for h in people if h.name.encode() in dump
             or json.dumps(h.name)[1:-1].encode() in dump] == []
+
+
+def test_the_demo_has_a_distributor_a_contract_customer_and_a_booth_that_sell(hub_url, tmp_path,
+                                                                              capsys):
+    """Channels and distribution (issue 20): what load-demo makes, then the demo run's
+    sign-ins and key (tools/demo/channels.py), a confirmed order of the distributor at its
+    agreed price and a representative's booking paid by bank transfer."""
+    from cloud.catalog.tables import products
+    from cloud.channels import accounts, booths, customers, ordering, partner_terms
+    from cloud.channels.api_keys import list_keys
+    from cloud.channels.channels import channel_by_code
+    from cloud.channels.customer_orders import Booking, book, confirm_payment
+    from cloud.channels.products_admin import stock_for
+    from cloud.channels.tables import channels, contract_customers
+    from cloud.demo import (
+        AGREED_PRICE,
+        ALL_DAY,
+        BOOTH,
+        CONTRACT_TOTAL,
+        CREDIT_LIMIT,
+        CUSTOMER,
+        CUSTOMER_QUOTA,
+        DAILY_STOCK,
+        DAY_TICKET,
+        DISTRIBUTOR,
+        STOCK_DAYS,
+        TOP_UP,
+        WARN_BELOW,
+    )
+    from cloud.inventory import seats as inventory
+    from cloud.ledger.tables import partners
+    from cloud.staff.tables import staff
+    from sync.timeutil import CHINA
+    from tools.demo.channels import (
+        CLERK,
+        DESK,
+        PORTAL_USER,
+        REP_USER,
+        ChannelsDemo,
+        paid_order,
+        partner_orders,
+    )
+
+    init_db(hub_url)
+    assert cli.main(["--db", hub_url, "load-demo", "--tickets", "60"]) == 0
+    capsys.readouterr()
+    engine = make_engine(hub_url)
+    now = utcnow()
+    today = now.astimezone(CHINA).date()
+    try:
+        with engine.begin() as conn:
+            sunny = conn.execute(sa.select(partners).where(partners.c.code == DISTRIBUTOR[0])
+                                 ).one()
+            product = conn.execute(sa.select(products).where(products.c.code == DAY_TICKET[0])
+                                   ).one()
+            assert (sunny.name, sunny.kind) == DISTRIBUTOR[1:]
+            contact = partner_terms.profile(conn, sunny.id)["contact"]
+            assert contact["phone"] == "138****8100"  # sealed, shown masked
+            assert partner_terms.bound_products(conn, sunny.id, now) == [product.id]
+            assert partner_terms.price_at(conn, sunny.id, product.id, at=now) == AGREED_PRICE
+            assert AGREED_PRICE < product.amount == DAY_TICKET[2]
+            assert [d["capacity"] for d in stock_for(conn, product.id, today, STOCK_DAYS + 1)
+                    ] == [DAILY_STOCK] * STOCK_DAYS + [0]
+            money = accounts.balances(conn, sunny.id)
+            assert (money["prepaid"], money["credit_limit"], money["warn_below"]) == (
+                TOP_UP, CREDIT_LIMIT, WARN_BELOW)
+            api = conn.execute(sa.select(channels).where(channels.c.partner_id == sunny.id)
+                               ).one()
+            assert api.kind == "api" and api.enabled
+            harbour = conn.execute(sa.select(contract_customers).where(
+                contract_customers.c.code == CUSTOMER[0])).one()
+            assert harbour.name == CUSTOMER[1]
+            [quota] = customers.customer_quotas(conn, harbour.id)
+            assert quota.capacity == CUSTOMER_QUOTA and quota.total_capacity == CONTRACT_TOTAL
+            assert len(customers.notices_for(conn, harbour.id)) == 1
+            booth = channel_by_code(conn, BOOTH[0])
+            assert (booth.name, booth.kind, booth.opening_hours) == (BOOTH[1], "booth", ALL_DAY)
+            demo = ChannelsDemo(tmp_path)
+            demo.set_up(conn, now)
+            assert [s.username for s in booths.booth_staff(conn, booth.id)] == [CLERK]
+            assert [r.username for r in customers.reps(conn, harbour.id)] == [REP_USER]
+            assert [k["key_id"] for k in list_keys(conn, sunny.id, now)] == [demo.key_id]
+            assert tmp_path.joinpath("partner-api-key.json").stat().st_mode & 0o777 == 0o600
+            assert demo.logins["portal"][0] == PORTAL_USER
+            assert conn.execute(sa.select(staff.c.role).where(staff.c.username == DESK)
+                                ).scalar_one() == "ticketing"  # who confirms the payment
+            made = ordering.place_order(conn, partner_id=sunny.id, channel_id=api.id, lines=[
+                ordering.PartnerLine(product_id=product.id, day=today, quantity=2)],
+                confirm=True, actor="test", now=now)
+            assert (made["state"], made["total"]) == ("paid", 2 * AGREED_PRICE)
+            assert partner_orders(conn) == 1
+            # the evening final on sale, as the demo run's shop puts it
+            session = int(demo.seats["session_id"])
+            inventory.confirm_configuration(conn, session)
+            inventory.put_on_sale(conn, session)
+            rep = customers.check_rep_sign_in(conn, REP_USER, demo.logins["rep"][1], now)
+            booked = book(conn, rep, Booking(session, zone_id=int(demo.seats["zone_id"]),
+                                             price_tier_id=int(demo.seats["price_tier_id"]),
+                                             count=2), now)
+            confirm_payment(conn, harbour.id, booked.number, "T-1", "test", now)
+            assert paid_order(conn, booked.number) == {"number": booked.number, "tickets": 2}
+            [quota] = customers.customer_quotas(conn, harbour.id)
+            assert (quota.used, quota.total_used) == (2, 2)  # both tracks
+    finally:
+        engine.dispose()

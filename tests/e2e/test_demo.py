@@ -99,6 +99,8 @@ def test_the_demo_runs_the_whole_system_for_a_fixed_time(tmp_path):
     paid_line = re.search(r"^orders_paid: (\d+)$", output, re.M)
     assert paid_line, output
     summary_paid = int(paid_line.group(1))
+    partner_line = re.search(r"^partner_orders: (\d+)$", output, re.M)
+    assert partner_line, output
     accounts_lines = re.search(r"^buyers_verified: (\d+)\ncompanions_verified: (\d+)$",
                                output, re.M)
     assert accounts_lines, output
@@ -139,7 +141,7 @@ def test_the_demo_runs_the_whole_system_for_a_fixed_time(tmp_path):
             "l.order_id = o.id), (SELECT count(*) FROM tickets t WHERE t.order_id = o.id), "
             "(SELECT count(*) FROM payments p WHERE p.order_id = o.id AND p.state = "
             "'succeeded' AND p.out_trade_no = o.payment_reference) FROM orders o "
-            "WHERE o.state = 'paid' AND o.kind = 'sale'").fetchall()
+            "WHERE o.state = 'paid' AND o.kind = 'sale' AND o.channel_id IS NULL").fetchall()
     finally:
         hub.close()
     assert entries == summary_hub and admitted >= 5, (entries, admitted)
@@ -177,12 +179,15 @@ def test_the_demo_runs_the_whole_system_for_a_fixed_time(tmp_path):
     assert not any(p.number in logs + output or p.name in logs + output for p in people)
     # the run's passwords are in the banner only
     passwords = re.findall(r"login \S+ / (\S+)", output)
-    assert len(passwords) == 4 and len(set(passwords)) == 4  # hub, appliance twice, portal
+    # hub, appliance twice, the organiser's and the distributor's portal, the contract
+    # customer's representative, the booth's clerk
+    assert len(passwords) == 7 and len(set(passwords)) == 7
     assert not any(pw in logs for pw in passwords)
     stored = b"".join(p.read_bytes() for p in out_dir.rglob("*") if p.is_file())
     assert not any(pw.encode() in stored for pw in passwords)
     assert "Traceback" not in logs
     check_accounts(run, signs_in.group(1), summary_buyers, summary_companions)
+    check_channels(run, output, int(partner_line.group(1)), out_dir, logs)
     assert os.stat(out_dir).st_mode & 0o077 == 0
     assert pairing_code not in logs and pairing_code.encode() not in stored
 
@@ -232,6 +237,54 @@ def check_accounts(run: dict, mobile: str, summary_buyers: int, summary_companio
     assert states == [("verified", made + added)], states
     assert len(own) == 1 and holders == 2, (own, holders)
     assert len(links) == 2 and set(links) <= {"sent", "delivered"}, links
+
+
+def check_channels(run: dict, output: str, summary_partner: int, out_dir: Path,
+                   logs: str) -> None:
+    """Channels and distribution (tools/demo/channels.py), from the hub's database: the
+    distributor's order the banner names came through the signed API with its key, paid at
+    the agreed price from its account; the contract customer's booking is paid, with its
+    tickets; the booth has its clerk. The key's secret is in its owner-only file only."""
+    from cloud.demo import AGREED_PRICE, BOOTH, CUSTOMER, DISTRIBUTOR
+
+    sold = re.search(r"Sunny Travel's order ([0-9A-Z]+) through the signed partner API:\n"
+                     r" +2 x West Lake day ticket, (\d+\.\d\d) CNY at its agreed price",
+                     output)
+    booked = re.search(r"Harbour Corp's order ([0-9A-Z]+): 2 seats", output)
+    key_id = re.search(r"API key (wk_\w+), its secret in (\S+) \(owner-only\)", output)
+    assert sold and booked and key_id, output
+    assert float(sold.group(2)) == 2 * AGREED_PRICE / 100
+    hub = sqlite3.connect(run["hub_db"])
+    try:
+        partner_order = hub.execute(
+            "SELECT o.state, o.total, c.kind, p.code FROM orders o JOIN channels c ON "
+            "c.id = o.channel_id JOIN partners p ON p.id = c.partner_id WHERE o.number = ?",
+            (sold.group(1),)).fetchone()
+        partner_paid = hub.execute(
+            "SELECT count(*) FROM orders o JOIN channels c ON c.id = o.channel_id WHERE "
+            "o.state = 'paid' AND c.partner_id IS NOT NULL").fetchone()[0]
+        signed = hub.execute(
+            "SELECT l.method, l.path, l.status FROM api_access_log l JOIN api_keys k ON "
+            "k.id = l.api_key_id WHERE k.key_id = ?", (key_id.group(1),)).fetchall()
+        contract = hub.execute(
+            "SELECT o.state, o.payment_provider, cu.code, (SELECT count(*) FROM tickets t "
+            "WHERE t.order_id = o.id) FROM orders o JOIN channels c ON c.id = o.channel_id "
+            "JOIN contract_customers cu ON cu.id = c.customer_id WHERE o.number = ?",
+            (booked.group(1),)).fetchone()
+        clerks = hub.execute(
+            "SELECT s.username FROM channel_staff cs JOIN staff s ON s.id = cs.staff_id JOIN "
+            "channels c ON c.id = cs.channel_id WHERE c.code = ?", (BOOTH[0],)).fetchall()
+    finally:
+        hub.close()
+    assert partner_order == ("paid", 2 * AGREED_PRICE, "api", DISTRIBUTOR[0]), partner_order
+    assert summary_partner == partner_paid == 1
+    assert signed == [("POST", "/api/partner/v1/orders", 201)], signed
+    assert contract == ("paid", "offline", CUSTOMER[0], 2), contract
+    assert clerks == [("north-clerk",)]
+    secret_file = Path(key_id.group(2))
+    assert secret_file.parent == out_dir.resolve() and secret_file.stat().st_mode & 0o077 == 0
+    secret = json.loads(secret_file.read_text())["secret"]
+    assert secret not in logs and secret not in output
 
 
 def check_banner(banner: str, run: dict) -> str:

@@ -2,8 +2,9 @@
 
 The demo's own builders (``tools.demo.run.Demo``: ``wicket-hub load-demo``, the enrolled
 appliance, its logins and lanes) make the hub and the appliance; the test adds what a day at
-the demo leaves behind (scans of every outcome, a refund, a void admitted before the appliance
-knew of it, device states, the sync to the hub, alerts and a conflict). Then Chromium, in
+the demo leaves behind (the channels' sales, scans of every outcome, a refund, a void
+admitted before the appliance knew of it, device states, the sync to the hub, alerts and a
+conflict). Then Chromium, in
 each language, signs in as an admin on each site (after one mistyped password) and
 follows every same-origin link from the home page (GET only; never logout or a download), plus
 the error states a GET reaches (an unknown id, a search that finds nothing, every GET form sent
@@ -43,7 +44,7 @@ from tools.demo.run import Demo, forged
 SKIP_PATHS = re.compile(r"/(logout|lang|language)$|/shop/language/|\.(csv|json|jsonl|txt|png|svg|pdf|zip)$"
                         r"|/export|/download")
 SKIP_QUERY = re.compile(r"(^|&)format=(csv|json)(&|$)")  # a page's download of its rows
-MAX_PAGES = 400
+MAX_PAGES = 800
 # a page whose scripts fill it in from the server (the public site's script only counts down,
 # picks seats and polls an order's state, which changes nothing until the payment lands)
 FILLS = "() => [...document.scripts].some(s => !s.src.endsWith('/static/shop.js'))"
@@ -225,6 +226,7 @@ def build_world(demo: Demo) -> None:
     demo._run("wicket-edge sync --once", demo._edge("sync", "--once"))
     _hub_extras(demo)
     _content(demo)  # content (issue 17 §3)
+    demo.channels.run(demo.hub_url, demo._hub_engine)  # channels (issue 20): their sales
     web = demo._child("web", demo._edge("web", "--bind", f"127.0.0.1:{demo.web_port}",
                                         "--workers", "1"))
     demo._wait("waiting for the appliance's pages", demo._web_answers, child=web)
@@ -244,8 +246,20 @@ def world(tmp_path_factory):
 def data_strings(demo: Demo) -> list[str]:
     """Everything the demo and the test put in, longest first (a name is taken out whole, so
     a word of it, "Gate" or "North", is not thereby allowed elsewhere)."""
-    from cloud.catalog.tables import events, gates, price_tiers, sessions, venues, zones
+    from cloud.catalog.tables import events, gates, price_tiers, products, sessions, venues, zones
+    from cloud.channels import partner_terms
+    from cloud.channels.customers import contact_of
+    from cloud.channels.tables import (
+        api_keys,
+        channels,
+        contract_customers,
+        customer_notices,
+        customer_reps,
+        partner_profiles,
+        sales_codes,
+    )
     from cloud.core.trust import signing_keys
+    from cloud.demo import TOP_UP_REFERENCE
     from cloud.fleet.tables import appliances
     from cloud.ledger.tables import (
         partner_users,
@@ -294,6 +308,31 @@ def data_strings(demo: Demo) -> list[str]:
                                 (recon_exceptions, ("note",))):
                 for row in conn.execute(sa.select(*(table.c[c] for c in cols))):
                     strings |= {str(v) for v in row if v}
+            # channels and distribution (issue 20): channels, day products, partners'
+            # addresses and contacts (masked), sales codes (all letters, some: whole),
+            # contract customers with their contacts (masked), representatives and notices,
+            # API keys, the bank reference of the distributor's top-up
+            for table, cols in ((channels, ("code", "name")), (products, ("code", "name")),
+                                (sales_codes, ("name",)), (partner_profiles, ("address",)),
+                                (contract_customers, ("code", "name")), (api_keys, ("name",)),
+                                (customer_reps, ("username", "display_name")),
+                                (customer_notices, ("title", "body"))):
+                for row in conn.execute(sa.select(*(table.c[c] for c in cols))):
+                    strings |= {str(v) for v in row if v}
+            whole |= set(conn.execute(sa.select(sales_codes.c.code)).scalars())
+            # orders' payment references (a contract customer's: contract-<order number>)
+            whole |= set(conn.execute(sa.select(orders.c.payment_reference)).scalars()) - {None}
+            # portal users and representatives, whose names the staff pages mask
+            for table in (partner_users, customer_reps):
+                strings |= {mask_name(n) for n in conn.execute(
+                    sa.select(table.c.display_name)).scalars()}
+            whole.add(TOP_UP_REFERENCE)
+            for partner_id in conn.execute(sa.select(partner_profiles.c.partner_id)).scalars():
+                strings |= set(partner_terms.profile(conn, partner_id)["contact"].values())
+            for row in conn.execute(sa.select(contract_customers)):
+                contact = contact_of(conn, row)
+                if contact:
+                    strings |= {mask_name(contact[0]), partner_terms.mask_name(contact[0])}
             # the keys page shows the start of each public key
             strings |= {k[:16] for k in conn.execute(sa.select(signing_keys.c.public_key)
                                                      ).scalars()}

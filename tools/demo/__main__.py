@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"attendance_at_hub: {hub['attendance']}")
         say(f"processes_clean: {'yes' if not unclean else 'no'}")
         say(f"orders_paid: {hub['orders_paid']}")
+        say(f"partner_orders: {hub['partner_orders']}")
         say(f"buyers_verified: {hub['buyers_verified']}")
         say(f"companions_verified: {hub['companions_verified']}")
         say(f"entries_at_hub: {hub['entries']}")

@@ -24,6 +24,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def answers(method: str, url: str) -> bool:
+    """Whether a server that is starting answers at all yet."""
+    import requests
+
+    try:
+        requests.request(method, url, json={} if method == "POST" else None, timeout=2)
+        return True
+    except (requests.ConnectionError, requests.Timeout):  # its workers still starting
+        return False
+
+
 def forged(code: str) -> str:
     """A ticket code with one character changed: its signature no longer holds."""
     i = len(code) // 2

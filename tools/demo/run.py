@@ -26,7 +26,9 @@ Everything lives in ``--dir`` (git-ignored ``demo/``), made afresh each run:
 6. the organiser's portal login, a settlement run and WeChat Pay's statement reconciled with one
    amount planted wrong (``tools/demo/ledger.py``);
 7. buyers ordering seats of the evening session through the hub's API and paying on the
-   sandbox's page (``tools/demo/shop.py``): the summary's ``orders_paid``.
+   sandbox's page (``tools/demo/shop.py``): the summary's ``orders_paid``;
+8. a distributor's order through the signed partner API, a contract customer's booking paid by
+   bank transfer, a booth's clerk (``tools/demo/channels.py``): ``partner_orders``.
 
 It prints the pages' addresses and logins (passwords made for this run, shown once and kept
 nowhere), then a status line every few seconds. Ctrl-C (or SIGTERM) stops every process,
@@ -49,7 +51,8 @@ import time
 from pathlib import Path
 
 from tools.demo.accounts import BuyerAccounts, verified_counts
-from tools.demo.children import ROOT, Child, DemoError, forged, free_port, password
+from tools.demo.channels import ChannelsDemo, partner_orders
+from tools.demo.children import ROOT, Child, DemoError, answers, forged, free_port, password
 from tools.demo.keystore import hub_token
 from tools.demo.ledger import LedgerDemo
 from tools.demo.ops import ops_setup
@@ -80,6 +83,7 @@ class Demo:
         self.shop = Shop(self.dir / "payments", self.dir / "logs" / "buyers.log")
         self.accounts = BuyerAccounts(self.dir / "buyers", self.logs / "accounts.log")
         self.ledger = LedgerDemo()
+        self.channels = ChannelsDemo(self.dir)
         self.children: dict[str, Child] = {}
         self.logins: dict[str, tuple[str, str]] = {}
         self.hub_port = free_port()
@@ -207,13 +211,7 @@ class Demo:
         self.shop.open_sale(self._hub_engine)
 
     def _hub_answers(self) -> bool:
-        import requests
-
-        try:
-            requests.post(f"{self.hub_url}/api/sync/v1/heartbeat", json={}, timeout=2)
-            return True
-        except (requests.ConnectionError, requests.Timeout):  # workers still starting
-            return False
+        return answers("POST", f"{self.hub_url}/api/sync/v1/heartbeat")
 
     def _pick_tickets(self) -> None:
         """The film's tickets: of the session open now, seated in Gate 1's zones; the ID
@@ -394,13 +392,7 @@ class Demo:
             conn.close()
 
     def _web_answers(self) -> bool:
-        import requests
-
-        try:
-            requests.get(f"{self.web_url}/login", timeout=2)
-            return True
-        except requests.ConnectionError:
-            return False
+        return answers("GET", f"{self.web_url}/login")
 
     def make_refund(self) -> None:
         """Refund one ticket on the hub, as its sales staff would: the appliance has had its
@@ -472,12 +464,13 @@ class Demo:
                 total, admitted = conn.execute(sa.text(
                     "SELECT count(*), count(DISTINCT CASE WHEN admitted THEN ticket_id END) "
                     "FROM entries")).one()
-                paid = orders_paid(conn)
+                paid, partners = orders_paid(conn), partner_orders(conn)
                 accounts = verified_counts(conn)
         finally:
             engine.dispose()
         return {"entries": total, "attendance": admitted, "orders_paid": paid,
-                "buyers_verified": accounts[0], "companions_verified": accounts[1]}
+                "partner_orders": partners, "buyers_verified": accounts[0],
+                "companions_verified": accounts[1]}
 
     def status_line(self) -> str:
         e, h = self.edge_counts(), self.hub_counts()
@@ -521,6 +514,7 @@ Wicket demo is running. Passwords are made for this run and shown only here.
                    and pays there every {BUY_EVERY_S:.0f} s: logs/buyers.log)
 {self.accounts.banner(self.hub_url)}
 {self.ledger.banner(self.hub_url)}
+{self.channels.banner(self.hub_url)}
   Hub signing key: {self.key_store}
   Logs: {self.logs}/
 """, flush=True)
@@ -537,6 +531,7 @@ Wicket demo is running. Passwords are made for this run and shown only here.
         self.make_refund()
         self.ledger.portal_user(self._hub_engine)
         self.ledger.settle_and_reconcile(self._run, self._hub, self.shop.url)
+        self.channels.run(self.hub_url, self._hub_engine)
         self.shop.start_buyers(self.hub_url)
         refund_made: float | None = time.monotonic()
         self.banner()

@@ -135,12 +135,14 @@ class Shop:
 
 
 def orders_paid(conn: sa.Connection) -> int:
-    """Sales paid (the presale's paid applications are orders too, of kind presale: not
-    counted here)."""
+    """Sales paid through no channel: the buyers' (the presale's paid applications are orders
+    too, of kind presale, and a partner's or a contract customer's order is its channel's:
+    not counted here)."""
     from cloud.sales.tables import orders
 
-    return conn.execute(sa.select(sa.func.count()).select_from(orders)
-                        .where(orders.c.state == "paid", orders.c.kind == "sale")).scalar_one()
+    return conn.execute(sa.select(sa.func.count()).select_from(orders).where(
+        orders.c.state == "paid", orders.c.kind == "sale", orders.c.channel_id.is_(None))
+    ).scalar_one()
 
 
 class Buyers(threading.Thread):
