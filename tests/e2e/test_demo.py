@@ -279,7 +279,7 @@ def check_channels(run: dict, output: str, summary_partner: int, out_dir: Path,
     assert partner_order == ("paid", 2 * AGREED_PRICE, "api", DISTRIBUTOR[0]), partner_order
     assert summary_partner == partner_paid == 1
     assert signed == [("POST", "/api/partner/v1/orders", 201)], signed
-    assert contract == ("paid", "offline", CUSTOMER[0], 2), contract
+    assert contract == ("paid", "transfer", CUSTOMER[0], 2), contract
     assert clerks == [("north-clerk",)]
     secret_file = Path(key_id.group(2))
     assert secret_file.parent == out_dir.resolve() and secret_file.stat().st_mode & 0o077 == 0
