@@ -132,7 +132,9 @@ HUB_DATA_KEY = _hub_data_key()
 # The longest modules (whole systems of processes, browsers, fault runs) are handed out first:
 # the tests are spread over processes a module at a time, and a long module handed out last
 # would run alone at the end of the run.
-FIRST = ("tests/e2e/", "tests/faults/")
+FIRST = ("tests/e2e/", "tests/faults/", "tests/edge/test_concurrency.py", "tests/edge/test_crash.py",
+         "tests/edge/web/test_browser.py", "tests/edge/web/test_gate_browser.py",
+         "tests/edge/web/test_browser_devices.py", "tests/cloud/test_pages_query_fuzz.py")
 
 
 def pytest_collection_modifyitems(session, config, items):

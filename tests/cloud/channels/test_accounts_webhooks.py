@@ -126,18 +126,26 @@ def test_a_disabled_webhook_is_told_nothing(hub, endpoint):
     assert e.value.code == "unknown_webhook"
 
 
-@pytest.mark.parametrize(("url", "events", "field"), [
+BAD_HOOKS = [
     ("http://partner.example/hook", ["order.confirmed"], "url"),  # not https
     ("https://user:pw@partner.example/hook", ["order.confirmed"], "url"),
     ("ftp://partner.example/hook", ["order.confirmed"], "url"),
     ("https://partner.example/hook", [], "events"),
     ("https://partner.example/hook", ["order.paid"], "events"),
     ("https://partner.example/hook", "order.confirmed", "events"),
-])
-def test_a_webhook_is_https_with_known_events(hub, url, events, field):
-    with pytest.raises(WebhookError) as e, hub.engine.begin() as conn:
-        webhooks.register_webhook(conn, D, url, events, "t", NOW)
-    assert e.value.params == {"field": field}
+]
+
+
+def test_a_webhook_is_https_with_known_events(hub):
+    refusals = []
+    for url, events, _field in BAD_HOOKS:
+        try:
+            with hub.engine.begin() as conn:
+                webhooks.register_webhook(conn, D, url, events, "t", NOW)
+            refusals.append(None)
+        except WebhookError as e:
+            refusals.append(e.params)
+    assert refusals == [{"field": field} for _, _, field in BAD_HOOKS]
 
 
 def test_an_admission_of_a_partners_ticket_is_told_once_after_the_cursor(hub, endpoint):

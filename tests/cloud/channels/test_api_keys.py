@@ -61,17 +61,23 @@ def test_a_key_is_made_with_its_secret_sealed_and_listed_without_it(hub):
     assert _auth(hub, _signed(key_id, secret, now), now).key_id == key_id
 
 
-@pytest.mark.parametrize("field,value", [("name", ""), ("name", "x" * 81),
-                                         ("scopes", []), ("scopes", ["orders:delete"]),
-                                         ("per_minute", 0), ("per_minute", True),
-                                         ("channel_id", "1")])
-def test_a_key_with_a_bad_field_is_refused_naming_it(hub, field, value):
-    args = {"name": "k", "scopes": ["orders:read"], "per_minute": 10,
-            "channel_id": hub.channel, field: value}
-    with hub.engine.begin() as conn, pytest.raises(ApiKeyError) as e:
-        api_keys.create_key(conn, hub.partner, args["channel_id"], args["name"],
-                            args["scopes"], args["per_minute"], "t", utcnow())
-    assert (e.value.code, e.value.params) == ("bad_api_key_field", {"field": field})
+BAD_KEYS = [("name", ""), ("name", "x" * 81), ("scopes", []), ("scopes", ["orders:delete"]),
+            ("per_minute", 0), ("per_minute", True), ("channel_id", "1")]
+
+
+def test_a_key_with_a_bad_field_is_refused_naming_it(hub):
+    refusals = []
+    for field, value in BAD_KEYS:
+        args = {"name": "k", "scopes": ["orders:read"], "per_minute": 10,
+                "channel_id": hub.channel, field: value}
+        try:
+            with hub.engine.begin() as conn:
+                api_keys.create_key(conn, hub.partner, args["channel_id"], args["name"],
+                                    args["scopes"], args["per_minute"], "t", utcnow())
+            refusals.append(None)
+        except ApiKeyError as e:
+            refusals.append((e.code, e.params))
+    assert refusals == [("bad_api_key_field", {"field": field}) for field, _ in BAD_KEYS]
 
 
 def test_a_key_for_another_partners_channel_is_refused(hub):
