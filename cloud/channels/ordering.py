@@ -1,7 +1,7 @@
 """Partners' orders: what a distributor or agent may sell (the products its sales codes bind
 to it), at its agreed price, through its channel, paid from its account.
 
-An order is held like any other (:func:`cloud.channels.selling.sell_through`: the channel's
+An order is held like any other (:func:`cloud.channels.selling.sell_on`: the channel's
 quotas and the day's stock counted by the database), then confirmed: the partner's account is
 charged (prepaid first, then credit: :func:`cloud.channels.accounts.charge_order`, refused
 ``not_covered`` and never overdrawn, the guarded accounts decide) and the order captured —
@@ -23,7 +23,7 @@ from cloud.channels import accounts, webhooks
 from cloud.channels.channels import channel
 from cloud.channels.errors import ChannelError
 from cloud.channels.partner_terms import agreed_price, bound_products
-from cloud.channels.selling import sell_through
+from cloud.channels.selling import sell_on
 from cloud.channels.tables import channels
 from cloud.core.audit import record
 from cloud.inventory.quotas import quota_key
@@ -150,9 +150,9 @@ def place_order(conn: sa.Connection, *, partner_id: int, channel_id: int,
     charge its account and issue its tickets too. All in the caller's transaction: any
     refusal leaves nothing."""
     _partner(conn, partner_id)
-    _own_channel(conn, partner_id, channel_id)
+    ch = _own_channel(conn, partner_id, channel_id)
     session_id, reqs = _requests(conn, partner_id, lines, now)
-    created = sell_through(conn, channel_id, OrderRequest(
+    created = sell_on(conn, ch, OrderRequest(
         session_id=session_id, lines=tuple(reqs), actor=actor), now)
     if confirm:
         _confirm(conn, partner_id, created.order_id, now, actor)

@@ -31,7 +31,11 @@ def within_hours(hours: dict | None, now: datetime) -> bool:
 def open_channel(conn: sa.Connection, channel_id: int, now: datetime):
     """The channel, if it sells now; else the refusal: ``channel_off`` or ``channel_closed``
     (outside its sale window or opening hours)."""
-    ch = channel(conn, channel_id)
+    return check_open(channel(conn, channel_id), now)
+
+
+def check_open(ch, now: datetime):
+    """:func:`open_channel` of a channel's row already read."""
     if not ch.enabled:
         raise ChannelError("channel_off", channel=ch.code, field="channel")
     if (ch.sale_opens_at is not None and now < ch.sale_opens_at) or (
@@ -64,7 +68,12 @@ def sell_through(conn: sa.Connection, channel_id: int, req: OrderRequest,
     """Hold an order sold through a channel, in the caller's transaction; the channel's
     refusals first, then the orders' (``sold_out`` naming the channel's quota when it is the
     one without room)."""
-    ch = open_channel(conn, channel_id, now)
+    return sell_on(conn, channel(conn, channel_id), req, now)
+
+
+def sell_on(conn: sa.Connection, ch, req: OrderRequest, now: datetime) -> OrderCreated:
+    """:func:`sell_through` a channel's row already read."""
+    check_open(ch, now)
     return create_order(conn, dataclasses.replace(req, channel_id=ch.id,
                                                   quota_scopes=scopes_of(ch),
                                                   sold_via=sold_via(conn, ch)), now)
