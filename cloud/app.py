@@ -113,13 +113,14 @@ def _ledger(app: Flask) -> list:
     the page shell."""
     from cloud.ledger import pages as finance_pages
     from cloud.ledger import partner_pages, portal_pages, recon_pages, settlement_pages
-    from cloud.payments import statement_import
+    from cloud.payments import statement_import, topup_pages
     from cloud.payments.settings import provider
 
     # the partners', rules', settlements' and reconciliation's pages add their routes to the
     # finance blueprint
     assert partner_pages.bp is settlement_pages.bp is recon_pages.bp is finance_pages.bp
     app.register_blueprint(portal_pages.bp)
+    app.register_blueprint(topup_pages.bp)  # a partner's prepaid balance topped up online
 
     def import_statement(name: str, day, actor: str, now):
         """A provider's statement of a day fetched and reconciled (the payments area knows

@@ -50,7 +50,8 @@ _MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 _AMOUNTS = ("available", "wanted", "unused", "cut", "owed", "amount", "left")
 
 ENTRY_WORDS = {
-    "topup": lazy_gettext("top-up"), "credit_limit": lazy_gettext("credit limit changed"),
+    "topup": lazy_gettext("top-up"), "payment": lazy_gettext("top-up paid online"),
+    "credit_limit": lazy_gettext("credit limit changed"),
     "credit_repayment": lazy_gettext("credit repaid"),
     "account_payment": lazy_gettext("order paid"),
     "account_refund": lazy_gettext("order refunded"),

@@ -378,9 +378,17 @@ def contact_address(conn: sa.Connection, partner_id: int, sealed: str | None
 def _warn_if_low(conn: sa.Connection, partner_id: int, now: datetime) -> bool:
     """After an order: warn the partner once when its prepaid balance is at or below its
     threshold (the conditional UPDATE of ``warned_at`` lets one of racing orders do it)."""
-    have = available(conn, chart.prepaid(partner_id))
+    code = chart.prepaid(partner_id)
+    have = available(conn, code)
+    e, p, a = ledger_entries, ledger_postings, ledger_accounts
+    # a top-up paid online (posted by the payments area, which never calls this area) since
+    # the warning: the balance rose, so the next fall warns again
+    topped_up = sa.exists().where(
+        e.c.kind == "payment", e.c.posted_at > partner_profiles.c.warned_at,
+        p.c.entry_id == e.c.id, p.c.account_id == a.c.id, a.c.code == code)
     row = conn.execute(sa.update(partner_profiles).where(
-        partner_profiles.c.partner_id == partner_id, partner_profiles.c.warned_at.is_(None),
+        partner_profiles.c.partner_id == partner_id,
+        sa.or_(partner_profiles.c.warned_at.is_(None), topped_up),
         partner_profiles.c.warn_below > 0, partner_profiles.c.warn_below >= have)
         .values(warned_at=now).returning(partner_profiles.c.sealed_contact,
                                          partner_profiles.c.warn_below)).first()

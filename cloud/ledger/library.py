@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from cloud.catalog.tables import events, sessions
 from cloud.ledger.tables import ledger_entries, ledger_postings
-from cloud.sales.tables import orders, tickets
+from cloud.sales.tables import TOPUP, orders, tickets
 
 # what the appliances reported admitted, one row per ticket and session (cloud/ops/tables.py,
 # kept by the entries' import): named here, not imported, since the ledger reads no ops code
@@ -65,9 +65,9 @@ class CostRow:
 
 def channel_expr(order=orders):
     """cloud/ledger/posting.py ``channel_of`` as SQL over ``orders``: ``presale`` (a lottery
-    application's order), the channel's name for it (``sold_via``), ``web`` (a buyer's
+    application's order), ``topup`` (a partner's online top-up), the channel's name for it (``sold_via``), ``web`` (a buyer's
     account) or ``box_office``."""
-    return sa.case((order.c.kind == "presale", "presale"),
+    return sa.case((order.c.kind.in_(("presale", TOPUP)), order.c.kind),
                    (order.c.sold_via.is_not(None), order.c.sold_via),
                    (order.c.buyer.like("buyer:%"), "web"), else_="box_office")
 
@@ -94,7 +94,7 @@ def _tickets_side(conn: sa.Connection, since: datetime, until: datetime) -> dict
                   sa.func.coalesce(sa.func.sum(sa.case((t.c.state != "refunded", t.c.amount),
                                                        else_=0)), 0).label("amount"))
         .select_from(orders.outerjoin(t, t.c.order_id == orders.c.id))
-        .where(_paid_in(since, until))
+        .where(_paid_in(since, until), orders.c.kind != TOPUP)  # a top-up sells nothing
         .group_by(orders.c.session_id, channel)).all()
     return {(r.session_id, r.channel): r for r in rows}
 
@@ -106,7 +106,7 @@ def _ledger_side(conn: sa.Connection, since: datetime, until: datetime) -> dict:
         sa.select(orders.c.session_id, channel, sa.func.sum(p.c.amount).label("amount"))
         .select_from(p.join(e, e.c.id == p.c.entry_id).join(orders, orders.c.id == e.c.order_id))
         .where(_paid_in(since, until), p.c.part == "clearing", e.c.state == "posted",
-               e.c.kind.in_(MONEY_KINDS))
+               e.c.kind.in_(MONEY_KINDS), orders.c.kind != TOPUP)
         .group_by(orders.c.session_id, channel)).all()
     return {(r.session_id, r.channel): int(r.amount or 0) for r in rows}
 
@@ -146,6 +146,7 @@ def costs(conn: sa.Connection, since: datetime, until: datetime) -> list[CostRow
         .select_from(p.join(e, e.c.id == p.c.entry_id))
         .where(e.c.state == "posted", e.c.kind.in_(("payment", "refund")),
                e.c.posted_at >= since, e.c.posted_at < until,
+               sa.or_(e.c.channel.is_(None), e.c.channel != TOPUP),  # money in, not a sale
                ~sa.exists().where(owed.c.entry_id == e.c.id,
                                   owed.c.part == "refunds_payable"))
         .group_by(e.c.event_id, e.c.channel, e.c.kind, p.c.part)).all()

@@ -84,7 +84,7 @@ def channel_words(channel: str | None) -> str:
     return {"web": _("public site"), "presale": _("presale"),
             "box_office": _("box office"), "kiosk": _("kiosk"),
             "contract": _("contract customer"), "distributor": _("distributor"),
-            "agent": _("agent")}.get(channel, channel)
+            "agent": _("agent"), "topup": _("partner's online top-up")}.get(channel, channel)
 
 
 def part_words(part: str) -> str:

@@ -33,7 +33,7 @@ from cloud.ledger import chart
 from cloud.ledger.journal import Facts, Leg, Posted, legs_of, post
 from cloud.ledger.split import Rule, reversal, shares
 from cloud.ledger.tables import ledger_accounts, ledger_entries, ledger_postings, split_rules
-from cloud.sales.tables import order_lines, orders
+from cloud.sales.tables import TOPUP, order_lines, orders
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +65,17 @@ class Sale:
     channel: str
     tickets: int
     products: frozenset[int]
+    topup_of: int | None = None  # the partner whose prepaid balance the order tops up
 
 
 def channel_of(order) -> str:
-    """Where an order was sold: ``presale`` (a lottery application), the channel it was sold
+    """Where an order was sold: ``presale`` (a lottery application), ``topup`` (a partner's
+    prepaid balance topped up online: no sale), the channel it was sold
     through as the channels name it (``sold_via``: web, box_office, kiosk, contract,
     distributor, agent), else ``web`` (a buyer's account on the public site) or
     ``box_office``."""
-    if order.kind == "presale":
-        return "presale"
+    if order.kind in ("presale", TOPUP):
+        return order.kind
     if order.sold_via:
         return order.sold_via
     return "web" if (order.buyer or "").startswith("buyer:") else "box_office"
@@ -89,8 +91,9 @@ def sale_of(conn: sa.Connection, order_id: int) -> Sale:
                                 .where(sessions.c.id == order.session_id)).scalar()
     lines = conn.execute(sa.select(order_lines.c.product_id)
                          .where(order_lines.c.order_id == order_id)).scalars().all()
+    topup_of = int(order.buyer.split(":")[1]) if order.kind == TOPUP else None
     return Sale(order.session_id, event_id, channel_of(order), len(lines),
-                frozenset(p for p in lines if p is not None))
+                frozenset(p for p in lines if p is not None), topup_of)
 
 
 def rules_for(conn: sa.Connection, sale: Sale, provider: str, at: datetime) -> list[Rule]:
@@ -130,12 +133,16 @@ def _facts(paid: Paid, sale: Sale | None, **more) -> Facts:
 
 def post_payment(conn: sa.Connection, paid: Paid, now: datetime,
                  actor: str = SYSTEM) -> Posted:
-    """The entry of a payment its order kept: clearing debited, the split credited."""
+    """The entry of a payment its order kept: clearing debited, the split credited (a
+    partner's online top-up: its prepaid balance credited whole, nothing split)."""
     sale = sale_of(conn, paid.order_id)
-    split = shares(paid.amount, sale.tickets, rules_for(conn, sale, paid.provider, now),
-                   chart.UNDISTRIBUTED)
     legs = [Leg(chart.clearing(paid.provider), paid.amount, "clearing")]
-    legs += [Leg(rule.account, -amount, rule.part) for rule, amount in split if amount]
+    if sale.topup_of is not None:
+        legs.append(Leg(chart.prepaid(sale.topup_of), -paid.amount, "prepaid"))
+    else:
+        split = shares(paid.amount, sale.tickets, rules_for(conn, sale, paid.provider, now),
+                       chart.UNDISTRIBUTED)
+        legs += [Leg(rule.account, -amount, rule.part) for rule, amount in split if amount]
     chart.ensure_all(conn, {leg.account for leg in legs}, paid.currency, now)
     return post(conn, f"payment:{paid.payment_id}", PAYMENT, legs, facts=_facts(paid, sale),
                 actor=actor, now=now)

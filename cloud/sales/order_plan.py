@@ -77,6 +77,7 @@ class OrderError(HubError):
         "unknown_order": Code(404, "no order %(order_id)s"),
         "order_not_pending": Code(409, "order %(order_id)s is %(state)s, not waiting for "
                                        "payment"),
+        "bad_topup_amount": Code(400, "an online top-up is from 0.01 up to %(limit)s yuan"),
     }
 
 

@@ -27,7 +27,7 @@ from cloud.sales import counts, holding
 from cloud.sales.flags import refuse_buying
 from cloud.sales.holders import add_holders
 from cloud.sales.order_plan import OrderError, OrderRequest, PlannedLine, plan_order
-from cloud.sales.tables import order_lines, orders, tickets
+from cloud.sales.tables import TOPUP, order_lines, orders, tickets
 from cloud.sales.tickets import Issued, TicketSpec, issue_tickets
 from sync import codes, numbers
 from sync.timeutil import CHINA, utcnow
@@ -35,6 +35,7 @@ from sync.timeutil import CHINA, utcnow
 PAYMENT_MINUTES = 15  # an order without a session (passes only) is held this long
 MAX_PAYMENT_MINUTES = 30 * 24 * 60
 TIDY_ROUNDS = 4
+MAX_TOPUP = 10_000_000_00  # fen: one online top-up of at most ten million yuan
 
 
 # The job a buyer's paid order writes with its capture (cloud/payments/capturing.py), which
@@ -159,6 +160,25 @@ def open_presale_order(conn: sa.Connection, *, session_id: int, buyer: str, acto
     record(conn, actor, "order.create", f"order:{order_id}", None,
            {"number": number, "kind": "presale", "total": total,
             "expires_at": until.isoformat()})
+    return order_id, number
+
+
+def open_topup_order(conn: sa.Connection, *, partner_id: int, actor: str, total: int,
+                     currency: str, now: datetime,
+                     minutes: int = PAYMENT_MINUTES) -> tuple[int, str]:
+    """The order that pays money onto a partner's prepaid balance online (kind ``topup``,
+    buyer ``partner:<id>``): no lines, nothing held; paid like any order (a payment after its
+    deadline is still taken: nothing of it can have gone to anyone else), and posted to the
+    partner's balance instead of split (cloud/ledger/posting.py). Its id and number."""
+    if isinstance(total, bool) or not isinstance(total, int) or not 0 < total <= MAX_TOPUP:
+        raise OrderError("bad_topup_amount", limit=MAX_TOPUP // 100, field="amount")
+    until = now + timedelta(minutes=minutes)
+    order_id, number = _insert_order(
+        conn, session_id=None, buyer=f"partner:{partner_id}", actor=actor,
+        state="pending_payment", total=total, currency=currency, expires_at=until,
+        created_at=now, kind=TOPUP)
+    record(conn, actor, "order.create", f"order:{order_id}", None,
+           {"number": number, "kind": TOPUP, "total": total, "expires_at": until.isoformat()})
     return order_id, number
 
 
@@ -326,6 +346,9 @@ def payable(conn: sa.Connection, order_id: int, now: datetime | None = None) -> 
     lines = conn.execute(sa.select(sa.func.count()).select_from(order_lines)
                          .where(order_lines.c.order_id == o.id)).scalar_one()
     what = "passes"
+    if o.kind == TOPUP:
+        return Payable(o.id, o.number, o.total, o.currency, state, o.expires_at,
+                       f"Prepaid balance top-up (order {o.number})")
     if o.session_id is not None:
         s = conn.execute(sa.select(sessions.c.name, events.c.name.label("event")).join(
             events, events.c.id == sessions.c.event_id).where(

@@ -74,8 +74,9 @@ orders = sa.Table(
     sa.Column("paid_at", UtcDateTime()),
     sa.Column("payment_provider", sa.String(40)),
     sa.Column("payment_reference", sa.String(200)),
-    # sale, or presale: the order paying a lottery application (cloud/lottery/), without
-    # lines until its seats are given
+    # sale; presale: the order paying a lottery application (cloud/lottery/), without lines
+    # until its seats are given; topup: money onto a partner's prepaid balance, paid online
+    # (buyer ``partner:<id>``, no lines, cloud/ledger/posting.py credits the balance)
     sa.Column("kind", sa.String(10), nullable=False, server_default="sale"),
     # where it was sold (cloud/channels/): none for a staff sale outside any channel
     sa.Column("channel_id", sa.Integer),
@@ -91,6 +92,7 @@ orders = sa.Table(
     sa.Index("ix_orders_channel_id_created_at", "channel_id", "created_at"),
 )
 
+TOPUP = "topup"  # the kind of an order paying a partner's prepaid balance online
 LINE_KINDS = ("seat", "ga", "pass")
 LIVE_LINE = "state IN ('held', 'issued')"
 

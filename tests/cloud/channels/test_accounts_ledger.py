@@ -17,9 +17,14 @@ from cloud.channels import accounts
 from cloud.channels.accounts import AccountsError
 from cloud.core.errors import HubError
 from cloud.core.outbox import opened, outbox
-from cloud.ledger import chart
+from cloud.ledger import chart, library
 from cloud.ledger.journal import balance, legs_of, trial_balance
 from cloud.ledger.tables import ledger_accounts, ledger_entries
+from cloud.payments.capturing import place
+from cloud.payments.checkout import start_payment
+from cloud.payments.settings import make_providers, payment_settings
+from cloud.sales.orders import open_topup_order
+from cloud.sales.tables import orders
 from tests.cloud.channels.accountkit import DISTRIBUTOR, PRICE, account_hub, partner_orders, profile
 from tests.cloud.ledger.ledgerkit import ORGANISER, VENUE
 from tests.cloud.orderkit import NOW
@@ -230,3 +235,41 @@ def test_the_partner_is_warned_once_when_its_balance_falls_to_the_threshold(hub)
         assert accounts.balances(conn, D)["warned_at"] is None
         charge(conn, hub.orders[3], minutes=3)
         assert [w["balance"] for w in warnings(conn)] == ["40.00", "120.00"]
+        paid_online(conn, 30000, minutes=4)  # 420.00, and warned again at the next fall
+        charge(conn, hub.orders[4], minutes=5)
+        assert [w["balance"] for w in warnings(conn)] == ["40.00", "120.00", "40.00"]
+
+
+def paid_online(conn, amount: int, minutes: int) -> str:
+    """A top-up of the partner's prepaid balance paid online (captured as any order's
+    payment is, here by the offline provider, which settles as it is made); its number."""
+    now = NOW + timedelta(minutes=minutes)
+    order_id, number = open_topup_order(conn, partner_id=D, actor="partner_user:1",
+                                        total=amount, currency="CNY", now=now)
+    offline = make_providers(payment_settings({"PAYMENT_PROVIDERS": "offline"}, {}))["offline"]
+    started = start_payment(conn, offline, order_id, amount, "top-up", now + timedelta(hours=1),
+                            now)
+    assert place(conn, started.outcome, now).state == "paid"
+    return number
+
+
+def test_a_top_up_paid_online_is_on_the_prepaid_balance_and_sells_nothing(hub):
+    with hub.engine.begin() as conn:
+        with pytest.raises(HubError) as refused:
+            open_topup_order(conn, partner_id=D, actor="t", total=0, currency="CNY", now=NOW)
+        assert refused.value.code == "bad_topup_amount"
+        number = paid_online(conn, 123456, minutes=0)
+        entry = conn.execute(sa.select(ledger_entries).where(
+            ledger_entries.c.order_id == orders_of(conn, number))).one()
+        assert (entry.kind, entry.channel) == ("payment", "topup")
+        assert sorted((leg.account, leg.amount) for leg in legs_of(conn, entry.id)) == [
+            (chart.clearing("offline"), 123456), (chart.prepaid(D), -123456)]
+        assert accounts.balances(conn, D)["prepaid"] == 123456
+        assert [e["kind"] for e in accounts.recent_entries(conn, D)] == ["payment"]
+        day = (NOW - timedelta(days=1), NOW + timedelta(days=1))
+        assert library.ticket_library(conn, *day) == library.costs(conn, *day) == []
+        assert trial_balance(conn) == {"CNY": 0}
+
+
+def orders_of(conn, number: str) -> int:
+    return conn.execute(sa.select(orders.c.id).where(orders.c.number == number)).scalar_one()

@@ -89,7 +89,7 @@ def test_a_partner_sees_its_own_balance_transactions_and_statements_only(hub):
 def test_every_portal_page_sends_a_stranger_to_the_sign_in(hub):
     client = hub.app.test_client()
     statement = _statement_of(hub, hub.org)
-    for path in ("/partner/", "/partner/balance", "/partner/transactions",
+    for path in ("/partner/", "/partner/balance", "/partner/transactions", "/partner/top-up",
                  "/partner/transactions.csv", "/partner/statements",
                  f"/partner/statements/{statement}", f"/partner/statements/{statement}.pdf"):
         r = client.get(path)
