@@ -186,7 +186,8 @@ def open_topup_order(conn: sa.Connection, *, partner_id: int, actor: str, total:
 class Captured:
     """What a payment did: ``paid`` with its tickets (``duplicate`` when this payment was
     recorded before and nothing changed), or ``refund_needed`` with the ``reason`` the money
-    must go back (``already_paid``, ``cancelled``, ``amount_mismatch``, ``seats_gone``)."""
+    must go back (``already_paid``, ``cancelled``, ``amount_mismatch``, ``seats_gone``,
+    ``limit_reached``: a late payment over a per-person limit, ``application_lapsed``)."""
 
     order_id: int
     state: str
@@ -241,9 +242,8 @@ def capture(conn: sa.Connection, order_id: int, amount: int, provider: str, refe
                                                     o.expires_at < now):
         # an application's place was given up when its payment lapsed: it is not taken back
         refusal = "application_lapsed"
-    if refusal is None and (o.state == "expired" or o.expires_at < now) \
-            and not _hold_again(conn, o, now):
-        refusal = "seats_gone"
+    if refusal is None and (o.state == "expired" or o.expires_at < now):
+        refusal = _hold_again(conn, o, now)
     if refusal is not None:
         return Captured(o.id, o.state, refund_needed=True, reason=refusal)
     savepoint = conn.begin_nested()
@@ -256,17 +256,18 @@ def capture(conn: sa.Connection, order_id: int, amount: int, provider: str, refe
     return Captured(o.id, "paid", issued)
 
 
-def _hold_again(conn: sa.Connection, o, now: datetime) -> bool:
-    """Whether a lapsed order still has (or gets back) everything it held: its seats, its
-    documents' places, its purchase counts and quotas. On False nothing is changed but the
-    order tidied (expired)."""
+def _hold_again(conn: sa.Connection, o, now: datetime) -> str | None:
+    """None when a lapsed order still has (or gets back) everything it held: its seats, its
+    documents' places, its purchase counts within the limits in force now and its quotas;
+    else why not (``seats_gone``, ``limit_reached``), nothing changed but the order tidied
+    (expired)."""
     lines = conn.execute(sa.select(order_lines).where(order_lines.c.order_id == o.id)).all()
     seats = [r.seat_id for r in lines if r.seat_id is not None]
     if o.state == "pending_payment":
         if o.session_id is None or held_by(conn, o.session_id, o.id) >= set(seats):
-            return True  # nobody has taken anything of it: it is paid as it stands
+            return None  # nobody has taken anything of it: it is paid as it stands
         expire_order(conn, o.id, now)
-        return False
+        return "seats_gone"
     savepoint = conn.begin_nested()
     try:
         if seats:
@@ -277,16 +278,40 @@ def _hold_again(conn: sa.Connection, o, now: datetime) -> bool:
         again = counts.Deltas()
         for r in lines:
             again.add_line(r.holds, +1)
-        limits = {tuple(k): 10**9 for r in lines for k in r.holds["counts"]}
-        if counts.write_deltas(conn, again, limits) is not None:
-            raise OrderError("order_not_pending", order_id=o.id, state=o.state)
+        short = counts.write_deltas(conn, again, _limits_now(conn, again.counts))
+        if short is not None:
+            savepoint.rollback()
+            return "limit_reached" if short.count is not None else "seats_gone"
         conn.execute(sa.update(orders).where(orders.c.id == o.id)
                      .values(state="pending_payment"))
     except (sa.exc.IntegrityError, InventoryError, OrderError):
         savepoint.rollback()
-        return False
+        return "seats_gone"
     savepoint.commit()
-    return True
+    return None
+
+
+def _limits_now(conn: sa.Connection, keys) -> dict[counts.Key, int]:
+    """The limits in force now of these purchase counts (``s:<session>`` / ``e:<event>`` ×
+    ``b:<buyer>`` / ``h:<holder>``): a lapsed order paid late is held to them again, as a new
+    order would be (a count whose limit was lifted is not limited)."""
+    ids = {"s": set(), "e": set()}
+    for scope, _party in keys:
+        ids[scope[0]].add(int(scope[2:]))
+    rows = {}
+    for kind, table in (("s", sessions), ("e", events)):
+        if ids[kind]:
+            for r in conn.execute(sa.select(table.c.id, table.c.buyer_limit,
+                                            table.c.holder_limit)
+                                  .where(table.c.id.in_(ids[kind]))):
+                rows[f"{kind}:{r.id}"] = r
+    out = {}
+    for scope, party in keys:
+        r = rows.get(scope)
+        limit = None if r is None else (r.buyer_limit if party.startswith("b:")
+                                        else r.holder_limit)
+        out[(scope, party)] = 10**9 if limit is None else limit
+    return out
 
 
 def _pay(conn: sa.Connection, o, provider: str, reference: str,

@@ -151,6 +151,27 @@ def test_a_late_payment_holds_again_what_is_still_free(hub):
     assert status(hub, made.seat_ids[0]).status == "sold" and used(hub, zone_quota) == 1
 
 
+def test_a_late_payment_is_held_to_the_buyers_limit_in_force(hub):
+    with hub.engine.begin() as conn:
+        edit_session(conn, hub.session, buyer_limit=1)
+    lapsed = order(hub, seat_line(hub, "A", "1", 3), buyer="u1")
+    later = order(hub, seat_line(hub, "A", "1", 4), buyer="u1", now=NOW + timedelta(minutes=20))
+    with hub.engine.begin() as conn:
+        late = capture(conn, lapsed.order_id, lapsed.total, "alipay", "a-late",
+                       NOW + timedelta(minutes=21))
+    assert late.refund_needed and late.reason == "limit_reached"
+    with hub.engine.connect() as conn:
+        assert payable(conn, lapsed.order_id).state == "expired"
+    assert status(hub, lapsed.seat_ids[0]).status != "sold"
+    with hub.engine.begin() as conn:  # the limit lifted: the next late payment is taken
+        edit_session(conn, hub.session, buyer_limit=2)
+        again = capture(conn, lapsed.order_id, lapsed.total, "alipay", "a-late-2",
+                        NOW + timedelta(minutes=22))
+        assert capture(conn, later.order_id, later.total, "alipay", "a-2",
+                       NOW + timedelta(minutes=22)).state == "paid"
+    assert again.state == "paid" and status(hub, lapsed.seat_ids[0]).status == "sold"
+
+
 def test_a_seat_is_priced_by_its_category(hub):
     refused("tier_not_for_seat", order, hub, seat_line(hub, "A", "1", 1, price_tier_id=hub.std))
     made = order(hub, seat_line(hub, "A", "1", 1, price_tier_id=hub.vip),
