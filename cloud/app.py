@@ -239,7 +239,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from cloud.ops import conflict_pages
     from cloud.ops import pages as ops_pages
     from cloud.payments import api as payments_api
-    from cloud.payments import booth_pages, order_pages, refund_api, refund_pages
+    from cloud.payments import booth_pages, order_pages, refund_api, refund_pages, session_pages
     from cloud.payments import order_api as order_payments_api
     from cloud.sales import api as sales_api
     from cloud.sales import flag_api, flag_pages, key_pages, order_api  # flags (issue 16 §4)
@@ -272,6 +272,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                      fleet_pages.allowlist_bp, key_pages.bp, staff_pages.bp, audit_pages.bp,
                      role_pages.bp, conflict_pages.bp, ops_pages.bp, ops_pages.wall_bp,
                      totp_pages.bp, booth_pages.bp, order_pages.bp, refund_pages.bp,
+                     session_pages.bp,  # a session edited, postponed or cancelled
                      identity_review_pages.bp,  # identity (issue 16 §2)
                      buyers_pages.bp,  # buyers (accounts)
                      *_messaging(app),  # messaging (issue 16)

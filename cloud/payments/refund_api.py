@@ -50,7 +50,8 @@ def _text(body: dict, name: str) -> str:
 
 def _policy_json(p) -> dict[str, Any]:
     return {"session_id": p.session_id, "refundable_until": to_iso(p.refundable_until),
-            "fee_kind": p.fee_kind, "fee_value": p.fee_value, "explicit": p.explicit}
+            "fee_kind": p.fee_kind, "fee_value": p.fee_value, "explicit": p.explicit,
+            "postponed": p.postponed}
 
 
 @bp.get("/sessions/<int:session_id>/refund-policy")

@@ -59,8 +59,8 @@ SUPERVISOR = "orders.approve_refund"
 def policy_page(session_id: int):
     with engine().connect() as conn:
         s = session_or_404(conn, session_id)
-        p = policy(conn, session_id)
-    return render_template("payments/refund_policy.html", s=s, p=p,
+        p, now = policy(conn, session_id, effective=False), policy(conn, session_id)
+    return render_template("payments/refund_policy.html", s=s, p=p, now=now,
                            until=form_local(p.refundable_until, s.timezone) if p.explicit
                            else "")
 

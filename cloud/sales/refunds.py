@@ -22,7 +22,7 @@ Nothing here imports Flask or the payments area (which sits above sales).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -88,6 +88,7 @@ class Policy:
     fee_kind: str                   # none | percent | fixed
     fee_value: int                  # percent, or fen per ticket
     explicit: bool                  # a row says so (else the default: in full until start)
+    postponed: bool = False         # the session moved: in full until its new start
 
     def fee(self, amount: int) -> int:
         """The fee kept of a ticket priced ``amount`` fen (never more than its price)."""
@@ -98,16 +99,26 @@ class Policy:
         return 0
 
 
-def policy(conn: sa.Connection, session_id: int) -> Policy:
-    s = conn.execute(sa.select(sessions.c.starts_at).where(sessions.c.id == session_id)).first()
+def policy(conn: sa.Connection, session_id: int, *, effective: bool = True) -> Policy:
+    """The session's refund policy as it applies now (``effective``): a postponed session's
+    buyers did not agree to its new time, so its tickets are refunded in full, with no fee,
+    until it starts (they keep them for the new time otherwise), whatever the policy set
+    says; ``effective=False`` gives the policy as set."""
+    s = conn.execute(sa.select(sessions.c.starts_at, sessions.c.state)
+                     .where(sessions.c.id == session_id)).first()
     if s is None:
         raise RefundError("bad_refund_policy")
     row = conn.execute(sa.select(refund_policies)
                        .where(refund_policies.c.session_id == session_id)).first()
     if row is None:
-        return Policy(session_id, s.starts_at, "none", 0, False)
-    return Policy(session_id, row.refundable_until or s.starts_at, row.fee_kind,
-                  row.fee_value, True)
+        p = Policy(session_id, s.starts_at, "none", 0, False)
+    else:
+        p = Policy(session_id, row.refundable_until or s.starts_at, row.fee_kind,
+                   row.fee_value, True)
+    if effective and s.state == "postponed":
+        return replace(p, refundable_until=max(p.refundable_until, s.starts_at),
+                       fee_kind="none", fee_value=0, postponed=True)
+    return p
 
 
 def set_policy(conn: sa.Connection, session_id: int, refundable_until: datetime | None,
@@ -121,7 +132,7 @@ def set_policy(conn: sa.Connection, session_id: int, refundable_until: datetime 
             or (fee_kind == "percent" and fee_value > 100)
             or (fee_kind == "none" and fee_value != 0)):
         raise RefundError("bad_refund_policy")
-    before = policy(conn, session_id)
+    before = policy(conn, session_id, effective=False)
     values = {"refundable_until": refundable_until, "fee_kind": fee_kind,
               "fee_value": fee_value, "updated_at": now, "updated_by": actor}
     if before.explicit:
@@ -133,7 +144,7 @@ def set_policy(conn: sa.Connection, session_id: int, refundable_until: datetime 
            _policy_audit(before) if before.explicit else None,
            {"refundable_until": to_iso(refundable_until) if refundable_until else None,
             "fee_kind": fee_kind, "fee_value": fee_value})
-    return policy(conn, session_id)
+    return policy(conn, session_id, effective=False)
 
 
 def _policy_audit(p: Policy) -> dict:
