@@ -72,6 +72,10 @@ class CustomerError(HubError):
         "holder_row_too_long": Code(422, "a holder's row has three columns: name, document "
                                          "type, document number"),
         "holder_document_repeated": Code(422, "this document is on an earlier row already"),
+        "holder_file_old_excel": Code(422, "an old Excel workbook (.xls), or one locked with a "
+                                           "password, cannot be read: save it as .xlsx or CSV"),
+        "holder_workbook_unreadable": Code(422, "the workbook cannot be read: it is damaged or "
+                                                "locked: save it again as .xlsx or CSV"),
     }
 
 

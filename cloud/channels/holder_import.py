@@ -2,11 +2,19 @@
 per good row, each naming its holder.
 
 - The file is CSV (UTF-8, with or without a byte-order mark, or GB18030 as a spreadsheet
-  saves it in China), one holder a row: name, document type, document number; a first row
-  of column names is skipped. A document type is its code (``resident_id``…) or its usual
-  name (身份证, 护照, passport…).
+  saves it in China) or an Excel workbook (.xlsx, known by its content, not its name: a ZIP
+  archive), one holder a row: name, document type, document number; a first row of column
+  names is skipped. A document type is its code (``resident_id``…) or its usual name
+  (身份证, 护照, passport…).
+- Of a workbook only the first worksheet is read, its cells as the sheet shows them (a whole
+  number as its digits, never ``1.1E+17``; text as typed). An old binary workbook (.xls, or
+  any Office file locked with a password) is refused (``holder_file_old_excel``), and so is
+  a workbook that cannot be read (``holder_workbook_unreadable``): whatever a file holds, it
+  is refused with a code naming ``file``, never raised as something else. Before the
+  workbook is opened its archive's unpacked size is checked against ``MAX_UNPACKED`` (a ZIP
+  bomb is refused unopened), and no more rows are read than an order may have holders.
 - Every row is checked before anything is stored, and every bad row is reported with its
-  number (the file's line), its field and a code (``holder_name_missing``,
+  number (the file's line, or the sheet's row), its field and a code (``holder_name_missing``,
   ``document_bad_check_digit``, ``holder_document_repeated``…) — never with the personal
   data itself. A file with bad rows books nothing unless the representative chooses to book
   the good rows only.
@@ -21,9 +29,12 @@ from __future__ import annotations
 import csv
 import io
 import re
+import zipfile
 from dataclasses import dataclass, replace
 from datetime import datetime
+from decimal import Decimal
 
+import openpyxl
 import sqlalchemy as sa
 
 from cloud.channels.customer_orders import MAX_SEATS, Booking, book
@@ -38,6 +49,14 @@ from cloud.sales.tables import order_lines
 from sync.identity import DOC_TYPES, DocumentError
 
 MAX_BYTES = 1_000_000
+# a workbook's parts together, unpacked: a holders list as Excel saves it is some 100 kB, but
+# the library's objects for its XML take up to ~120 times the XML's size
+MAX_UNPACKED = 2 * MAX_BYTES
+_ZIP = b"PK\x03\x04"  # an .xlsx is a ZIP archive
+_OLE = b"\xd0\xcf\x11\xe0"  # an .xls, or an Office file locked with a password
+# rows with content read from a sheet: column names and one row more than an order may have,
+# enough for the count below to refuse a longer sheet as it refuses a longer CSV file
+_SHEET_ROWS = MAX_SEATS + 2
 _FIELDS = ("name", "doc_type", "doc_number")
 _HEADER = {"name", "姓名", "holder", "持票人"}
 DOC_NAMES = {
@@ -86,17 +105,87 @@ class Imported:
     import_id: int | None = None
 
 
-def _decode(data: bytes) -> str:
+def _sized(data: bytes) -> bytes:
     if not isinstance(data, bytes | bytearray) or not data:
         raise CustomerError("bad_holder_file", problem="empty", field="file")
     if len(data) > MAX_BYTES:
         raise CustomerError("bad_holder_file", problem="too large", field="file")
+    return bytes(data)
+
+
+def _decode(data: bytes) -> str:
     for encoding in ("utf-8-sig", "gb18030"):
         try:
-            return bytes(data).decode(encoding)
+            return data.decode(encoding)
         except UnicodeDecodeError:
             continue
     raise CustomerError("bad_holder_file", problem="not text", field="file")  # pragma: no cover
+
+
+def _csv_rows(data: bytes) -> list[tuple[int, list[str]]]:
+    try:
+        return list(enumerate(csv.reader(io.StringIO(_decode(data), newline="")), start=1))
+    except csv.Error:
+        raise CustomerError("bad_holder_file", problem="not CSV", field="file") from None
+
+
+def cell_text(value: object, number_format: str | None = None) -> str:
+    """A cell as the sheet shows it: text as typed (stripped); a whole number as its digits
+    (a float as Excel keeps it, ``1.10101199003077E+17``, as ``110101199003077000``), padded
+    with zeros when its format is only zeros (``00000000``); other values as Python writes
+    them."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, bool):
+        return str(value).upper()
+    if isinstance(value, float) and value.is_integer():
+        value = int(Decimal(repr(value)))
+    if isinstance(value, int):
+        digits = str(value)
+        if number_format and set(number_format) == {"0"} and value >= 0:
+            digits = digits.zfill(len(number_format))
+        return digits
+    return str(value)
+
+
+def _unreadable() -> CustomerError:
+    return CustomerError("holder_workbook_unreadable", field="file")
+
+
+def _sheet_rows(data: bytes) -> list[tuple[int, list[str]]]:
+    """The rows with content of a workbook's first worksheet, with the sheet's row numbers.
+    The archive's declared sizes are summed before the workbook is opened; zipfile never
+    unpacks a part beyond its declared size (it fails the part instead)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            parts = archive.infolist()
+    except Exception as e:  # not a ZIP archive, or one zipfile cannot read (BadZipFile,
+        # NotImplementedError for a version or method it lacks…): the file's fault
+        raise _unreadable() from e
+    if sum(p.file_size for p in parts) > MAX_UNPACKED:
+        raise CustomerError("bad_holder_file", problem="too large", field="file")
+    if any(p.flag_bits & 0x1 for p in parts):  # a part encrypted with a password
+        raise _unreadable()
+    rows: list[tuple[int, list[str]]] = []
+    try:
+        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        try:
+            sheet = book.worksheets[0]
+            sheet.reset_dimensions()  # the rows as they are, not as far as the file says
+            for n, cells in enumerate(sheet.iter_rows(), start=1):
+                texts = [cell_text(c.value, getattr(c, "number_format", None)) for c in cells]
+                if any(texts):
+                    rows.append((n, texts))
+                    if len(rows) >= _SHEET_ROWS:
+                        break
+        finally:
+            book.close()
+    except Exception as e:  # whatever a damaged workbook makes its reader raise (the
+        # archive, the XML of a part, the library's own checks) is the file's fault
+        raise _unreadable() from e
+    return rows
 
 
 def doc_type_of(text: str) -> str | None:
@@ -129,13 +218,14 @@ def _row(n: int, cells: list[str]) -> tuple[str, str, str] | Refused:
 def read_holders(data: bytes) -> ReadFile:
     """Every row of the file checked: the good ones and the refused ones (a document given
     on two rows refuses the later one, ``holder_document_repeated``). ``bad_holder_file``
-    when it is no CSV, has no rows, or more than an order may have."""
-    try:
-        lines = list(csv.reader(io.StringIO(_decode(data), newline="")))
-    except csv.Error:
-        raise CustomerError("bad_holder_file", problem="not CSV", field="file") from None
+    when it is no CSV, has no rows, or more than an order may have; a workbook's own
+    refusals are ``holder_file_old_excel`` and ``holder_workbook_unreadable``."""
+    data = _sized(data)
+    if data.startswith(_OLE):
+        raise CustomerError("holder_file_old_excel", field="file")
+    lines = _sheet_rows(data) if data.startswith(_ZIP) else _csv_rows(data)
     good, refused, seen = [], [], {}
-    for n, cells in enumerate(lines, start=1):
+    for n, cells in lines:
         if not any(c.strip() for c in cells):
             continue
         if n == 1 and cells[0].strip().lower().lstrip("\ufeff") in _HEADER:

@@ -431,4 +431,6 @@ ERROR_WORDS = {
     "bad_holder_file": _l("The holders file cannot be read: %(problem)s."),
     "holder_row_too_long": _l("A holder's row has three columns: name, document type, document number."),
     "holder_document_repeated": _l("This document is on an earlier row already."),
+    "holder_file_old_excel": _l("An old Excel workbook (.xls), or one locked with a password, cannot be read: save it as .xlsx or CSV."),
+    "holder_workbook_unreadable": _l("The workbook cannot be read: it is damaged or locked. Save it again as .xlsx or CSV."),
 }

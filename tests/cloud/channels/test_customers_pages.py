@@ -1,13 +1,14 @@
 """The contract customers' pages on the test client, on both databases: the representatives'
 own site (its own sign-in, cookie and CSRF token; a representative sees its own customer's
-orders only), booking and booking from a holders file with the refused rows shown, and the
-staff's confirmation of an offline payment, which locks the order."""
+orders only), booking and booking from a holders file (CSV or .xlsx) with the refused rows
+shown, and the staff's confirmation of an offline payment, which locks the order."""
 
 from __future__ import annotations
 
 import io
 import re
 
+import openpyxl
 import pytest
 import sqlalchemy as sa
 
@@ -122,8 +123,17 @@ def test_a_holders_file_with_bad_rows_shows_every_refused_row_and_books_nothing(
         in page and "2 of 3 rows are refused" in page
     with hub.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(orders)).scalar() == 0
+    r = acme.post("/customer/import", data={**data, "file": (io.BytesIO(
+        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(600)), "staff.xls")},
+        content_type="multipart/form-data")
+    assert r.status_code == 422 and "save it as .xlsx or CSV" in text(r)
+    book = openpyxl.Workbook()  # the same rows as an Excel workbook
+    for row in bad.splitlines():
+        book.active.append(row.split(","))
+    xlsx = io.BytesIO()
+    book.save(xlsx)
     r = acme.post("/customer/import", data={**data, "good_only": "yes",
-                                            "file": (io.BytesIO(bad.encode()), "staff.csv")},
+                                            "file": (io.BytesIO(xlsx.getvalue()), "staff")},
                   content_type="multipart/form-data")
     assert r.status_code == 303, text(r)
     page = text(acme.get(r.headers["Location"]))
