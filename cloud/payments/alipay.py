@@ -171,6 +171,12 @@ class Alipay:
         return TradeStatus(TRADE_STATES.get(r.get("trade_status"), "pending"),
                            yuan_to_fen(total) if total else None, r.get("trade_no"))
 
+    def close(self, out_trade_no: str) -> None:
+        # only a trade waiting for the buyer closes (10000); any other (paid, closed already:
+        # ACQ.TRADE_STATUS_ERROR; never scanned: ACQ.TRADE_NOT_EXIST) is provider_refused,
+        # and the caller asks by query where it stands
+        self._call("alipay.trade.close", {"out_trade_no": out_trade_no})
+
     def refund(self, out_trade_no: str, out_refund_no: str, amount: int, total: int,
                reason: str, notify_url: str) -> RefundStatus:
         try:

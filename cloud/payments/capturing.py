@@ -19,7 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cloud.core.audit import SYSTEM
+from cloud.core.audit import SYSTEM, record
 from cloud.core.errors import HubError
 from cloud.core.jobs import enqueue
 from cloud.ledger.posting import Paid, post_payment, post_unplaced
@@ -29,7 +29,7 @@ from cloud.payments.followups import Followup, followups, reached
 from cloud.payments.providers import Provider
 from cloud.payments.refunds import ask_refund, open_refund, refund_and_payment
 from cloud.payments.tables import payments
-from cloud.payments.transitions import Outcome, move_refund
+from cloud.payments.transitions import Outcome, move_payment, move_refund
 from cloud.sales.orders import DELIVER_TICKETS_JOB, Captured, capture
 from cloud.sales.tables import orders
 
@@ -124,16 +124,53 @@ def send_apart(engine: sa.Engine, adapter: Provider, refund_id: int, now: dateti
         return move_refund(conn, r, status.state, status.provider_reference, now).state
 
 
+def close_apart(engine: sa.Engine, adapter: Provider, payment_id: int,
+                now: datetime) -> Outcome | None:
+    """Close at its provider an open payment its order can no longer take, with no transaction
+    open while the provider answers, so the buyer cannot pay it any more; then the payment is
+    ``closed`` (a success recorded meanwhile wins: states only move forward). A provider that
+    will not close it (the buyer paid meanwhile; closed already, for Alipay) is asked where it
+    stands, and that is applied as the follow-up's query is: money taken is placed (kept or
+    refunded), never lost. A provider that does not answer raises: asked again next round.
+    None when the payment was no longer open."""
+    with engine.connect() as conn:
+        row = payment_of(conn, adapter.name, payment_id)
+    if row.state not in ("created", "pending"):
+        return None
+    status = None
+    try:
+        adapter.close(row.out_trade_no)
+    except PaymentError as e:
+        if e.code != "provider_refused":
+            raise
+        log.info("payment %s: %s would not close it (%s); asking where it stands", row.id,
+                 adapter.name, e.params.get("detail"))
+        status = adapter.query(row.out_trade_no)
+    with engine.begin() as conn:
+        if status is None:
+            outcome = move_payment(conn, row, "closed", None, now)
+        else:
+            outcome = apply_trade_status(conn, row, status, now)
+            if outcome.newly_succeeded:
+                place(conn, outcome, now)
+        if outcome.changed and outcome.state == "closed":
+            record(conn, SYSTEM, "payment.closed", f"payment:{row.id}", {"state": row.state},
+                   {"state": "closed", "order_id": row.order_id,
+                    "out_trade_no": row.out_trade_no})
+    return outcome
+
+
 def follow_up(providers: Mapping[str, Provider], notify_url: NotifyUrl,
               limit: int = 50) -> Callable:
     """The worker's periodic follow-up (apart): payments whose notification never came are
-    asked of their provider (and placed when they succeeded), refunds not yet ended sent again
-    or asked about; each on its own, so one item's failure stops no other."""
+    asked of their provider (and placed when they succeeded), open payments whose order can no
+    longer take them closed at their provider (:func:`close_apart`), refunds not yet ended
+    sent again or asked about; each on its own, so one item's failure stops no other."""
     cursor = [(0, 0)]  # where this worker's next round starts (followups: round-robin)
 
     def task(engine: sa.Engine, now: datetime) -> int:
         with engine.connect() as conn:
-            items = followups(conn, now - FOLLOW_UP_AFTER, limit, cursor[0])
+            items = followups(conn, now - FOLLOW_UP_AFTER, limit, cursor[0], now)
         cursor[0] = reached(items, cursor[0])
         for item in items:
             adapter = providers.get(item.provider)
@@ -152,6 +189,9 @@ def _one(engine: sa.Engine, adapter: Provider, item: Followup, now: datetime,
          notify_url: NotifyUrl) -> None:
     if item.kind == "send_refund":
         send_apart(engine, adapter, item.id, now, notify_url(adapter.name))
+        return
+    if item.kind == "close_payment":
+        close_apart(engine, adapter, item.id, now)
         return
     with engine.connect() as conn:
         if item.kind == "settle_payment":

@@ -30,6 +30,9 @@ class OfflineProvider:
     def query(self, out_trade_no: str) -> TradeStatus:
         return TradeStatus("succeeded", None, f"booth-{out_trade_no}")
 
+    def close(self, out_trade_no: str) -> None:
+        """Nothing to close: an offline payment is never left open to be paid later."""
+
     def refund(self, out_trade_no: str, out_refund_no: str, amount: int, total: int,
                reason: str, notify_url: str) -> RefundStatus:
         return RefundStatus("succeeded", f"booth-{out_refund_no}")

@@ -91,6 +91,12 @@ class Provider(Protocol):
     def query(self, out_trade_no: str) -> TradeStatus:
         """Ask the provider where a payment stands."""
 
+    def close(self, out_trade_no: str) -> None:
+        """Close an unpaid trade so that it can no longer be paid; a trade closed already is
+        closed. A trade the provider will not close (it was paid meanwhile, or the provider
+        names another reason) raises ``provider_refused``: the caller asks where it stands
+        (:meth:`query`) and applies that, so money taken meanwhile is never lost."""
+
     def refund(self, out_trade_no: str, out_refund_no: str, amount: int, total: int,
                reason: str, notify_url: str) -> RefundStatus:
         """Ask for a refund; repeating the same ``out_refund_no`` refunds once."""

@@ -169,7 +169,8 @@ class Sandbox:
             self.requests.append(entry)
 
     def pay(self, out_trade_no: str, result: str) -> Trade:
-        """The buyer's choice on the pay page: ``pay`` or ``fail``."""
+        """The buyer's choice on the pay page: ``pay`` or ``fail``. A trade no longer waiting
+        (paid, failed, or closed by the merchant) is left as it is: nothing more is paid."""
         with self.lock:
             trade = self.trades[out_trade_no]
             if trade.state != "NOTPAY":

@@ -4,7 +4,8 @@ tests use to inject faults and to wait for what the sandbox did:
 
 - ``POST /_sandbox/faults`` ``{"faults": [...], "out_trade_no": optional}``: for that trade,
   or the next one opened (``cloud/payments/sandbox.py`` ``FAULTS``);
-- ``POST /_sandbox/pay/<out_trade_no>`` ``{"result": "pay"|"fail"}``: the buyer's click;
+- ``POST /_sandbox/pay/<out_trade_no>`` ``{"result": "pay"|"fail"}``: the buyer's click
+  (answers the trade's state: a trade no longer waiting, a closed one too, is left as it is);
 - ``POST /_sandbox/forget``: forget every trade and refund (statements list only later ones);
 - ``POST /_sandbox/release``: answer the calls held by ``timeout_after_commit``;
 - ``GET /_sandbox/requests``: every call the hub made (trade and refund numbers, amounts as
@@ -65,10 +66,13 @@ def create_sandbox_app(sb: Sandbox) -> Flask:
     @app.route("/pay/<out_trade_no>", methods=["GET", "POST"])
     def pay_page(out_trade_no: str):
         trade = sb.trades.get(out_trade_no) or abort(404)
+        status = 200
         if request.method == "POST":
             trade = sb.pay(out_trade_no, "pay" if request.form.get("result") == "pay" else "fail")
+            # a trade the merchant closed cannot be paid: the click is refused
+            status = 409 if trade.state == "CLOSED" else 200
         return render_template("payments/sandbox_pay.html", trade=trade,
-                               yuan=f"{trade.amount // 100}.{trade.amount % 100:02d}")
+                               yuan=f"{trade.amount // 100}.{trade.amount % 100:02d}"), status
 
     _control(app, sb)
     return app

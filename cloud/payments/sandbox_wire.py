@@ -1,9 +1,10 @@
 """The sandbox's provider APIs as the hub calls them: WeChat Pay v3's Native prepay, query,
-refund, refund query and trade bill, and Alipay's gateway methods (precreate, query, refund,
-refund query, bill address). Each takes the request as it came and gives an :class:`Answer`
-in the provider's format: WeChat answers signed with the platform key (a bill's download is
-not), Alipay's signed over the ``*_response`` text; a request the merchant did not sign is
-refused (401 ``SIGN_ERROR``; ``40002``). The statements are ``sandbox_bills.py``.
+close, refund, refund query and trade bill, and Alipay's gateway methods (precreate, query,
+close, refund, refund query, bill address). Each takes the request as it came and gives an
+:class:`Answer` in the provider's format: WeChat answers signed with the platform key (a
+bill's download is not), Alipay's signed over the ``*_response`` text; a request the merchant
+did not sign is refused (401 ``SIGN_ERROR``; ``40002``). The statements are
+``sandbox_bills.py``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from cloud.payments import sandbox_signing as sig
 from cloud.payments.sandbox import Answer, Refund, Sandbox, Trade
 
 REFUND_DELAY = 60.0     # seconds (scaled) from a refund's request to its end
+TRADE_PATH = "/v3/pay/transactions/out-trade-no/"
 
 
 def _wx(sb: Sandbox, status: int, content: dict) -> Answer:
@@ -47,18 +49,22 @@ def wechat(sb: Sandbox, method: str, path: str, target: str, headers: Mapping[st
            body: bytes, query: Mapping[str, str]) -> Answer:
     signed = wechat_signed_by_hub(sb, method, target, headers, body)
     payload = json.loads(body) if body else {}
+    no = payload.get("out_trade_no")
+    if path.startswith(TRADE_PATH):    # a query or a close names the trade in its path
+        no = path[len(TRADE_PATH):].removesuffix("/close")
     sb.log_request(provider="wechat", api=f"{method} {path}", signed=signed,
-                   out_trade_no=payload.get("out_trade_no"),
-                   out_refund_no=payload.get("out_refund_no"),
+                   out_trade_no=no, out_refund_no=payload.get("out_refund_no"),
                    amount=payload.get("amount"))
     if not signed:
         return _wx_error(401, "SIGN_ERROR", "签名错误")
-    if sb._take_fault(sb.trades.get(payload.get("out_trade_no", "")), "server_error"):
+    if sb._take_fault(sb.trades.get(no or ""), "server_error"):
         return _wx_error(500, "SYSTEM_ERROR", "系统错误")
     if method == "POST" and path == "/v3/pay/transactions/native":
         return _wechat_native(sb, payload)
-    if method == "GET" and path.startswith("/v3/pay/transactions/out-trade-no/"):
-        trade = sb.trades.get(path.rsplit("/", 1)[1])
+    if method == "POST" and path.startswith(TRADE_PATH) and path.endswith("/close"):
+        return _wechat_close(sb, no, payload)
+    if method == "GET" and path.startswith(TRADE_PATH):
+        trade = sb.trades.get(no)
         if trade is None or trade.provider != "wechat":
             return _wx_error(404, "ORDER_NOT_EXIST", "订单不存在")
         return _wx(sb, 200, {"mchid": trade.merchant["mchid"], "appid": trade.merchant["appid"],
@@ -106,6 +112,25 @@ def _wechat_native(sb: Sandbox, p: dict) -> Answer:
     answer = _wx(sb, 200, {"code_url": f"{sb.base_url}/pay/{no}"})
     answer.hold = sb._take_fault(trade, "timeout_after_commit")
     return answer
+
+
+def _wechat_close(sb: Sandbox, no: str, p: dict) -> Answer:
+    """Close an unpaid trade: 204, and it can no longer be paid; closed already: 400
+    ``ORDER_CLOSED``; paid: refused (403 ``TRADE_ERROR``: v3 names no code of its own)."""
+    if p.get("mchid") != sb.merchant["wechat_mchid"]:
+        return _wx_error(400, "PARAM_ERROR", "参数错误")
+    with sb.lock:
+        trade = sb.trades.get(no)
+        if trade is None or trade.provider != "wechat":
+            return _wx_error(404, "ORDER_NOT_EXIST", "订单不存在")
+        if trade.state == "SUCCESS":
+            return _wx_error(403, "TRADE_ERROR", "订单已支付")
+        if trade.state == "CLOSED":
+            return _wx_error(400, "ORDER_CLOSED", "订单已关闭")
+        trade.state = "CLOSED"      # waiting, or failed (a failed trade is closed to end it)
+    headers = sig.wechat_headers(sb.platform, sb.platform_key_id, b"",
+                                 int(datetime.now(UTC).timestamp()))
+    return Answer(204, b"", headers)
 
 
 def _refund_json(r: Refund) -> dict:
@@ -207,6 +232,8 @@ def alipay(sb: Sandbox, params: dict[str, str]) -> Answer:
                                  "out_trade_no": trade.out_trade_no,
                                  "trade_status": ALIPAY_STATES[trade.state],
                                  "total_amount": sig.yuan(trade.amount)})
+    if method == "alipay.trade.close":
+        return _alipay_close(sb, method, trade)
     if method == "alipay.trade.refund":
         return _alipay_refund(sb, method, trade, biz, params.get("notify_url", ""))
     if method == "alipay.trade.fastpay.refund.query":
@@ -239,6 +266,17 @@ def _alipay_precreate(sb: Sandbox, method: str, biz: dict, notify_url: str) -> A
                                "qr_code": f"{sb.base_url}/pay/{no}"})
     answer.hold = sb._take_fault(trade, "timeout_after_commit")
     return answer
+
+
+def _alipay_close(sb: Sandbox, method: str, trade: Trade) -> Answer:
+    """Only a trade waiting for the buyer closes; a paid or closed one is
+    ``ACQ.TRADE_STATUS_ERROR`` (an unknown one was ``ACQ.TRADE_NOT_EXIST`` already)."""
+    with sb.lock:
+        if trade.state != "NOTPAY":
+            return _ali_fail(sb, method, "40004", "ACQ.TRADE_STATUS_ERROR")
+        trade.state = "CLOSED"
+    return _ali(sb, method, {"code": "10000", "msg": "Success", "trade_no": trade.reference,
+                             "out_trade_no": trade.out_trade_no})
 
 
 def _alipay_refund(sb: Sandbox, method: str, trade: Trade, biz: dict,

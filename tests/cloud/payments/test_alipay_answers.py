@@ -5,6 +5,8 @@ failed (which would free its amount for another refund of the same money)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from cloud.payments import sandbox_signing as signer
@@ -14,6 +16,7 @@ from cloud.payments.settings import make_providers, payment_settings
 from cloud.payments.transport import Answer
 
 REFUND = "alipay.trade.refund"
+CLOSE = "alipay.trade.close"
 
 
 def _answer_with(monkeypatch, status: int, body: str) -> None:
@@ -47,3 +50,23 @@ def test_a_signed_try_again_is_asked_again_and_a_signed_no_ends_the_refund(
     except PaymentError as e:
         got = e.code
     assert got == expected
+
+
+def test_a_close_is_signed_for_its_trade_and_only_a_signed_success_closes(provider_side,
+                                                                          monkeypatch):
+    from urllib.parse import parse_qsl
+
+    alipay = make_providers(payment_settings(provider_side.settings, {}))["alipay"]
+    sent = []
+    answers = [{"code": "10000", "msg": "Success", "out_trade_no": "T1"},
+               {"code": "40004", "msg": "Business Failed", "sub_code": "ACQ.TRADE_STATUS_ERROR"}]
+    monkeypatch.setattr(transport, "send", lambda *a, **k: (sent.append(k["body"]), Answer(
+        200, {}, signer.alipay_answer(provider_side.alipay, CLOSE, answers.pop(0)).encode()))[1])
+    assert alipay.close("T1") is None
+    params = dict(parse_qsl(sent[0].decode()))
+    assert (params["method"], json.loads(params["biz_content"])) == (CLOSE, {"out_trade_no": "T1"})
+    assert signer.alipay_request_ok(alipay.s.private_key.public_key(), params)
+    with pytest.raises(PaymentError) as e:   # paid (or closed already): asked by query next
+        alipay.close("T1")
+    assert (e.value.code, e.value.params["detail"]) == ("provider_refused",
+                                                        "40004 ACQ.TRADE_STATUS_ERROR")

@@ -317,6 +317,7 @@ def test_follow_ups_go_round_every_open_payment_however_many_stay_open(engine):
 
 def test_open_payments_and_unended_refunds_are_listed_for_follow_up(engine):
     from cloud.payments.followups import Followup, followups
+    from cloud.sales.tables import orders
 
     pending = _payment(engine, "wechat")
     _payment(engine, "alipay", state="succeeded", trade="T0002")
@@ -327,8 +328,24 @@ def test_open_payments_and_unended_refunds_are_listed_for_follow_up(engine):
             payment_id=paid, out_refund_no=f"R{n}", amount=100, state=state, created_at=NOW)
             .returning(payment_refunds.c.id)).scalar_one()
             for n, state in enumerate(("requested", "processing", "succeeded", "failed"))]
+        # open payments of orders of every kind: waiting in time, lapsed (not yet tidied),
+        # cancelled, and paid by another payment; the last three can take no money any more
+        order_ids = [conn.execute(sa.insert(orders).values(
+            number=f"W{n}", actor="clerk", state=state, total=8_800, kind=kind,
+            expires_at=NOW + timedelta(seconds=30 - 60 * (n == 1)), created_at=NOW)
+            .returning(orders.c.id)).scalar_one() for n, (state, kind) in enumerate(
+            (("pending_payment", "sale"), ("pending_payment", "presale"),
+             ("cancelled", "topup"), ("paid", "sale")))]
+        opened = [conn.execute(sa.insert(payments).values(
+            order_id=order_id, provider="wechat", out_trade_no=f"T1{n}", amount=8_800,
+            state="created" if n == 2 else "pending", created_at=NOW)
+            .returning(payments.c.id)).scalar_one() for n, order_id in enumerate(order_ids)]
     with engine.connect() as conn:
-        assert followups(conn, NOW) == []
-        assert followups(conn, NOW + timedelta(minutes=1)) == [
+        # closed at once, however young: the buyer must not pay them meanwhile
+        assert followups(conn, NOW, now=NOW) == [
+            Followup("close_payment", p, "wechat") for p in opened[1:]]
+        assert followups(conn, NOW + timedelta(minutes=1), now=NOW) == [
             Followup("settle_payment", pending, "wechat"),
+            Followup("settle_payment", opened[0], "wechat"),
+            *[Followup("close_payment", p, "wechat") for p in opened[1:]],
             Followup("send_refund", ids[0], "alipay"), Followup("settle_refund", ids[1], "alipay")]

@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cloud.payments import sandbox_signing as sandbox
+from cloud.payments import transport
 from cloud.payments.alipay import (
     Alipay,
     AlipaySettings,
@@ -24,6 +25,7 @@ from cloud.payments.alipay import (
 )
 from cloud.payments.errors import PaymentError
 from cloud.payments.money import fen_to_yuan, yuan_to_fen
+from cloud.payments.transport import Answer
 from cloud.payments.wechat import (
     WeChatPay,
     WeChatSettings,
@@ -212,3 +214,26 @@ def test_the_response_text_is_found_exactly_whatever_it_holds(content, ascii_onl
     text = json.dumps(content, ensure_ascii=ascii_only)
     raw = '{"alipay_trade_query_response":' + text + ',"sign":"x"}'
     assert response_text(raw, "alipay_trade_query_response") == text
+
+
+def test_a_wechat_close_is_a_signed_post_naming_the_merchant_and_closed_already_is_closed(
+        monkeypatch):
+    sent, answers = [], [Answer(204, {}, b""),
+                         Answer(400, {}, b'{"code":"ORDER_CLOSED","message":"closed"}'),
+                         Answer(403, {}, b'{"code":"TRADE_ERROR","message":"paid"}'),
+                         Answer(404, {}, b'{"code":"ORDER_NOT_EXIST","message":"none"}')]
+    monkeypatch.setattr(transport, "send", lambda provider, method, url, **kw: (
+        sent.append((method, url, kw["headers"], kw["body"])), answers.pop(0))[1])
+    adapter = _wechat()
+    assert adapter.close("T1") is None and adapter.close("T1") is None
+    method, url, headers, body = sent[0]
+    path = "/v3/pay/transactions/out-trade-no/T1/close"
+    assert (method, url, json.loads(body)) == ("POST", "http://127.0.0.1:9" + path,
+                                               {"mchid": "1900000001"})
+    fields = sandbox.wechat_authorization(headers["Authorization"])
+    assert sandbox.wechat_request_ok(KEY.public_key(), "POST", path, body, fields)
+    # paid meanwhile, or unknown: refused, so the caller asks where the trade stands
+    for detail in ("403 TRADE_ERROR", "404 ORDER_NOT_EXIST"):
+        with pytest.raises(PaymentError) as e:
+            adapter.close("T1")
+        assert (e.value.code, e.value.params["detail"]) == ("provider_refused", detail)
