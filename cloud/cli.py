@@ -276,6 +276,8 @@ def worker_tasks():
     buyers_tasks(tasks, os.environ)  # buyers (issue 16): verification, delivery, photos
     from cloud.lottery.refunding import register_tasks as lottery_tasks
     lottery_tasks(tasks, providers, notify)  # presale lottery (issue 18): losers' refunds
+    from cloud.lottery.cancelling import register_tasks as cancelled_presale_tasks
+    cancelled_presale_tasks(tasks)  # presales of cancelled sessions: given up and refunded
     from cloud.payments.statement_import import register_tasks as statement_tasks
     statement_tasks(tasks, providers)  # the ledger (issue 19): providers' daily statements
     from cloud.ledger.settlement import daily_settlement

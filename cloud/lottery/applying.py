@@ -27,7 +27,7 @@ from cloud.buyers.own_identity import own_holder
 from cloud.core.audit import record
 from cloud.core.seal import keyring_for
 from cloud.lottery.errors import LotteryError
-from cloud.lottery.presales import lots, presale
+from cloud.lottery.presales import check_session, lots, presale
 from cloud.lottery.tables import (
     presale_applications,
     presale_counts,
@@ -81,10 +81,18 @@ def _lapsed() -> sa.ColumnElement[bool]:
 def void_application(conn: sa.Connection, application_id: int, reason: str) -> bool:
     """An application never paid gives back its holders' places and its count; True when it
     was still ``applied`` (a second voider changes nothing)."""
+    return give_up(conn, application_id, "void", reason, ("applied",))
+
+
+def give_up(conn: sa.Connection, application_id: int, state: str, reason: str,
+            from_states: tuple[str, ...]) -> bool:
+    """An application leaves the presale for ``state`` (``void``, or ``refused`` to be
+    refunded) and gives back its holders' places and its count; True when it was in one of
+    ``from_states`` (a second caller changes nothing)."""
     a = conn.execute(sa.update(presale_applications).where(
         presale_applications.c.id == application_id,
-        presale_applications.c.state == "applied")
-        .values(state="void", reason=reason[:80]).returning(
+        presale_applications.c.state.in_(from_states))
+        .values(state=state, reason=reason[:80]).returning(
         presale_applications.c.presale_id, presale_applications.c.buyer,
         presale_applications.c.quantity)).first()
     if a is None:
@@ -142,6 +150,7 @@ def _check_open(p, lot_id: int, channel: str, now: datetime, conn: sa.Connection
     lot = next((x for x in lots(conn, p.id) if x.id == lot_id), None)
     if lot is None:
         raise LotteryError("unknown_lot", lot_id=lot_id, field="lot_id")
+    check_session(conn, lot.session_id)
     return lot
 
 

@@ -26,7 +26,7 @@ from cloud.inventory.tables import session_seats
 from cloud.lottery import assign
 from cloud.lottery.drawing import customer_of, release_kept
 from cloud.lottery.errors import LotteryError
-from cloud.lottery.presales import lots, move, presale
+from cloud.lottery.presales import check_session, lots, move, presale, session_cancelled
 from cloud.lottery.tables import presale_applications, presale_holders
 from cloud.sales.orders import DELIVER_TICKETS_JOB
 from cloud.sales.seating import SeatedLine, seat_order
@@ -48,6 +48,7 @@ def _lot_of(conn: sa.Connection, presale_id: int, lot_id: int):
 def _seat(conn: sa.Connection, p, app, lot, seat_ids: list[int], now: datetime,
           actor: str) -> None:
     """Give an application's order these seats and its tickets (one per holder, in order)."""
+    check_session(conn, lot.session_id, lock=True, field="number")
     if not conn.execute(sa.update(presale_applications).where(
             presale_applications.c.id == app.id, presale_applications.c.state == "won")
             .values(state="seated")).rowcount:
@@ -135,6 +136,8 @@ def assign_rest(conn: sa.Connection, presale_id: int, actor: str, now: datetime 
                            field="presale_id")
     seated = 0
     for lot in lots(conn, presale_id):
+        if session_cancelled(conn, lot.session_id, lock=True):
+            continue  # its winners are given up and refunded (cloud/lottery/cancelling.py)
         apps = conn.execute(sa.select(presale_applications).where(
             presale_applications.c.lot_id == lot.id, presale_applications.c.state == "won")
             .order_by(presale_applications.c.rank, presale_applications.c.id)).all()

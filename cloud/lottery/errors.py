@@ -43,4 +43,6 @@ class LotteryError(HubError):
         "not_enough_seats": Code(409, "lot %(lot_id)s has %(wanted)s tickets to seat but only "
                                       "%(free)s free seats of its tier"),
         "choice_still_open": Code(409, "winners may choose seats until %(closes)s"),
+        "lot_session_cancelled": Code(409, "session %(session_id)s of this lot is cancelled: "
+                                           "it takes no applications and gives no seats"),
     }

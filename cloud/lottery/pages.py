@@ -23,7 +23,7 @@ from cloud.catalog.tables import events, price_tiers, sessions
 from cloud.core.audit import record
 from cloud.core.errors import HubError
 from cloud.core.jobs import enqueue
-from cloud.lottery import choosing, drawing, freezing, presales, refunding, views
+from cloud.lottery import cancelling, choosing, drawing, freezing, presales, refunding, views
 from cloud.lottery.errors import LotteryError
 from cloud.lottery.tables import presales as presales_table
 from cloud.staff.tables import staff
@@ -187,11 +187,13 @@ def detail(presale_id: int):
         lots = presales.lots(conn, presale_id)
         counts = views.lot_counts(conn, presale_id)
         progress = refunding.progress(conn, presale_id)
+        cancelled = cancelling.cancelled_progress(conn, presale_id)
         choices = _tier_choices(conn, p.event_id) if p.state == "draft" else []
         who = _who(conn, p)
     now = utcnow()
     return render_template("lottery/detail.html", p=p, event=event, lots=lots, counts=counts,
-                           progress=progress, choices=choices, now=now, me=actor(), who=who,
+                           progress=progress, cancelled=cancelled, choices=choices, now=now,
+                           me=actor(), who=who,
                            seed_names=", ".join(who.get(a.strip(), a.strip()) for a in
                                                 (p.seed_by or "").split(",") if a.strip()),
                            may_draw=can(DRAW), closed=now >= p.closes_at,
@@ -333,16 +335,21 @@ def assign(presale_id: int):
 @bp.post("/<int:presale_id>/refunds")
 @permission(MANAGE)
 def refunds(presale_id: int):
+    """Those not drawn (once drawn), or with ``cancelled=1`` the applications of cancelled
+    sessions, refunded by the worker."""
+    only_cancelled = request.form.get("cancelled") == "1"
+
     def step(conn):
-        p = presales.presale(conn, presale_id)
-        if p.state not in ("drawn", "assigned"):
-            raise LotteryError("presale_state", state=p.state, action="refunds",
-                               needs="drawn", field="presale_id")
-        job = enqueue(conn, refunding.REFUND_JOB, {"presale_id": presale_id})
+        refunding.refund_scope(conn, presale_id, only_cancelled)
+        payload = {"presale_id": presale_id, **({"cancelled": True} if only_cancelled else {})}
+        job = enqueue(conn, refunding.REFUND_JOB, payload)
         record(conn, actor(), "presale.refunds_started", f"presale:{presale_id}", None,
-               {"job": job})
-    return _act(presale_id, _("The refunds are started: the worker refunds those not drawn in "
-                              "batches; the progress shows here."), step)
+               {"job": job, "cancelled": only_cancelled})
+    done = _("The refunds are started: the worker refunds the applications of the cancelled "
+             "sessions in batches; the progress shows here.") if only_cancelled else _(
+        "The refunds are started: the worker refunds those not drawn in batches; the progress "
+        "shows here.")
+    return _act(presale_id, done, step)
 
 
 # -- the files --------------------------------------------------------------------------------

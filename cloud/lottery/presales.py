@@ -142,6 +142,31 @@ def lots(conn: sa.Connection, presale_id: int) -> list[Lot]:
         .where(presale_lots.c.presale_id == presale_id).order_by(presale_lots.c.id))]
 
 
+def cancelled_lots(conn: sa.Connection, presale_id: int) -> list[int]:
+    """The presale's lots whose session is cancelled (their applications are given up and
+    refunded: cloud/lottery/cancelling.py)."""
+    return list(conn.execute(sa.select(presale_lots.c.id).join(
+        sessions, sessions.c.id == presale_lots.c.session_id).where(
+        presale_lots.c.presale_id == presale_id, sessions.c.state == "cancelled")
+        .order_by(presale_lots.c.id)).scalars())
+
+
+def session_cancelled(conn: sa.Connection, session_id: int, *, lock: bool = False) -> bool:
+    """Whether the session is cancelled. With ``lock`` its row is read ``FOR SHARE``, so a
+    cancellation waits for this transaction: the session's bulk refund (which the
+    cancellation starts) then finds the tickets it issues, and nothing is seated once the
+    session is cancelled."""
+    q = sa.select(sessions.c.state).where(sessions.c.id == session_id)
+    return conn.execute(q.with_for_update(read=True) if lock else q).scalar() == "cancelled"
+
+
+def check_session(conn: sa.Connection, session_id: int, *, lock: bool = False,
+                  field: str = "lot_id") -> None:
+    """Refuse a lot of a cancelled session (``lot_session_cancelled``, naming ``field``)."""
+    if session_cancelled(conn, session_id, lock=lock):
+        raise LotteryError("lot_session_cancelled", session_id=session_id, field=field)
+
+
 def move(conn: sa.Connection, presale_id: int, from_state: str, to_state: str, actor: str,
          action: str, **values) -> None:
     """Move the presale from ``from_state`` (else ``presale_state``), audited."""

@@ -2,9 +2,10 @@
 from, each refund confirmed by the provider's own notification.
 
 A batch opens refunds for the next applications ``lost`` (not drawn) or ``refused`` (failed
-the freeze's check) in one transaction — each application moves to ``refunding`` with its
-refund, numbered from the application so that a batch run again finds the same refund and the
-provider refunds once — then asks the provider for each with no transaction open
+the freeze's check, or given up because their session was cancelled:
+cloud/lottery/cancelling.py) in one transaction — each application moves to ``refunding``
+with its refund, numbered from the application so that a batch run again finds the same
+refund and the provider refunds once — then asks the provider for each with no transaction open
 (cloud/payments/capturing.py ``send_apart``). A refund not answered is asked again by the
 payments area's follow-up. :func:`settle` moves an application to ``refunded`` (and its order)
 once the provider confirmed; a refund the provider refused puts it back in line for another.
@@ -14,7 +15,7 @@ Run again after a stop, it does only what is left.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,6 +26,7 @@ import sqlalchemy as sa
 from cloud.core.audit import SYSTEM, record
 from cloud.core.errors import HubError
 from cloud.lottery.errors import LotteryError
+from cloud.lottery.presales import cancelled_lots
 from cloud.lottery.tables import presale_applications, presales
 from cloud.payments.capturing import send_apart
 from cloud.payments.providers import Provider
@@ -53,17 +55,21 @@ class Report:
                 "failures": [list(f) for f in self.failures]}
 
 
-def progress(conn: sa.Connection, presale_id: int) -> dict[str, int]:
-    """How far the refunds are: waiting to be asked, asked, confirmed (refunded). A refund
-    the provider's notification confirmed counts as refunded at once, before :func:`settle`
-    (a periodic task) moves its application."""
+def progress(conn: sa.Connection, presale_id: int,
+             lots: Sequence[int] | None = None) -> dict[str, int]:
+    """How far the refunds are (of these lots only, when named): waiting to be asked, asked,
+    confirmed (refunded). A refund the provider's notification confirmed counts as refunded
+    at once, before :func:`settle` (a periodic task) moves its application."""
     a = presale_applications.c
+    where = [a.presale_id == presale_id,
+             a.state.in_(("lost", "refused", "refunding", "refunded"))]
+    if lots is not None:
+        where.append(a.lot_id.in_(lots))
     shown = sa.case((sa.and_(a.state == "refunding", payment_refunds.c.state == "succeeded"),
                      "refunded"), else_=a.state)
     rows = dict(conn.execute(sa.select(shown, sa.func.count()).select_from(
         presale_applications.outerjoin(payment_refunds, payment_refunds.c.id == a.refund_id))
-        .where(a.presale_id == presale_id, a.state.in_(("lost", "refused", "refunding",
-                                                        "refunded"))).group_by(shown)).all())
+        .where(*where).group_by(shown)).all())
     waiting = rows.get("lost", 0) + rows.get("refused", 0)
     return {"waiting": waiting, "asked": rows.get("refunding", 0),
             "refunded": rows.get("refunded", 0),
@@ -78,18 +84,37 @@ def _refund_number(conn: sa.Connection, number: str) -> str:
     return f"L{number}" + (f"R{tried + 1}" if tried else "")
 
 
+def refund_scope(conn: sa.Connection, presale_id: int,
+                 cancelled_only: bool = False) -> tuple[int, ...] | None:
+    """The lots whose applications ``lost`` or ``refused`` may be refunded now: every lot
+    (``None``) once the presale is drawn; before that, or when ``cancelled_only``, those of
+    cancelled sessions. A presale not drawn with no cancelled session refunds nothing yet
+    (``presale_state``)."""
+    state = conn.execute(sa.select(presales.c.state).where(
+        presales.c.id == presale_id)).scalar()
+    if state in ("drawn", "assigned") and not cancelled_only:
+        return None
+    cancelled = tuple(cancelled_lots(conn, presale_id)) if state is not None else ()
+    if not cancelled and not cancelled_only:
+        raise LotteryError("presale_state", state=state or "unknown", action="refunds",
+                           needs="drawn", field="presale_id")
+    return cancelled
+
+
 def open_batch(conn: sa.Connection, presale_id: int, limit: int, now: datetime,
-               skip: frozenset[str] = frozenset()
+               skip: frozenset[str] = frozenset(), lots: Sequence[int] | None = None
                ) -> tuple[list[tuple[str, int]], list[tuple[str, str]]]:
-    """Open refunds for the next applications to refund (but those in ``skip``, which could
-    not be opened earlier in this run): (provider, refund id) for each, and (application,
-    code) for those that could not be opened."""
+    """Open refunds for the next applications to refund (of these lots only, when named;
+    but those in ``skip``, which could not be opened earlier in this run): (provider, refund
+    id) for each, and (application, code) for those that could not be opened."""
     a = presale_applications.c
     q = sa.select(a.id, a.number, a.amount, orders.c.payment_provider,
                   orders.c.payment_reference).join(orders, orders.c.id == a.order_id).where(
         a.presale_id == presale_id, a.state.in_(("lost", "refused"))).order_by(a.id)
     if skip:
         q = q.where(a.number.not_in(sorted(skip)))
+    if lots is not None:
+        q = q.where(a.lot_id.in_(lots))
     if conn.dialect.name == "postgresql":
         q = q.with_for_update(of=presale_applications, skip_locked=True)
     opened, failed = [], []
@@ -161,22 +186,23 @@ def _ask_all(engine: sa.Engine, providers: Mapping[str, Provider],
 def refund_losers(engine: sa.Engine, presale_id: int, providers: Mapping[str, Provider],
                   notify_url: Callable[[str], str], now: datetime | None = None,
                   batch: int = BATCH,
-                  after_batch: Callable[[Report], None] | None = None) -> Report:
-    """Refund every application not drawn (or refused), batch after batch."""
+                  after_batch: Callable[[Report], None] | None = None,
+                  cancelled_only: bool = False) -> Report:
+    """Refund every application not drawn (or refused), batch after batch: of every lot once
+    the presale is drawn, else (or when ``cancelled_only``) of the lots of cancelled sessions
+    (:func:`refund_scope`)."""
     now = now or utcnow()
     report = Report()
     with engine.connect() as conn:
-        state = conn.execute(sa.select(presales.c.state).where(
-            presales.c.id == presale_id)).scalar()
-    if state not in ("drawn", "assigned"):
-        raise LotteryError("presale_state", state=state or "unknown", action="refunds",
-                           needs="drawn", field="presale_id")
+        lots = refund_scope(conn, presale_id, cancelled_only)
+    if lots == ():
+        return report
     while True:
         # one that could not be opened is not asked again in this run: it would take a place
         # in every batch, and a batch of only those would end the run before the rest
         with engine.begin() as conn:
             opened, failed = open_batch(conn, presale_id, batch, now,
-                                        frozenset(n for n, _ in report.failures))
+                                        frozenset(n for n, _ in report.failures), lots)
         report.failures.extend(failed)
         if not opened and not failed:
             break
@@ -195,7 +221,8 @@ def refund_handler(providers: Mapping[str, Provider],
     """The worker's handler of :data:`REFUND_JOB` (apart: batches are their own
     transactions)."""
     def handle(engine: sa.Engine, payload: dict[str, Any], now: datetime) -> None:
-        report = refund_losers(engine, payload["presale_id"], providers, notify_url, now)
+        report = refund_losers(engine, payload["presale_id"], providers, notify_url, now,
+                               cancelled_only=bool(payload.get("cancelled")))
         log.info("presale %s refunds: %s", payload["presale_id"], report.as_json())
     return handle
 

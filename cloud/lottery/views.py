@@ -73,14 +73,15 @@ def buyer_application(conn: sa.Connection, buyer: str, number: str,
 
 
 def lot_counts(conn: sa.Connection, presale_id: int) -> list[dict[str, Any]]:
-    """Per lot: applications and tickets applied for (paid), tickets drawn, the ratio of
-    tickets applied for to tickets in the draw, and how many winners have seats."""
+    """Per lot: its session's state, applications and tickets applied for (paid), tickets
+    drawn, the ratio of tickets applied for to tickets in the draw, and how many winners have
+    seats."""
     a = presale_applications.c
     paid = a.state.in_(PAID_STATES)
     won = a.state.in_(("won", "seated"))
     rows = conn.execute(sa.select(
         presale_lots.c.id, presale_lots.c.tickets, sessions.c.name.label("session"),
-        price_tiers.c.name.label("tier"),
+        sessions.c.state.label("session_state"), price_tiers.c.name.label("tier"),
         sa.func.count(a.id).filter(paid).label("applications"),
         sa.func.coalesce(sa.func.sum(a.quantity).filter(paid), 0).label("applied"),
         sa.func.coalesce(sa.func.sum(a.quantity).filter(won), 0).label("drawn"),
@@ -94,7 +95,7 @@ def lot_counts(conn: sa.Connection, presale_id: int) -> list[dict[str, Any]]:
         .outerjoin(presale_applications, a.lot_id == presale_lots.c.id)
         .where(presale_lots.c.presale_id == presale_id)
         .group_by(presale_lots.c.id, presale_lots.c.tickets, sessions.c.name,
-                  price_tiers.c.name).order_by(presale_lots.c.id)).all()
+                  sessions.c.state, price_tiers.c.name).order_by(presale_lots.c.id)).all()
     return [{**r._asdict(), "ratio": round(r.applied / r.tickets, 2) if r.tickets else 0}
             for r in rows]
 

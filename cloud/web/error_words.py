@@ -347,6 +347,7 @@ ERROR_WORDS = {
     "bad_seats": _l("Choose %(quantity)s free seats of your price tier."),
     "not_enough_seats": _l("Lot %(lot_id)s has %(wanted)s tickets to seat but only %(free)s free seats of its tier."),
     "choice_still_open": _l("Winners may choose seats until %(closes)s."),
+    "lot_session_cancelled": _l("Session %(session_id)s of this lot is cancelled: it takes no applications and gives no seats."),
     # the ledger (issue 19)
     "unbalanced_entry": _l("Entry %(key)s does not balance: its postings sum to %(total)s."),
     "malformed_entry": _l("Entry %(key)s cannot be posted: %(detail)s"),

@@ -254,7 +254,8 @@ def test_the_worker_command_tidies_keys_and_stops_on_sigterm(hub_url, tmp_path):
             "periodic tidy_idempotency_keys every 3600 s, tidy_rate_limits every 3600 s, "
             "expire_lapsed_orders every 60 s, follow_up_payments every 60 s, "
             "delete_reviewed_photos every 3600 s, tidy_buyer_accounts every 3600 s, "
-            "settle_presale_refunds every 30 s, import_statements every 3600 s, "
+            "settle_presale_refunds every 30 s, presales_of_cancelled_sessions every 60 s, "
+            "import_statements every 3600 s, "
             "settle_partners every 3600 s, entry_flag_blocks every 60 s, "
             "webhook_ticket_used every 30 s, tidy_api_nonces every 3600 s") in out
     assert "stopped" in out

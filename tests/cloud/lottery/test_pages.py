@@ -1,8 +1,9 @@
 """The presale lottery's staff pages, the whole way on the test client: a presale set up and
 opened, buyers applying and paying, the freeze with its list hash, the seed entered by two
 different people (the same person twice refused, a mismatch starting again), the draw, the
-results per lot, the refunds handed to the worker, the seats assigned; an imported result
-refused naming its line; and who may do what."""
+results per lot, the refunds handed to the worker, the seats assigned, the session cancelled
+and its applications' refunds shown; an imported result refused naming its line; and who may
+do what."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ import sqlalchemy as sa
 from cloud.catalog.events import add_price_tier
 from cloud.core.audit import audit_log
 from cloud.core.jobs import jobs
-from cloud.lottery import applying, refunding
+from cloud.inventory.sessions import cancel_session
+from cloud.lottery import applying, cancelling, refunding
 from cloud.lottery.tables import presale_applications, presales
 from cloud.payments.capturing import place
 from cloud.payments.checkout import start_payment
@@ -168,6 +170,24 @@ def test_the_staff_set_up_freeze_seed_draw_refund_and_assign_a_presale(hub):
     assert {"presale.create", "presale.lot_add", "presale.open", "presale.freeze",
             "presale.seed_first", "presale.seed_mismatch", "presale.seed_fixed",
             "presale.draw", "presale.refunds_started", "presale.assign"} <= actions
+
+    # the session is cancelled: what its applications come to, and their refunds restarted
+    with hub.engine.begin() as conn:
+        cancel_session(conn, hub.session, "test")
+    cancelling.give_up_cancelled(hub.engine)
+    shown = text(admin.get(page))
+    assert "(cancelled)" in shown
+    assert re.search(r'id="cancelled-progress">0 of 2 refunded; 0 asked of the payment '
+                     r'provider; 2 waiting', shown)
+    assert re.search(r'id="cancelled-others">[^<]*: 3\. [^<]*: 0\.', shown)
+    r = post(admin, f"{page}/refunds", {"cancelled": "1"}, page=page, follow_redirects=True)
+    assert "applications of the cancelled sessions" in text(r)
+    with hub.engine.connect() as conn:
+        job = conn.execute(sa.select(jobs.c.kind, jobs.c.payload)).all()
+    assert (refunding.REFUND_JOB, {"presale_id": presale_id, "cancelled": True}) in [
+        tuple(j) for j in job]
+    zh = text(admin.get(page, headers={"Accept-Language": "zh"}))
+    assert "已取消的场次" in zh and "2 份中已退款 0 份" in zh
 
 
 def test_an_imported_result_is_checked_and_a_bad_line_is_named(hub):

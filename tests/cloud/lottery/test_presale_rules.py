@@ -2,7 +2,9 @@
 across applications, the buyer's limit, the window, the quantity), an unpaid application
 giving its place back, the freeze (unpaid voided, unverified refused, the list's hash), the
 seed entered by two people, the draw and an imported result, seats chosen or assigned with
-tickets on the paid order, and the losers refunded."""
+tickets on the paid order, and the losers refunded; when the session is cancelled, the paid
+applications without tickets refunded once, the unpaid cancelled and the seated left to the
+session's bulk refund."""
 
 from __future__ import annotations
 
@@ -14,14 +16,19 @@ import sqlalchemy as sa
 
 from cloud.buyers.tables import identities
 from cloud.core.errors import HubError
+from cloud.core.jobs import jobs
 from cloud.core.outbox import outbox
-from cloud.lottery import applying, choosing, draw, drawing, freezing, refunding
+from cloud.inventory.sessions import cancel_session
+from cloud.lottery import applying, cancelling, choosing, draw, drawing, freezing, refunding
 from cloud.lottery.tables import presale_applications, presales
+from cloud.payments import refund_approval
 from cloud.payments.capturing import place
 from cloud.payments.checkout import start_payment
 from cloud.payments.offline import OfflineProvider
+from cloud.payments.tables import payment_refunds, payments
 from cloud.sales.orders import shown_state
 from cloud.sales.tables import order_lines, orders, tickets
+from sync.timeutil import utcnow
 from tests.cloud.lottery import lotterykit as kit
 from tests.cloud.storefront.shopkit import build_shop
 
@@ -337,3 +344,71 @@ def test_seats_are_priced_as_the_application_paid_whatever_the_tier_costs_since(
         ticket = conn.execute(sa.select(tickets.c.amount).where(
             tickets.c.order_id == made.order_id)).scalars().all()
     assert paid == ticket == [88000] == [made.amount]
+
+
+def test_a_cancelled_session_refunds_its_paid_applications_once_and_cancels_the_unpaid(shop):
+    open_ = kit.make_presale(shop)  # still taking applications: two paid, one waiting
+    waiting = [kit.apply(shop.engine, open_, open_.std, kit.new_buyer(shop.engine, 110 + i),
+                         ["me"]) for i in range(2)]
+    for made in waiting:
+        kit.pay(shop.engine, made)
+    unpaid = kit.apply(shop.engine, open_, open_.std, kit.new_buyer(shop.engine, 112), ["me"],
+                       now=utcnow())
+    with shop.engine.begin() as conn:  # its buyer starts paying, the money comes late
+        late = start_payment(conn, OfflineProvider(), unpaid.order_id, unpaid.amount,
+                             "presale", unpaid.expires_at, utcnow())
+    drawn = kit.make_presale(shop, vip_tickets=2)  # drawn: one seated, one won, one lost
+    buyers = [kit.new_buyer(shop.engine, 113 + i) for i in range(3)]
+    apps = [kit.apply(shop.engine, drawn, drawn.vip, b, ["me"]) for b in buyers]
+    for made in apps:
+        kit.pay(shop.engine, made)
+    kit.freeze_and_seed(shop.engine, drawn)
+    kit.draw(shop.engine, drawn)
+    states = _states(shop.engine, drawn.id)
+    (seated, sb), (won, wb) = [(a, f"buyer:{b}") for a, b in zip(apps, buyers, strict=True)
+                               if states[a.number] == "won"]
+    lost = next(a for a in apps if states[a.number] == "lost")
+    five, six = _seat_ids(shop, "A", "1", 5, 6)
+    with shop.engine.begin() as conn:
+        choosing.choose_seats(conn, sb, seated.number, [six], now=drawn.after)
+        cancel_session(conn, shop.final, kit.STAFF)
+    # nothing more is taken for it, nor seated in it
+    refused("lot_session_cancelled", kit.apply, shop.engine, open_, open_.vip, buyers[0],
+            ["me"], now=utcnow())
+    with shop.engine.begin() as conn:
+        refused("lot_session_cancelled", choosing.choose_seats, conn, wb, won.number, [five],
+                now=drawn.after)
+    # the session's bulk refund takes the seated application's order (it holds tickets)
+    assert refund_approval.refund_session(shop.engine, shop.final).orders == 1
+    assert cancelling.give_up_cancelled(shop.engine, batch=2) == {"refused": 3, "voided": 1}
+    assert cancelling.give_up_cancelled(shop.engine) == {"refused": 0, "voided": 0}
+    with shop.engine.connect() as conn:
+        payloads = [j for j in conn.execute(sa.select(jobs.c.payload).where(
+            jobs.c.kind == refunding.REFUND_JOB)).scalars()]
+        assert cancelling.cancelled_progress(conn, open_.id)["waiting"] == 2
+    assert {(j["presale_id"], j["cancelled"]) for j in payloads} == {(open_.id, True),
+                                                                    (drawn.id, True)}
+    handler = refunding.refund_handler({"offline": OfflineProvider()}, lambda name: "")
+    for payload in payloads * 2:  # a job run again asks nothing more
+        handler(shop.engine, payload, utcnow())
+    with shop.engine.connect() as conn:
+        got = {r.number: (r.state, r.order) for r in conn.execute(sa.select(
+            presale_applications.c.number, presale_applications.c.state,
+            orders.c.state.label("order"))
+            .join(orders, orders.c.id == presale_applications.c.order_id))}
+        refunds = conn.execute(sa.select(payments.c.order_id, sa.func.count(),
+                                         sa.func.sum(payment_refunds.c.amount))
+                               .join(payments, payments.c.id == payment_refunds.c.payment_id)
+                               .group_by(payments.c.order_id)).all()
+        shown = cancelling.cancelled_progress(conn, drawn.id)
+    assert got == {
+        **{a.number: ("refunded", "refunded") for a in [*waiting, won, lost]},
+        unpaid.number: ("void", "cancelled"), seated.number: ("seated", "refunded")}
+    paid = {a.order_id: a.amount for a in [*waiting, *apps]}
+    assert {r.order_id: (r[1], r[2]) for r in refunds} == {o: (1, n) for o, n in paid.items()}
+    assert shown == {"waiting": 0, "asked": 0, "refunded": 2, "total": 2, "seated": 1,
+                     "voided": 0, "sessions": "100% Final"}
+    with shop.engine.begin() as conn:  # the late payment is refunded, not taken
+        assert place(conn, late.outcome, utcnow()).reason == "cancelled"
+        assert choosing.assign_rest(conn, drawn.id, kit.STAFF, now=drawn.after,
+                                    close_now=True).seated == 0
