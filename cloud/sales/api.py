@@ -19,7 +19,7 @@ from cloud.inventory.seats import typed_customer
 from cloud.sales.holders import holder
 from cloud.sales.selling import sell as sell_tickets
 from cloud.sales.tables import tickets
-from cloud.sales.tickets import TicketError, TicketSpec, revoke_ticket
+from cloud.sales.tickets import TicketError, TicketSpec, refundable_alone, revoke_ticket
 from cloud.web.http import ApiError, api_actor, api_blueprint, api_permission, engine, json_body
 from cloud.web.idempotent import idempotent, transaction
 from sync.identity import mask_document, mask_name
@@ -96,6 +96,7 @@ def refund(number: str):
                                  .where(tickets.c.number == number)).scalar()
         if ticket_id is None:
             raise TicketError("unknown_ticket", ticket=number)
+        refundable_alone(conn, ticket_id)
         revoke_ticket(conn, ticket_id, "refunded", actor=api_actor(), reason=reason,
                       supervisor="orders.approve_refund" in g.permissions)
     return jsonify(number=number, state="refunded")

@@ -27,6 +27,8 @@ from cloud.sales.tickets import (
     MAX_REFUND_REASON,
     MIN_REFUND_REASON,
     admissions,
+    paid_order_of,
+    refundable_alone,
     reveal_ticket,
     revoke_ticket,
 )
@@ -144,13 +146,14 @@ def _ticket_page(number: str, template: str = "sales/detail.html", **extra):
             sessions.c.id.in_(list(t.scope)))).all() if t.kind == "sessions" else []
         history = entry_history(conn, t.id)
         admitted = admissions(conn, t.id)
+        paid_order = paid_order_of(conn, t.id)
     tz = venue_rows[0].timezone if venue_rows else None
     # The code is a bearer credential: its QR code is shown once, on the receipt of the sale to
     # the clerk who made it (cloud/payments/order_pages.py), and never here but by a reveal.
     return render_template(template, t=t, venues=venue_rows, zone=zone, holder=holder, tz=tz,
                            scope_sessions=scope_sessions,
                            history=history, admissions=admitted, history_limit=MAX_HISTORY,
-                           reason_words=entry_reason_words,
+                           reason_words=entry_reason_words, paid_order=paid_order,
                            supervisor=can(SUPERVISOR), **extra)
 
 
@@ -222,6 +225,8 @@ def revoke(number: str, action: str):
     try:
         with engine().begin() as conn:
             t = ticket_or_404(conn, number)
+            if action == "refund":
+                refundable_alone(conn, t.id)
             revoke_ticket(conn, t.id, REVOKE[action], actor=actor(),
                           supervisor=can(SUPERVISOR),
                           reason=request.form.get("reason", "")[:1000])

@@ -26,7 +26,7 @@ from cloud.inventory import seats as inventory
 from cloud.inventory.seats import InventoryError
 from cloud.sales.counts import line_given_back
 from cloud.sales.holders import Holder, add_holders, holder
-from cloud.sales.tables import tickets
+from cloud.sales.tables import orders, tickets
 from sync import codes, numbers
 from sync.changes import normalize_uid
 from sync.identity import DocumentError, normalize_document
@@ -70,6 +70,9 @@ class TicketError(HubError):
                                       "'%(state)s'"),
         "unknown_ticket": Code(404, "no ticket %(ticket)s"),
         "not_live": Code(409, "ticket %(ticket)s is already %(state)s"),
+        "refund_by_request": Code(409, "ticket %(ticket)s was paid with order %(order)s: its "
+                                       "refund is asked for on the order, so that the money "
+                                       "goes back the way it was paid"),
         "admitted_needs_supervisor": Code(
             409, "ticket %(ticket)s has admitted someone (%(admissions)s admissions): only a "
                  "supervisor may refund it, with a reason"),
@@ -377,6 +380,27 @@ def revoke_ticket(conn: sa.Connection, ticket_id: int, state: str = "refunded",
     revoked = {"type": "revocation", "op": "upsert", "ticket_id": ticket_id, "reason": state,
                "revoked_at": to_iso(now or utcnow())}
     record_changes(conn, [(venue_id, revoked) for venue_id in sorted(row.venues)])
+
+
+def refundable_alone(conn: sa.Connection, ticket_id: int) -> None:
+    """Refuse a refund of a ticket by itself (a clerk's "refund" of the ticket) when the
+    ticket was paid through an order (``refund_by_request``): marking it refunded would move
+    no money back; its refund is a request on the order (cloud/sales/refunds.py), approved by
+    a second person and paid back through the order's payment. A ticket issued outside any
+    order (its money, if any, taken by hand) is refunded by itself as before."""
+    order = paid_order_of(conn, ticket_id)
+    if order is not None:
+        number = conn.execute(sa.select(tickets.c.number)
+                              .where(tickets.c.id == ticket_id)).scalar()
+        raise TicketError("refund_by_request", ticket=number, order=order)
+
+
+def paid_order_of(conn: sa.Connection, ticket_id: int) -> str | None:
+    """The number of the order through which the ticket was paid, if it was."""
+    return conn.execute(sa.select(orders.c.number)
+                        .join(tickets, tickets.c.order_id == orders.c.id)
+                        .where(tickets.c.id == ticket_id,
+                               orders.c.payment_provider.is_not(None))).scalar()
 
 
 def _give_back(conn: sa.Connection, row: Any, ticket_id: int, refunded: bool) -> None:

@@ -207,6 +207,7 @@ ERROR_WORDS = {
     "limit_reached": _l("The limit of %(limit)s tickets per %(per)s is reached."),
     "unknown_order": _l("No order %(order_id)s."),
     "order_not_pending": _l("Order %(order_id)s is %(state)s, not waiting for payment."),
+    "refund_by_request": _l("Ticket %(ticket)s was paid with order %(order)s: ask for its refund on the order, so that the money goes back the way it was paid."),
     "bad_topup_amount": _l("An online top-up is from 0.01 up to %(limit)s yuan."),
     # refunds
     "bad_refund_policy": _l("A refund fee is none, a whole percent from 0 to 100, or a whole number of fen."),

@@ -86,6 +86,14 @@ def test_a_refund_is_asked_for_confirmed_and_approved_by_another_person(hub):
 def test_the_person_who_asked_cannot_approve_on_the_page(hub):
     number, (first, _second) = paid(hub)
     admin_id, admin = hub.staff["admin"], hub.client("admin")  # may both ask and approve
+    # a ticket paid through an order is not marked refunded by itself: no money would move
+    assert f'href="/orders/{number}/refund"' in text(admin.get(f"/tickets/{first}"))
+    alone = post(admin, f"/tickets/{first}/refund", {"reason": "asked"}, page="/tickets",
+                 follow_redirects=True)
+    assert f"was paid with order {number}" in text(alone)
+    with hub.engine.connect() as conn:
+        assert conn.execute(sa.select(tickets.c.state)
+                            .where(tickets.c.number == first)).scalar() == "issued"
     made = post(admin, f"/orders/{number}/refund", {"ticket": [first], "confirm": "1"},
                 page=f"/orders/{number}/refund")
     rid = int(made.headers["Location"].rsplit("/", 1)[1])
@@ -127,6 +135,9 @@ def test_the_api_asks_approves_and_replays_with_an_idempotency_key(hub):
     client = hub.app.test_client()
     service, ticketing, ticketing2 = (_token(hub, r) for r in
                                       ("service", "ticketing", "ticketing-2"))
+    alone = client.post(f"/api/v1/tickets/{first}/refund",
+                        headers={**ticketing, "Idempotency-Key": "t-1"}, json={})
+    assert alone.status_code == 409 and alone.get_json()["error"] == "refund_by_request"
     put = client.put(f"/api/v1/sessions/{hub.session}/refund-policy",
                      headers={**ticketing, "Idempotency-Key": "p-1"},
                      json={"fee_kind": "fixed", "fee_value": 1000, "refundable_until": None})

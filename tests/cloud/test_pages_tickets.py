@@ -8,11 +8,13 @@ import pytest
 import sqlalchemy as sa
 
 from cloud.catalog.events import add_price_tier
+from cloud.catalog.tables import seats
 from cloud.core.audit import audit_log
 from cloud.core.changes import change_log
 from cloud.inventory import seats as inventory
 from cloud.inventory.quotas import add_quota
 from cloud.sales.tables import orders, tickets
+from cloud.sales.tickets import issue_ticket
 from sync.sample import resident_id
 from tests.cloud.pagekit import build_hub, csrf, post, text
 
@@ -146,9 +148,19 @@ def test_find_by_number_or_by_document_in_a_post_body(hub):
     assert r.status_code == 303 and r.headers["Location"] == "/tickets/T000000042"
 
 
+def alone(hub, seat: str = "1") -> str:
+    """A ticket issued outside any order (a credential, an imported ticket): its money, if
+    any, was taken by hand, so it is refunded by itself."""
+    with hub.engine.begin() as conn:
+        seat_id = conn.execute(sa.select(seats.c.id).where(
+            seats.c.level == "L1", seats.c.row == "A1", seats.c.number == seat)).scalar_one()
+        return issue_ticket(conn, session_id=hub.session, seat_id=seat_id,
+                            price_tier_id=hub.tier, actor="test").number
+
+
 def test_refund_and_void_ask_first_then_revoke_at_every_venue(hub):
     sales = hub.client("sales")
-    number = sold(hub, sell(sales, hub))
+    number = alone(hub)
     other = sold(hub, sell(sales, hub, number="2"))
     ops = hub.client("ops")
     assert "Refund" not in text(ops.get(f"/tickets/{number}"))
@@ -159,6 +171,11 @@ def test_refund_and_void_ask_first_then_revoke_at_every_venue(hub):
     assert "is refunded" in text(sales.get(r.headers["Location"]))
     r = post(sales, f"/tickets/{number}/void", page="/tickets")
     assert "already refunded" in text(sales.get(r.headers["Location"]))
+    # a ticket paid through an order is refunded by a request on the order, never by itself
+    order = text(sales.get(f"/tickets/{other}"))
+    assert 'id="refund-on-order"' in order and f'/tickets/{other}/refund"' not in order
+    r = post(sales, f"/tickets/{other}/refund", page="/tickets")
+    assert "was paid with order" in text(sales.get(r.headers["Location"]))
     post(sales, f"/tickets/{other}/void", page="/tickets")
     with hub.engine.connect() as conn:
         states = dict(conn.execute(sa.select(tickets.c.number, tickets.c.state)).all())
@@ -200,7 +217,7 @@ def _entered(hub, number: str, *, admitted: bool = True, reason: str = "OK",
 
 def test_a_ticket_that_admitted_someone_is_refunded_only_by_a_supervisor_with_a_reason(hub):
     sales, admin = hub.client("sales"), hub.client("admin")
-    number = sold(hub, sell(sales, hub))
+    number = alone(hub)
     _entered(hub, number, admitted=False, reason="NOT_YET_VALID", lane="S1", minutes=-5)
     _entered(hub, number)
     # the ticket page shows what the appliances reported
@@ -235,7 +252,7 @@ def test_a_ticket_that_admitted_someone_is_refunded_only_by_a_supervisor_with_a_
     assert audit.after == {"state": "refunded", "admissions": 1,
                            "reason": "show cancelled after the first half"}
     # a ticket nobody used is refunded by the clerk as before, with nothing asked
-    unused = sold(hub, sell(sales, hub, number="2"))
+    unused = alone(hub, "2")
     _entered(hub, unused, admitted=False, reason="WRONG_GATE")
     assert "Reason (required)" not in text(sales.get(f"/tickets/{unused}/refund"))
     r = post(sales, f"/tickets/{unused}/refund", page="/tickets")

@@ -29,7 +29,7 @@ import json
 import re
 import socket
 import threading
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -45,6 +45,7 @@ SKIP_PATHS = re.compile(r"/(logout|lang|language)$|/shop/language/|\.(csv|json|j
                         r"|/export|/download")
 SKIP_QUERY = re.compile(r"(^|&)format=(csv|json)(&|$)")  # a page's download of its rows
 MAX_PAGES = 800
+PER_SHAPE = 3  # pages of one kind read (the same words around other data)
 # a page whose scripts fill it in from the server (the public site's script only counts down,
 # picks seats and polls an order's state, which changes nothing until the payment lands)
 FILLS = "() => [...document.scripts].some(s => !s.src.endsWith('/static/shop.js'))"
@@ -459,16 +460,24 @@ def _page_key(url: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
+def _shape(url: str) -> str:
+    """A page's kind: its address with every number as ``#`` (the fifth gate of a venue and
+    the sixth are one kind of page, with other data)."""
+    return re.sub(r"\d+", "#", _page_key(url))
+
+
 def crawl(page, base: str, seeds: list[str], strings: list[str], lang: str) -> tuple[dict[str, list], set[str]]:
     problems: dict[str, list[str]] = defaultdict(list)
     seen: set[str] = set()
+    shapes: Counter = Counter()
     todo = [base + "/", *(base + s for s in seeds)]
     errors_done: set[str] = set()
     while todo and len(seen) < MAX_PAGES:
         url = todo.pop(0)
-        if _page_key(url) in seen:
+        if _page_key(url) in seen or shapes[_shape(url)] >= PER_SHAPE:
             continue
         seen.add(_page_key(url))
+        shapes[_shape(url)] += 1
         page.goto(url, wait_until="load")
         if page.evaluate(FILLS):
             # a page that fills itself in from the server: wait for its first answers
