@@ -4,20 +4,28 @@ with). A booth's cash or card (``offline``) pays at once: the answer carries the
 tickets with their codes, shown this once. An online provider answers what the buyer scans
 or opens (``qr_text`` / ``redirect_url``); the order is paid when the provider's signed
 notification comes (cloud/payments/api.py), or when the worker asks the provider.
+
+The box office's instant sale, ``POST /api/v1/sessions/<id>/tickets``, is here too: its
+order is paid at the counter through the offline provider in the sale's transaction, so the
+cash taken is a payment posted to the ledger like any other.
 """
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from flask import current_app, g, jsonify
 
 from cloud.payments.api import notify_url
 from cloud.payments.capturing import place
 from cloud.payments.checkout import ask_to_pay, open_payment, record_asked, start_payment
+from cloud.payments.offline import OfflineProvider
 from cloud.payments.settings import provider
+from cloud.sales.api import ticket_specs
 from cloud.sales.order_plan import OrderError
-from cloud.sales.orders import payable
+from cloud.sales.orders import Captured, OrderCreated, payable
+from cloud.sales.selling import sell as sell_tickets
 from cloud.sales.tables import orders
-from cloud.web.http import ApiError, api_blueprint, api_permission, engine, json_body
+from cloud.web.http import ApiError, api_actor, api_blueprint, api_permission, engine, json_body
 from cloud.web.idempotent import idempotent, transaction
 
 bp = api_blueprint("order_payments_api")
@@ -83,3 +91,24 @@ def pay(number: str):
                           tickets=[{"number": t.number, "code": t.code}
                                    for t in captured.tickets])
     return jsonify(answer), 200 if started.outcome is not None else 201
+
+
+def _at_the_counter(conn: sa.Connection, made: OrderCreated) -> Captured:
+    """An instant sale's money, taken at the counter: the offline provider's payment, placed
+    (captured, and posted to the ledger) in the sale's transaction."""
+    due = payable(conn, made.order_id)
+    started = start_payment(conn, OfflineProvider(), made.order_id, due.amount,
+                            due.description, due.expires_at, currency=due.currency)
+    return place(conn, started.outcome)
+
+
+@bp.post("/sessions/<int:session_id>/tickets")
+@api_permission("tickets.sell")
+@idempotent
+def sell(session_id: int):
+    """The box office's instant sale: one ticket, or several (``{"tickets": [...]}``), for a
+    session, paid at the counter; the answer carries each ticket's code, shown this once."""
+    specs = ticket_specs(json_body(), session_id)
+    with transaction() as conn:
+        issued = sell_tickets(conn, session_id, specs, actor=api_actor(), pay=_at_the_counter)
+    return jsonify(tickets=[{"id": t.id, "number": t.number, "code": t.code} for t in issued]), 201

@@ -17,10 +17,9 @@ from flask import g, jsonify, request
 
 from cloud.inventory.seats import typed_customer
 from cloud.sales.holders import holder
-from cloud.sales.selling import sell as sell_tickets
 from cloud.sales.tables import tickets
 from cloud.sales.tickets import TicketError, TicketSpec, refundable_alone, revoke_ticket
-from cloud.web.http import ApiError, api_actor, api_blueprint, api_permission, engine, json_body
+from cloud.web.http import ApiError, api_actor, api_blueprint, api_permission, engine
 from cloud.web.idempotent import idempotent, transaction
 from sync.identity import mask_document, mask_name
 
@@ -50,13 +49,11 @@ def get_ticket(number: str):
         return jsonify(_ticket_json(conn, t))
 
 
-@bp.post("/sessions/<int:session_id>/tickets")
-@api_permission("tickets.sell")
-@idempotent
-def sell(session_id: int):
-    """The box office: one ticket, or several (``{"tickets": [...]}``), for a session."""
-    b = json_body()
-    items = b.get("tickets", [b])
+def ticket_specs(body: dict, session_id: int) -> list[TicketSpec]:
+    """What an instant sale's body asks for (one ticket, or ``{"tickets": [...]}``), each
+    field checked (a 400 naming it); the sale is the payments area's, which takes the money
+    (cloud/payments/order_api.py)."""
+    items = body.get("tickets", [body])
     if not isinstance(items, list) or not 1 <= len(items) <= MAX_TICKETS:
         raise ApiError("bad_ticket_list", limit=MAX_TICKETS)
     specs = []
@@ -75,9 +72,7 @@ def sell(session_id: int):
         specs.append(TicketSpec(session_id=session_id, seat_id=item.get("seat_id"),
                                 price_tier_id=item.get("price_tier_id"), holder=holder,
                                 customer=typed_customer(item.get("customer"))))
-    with transaction() as conn:
-        issued = sell_tickets(conn, session_id, specs, actor=api_actor())
-    return jsonify(tickets=[{"id": t.id, "number": t.number, "code": t.code} for t in issued]), 201
+    return specs
 
 
 @bp.post("/tickets/<number>/refund")

@@ -9,6 +9,7 @@ issues the tickets, or raises the first problem.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -16,8 +17,8 @@ import sqlalchemy as sa
 
 from cloud.catalog.tables import price_tiers, sessions, zones
 from cloud.core.audit import SYSTEM
-from cloud.sales.order_plan import LineRequest, OrderRequest
-from cloud.sales.orders import capture, create_order
+from cloud.sales.order_plan import LineRequest, OrderError, OrderRequest
+from cloud.sales.orders import Captured, OrderCreated, capture, create_order
 from cloud.sales.tickets import Issued, TicketError, TicketSpec, normal_document
 from sync.timeutil import utcnow
 
@@ -85,13 +86,20 @@ def sale_problems(conn: sa.Connection, session_id: int, spec: TicketSpec) -> lis
         return [e]
 
 
+# How the money of an instant sale is taken, in the sale's transaction: the payments area's
+# counter payment (cloud/payments/order_api.py), which records the payment and posts it to
+# the ledger with the capture.
+Pay = Callable[[sa.Connection, OrderCreated], Captured]
+
+
 def sell(conn: sa.Connection, session_id: int, specs: list[TicketSpec], actor: str = SYSTEM,
-         now: datetime | None = None) -> list[Issued]:
+         now: datetime | None = None, *, pay: Pay | None = None) -> list[Issued]:
     """Sell tickets for one session that is on sale at once (the box office's instant sale,
     paid at the counter): each for a seat or general admission of a zone, at the seat's or
     the chosen price, to a named holder or not; all or none, in the caller's transaction.
     It takes the one path every sale takes: an order is created (seats held, quotas and
-    limits counted) and captured with the offline provider, which issues the tickets."""
+    limits counted) and paid by ``pay``, whose capture issues the tickets (an order of
+    nothing to pay, or without ``pay``, is captured as paid at the counter)."""
     now = now or utcnow()
     session = _Session.load(conn, session_id)
     for spec in specs:
@@ -105,6 +113,11 @@ def sell(conn: sa.Connection, session_id: int, specs: list[TicketSpec], actor: s
             zone_id=spec.zone_id or 0, price_tier_id=spec.price_tier_id, holder=spec.holder)
             for spec in specs), actor=actor, customer=min(customers) if customers else None),
         now)
-    paid = capture(conn, order.order_id, order.total, OFFLINE, f"box-office:{order.number}",
-                   now)
+    if pay is not None and order.total:
+        paid = pay(conn, order)
+    else:
+        paid = capture(conn, order.order_id, order.total, OFFLINE, f"box-office:{order.number}",
+                       now)
+    if paid.state != "paid":  # the capture refused it: the whole sale rolls back
+        raise OrderError("order_not_pending", order_id=order.number, state=paid.state)
     return list(paid.tickets)

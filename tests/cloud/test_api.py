@@ -115,6 +115,28 @@ def test_box_office_sale_lookup_and_refund(api):
     assert bad.status_code == 400
 
 
+def test_an_instant_sale_is_a_payment_posted_to_the_ledger(api):
+    from cloud.catalog.events import add_price_tier
+    from cloud.ledger.journal import trial_balance
+    from cloud.ledger.tables import ledger_entries
+    from cloud.payments.tables import payments
+
+    client, tokens, session = api
+    engine = client.application.extensions["db"]
+    with engine.begin() as conn:
+        tier = add_price_tier(conn, session, "STD", "Standard", 38000, seat_category="std")
+    r = client.post(f"/api/v1/sessions/{session}/tickets", headers=tokens["sales"],
+                    json={"seat_id": 1, "price_tier_id": tier})
+    assert r.status_code == 201, r.get_json()
+    with engine.connect() as conn:
+        paid = conn.execute(sa.select(payments)).one()
+        entry = conn.execute(sa.select(ledger_entries.c.kind).where(
+            ledger_entries.c.key == f"payment:{paid.id}")).scalar()
+        assert trial_balance(conn) == {"CNY": 0}
+    assert (paid.provider, paid.state, paid.amount, entry) == (
+        "offline", "succeeded", 38000, "payment")
+
+
 def test_the_openapi_file_matches_the_routes(api):
     client, tokens, session = api
     app = client.application
