@@ -16,10 +16,12 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from cloud.core.errors import HubError
 from cloud.payments.errors import PaymentError
 from cloud.payments.providers import Provider, Shown
 from cloud.payments.tables import payments
 from cloud.payments.transitions import Outcome, move_payment
+from cloud.sales.orders import payable
 from sync.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -104,6 +106,25 @@ def record_asked(conn: sa.Connection, payment_id: int, asked: Asked,
                            shown.reference, now or utcnow())
     return Checkout(row.id, row.out_trade_no, outcome.state, shown.qr_text, shown.redirect_url,
                     outcome=outcome if outcome.newly_succeeded else None)
+
+
+def open_and_ask(engine: sa.Engine, provider: Provider, order_id: int,
+                 notify_url: str = "") -> Checkout:
+    """A page's "pay with this provider": the order's payment opened (or the open one
+    reused) and committed, the provider asked with no transaction open (on SQLite one kept
+    open would stop every other sale while the provider takes its time), and its answer
+    recorded. A provider that refused or did not answer is ``unavailable`` (the same trade is
+    asked again next time)."""
+    with engine.begin() as conn:
+        due = payable(conn, order_id)
+        row = open_payment(conn, provider.name, order_id, due.amount, currency=due.currency)
+    try:
+        asked = ask_to_pay(provider, row, due.description, due.expires_at, notify_url)
+    except HubError as e:
+        log.warning("payment %s: %s refused to open it (%s)", row.id, provider.name, e.code)
+        asked = Asked(unavailable=e.code)
+    with engine.begin() as conn:
+        return record_asked(conn, row.id, asked)
 
 
 def start_payment(conn: sa.Connection, provider: Provider, order_id: int, amount: int,

@@ -22,9 +22,9 @@ from flask_babel import gettext as _
 from cloud.core.errors import HubError
 from cloud.ledger.portal_pages import share_session, signed_in_partner
 from cloud.payments.api import notify_url
-from cloud.payments.checkout import Asked, ask_to_pay, open_payment, record_asked
+from cloud.payments.checkout import open_and_ask
 from cloud.payments.order_pages import pay_words
-from cloud.sales.orders import open_topup_order, payable, shown_state
+from cloud.sales.orders import open_topup_order, shown_state
 from cloud.sales.tables import TOPUP, orders
 from cloud.web.limits import limited
 from cloud.web.web import engine, qr_svg
@@ -138,19 +138,12 @@ def pay(number: str):
 
 def _pay(number: str, method: str):
     adapter = current_app.extensions["payment_providers"][method]
-    with engine().begin() as conn:
+    with engine().connect() as conn:
+        order_id = _mine(conn, number).id
+    started = open_and_ask(engine(), adapter, order_id, notify_url(method))
+    with engine().connect() as conn:
         o = _mine(conn, number)
-        due = payable(conn, o.id)
-        row = open_payment(conn, adapter.name, o.id, due.amount, currency=due.currency)
-    try:  # no transaction open while the provider answers
-        asked = ask_to_pay(adapter, row, due.description, due.expires_at,
-                           notify_url=notify_url(method))
-    except HubError as e:
-        asked = Asked(unavailable=rule_error(e))
-    with engine().begin() as conn:
-        started = record_asked(conn, row.id, asked)
-        o = _mine(conn, number)
-    return _page(o, started=started, method=method, unavailable=asked.unavailable)
+    return _page(o, started=started, method=method, unavailable=started.unavailable)
 
 
 def _page(o, started=None, method: str | None = None, unavailable: str | None = None):

@@ -22,9 +22,8 @@ from flask_babel import gettext as _
 from cloud.core import rate_limits
 from cloud.core.errors import HubError
 from cloud.payments.api import notify_url
-from cloud.payments.checkout import Asked, ask_to_pay, open_payment, record_asked
+from cloud.payments.checkout import open_and_ask
 from cloud.payments.order_pages import pay_words
-from cloud.sales.orders import payable
 from cloud.storefront import browse, checkout
 from cloud.storefront import browser_pages as buyer_session
 from cloud.storefront.pages import bp
@@ -162,19 +161,10 @@ def pay(number: str):
     view = _order_view(me, number)
     if adapter is None or method == OFFLINE or view["state"] != "pending_payment":
         return redirect(url_for("shop.order", number=number), 303)
-    with engine().begin() as conn:
-        due = payable(conn, view["id"])
-        row = open_payment(conn, adapter.name, view["id"], due.amount, currency=due.currency)
-    try:  # no transaction open while the provider answers
-        asked = ask_to_pay(adapter, row, due.description, due.expires_at,
-                           notify_url=notify_url(method))
-    except HubError as e:
-        asked = Asked(unavailable=rule_error(e))
-    with engine().begin() as conn:
-        started = record_asked(conn, row.id, asked)
+    started = open_and_ask(engine(), adapter, view["id"], notify_url(method))
     return render_template("storefront/order.html", o=view, methods=_methods(),
                            pay_words=pay_words, qr_svg=qr_svg, started=started, method=method,
                            qr=qr_svg(started.qr_text, scale=4) if started.qr_text else None,
                            unavailable=_("The payment service did not answer. Try again in a "
                                          "moment: the same payment is used.")
-                           if asked.unavailable else None)
+                           if started.unavailable else None)
