@@ -35,7 +35,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from cloud.channels.partner_terms import contact_context
 from cloud.channels.tables import partner_profiles
-from cloud.core.audit import record
+from cloud.core.audit import SYSTEM, record
 from cloud.core.errors import Code, HubError
 from cloud.core.outbox import enqueue
 from cloud.core.seal import keyring_for
@@ -49,6 +49,7 @@ from cloud.ledger.posting import (
     post_account_refund,
 )
 from cloud.ledger.tables import ledger_accounts, ledger_entries, ledger_postings, partners
+from cloud.sales.tables import orders
 from sync.timeutil import CHINA
 
 log = logging.getLogger(__name__)
@@ -346,6 +347,20 @@ def refund_to_account(conn: sa.Connection, *, partner_id: int, order_id: int,
 
 # -- the warning ----------------------------------------------------------------------------
 
+def topped_up_online(conn: sa.Connection, payload: dict, now: datetime) -> None:
+    """The worker's handler of a top-up paid online (:data:`TOPUP_PAID_JOB`, written by the
+    payments area with the capture that credited the balance): audited on the partner's
+    account, and the warning re-armed when the balance is above its threshold again."""
+    o = conn.execute(sa.select(orders.c.buyer, orders.c.total, orders.c.currency,
+                               orders.c.payment_reference)
+                     .where(orders.c.id == payload["order_id"])).one()
+    partner_id = int(o.buyer.removeprefix("partner:"))
+    record(conn, SYSTEM, "account.topup_online", f"partner:{partner_id}", None,
+           {"amount": o.total, "currency": o.currency, "order_id": payload["order_id"],
+            "reference": o.payment_reference})
+    _rose(conn, partner_id)
+
+
 def _rose(conn: sa.Connection, partner_id: int) -> None:
     """The prepaid balance is above the threshold again: the next fall warns again."""
     code = chart.prepaid(partner_id)
@@ -378,17 +393,9 @@ def contact_address(conn: sa.Connection, partner_id: int, sealed: str | None
 def _warn_if_low(conn: sa.Connection, partner_id: int, now: datetime) -> bool:
     """After an order: warn the partner once when its prepaid balance is at or below its
     threshold (the conditional UPDATE of ``warned_at`` lets one of racing orders do it)."""
-    code = chart.prepaid(partner_id)
-    have = available(conn, code)
-    e, p, a = ledger_entries, ledger_postings, ledger_accounts
-    # a top-up paid online (posted by the payments area, which never calls this area) since
-    # the warning: the balance rose, so the next fall warns again
-    topped_up = sa.exists().where(
-        e.c.kind == "payment", e.c.posted_at > partner_profiles.c.warned_at,
-        p.c.entry_id == e.c.id, p.c.account_id == a.c.id, a.c.code == code)
+    have = available(conn, chart.prepaid(partner_id))
     row = conn.execute(sa.update(partner_profiles).where(
-        partner_profiles.c.partner_id == partner_id,
-        sa.or_(partner_profiles.c.warned_at.is_(None), topped_up),
+        partner_profiles.c.partner_id == partner_id, partner_profiles.c.warned_at.is_(None),
         partner_profiles.c.warn_below > 0, partner_profiles.c.warn_below >= have)
         .values(warned_at=now).returning(partner_profiles.c.sealed_contact,
                                          partner_profiles.c.warn_below)).first()

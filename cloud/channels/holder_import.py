@@ -161,8 +161,7 @@ def _sheet_rows(data: bytes) -> list[tuple[int, list[str]]]:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             parts = archive.infolist()
-    except Exception as e:  # not a ZIP archive, or one zipfile cannot read (BadZipFile,
-        # NotImplementedError for a version or method it lacks…): the file's fault
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:  # not a ZIP archive
         raise _unreadable() from e
     if sum(p.file_size for p in parts) > MAX_UNPACKED:
         raise CustomerError("bad_holder_file", problem="too large", field="file")

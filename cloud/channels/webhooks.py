@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 import requests
 import sqlalchemy as sa
 
+from cloud.channels.accounts import topped_up_online
 from cloud.channels.tables import WEBHOOK_EVENTS, channels, partner_webhooks
 from cloud.core import jobs
 from cloud.core.audit import record
@@ -41,6 +42,7 @@ from cloud.core.seal import context, keyring_for
 from cloud.fleet.tables import entries
 from cloud.ledger.errors import LedgerError
 from cloud.ledger.tables import partners
+from cloud.sales.orders import TOPUP_PAID_JOB
 from cloud.sales.tables import orders, tickets
 from sync.timeutil import to_iso
 
@@ -233,6 +235,9 @@ def notify_used_tickets(conn: sa.Connection, now: datetime) -> int:
 
 
 def register_tasks(tasks: jobs.Tasks, timeout: float = 10.0) -> None:
-    """The webhooks' background work: deliveries, and the gates' admissions read each 30 s."""
+    """The channels' background work: webhook deliveries, the gates' admissions read each
+    30 s, and partners' top-ups paid online."""
     tasks.register(DELIVERY_JOB, delivery_handler(timeout), apart=True)
+    # a partner's top-up paid online: audited, its balance's warning re-armed (accounts.py)
+    tasks.register(TOPUP_PAID_JOB, topped_up_online)
     tasks.every(USED_TASK, 30, notify_used_tickets)

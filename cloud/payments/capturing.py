@@ -30,8 +30,8 @@ from cloud.payments.providers import Provider
 from cloud.payments.refunds import ask_refund, open_refund, refund_and_payment
 from cloud.payments.tables import payments
 from cloud.payments.transitions import Outcome, move_payment, move_refund
-from cloud.sales.orders import DELIVER_TICKETS_JOB, Captured, capture
-from cloud.sales.tables import orders
+from cloud.sales.orders import DELIVER_TICKETS_JOB, TOPUP_PAID_JOB, Captured, capture
+from cloud.sales.tables import TOPUP, orders
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,8 @@ def place(conn: sa.Connection, outcome: Outcome, now: datetime | None = None) ->
                   outcome.order_id, e)
         captured = Captured(outcome.order_id, "unplaced", refund_needed=True, reason=e.code)
     _post(conn, outcome, captured, now or datetime.now(UTC))
-    if captured.state == "paid" and not captured.duplicate and captured.tickets:
-        _tickets_to_deliver(conn, outcome.order_id, now)
+    if captured.state == "paid" and not captured.duplicate:
+        _tickets_to_deliver(conn, outcome.order_id, bool(captured.tickets), now)
     if captured.refund_needed:
         log.warning("payment %s of order %s cannot be placed (%s): it is refunded",
                     outcome.payment_id, outcome.order_id, captured.reason)
@@ -74,13 +74,18 @@ def _post(conn: sa.Connection, outcome: Outcome, captured: Captured, now: dateti
         post_payment(conn, paid, now)
 
 
-def _tickets_to_deliver(conn: sa.Connection, order_id: int, now: datetime | None) -> None:
+def _tickets_to_deliver(conn: sa.Connection, order_id: int, tickets: bool,
+                        now: datetime | None) -> None:
     """An order a buyer paid online is delivered to the buyer (links to its tickets by SMS and
     e-mail): a job written with the capture (:data:`DELIVER_TICKETS_JOB`, the buyers area's
     handler), so it exists exactly when the capture committed. A booth's order has no buyer
-    account: its codes were shown to the clerk."""
-    buyer = conn.execute(sa.select(orders.c.buyer).where(orders.c.id == order_id)).scalar()
-    if buyer and buyer.startswith("buyer:"):
+    account: its codes were shown to the clerk. A partner's top-up, which has no tickets, is
+    told to the channels area the same way (:data:`TOPUP_PAID_JOB`)."""
+    o = conn.execute(sa.select(orders.c.buyer, orders.c.kind)
+                     .where(orders.c.id == order_id)).one()
+    if o.kind == TOPUP:
+        enqueue(conn, TOPUP_PAID_JOB, {"order_id": order_id}, now=now)
+    elif tickets and o.buyer and o.buyer.startswith("buyer:"):
         enqueue(conn, DELIVER_TICKETS_JOB, {"order_id": order_id}, now=now)
 
 

@@ -41,6 +41,10 @@ MAX_TOPUP = 10_000_000_00  # fen: one online top-up of at most ten million yuan
 # The job a buyer's paid order writes with its capture (cloud/payments/capturing.py), which
 # the buyers area handles (cloud/buyers/delivery.py): the tickets sent to the buyer.
 DELIVER_TICKETS_JOB = "buyers.deliver_tickets"
+# The job a partner's top-up paid online writes with its capture, which the channels area
+# handles (cloud/channels/accounts.py ``topped_up_online``): the warning at its threshold
+# re-armed, the top-up audited on the partner's account.
+TOPUP_PAID_JOB = "channels.topup_paid"
 
 @dataclass(frozen=True)
 class OrderCreated:

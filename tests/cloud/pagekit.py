@@ -88,6 +88,15 @@ def sign_in(client: FlaskClient, username: str, password: str = PASSWORD):
     return r
 
 
+def portal_client(app, username: str, password: str = PASSWORD) -> FlaskClient:
+    """A client signed in to the partner portal (``/partner/``) as this portal user."""
+    client = app.test_client()
+    r = client.post("/partner/sign-in", data={"username": username, "password": password,
+                                              "csrf_token": csrf(client, "/partner/sign-in")})
+    assert r.status_code == 303, r.get_data(as_text=True)
+    return client
+
+
 def post(client: FlaskClient, path: str, data: dict | None = None, page: str | None = None,
          **kw):
     """A form POST with the CSRF token of the page it is sent from."""

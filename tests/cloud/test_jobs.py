@@ -249,7 +249,8 @@ def test_the_worker_command_tidies_keys_and_stops_on_sigterm(hub_url, tmp_path):
         lines.append(read.get_nowait() or "")
     out = "".join(lines)
     assert proc.returncode == 0, out
-    assert ("started: job kinds buyers.deliver_tickets, channels.webhook, lottery.refund_losers, "
+    assert ("started: job kinds buyers.deliver_tickets, channels.topup_paid, channels.webhook, "
+            "lottery.refund_losers, "
             "payments.refund_request, payments.refund_unplaced, sessions.refund_cancelled; "
             "periodic tidy_idempotency_keys every 3600 s, tidy_rate_limits every 3600 s, "
             "expire_lapsed_orders every 60 s, follow_up_payments every 60 s, "

@@ -21,7 +21,7 @@ from cloud.staff import staff as staff_module
 from cloud.staff.staff import create_staff
 from sync.timeutil import CHINA, utcnow
 from tests.cloud.ledger.ledgerpages import NOW, build_ledger_hub
-from tests.cloud.pagekit import PASSWORD, _hashed, post, text
+from tests.cloud.pagekit import PASSWORD, _hashed, portal_client, post, text
 
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -130,12 +130,7 @@ def test_a_webhooks_secret_is_shown_once_and_disabling_asks_first(hub):
 
 
 def portal(hub, username: str):
-    client = hub.app.test_client()
-    r = client.post("/partner/sign-in", data={
-        "username": username, "password": PASSWORD,
-        "csrf_token": _CSRF.search(text(client.get("/partner/sign-in"))).group(1)})
-    assert r.status_code == 303, text(r)
-    return client
+    return portal_client(hub.app, username)
 
 
 def test_a_partner_sees_its_own_account_only(hub):

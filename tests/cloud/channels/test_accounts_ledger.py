@@ -15,7 +15,9 @@ import sqlalchemy as sa
 
 from cloud.channels import accounts
 from cloud.channels.accounts import AccountsError
+from cloud.channels.webhooks import register_tasks
 from cloud.core.errors import HubError
+from cloud.core.jobs import Tasks, jobs
 from cloud.core.outbox import opened, outbox
 from cloud.ledger import chart, library
 from cloud.ledger.journal import balance, legs_of, trial_balance
@@ -23,7 +25,7 @@ from cloud.ledger.tables import ledger_accounts, ledger_entries
 from cloud.payments.capturing import place
 from cloud.payments.checkout import start_payment
 from cloud.payments.settings import make_providers, payment_settings
-from cloud.sales.orders import open_topup_order
+from cloud.sales.orders import TOPUP_PAID_JOB, open_topup_order
 from cloud.sales.tables import orders
 from tests.cloud.channels.accountkit import DISTRIBUTOR, PRICE, account_hub, partner_orders, profile
 from tests.cloud.ledger.ledgerkit import ORGANISER, VENUE
@@ -250,6 +252,13 @@ def paid_online(conn, amount: int, minutes: int) -> str:
     started = start_payment(conn, offline, order_id, amount, "top-up", now + timedelta(hours=1),
                             now)
     assert place(conn, started.outcome, now).state == "paid"
+    # the job the capture wrote, done by the handler the worker registers for it
+    payload = conn.execute(sa.select(jobs.c.payload).where(jobs.c.kind == TOPUP_PAID_JOB)
+                           .order_by(jobs.c.id.desc())).scalars().first()
+    assert payload == {"order_id": order_id}
+    tasks = Tasks()
+    register_tasks(tasks)
+    tasks.handlers[TOPUP_PAID_JOB](conn, payload, now)
     return number
 
 

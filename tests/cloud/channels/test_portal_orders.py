@@ -19,7 +19,7 @@ from cloud.channels.tables import channels
 from cloud.ledger.partners import add_portal_user, create_partner
 from cloud.sales.tables import orders, tickets
 from sync.timeutil import CHINA, utcnow
-from tests.cloud.pagekit import PASSWORD, build_hub, text
+from tests.cloud.pagekit import PASSWORD, build_hub, portal_client, text
 from tests.webfuzz import fuzz
 
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -51,12 +51,7 @@ def hub(hub_url):
 
 
 def portal(hub, username: str):
-    client = hub.app.test_client()
-    r = client.post("/partner/sign-in", data={
-        "username": username, "password": PASSWORD,
-        "csrf_token": _CSRF.search(text(client.get("/partner/sign-in"))).group(1)})
-    assert r.status_code == 303, text(r)
-    return client
+    return portal_client(hub.app, username)
 
 
 def send(client, path: str, data: dict, page: str):

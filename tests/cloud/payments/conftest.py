@@ -27,6 +27,31 @@ from cloud.payments.settings import make_providers, payment_settings
 ROOT = Path(__file__).resolve().parents[3]
 
 
+def seat_sale(conn, seats: int = 2) -> int:
+    """A session on sale in ten days with ``seats`` standard seats (ids from 1) at 380 yuan:
+    its id."""
+    from datetime import timedelta
+
+    from cloud.catalog.events import add_price_tier, create_event
+    from cloud.catalog.venues import add_zone, create_venue
+    from cloud.inventory import seats as inventory
+    from cloud.inventory.seat_map import import_seats_csv
+    from cloud.inventory.sessions import create_session
+    from sync.timeutil import utcnow
+
+    start = utcnow() + timedelta(days=10)
+    venue = create_venue(conn, "OSC", "Olympic Sports Centre")
+    add_zone(conn, venue, "A", "Zone A")
+    assert import_seats_csv(conn, venue, "level,zone,row,number,category\n" + "".join(
+        f"L1,A,1,{n},std\n" for n in range(1, seats + 1))).ok
+    session = create_session(conn, create_event(conn, "GAMES", "The Games"), venue, "Final",
+                             start, start + timedelta(hours=3))
+    add_price_tier(conn, session, "STD", "Standard", 38000, seat_category="std")
+    inventory.confirm_configuration(conn, session)
+    inventory.put_on_sale(conn, session)
+    return session
+
+
 @dataclass
 class ProviderSide:
     """What a provider holds, made locally: its signing key and the shared APIv3 key."""

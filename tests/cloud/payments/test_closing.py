@@ -11,13 +11,8 @@ from datetime import timedelta
 import requests
 import sqlalchemy as sa
 
-from cloud.catalog.events import add_price_tier, create_event
-from cloud.catalog.venues import add_zone, create_venue
 from cloud.core.audit import audit_log
 from cloud.core.jobs import jobs
-from cloud.inventory import seats as inventory
-from cloud.inventory.seat_map import import_seats_csv
-from cloud.inventory.sessions import create_session
 from cloud.payments.capturing import REFUND_JOB, follow_up
 from cloud.payments.checkout import start_payment
 from cloud.payments.tables import payments
@@ -25,8 +20,7 @@ from cloud.sales.order_plan import LineRequest, OrderRequest
 from cloud.sales.orders import cancel_order, create_order
 from cloud.sales.tables import orders, tickets
 from sync.timeutil import utcnow
-
-SEATS = "level,zone,row,number,category\nL1,A,1,1,std\n"
+from tests.cloud.payments.conftest import seat_sale
 
 
 def _url(app, name: str) -> str:
@@ -36,16 +30,8 @@ def _url(app, name: str) -> str:
 def _waiting(app, name: str):
     """An order of one seat and its payment with ``name``, opened at the sandbox, unpaid."""
     engine = app.extensions["db"]
-    start = utcnow() + timedelta(days=10)
     with engine.begin() as conn:
-        venue = create_venue(conn, "OSC", "Olympic Sports Centre")
-        add_zone(conn, venue, "A", "Zone A")
-        assert import_seats_csv(conn, venue, SEATS).ok
-        session = create_session(conn, create_event(conn, "GAMES", "The Games"), venue,
-                                 "Final", start, start + timedelta(hours=3))
-        add_price_tier(conn, session, "STD", "Standard", 38000, seat_category="std")
-        inventory.confirm_configuration(conn, session)
-        inventory.put_on_sale(conn, session)
+        session = seat_sale(conn, seats=1)
         made = create_order(conn, OrderRequest(session, (LineRequest(seat_id=1),),
                                                actor="clerk"))
     with engine.begin() as conn:

@@ -19,18 +19,9 @@ from cloud.sales.tables import orders
 from cloud.staff import staff as staff_module
 from cloud.staff.staff import create_staff
 from sync.timeutil import utcnow
-from tests.cloud.pagekit import PASSWORD, _hashed, sign_in, text
+from tests.cloud.pagekit import PASSWORD, _hashed, portal_client, sign_in, text
 
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-def _portal(app, username: str):
-    client = app.test_client()
-    r = client.post("/partner/sign-in", data={
-        "username": username, "password": PASSWORD,
-        "csrf_token": _CSRF.search(text(client.get("/partner/sign-in"))).group(1)})
-    assert r.status_code == 303, text(r)
-    return client
 
 
 def _post(client, path: str, data: dict):
@@ -49,7 +40,7 @@ def test_a_partner_tops_up_online_and_the_notification_credits_its_balance(hub_s
             add_portal_user(conn, other, "agent-user", "Zhao Lei", PASSWORD, "test", utcnow())
         with mock.patch.object(staff_module, "hash_password", _hashed):
             create_staff(conn, "sales-user", PASSWORD, "sales", actor="test")
-    client = _portal(app, "travel-user")
+    client = portal_client(app, "travel-user")
     assert 'id="top-up-online"' in text(client.get("/partner/account"))
     form = text(client.get("/partner/top-up"))
     assert 'value="wechat"' in form and 'value="alipay"' in form and 'value="offline"' not in form
@@ -68,7 +59,7 @@ def test_a_partner_tops_up_online_and_the_notification_credits_its_balance(hub_s
         o = conn.execute(sa.select(orders)).one()
         p = conn.execute(sa.select(payments).where(payments.c.order_id == o.id)).one()
     assert (o.kind, o.buyer, o.total, p.state) == ("topup", f"partner:{mine}", 50000, "pending")
-    assert _portal(app, "agent-user").get(f"/partner/top-up/{o.number}").status_code == 404
+    assert portal_client(app, "agent-user").get(f"/partner/top-up/{o.number}").status_code == 404
 
     sandbox.control("POST", f"/_sandbox/pay/{p.out_trade_no}", json={"result": "pay"})
     sandbox.wait(p.out_trade_no, acked=1, settled=1)

@@ -6,18 +6,11 @@ leaves the request failed and the seat out of sale."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 import sqlalchemy as sa
 
-from cloud.catalog.events import add_price_tier, create_event
-from cloud.catalog.venues import add_zone, create_venue
 from cloud.core.jobs import Tasks, run_one
 from cloud.fleet.keys import activate_key, create_key
-from cloud.inventory import seats as inventory
-from cloud.inventory.seat_map import import_seats_csv
-from cloud.inventory.sessions import create_session
 from cloud.inventory.tables import session_seats
 from cloud.payments.checkout import start_payment
 from cloud.payments.refund_approval import REQUEST_JOB, approve_refund, request_refund_handler
@@ -26,25 +19,15 @@ from cloud.sales.order_plan import LineRequest, OrderRequest
 from cloud.sales.orders import create_order
 from cloud.sales.refunds import request_refund
 from cloud.sales.tables import orders, refund_requests, tickets
-from sync.timeutil import utcnow
-
-SEATS = "level,zone,row,number,category\n" + "".join(f"L1,A,1,{n},std\n" for n in range(1, 3))
+from tests.cloud.payments.conftest import seat_sale
 
 
 def _paid_online(app, sandbox, name: str, faults=()):
     """An order of seat 1, paid through the sandbox (the notification captures it)."""
     engine = app.extensions["db"]
-    start = utcnow() + timedelta(days=10)
     with engine.begin() as conn:
         activate_key(conn, create_key(conn))
-        venue = create_venue(conn, "OSC", "Olympic Sports Centre")
-        add_zone(conn, venue, "A", "Zone A")
-        assert import_seats_csv(conn, venue, SEATS).ok
-        session = create_session(conn, create_event(conn, "GAMES", "The Games"), venue,
-                                 "Final", start, start + timedelta(hours=3))
-        add_price_tier(conn, session, "STD", "Standard", 38000, seat_category="std")
-        inventory.confirm_configuration(conn, session)
-        inventory.put_on_sale(conn, session)
+        session = seat_sale(conn, seats=2)
         made = create_order(conn, OrderRequest(session, (LineRequest(seat_id=1),),
                                                actor="clerk"))
     if faults:
