@@ -64,6 +64,8 @@ class InventoryError(HubError):
         "not_editable": Code(422, "these session fields cannot be edited here: %(fields)s"),
         "bad_sale_window": Code(422, "a sale window must close after it opens"),
         "bad_limit": Code(422, "%(field)s must be a whole number of 1 or more"),
+        "payment_minutes_too_long": Code(422, "an order waits at most %(high)s minutes for "
+                                              "its payment"),
         "bad_session_name": Code(422, "a session's name is 1 to 200 characters"),
     }
 

@@ -46,6 +46,9 @@ def create_session(conn: sa.Connection, event_id: int, venue_id: int, name: str,
     return session_id
 
 
+# The longest an order of a session may wait for its payment (cloud/sales/orders.py holds
+# every order to it): thirty days.
+MAX_PAYMENT_MINUTES = 30 * 24 * 60
 # What edit_session may change, beside the name; times move with postpone_session.
 EDITABLE = ("name", "sale_opens_at", "sale_closes_at", "real_name", "buyer_limit",
             "holder_limit", "payment_minutes")
@@ -76,6 +79,9 @@ def _check_edit(s, changes: dict) -> None:
             raise InventoryError("bad_limit", field=key)
     if changes.get("payment_minutes", 1) is None:
         raise InventoryError("bad_limit", field="payment_minutes")
+    if (changes.get("payment_minutes") or 0) > MAX_PAYMENT_MINUTES:
+        raise InventoryError("payment_minutes_too_long", high=MAX_PAYMENT_MINUTES,
+                             field="payment_minutes")
     if "name" in changes and not (isinstance(changes["name"], str)
                                   and 1 <= len(changes["name"].strip()) <= 200):
         raise InventoryError("bad_session_name")

@@ -23,6 +23,7 @@ from cloud.core.audit import SYSTEM, record
 from cloud.inventory.holds import held_by, hold_seats, release_held, sell_held
 from cloud.inventory.quotas import describe
 from cloud.inventory.seats import InventoryError
+from cloud.inventory.sessions import MAX_PAYMENT_MINUTES
 from cloud.sales import counts, holding
 from cloud.sales.flags import refuse_buying
 from cloud.sales.holders import add_holders
@@ -33,7 +34,6 @@ from sync import codes, numbers
 from sync.timeutil import CHINA, utcnow
 
 PAYMENT_MINUTES = 15  # an order without a session (passes only) is held this long
-MAX_PAYMENT_MINUTES = 30 * 24 * 60
 TIDY_ROUNDS = 4
 MAX_TOPUP = 10_000_000_00  # fen: one online top-up of at most ten million yuan
 

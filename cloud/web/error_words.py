@@ -185,6 +185,7 @@ ERROR_WORDS = {
     "not_editable": _l("These session fields cannot be edited here: %(fields)s."),
     "bad_sale_window": _l("A sale window must close after it opens."),
     "bad_limit": _l("%(field)s must be a whole number of 1 or more."),
+    "payment_minutes_too_long": _l("An order waits at most %(high)s minutes for its payment."),
     "bad_session_name": _l("A session's name is 1 to 200 characters."),
     "category_priced": _l("This session prices seat category %(category)s already."),
     "bad_window": _l("A sale window must close after it opens."),

@@ -47,7 +47,8 @@ def test_a_session_is_edited_postponed_and_cancelled_from_its_pages(hub_url):
     assert 'id="edit-form"' in shown and 'id="cancel-session"' not in shown
 
     for data, words in (({"name": "Final", "buyer_limit": "0"}, "Tickets per buyer:"),
-                        ({"name": "Final", "sale_opens_at": "soon"}, "Sale opens:")):
+                        ({"name": "Final", "sale_opens_at": "soon"}, "Sale opens:"),
+                        ({"name": "Final", "payment_minutes": "999999"}, "at most 43200")):
         r = post(clerk, f"/sessions/{hub.session}/edit", data, page=page)
         assert r.status_code == 422 and words in text(r), data
     assert _session(hub).buyer_limit is None
