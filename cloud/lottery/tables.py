@@ -100,6 +100,8 @@ presale_applications = sa.Table(
                        "'refunded', 'seated')", name="state_known"),
     sa.Index("ix_presale_applications_presale_state", "presale_id", "state"),
     sa.Index("ix_presale_applications_buyer", "buyer"),
+    # the worker's look for applications of lots of cancelled sessions (cancelling.py)
+    sa.Index("ix_presale_applications_lot_state", "lot_id", "state"),
 )
 
 # Who an application's tickets name: the buyer's own identity ("me") or a companion
