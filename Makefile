@@ -11,10 +11,11 @@ PYTEST_ARGS ?= -n auto --dist loadscope --durations=15
 .PHONY: test lint venv deps bench clean demo walkthrough faults presale-proof
 
 # The hub's tests run on SQLite and on PostgreSQL: as root, .ci/postgres starts the Debian
-# cluster and creates the test role; otherwise set WICKET_TEST_PG to an admin URL.
+# cluster and creates the test role; otherwise set WICKET_TEST_PG to an admin URL. Without
+# PostgreSQL the run stops here, rather than erring in every PostgreSQL case.
 test: venv
 	$(VENV)/bin/ruff check .
-	WICKET_TEST_PG="$${WICKET_TEST_PG:-$$(.ci/postgres)}" $(PY) -m pytest $(PYTEST_ARGS)
+	pg="$${WICKET_TEST_PG:-$$(.ci/postgres)}" && WICKET_TEST_PG="$$pg" $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .
