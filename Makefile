@@ -4,9 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # One test process per core; a module's tests stay in one process (their module fixtures,
-# such as a whole demo for the language crawl, are made once). The slowest tests are listed
-# at the end, to keep the run's time in view.
-PYTEST_ARGS ?= -n auto --dist loadscope --durations=15
+# such as a whole demo for the language crawl, are made once), handed out in the order
+# tests/conftest.py gives them (the longest first). The slowest tests are listed at the end,
+# to keep the run's time in view.
+PYTEST_ARGS ?= -n auto --dist loadscope --no-loadscope-reorder --durations=15
 
 .PHONY: test lint venv deps bench clean demo walkthrough faults presale-proof
 

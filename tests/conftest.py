@@ -6,11 +6,14 @@ import atexit
 import os
 import shutil
 import tempfile
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings
+from werkzeug.routing import Rule
 
 from edge import db as db_mod
 from edge.allowlist import apply_changes
@@ -35,6 +38,30 @@ os.environ["WICKET_HUB_TOTP_ROLES"] = ""
 # test modules are imported, so their own @settings start from it.
 settings.register_profile("wicket", deadline=None)
 settings.load_profile("wicket")
+
+
+def _url_builders_made_once() -> None:
+    """Every app the tests make has the same few hundred URL rules, and for each rule it adds
+    Werkzeug writes and compiles two Python functions that build its URLs: a tenth of a second
+    an app, minutes of the whole run. Keep them per process, keyed by all they are made from
+    (the rule's parts, whether unknown arguments go to the query string, its defaults); the
+    function reads the rule's converters from the rule it is bound to at each call."""
+    made_by_werkzeug = Rule._compile_builder
+    made: dict[tuple, Any] = {}
+
+    def compile_builder(self: Rule, append_unknown: bool = True):
+        defaults = self.defaults or {}
+        key = (append_unknown, tuple(self._trace), tuple(str(k) for k in defaults),
+               tuple((name, self._converters[name].to_url(defaults[name]))
+                     for dynamic, name in self._trace if dynamic and name in defaults))
+        if key not in made:
+            made[key] = made_by_werkzeug(self, append_unknown)
+        return made[key]
+
+    Rule._compile_builder = compile_builder
+
+
+_url_builders_made_once()
 
 
 @pytest.fixture(scope="session")
@@ -129,16 +156,31 @@ def _hub_data_key() -> str:
 HUB_DATA_KEY = _hub_data_key()
 
 
-# The longest modules (whole systems of processes, browsers, fault runs) are handed out first:
-# the tests are spread over processes a module at a time, and a long module handed out last
-# would run alone at the end of the run.
-FIRST = ("tests/e2e/", "tests/faults/", "tests/edge/test_concurrency.py", "tests/edge/test_crash.py",
-         "tests/edge/web/test_browser.py", "tests/edge/web/test_gate_browser.py",
-         "tests/edge/web/test_browser_devices.py", "tests/cloud/test_pages_query_fuzz.py")
+# The longest modules (whole systems of processes, browsers, fault runs) are handed out first,
+# the longest of them before the others (`make test` runs pytest-xdist without its own order,
+# which puts the modules of most tests first): the tests are spread over processes a module at a
+# time, and a long module handed out last would run alone at the end of the run. After them, the
+# modules of most tests first.
+FIRST = ("tests/e2e/test_i18n_crawl.py", "tests/e2e/test_demo.py", "tests/e2e/test_sync_agent.py",
+         "tests/cloud/test_pages_query_fuzz.py", "tests/faults/test_fault_run.py",
+         "tests/e2e/test_gate_runtime.py", "tests/e2e/test_presale_lottery.py",
+         "tests/e2e/test_ops_dashboard.py", "tests/e2e/test_buyer_journey.py",
+         "tests/e2e/test_storefront_pages.py", "tests/edge/test_concurrency.py",
+         "tests/edge/test_crash.py", "tests/edge/web/test_browser.py",
+         "tests/e2e/test_handheld_page.py", "tests/e2e/", "tests/faults/",
+         "tests/edge/web/test_gate_browser.py", "tests/edge/web/test_browser_devices.py")
 
 
 def pytest_collection_modifyitems(session, config, items):
-    items.sort(key=lambda item: not item.nodeid.startswith(FIRST))  # stable: order kept within
+    modules = Counter(item.nodeid.split("::")[0] for item in items)
+
+    def rank(item) -> tuple[int, int]:
+        module = item.nodeid.split("::")[0]
+        first = next((n for n, prefix in enumerate(FIRST) if module.startswith(prefix)),
+                     len(FIRST))
+        return first, -modules[module]
+
+    items.sort(key=rank)  # stable: the order within a module is kept
 
 
 @pytest.fixture(scope="session")

@@ -39,8 +39,8 @@ class _Databases:
     database nobody connects to), and every test after it gets a copy (a file copy; ``CREATE
     DATABASE … TEMPLATE``), already at the newest revision. A test of the migrations
     themselves asks for an empty database with ``@pytest.mark.empty_hub``. PostgreSQL
-    databases are dropped by a thread of the process while the next tests run; the run waits
-    for the last drops when it ends."""
+    databases are dropped by a thread of the process while the next tests run, a batch at a
+    time (``DROP_BATCH``); the run waits for the last drops when it ends."""
 
     def __init__(self, base):
         self.base = base
@@ -72,6 +72,7 @@ class _Databases:
                 name = f"wicket_template_{uuid.uuid4().hex[:12]}"
                 self._create(name, "")
                 init_db(self._url(name))
+                _freeze(self._url(name))
                 self.pg_template = name
             template = f' TEMPLATE "{self.pg_template}"'
         name = f"wicket_{uuid.uuid4().hex[:12]}"
@@ -95,13 +96,17 @@ class _Databases:
         self.drops.put(sa.engine.make_url(url).database)
 
     def _drop_all(self) -> None:
-        while (name := self.drops.get()) is not None:
-            try:
-                _drop(self.admin, name)
-            except Exception as e:  # noqa: BLE001 - a database left behind is not a failure
-                print(f"could not drop test database {name}: {e}", file=sys.stderr)
-            finally:
-                self.drops.task_done()
+        done = False
+        while not done:
+            batch: list[str] = []
+            while len(batch) < DROP_BATCH and (name := self.drops.get()) is not None:
+                batch.append(name)
+            done = len(batch) < DROP_BATCH
+            for name in batch:
+                try:
+                    _drop(self.admin, name)
+                except Exception as e:  # noqa: BLE001 - a database left behind is no failure
+                    print(f"could not drop test database {name}: {e}", file=sys.stderr)
 
     def close(self) -> None:
         if self.dropper is not None:
@@ -111,6 +116,11 @@ class _Databases:
             _drop(self.admin, self.pg_template)
         if self.admin is not None:
             self.admin.dispose()
+
+
+# Databases are dropped DROP_BATCH at a time: every drop makes the server write a checkpoint,
+# and a copy made while one is written took ten times as long (half a second).
+DROP_BATCH = 30
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -138,6 +148,18 @@ def engine(hub_url):
     e = make_engine(hub_url)
     yield e
     e.dispose()
+
+
+def _freeze(url: str) -> None:
+    """Vacuum and freeze a new template's rows, catalogs included. Copying a database whose
+    rows were just written (by the migrations) took half a second of the server's CPU, each
+    copy; frozen, a twentieth of that."""
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("VACUUM (FREEZE, ANALYZE)")
+    finally:
+        engine.dispose()
 
 
 def _drop(admin: sa.Engine, name: str) -> None:
