@@ -350,7 +350,7 @@ def test_a_url_that_is_not_mjpeg_is_read_by_ffmpeg(tmp_path):
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Snapshot)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     try:
         camera = QrCamera("cam-1", CameraSettings(
             source=f"http://127.0.0.1:{server.server_address[1]}/snapshot.jpg"))

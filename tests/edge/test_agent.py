@@ -55,7 +55,7 @@ def hub(hub_url):
         tickets = [issue_ticket(conn, session_id=session) for _ in range(20)]
         token = appliances.register(conn, venue, "box").token
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield {"url": f"http://127.0.0.1:{server.server_port}", "engine": engine, "token": token,
            "tickets": tickets, "session": session, "venue": venue}

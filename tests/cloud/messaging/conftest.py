@@ -99,7 +99,7 @@ def served_hub(hub_url):
     app = served["app"] = create_app({
         "DATABASE_URL": hub_url, "TESTING": True, "SECRET_KEY": "test" * 10,
         "SMS_RECEIPT_KEY": RECEIPT_KEY})
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield app, f"http://127.0.0.1:{server.server_port}"

@@ -210,7 +210,7 @@ def hub_server(hub_url, sandbox):
     except BaseException:
         server.server_close()
         raise
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield app
