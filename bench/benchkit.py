@@ -7,6 +7,7 @@ import shutil
 import socket
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,3 +52,58 @@ def scratch_hub(prefix: str) -> Iterator[str]:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds used so far by a process, its living children and the children it has
+    reaped (Linux /proc; clock ticks)."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def fields(p: int) -> list[str]:
+        with open(f"/proc/{p}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+
+    own = fields(pid)
+    total = sum(int(x) for x in own[11:15])  # utime, stime, cutime, cstime
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            f = fields(int(entry))
+        except OSError:
+            continue
+        if int(f[1]) == pid:
+            total += int(f[11]) + int(f[12])
+    return total / tick
+
+
+def server_pid(url: str) -> int:
+    """The PostgreSQL server's main process (the parent of a backend of ours)."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            backend = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+            with open(f"/proc/{backend}/stat") as f:
+                return int(f.read().rsplit(")", 1)[1].split()[1])
+    finally:
+        engine.dispose()
+
+
+class CpuShare:
+    """Where the machine's CPU went while a run went on: the hub's processes, the database
+    server's, and the benchmark's own clients; printed per unit of work (``name: value``)."""
+
+    def __init__(self, hub_pid: int, db_pid: int):
+        self.pids = {"hub": hub_pid, "db": db_pid}
+
+    def __enter__(self) -> CpuShare:
+        self.start = {k: _tree_cpu(p) for k, p in self.pids.items()}
+        self.start["clients"] = time.process_time()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.used = {k: _tree_cpu(p) - self.start[k] for k, p in self.pids.items()}
+        self.used["clients"] = time.process_time() - self.start["clients"]
+
+    def lines(self, unit: str, count: int) -> list[str]:
+        return [f"cpu_{k}_ms_per_{unit}: {1000 * v / count:.2f}" for k, v in self.used.items()]

@@ -5,6 +5,9 @@ small one to sell out).
 
 - ``holds_per_s``: N clients at once, each holding single-seat orders (best available in the
   large zone) one after another; orders held per second of wall time.
+- ``cpu_hub_ms_per_hold``, ``cpu_db_ms_per_hold``, ``cpu_clients_ms_per_hold``: the CPU the
+  hub's processes, the database server and the benchmark's clients used while the holds were
+  measured, per hold (all on this machine: together they are what its cores can give).
 - ``checkout_p99_ms``: N clients at once, each buying one seat after another: the order held,
   then paid offline (the answer carries the tickets); the 99th percentile of hold → tickets.
 - ``oversold``: after a race of 4 buyers per seat for the small zone (every buyer at once, each
@@ -47,7 +50,7 @@ sys.path.insert(0, str(ROOT))
 
 import requests  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
-from benchkit import free_port, note, scratch_hub  # noqa: E402
+from benchkit import CpuShare, free_port, note, scratch_hub, server_pid  # noqa: E402
 
 from cloud.catalog.events import add_price_tier, create_event  # noqa: E402
 from cloud.catalog.venues import add_zone, create_venue  # noqa: E402
@@ -243,7 +246,8 @@ def measure(url: str, args) -> None:
     hub, hub_url = serve(url, log, args.workers, args.threads)
     try:
         clients = [Client(hub_url, shop, n) for n in range(args.clients)]
-        rate = holds_per_s(clients, shop, args.holds)
+        with CpuShare(hub.pid, server_pid(url)) as cpu:
+            rate = holds_per_s(clients, shop, args.holds)
         note(f"held {args.holds} single-seat orders with {args.clients} clients")
         times = checkout_ms(clients, shop, args.checkouts)
         note(f"checked out {len(times)} orders with {args.clients} clients")
@@ -258,6 +262,7 @@ def measure(url: str, args) -> None:
     print(f"clients: {args.clients}")
     print(f"server: wicket-hub serve --workers {args.workers} --threads {args.threads}")
     print(f"holds_per_s: {rate:.0f}")
+    print("\n".join(cpu.lines("hold", args.holds)))
     print(f"checkout_p50_ms: {times[len(times) // 2]:.0f}")
     print(f"checkout_p99_ms: {times[min(len(times) - 1, int(len(times) * 0.99))]:.0f}")
     print(f"oversold: {oversold(url)}")

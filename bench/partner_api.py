@@ -6,6 +6,9 @@ machine, with a distributor selling a scenic spot's day ticket through its API c
   (HMAC-SHA256, a fresh nonce) and carrying an ``Idempotency-Key``; orders placed per second
   of wall time.
 - ``order_p99_ms``: the 99th percentile of one order's request → answer in that run.
+- ``cpu_hub_ms_per_order``, ``cpu_db_ms_per_order``, ``cpu_clients_ms_per_order``: the CPU
+  the hub's processes, the database server and the benchmark's clients used in that run, per
+  order (all on this machine: together they are what its cores can give).
 
 With ``--confirm`` each order is also paid from the distributor's prepaid account and its
 ticket issued in the same call (the account topped up first); without it each is held.
@@ -36,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 import requests  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
-from benchkit import note, scratch_hub  # noqa: E402
+from benchkit import CpuShare, note, scratch_hub, server_pid  # noqa: E402
 from hub_orders import serve, together  # noqa: E402
 
 from cloud.catalog.tables import products  # noqa: E402
@@ -148,7 +151,8 @@ def measure(url: str, args) -> None:
     try:
         clients = [Client(hub_url, shop, args.confirm) for _ in range(args.clients)]
         assert clients[0].order().status_code == 201  # the first answer: the hub warmed up
-        rate, times = orders_run(clients, args.orders)
+        with CpuShare(hub.pid, server_pid(url)) as cpu:
+            rate, times = orders_run(clients, args.orders)
         note(f"placed {len(times)} signed orders with {args.clients} clients")
     finally:
         hub.send_signal(signal.SIGTERM)
@@ -159,6 +163,7 @@ def measure(url: str, args) -> None:
     print(f"orders_per_s: {rate:.0f}")
     print(f"order_p50_ms: {times[len(times) // 2]:.0f}")
     print(f"order_p99_ms: {times[min(len(times) - 1, int(len(times) * 0.99))]:.0f}")
+    print("\n".join(cpu.lines("order", len(times))))
 
 
 def main() -> int:
