@@ -149,11 +149,11 @@ def place_order(conn: sa.Connection, *, partner_id: int, channel_id: int,
     """Hold a partner's order through its channel at its agreed prices; with ``confirm``,
     charge its account and issue its tickets too. All in the caller's transaction: any
     refusal leaves nothing."""
-    _partner(conn, partner_id)
+    partner = _partner(conn, partner_id)
     ch = _own_channel(conn, partner_id, channel_id)
     session_id, reqs = _requests(conn, partner_id, lines, now)
     created = sell_on(conn, ch, OrderRequest(
-        session_id=session_id, lines=tuple(reqs), actor=actor), now)
+        session_id=session_id, lines=tuple(reqs), actor=actor), now, partner.kind)
     if confirm:
         _confirm(conn, partner_id, created.order_id, now, actor)
     return order_view(conn, partner_id, created.number, now)

@@ -51,12 +51,13 @@ def scopes_of(ch) -> tuple[str, ...]:
     return (f"chan:{ch.id}",) + (("contract",) if ch.kind == "contract" else ())
 
 
-def sold_via(conn: sa.Connection, ch) -> str:
+def sold_via(conn: sa.Connection, ch, partner_kind: str | None = None) -> str:
     """How the ledger names a channel's sales (its split rules' ``channel``): the storefront's
     ``web``, a booth's or outlet's ``box_office``, a kiosk's, a contract customer's, and a
-    distributor's or agent's — an API client's by its partner's kind."""
+    distributor's or agent's — an API client's by its partner's kind (``partner_kind``, when
+    the caller has read the partner already)."""
     if ch.kind == "api":
-        kind = conn.execute(sa.select(partners.c.kind).where(
+        kind = partner_kind or conn.execute(sa.select(partners.c.kind).where(
             partners.c.id == ch.partner_id)).scalar()
         return kind if kind in ("distributor", "agent") else "distributor"
     return {"storefront": "web", "booth": "box_office", "outlet": "box_office"}.get(
@@ -71,9 +72,11 @@ def sell_through(conn: sa.Connection, channel_id: int, req: OrderRequest,
     return sell_on(conn, channel(conn, channel_id), req, now)
 
 
-def sell_on(conn: sa.Connection, ch, req: OrderRequest, now: datetime) -> OrderCreated:
-    """:func:`sell_through` a channel's row already read."""
+def sell_on(conn: sa.Connection, ch, req: OrderRequest, now: datetime,
+            partner_kind: str | None = None) -> OrderCreated:
+    """:func:`sell_through` a channel's row already read (and its partner's kind, for an API
+    client's channel)."""
     check_open(ch, now)
-    return create_order(conn, dataclasses.replace(req, channel_id=ch.id,
-                                                  quota_scopes=scopes_of(ch),
-                                                  sold_via=sold_via(conn, ch)), now)
+    return create_order(conn, dataclasses.replace(
+        req, channel_id=ch.id, quota_scopes=scopes_of(ch),
+        sold_via=sold_via(conn, ch, partner_kind)), now)
