@@ -54,27 +54,37 @@ def scratch_hub(prefix: str) -> Iterator[str]:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _tree_cpu(pid: int) -> float:
-    """CPU seconds used so far by a process, its living children and the children it has
-    reaped (Linux /proc; clock ticks)."""
+def _stat(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()
+
+
+def _tree_cpu(pid: int) -> tuple[float, dict[int, float]]:
+    """A process's CPU seconds so far (its own and its reaped children's) and each living
+    child's own (Linux /proc)."""
     tick = os.sysconf("SC_CLK_TCK")
-
-    def fields(p: int) -> list[str]:
-        with open(f"/proc/{p}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()
-
-    own = fields(pid)
-    total = sum(int(x) for x in own[11:15])  # utime, stime, cutime, cstime
+    own = _stat(pid)
+    children = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
-            f = fields(int(entry))
+            f = _stat(int(entry))
         except OSError:
             continue
         if int(f[1]) == pid:
-            total += int(f[11]) + int(f[12])
-    return total / tick
+            children[int(entry)] = (int(f[11]) + int(f[12])) / tick
+    return sum(int(x) for x in own[11:15]) / tick, children  # utime, stime, cutime, cstime
+
+
+def _cpu_between(before: tuple[float, dict[int, float]],
+                 after: tuple[float, dict[int, float]]) -> float:
+    """CPU seconds a process tree used between two readings. A child reaped in between adds
+    its whole life to its parent's count: what it had used before the first reading (a
+    connection closed just before the run, say) is taken off again."""
+    (own0, kids0), (own1, kids1) = before, after
+    used = own1 - own0 + sum(cpu - kids0.get(pid, 0.0) for pid, cpu in kids1.items())
+    return used - sum(cpu for pid, cpu in kids0.items() if pid not in kids1)
 
 
 def server_pid(url: str) -> int:
@@ -98,12 +108,13 @@ class CpuShare:
 
     def __enter__(self) -> CpuShare:
         self.start = {k: _tree_cpu(p) for k, p in self.pids.items()}
-        self.start["clients"] = time.process_time()
+        self.clients = time.process_time()
         return self
 
     def __exit__(self, *exc) -> None:
-        self.used = {k: _tree_cpu(p) - self.start[k] for k, p in self.pids.items()}
-        self.used["clients"] = time.process_time() - self.start["clients"]
+        self.used = {k: _cpu_between(self.start[k], _tree_cpu(p))
+                     for k, p in self.pids.items()}
+        self.used["clients"] = time.process_time() - self.clients
 
     def lines(self, unit: str, count: int) -> list[str]:
         return [f"cpu_{k}_ms_per_{unit}: {1000 * v / count:.2f}" for k, v in self.used.items()]
