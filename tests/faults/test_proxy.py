@@ -218,11 +218,12 @@ def test_hooks_see_each_phase_and_answered_comes_after_the_upstream_acted(proxy,
         time.sleep(0.01)
     proxy.remove_hook(hook)
     _get(proxy, "/y")
-    # the client may send its next request before the first one's "sent" hook has run
+    # the client may send its next request before the first one's "sent" hook has run, and
+    # by then the upstream may have had that request too
     first, second = ([s[1:] for s in seen if s[0] == n] for n in (1, 2))
-    assert first == [("received", "drop_response", None, 0),
-                     ("answered", "drop_response", 200, 1),
-                     ("sent", "drop_response", 200, 1)]
+    assert first[:2] == [("received", "drop_response", None, 0),
+                         ("answered", "drop_response", 200, 1)]
+    assert first[2][:3] == ("sent", "drop_response", 200) and first[2][3] in (1, 2)
     assert second == [("received", None, None, 1), ("answered", None, 200, 2),
                       ("sent", None, 200, 2)]
     assert len(seen) == 6
