@@ -91,7 +91,7 @@ def refund(number: str):
                                  .where(tickets.c.number == number)).scalar()
         if ticket_id is None:
             raise TicketError("unknown_ticket", ticket=number)
-        refundable_alone(conn, ticket_id)
+        refundable_alone(conn, ticket_id, number)
         revoke_ticket(conn, ticket_id, "refunded", actor=api_actor(), reason=reason,
                       supervisor="orders.approve_refund" in g.permissions)
     return jsonify(number=number, state="refunded")

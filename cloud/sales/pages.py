@@ -226,7 +226,7 @@ def revoke(number: str, action: str):
         with engine().begin() as conn:
             t = ticket_or_404(conn, number)
             if action == "refund":
-                refundable_alone(conn, t.id)
+                refundable_alone(conn, t.id, t.number)
             revoke_ticket(conn, t.id, REVOKE[action], actor=actor(),
                           supervisor=can(SUPERVISOR),
                           reason=request.form.get("reason", "")[:1000])

@@ -382,7 +382,7 @@ def revoke_ticket(conn: sa.Connection, ticket_id: int, state: str = "refunded",
     record_changes(conn, [(venue_id, revoked) for venue_id in sorted(row.venues)])
 
 
-def refundable_alone(conn: sa.Connection, ticket_id: int) -> None:
+def refundable_alone(conn: sa.Connection, ticket_id: int, number: str) -> None:
     """Refuse a refund of a ticket by itself (a clerk's "refund" of the ticket) when the
     ticket was paid through an order (``refund_by_request``): marking it refunded would move
     no money back; its refund is a request on the order (cloud/sales/refunds.py), approved by
@@ -390,8 +390,6 @@ def refundable_alone(conn: sa.Connection, ticket_id: int) -> None:
     order (its money, if any, taken by hand) is refunded by itself as before."""
     order = paid_order_of(conn, ticket_id)
     if order is not None:
-        number = conn.execute(sa.select(tickets.c.number)
-                              .where(tickets.c.id == ticket_id)).scalar()
         raise TicketError("refund_by_request", ticket=number, order=order)
 
 
