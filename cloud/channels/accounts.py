@@ -49,6 +49,7 @@ from cloud.ledger.posting import (
     post_account_refund,
 )
 from cloud.ledger.tables import ledger_accounts, ledger_entries, ledger_postings, partners
+from cloud.sales.orders import topup_partner
 from cloud.sales.tables import orders
 from sync.timeutil import CHINA
 
@@ -354,7 +355,7 @@ def topped_up_online(conn: sa.Connection, payload: dict, now: datetime) -> None:
     o = conn.execute(sa.select(orders.c.buyer, orders.c.total, orders.c.currency,
                                orders.c.payment_reference)
                      .where(orders.c.id == payload["order_id"])).one()
-    partner_id = int(o.buyer.removeprefix("partner:"))
+    partner_id = topup_partner(o.buyer)
     record(conn, SYSTEM, "account.topup_online", f"partner:{partner_id}", None,
            {"amount": o.total, "currency": o.currency, "order_id": payload["order_id"],
             "reference": o.payment_reference})

@@ -33,6 +33,7 @@ from cloud.ledger import chart
 from cloud.ledger.journal import Facts, Leg, Posted, legs_of, post
 from cloud.ledger.split import Rule, reversal, shares
 from cloud.ledger.tables import ledger_accounts, ledger_entries, ledger_postings, split_rules
+from cloud.sales.orders import topup_partner
 from cloud.sales.tables import TOPUP, order_lines, orders
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ def sale_of(conn: sa.Connection, order_id: int) -> Sale:
                                 .where(sessions.c.id == order.session_id)).scalar()
     lines = conn.execute(sa.select(order_lines.c.product_id)
                          .where(order_lines.c.order_id == order_id)).scalars().all()
-    topup_of = int(order.buyer.split(":")[1]) if order.kind == TOPUP else None
+    topup_of = topup_partner(order.buyer) if order.kind == TOPUP else None
     return Sale(order.session_id, event_id, channel_of(order), len(lines),
                 frozenset(p for p in lines if p is not None), topup_of)
 

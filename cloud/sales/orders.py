@@ -186,6 +186,11 @@ def open_topup_order(conn: sa.Connection, *, partner_id: int, actor: str, total:
     return order_id, number
 
 
+def topup_partner(buyer: str) -> int:
+    """The partner whose balance a top-up order (its ``buyer``, ``partner:<id>``) tops up."""
+    return int(buyer.removeprefix("partner:"))
+
+
 @dataclass(frozen=True)
 class Captured:
     """What a payment did: ``paid`` with its tickets (``duplicate`` when this payment was
