@@ -215,8 +215,12 @@ def test_open_lane_commands_from_the_database(venue_db, db_path, vault, scanner)
             assert status_of(conn, first)[1]["ok"] is True
             second = command(conn, N1)
             wait_for(lambda: status_of(conn, second)[0] == "done", what="the second command")
-            assert status_of(conn, second)[1] == {"ok": False, "passage": "timeout",
-                                                  "message": "no passage within 1 s"}
+            # the lane's passage time and the board driver's (the lane's, given to it) run
+            # out together: whichever is seen first tells the timeout
+            result = status_of(conn, second)[1]
+            assert result == {"ok": False, "passage": "timeout", "message": result["message"]}
+            assert result["message"] in ("no passage within 1 s",
+                                         "the turnstile reports nobody passed"), result
             assert flashes(board) == 2
             assert status_of(conn, expired) == ("pending", None)  # never carried out
 
