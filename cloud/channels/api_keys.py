@@ -28,13 +28,13 @@ from math import ceil
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from cloud.channels import signing
 from cloud.channels.errors import ChannelError
 from cloud.channels.tables import API_SCOPES, api_access_log, api_keys, api_nonces, channels
 from cloud.core import rate_limits
 from cloud.core.audit import record
+from cloud.core.db import per_dialect
 from cloud.core.errors import Code, HubError
 from cloud.core.seal import context, keyring_for
 from cloud.ledger.tables import partners
@@ -213,6 +213,17 @@ def access_log(conn: sa.Connection, partner_id: int, key_id: str,
 
 # -- a request ----------------------------------------------------------------------------------
 
+_FIND = sa.select(
+    api_keys.c.id, api_keys.c.key_id, api_keys.c.partner_id, api_keys.c.channel_id,
+    api_keys.c.sealed_secret, api_keys.c.scopes, api_keys.c.per_minute, api_keys.c.state,
+    api_keys.c.expires_at, partners.c.state.label("partner_state")
+).join(partners, partners.c.id == api_keys.c.partner_id).where(
+    api_keys.c.key_id == sa.bindparam("key_id"))
+_NONCE = per_dialect(lambda d: d.insert(api_nonces).on_conflict_do_nothing()
+                     .returning(api_nonces.c.nonce))
+_LOG = sa.insert(api_access_log)
+
+
 def find_key(conn: sa.Connection, headers: Mapping[str, str]) -> sa.Row:
     """The key a request names, if its headers are in their form and the key exists (known
     from here on: its refusals go to its access log)."""
@@ -220,13 +231,7 @@ def find_key(conn: sa.Connection, headers: Mapping[str, str]) -> sa.Row:
     if bad is not None:
         raise ApiKeyError("api_request_unsigned", header=bad)
     key_id = headers[signing.KEY_HEADER]
-    row = conn.execute(
-        sa.select(api_keys.c.id, api_keys.c.key_id, api_keys.c.partner_id,
-                  api_keys.c.channel_id, api_keys.c.sealed_secret, api_keys.c.scopes,
-                  api_keys.c.per_minute, api_keys.c.state, api_keys.c.expires_at,
-                  partners.c.state.label("partner_state"))
-        .join(partners, partners.c.id == api_keys.c.partner_id)
-        .where(api_keys.c.key_id == key_id)).first()
+    row = conn.execute(_FIND, {"key_id": key_id}).first()
     if row is None:
         raise ApiKeyError("api_key_unknown", key_id=key_id)
     return row
@@ -255,11 +260,9 @@ def check_request(conn: sa.Connection, key: sa.Row, method: str, path: str,
     if not signing.signature_matches(secret, method, path, stamp, nonce, body,
                                      headers[signing.SIGNATURE_HEADER]):
         raise ApiKeyError("api_signature_wrong")
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     rate_limits.without_waiting_for_disk(conn)  # the work that follows commits to disk
-    fresh_nonce = conn.execute(dialect.insert(api_nonces).values(
-        api_key_id=key.id, nonce=nonce, seen_at=now).on_conflict_do_nothing()
-        .returning(api_nonces.c.nonce)).first()
+    fresh_nonce = conn.execute(_NONCE(conn), {"api_key_id": key.id, "nonce": nonce,
+                                              "seen_at": now}).first()
     if fresh_nonce is None:
         raise ApiKeyError("api_request_replayed")
     hits, until = rate_limits.hit_until(conn, f"api_key:{key.id}", WINDOW, now)
@@ -296,9 +299,9 @@ def log_access(conn: sa.Connection, api_key_id: int, method: str, path: str, sta
     """One row of the key's access log (written without waiting for the disk: a log row is
     not a record anyone relies on)."""
     rate_limits.without_waiting_for_disk(conn)
-    conn.execute(sa.insert(api_access_log).values(
-        api_key_id=api_key_id, at=now, method=method[:8], path=path[:200], status=status,
-        ms=max(0, min(ms, 2**31 - 1)), code=code[:40] if code else None))
+    conn.execute(_LOG, {"api_key_id": api_key_id, "at": now, "method": method[:8],
+                        "path": path[:200], "status": status, "ms": max(0, min(ms, 2**31 - 1)),
+                        "code": code[:40] if code else None})
 
 
 def tidy_nonces(conn: sa.Connection, now: datetime) -> int:

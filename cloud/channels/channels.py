@@ -106,8 +106,11 @@ def create_channel(conn: sa.Connection, code: str, name: str, kind: str, *,
     return got.id
 
 
+_CHANNEL = sa.select(channels).where(channels.c.id == sa.bindparam("channel_id"))
+
+
 def channel(conn: sa.Connection, channel_id: int):
-    row = conn.execute(sa.select(channels).where(channels.c.id == channel_id)).first() \
+    row = conn.execute(_CHANNEL, {"channel_id": channel_id}).first() \
         if isinstance(channel_id, int) and not isinstance(channel_id, bool) else None
     if row is None:
         raise ChannelError("unknown_channel", channel=channel_id, field="channel_id")

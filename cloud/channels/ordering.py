@@ -57,8 +57,21 @@ class PartnerLine:
     zone_id: int = 0
 
 
+_PARTNER = sa.select(partners).where(partners.c.id == sa.bindparam("partner_id"))
+_ORDER = sa.select(orders).join(channels, channels.c.id == orders.c.channel_id).where(
+    orders.c.number == sa.bindparam("number"),
+    channels.c.partner_id == sa.bindparam("partner_id"))
+_ORDER_LOCKED = _ORDER.with_for_update(of=orders)
+_VIEW_LINES = sa.select(
+    order_lines.c.kind, order_lines.c.product_id, order_lines.c.day, order_lines.c.session_id,
+    order_lines.c.price_tier_id, order_lines.c.seat_id, order_lines.c.amount,
+    order_lines.c.state, tickets.c.number, tickets.c.code, tickets.c.state.label("ticket_state")
+).outerjoin(tickets, tickets.c.id == order_lines.c.ticket_id).where(
+    order_lines.c.order_id == sa.bindparam("order_id")).order_by(order_lines.c.id)
+
+
 def _partner(conn: sa.Connection, partner_id: int):
-    p = conn.execute(sa.select(partners).where(partners.c.id == partner_id)).first()
+    p = conn.execute(_PARTNER, {"partner_id": partner_id}).first()
     if p is None:
         raise ChannelError("unknown_partner_order", number="-", field="partner")
     if p.state != "active":
@@ -177,9 +190,8 @@ def _confirm(conn: sa.Connection, partner_id: int, order_id: int, now: datetime,
 
 
 def _order(conn: sa.Connection, partner_id: int, number: str, lock: bool = False):
-    q = sa.select(orders).join(channels, channels.c.id == orders.c.channel_id).where(
-        orders.c.number == number, channels.c.partner_id == partner_id)
-    o = conn.execute(q.with_for_update(of=orders) if lock else q).first() \
+    o = conn.execute(_ORDER_LOCKED if lock else _ORDER,
+                     {"number": number, "partner_id": partner_id}).first() \
         if isinstance(number, str) else None
     if o is None:
         raise ChannelError("unknown_partner_order", number=number, field="number")
@@ -213,13 +225,7 @@ def order_view(conn: sa.Connection, partner_id: int, number: str,
                now: datetime | None = None) -> dict:
     """An order as its partner sees it: state, total, lines and their tickets' codes."""
     o = _order(conn, partner_id, number)
-    rows = conn.execute(sa.select(
-        order_lines.c.kind, order_lines.c.product_id, order_lines.c.day,
-        order_lines.c.session_id, order_lines.c.price_tier_id, order_lines.c.seat_id,
-        order_lines.c.amount, order_lines.c.state, tickets.c.number, tickets.c.code,
-        tickets.c.state.label("ticket_state")).outerjoin(
-        tickets, tickets.c.id == order_lines.c.ticket_id).where(
-        order_lines.c.order_id == o.id).order_by(order_lines.c.id)).all()
+    rows = conn.execute(_VIEW_LINES, {"order_id": o.id}).all()
     return {"number": o.number, "state": shown_state(o, now), "total": o.total,
             "currency": o.currency, "created_at": o.created_at.isoformat(),
             "expires_at": o.expires_at.isoformat(),

@@ -278,14 +278,26 @@ def _in_force(at: datetime):
                    sa.or_(t.c.effective_until.is_(None), t.c.effective_until > at))
 
 
+def _price_of(column: sa.Column):
+    t = agreed_prices
+    return sa.select(t).where(
+        t.c.partner_id == sa.bindparam("partner_id"), column == sa.bindparam("of"),
+        _in_force(sa.bindparam("at", type_=t.c.effective_from.type))
+    ).order_by(t.c.effective_from.desc(), t.c.id.desc()).limit(1)
+
+
+_PRICE_OF_PRODUCT = _price_of(agreed_prices.c.product_id)
+_PRICE_OF_TIER = _price_of(agreed_prices.c.price_tier_id)
+
+
 def agreed_price(conn: sa.Connection, partner_id: int, product_id: int | None = None,
                  price_tier_id: int | None = None, *, at: datetime):
     """The agreed price row in force at ``at`` (the one that started last), or None."""
-    t = agreed_prices
-    which = (t.c.product_id == product_id if product_id is not None
-             else t.c.price_tier_id == price_tier_id)
-    return conn.execute(sa.select(t).where(t.c.partner_id == partner_id, which, _in_force(at))
-                        .order_by(t.c.effective_from.desc(), t.c.id.desc()).limit(1)).first()
+    if product_id is not None:
+        return conn.execute(_PRICE_OF_PRODUCT, {"partner_id": partner_id, "of": product_id,
+                                                "at": at}).first()
+    return conn.execute(_PRICE_OF_TIER, {"partner_id": partner_id, "of": price_tier_id,
+                                         "at": at}).first()
 
 
 def price_at(conn: sa.Connection, partner_id: int, product_id: int | None = None,
@@ -455,9 +467,13 @@ def _bound_at(partner_id: int, at: datetime):
                    sa.or_(b.c.revoked_at.is_(None), b.c.revoked_at > at)))
 
 
+_BOUND = _bound_at(sa.bindparam("partner_id"),
+                   sa.bindparam("at", type_=sales_code_bindings.c.granted_at.type))
+
+
 def bound_products(conn: sa.Connection, partner_id: int, at: datetime) -> list[int]:
     """The products some active sales code binds to the partner at ``at``, by id."""
-    return sorted(set(conn.execute(_bound_at(partner_id, at)).scalars()))
+    return sorted(set(conn.execute(_BOUND, {"partner_id": partner_id, "at": at}).scalars()))
 
 
 def partner_codes(conn: sa.Connection, partner_id: int, at: datetime) -> list[dict]:

@@ -47,15 +47,18 @@ def reset_source(token: Token) -> None:
     _source.reset(token)
 
 
+_INSERT = sa.insert(audit_log)  # its columns are those of the values it is given
+
+
 def record(conn: sa.Connection, actor: str, action: str, subject: str,
            before: dict[str, Any] | None = None, after: dict[str, Any] | None = None) -> None:
     """One audit row, in the caller's transaction: it commits or rolls back with the change."""
     source = _source.get()
     # the column is named only when there is an address (outside a request there is none), so
     # that the rules still write to a database upgraded only as far as an older revision
-    conn.execute(sa.insert(audit_log).values(at=utcnow(), actor=actor, action=action,
-                                             subject=subject, before=before, after=after,
-                                             **({"source": source} if source else {})))
+    conn.execute(_INSERT, {"at": utcnow(), "actor": actor, "action": action,
+                           "subject": subject, "before": before, "after": after,
+                           **({"source": source} if source else {})})
 
 
 def find_audit(conn: sa.Connection, actor: str = "", action: str = "", subject: str = "",

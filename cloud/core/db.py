@@ -5,21 +5,32 @@ column types every area's tables use (``UtcDateTime``) and the value they store 
 SQLite is the default (a file, no set-up: demos, small venues, tests); PostgreSQL is the
 production database. Both are first-class: every hub test runs on both. Schema changes are
 Alembic migrations (``cloud/migrations``); ``init_db`` brings any database to the newest one.
+
+Statements on the busiest paths (a partner's signed order, a hold) are built once, with bound
+parameters, and executed with their values: building a Core statement and its cache key costs
+about as much CPU as sending it, and these run many times a second. :func:`per_dialect` builds
+the ones that differ between the two databases (an upsert) once for each.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
+from typing import TypeVar
 
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy.dialects import postgresql, sqlite
 
 from cloud.core.seal import CONN_INFO
+
+T = TypeVar("T")
 
 DEFAULT_URL = "sqlite:///wicket-hub.db"
 MIGRATIONS = Path(__file__).parents[1] / "migrations"
@@ -68,6 +79,21 @@ class Money:
 
 def is_currency(code: str) -> bool:
     return isinstance(code, str) and len(code) == 3 and code.isalpha() and code.isupper()
+
+
+def per_dialect(build: Callable[[ModuleType], T]) -> Callable[[sa.Connection], T]:
+    """A statement built once for each database from its dialect's module
+    (``sqlalchemy.dialects.postgresql`` or ``.sqlite``, for ``insert … on_conflict``): call the
+    result with a connection to get the statement for its database."""
+    built: dict[str, T] = {}
+
+    def statement(conn: sa.Connection) -> T:
+        name = conn.dialect.name
+        got = built.get(name)
+        if got is None:
+            got = built[name] = build(postgresql if name == "postgresql" else sqlite)
+        return got
+    return statement
 
 
 def make_engine(url: str = DEFAULT_URL, data_key: str | None = None) -> sa.Engine:

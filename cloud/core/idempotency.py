@@ -29,9 +29,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
-from cloud.core.db import UtcDateTime, metadata
+from cloud.core.db import UtcDateTime, metadata, per_dialect
 from cloud.core.errors import Code, HubError
 from sync.timeutil import utcnow
 
@@ -126,43 +125,53 @@ def stored(conn: sa.Connection, scope: str, key: str, req_hash: str,
     return Answer(row.status, row.content_type or "application/json", bytes(row.body or b""))
 
 
+def _claim_statement(dialect):
+    insert = dialect.insert(idempotency_keys)
+    return insert.on_conflict_do_update(
+        index_elements=["scope", "key"],
+        set_={"request_hash": insert.excluded.request_hash,
+              "created_at": insert.excluded.created_at, "status": None, "body": None,
+              "content_type": None},
+        where=idempotency_keys.c.created_at < sa.bindparam("stale_before")
+    ).returning(idempotency_keys.c.key)
+
+
+_CLAIM = per_dialect(_claim_statement)
+_WAIT_AT_MOST = sa.text(  # read and set in one round trip
+    "SELECT current_setting('lock_timeout'), set_config('lock_timeout', :t, true)")
+_WAIT_AS_BEFORE = sa.text("SELECT set_config('lock_timeout', :t, true)")
+_FINISH = sa.update(idempotency_keys).where(
+    idempotency_keys.c.scope == sa.bindparam("w_scope"),
+    idempotency_keys.c.key == sa.bindparam("w_key"), idempotency_keys.c.status.is_(None))
+
+
 def _claim(conn: sa.Connection, scope: str, key: str, req_hash: str, now: datetime,
            wait_ms: int) -> bool:
     """Insert the key's row unless it is there (a row past its keeping time is taken over in
     the same statement: such a key is free again, tidied or not); True when this caller
     inserted or took it. Must be the transaction's first write: a wait past ``wait_ms``
     aborts the transaction (the caller's rolls back on the error)."""
-    values = {"scope": scope, "key": key, "request_hash": req_hash, "created_at": now}
-    pg = conn.dialect.name == "postgresql"
-    insert = (postgresql if pg else sqlite).insert(idempotency_keys).values(**values)
-    stmt = insert.on_conflict_do_update(
-        index_elements=["scope", "key"],
-        set_={"request_hash": req_hash, "created_at": now, "status": None, "body": None,
-              "content_type": None},
-        where=idempotency_keys.c.created_at < now - KEEP).returning(idempotency_keys.c.key)
-    if not pg:  # one writer at a time: the row, if any, is committed and visible
-        return conn.execute(stmt).first() is not None
+    values = {"scope": scope, "key": key, "request_hash": req_hash, "created_at": now,
+              "stale_before": now - KEEP}
+    if conn.dialect.name != "postgresql":  # one writer at a time: any row is committed
+        return conn.execute(_CLAIM(conn), values).first() is not None
     # a request with the same key still running holds its row: wait for it, but not forever
-    previous = conn.execute(sa.text(  # read and set in one round trip
-        "SELECT current_setting('lock_timeout'), set_config('lock_timeout', :t, true)"),
-        {"t": f"{int(wait_ms)}ms"}).first()[0]
+    previous = conn.execute(_WAIT_AT_MOST, {"t": f"{int(wait_ms)}ms"}).first()[0]
     try:
-        inserted = conn.execute(stmt).first() is not None
+        inserted = conn.execute(_CLAIM(conn), values).first() is not None
     except sa.exc.OperationalError as e:
         if getattr(e.orig, "sqlstate", None) != "55P03":  # lock_not_available
             raise
         raise IdempotencyError("idempotency_in_progress") from None
-    conn.execute(sa.text("SELECT set_config('lock_timeout', :t, true)"), {"t": previous})
+    conn.execute(_WAIT_AS_BEFORE, {"t": previous})
     return inserted
 
 
 def finish(conn: sa.Connection, scope: str, key: str, status: int, body: bytes,
            content_type: str = "application/json") -> None:
     """Store the answer of the work done under the key, in the work's own transaction."""
-    done = conn.execute(sa.update(idempotency_keys).where(
-        idempotency_keys.c.scope == scope, idempotency_keys.c.key == key,
-        idempotency_keys.c.status.is_(None)).values(
-        status=status, body=body, content_type=content_type)).rowcount
+    done = conn.execute(_FINISH, {"w_scope": scope, "w_key": key, "status": status,
+                                  "body": body, "content_type": content_type}).rowcount
     if done != 1:
         raise RuntimeError(f"idempotency key {scope}/{key!r} was not claimed by this request")
 

@@ -36,6 +36,12 @@ def without_waiting_for_disk(conn: sa.Connection) -> None:
         conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
 
 
+_HIT = sa.update(rate_limits).where(
+    rate_limits.c.key == sa.bindparam("k"), rate_limits.c.expires_at > sa.bindparam("now")
+).values(hits=rate_limits.c.hits + sa.bindparam("amount", type_=sa.Integer)).returning(
+    rate_limits.c.hits, rate_limits.c.expires_at)
+
+
 def hit(conn: sa.Connection, key: str, window: timedelta, now: datetime, amount: int = 1) -> int:
     """Count ``amount`` hits on ``key`` and return the count in its current window (which starts
     at the first hit after the last window ended)."""
@@ -45,10 +51,7 @@ def hit(conn: sa.Connection, key: str, window: timedelta, now: datetime, amount:
 def hit_until(conn: sa.Connection, key: str, window: timedelta, now: datetime,
               amount: int = 1) -> tuple[int, datetime]:
     """:func:`hit`, with the end of the window the hits were counted in."""
-    got = conn.execute(
-        sa.update(rate_limits).where(rate_limits.c.key == key, rate_limits.c.expires_at > now)
-        .values(hits=rate_limits.c.hits + amount)
-        .returning(rate_limits.c.hits, rate_limits.c.expires_at)).first()
+    got = conn.execute(_HIT, {"k": key, "now": now, "amount": amount}).first()
     if got is not None:
         return int(got[0]), got[1]
     # no live window: start one (replacing an ended one); a racing starter's row wins and

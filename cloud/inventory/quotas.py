@@ -104,12 +104,21 @@ def quota_by_key(conn: sa.Connection, key: str):
                         .where(quotas.c.key == key)).first()
 
 
+_IDS = sa.select(quotas.c.key, quotas.c.id).where(
+    quotas.c.key.in_(sa.bindparam("keys", expanding=True)))
+_N = sa.bindparam("n", type_=sa.Integer)
+_GROW = sa.update(quotas).where(quotas.c.id == sa.bindparam("quota_id"),
+                                quotas.c.used + _N <= quotas.c.capacity
+                                ).values(used=quotas.c.used + _N)
+_SHRINK = sa.update(quotas).where(quotas.c.id == sa.bindparam("quota_id")).values(
+    used=quotas.c.used + _N)
+
+
 def quota_ids(conn: sa.Connection, keys: set[str]) -> dict[str, int]:
     """The ids of the quotas with these keys (keys with no quota are left out)."""
     if not keys:
         return {}
-    return dict(conn.execute(sa.select(quotas.c.key, quotas.c.id)
-                             .where(quotas.c.key.in_(sorted(keys)))).all())
+    return dict(conn.execute(_IDS, {"keys": sorted(keys)}).all())
 
 
 def apply_quotas(conn: sa.Connection, deltas: dict[int, int]) -> int | None:
@@ -118,14 +127,11 @@ def apply_quotas(conn: sa.Connection, deltas: dict[int, int]) -> int | None:
     for quota_id in sorted(deltas):
         n = deltas[quota_id]
         if n > 0:
-            done = conn.execute(sa.update(quotas).where(
-                quotas.c.id == quota_id, quotas.c.used + n <= quotas.c.capacity)
-                .values(used=quotas.c.used + n)).rowcount
+            done = conn.execute(_GROW, {"quota_id": quota_id, "n": n}).rowcount
             if not done:
                 return quota_id
         elif n < 0:
-            conn.execute(sa.update(quotas).where(quotas.c.id == quota_id)
-                         .values(used=quotas.c.used + n))
+            conn.execute(_SHRINK, {"quota_id": quota_id, "n": n})
     return None
 
 

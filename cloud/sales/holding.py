@@ -147,6 +147,10 @@ def take_seats(conn: sa.Connection, plan: Plan, order_id: int, until: datetime,
     return seat_of
 
 
+_LINES = sa.insert(order_lines)
+_ORDER_QUOTAS = sa.insert(order_quotas)
+
+
 def insert_lines(conn: sa.Connection, order_id: int, plan: Plan, seat_of: list,
                  holder_ids: list, holds: list[dict]) -> None:
     """The order's lines; a second live line of one document in a real-name session is
@@ -160,11 +164,11 @@ def insert_lines(conn: sa.Connection, order_id: int, plan: Plan, seat_of: list,
             for line, seat_id, holder_id, h in zip(plan.lines, seat_of, holder_ids, holds,
                                                    strict=True)]
     try:
-        conn.execute(sa.insert(order_lines), rows)
+        conn.execute(_LINES, rows)
     except sa.exc.IntegrityError:
         raise OrderError("document_already_used", session_id=plan.session.id,
                          field="holder") from None
     counted = Counter(q for h in holds for q in h["quotas"])
     if counted:
-        conn.execute(sa.insert(order_quotas), [{"order_id": order_id, "quota_id": q, "n": n}
+        conn.execute(_ORDER_QUOTAS, [{"order_id": order_id, "quota_id": q, "n": n}
                                                for q, n in sorted(counted.items())])

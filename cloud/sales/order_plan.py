@@ -268,8 +268,11 @@ def _resolve_quotas(line: PlannedLine, found: dict[str, int]) -> list[str]:
     return sorted(set(keys))
 
 
+_PRODUCT = sa.select(products).where(products.c.id == sa.bindparam("product_id"))
+
+
 def _product(conn: sa.Connection, product_id: int | None, now: datetime):
-    p = conn.execute(sa.select(products).where(products.c.id == product_id)).first() \
+    p = conn.execute(_PRODUCT, {"product_id": product_id}).first() \
         if isinstance(product_id, int) else None
     if p is None:
         raise OrderError("unknown_product", product_id=product_id, field="product_id")

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from cloud.catalog.tables import events, products, sessions
 from cloud.core.audit import SYSTEM, record
+from cloud.core.db import per_dialect
 from cloud.inventory.holds import held_by, hold_seats, release_held, sell_held
 from cloud.inventory.quotas import describe
 from cloud.inventory.seats import InventoryError
@@ -57,15 +57,16 @@ class OrderCreated:
     lines: tuple[PlannedLine, ...] = ()  # as planned, in the request's order (holders clear)
 
 
+_INSERT = per_dialect(lambda d: d.insert(orders).on_conflict_do_nothing(
+    index_elements=["number"]).returning(orders.c.id))
+
+
 def _insert_order(conn: sa.Connection, **values) -> tuple[int, str]:
     """The order's row under a new random number: one statement (a number taken already,
     which is rare, leaves nothing and another is drawn); its id and number."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     while True:
         number = numbers.new_number()
-        got = conn.execute(dialect.insert(orders).values(number=number, **values)
-                           .on_conflict_do_nothing(index_elements=["number"])
-                           .returning(orders.c.id)).first()
+        got = conn.execute(_INSERT(conn), {"number": number, **values}).first()
         if got is not None:
             return got.id, number
 
