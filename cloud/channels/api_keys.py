@@ -222,6 +222,12 @@ _FIND = sa.select(
 _NONCE = per_dialect(lambda d: d.insert(api_nonces).on_conflict_do_nothing()
                      .returning(api_nonces.c.nonce))
 _LOG = sa.insert(api_access_log)
+# the setting is local to the statement's own transaction and read when it commits
+_LOG_NO_WAIT = sa.text(
+    "INSERT INTO api_access_log (api_key_id, at, method, path, status, ms, code) "
+    "SELECT :api_key_id, :at, :method, :path, :status, :ms, :code "
+    "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS without_waiting"
+).bindparams(sa.bindparam("at", type_=api_access_log.c.at.type))
 
 
 def find_key(conn: sa.Connection, headers: Mapping[str, str]) -> sa.Row:
@@ -294,14 +300,21 @@ def require_scope(key: Any, scope: str) -> None:
         raise ApiKeyError("api_scope_missing", scope=scope)
 
 
-def log_access(conn: sa.Connection, api_key_id: int, method: str, path: str, status: int,
+def log_access(engine: sa.Engine, api_key_id: int, method: str, path: str, status: int,
                ms: int, code: str | None, now: datetime) -> None:
-    """One row of the key's access log (written without waiting for the disk: a log row is
-    not a record anyone relies on)."""
-    rate_limits.without_waiting_for_disk(conn)
-    conn.execute(_LOG, {"api_key_id": api_key_id, "at": now, "method": method[:8],
-                        "path": path[:200], "status": status, "ms": max(0, min(ms, 2**31 - 1)),
-                        "code": code[:40] if code else None})
+    """One row of the key's access log, in a transaction of its own whose commit does not
+    wait for the disk (a log row is not a record anyone relies on). On PostgreSQL that
+    transaction is the statement's own, which turns the waiting off itself: one round trip
+    where a transaction of its own with ``SET LOCAL`` took four, on every call of the API."""
+    values = {"api_key_id": api_key_id, "at": now, "method": method[:8], "path": path[:200],
+              "status": status, "ms": max(0, min(ms, 2**31 - 1)),
+              "code": code[:40] if code else None}
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(_LOG_NO_WAIT, values)
+        return
+    with engine.begin() as conn:
+        conn.execute(_LOG, values)
 
 
 def tidy_nonces(conn: sa.Connection, now: datetime) -> int:

@@ -62,12 +62,19 @@ _ORDER = sa.select(orders).join(channels, channels.c.id == orders.c.channel_id).
     orders.c.number == sa.bindparam("number"),
     channels.c.partner_id == sa.bindparam("partner_id"))
 _ORDER_LOCKED = _ORDER.with_for_update(of=orders)
-_VIEW_LINES = sa.select(
-    order_lines.c.kind, order_lines.c.product_id, order_lines.c.day, order_lines.c.session_id,
-    order_lines.c.price_tier_id, order_lines.c.seat_id, order_lines.c.amount,
-    order_lines.c.state, tickets.c.number, tickets.c.code, tickets.c.state.label("ticket_state")
-).outerjoin(tickets, tickets.c.id == order_lines.c.ticket_id).where(
-    order_lines.c.order_id == sa.bindparam("order_id")).order_by(order_lines.c.id)
+_VIEW = sa.select(  # the order with its lines (none: one row of NULLs) and their tickets
+    orders.c.number, orders.c.state, orders.c.total, orders.c.currency, orders.c.created_at,
+    orders.c.expires_at, orders.c.paid_at, order_lines.c.id.label("line_id"),
+    order_lines.c.kind, order_lines.c.product_id, order_lines.c.day,
+    order_lines.c.session_id.label("line_session_id"), order_lines.c.price_tier_id,
+    order_lines.c.seat_id, order_lines.c.amount, order_lines.c.state.label("line_state"),
+    tickets.c.number.label("ticket_number"), tickets.c.code,
+    tickets.c.state.label("ticket_state")
+).select_from(orders.join(channels, channels.c.id == orders.c.channel_id)
+              .outerjoin(order_lines, order_lines.c.order_id == orders.c.id)
+              .outerjoin(tickets, tickets.c.id == order_lines.c.ticket_id)).where(
+    orders.c.number == sa.bindparam("number"),
+    channels.c.partner_id == sa.bindparam("partner_id")).order_by(order_lines.c.id)
 
 
 def _partner(conn: sa.Connection, partner_id: int):
@@ -224,19 +231,23 @@ def cancel_order(conn: sa.Connection, partner_id: int, number: str, actor: str,
 def order_view(conn: sa.Connection, partner_id: int, number: str,
                now: datetime | None = None) -> dict:
     """An order as its partner sees it: state, total, lines and their tickets' codes."""
-    o = _order(conn, partner_id, number)
-    rows = conn.execute(_VIEW_LINES, {"order_id": o.id}).all()
+    rows = conn.execute(_VIEW, {"number": number, "partner_id": partner_id}).all() \
+        if isinstance(number, str) else None
+    if not rows:
+        raise ChannelError("unknown_partner_order", number=number, field="number")
+    o = rows[0]
     return {"number": o.number, "state": shown_state(o, now), "total": o.total,
             "currency": o.currency, "created_at": o.created_at.isoformat(),
             "expires_at": o.expires_at.isoformat(),
             "paid_at": o.paid_at.isoformat() if o.paid_at else None,
             "lines": [{"kind": r.kind, "product_id": r.product_id,
                        "day": r.day.isoformat() if r.day else None,
-                       "session_id": r.session_id, "price_tier_id": r.price_tier_id,
-                       "seat_id": r.seat_id, "amount": r.amount, "state": r.state,
-                       "ticket": None if r.number is None else {
-                           "number": r.number, "code": r.code, "state": r.ticket_state}}
-                      for r in rows]}
+                       "session_id": r.line_session_id, "price_tier_id": r.price_tier_id,
+                       "seat_id": r.seat_id, "amount": r.amount, "state": r.line_state,
+                       "ticket": None if r.ticket_number is None else {
+                           "number": r.ticket_number, "code": r.code,
+                           "state": r.ticket_state}}
+                      for r in rows if r.line_id is not None]}
 
 
 def list_orders(conn: sa.Connection, partner_id: int, limit: int = 50,

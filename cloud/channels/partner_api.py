@@ -110,9 +110,8 @@ def _logged(response: Response) -> Response:
     key_id = g.get("api_key_id")
     if key_id is not None:
         ms = int((time.perf_counter() - g.get("api_started", time.perf_counter())) * 1000)
-        with engine().begin() as conn:
-            api_keys.log_access(conn, key_id, request.method, signed_path(),
-                                response.status_code, ms, g.get("api_error"), utcnow())
+        api_keys.log_access(engine(), key_id, request.method, signed_path(),
+                            response.status_code, ms, g.get("api_error"), utcnow())
     response.headers.setdefault("Cache-Control", "no-store")
     return response
 
