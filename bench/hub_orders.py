@@ -86,6 +86,9 @@ def set_up(url: str, sizes: dict[str, int]) -> dict:
         inventory.put_on_sale(conn, session)
         clerk = create_staff(conn, "clerk", "Harbour-lamp-2026", "sales", actor="bench")
         token = create_token(conn, clerk, "till", "bench")[1]
+    with engine.connect() as conn:  # what autovacuum does within a minute of the seats' making
+        conn.exec_driver_sql("ANALYZE")
+        conn.commit()
     engine.dispose()
     return {"session": session, "tier": tier, "zones": zones, "token": token}
 

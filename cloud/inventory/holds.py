@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import random
 from datetime import datetime
+from functools import lru_cache
 
 import sqlalchemy as sa
 
@@ -73,16 +74,20 @@ def best_runs(conn: sa.Connection, zone_id: int, n: int, takeable: list,
               limit: int = CANDIDATES) -> list[tuple[str, int]]:
     """Up to ``limit`` runs of ``n`` takeable seats of a zone whose positions follow on in one
     row, best first (lowest total rank, then the better first seat), each as its row and first
-    position; chosen by the database, not by reading the zone's seats.
+    position; chosen by the database, not by reading the zone's seats."""
+    return [(r.row_key, r.position)
+            for r in conn.execute(_runs_query(zone_id, n, takeable, limit))]
 
-    Gaps and islands in one pass over each row's takeable seats in position order: the seat
-    ``n - 1`` places further on is at ``position + n - 1`` exactly when no seat in between is
-    missing, and the run's total rank is the difference of two running sums."""
+
+def _runs_query(zone_id, n: int, takeable: list, limit: int) -> sa.Select:
+    """:func:`best_runs`' statement. Gaps and islands in one pass over each row's takeable
+    seats in position order: the seat ``n - 1`` places further on is at ``position + n - 1``
+    exactly when no seat in between is missing, and the run's total rank is the difference
+    of two running sums."""
     ss = session_seats.c
     if n == 1:
-        return [(r.row_key, r.position) for r in conn.execute(
-            sa.select(ss.row_key, ss.position).where(ss.zone_id == zone_id, *takeable)
-            .order_by(ss.rank, ss.row_key, ss.position).limit(limit))]
+        return sa.select(ss.row_key, ss.position).where(ss.zone_id == zone_id, *takeable) \
+            .order_by(ss.rank, ss.row_key, ss.position).limit(limit)
     row = {"partition_by": ss.row_key, "order_by": ss.position}
     summed = sa.select(ss.row_key, ss.position, ss.rank,
                        sa.func.sum(ss.rank).over(**row, rows=(None, 0)).label("upto")).where(
@@ -94,9 +99,48 @@ def best_runs(conn: sa.Connection, zone_id: int, n: int, takeable: list,
                      (sa.func.lead(t.upto, n - 1).over(**ahead) - t.upto + t.rank)
                      .label("total")).subquery("runs")
     r = runs.c
-    return [(x.row_key, x.position) for x in conn.execute(
-        sa.select(r.row_key, r.position).where(r.last == r.position + (n - 1))
-        .order_by(r.total, r.rank, r.row_key, r.position).limit(limit))]
+    return sa.select(r.row_key, r.position).where(r.last == r.position + (n - 1)) \
+        .order_by(r.total, r.rank, r.row_key, r.position).limit(limit)
+
+
+def _take_query(zone_id, n: int, row_key, first, takeable: list, order_id, until,
+                postgres: bool) -> sa.Update:
+    """Hold all of a run (its row and first position) or none of it: on PostgreSQL its rows
+    are locked first with ``SKIP LOCKED`` (a run another buyer is taking comes back short)."""
+    ss = session_seats.c
+    where = [ss.zone_id == zone_id, ss.row_key == row_key,
+             ss.position.between(first, first + n - 1), *takeable]
+    if postgres:
+        free_now = sa.select(ss.session_id, ss.seat_id).where(*where) \
+            .with_for_update(skip_locked=True)
+        where = [sa.tuple_(ss.session_id, ss.seat_id).in_(free_now), *takeable]
+    return sa.update(session_seats).where(*where).values(
+        status="held", order_id=order_id, held_until=until).returning(ss.seat_id)
+
+
+@lru_cache(maxsize=512)
+def _prepared(what: str, n: int, limit: int, customer: bool, seats_of: str,
+              postgres: bool) -> sa.Executable:
+    """A best-available statement built once per shape, with bound parameters (``sid``,
+    ``now``, ``oid``, ``zone``, ``customer``, ``seat_category`` or ``seat_categories``; to
+    take a run ``in_row``, ``first``, ``until``): built afresh, it cost more CPU than it ran for."""
+    oid = sa.bindparam("oid", type_=sa.Integer)
+    takeable = takeable_seats(sa.bindparam("sid", type_=sa.Integer),
+                              sa.bindparam("now", type_=session_seats.c.held_until.type),
+                              sa.bindparam("customer", type_=sa.String) if customer else None,
+                              oid)
+    if seats_of == "category":
+        takeable.append(session_seats.c.seat_id.in_(
+            sa.select(seats.c.id).where(seats.c.category == sa.bindparam("seat_category"))))
+    elif seats_of == "not":
+        takeable.append(session_seats.c.seat_id.not_in(sa.select(seats.c.id).where(
+            seats.c.category.in_(sa.bindparam("seat_categories", expanding=True)))))
+    zone = sa.bindparam("zone", type_=sa.Integer)
+    if what == "runs":
+        return _runs_query(zone, n, takeable, limit)
+    return _take_query(zone, n, sa.bindparam("in_row", type_=sa.String),
+                       sa.bindparam("first", type_=sa.Integer), takeable, oid,
+                       sa.bindparam("until", type_=session_seats.c.held_until.type), postgres)
 
 
 def _refuse_best(conn: sa.Connection, zone_id: int, n: int, takeable: list) -> InventoryError:
@@ -124,22 +168,25 @@ def hold_best(conn: sa.Connection, session_id: int, zone_id: int, n: int, order_
     if given, and of none of ``not_categories``); their zones by seat id. Raises ``sold_out``
     when the zone has fewer than ``n`` such seats left, ``no_adjacent_seats`` when it has
     them but not side by side."""
-    takeable = takeable_seats(session_id, now, customer, order_id)
-    if category is not None:
-        takeable.append(session_seats.c.seat_id.in_(
-            sa.select(seats.c.id).where(seats.c.category == category)))
-    elif not_categories:
-        takeable.append(session_seats.c.seat_id.not_in(
-            sa.select(seats.c.id).where(seats.c.category.in_(sorted(not_categories)))))
-    postgres = conn.dialect.name == "postgresql"
+    seats_of = "category" if category is not None else "not" if not_categories else ""
+    shape = (customer is not None, seats_of, conn.dialect.name == "postgresql")
+    params = {"sid": session_id, "now": now, "oid": order_id, "zone": zone_id,
+              **({"customer": customer} if customer is not None else {}),
+              **({"seat_category": category} if category is not None else
+                 {"seat_categories": sorted(not_categories)} if not_categories else {})}
+    postgres = shape[2]
     tried: set[tuple[str, int]] = set()
     for round_ in range(SEARCH_ROUNDS):
-        runs = best_runs(conn, zone_id, n, takeable, CANDIDATES * 4 ** round_)
+        runs = [(r.row_key, r.position) for r in conn.execute(
+            _prepared("runs", n, CANDIDATES * 4 ** round_, *shape), params)]
         if not runs:
-            raise _refuse_best(conn, zone_id, n, takeable)
+            raise _refuse_best(conn, zone_id, n, _takeable_for(
+                session_id, now, customer, order_id, category, not_categories))
         for run in _spread([r for r in runs if r not in tried], round_ == 0):
             tried.add(run)
-            seat_ids = _take_run(conn, zone_id, n, run, takeable, order_id, until, postgres)
+            seat_ids = _take_run(conn, _prepared("take", n, 0, *shape),
+                                 {**params, "in_row": run[0], "first": run[1],
+                                                "until": until}, n)
             if seat_ids:
                 return {seat_id: zone_id for seat_id in seat_ids}
         if not postgres:
@@ -147,23 +194,23 @@ def hold_best(conn: sa.Connection, session_id: int, zone_id: int, n: int, order_
     raise InventoryError("sold_out", what=f"zone {zone_id}", count=n, field="zone_id")
 
 
-def _take_run(conn: sa.Connection, zone_id: int, n: int, run: tuple[str, int],
-              takeable: list, order_id: int, until: datetime, postgres: bool) -> list[int]:
-    """Hold all of a run (its row and first position) or none of it: the seats held, or [].
-    One statement; on PostgreSQL its rows are locked first with ``SKIP LOCKED`` (a run
-    another buyer is taking comes back short). A single seat needs no savepoint: it is
-    held or not."""
-    row_key, first = run
-    ss = session_seats.c
-    where = [ss.zone_id == zone_id, ss.row_key == row_key,
-             ss.position.between(first, first + n - 1), *takeable]
-    if postgres:
-        free_now = sa.select(ss.session_id, ss.seat_id).where(*where)             .with_for_update(skip_locked=True)
-        where = [sa.tuple_(ss.session_id, ss.seat_id).in_(free_now), *takeable]
+def _takeable_for(session_id: int, now: datetime, customer: str | None, order_id: int,
+                  category: str | None, not_categories: frozenset[str]) -> list:
+    takeable = takeable_seats(session_id, now, customer, order_id)
+    if category is not None:
+        takeable.append(session_seats.c.seat_id.in_(
+            sa.select(seats.c.id).where(seats.c.category == category)))
+    elif not_categories:
+        takeable.append(session_seats.c.seat_id.not_in(
+            sa.select(seats.c.id).where(seats.c.category.in_(sorted(not_categories)))))
+    return takeable
+
+
+def _take_run(conn: sa.Connection, take: sa.Update, params: dict, n: int) -> list[int]:
+    """Hold all of a run or none of it (:func:`_take_query`): the seats held, or []. A single
+    seat needs no savepoint: it is held or not."""
     savepoint = conn.begin_nested() if n > 1 else None
-    held = conn.execute(sa.update(session_seats).where(*where)
-                        .values(status="held", order_id=order_id, held_until=until)
-                        .returning(ss.seat_id)).scalars().all()
+    held = conn.execute(take, params).scalars().all()
     if len(held) != n:
         if savepoint is not None:
             savepoint.rollback()

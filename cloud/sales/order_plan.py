@@ -161,8 +161,18 @@ def _open(opens: datetime | None, closes: datetime | None, now: datetime) -> boo
     return (opens is None or opens <= now) and (closes is None or now < closes)
 
 
+_SESSION = sa.select(sessions).where(sessions.c.id == sa.bindparam("session_id"))
+_EVENT = sa.select(events).where(events.c.id == sa.bindparam("event_id"))
+_TIERS = sa.select(price_tiers).where(price_tiers.c.session_id == sa.bindparam("session_id"))
+_ZONES = sa.select(zones.c.id).where(zones.c.venue_id == sa.bindparam("venue_id"))
+_SEATS = sa.select(seats.c.id, seats.c.category, session_seats.c.zone_id).join(
+    session_seats, sa.and_(session_seats.c.seat_id == seats.c.id,
+                           session_seats.c.session_id == sa.bindparam("session_id"))
+).where(seats.c.id.in_(sa.bindparam("wanted", expanding=True)))
+
+
 def _session(conn: sa.Connection, session_id: int, now: datetime):
-    s = conn.execute(sa.select(sessions).where(sessions.c.id == session_id)).first()
+    s = conn.execute(_SESSION, {"session_id": session_id}).first()
     if s is None:
         raise OrderError("unknown_session", session_id=session_id, field="session_id")
     if s.state == "cancelled":
@@ -192,7 +202,7 @@ def plan_order(conn: sa.Connection, req: OrderRequest, now: datetime) -> Plan:
     s = _session(conn, req.session_id, now) if req.session_id is not None else None
     if s is None and any(line.kind != "pass" for line in req.lines):
         raise OrderError("unknown_session", session_id=None, field="session_id")
-    event = conn.execute(sa.select(events).where(events.c.id == s.event_id)).first() \
+    event = conn.execute(_EVENT, {"event_id": s.event_id}).first() \
         if s is not None else None
     pricing = _Pricing.load(conn, s, req, now) if s is not None else None
     ring = keyring_for(conn) if any(line.holder for line in req.lines) else None
@@ -338,17 +348,12 @@ class _Pricing:
 
     @classmethod
     def load(cls, conn: sa.Connection, s, req: OrderRequest, now: datetime) -> _Pricing:
-        tiers = {t.id: t for t in conn.execute(
-            sa.select(price_tiers).where(price_tiers.c.session_id == s.id))}
+        tiers = {t.id: t for t in conn.execute(_TIERS, {"session_id": s.id})}
         by_category = {t.seat_category: t for t in tiers.values() if t.seat_category}
-        zone_ids = set(conn.execute(sa.select(zones.c.id)
-                                    .where(zones.c.venue_id == s.venue_id)).scalars())
+        zone_ids = set(conn.execute(_ZONES, {"venue_id": s.venue_id}).scalars())
         wanted = {line.seat_id for line in req.lines if line.seat_id is not None}
-        seat_rows = {r.id: r for r in conn.execute(sa.select(
-            seats.c.id, seats.c.category, session_seats.c.zone_id).join(
-            session_seats, sa.and_(session_seats.c.seat_id == seats.c.id,
-                                   session_seats.c.session_id == s.id))
-            .where(seats.c.id.in_(wanted)))} if wanted else {}
+        seat_rows = {r.id: r for r in conn.execute(
+            _SEATS, {"session_id": s.id, "wanted": sorted(wanted)})} if wanted else {}
         return cls(s, tiers, by_category, zone_ids, seat_rows, now)
 
     def _tier(self, tier_id: int | None):

@@ -126,6 +126,23 @@ def _like_literal(column: sa.ColumnElement[str]) -> sa.ColumnElement[str]:
     return column
 
 
+def _bearer_statement() -> sa.Select:
+    scope = sa.literal(",").concat(api_tokens.c.roles).concat(",")
+    return sa.select(
+        staff.c.id, staff.c.username, staff.c.role, staff.c.disabled,
+        api_tokens.c.id.label("token_id"), api_tokens.c.roles, api_tokens.c.expires_at,
+        role_permissions.c.role.label("granted_to"), role_permissions.c.permission
+    ).join(api_tokens, api_tokens.c.staff_id == staff.c.id).outerjoin(role_permissions, sa.or_(
+        role_permissions.c.role == staff.c.role,
+        scope.like(sa.literal("%,").concat(_like_literal(role_permissions.c.role)).concat(",%"),
+                   escape="\\"))
+    ).where(api_tokens.c.token_hash == sa.bindparam("token_hash"),
+            api_tokens.c.revoked_at.is_(None))
+
+
+_BEARER = _bearer_statement()
+
+
 def bearer(conn: sa.Connection, token: str, now: datetime | None = None) -> Bearer:
     """Who a presented token acts for, with which roles and permissions, or ``bad_token``
     (unknown, revoked, expired, owner disabled, or a role in its scope that gives more than
@@ -133,19 +150,7 @@ def bearer(conn: sa.Connection, token: str, now: datetime | None = None) -> Bear
     the owner's role and of the token's roles (a row per permission), as every API call
     reads it."""
     now = now or utcnow()
-    scope = sa.literal(",").concat(api_tokens.c.roles).concat(",")
-    rows = conn.execute(
-        sa.select(staff.c.id, staff.c.username, staff.c.role, staff.c.disabled,
-                  api_tokens.c.id.label("token_id"), api_tokens.c.roles,
-                  api_tokens.c.expires_at, role_permissions.c.role.label("granted_to"),
-                  role_permissions.c.permission)
-        .join(api_tokens, api_tokens.c.staff_id == staff.c.id)
-        .outerjoin(role_permissions, sa.or_(
-            role_permissions.c.role == staff.c.role,
-            scope.like(sa.literal("%,").concat(_like_literal(role_permissions.c.role))
-                       .concat(",%"), escape="\\")))
-        .where(api_tokens.c.token_hash == _hash(token),
-               api_tokens.c.revoked_at.is_(None))).all()
+    rows = conn.execute(_BEARER, {"token_hash": _hash(token)}).all()
     row = rows[0] if rows else None
     if row is None or row.disabled or (row.expires_at is not None
                                        and _utc(row.expires_at) <= now):
