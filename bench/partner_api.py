@@ -1,10 +1,10 @@
 """Signed partner orders over HTTP: ``wicket-hub serve --workers 2`` on PostgreSQL, on this
 machine, with a distributor selling a scenic spot's day ticket through its API channel.
 
-- ``orders_per_s``: 16 clients at once (each a ``requests.Session`` of its own), each placing
-  orders of one day ticket one after another, every request signed with the distributor's key
-  (HMAC-SHA256, a fresh nonce) and carrying an ``Idempotency-Key``; orders placed per second
-  of wall time.
+- ``orders_per_s``: 16 clients at once (each an ``http.client`` connection of its own), each
+  placing orders of one day ticket one after another, every request signed with the
+  distributor's key (HMAC-SHA256, a fresh nonce) and carrying an ``Idempotency-Key``; orders
+  placed per second of wall time.
 - ``order_p99_ms``: the 99th percentile of one order's request → answer in that run.
 - ``cpu_hub_ms_per_order``, ``cpu_db_ms_per_order``, ``cpu_clients_ms_per_order``: the CPU
   the hub's processes, the database server and the benchmark's clients used in that run, per
@@ -24,6 +24,7 @@ every call, as in production. Targets (issue 20): orders_per_s >= 300, order_p99
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import secrets
 import signal
@@ -37,7 +38,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import requests  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 from benchkit import CpuShare, note, scratch_hub, server_pid  # noqa: E402
 from hub_orders import serve, together  # noqa: E402
@@ -107,24 +107,28 @@ def _top_up(conn: sa.Connection, partner: int, amount: int, now: datetime) -> No
 
 
 class Client:
-    """One partner system's connection, signing each request with the key."""
+    """One partner system's connection, signing each request with the key (http.client: the
+    benchmark measures the hub, not a heavy client library; the hub's workers close each
+    connection after its answer, and it is opened again for the next)."""
 
     PATH = "/api/partner/v1/orders"
 
     def __init__(self, hub_url: str, shop: dict, confirm: bool):
-        self.hub_url, self.shop = hub_url, shop
-        self.http = requests.Session()
+        host, port = hub_url.removeprefix("http://").split(":")
+        self.http = http.client.HTTPConnection(host, int(port), timeout=TIMEOUT)
+        self.shop = shop
         self.body = json.dumps({"lines": [{"product_id": shop["product"], "day": shop["day"],
                                            "quantity": 1}], "confirm": confirm}).encode()
 
-    def order(self) -> requests.Response:
+    def order(self) -> tuple[int, bytes]:
         headers = signing.signed_headers(self.shop["key_id"], self.shop["secret"], "POST",
                                          self.PATH, self.body, int(time.time()),
                                          secrets.token_hex(16))
         headers.update({"Content-Type": "application/json",
                         "Idempotency-Key": str(uuid.uuid4())})
-        return self.http.post(self.hub_url + self.PATH, data=self.body, headers=headers,
-                              timeout=TIMEOUT)
+        self.http.request("POST", self.PATH, body=self.body, headers=headers)
+        answer = self.http.getresponse()
+        return answer.status, answer.read()
 
 
 def orders_run(clients: list[Client], total: int) -> tuple[float, list[float]]:
@@ -134,8 +138,8 @@ def orders_run(clients: list[Client], total: int) -> tuple[float, list[float]]:
         times = []
         for _ in range(each):
             t0 = time.perf_counter()
-            r = client.order()
-            assert r.status_code == 201, r.text
+            status, body = client.order()
+            assert status == 201, body
             times.append((time.perf_counter() - t0) * 1000)
         return times
 
@@ -150,7 +154,7 @@ def measure(url: str, args) -> None:
     hub, hub_url = serve(url, log, args.workers, args.threads)
     try:
         clients = [Client(hub_url, shop, args.confirm) for _ in range(args.clients)]
-        assert clients[0].order().status_code == 201  # the first answer: the hub warmed up
+        assert clients[0].order()[0] == 201  # the first answer: the hub warmed up
         with CpuShare(hub.pid, server_pid(url)) as cpu:
             rate, times = orders_run(clients, args.orders)
         note(f"placed {len(times)} signed orders with {args.clients} clients")

@@ -82,32 +82,42 @@ def channel_of(order) -> str:
     return "web" if (order.buyer or "").startswith("buyer:") else "box_office"
 
 
+_ORDER = sa.select(orders.c.session_id, orders.c.buyer, orders.c.kind, orders.c.sold_via,
+                   sessions.c.event_id).outerjoin(sessions, sessions.c.id == orders.c.session_id
+                                                  ).where(orders.c.id == sa.bindparam("order_id"))
+_LINE_PRODUCTS = sa.select(order_lines.c.product_id).where(
+    order_lines.c.order_id == sa.bindparam("order_id"))
+
+
 def sale_of(conn: sa.Connection, order_id: int) -> Sale:
-    order = conn.execute(sa.select(orders.c.session_id, orders.c.buyer, orders.c.kind,
-                                   orders.c.sold_via)
-                         .where(orders.c.id == order_id)).one()
-    event_id = None
-    if order.session_id is not None:
-        event_id = conn.execute(sa.select(sessions.c.event_id)
-                                .where(sessions.c.id == order.session_id)).scalar()
-    lines = conn.execute(sa.select(order_lines.c.product_id)
-                         .where(order_lines.c.order_id == order_id)).scalars().all()
+    order = conn.execute(_ORDER, {"order_id": order_id}).one()
+    lines = conn.execute(_LINE_PRODUCTS, {"order_id": order_id}).scalars().all()
     topup_of = topup_partner(order.buyer) if order.kind == TOPUP else None
-    return Sale(order.session_id, event_id, channel_of(order), len(lines),
+    return Sale(order.session_id, order.event_id, channel_of(order), len(lines),
                 frozenset(p for p in lines if p is not None), topup_of)
+
+
+def _rules_statement() -> sa.Select:
+    t = split_rules
+    at = sa.bindparam("at", type_=t.c.effective_from.type)
+    return sa.select(t).where(
+        t.c.effective_from <= at, sa.or_(t.c.effective_until.is_(None), t.c.effective_until > at),
+        sa.or_(t.c.event_id.is_(None), t.c.event_id == sa.bindparam("event_id")),
+        sa.or_(t.c.product_id.is_(None),
+               t.c.product_id.in_(sa.bindparam("products", expanding=True))),
+        sa.or_(t.c.channel.is_(None), t.c.channel == sa.bindparam("channel")),
+        sa.or_(t.c.provider.is_(None), t.c.provider == sa.bindparam("provider")))
+
+
+_RULES = _rules_statement()
 
 
 def rules_for(conn: sa.Connection, sale: Sale, provider: str, at: datetime) -> list[Rule]:
     """The rules in force at ``at`` for this sale: for each part, the most specific rule
     (event, then product, then channel, then provider; the latest agreed on a tie)."""
-    t = split_rules
-    rows = conn.execute(sa.select(t).where(
-        t.c.effective_from <= at,
-        sa.or_(t.c.effective_until.is_(None), t.c.effective_until > at),
-        sa.or_(t.c.event_id.is_(None), t.c.event_id == sale.event_id),
-        sa.or_(t.c.product_id.is_(None), t.c.product_id.in_(sale.products or {0})),
-        sa.or_(t.c.channel.is_(None), t.c.channel == sale.channel),
-        sa.or_(t.c.provider.is_(None), t.c.provider == provider))).all()
+    rows = conn.execute(_RULES, {"at": at, "event_id": sale.event_id,
+                                 "products": sorted(sale.products or {0}),
+                                 "channel": sale.channel, "provider": provider}).all()
     best: dict[str, tuple] = {}
     for r in rows:
         rank = (8 * (r.event_id is not None) + 4 * (r.product_id is not None)

@@ -234,11 +234,10 @@ def capture(conn: sa.Connection, order_id: int, amount: int, provider: str, refe
     paid one paid again, or a wrong amount, nothing changes and the answer says the money
     must go back (``refund_needed``)."""
     now = now or utcnow()
-    seen = conn.execute(sa.select(orders.c.id, orders.c.state).where(
-        orders.c.payment_provider == provider, orders.c.payment_reference == reference)).first()
+    seen = conn.execute(_SEEN, {"provider": provider, "reference": reference}).first()
     if seen is not None:
         return Captured(seen.id, seen.state, _tickets_of(conn, seen.id), duplicate=True)
-    o = conn.execute(sa.select(orders).where(orders.c.id == order_id).with_for_update()).first()
+    o = conn.execute(_ORDER_LOCKED, {"order_id": order_id}).first()
     if o is None:
         raise OrderError("unknown_order", order_id=order_id, field="order_id")
     if (o.payment_provider, o.payment_reference) == (provider, reference):
@@ -328,19 +327,16 @@ def _pay(conn: sa.Connection, o, provider: str, reference: str,
          now: datetime) -> tuple[Issued, ...] | None:
     """Sell the order's held seats and issue its tickets; None when a seat is no longer held
     by it (the caller rolls back)."""
-    lines = conn.execute(sa.select(order_lines).where(order_lines.c.order_id == o.id)
-                         .order_by(order_lines.c.id)).all()
+    lines = conn.execute(_LINES, {"order_id": o.id}).all()
     seats = sum(1 for r in lines if r.seat_id is not None)
     if o.session_id is not None and sell_held(conn, o.session_id, o.id) != seats:
         return None
     issued = issue_tickets(conn, [_spec(conn, o, r) for r in lines], now, o.actor) \
         if lines else []  # a presale application's order: its tickets come with its seats
     if issued:
-        conn.execute(sa.update(order_lines).where(order_lines.c.id == sa.bindparam("lid"))
-                     .values(state="issued", ticket_id=sa.bindparam("tid")),
-                     [{"lid": r.id, "tid": t.id} for r, t in zip(lines, issued, strict=True)])
-    conn.execute(sa.update(orders).where(orders.c.id == o.id).values(
-        state="paid", paid_at=now, payment_provider=provider, payment_reference=reference))
+        conn.execute(_LINE_ISSUED, [{"lid": r.id, "tid": t.id} for r, t in zip(lines, issued, strict=True)])
+    conn.execute(_PAID, {"oid": o.id, "state": "paid", "paid_at": now,
+                         "payment_provider": provider, "payment_reference": reference})
     record(conn, o.actor, "order.paid", f"order:{o.id}", {"state": o.state},
            {"state": "paid", "provider": provider, "tickets": len(issued)})
     return tuple(issued)
@@ -371,23 +367,37 @@ def shown_state(o, now: datetime | None = None) -> str:
     return o.state
 
 
+_ORDER = sa.select(orders).where(orders.c.id == sa.bindparam("order_id"))
+_ORDER_LOCKED = _ORDER.with_for_update()
+_SEEN = sa.select(orders.c.id, orders.c.state).where(
+    orders.c.payment_provider == sa.bindparam("provider"),
+    orders.c.payment_reference == sa.bindparam("reference"))
+_LINES = sa.select(order_lines).where(order_lines.c.order_id == sa.bindparam("order_id")
+                                      ).order_by(order_lines.c.id)
+_LINE_ISSUED = sa.update(order_lines).where(order_lines.c.id == sa.bindparam("lid")).values(
+    state="issued", ticket_id=sa.bindparam("tid"))
+_PAID = sa.update(orders).where(orders.c.id == sa.bindparam("oid"))
+_LINE_COUNT = sa.select(sa.func.count()).select_from(order_lines).where(
+    order_lines.c.order_id == sa.bindparam("order_id"))
+_SESSION_NAMES = sa.select(sessions.c.name, events.c.name.label("event")).join(
+    events, events.c.id == sessions.c.event_id).where(
+    sessions.c.id == sa.bindparam("session_id"))
+
+
 def payable(conn: sa.Connection, order_id: int, now: datetime | None = None) -> Payable:
     """What a payment provider is asked to collect for an order. A pending order past its
     deadline answers ``expired`` (lazy expiry), whether tidied or not."""
-    o = conn.execute(sa.select(orders).where(orders.c.id == order_id)).first()
+    o = conn.execute(_ORDER, {"order_id": order_id}).first()
     if o is None:
         raise OrderError("unknown_order", order_id=order_id, field="order_id")
     state = shown_state(o, now)
-    lines = conn.execute(sa.select(sa.func.count()).select_from(order_lines)
-                         .where(order_lines.c.order_id == o.id)).scalar_one()
+    lines = conn.execute(_LINE_COUNT, {"order_id": o.id}).scalar_one()
     what = "passes"
     if o.kind == TOPUP:
         return Payable(o.id, o.number, o.total, o.currency, state, o.expires_at,
                        f"Prepaid balance top-up (order {o.number})")
     if o.session_id is not None:
-        s = conn.execute(sa.select(sessions.c.name, events.c.name.label("event")).join(
-            events, events.c.id == sessions.c.event_id).where(
-            sessions.c.id == o.session_id)).one()
+        s = conn.execute(_SESSION_NAMES, {"session_id": o.session_id}).one()
         what = f"{s.event} — {s.name}"
     return Payable(o.id, o.number, o.total, o.currency, state, o.expires_at,
                    f"{what}: {lines} ticket{'s' if lines != 1 else ''} (order {o.number})")

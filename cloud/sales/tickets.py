@@ -198,6 +198,13 @@ def normal_document(doc_type: str, number: str) -> str:
         raise TicketError(f"document_{e.code}", str(e)) from None
 
 
+_IDS = sa.bindparam("ids", expanding=True)
+_SEATS = sa.select(seats).where(seats.c.id.in_(_IDS))
+_VENUES = sa.select(sessions.c.id, sessions.c.venue_id).where(sessions.c.id.in_(_IDS))
+_TIERS = sa.select(price_tiers.c.id, price_tiers.c.session_id, price_tiers.c.amount,
+                   price_tiers.c.currency).where(price_tiers.c.id.in_(_IDS))
+
+
 @dataclass
 class _Batch:
     """What a batch of tickets refers to, read once and checked: seats, sessions, price tiers."""
@@ -211,18 +218,17 @@ class _Batch:
     @classmethod
     def load(cls, conn: sa.Connection, specs: list[TicketSpec]) -> _Batch:
         seat_ids = {s.seat_id for s in specs if s.seat_id is not None}
-        seat_rows = {r.id: r for r in conn.execute(sa.select(seats).where(
-            seats.c.id.in_(seat_ids)))} if seat_ids else {}
+        seat_rows = {r.id: r for r in conn.execute(
+            _SEATS, {"ids": sorted(seat_ids)})} if seat_ids else {}
         scopes = [(s.session_id,) if s.kind is codes.Kind.SESSION
                   else tuple(sorted(set(s.scope))) for s in specs]
         session_ids = {sid for spec, sc in zip(specs, scopes, strict=True)
                        if spec.kind is not codes.Kind.VENUES for sid in sc}
-        session_venue = dict(conn.execute(sa.select(sessions.c.id, sessions.c.venue_id)
-                                          .where(sessions.c.id.in_(session_ids))).all())
+        session_venue = dict(conn.execute(_VENUES, {"ids": sorted(session_ids)}).all()) \
+            if session_ids else {}
         tier_ids = {s.price_tier_id for s in specs if s.price_tier_id is not None}
-        tiers = {r.id: r for r in conn.execute(sa.select(
-            price_tiers.c.id, price_tiers.c.session_id, price_tiers.c.amount,
-            price_tiers.c.currency).where(price_tiers.c.id.in_(tier_ids)))} if tier_ids else {}
+        tiers = {r.id: r for r in conn.execute(
+            _TIERS, {"ids": sorted(tier_ids)})} if tier_ids else {}
         batch = cls(specs, scopes, seat_rows, session_venue, tiers)
         batch.check()
         return batch
