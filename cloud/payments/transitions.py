@@ -57,6 +57,12 @@ def _earlier(rank: dict[str, int], state: str) -> list[str]:
     return [s for s, r in rank.items() if r < rank[state]]
 
 
+_MOVE_PAYMENT = sa.update(payments).where(
+    payments.c.id == sa.bindparam("pid"),
+    payments.c.state.in_(sa.bindparam("earlier", expanding=True)))
+_PAYMENT = sa.select(payments).where(payments.c.id == sa.bindparam("pid"))
+
+
 def move_payment(conn: sa.Connection, payment, state: str, reference: str | None,
                  now: datetime) -> Outcome:
     """Move ``payment`` (a row) forward to ``state``; nothing if it is there or beyond."""
@@ -65,10 +71,10 @@ def move_payment(conn: sa.Connection, payment, state: str, reference: str | None
         values["provider_reference"] = reference
     if state == "succeeded":
         values["succeeded_at"] = now
-    moved = conn.execute(sa.update(payments).where(
-        payments.c.id == payment.id,
-        payments.c.state.in_(_earlier(PAYMENT_RANK, state))).values(**values)).rowcount == 1
-    row = conn.execute(sa.select(payments).where(payments.c.id == payment.id)).one()
+    moved = conn.execute(_MOVE_PAYMENT, {"pid": payment.id,
+                                         "earlier": _earlier(PAYMENT_RANK, state),
+                                         **values}).rowcount == 1
+    row = conn.execute(_PAYMENT, {"pid": payment.id}).one()
     if moved:
         log.info("payment %s (%s, order %s): %s -> %s", row.id, row.provider, row.order_id,
                  payment.state, state)

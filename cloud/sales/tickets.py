@@ -309,6 +309,10 @@ def _claim_seats(conn: sa.Connection, batch: _Batch, now: datetime) -> None:
 NUMBER_LOOKUP_CHUNK = 1000
 
 
+_TAKEN = sa.select(tickets.c.number).where(
+    tickets.c.number.in_(sa.bindparam("numbers", expanding=True)))
+
+
 def new_numbers(conn: sa.Connection, count: int) -> list[str]:
     """``count`` random ticket numbers (``sync/numbers.py``), none of them issued before and
     no two alike. A number says nothing about its ticket, its sale or its neighbours. Numbers
@@ -319,8 +323,8 @@ def new_numbers(conn: sa.Connection, count: int) -> list[str]:
         fresh = {numbers.new_number() for _ in range(count - len(chosen))} - chosen
         todo = sorted(fresh)
         for i in range(0, len(todo), NUMBER_LOOKUP_CHUNK):
-            fresh -= set(conn.execute(sa.select(tickets.c.number).where(
-                tickets.c.number.in_(todo[i:i + NUMBER_LOOKUP_CHUNK]))).scalars())
+            fresh -= set(conn.execute(
+                _TAKEN, {"numbers": todo[i:i + NUMBER_LOOKUP_CHUNK]}).scalars())
         chosen |= fresh
     return list(chosen)
 
