@@ -47,11 +47,16 @@ def new_trade_no() -> str:
     return uuid.uuid4().hex
 
 
+_OPEN = sa.select(payments).where(
+    payments.c.order_id == sa.bindparam("order_id"),
+    payments.c.provider == sa.bindparam("provider"), payments.c.amount == sa.bindparam("amount"),
+    payments.c.state.in_(("created", "pending"))).order_by(payments.c.id.desc()).limit(1)
+_NEW = sa.insert(payments).returning(*payments.c)
+
+
 def _open_payment(conn: sa.Connection, provider: str, order_id: int, amount: int):
-    return conn.execute(sa.select(payments).where(
-        payments.c.order_id == order_id, payments.c.provider == provider,
-        payments.c.amount == amount, payments.c.state.in_(("created", "pending")))
-        .order_by(payments.c.id.desc()).limit(1)).first()
+    return conn.execute(_OPEN, {"order_id": order_id, "provider": provider,
+                                "amount": amount}).first()
 
 
 @dataclass(frozen=True)
@@ -71,11 +76,10 @@ def open_payment(conn: sa.Connection, provider: str, order_id: int, amount: int,
         raise PaymentError("bad_payment_amount")
     row = _open_payment(conn, provider, order_id, amount)
     if row is None:
-        pid = conn.execute(sa.insert(payments).values(
-            order_id=order_id, provider=provider, out_trade_no=new_trade_no(),
-            amount=amount, currency=currency, state="created", created_at=now or utcnow())
-            .returning(payments.c.id)).scalar_one()
-        row = conn.execute(sa.select(payments).where(payments.c.id == pid)).one()
+        row = conn.execute(_NEW, {
+            "order_id": order_id, "provider": provider, "out_trade_no": new_trade_no(),
+            "amount": amount, "currency": currency, "state": "created",
+            "created_at": now or utcnow()}).one()
     return row
 
 
