@@ -28,13 +28,13 @@ from math import ceil
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
 
 from cloud.channels import signing
 from cloud.channels.errors import ChannelError
 from cloud.channels.tables import API_SCOPES, api_access_log, api_keys, api_nonces, channels
 from cloud.core import rate_limits
 from cloud.core.audit import record
-from cloud.core.db import per_dialect
 from cloud.core.errors import Code, HubError
 from cloud.core.seal import context, keyring_for
 from cloud.ledger.tables import partners
@@ -219,10 +219,17 @@ _FIND = sa.select(
     api_keys.c.expires_at, partners.c.state.label("partner_state")
 ).join(partners, partners.c.id == api_keys.c.partner_id).where(
     api_keys.c.key_id == sa.bindparam("key_id"))
-_NONCE = per_dialect(lambda d: d.insert(api_nonces).on_conflict_do_nothing()
-                     .returning(api_nonces.c.nonce))
+_NONCE = sqlite.insert(api_nonces).on_conflict_do_nothing().returning(api_nonces.c.nonce)
+# PostgreSQL: the nonce's row, and the transaction it is in not to wait for the disk at its
+# commit (set_config(…, true) lasts until then), in one round trip
+_NONCE_NO_WAIT = sa.text(
+    "INSERT INTO api_nonces (api_key_id, nonce, seen_at) "
+    "SELECT :api_key_id, :nonce, :seen_at "
+    "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS without_waiting "
+    "ON CONFLICT DO NOTHING RETURNING nonce"
+).bindparams(sa.bindparam("seen_at", type_=api_nonces.c.seen_at.type))
 _LOG = sa.insert(api_access_log)
-# the setting is local to the statement's own transaction and read when it commits
+# the same, for the statement's own transaction (autocommit)
 _LOG_NO_WAIT = sa.text(
     "INSERT INTO api_access_log (api_key_id, at, method, path, status, ms, code) "
     "SELECT :api_key_id, :at, :method, :path, :status, :ms, :code "
@@ -266,9 +273,10 @@ def check_request(conn: sa.Connection, key: sa.Row, method: str, path: str,
     if not signing.signature_matches(secret, method, path, stamp, nonce, body,
                                      headers[signing.SIGNATURE_HEADER]):
         raise ApiKeyError("api_signature_wrong")
-    rate_limits.without_waiting_for_disk(conn)  # the work that follows commits to disk
-    fresh_nonce = conn.execute(_NONCE(conn), {"api_key_id": key.id, "nonce": nonce,
-                                              "seen_at": now}).first()
+    # the work that follows commits to disk: this transaction need not wait for it
+    fresh_nonce = conn.execute(
+        _NONCE_NO_WAIT if conn.dialect.name == "postgresql" else _NONCE,
+        {"api_key_id": key.id, "nonce": nonce, "seen_at": now}).first()
     if fresh_nonce is None:
         raise ApiKeyError("api_request_replayed")
     hits, until = rate_limits.hit_until(conn, f"api_key:{key.id}", WINDOW, now)
