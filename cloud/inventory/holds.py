@@ -129,12 +129,10 @@ def _prepared(what: str, n: int, limit: int, customer: bool, seats_of: str,
                               sa.bindparam("now", type_=session_seats.c.held_until.type),
                               sa.bindparam("customer", type_=sa.String) if customer else None,
                               oid)
-    if seats_of == "category":
-        takeable.append(session_seats.c.seat_id.in_(
-            sa.select(seats.c.id).where(seats.c.category == sa.bindparam("seat_category"))))
-    elif seats_of == "not":
-        takeable.append(session_seats.c.seat_id.not_in(sa.select(seats.c.id).where(
-            seats.c.category.in_(sa.bindparam("seat_categories", expanding=True)))))
+    _of_categories(takeable,
+                   sa.bindparam("seat_category") if seats_of == "category" else None,
+                   sa.bindparam("seat_categories", expanding=True) if seats_of == "not"
+                   else None)
     zone = sa.bindparam("zone", type_=sa.Integer)
     if what == "runs":
         return _runs_query(zone, n, takeable, limit)
@@ -184,9 +182,8 @@ def hold_best(conn: sa.Connection, session_id: int, zone_id: int, n: int, order_
                 session_id, now, customer, order_id, category, not_categories))
         for run in _spread([r for r in runs if r not in tried], round_ == 0):
             tried.add(run)
-            seat_ids = _take_run(conn, _prepared("take", n, 0, *shape),
-                                 {**params, "in_row": run[0], "first": run[1],
-                                                "until": until}, n)
+            take = {**params, "in_row": run[0], "first": run[1], "until": until}
+            seat_ids = _take_run(conn, _prepared("take", n, 0, *shape), take, n)
             if seat_ids:
                 return {seat_id: zone_id for seat_id in seat_ids}
         if not postgres:
@@ -196,13 +193,19 @@ def hold_best(conn: sa.Connection, session_id: int, zone_id: int, n: int, order_
 
 def _takeable_for(session_id: int, now: datetime, customer: str | None, order_id: int,
                   category: str | None, not_categories: frozenset[str]) -> list:
-    takeable = takeable_seats(session_id, now, customer, order_id)
+    return _of_categories(takeable_seats(session_id, now, customer, order_id), category,
+                          sorted(not_categories) if not_categories else None)
+
+
+def _of_categories(takeable: list, category, not_categories) -> list:
+    """``takeable`` narrowed to the seats of a venue-map category, or of none of several
+    (values, or the parameters that will carry them)."""
     if category is not None:
         takeable.append(session_seats.c.seat_id.in_(
             sa.select(seats.c.id).where(seats.c.category == category)))
-    elif not_categories:
+    elif not_categories is not None:
         takeable.append(session_seats.c.seat_id.not_in(
-            sa.select(seats.c.id).where(seats.c.category.in_(sorted(not_categories)))))
+            sa.select(seats.c.id).where(seats.c.category.in_(not_categories))))
     return takeable
 
 
