@@ -10,7 +10,9 @@ keeps naming the lapsed order until someone takes the seat or the order is tidie
 Best-available looks for ``n`` adjacent seats of one row of a zone (``position`` follows on,
 lowest total ``rank`` first). The database finds the candidate runs (:func:`best_runs`: gaps
 and islands over each row's takeable seats, a few at a time), so an order reads a handful of
-rows, not the zone. A run is taken by one conditional UPDATE; on PostgreSQL its rows are
+rows, not the zone. A single seat is looked for in each way a seat is free by an index of its
+own (the free seats in rank order, the lapsed holds by deadline, the order's own holds), so
+its cost does not grow with the zone. A run is taken by one conditional UPDATE; on PostgreSQL its rows are
 locked with ``FOR UPDATE SKIP LOCKED`` inside it, so concurrent buyers skip each other's runs
 instead of queueing on them, and a run that comes back short is let go (a savepoint, for
 more than one seat, is rolled back, which releases its row locks). A buyer who lost the best
@@ -71,23 +73,44 @@ def _refusal(conn: sa.Connection, session_id: int, seat_id: int) -> InventoryErr
 
 
 def best_runs(conn: sa.Connection, zone_id: int, n: int, takeable: list,
-              limit: int = CANDIDATES) -> list[tuple[str, int]]:
+              limit: int = CANDIDATES, ways: list | None = None) -> list[tuple[str, int]]:
     """Up to ``limit`` runs of ``n`` takeable seats of a zone whose positions follow on in one
     row, best first (lowest total rank, then the better first seat), each as its row and first
-    position; chosen by the database, not by reading the zone's seats."""
+    position; chosen by the database, not by reading the zone's seats. ``ways``
+    (:func:`free_ways`) lets a single seat be looked for in each way a seat is free by its own
+    index, best first, instead of in one pass over the zone's takeable seats."""
     return [(r.row_key, r.position)
-            for r in conn.execute(_runs_query(zone_id, n, takeable, limit))]
+            for r in conn.execute(_runs_query(zone_id, n, takeable, limit, ways))]
 
 
-def _runs_query(zone_id, n: int, takeable: list, limit: int) -> sa.Select:
-    """:func:`best_runs`' statement. Gaps and islands in one pass over each row's takeable
-    seats in position order: the seat ``n - 1`` places further on is at ``position + n - 1``
-    exactly when no seat in between is missing, and the run's total rank is the difference
-    of two running sums."""
+def free_ways(now: datetime, order_id: int | None = None) -> list[sa.ColumnElement[bool]]:
+    """The ways a seat is free (:func:`cloud.inventory.seats.free`), one by one: available;
+    held past its deadline; held by ``order_id``."""
+    ss = session_seats.c
+    ways = [ss.status == "available", sa.and_(ss.status == "held", ss.held_until < now)]
+    if order_id is not None:
+        ways.append(sa.and_(ss.status == "held", ss.order_id == order_id))
+    return ways
+
+
+def _runs_query(zone_id, n: int, takeable: list, limit: int, ways: list | None) -> sa.Select:
+    """:func:`best_runs`' statement. A single seat: the best of each way a seat is free
+    (indexes ``ix_session_seats_best`` and ``…_lapsing``), then the best of those. More:
+    gaps and islands in one pass over each row's takeable seats in position order: the seat
+    ``n - 1`` places further on is at ``position + n - 1`` exactly when no seat in between is
+    missing, and the run's total rank is the difference of two running sums."""
     ss = session_seats.c
     if n == 1:
-        return sa.select(ss.row_key, ss.position).where(ss.zone_id == zone_id, *takeable) \
-            .order_by(ss.rank, ss.row_key, ss.position).limit(limit)
+        order = (ss.rank, ss.row_key, ss.position)
+        if not ways:
+            return sa.select(ss.row_key, ss.position).where(ss.zone_id == zone_id, *takeable) \
+                .order_by(*order).limit(limit)
+        each = [sa.select(ss.row_key, ss.position, ss.rank)
+                .where(ss.zone_id == zone_id, *takeable, way).order_by(*order).limit(limit)
+                .subquery() for way in ways]
+        best = sa.union(*(sa.select(*e.c) for e in each)).subquery("best")  # a seat once
+        return sa.select(best.c.row_key, best.c.position) \
+            .order_by(best.c.rank, best.c.row_key, best.c.position).limit(limit)
     row = {"partition_by": ss.row_key, "order_by": ss.position}
     summed = sa.select(ss.row_key, ss.position, ss.rank,
                        sa.func.sum(ss.rank).over(**row, rows=(None, 0)).label("upto")).where(
@@ -125,8 +148,8 @@ def _prepared(what: str, n: int, limit: int, customer: bool, seats_of: str,
     ``now``, ``oid``, ``zone``, ``customer``, ``seat_category`` or ``seat_categories``; to
     take a run ``in_row``, ``first``, ``until``): built afresh, it cost more CPU than it ran for."""
     oid = sa.bindparam("oid", type_=sa.Integer)
-    takeable = takeable_seats(sa.bindparam("sid", type_=sa.Integer),
-                              sa.bindparam("now", type_=session_seats.c.held_until.type),
+    now = sa.bindparam("now", type_=session_seats.c.held_until.type)
+    takeable = takeable_seats(sa.bindparam("sid", type_=sa.Integer), now,
                               sa.bindparam("customer", type_=sa.String) if customer else None,
                               oid)
     _of_categories(takeable,
@@ -135,7 +158,7 @@ def _prepared(what: str, n: int, limit: int, customer: bool, seats_of: str,
                    else None)
     zone = sa.bindparam("zone", type_=sa.Integer)
     if what == "runs":
-        return _runs_query(zone, n, takeable, limit)
+        return _runs_query(zone, n, takeable, limit, free_ways(now, oid))
     return _take_query(zone, n, sa.bindparam("in_row", type_=sa.String),
                        sa.bindparam("first", type_=sa.Integer), takeable, oid,
                        sa.bindparam("until", type_=session_seats.c.held_until.type), postgres)

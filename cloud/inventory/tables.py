@@ -33,6 +33,10 @@ session_seats = sa.Table(
                        name="hold_names_order"),
     sa.Index("ix_session_seats_zone_row", "session_id", "zone_id", "row_key", "position"),
     sa.Index("ix_session_seats_order_id", "order_id"),
+    # best-available single seats: the free ones best first, the lapsed holds by deadline
+    sa.Index("ix_session_seats_best", "session_id", "zone_id", "status", "rank", "row_key",
+             "position"),
+    sa.Index("ix_session_seats_lapsing", "session_id", "zone_id", "status", "held_until"),
 )
 
 QUOTA_KINDS = ("zone", "tier", "ga", "pass", "day", "channel", "contract")

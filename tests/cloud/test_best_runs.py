@@ -10,7 +10,13 @@ import pytest
 import sqlalchemy as sa
 
 from cloud.inventory import holds
-from cloud.inventory.holds import best_runs, hold_best, hold_seats, takeable_seats
+from cloud.inventory.holds import (
+    best_runs,
+    free_ways,
+    hold_best,
+    hold_seats,
+    takeable_seats,
+)
 from cloud.inventory.seats import claim, reserve
 from cloud.sales.tables import orders
 from tests.cloud.orderkit import NOW, build
@@ -35,9 +41,13 @@ def _order(conn) -> int:
 
 
 def runs(hub, n, now=NOW, customer=None, limit=16):
+    """The runs found, the same whether a single seat is looked for in one pass or in each way
+    a seat is free (as holds do)."""
     with hub.engine.connect() as conn:
-        return best_runs(conn, hub.zones["A"], n, takeable_seats(hub.session, now, customer),
-                         limit)
+        takeable = takeable_seats(hub.session, now, customer)
+        found = best_runs(conn, hub.zones["A"], n, takeable, limit)
+        assert best_runs(conn, hub.zones["A"], n, takeable, limit, free_ways(now)) == found
+        return found
 
 
 def test_runs_are_adjacent_seats_of_one_row_best_total_rank_first(hub):
