@@ -220,12 +220,11 @@ _FIND = sa.select(
 ).join(partners, partners.c.id == api_keys.c.partner_id).where(
     api_keys.c.key_id == sa.bindparam("key_id"))
 _NONCE = sqlite.insert(api_nonces).on_conflict_do_nothing().returning(api_nonces.c.nonce)
-# PostgreSQL: the nonce's row, and the transaction it is in not to wait for the disk at its
-# commit (set_config(…, true) lasts until then), in one round trip
+# PostgreSQL: the nonce's row, and its transaction told not to wait for the disk, in one
+# round trip (cloud/core/rate_limits.py)
 _NONCE_NO_WAIT = sa.text(
     "INSERT INTO api_nonces (api_key_id, nonce, seen_at) "
-    "SELECT :api_key_id, :nonce, :seen_at "
-    "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS without_waiting "
+    f"SELECT :api_key_id, :nonce, :seen_at FROM {rate_limits.WITHOUT_WAITING} "
     "ON CONFLICT DO NOTHING RETURNING nonce"
 ).bindparams(sa.bindparam("seen_at", type_=api_nonces.c.seen_at.type))
 _LOG = sa.insert(api_access_log)
@@ -233,7 +232,7 @@ _LOG = sa.insert(api_access_log)
 _LOG_NO_WAIT = sa.text(
     "INSERT INTO api_access_log (api_key_id, at, method, path, status, ms, code) "
     "SELECT :api_key_id, :at, :method, :path, :status, :ms, :code "
-    "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS without_waiting"
+    f"FROM {rate_limits.WITHOUT_WAITING}"
 ).bindparams(sa.bindparam("at", type_=api_access_log.c.at.type))
 
 

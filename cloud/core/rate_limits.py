@@ -36,6 +36,12 @@ def without_waiting_for_disk(conn: sa.Connection) -> None:
         conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
 
 
+# The same, set by the statement that writes (``INSERT … SELECT … FROM {WITHOUT_WAITING}``)
+# and so without a round trip of its own: ``set_config(…, true)`` lasts until the commit,
+# which reads it. PostgreSQL only.
+WITHOUT_WAITING = "(SELECT set_config('synchronous_commit', 'off', true)) AS without_waiting"
+
+
 _HIT = sa.update(rate_limits).where(
     rate_limits.c.key == sa.bindparam("k"), rate_limits.c.expires_at > sa.bindparam("now")
 ).values(hits=rate_limits.c.hits + sa.bindparam("amount", type_=sa.Integer)).returning(
