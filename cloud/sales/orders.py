@@ -224,6 +224,18 @@ def _tickets_of(conn: sa.Connection, order_id: int) -> tuple[Issued, ...]:
         .where(tickets.c.order_id == order_id).order_by(tickets.c.id)))
 
 
+_ORDER = sa.select(orders).where(orders.c.id == sa.bindparam("order_id"))
+_ORDER_LOCKED = _ORDER.with_for_update()
+_SEEN = sa.select(orders.c.id, orders.c.state).where(
+    orders.c.payment_provider == sa.bindparam("provider"),
+    orders.c.payment_reference == sa.bindparam("reference"))
+_LINES = sa.select(order_lines).where(order_lines.c.order_id == sa.bindparam("order_id")
+                                      ).order_by(order_lines.c.id)
+_LINE_ISSUED = sa.update(order_lines).where(order_lines.c.id == sa.bindparam("lid")).values(
+    state="issued", ticket_id=sa.bindparam("tid"))
+_PAID = sa.update(orders).where(orders.c.id == sa.bindparam("oid"))
+
+
 def capture(conn: sa.Connection, order_id: int, amount: int, provider: str, reference: str,
             now: datetime | None = None) -> Captured:
     """Record a payment of an order and issue its tickets, in the caller's transaction.
@@ -334,7 +346,8 @@ def _pay(conn: sa.Connection, o, provider: str, reference: str,
     issued = issue_tickets(conn, [_spec(conn, o, r) for r in lines], now, o.actor) \
         if lines else []  # a presale application's order: its tickets come with its seats
     if issued:
-        conn.execute(_LINE_ISSUED, [{"lid": r.id, "tid": t.id} for r, t in zip(lines, issued, strict=True)])
+        conn.execute(_LINE_ISSUED, [{"lid": r.id, "tid": t.id}
+                                    for r, t in zip(lines, issued, strict=True)])
     conn.execute(_PAID, {"oid": o.id, "state": "paid", "paid_at": now,
                          "payment_provider": provider, "payment_reference": reference})
     record(conn, o.actor, "order.paid", f"order:{o.id}", {"state": o.state},
@@ -367,16 +380,6 @@ def shown_state(o, now: datetime | None = None) -> str:
     return o.state
 
 
-_ORDER = sa.select(orders).where(orders.c.id == sa.bindparam("order_id"))
-_ORDER_LOCKED = _ORDER.with_for_update()
-_SEEN = sa.select(orders.c.id, orders.c.state).where(
-    orders.c.payment_provider == sa.bindparam("provider"),
-    orders.c.payment_reference == sa.bindparam("reference"))
-_LINES = sa.select(order_lines).where(order_lines.c.order_id == sa.bindparam("order_id")
-                                      ).order_by(order_lines.c.id)
-_LINE_ISSUED = sa.update(order_lines).where(order_lines.c.id == sa.bindparam("lid")).values(
-    state="issued", ticket_id=sa.bindparam("tid"))
-_PAID = sa.update(orders).where(orders.c.id == sa.bindparam("oid"))
 _LINE_COUNT = sa.select(sa.func.count()).select_from(order_lines).where(
     order_lines.c.order_id == sa.bindparam("order_id"))
 _SESSION_NAMES = sa.select(sessions.c.name, events.c.name.label("event")).join(
