@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import shutil
 import socket
@@ -23,6 +24,13 @@ PG_ADMIN = os.environ.get("WICKET_TEST_PG") or \
 def note(text: str) -> None:
     """Progress, on stderr (the figures go to stdout)."""
     print(text, file=sys.stderr, flush=True)
+
+
+def connect(url: str, timeout: float) -> http.client.HTTPConnection:
+    """A connection to ``http://host:port`` (http.client: a benchmark measures the hub, not a
+    heavy client library); it opens again by itself when the server closed it."""
+    host, port = url.removeprefix("http://").split(":")
+    return http.client.HTTPConnection(host, int(port), timeout=timeout)
 
 
 def free_port() -> int:

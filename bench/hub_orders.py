@@ -32,7 +32,6 @@ availability_qps >= 2000.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import signal
@@ -51,7 +50,7 @@ sys.path.insert(0, str(ROOT))
 
 import requests  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
-from benchkit import CpuShare, free_port, note, scratch_hub, server_pid  # noqa: E402
+from benchkit import CpuShare, connect, free_port, note, scratch_hub, server_pid  # noqa: E402
 
 from cloud.catalog.events import add_price_tier, create_event  # noqa: E402
 from cloud.catalog.venues import add_zone, create_venue  # noqa: E402
@@ -132,8 +131,7 @@ class Client:
     the hub, not a heavy client library)."""
 
     def __init__(self, hub_url: str, shop: dict, n: int):
-        host, port = hub_url.removeprefix("http://").split(":")
-        self.http = http.client.HTTPConnection(host, int(port), timeout=TIMEOUT)
+        self.http = connect(hub_url, TIMEOUT)
         self.shop = shop
         self.headers = {"Authorization": f"Bearer {shop['token']}",
                         "X-Forwarded-For": f"10.{n // 250}.{n % 250}.1",
@@ -222,8 +220,7 @@ class Reader:
     (http.client: the benchmark measures the hub, not a heavy client library)."""
 
     def __init__(self, hub_url: str, shop: dict):
-        host, port = hub_url.removeprefix("http://").split(":")
-        self.http = http.client.HTTPConnection(host, int(port), timeout=TIMEOUT)
+        self.http = connect(hub_url, TIMEOUT)
         self.path = f"/api/public/v1/sessions/{shop['session']}/availability"
 
     def availability(self) -> int:

@@ -24,7 +24,6 @@ every call, as in production. Targets (issue 20): orders_per_s >= 300, order_p99
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import secrets
 import signal
@@ -39,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
-from benchkit import CpuShare, note, scratch_hub, server_pid  # noqa: E402
+from benchkit import CpuShare, connect, note, scratch_hub, server_pid  # noqa: E402
 from hub_orders import serve, together  # noqa: E402
 
 from cloud.catalog.tables import products  # noqa: E402
@@ -114,8 +113,7 @@ class Client:
     PATH = "/api/partner/v1/orders"
 
     def __init__(self, hub_url: str, shop: dict, confirm: bool):
-        host, port = hub_url.removeprefix("http://").split(":")
-        self.http = http.client.HTTPConnection(host, int(port), timeout=TIMEOUT)
+        self.http = connect(hub_url, TIMEOUT)
         self.shop = shop
         self.body = json.dumps({"lines": [{"product_id": shop["product"], "day": shop["day"],
                                            "quantity": 1}], "confirm": confirm}).encode()

@@ -33,7 +33,6 @@ waiting_room_admit_ratio 0.9 to 1.1.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import signal
@@ -51,7 +50,7 @@ from urllib.parse import quote
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchkit import note, scratch_hub  # noqa: E402
+from benchkit import connect, note, scratch_hub  # noqa: E402
 from hub_orders import serve  # noqa: E402
 
 from cloud.catalog.events import add_price_tier, create_event  # noqa: E402
@@ -107,8 +106,7 @@ class Connection:
     client library)."""
 
     def __init__(self, hub_url: str):
-        host, port = hub_url.removeprefix("http://").split(":")
-        self.http = http.client.HTTPConnection(host, int(port), timeout=TIMEOUT)
+        self.http = connect(hub_url, TIMEOUT)
 
     def ask(self, method: str, path: str, address: str) -> dict:
         self.http.request(method, path, headers={"X-Forwarded-For": address})
@@ -213,8 +211,7 @@ PAGES = ("/shop/zh/sessions/{session}", "/shop/en/sessions/{session}", "/shop/zh
 def _read_pages(bench: Bench, share: int, barrier: threading.Barrier) -> list[float]:
     """One phone's reads of the public pages, in turn, over one kept-alive connection: each
     answer's time in milliseconds."""
-    host, port = bench.hub_url.removeprefix("http://").split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=TIMEOUT)
+    conn = connect(bench.hub_url, TIMEOUT)
     paths = [p.format(session=bench.session, zone=bench.zone) for p in PAGES]
     times = []
     barrier.wait()
@@ -234,8 +231,7 @@ def _pages(bench: Bench) -> tuple[float, list[float]]:
     answers a second, and every answer's time."""
     args = bench.args
     for path in PAGES:  # each page rendered once and kept, as a crowd finds it
-        host, port = bench.hub_url.removeprefix("http://").split(":")
-        first = http.client.HTTPConnection(host, int(port), timeout=TIMEOUT)
+        first = connect(bench.hub_url, TIMEOUT)
         first.request("GET", path.format(session=bench.session, zone=bench.zone))
         assert first.getresponse().status == 200, path
     share = args.page_requests // args.page_clients
