@@ -78,7 +78,8 @@ def best_runs(conn: sa.Connection, zone_id: int, n: int, takeable: list,
     row, best first (lowest total rank, then the better first seat), each as its row and first
     position; chosen by the database, not by reading the zone's seats. ``ways``
     (:func:`free_ways`) lets a single seat be looked for in each way a seat is free by its own
-    index, best first, instead of in one pass over the zone's takeable seats."""
+    index, best first, instead of in one pass over the zone's takeable seats. (:func:`hold_best`
+    runs the same statement, built once per shape by :func:`_prepared`.)"""
     return [(r.row_key, r.position)
             for r in conn.execute(_runs_query(zone_id, n, takeable, limit, ways))]
 
