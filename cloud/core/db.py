@@ -9,7 +9,9 @@ Alembic migrations (``cloud/migrations``); ``init_db`` brings any database to th
 Statements on the busiest paths (a partner's signed order, a hold) are built once, with bound
 parameters, and executed with their values: building a Core statement and its cache key costs
 about as much CPU as sending it, and these run many times a second. :func:`per_dialect` builds
-the ones that differ between the two databases (an upsert) once for each.
+the ones that differ between the two databases (an upsert) once for each. On PostgreSQL the
+driver prepares a statement a connection has run five times, and a rollback keeps them
+(:func:`_rollback_keeping_statements`): the server then parses each once per connection.
 """
 
 from __future__ import annotations
@@ -30,10 +32,16 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from cloud.core.seal import CONN_INFO
 
+try:
+    from psycopg import pq
+except ImportError:  # SQLite only
+    pq = None
+
 T = TypeVar("T")
 
 DEFAULT_URL = "sqlite:///wicket-hub.db"
 MIGRATIONS = Path(__file__).parents[1] / "migrations"
+_ROLLBACK_RAW = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR) if pq else ()
 
 metadata = sa.MetaData(naming_convention={
     "ix": "ix_%(column_0_label)s",
@@ -137,7 +145,25 @@ def _engine(url: str) -> sa.Engine:
             dbapi_conn.isolation_level = None
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    engine = sa.create_engine(url, pool_pre_ping=True)
+    engine.dialect.do_rollback = _rollback_keeping_statements
+    return engine
+
+
+def _rollback_keeping_statements(dbapi_conn) -> None:
+    """Roll back a PostgreSQL transaction without forgetting the connection's prepared
+    statements. psycopg prepares a statement the fifth time a connection runs it (the server
+    then parses it once and may keep its plan) but forgets them all on ``rollback()``, and a
+    read ends with a rollback: on the hub no statement would ever reach its fifth run. A
+    rollback does not undo a prepared statement on the server; the hub changes no schema in
+    its transactions (migrations run on their own connection, and psycopg still forgets its
+    statements when one of its own runs a DROP or an ALTER)."""
+    pgconn = dbapi_conn.pgconn
+    if pgconn.transaction_status not in _ROLLBACK_RAW:
+        dbapi_conn.rollback()  # idle, busy or lost: psycopg knows what to do (or to raise)
+        return
+    if pgconn.exec_(b"ROLLBACK").status != pq.ExecStatus.COMMAND_OK:
+        dbapi_conn.rollback()  # let psycopg raise its error for a connection that failed
 
 
 def alembic_config(url: str) -> Config:

@@ -143,3 +143,33 @@ def test_cli_init_and_bad_urls(hub_url, capsys):
     assert "up to date" in out and "wicket_test:wicket_test" not in out
     assert cli.main(["--db", "nonsense://", "init"]) == 2
     assert "bad database URL" in capsys.readouterr().err
+
+
+def test_a_rollback_undoes_the_writes_and_the_connection_goes_on(engine):
+    t = sa.table("audit_log", sa.column("id"), sa.column("action"))
+    with engine.connect() as conn:
+        conn.execute(sa.text("INSERT INTO audit_log (at, actor, action, subject, source) "
+                             "VALUES (:at, 'test', 'rolled.back', 'x', 'test')"),
+                     {"at": "2026-12-07 10:00:00+00:00"})
+        conn.rollback()
+        with pytest.raises(sa.exc.DBAPIError):
+            conn.execute(sa.text("SELECT no_such_column FROM audit_log"))
+        conn.rollback()  # on PostgreSQL the transaction had failed: it is rolled back too
+        found = conn.execute(sa.select(sa.func.count()).select_from(t)
+                             .where(t.c.action == "rolled.back")).scalar_one()
+    assert found == 0
+
+
+@pytest.mark.parametrize("hub_url", ["postgresql"], indirect=True)
+def test_reads_that_end_in_a_rollback_keep_the_prepared_statements(engine):
+    # psycopg prepares a statement on its fifth run on a connection; a read ends with a
+    # rollback, which must not make the connection forget it (or none would ever be prepared)
+    query = sa.text("SELECT count(*) FROM audit_log WHERE actor = :actor")
+    for _ in range(8):
+        with engine.connect() as conn:
+            conn.execute(query, {"actor": "nobody"}).scalar_one()
+    with engine.connect() as conn:
+        prepared = conn.execute(sa.text(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE "
+            "'SELECT count(*) FROM audit_log WHERE actor = %'")).scalar_one()
+    assert prepared == 1
