@@ -16,6 +16,7 @@ driver prepares a statement a connection has run five times, and a rollback keep
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,6 +42,9 @@ T = TypeVar("T")
 
 DEFAULT_URL = "sqlite:///wicket-hub.db"
 MIGRATIONS = Path(__file__).parents[1] / "migrations"
+# a pooled PostgreSQL connection idle longer than this is pinged before it is lent out again
+PING_AFTER_IDLE_S = 1.0
+_IDLE_SINCE = "wicket_idle_since"
 _ROLLBACK_RAW = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR) if pq else ()
 
 metadata = sa.MetaData(naming_convention={
@@ -145,9 +149,37 @@ def _engine(url: str) -> sa.Engine:
             dbapi_conn.isolation_level = None
 
         return engine
-    engine = sa.create_engine(url, pool_pre_ping=True)
+    engine = sa.create_engine(url)
     engine.dialect.do_rollback = _rollback_keeping_statements
+
+    @sa.event.listens_for(engine, "checkin")
+    def _idle_from(_dbapi_conn, record):
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @sa.event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_conn, record, _proxy):
+        # a connection lent out again at once is not pinged: a round trip on every
+        # checkout was a tenth of a busy request's; one the server dropped while it was in use
+        # fails that request and SQLAlchemy then replaces every connection of the pool
+        since = record.info.get(_IDLE_SINCE)
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except engine.dialect.loaded_dbapi.Error as e:
+            raise sa.exc.DisconnectionError("the connection was gone; the pool opens another") \
+                from e
+
     return engine
+
+
+def reading(engine: sa.Engine) -> sa.Connection:
+    """A connection for a read of one statement: on PostgreSQL outside any transaction (the
+    statement is its own, without a BEGIN and a ROLLBACK, two round trips, around it); on
+    SQLite an ordinary one."""
+    if engine.dialect.name == "postgresql":
+        return engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    return engine.connect()
 
 
 def _rollback_keeping_statements(dbapi_conn) -> None:

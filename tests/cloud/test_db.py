@@ -1,4 +1,5 @@
-"""The hub database on SQLite and PostgreSQL: migrations, and the change-log cursor contract."""
+"""The hub database on SQLite and PostgreSQL: migrations, the change-log cursor contract, and
+the pooled connections (rollbacks, reads outside a transaction, dropped connections)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from cloud import cli
+from cloud.core import db
 from cloud.core.changes import changes_since, next_value, record_change
-from cloud.core.db import alembic_config, current_revision, init_db, make_engine
+from cloud.core.db import alembic_config, current_revision, init_db, make_engine, reading
 from cloud.schema import metadata
 from sync.changes import ChangeError
 
@@ -173,3 +175,55 @@ def test_reads_that_end_in_a_rollback_keep_the_prepared_statements(engine):
             "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE "
             "'SELECT count(*) FROM audit_log WHERE actor = %'")).scalar_one()
     assert prepared == 1
+
+
+def test_a_read_outside_a_transaction_leaves_the_pooled_connection_as_it_was(engine):
+    postgres = engine.dialect.name == "postgresql"
+    with reading(engine) as conn:
+        assert conn.execute(sa.text("SELECT 1")).scalar_one() == 1
+        if postgres:
+            assert conn.connection.driver_connection.autocommit is True
+    with engine.connect() as conn:  # the same pooled connection, in a transaction again
+        if postgres:
+            assert conn.connection.driver_connection.autocommit is False
+        conn.execute(sa.text("INSERT INTO audit_log (at, actor, action, subject, source) "
+                             "VALUES (:at, 'test', 'not.kept', 'x', 'test')"),
+                     {"at": "2026-12-07 10:00:00+00:00"})
+    with engine.connect() as conn:
+        assert conn.execute(sa.text(
+            "SELECT count(*) FROM audit_log WHERE action = 'not.kept'")).scalar_one() == 0
+
+
+def _backend(conn: sa.Connection) -> int:
+    return conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+
+
+def _kill(engine: sa.Engine, pid: int) -> None:
+    killer = sa.create_engine(engine.url)
+    with killer.connect() as conn:
+        assert conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar()
+    killer.dispose()
+
+
+@pytest.mark.parametrize("hub_url", ["postgresql"], indirect=True)
+def test_an_idle_connection_the_server_dropped_is_replaced_before_use(engine, monkeypatch):
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_S", 0.0)  # every connection counts as idle
+    with engine.connect() as conn:
+        gone = _backend(conn)
+    _kill(engine, gone)
+    with engine.connect() as conn:
+        assert _backend(conn) != gone
+
+
+@pytest.mark.parametrize("hub_url", ["postgresql"], indirect=True)
+def test_a_connection_dropped_between_two_quick_uses_fails_once_then_the_pool_renews(
+        engine, monkeypatch):
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_S", 3600.0)  # lent out again at once: no ping
+    with engine.connect() as conn:
+        gone = _backend(conn)
+    _kill(engine, gone)
+    with engine.connect() as conn, pytest.raises(sa.exc.DBAPIError) as failed:
+        _backend(conn)
+    assert failed.value.connection_invalidated
+    with engine.connect() as conn:
+        assert _backend(conn) != gone
