@@ -137,9 +137,26 @@ def _claim_statement(dialect):
 
 
 _CLAIM = per_dialect(_claim_statement)
-_WAIT_AT_MOST = sa.text(  # read and set in one round trip
-    "SELECT current_setting('lock_timeout'), set_config('lock_timeout', :t, true)")
-_WAIT_AS_BEFORE = sa.text("SELECT set_config('lock_timeout', :t, true)")
+# PostgreSQL: the claim bounds its own wait and restores the wait as it was, in one statement.
+# The FROM's set_config runs before the row is inserted (its value is the row's source): it
+# keeps the transaction's lock_timeout in a setting of the hub's own (the inner set_config,
+# an argument, runs first) and sets the bound. RETURNING runs once the row is in, after any
+# wait, and puts the kept value back. A row the claim did not take returns nothing:
+# _WAIT_AS_BEFORE does it then.
+_CLAIM_WAITING_AT_MOST = sa.text(
+    "INSERT INTO idempotency_keys (scope, key, request_hash, created_at) "
+    "SELECT :scope, :key, :request_hash, :created_at FROM (SELECT set_config('lock_timeout', "
+    ":t || left(set_config('wicket.lock_timeout_before', current_setting('lock_timeout'), "
+    "true), 0), true)) AS waiting_at_most "
+    "ON CONFLICT (scope, key) DO UPDATE SET request_hash = excluded.request_hash, "
+    "created_at = excluded.created_at, status = NULL, body = NULL, content_type = NULL "
+    "WHERE idempotency_keys.created_at < :stale_before "
+    "RETURNING key, set_config('lock_timeout', current_setting('wicket.lock_timeout_before'), "
+    "true)"
+).bindparams(sa.bindparam("created_at", type_=idempotency_keys.c.created_at.type),
+             sa.bindparam("stale_before", type_=idempotency_keys.c.created_at.type))
+_WAIT_AS_BEFORE = sa.text(
+    "SELECT set_config('lock_timeout', current_setting('wicket.lock_timeout_before'), true)")
 _FINISH = sa.update(idempotency_keys).where(
     idempotency_keys.c.scope == sa.bindparam("w_scope"),
     idempotency_keys.c.key == sa.bindparam("w_key"), idempotency_keys.c.status.is_(None))
@@ -156,14 +173,15 @@ def _claim(conn: sa.Connection, scope: str, key: str, req_hash: str, now: dateti
     if conn.dialect.name != "postgresql":  # one writer at a time: any row is committed
         return conn.execute(_CLAIM(conn), values).first() is not None
     # a request with the same key still running holds its row: wait for it, but not forever
-    previous = conn.execute(_WAIT_AT_MOST, {"t": f"{int(wait_ms)}ms"}).first()[0]
     try:
-        inserted = conn.execute(_CLAIM(conn), values).first() is not None
+        inserted = conn.execute(_CLAIM_WAITING_AT_MOST,
+                                {**values, "t": f"{int(wait_ms)}ms"}).first() is not None
     except sa.exc.OperationalError as e:
         if getattr(e.orig, "sqlstate", None) != "55P03":  # lock_not_available
             raise
         raise IdempotencyError("idempotency_in_progress") from None
-    conn.execute(_WAIT_AS_BEFORE, {"t": previous})
+    if not inserted:
+        conn.execute(_WAIT_AS_BEFORE)
     return inserted
 
 

@@ -133,6 +133,22 @@ def test_on_postgresql_a_request_waiting_too_long_is_told_in_progress(engine):
     assert _do(engine, "k-1") is None  # the first rolled back: the key is free
 
 
+@pytest.mark.parametrize("hub_url", ["postgresql"], indirect=True)
+def test_on_postgresql_a_claim_leaves_the_transactions_lock_timeout_as_it_was(engine):
+    """The claim bounds its own wait and puts the wait back, whether it took the key or
+    found its answer."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("SET LOCAL lock_timeout = '7s'"))
+        assert idempotency.begin(conn, "staff:1", "k-1", H1, NOW, wait_ms=50) is None
+        assert conn.execute(sa.text("SHOW lock_timeout")).scalar() == "7s"
+        idempotency.finish(conn, "staff:1", "k-1", 201, b"{}")
+    with engine.begin() as conn:
+        conn.execute(sa.text("SET LOCAL lock_timeout = '8s'"))
+        assert idempotency.begin(conn, "staff:1", "k-1", H1, NOW, wait_ms=50) \
+            == Answer(201, "application/json", b"{}")
+        assert conn.execute(sa.text("SHOW lock_timeout")).scalar() == "8s"
+
+
 # --- the HTTP header ---------------------------------------------------------------------------
 
 def _sell(client, headers, session, key=None, seat=1):
