@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import NamedTuple
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from cloud.catalog.tables import (
     events,
@@ -23,6 +25,7 @@ from cloud.catalog.tables import (
     zones,
 )
 from cloud.core.audit import SYSTEM
+from cloud.core.db import per_dialect
 from cloud.core.errors import Code, HubError
 from cloud.core.seal import keyring_for
 from cloud.inventory.quotas import quota_ids, quota_key, scoped_key
@@ -140,10 +143,18 @@ class PlannedLine:
     day: date | None = None
 
 
+class EventLimits(NamedTuple):
+    """What an order's plan needs of the session's event: its purchase limits."""
+
+    id: int
+    buyer_limit: int | None
+    holder_limit: int | None
+
+
 @dataclass
 class Plan:
     session: object | None
-    event: object | None
+    event: EventLimits | None
     lines: list[PlannedLine]
     total: int
     currency: str
@@ -161,10 +172,22 @@ def _open(opens: datetime | None, closes: datetime | None, now: datetime) -> boo
     return (opens is None or opens <= now) and (closes is None or now < closes)
 
 
-_SESSION = sa.select(sessions).where(sessions.c.id == sa.bindparam("session_id"))
-_EVENT = sa.select(events).where(events.c.id == sa.bindparam("event_id"))
+def _session_statement(dialect) -> sa.Select:
+    """The session with its event's limits and its venue's zones (their ids, comma-separated),
+    in one statement."""
+    ids = sa.cast(zones.c.id, sa.String)
+    joined = sa.func.string_agg(ids, ",") if dialect is postgresql else \
+        sa.func.group_concat(ids, ",")
+    zone_ids = sa.select(joined).where(zones.c.venue_id == sessions.c.venue_id) \
+        .scalar_subquery().label("zone_ids")
+    return sa.select(sessions, events.c.buyer_limit.label("event_buyer_limit"),
+                     events.c.holder_limit.label("event_holder_limit"), zone_ids).join(
+        events, events.c.id == sessions.c.event_id).where(
+        sessions.c.id == sa.bindparam("session_id"))
+
+
+_SESSION = per_dialect(_session_statement)
 _TIERS = sa.select(price_tiers).where(price_tiers.c.session_id == sa.bindparam("session_id"))
-_ZONES = sa.select(zones.c.id).where(zones.c.venue_id == sa.bindparam("venue_id"))
 _SEATS = sa.select(seats.c.id, seats.c.category, session_seats.c.zone_id).join(
     session_seats, sa.and_(session_seats.c.seat_id == seats.c.id,
                            session_seats.c.session_id == sa.bindparam("session_id"))
@@ -172,7 +195,7 @@ _SEATS = sa.select(seats.c.id, seats.c.category, session_seats.c.zone_id).join(
 
 
 def _session(conn: sa.Connection, session_id: int, now: datetime):
-    s = conn.execute(_SESSION, {"session_id": session_id}).first()
+    s = conn.execute(_SESSION(conn), {"session_id": session_id}).first()
     if s is None:
         raise OrderError("unknown_session", session_id=session_id, field="session_id")
     if s.state == "cancelled":
@@ -202,7 +225,7 @@ def plan_order(conn: sa.Connection, req: OrderRequest, now: datetime) -> Plan:
     s = _session(conn, req.session_id, now) if req.session_id is not None else None
     if s is None and any(line.kind != "pass" for line in req.lines):
         raise OrderError("unknown_session", session_id=None, field="session_id")
-    event = conn.execute(_EVENT, {"event_id": s.event_id}).first() \
+    event = EventLimits(s.event_id, s.event_buyer_limit, s.event_holder_limit) \
         if s is not None else None
     pricing = _Pricing.load(conn, s, req, now) if s is not None else None
     ring = keyring_for(conn) if any(line.holder for line in req.lines) else None
@@ -350,7 +373,7 @@ class _Pricing:
     def load(cls, conn: sa.Connection, s, req: OrderRequest, now: datetime) -> _Pricing:
         tiers = {t.id: t for t in conn.execute(_TIERS, {"session_id": s.id})}
         by_category = {t.seat_category: t for t in tiers.values() if t.seat_category}
-        zone_ids = set(conn.execute(_ZONES, {"venue_id": s.venue_id}).scalars())
+        zone_ids = {int(z) for z in s.zone_ids.split(",")} if s.zone_ids else set()
         wanted = {line.seat_id for line in req.lines if line.seat_id is not None}
         seat_rows = {r.id: r for r in conn.execute(
             _SEATS, {"session_id": s.id, "wanted": sorted(wanted)})} if wanted else {}

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from cloud.catalog.errors import CatalogError
 from cloud.catalog.events import add_price_tier, set_event_limits
 from cloud.catalog.products import add_product
+from cloud.catalog.venues import add_zone, create_venue
 from cloud.core.audit import audit_log
 from cloud.core.errors import HubError
 from cloud.inventory.quotas import add_quota, set_capacity
@@ -292,6 +293,15 @@ def test_best_available_finds_adjacent_seats_in_one_row(hub):
     assert len(set(order(hub, best, best).seat_ids) & middle) == 0
     refused("sold_out", order, hub, *[LineRequest(zone_id=hub.zones["B"],
                                                   price_tier_id=hub.std)] * 5)
+
+
+def test_best_available_in_a_zone_of_another_venue_is_refused_naming_the_line(hub):
+    with hub.engine.begin() as conn:
+        elsewhere = add_zone(conn, create_venue(conn, "WKS", "Workers' Stadium"), "A", "Zone A")
+    e = refused("unknown_zone", order, hub, LineRequest(zone_id=hub.zones["A"],
+                                                        price_tier_id=hub.std),
+                LineRequest(zone_id=elsewhere, price_tier_id=hub.std))
+    assert e.params["field"] == "lines.1.zone_id" and e.params["zone_id"] == elsewhere
 
 
 def _numbers(hub, seat_ids):
