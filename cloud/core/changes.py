@@ -89,13 +89,19 @@ def next_values(conn: sa.Connection, name: str, n: int) -> list[int]:
     if n <= 0:
         return []
     if _is_pg(conn) and name in SEQUENCES:
-        return sorted(int(v) for v in conn.execute(
-            sa.text(f"SELECT nextval('{SEQUENCES[name]}') FROM generate_series(1, :n)"),
-            {"n": n}).scalars())
-    last = conn.execute(
-        sa.update(counters).where(counters.c.name == name)
-        .values(value=counters.c.value + n).returning(counters.c.value)).scalar_one()
+        return sorted(int(v) for v in conn.execute(_NEXTVALS[name], {"n": n}).scalars())
+    last = conn.execute(_ADVANCE, {"counter": name, "n": n}).scalar_one()
     return list(range(int(last) - n + 1, int(last) + 1))
+
+
+# the statements of the busiest writers (every sale appends to the log), built once
+_NEXTVALS = {name: sa.text(f"SELECT nextval('{sequence}') FROM generate_series(1, :n)")
+             for name, sequence in SEQUENCES.items()}
+_ADVANCE = sa.update(counters).where(counters.c.name == sa.bindparam("counter")).values(
+    value=counters.c.value + sa.bindparam("n", type_=sa.BigInteger)).returning(counters.c.value)
+_SHARED_TURN = sa.text("SELECT pg_advisory_xact_lock_shared(:k, 0)")
+_TURN = sa.text("SELECT pg_advisory_xact_lock(:k, :v)")
+_INSERT_CHANGES = sa.insert(change_log)
 
 
 def _is_pg(conn: sa.Connection) -> bool:
@@ -108,10 +114,9 @@ def take_turns(conn: sa.Connection, venue_ids: list[int] | set[int]) -> None:
     writers for the same venues never wait on each other in a circle."""
     if not _is_pg(conn):
         return
-    conn.execute(sa.text("SELECT pg_advisory_xact_lock_shared(:k, 0)"), {"k": LOG_LOCK})
+    conn.execute(_SHARED_TURN, {"k": LOG_LOCK})
     for venue_id in sorted(set(venue_ids)):
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k, :v)"),
-                     {"k": LOG_LOCK, "v": venue_id})
+        conn.execute(_TURN, {"k": LOG_LOCK, "v": venue_id})
 
 
 def lock_whole_log(conn: sa.Connection) -> None:
@@ -171,7 +176,7 @@ def record_changes(conn: sa.Connection, changes: list[tuple[int, dict[str, Any]]
         rows.append({"seq": seq, "venue_id": venue_id, "kind": change["type"],
                      "op": change["op"], "record": _sealed(conn, seq, record),
                      "created_at": now})
-    conn.execute(sa.insert(change_log), rows)
+    conn.execute(_INSERT_CHANGES, rows)
     return seqs
 
 

@@ -103,10 +103,13 @@ def retire_key(conn: sa.Connection, key_id: int, now: datetime | None = None,
         store_for(conn, before).destroy(before)  # last: the row and its audit are written
 
 
+_ACTIVE = sa.select(signing_keys).where(signing_keys.c.state == "active")
+
+
 def active_key(conn: sa.Connection) -> SigningKey:
     """The key that signs codes now, as a signer from its store (the private key stays in the
     token, or is unwrapped in memory only)."""
-    row = conn.execute(sa.select(signing_keys).where(signing_keys.c.state == "active")).first()
+    row = conn.execute(_ACTIVE).first()
     if row is None:
         raise SigningKeyError("no_active_key")
     return SigningKey(row.key_id, store_for(conn, row).signer(row))

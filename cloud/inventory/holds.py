@@ -249,11 +249,15 @@ def _take_run(conn: sa.Connection, take: sa.Update, params: dict, n: int) -> lis
     return sorted(held)
 
 
+_SELL_HELD = sa.update(session_seats).where(
+    session_seats.c.session_id == sa.bindparam("sid"),
+    session_seats.c.order_id == sa.bindparam("oid"), session_seats.c.status == "held"
+).values(status="sold", held_until=None)
+
+
 def sell_held(conn: sa.Connection, session_id: int, order_id: int) -> int:
     """The order's held seats become sold (its payment arrived); how many."""
-    return conn.execute(sa.update(session_seats).where(
-        session_seats.c.session_id == session_id, session_seats.c.order_id == order_id,
-        session_seats.c.status == "held").values(status="sold", held_until=None)).rowcount
+    return conn.execute(_SELL_HELD, {"sid": session_id, "oid": order_id}).rowcount
 
 
 def release_held(conn: sa.Connection, order_id: int) -> int:

@@ -85,13 +85,16 @@ def ensure(conn: sa.Connection, code: str, currency: str = "CNY",
     return code
 
 
+_FOUND = sa.select(ledger_accounts.c.code).where(
+    ledger_accounts.c.code.in_(sa.bindparam("codes", expanding=True)))
+
+
 def ensure_all(conn: sa.Connection, codes: Iterable[str], currency: str = "CNY",
                now: datetime | None = None) -> None:
     """Open those of the chart's accounts ``codes`` that are not open yet: one read when they
     all are (as they are for every payment but the first of its kind)."""
     wanted = set(codes)
-    found = set(conn.execute(sa.select(ledger_accounts.c.code)
-                             .where(ledger_accounts.c.code.in_(wanted))).scalars())
+    found = set(conn.execute(_FOUND, {"codes": sorted(wanted)}).scalars())
     for code in sorted(wanted - found):
         _open(conn, code, currency, now)
 

@@ -74,6 +74,9 @@ def _post(conn: sa.Connection, outcome: Outcome, captured: Captured, now: dateti
         post_payment(conn, paid, now)
 
 
+_BUYER = sa.select(orders.c.buyer, orders.c.kind).where(orders.c.id == sa.bindparam("order_id"))
+
+
 def _tickets_to_deliver(conn: sa.Connection, order_id: int, tickets: bool,
                         now: datetime | None) -> None:
     """An order a buyer paid online is delivered to the buyer (links to its tickets by SMS and
@@ -81,8 +84,7 @@ def _tickets_to_deliver(conn: sa.Connection, order_id: int, tickets: bool,
     handler), so it exists exactly when the capture committed. A booth's order has no buyer
     account: its codes were shown to the clerk. A partner's top-up, which has no tickets, is
     told to the channels area the same way (:data:`TOPUP_PAID_JOB`)."""
-    o = conn.execute(sa.select(orders.c.buyer, orders.c.kind)
-                     .where(orders.c.id == order_id)).one()
+    o = conn.execute(_BUYER, {"order_id": order_id}).one()
     if o.kind == TOPUP:
         enqueue(conn, TOPUP_PAID_JOB, {"order_id": order_id}, now=now)
     elif tickets and o.buyer and o.buyer.startswith("buyer:"):

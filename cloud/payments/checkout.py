@@ -52,6 +52,7 @@ _OPEN = sa.select(payments).where(
     payments.c.provider == sa.bindparam("provider"), payments.c.amount == sa.bindparam("amount"),
     payments.c.state.in_(("created", "pending"))).order_by(payments.c.id.desc()).limit(1)
 _NEW = sa.insert(payments).returning(*payments.c)
+_PAYMENT_ROW = sa.select(payments).where(payments.c.id == sa.bindparam("pid"))
 
 
 def _open_payment(conn: sa.Connection, provider: str, order_id: int, amount: int):
@@ -99,10 +100,13 @@ def ask_to_pay(provider: Provider, row, description: str, expires_at: datetime,
 
 
 def record_asked(conn: sa.Connection, payment_id: int, asked: Asked,
-                 now: datetime | None = None) -> Checkout:
+                 now: datetime | None = None, *, row=None) -> Checkout:
     """What the provider answered, applied to the payment (``pending``, or ``succeeded`` when
-    it settled as it was made) as it stands now: a notification that came in between wins."""
-    row = conn.execute(sa.select(payments).where(payments.c.id == payment_id)).one()
+    it settled as it was made) as it stands now: a notification that came in between wins
+    (its row is read again, unless this transaction read it as ``row`` with nothing asked of
+    another service since: a move is conditional on the state anyway)."""
+    if row is None:
+        row = conn.execute(_PAYMENT_ROW, {"pid": payment_id}).one()
     if asked.shown is None:
         return Checkout(row.id, row.out_trade_no, row.state, unavailable=asked.unavailable)
     shown = asked.shown
@@ -139,7 +143,7 @@ def start_payment(conn: sa.Connection, provider: Provider, order_id: int, amount
     asks and records in steps instead: ``cloud/payments/order_api.py``)."""
     row = open_payment(conn, provider.name, order_id, amount, now, currency=currency)
     return record_asked(conn, row.id, ask_to_pay(provider, row, description, expires_at,
-                                                 notify_url), now)
+                                                 notify_url), now, row=row)
 
 
 def payment_by_trade(conn: sa.Connection, provider: str, out_trade_no: str):

@@ -44,10 +44,12 @@ def _calls_out(number: str) -> bool:
     return getattr(_adapter(), "calls_out", True)
 
 
+_ORDER_ID = sa.select(orders.c.id).where(orders.c.number == sa.bindparam("number"))
+
+
 def _due(conn, number: str) -> tuple[int, object]:
     """The order's id and what it has to pay; ``unknown_order`` or ``order_not_pending``."""
-    order_id = conn.execute(orders.select().with_only_columns(orders.c.id)
-                            .where(orders.c.number == number)).scalar()
+    order_id = conn.execute(_ORDER_ID, {"number": number}).scalar()
     if order_id is None:
         raise OrderError("unknown_order", order_id=number, field="number")
     due = payable(conn, order_id)

@@ -59,7 +59,7 @@ def _earlier(rank: dict[str, int], state: str) -> list[str]:
 
 _MOVE_PAYMENT = sa.update(payments).where(
     payments.c.id == sa.bindparam("pid"),
-    payments.c.state.in_(sa.bindparam("earlier", expanding=True)))
+    payments.c.state.in_(sa.bindparam("earlier", expanding=True))).returning(*payments.c)
 _PAYMENT = sa.select(payments).where(payments.c.id == sa.bindparam("pid"))
 
 
@@ -71,10 +71,12 @@ def move_payment(conn: sa.Connection, payment, state: str, reference: str | None
         values["provider_reference"] = reference
     if state == "succeeded":
         values["succeeded_at"] = now
-    moved = conn.execute(_MOVE_PAYMENT, {"pid": payment.id,
-                                         "earlier": _earlier(PAYMENT_RANK, state),
-                                         **values}).rowcount == 1
-    row = conn.execute(_PAYMENT, {"pid": payment.id}).one()
+    row = conn.execute(_MOVE_PAYMENT, {"pid": payment.id,
+                                       "earlier": _earlier(PAYMENT_RANK, state),
+                                       **values}).first()
+    moved = row is not None
+    if row is None:  # there or beyond already: as it stands
+        row = conn.execute(_PAYMENT, {"pid": payment.id}).one()
     if moved:
         log.info("payment %s (%s, order %s): %s -> %s", row.id, row.provider, row.order_id,
                  payment.state, state)

@@ -156,7 +156,7 @@ def issue_tickets(conn: sa.Connection, specs: list[TicketSpec],
             changes.append((venue_id, change))
         issued.append(Issued(ticket_id, row["number"], row["code"]))
     try:
-        conn.execute(sa.insert(tickets), ticket_rows)
+        conn.execute(_INSERT_TICKETS, ticket_rows)
     except sa.exc.IntegrityError:
         raise TicketError("seat_taken") from None
     record(conn, actor, "ticket.issue", f"tickets:{issued[0].id}..{issued[-1].id}",
@@ -199,6 +199,7 @@ def normal_document(doc_type: str, number: str) -> str:
 
 
 _IDS = sa.bindparam("ids", expanding=True)
+_INSERT_TICKETS = sa.insert(tickets)
 _SEATS = sa.select(seats).where(seats.c.id.in_(_IDS))
 _VENUES = sa.select(sessions.c.id, sessions.c.venue_id).where(sessions.c.id.in_(_IDS))
 _TIERS = sa.select(price_tiers.c.id, price_tiers.c.session_id, price_tiers.c.amount,
