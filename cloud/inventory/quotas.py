@@ -13,6 +13,7 @@ applied in the same pass, merged with what the sale adds.
 from __future__ import annotations
 
 from datetime import date
+from functools import lru_cache
 
 import sqlalchemy as sa
 
@@ -104,8 +105,17 @@ def quota_by_key(conn: sa.Connection, key: str):
                         .where(quotas.c.key == key)).first()
 
 
-_IDS = sa.select(quotas.c.key, quotas.c.id).where(
-    quotas.c.key.in_(sa.bindparam("keys", expanding=True)))
+_MAX_KEYS = 16
+
+
+@lru_cache(maxsize=_MAX_KEYS)
+def _ids(n: int) -> sa.Select:
+    """The ids of ``n`` quota keys (``k0``…): one statement per count, built once (an
+    expanding IN is rendered again on every call)."""
+    return sa.select(quotas.c.key, quotas.c.id).where(
+        quotas.c.key.in_([sa.bindparam(f"k{i}", type_=quotas.c.key.type) for i in range(n)]))
+
+
 _N = sa.bindparam("n", type_=sa.Integer)
 _GROW = sa.update(quotas).where(quotas.c.id == sa.bindparam("quota_id"),
                                 quotas.c.used + _N <= quotas.c.capacity
@@ -118,7 +128,13 @@ def quota_ids(conn: sa.Connection, keys: set[str]) -> dict[str, int]:
     """The ids of the quotas with these keys (keys with no quota are left out)."""
     if not keys:
         return {}
-    return dict(conn.execute(_IDS, {"keys": sorted(keys)}).all())
+    found: dict[str, int] = {}
+    ordered = sorted(keys)
+    for start in range(0, len(ordered), _MAX_KEYS):
+        part = ordered[start:start + _MAX_KEYS]
+        found.update((key, quota_id) for key, quota_id in conn.execute(
+            _ids(len(part)), {f"k{i}": k for i, k in enumerate(part)}))
+    return found
 
 
 def apply_quotas(conn: sa.Connection, deltas: dict[int, int]) -> int | None:

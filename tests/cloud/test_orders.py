@@ -15,7 +15,7 @@ from cloud.catalog.products import add_product
 from cloud.catalog.venues import add_zone, create_venue
 from cloud.core.audit import audit_log
 from cloud.core.errors import HubError
-from cloud.inventory.quotas import add_quota, set_capacity
+from cloud.inventory.quotas import add_quota, quota_ids, quota_key, set_capacity
 from cloud.inventory.seats import put_on_sale
 from cloud.inventory.sessions import cancel_session, edit_session, postpone_session
 from cloud.inventory.tables import quotas, session_seats
@@ -308,6 +308,15 @@ def _numbers(hub, seat_ids):
     from cloud.catalog.tables import seats
     with hub.engine.connect() as conn:
         return conn.execute(sa.select(seats.c.number).where(seats.c.id.in_(seat_ids))).scalars()
+
+
+def test_quota_ids_are_found_for_many_keys_at_once(hub):
+    with hub.engine.begin() as conn:
+        made = {quota_key("ga", hub.session, n): add_quota(conn, "ga", 5, session_id=hub.session,
+                                                          zone_id=n) for n in range(1, 21)}
+        asked = set(made) | {quota_key("ga", hub.session, 99)}  # one key has no quota
+        assert quota_ids(conn, asked) == made  # 21 keys: more than one statement's worth
+        assert quota_ids(conn, set()) == {}
 
 
 def test_a_quota_cannot_go_below_what_is_used(hub):
