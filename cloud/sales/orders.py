@@ -122,22 +122,32 @@ def create_order(conn: sa.Connection, req: OrderRequest,
 
 
 def _attempt(conn, order_id, plan, req, holder_ids, holds, deltas, limits, until, now):
-    """One try at taking everything, inside a savepoint: (seats per line, None) when done,
-    (None, what had no room) when rolled back for want of room."""
-    savepoint = conn.begin_nested()
+    """One try at taking everything: (seats per line, None) when done, (None, what had no
+    room) when rolled back for want of room. Inside a savepoint when something can come up
+    short (a quota or a purchase count to increase), to be tried again after lapsed holds are
+    tidied. A refusal raised leaves the caller's transaction to roll back, as it must anyway:
+    the order's row is in it."""
+    savepoint = conn.begin_nested() if _can_be_short(deltas) else None
     try:
         seat_of = holding.take_seats(conn, plan, order_id, until, now, req.customer) \
             if plan.session is not None else [None] * len(plan.lines)
         holding.insert_lines(conn, order_id, plan, seat_of, holder_ids, holds)
         short = counts.write_deltas(conn, deltas, limits)
     except BaseException:
-        savepoint.rollback()
+        if savepoint is not None:
+            savepoint.rollback()
         raise
     if short is not None:
         savepoint.rollback()
         return None, short
-    savepoint.commit()
+    if savepoint is not None:
+        savepoint.commit()
     return seat_of, None
+
+
+def _can_be_short(deltas: counts.Deltas) -> bool:
+    return any(n > 0 for n in deltas.quotas.values()) or \
+        any(n > 0 for n in deltas.counts.values())
 
 
 def _short_error(conn: sa.Connection, short: counts.Short, limits: dict,
