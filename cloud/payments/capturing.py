@@ -31,7 +31,7 @@ from cloud.payments.refunds import ask_refund, open_refund, refund_and_payment
 from cloud.payments.tables import payments
 from cloud.payments.transitions import Outcome, move_payment, move_refund
 from cloud.sales.orders import DELIVER_TICKETS_JOB, TOPUP_PAID_JOB, Captured, capture
-from cloud.sales.tables import TOPUP, orders
+from cloud.sales.tables import TOPUP
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def place(conn: sa.Connection, outcome: Outcome, now: datetime | None = None) ->
         captured = Captured(outcome.order_id, "unplaced", refund_needed=True, reason=e.code)
     _post(conn, outcome, captured, now or datetime.now(UTC))
     if captured.state == "paid" and not captured.duplicate:
-        _tickets_to_deliver(conn, outcome.order_id, bool(captured.tickets), now)
+        _tickets_to_deliver(conn, captured, now)
     if captured.refund_needed:
         log.warning("payment %s of order %s cannot be placed (%s): it is refunded",
                     outcome.payment_id, outcome.order_id, captured.reason)
@@ -74,20 +74,17 @@ def _post(conn: sa.Connection, outcome: Outcome, captured: Captured, now: dateti
         post_payment(conn, paid, now)
 
 
-_BUYER = sa.select(orders.c.buyer, orders.c.kind).where(orders.c.id == sa.bindparam("order_id"))
-
-
-def _tickets_to_deliver(conn: sa.Connection, order_id: int, tickets: bool,
-                        now: datetime | None) -> None:
+def _tickets_to_deliver(conn: sa.Connection, captured: Captured, now: datetime | None) -> None:
     """An order a buyer paid online is delivered to the buyer (links to its tickets by SMS and
     e-mail): a job written with the capture (:data:`DELIVER_TICKETS_JOB`, the buyers area's
     handler), so it exists exactly when the capture committed. A booth's order has no buyer
     account: its codes were shown to the clerk. A partner's top-up, which has no tickets, is
-    told to the channels area the same way (:data:`TOPUP_PAID_JOB`)."""
-    o = conn.execute(_BUYER, {"order_id": order_id}).one()
-    if o.kind == TOPUP:
+    told to the channels area the same way (:data:`TOPUP_PAID_JOB`). ``captured`` is a payment
+    that paid its order (which it names, with its buyer and kind)."""
+    order_id = captured.order_id
+    if captured.kind == TOPUP:
         enqueue(conn, TOPUP_PAID_JOB, {"order_id": order_id}, now=now)
-    elif tickets and o.buyer and o.buyer.startswith("buyer:"):
+    elif captured.tickets and captured.buyer and captured.buyer.startswith("buyer:"):
         enqueue(conn, DELIVER_TICKETS_JOB, {"order_id": order_id}, now=now)
 
 

@@ -22,9 +22,8 @@ from cloud.payments.offline import OfflineProvider
 from cloud.payments.settings import provider
 from cloud.sales.api import ticket_specs
 from cloud.sales.order_plan import OrderError
-from cloud.sales.orders import Captured, OrderCreated, payable
+from cloud.sales.orders import Captured, OrderCreated, payable, payable_by_number
 from cloud.sales.selling import sell as sell_tickets
-from cloud.sales.tables import orders
 from cloud.web.http import ApiError, api_actor, api_blueprint, api_permission, engine, json_body
 from cloud.web.idempotent import idempotent, transaction
 
@@ -44,15 +43,10 @@ def _calls_out(number: str) -> bool:
     return getattr(_adapter(), "calls_out", True)
 
 
-_ORDER_ID = sa.select(orders.c.id).where(orders.c.number == sa.bindparam("number"))
-
-
 def _due(conn, number: str) -> tuple[int, object]:
     """The order's id and what it has to pay; ``unknown_order`` or ``order_not_pending``."""
-    order_id = conn.execute(_ORDER_ID, {"number": number}).scalar()
-    if order_id is None:
-        raise OrderError("unknown_order", order_id=number, field="number")
-    due = payable(conn, order_id)
+    due = payable_by_number(conn, number)
+    order_id = due.order_id
     if due.state != "pending_payment":
         raise OrderError("order_not_pending", order_id=number, state=due.state,
                          field="number")

@@ -215,6 +215,8 @@ class Captured:
     refund_needed: bool = False
     reason: str | None = None
     duplicate: bool = False
+    buyer: str | None = None  # the order's, when this payment paid it
+    kind: str | None = None
 
 
 @dataclass(frozen=True)
@@ -284,7 +286,7 @@ def capture(conn: sa.Connection, order_id: int, amount: int, provider: str, refe
         _give_back(conn, o.id, "expired", now, lapsed_only=False)
         return Captured(o.id, "expired", refund_needed=True, reason="seats_gone")
     savepoint.commit()
-    return Captured(o.id, "paid", issued)
+    return Captured(o.id, "paid", issued, buyer=o.buyer, kind=o.kind)
 
 
 def _hold_again(conn: sa.Connection, o, now: datetime) -> str | None:
@@ -390,28 +392,50 @@ def shown_state(o, now: datetime | None = None) -> str:
     return o.state
 
 
-_LINE_COUNT = sa.select(sa.func.count()).select_from(order_lines).where(
-    order_lines.c.order_id == sa.bindparam("order_id"))
-_SESSION_NAMES = sa.select(sessions.c.name, events.c.name.label("event")).join(
-    events, events.c.id == sessions.c.event_id).where(
-    sessions.c.id == sa.bindparam("session_id"))
+def _payable_statement(where: sa.ColumnElement[bool]) -> sa.Select:
+    """The order with its lines' count and its session's and event's names, in one
+    statement."""
+    return sa.select(
+        orders,
+        sa.select(sa.func.count()).select_from(order_lines).where(
+            order_lines.c.order_id == orders.c.id).scalar_subquery().label("line_count"),
+        sessions.c.name.label("session_name"), events.c.name.label("event_name"),
+    ).select_from(orders.outerjoin(sessions, sessions.c.id == orders.c.session_id)
+                  .outerjoin(events, events.c.id == sessions.c.event_id)).where(where)
+
+
+_PAYABLE = _payable_statement(orders.c.id == sa.bindparam("order_id"))
+_PAYABLE_BY_NUMBER = _payable_statement(orders.c.number == sa.bindparam("number"))
 
 
 def payable(conn: sa.Connection, order_id: int, now: datetime | None = None) -> Payable:
     """What a payment provider is asked to collect for an order. A pending order past its
     deadline answers ``expired`` (lazy expiry), whether tidied or not."""
-    o = conn.execute(_ORDER, {"order_id": order_id}).first()
+    o = conn.execute(_PAYABLE, {"order_id": order_id}).first()
     if o is None:
         raise OrderError("unknown_order", order_id=order_id, field="order_id")
+    return _payable(o, now)
+
+
+def payable_by_number(conn: sa.Connection, number: str,
+                      now: datetime | None = None) -> Payable:
+    """:func:`payable` for the order that has this number (``unknown_order`` naming the
+    field ``number``)."""
+    o = conn.execute(_PAYABLE_BY_NUMBER, {"number": number}).first()
+    if o is None:
+        raise OrderError("unknown_order", order_id=number, field="number")
+    return _payable(o, now)
+
+
+def _payable(o: sa.Row, now: datetime | None) -> Payable:
     state = shown_state(o, now)
-    lines = conn.execute(_LINE_COUNT, {"order_id": o.id}).scalar_one()
+    lines = o.line_count
     what = "passes"
     if o.kind == TOPUP:
         return Payable(o.id, o.number, o.total, o.currency, state, o.expires_at,
                        f"Prepaid balance top-up (order {o.number})")
     if o.session_id is not None:
-        s = conn.execute(_SESSION_NAMES, {"session_id": o.session_id}).one()
-        what = f"{s.event} — {s.name}"
+        what = f"{o.event_name} — {o.session_name}"
     return Payable(o.id, o.number, o.total, o.currency, state, o.expires_at,
                    f"{what}: {lines} ticket{'s' if lines != 1 else ''} (order {o.number})")
 

@@ -27,6 +27,7 @@ from cloud.sales.orders import (
     expire_lapsed_orders,
     expire_order,
     payable,
+    payable_by_number,
 )
 from cloud.sales.selling import sell
 from cloud.sales.tables import order_lines, orders, tickets
@@ -80,6 +81,9 @@ def test_an_order_holds_its_seats_and_capture_issues_its_tickets_once(hub):
         p = payable(conn, made.order_id, NOW)
         assert (p.amount, p.currency, p.state) == (126000, "CNY", "pending_payment")
         assert "The Games — Final: 2 tickets" in p.description
+        assert payable_by_number(conn, made.number, NOW) == p
+        e = refused("unknown_order", payable_by_number, conn, "NO-SUCH-ORDER")
+        assert e.params["field"] == "number"
         paid = capture(conn, made.order_id, 126000, "wechat", "tx-1", NOW + timedelta(minutes=1))
     assert paid.state == "paid" and len(paid.tickets) == 2 and not paid.refund_needed
     assert status(hub, made.seat_ids[0]).status == "sold"
