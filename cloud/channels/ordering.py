@@ -22,7 +22,7 @@ from cloud.catalog.tables import price_tiers, products, sessions
 from cloud.channels import accounts, webhooks
 from cloud.channels.channels import channel
 from cloud.channels.errors import ChannelError
-from cloud.channels.partner_terms import agreed_price, bound_products
+from cloud.channels.partner_terms import agreed_price, bound_price, bound_products
 from cloud.channels.selling import sell_on
 from cloud.channels.tables import channels
 from cloud.core.audit import record
@@ -126,17 +126,17 @@ def _requests(conn: sa.Connection, partner_id: int, lines: list[PartnerLine],
     """The order's session (None: products only) and its lines at the agreed prices."""
     if not lines or len(lines) > 20:
         raise _bad("lines")
-    allowed, session_ids, out = set(bound_products(conn, partner_id, now)), set(), []
+    session_ids, out = set(), []
     for i, line in enumerate(lines):
         if isinstance(line.quantity, bool) or not isinstance(line.quantity, int) \
                 or not 1 <= line.quantity <= MAX_QUANTITY \
                 or len(line.holders) > line.quantity:
             raise _bad(f"lines.{i}.quantity")
         if line.product_id is not None:
-            if line.product_id not in allowed:
+            bound, amount = bound_price(conn, partner_id, line.product_id, now)
+            if not bound:
                 raise ChannelError("not_bound", product_id=line.product_id,
                                    field=f"lines.{i}.product_id")
-            price = agreed_price(conn, partner_id, line.product_id, at=now)
             what = {"kind": "pass", "product_id": line.product_id, "day": line.day}
         else:
             tier = conn.execute(sa.select(price_tiers.c.session_id).where(
@@ -145,13 +145,14 @@ def _requests(conn: sa.Connection, partner_id: int, lines: list[PartnerLine],
                 raise _bad(f"lines.{i}.price_tier_id")
             session_ids.add(line.session_id)
             price = agreed_price(conn, partner_id, price_tier_id=line.price_tier_id, at=now)
+            amount = price.amount if price is not None else None
             what = {"kind": "seat" if line.zone_id else "ga", "zone_id": line.zone_id,
                     "price_tier_id": line.price_tier_id}
-        if price is None:
+        if amount is None:
             raise ChannelError("no_agreed_price", product_id=line.product_id or
                                f"tier {line.price_tier_id}", field=f"lines.{i}")
         holders = list(line.holders) + [None] * (line.quantity - len(line.holders))
-        out += [LineRequest(amount=price.amount, holder=h, **what) for h in holders]
+        out += [LineRequest(amount=amount, holder=h, **what) for h in holders]
     if len(session_ids) > 1:
         raise _bad("lines")
     return (session_ids.pop() if session_ids else None), out

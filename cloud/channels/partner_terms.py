@@ -471,6 +471,22 @@ _BOUND = _bound_at(sa.bindparam("partner_id"),
                    sa.bindparam("at", type_=sales_code_bindings.c.granted_at.type))
 
 
+# whether the product is bound to the partner, and the amount agreed for it, in one statement
+_BOUND_PRICE = sa.select(
+    sa.exists(_BOUND.where(sales_codes.c.product_id == sa.bindparam("of"))).label("bound"),
+    _PRICE_OF_PRODUCT.with_only_columns(agreed_prices.c.amount).scalar_subquery()
+    .label("amount"))
+
+
+def bound_price(conn: sa.Connection, partner_id: int, product_id: int,
+                at: datetime) -> tuple[bool, int | None]:
+    """Whether some active sales code binds the product to the partner at ``at``, and the
+    amount agreed for it then (None: no price in force)."""
+    row = conn.execute(_BOUND_PRICE, {"partner_id": partner_id, "of": product_id,
+                                      "at": at}).one()
+    return bool(row.bound), row.amount
+
+
 def bound_products(conn: sa.Connection, partner_id: int, at: datetime) -> list[int]:
     """The products some active sales code binds to the partner at ``at``, by id."""
     return sorted(set(conn.execute(_BOUND, {"partner_id": partner_id, "at": at}).scalars()))

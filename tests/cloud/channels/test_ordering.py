@@ -16,7 +16,14 @@ from cloud.core.errors import HubError
 from cloud.ledger.journal import trial_balance
 from cloud.ledger.tables import partners
 from cloud.sales.tables import orders, tickets
-from tests.cloud.channels.channelkit import TODAY, channel_hub, distributor, price
+from tests.cloud.channels.channelkit import (
+    TODAY,
+    add_day_product,
+    bind,
+    channel_hub,
+    distributor,
+    price,
+)
 from tests.cloud.orderkit import NOW
 
 
@@ -99,6 +106,21 @@ def test_a_partner_sells_only_bound_products_at_a_price_in_force(kit):
     with pytest.raises(HubError) as refused, kit.engine.connect() as conn:
         ordering.order_view(conn, other, at_first["number"])
     assert refused.value.code == "unknown_partner_order"
+
+
+def test_a_product_not_bound_or_without_a_price_in_force_is_refused_naming_the_line(kit):
+    with kit.engine.begin() as conn:
+        partner, channel = distributor(conn, kit, "LIMITED", prepaid=100000)
+        unbound = add_day_product(conn, "LAKE-BOAT", kit.spot, 5000)
+        unpriced = add_day_product(conn, "LAKE-NIGHT", kit.spot, 8000)
+        bind(conn, partner, unpriced)
+    for product, code in ((unbound, "not_bound"), (unpriced, "no_agreed_price")):
+        lines = [*day_tickets(kit, 1), PartnerLine(product_id=product, day=TODAY, quantity=1)]
+        with pytest.raises(HubError) as refused, kit.engine.begin() as conn:
+            ordering.place_order(conn, partner_id=partner, channel_id=channel, lines=lines,
+                                 confirm=False, actor="t", now=NOW)
+        assert refused.value.code == code
+        assert refused.value.params["field"].startswith("lines.1")
 
 
 def test_a_suspended_partner_orders_nothing(kit):
