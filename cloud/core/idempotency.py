@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from cloud.core.db import UtcDateTime, metadata, per_dialect
 from cloud.core.errors import Code, HubError
@@ -126,37 +127,38 @@ def stored(conn: sa.Connection, scope: str, key: str, req_hash: str,
 
 
 def _claim_statement(dialect):
+    """Insert the key's row, or take over one past its keeping time; RETURNING the key when
+    taken. On PostgreSQL the claim also bounds its own wait and puts the wait back, in the
+    same statement: the row comes from a SELECT whose FROM keeps the transaction's
+    ``lock_timeout`` in a setting of the hub's own (the inner ``set_config``, an argument,
+    runs first) and sets the bound (``:t``) before the row is inserted; RETURNING runs once
+    the row is in, after any wait, and puts the kept value back. A row the claim did not
+    take returns nothing: :data:`_WAIT_AS_BEFORE` does it then."""
     insert = dialect.insert(idempotency_keys)
+    returning = [idempotency_keys.c.key]
+    if dialect is postgresql:
+        c = idempotency_keys.c
+        keep = sa.func.set_config(_KEPT, sa.func.current_setting("lock_timeout"), True)
+        bound = sa.select(sa.func.set_config(
+            "lock_timeout", sa.bindparam("t", type_=sa.String).concat(sa.func.left(keep, 0)),
+            True)).subquery("waiting_at_most")
+        insert = insert.from_select(["scope", "key", "request_hash", "created_at"], sa.select(
+            *(sa.bindparam(name, type_=c[name].type)
+              for name in ("scope", "key", "request_hash", "created_at"))).select_from(bound))
+        returning.append(_RESTORED)
     return insert.on_conflict_do_update(
         index_elements=["scope", "key"],
         set_={"request_hash": insert.excluded.request_hash,
               "created_at": insert.excluded.created_at, "status": None, "body": None,
               "content_type": None},
         where=idempotency_keys.c.created_at < sa.bindparam("stale_before")
-    ).returning(idempotency_keys.c.key)
+    ).returning(*returning)
 
 
+_KEPT = "wicket.lock_timeout_before"  # the transaction's lock_timeout while a claim waits
+_RESTORED = sa.func.set_config("lock_timeout", sa.func.current_setting(_KEPT), True)
 _CLAIM = per_dialect(_claim_statement)
-# PostgreSQL: the claim bounds its own wait and restores the wait as it was, in one statement.
-# The FROM's set_config runs before the row is inserted (its value is the row's source): it
-# keeps the transaction's lock_timeout in a setting of the hub's own (the inner set_config,
-# an argument, runs first) and sets the bound. RETURNING runs once the row is in, after any
-# wait, and puts the kept value back. A row the claim did not take returns nothing:
-# _WAIT_AS_BEFORE does it then.
-_CLAIM_WAITING_AT_MOST = sa.text(
-    "INSERT INTO idempotency_keys (scope, key, request_hash, created_at) "
-    "SELECT :scope, :key, :request_hash, :created_at FROM (SELECT set_config('lock_timeout', "
-    ":t || left(set_config('wicket.lock_timeout_before', current_setting('lock_timeout'), "
-    "true), 0), true)) AS waiting_at_most "
-    "ON CONFLICT (scope, key) DO UPDATE SET request_hash = excluded.request_hash, "
-    "created_at = excluded.created_at, status = NULL, body = NULL, content_type = NULL "
-    "WHERE idempotency_keys.created_at < :stale_before "
-    "RETURNING key, set_config('lock_timeout', current_setting('wicket.lock_timeout_before'), "
-    "true)"
-).bindparams(sa.bindparam("created_at", type_=idempotency_keys.c.created_at.type),
-             sa.bindparam("stale_before", type_=idempotency_keys.c.created_at.type))
-_WAIT_AS_BEFORE = sa.text(
-    "SELECT set_config('lock_timeout', current_setting('wicket.lock_timeout_before'), true)")
+_WAIT_AS_BEFORE = sa.select(_RESTORED)
 _FINISH = sa.update(idempotency_keys).where(
     idempotency_keys.c.scope == sa.bindparam("w_scope"),
     idempotency_keys.c.key == sa.bindparam("w_key"), idempotency_keys.c.status.is_(None))
@@ -174,7 +176,7 @@ def _claim(conn: sa.Connection, scope: str, key: str, req_hash: str, now: dateti
         return conn.execute(_CLAIM(conn), values).first() is not None
     # a request with the same key still running holds its row: wait for it, but not forever
     try:
-        inserted = conn.execute(_CLAIM_WAITING_AT_MOST,
+        inserted = conn.execute(_CLAIM(conn),
                                 {**values, "t": f"{int(wait_ms)}ms"}).first() is not None
     except sa.exc.OperationalError as e:
         if getattr(e.orig, "sqlstate", None) != "55P03":  # lock_not_available
