@@ -35,6 +35,7 @@ from cloud.channels.errors import ChannelError
 from cloud.channels.tables import API_SCOPES, api_access_log, api_keys, api_nonces, channels
 from cloud.core import rate_limits
 from cloud.core.audit import record
+from cloud.core.db import one_statement
 from cloud.core.errors import Code, HubError
 from cloud.core.seal import context, keyring_for
 from cloud.ledger.tables import partners
@@ -316,12 +317,8 @@ def log_access(engine: sa.Engine, api_key_id: int, method: str, path: str, statu
     values = {"api_key_id": api_key_id, "at": now, "method": method[:8], "path": path[:200],
               "status": status, "ms": max(0, min(ms, 2**31 - 1)),
               "code": code[:40] if code else None}
-    if engine.dialect.name == "postgresql":
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(_LOG_NO_WAIT, values)
-        return
-    with engine.begin() as conn:
-        conn.execute(_LOG, values)
+    with one_statement(engine) as conn:
+        conn.execute(_LOG_NO_WAIT if conn.dialect.name == "postgresql" else _LOG, values)
 
 
 def tidy_nonces(conn: sa.Connection, now: datetime) -> int:

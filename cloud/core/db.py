@@ -17,7 +17,8 @@ driver prepares a statement a connection has run five times, and a rollback keep
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -173,13 +174,17 @@ def _engine(url: str) -> sa.Engine:
     return engine
 
 
-def reading(engine: sa.Engine) -> sa.Connection:
-    """A connection for a read of one statement: on PostgreSQL outside any transaction (the
-    statement is its own, without a BEGIN and a ROLLBACK, two round trips, around it); on
-    SQLite an ordinary one."""
-    if engine.dialect.name == "postgresql":
-        return engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-    return engine.connect()
+@contextmanager
+def one_statement(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A connection for one statement in a transaction of its own (a token's read, a log
+    row): on PostgreSQL the statement's own, without a BEGIN and a COMMIT or ROLLBACK, two
+    round trips, around it; on SQLite an ordinary transaction, committed at the end."""
+    if engine.dialect.name != "postgresql":
+        with engine.begin() as conn:
+            yield conn
+        return
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        yield conn
 
 
 def _rollback_keeping_statements(dbapi_conn) -> None:

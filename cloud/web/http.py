@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Blueprint, current_app, g, jsonify, request
 
-from cloud.core.db import reading
+from cloud.core.db import one_statement
 from cloud.core.errors import PROTOCOL, Code, HubError
 from cloud.staff import staff as staff_mod
 from cloud.staff import tokens
@@ -77,7 +77,7 @@ def api_permission(name: str) -> Callable:
             scheme, _, token = request.headers.get("Authorization", "").partition(" ")
             if scheme != "Bearer" or not token:
                 raise ApiError("unauthorized", "missing Authorization: Bearer <token>")
-            with reading(engine()) as conn:
+            with one_statement(engine()) as conn:
                 who = tokens.bearer(conn, token.strip())
             if name not in who.permissions:
                 raise ApiError("forbidden", role=",".join(who.roles), permission=name)

@@ -14,7 +14,7 @@ from alembic.script import ScriptDirectory
 from cloud import cli
 from cloud.core import db
 from cloud.core.changes import changes_since, next_value, record_change
-from cloud.core.db import alembic_config, current_revision, init_db, make_engine, reading
+from cloud.core.db import alembic_config, current_revision, init_db, make_engine, one_statement
 from cloud.schema import metadata
 from sync.changes import ChangeError
 
@@ -179,7 +179,7 @@ def test_reads_that_end_in_a_rollback_keep_the_prepared_statements(engine):
 
 def test_a_read_outside_a_transaction_leaves_the_pooled_connection_as_it_was(engine):
     postgres = engine.dialect.name == "postgresql"
-    with reading(engine) as conn:
+    with one_statement(engine) as conn:
         assert conn.execute(sa.text("SELECT 1")).scalar_one() == 1
         if postgres:
             assert conn.connection.driver_connection.autocommit is True
