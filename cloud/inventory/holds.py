@@ -12,7 +12,8 @@ lowest total ``rank`` first). The database finds the candidate runs (:func:`best
 and islands over each row's takeable seats, a few at a time), so an order reads a handful of
 rows, not the zone. A single seat is looked for in each way a seat is free by an index of its
 own (the free seats in rank order, the lapsed holds by deadline, the order's own holds), so
-its cost does not grow with the zone. A run is taken by one conditional UPDATE; on
+its cost does not grow with the zone, and is found and held in one statement. A run is
+taken by one conditional UPDATE; on
 PostgreSQL its rows are locked with ``FOR UPDATE SKIP LOCKED`` inside it, so concurrent
 buyers skip each other's runs instead of queueing on them, and a run that comes back short
 is let go (a savepoint, for more than one seat, is rolled back, which releases its row
@@ -35,6 +36,7 @@ from cloud.inventory.tables import session_seats
 
 SEARCH_ROUNDS = 3
 CANDIDATES = 16  # runs read per round (16, 64, 256)
+SEAT_CANDIDATES = 8  # a single seat's first try: past as many buyers taking seats at once
 _chance = random.Random()
 
 
@@ -142,15 +144,38 @@ def _take_query(zone_id, n: int, row_key, first, takeable: list, order_id, until
         status="held", order_id=order_id, held_until=until).returning(ss.seat_id)
 
 
+def _take_best_query(session_id, zone, takeable: list, ways: list, limit: int, order_id,
+                     until) -> sa.Update:
+    """A single seat found and held in one statement: the best of the candidates
+    :func:`_runs_query` reads (the best ``limit`` of each way a seat is free) that is still
+    free; on PostgreSQL the first not locked by another buyer (``SKIP LOCKED``), so that
+    concurrent buyers take the next candidates instead of queueing on the best. The UPDATE
+    checks the seat once more, locked: one that stopped being takeable is not held."""
+    ss = session_seats.c
+    order = (ss.rank, ss.row_key, ss.position)
+    each = [sa.select(ss.seat_id).where(ss.zone_id == zone, *takeable, way).order_by(*order)
+            .limit(limit).subquery() for way in ways]
+    candidates = sa.union(*(sa.select(*e.c) for e in each))
+    # a scalar subquery runs once (as ``IN``, PostgreSQL may run it again per row, each run
+    # locking and giving another seat)
+    best = sa.select(ss.seat_id).where(
+        ss.session_id == session_id, ss.seat_id.in_(candidates), sa.or_(*ways)) \
+        .order_by(*order).limit(1).with_for_update(skip_locked=True).scalar_subquery()
+    return sa.update(session_seats).where(ss.seat_id == best, *takeable).values(
+        status="held", order_id=order_id, held_until=until).returning(ss.seat_id)
+
+
 @lru_cache(maxsize=512)
 def _prepared(what: str, n: int, limit: int, customer: bool, seats_of: str,
               postgres: bool) -> sa.Executable:
     """A best-available statement built once per shape, with bound parameters (``sid``,
     ``now``, ``oid``, ``zone``, ``customer``, ``seat_category`` or ``seat_categories``; to
-    take a run ``in_row``, ``first``, ``until``): built afresh, it cost more CPU than it ran for."""
+    take a run ``in_row``, ``first``, ``until``; to take the best seat ``until``): built
+    afresh, it cost more CPU than it ran for."""
     oid = sa.bindparam("oid", type_=sa.Integer)
     now = sa.bindparam("now", type_=session_seats.c.held_until.type)
-    takeable = takeable_seats(sa.bindparam("sid", type_=sa.Integer), now,
+    sid = sa.bindparam("sid", type_=sa.Integer)
+    takeable = takeable_seats(sid, now,
                               sa.bindparam("customer", type_=sa.String) if customer else None,
                               oid)
     _of_categories(takeable,
@@ -158,11 +183,14 @@ def _prepared(what: str, n: int, limit: int, customer: bool, seats_of: str,
                    sa.bindparam("seat_categories", expanding=True) if seats_of == "not"
                    else None)
     zone = sa.bindparam("zone", type_=sa.Integer)
+    until = sa.bindparam("until", type_=session_seats.c.held_until.type)
     if what == "runs":
         return _runs_query(zone, n, takeable, limit, free_ways(now, oid))
+    if what == "best":
+        return _take_best_query(sid, zone, takeable, free_ways(now, oid), limit, oid, until)
     return _take_query(zone, n, sa.bindparam("in_row", type_=sa.String),
-                       sa.bindparam("first", type_=sa.Integer), takeable, oid,
-                       sa.bindparam("until", type_=session_seats.c.held_until.type), postgres)
+                       sa.bindparam("first", type_=sa.Integer), takeable, oid, until,
+                       postgres)
 
 
 def _refuse_best(conn: sa.Connection, zone_id: int, n: int, takeable: list) -> InventoryError:
@@ -197,6 +225,11 @@ def hold_best(conn: sa.Connection, session_id: int, zone_id: int, n: int, order_
               **({"seat_category": category} if category is not None else
                  {"seat_categories": sorted(not_categories)} if not_categories else {})}
     postgres = shape[2]
+    if n == 1:  # the common case, in one statement; when no candidate is left, as for more
+        got = conn.execute(_prepared("best", 1, SEAT_CANDIDATES, *shape),
+                           {**params, "until": until}).scalar()
+        if got is not None:
+            return {got: zone_id}
     tried: set[tuple[str, int]] = set()
     for round_ in range(SEARCH_ROUNDS):
         runs = [(r.row_key, r.position) for r in conn.execute(

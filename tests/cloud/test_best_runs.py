@@ -110,3 +110,48 @@ def test_a_buyer_skips_a_run_another_transaction_is_taking_on_postgresql(hub):
         a.commit()
     assert set(got_a) == {hub.seat("A", "1", 3), hub.seat("A", "1", 4)}
     assert not set(got_a) & set(got_b) and len(got_b) == 2
+
+
+def test_a_single_seat_is_the_best_free_one_a_lapsed_hold_counting_as_free(hub):
+    until = NOW + timedelta(minutes=15)
+    with hub.engine.begin() as conn:
+        first = hold_best(conn, hub.session, hub.zones["A"], 1, _order(conn), until, NOW)
+        second = hold_best(conn, hub.session, hub.zones["A"], 1, _order(conn), until, NOW)
+        later = NOW + timedelta(minutes=16)  # both holds have lapsed
+        third = hold_best(conn, hub.session, hub.zones["A"], 1, _order(conn), until, later)
+        std = hold_best(conn, hub.session, hub.zones["A"], 1, _order(conn), until, NOW,
+                        category="std")
+        held = conn.execute(sa.select(sa.func.count()).select_from(holds.session_seats).where(
+            holds.session_seats.c.status == "held")).scalar_one()
+    assert first == {hub.seat("A", "1", 3): hub.zones["A"]}
+    assert second == {hub.seat("A", "1", 4): hub.zones["A"]}
+    assert third == first  # rank 1 again: its hold lapsed
+    assert std == {hub.seat("A", "2", 3): hub.zones["A"]}
+    assert held == 3  # one row per hold: the lapsed one was taken over, not added to
+
+
+@pytest.mark.parametrize("hub_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("candidates", [holds.SEAT_CANDIDATES, 1])
+def test_a_buyer_of_one_seat_skips_the_seat_another_transaction_is_taking(
+        hub, candidates, monkeypatch):
+    """With one candidate, the one taken by the other transaction, the search goes on as for
+    a run (whose losers spread over the next-best seats at random)."""
+    monkeypatch.setattr(holds, "SEAT_CANDIDATES", candidates)
+    until = NOW + timedelta(minutes=15)
+    with hub.engine.connect() as a, hub.engine.connect() as b:
+        with a.begin():
+            mine = _order(a)
+        with b.begin():
+            theirs = _order(b)
+        a.begin()
+        b.begin()
+        b.execute(sa.text("SET LOCAL lock_timeout = '2s'"))  # a wait would fail, not hang
+        got_a = hold_best(a, hub.session, hub.zones["A"], 1, mine, until, NOW)
+        got_b = hold_best(b, hub.session, hub.zones["A"], 1, theirs, until, NOW)
+        b.commit()
+        a.commit()
+    assert got_a == {hub.seat("A", "1", 3): hub.zones["A"]}
+    if candidates > 1:
+        assert got_b == {hub.seat("A", "1", 4): hub.zones["A"]}
+    else:
+        assert len(got_b) == 1 and not got_b.keys() & got_a.keys()
