@@ -172,37 +172,55 @@ def _open(opens: datetime | None, closes: datetime | None, now: datetime) -> boo
     return (opens is None or opens <= now) and (closes is None or now < closes)
 
 
+class Tier(NamedTuple):
+    """What an order's plan needs of a price tier."""
+
+    id: int
+    amount: int
+    currency: str
+    seat_category: str | None
+    sale_opens_at: datetime | None
+    sale_closes_at: datetime | None
+
+
+_TIER_COLUMNS = [price_tiers.c[name].label(f"tier_{name}") for name in Tier._fields]
+
+
 def _session_statement(dialect) -> sa.Select:
-    """The session with its event's limits and its venue's zones (their ids, comma-separated),
-    in one statement."""
+    """The session with its event's limits, its venue's zones (their ids, comma-separated)
+    and its price tiers, in one statement: a row per tier (one with no tier if it has none)."""
     ids = sa.cast(zones.c.id, sa.String)
     joined = sa.func.string_agg(ids, ",") if dialect is postgresql else \
         sa.func.group_concat(ids, ",")
     zone_ids = sa.select(joined).where(zones.c.venue_id == sessions.c.venue_id) \
         .scalar_subquery().label("zone_ids")
     return sa.select(sessions, events.c.buyer_limit.label("event_buyer_limit"),
-                     events.c.holder_limit.label("event_holder_limit"), zone_ids).join(
-        events, events.c.id == sessions.c.event_id).where(
+                     events.c.holder_limit.label("event_holder_limit"), zone_ids,
+                     *_TIER_COLUMNS).join(
+        events, events.c.id == sessions.c.event_id).outerjoin(
+        price_tiers, price_tiers.c.session_id == sessions.c.id).where(
         sessions.c.id == sa.bindparam("session_id"))
 
 
 _SESSION = per_dialect(_session_statement)
-_TIERS = sa.select(price_tiers).where(price_tiers.c.session_id == sa.bindparam("session_id"))
 _SEATS = sa.select(seats.c.id, seats.c.category, session_seats.c.zone_id).join(
     session_seats, sa.and_(session_seats.c.seat_id == seats.c.id,
                            session_seats.c.session_id == sa.bindparam("session_id"))
 ).where(seats.c.id.in_(sa.bindparam("wanted", expanding=True)))
 
 
-def _session(conn: sa.Connection, session_id: int, now: datetime):
-    s = conn.execute(_SESSION(conn), {"session_id": session_id}).first()
-    if s is None:
+def _session(conn: sa.Connection, session_id: int, now: datetime) -> tuple[sa.Row, list[Tier]]:
+    """The session on sale (its row, with its event's limits and its zones' ids) and its
+    price tiers."""
+    rows = conn.execute(_SESSION(conn), {"session_id": session_id}).all()
+    if not rows:
         raise OrderError("unknown_session", session_id=session_id, field="session_id")
+    s = rows[0]
     if s.state == "cancelled":
         raise OrderError("session_cancelled", session_id=session_id, field="session_id")
     if not s.on_sale or not _open(s.sale_opens_at, s.sale_closes_at, now):
         raise OrderError("not_on_sale", session_id=session_id, field="session_id")
-    return s
+    return s, [Tier(*r[-len(Tier._fields):]) for r in rows if r.tier_id is not None]
 
 
 def check_holder(name: str, doc_type: str, number: str) -> str:
@@ -222,12 +240,12 @@ def plan_order(conn: sa.Connection, req: OrderRequest, now: datetime) -> Plan:
     if req.buyer is not None and not (1 <= len(req.buyer) <= MAX_BUYER
                                       and req.buyer.isprintable()):
         raise OrderError("bad_buyer", field="buyer")
-    s = _session(conn, req.session_id, now) if req.session_id is not None else None
+    s, tiers = _session(conn, req.session_id, now) if req.session_id is not None else (None, [])
     if s is None and any(line.kind != "pass" for line in req.lines):
         raise OrderError("unknown_session", session_id=None, field="session_id")
     event = EventLimits(s.event_id, s.event_buyer_limit, s.event_holder_limit) \
         if s is not None else None
-    pricing = _Pricing.load(conn, s, req, now) if s is not None else None
+    pricing = _Pricing.load(conn, s, tiers, req, now) if s is not None else None
     ring = keyring_for(conn) if any(line.holder for line in req.lines) else None
     lines, seats_asked = [], set()
     for i, line in enumerate(req.lines):
@@ -363,15 +381,16 @@ class _Pricing:
     """A session's tiers, by id and by the seat category they price, and its zones."""
 
     session: object
-    tiers: dict[int, object]
-    by_category: dict[str, object]
+    tiers: dict[int, Tier]
+    by_category: dict[str, Tier]
     zones: set[int]
     seats: dict[int, object]
     now: datetime
 
     @classmethod
-    def load(cls, conn: sa.Connection, s, req: OrderRequest, now: datetime) -> _Pricing:
-        tiers = {t.id: t for t in conn.execute(_TIERS, {"session_id": s.id})}
+    def load(cls, conn: sa.Connection, s, tier_list: list[Tier], req: OrderRequest,
+             now: datetime) -> _Pricing:
+        tiers = {t.id: t for t in tier_list}
         by_category = {t.seat_category: t for t in tiers.values() if t.seat_category}
         zone_ids = {int(z) for z in s.zone_ids.split(",")} if s.zone_ids else set()
         wanted = {line.seat_id for line in req.lines if line.seat_id is not None}

@@ -16,8 +16,13 @@ from cloud.catalog.venues import add_zone, create_venue
 from cloud.core.audit import audit_log
 from cloud.core.errors import HubError
 from cloud.inventory.quotas import add_quota, quota_ids, quota_key, set_capacity
-from cloud.inventory.seats import put_on_sale
-from cloud.inventory.sessions import cancel_session, edit_session, postpone_session
+from cloud.inventory.seats import confirm_configuration, put_on_sale
+from cloud.inventory.sessions import (
+    cancel_session,
+    create_session,
+    edit_session,
+    postpone_session,
+)
 from cloud.inventory.tables import quotas, session_seats
 from cloud.sales.order_plan import LineRequest, OrderRequest
 from cloud.sales.orders import (
@@ -189,6 +194,27 @@ def test_a_seat_is_priced_by_its_category(hub):
         tier = add_price_tier(conn, hub.session, "ALL", "Anything", 100)
     refused("tier_prices_seats", order, hub, LineRequest(kind="ga", price_tier_id=hub.vip))
     refused("no_general_admission", order, hub, LineRequest(kind="ga", price_tier_id=tier))
+
+
+def test_a_line_is_priced_by_a_tier_of_its_own_session_or_free_where_it_has_none(hub):
+    e = refused("tier_required", order, hub, LineRequest(zone_id=hub.zones["A"]))
+    assert e.params["field"] == "lines.0.price_tier_id"
+    with hub.engine.begin() as conn:
+        other = create_session(conn, hub.event, hub.venue, "Semi", START - timedelta(days=1),
+                               START - timedelta(hours=21))
+        theirs = add_price_tier(conn, other, "VIP", "VIP", 1, seat_category="vip")
+    e = refused("tier_not_for_session", order, hub,
+                LineRequest(zone_id=hub.zones["A"], price_tier_id=theirs))
+    assert e.params["field"] == "lines.0.price_tier_id"
+    with hub.engine.begin() as conn:
+        free_session = create_session(conn, hub.event, hub.venue, "Open day",
+                                      START + timedelta(days=1),
+                                      START + timedelta(days=1, hours=3))
+        confirm_configuration(conn, free_session)
+        put_on_sale(conn, free_session)
+        made = create_order(conn, OrderRequest(free_session, (
+            LineRequest(zone_id=hub.zones["B"]), LineRequest(zone_id=hub.zones["B"]))), NOW)
+    assert (made.total, made.currency, len(made.seat_ids)) == (0, "CNY", 2)
 
 
 def test_sale_windows_and_the_session_state_decide_what_is_on_sale(hub):
