@@ -47,13 +47,18 @@ def reset_source(token: Token) -> None:
     _source.reset(token)
 
 
+def audit_source() -> str | None:
+    """The address of the request the current audit rows come from, if any."""
+    return _source.get()
+
+
 _INSERT = sa.insert(audit_log)  # its columns are those of the values it is given
 
 
 def record(conn: sa.Connection, actor: str, action: str, subject: str,
            before: dict[str, Any] | None = None, after: dict[str, Any] | None = None) -> None:
     """One audit row, in the caller's transaction: it commits or rolls back with the change."""
-    source = _source.get()
+    source = audit_source()
     # the column is named only when there is an address (outside a request there is none), so
     # that the rules still write to a database upgraded only as far as an older revision
     conn.execute(_INSERT, {"at": utcnow(), "actor": actor, "action": action,

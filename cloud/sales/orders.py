@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from cloud.catalog.tables import events, products, sessions
-from cloud.core.audit import SYSTEM, record
+from cloud.core.audit import SYSTEM, audit_log, audit_source, record
 from cloud.core.db import per_dialect
 from cloud.inventory.holds import held_by, hold_seats, release_held, sell_held
 from cloud.inventory.quotas import describe
@@ -57,17 +58,45 @@ class OrderCreated:
     lines: tuple[PlannedLine, ...] = ()  # as planned, in the request's order (holders clear)
 
 
-_INSERT = per_dialect(lambda d: d.insert(orders).on_conflict_do_nothing(
-    index_elements=["number"]).returning(orders.c.id))
+_COLUMNS = ("number", "session_id", "buyer", "actor", "state", "total", "currency",
+            "expires_at", "created_at", "channel_id", "sold_via", "kind")
+_AUDIT_COLUMNS = ("at", "actor", "action", "subject", "after", "source")
 
 
-def _insert_order(conn: sa.Connection, **values) -> tuple[int, str]:
-    """The order's row under a new random number: one statement (a number taken already,
+def _insert_statement(dialect) -> sa.Executable:
+    """The order's row, unless its number is taken; on PostgreSQL with its audit row in the
+    same statement (a data-modifying WITH, which SQLite lacks)."""
+    bound = {c: sa.bindparam(c, type_=orders.c[c].type) for c in _COLUMNS}
+    made = dialect.insert(orders).values(bound).on_conflict_do_nothing(
+        index_elements=["number"]).returning(orders.c.id)
+    if dialect is not postgresql:
+        return made
+    made = made.cte("made")
+    audited = sa.insert(audit_log).from_select(_AUDIT_COLUMNS, sa.select(
+        sa.bindparam("audit_at", type_=audit_log.c.at.type), bound["actor"],
+        sa.literal("order.create"), sa.literal("order:") + sa.cast(made.c.id, sa.String),
+        sa.bindparam("audit_after", type_=audit_log.c.after.type),
+        sa.bindparam("audit_source", type_=audit_log.c.source.type))).cte("audited")
+    return sa.select(made.c.id).add_cte(audited)
+
+
+_INSERT = per_dialect(_insert_statement)
+
+
+def _insert_order(conn: sa.Connection, audit: dict, **values) -> tuple[int, str]:
+    """The order's row under a new random number, and its ``order.create`` audit row (what
+    ``audit`` says, after the number): one statement on PostgreSQL (a number taken already,
     which is rare, leaves nothing and another is drawn); its id and number."""
+    values = {"channel_id": None, "sold_via": None, "kind": "sale", **values}
     while True:
         number = numbers.new_number()
-        got = conn.execute(_INSERT(conn), {"number": number, **values}).first()
+        after = {"number": number, **audit}
+        got = conn.execute(_INSERT(conn), {
+            "number": number, **values, "audit_at": utcnow(), "audit_after": after,
+            "audit_source": audit_source()}).first()
         if got is not None:
+            if conn.dialect.name != "postgresql":
+                record(conn, values["actor"], "order.create", f"order:{got.id}", None, after)
             return got.id, number
 
 
@@ -90,16 +119,14 @@ def create_order(conn: sa.Connection, req: OrderRequest,
     people = [line.holder for line in plan.lines if line.holder is not None]
     ids = iter(add_holders(conn, people))
     holder_ids = [next(ids) if line.holder is not None else None for line in plan.lines]
+    # audited before the seats and quotas are taken: the last statements before the commit
+    # are the ones that lock the session's hot rows (its quota counters)
     order_id, number = _insert_order(
-        conn, session_id=plan.session.id if plan.session is not None else None,
+        conn, {"lines": len(plan.lines), "total": plan.total, "expires_at": until.isoformat()},
+        session_id=plan.session.id if plan.session is not None else None,
         buyer=req.buyer, actor=req.actor, state="pending_payment", total=plan.total,
         currency=plan.currency, expires_at=until, created_at=now, channel_id=req.channel_id,
         sold_via=req.sold_via)
-    # recorded before the seats and quotas are taken: the last statements before the commit
-    # are the ones that lock the session's hot rows (its quota counters)
-    record(conn, req.actor, "order.create", f"order:{order_id}", None,
-           {"number": number, "lines": len(plan.lines), "total": plan.total,
-            "expires_at": until.isoformat()})
     limits = holding.limits_for(plan, req.buyer)
     holds = holding.line_holds(plan, req.buyer, limits)
     mine = counts.Deltas()
@@ -169,13 +196,10 @@ def open_presale_order(conn: sa.Connection, *, session_id: int, buyer: str, acto
     held until the draw gives it seats (:func:`cloud.sales.seating.seat_order`); paid like any
     order, but a payment after its deadline is refused (``application_lapsed``): the place it
     held in the presale was given up. Its id and number."""
-    order_id, number = _insert_order(
-        conn, session_id=session_id, buyer=buyer, actor=actor, state="pending_payment",
+    return _insert_order(
+        conn, {"kind": "presale", "total": total, "expires_at": until.isoformat()},
+        session_id=session_id, buyer=buyer, actor=actor, state="pending_payment",
         total=total, currency=currency, expires_at=until, created_at=now, kind="presale")
-    record(conn, actor, "order.create", f"order:{order_id}", None,
-           {"number": number, "kind": "presale", "total": total,
-            "expires_at": until.isoformat()})
-    return order_id, number
 
 
 def open_topup_order(conn: sa.Connection, *, partner_id: int, actor: str, total: int,
@@ -188,13 +212,10 @@ def open_topup_order(conn: sa.Connection, *, partner_id: int, actor: str, total:
     if isinstance(total, bool) or not isinstance(total, int) or not 0 < total <= MAX_TOPUP:
         raise OrderError("bad_topup_amount", limit=MAX_TOPUP // 100, field="amount")
     until = now + timedelta(minutes=minutes)
-    order_id, number = _insert_order(
-        conn, session_id=None, buyer=f"partner:{partner_id}", actor=actor,
-        state="pending_payment", total=total, currency=currency, expires_at=until,
-        created_at=now, kind=TOPUP)
-    record(conn, actor, "order.create", f"order:{order_id}", None,
-           {"number": number, "kind": TOPUP, "total": total, "expires_at": until.isoformat()})
-    return order_id, number
+    return _insert_order(
+        conn, {"kind": TOPUP, "total": total, "expires_at": until.isoformat()},
+        session_id=None, buyer=f"partner:{partner_id}", actor=actor, state="pending_payment",
+        total=total, currency=currency, expires_at=until, created_at=now, kind=TOPUP)
 
 
 def topup_partner(buyer: str) -> int:

@@ -13,7 +13,7 @@ from cloud.catalog.errors import CatalogError
 from cloud.catalog.events import add_price_tier, set_event_limits
 from cloud.catalog.products import add_product
 from cloud.catalog.venues import add_zone, create_venue
-from cloud.core.audit import audit_log
+from cloud.core.audit import audit_log, reset_source, set_source
 from cloud.core.errors import HubError
 from cloud.inventory.quotas import add_quota, quota_ids, quota_key, set_capacity
 from cloud.inventory.seats import confirm_configuration, put_on_sale
@@ -31,6 +31,8 @@ from cloud.sales.orders import (
     create_order,
     expire_lapsed_orders,
     expire_order,
+    open_presale_order,
+    open_topup_order,
     payable,
     payable_by_number,
 )
@@ -101,6 +103,37 @@ def test_an_order_holds_its_seats_and_capture_issues_its_tickets_once(hub):
                             .order_by(tickets.c.id)).all()
     assert [tuple(r) for r in rows] == [(88000, made.order_id, "issued"),
                                         (38000, made.order_id, "issued")]
+
+
+@pytest.mark.parametrize("kind", ["sale", "presale", "topup"])
+def test_an_order_is_audited_as_it_is_made_with_the_address_it_came_from(hub, kind):
+    token = set_source("203.0.113.9")
+    try:
+        if kind == "sale":
+            made = order(hub, seat_line(hub, "A", "1", 1), seat_line(hub, "A", "2", 1),
+                         actor="clerk")
+            order_id, number = made.order_id, made.number
+            details = {"lines": 2, "total": 126000}
+        else:
+            with hub.engine.begin() as conn:
+                order_id, number = (open_presale_order(
+                    conn, session_id=hub.session, buyer="u1", actor="clerk", total=500,
+                    currency="CNY", until=NOW + timedelta(minutes=15), now=NOW)
+                    if kind == "presale" else open_topup_order(
+                    conn, partner_id=7, actor="clerk", total=500, currency="CNY", now=NOW))
+            details = {"kind": kind, "total": 500}
+    finally:
+        reset_source(token)
+    with hub.engine.connect() as conn:
+        row = conn.execute(sa.select(audit_log).where(
+            audit_log.c.subject == f"order:{order_id}")).one()
+        kept = conn.execute(sa.select(orders.c.kind, orders.c.actor).where(
+            orders.c.id == order_id)).one()
+    assert (row.actor, row.action, row.before, row.source) == \
+        ("clerk", "order.create", None, "203.0.113.9")
+    assert row.after == {"number": number, **details,
+                         "expires_at": (NOW + timedelta(minutes=15)).isoformat()}
+    assert tuple(kept) == (kind, "clerk")
 
 
 def test_a_wrong_amount_or_a_cancelled_order_is_not_paid(hub):
