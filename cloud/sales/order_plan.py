@@ -8,6 +8,7 @@ Nothing here writes; :mod:`cloud.sales.holding` takes what the plan names.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import NamedTuple
@@ -29,7 +30,7 @@ from cloud.core.db import per_dialect
 from cloud.core.errors import Code, HubError
 from cloud.core.seal import keyring_for
 from cloud.inventory.quotas import quota_ids, quota_key, scoped_key
-from cloud.inventory.tables import session_seats
+from cloud.inventory.tables import quotas, session_seats
 from cloud.sales.tickets import TicketError, normal_document
 from sync.timeutil import CHINA
 
@@ -187,15 +188,22 @@ _TIER_COLUMNS = [price_tiers.c[name].label(f"tier_{name}") for name in Tier._fie
 
 
 def _session_statement(dialect) -> sa.Select:
-    """The session with its event's limits, its venue's zones (their ids, comma-separated)
+    """The session with its event's limits, its venue's zones (their ids, comma-separated),
+    the quotas of the keys ``quota_keys`` names (a JSON list; ``key=id``, comma-separated)
     and its price tiers, in one statement: a row per tier (one with no tier if it has none)."""
-    ids = sa.cast(zones.c.id, sa.String)
-    joined = sa.func.string_agg(ids, ",") if dialect is postgresql else \
-        sa.func.group_concat(ids, ",")
-    zone_ids = sa.select(joined).where(zones.c.venue_id == sessions.c.venue_id) \
-        .scalar_subquery().label("zone_ids")
+    def joined(values):
+        return sa.func.string_agg(values, ",") if dialect is postgresql else \
+            sa.func.group_concat(values, ",")
+    zone_ids = sa.select(joined(sa.cast(zones.c.id, sa.String))).where(
+        zones.c.venue_id == sessions.c.venue_id).scalar_subquery().label("zone_ids")
+    asked = sa.bindparam("quota_keys", type_=sa.String)
+    keys = sa.select(sa.func.json_array_elements_text(sa.cast(asked, sa.JSON))) \
+        if dialect is postgresql else \
+        sa.select(sa.column("value")).select_from(sa.func.json_each(asked))
+    quota_ids = sa.select(joined(quotas.c.key + "=" + sa.cast(quotas.c.id, sa.String))).where(
+        quotas.c.key.in_(keys)).scalar_subquery().label("quota_ids")
     return sa.select(sessions, events.c.buyer_limit.label("event_buyer_limit"),
-                     events.c.holder_limit.label("event_holder_limit"), zone_ids,
+                     events.c.holder_limit.label("event_holder_limit"), zone_ids, quota_ids,
                      *_TIER_COLUMNS).join(
         events, events.c.id == sessions.c.event_id).outerjoin(
         price_tiers, price_tiers.c.session_id == sessions.c.id).where(
@@ -209,10 +217,14 @@ _SEATS = sa.select(seats.c.id, seats.c.category, session_seats.c.zone_id).join(
 ).where(seats.c.id.in_(sa.bindparam("wanted", expanding=True)))
 
 
-def _session(conn: sa.Connection, session_id: int, now: datetime) -> tuple[sa.Row, list[Tier]]:
-    """The session on sale (its row, with its event's limits and its zones' ids) and its
-    price tiers."""
-    rows = conn.execute(_SESSION(conn), {"session_id": session_id}).all()
+def _session(conn: sa.Connection, req: OrderRequest, now: datetime) -> tuple[
+        sa.Row, list[Tier], dict[str, int | None]]:
+    """The session on sale (its row, with its event's limits and its zones' ids), its price
+    tiers, and the quotas the request names outright (:func:`_named_quotas`): their ids by
+    key, None for a key with no quota."""
+    session_id, asked = req.session_id, _named_quotas(req)
+    rows = conn.execute(_SESSION(conn), {"session_id": session_id,
+                                         "quota_keys": json.dumps(asked)}).all()
     if not rows:
         raise OrderError("unknown_session", session_id=session_id, field="session_id")
     s = rows[0]
@@ -220,7 +232,29 @@ def _session(conn: sa.Connection, session_id: int, now: datetime) -> tuple[sa.Ro
         raise OrderError("session_cancelled", session_id=session_id, field="session_id")
     if not s.on_sale or not _open(s.sale_opens_at, s.sale_closes_at, now):
         raise OrderError("not_on_sale", session_id=session_id, field="session_id")
-    return s, [Tier(*r[-len(Tier._fields):]) for r in rows if r.tier_id is not None]
+    found = dict(pair.split("=") for pair in s.quota_ids.split(",")) if s.quota_ids else {}
+    return s, [Tier(*r[-len(Tier._fields):]) for r in rows if r.tier_id is not None], {
+        key: int(found[key]) if key in found else None for key in asked}
+
+
+def _named_quotas(req: OrderRequest) -> list[str]:
+    """The keys of the quotas an order's lines of the session name outright: by the zone and
+    tier a line asks for (a chosen seat's come from the seat, and a pass's from its product:
+    :func:`plan_order` reads those once it knows them)."""
+    keys = set()
+    for line in req.lines:
+        if line.kind == "pass" or line.seat_id is not None:
+            continue
+        if line.kind == "seat":
+            keys.add(quota_key("zone", req.session_id, line.zone_id))
+        else:
+            keys |= {quota_key("ga", req.session_id, line.zone_id),
+                     quota_key("ga", req.session_id, 0)}
+        if isinstance(line.price_tier_id, int):
+            keys.add(quota_key("tier", req.session_id, price_tier_id=line.price_tier_id))
+        keys |= {scoped_key(scope, req.session_id, line.price_tier_id)
+                 for scope in req.quota_scopes}
+    return sorted(keys)
 
 
 def check_holder(name: str, doc_type: str, number: str) -> str:
@@ -240,7 +274,7 @@ def plan_order(conn: sa.Connection, req: OrderRequest, now: datetime) -> Plan:
     if req.buyer is not None and not (1 <= len(req.buyer) <= MAX_BUYER
                                       and req.buyer.isprintable()):
         raise OrderError("bad_buyer", field="buyer")
-    s, tiers = _session(conn, req.session_id, now) if req.session_id is not None else (None, [])
+    s, tiers, named = _session(conn, req, now) if req.session_id is not None else (None, [], {})
     if s is None and any(line.kind != "pass" for line in req.lines):
         raise OrderError("unknown_session", session_id=None, field="session_id")
     event = EventLimits(s.event_id, s.event_buyer_limit, s.event_holder_limit) \
@@ -261,8 +295,9 @@ def plan_order(conn: sa.Connection, req: OrderRequest, now: datetime) -> Plan:
             raise
     if len({line.currency for line in lines}) != 1:
         raise OrderError("mixed_currency", field="lines")
-    keys = {k for line in lines for k in line.quota_keys}
-    found = quota_ids(conn, keys | _ga_fallbacks(lines))
+    keys = {k for line in lines for k in line.quota_keys} | _ga_fallbacks(lines)
+    found = {k: named[k] for k in keys if named.get(k) is not None} | quota_ids(
+        conn, keys - named.keys())
     for i, line in enumerate(lines):
         try:
             line.quota_keys = _resolve_quotas(line, found)

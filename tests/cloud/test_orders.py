@@ -339,6 +339,28 @@ def test_limits_per_buyer_and_per_holder_per_session_and_per_event(hub):
     order(hub, seat_line(hub, "A", "2", 6), buyer="u1")
 
 
+def test_every_line_counts_against_its_zone_tier_and_channel_quotas_however_it_is_asked(hub):
+    """The quotas a line names outright are read with the session, a chosen seat's once its
+    zone and tier are known: both count the same."""
+    with hub.engine.begin() as conn:
+        zone = add_quota(conn, "zone", 3, session_id=hub.session, zone_id=hub.zones["A"])
+        tier = add_quota(conn, "tier", 2, session_id=hub.session, price_tier_id=hub.std)
+        channel = add_quota(conn, "channel", 1, session_id=hub.session,
+                            price_tier_id=hub.vip, channel_id=9)
+    best_std = LineRequest(zone_id=hub.zones["A"], price_tier_id=hub.std)
+    order(hub, best_std)
+    order(hub, seat_line(hub, "A", "2", 6))  # std by its category
+    e = refused("sold_out", order, hub, best_std)
+    assert e.params["field"] == "lines"
+    refused("sold_out", order, hub, seat_line(hub, "A", "2", 5))
+    assert (used(hub, zone), used(hub, tier)) == (2, 2)
+    best_vip = LineRequest(zone_id=hub.zones["A"], price_tier_id=hub.vip)
+    order(hub, best_vip, quota_scopes=("chan:9",))
+    refused("sold_out", order, hub, seat_line(hub, "A", "1", 1), quota_scopes=("chan:9",))
+    refused("sold_out", order, hub, best_vip)  # the zone's third and last went above
+    assert (used(hub, zone), used(hub, channel)) == (3, 1)
+
+
 def test_best_available_finds_adjacent_seats_in_one_row(hub):
     with hub.engine.connect() as conn:
         ranks = dict(conn.execute(sa.select(session_seats.c.seat_id, session_seats.c.rank)
