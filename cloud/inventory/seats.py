@@ -79,7 +79,7 @@ def copy_venue_map(conn: sa.Connection, session_id: int, venue_id: int) -> int:
     position and rank (``cloud/inventory/places.py``); returns how many. When seats were
     added, the places of the session's other seats are brought up to date too."""
     have = sa.select(session_seats.c.seat_id).where(session_seats.c.session_id == session_id)
-    new = conn.execute(sa.select(seats.c.id, seats.c.damaged).where(
+    new = conn.execute(sa.select(seats.c.id, seats.c.damaged, seats.c.category).where(
         seats.c.venue_id == venue_id, seats.c.removed.is_(False),
         seats.c.id.not_in(have))).all()
     if not new:
@@ -88,7 +88,8 @@ def copy_venue_map(conn: sa.Connection, session_id: int, venue_id: int) -> int:
     rows = [{"session_id": session_id, "seat_id": r.id,
              "category": "occupied" if r.damaged else "sellable", "status": "available",
              "zone_id": where[r.id].zone_id, "row_key": where[r.id].row_key,
-             "position": where[r.id].position, "rank": where[r.id].rank} for r in new]
+             "position": where[r.id].position, "rank": where[r.id].rank,
+             "price_category": r.category} for r in new]
     added = {r.id for r in new}
     old = [{"sid": session_id, "seat": seat_id, "z": p.zone_id, "rk": p.row_key,
             "p": p.position, "r": p.rank}
@@ -215,13 +216,22 @@ def reservation_allows(customer: str | None, now: datetime) -> sa.ColumnElement[
         free_for_all, session_seats.c.reserved_for == customer)
 
 
+def word(value: str) -> sa.ColumnElement[str]:
+    """One of the hub's own words (a seat's status or use) written into a statement, not
+    bound as a parameter: a prepared statement's plan then knows which it is, as it knows
+    nothing of a parameter's value."""
+    if not value.isidentifier():
+        raise ValueError(f"not a word: {value!r}")
+    return sa.literal_column(f"'{value}'", sa.String)
+
+
 def free(now: datetime, order_id: int | None = None) -> sa.ColumnElement[bool]:
     """A seat that can be taken now: available, held past its deadline (lazy expiry: the
     hold stops counting at once), or held by ``order_id`` itself."""
-    lapsed = sa.and_(session_seats.c.status == "held", session_seats.c.held_until < now)
-    ours = () if order_id is None else (sa.and_(session_seats.c.status == "held",
+    lapsed = sa.and_(session_seats.c.status == word("held"), session_seats.c.held_until < now)
+    ours = () if order_id is None else (sa.and_(session_seats.c.status == word("held"),
                                                 session_seats.c.order_id == order_id),)
-    return sa.or_(session_seats.c.status == "available", lapsed, *ours)
+    return sa.or_(session_seats.c.status == word("available"), lapsed, *ours)
 
 
 def claim(conn: sa.Connection, session_id: int, seat_id: int, customer: str | None,

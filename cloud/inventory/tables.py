@@ -26,6 +26,9 @@ session_seats = sa.Table(
     sa.Column("row_key", sa.String(41), nullable=False, server_default=""),
     sa.Column("position", sa.Integer, nullable=False, server_default="0"),
     sa.Column("rank", sa.Integer, nullable=False, server_default="0"),
+    # the seat's category on the venue map (seats.category), which its price follows: kept
+    # here, with the statistics a column has, for best-available at a tier of one category
+    sa.Column("price_category", sa.String(40), nullable=False, server_default=""),
     sa.CheckConstraint("category IN ('sellable', 'registered', 'occupied', 'emergency')",
                        name="category_known"),
     sa.CheckConstraint("status IN ('available', 'held', 'sold')", name="status_known"),
