@@ -88,12 +88,13 @@ def best_runs(conn: sa.Connection, zone_id: int, n: int, takeable: list,
 
 def free_ways(now: datetime, order_id: int | None = None) -> list[sa.ColumnElement[bool]]:
     """The ways a seat is free (:func:`cloud.inventory.seats.free`), one by one: available;
-    held past its deadline; held by ``order_id``."""
+    held past its deadline; named by ``order_id`` (held by it, with ``free``, which every
+    search also asks: said by the order alone, its index is the one read)."""
     ss = session_seats.c
     ways = [ss.status == word("available"),
             sa.and_(ss.status == word("held"), ss.held_until < now)]
     if order_id is not None:
-        ways.append(sa.and_(ss.status == word("held"), ss.order_id == order_id))
+        ways.append(ss.order_id == order_id)
     return ways
 
 
@@ -101,6 +102,20 @@ def _rows(n: int) -> sa.ColumnElement[int]:
     """A LIMIT written into the statement: bound as a parameter, a prepared statement's plan
     takes it for a tenth of the rows and reads a zone to sort it."""
     return sa.literal_column(str(int(n)), sa.Integer)
+
+
+def _best_of_each_way(columns: list, zone_id, takeable: list, ways: list,
+                      limit: int) -> list[sa.Subquery]:
+    """The best ``limit`` seats of a zone in each way a seat is free (:func:`free_ways`). The
+    available ones are read in rank order by ``ix_session_seats_best``, stopping at the
+    first few. The held ones (lapsed, or the order's own) are few: they are found by their
+    own index (``…_lapsing``, ``…_order_id``) and sorted, ordered by ``rank + 0``, which no
+    index gives; by ``rank`` the planner would walk every held seat of the zone in rank order
+    looking for a lapsed one."""
+    ss = session_seats.c
+    return [sa.select(*columns).where(ss.zone_id == zone_id, *takeable, way).order_by(
+        ss.rank if i == 0 else ss.rank + sa.literal_column("0"), ss.row_key, ss.position)
+        .limit(_rows(limit)).subquery() for i, way in enumerate(ways)]
 
 
 def _runs_query(zone_id, n: int, takeable: list, limit: int, ways: list | None) -> sa.Select:
@@ -115,10 +130,8 @@ def _runs_query(zone_id, n: int, takeable: list, limit: int, ways: list | None) 
         if not ways:
             return sa.select(ss.row_key, ss.position).where(ss.zone_id == zone_id, *takeable) \
                 .order_by(*order).limit(_rows(limit))
-        each = [sa.select(ss.row_key, ss.position, ss.rank)
-                .where(ss.zone_id == zone_id, *takeable, way).order_by(*order)
-                .limit(_rows(limit))
-                .subquery() for way in ways]
+        each = _best_of_each_way([ss.row_key, ss.position, ss.rank], zone_id, takeable, ways,
+                                 limit)
         best = sa.union(*(sa.select(*e.c) for e in each)).subquery("best")  # a seat once
         return sa.select(best.c.row_key, best.c.position) \
             .order_by(best.c.rank, best.c.row_key, best.c.position).limit(_rows(limit))
@@ -152,22 +165,20 @@ def _take_query(zone_id, n: int, row_key, first, takeable: list, order_id, until
         status="held", order_id=order_id, held_until=until).returning(ss.seat_id)
 
 
-def _take_best_query(session_id, zone, takeable: list, ways: list, limit: int, order_id,
+def _take_best_query(zone, takeable: list, ways: list, limit: int, order_id,
                      until) -> sa.Update:
     """A single seat found and held in one statement: the best of the candidates
     :func:`_runs_query` reads (the best ``limit`` of each way a seat is free) that is still
-    free; on PostgreSQL the first not locked by another buyer (``SKIP LOCKED``), so that
+    takeable; on PostgreSQL the first not locked by another buyer (``SKIP LOCKED``), so that
     concurrent buyers take the next candidates instead of queueing on the best. The UPDATE
     checks the seat once more, locked: one that stopped being takeable is not held."""
     ss = session_seats.c
     order = (ss.rank, ss.row_key, ss.position)
-    each = [sa.select(ss.seat_id).where(ss.zone_id == zone, *takeable, way).order_by(*order)
-            .limit(_rows(limit)).subquery() for way in ways]
+    each = _best_of_each_way([ss.seat_id], zone, takeable, ways, limit)
     candidates = sa.union(*(sa.select(*e.c) for e in each))
     # a scalar subquery runs once (as ``IN``, PostgreSQL may run it again per row, each run
     # locking and giving another seat)
-    best = sa.select(ss.seat_id).where(
-        ss.session_id == session_id, ss.seat_id.in_(candidates), sa.or_(*ways)) \
+    best = sa.select(ss.seat_id).where(ss.seat_id.in_(candidates), *takeable) \
         .order_by(*order).limit(_rows(1)).with_for_update(skip_locked=True).scalar_subquery()
     return sa.update(session_seats).where(ss.seat_id == best, *takeable).values(
         status="held", order_id=order_id, held_until=until).returning(ss.seat_id)
@@ -195,7 +206,7 @@ def _prepared(what: str, n: int, limit: int, customer: bool, seats_of: str,
     if what == "runs":
         return _runs_query(zone, n, takeable, limit, free_ways(now, oid))
     if what == "best":
-        return _take_best_query(sid, zone, takeable, free_ways(now, oid), limit, oid, until)
+        return _take_best_query(zone, takeable, free_ways(now, oid), limit, oid, until)
     return _take_query(zone, n, sa.bindparam("in_row", type_=sa.String),
                        sa.bindparam("first", type_=sa.Integer), takeable, oid, until,
                        postgres)
