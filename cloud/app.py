@@ -48,6 +48,13 @@ class _Sessions(SecureCookieSessionInterface):
         TRUSTED_PROXIES), whatever the configuration says."""
         return super().get_cookie_secure(app) or (has_request_context() and request.is_secure)
 
+    def open_session(self, app, request):
+        """A request without the cookie (every API call) starts an empty session without
+        building the cookie's signer."""
+        if app.secret_key and self.get_cookie_name(app) not in request.cookies:
+            return self.session_class()
+        return super().open_session(app, request)
+
 
 def secure_cookies_env() -> bool | None:
     """$WICKET_HUB_SECURE_COOKIES: 1 (on) or 0 (off), or None when unset."""
