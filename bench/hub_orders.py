@@ -32,6 +32,7 @@ availability_qps >= 2000.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import signal
@@ -138,10 +139,20 @@ class Client:
                         "Content-Type": "application/json"}
 
     def _post(self, path: str, body: dict) -> Answer:
-        self.http.request("POST", path, body=json.dumps(body).encode(),
-                          headers={**self.headers, "Idempotency-Key": str(uuid.uuid4())})
-        answer = self.http.getresponse()
-        return Answer(answer.status, answer.read())
+        """A write, sent again on a new connection (with the same Idempotency-Key, so done
+        once) when the server had closed the kept-alive one (gthread workers, ``--threads``
+        above 1, close an idle connection after a few seconds)."""
+        headers = {**self.headers, "Idempotency-Key": str(uuid.uuid4())}
+        for last in (False, True):
+            try:
+                self.http.request("POST", path, body=json.dumps(body).encode(), headers=headers)
+                answer = self.http.getresponse()
+                return Answer(answer.status, answer.read())
+            except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+                self.http.close()
+                if last:
+                    raise
+        raise AssertionError("unreachable")
 
     def hold(self, line: dict) -> Answer:
         return self._post(f"/api/v1/sessions/{self.shop['session']}/orders", {"lines": [line]})
