@@ -114,12 +114,15 @@ def cmd_serve(args) -> int:
     if args.public_url:
         config["HUB_PUBLIC_URL"] = args.public_url
 
+    from cloud.web.access_log import AccessLog
+
     class Hub(BaseApplication):
         def load_config(self):
             self.cfg.set("bind", args.bind)
             self.cfg.set("workers", args.workers)
             self.cfg.set("threads", args.threads)  # more than 1: gunicorn's gthread workers
             self.cfg.set("accesslog", "-")
+            self.cfg.set("logger_class", AccessLog)
             self.cfg.set("graceful_timeout", 10)
 
         def load(self):
