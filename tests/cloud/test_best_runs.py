@@ -92,9 +92,9 @@ def test_a_loser_tries_the_best_run_first_then_the_others_spread(hub):
     assert len(orders_seen) > 1 and all(sorted(o) == candidates for o in orders_seen)
 
 
-# SQLite has one writer at a time: nobody else can be taking a run there
-@pytest.mark.parametrize("hub_url", ["postgresql"], indirect=True)
-def test_a_buyer_skips_a_run_another_transaction_is_taking_on_postgresql(hub):
+def _two_buyers_at_once(hub, n: int) -> tuple[dict, dict]:
+    """What two buyers of ``n`` seats hold, the second asking while the first's transaction
+    is still open (its wait would fail, not hang)."""
     until = NOW + timedelta(minutes=15)
     with hub.engine.connect() as a, hub.engine.connect() as b:
         with a.begin():
@@ -103,11 +103,18 @@ def test_a_buyer_skips_a_run_another_transaction_is_taking_on_postgresql(hub):
             theirs = _order(b)
         a.begin()
         b.begin()
-        b.execute(sa.text("SET LOCAL lock_timeout = '2s'"))  # a wait would fail, not hang
-        got_a = hold_best(a, hub.session, hub.zones["A"], 2, mine, until, NOW)
-        got_b = hold_best(b, hub.session, hub.zones["A"], 2, theirs, until, NOW)
+        b.execute(sa.text("SET LOCAL lock_timeout = '2s'"))
+        got_a = hold_best(a, hub.session, hub.zones["A"], n, mine, until, NOW)
+        got_b = hold_best(b, hub.session, hub.zones["A"], n, theirs, until, NOW)
         b.commit()
         a.commit()
+    return got_a, got_b
+
+
+# SQLite has one writer at a time: nobody else can be taking a run there
+@pytest.mark.parametrize("hub_url", ["postgresql"], indirect=True)
+def test_a_buyer_skips_a_run_another_transaction_is_taking_on_postgresql(hub):
+    got_a, got_b = _two_buyers_at_once(hub, 2)
     assert set(got_a) == {hub.seat("A", "1", 3), hub.seat("A", "1", 4)}
     assert not set(got_a) & set(got_b) and len(got_b) == 2
 
@@ -137,19 +144,7 @@ def test_a_buyer_of_one_seat_skips_the_seat_another_transaction_is_taking(
     """With one candidate, the one taken by the other transaction, the search goes on as for
     a run (whose losers spread over the next-best seats at random)."""
     monkeypatch.setattr(holds, "SEAT_CANDIDATES", candidates)
-    until = NOW + timedelta(minutes=15)
-    with hub.engine.connect() as a, hub.engine.connect() as b:
-        with a.begin():
-            mine = _order(a)
-        with b.begin():
-            theirs = _order(b)
-        a.begin()
-        b.begin()
-        b.execute(sa.text("SET LOCAL lock_timeout = '2s'"))  # a wait would fail, not hang
-        got_a = hold_best(a, hub.session, hub.zones["A"], 1, mine, until, NOW)
-        got_b = hold_best(b, hub.session, hub.zones["A"], 1, theirs, until, NOW)
-        b.commit()
-        a.commit()
+    got_a, got_b = _two_buyers_at_once(hub, 1)
     assert got_a == {hub.seat("A", "1", 3): hub.zones["A"]}
     if candidates > 1:
         assert got_b == {hub.seat("A", "1", 4): hub.zones["A"]}
