@@ -13,11 +13,10 @@ and islands over each row's takeable seats, a few at a time), so an order reads 
 rows, not the zone. A single seat is looked for in each way a seat is free by an index of its
 own (the free seats in rank order, the lapsed holds by deadline, the order's own holds), so
 its cost does not grow with the zone, and is found and held in one statement. A run is
-taken by one conditional UPDATE; on
-PostgreSQL its rows are locked with ``FOR UPDATE SKIP LOCKED`` inside it, so concurrent
-buyers skip each other's runs instead of queueing on them, and a run that comes back short
-is let go (a savepoint, for more than one seat, is rolled back, which releases its row
-locks). A buyer who lost the best run tries the other candidates in random order, so losers
+taken by one conditional UPDATE; on PostgreSQL its rows are locked with
+``FOR UPDATE SKIP LOCKED`` inside it, so concurrent buyers skip each other's runs instead of
+queueing on them, and a run that comes back short is let go (a savepoint, for more than one
+seat, is rolled back, which releases its row locks). A buyer who lost the best run tries the other candidates in random order, so losers
 spread over the next-best runs instead of all racing for the same one. SQLite has one writer
 at a time, so the first run read is free.
 """
