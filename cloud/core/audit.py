@@ -66,6 +66,27 @@ def record(conn: sa.Connection, actor: str, action: str, subject: str,
                            **({"source": source} if source else {})})
 
 
+def audited_insert(made: sa.CTE, actor: sa.BindParameter, action: str,
+                   subject_prefix: str) -> sa.Select:
+    """PostgreSQL only (a data-modifying WITH): the row ``made`` (an INSERT … RETURNING id, as
+    a CTE) and its audit row in one statement, whose subject is ``subject_prefix`` and the
+    new id; the statement returns the id (nothing when ``made`` inserted nothing). Executed
+    with :func:`audit_values`."""
+    audited = sa.insert(audit_log).from_select(
+        ("at", "actor", "action", "subject", "after", "source"), sa.select(
+            sa.bindparam("audit_at", type_=audit_log.c.at.type), actor, sa.literal(action),
+            sa.literal(subject_prefix) + sa.cast(made.c.id, sa.String),
+            sa.bindparam("audit_after", type_=audit_log.c.after.type),
+            sa.bindparam("audit_source", type_=audit_log.c.source.type))).cte("audited")
+    return sa.select(made.c.id).add_cte(audited)
+
+
+def audit_values(after: dict[str, Any] | None) -> dict[str, Any]:
+    """The audit row's values for :func:`audited_insert`: now, ``after``, the request's
+    address."""
+    return {"audit_at": utcnow(), "audit_after": after, "audit_source": audit_source()}
+
+
 def find_audit(conn: sa.Connection, actor: str = "", action: str = "", subject: str = "",
                since: datetime | None = None, until: datetime | None = None,
                limit: int = 50, offset: int = 0) -> list[sa.Row]:

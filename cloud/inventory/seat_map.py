@@ -15,8 +15,7 @@ import sqlalchemy as sa
 
 from cloud.catalog.tables import seats, zones
 from cloud.core.audit import SYSTEM, record
-from cloud.inventory.seats import follow_venue_map
-from cloud.inventory.tables import session_seats
+from cloud.inventory.seats import follow_seat_categories, follow_venue_map
 from sync.websafe import CsvWriter, csv_uncell
 
 SEAT_COLUMNS = ("level", "zone", "row", "number", "category", "damaged", "removed", "obstructed")
@@ -140,11 +139,7 @@ def import_seats_csv(conn: sa.Connection, venue_id: int, text: str,
         conn.execute(sa.update(seats).where(seats.c.id == sa.bindparam("seat_id"))
                      .values({k: sa.bindparam(k) for k in ("zone_id", "category", "damaged",
                                                             "removed", "obstructed")}), changed)
-        # every session's copy of a seat's category, on sale or not, as its price follows it
-        conn.execute(sa.update(session_seats).where(
-            session_seats.c.seat_id == sa.bindparam("seat")).values(
-            price_category=sa.bindparam("price")),
-            [{"seat": c["seat_id"], "price": c["category"]} for c in changed])
+        follow_seat_categories(conn, {c["seat_id"]: c["category"] for c in changed})
     report.created, report.updated = len(new), len(changed)
     if new or changed:
         follow_venue_map(conn, venue_id)

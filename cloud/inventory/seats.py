@@ -121,6 +121,16 @@ def follow_venue_map(conn: sa.Connection, venue_id: int) -> None:
             session_seats.c.seat_id.in_(damaged)).values(category="occupied"))
 
 
+def follow_seat_categories(conn: sa.Connection, categories: dict[int, str]) -> None:
+    """The venue map gave these seats these categories: every session's copy of each
+    (``price_category``), on sale or not, follows, as the seat's price does."""
+    if categories:
+        conn.execute(sa.update(session_seats).where(
+            session_seats.c.seat_id == sa.bindparam("seat")).values(
+            price_category=sa.bindparam("price")),
+            [{"seat": seat_id, "price": category} for seat_id, category in categories.items()])
+
+
 def set_category(conn: sa.Connection, session_id: int, seat_ids: list[int],
                  category: str, actor: str = SYSTEM) -> None:
     if category not in CATEGORIES:

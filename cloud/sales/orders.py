@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from cloud.catalog.tables import events, products, sessions
-from cloud.core.audit import SYSTEM, audit_log, audit_source, record
+from cloud.core.audit import SYSTEM, audit_values, audited_insert, record
 from cloud.core.db import per_dialect
 from cloud.inventory.holds import held_by, hold_seats, release_held, sell_held
 from cloud.inventory.quotas import describe
@@ -60,7 +60,6 @@ class OrderCreated:
 
 _COLUMNS = ("number", "session_id", "buyer", "actor", "state", "total", "currency",
             "expires_at", "created_at", "channel_id", "sold_via", "kind")
-_AUDIT_COLUMNS = ("at", "actor", "action", "subject", "after", "source")
 
 
 def _insert_statement(dialect) -> sa.Executable:
@@ -71,13 +70,7 @@ def _insert_statement(dialect) -> sa.Executable:
         index_elements=["number"]).returning(orders.c.id)
     if dialect is not postgresql:
         return made
-    made = made.cte("made")
-    audited = sa.insert(audit_log).from_select(_AUDIT_COLUMNS, sa.select(
-        sa.bindparam("audit_at", type_=audit_log.c.at.type), bound["actor"],
-        sa.literal("order.create"), sa.literal("order:") + sa.cast(made.c.id, sa.String),
-        sa.bindparam("audit_after", type_=audit_log.c.after.type),
-        sa.bindparam("audit_source", type_=audit_log.c.source.type))).cte("audited")
-    return sa.select(made.c.id).add_cte(audited)
+    return audited_insert(made.cte("made"), bound["actor"], "order.create", "order:")
 
 
 _INSERT = per_dialect(_insert_statement)
@@ -91,9 +84,8 @@ def _insert_order(conn: sa.Connection, audit: dict, **values) -> tuple[int, str]
     while True:
         number = numbers.new_number()
         after = {"number": number, **audit}
-        got = conn.execute(_INSERT(conn), {
-            "number": number, **values, "audit_at": utcnow(), "audit_after": after,
-            "audit_source": audit_source()}).first()
+        got = conn.execute(_INSERT(conn), {"number": number, **values,
+                                           **audit_values(after)}).first()
         if got is not None:
             if conn.dialect.name != "postgresql":
                 record(conn, values["actor"], "order.create", f"order:{got.id}", None, after)
