@@ -187,6 +187,12 @@ class Tier(NamedTuple):
 _TIER_COLUMNS = [price_tiers.c[name].label(f"tier_{name}") for name in Tier._fields]
 
 
+# what an order's plan, holds and deadline need of its session
+_SESSION_COLUMNS = ("id", "event_id", "venue_id", "state", "on_sale", "sale_opens_at",
+                    "sale_closes_at", "real_name", "buyer_limit", "holder_limit",
+                    "payment_minutes")
+
+
 def _session_statement(dialect) -> sa.Select:
     """The session with its event's limits, its venue's zones (their ids, comma-separated),
     the quotas of the keys ``quota_keys`` names (a JSON list; ``key=id``, comma-separated)
@@ -202,7 +208,8 @@ def _session_statement(dialect) -> sa.Select:
         sa.select(sa.column("value")).select_from(sa.func.json_each(asked))
     quota_ids = sa.select(joined(quotas.c.key + "=" + sa.cast(quotas.c.id, sa.String))).where(
         quotas.c.key.in_(keys)).scalar_subquery().label("quota_ids")
-    return sa.select(sessions, events.c.buyer_limit.label("event_buyer_limit"),
+    return sa.select(*(sessions.c[name] for name in _SESSION_COLUMNS),
+                     events.c.buyer_limit.label("event_buyer_limit"),
                      events.c.holder_limit.label("event_holder_limit"), zone_ids, quota_ids,
                      *_TIER_COLUMNS).join(
         events, events.c.id == sessions.c.event_id).outerjoin(
