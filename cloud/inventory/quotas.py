@@ -12,12 +12,14 @@ applied in the same pass, merged with what the sale adds.
 
 from __future__ import annotations
 
+import json
 from datetime import date
-from functools import lru_cache
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from cloud.core.audit import SYSTEM, record
+from cloud.core.db import per_dialect
 from cloud.inventory.seats import InventoryError
 from cloud.inventory.tables import QUOTA_KINDS, quotas
 
@@ -105,15 +107,18 @@ def quota_by_key(conn: sa.Connection, key: str):
                         .where(quotas.c.key == key)).first()
 
 
-_MAX_KEYS = 16
+def ids_of_listed_keys(dialect, listed: sa.BindParameter) -> sa.Select:
+    """The key and id of each quota whose key the parameter ``listed`` names (a JSON list of
+    keys): one statement for any number of keys, each found by the key's index (an expanding
+    IN is rendered again on every call). Also read inside an order's session statement
+    (``cloud/sales/order_plan.py``)."""
+    keys = sa.select(sa.func.json_array_elements_text(sa.cast(listed, sa.JSON))) \
+        if dialect is postgresql else \
+        sa.select(sa.column("value")).select_from(sa.func.json_each(listed))
+    return sa.select(quotas.c.key, quotas.c.id).where(quotas.c.key.in_(keys))
 
 
-@lru_cache(maxsize=_MAX_KEYS)
-def _ids(n: int) -> sa.Select:
-    """The ids of ``n`` quota keys (``k0``…): one statement per count, built once (an
-    expanding IN is rendered again on every call)."""
-    return sa.select(quotas.c.key, quotas.c.id).where(
-        quotas.c.key.in_([sa.bindparam(f"k{i}", type_=quotas.c.key.type) for i in range(n)]))
+_IDS = per_dialect(lambda d: ids_of_listed_keys(d, sa.bindparam("keys", type_=sa.String)))
 
 
 _N = sa.bindparam("n", type_=sa.Integer)
@@ -128,13 +133,7 @@ def quota_ids(conn: sa.Connection, keys: set[str]) -> dict[str, int]:
     """The ids of the quotas with these keys (keys with no quota are left out)."""
     if not keys:
         return {}
-    found: dict[str, int] = {}
-    ordered = sorted(keys)
-    for start in range(0, len(ordered), _MAX_KEYS):
-        part = ordered[start:start + _MAX_KEYS]
-        found.update((key, quota_id) for key, quota_id in conn.execute(
-            _ids(len(part)), {f"k{i}": k for i, k in enumerate(part)}))
-    return found
+    return dict(conn.execute(_IDS(conn), {"keys": json.dumps(sorted(keys))}).all())
 
 
 def apply_quotas(conn: sa.Connection, deltas: dict[int, int]) -> int | None:

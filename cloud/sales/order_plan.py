@@ -29,8 +29,8 @@ from cloud.core.audit import SYSTEM
 from cloud.core.db import per_dialect
 from cloud.core.errors import Code, HubError
 from cloud.core.seal import keyring_for
-from cloud.inventory.quotas import quota_ids, quota_key, scoped_key
-from cloud.inventory.tables import quotas, session_seats
+from cloud.inventory.quotas import ids_of_listed_keys, quota_ids, quota_key, scoped_key
+from cloud.inventory.tables import session_seats
 from cloud.sales.tickets import TicketError, normal_document
 from sync.timeutil import CHINA
 
@@ -202,12 +202,9 @@ def _session_statement(dialect) -> sa.Select:
             sa.func.group_concat(values, ",")
     zone_ids = sa.select(joined(sa.cast(zones.c.id, sa.String))).where(
         zones.c.venue_id == sessions.c.venue_id).scalar_subquery().label("zone_ids")
-    asked = sa.bindparam("quota_keys", type_=sa.String)
-    keys = sa.select(sa.func.json_array_elements_text(sa.cast(asked, sa.JSON))) \
-        if dialect is postgresql else \
-        sa.select(sa.column("value")).select_from(sa.func.json_each(asked))
-    quota_ids = sa.select(joined(quotas.c.key + "=" + sa.cast(quotas.c.id, sa.String))).where(
-        quotas.c.key.in_(keys)).scalar_subquery().label("quota_ids")
+    named = ids_of_listed_keys(dialect, sa.bindparam("quota_keys", type_=sa.String)).subquery()
+    quota_ids = sa.select(joined(named.c.key + "=" + sa.cast(named.c.id, sa.String))) \
+        .scalar_subquery().label("quota_ids")
     return sa.select(*(sessions.c[name] for name in _SESSION_COLUMNS),
                      events.c.buyer_limit.label("event_buyer_limit"),
                      events.c.holder_limit.label("event_holder_limit"), zone_ids, quota_ids,
@@ -252,16 +249,21 @@ def _named_quotas(req: OrderRequest) -> list[str]:
     for line in req.lines:
         if line.kind == "pass" or line.seat_id is not None:
             continue
-        if line.kind == "seat":
-            keys.add(quota_key("zone", req.session_id, line.zone_id))
-        else:
-            keys |= {quota_key("ga", req.session_id, line.zone_id),
-                     quota_key("ga", req.session_id, 0)}
-        if isinstance(line.price_tier_id, int):
-            keys.add(quota_key("tier", req.session_id, price_tier_id=line.price_tier_id))
-        keys |= {scoped_key(scope, req.session_id, line.price_tier_id)
-                 for scope in req.quota_scopes}
+        tier = line.price_tier_id if isinstance(line.price_tier_id, int) else None
+        keys.update(_line_quota_keys(line.kind, req.session_id, line.zone_id, tier))
+        if line.kind == "ga":
+            keys.add(quota_key("ga", req.session_id, 0))  # the session's (:func:`_ga_fallbacks`)
+        keys.update(scoped_key(scope, req.session_id, tier) for scope in req.quota_scopes)
     return sorted(keys)
+
+
+def _line_quota_keys(kind: str, session_id: int, zone_id: int, tier_id: int | None) -> list[str]:
+    """The quotas a seat or general-admission line of a session counts against, where they
+    exist: its zone's (seats) or its zone's general admission, and its tier's."""
+    keys = [quota_key("zone" if kind == "seat" else "ga", session_id, zone_id)]
+    if tier_id is not None:
+        keys.append(quota_key("tier", session_id, price_tier_id=tier_id))
+    return keys
 
 
 def check_holder(name: str, doc_type: str, number: str) -> str:
@@ -479,10 +481,7 @@ class _Pricing:
             elif tier is not None and tier.seat_category:
                 raise OrderError("tier_prices_seats", tier_id=tier.id,
                                  category=tier.seat_category, field="price_tier_id")
-        keys = [quota_key("zone", s.id, zone_id)] if line.kind == "seat" else [
-            quota_key("ga", s.id, zone_id)]
-        if tier is not None:
-            keys.append(quota_key("tier", s.id, price_tier_id=tier.id))
+        keys = _line_quota_keys(line.kind, s.id, zone_id, tier.id if tier is not None else None)
         planned = PlannedLine(
             line.kind, s.id, line.seat_id, zone_id, tier.id if tier is not None else None,
             None, tier.amount if tier is not None else 0,
