@@ -15,6 +15,7 @@ from cloud.fleet.keys import activate_key, create_key
 from cloud.inventory import seats as inventory
 from cloud.inventory.seat_map import import_seats_csv
 from cloud.inventory.sessions import create_session
+from cloud.sales.tables import orders
 
 NOW = datetime(2026, 7, 1, 9, 0, tzinfo=UTC)
 START = NOW + timedelta(days=10)
@@ -58,3 +59,12 @@ def build(url: str) -> OrderHub:
         inventory.confirm_configuration(conn, session)
         inventory.put_on_sale(conn, session)
     return OrderHub(engine, venue, event, session, zones, vip, std)
+
+
+def bare_order(conn: sa.Connection) -> int:
+    """An order row for holds to name (the rules under test need nothing else of it)."""
+    n = conn.execute(sa.select(sa.func.count()).select_from(orders)).scalar_one()
+    return conn.execute(sa.insert(orders).values(
+        number=f"TEST{n:06d}", session_id=None, actor="test", state="pending_payment",
+        total=0, currency="CNY", expires_at=NOW + timedelta(minutes=15),
+        created_at=NOW)).inserted_primary_key[0]

@@ -18,8 +18,7 @@ from cloud.inventory.holds import (
     takeable_seats,
 )
 from cloud.inventory.seats import claim, reserve
-from cloud.sales.tables import orders
-from tests.cloud.orderkit import NOW, build
+from tests.cloud.orderkit import NOW, bare_order, build
 
 # zone A, row L1/1 (vip): seats 1..6 at positions 1..6, ranked 3:1, 4:2, 2:3, 5:4, 1:5, 6:6;
 # row L1/2 (std): the same shape, ranks 7..12
@@ -30,14 +29,6 @@ def hub(hub_url, key_store):
     h = build(hub_url)
     yield h
     h.engine.dispose()
-
-
-def _order(conn) -> int:
-    """An order row for holds to name (the rules under test need nothing else of it)."""
-    n = conn.execute(sa.select(sa.func.count()).select_from(orders)).scalar_one()
-    return conn.execute(sa.insert(orders).values(
-        number=f"TEST{n:06d}", session_id=None, actor="test", state="pending_payment", total=0, currency="CNY",
-        expires_at=NOW + timedelta(minutes=15), created_at=NOW)).inserted_primary_key[0]
 
 
 def runs(hub, n, now=NOW, customer=None, limit=16):
@@ -61,7 +52,7 @@ def test_runs_are_adjacent_seats_of_one_row_best_total_rank_first(hub):
 def test_runs_never_cross_a_held_sold_or_reserved_seat(hub):
     held, sold, kept = hub.seat("A", "1", 3), hub.seat("A", "1", 5), hub.seat("A", "2", 4)
     with hub.engine.begin() as conn:
-        hold_seats(conn, hub.session, [held], _order(conn), NOW + timedelta(minutes=15), NOW)
+        hold_seats(conn, hub.session, [held], bare_order(conn), NOW + timedelta(minutes=15), NOW)
         claim(conn, hub.session, sold, None, NOW)
         reserve(conn, hub.session, [kept], "Ms Li", NOW + timedelta(days=3650))
     assert runs(hub, 2) == [("L1/1", 1), ("L1/2", 2), ("L1/2", 1), ("L1/2", 5)]
@@ -76,9 +67,9 @@ def test_hold_best_takes_the_best_run_and_a_buyer_after_takes_the_next(hub):
     until = NOW + timedelta(minutes=15)
     seat = {(row, n): hub.seat("A", row, n) for row in ("1", "2") for n in range(1, 7)}
     with hub.engine.begin() as conn:
-        first = hold_best(conn, hub.session, hub.zones["A"], 2, _order(conn), until, NOW)
-        second = hold_best(conn, hub.session, hub.zones["A"], 2, _order(conn), until, NOW)
-        third = hold_best(conn, hub.session, hub.zones["A"], 3, _order(conn), until, NOW)
+        first = hold_best(conn, hub.session, hub.zones["A"], 2, bare_order(conn), until, NOW)
+        second = hold_best(conn, hub.session, hub.zones["A"], 2, bare_order(conn), until, NOW)
+        third = hold_best(conn, hub.session, hub.zones["A"], 3, bare_order(conn), until, NOW)
     assert set(first) == {seat["1", 3], seat["1", 4]}
     assert set(second) == {seat["1", 1], seat["1", 2]}
     assert set(third) == {seat["2", n] for n in (2, 3, 4)}
@@ -98,9 +89,9 @@ def _two_buyers_at_once(hub, n: int) -> tuple[dict, dict]:
     until = NOW + timedelta(minutes=15)
     with hub.engine.connect() as a, hub.engine.connect() as b:
         with a.begin():
-            mine = _order(a)
+            mine = bare_order(a)
         with b.begin():
-            theirs = _order(b)
+            theirs = bare_order(b)
         a.begin()
         b.begin()
         b.execute(sa.text("SET LOCAL lock_timeout = '2s'"))
@@ -122,11 +113,11 @@ def test_a_buyer_skips_a_run_another_transaction_is_taking_on_postgresql(hub):
 def test_a_single_seat_is_the_best_free_one_a_lapsed_hold_counting_as_free(hub):
     until = NOW + timedelta(minutes=15)
     with hub.engine.begin() as conn:
-        first = hold_best(conn, hub.session, hub.zones["A"], 1, _order(conn), until, NOW)
-        second = hold_best(conn, hub.session, hub.zones["A"], 1, _order(conn), until, NOW)
+        first = hold_best(conn, hub.session, hub.zones["A"], 1, bare_order(conn), until, NOW)
+        second = hold_best(conn, hub.session, hub.zones["A"], 1, bare_order(conn), until, NOW)
         later = NOW + timedelta(minutes=16)  # both holds have lapsed
-        third = hold_best(conn, hub.session, hub.zones["A"], 1, _order(conn), until, later)
-        std = hold_best(conn, hub.session, hub.zones["A"], 1, _order(conn), until, NOW,
+        third = hold_best(conn, hub.session, hub.zones["A"], 1, bare_order(conn), until, later)
+        std = hold_best(conn, hub.session, hub.zones["A"], 1, bare_order(conn), until, NOW,
                         category="std")
         held = conn.execute(sa.select(sa.func.count()).select_from(holds.session_seats).where(
             holds.session_seats.c.status == "held")).scalar_one()

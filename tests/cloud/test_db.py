@@ -199,9 +199,12 @@ def _backend(conn: sa.Connection) -> int:
 
 
 def _kill(engine: sa.Engine, pid: int) -> None:
+    """The backend ended: pg_terminate_backend with a timeout returns once it has exited
+    (false if it has not within the minute), not as soon as the signal is sent."""
     killer = sa.create_engine(engine.url)
     with killer.connect() as conn:
-        assert conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar()
+        assert conn.execute(sa.text("SELECT pg_terminate_backend(:pid, 60000)"),
+                            {"pid": pid}).scalar()
     killer.dispose()
 
 

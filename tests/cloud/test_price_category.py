@@ -15,8 +15,7 @@ from cloud.core.db import alembic_config
 from cloud.inventory.holds import hold_best
 from cloud.inventory.seat_map import import_seats_csv
 from cloud.inventory.tables import session_seats
-from tests.cloud.orderkit import NOW, SEATS, build
-from tests.cloud.test_best_runs import _order
+from tests.cloud.orderkit import NOW, SEATS, bare_order, build
 
 
 @pytest.fixture
@@ -66,9 +65,9 @@ def test_best_available_follows_a_seat_whose_category_changed_on_the_map(hub):
         assert import_seats_csv(conn, hub.venue, changed).updated == 1
     assert _copies(hub) == _categories(hub)
     with hub.engine.begin() as conn:
-        std = hold_best(conn, hub.session, hub.zones["A"], 1, _order(conn), until, NOW,
+        std = hold_best(conn, hub.session, hub.zones["A"], 1, bare_order(conn), until, NOW,
                         category="std")
-        vip = hold_best(conn, hub.session, hub.zones["A"], 1, _order(conn), until, NOW,
+        vip = hold_best(conn, hub.session, hub.zones["A"], 1, bare_order(conn), until, NOW,
                         not_categories=frozenset({"std"}))
     assert std == {hub.seat("A", "1", 3): hub.zones["A"]}
     assert vip == {hub.seat("A", "1", 4): hub.zones["A"]}
