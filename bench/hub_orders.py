@@ -143,16 +143,17 @@ class Client:
         once) when the server had closed the kept-alive one (gthread workers, ``--threads``
         above 1, close an idle connection after a few seconds)."""
         headers = {**self.headers, "Idempotency-Key": str(uuid.uuid4())}
-        for last in (False, True):
-            try:
-                self.http.request("POST", path, body=json.dumps(body).encode(), headers=headers)
-                answer = self.http.getresponse()
-                return Answer(answer.status, answer.read())
-            except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
-                self.http.close()
-                if last:
-                    raise
-        raise AssertionError("unreachable")
+        data = json.dumps(body).encode()
+        try:
+            return self._send(path, data, headers)
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            self.http.close()
+            return self._send(path, data, headers)
+
+    def _send(self, path: str, data: bytes, headers: dict) -> Answer:
+        self.http.request("POST", path, body=data, headers=headers)
+        answer = self.http.getresponse()
+        return Answer(answer.status, answer.read())
 
     def hold(self, line: dict) -> Answer:
         return self._post(f"/api/v1/sessions/{self.shop['session']}/orders", {"lines": [line]})
