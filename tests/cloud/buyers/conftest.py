@@ -16,7 +16,7 @@ from cloud.buyers.identities import VERIFY_JOB
 from cloud.buyers.verification import make_verifier
 from cloud.buyers.verifying import verify_handler
 from cloud.core.jobs import Tasks
-from sync.identity import gb11643_check
+from sync.identity import gb11643_check, mask_document
 from tests.cloud.payments.conftest import start_on_free_port, stop
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -27,13 +27,16 @@ _GIVEN: set[str] = set()
 
 def resident_id() -> str:
     """A fake, valid resident ID number of its own (the sandbox's scripts are by number, and
-    one sandbox serves the whole session: a number is never given twice)."""
+    one sandbox serves the whole session: a number is never given twice). Its masked form is
+    its own too: the sandbox lists the calls it answered by masked number only (its first
+    and last four characters), and two numbers sharing their last four would share calls."""
     while True:
         body = (f"1101011990{1 + secrets.randbelow(12):02d}{1 + secrets.randbelow(28):02d}"
                 f"{secrets.randbelow(1000):03d}")
-        if body not in _GIVEN:
-            _GIVEN.add(body)
-            return body + gb11643_check(body)
+        number = body + gb11643_check(body)
+        if mask_document(number) not in _GIVEN:
+            _GIVEN.add(mask_document(number))
+            return number
 
 
 @dataclass
@@ -54,8 +57,6 @@ class Idcheck:
         self.control("POST", "/_sandbox/people", json={"number": number, "name": name})
 
     def calls(self, number: str) -> list[dict]:
-        from sync.identity import mask_document
-
         return [r for r in self.control("GET", "/_sandbox/requests")["requests"]
                 if r["number"] == mask_document(number)]
 
